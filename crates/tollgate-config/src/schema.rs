@@ -1,0 +1,371 @@
+//! The TOML schema: Kong's entities and field names, one struct per table.
+//!
+//! Every struct denies unknown fields so that a typo is an error, not a silently
+//! ignored setting. Plugin configs are kept as raw tables here and typed in a second
+//! pass (`PluginConfig`), because the plugin `name` decides the config's type and
+//! serde's internally tagged enums would lose the field paths of errors.
+
+use serde::Deserialize;
+
+fn default_true() -> bool {
+    true
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    #[serde(default)]
+    pub consumers: Vec<Consumer>,
+    #[serde(default)]
+    pub plugins: Vec<PluginEntry>,
+}
+
+pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Proxy listeners, `host:port`.
+    #[serde(default = "ServerConfig::default_listen")]
+    pub listen: Vec<String>,
+    /// Admin listener for /metrics, /health, /ready, /status. Loopback by default.
+    #[serde(default = "ServerConfig::default_admin_listen")]
+    pub admin_listen: String,
+    /// Worker threads of the proxy service; 0 means one per CPU.
+    #[serde(default)]
+    pub threads: usize,
+    /// Largest request body accepted, in bytes (default 8 MiB).
+    #[serde(default = "ServerConfig::default_max_body")]
+    pub max_request_body_size: usize,
+    /// Seconds that SIGTERM waits for in-flight requests (default 30).
+    #[serde(default = "ServerConfig::default_grace")]
+    pub grace_period_seconds: u64,
+    /// `"stdout"` (default), `"off"`, or a file path for the JSON access log.
+    #[serde(default = "ServerConfig::default_access_log")]
+    pub access_log: String,
+}
+
+impl ServerConfig {
+    fn default_listen() -> Vec<String> {
+        vec!["0.0.0.0:8000".to_string()]
+    }
+    fn default_admin_listen() -> String {
+        "127.0.0.1:8100".to_string()
+    }
+    fn default_max_body() -> usize {
+        DEFAULT_MAX_REQUEST_BODY_SIZE
+    }
+    fn default_grace() -> u64 {
+        30
+    }
+    fn default_access_log() -> String {
+        "stdout".to_string()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: Self::default_listen(),
+            admin_listen: Self::default_admin_listen(),
+            threads: 0,
+            max_request_body_size: Self::default_max_body(),
+            grace_period_seconds: Self::default_grace(),
+            access_log: Self::default_access_log(),
+        }
+    }
+}
+
+/// Kong's service. An LLM service has no `url`: its ai-proxy plugins name the targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    /// Upstream for passthrough routes, `http://host:port/path`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Milliseconds.
+    #[serde(default)]
+    pub connect_timeout: Option<u64>,
+    #[serde(default)]
+    pub read_timeout: Option<u64>,
+    #[serde(default)]
+    pub write_timeout: Option<u64>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    pub service: String,
+    /// Path prefixes; each starts with `/`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+    /// Upper-case HTTP methods; empty means any.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Host names (exact, or `*.example.com`); empty means any.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Kong's default: the matched prefix is removed before proxying.
+    #[serde(default = "default_true")]
+    pub strip_path: bool,
+    #[serde(default)]
+    pub preserve_host: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub custom_id: Option<String>,
+    /// ACL groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub keyauth_credentials: Vec<KeyAuthCredential>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Consumer {
+    /// The name a consumer is referenced by: its username, else its custom_id.
+    pub fn reference(&self) -> &str {
+        self.username
+            .as_deref()
+            .or(self.custom_id.as_deref())
+            .unwrap_or("")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAuthCredential {
+    pub key: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// A plugin as written in the file; `config` is typed by `PluginConfig::from_entry`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    pub name: String,
+    #[serde(default)]
+    pub service: Option<String>,
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub consumer: Option<String>,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// The typed config of a plugin, chosen by its name.
+// Built once per load and matched on by value in the proxy; boxing the large variant
+// would buy nothing but noisier patterns.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone)]
+pub enum PluginConfig {
+    KeyAuth(KeyAuthConfig),
+    Acl(AclConfig),
+    AiProxy(AiProxyConfig),
+    AiProxyAdvanced(AiProxyAdvancedConfig),
+}
+
+pub const PLUGIN_NAMES: &[&str] = &["key-auth", "acl", "ai-proxy", "ai-proxy-advanced"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAuthConfig {
+    #[serde(default = "KeyAuthConfig::default_key_names")]
+    pub key_names: Vec<String>,
+    #[serde(default = "default_true")]
+    pub key_in_header: bool,
+    #[serde(default = "default_true")]
+    pub key_in_query: bool,
+    #[serde(default)]
+    pub key_in_body: bool,
+    #[serde(default)]
+    pub hide_credentials: bool,
+    /// Username or custom_id of the consumer that unauthenticated requests run as.
+    #[serde(default)]
+    pub anonymous: Option<String>,
+}
+
+impl KeyAuthConfig {
+    fn default_key_names() -> Vec<String> {
+        vec!["apikey".to_string()]
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclConfig {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Kong's ai-proxy: one target, inline.
+pub type AiProxyConfig = TargetSpec;
+
+/// Target fields shared by ai-proxy and ai-proxy-advanced's `targets[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetSpec {
+    #[serde(default = "TargetSpec::default_route_type")]
+    pub route_type: String,
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub logging: LoggingConfig,
+    #[serde(default)]
+    pub weight: Option<u32>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl TargetSpec {
+    fn default_route_type() -> String {
+        "llm/v1/chat".to_string()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiProxyAdvancedConfig {
+    #[serde(default)]
+    pub balancer: BalancerConfig,
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BalancerConfig {
+    #[serde(default = "BalancerConfig::default_algorithm")]
+    pub algorithm: String,
+    #[serde(default = "BalancerConfig::default_tokens_count_strategy")]
+    pub tokens_count_strategy: String,
+    #[serde(default = "BalancerConfig::default_latency_strategy")]
+    pub latency_strategy: String,
+    #[serde(default)]
+    pub retries: u32,
+    /// Milliseconds.
+    #[serde(default = "BalancerConfig::default_connect_timeout")]
+    pub connect_timeout: u64,
+    #[serde(default = "BalancerConfig::default_rw_timeout")]
+    pub read_timeout: u64,
+    #[serde(default = "BalancerConfig::default_rw_timeout")]
+    pub write_timeout: u64,
+}
+
+impl BalancerConfig {
+    fn default_algorithm() -> String {
+        "round-robin".to_string()
+    }
+    fn default_tokens_count_strategy() -> String {
+        "total-tokens".to_string()
+    }
+    fn default_latency_strategy() -> String {
+        "tpot".to_string()
+    }
+    fn default_connect_timeout() -> u64 {
+        60_000
+    }
+    fn default_rw_timeout() -> u64 {
+        60_000
+    }
+}
+
+impl Default for BalancerConfig {
+    fn default() -> Self {
+        BalancerConfig {
+            algorithm: Self::default_algorithm(),
+            tokens_count_strategy: Self::default_tokens_count_strategy(),
+            latency_strategy: Self::default_latency_strategy(),
+            retries: 0,
+            connect_timeout: Self::default_connect_timeout(),
+            read_timeout: Self::default_rw_timeout(),
+            write_timeout: Self::default_rw_timeout(),
+        }
+    }
+}
+
+/// How the gateway authenticates to the provider (credential mediation).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub header_name: Option<String>,
+    #[serde(default)]
+    pub header_value: Option<String>,
+    #[serde(default)]
+    pub param_name: Option<String>,
+    #[serde(default)]
+    pub param_value: Option<String>,
+    /// `query` or `body`.
+    #[serde(default)]
+    pub param_location: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub provider: String,
+    /// The model the provider is asked for; absent leaves it to the request.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub options: ModelOptions,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelOptions {
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub top_p: Option<f64>,
+    #[serde(default)]
+    pub top_k: Option<u64>,
+    /// Dollars per million input tokens.
+    #[serde(default)]
+    pub input_cost: Option<f64>,
+    /// Dollars per million output tokens.
+    #[serde(default)]
+    pub output_cost: Option<f64>,
+    /// Overrides the provider's default endpoint, e.g. `http://127.0.0.1:9001/v1/chat/completions`.
+    #[serde(default)]
+    pub upstream_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LoggingConfig {
+    #[serde(default)]
+    pub log_statistics: bool,
+    #[serde(default)]
+    pub log_payloads: bool,
+}

@@ -1,0 +1,680 @@
+//! Loading tests: whole files in, `Config` or positioned errors out.
+
+use std::path::Path;
+
+use super::*;
+
+/// The seed "secure MCP traffic" scenario from DESIGN.md: an LLM service with no url,
+/// key-auth, a balanced OpenAI target, and a consumer-scoped ai-proxy override.
+const SEED: &str = r#"[server]
+listen = ["0.0.0.0:8000"]
+admin_listen = "127.0.0.1:8100"
+
+[[services]]
+name = "mcp-service"
+
+[[routes]]
+name = "chat"
+service = "mcp-service"
+paths = ["/llm/v1/chat"]
+methods = ["POST"]
+
+[[consumers]]
+username = "chat-client"
+groups = ["premium"]
+keyauth_credentials = [{ key = "secret-chat-key" }]
+
+[[plugins]]
+name = "key-auth"
+service = "mcp-service"
+config.key_names = ["apikey"]
+
+[[plugins]]
+name = "ai-proxy-advanced"
+service = "mcp-service"
+[plugins.config.balancer]
+algorithm = "round-robin"
+retries = 3
+[[plugins.config.targets]]
+route_type = "llm/v1/chat"
+auth = { header_name = "Authorization", header_value = "Bearer {vault://env/openai-key}" }
+logging = { log_statistics = true }
+model = { provider = "openai", name = "gpt-4o", options = { max_tokens = 1024, input_cost = 2.5, output_cost = 10, upstream_url = "http://127.0.0.1:9001/v1/chat/completions" } }
+
+[[plugins]]
+name = "ai-proxy"
+consumer = "chat-client"
+[plugins.config]
+auth = { header_name = "Authorization", header_value = "Bearer {vault://env/openai-key}" }
+model = { provider = "openai", name = "gpt-4o-mini", options = { max_tokens = 1024, temperature = 0.7, upstream_url = "http://127.0.0.1:9001/v1/chat/completions" } }
+
+[[plugins]]
+name = "acl"
+route = "chat"
+config.allow = ["premium"]
+"#;
+
+const OPENAI_KEY: &str = "sk-test-0123456789";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "OPENAI_KEY" => Some(OPENAI_KEY.to_string()),
+        "SERVICE_URL" => Some(format!("ftp://user:{OPENAI_KEY}@host")),
+        "SHARED_KEY" => Some("shared-secret-key".to_string()),
+        _ => None,
+    }
+}
+
+fn load(text: &str) -> Result<Config, ConfigErrors> {
+    load_str(text, Path::new("conf/tollgate.toml"), &env)
+}
+
+/// The errors of a file that must fail to load.
+fn errors(text: &str) -> Vec<ConfigError> {
+    match load(text) {
+        Ok(config) => panic!("expected errors, loaded: {}", config.summary()),
+        Err(errors) => errors.0,
+    }
+}
+
+/// 1-based line of the first occurrence of `needle` (which must be unique enough).
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"));
+    text[..at].matches('\n').count() + 1
+}
+
+/// The single error of a file, checked against a path and a line.
+fn single_error(text: &str) -> ConfigError {
+    let mut errors = errors(text);
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    errors.remove(0)
+}
+
+#[test]
+fn seed_scenario_loads() {
+    let config = load(SEED).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.source, Path::new("conf/tollgate.toml"));
+    assert_eq!(config.server.listen, vec!["0.0.0.0:8000"]);
+    assert_eq!(config.services.len(), 1);
+    assert_eq!(config.services[0].url, None);
+    assert_eq!(config.routes[0].methods, vec!["POST"]);
+    assert!(config.routes[0].strip_path, "Kong's default");
+    assert_eq!(config.consumers[0].reference(), "chat-client");
+    assert_eq!(
+        config.consumers[0].keyauth_credentials[0].key,
+        "secret-chat-key"
+    );
+
+    let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["key-auth", "ai-proxy-advanced", "ai-proxy", "acl"]);
+    match &config.plugins[0].config {
+        PluginConfig::KeyAuth(c) => assert_eq!(c.key_names, ["apikey"]),
+        other => panic!("{other:?}"),
+    }
+    match &config.plugins[1].config {
+        PluginConfig::AiProxyAdvanced(c) => {
+            assert_eq!(c.balancer.algorithm, "round-robin");
+            assert_eq!(c.balancer.retries, 3);
+            let target = &c.targets[0];
+            assert_eq!(target.model.provider, "openai");
+            assert_eq!(target.model.name.as_deref(), Some("gpt-4o"));
+            assert_eq!(target.model.options.max_tokens, Some(1024));
+            assert_eq!(target.model.options.output_cost, Some(10.0));
+            assert!(target.logging.log_statistics);
+            let auth = target.auth.as_ref().expect("auth");
+            assert_eq!(
+                auth.header_value.as_deref(),
+                Some(format!("Bearer {OPENAI_KEY}").as_str())
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let ai_proxy = &config.plugins[2];
+    assert_eq!(ai_proxy.consumer.as_deref(), Some("chat-client"));
+    match &ai_proxy.config {
+        PluginConfig::AiProxy(t) => {
+            assert_eq!(t.route_type, "llm/v1/chat", "defaulted");
+            assert_eq!(t.model.options.temperature, Some(0.7));
+            assert_eq!(t.model.options.max_tokens, Some(1024));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        config.summary(),
+        "1 services, 1 routes, 1 consumers, 4 plugins (key-auth, ai-proxy-advanced, ai-proxy, acl)"
+    );
+    // sha256 of the text, not of the resolved values.
+    assert_eq!(config.digest.len(), 64);
+    assert_eq!(
+        config.digest,
+        load(SEED).map(|c| c.digest).unwrap_or_default()
+    );
+    assert_ne!(
+        config.digest,
+        load(&format!("{SEED}\n"))
+            .map(|c| c.digest)
+            .unwrap_or_default()
+    );
+}
+
+#[test]
+fn load_file_reads_file_vault_relative_to_config_and_hashes_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("openai.key"), "sk-from-file\n").expect("write");
+    let text = SEED.replace("{vault://env/openai-key}", "{vault://file/openai.key}");
+    let path = dir.path().join("tollgate.toml");
+    std::fs::write(&path, &text).expect("write");
+    let config = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    match &config.plugins[2].config {
+        PluginConfig::AiProxy(t) => assert_eq!(
+            t.auth.as_ref().and_then(|a| a.header_value.as_deref()),
+            Some("Bearer sk-from-file")
+        ),
+        other => panic!("{other:?}"),
+    }
+    // Known digest of a fixed input, to pin the encoding (lower-case hex sha256).
+    std::fs::write(&path, "").expect("write");
+    assert_eq!(
+        load_file(&path).map(|c| c.digest).unwrap_or_default(),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}
+
+#[test]
+fn load_file_reports_unreadable_file_without_position() {
+    let errors = load_file(Path::new("/nonexistent/tollgate.toml")).expect_err("missing file");
+    assert_eq!(errors.len(), 1);
+    let text = errors.to_string();
+    assert!(
+        text.starts_with("/nonexistent/tollgate.toml: cannot read config file:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn empty_file_is_a_valid_default() {
+    let config = load("").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.summary(),
+        "0 services, 0 routes, 0 consumers, 0 plugins"
+    );
+    assert_eq!(config.server.admin_listen, "127.0.0.1:8100");
+}
+
+#[test]
+fn unknown_top_level_field_names_path_and_line() {
+    // Before `[server]`, so it is a top-level key (a common mistake: `listen` belongs
+    // in `[server]`).
+    let text = format!("listen = [\"0.0.0.0:9000\"]\n{SEED}");
+    let e = single_error(&text);
+    assert_eq!(e.path, "listen");
+    assert_eq!(e.line, line_of(&text, "listen = [\"0.0.0.0:9000\"]"));
+    assert!(
+        e.message.contains("unknown field `listen`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn unknown_route_field_names_path_and_line() {
+    let text = SEED.replace(
+        "methods = [\"POST\"]",
+        "methods = [\"POST\"]\nstrip_pth = false",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "routes[0].strip_pth");
+    assert_eq!((e.line, e.column), (line_of(&text, "strip_pth"), 1));
+    assert!(
+        e.message.contains("unknown field `strip_pth`"),
+        "{}",
+        e.message
+    );
+    assert!(
+        e.message.contains("`strip_path`"),
+        "lists the valid fields: {}",
+        e.message
+    );
+}
+
+#[test]
+fn unknown_field_deep_in_plugin_config_names_path_and_line() {
+    let text = SEED.replace(
+        "name = \"gpt-4o\", options",
+        "name = \"gpt-4o\", modle_name = \"x\", options",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "plugins[1].config.targets[0].model.modle_name");
+    assert_eq!(e.line, line_of(&text, "modle_name"));
+    assert!(
+        e.message.contains("unknown field `modle_name`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn type_errors_in_plugin_config_name_path_and_line() {
+    let text = SEED.replace("temperature = 0.7", "temperature = \"warm\"");
+    let e = single_error(&text);
+    assert_eq!(e.path, "plugins[2].config.model.options.temperature");
+    assert_eq!(e.line, line_of(&text, "\"warm\""));
+    assert!(e.message.contains("invalid type"), "{}", e.message);
+}
+
+#[test]
+fn plugin_config_errors_are_collected_from_every_plugin() {
+    let text = SEED
+        .replace(
+            "config.key_names = [\"apikey\"]",
+            "config.key_nmes = [\"apikey\"]",
+        )
+        .replace(
+            "config.allow = [\"premium\"]",
+            "config.allowed = [\"premium\"]",
+        );
+    let errors = errors(&text);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["plugins[0].config.key_nmes", "plugins[3].config.allowed"]
+    );
+    assert_eq!(errors[1].line, line_of(&text, "config.allowed"));
+}
+
+#[test]
+fn unknown_and_unimplemented_plugins() {
+    let text = format!(
+        "{SEED}\n[[plugins]]\nname = \"rate-limiting\"\n\n[[plugins]]\nname = \"ai-rate-limiting-advanced\"\nservice = \"mcp-service\"\n[plugins.config]\nstrategy = \"local\"\n"
+    );
+    let errors = errors(&text);
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors[0].path, "plugins[4].name");
+    assert_eq!(errors[0].line, line_of(&text, "\"rate-limiting\""));
+    assert_eq!(
+        errors[0].message,
+        "unknown plugin `rate-limiting`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced"
+    );
+    assert_eq!(errors[1].path, "plugins[5].name");
+    assert_eq!(
+        errors[1].line,
+        line_of(&text, "\"ai-rate-limiting-advanced\"")
+    );
+    assert_eq!(
+        errors[1].message,
+        "plugin ai-rate-limiting-advanced is not implemented yet; remove it or wait for token limits (see README)"
+    );
+}
+
+#[test]
+fn dangling_references_name_their_lines() {
+    let text = SEED
+        .replace(
+            "service = \"mcp-service\"\npaths",
+            "service = \"mcp-svc\"\npaths",
+        )
+        .replace("route = \"chat\"", "route = \"chat-v2\"")
+        .replace("consumer = \"chat-client\"", "consumer = \"nobody\"");
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("routes[0].service", line_of(&text, "\"mcp-svc\"")),
+            ("plugins[2].consumer", line_of(&text, "\"nobody\"")),
+            ("plugins[3].route", line_of(&text, "\"chat-v2\"")),
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[0].message, "unknown service `mcp-svc`");
+    assert_eq!(errors[1].message, "unknown consumer `nobody`");
+    assert_eq!(errors[2].message, "unknown route `chat-v2`");
+}
+
+#[test]
+fn consumers_are_referenced_by_username_or_custom_id() {
+    let text = SEED
+        .replace("username = \"chat-client\"", "custom_id = \"client-7\"")
+        .replace("consumer = \"chat-client\"", "consumer = \"client-7\"");
+    let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.consumers[0].reference(), "client-7");
+    let text = format!("{SEED}\n[[plugins]]\nname = \"key-auth\"\nroute = \"chat\"\nconfig.anonymous = \"ghost\"\n");
+    let e = single_error(&text);
+    assert_eq!(e.path, "plugins[4].config.anonymous");
+    assert_eq!(e.line, line_of(&text, "\"ghost\""));
+}
+
+#[test]
+fn three_independent_semantic_errors_are_all_listed() {
+    let text = SEED
+        .replace("paths = [\"/llm/v1/chat\"]", "paths = [\"llm/v1/chat\"]")
+        .replace("methods = [\"POST\"]", "methods = [\"POSTT\"]")
+        .replace(
+            "algorithm = \"round-robin\"",
+            "algorithm = \"lowest-latency\"",
+        );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.line, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "routes[0].paths[0]",
+                line_of(&text, "paths = [\"llm"),
+                "path `llm/v1/chat` must start with `/`"
+            ),
+            (
+                "routes[0].methods[0]",
+                line_of(&text, "POSTT"),
+                "unknown HTTP method `POSTT`; expected one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE, CONNECT"
+            ),
+            (
+                "plugins[1].config.balancer.algorithm",
+                line_of(&text, "lowest-latency"),
+                "balancer algorithm `lowest-latency` is not implemented yet (implemented: round-robin)"
+            ),
+        ]
+    );
+    // Display: one `FILE:LINE:COL: PATH: MESSAGE` per line.
+    let shown = ConfigErrors(errors).to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(
+        lines[0],
+        format!(
+            "conf/tollgate.toml:{}:10: routes[0].paths[0]: path `llm/v1/chat` must start with `/`",
+            line_of(&text, "paths = [\"llm")
+        )
+    );
+}
+
+#[test]
+fn missing_vault_env_names_reference_variable_and_line() {
+    let text = SEED.replace(
+        "header_value = \"Bearer {vault://env/openai-key}\" }\nlogging",
+        "header_value = \"Bearer {vault://env/openai-api-key}\" }\nlogging",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "plugins[1].config.targets[0].auth.header_value");
+    assert_eq!(e.line, line_of(&text, "openai-api-key"));
+    assert_eq!(
+        e.message,
+        "vault reference {vault://env/openai-api-key}: environment variable OPENAI_API_KEY is not set"
+    );
+    // The other reference in the same file resolved; its secret is nowhere.
+    assert!(!e.to_string().contains(OPENAI_KEY));
+}
+
+#[test]
+fn unsupported_vault_is_an_error() {
+    let text = SEED.replace(
+        "key = \"secret-chat-key\"",
+        "key = \"{vault://aws/chat-key}\"",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "consumers[0].keyauth_credentials[0].key");
+    assert_eq!(e.line, line_of(&text, "vault://aws"));
+    assert_eq!(
+        e.message,
+        "vault reference {vault://aws/chat-key}: vault aws is not supported (env, file)"
+    );
+}
+
+#[test]
+fn errors_never_print_resolved_secrets() {
+    // A url taken from a vault that is invalid, and a duplicate key from the same
+    // vault: both are errors, neither may show the resolved value.
+    let text = SEED
+        .replace("name = \"mcp-service\"\n", "name = \"mcp-service\"\n\n[[services]]\nname = \"other\"\nurl = \"{vault://env/service-url}\"\n")
+        .replace(
+            "keyauth_credentials = [{ key = \"secret-chat-key\" }]",
+            "keyauth_credentials = [{ key = \"{vault://env/shared-key}\" }]\n\n[[consumers]]\nusername = \"second\"\nkeyauth_credentials = [{ key = \"{vault://env/shared-key}\" }]",
+        );
+    let errors = load(&text).expect_err("two errors");
+    let shown = errors.to_string();
+    assert_eq!(errors.len(), 2, "{shown}");
+    assert!(!shown.contains(OPENAI_KEY), "{shown}");
+    assert!(!shown.contains("shared-secret-key"), "{shown}");
+    assert!(!shown.contains("ftp://"), "{shown}");
+    assert_eq!(errors.0[0].path, "services[1].url");
+    assert!(errors.0[0].message.contains("not shown"), "{shown}");
+    assert_eq!(errors.0[1].path, "consumers[1].keyauth_credentials[0].key");
+}
+
+#[test]
+fn duplicate_keys_name_both_places_but_not_the_key() {
+    let text = format!(
+        "{SEED}\n[[consumers]]\nusername = \"copycat\"\nkeyauth_credentials = [{{ key = \"other\" }}, {{ key = \"secret-chat-key\" }}]\n"
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "consumers[1].keyauth_credentials[1].key");
+    assert_eq!(e.line, line_of(&text, "copycat") + 1);
+    assert_eq!(
+        e.message,
+        format!(
+            "duplicate key-auth key: the same key is already used at consumers[0].keyauth_credentials[0].key (line {})",
+            line_of(&text, "secret-chat-key")
+        )
+    );
+    assert!(!e.to_string().contains("secret-chat-key"));
+}
+
+#[test]
+fn duplicate_names_and_consumer_identity() {
+    let text = format!(
+        "{SEED}\n[[services]]\nname = \"mcp-service\"\nurl = \"http://mcp:8080/mcp\"\n\n[[consumers]]\nusername = \"chat-client\"\n\n[[consumers]]\ngroups = [\"x\"]\n\n[[consumers]]\ncustom_id = \"a\"\n\n[[consumers]]\ncustom_id = \"a\"\n\n[[consumers]]\nusername = \"\"\n"
+    );
+    let errors = errors(&text);
+    let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "services[1].name",
+            "consumers[1].username",
+            "consumers[2]",
+            "consumers[4].custom_id",
+            "consumers[5].username",
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[0]
+        .message
+        .starts_with("duplicate service name `mcp-service`; first defined at services[0].name"));
+    assert_eq!(
+        errors[2].message,
+        "a consumer needs a username or a custom_id"
+    );
+}
+
+#[test]
+fn route_shape_and_service_url_checks() {
+    let text = format!(
+        "{SEED}\n[[services]]\nname = \"web\"\nurl = \"mcp-server:8080\"\n\n[[routes]]\nname = \"nowhere\"\nservice = \"web\"\n\n[[routes]]\nname = \"hosted\"\nservice = \"web\"\nhosts = [\"*.example.com\"]\n"
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "services[1].url",
+                "url `mcp-server:8080` must start with http:// or https://"
+            ),
+            ("routes[1]", "a route needs at least one of paths or hosts"),
+        ]
+    );
+    assert_eq!(errors[1].line, line_of(&text, "name = \"nowhere\"") - 1);
+}
+
+#[test]
+fn service_without_url_needs_an_ai_plugin_for_every_consumer() {
+    // Only the consumer-scoped ai-proxy remains: other consumers would have no upstream.
+    let text = SEED.replace(
+        "name = \"ai-proxy-advanced\"\nservice = \"mcp-service\"",
+        "name = \"ai-proxy-advanced\"\nservice = \"mcp-service\"\nenabled = false",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "routes[0].service");
+    assert_eq!(e.line, line_of(&text, "service = \"mcp-service\"\npaths"));
+    assert_eq!(
+        e.message,
+        "service `mcp-service` has neither url nor an ai-proxy plugin, so route `chat` has no upstream"
+    );
+    // A global ai-proxy serves every route.
+    let text =
+        format!("{text}\n[[plugins]]\nname = \"ai-proxy\"\nconfig.model.provider = \"openai\"\n");
+    assert!(load(&text).is_ok());
+}
+
+#[test]
+fn target_checks() {
+    let text = format!(
+        r#"{SEED}
+[[routes]]
+name = "r2"
+service = "mcp-service"
+paths = ["/two"]
+
+[[plugins]]
+name = "ai-proxy-advanced"
+route = "r2"
+[plugins.config.balancer]
+algorithm = "fastest"
+[[plugins.config.targets]]
+route_type = "llm/v1/embeddings"
+weight = 0
+model = {{ provider = "anthropic" }}
+[[plugins.config.targets]]
+auth = {{ header_name = "Authorization", param_location = "header" }}
+model = {{ provider = "openai-compatible", options = {{ temperature = 6, top_p = 1.5, max_tokens = 0 }} }}
+[[plugins.config.targets]]
+model = {{ provider = "llama", options = {{ upstream_url = "http://[::1" }} }}
+"#
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    let t = "plugins[4].config";
+    let expected = [
+        (format!("{t}.balancer.algorithm"), "unknown balancer algorithm `fastest`; expected one of round-robin, lowest-latency, lowest-usage, consistent-hashing, semantic, priority".to_string()),
+        (format!("{t}.targets[0].route_type"), "route_type `llm/v1/embeddings` is not implemented yet (implemented: llm/v1/chat)".to_string()),
+        (format!("{t}.targets[0].weight"), "weight 0 must be in 1..=65535".to_string()),
+        (format!("{t}.targets[0].model.provider"), "provider anthropic is not implemented yet (implemented: openai, openai-compatible)".to_string()),
+        (format!("{t}.targets[1].auth"), "header_name and header_value must be set together".to_string()),
+        (format!("{t}.targets[1].auth"), "param_name, param_value and param_location must be set together".to_string()),
+        (format!("{t}.targets[1].auth.param_location"), "param_location `header` must be `query` or `body`".to_string()),
+        (format!("{t}.targets[1].model.options.max_tokens"), "max_tokens must be at least 1".to_string()),
+        (format!("{t}.targets[1].model.options.temperature"), "temperature 6 must be in 0..=5".to_string()),
+        (format!("{t}.targets[1].model.options.top_p"), "top_p 1.5 must be in 0..=1".to_string()),
+        (format!("{t}.targets[1].model.options.upstream_url"), "provider openai-compatible needs model.options.upstream_url".to_string()),
+        (format!("{t}.targets[2].model.provider"), "unknown provider `llama`; expected one of openai, azure, anthropic, gemini, bedrock, mistral, cohere, ollama, openai-compatible".to_string()),
+        (format!("{t}.targets[2].model.options.upstream_url"), "upstream_url `http://[::1` IPv6 host is missing its closing `]`".to_string()),
+    ];
+    let mut got: Vec<(String, String)> = got
+        .iter()
+        .map(|(p, m)| (p.to_string(), m.to_string()))
+        .collect();
+    let mut expected = expected.to_vec();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn plugin_checks() {
+    let text = format!(
+        "{SEED}\n[[plugins]]\nname = \"acl\"\nroute = \"chat\"\nconfig = {{ allow = [\"a\"], deny = [\"b\"] }}\n\n[[plugins]]\nname = \"key-auth\"\nconsumer = \"chat-client\"\nconfig.key_names = []\n\n[[plugins]]\nname = \"ai-proxy\"\nservice = \"mcp-service\"\nconfig.model.provider = \"openai\"\n"
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "plugins[4]",
+                line_of(
+                    &text,
+                    "[[plugins]]\nname = \"acl\"\nroute = \"chat\"\nconfig = {"
+                )
+            ),
+            ("plugins[4].config", line_of(&text, "config = { allow")),
+            (
+                "plugins[5].consumer",
+                line_of(&text, "consumer = \"chat-client\"\nconfig.key_names = []")
+            ),
+            (
+                "plugins[5].config.key_names",
+                line_of(&text, "config.key_names = []")
+            ),
+            (
+                "plugins[6]",
+                line_of(&text, "[[plugins]]\nname = \"ai-proxy\"\nservice")
+            ),
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[0].message.starts_with(
+        "plugin acl is configured twice for the same scope (route `chat`); first at plugins[3]"
+    ));
+    assert_eq!(
+        errors[1].message,
+        "set exactly one of allow or deny to a non-empty list of groups"
+    );
+    assert!(errors[4].message.starts_with("ai-proxy and ai-proxy-advanced are both configured for the same scope (service `mcp-service`)"));
+}
+
+#[test]
+fn server_checks() {
+    let text = SEED
+        .replace(
+            "listen = [\"0.0.0.0:8000\"]",
+            "listen = [\"0.0.0.0:8000\", \"localhost:80\"]\nmax_request_body_size = 0",
+        )
+        .replace(
+            "admin_listen = \"127.0.0.1:8100\"",
+            "admin_listen = \"8100\"",
+        );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("server.listen[1]", 2),
+            ("server.max_request_body_size", 3),
+            ("server.admin_listen", 4),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let text = "[server]\nlisten = [\"0.0.0.0:8000\"\n";
+    let e = single_error(text);
+    assert_eq!(e.path, "");
+    assert!(e.line >= 2, "{e}");
+    assert!(!e.message.contains('\n'), "one line: {e}");
+    assert!(e.to_string().starts_with("conf/tollgate.toml:"), "{e}");
+}
+
+#[test]
+fn plugin_config_from_entry_is_usable_alone() {
+    let entry: PluginEntry =
+        toml::from_str("name = \"acl\"\nconfig = { deny = [\"x\"] }").expect("entry");
+    let config = PluginConfig::from_entry(&entry).expect("typed");
+    assert_eq!(config.name(), "acl");
+    let entry: PluginEntry =
+        toml::from_str("name = \"acl\"\nconfig = { deny = 1 }").expect("entry");
+    let e = PluginConfig::from_entry(&entry).expect_err("bad type");
+    assert_eq!(e.path, "config.deny");
+}

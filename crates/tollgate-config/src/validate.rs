@@ -1,0 +1,738 @@
+//! Semantic checks: everything serde cannot see. All errors are collected, each at the
+//! field path of the offending value, so one `tollgate check` run lists every problem.
+//!
+//! Runs on the vault-resolved config; values are quoted through `Report::show`, which
+//! hides any that came from a vault reference.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use crate::error::Report;
+use crate::http_url::HttpUrl;
+use crate::schema::{
+    AclConfig, AiProxyAdvancedConfig, AuthConfig, FileConfig, KeyAuthConfig, PluginConfig,
+    ServerConfig, TargetSpec,
+};
+
+/// Providers Kong's ai-proxy knows; the gateway may not implement all of them yet.
+pub const PROVIDERS: &[&str] = &[
+    "openai",
+    "azure",
+    "anthropic",
+    "gemini",
+    "bedrock",
+    "mistral",
+    "cohere",
+    "ollama",
+    "openai-compatible",
+];
+
+/// Providers the gateway can translate for today.
+pub const IMPLEMENTED_PROVIDERS: &[&str] = &["openai", "openai-compatible"];
+
+/// Route types Kong knows; only chat is implemented.
+const ROUTE_TYPES: &[&str] = &[
+    "llm/v1/chat",
+    "llm/v1/completions",
+    "llm/v1/embeddings",
+    "preserve",
+];
+const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat"];
+
+const BALANCER_ALGORITHMS: &[&str] = &[
+    "round-robin",
+    "lowest-latency",
+    "lowest-usage",
+    "consistent-hashing",
+    "semantic",
+    "priority",
+];
+const IMPLEMENTED_BALANCER_ALGORITHMS: &[&str] = &["round-robin"];
+const TOKENS_COUNT_STRATEGIES: &[&str] =
+    &["total-tokens", "prompt-tokens", "completion-tokens", "cost"];
+const LATENCY_STRATEGIES: &[&str] = &["tpot", "e2e"];
+
+const HTTP_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+];
+
+pub(crate) fn validate(file: &FileConfig, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
+    check_server(&file.server, r);
+    let services = check_services(file, r);
+    let routes = check_routes(file, &services, r);
+    let consumers = check_consumers(file, r);
+    let names = Names {
+        services,
+        routes,
+        consumers,
+    };
+    check_plugin_scopes(file, &names, r);
+    for (i, config) in plugins.iter().enumerate() {
+        if let Some(config) = config {
+            check_plugin_config(i, config, &names, r);
+        }
+    }
+    check_upstreams(file, &names, r);
+}
+
+/// Entity names in use, each mapped to its index.
+struct Names<'a> {
+    services: HashMap<&'a str, usize>,
+    routes: HashMap<&'a str, usize>,
+    /// Usernames and custom_ids: plugins and `anonymous` may use either.
+    consumers: HashMap<&'a str, usize>,
+}
+
+/// Records `name` at `path`, reporting a duplicate against the first place it was
+/// seen. Returns false for duplicates.
+fn claim<'a>(
+    seen: &mut HashMap<&'a str, String>,
+    name: &'a str,
+    path: String,
+    what: &str,
+    r: &mut Report<'_>,
+) -> bool {
+    if let Some(first) = seen.get(name) {
+        let message = format!(
+            "duplicate {what} {}; first defined at {first} (line {})",
+            r.show(&path, name),
+            r.line_of(first)
+        );
+        r.error(path, message);
+        false
+    } else {
+        seen.insert(name, path);
+        true
+    }
+}
+
+fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
+    if server.listen.is_empty() {
+        r.error("server.listen", "at least one listen address is needed");
+    }
+    let mut seen = HashMap::new();
+    for (i, addr) in server.listen.iter().enumerate() {
+        let path = format!("server.listen[{i}]");
+        if addr.parse::<SocketAddr>().is_err() {
+            let message = format!(
+                "{} is not a socket address ip:port (like 0.0.0.0:8000)",
+                r.show(&path, addr)
+            );
+            r.error(path, message);
+        } else {
+            claim(&mut seen, addr, path, "listen address", r);
+        }
+    }
+    let path = "server.admin_listen";
+    if server.admin_listen.parse::<SocketAddr>().is_err() {
+        let message = format!(
+            "{} is not a socket address ip:port (like 127.0.0.1:8100)",
+            r.show(path, &server.admin_listen)
+        );
+        r.error(path, message);
+    } else if let Some(first) = seen.get(server.admin_listen.as_str()) {
+        let message = format!("admin_listen is also a proxy listen address ({first})");
+        r.error(path, message);
+    }
+    if server.max_request_body_size < 1 {
+        r.error("server.max_request_body_size", "must be at least 1 (bytes)");
+    }
+}
+
+fn check_services<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a str, usize> {
+    let mut seen = HashMap::new();
+    let mut names = HashMap::new();
+    for (i, service) in file.services.iter().enumerate() {
+        let base = format!("services[{i}]");
+        if service.name.is_empty() {
+            r.error(format!("{base}.name"), "name must not be empty");
+        } else if claim(
+            &mut seen,
+            &service.name,
+            format!("{base}.name"),
+            "service name",
+            r,
+        ) {
+            names.insert(service.name.as_str(), i);
+        }
+        if let Some(url) = &service.url {
+            let path = format!("{base}.url");
+            if let Err(e) = HttpUrl::parse(url) {
+                let message = format!("url {} {e}", r.show(&path, url));
+                r.error(path, message);
+            }
+        }
+        for (field, value) in [
+            ("connect_timeout", service.connect_timeout),
+            ("read_timeout", service.read_timeout),
+            ("write_timeout", service.write_timeout),
+        ] {
+            if value == Some(0) {
+                r.error(
+                    format!("{base}.{field}"),
+                    "must be at least 1 (milliseconds)",
+                );
+            }
+        }
+    }
+    names
+}
+
+fn check_routes<'a>(
+    file: &'a FileConfig,
+    services: &HashMap<&str, usize>,
+    r: &mut Report<'_>,
+) -> HashMap<&'a str, usize> {
+    let mut seen = HashMap::new();
+    let mut names = HashMap::new();
+    for (i, route) in file.routes.iter().enumerate() {
+        let base = format!("routes[{i}]");
+        if route.name.is_empty() {
+            r.error(format!("{base}.name"), "name must not be empty");
+        } else if claim(
+            &mut seen,
+            &route.name,
+            format!("{base}.name"),
+            "route name",
+            r,
+        ) {
+            names.insert(route.name.as_str(), i);
+        }
+        if !services.contains_key(route.service.as_str()) {
+            let path = format!("{base}.service");
+            let message = format!("unknown service {}", r.show(&path, &route.service));
+            r.error(path, message);
+        }
+        if route.paths.is_empty() && route.hosts.is_empty() {
+            r.error(base.clone(), "a route needs at least one of paths or hosts");
+        }
+        for (j, p) in route.paths.iter().enumerate() {
+            let path = format!("{base}.paths[{j}]");
+            if !p.starts_with('/') {
+                let message = format!("path {} must start with `/`", r.show(&path, p));
+                r.error(path, message);
+            }
+        }
+        for (j, method) in route.methods.iter().enumerate() {
+            let path = format!("{base}.methods[{j}]");
+            if !HTTP_METHODS.contains(&method.as_str()) {
+                let message = format!(
+                    "unknown HTTP method {}; expected one of {}",
+                    r.show(&path, method),
+                    HTTP_METHODS.join(", ")
+                );
+                r.error(path, message);
+            }
+        }
+        for (j, host) in route.hosts.iter().enumerate() {
+            let path = format!("{base}.hosts[{j}]");
+            if !is_host_pattern(host) {
+                let message = format!(
+                    "host {} must be a host name, optionally with a port and a leading `*.` or trailing `.*` wildcard",
+                    r.show(&path, host)
+                );
+                r.error(path, message);
+            }
+        }
+    }
+    names
+}
+
+/// Kong's route hosts: `example.com`, `*.example.com`, `example.*`, each with an
+/// optional `:port`.
+fn is_host_pattern(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.parse::<u16>().is_ok() => name,
+        Some(_) => return false,
+        None => host,
+    };
+    let name = name
+        .strip_prefix("*.")
+        .or_else(|| name.strip_suffix(".*"))
+        .unwrap_or(name);
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+}
+
+fn check_consumers<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a str, usize> {
+    let mut usernames: HashMap<&str, String> = HashMap::new();
+    let mut custom_ids: HashMap<&str, String> = HashMap::new();
+    let mut references = HashMap::new();
+    let mut keys: HashMap<&str, String> = HashMap::new();
+    for (i, consumer) in file.consumers.iter().enumerate() {
+        let base = format!("consumers[{i}]");
+        if consumer.username.is_none() && consumer.custom_id.is_none() {
+            r.error(base.clone(), "a consumer needs a username or a custom_id");
+        }
+        if let Some(username) = consumer.username.as_deref() {
+            let path = format!("{base}.username");
+            if username.is_empty() {
+                r.error(path, "username must not be empty");
+            } else if claim(&mut usernames, username, path, "consumer username", r) {
+                references.insert(username, i);
+            }
+        }
+        if let Some(custom_id) = consumer.custom_id.as_deref() {
+            let path = format!("{base}.custom_id");
+            if custom_id.is_empty() {
+                r.error(path, "custom_id must not be empty");
+            } else if claim(
+                &mut custom_ids,
+                custom_id,
+                path.clone(),
+                "consumer custom_id",
+                r,
+            ) {
+                references.entry(custom_id).or_insert(i);
+            }
+        }
+        for (j, credential) in consumer.keyauth_credentials.iter().enumerate() {
+            let path = format!("{base}.keyauth_credentials[{j}].key");
+            if r.is_failed(&path) {
+                continue;
+            }
+            if credential.key.is_empty() {
+                r.error(path, "key must not be empty");
+            } else if let Some(first) = keys.get(credential.key.as_str()) {
+                // Never print the key itself: name both places instead.
+                let message = format!(
+                    "duplicate key-auth key: the same key is already used at {first} (line {})",
+                    r.line_of(first)
+                );
+                r.error(path, message);
+            } else {
+                keys.insert(&credential.key, path);
+            }
+        }
+    }
+    // Plugins and `anonymous` reference a consumer by username or custom_id; a
+    // custom_id equal to another consumer's username would make that ambiguous.
+    for (i, consumer) in file.consumers.iter().enumerate() {
+        let Some(custom_id) = consumer.custom_id.as_deref() else {
+            continue;
+        };
+        if let Some(other) = usernames.get(custom_id) {
+            if consumer.username.as_deref() != Some(custom_id) {
+                let path = format!("consumers[{i}].custom_id");
+                let message = format!(
+                    "custom_id {} equals the username at {other} (line {}); consumer references would be ambiguous",
+                    r.show(&path, custom_id),
+                    r.line_of(other)
+                );
+                r.error(path, message);
+            }
+        }
+    }
+    references
+}
+
+/// Which entities a plugin is attached to; plugins of one name are unique per scope.
+type Scope<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
+
+fn describe_scope(scope: Scope<'_>) -> String {
+    let parts: Vec<String> = [
+        ("service", scope.0),
+        ("route", scope.1),
+        ("consumer", scope.2),
+    ]
+    .iter()
+    .filter_map(|(what, name)| name.map(|n| format!("{what} `{n}`")))
+    .collect();
+    if parts.is_empty() {
+        "global".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+fn check_plugin_scopes(file: &FileConfig, names: &Names<'_>, r: &mut Report<'_>) {
+    let mut seen: HashMap<(&str, Scope<'_>), usize> = HashMap::new();
+    for (i, entry) in file.plugins.iter().enumerate() {
+        let base = format!("plugins[{i}]");
+        let references = [
+            ("service", &entry.service, &names.services),
+            ("route", &entry.route, &names.routes),
+            ("consumer", &entry.consumer, &names.consumers),
+        ];
+        for (field, value, known) in references {
+            if let Some(name) = value {
+                if !known.contains_key(name.as_str()) {
+                    let path = format!("{base}.{field}");
+                    let message = format!("unknown {field} {}", r.show(&path, name));
+                    r.error(path, message);
+                }
+            }
+        }
+        // Authentication and ACLs run before the consumer is known (Kong's no_consumer).
+        if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl") {
+            r.error(
+                format!("{base}.consumer"),
+                format!(
+                    "plugin {} cannot be scoped to a consumer: it runs before the consumer is known",
+                    entry.name
+                ),
+            );
+        }
+
+        let scope = (
+            entry.service.as_deref(),
+            entry.route.as_deref(),
+            entry.consumer.as_deref(),
+        );
+        if let Some(&first) = seen.get(&(entry.name.as_str(), scope)) {
+            let first_path = format!("plugins[{first}]");
+            let message = format!(
+                "plugin {} is configured twice for the same scope ({}); first at {first_path} (line {})",
+                entry.name,
+                describe_scope(scope),
+                r.line_of(&first_path)
+            );
+            r.error(base.clone(), message);
+        } else {
+            seen.insert((entry.name.as_str(), scope), i);
+        }
+        // Both AI plugins on one scope leave it undefined which one answers.
+        let sibling = match entry.name.as_str() {
+            "ai-proxy" => Some("ai-proxy-advanced"),
+            "ai-proxy-advanced" => Some("ai-proxy"),
+            _ => None,
+        };
+        if let Some(&other) = sibling.and_then(|s| seen.get(&(s, scope))) {
+            let other_path = format!("plugins[{other}]");
+            let message = format!(
+                "ai-proxy and ai-proxy-advanced are both configured for the same scope ({}); \
+                 the other is {other_path} (line {}); keep one",
+                describe_scope(scope),
+                r.line_of(&other_path)
+            );
+            r.error(base, message);
+        }
+    }
+}
+
+fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &mut Report<'_>) {
+    let base = format!("plugins[{i}].config");
+    match config {
+        PluginConfig::KeyAuth(c) => check_key_auth(&base, c, names, r),
+        PluginConfig::Acl(c) => check_acl(&base, c, r),
+        PluginConfig::AiProxy(target) => check_target(&base, target, r),
+        PluginConfig::AiProxyAdvanced(c) => check_ai_proxy_advanced(&base, c, r),
+    }
+}
+
+fn check_key_auth(base: &str, c: &KeyAuthConfig, names: &Names<'_>, r: &mut Report<'_>) {
+    if c.key_names.is_empty() {
+        r.error(format!("{base}.key_names"), "key_names must not be empty");
+    }
+    for (j, name) in c.key_names.iter().enumerate() {
+        let path = format!("{base}.key_names[{j}]");
+        if !is_header_name(name) {
+            let message = format!("{} is not a valid header name", r.show(&path, name));
+            r.error(path, message);
+        }
+    }
+    if !(c.key_in_header || c.key_in_query || c.key_in_body) {
+        r.error(
+            base.to_string(),
+            "at least one of key_in_header, key_in_query and key_in_body must be true",
+        );
+    }
+    if let Some(anonymous) = &c.anonymous {
+        if !names.consumers.contains_key(anonymous.as_str()) {
+            let path = format!("{base}.anonymous");
+            let message = format!(
+                "unknown consumer {} (anonymous names a consumer's username or custom_id)",
+                r.show(&path, anonymous)
+            );
+            r.error(path, message);
+        }
+    }
+}
+
+fn check_acl(base: &str, c: &AclConfig, r: &mut Report<'_>) {
+    if c.allow.is_empty() == c.deny.is_empty() {
+        r.error(
+            base.to_string(),
+            "set exactly one of allow or deny to a non-empty list of groups",
+        );
+    }
+    for (field, groups) in [("allow", &c.allow), ("deny", &c.deny)] {
+        for (j, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                r.error(
+                    format!("{base}.{field}[{j}]"),
+                    "group name must not be empty",
+                );
+            }
+        }
+    }
+}
+
+fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report<'_>) {
+    if c.targets.is_empty() {
+        r.error(
+            format!("{base}.targets"),
+            "ai-proxy-advanced needs at least one target",
+        );
+    }
+    for (j, target) in c.targets.iter().enumerate() {
+        check_target(&format!("{base}.targets[{j}]"), target, r);
+    }
+    let balancer = &c.balancer;
+    check_choice(
+        r,
+        &format!("{base}.balancer.algorithm"),
+        "balancer algorithm",
+        &balancer.algorithm,
+        BALANCER_ALGORITHMS,
+        IMPLEMENTED_BALANCER_ALGORITHMS,
+    );
+    check_choice(
+        r,
+        &format!("{base}.balancer.tokens_count_strategy"),
+        "tokens_count_strategy",
+        &balancer.tokens_count_strategy,
+        TOKENS_COUNT_STRATEGIES,
+        TOKENS_COUNT_STRATEGIES,
+    );
+    check_choice(
+        r,
+        &format!("{base}.balancer.latency_strategy"),
+        "latency_strategy",
+        &balancer.latency_strategy,
+        LATENCY_STRATEGIES,
+        LATENCY_STRATEGIES,
+    );
+    for (field, value) in [
+        ("connect_timeout", balancer.connect_timeout),
+        ("read_timeout", balancer.read_timeout),
+        ("write_timeout", balancer.write_timeout),
+    ] {
+        if value == 0 {
+            r.error(
+                format!("{base}.balancer.{field}"),
+                "must be at least 1 (milliseconds)",
+            );
+        }
+    }
+}
+
+/// `value` must be one of `known`; known but not in `implemented` gets its own message
+/// so Kong users learn the feature is planned rather than misspelt.
+fn check_choice(
+    r: &mut Report<'_>,
+    path: &str,
+    what: &str,
+    value: &str,
+    known: &[&str],
+    implemented: &[&str],
+) {
+    if implemented.contains(&value) {
+        return;
+    }
+    let message = if known.contains(&value) {
+        format!(
+            "{what} {} is not implemented yet (implemented: {})",
+            r.show(path, value),
+            implemented.join(", ")
+        )
+    } else {
+        format!(
+            "unknown {what} {}; expected one of {}",
+            r.show(path, value),
+            known.join(", ")
+        )
+    };
+    r.error(path.to_string(), message);
+}
+
+fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
+    check_choice(
+        r,
+        &format!("{base}.route_type"),
+        "route_type",
+        &t.route_type,
+        ROUTE_TYPES,
+        IMPLEMENTED_ROUTE_TYPES,
+    );
+    let provider_path = format!("{base}.model.provider");
+    let provider = t.model.provider.as_str();
+    if IMPLEMENTED_PROVIDERS.contains(&provider) {
+        // fine
+    } else if PROVIDERS.contains(&provider) {
+        let message = format!(
+            "provider {provider} is not implemented yet (implemented: {})",
+            IMPLEMENTED_PROVIDERS.join(", ")
+        );
+        r.error(provider_path, message);
+    } else {
+        let message = format!(
+            "unknown provider {}; expected one of {}",
+            r.show(&provider_path, provider),
+            PROVIDERS.join(", ")
+        );
+        r.error(provider_path, message);
+    }
+    if t.model.name.as_deref() == Some("") {
+        r.error(
+            format!("{base}.model.name"),
+            "model name must not be empty (leave it out to use the request's model)",
+        );
+    }
+
+    let options = format!("{base}.model.options");
+    let o = &t.model.options;
+    if o.max_tokens == Some(0) {
+        r.error(
+            format!("{options}.max_tokens"),
+            "max_tokens must be at least 1",
+        );
+    }
+    // Kong accepts temperatures up to 5; providers clamp further themselves.
+    if let Some(v) = o.temperature.filter(|v| !(0.0..=5.0).contains(v)) {
+        r.error(
+            format!("{options}.temperature"),
+            format!("temperature {v} must be in 0..=5"),
+        );
+    }
+    if let Some(v) = o.top_p.filter(|v| !(0.0..=1.0).contains(v)) {
+        r.error(
+            format!("{options}.top_p"),
+            format!("top_p {v} must be in 0..=1"),
+        );
+    }
+    for (field, value) in [("input_cost", o.input_cost), ("output_cost", o.output_cost)] {
+        if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            r.error(
+                format!("{options}.{field}"),
+                format!("{field} {v} must be a non-negative number"),
+            );
+        }
+    }
+    match &o.upstream_url {
+        Some(url) => {
+            let path = format!("{options}.upstream_url");
+            if let Err(e) = HttpUrl::parse(url) {
+                let message = format!("upstream_url {} {e}", r.show(&path, url));
+                r.error(path, message);
+            }
+        }
+        None if provider == "openai-compatible" => {
+            r.error(
+                format!("{options}.upstream_url"),
+                "provider openai-compatible needs model.options.upstream_url",
+            );
+        }
+        None => {}
+    }
+    if let Some(w) = t.weight.filter(|w| !(1..=65535).contains(w)) {
+        r.error(
+            format!("{base}.weight"),
+            format!("weight {w} must be in 1..=65535"),
+        );
+    }
+    if let Some(auth) = &t.auth {
+        check_auth(&format!("{base}.auth"), auth, r);
+    }
+}
+
+fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
+    if a.header_name.is_some() != a.header_value.is_some() {
+        r.error(
+            base.to_string(),
+            "header_name and header_value must be set together",
+        );
+    }
+    if let Some(name) = &a.header_name {
+        let path = format!("{base}.header_name");
+        if !is_header_name(name) {
+            let message = format!("{} is not a valid header name", r.show(&path, name));
+            r.error(path, message);
+        }
+    }
+    let params = [&a.param_name, &a.param_value, &a.param_location];
+    let set = params.iter().filter(|p| p.is_some()).count();
+    if set != 0 && set != params.len() {
+        r.error(
+            base.to_string(),
+            "param_name, param_value and param_location must be set together",
+        );
+    }
+    if let Some(location) = &a.param_location {
+        if location != "query" && location != "body" {
+            let path = format!("{base}.param_location");
+            let message = format!(
+                "param_location {} must be `query` or `body`",
+                r.show(&path, location)
+            );
+            r.error(path, message);
+        }
+    }
+    if a.param_name.as_deref() == Some("") {
+        r.error(format!("{base}.param_name"), "param_name must not be empty");
+    }
+}
+
+/// RFC 9110 token: what a header name may contain.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// A route must reach an upstream: its service's url, or an AI plugin that applies to
+/// every request of the route (scoped to its service and/or route, or global; a
+/// consumer-scoped one leaves other consumers without an upstream).
+fn check_upstreams(file: &FileConfig, names: &Names<'_>, r: &mut Report<'_>) {
+    for (i, route) in file.routes.iter().enumerate() {
+        let Some(&s) = names.services.get(route.service.as_str()) else {
+            continue;
+        };
+        let Some(service) = file.services.get(s) else {
+            continue;
+        };
+        if service.url.is_some() {
+            continue;
+        }
+        let has_ai = file.plugins.iter().any(|p| {
+            p.enabled
+                && matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced")
+                && p.consumer.is_none()
+                && p.service.as_deref().is_none_or(|name| name == service.name)
+                && p.route.as_deref().is_none_or(|name| name == route.name)
+        });
+        if !has_ai {
+            let path = format!("routes[{i}].service");
+            let message = format!(
+                "service {} has neither url nor an ai-proxy plugin, so route {} has no upstream",
+                r.show(&path, &service.name),
+                r.show(&format!("routes[{i}].name"), &route.name)
+            );
+            r.error(path, message);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_names_and_hosts() {
+        assert!(is_header_name("apikey"));
+        assert!(is_header_name("X-Api-Key"));
+        assert!(!is_header_name(""));
+        assert!(!is_header_name("api key"));
+        assert!(!is_header_name("x:y"));
+        assert!(is_host_pattern("example.com"));
+        assert!(is_host_pattern("*.example.com"));
+        assert!(is_host_pattern("example.*"));
+        assert!(is_host_pattern("localhost:8000"));
+        assert!(!is_host_pattern(""));
+        assert!(!is_host_pattern("a/b"));
+        assert!(!is_host_pattern("host:port"));
+    }
+}

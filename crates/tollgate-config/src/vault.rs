@@ -1,0 +1,289 @@
+//! Vault references: secrets written as `{vault://env/NAME}` or `{vault://file/PATH}`.
+//!
+//! They are resolved on the raw TOML tree before typing, so a reference works in any
+//! string of the file and its errors can name the field path. Resolved values are
+//! never put into error messages: the caller gets the paths of strings that hold a
+//! secret so later checks can avoid echoing them.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+const PREFIX: &str = "{vault://";
+
+/// A reference that could not be resolved, at the path of the string holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VaultError {
+    pub path: String,
+    pub message: String,
+}
+
+/// What resolving a tree found.
+#[derive(Debug, Default)]
+pub(crate) struct Resolution {
+    pub errors: Vec<VaultError>,
+    /// Paths of strings whose references all resolved (they now hold secrets).
+    pub secret_paths: HashSet<String>,
+    /// Paths of strings with at least one reference that failed (left unchanged).
+    pub failed_paths: HashSet<String>,
+}
+
+/// Where secrets come from. `env` is injectable so tests need not touch the process
+/// environment; `base_dir` anchors relative `file` references at the config's folder.
+pub(crate) struct Sources<'a> {
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub base_dir: &'a Path,
+}
+
+/// Replaces every vault reference in every string of `root`, in place.
+pub(crate) fn resolve_tree(root: &mut toml::Table, sources: &Sources<'_>) -> Resolution {
+    let mut resolution = Resolution::default();
+    for (key, value) in root.iter_mut() {
+        resolve_value(value, key.clone(), sources, &mut resolution);
+    }
+    resolution
+}
+
+fn resolve_value(
+    value: &mut toml::Value,
+    path: String,
+    sources: &Sources<'_>,
+    out: &mut Resolution,
+) {
+    match value {
+        toml::Value::String(text) => {
+            if !text.contains(PREFIX) {
+                return;
+            }
+            match resolve_string(text, sources) {
+                Ok(resolved) => {
+                    *text = resolved;
+                    out.secret_paths.insert(path);
+                }
+                Err(messages) => {
+                    out.errors
+                        .extend(messages.into_iter().map(|message| VaultError {
+                            path: path.clone(),
+                            message,
+                        }));
+                    out.failed_paths.insert(path);
+                }
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                resolve_value(item, format!("{path}[{i}]"), sources, out);
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                resolve_value(item, format!("{path}.{key}"), sources, out);
+            }
+        }
+        toml::Value::Integer(_)
+        | toml::Value::Float(_)
+        | toml::Value::Boolean(_)
+        | toml::Value::Datetime(_) => {}
+    }
+}
+
+/// Resolves all references in one string (they may be embedded, several per string).
+/// On failure returns one message per bad reference; messages name the reference and
+/// where it was looked up, never a resolved value.
+pub(crate) fn resolve_string(text: &str, sources: &Sources<'_>) -> Result<String, Vec<String>> {
+    let mut out = String::with_capacity(text.len());
+    let mut errors = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(PREFIX) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let Some(end) = after.find('}') else {
+            errors.push(format!(
+                "vault reference `{after}` is missing its closing `}}`"
+            ));
+            rest = "";
+            break;
+        };
+        let reference = &after[..=end];
+        match resolve_reference(reference, sources) {
+            // The secret is inserted verbatim and not scanned again, so a secret that
+            // happens to contain `{vault://` cannot pull in another one.
+            Ok(secret) => out.push_str(&secret),
+            Err(message) => errors.push(message),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `reference` is the whole `{vault://VAULT/REST}`.
+fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, String> {
+    let inner = &reference[PREFIX.len()..reference.len() - 1];
+    let (vault, rest) = inner.split_once('/').unwrap_or((inner, ""));
+    match vault {
+        "env" => {
+            let name = env_var_name(rest).ok_or_else(|| {
+                format!(
+                    "vault reference {reference}: `{rest}` is not a valid environment variable name \
+                     (letters, digits, `-` and `_`)"
+                )
+            })?;
+            (sources.env)(&name).ok_or_else(|| {
+                format!("vault reference {reference}: environment variable {name} is not set")
+            })
+        }
+        "file" => {
+            if rest.is_empty() {
+                return Err(format!("vault reference {reference}: no file path"));
+            }
+            let path = sources.base_dir.join(rest);
+            let bytes = std::fs::read(&path).map_err(|e| {
+                format!(
+                    "vault reference {reference}: cannot read file {}: {e}",
+                    path.display()
+                )
+            })?;
+            let text = String::from_utf8(bytes).map_err(|_| {
+                format!(
+                    "vault reference {reference}: file {} is not valid UTF-8",
+                    path.display()
+                )
+            })?;
+            // Files written by editors and `echo` end in a newline that is not part
+            // of the secret.
+            Ok(text.trim_end_matches(['\n', '\r']).to_string())
+        }
+        other => Err(format!(
+            "vault reference {reference}: vault {other} is not supported (env, file)"
+        )),
+    }
+}
+
+/// Kong's env vault: `openai-key` reads `OPENAI_KEY`.
+fn env_var_name(name: &str) -> Option<String> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    valid.then(|| name.to_ascii_uppercase().replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "OPENAI_KEY" => Some("sk-secret".to_string()),
+            "OTHER" => Some("x{vault://env/openai-key}".to_string()),
+            _ => None,
+        }
+    }
+
+    fn sources(dir: &Path) -> Sources<'_> {
+        Sources {
+            env: &env,
+            base_dir: dir,
+        }
+    }
+
+    #[test]
+    fn resolves_embedded_and_repeated_env_refs() {
+        let s = sources(Path::new("."));
+        assert_eq!(
+            resolve_string("Bearer {vault://env/openai-key}", &s),
+            Ok("Bearer sk-secret".to_string())
+        );
+        assert_eq!(
+            resolve_string("{vault://env/openai_key}:{vault://env/OPENAI-KEY}", &s),
+            Ok("sk-secret:sk-secret".to_string())
+        );
+        assert_eq!(
+            resolve_string("no refs {here}", &s),
+            Ok("no refs {here}".to_string())
+        );
+    }
+
+    #[test]
+    fn resolved_values_are_not_rescanned() {
+        let s = sources(Path::new("."));
+        assert_eq!(
+            resolve_string("{vault://env/other}", &s),
+            Ok("x{vault://env/openai-key}".to_string())
+        );
+    }
+
+    #[test]
+    fn reports_each_bad_reference() {
+        let s = sources(Path::new("."));
+        let errors = resolve_string(
+            "{vault://env/missing-one} {vault://aws/k} {vault://env/a b}",
+            &s,
+        )
+        .expect_err("three bad references");
+        assert_eq!(errors.len(), 3);
+        assert!(errors[0].contains("MISSING_ONE is not set"), "{errors:?}");
+        assert!(
+            errors[1].contains("vault aws is not supported (env, file)"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[2].contains("not a valid environment variable name"),
+            "{errors:?}"
+        );
+        let unterminated = resolve_string("{vault://env/x", &s).expect_err("unterminated");
+        assert!(unterminated[0].contains("closing"), "{unterminated:?}");
+    }
+
+    #[test]
+    fn reads_files_relative_to_the_config() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
+        std::fs::write(dir.path().join("secrets/key"), "file-secret\n").expect("write");
+        let s = sources(dir.path());
+        assert_eq!(
+            resolve_string("{vault://file/secrets/key}", &s),
+            Ok("file-secret".to_string())
+        );
+        let absolute = format!(
+            "{{vault://file/{}}}",
+            dir.path().join("secrets/key").display()
+        );
+        assert_eq!(resolve_string(&absolute, &s), Ok("file-secret".to_string()));
+        let missing = resolve_string("{vault://file/secrets/nope}", &s).expect_err("missing");
+        assert!(missing[0].contains("cannot read file"), "{missing:?}");
+        assert!(missing[0].contains("secrets/nope"), "{missing:?}");
+    }
+
+    #[test]
+    fn walks_the_tree_and_records_paths() {
+        let mut table: toml::Table = toml::from_str(
+            r#"
+            [[plugins]]
+            config = { targets = [{ auth = { header_value = "Bearer {vault://env/openai-key}" } }] }
+            [[consumers]]
+            keyauth_credentials = [{ key = "{vault://env/nope}" }]
+            "#,
+        )
+        .expect("valid toml");
+        let resolution = resolve_tree(&mut table, &sources(Path::new(".")));
+        assert!(resolution
+            .secret_paths
+            .contains("plugins[0].config.targets[0].auth.header_value"));
+        assert_eq!(
+            resolution.errors,
+            vec![VaultError {
+                path: "consumers[0].keyauth_credentials[0].key".to_string(),
+                message: "vault reference {vault://env/nope}: environment variable NOPE is not set"
+                    .to_string(),
+            }]
+        );
+        assert!(resolution
+            .failed_paths
+            .contains("consumers[0].keyauth_credentials[0].key"));
+    }
+}
