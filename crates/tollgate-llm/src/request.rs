@@ -1,0 +1,292 @@
+//! The OpenAI-format chat request as callers send it: validation, the target's
+//! model and option defaults, and the provider-neutral facts the gateway needs
+//! (is it a stream, did the caller ask for usage, how many tokens may it cost).
+
+use serde_json::{Map, Value};
+
+use crate::LlmError;
+
+/// Roles an OpenAI chat message may carry.
+const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
+
+/// What the target configures: its model and the defaults from `model.options`.
+/// Option values are defaults, as in Kong: a value the request sets wins.
+#[derive(Debug, Clone, Default)]
+pub struct ModelDefaults {
+    /// The model served; `None` leaves the choice to the request.
+    pub name: Option<String>,
+    pub max_tokens: Option<u64>,
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+    pub top_k: Option<u64>,
+}
+
+/// A validated chat request, still provider-neutral.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    body: Map<String, Value>,
+}
+
+/// A request ready for one target: the bytes to send and what the gateway must
+/// remember while the answer comes back.
+#[derive(Debug, Clone)]
+pub struct PreparedRequest {
+    pub body: Vec<u8>,
+    /// The model asked of the provider.
+    pub model: String,
+    pub stream: bool,
+    /// The caller asked for the usage chunk (`stream_options.include_usage`);
+    /// when false the gateway asks for it anyway and drops it on the way back.
+    pub client_wants_usage: bool,
+}
+
+impl ChatRequest {
+    /// Parses and validates an OpenAI chat completion request body.
+    pub fn parse(body: &[u8]) -> Result<Self, LlmError> {
+        if body.is_empty() {
+            return Err(LlmError::invalid_request(
+                "request body is empty; expected a JSON chat completion request",
+            ));
+        }
+        let value: Value = serde_json::from_slice(body).map_err(|e| {
+            LlmError::invalid_request(format!("request body is not valid JSON: {e}"))
+        })?;
+        let Value::Object(body) = value else {
+            return Err(LlmError::invalid_request(
+                "request body must be a JSON object",
+            ));
+        };
+        let messages = match body.get("messages") {
+            None => {
+                return Err(LlmError::invalid_request(
+                    "'messages' is required: a non-empty array of chat messages",
+                ))
+            }
+            Some(Value::Array(m)) => m,
+            Some(_) => {
+                return Err(LlmError::invalid_request(
+                    "'messages' must be an array of chat messages",
+                ))
+            }
+        };
+        if messages.is_empty() {
+            return Err(LlmError::invalid_request("'messages' must not be empty"));
+        }
+        for (i, m) in messages.iter().enumerate() {
+            let Some(obj) = m.as_object() else {
+                return Err(LlmError::invalid_request(format!(
+                    "messages[{i}] must be an object"
+                )));
+            };
+            match obj.get("role").and_then(Value::as_str) {
+                Some(r) if ROLES.contains(&r) => {}
+                Some(r) => {
+                    return Err(LlmError::invalid_request(format!(
+                        "messages[{i}].role '{r}' is not one of {}",
+                        ROLES.join(", ")
+                    )))
+                }
+                None => {
+                    return Err(LlmError::invalid_request(format!(
+                        "messages[{i}].role is required"
+                    )))
+                }
+            }
+        }
+        if let Some(s) = body.get("stream") {
+            if !s.is_boolean() && !s.is_null() {
+                return Err(LlmError::invalid_request("'stream' must be a boolean"));
+            }
+        }
+        if let Some(m) = body.get("model") {
+            if !m.is_string() && !m.is_null() {
+                return Err(LlmError::invalid_request("'model' must be a string"));
+            }
+        }
+        Ok(ChatRequest { body })
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.body.get("stream").and_then(Value::as_bool) == Some(true)
+    }
+
+    /// The model the caller named, if any.
+    pub fn model(&self) -> Option<&str> {
+        self.body.get("model").and_then(Value::as_str)
+    }
+
+    /// The body as parsed (read-only), for adapters and body-located credentials.
+    pub fn body(&self) -> &Map<String, Value> {
+        &self.body
+    }
+
+    /// Removes a top-level field (a credential sent in the body, `key_in_body`).
+    pub fn remove_field(&mut self, name: &str) -> Option<Value> {
+        self.body.remove(name)
+    }
+
+    /// Applies the target's model and option defaults and returns an OpenAI-format
+    /// body for it. `extra` fields (e.g. a body-located provider credential) are
+    /// set last.
+    pub fn prepare_openai(
+        &self,
+        defaults: &ModelDefaults,
+        extra: &[(&str, &str)],
+    ) -> Result<PreparedRequest, LlmError> {
+        let mut body = self.body.clone();
+        let model = resolve_model(self.model(), defaults)?;
+        body.insert("model".into(), Value::String(model.clone()));
+        apply_defaults(&mut body, defaults);
+        let stream = self.is_stream();
+        let mut client_wants_usage = false;
+        if stream {
+            let opts = body
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !opts.is_object() {
+                return Err(LlmError::invalid_request(
+                    "'stream_options' must be an object",
+                ));
+            }
+            if let Value::Object(o) = opts {
+                client_wants_usage = o.get("include_usage").and_then(Value::as_bool) == Some(true);
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        for (k, v) in extra {
+            body.insert((*k).to_string(), Value::String((*v).to_string()));
+        }
+        let bytes = serde_json::to_vec(&Value::Object(body))
+            .map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))?;
+        Ok(PreparedRequest {
+            body: bytes,
+            model,
+            stream,
+            client_wants_usage,
+        })
+    }
+}
+
+/// The configured model wins; a request naming another one is refused rather
+/// than silently answered by a different model.
+fn resolve_model(requested: Option<&str>, defaults: &ModelDefaults) -> Result<String, LlmError> {
+    match (&defaults.name, requested) {
+        (Some(configured), None) => Ok(configured.clone()),
+        (Some(configured), Some(r)) if r == configured || r.is_empty() => Ok(configured.clone()),
+        (Some(configured), Some(r)) => Err(LlmError::invalid_request(format!(
+            "model '{r}' is not available on this route; it serves '{configured}' (omit 'model' or send '{configured}')"
+        ))
+        .with_code("model_not_found")),
+        (None, Some(r)) if !r.is_empty() => Ok(r.to_string()),
+        (None, _) => Err(LlmError::invalid_request(
+            "'model' is required: this route does not fix a model",
+        )),
+    }
+}
+
+fn apply_defaults(body: &mut Map<String, Value>, d: &ModelDefaults) {
+    if let Some(max) = d.max_tokens {
+        if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
+            body.insert("max_tokens".into(), Value::from(max));
+        }
+    }
+    if let Some(t) = d.temperature {
+        body.entry("temperature").or_insert_with(|| Value::from(t));
+    }
+    if let Some(p) = d.top_p {
+        body.entry("top_p").or_insert_with(|| Value::from(p));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> ModelDefaults {
+        ModelDefaults {
+            name: Some("gpt-4o".into()),
+            max_tokens: Some(1024),
+            temperature: Some(0.7),
+            top_p: None,
+            top_k: None,
+        }
+    }
+
+    fn prepared_json(p: &PreparedRequest) -> Value {
+        serde_json::from_slice(&p.body).expect("valid json")
+    }
+
+    #[test]
+    fn rejects_bad_bodies_with_clear_messages() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"", "empty"),
+            (b"{not json", "not valid JSON"),
+            (b"[1,2]", "must be a JSON object"),
+            (b"{}", "'messages' is required"),
+            (br#"{"messages":"hi"}"#, "must be an array"),
+            (br#"{"messages":[]}"#, "must not be empty"),
+            (br#"{"messages":[{"content":"x"}]}"#, "messages[0].role is required"),
+            (br#"{"messages":[{"role":"wizard"}]}"#, "'wizard' is not one of"),
+            (br#"{"messages":[{"role":"user"}],"stream":"yes"}"#, "'stream' must be a boolean"),
+        ];
+        for (body, want) in cases {
+            let err = ChatRequest::parse(body).expect_err("must fail");
+            assert_eq!(err.status, 400);
+            assert!(err.message.contains(want), "{:?} -> {}", want, err.message);
+        }
+    }
+
+    #[test]
+    fn applies_model_and_defaults_without_overriding_the_request() {
+        let req = ChatRequest::parse(
+            br#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.1}"#,
+        )
+        .expect("valid");
+        let p = req.prepare_openai(&defaults(), &[]).expect("prepared");
+        let v = prepared_json(&p);
+        assert_eq!(v["model"], "gpt-4o");
+        assert_eq!(v["max_tokens"], 1024);
+        assert_eq!(v["temperature"], 0.1);
+        assert!(!p.stream);
+    }
+
+    #[test]
+    fn max_completion_tokens_counts_as_a_request_limit() {
+        let req = ChatRequest::parse(
+            br#"{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":5}"#,
+        )
+        .expect("valid");
+        let v = prepared_json(&req.prepare_openai(&defaults(), &[]).expect("prepared"));
+        assert!(v.get("max_tokens").is_none());
+    }
+
+    #[test]
+    fn another_model_is_refused_unless_the_target_leaves_it_open() {
+        let req = ChatRequest::parse(
+            br#"{"model":"gpt-3.5","messages":[{"role":"user","content":"hi"}]}"#,
+        )
+        .expect("valid");
+        let err = req.prepare_openai(&defaults(), &[]).expect_err("refused");
+        assert!(err.message.contains("'gpt-3.5' is not available"));
+        let open = ModelDefaults::default();
+        let p = req.prepare_openai(&open, &[]).expect("open target");
+        assert_eq!(p.model, "gpt-3.5");
+    }
+
+    #[test]
+    fn streams_always_ask_for_usage_and_remember_whether_the_client_did() {
+        let req = ChatRequest::parse(
+            br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        )
+        .expect("valid");
+        let p = req.prepare_openai(&defaults(), &[]).expect("prepared");
+        assert!(p.stream && !p.client_wants_usage);
+        assert_eq!(prepared_json(&p)["stream_options"]["include_usage"], true);
+
+        let req = ChatRequest::parse(
+            br#"{"messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+        )
+        .expect("valid");
+        assert!(req.prepare_openai(&defaults(), &[]).expect("prepared").client_wants_usage);
+    }
+}

@@ -1,0 +1,122 @@
+//! Incremental Server-Sent Events framing: bytes arrive split anywhere, events
+//! leave whole. An event ends at a blank line (`\n\n` or `\r\n\r\n`).
+
+use bytes::{Buf, Bytes, BytesMut};
+
+/// Splits a byte stream into complete SSE events (each returned with its
+/// terminating blank line, so a pass-through writes the original bytes).
+#[derive(Debug, Default)]
+pub struct EventSplitter {
+    buf: BytesMut,
+    /// Where to resume looking for a terminator, so a long event arriving in
+    /// many small reads is scanned once, not once per read.
+    scanned: usize,
+}
+
+impl EventSplitter {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn push(&mut self, input: &[u8]) {
+        self.buf.extend_from_slice(input);
+    }
+
+    /// The next complete event, if one is buffered.
+    pub fn next_event(&mut self) -> Option<Bytes> {
+        let start = self.scanned.saturating_sub(3);
+        let hay = &self.buf[start..];
+        let mut search = 0;
+        while let Some(pos) = memchr::memchr(b'\n', &hay[search..]) {
+            let nl = start + search + pos;
+            // `\n\n` or `\n\r\n` ends the event.
+            let end = if self.buf.get(nl + 1) == Some(&b'\n') {
+                Some(nl + 2)
+            } else if self.buf.get(nl + 1) == Some(&b'\r') && self.buf.get(nl + 2) == Some(&b'\n')
+            {
+                Some(nl + 3)
+            } else {
+                None
+            };
+            if let Some(end) = end {
+                self.scanned = 0;
+                return Some(self.buf.split_to(end).freeze());
+            }
+            search += pos + 1;
+        }
+        self.scanned = self.buf.len();
+        None
+    }
+
+    /// Bytes left over after the last complete event (a stream cut mid-event).
+    pub fn take_rest(&mut self) -> Bytes {
+        self.scanned = 0;
+        let rest = self.buf.split().freeze();
+        rest
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.buf.has_remaining()
+    }
+}
+
+/// The concatenated `data:` lines of an event (without the `data:` prefix and
+/// the optional single space), or `None` for comment-only or empty events.
+pub fn event_data(event: &[u8]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    for line in event.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if let Some(rest) = line.strip_prefix(b"data:") {
+            let rest = rest.strip_prefix(b" ").unwrap_or(rest);
+            match &mut data {
+                Some(d) => {
+                    d.push(b'\n');
+                    d.extend_from_slice(rest);
+                }
+                None => data = Some(rest.to_vec()),
+            }
+        }
+    }
+    data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STREAM: &[u8] = b"data: {\"a\":1}\n\n: keep-alive\n\ndata: {\"b\":2}\r\n\r\ndata: [DONE]\n\n";
+
+    fn split_all(pieces: &[&[u8]]) -> Vec<Bytes> {
+        let mut s = EventSplitter::new();
+        let mut out = Vec::new();
+        for p in pieces {
+            s.push(p);
+            while let Some(e) = s.next_event() {
+                out.push(e);
+            }
+        }
+        assert!(s.is_empty());
+        out
+    }
+
+    #[test]
+    fn same_events_whatever_the_chunk_boundaries() {
+        let whole = split_all(&[STREAM]);
+        assert_eq!(whole.len(), 4);
+        for cut in 0..=STREAM.len() {
+            assert_eq!(split_all(&[&STREAM[..cut], &STREAM[cut..]]), whole, "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
+        assert_eq!(split_all(&bytes), whole);
+    }
+
+    #[test]
+    fn data_lines_are_extracted() {
+        assert_eq!(event_data(b"data: {\"a\":1}\n\n").as_deref(), Some(&b"{\"a\":1}"[..]));
+        assert_eq!(event_data(b": comment\n\n"), None);
+        assert_eq!(
+            event_data(b"event: x\ndata: a\ndata:b\n\n").as_deref(),
+            Some(&b"a\nb"[..])
+        );
+    }
+}
