@@ -1,0 +1,66 @@
+//! Mock LLM provider for tollgate's end-to-end tests, benchmarks and demo.
+//!
+//! Layout: `server` owns connections and routing; provider wire formats live
+//! in sibling modules (`openai` today; Anthropic, Gemini, Cohere, Ollama or
+//! Bedrock can be added next to it) and only turn a request into a [`reply::Reply`].
+//! Everything provider-independent — behaviour overrides, faults, delays,
+//! recording, stats — is shared so new providers get it for free.
+
+pub mod behavior;
+pub mod body;
+pub mod control;
+pub mod openai;
+pub mod record;
+pub mod reply;
+pub mod server;
+pub mod sse;
+pub mod state;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use behavior::{Behavior, Fault};
+pub use state::AppState;
+
+/// Server configuration (what the CLI flags map to).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Behaviour at start and after `POST /_mock/reset`.
+    pub defaults: Behavior,
+    /// Record requests for `GET /_mock/requests` (off for benchmarks).
+    pub record: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            defaults: Behavior::default(),
+            record: true,
+        }
+    }
+}
+
+/// Serve on an already bound listener until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io::Result<()> {
+    let state = Arc::new(AppState::new(config));
+    server::serve(listener, state).await
+}
+
+/// In-process server for tests: binds `addr` (port 0 picks a free port),
+/// spawns the accept loop on the current runtime and returns the bound address
+/// plus shared state (to inspect stats or records without HTTP).
+pub async fn spawn(
+    addr: SocketAddr,
+    config: Config,
+) -> std::io::Result<(
+    SocketAddr,
+    Arc<AppState>,
+    tokio::task::JoinHandle<std::io::Result<()>>,
+)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    let state = Arc::new(AppState::new(config));
+    let handle = tokio::spawn(server::serve(listener, state.clone()));
+    Ok((local, state, handle))
+}

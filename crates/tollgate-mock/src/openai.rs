@@ -1,0 +1,888 @@
+//! OpenAI wire format: `/v1/chat/completions` (JSON and SSE) and
+//! `/v1/embeddings`. Pure request -> [`Reply`] functions; delays, faults and
+//! delivery are handled by the caller.
+
+use std::borrow::Cow;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::behavior::Behavior;
+use crate::reply::{Reply, TimedEvent};
+use crate::sse;
+use crate::state::AppState;
+use crate::tokens::{self, Usage};
+
+const DEFAULT_MODEL: &str = "mock-model";
+/// How much of the last user message is echoed back.
+const ECHO_CHARS: usize = 60;
+/// Arguments of the mock tool call, and how a stream splits them.
+const TOOL_ARGS: &str = r#"{"x":1}"#;
+const TOOL_ARG_PIECES: [&str; 2] = [r#"{"x":"#, "1}"];
+
+// ---------- errors ----------
+
+#[derive(Serialize)]
+struct ErrorEnvelope<'a> {
+    error: ErrorBody<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    code: Option<&'a str>,
+}
+
+pub fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Reply {
+    Reply::json_value(
+        status,
+        &ErrorEnvelope {
+            error: ErrorBody {
+                message,
+                kind,
+                code,
+            },
+        },
+    )
+}
+
+pub fn invalid_request(message: &str) -> Reply {
+    error(
+        StatusCode::BAD_REQUEST,
+        message,
+        "invalid_request_error",
+        None,
+    )
+}
+
+/// Answer for a behaviour with `status >= 400`.
+pub fn mock_error(status: StatusCode, behavior: &Behavior) -> Reply {
+    match &behavior.error_body {
+        Some(raw) => Reply::json(status, raw.clone()),
+        None => {
+            let code = status.as_u16().to_string();
+            error(
+                status,
+                &format!("mock error {code}"),
+                "mock_error",
+                Some(&code),
+            )
+        }
+    }
+}
+
+// ---------- chat completions ----------
+
+#[derive(Deserialize)]
+struct ChatRequest<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    messages: Vec<Message<'a>>,
+    #[serde(default)]
+    stream: Option<bool>,
+    #[serde(default)]
+    stream_options: Option<StreamOptions>,
+    #[serde(default, borrow)]
+    tools: Option<Vec<Tool<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Message<'a> {
+    #[serde(default, borrow)]
+    role: Option<Cow<'a, str>>,
+    /// String, array of parts, or null (assistant tool-call turns).
+    #[serde(default)]
+    content: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default)]
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Tool<'a> {
+    #[serde(default, borrow)]
+    function: Option<ToolFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolFunction<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+}
+
+/// Calls `f` with every text fragment of a message content (a plain string,
+/// or the `text` of each content part).
+fn for_each_text(content: &Value, mut f: impl FnMut(&str)) {
+    match content {
+        Value::String(s) => f(s),
+        Value::Array(parts) => {
+            for p in parts {
+                if let Some(t) = p.get("text").and_then(Value::as_str) {
+                    f(t);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the prompt amounts to: total text characters (for usage) and the
+/// text of the last user message (echoed back).
+fn analyse(messages: &[Message<'_>]) -> (usize, String) {
+    let mut chars = 0;
+    for m in messages {
+        if let Some(c) = &m.content {
+            for_each_text(c, |t| chars += t.chars().count());
+        }
+    }
+    let mut last_user = String::new();
+    if let Some(c) = messages
+        .iter()
+        .rev()
+        .find(|m| m.role.as_deref() == Some("user"))
+        .and_then(|m| m.content.as_ref())
+    {
+        for_each_text(c, |t| {
+            if !last_user.is_empty() {
+                last_user.push(' ');
+            }
+            last_user.push_str(t);
+        });
+    }
+    (chars, last_user)
+}
+
+pub fn reply_text(last_user: &str) -> String {
+    format!(
+        "mock reply to: {}",
+        tokens::prefix_chars(last_user, ECHO_CHARS)
+    )
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Serialize)]
+struct Completion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [Choice<'a>; 1],
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Choice<'a> {
+    index: u32,
+    message: AssistantMessage<'a>,
+    finish_reason: &'static str,
+    logprobs: Option<()>,
+}
+
+#[derive(Serialize)]
+struct AssistantMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCall<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionCall<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+#[derive(Serialize)]
+struct Chunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: &'a [ChunkChoice<'a>],
+    /// Absent without `include_usage`; `null` on ordinary chunks and the
+    /// object on the final one with it (as OpenAI does).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<Usage>>,
+}
+
+#[derive(Serialize)]
+struct ChunkChoice<'a> {
+    index: u32,
+    delta: Delta<'a>,
+    finish_reason: Option<&'a str>,
+}
+
+#[derive(Serialize, Default)]
+struct Delta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+struct ToolCallDelta<'a> {
+    index: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta<'a>,
+}
+
+#[derive(Serialize)]
+struct FunctionDelta<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    arguments: &'a str,
+}
+
+/// `data: <json>\n\n` for one chunk.
+fn chunk_event(
+    head: &ChunkHead<'_>,
+    choices: &[ChunkChoice<'_>],
+    usage: Option<Option<Usage>>,
+) -> Bytes {
+    let chunk = Chunk {
+        id: head.id,
+        object: "chat.completion.chunk",
+        created: head.created,
+        model: head.model,
+        choices,
+        usage,
+    };
+    // Serializing these plain structs cannot fail; an empty object keeps the
+    // stream well-formed if it ever did.
+    let json = serde_json::to_vec(&chunk).unwrap_or_else(|_| b"{}".to_vec());
+    sse::data_event(&json)
+}
+
+/// Fields repeated in every chunk of one stream.
+struct ChunkHead<'a> {
+    id: &'a str,
+    created: u64,
+    model: &'a str,
+    /// `Some(None)` (= `"usage":null`) when include_usage is on.
+    usage_null: Option<Option<Usage>>,
+}
+
+fn delta_choice<'a>(delta: Delta<'a>, finish_reason: Option<&'a str>) -> [ChunkChoice<'a>; 1] {
+    [ChunkChoice {
+        index: 0,
+        delta,
+        finish_reason,
+    }]
+}
+
+/// `POST .../chat/completions`.
+pub fn chat(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
+    let req: ChatRequest<'_> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return invalid_request(&format!("invalid JSON body: {e}"))
+        }
+        Err(e) => return invalid_request(&format!("invalid request: {e}")),
+    };
+    let model = req.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    let (prompt_chars, last_user) = analyse(&req.messages);
+    let prompt_tokens = tokens::prompt_tokens(prompt_chars);
+    let tool_name = if behavior.tool_call {
+        req.tools
+            .as_deref()
+            .and_then(|t| t.iter().find_map(|t| t.function.as_ref()))
+            .map(|f| f.name.as_ref())
+    } else {
+        None
+    };
+    let n = state.next_id();
+    let id = format!("chatcmpl-mock-{n}");
+    let created = unix_now();
+    let text = reply_text(&last_user);
+    let chunks = behavior.chunk_count();
+
+    if req.stream.unwrap_or(false) {
+        let include_usage = req
+            .stream_options
+            .as_ref()
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+        let head = ChunkHead {
+            id: &id,
+            created,
+            model,
+            usage_null: include_usage.then_some(None),
+        };
+        let call_id = format!("call_mock_{n}");
+        return match tool_name {
+            Some(name) => stream_tool_call(&head, behavior, prompt_tokens, name, &call_id),
+            None => stream_text(&head, behavior, prompt_tokens, &text, chunks),
+        };
+    }
+
+    let (message, finish_reason, completion_default);
+    let call_id;
+    match tool_name {
+        Some(name) => {
+            call_id = format!("call_mock_{n}");
+            message = AssistantMessage {
+                role: "assistant",
+                content: None,
+                tool_calls: Some([ToolCall {
+                    id: &call_id,
+                    kind: "function",
+                    function: FunctionCall {
+                        name,
+                        arguments: TOOL_ARGS,
+                    },
+                }]),
+            };
+            finish_reason = "tool_calls";
+            completion_default = TOOL_ARG_PIECES.len() as u64;
+        }
+        None => {
+            message = AssistantMessage {
+                role: "assistant",
+                content: Some(&text),
+                tool_calls: None,
+            };
+            finish_reason = "stop";
+            completion_default = chunks as u64;
+        }
+    }
+    let usage = Usage::new(
+        prompt_tokens,
+        behavior.completion_tokens_or(completion_default),
+    );
+    Reply::json_value(
+        StatusCode::OK,
+        &Completion {
+            id: &id,
+            object: "chat.completion",
+            created,
+            model,
+            choices: [Choice {
+                index: 0,
+                message,
+                finish_reason,
+                logprobs: None,
+            }],
+            usage,
+        },
+    )
+}
+
+/// Events common to the end of every stream: finish chunk, optional usage
+/// chunk, `[DONE]`.
+fn push_tail(events: &mut Vec<TimedEvent>, head: &ChunkHead<'_>, finish: &str, usage: Usage) {
+    events.push(now(chunk_event(
+        head,
+        &delta_choice(Delta::default(), Some(finish)),
+        head.usage_null,
+    )));
+    if head.usage_null.is_some() {
+        events.push(now(chunk_event(head, &[], Some(Some(usage)))));
+    }
+    events.push(now(Bytes::from_static(sse::DONE)));
+}
+
+fn now(data: Bytes) -> TimedEvent {
+    TimedEvent {
+        delay: Duration::ZERO,
+        data,
+    }
+}
+
+/// Stream timing: the role chunk after `ttft_ms`, then each content piece
+/// after `chunk_delay_ms`; so the total is ttft + chunks * chunk_delay.
+fn stream_text(
+    head: &ChunkHead<'_>,
+    behavior: &Behavior,
+    prompt_tokens: u64,
+    text: &str,
+    chunks: usize,
+) -> Reply {
+    let chunk_delay = Duration::from_millis(behavior.chunk_delay_ms);
+    let mut events = Vec::with_capacity(chunks + 4);
+    events.push(TimedEvent {
+        delay: Duration::from_millis(behavior.ttft_ms),
+        data: chunk_event(
+            head,
+            &delta_choice(
+                Delta {
+                    role: Some("assistant"),
+                    content: Some(Some("")),
+                    tool_calls: None,
+                },
+                None,
+            ),
+            head.usage_null,
+        ),
+    });
+    for piece in tokens::split_even(text, chunks) {
+        events.push(TimedEvent {
+            delay: chunk_delay,
+            data: chunk_event(
+                head,
+                &delta_choice(
+                    Delta {
+                        content: Some(Some(piece)),
+                        ..Delta::default()
+                    },
+                    None,
+                ),
+                head.usage_null,
+            ),
+        });
+    }
+    let usage = Usage::new(prompt_tokens, behavior.completion_tokens_or(chunks as u64));
+    push_tail(&mut events, head, "stop", usage);
+    Reply::Sse(events)
+}
+
+fn stream_tool_call(
+    head: &ChunkHead<'_>,
+    behavior: &Behavior,
+    prompt_tokens: u64,
+    name: &str,
+    call_id: &str,
+) -> Reply {
+    let chunk_delay = Duration::from_millis(behavior.chunk_delay_ms);
+    let mut events = Vec::with_capacity(TOOL_ARG_PIECES.len() + 4);
+    events.push(TimedEvent {
+        delay: Duration::from_millis(behavior.ttft_ms),
+        data: chunk_event(
+            head,
+            &delta_choice(
+                Delta {
+                    role: Some("assistant"),
+                    content: Some(None),
+                    tool_calls: Some([ToolCallDelta {
+                        index: 0,
+                        id: Some(call_id),
+                        kind: Some("function"),
+                        function: FunctionDelta {
+                            name: Some(name),
+                            arguments: "",
+                        },
+                    }]),
+                },
+                None,
+            ),
+            head.usage_null,
+        ),
+    });
+    for piece in TOOL_ARG_PIECES {
+        events.push(TimedEvent {
+            delay: chunk_delay,
+            data: chunk_event(
+                head,
+                &delta_choice(
+                    Delta {
+                        tool_calls: Some([ToolCallDelta {
+                            index: 0,
+                            id: None,
+                            kind: None,
+                            function: FunctionDelta {
+                                name: None,
+                                arguments: piece,
+                            },
+                        }]),
+                        ..Delta::default()
+                    },
+                    None,
+                ),
+                head.usage_null,
+            ),
+        });
+    }
+    let usage = Usage::new(
+        prompt_tokens,
+        behavior.completion_tokens_or(TOOL_ARG_PIECES.len() as u64),
+    );
+    push_tail(&mut events, head, "tool_calls", usage);
+    Reply::Sse(events)
+}
+
+// ---------- embeddings ----------
+
+#[derive(Deserialize)]
+struct EmbeddingsRequest<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    input: Value,
+}
+
+#[derive(Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<EmbeddingItem>,
+    model: &'a str,
+    usage: EmbeddingUsage,
+}
+
+#[derive(Serialize)]
+struct EmbeddingItem {
+    object: &'static str,
+    index: usize,
+    embedding: [f32; 8],
+}
+
+#[derive(Serialize)]
+struct EmbeddingUsage {
+    prompt_tokens: u64,
+    total_tokens: u64,
+}
+
+/// Deterministic 8-dimensional vector in [-1, 1] from the SHA-256 of the input.
+pub fn embedding_of(input: &[u8]) -> [f32; 8] {
+    let d = Sha256::digest(input);
+    let mut out = [0f32; 8];
+    for (i, v) in out.iter_mut().enumerate() {
+        let j = i * 4;
+        let x = u32::from_be_bytes([d[j], d[j + 1], d[j + 2], d[j + 3]]);
+        *v = (f64::from(x) / f64::from(u32::MAX) * 2.0 - 1.0) as f32;
+    }
+    out
+}
+
+/// One embedding input: its hash key and token count.
+fn embedding_input(v: &Value) -> Option<(Vec<u8>, u64)> {
+    match v {
+        Value::String(s) => Some((
+            s.as_bytes().to_vec(),
+            tokens::approx_tokens(s.chars().count()),
+        )),
+        // Pre-tokenized input: an array of token ids.
+        Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_u64) => {
+            Some((v.to_string().into_bytes(), ids.len() as u64))
+        }
+        _ => None,
+    }
+}
+
+/// `POST .../embeddings`. Accepts a string, an array of strings, an array of
+/// token ids, or an array of such arrays.
+pub fn embeddings(body: &[u8]) -> Reply {
+    let req: EmbeddingsRequest<'_> = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) if e.is_syntax() || e.is_eof() => {
+            return invalid_request(&format!("invalid JSON body: {e}"))
+        }
+        Err(e) => return invalid_request(&format!("invalid request: {e}")),
+    };
+    let inputs: Option<Vec<(Vec<u8>, u64)>> = match &req.input {
+        Value::Array(items) if !items.is_empty() && !items.iter().all(Value::is_u64) => {
+            items.iter().map(embedding_input).collect()
+        }
+        other => embedding_input(other).map(|i| vec![i]),
+    };
+    let inputs = match inputs {
+        Some(i) if !i.is_empty() => i,
+        _ => {
+            return invalid_request(
+                "input must be a non-empty string, array of strings, or array of token arrays",
+            )
+        }
+    };
+    let tokens = inputs.iter().map(|(_, t)| t).sum::<u64>().max(1);
+    let data = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, (key, _))| EmbeddingItem {
+            object: "embedding",
+            index,
+            embedding: embedding_of(key),
+        })
+        .collect();
+    Reply::json_value(
+        StatusCode::OK,
+        &EmbeddingList {
+            object: "list",
+            data,
+            model: req.model.as_deref().unwrap_or(DEFAULT_MODEL),
+            usage: EmbeddingUsage {
+                prompt_tokens: tokens,
+                total_tokens: tokens,
+            },
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    fn state() -> AppState {
+        AppState::new(Config::default())
+    }
+
+    fn body_json(r: &Reply) -> Value {
+        match r {
+            Reply::Body { body, .. } => serde_json::from_slice(body).expect("json"),
+            Reply::Sse(_) => panic!("expected body"),
+        }
+    }
+
+    fn events(r: &Reply) -> Vec<String> {
+        match r {
+            Reply::Sse(ev) => ev
+                .iter()
+                .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+                .collect(),
+            Reply::Body { .. } => panic!("expected stream"),
+        }
+    }
+
+    fn payload(event: &str) -> Value {
+        let json = event
+            .strip_prefix("data: ")
+            .and_then(|s| s.strip_suffix("\n\n"))
+            .expect("sse framing");
+        serde_json::from_str(json).expect("json")
+    }
+
+    #[test]
+    fn json_answer_with_usage() {
+        let body = br#"{"model":"gpt-x","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hello there"}]}"#;
+        let v = body_json(&chat(&state(), &Behavior::default(), body));
+        assert_eq!(v["model"], "gpt-x");
+        assert_eq!(v["object"], "chat.completion");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            "mock reply to: hello there"
+        );
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        // 8 + 11 = 19 chars -> 5 tokens
+        assert_eq!(v["usage"]["prompt_tokens"], 5);
+        assert_eq!(v["usage"]["completion_tokens"], 8);
+        assert_eq!(v["usage"]["total_tokens"], 13);
+        assert!(v["id"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("chatcmpl-mock-")));
+    }
+
+    #[test]
+    fn content_parts_and_echo_limit() {
+        let long = "x".repeat(100);
+        let body = serde_json::to_vec(&serde_json::json!({
+            "messages":[{"role":"user","content":[{"type":"text","text": long},{"type":"image_url","image_url":{"url":"u"}}]}]
+        }))
+        .expect("json");
+        let b = Behavior {
+            completion_tokens: Some(42),
+            ..Behavior::default()
+        };
+        let v = body_json(&chat(&state(), &b, &body));
+        assert_eq!(v["model"], "mock-model");
+        assert_eq!(
+            v["choices"][0]["message"]["content"],
+            format!("mock reply to: {}", "x".repeat(60))
+        );
+        assert_eq!(v["usage"]["prompt_tokens"], 25);
+        assert_eq!(v["usage"]["completion_tokens"], 42);
+    }
+
+    #[test]
+    fn bad_requests_get_openai_error_shape() {
+        for body in [&b"{nope"[..], br#"{"model":"m"}"#, br#"{"messages":3}"#] {
+            match chat(&state(), &Behavior::default(), body) {
+                r @ Reply::Body { status, .. } => {
+                    assert_eq!(status, StatusCode::BAD_REQUEST);
+                    let v = body_json(&r);
+                    assert_eq!(v["error"]["type"], "invalid_request_error");
+                    assert!(v["error"]["code"].is_null());
+                }
+                Reply::Sse(_) => panic!("expected error"),
+            }
+        }
+    }
+
+    #[test]
+    fn stream_with_usage() {
+        let body = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"abcd"}]}"#;
+        let b = Behavior {
+            chunks: 3,
+            ..Behavior::default()
+        };
+        let ev = events(&chat(&state(), &b, body));
+        // role, 3 pieces, finish, usage, DONE
+        assert_eq!(ev.len(), 7);
+        let first = payload(&ev[0]);
+        assert_eq!(
+            first["choices"][0]["delta"],
+            serde_json::json!({"role":"assistant","content":""})
+        );
+        assert!(first["usage"].is_null() && first.get("usage").is_some());
+        let text: String = ev[1..4]
+            .iter()
+            .map(|e| {
+                payload(e)["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(text, "mock reply to: abcd");
+        let fin = payload(&ev[4]);
+        assert_eq!(fin["choices"][0]["finish_reason"], "stop");
+        assert_eq!(fin["choices"][0]["delta"], serde_json::json!({}));
+        let usage = payload(&ev[5]);
+        assert_eq!(usage["choices"], serde_json::json!([]));
+        assert_eq!(
+            usage["usage"],
+            serde_json::json!({"prompt_tokens":1,"completion_tokens":3,"total_tokens":4})
+        );
+        assert_eq!(ev[6], "data: [DONE]\n\n");
+    }
+
+    #[test]
+    fn stream_without_usage_has_no_usage_field() {
+        let body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let ev = events(&chat(&state(), &Behavior::default(), body));
+        assert_eq!(ev.len(), 8 + 3);
+        for e in &ev[..ev.len() - 1] {
+            assert!(payload(e).get("usage").is_none());
+        }
+        assert_eq!(ev.last().map(String::as_str), Some("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn stream_delays() {
+        let body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
+        let b = Behavior {
+            ttft_ms: 100,
+            chunk_delay_ms: 10,
+            chunks: 2,
+            ..Behavior::default()
+        };
+        match chat(&state(), &b, body) {
+            Reply::Sse(ev) => {
+                let d: Vec<u64> = ev.iter().map(|e| e.delay.as_millis() as u64).collect();
+                assert_eq!(d, vec![100, 10, 10, 0, 0]);
+            }
+            Reply::Body { .. } => panic!("expected stream"),
+        }
+    }
+
+    #[test]
+    fn tool_call_answers() {
+        let body = br#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#;
+        let b = Behavior {
+            tool_call: true,
+            ..Behavior::default()
+        };
+        let v = body_json(&chat(&state(), &b, body));
+        assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+        let call = &v["choices"][0]["message"]["tool_calls"][0];
+        assert_eq!(call["function"]["name"], "get_weather");
+        assert_eq!(call["function"]["arguments"], r#"{"x":1}"#);
+        assert_eq!(call["type"], "function");
+        assert!(v["choices"][0]["message"]["content"].is_null());
+
+        // Without the behaviour switch, tools are ignored.
+        let v = body_json(&chat(&state(), &Behavior::default(), body));
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+
+        let stream_body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#;
+        let ev = events(&chat(&state(), &b, stream_body));
+        let first = payload(&ev[0]);
+        assert_eq!(
+            first["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
+            "f"
+        );
+        let args: String = ev[1..3]
+            .iter()
+            .map(|e| {
+                payload(e)["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(args, r#"{"x":1}"#);
+        assert_eq!(payload(&ev[3])["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn mock_error_shapes() {
+        let v = body_json(&mock_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &Behavior::default(),
+        ));
+        assert_eq!(
+            v,
+            serde_json::json!({"error":{"message":"mock error 429","type":"mock_error","code":"429"}})
+        );
+        let b = Behavior {
+            error_body: Some("raw!".into()),
+            ..Behavior::default()
+        };
+        match mock_error(StatusCode::BAD_GATEWAY, &b) {
+            Reply::Body { body, status, .. } => {
+                assert_eq!(&body[..], b"raw!");
+                assert_eq!(status, StatusCode::BAD_GATEWAY);
+            }
+            Reply::Sse(_) => panic!("expected body"),
+        }
+    }
+
+    #[test]
+    fn embeddings_inputs() {
+        let v = body_json(&embeddings(br#"{"model":"e","input":"abcdefgh"}"#));
+        assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(8));
+        assert_eq!(v["usage"]["prompt_tokens"], 2);
+        assert_eq!(v["model"], "e");
+
+        let v = body_json(&embeddings(br#"{"input":["a","abcdefgh"]}"#));
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+        assert_eq!(v["data"][1]["index"], 1);
+        assert_eq!(v["usage"]["total_tokens"], 3);
+
+        let v = body_json(&embeddings(br#"{"input":[1,2,3]}"#));
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(1));
+        assert_eq!(v["usage"]["prompt_tokens"], 3);
+
+        let v = body_json(&embeddings(br#"{"input":[[1,2],[3]]}"#));
+        assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
+
+        for bad in [&br#"{"input":[]}"#[..], br#"{"input":{}}"#, br#"{}"#, b"{"] {
+            match embeddings(bad) {
+                Reply::Body { status, .. } => assert_eq!(status, StatusCode::BAD_REQUEST),
+                Reply::Sse(_) => panic!("expected error"),
+            }
+        }
+    }
+
+    #[test]
+    fn embeddings_are_deterministic() {
+        assert_eq!(embedding_of(b"x"), embedding_of(b"x"));
+        assert_ne!(embedding_of(b"x"), embedding_of(b"y"));
+        assert!(embedding_of(b"z").iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+}
