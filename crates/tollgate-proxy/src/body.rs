@@ -1,0 +1,79 @@
+//! Reading a request body with a hard bound, refusing early when the declared
+//! length is already over it.
+
+use bytes::{Bytes, BytesMut};
+use pingora_proxy::Session;
+use std::time::{Duration, Instant};
+
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge { limit: usize },
+    Read(String),
+}
+
+impl BodyError {
+    pub fn message(&self) -> String {
+        match self {
+            BodyError::TooLarge { limit } => format!(
+                "request body is larger than the limit of {limit} bytes (server.max_request_body_size)"
+            ),
+            BodyError::Read(e) => format!("could not read the request body: {e}"),
+        }
+    }
+}
+
+/// Reads the whole body, or fails as soon as it is known to exceed `limit`
+/// (from Content-Length before reading anything, else while reading).
+pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = session
+        .req_header()
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let expects_continue = session
+        .req_header()
+        .headers
+        .get("expect")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects_continue {
+        session
+            .write_continue_response()
+            .await
+            .map_err(|e| BodyError::Read(e.to_string()))?;
+    }
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(BodyError::TooLarge { limit });
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => return Err(BodyError::Read(e.to_string())),
+        }
+    }
+}
+
+/// After refusing a body, reads and discards what the client is still sending
+/// (bounded in bytes and time), like nginx's lingering close: a client that is
+/// mid-upload then sees the refusal instead of a reset connection.
+pub async fn discard_rest(session: &mut Session, max_bytes: usize, max_time: Duration) {
+    let deadline = Instant::now() + max_time;
+    let mut seen = 0usize;
+    while seen < max_bytes {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match tokio::time::timeout(left, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => seen += chunk.len(),
+            _ => break,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Per-request state shared by the phases of one request.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tollgate_llm::Usage;
+
+use crate::snapshot::Snapshot;
+
+/// Facts about the LLM exchange, for metrics and the access log.
+#[derive(Debug, Default, Clone)]
+pub struct LlmFacts {
+    pub provider: String,
+    /// `provider/model` of the target that served.
+    pub target: String,
+    pub request_model: String,
+    pub response_model: Option<String>,
+    pub stream: bool,
+    pub usage: Option<Usage>,
+    /// The usage was counted by the gateway, not reported by the provider.
+    pub usage_estimated: bool,
+    pub upstream_status: Option<u16>,
+    pub latency: Option<Duration>,
+    pub ttft: Option<Duration>,
+    pub client_cancelled: bool,
+    pub log_statistics: bool,
+    pub input_cost: Option<f64>,
+    pub output_cost: Option<f64>,
+}
+
+impl LlmFacts {
+    pub fn cost(&self) -> Option<f64> {
+        let u = self.usage?;
+        if self.input_cost.is_none() && self.output_cost.is_none() {
+            return None;
+        }
+        Some(u.cost(self.input_cost.unwrap_or(0.0), self.output_cost.unwrap_or(0.0)))
+    }
+}
+
+/// Where a passthrough request goes.
+#[derive(Debug, Clone)]
+pub struct PassthroughPlan {
+    pub addr: std::net::SocketAddr,
+    pub tls: bool,
+    pub sni: String,
+    pub authority: String,
+    /// Path and query to send upstream.
+    pub path: String,
+    pub preserve_host: bool,
+    /// A credential to remove before proxying (`hide_credentials`).
+    pub hide_header: Option<String>,
+}
+
+pub struct RequestCtx {
+    /// The config this request runs under, from start to end.
+    pub snap: Option<Arc<Snapshot>>,
+    pub start: Instant,
+    pub request_id: String,
+    pub route: Option<usize>,
+    pub service: Option<usize>,
+    pub consumer: Option<usize>,
+    /// Status answered by the gateway itself (0 when Pingora proxied it).
+    pub status: u16,
+    pub error: Option<String>,
+    pub llm: Option<LlmFacts>,
+    pub passthrough: Option<PassthroughPlan>,
+}
+
+impl RequestCtx {
+    pub fn new() -> Self {
+        RequestCtx {
+            snap: None,
+            start: Instant::now(),
+            request_id: String::new(),
+            route: None,
+            service: None,
+            consumer: None,
+            status: 0,
+            error: None,
+            llm: None,
+            passthrough: None,
+        }
+    }
+
+    /// Keeps the first error reason; later ones are usually consequences.
+    pub fn note_error(&mut self, msg: &str) {
+        if self.error.is_none() {
+            self.error = Some(msg.to_string());
+        }
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,518 @@
+//! The LLM upstream exchange, owned by the gateway rather than Pingora's proxy
+//! loop: the request body is translated (so Pingora's 64 KiB retry buffer never
+//! applies), sent through Pingora's pooled connector, and the answer is read,
+//! measured and translated back, streams event by event.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pingora_core::connectors::http::Connector;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::{HttpPeer, ALPN};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
+
+use crate::ctx::{LlmFacts, RequestCtx};
+use crate::resolver::Resolver;
+use crate::respond::{send, PResult};
+use crate::snapshot::AiProxyRt;
+use crate::target::{Credential, LlmTarget};
+
+/// Largest non-streamed provider answer the gateway buffers (to read its usage).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// How long an idle pooled upstream connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Shared upstream machinery.
+pub struct Upstreams {
+    pub connector: Connector,
+    pub resolver: Resolver,
+}
+
+impl Upstreams {
+    pub fn new() -> Self {
+        Upstreams {
+            connector: Connector::new(None),
+            resolver: Resolver::default(),
+        }
+    }
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What went wrong talking to the provider, before the answer started.
+#[derive(Debug)]
+enum UpstreamError {
+    Resolve(String),
+    Connect(String),
+    /// Writing the request or reading the answer's header failed.
+    Exchange { msg: String },
+    Timeout(String),
+}
+
+impl UpstreamError {
+    fn to_llm(&self, provider: &str) -> LlmError {
+        match self {
+            UpstreamError::Resolve(m) => LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {provider} could not be resolved: {m}"),
+            ),
+            UpstreamError::Connect(m) => LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {provider} could not be reached: {m}"),
+            ),
+            UpstreamError::Exchange { msg, .. } => LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {provider} failed before answering: {msg}"),
+            ),
+            UpstreamError::Timeout(m) => LlmError::new(
+                504,
+                "upstream_timeout",
+                format!("provider {provider} did not answer in time: {m}"),
+            ),
+        }
+    }
+}
+
+/// Serves one chat completion request on an LLM route. Every outcome is
+/// answered to the client here; an `Err` means the client itself went away.
+pub async fn serve_chat(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    ai: &AiProxyRt,
+    body: &[u8],
+    body_key: Option<&str>,
+) -> PResult<()> {
+    let mut request = match ChatRequest::parse(body) {
+        Ok(r) => r,
+        Err(e) => return send_llm_error(session, ctx, &e).await,
+    };
+    if let Some(k) = body_key {
+        request.remove_field(k);
+    }
+    let target = ai.pick().clone();
+    let extra: Vec<(&str, &str)> = match &target.credential {
+        Credential::Body { name, value } => vec![(name.as_str(), value.as_str())],
+        _ => Vec::new(),
+    };
+    let prepared = match request.prepare_openai(&target.model, &extra) {
+        Ok(p) => p,
+        Err(e) => return send_llm_error(session, ctx, &e).await,
+    };
+    ctx.llm = Some(LlmFacts {
+        provider: target.provider.clone(),
+        target: target.label.clone(),
+        request_model: prepared.model.clone(),
+        stream: prepared.stream,
+        log_statistics: target.log_statistics,
+        input_cost: target.input_cost,
+        output_cost: target.output_cost,
+        ..LlmFacts::default()
+    });
+
+    let timeouts = Timeouts {
+        connect: Duration::from_millis(ai.balancer.connect_timeout),
+        read: Duration::from_millis(ai.balancer.read_timeout),
+        write: Duration::from_millis(ai.balancer.write_timeout),
+    };
+    let sent_at = Instant::now();
+    let (mut upstream, peer) =
+        match send_request(ups, &target, &prepared, &ctx.request_id, &timeouts).await {
+            Ok(x) => x,
+            Err(e) => {
+                let err = e.to_llm(&target.provider);
+                ctx.note_error(&err.message);
+                return send_llm_error(session, ctx, &err).await;
+            }
+        };
+    let Some(resp) = upstream.response_header() else {
+        let err = LlmError::new(502, "upstream_error", "provider answer has no header");
+        return send_llm_error(session, ctx, &err).await;
+    };
+    let status = resp.status.as_u16();
+    let is_sse = resp
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let retry_after = resp.headers.get("retry-after").cloned();
+    if let Some(f) = ctx.llm.as_mut() {
+        f.upstream_status = Some(status);
+    }
+
+    if (200..300).contains(&status) && prepared.stream && is_sse {
+        let r = relay_stream(session, ctx, &mut upstream, &target, &prepared, sent_at).await;
+        finish_upstream(ups, upstream, &peer).await;
+        return r;
+    }
+
+    // A JSON answer (or an error): read it whole, then answer with Content-Length.
+    let answer = match read_all(&mut upstream).await {
+        Ok(b) => b,
+        Err(msg) => {
+            let err = LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {} broke off its answer: {msg}", target.provider),
+            );
+            return send_llm_error(session, ctx, &err).await;
+        }
+    };
+    let done_at = Instant::now();
+    finish_upstream(ups, upstream, &peer).await;
+
+    if (200..300).contains(&status) {
+        match openai::answer_facts(&answer) {
+            Some((usage, model)) => {
+                if let Some(f) = ctx.llm.as_mut() {
+                    f.usage = usage;
+                    f.response_model = model;
+                    f.latency = Some(done_at - sent_at);
+                }
+            }
+            None => {
+                let err = LlmError::new(
+                    502,
+                    "upstream_error",
+                    format!(
+                        "provider {} returned an answer that is not a chat completion",
+                        target.provider
+                    ),
+                );
+                return send_llm_error(session, ctx, &err).await;
+            }
+        }
+        ctx.status = status;
+        let headers = [
+            ("x-tollgate-llm-model", target.label.clone()),
+            ("x-request-id", ctx.request_id.clone()),
+        ];
+        return send(session, status, "application/json", answer, &headers).await;
+    }
+
+    // The provider refused: keep its status and message, in OpenAI's shape.
+    let err = provider_error(&target.provider, status, &answer);
+    ctx.note_error(&err.message);
+    ctx.status = status;
+    let mut headers = vec![
+        ("x-tollgate-llm-model", target.label.clone()),
+        ("x-request-id", ctx.request_id.clone()),
+    ];
+    if let Some(v) = retry_after.and_then(|v| v.to_str().ok().map(str::to_string)) {
+        headers.push(("retry-after", v));
+    }
+    send(session, status, "application/json", err.body(), &headers).await
+}
+
+struct Timeouts {
+    connect: Duration,
+    read: Duration,
+    write: Duration,
+}
+
+/// Connects (pooled), writes the request and reads the answer's header.
+/// A pooled connection that the provider closed meanwhile is retried once on a
+/// fresh one: nothing was answered on it, so nothing can be duplicated.
+async fn send_request(
+    ups: &Upstreams,
+    target: &LlmTarget,
+    prepared: &PreparedRequest,
+    request_id: &str,
+    t: &Timeouts,
+) -> Result<(HttpSession, HttpPeer), UpstreamError> {
+    let ep = &target.endpoint;
+    let addr = ups
+        .resolver
+        .resolve(&ep.host, ep.port)
+        .await
+        .map_err(|e| UpstreamError::Resolve(e.to_string()))?;
+    let mut peer = HttpPeer::new(addr, ep.tls, ep.host.clone());
+    peer.options.connection_timeout = Some(t.connect);
+    peer.options.read_timeout = Some(t.read);
+    peer.options.write_timeout = Some(t.write);
+    peer.options.idle_timeout = Some(POOL_IDLE);
+    peer.options.alpn = ALPN::H1;
+
+    let body = Bytes::from(prepared.body.clone());
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let header = build_header(target, prepared, body.len(), request_id)
+            .map_err(|msg| UpstreamError::Exchange { msg })?;
+        let (mut session, reused) = ups
+            .connector
+            .get_http_session(&peer)
+            .await
+            .map_err(|e| classify_connect(&e))?;
+        match exchange_head(&mut session, header, body.clone()).await {
+            Ok(()) => return Ok((session, peer)),
+            Err(UpstreamError::Exchange { msg, .. }) if reused && attempts < 3 => {
+                tracing::debug!("pooled connection failed ({msg}); retrying on a fresh one");
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn exchange_head(
+    session: &mut HttpSession,
+    header: RequestHeader,
+    body: Bytes,
+) -> Result<(), UpstreamError> {
+    let io = |e: Box<pingora_error::Error>| classify_io(&e);
+    session.write_request_header(Box::new(header)).await.map_err(io)?;
+    session.write_request_body(body, true).await.map_err(io)?;
+    session.finish_request_body().await.map_err(io)?;
+    session.read_response_header().await.map_err(io)?;
+    Ok(())
+}
+
+fn classify_connect(e: &pingora_error::Error) -> UpstreamError {
+    use pingora_error::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | TLSHandshakeTimedout => UpstreamError::Timeout(e.to_string()),
+        _ => UpstreamError::Connect(e.to_string()),
+    }
+}
+
+fn classify_io(e: &pingora_error::Error) -> UpstreamError {
+    use pingora_error::ErrorType::*;
+    match e.etype() {
+        ReadTimedout | WriteTimedout => UpstreamError::Timeout(e.to_string()),
+        _ => UpstreamError::Exchange { msg: e.to_string() },
+    }
+}
+
+/// The upstream request, built from scratch: HTTP/1.1, only the headers the
+/// provider needs, the target's credential, and a Content-Length that matches
+/// the translated body. Nothing of the client's own credentials can leak.
+fn build_header(
+    target: &LlmTarget,
+    prepared: &PreparedRequest,
+    body_len: usize,
+    request_id: &str,
+) -> Result<RequestHeader, String> {
+    let ep = &target.endpoint;
+    let path = match &target.credential {
+        Credential::Query { name, value } => {
+            let sep = if ep.path_and_query.contains('?') { '&' } else { '?' };
+            format!(
+                "{}{sep}{}={}",
+                ep.path_and_query,
+                percent_encode(name),
+                percent_encode(value)
+            )
+        }
+        _ => ep.path_and_query.clone(),
+    };
+    let e = |e: Box<pingora_error::Error>| e.to_string();
+    let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(e)?;
+    h.insert_header("host", ep.authority.as_str()).map_err(e)?;
+    h.insert_header("content-type", "application/json").map_err(e)?;
+    h.insert_header("content-length", body_len.to_string()).map_err(e)?;
+    h.insert_header(
+        "accept",
+        if prepared.stream { "text/event-stream" } else { "application/json" },
+    )
+    .map_err(e)?;
+    h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION")))
+        .map_err(e)?;
+    h.insert_header("x-request-id", request_id).map_err(e)?;
+    if let Credential::Header { name, value } = &target.credential {
+        h.insert_header(name.clone(), value.clone()).map_err(e)?;
+    }
+    Ok(h)
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, String> {
+    let mut buf = BytesMut::new();
+    loop {
+        match upstream.read_response_body().await {
+            Ok(Some(chunk)) => {
+                if buf.len() + chunk.len() > MAX_ANSWER_BYTES {
+                    return Err(format!("answer exceeds {MAX_ANSWER_BYTES} bytes"));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Returns a connection to the pool when its answer was read to the end;
+/// otherwise Pingora closes it.
+async fn finish_upstream(ups: &Upstreams, upstream: HttpSession, peer: &HttpPeer) {
+    ups.connector
+        .release_http_session(upstream, peer, Some(POOL_IDLE))
+        .await;
+}
+
+/// Relays an SSE answer event by event, watching the client so a hang-up
+/// stops the provider at once.
+async fn relay_stream(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    upstream: &mut HttpSession,
+    target: &LlmTarget,
+    prepared: &PreparedRequest,
+    sent_at: Instant,
+) -> PResult<()> {
+    let mut resp = ResponseHeader::build(200, Some(6))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header("x-tollgate-llm-model", target.label.as_str())?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if !session.is_http2() {
+        // Without a length or chunked framing Pingora would close the
+        // connection while still announcing keep-alive.
+        resp.insert_header("transfer-encoding", "chunked")?;
+    }
+    ctx.status = 200;
+    session.write_response_header(Box::new(resp), false).await?;
+
+    let mut tap = openai::StreamTap::new(prepared.client_wants_usage);
+    let mut first_event: Option<Instant> = None;
+    let mut outcome: PResult<()> = Ok(());
+    loop {
+        tokio::select! {
+            chunk = upstream.read_response_body() => match chunk {
+                Ok(Some(bytes)) => {
+                    let out = tap.feed(&bytes);
+                    if !out.is_empty() {
+                        first_event.get_or_insert_with(Instant::now);
+                        if let Err(e) = session.write_response_body(Some(out), false).await {
+                            ctx.note_error("client went away mid-stream");
+                            outcome = Err(e);
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => {
+                    let rest = tap.finish();
+                    let end = if rest.is_empty() { None } else { Some(rest) };
+                    outcome = session.write_response_body(end, true).await;
+                    break;
+                }
+                Err(e) => {
+                    // Bytes already reached the client: never retry (no duplicated
+                    // output); end the stream with an error event instead.
+                    ctx.note_error(&format!("provider stream broke: {e}"));
+                    let event = format!(
+                        "data: {}\n\n",
+                        String::from_utf8_lossy(
+                            &LlmError::new(502, "upstream_error", format!("provider {} stream broke off", target.provider)).body()
+                        )
+                    );
+                    let _ = session.write_response_body(Some(Bytes::from(event)), false).await;
+                    outcome = session.write_response_body(None, true).await;
+                    break;
+                }
+            },
+            gone = session.read_body_or_idle(true) => {
+                let _ = gone;
+                ctx.note_error("client went away mid-stream");
+                if let Some(f) = ctx.llm.as_mut() {
+                    f.client_cancelled = true;
+                }
+                break;
+            }
+        }
+    }
+    let done_at = Instant::now();
+    if let Some(f) = ctx.llm.as_mut() {
+        f.latency = Some(done_at - sent_at);
+        f.ttft = first_event.map(|t| t - sent_at);
+        f.response_model = tap.model.take();
+        f.usage = tap.usage.or_else(|| {
+            // A stream cut before its usage chunk: count what was sent, one
+            // token per content event, and the prompt by its size.
+            f.usage_estimated = true;
+            Some(Usage {
+                prompt_tokens: (prepared.body.len() as u64).div_ceil(4),
+                completion_tokens: tap.events,
+                total_tokens: (prepared.body.len() as u64).div_ceil(4) + tap.events,
+                cached_tokens: 0,
+            })
+        });
+    }
+    outcome
+}
+
+/// A provider's error answer in OpenAI's shape, status and message kept.
+fn provider_error(provider: &str, status: u16, body: &[u8]) -> LlmError {
+    #[derive(serde::Deserialize)]
+    struct Wrapper {
+        error: Inner,
+    }
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        message: Option<String>,
+    }
+    let message = match serde_json::from_slice::<Wrapper>(body) {
+        Ok(Wrapper { error: Inner { message: Some(m) } }) => m,
+        _ => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+            if text.is_empty() {
+                format!("provider {provider} answered {status}")
+            } else {
+                format!("provider {provider} answered {status}: {text}")
+            }
+        }
+    };
+    let kind = match status {
+        401 | 403 => "authentication_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "upstream_error",
+    };
+    LlmError::new(status, kind, message)
+}
+
+/// Answers a gateway-made error in OpenAI's shape.
+pub async fn send_llm_error(session: &mut Session, ctx: &mut RequestCtx, err: &LlmError) -> PResult<()> {
+    ctx.status = err.status;
+    ctx.note_error(&err.message);
+    let headers = [("x-request-id", ctx.request_id.clone())];
+    send(session, err.status, "application/json", err.body(), &headers).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_errors_keep_status_and_message() {
+        let e = provider_error("openai", 429, br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#);
+        assert_eq!((e.status, e.message.as_str(), e.kind), (429, "Rate limit reached", "rate_limit_error"));
+        let e = provider_error("openai", 502, b"<html>bad gateway</html>");
+        assert_eq!(e.message, "provider openai answered 502: <html>bad gateway</html>");
+    }
+
+    #[test]
+    fn query_credentials_are_encoded() {
+        assert_eq!(percent_encode("a b&c=d"), "a%20b%26c%3Dd");
+    }
+}

@@ -1,0 +1,388 @@
+//! The ProxyHttp implementation: route, authenticate, authorise, then either
+//! serve an LLM exchange ourselves or hand a passthrough request to Pingora.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_error::{Error, ErrorType};
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::{ProxyHttp, Session};
+use tollgate_llm::LlmError;
+
+use crate::access_log::AccessLog;
+use crate::body::{discard_rest, read_bounded, BodyError};
+use crate::ctx::{PassthroughPlan, RequestCtx};
+use crate::exchange::{send_llm_error, serve_chat, Upstreams};
+use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
+use crate::observe;
+use crate::respond::{kong_error_body, send, PResult};
+use crate::snapshot::{PluginRt, Slot, Snapshot};
+
+/// Everything the proxy shares across requests.
+pub struct GatewayState {
+    pub snapshot: ArcSwap<Snapshot>,
+    pub upstreams: Upstreams,
+    pub access_log: AccessLog,
+}
+
+pub struct Gateway {
+    pub state: Arc<GatewayState>,
+}
+
+/// Refused bodies are discarded up to this much so the client sees the 413.
+const DISCARD_BYTES: usize = 64 * 1024 * 1024;
+const DISCARD_TIME: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> Self::CTX {
+        RequestCtx::new()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<()> {
+        // One config for every phase of this request, whatever reloads meanwhile.
+        ctx.snap = Some(self.state.snapshot.load_full());
+        ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<bool>
+    where
+        Self::CTX: Send + Sync,
+    {
+        let Some(snap) = ctx.snap.clone() else {
+            return Error::e_explain(ErrorType::InternalError, "no config snapshot");
+        };
+        let req = session.req_header();
+        let method = req.method.as_str().to_string();
+        let path = req.uri.path().to_string();
+        let query = req.uri.query().map(str::to_string);
+        let host = host_of(req);
+
+        let Some(m) = snap.router.find(&method, &path, host.as_deref()) else {
+            ctx.status = 404;
+            let body = kong_error_body("no Route matched with those values");
+            send(session, 404, "application/json", body, &[("x-request-id", ctx.request_id.clone())]).await?;
+            return Ok(true);
+        };
+        let route = m.route;
+        let service = snap.router.routes[route].service;
+        ctx.route = Some(route);
+        ctx.service = Some(service);
+        let is_llm = snap.services[service].upstream.is_none();
+
+        // key-auth: headers and query first, the body only if needed and allowed.
+        let mut body: Option<Bytes> = None;
+        let mut body_key: Option<String> = None;
+        let mut hide_header: Option<String> = None;
+        let mut hidden_query: Option<String> = None;
+        if let Some(PluginRt::KeyAuth(ka)) = snap.plugin(Slot::KeyAuth, Some(route), Some(service), None) {
+            let headers = &session.req_header().headers;
+            let header = |n: &str| headers.get(n).map(|v| v.as_bytes());
+            let mut found = find_key(
+                &ka.config,
+                &KeySources { header: &header, query: query.as_deref(), body: None },
+            );
+            if found.is_none() && ka.config.key_in_body && is_llm {
+                match read_bounded(session, snap.max_body).await {
+                    Ok(b) => {
+                        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&b) {
+                            let none = |_: &str| None;
+                            found = find_key(
+                                &ka.config,
+                                &KeySources { header: &none, query: None, body: Some(&map) },
+                            );
+                        }
+                        body = Some(b);
+                    }
+                    Err(e) => return self.refuse_body(session, ctx, e, is_llm).await,
+                }
+            }
+            let consumer = match &found {
+                Some(k) => snap.keys.lookup(&k.key),
+                None => None,
+            };
+            match (consumer, ka.anonymous) {
+                (Some(c), _) => ctx.consumer = Some(c),
+                (None, Some(anon)) => ctx.consumer = Some(anon),
+                (None, None) => {
+                    let msg = if found.is_some() { "Unauthorized" } else { "No API key found in request" };
+                    self.refuse(session, ctx, 401, msg, is_llm, &[("www-authenticate", "Key realm=\"tollgate\"".into())])
+                        .await?;
+                    return Ok(true);
+                }
+            }
+            if let Some(k) = found {
+                match k.location {
+                    KeyLocation::Header(h) => {
+                        if ka.config.hide_credentials || is_llm {
+                            hide_header = Some(h)
+                        }
+                    }
+                    KeyLocation::Query(q) => {
+                        if ka.config.hide_credentials || is_llm {
+                            hidden_query = Some(q)
+                        }
+                    }
+                    KeyLocation::Body(b) => body_key = Some(b),
+                }
+            }
+        }
+
+        // acl: by consumer group; deny wins.
+        if let Some(PluginRt::Acl(acl)) = snap.plugin(Slot::Acl, Some(route), Some(service), ctx.consumer) {
+            let groups: &[String] = ctx.consumer.map(|c| snap.consumers[c].groups.as_slice()).unwrap_or(&[]);
+            let denied = groups.iter().any(|g| acl.deny.contains(g));
+            let allowed = acl.allow.is_empty() || groups.iter().any(|g| acl.allow.contains(g));
+            if denied || !allowed {
+                self.refuse(session, ctx, 403, "You cannot consume this service", is_llm, &[]).await?;
+                return Ok(true);
+            }
+        }
+
+        if is_llm {
+            let Some(PluginRt::AiProxy(ai)) =
+                snap.plugin(Slot::AiProxy, Some(route), Some(service), ctx.consumer)
+            else {
+                let err = LlmError::new(500, "configuration_error", "this route has no ai-proxy plugin");
+                send_llm_error(session, ctx, &err).await?;
+                return Ok(true);
+            };
+            if method != "POST" {
+                let err = LlmError::new(405, "invalid_request_error", "chat completions take POST");
+                send_llm_error(session, ctx, &err).await?;
+                return Ok(true);
+            }
+            let ct_ok = session
+                .req_header()
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+            if !ct_ok {
+                let err = LlmError::invalid_request("Content-Type must be application/json");
+                send_llm_error(session, ctx, &err).await?;
+                session.set_keepalive(None);
+                return Ok(true);
+            }
+            let body = match body {
+                Some(b) => b,
+                None => match read_bounded(session, snap.max_body).await {
+                    Ok(b) => b,
+                    Err(e) => return self.refuse_body(session, ctx, e, true).await,
+                },
+            };
+            serve_chat(&self.state.upstreams, session, ctx, ai, &body, body_key.as_deref()).await?;
+            return Ok(true);
+        }
+
+        // Passthrough: resolve now (asynchronously) so upstream_peer needs no DNS.
+        let Some(ep) = &snap.services[service].upstream else {
+            return Error::e_explain(ErrorType::InternalError, "service without upstream");
+        };
+        let addr = match self.state.upstreams.resolver.resolve(&ep.host, ep.port).await {
+            Ok(a) => a,
+            Err(e) => {
+                let msg = format!("upstream {} could not be resolved: {e}", ep.host);
+                self.refuse(session, ctx, 502, &msg, false, &[]).await?;
+                return Ok(true);
+            }
+        };
+        let r = &snap.router.routes[route];
+        let rest = if r.strip_path { &path[m.prefix_len..] } else { path.as_str() };
+        let base = ep.path_and_query.split('?').next().unwrap_or("/");
+        let mut upstream_path = join_paths(base, rest);
+        let q = match (&query, &hidden_query) {
+            (Some(q), Some(name)) => Some(remove_query_param(q, name)),
+            (q, _) => q.clone(),
+        };
+        if let Some(q) = q.filter(|q| !q.is_empty()) {
+            upstream_path.push('?');
+            upstream_path.push_str(&q);
+        }
+        ctx.passthrough = Some(PassthroughPlan {
+            addr,
+            tls: ep.tls,
+            sni: ep.host.clone(),
+            authority: ep.authority.clone(),
+            path: upstream_path,
+            preserve_host: r.preserve_host,
+            hide_header,
+        });
+        Ok(false)
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> PResult<Box<HttpPeer>> {
+        let Some(plan) = &ctx.passthrough else {
+            return Error::e_explain(ErrorType::InternalError, "no upstream planned");
+        };
+        Ok(Box::new(HttpPeer::new(plan.addr, plan.tls, plan.sni.clone())))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream: &mut RequestHeader,
+        ctx: &mut Self::CTX,
+    ) -> PResult<()>
+    where
+        Self::CTX: Send + Sync,
+    {
+        if let Some(plan) = &ctx.passthrough {
+            upstream.set_uri(
+                plan.path
+                    .parse()
+                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream path"))?,
+            );
+            if !plan.preserve_host {
+                upstream.insert_header("host", plan.authority.as_str())?;
+            }
+            if let Some(h) = &plan.hide_header {
+                upstream.remove_header(h.as_str());
+            }
+            upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Self::CTX,
+    ) -> PResult<()>
+    where
+        Self::CTX: Send + Sync,
+    {
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        Ok(())
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX)
+    where
+        Self::CTX: Send + Sync,
+    {
+        observe::record(&self.state.access_log, session, e, ctx);
+    }
+}
+
+impl Gateway {
+    /// Refuses in the route's error shape: OpenAI's on LLM routes, Kong's elsewhere.
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        message: &str,
+        is_llm: bool,
+        headers: &[(&'static str, String)],
+    ) -> PResult<()> {
+        ctx.status = status;
+        ctx.note_error(message);
+        let body = if is_llm {
+            let kind = match status {
+                401 => "authentication_error",
+                403 => "permission_error",
+                413 => "invalid_request_error",
+                _ => "gateway_error",
+            };
+            tollgate_llm::error::error_body(message, kind, None)
+        } else {
+            kong_error_body(message)
+        };
+        let mut all: Vec<(&'static str, String)> = headers.to_vec();
+        all.push(("x-request-id", ctx.request_id.clone()));
+        send(session, status, "application/json", body, &all).await
+    }
+
+    async fn refuse_body(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        e: BodyError,
+        is_llm: bool,
+    ) -> PResult<bool> {
+        let status = match e {
+            BodyError::TooLarge { .. } => 413,
+            BodyError::Read(_) => 400,
+        };
+        self.refuse(session, ctx, status, &e.message(), is_llm, &[]).await?;
+        session.set_keepalive(None);
+        if status == 413 {
+            discard_rest(session, DISCARD_BYTES, DISCARD_TIME).await;
+        }
+        Ok(true)
+    }
+}
+
+fn host_of(req: &RequestHeader) -> Option<String> {
+    let h = req
+        .headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri.host())?;
+    let h = if h.starts_with('[') {
+        h.split(']').next().map(|s| &s[1..]).unwrap_or(h)
+    } else {
+        h.split(':').next().unwrap_or(h)
+    };
+    Some(h.to_string())
+}
+
+fn join_paths(base: &str, rest: &str) -> String {
+    match (base.ends_with('/'), rest.starts_with('/')) {
+        (_, _) if rest.is_empty() => base.to_string(),
+        (true, true) => format!("{}{}", base, &rest[1..]),
+        (false, false) => format!("{base}/{rest}"),
+        _ => format!("{base}{rest}"),
+    }
+}
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
+static REQUEST_PREFIX: once_cell::sync::Lazy<u32> = once_cell::sync::Lazy::new(|| {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    t ^ std::process::id().rotate_left(16)
+});
+
+/// The client's `X-Request-Id` when it is sane, else a fresh one.
+fn request_id(given: Option<&http::HeaderValue>) -> String {
+    if let Some(v) = given.and_then(|v| v.to_str().ok()) {
+        if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {
+            return v.to_string();
+        }
+    }
+    let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{:08x}{:016x}", *REQUEST_PREFIX, n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_join_without_double_slashes() {
+        assert_eq!(join_paths("/", "/x"), "/x");
+        assert_eq!(join_paths("/mcp", "/x"), "/mcp/x");
+        assert_eq!(join_paths("/mcp/", ""), "/mcp/");
+        assert_eq!(join_paths("/mcp", "x"), "/mcp/x");
+    }
+
+    #[test]
+    fn request_ids_are_kept_or_made() {
+        let v = http::HeaderValue::from_static("abc-123");
+        assert_eq!(request_id(Some(&v)), "abc-123");
+        let bad = http::HeaderValue::from_static("has space");
+        assert_ne!(request_id(Some(&bad)), "has space");
+        assert_ne!(request_id(None), request_id(None));
+    }
+}

@@ -1,0 +1,19 @@
+//! tollgate's request pipeline on Pingora.
+
+pub mod access_log;
+pub mod admin;
+pub mod body;
+pub mod ctx;
+pub mod exchange;
+pub mod gateway;
+pub mod keyauth;
+pub mod metrics;
+pub mod observe;
+pub mod resolver;
+pub mod respond;
+pub mod router;
+pub mod snapshot;
+pub mod target;
+
+pub use gateway::{Gateway, GatewayState};
+pub use snapshot::Snapshot;

@@ -1,0 +1,124 @@
+//! Prometheus metrics. Names follow Kong's AI metrics without the `kong_` prefix.
+//! Every label value comes from the config (routes, services, consumers,
+//! providers) or from a bounded set, so cardinality cannot grow with traffic.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use once_cell::sync::Lazy;
+use prometheus::{
+    register_counter_vec_with_registry, register_histogram_vec_with_registry,
+    register_int_counter_vec_with_registry, CounterVec, Encoder, HistogramVec, IntCounterVec,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub http_requests: IntCounterVec,
+    pub http_latency: HistogramVec,
+    pub llm_requests: IntCounterVec,
+    pub llm_tokens: IntCounterVec,
+    pub llm_cost: CounterVec,
+    pub llm_latency: HistogramVec,
+    pub llm_ttft: HistogramVec,
+    models_seen: Mutex<HashSet<String>>,
+}
+
+/// Response models are chosen by providers; past this many distinct values the
+/// label collapses to `other`.
+const MAX_MODEL_LABELS: usize = 64;
+
+const LATENCY_BUCKETS_MS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
+    30000.0, 60000.0,
+];
+
+pub static METRICS: Lazy<Metrics> = Lazy::new(Metrics::new);
+
+impl Metrics {
+    #[allow(clippy::expect_used)] // static metric definitions: a failure is a programming error
+    fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        Metrics {
+            http_requests: register_int_counter_vec_with_registry!(
+                "http_requests_total",
+                "HTTP requests answered, by service, route, consumer and status code",
+                &["service", "route", "consumer", "code"],
+                r
+            )
+            .expect("metric"),
+            http_latency: register_histogram_vec_with_registry!(
+                "http_request_duration_ms",
+                "Time from request to the end of the response, milliseconds",
+                &["service", "route"],
+                LATENCY_BUCKETS_MS.to_vec(),
+                r
+            )
+            .expect("metric"),
+            llm_requests: register_int_counter_vec_with_registry!(
+                "ai_llm_requests_total",
+                "LLM requests sent to providers",
+                &["ai_provider", "ai_model", "consumer", "request_mode", "code"],
+                r
+            )
+            .expect("metric"),
+            llm_tokens: register_int_counter_vec_with_registry!(
+                "ai_llm_tokens_total",
+                "Tokens reported by providers, by token_type",
+                &["ai_provider", "ai_model", "consumer", "token_type"],
+                r
+            )
+            .expect("metric"),
+            llm_cost: register_counter_vec_with_registry!(
+                "ai_llm_cost_total",
+                "Cost in dollars from the target's input_cost and output_cost",
+                &["ai_provider", "ai_model", "consumer"],
+                r
+            )
+            .expect("metric"),
+            llm_latency: register_histogram_vec_with_registry!(
+                "ai_llm_provider_latency_ms",
+                "Provider latency from request sent to answer complete, milliseconds",
+                &["ai_provider", "ai_model", "consumer", "request_mode"],
+                LATENCY_BUCKETS_MS.to_vec(),
+                r
+            )
+            .expect("metric"),
+            llm_ttft: register_histogram_vec_with_registry!(
+                "ai_llm_time_to_first_token_ms",
+                "Time from request sent to the first streamed event, milliseconds",
+                &["ai_provider", "ai_model", "consumer"],
+                LATENCY_BUCKETS_MS.to_vec(),
+                r
+            )
+            .expect("metric"),
+            models_seen: Mutex::new(HashSet::new()),
+            registry,
+        }
+    }
+
+    /// A model label with bounded cardinality.
+    pub fn model_label<'a>(&self, model: &'a str) -> &'a str {
+        let Ok(mut seen) = self.models_seen.lock() else {
+            return "other";
+        };
+        if seen.contains(model) {
+            return model;
+        }
+        if seen.len() < MAX_MODEL_LABELS {
+            seen.insert(model.to_string());
+            return model;
+        }
+        "other"
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let families = self.registry.gather();
+        if TextEncoder::new().encode(&families, &mut out).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
