@@ -1,0 +1,123 @@
+//! `tollgate run -c FILE` starts the gateway; `tollgate check -c FILE` validates.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use clap::{Parser, Subcommand};
+use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::Server;
+use pingora_core::services::listening::Service;
+use tollgate_proxy::access_log::AccessLog;
+use tollgate_proxy::admin::AdminApp;
+use tollgate_proxy::exchange::Upstreams;
+use tollgate_proxy::{Gateway, GatewayState, Snapshot};
+
+#[derive(Parser)]
+#[command(name = "tollgate", version, about = "An AI gateway on Pingora")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file (for the default `run`).
+    #[arg(short, long, default_value = "conf/tollgate.toml", global = true)]
+    config: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate a config file: list every error and exit 1, or print a summary.
+    Check,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("TOLLGATE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Check => check(&cli.config),
+        Command::Run => run(&cli.config),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Snapshot, String> {
+    let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
+    Snapshot::build(config).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn check(path: &std::path::Path) -> ExitCode {
+    match load(path) {
+        Ok(snap) => {
+            println!("{}: OK: {}", path.display(), snap.config.summary());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(path: &std::path::Path) -> ExitCode {
+    let snap = match load(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server_conf = snap.config.server.clone();
+    let access_log = match AccessLog::open(&server_conf.access_log) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("access_log {}: {e}", server_conf.access_log);
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let mut conf = ServerConf::default();
+    conf.threads = if server_conf.threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        server_conf.threads
+    };
+    conf.grace_period_seconds = Some(server_conf.grace_period_seconds);
+    conf.graceful_shutdown_timeout_seconds = Some(5);
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let state = Arc::new(GatewayState {
+        snapshot: ArcSwap::from_pointee(snap),
+        upstreams: Upstreams::new(),
+        access_log,
+    });
+    let mut proxy = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway { state: state.clone() },
+        "tollgate proxy",
+    );
+    for addr in &server_conf.listen {
+        proxy.add_tcp(addr);
+    }
+    let mut admin = Service::new(
+        "tollgate admin".to_string(),
+        AdminApp { state, started_at: std::time::SystemTime::now() },
+    );
+    admin.add_tcp(&server_conf.admin_listen);
+    admin.threads = Some(1);
+    server.add_service(proxy);
+    server.add_service(admin);
+    tracing::info!(
+        listen = ?server_conf.listen,
+        admin = %server_conf.admin_listen,
+        "tollgate starting"
+    );
+    server.run_forever()
+}
