@@ -1,0 +1,36 @@
+# Two commands: `make run` (the gateway on conf/tollgate.toml with the mock
+# provider) and `make test` (every test). Both install what they need first.
+CARGO ?= cargo
+BIN := target/release
+VENV := .venv
+
+.PHONY: run test build setup setup-test check bench bench-smoke clean-venv
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+# One build of every target (binaries, unit tests, benches) in one profile,
+# so the test run that follows compiles nothing again.
+build: setup
+	$(CARGO) build --release --workspace --all-targets
+
+run: build
+	scripts/run-demo.sh
+
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+test: setup-test build $(VENV)/.installed
+	$(CARGO) test --release --workspace
+	TOLLGATE_BIN_DIR=$(BIN) $(VENV)/bin/pytest -q tests/e2e
+
+check: build
+	$(BIN)/tollgate check -c conf/tollgate.toml
+
+clean-venv:
+	rm -rf $(VENV)
