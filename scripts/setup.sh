@@ -15,6 +15,7 @@ for arg in "$@"; do
     --test)
       command -v python3 >/dev/null 2>&1 || need+=(python3)
       python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+      command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
       ;;
     --bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)

@@ -174,13 +174,7 @@ impl PluginConfig {
             "acl" => typed(&entry.config).map(PluginConfig::Acl),
             "ai-proxy" => typed(&entry.config).map(PluginConfig::AiProxy),
             "ai-proxy-advanced" => typed(&entry.config).map(PluginConfig::AiProxyAdvanced),
-            // Kong users will bring this one from their decK files; say so plainly.
-            "ai-rate-limiting-advanced" => Err(PluginConfigError {
-                path: "name".to_string(),
-                message: "plugin ai-rate-limiting-advanced is not implemented yet; remove it or \
-                          wait for token limits (see README)"
-                    .to_string(),
-            }),
+            "ai-rate-limiting-advanced" => typed(&entry.config).map(PluginConfig::AiRateLimiting),
             other => Err(PluginConfigError {
                 path: "name".to_string(),
                 message: format!(
@@ -198,6 +192,7 @@ impl PluginConfig {
             PluginConfig::Acl(_) => "acl",
             PluginConfig::AiProxy(_) => "ai-proxy",
             PluginConfig::AiProxyAdvanced(_) => "ai-proxy-advanced",
+            PluginConfig::AiRateLimiting(_) => "ai-rate-limiting-advanced",
         }
     }
 }

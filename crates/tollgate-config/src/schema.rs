@@ -188,9 +188,16 @@ pub enum PluginConfig {
     Acl(AclConfig),
     AiProxy(AiProxyConfig),
     AiProxyAdvanced(AiProxyAdvancedConfig),
+    AiRateLimiting(AiRateLimitingConfig),
 }
 
-pub const PLUGIN_NAMES: &[&str] = &["key-auth", "acl", "ai-proxy", "ai-proxy-advanced"];
+pub const PLUGIN_NAMES: &[&str] = &[
+    "key-auth",
+    "acl",
+    "ai-proxy",
+    "ai-proxy-advanced",
+    "ai-rate-limiting-advanced",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -368,4 +375,114 @@ pub struct LoggingConfig {
     pub log_statistics: bool,
     #[serde(default)]
     pub log_payloads: bool,
+}
+
+/// Kong's ai-rate-limiting-advanced: token budgets per consumer (or other
+/// identifier) and provider, over one or more windows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiRateLimitingConfig {
+    /// `local` (this process) or `redis` (shared by every replica).
+    #[serde(default = "AiRateLimitingConfig::default_strategy")]
+    pub strategy: String,
+    /// `sliding` or `fixed` (aligned to the clock).
+    #[serde(default = "AiRateLimitingConfig::default_window_type")]
+    pub window_type: String,
+    pub llm_providers: Vec<LlmProviderLimit>,
+    /// `consumer`, `credential`, `ip`, `service`, `header`, `consumer-group`.
+    #[serde(default = "AiRateLimitingConfig::default_identifier")]
+    pub identifier: String,
+    /// The header read when `identifier = "header"`.
+    #[serde(default)]
+    pub header_name: Option<String>,
+    /// `total_tokens`, `prompt_tokens`, `completion_tokens` or `cost`.
+    #[serde(default = "AiRateLimitingConfig::default_tokens_count_strategy")]
+    pub tokens_count_strategy: String,
+    #[serde(default = "AiRateLimitingConfig::default_error_code")]
+    pub error_code: u16,
+    #[serde(default = "AiRateLimitingConfig::default_error_message")]
+    pub error_message: String,
+    /// Leave the X-AI-RateLimit-* headers off answers.
+    #[serde(default)]
+    pub hide_client_headers: bool,
+    /// Up to this many seconds are added at random to Retry-After, so refused
+    /// clients do not all come back at once.
+    #[serde(default)]
+    pub retry_after_jitter_max: u64,
+    /// What a request reserves for its answer when it sets no max_tokens
+    /// (and the target sets none): the worst case the admission assumes.
+    #[serde(default = "AiRateLimitingConfig::default_reservation")]
+    pub max_reserved_completion_tokens: u64,
+    /// On a Redis outage: `true` serves requests unlimited (and logs and counts
+    /// it), `false` refuses them with 503.
+    #[serde(default = "default_true")]
+    pub fault_tolerant: bool,
+    #[serde(default)]
+    pub redis: Option<RedisSettings>,
+}
+
+impl AiRateLimitingConfig {
+    fn default_strategy() -> String {
+        "local".to_string()
+    }
+    fn default_window_type() -> String {
+        "sliding".to_string()
+    }
+    fn default_identifier() -> String {
+        "consumer".to_string()
+    }
+    fn default_tokens_count_strategy() -> String {
+        "total_tokens".to_string()
+    }
+    fn default_error_code() -> u16 {
+        429
+    }
+    fn default_error_message() -> String {
+        "AI token rate limit exceeded for provider(s): ".to_string()
+    }
+    fn default_reservation() -> u64 {
+        1024
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LlmProviderLimit {
+    /// A provider name (`openai`, …) or `requestPrompt`-style catch-all `*`.
+    pub name: String,
+    /// Window lengths in seconds, paired with `limit`.
+    pub window_size: Vec<u64>,
+    pub limit: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    #[serde(default = "RedisSettings::default_host")]
+    pub host: String,
+    #[serde(default = "RedisSettings::default_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub database: i64,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub ssl: bool,
+    /// Milliseconds for each Redis call.
+    #[serde(default = "RedisSettings::default_timeout")]
+    pub timeout: u64,
+}
+
+impl RedisSettings {
+    fn default_host() -> String {
+        "127.0.0.1".to_string()
+    }
+    fn default_port() -> u16 {
+        6379
+    }
+    fn default_timeout() -> u64 {
+        2000
+    }
 }

@@ -285,26 +285,37 @@ fn plugin_config_errors_are_collected_from_every_plugin() {
 }
 
 #[test]
-fn unknown_and_unimplemented_plugins() {
-    let text = format!(
-        "{SEED}\n[[plugins]]\nname = \"rate-limiting\"\n\n[[plugins]]\nname = \"ai-rate-limiting-advanced\"\nservice = \"mcp-service\"\n[plugins.config]\nstrategy = \"local\"\n"
-    );
+fn unknown_plugins_list_the_supported_ones() {
+    let text = format!("{SEED}\n[[plugins]]\nname = \"rate-limiting\"\n");
     let errors = errors(&text);
-    assert_eq!(errors.len(), 2, "{errors:#?}");
+    assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].path, "plugins[4].name");
     assert_eq!(errors[0].line, line_of(&text, "\"rate-limiting\""));
     assert_eq!(
         errors[0].message,
-        "unknown plugin `rate-limiting`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced"
+        "unknown plugin `rate-limiting`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced"
     );
-    assert_eq!(errors[1].path, "plugins[5].name");
-    assert_eq!(
-        errors[1].line,
-        line_of(&text, "\"ai-rate-limiting-advanced\"")
+}
+
+#[test]
+fn token_limits_are_typed_and_checked() {
+    let ok = format!(
+        "{SEED}\n[[plugins]]\nname = \"ai-rate-limiting-advanced\"\nservice = \"mcp-service\"\n[plugins.config]\nstrategy = \"local\"\nwindow_type = \"fixed\"\nllm_providers = [{{ name = \"openai\", window_size = [60, 3600], limit = [10000, 1000000] }}]\n"
     );
+    assert!(load(&ok).is_ok(), "{:?}", load(&ok).err());
+    let bad = format!(
+        "{SEED}\n[[plugins]]\nname = \"ai-rate-limiting-advanced\"\nservice = \"mcp-service\"\n[plugins.config]\nstrategy = \"redis\"\nwindow_type = \"rolling\"\nllm_providers = [{{ name = \"openai\", window_size = [60, 3600], limit = [10000] }}]\n"
+    );
+    let errors = errors(&bad);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
-        errors[1].message,
-        "plugin ai-rate-limiting-advanced is not implemented yet; remove it or wait for token limits (see README)"
+        paths,
+        [
+            "plugins[4].config.redis",
+            "plugins[4].config.window_type",
+            "plugins[4].config.llm_providers[0].window_size"
+        ],
+        "{errors:#?}"
     );
 }
 

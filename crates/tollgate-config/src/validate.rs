@@ -4,13 +4,14 @@
 //! Runs on the vault-resolved config; values are quoted through `Report::show`, which
 //! hides any that came from a vault reference.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiProxyAdvancedConfig, AuthConfig, FileConfig, KeyAuthConfig, PluginConfig,
+    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, FileConfig, KeyAuthConfig,
+    PluginConfig,
     ServerConfig, TargetSpec,
 };
 
@@ -419,6 +420,90 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::Acl(c) => check_acl(&base, c, r),
         PluginConfig::AiProxy(target) => check_target(&base, target, r),
         PluginConfig::AiProxyAdvanced(c) => check_ai_proxy_advanced(&base, c, r),
+        PluginConfig::AiRateLimiting(c) => check_ai_rate_limiting(&base, c, r),
+    }
+}
+
+const LIMIT_STRATEGIES: &[&str] = &["local", "redis"];
+const WINDOW_TYPES: &[&str] = &["sliding", "fixed"];
+const LIMIT_IDENTIFIERS: &[&str] = &[
+    "consumer",
+    "credential",
+    "ip",
+    "service",
+    "header",
+    "consumer-group",
+];
+const LIMIT_TOKEN_STRATEGIES: &[&str] =
+    &["total_tokens", "prompt_tokens", "completion_tokens", "cost"];
+
+fn check_ai_rate_limiting(base: &str, c: &AiRateLimitingConfig, r: &mut Report<'_>) {
+    for (field, what, value, known) in [
+        ("strategy", "strategy", &c.strategy, LIMIT_STRATEGIES),
+        ("window_type", "window_type", &c.window_type, WINDOW_TYPES),
+        ("identifier", "identifier", &c.identifier, LIMIT_IDENTIFIERS),
+        (
+            "tokens_count_strategy",
+            "tokens_count_strategy",
+            &c.tokens_count_strategy,
+            LIMIT_TOKEN_STRATEGIES,
+        ),
+    ] {
+        check_choice(r, &format!("{base}.{field}"), what, value, known, known);
+    }
+    if c.identifier == "header" && c.header_name.as_deref().is_none_or(|h| !is_header_name(h)) {
+        r.error(
+            format!("{base}.header_name"),
+            "identifier = \"header\" needs header_name, a valid header name",
+        );
+    }
+    if c.strategy == "redis" && c.redis.is_none() {
+        r.error(format!("{base}.redis"), "strategy = \"redis\" needs a [redis] table");
+    }
+    if let Some(redis) = &c.redis {
+        if redis.timeout == 0 {
+            r.error(format!("{base}.redis.timeout"), "must be at least 1 (milliseconds)");
+        }
+        if redis.host.is_empty() {
+            r.error(format!("{base}.redis.host"), "must not be empty");
+        }
+    }
+    if !(400..=599).contains(&c.error_code) {
+        r.error(format!("{base}.error_code"), "must be an HTTP error status (400 to 599)");
+    }
+    if c.llm_providers.is_empty() {
+        r.error(format!("{base}.llm_providers"), "name at least one provider with its windows");
+    }
+    let mut seen = HashSet::new();
+    for (j, p) in c.llm_providers.iter().enumerate() {
+        let path = format!("{base}.llm_providers[{j}]");
+        if p.name != "*" && !PROVIDERS.contains(&p.name.as_str()) {
+            let message = format!(
+                "unknown provider {}; expected one of {} or *",
+                r.show(&format!("{path}.name"), &p.name),
+                PROVIDERS.join(", ")
+            );
+            r.error(format!("{path}.name"), message);
+        }
+        if !seen.insert(p.name.as_str()) {
+            r.error(format!("{path}.name"), "this provider is listed twice");
+        }
+        if p.window_size.is_empty() || p.window_size.len() != p.limit.len() {
+            r.error(
+                format!("{path}.window_size"),
+                "window_size and limit must be non-empty lists of the same length",
+            );
+        }
+        for (k, size) in p.window_size.iter().enumerate() {
+            if *size == 0 {
+                r.error(format!("{path}.window_size[{k}]"), "a window must be at least 1 second");
+            }
+        }
+        for (k, limit) in p.limit.iter().enumerate() {
+            if *limit == 0 {
+                r.error(format!("{path}.limit[{k}]"), "a limit must be at least 1");
+            }
+        }
     }
 }
 

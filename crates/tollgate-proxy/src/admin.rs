@@ -33,6 +33,7 @@ impl ServeHttp for AdminApp {
                         "digest": c.digest,
                         "summary": c.summary(),
                     },
+                    "reload": self.state.reload.lock().map(|r| r.clone()).unwrap_or_default(),
                     "started_at_unix": self.started_at
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_secs())

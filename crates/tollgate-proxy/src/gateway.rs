@@ -2,7 +2,7 @@
 //! serve an LLM exchange ourselves or hand a passthrough request to Pingora.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -19,6 +19,7 @@ use crate::body::{discard_rest, read_bounded, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::exchange::{send_llm_error, serve_chat, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
+use crate::metrics::METRICS;
 use crate::observe;
 use crate::respond::{kong_error_body, send, PResult};
 use crate::snapshot::{PluginRt, Slot, Snapshot};
@@ -28,6 +29,57 @@ pub struct GatewayState {
     pub snapshot: ArcSwap<Snapshot>,
     pub upstreams: Upstreams,
     pub access_log: AccessLog,
+    pub reload: Mutex<ReloadStatus>,
+}
+
+/// What /status says about the config in force and the last reload.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReloadStatus {
+    pub loaded_at_unix: u64,
+    pub last_reload_at_unix: Option<u64>,
+    pub last_reload_ok: Option<bool>,
+    pub last_reload_error: Option<String>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl GatewayState {
+    pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Self {
+        GatewayState {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            upstreams: Upstreams::new(),
+            access_log,
+            reload: Mutex::new(ReloadStatus { loaded_at_unix: unix_now(), ..ReloadStatus::default() }),
+        }
+    }
+
+    /// Swaps in a new config; requests in flight keep the one they started with.
+    pub fn install(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+        METRICS.config_reloads.with_label_values(&["success"]).inc();
+        if let Ok(mut r) = self.reload.lock() {
+            let now = unix_now();
+            r.loaded_at_unix = now;
+            r.last_reload_at_unix = Some(now);
+            r.last_reload_ok = Some(true);
+            r.last_reload_error = None;
+        }
+    }
+
+    /// Records a rejected reload; the running config stays.
+    pub fn reload_failed(&self, reason: String) {
+        METRICS.config_reloads.with_label_values(&["failure"]).inc();
+        if let Ok(mut r) = self.reload.lock() {
+            r.last_reload_at_unix = Some(unix_now());
+            r.last_reload_ok = Some(false);
+            r.last_reload_error = Some(reason);
+        }
+    }
 }
 
 pub struct Gateway {

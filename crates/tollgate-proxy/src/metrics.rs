@@ -21,6 +21,7 @@ pub struct Metrics {
     pub llm_cost: CounterVec,
     pub llm_latency: HistogramVec,
     pub llm_ttft: HistogramVec,
+    pub config_reloads: IntCounterVec,
     models_seen: Mutex<HashSet<String>>,
 }
 
@@ -90,6 +91,13 @@ impl Metrics {
                 "Time from request sent to the first streamed event, milliseconds",
                 &["ai_provider", "ai_model", "consumer"],
                 LATENCY_BUCKETS_MS.to_vec(),
+                r
+            )
+            .expect("metric"),
+            config_reloads: register_int_counter_vec_with_registry!(
+                "tollgate_config_reloads_total",
+                "Config reloads by result (success, failure)",
+                &["result"],
                 r
             )
             .expect("metric"),

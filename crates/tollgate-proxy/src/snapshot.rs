@@ -171,6 +171,9 @@ impl Snapshot {
                         next: AtomicUsize::new(0),
                     }),
                 ),
+                PluginConfig::AiRateLimiting(_) => {
+                    return Err("ai-rate-limiting-advanced is not enforced yet".into())
+                }
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a
                         .targets

@@ -4,14 +4,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
+use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::AdminApp;
-use tollgate_proxy::exchange::Upstreams;
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
 #[derive(Parser)]
@@ -40,6 +39,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
@@ -47,13 +47,20 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Snapshot, String> {
+mod reload;
+
+/// Loads and builds a config. `state` is the running gateway on a reload.
+pub(crate) fn load(path: &std::path::Path, _state: &GatewayState) -> Result<Snapshot, String> {
+    build(path)
+}
+
+fn build(path: &std::path::Path) -> Result<Snapshot, String> {
     let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
     Snapshot::build(config).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match load(path) {
+    match build(path) {
         Ok(snap) => {
             println!("{}: OK: {}", path.display(), snap.config.summary());
             ExitCode::SUCCESS
@@ -66,7 +73,7 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let snap = match load(path) {
+    let snap = match build(path) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -93,11 +100,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let state = Arc::new(GatewayState {
-        snapshot: ArcSwap::from_pointee(snap),
-        upstreams: Upstreams::new(),
-        access_log,
-    });
+    let state = Arc::new(GatewayState::new(snap, access_log));
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway { state: state.clone() },
@@ -108,12 +111,17 @@ fn run(path: &std::path::Path) -> ExitCode {
     }
     let mut admin = Service::new(
         "tollgate admin".to_string(),
-        AdminApp { state, started_at: std::time::SystemTime::now() },
+        AdminApp { state: state.clone(), started_at: std::time::SystemTime::now() },
     );
     admin.add_tcp(&server_conf.admin_listen);
+    let reloader = background_service(
+        "config reload",
+        reload::Reloader { path: path.to_path_buf(), state: state.clone() },
+    );
     admin.threads = Some(1);
     server.add_service(proxy);
     server.add_service(admin);
+    server.add_service(reloader);
     tracing::info!(
         listen = ?server_conf.listen,
         admin = %server_conf.admin_listen,

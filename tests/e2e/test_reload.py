@@ -1,0 +1,94 @@
+"""SIGHUP reloads the config atomically; a bad file changes nothing and is reported."""
+
+import signal
+import threading
+
+import httpx
+
+from conftest import chat
+
+CONFIG = """
+[[services]]
+name = "llm"
+
+[[routes]]
+name = "chat"
+service = "llm"
+paths = ["/chat"]
+
+[[consumers]]
+username = "alice"
+keyauth_credentials = [{{ key = "{key}" }}]
+
+[[plugins]]
+name = "key-auth"
+service = "llm"
+
+[[plugins]]
+name = "ai-proxy"
+service = "llm"
+[plugins.config]
+auth = {{ header_name = "Authorization", header_value = "Bearer p" }}
+[plugins.config.model]
+provider = "openai"
+name = "gpt-4o"
+[plugins.config.model.options]
+upstream_url = "{url}"
+"""
+
+
+def status(gw) -> dict:
+    return httpx.get(f"{gw.admin_url}/status", timeout=5).json()
+
+
+def reload_count(gw, result: str) -> int:
+    for line in gw.metrics().splitlines():
+        if line.startswith(f'tollgate_config_reloads_total{{result="{result}"}}'):
+            return int(float(line.split()[-1]))
+    return 0
+
+
+def wait_for(predicate, what: str):
+    for _ in range(250):
+        if predicate():
+            return
+        threading.Event().wait(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_sighup_swaps_keys_and_rejects_bad_files(mock, gateway_factory):
+    gw = gateway_factory(CONFIG.format(key="old-key", url=mock.chat_url))
+    ok = lambda key: gw.http.post("/chat", json=chat(), headers={"apikey": key}).status_code
+    assert ok("old-key") == 200
+
+    gw.config_path.write_text(gw.config_path.read_text().replace("old-key", "new-key"))
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reload_count(gw, "success") == 1, "a successful reload")
+    assert ok("new-key") == 200
+    assert ok("old-key") == 401
+
+    gw.config_path.write_text(gw.config_path.read_text() + "\nunknown_field = 1\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reload_count(gw, "failure") == 1, "a rejected reload")
+    assert ok("new-key") == 200, "a bad file must change nothing"
+    st = status(gw)["reload"]
+    assert st["last_reload_ok"] is False
+    assert "unknown_field" in st["last_reload_error"]
+    assert gw.proc.poll() is None
+
+
+def test_stream_in_flight_survives_a_reload(mock, gateway_factory):
+    gw = gateway_factory(CONFIG.format(key="k", url=mock.chat_url))
+    mock.behave(chunks=10, chunk_delay_ms=100)
+    with gw.http.stream("POST", "/chat", json=chat(stream=True), headers={"apikey": "k"}) as r:
+        assert r.status_code == 200
+        lines = r.iter_lines()
+        first = next(l for l in lines if l.startswith("data:"))
+        assert first
+        # Reload to a config that no longer knows this key, mid-stream.
+        gw.config_path.write_text(gw.config_path.read_text().replace('key = "k"', 'key = "other"'))
+        gw.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: reload_count(gw, "success") == 1, "a successful reload")
+        rest = [l for l in lines if l.startswith("data:")]
+    assert rest[-1] == "data: [DONE]", "the stream must finish on the config it started with"
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": "k"}).status_code == 401
