@@ -6,6 +6,7 @@ pub mod error;
 pub mod openai;
 pub mod request;
 pub mod sse;
+pub mod tokens;
 pub mod usage;
 
 pub use error::LlmError;

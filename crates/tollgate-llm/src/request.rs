@@ -110,6 +110,14 @@ impl ChatRequest {
         self.body.get("stream").and_then(Value::as_bool) == Some(true)
     }
 
+    /// The completion limit the caller set (`max_completion_tokens` or `max_tokens`).
+    pub fn max_completion_tokens(&self) -> Option<u64> {
+        self.body
+            .get("max_completion_tokens")
+            .or_else(|| self.body.get("max_tokens"))
+            .and_then(Value::as_u64)
+    }
+
     /// The model the caller named, if any.
     pub fn model(&self) -> Option<&str> {
         self.body.get("model").and_then(Value::as_str)
