@@ -65,6 +65,8 @@ pub struct RequestCtx {
     pub error: Option<String>,
     pub llm: Option<LlmFacts>,
     pub passthrough: Option<PassthroughPlan>,
+    /// Request body bytes seen on a passthrough route, against the limit.
+    pub body_bytes: usize,
 }
 
 impl RequestCtx {
@@ -80,6 +82,7 @@ impl RequestCtx {
             error: None,
             llm: None,
             passthrough: None,
+            body_bytes: 0,
         }
     }
 

@@ -220,8 +220,6 @@ struct Timeouts {
 }
 
 /// Connects (pooled), writes the request and reads the answer's header.
-/// A pooled connection that the provider closed meanwhile is retried once on a
-/// fresh one: nothing was answered on it, so nothing can be duplicated.
 async fn send_request(
     ups: &Upstreams,
     target: &LlmTarget,
@@ -253,27 +251,45 @@ async fn send_request(
             .get_http_session(&peer)
             .await
             .map_err(|e| classify_connect(&e))?;
+        // Pingora's connector does not carry the peer's timeouts over to a
+        // session; without these a silent provider would hold the request forever.
+        session.set_read_timeout(Some(t.read));
+        session.set_write_timeout(Some(t.write));
         match exchange_head(&mut session, header, body.clone()).await {
             Ok(()) => return Ok((session, peer)),
-            Err(UpstreamError::Exchange { msg, .. }) if reused && attempts < 3 => {
-                tracing::debug!("pooled connection failed ({msg}); retrying on a fresh one");
+            // A pooled connection the provider closed meanwhile fails while the
+            // request is being written: it cannot have been processed, so a
+            // fresh connection may carry it. Once the request was written in
+            // full it is never sent again: the provider may have read it, and a
+            // second copy would run (and bill) the completion twice.
+            Err(Phase::Write(e)) if reused && attempts < 3 => {
+                tracing::debug!("pooled connection failed while writing ({e:?}); retrying on a fresh one");
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(Phase::Write(e)) | Err(Phase::Read(e)) => return Err(e),
         }
     }
+}
+
+/// Where an exchange failed: before or after the request was written in full.
+enum Phase {
+    Write(UpstreamError),
+    Read(UpstreamError),
 }
 
 async fn exchange_head(
     session: &mut HttpSession,
     header: RequestHeader,
     body: Bytes,
-) -> Result<(), UpstreamError> {
-    let io = |e: Box<pingora_error::Error>| classify_io(&e);
-    session.write_request_header(Box::new(header)).await.map_err(io)?;
-    session.write_request_body(body, true).await.map_err(io)?;
-    session.finish_request_body().await.map_err(io)?;
-    session.read_response_header().await.map_err(io)?;
+) -> Result<(), Phase> {
+    let w = |e: Box<pingora_error::Error>| Phase::Write(classify_io(&e));
+    session.write_request_header(Box::new(header)).await.map_err(w)?;
+    session.write_request_body(body, true).await.map_err(w)?;
+    session.finish_request_body().await.map_err(w)?;
+    session
+        .read_response_header()
+        .await
+        .map_err(|e| Phase::Read(classify_io(&e)))?;
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
-use pingora_proxy::{ProxyHttp, Session};
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use tollgate_llm::LlmError;
 
 use crate::access_log::AccessLog;
@@ -235,7 +235,19 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
-        // Passthrough: resolve now (asynchronously) so upstream_peer needs no DNS.
+        // Passthrough: the body streams through Pingora, so the limit is checked
+        // from Content-Length here and counted in request_body_filter.
+        let declared = session
+            .req_header()
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if declared.is_some_and(|n| n > snap.max_body) {
+            return self.refuse_body(session, ctx, BodyError::TooLarge { limit: snap.max_body }, false).await;
+        }
+
+        // Resolve now (asynchronously) so upstream_peer needs no DNS.
         let Some(ep) = &snap.services[service].upstream else {
             return Error::e_explain(ErrorType::InternalError, "service without upstream");
         };
@@ -269,6 +281,60 @@ impl ProxyHttp for Gateway {
             hide_header,
         });
         Ok(false)
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Self::CTX,
+    ) -> PResult<()>
+    where
+        Self::CTX: Send + Sync,
+    {
+        if let (Some(chunk), Some(snap)) = (body.as_ref(), ctx.snap.as_ref()) {
+            ctx.body_bytes += chunk.len();
+            if ctx.body_bytes > snap.max_body {
+                let msg = BodyError::TooLarge { limit: snap.max_body }.message();
+                ctx.note_error(&msg);
+                return Error::e_explain(ErrorType::HTTPStatus(413), msg);
+            }
+        }
+        Ok(())
+    }
+
+    /// Errors on passthrough routes, answered in Kong's shape with Kong's words.
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy
+    where
+        Self::CTX: Send + Sync,
+    {
+        use pingora_error::ErrorSource;
+        let (code, message) = match e.etype() {
+            ErrorType::HTTPStatus(413) => (
+                413,
+                ctx.error.clone().unwrap_or_else(|| "Request body too large".to_string()),
+            ),
+            ErrorType::HTTPStatus(code) => (*code, "An unexpected error occurred".to_string()),
+            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+                (504, "The upstream server is timing out".to_string())
+            }
+            _ => match e.esource() {
+                ErrorSource::Upstream => (
+                    502,
+                    "An invalid response was received from the upstream server".to_string(),
+                ),
+                ErrorSource::Downstream => (0, String::new()),
+                _ => (500, "An unexpected error occurred".to_string()),
+            },
+        };
+        if code > 0 && session.response_written().is_none() {
+            ctx.status = code;
+            ctx.note_error(&format!("{message} ({})", e.etype().as_str()));
+            let headers = [("x-request-id", ctx.request_id.clone())];
+            let _ = send(session, code, "application/json", kong_error_body(&message), &headers).await;
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> PResult<Box<HttpPeer>> {
