@@ -127,6 +127,21 @@ impl<'a> Report<'a> {
         self.push(line, column, path, message.into());
     }
 
+    /// Records a serde error at `path`: like `error`, except that an unknown field is
+    /// placed at its key (the misspelling), not at its value.
+    pub(crate) fn serde_error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        let message = message.into();
+        if !message.starts_with("unknown field") {
+            return self.error(path, message);
+        }
+        if self.failed.contains(&path) {
+            return;
+        }
+        let (line, column) = self.spans.locate_key(&path).unwrap_or((1, 1));
+        self.push(line, column, path, message);
+    }
+
     /// Records an error whose byte offset is already known (from the TOML parser).
     pub(crate) fn error_at_offset(&mut self, offset: usize, path: String, message: String) {
         let (line, column) = self.spans.position(offset);

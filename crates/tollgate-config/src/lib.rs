@@ -10,6 +10,7 @@ pub mod http_url;
 mod load;
 pub mod schema;
 pub mod spans;
+mod typing;
 mod validate;
 mod vault;
 

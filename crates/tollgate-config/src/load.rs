@@ -1,14 +1,18 @@
 //! Loading: text -> typed, vault-resolved, validated `Config`.
 //!
 //! The passes, and why each exists:
-//! 1. Type the text with `serde_path_to_error` over `toml::Deserializer`: syntax,
-//!    type and unknown-field errors get both a field path and an exact span. serde
-//!    stops at the first such error, so that error is returned alone.
-//! 2. Type each plugin's raw `config` by its `name`, collecting errors from every
-//!    plugin. This runs on the unresolved text so that serde messages, which quote
-//!    offending values, can never quote a secret.
-//! 3. Resolve vault references on the raw tree, then type the resolved tree.
-//! 4. Semantic checks (`validate`), all errors collected.
+//! 1. Parse the TOML syntax. A syntax error leaves nothing to check, so it is
+//!    returned alone.
+//! 2. Type `[server]` and each entry of `services`, `routes`, `consumers` and
+//!    `plugins` on its own (`typing`), so that an unknown field or a wrong type in
+//!    one entry does not hide the errors of the others. Every error gets its field
+//!    path, and its line from the span index.
+//! 3. Type each plugin's raw `config` by its `name`, collecting errors from every
+//!    plugin. Passes 2 and 3 run on the unresolved tree so that serde messages,
+//!    which quote offending values, can never quote a secret.
+//! 4. Resolve vault references on the raw tree, then type again what typed in pass 2.
+//! 5. Semantic checks (`validate`), all errors collected, on the entries that typed;
+//!    entries that did not still count by name, and their references are checked.
 
 use std::path::Path;
 
@@ -16,8 +20,9 @@ use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::error::{ConfigError, ConfigErrors, PluginConfigError, Report};
-use crate::schema::{FileConfig, PluginConfig, PluginEntry, PLUGIN_NAMES};
+use crate::schema::{PluginConfig, PluginEntry, PLUGIN_NAMES};
 use crate::spans::SpanIndex;
+use crate::typing::{self, join, TypeError};
 use crate::vault::{self, Sources};
 use crate::{validate, Config, Plugin};
 
@@ -55,43 +60,45 @@ pub fn load_str(
     let spans = SpanIndex::new(text);
     let mut report = Report::new(source_name, &spans);
 
-    // Pass 1: structure, with exact spans.
-    let unresolved: FileConfig =
-        match serde_path_to_error::deserialize(toml::Deserializer::new(text)) {
-            Ok(file) => file,
-            Err(err) => {
-                let path = display_path(err.path());
-                let inner = err.into_inner();
-                let message = inner.message().to_string();
-                match inner.span() {
-                    Some(span) => report.error_at_offset(span.start, path, message),
-                    None => report.error(path, message),
-                }
-                return Err(ConfigErrors(report.finish()));
-            }
-        };
-
-    // Pass 2: plugin configs, every plugin.
-    let mut typed_ok = Vec::with_capacity(unresolved.plugins.len());
-    for (i, entry) in unresolved.plugins.iter().enumerate() {
-        match PluginConfig::from_entry(entry) {
-            Ok(_) => typed_ok.push(true),
-            Err(e) => {
-                report.error(format!("plugins[{i}].{}", e.path), e.message);
-                typed_ok.push(false);
-            }
-        }
-    }
-
-    // Pass 3: secrets.
+    // Pass 1: syntax.
     let mut tree: toml::Table = match toml::from_str(text) {
         Ok(tree) => tree,
-        // Unreachable in practice: pass 1 parsed the same text.
         Err(e) => {
-            report.error(String::new(), e.message().to_string());
+            let message = e.message().to_string();
+            match e.span() {
+                Some(span) => report.error_at_offset(span.start, String::new(), message),
+                None => report.error(String::new(), message),
+            }
             return Err(ConfigErrors(report.finish()));
         }
     };
+
+    // Pass 2: structure, entry by entry.
+    let unresolved = typing::type_file(&tree, None, &mut report);
+
+    // Pass 3: plugin configs, every plugin.
+    let config_typed: Vec<bool> = unresolved
+        .plugins
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, slot)| {
+            let Some(entry) = typing::config_entry(slot) else {
+                return false;
+            };
+            match PluginConfig::from_entry_all(&entry) {
+                Ok(_) => true,
+                Err(errors) => {
+                    for e in errors {
+                        report.serde_error(format!("plugins[{i}].{}", e.path), e.message);
+                    }
+                    false
+                }
+            }
+        })
+        .collect();
+
+    // Pass 4: secrets.
     let base_dir = source_name.parent().unwrap_or(Path::new(""));
     let resolution = vault::resolve_tree(&mut tree, &Sources { env, base_dir });
     for e in resolution.errors {
@@ -99,28 +106,19 @@ pub fn load_str(
     }
     report.set_vault_paths(resolution.failed_paths, resolution.secret_paths);
 
-    let file: FileConfig = match serde_path_to_error::deserialize(toml::Value::Table(tree)) {
-        Ok(file) => file,
-        Err(err) => {
-            // Resolution only replaces strings by strings, so pass 1 would have seen
-            // this; the message may quote a secret, so it is not shown.
-            report.error(
-                display_path(err.path()),
-                "invalid value after resolving vault references",
-            );
-            return Err(ConfigErrors(report.finish()));
-        }
-    };
+    let file = typing::type_file(&tree, Some(&unresolved), &mut report);
     let plugin_configs: Vec<Option<PluginConfig>> = file
         .plugins
+        .slots
         .iter()
-        .zip(&typed_ok)
+        .zip(&config_typed)
         .enumerate()
-        .map(|(i, (entry, ok))| {
-            if !ok {
+        .map(|(i, (slot, typed))| {
+            if !typed {
                 return None;
             }
-            match PluginConfig::from_entry(entry) {
+            let entry = typing::config_entry(slot)?;
+            match PluginConfig::from_entry(&entry) {
                 Ok(config) => Some(config),
                 Err(e) => {
                     report.error(
@@ -133,14 +131,31 @@ pub fn load_str(
         })
         .collect();
 
-    // Pass 4: meaning.
+    // Pass 5: meaning.
     validate::validate(&file, &plugin_configs, &mut report);
     if report.has_errors() {
         return Err(ConfigErrors(report.finish()));
     }
 
-    let plugins = file
-        .plugins
+    // No errors, so every entry typed.
+    let typing::TypedFile {
+        server,
+        services,
+        routes,
+        consumers,
+        plugins,
+    } = file;
+    let (Some(server), Some(services), Some(routes), Some(consumers), Some(entries)) = (
+        server,
+        services.into_all(),
+        routes.into_all(),
+        consumers.into_all(),
+        plugins.into_all(),
+    ) else {
+        report.error(String::new(), "the config could not be typed");
+        return Err(ConfigErrors(report.finish()));
+    };
+    let plugins = entries
         .into_iter()
         .zip(plugin_configs)
         .filter_map(|(entry, config)| {
@@ -157,10 +172,10 @@ pub fn load_str(
     Ok(Config {
         source: source_name.to_path_buf(),
         digest: sha256_hex(text.as_bytes()),
-        server: file.server,
-        services: file.services,
-        routes: file.routes,
-        consumers: file.consumers,
+        server,
+        services,
+        routes,
+        consumers,
         plugins,
     })
 }
@@ -169,19 +184,35 @@ impl PluginConfig {
     /// Types `entry.config` by `entry.name`. Errors carry the path inside the entry
     /// (`name`, or `config.targets[0].model`).
     pub fn from_entry(entry: &PluginEntry) -> Result<PluginConfig, PluginConfigError> {
+        Self::from_entry_all(entry).map_err(|errors| {
+            errors
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| PluginConfigError {
+                    path: "config".to_string(),
+                    message: "invalid value".to_string(),
+                })
+        })
+    }
+
+    /// Like `from_entry`, with every error of the config rather than the first
+    /// (never empty).
+    pub(crate) fn from_entry_all(
+        entry: &PluginEntry,
+    ) -> Result<PluginConfig, Vec<PluginConfigError>> {
         match entry.name.as_str() {
             "key-auth" => typed(&entry.config).map(PluginConfig::KeyAuth),
             "acl" => typed(&entry.config).map(PluginConfig::Acl),
             "ai-proxy" => typed(&entry.config).map(PluginConfig::AiProxy),
             "ai-proxy-advanced" => typed(&entry.config).map(PluginConfig::AiProxyAdvanced),
             "ai-rate-limiting-advanced" => typed(&entry.config).map(PluginConfig::AiRateLimiting),
-            other => Err(PluginConfigError {
+            other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!(
                     "unknown plugin `{other}`; supported plugins: {}",
                     PLUGIN_NAMES.join(", ")
                 ),
-            }),
+            }]),
         }
     }
 
@@ -197,28 +228,16 @@ impl PluginConfig {
     }
 }
 
-fn typed<T: DeserializeOwned>(config: &toml::Table) -> Result<T, PluginConfigError> {
-    serde_path_to_error::deserialize(toml::Value::Table(config.clone())).map_err(|err| {
-        let inner = display_path(err.path());
-        PluginConfigError {
-            path: if inner.is_empty() {
-                "config".to_string()
-            } else {
-                format!("config.{inner}")
-            },
-            message: err.into_inner().message().to_string(),
-        }
+fn typed<T: DeserializeOwned>(config: &toml::Table) -> Result<T, Vec<PluginConfigError>> {
+    typing::type_collect(&toml::Value::Table(config.clone())).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|TypeError { path, message }| PluginConfigError {
+                path: join("config", &path),
+                message,
+            })
+            .collect()
     })
-}
-
-/// serde_path_to_error writes the root as `.`; errors use an empty path for it.
-fn display_path(path: &serde_path_to_error::Path) -> String {
-    let text = path.to_string();
-    if text == "." {
-        String::new()
-    } else {
-        text
-    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

@@ -54,16 +54,33 @@ impl SpanIndex {
     /// (a defaulted field, an index past the end) falls back to its nearest written
     /// parent. `None` only when the text did not parse.
     pub fn locate(&self, path: &str) -> Option<(usize, usize)> {
+        self.find(path, false)
+    }
+
+    /// Like `locate`, but when `path` ends in a key written in the file, the position
+    /// of that key rather than of its value: where an unknown field is misspelt.
+    pub fn locate_key(&self, path: &str) -> Option<(usize, usize)> {
+        self.find(path, true)
+    }
+
+    fn find(&self, path: &str, at_key: bool) -> Option<(usize, usize)> {
         let doc = self.doc.as_ref()?;
         let mut node = Node::Table(doc.as_table());
         let mut best = 0;
-        for segment in parse_path(path) {
-            let Some((child, key_span)) = node.child(&segment) else {
+        let segments = parse_path(path);
+        let last = segments.len().saturating_sub(1);
+        for (n, segment) in segments.iter().enumerate() {
+            let Some((child, key_span)) = node.child(segment) else {
                 break;
             };
             // Prefer the value's own span; implicit tables (from dotted keys or
             // `[a.b]` headers skipping `a`) have none, so use their key or contents.
-            if let Some(span) = child.span().or(key_span).or_else(|| child.first_span()) {
+            let span = if at_key && n == last {
+                key_span.or_else(|| child.span())
+            } else {
+                child.span().or(key_span)
+            };
+            if let Some(span) = span.or_else(|| child.first_span()) {
                 best = span.start;
             }
             node = child;
@@ -227,6 +244,23 @@ model = { provider = "openai", options = { max_tokens = 0 } }
         );
         // `plugins[1].config` is implicit (only `[plugins.config.balancer]` is written).
         assert_eq!(index.locate("plugins[1].config").map(|p| p.0), Some(19));
+    }
+
+    #[test]
+    fn locates_keys_of_fields() {
+        let index = SpanIndex::new(TEXT);
+        assert_eq!(index.locate_key("routes[1].service"), Some((11, 3)));
+        assert_eq!(
+            index.locate_key("plugins[0].config.key_names"),
+            Some((15, 8))
+        );
+        assert_eq!(
+            index.locate_key("plugins[1].config.targets[0].model.options.max_tokens"),
+            Some((22, 44))
+        );
+        // Not a key at the end, or not written: as `locate`.
+        assert_eq!(index.locate_key("server.listen[1]"), Some((3, 27)));
+        assert_eq!(index.locate_key("routes[1].strip_path"), Some((9, 1)));
     }
 
     #[test]

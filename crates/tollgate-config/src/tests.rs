@@ -689,3 +689,283 @@ fn plugin_config_from_entry_is_usable_alone() {
     let e = PluginConfig::from_entry(&entry).expect_err("bad type");
     assert_eq!(e.path, "config.deny");
 }
+
+/// 1-based column (in characters) of the first occurrence of `needle` in its line.
+fn col_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} not in text"));
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    text[start..at].chars().count() + 1
+}
+
+fn positions(errors: &[ConfigError]) -> Vec<(&str, usize, usize)> {
+    errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.line, e.column))
+        .collect()
+}
+
+#[test]
+fn unknown_field_outside_plugins_does_not_hide_other_errors() {
+    let text = format!(
+        "{}\n[[routes]]\nname = \"extra\"\nservice = \"mcp-svc\"\npaths = [\"/extra\"]\n",
+        SEED.replace(
+            "methods = [\"POST\"]",
+            "methods = [\"POST\"]\nstrip_paht = true"
+        )
+        .replace(
+            "key = \"secret-chat-key\"",
+            "key = \"{vault://env/missing-key}\""
+        )
+    );
+    let errors = errors(&text);
+    assert_eq!(
+        positions(&errors),
+        [
+            ("routes[0].strip_paht", line_of(&text, "strip_paht"), 1),
+            (
+                "consumers[0].keyauth_credentials[0].key",
+                line_of(&text, "missing-key"),
+                col_of(&text, "\"{vault://env/missing-key}")
+            ),
+            (
+                "routes[1].service",
+                line_of(&text, "\"mcp-svc\""),
+                col_of(&text, "\"mcp-svc\"")
+            ),
+        ],
+        "{errors:#?}"
+    );
+    assert!(
+        errors[0]
+            .message
+            .starts_with("unknown field `strip_paht`, expected one of"),
+        "{}",
+        errors[0].message
+    );
+    assert_eq!(
+        errors[1].message,
+        "vault reference {vault://env/missing-key}: environment variable MISSING_KEY is not set"
+    );
+    assert_eq!(errors[2].message, "unknown service `mcp-svc`");
+    let shown = ConfigErrors(errors).to_string();
+    let lines: Vec<&str> = shown.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0].starts_with(&format!(
+            "conf/tollgate.toml:{}:1: routes[0].strip_paht: unknown field",
+            line_of(&text, "strip_paht")
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains(OPENAI_KEY), "{shown}");
+}
+
+#[test]
+fn a_route_that_did_not_type_still_has_its_service_checked() {
+    let text = SEED.replace(
+        "service = \"mcp-service\"\npaths = [\"/llm/v1/chat\"]",
+        "service = \"mcp-svc\"\npaths = [\"/llm/v1/chat\"]\nstrip_pth = true",
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("routes[0].service", line_of(&text, "\"mcp-svc\"")),
+            ("routes[0].strip_pth", line_of(&text, "strip_pth")),
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[0].message, "unknown service `mcp-svc`");
+}
+
+#[test]
+fn unknown_fields_in_two_routes_are_both_listed() {
+    let text = format!(
+        "{}\n[[routes]]\nname = \"two\"\nservice = \"mcp-service\"\npaths = [\"/two\"]\npreserve_hots = true\n",
+        SEED.replace(
+            "methods = [\"POST\"]",
+            "methods = [\"POST\"]\nstrip_pth = false"
+        )
+    );
+    let errors = errors(&text);
+    assert_eq!(
+        positions(&errors),
+        [
+            ("routes[0].strip_pth", line_of(&text, "strip_pth"), 1),
+            (
+                "routes[1].preserve_hots",
+                line_of(&text, "preserve_hots"),
+                1
+            ),
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[1]
+        .message
+        .starts_with("unknown field `preserve_hots`, expected one of"));
+}
+
+#[test]
+fn every_unknown_field_of_one_entry_is_listed() {
+    let text = SEED.replace(
+        "methods = [\"POST\"]",
+        "methods = [\"POST\"]\nstrip_pth = false\nhots = [\"example.com\"]",
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("routes[0].strip_pth", line_of(&text, "strip_pth")),
+            ("routes[0].hots", line_of(&text, "hots")),
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn a_service_with_a_typo_still_counts_for_references() {
+    // The route, key-auth and ai-proxy-advanced all name the service: only the typo
+    // is an error, not three unknown services.
+    let text = SEED.replace(
+        "name = \"mcp-service\"\n\n[[routes]]",
+        "name = \"mcp-service\"\nread_timout = 5000\n\n[[routes]]",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "services[0].read_timout");
+    assert_eq!((e.line, e.column), (line_of(&text, "read_timout"), 1));
+    assert!(
+        e.message.contains("unknown field `read_timout`"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn an_entry_without_a_readable_name_silences_references_to_its_kind() {
+    // `nme` may be the service every reference means: none is reported unknown.
+    let text = SEED.replace(
+        "[[services]]\nname = \"mcp-service\"",
+        "[[services]]\nnme = \"mcp-service\"",
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(got.len(), 2, "{errors:#?}");
+    assert_eq!(got[0], ("services[0]", "missing field `name`"));
+    assert_eq!(got[1].0, "services[0].nme");
+    assert!(got[1].1.starts_with("unknown field `nme`"), "{errors:#?}");
+}
+
+#[test]
+fn consumers_and_plugins_that_did_not_type_keep_their_checks() {
+    // A consumer with a typo still counts by username; a plugin entry with a typo
+    // still has its scope and its config checked.
+    let text = SEED
+        .replace("groups = [\"premium\"]", "grups = [\"premium\"]")
+        .replace(
+            "name = \"acl\"\nroute = \"chat\"\nconfig.allow",
+            "name = \"acl\"\nroute = \"chat-v2\"\nenabeld = true\nconfig.alow",
+        );
+    let errors = errors(&text);
+    let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        got,
+        [
+            "consumers[0].grups",
+            "plugins[3].route",
+            "plugins[3].enabeld",
+            "plugins[3].config.alow",
+        ],
+        "{errors:#?}"
+    );
+    assert_eq!(errors[1].message, "unknown route `chat-v2`");
+}
+
+#[test]
+fn type_errors_outside_plugins_are_all_listed() {
+    let text = format!(
+        "listen = 1\nsevices = []\n{}",
+        SEED.replace("listen = [\"0.0.0.0:8000\"]", "listen = \"0.0.0.0:8000\"")
+            .replace(
+                "methods = [\"POST\"]",
+                "methods = [\"POST\"]\nstrip_path = \"no\""
+            )
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    assert_eq!(
+        got,
+        [
+            ("listen", 1),
+            ("sevices", 2),
+            ("server.listen", line_of(&text, "listen = \"0.0.0.0:8000\"")),
+            ("routes[0].strip_path", line_of(&text, "strip_path")),
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[1]
+        .message
+        .starts_with("unknown field `sevices`, expected one of `server`, `services`"));
+    assert!(errors[2].message.contains("invalid type"), "{errors:#?}");
+    assert!(errors[3].message.contains("invalid type"), "{errors:#?}");
+}
+
+#[test]
+fn a_required_field_of_the_wrong_type_is_not_also_missing() {
+    let text = SEED.replace(
+        "service = \"mcp-service\"\npaths",
+        "service = [\"mcp-service\"]\npaths",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "routes[0].service");
+    assert!(e.message.contains("invalid type"), "{}", e.message);
+}
+
+#[test]
+fn a_section_of_the_wrong_shape_is_one_error() {
+    // Not an array: its routes are unknown, so plugins naming one are not reported.
+    let text = format!(
+        "routes = \"chat\"\n{}",
+        SEED.replace(
+            "[[routes]]\nname = \"chat\"\nservice = \"mcp-service\"\npaths = [\"/llm/v1/chat\"]\nmethods = [\"POST\"]\n",
+            "",
+        )
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "routes");
+    assert_eq!(e.line, line_of(&text, "routes = \"chat\""));
+    assert!(e.message.contains("expected a sequence"), "{}", e.message);
+}
+
+#[test]
+fn typing_errors_never_print_resolved_secrets() {
+    // Typing runs on the unresolved text: a message may quote the reference, never
+    // the secret; references of an entry that did not type are shown as hidden.
+    let text = SEED.replace(
+        "service = \"mcp-service\"\npaths = [\"/llm/v1/chat\"]",
+        "service = \"{vault://env/openai-key}\"\npaths = [\"/llm/v1/chat\"]\nstrip_path = \"{vault://env/openai-key}\"",
+    );
+    let errors = errors(&text);
+    let shown = ConfigErrors(errors.clone()).to_string();
+    assert!(!shown.contains(OPENAI_KEY), "{shown}");
+    let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        got,
+        ["routes[0].service", "routes[0].strip_path"],
+        "{shown}"
+    );
+    assert_eq!(
+        errors[0].message,
+        "unknown service (value from a vault reference, not shown)"
+    );
+    assert!(
+        errors[1].message.contains("{vault://env/openai-key}"),
+        "{shown}"
+    );
+}

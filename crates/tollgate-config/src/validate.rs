@@ -3,6 +3,11 @@
 //!
 //! Runs on the vault-resolved config; values are quoted through `Report::show`, which
 //! hides any that came from a vault reference.
+//!
+//! Entries that did not type (their errors are already reported) are not checked,
+//! except that their names still count, so references to them are not reported as
+//! unknown, and their own references (a route's service, a plugin's scope) are still
+//! checked when they are strings.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -10,10 +15,10 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, FileConfig, KeyAuthConfig,
-    PluginConfig,
-    ServerConfig, TargetSpec,
+    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
 };
+use crate::typing::{raw_str, Section, Slot, TypedFile};
 
 /// Providers Kong's ai-proxy knows; the gateway may not implement all of them yet.
 pub const PROVIDERS: &[&str] = &[
@@ -57,31 +62,121 @@ const HTTP_METHODS: &[&str] = &[
     "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
 ];
 
-pub(crate) fn validate(file: &FileConfig, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
-    check_server(&file.server, r);
-    let services = check_services(file, r);
-    let routes = check_routes(file, &services, r);
-    let consumers = check_consumers(file, r);
+pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
+    if let Some(server) = &file.server {
+        check_server(server, r);
+    }
+    let services = check_services(&file.services, r);
+    let routes = check_routes(&file.routes, &services, r);
+    let consumers = check_consumers(&file.consumers, r);
     let names = Names {
         services,
         routes,
         consumers,
     };
-    check_plugin_scopes(file, &names, r);
+    check_plugin_scopes(&file.plugins, &names, r);
     for (i, config) in plugins.iter().enumerate() {
         if let Some(config) = config {
             check_plugin_config(i, config, &names, r);
         }
     }
     check_upstreams(file, &names, r);
+    check_key_in_body(file, plugins, r);
 }
 
-/// Entity names in use, each mapped to its index.
+/// key_in_body needs the body before proxying, which only LLM routes read;
+/// on a passthrough route it would refuse every caller, so say so up front.
+fn check_key_in_body(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
+    for (i, p) in file.plugins.typed() {
+        let Some(Some(PluginConfig::KeyAuth(c))) = plugins.get(i) else {
+            continue;
+        };
+        if !c.key_in_body || !p.enabled {
+            continue;
+        }
+        let passthrough = file.routes.typed().find_map(|(_, route)| {
+            let in_scope = p.service.as_deref().is_none_or(|s| s == route.service)
+                && p.route.as_deref().is_none_or(|n| n == route.name);
+            let service = file
+                .services
+                .typed()
+                .find(|(_, s)| s.name == route.service && s.url.is_some())?;
+            in_scope.then(|| (route.name.clone(), service.1.name.clone()))
+        });
+        if let Some((route, service)) = passthrough {
+            r.error(
+                format!("plugins[{i}].config.key_in_body"),
+                format!(
+                    "key_in_body works on LLM routes only; route {route} goes to passthrough service {service} (it has a url)"
+                ),
+            );
+        }
+    }
+}
+
+/// Entity names in use.
 struct Names<'a> {
-    services: HashMap<&'a str, usize>,
-    routes: HashMap<&'a str, usize>,
+    services: NameSet<'a>,
+    routes: NameSet<'a>,
     /// Usernames and custom_ids: plugins and `anonymous` may use either.
-    consumers: HashMap<&'a str, usize>,
+    consumers: NameSet<'a>,
+}
+
+/// The names of one kind of entity, each mapped to its index.
+struct NameSet<'a> {
+    index: HashMap<&'a str, usize>,
+    /// False when some entry's name cannot be read (it did not type and has no string
+    /// name, or its section is not an array): any reference might be to that entry.
+    complete: bool,
+}
+
+impl<'a> NameSet<'a> {
+    fn new<T>(section: &Section<T>) -> Self {
+        NameSet {
+            index: HashMap::new(),
+            complete: section.is_array,
+        }
+    }
+
+    fn get(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Whether a reference to `name` is known to name nothing.
+    fn rejects(&self, name: &str) -> bool {
+        self.complete && !self.index.contains_key(name)
+    }
+}
+
+/// The `name` of a service or route entry, typed or raw.
+fn entry_name<T>(slot: &Slot<T>, typed_name: fn(&T) -> &str) -> Option<&str> {
+    match slot {
+        Slot::Typed(value) => Some(typed_name(value)),
+        Slot::Untyped(raw) => raw_str(raw, "name"),
+    }
+}
+
+/// Checks and records the name of entry `base`; unreadable names make `names`
+/// incomplete.
+fn register_name<'a>(
+    names: &mut NameSet<'a>,
+    seen: &mut HashMap<&'a str, String>,
+    name: Option<&'a str>,
+    i: usize,
+    base: &str,
+    what: &str,
+    r: &mut Report<'_>,
+) {
+    let Some(name) = name else {
+        names.complete = false;
+        return;
+    };
+    let path = format!("{base}.name");
+    if name.is_empty() {
+        r.error(path, "name must not be empty");
+    } else if claim(seen, name, path, what, r) {
+        names.index.insert(name, i);
+    }
 }
 
 /// Records `name` at `path`, reporting a duplicate against the first place it was
@@ -140,22 +235,16 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     }
 }
 
-fn check_services<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a str, usize> {
+fn check_services<'a>(services: &'a Section<Service>, r: &mut Report<'_>) -> NameSet<'a> {
     let mut seen = HashMap::new();
-    let mut names = HashMap::new();
-    for (i, service) in file.services.iter().enumerate() {
+    let mut names = NameSet::new(services);
+    for (i, slot) in services.slots.iter().enumerate() {
         let base = format!("services[{i}]");
-        if service.name.is_empty() {
-            r.error(format!("{base}.name"), "name must not be empty");
-        } else if claim(
-            &mut seen,
-            &service.name,
-            format!("{base}.name"),
-            "service name",
-            r,
-        ) {
-            names.insert(service.name.as_str(), i);
-        }
+        let name = entry_name(slot, |s: &Service| &s.name);
+        register_name(&mut names, &mut seen, name, i, &base, "service name", r);
+        let Slot::Typed(service) = slot else {
+            continue;
+        };
         if let Some(url) = &service.url {
             let path = format!("{base}.url");
             if let Err(e) = HttpUrl::parse(url) {
@@ -180,30 +269,28 @@ fn check_services<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a s
 }
 
 fn check_routes<'a>(
-    file: &'a FileConfig,
-    services: &HashMap<&str, usize>,
+    routes: &'a Section<Route>,
+    services: &NameSet<'_>,
     r: &mut Report<'_>,
-) -> HashMap<&'a str, usize> {
+) -> NameSet<'a> {
     let mut seen = HashMap::new();
-    let mut names = HashMap::new();
-    for (i, route) in file.routes.iter().enumerate() {
+    let mut names = NameSet::new(routes);
+    for (i, slot) in routes.slots.iter().enumerate() {
         let base = format!("routes[{i}]");
-        if route.name.is_empty() {
-            r.error(format!("{base}.name"), "name must not be empty");
-        } else if claim(
-            &mut seen,
-            &route.name,
-            format!("{base}.name"),
-            "route name",
-            r,
-        ) {
-            names.insert(route.name.as_str(), i);
-        }
-        if !services.contains_key(route.service.as_str()) {
+        let name = entry_name(slot, |route: &Route| &route.name);
+        register_name(&mut names, &mut seen, name, i, &base, "route name", r);
+        let service = match slot {
+            Slot::Typed(route) => Some(route.service.as_str()),
+            Slot::Untyped(raw) => raw_str(raw, "service"),
+        };
+        if let Some(service) = service.filter(|s| services.rejects(s)) {
             let path = format!("{base}.service");
-            let message = format!("unknown service {}", r.show(&path, &route.service));
+            let message = format!("unknown service {}", r.show(&path, service));
             r.error(path, message);
         }
+        let Slot::Typed(route) = slot else {
+            continue;
+        };
         if route.paths.is_empty() && route.hosts.is_empty() {
             r.error(base.clone(), "a route needs at least one of paths or hosts");
         }
@@ -257,25 +344,40 @@ fn is_host_pattern(host: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
 }
 
-fn check_consumers<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a str, usize> {
+/// A consumer's username and custom_id, typed or raw.
+fn consumer_ids(slot: &Slot<Consumer>) -> (Option<&str>, Option<&str>) {
+    match slot {
+        Slot::Typed(c) => (c.username.as_deref(), c.custom_id.as_deref()),
+        Slot::Untyped(raw) => (raw_str(raw, "username"), raw_str(raw, "custom_id")),
+    }
+}
+
+fn check_consumers<'a>(consumers: &'a Section<Consumer>, r: &mut Report<'_>) -> NameSet<'a> {
     let mut usernames: HashMap<&str, String> = HashMap::new();
     let mut custom_ids: HashMap<&str, String> = HashMap::new();
-    let mut references = HashMap::new();
+    let mut references = NameSet::new(consumers);
     let mut keys: HashMap<&str, String> = HashMap::new();
-    for (i, consumer) in file.consumers.iter().enumerate() {
+    for (i, slot) in consumers.slots.iter().enumerate() {
         let base = format!("consumers[{i}]");
-        if consumer.username.is_none() && consumer.custom_id.is_none() {
-            r.error(base.clone(), "a consumer needs a username or a custom_id");
+        let (username, custom_id) = consumer_ids(slot);
+        if username.is_none() && custom_id.is_none() {
+            match slot {
+                Slot::Typed(_) => {
+                    r.error(base.clone(), "a consumer needs a username or a custom_id")
+                }
+                // Perhaps a misspelt username: whom it names is unknown.
+                Slot::Untyped(_) => references.complete = false,
+            }
         }
-        if let Some(username) = consumer.username.as_deref() {
+        if let Some(username) = username {
             let path = format!("{base}.username");
             if username.is_empty() {
                 r.error(path, "username must not be empty");
             } else if claim(&mut usernames, username, path, "consumer username", r) {
-                references.insert(username, i);
+                references.index.insert(username, i);
             }
         }
-        if let Some(custom_id) = consumer.custom_id.as_deref() {
+        if let Some(custom_id) = custom_id {
             let path = format!("{base}.custom_id");
             if custom_id.is_empty() {
                 r.error(path, "custom_id must not be empty");
@@ -286,9 +388,12 @@ fn check_consumers<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a 
                 "consumer custom_id",
                 r,
             ) {
-                references.entry(custom_id).or_insert(i);
+                references.index.entry(custom_id).or_insert(i);
             }
         }
+        let Slot::Typed(consumer) = slot else {
+            continue;
+        };
         for (j, credential) in consumer.keyauth_credentials.iter().enumerate() {
             let path = format!("{base}.keyauth_credentials[{j}].key");
             if r.is_failed(&path) {
@@ -310,12 +415,13 @@ fn check_consumers<'a>(file: &'a FileConfig, r: &mut Report<'_>) -> HashMap<&'a 
     }
     // Plugins and `anonymous` reference a consumer by username or custom_id; a
     // custom_id equal to another consumer's username would make that ambiguous.
-    for (i, consumer) in file.consumers.iter().enumerate() {
-        let Some(custom_id) = consumer.custom_id.as_deref() else {
+    for (i, slot) in consumers.slots.iter().enumerate() {
+        let (username, custom_id) = consumer_ids(slot);
+        let Some(custom_id) = custom_id else {
             continue;
         };
         if let Some(other) = usernames.get(custom_id) {
-            if consumer.username.as_deref() != Some(custom_id) {
+            if username != Some(custom_id) {
                 let path = format!("consumers[{i}].custom_id");
                 let message = format!(
                     "custom_id {} equals the username at {other} (line {}); consumer references would be ambiguous",
@@ -348,24 +454,33 @@ fn describe_scope(scope: Scope<'_>) -> String {
     }
 }
 
-fn check_plugin_scopes(file: &FileConfig, names: &Names<'_>, r: &mut Report<'_>) {
+fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mut Report<'_>) {
     let mut seen: HashMap<(&str, Scope<'_>), usize> = HashMap::new();
-    for (i, entry) in file.plugins.iter().enumerate() {
+    for (i, slot) in plugins.slots.iter().enumerate() {
         let base = format!("plugins[{i}]");
+        let scope = |field: &str| match slot {
+            Slot::Typed(entry) => match field {
+                "service" => entry.service.as_deref(),
+                "route" => entry.route.as_deref(),
+                _ => entry.consumer.as_deref(),
+            },
+            Slot::Untyped(raw) => raw_str(raw, field),
+        };
         let references = [
-            ("service", &entry.service, &names.services),
-            ("route", &entry.route, &names.routes),
-            ("consumer", &entry.consumer, &names.consumers),
+            ("service", &names.services),
+            ("route", &names.routes),
+            ("consumer", &names.consumers),
         ];
-        for (field, value, known) in references {
-            if let Some(name) = value {
-                if !known.contains_key(name.as_str()) {
-                    let path = format!("{base}.{field}");
-                    let message = format!("unknown {field} {}", r.show(&path, name));
-                    r.error(path, message);
-                }
+        for (field, known) in references {
+            if let Some(name) = scope(field).filter(|name| known.rejects(name)) {
+                let path = format!("{base}.{field}");
+                let message = format!("unknown {field} {}", r.show(&path, name));
+                r.error(path, message);
             }
         }
+        let Slot::Typed(entry) = slot else {
+            continue;
+        };
         // Authentication and ACLs run before the consumer is known (Kong's no_consumer).
         if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl") {
             r.error(
@@ -525,7 +640,7 @@ fn check_key_auth(base: &str, c: &KeyAuthConfig, names: &Names<'_>, r: &mut Repo
         );
     }
     if let Some(anonymous) = &c.anonymous {
-        if !names.consumers.contains_key(anonymous.as_str()) {
+        if names.consumers.rejects(anonymous) {
             let path = format!("{base}.anonymous");
             let message = format!(
                 "unknown consumer {} (anonymous names a consumer's username or custom_id)",
@@ -771,18 +886,29 @@ fn is_header_name(name: &str) -> bool {
 /// A route must reach an upstream: its service's url, or an AI plugin that applies to
 /// every request of the route (scoped to its service and/or route, or global; a
 /// consumer-scoped one leaves other consumers without an upstream).
-fn check_upstreams(file: &FileConfig, names: &Names<'_>, r: &mut Report<'_>) {
-    for (i, route) in file.routes.iter().enumerate() {
-        let Some(&s) = names.services.get(route.service.as_str()) else {
+fn check_upstreams(file: &TypedFile, names: &Names<'_>, r: &mut Report<'_>) {
+    // A plugin entry that did not type may be an AI plugin for any scope: rather than
+    // guess, leave this check until it types.
+    let unsure = !file.plugins.is_array
+        || file.plugins.slots.iter().any(|slot| match slot {
+            Slot::Typed(_) => false,
+            Slot::Untyped(raw) => raw_str(raw, "name")
+                .is_none_or(|name| matches!(name, "ai-proxy" | "ai-proxy-advanced")),
+        });
+    if unsure {
+        return;
+    }
+    for (i, route) in file.routes.typed() {
+        let Some(s) = names.services.get(&route.service) else {
             continue;
         };
-        let Some(service) = file.services.get(s) else {
+        let Some(service) = file.services.slots.get(s).and_then(Slot::typed) else {
             continue;
         };
         if service.url.is_some() {
             continue;
         }
-        let has_ai = file.plugins.iter().any(|p| {
+        let has_ai = file.plugins.typed().any(|(_, p)| {
             p.enabled
                 && matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced")
                 && p.consumer.is_none()
