@@ -100,3 +100,18 @@ def test_access_log_names_consumer_route_and_usage(mock, gateway_factory):
     # log_statistics is on for the service target only; the consumer's override has it off.
     assert "usage" not in ok["ai"]
     assert PROVIDER_KEY not in gw.log_path.read_text()
+
+
+def test_the_tutorials_token_limits_are_enforced(mock, gateway_factory):
+    """10,000 tokens per minute and 1,000,000 per hour per consumer, fixed windows."""
+    gw = gateway_factory(seed_config(mock), env=ENV)
+    mock.behave(completion_tokens=4000)
+    codes = []
+    for _ in range(4):
+        r = gw.http.post("/llm/v1/chat", json=chat(), headers={"apikey": "secret-chat-key"})
+        codes.append(r.status_code)
+        assert r.headers["x-ai-ratelimit-limit-60-openai"] == "10000"
+        assert r.headers["x-ai-ratelimit-limit-3600-openai"] == "1000000"
+    # Each answer spends about 4,000 tokens: the third no longer fits the minute.
+    assert codes[:2] == [200, 200] and codes[-1] == 429, codes
+    assert 0 < int(r.headers["retry-after"]) <= 60

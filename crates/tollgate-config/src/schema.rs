@@ -50,6 +50,10 @@ pub struct ServerConfig {
     /// `"stdout"` (default), `"off"`, or a file path for the JSON access log.
     #[serde(default = "ServerConfig::default_access_log")]
     pub access_log: String,
+    /// Requests per second one client IP may send before authentication
+    /// (a shield for the gateway itself); absent means no shield.
+    #[serde(default)]
+    pub ip_requests_per_second: Option<u64>,
 }
 
 impl ServerConfig {
@@ -79,6 +83,7 @@ impl Default for ServerConfig {
             max_request_body_size: Self::default_max_body(),
             grace_period_seconds: Self::default_grace(),
             access_log: Self::default_access_log(),
+            ip_requests_per_second: None,
         }
     }
 }

@@ -203,6 +203,9 @@ fn claim<'a>(
 }
 
 fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
+    if server.ip_requests_per_second == Some(0) {
+        r.error("server.ip_requests_per_second", "must be at least 1 (leave it out for no shield)");
+    }
     if server.listen.is_empty() {
         r.error("server.listen", "at least one listen address is needed");
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use tollgate_llm::Usage;
 
+use crate::limits::HeldLimit;
 use crate::snapshot::Snapshot;
 
 /// Facts about the LLM exchange, for metrics and the access log.
@@ -67,6 +68,12 @@ pub struct RequestCtx {
     pub passthrough: Option<PassthroughPlan>,
     /// Request body bytes seen on a passthrough route, against the limit.
     pub body_bytes: usize,
+    /// A token reservation to settle when the answer ends.
+    pub held_limit: Option<HeldLimit>,
+    /// Headers every answer to this request carries (rate-limit state).
+    pub response_headers: Vec<(String, String)>,
+    /// A short, non-secret id of the credential used (for `identifier = "credential"`).
+    pub credential_id: Option<String>,
 }
 
 impl RequestCtx {
@@ -83,6 +90,9 @@ impl RequestCtx {
             llm: None,
             passthrough: None,
             body_bytes: 0,
+            held_limit: None,
+            response_headers: Vec::new(),
+            credential_id: None,
         }
     }
 

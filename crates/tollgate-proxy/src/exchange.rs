@@ -14,6 +14,7 @@ use pingora_proxy::Session;
 use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
 
 use crate::ctx::{LlmFacts, RequestCtx};
+use crate::limits::{Admission, Identity, TokenLimitRt};
 use crate::resolver::Resolver;
 use crate::respond::{send, PResult};
 use crate::snapshot::AiProxyRt;
@@ -89,6 +90,7 @@ pub async fn serve_chat(
     session: &mut Session,
     ctx: &mut RequestCtx,
     ai: &AiProxyRt,
+    limit: Option<&TokenLimitRt>,
     body: &[u8],
     body_key: Option<&str>,
 ) -> PResult<()> {
@@ -118,6 +120,48 @@ pub async fn serve_chat(
         output_cost: target.output_cost,
         ..LlmFacts::default()
     });
+
+    if let Some(limit) = limit {
+        if limit.applies_to(&target.provider) {
+            let prompt = tollgate_llm::tokens::estimate_prompt_tokens(&request);
+            let cap = request.max_completion_tokens().or(target.model.max_tokens);
+            let snap = ctx.snap.clone();
+            let consumer = snap.as_deref().zip(ctx.consumer).map(|(s, c)| &s.consumers[c]);
+            let service = snap
+                .as_deref()
+                .zip(ctx.service)
+                .map(|(s, i)| s.services[i].name.as_str())
+                .unwrap_or("");
+            let header_value = limit
+                .config
+                .header_name
+                .as_deref()
+                .and_then(|h| session.req_header().headers.get(h))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let who = Identity {
+                consumer: consumer.map(|c| c.name.as_str()),
+                credential: ctx.credential_id.as_deref(),
+                ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+                service,
+                header: header_value.as_deref(),
+                group: consumer.and_then(|c| c.groups.first()).map(String::as_str),
+            };
+            let facts = ctx.llm.clone().unwrap_or_default();
+            match limit.admit(&target.provider, &who, prompt, cap, &facts).await {
+                Admission::Unlimited => {}
+                Admission::Admitted { held, headers } => {
+                    ctx.held_limit = held;
+                    ctx.response_headers.extend(headers);
+                }
+                Admission::Refused { status, message, headers } => {
+                    ctx.response_headers.extend(headers);
+                    let err = LlmError::new(status, "rate_limit_error", message).with_code("rate_limit_exceeded");
+                    return send_llm_error(session, ctx, &err).await;
+                }
+            }
+        }
+    }
 
     let timeouts = Timeouts {
         connect: Duration::from_millis(ai.balancer.connect_timeout),
@@ -192,25 +236,17 @@ pub async fn serve_chat(
             }
         }
         ctx.status = status;
-        let headers = [
-            ("x-tollgate-llm-model", target.label.clone()),
-            ("x-request-id", ctx.request_id.clone()),
-        ];
-        return send(session, status, "application/json", answer, &headers).await;
+        let headers = answer_headers(ctx, &target.label, None);
+        return send(session, status, "application/json", answer, &as_refs(&headers)).await;
     }
 
     // The provider refused: keep its status and message, in OpenAI's shape.
     let err = provider_error(&target.provider, status, &answer);
     ctx.note_error(&err.message);
     ctx.status = status;
-    let mut headers = vec![
-        ("x-tollgate-llm-model", target.label.clone()),
-        ("x-request-id", ctx.request_id.clone()),
-    ];
-    if let Some(v) = retry_after.and_then(|v| v.to_str().ok().map(str::to_string)) {
-        headers.push(("retry-after", v));
-    }
-    send(session, status, "application/json", err.body(), &headers).await
+    let retry_after = retry_after.and_then(|v| v.to_str().ok().map(str::to_string));
+    let headers = answer_headers(ctx, &target.label, retry_after);
+    send(session, status, "application/json", err.body(), &as_refs(&headers)).await
 }
 
 struct Timeouts {
@@ -401,6 +437,9 @@ async fn relay_stream(
     resp.insert_header("cache-control", "no-cache")?;
     resp.insert_header("x-tollgate-llm-model", target.label.as_str())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    for (k, v) in &ctx.response_headers {
+        resp.append_header(k.clone(), v.as_str())?;
+    }
     if !session.is_http2() {
         // Without a length or chunked framing Pingora would close the
         // connection while still announcing keep-alive.
@@ -507,12 +546,29 @@ fn provider_error(provider: &str, status: u16, body: &[u8]) -> LlmError {
     LlmError::new(status, kind, message)
 }
 
+/// Headers of an answer relayed from the provider.
+fn answer_headers(ctx: &RequestCtx, label: &str, retry_after: Option<String>) -> Vec<(String, String)> {
+    let mut h = Vec::with_capacity(3 + ctx.response_headers.len());
+    h.push(("x-tollgate-llm-model".to_string(), label.to_string()));
+    h.push(("x-request-id".to_string(), ctx.request_id.clone()));
+    if let Some(v) = retry_after {
+        h.push(("retry-after".to_string(), v));
+    }
+    h.extend(ctx.response_headers.iter().cloned());
+    h
+}
+
+fn as_refs(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Answers a gateway-made error in OpenAI's shape.
 pub async fn send_llm_error(session: &mut Session, ctx: &mut RequestCtx, err: &LlmError) -> PResult<()> {
     ctx.status = err.status;
     ctx.note_error(&err.message);
-    let headers = [("x-request-id", ctx.request_id.clone())];
-    send(session, err.status, "application/json", err.body(), &headers).await
+    let mut headers = vec![("x-request-id".to_string(), ctx.request_id.clone())];
+    headers.extend(ctx.response_headers.iter().cloned());
+    send(session, err.status, "application/json", err.body(), &as_refs(&headers)).await
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::body::{discard_rest, read_bounded, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::exchange::{send_llm_error, serve_chat, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
+use crate::limits::LimiterRegistry;
 use crate::metrics::METRICS;
 use crate::observe;
 use crate::respond::{kong_error_body, send, PResult};
@@ -30,6 +31,10 @@ pub struct GatewayState {
     pub upstreams: Upstreams,
     pub access_log: AccessLog,
     pub reload: Mutex<ReloadStatus>,
+    /// Limiter state outlives snapshots: counters survive reloads.
+    pub limiters: LimiterRegistry,
+    /// Requests per client IP in the current second (approximate, shared sketch).
+    pub ip_rate: pingora_limits::rate::Rate,
 }
 
 /// What /status says about the config in force and the last reload.
@@ -49,8 +54,10 @@ fn unix_now() -> u64 {
 }
 
 impl GatewayState {
-    pub fn new(snapshot: Snapshot, access_log: AccessLog) -> Self {
+    pub fn new(snapshot: Snapshot, access_log: AccessLog, limiters: LimiterRegistry) -> Self {
         GatewayState {
+            limiters,
+            ip_rate: pingora_limits::rate::Rate::new(Duration::from_secs(1)),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(),
             access_log,
@@ -112,6 +119,19 @@ impl ProxyHttp for Gateway {
         let Some(snap) = ctx.snap.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no config snapshot");
         };
+        // The per-IP shield runs before anything costs work, authentication included.
+        if let Some(limit) = snap.config.server.ip_requests_per_second {
+            if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
+                if self.state.ip_rate.observe(&ip, 1) > limit as isize {
+                    ctx.status = 429;
+                    ctx.note_error("ip_requests_per_second exceeded");
+                    let body = kong_error_body("API rate limit exceeded (server.ip_requests_per_second)");
+                    let headers = [("retry-after", "1"), ("x-request-id", ctx.request_id.as_str())];
+                    send(session, 429, "application/json", body, &headers).await?;
+                    return Ok(true);
+                }
+            }
+        }
         let req = session.req_header();
         let method = req.method.as_str().to_string();
         let path = req.uri.path().to_string();
@@ -121,7 +141,7 @@ impl ProxyHttp for Gateway {
         let Some(m) = snap.router.find(&method, &path, host.as_deref()) else {
             ctx.status = 404;
             let body = kong_error_body("no Route matched with those values");
-            send(session, 404, "application/json", body, &[("x-request-id", ctx.request_id.clone())]).await?;
+            send(session, 404, "application/json", body, &[("x-request-id", ctx.request_id.as_str())]).await?;
             return Ok(true);
         };
         let route = m.route;
@@ -161,12 +181,18 @@ impl ProxyHttp for Gateway {
                 Some(k) => snap.keys.lookup(&k.key),
                 None => None,
             };
+            if consumer.is_some() {
+                // A short digest prefix names the credential without revealing it.
+                ctx.credential_id = found.as_ref().map(|k| {
+                    crate::keyauth::digest(&k.key)[..8].iter().map(|b| format!("{b:02x}")).collect()
+                });
+            }
             match (consumer, ka.anonymous) {
                 (Some(c), _) => ctx.consumer = Some(c),
                 (None, Some(anon)) => ctx.consumer = Some(anon),
                 (None, None) => {
                     let msg = if found.is_some() { "Unauthorized" } else { "No API key found in request" };
-                    self.refuse(session, ctx, 401, msg, is_llm, &[("www-authenticate", "Key realm=\"tollgate\"".into())])
+                    self.refuse(session, ctx, 401, msg, is_llm, &[("www-authenticate", "Key realm=\"tollgate\"")])
                         .await?;
                     return Ok(true);
                 }
@@ -231,7 +257,11 @@ impl ProxyHttp for Gateway {
                     Err(e) => return self.refuse_body(session, ctx, e, true).await,
                 },
             };
-            serve_chat(&self.state.upstreams, session, ctx, ai, &body, body_key.as_deref()).await?;
+            let limit = match snap.plugin(Slot::TokenLimit, Some(route), Some(service), ctx.consumer) {
+                Some(PluginRt::TokenLimit(l)) => Some(l),
+                _ => None,
+            };
+            serve_chat(&self.state.upstreams, session, ctx, ai, limit, &body, body_key.as_deref()).await?;
             return Ok(true);
         }
 
@@ -331,7 +361,7 @@ impl ProxyHttp for Gateway {
         if code > 0 && session.response_written().is_none() {
             ctx.status = code;
             ctx.note_error(&format!("{message} ({})", e.etype().as_str()));
-            let headers = [("x-request-id", ctx.request_id.clone())];
+            let headers = [("x-request-id", ctx.request_id.as_str())];
             let _ = send(session, code, "application/json", kong_error_body(&message), &headers).await;
         }
         FailToProxy { error_code: code, can_reuse_downstream: false }
@@ -387,6 +417,11 @@ impl ProxyHttp for Gateway {
     where
         Self::CTX: Send + Sync,
     {
+        if let Some(held) = ctx.held_limit.take() {
+            // A provider that answered an error used no tokens: refund them.
+            let ok = ctx.llm.as_ref().and_then(|f| f.upstream_status).is_some_and(|s| (200..300).contains(&s));
+            held.settle(if ok { ctx.llm.as_ref() } else { None }).await;
+        }
         observe::record(&self.state.access_log, session, e, ctx);
     }
 }
@@ -400,7 +435,7 @@ impl Gateway {
         status: u16,
         message: &str,
         is_llm: bool,
-        headers: &[(&'static str, String)],
+        headers: &[(&str, &str)],
     ) -> PResult<()> {
         ctx.status = status;
         ctx.note_error(message);
@@ -415,8 +450,8 @@ impl Gateway {
         } else {
             kong_error_body(message)
         };
-        let mut all: Vec<(&'static str, String)> = headers.to_vec();
-        all.push(("x-request-id", ctx.request_id.clone()));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        all.push(("x-request-id", ctx.request_id.as_str()));
         send(session, status, "application/json", body, &all).await
     }
 

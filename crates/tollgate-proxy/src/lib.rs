@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod exchange;
 pub mod gateway;
 pub mod keyauth;
+pub mod limits;
 pub mod metrics;
 pub mod observe;
 pub mod resolver;

@@ -22,6 +22,9 @@ pub struct Metrics {
     pub llm_latency: HistogramVec,
     pub llm_ttft: HistogramVec,
     pub config_reloads: IntCounterVec,
+    pub rate_limit_refusals: IntCounterVec,
+    pub rate_limit_backend_errors: IntCounterVec,
+    pub rate_limit_check: HistogramVec,
     models_seen: Mutex<HashSet<String>>,
 }
 
@@ -98,6 +101,28 @@ impl Metrics {
                 "tollgate_config_reloads_total",
                 "Config reloads by result (success, failure)",
                 &["result"],
+                r
+            )
+            .expect("metric"),
+            rate_limit_refusals: register_int_counter_vec_with_registry!(
+                "ai_rate_limit_refusals_total",
+                "Requests refused by ai-rate-limiting-advanced, by provider and consumer",
+                &["ai_provider", "consumer"],
+                r
+            )
+            .expect("metric"),
+            rate_limit_backend_errors: register_int_counter_vec_with_registry!(
+                "ai_rate_limit_backend_errors_total",
+                "Token limit backend failures (Redis unreachable or slow), by operation",
+                &["operation"],
+                r
+            )
+            .expect("metric"),
+            rate_limit_check: register_histogram_vec_with_registry!(
+                "ai_rate_limit_check_duration_ms",
+                "Time to check and reserve a token budget, by strategy, milliseconds",
+                &["strategy"],
+                vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 50.0, 250.0, 1000.0],
                 r
             )
             .expect("metric"),

@@ -12,13 +12,13 @@ pub async fn send(
     status: u16,
     content_type: &str,
     body: Bytes,
-    headers: &[(&'static str, String)],
+    headers: &[(&str, &str)],
 ) -> PResult<()> {
     let mut resp = ResponseHeader::build(status, Some(4 + headers.len()))?;
     resp.insert_header("content-type", content_type)?;
     resp.insert_header("content-length", body.len().to_string())?;
     for (k, v) in headers {
-        resp.append_header(*k, v.as_str())?;
+        resp.append_header(k.to_string(), *v)?;
     }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;

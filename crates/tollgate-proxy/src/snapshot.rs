@@ -9,6 +9,7 @@ use tollgate_config::schema::{AclConfig, BalancerConfig, KeyAuthConfig, PluginCo
 use tollgate_config::Config;
 
 use crate::keyauth::KeyIndex;
+use crate::limits::{LimiterRegistry, TokenLimitRt};
 use crate::router::Router;
 use crate::target::{Endpoint, LlmTarget};
 
@@ -48,6 +49,7 @@ pub enum PluginRt {
     KeyAuth(KeyAuthRt),
     Acl(AclConfig),
     AiProxy(AiProxyRt),
+    TokenLimit(TokenLimitRt),
 }
 
 #[derive(Debug)]
@@ -63,6 +65,7 @@ pub enum Slot {
     KeyAuth,
     Acl,
     AiProxy,
+    TokenLimit,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -82,7 +85,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Compiles a validated config. Errors here are the few that validation
     /// cannot see without building (e.g. a header value that is not valid).
-    pub fn build(config: Config) -> Result<Self, String> {
+    pub fn build(config: Config, limiters: &LimiterRegistry) -> Result<Self, String> {
         let service_ix: HashMap<&str, usize> = config
             .services
             .iter()
@@ -171,8 +174,16 @@ impl Snapshot {
                         next: AtomicUsize::new(0),
                     }),
                 ),
-                PluginConfig::AiRateLimiting(_) => {
-                    return Err("ai-rate-limiting-advanced is not enforced yet".into())
+                PluginConfig::AiRateLimiting(c) => {
+                    // Counters are namespaced by where the plugin sits, so two
+                    // plugins never share a budget and a reload keeps them.
+                    let scope = format!(
+                        "r={}/s={}/c={}",
+                        p.route.as_deref().unwrap_or(""),
+                        p.service.as_deref().unwrap_or(""),
+                        p.consumer.as_deref().unwrap_or("")
+                    );
+                    (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope)))
                 }
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a

@@ -11,6 +11,7 @@ use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
 use tollgate_proxy::access_log::AccessLog;
 use tollgate_proxy::admin::AdminApp;
+use tollgate_proxy::limits::LimiterRegistry;
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
 #[derive(Parser)]
@@ -50,17 +51,17 @@ fn main() -> ExitCode {
 mod reload;
 
 /// Loads and builds a config. `state` is the running gateway on a reload.
-pub(crate) fn load(path: &std::path::Path, _state: &GatewayState) -> Result<Snapshot, String> {
-    build(path)
+pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Snapshot, String> {
+    build(path, &state.limiters)
 }
 
-fn build(path: &std::path::Path) -> Result<Snapshot, String> {
+fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Snapshot, String> {
     let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
-    Snapshot::build(config).map_err(|e| format!("{}: {e}", path.display()))
+    Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
-    match build(path) {
+    match build(path, &LimiterRegistry::system()) {
         Ok(snap) => {
             println!("{}: OK: {}", path.display(), snap.config.summary());
             ExitCode::SUCCESS
@@ -73,7 +74,8 @@ fn check(path: &std::path::Path) -> ExitCode {
 }
 
 fn run(path: &std::path::Path) -> ExitCode {
-    let snap = match build(path) {
+    let limiters = LimiterRegistry::system();
+    let snap = match build(path, &limiters) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{e}");
@@ -100,7 +102,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let state = Arc::new(GatewayState::new(snap, access_log));
+    let state = Arc::new(GatewayState::new(snap, access_log, limiters));
     let mut proxy = pingora_proxy::http_proxy_service_with_name(
         &server.configuration,
         Gateway { state: state.clone() },

@@ -1,0 +1,335 @@
+//! ai-rate-limiting-advanced in the request path: admission reserves an
+//! estimate of the request's tokens in every window (so concurrent requests
+//! cannot overshoot a budget), and the answer's real usage replaces it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tollgate_config::schema::{AiRateLimitingConfig, RedisSettings};
+use tollgate_limit::{
+    Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig, RedisLimiter,
+    Reservation, SystemClock, Window, WindowStatus, WindowType,
+};
+use tokio::sync::OnceCell;
+
+use crate::ctx::LlmFacts;
+use crate::metrics::METRICS;
+
+/// Limiters outlive config snapshots, so counters of unchanged limits survive
+/// a reload: one local limiter, and one Redis client per distinct server.
+pub struct LimiterRegistry {
+    clock: Arc<dyn Clock>,
+    local: Arc<LocalLimiter>,
+    redis: Mutex<HashMap<RedisKey, Arc<LazyRedis>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct RedisKey(String, u16, i64, Option<String>, bool);
+
+impl LimiterRegistry {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        LimiterRegistry {
+            local: Arc::new(LocalLimiter::new(clock.clone())),
+            clock,
+            redis: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn system() -> Self {
+        Self::new(Arc::new(SystemClock))
+    }
+
+    fn limiter(&self, c: &AiRateLimitingConfig) -> Arc<dyn Limiter> {
+        match (&c.strategy[..], &c.redis) {
+            ("redis", Some(r)) => {
+                let key = RedisKey(r.host.clone(), r.port, r.database, r.username.clone(), r.ssl);
+                let Ok(mut map) = self.redis.lock() else {
+                    return self.local.clone();
+                };
+                map.entry(key)
+                    .or_insert_with(|| Arc::new(LazyRedis::new(r, self.clock.clone())))
+                    .clone()
+            }
+            _ => self.local.clone(),
+        }
+    }
+
+    pub fn compile(&self, c: &AiRateLimitingConfig, scope: String) -> TokenLimitRt {
+        let window_type = if c.window_type == "fixed" { WindowType::Fixed } else { WindowType::Sliding };
+        let scale = if c.tokens_count_strategy == "cost" { COST_SCALE } else { 1.0 };
+        let specs = c
+            .llm_providers
+            .iter()
+            .map(|p| {
+                let windows = p
+                    .window_size
+                    .iter()
+                    .zip(&p.limit)
+                    .map(|(&size_secs, &limit)| Window {
+                        size_secs,
+                        limit: ((limit as f64) * scale) as u64,
+                    })
+                    .collect();
+                (p.name.clone(), LimitSpec { window_type, windows })
+            })
+            .collect();
+        TokenLimitRt {
+            config: c.clone(),
+            specs,
+            limiter: self.limiter(c),
+            scope,
+        }
+    }
+}
+
+/// Costs are counted in millionths of a dollar so integer counters can hold them.
+const COST_SCALE: f64 = 1_000_000.0;
+
+/// A Redis limiter that connects on first use (from a request's runtime) and
+/// again after a failed connect, so a Redis that is down at start-up or
+/// reload does not stop the gateway.
+pub struct LazyRedis {
+    config: RedisConfig,
+    clock: Arc<dyn Clock>,
+    cell: OnceCell<RedisLimiter>,
+}
+
+impl LazyRedis {
+    fn new(r: &RedisSettings, clock: Arc<dyn Clock>) -> Self {
+        LazyRedis {
+            config: RedisConfig {
+                host: r.host.clone(),
+                port: r.port,
+                database: r.database,
+                username: r.username.clone(),
+                password: r.password.clone(),
+                ssl: r.ssl,
+                timeout_ms: r.timeout,
+                key_prefix: "tollgate".to_string(),
+            },
+            clock,
+            cell: OnceCell::new(),
+        }
+    }
+
+    async fn get(&self) -> Result<&RedisLimiter, LimitError> {
+        self.cell
+            .get_or_try_init(|| RedisLimiter::connect(self.config.clone(), self.clock.clone()))
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Limiter for LazyRedis {
+    async fn reserve(&self, key: &str, spec: &LimitSpec, cost: u64) -> Result<Decision, LimitError> {
+        self.get().await?.reserve(key, spec, cost).await
+    }
+    async fn settle(&self, key: &str, spec: &LimitSpec, r: &Reservation, actual: u64) -> Result<(), LimitError> {
+        self.get().await?.settle(key, spec, r, actual).await
+    }
+    async fn peek(&self, key: &str, spec: &LimitSpec) -> Result<Vec<WindowStatus>, LimitError> {
+        self.get().await?.peek(key, spec).await
+    }
+}
+
+/// One ai-rate-limiting-advanced plugin, compiled.
+pub struct TokenLimitRt {
+    pub config: AiRateLimitingConfig,
+    specs: Vec<(String, LimitSpec)>,
+    limiter: Arc<dyn Limiter>,
+    /// Where the plugin is attached; namespaces its counters.
+    scope: String,
+}
+
+impl std::fmt::Debug for TokenLimitRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenLimitRt").field("scope", &self.scope).finish()
+    }
+}
+
+/// Who a request is counted against.
+pub struct Identity<'a> {
+    pub consumer: Option<&'a str>,
+    pub credential: Option<&'a str>,
+    pub ip: Option<String>,
+    pub service: &'a str,
+    pub header: Option<&'a str>,
+    pub group: Option<&'a str>,
+}
+
+/// A reservation held until the answer ends.
+pub struct HeldLimit {
+    limiter: Arc<dyn Limiter>,
+    key: String,
+    spec: LimitSpec,
+    reservation: Reservation,
+    strategy: String,
+    reserved: u64,
+}
+
+pub enum Admission {
+    /// No limit applies to this provider.
+    Unlimited,
+    Admitted { held: Option<HeldLimit>, headers: Vec<(String, String)> },
+    Refused { status: u16, message: String, headers: Vec<(String, String)> },
+}
+
+impl TokenLimitRt {
+    /// Whether this plugin limits the given provider.
+    pub fn applies_to(&self, provider: &str) -> bool {
+        self.spec_for(provider).is_some()
+    }
+
+    fn spec_for(&self, provider: &str) -> Option<(&str, &LimitSpec)> {
+        self.specs
+            .iter()
+            .find(|(n, _)| n == provider)
+            .or_else(|| self.specs.iter().find(|(n, _)| n == "*"))
+            .map(|(n, s)| (n.as_str(), s))
+    }
+
+    /// Reserves `estimate` (prompt and completion tokens, per the strategy).
+    pub async fn admit(
+        &self,
+        provider: &str,
+        who: &Identity<'_>,
+        prompt_estimate: u64,
+        completion_cap: Option<u64>,
+        facts: &LlmFacts,
+    ) -> Admission {
+        let Some((_, spec)) = self.spec_for(provider) else {
+            return Admission::Unlimited;
+        };
+        let c = &self.config;
+        let completion = completion_cap.unwrap_or(c.max_reserved_completion_tokens);
+        let cost = units(&c.tokens_count_strategy, prompt_estimate, completion, facts);
+        let ident = match c.identifier.as_str() {
+            "credential" => who.credential.map(str::to_string),
+            "ip" => who.ip.clone(),
+            "service" => Some(who.service.to_string()),
+            "header" => who.header.map(str::to_string),
+            "consumer-group" => who.group.map(str::to_string),
+            _ => who.consumer.map(str::to_string),
+        }
+        // Anonymous traffic shares one budget rather than escaping the limit.
+        .unwrap_or_else(|| "-".to_string());
+        let sizes: Vec<String> = spec.windows.iter().map(|w| w.size_secs.to_string()).collect();
+        let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
+        let started = std::time::Instant::now();
+        let decision = self.limiter.reserve(&key, spec, cost).await;
+        METRICS
+            .rate_limit_check
+            .with_label_values(&[&c.strategy])
+            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        match decision {
+            Ok(d) => {
+                let headers = if c.hide_client_headers { Vec::new() } else { headers(provider, &d.windows, &c.tokens_count_strategy) };
+                if d.allowed {
+                    let held = d.reservation.map(|reservation| HeldLimit {
+                        limiter: self.limiter.clone(),
+                        key,
+                        spec: spec.clone(),
+                        reservation,
+                        strategy: c.tokens_count_strategy.clone(),
+                        reserved: cost,
+                    });
+                    Admission::Admitted { held, headers }
+                } else {
+                    METRICS.rate_limit_refusals.with_label_values(&[provider, who.consumer.unwrap_or("")]).inc();
+                    let mut headers = headers;
+                    let wait = d.retry_after_secs.unwrap_or(1) + jitter(c.retry_after_jitter_max);
+                    headers.push(("retry-after".to_string(), wait.to_string()));
+                    Admission::Refused {
+                        status: c.error_code,
+                        message: format!("{}{provider}", c.error_message),
+                        headers,
+                    }
+                }
+            }
+            Err(e) => {
+                METRICS.rate_limit_backend_errors.with_label_values(&[&c.strategy]).inc();
+                if c.fault_tolerant {
+                    tracing::warn!("token limit backend unavailable, serving without limit: {e}");
+                    Admission::Admitted { held: None, headers: Vec::new() }
+                } else {
+                    tracing::error!("token limit backend unavailable, refusing: {e}");
+                    Admission::Refused {
+                        status: 503,
+                        message: "token limits are unavailable; try again later".to_string(),
+                        headers: vec![("retry-after".to_string(), "1".to_string())],
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl HeldLimit {
+    /// Replaces the reservation with what the answer really used (zero when the
+    /// provider answered nothing usable).
+    pub async fn settle(self, facts: Option<&LlmFacts>) {
+        let actual = match facts.and_then(|f| f.usage.map(|u| (u, f))) {
+            Some((u, f)) => units(&self.strategy, u.prompt_tokens, u.completion_tokens, f),
+            None => 0,
+        };
+        if actual == self.reserved {
+            return;
+        }
+        if let Err(e) = self.limiter.settle(&self.key, &self.spec, &self.reservation, actual).await {
+            METRICS.rate_limit_backend_errors.with_label_values(&["settle"]).inc();
+            tracing::warn!("token limit settle failed: {e}");
+        }
+    }
+}
+
+/// Units charged for prompt and completion tokens under a strategy.
+fn units(strategy: &str, prompt: u64, completion: u64, f: &LlmFacts) -> u64 {
+    match strategy {
+        "prompt_tokens" => prompt,
+        "completion_tokens" => completion,
+        "cost" => {
+            let dollars = (prompt as f64 * f.input_cost.unwrap_or(0.0)
+                + completion as f64 * f.output_cost.unwrap_or(0.0))
+                / 1_000_000.0;
+            (dollars * COST_SCALE).ceil() as u64
+        }
+        _ => prompt + completion,
+    }
+}
+
+fn headers(provider: &str, windows: &[WindowStatus], strategy: &str) -> Vec<(String, String)> {
+    let scale = if strategy == "cost" { COST_SCALE } else { 1.0 };
+    let show = |n: u64| {
+        if scale == 1.0 {
+            n.to_string()
+        } else {
+            format!("{}", n as f64 / scale)
+        }
+    };
+    let mut out = Vec::with_capacity(windows.len() * 2 + 1);
+    for w in windows {
+        out.push((format!("x-ai-ratelimit-limit-{}-{provider}", w.size_secs), show(w.limit)));
+        out.push((format!("x-ai-ratelimit-remaining-{}-{provider}", w.size_secs), show(w.remaining)));
+    }
+    // The reset that matters is the most constrained window's.
+    let tightest = windows.iter().min_by(|a, b| {
+        let fa = a.remaining as f64 / a.limit.max(1) as f64;
+        let fb = b.remaining as f64 / b.limit.max(1) as f64;
+        fa.total_cmp(&fb)
+    });
+    if let Some(reset) = tightest.map(|w| w.reset_secs) {
+        out.push(("x-ai-ratelimit-reset".to_string(), reset.to_string()));
+    }
+    out
+}
+
+fn jitter(max: u64) -> u64 {
+    if max == 0 {
+        return 0;
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64)
+        .unwrap_or(0);
+    nanos % (max + 1)
+}

@@ -1,0 +1,42 @@
+"""server.ip_requests_per_second: a per-IP shield that refuses floods before
+authentication costs anything."""
+
+from conftest import chat
+
+
+def test_a_flooding_ip_is_refused_before_auth(mock, gateway_factory):
+    gw = gateway_factory(f"""
+[server]
+listen = ["127.0.0.1:@PORT@"]
+admin_listen = "127.0.0.1:@ADMIN_PORT@"
+ip_requests_per_second = 5
+
+[[services]]
+name = "llm"
+
+[[routes]]
+name = "chat"
+service = "llm"
+paths = ["/chat"]
+
+[[plugins]]
+name = "key-auth"
+service = "llm"
+
+[[plugins]]
+name = "ai-proxy"
+service = "llm"
+[plugins.config.model]
+provider = "openai"
+name = "gpt-4o"
+[plugins.config.model.options]
+upstream_url = "{mock.chat_url}"
+""")
+    rs = [gw.http.post("/chat", json=chat()) for _ in range(30)]
+    codes = [r.status_code for r in rs]
+    # Unauthenticated requests get 401 while under the shield's rate, then 429.
+    assert codes[:5] == [401] * 5, codes
+    refused = [r for r in rs if r.status_code == 429]
+    assert refused, codes
+    assert refused[0].headers["retry-after"] == "1"
+    assert "ip_requests_per_second" in refused[0].json()["message"]
