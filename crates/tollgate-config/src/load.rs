@@ -206,6 +206,7 @@ impl PluginConfig {
             "ai-proxy" => typed(&entry.config).map(PluginConfig::AiProxy),
             "ai-proxy-advanced" => typed(&entry.config).map(PluginConfig::AiProxyAdvanced),
             "ai-rate-limiting-advanced" => typed(&entry.config).map(PluginConfig::AiRateLimiting),
+            "rate-limiting" => typed(&entry.config).map(PluginConfig::RateLimiting),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!(
@@ -224,6 +225,7 @@ impl PluginConfig {
             PluginConfig::AiProxy(_) => "ai-proxy",
             PluginConfig::AiProxyAdvanced(_) => "ai-proxy-advanced",
             PluginConfig::AiRateLimiting(_) => "ai-rate-limiting-advanced",
+            PluginConfig::RateLimiting(_) => "rate-limiting",
         }
     }
 }

@@ -194,6 +194,7 @@ pub enum PluginConfig {
     AiProxy(AiProxyConfig),
     AiProxyAdvanced(AiProxyAdvancedConfig),
     AiRateLimiting(AiRateLimitingConfig),
+    RateLimiting(RateLimitingConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -202,6 +203,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "ai-proxy",
     "ai-proxy-advanced",
     "ai-rate-limiting-advanced",
+    "rate-limiting",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -489,5 +491,60 @@ impl RedisSettings {
     }
     fn default_timeout() -> u64 {
         2000
+    }
+}
+
+/// Kong's rate-limiting: requests per identifier in clock-aligned windows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitingConfig {
+    #[serde(default)]
+    pub second: Option<u64>,
+    #[serde(default)]
+    pub minute: Option<u64>,
+    #[serde(default)]
+    pub hour: Option<u64>,
+    #[serde(default)]
+    pub day: Option<u64>,
+    /// `consumer`, `credential`, `ip`, `service`, `header`, `consumer-group`.
+    #[serde(default = "RateLimitingConfig::default_limit_by")]
+    pub limit_by: String,
+    #[serde(default)]
+    pub header_name: Option<String>,
+    /// `local` or `redis`.
+    #[serde(default = "RateLimitingConfig::default_policy")]
+    pub policy: String,
+    #[serde(default = "default_true")]
+    pub fault_tolerant: bool,
+    #[serde(default)]
+    pub hide_client_headers: bool,
+    #[serde(default = "RateLimitingConfig::default_error_code")]
+    pub error_code: u16,
+    #[serde(default = "RateLimitingConfig::default_error_message")]
+    pub error_message: String,
+    #[serde(default)]
+    pub redis: Option<RedisSettings>,
+}
+
+impl RateLimitingConfig {
+    fn default_limit_by() -> String {
+        "consumer".to_string()
+    }
+    fn default_policy() -> String {
+        "local".to_string()
+    }
+    fn default_error_code() -> u16 {
+        429
+    }
+    fn default_error_message() -> String {
+        "API rate limit exceeded".to_string()
+    }
+
+    /// `(window name, seconds, limit)` for each window set.
+    pub fn windows(&self) -> Vec<(&'static str, u64, u64)> {
+        [("Second", 1, self.second), ("Minute", 60, self.minute), ("Hour", 3600, self.hour), ("Day", 86_400, self.day)]
+            .into_iter()
+            .filter_map(|(name, secs, limit)| limit.map(|l| (name, secs, l)))
+            .collect()
     }
 }

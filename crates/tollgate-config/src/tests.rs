@@ -286,14 +286,14 @@ fn plugin_config_errors_are_collected_from_every_plugin() {
 
 #[test]
 fn unknown_plugins_list_the_supported_ones() {
-    let text = format!("{SEED}\n[[plugins]]\nname = \"rate-limiting\"\n");
+    let text = format!("{SEED}\n[[plugins]]\nname = \"cors\"\n");
     let errors = errors(&text);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].path, "plugins[4].name");
-    assert_eq!(errors[0].line, line_of(&text, "\"rate-limiting\""));
+    assert_eq!(errors[0].line, line_of(&text, "\"cors\""));
     assert_eq!(
         errors[0].message,
-        "unknown plugin `rate-limiting`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced"
+        "unknown plugin `cors`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced, rate-limiting"
     );
 }
 

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
     PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
@@ -539,6 +539,7 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::AiProxy(target) => check_target(&base, target, r),
         PluginConfig::AiProxyAdvanced(c) => check_ai_proxy_advanced(&base, c, r),
         PluginConfig::AiRateLimiting(c) => check_ai_rate_limiting(&base, c, r),
+        PluginConfig::RateLimiting(c) => check_rate_limiting(&base, c, r),
     }
 }
 
@@ -554,6 +555,28 @@ const LIMIT_IDENTIFIERS: &[&str] = &[
 ];
 const LIMIT_TOKEN_STRATEGIES: &[&str] =
     &["total_tokens", "prompt_tokens", "completion_tokens", "cost"];
+
+fn check_rate_limiting(base: &str, c: &RateLimitingConfig, r: &mut Report<'_>) {
+    if c.windows().is_empty() {
+        r.error(base.to_string(), "set at least one of second, minute, hour, day");
+    }
+    for (name, _, limit) in c.windows() {
+        if limit == 0 {
+            r.error(format!("{base}.{}", name.to_ascii_lowercase()), "a limit must be at least 1");
+        }
+    }
+    check_choice(r, &format!("{base}.policy"), "policy", &c.policy, LIMIT_STRATEGIES, LIMIT_STRATEGIES);
+    check_choice(r, &format!("{base}.limit_by"), "limit_by", &c.limit_by, LIMIT_IDENTIFIERS, LIMIT_IDENTIFIERS);
+    if c.limit_by == "header" && c.header_name.as_deref().is_none_or(|h| !is_header_name(h)) {
+        r.error(format!("{base}.header_name"), "limit_by = \"header\" needs header_name, a valid header name");
+    }
+    if c.policy == "redis" && c.redis.is_none() {
+        r.error(format!("{base}.redis"), "policy = \"redis\" needs a [redis] table");
+    }
+    if !(400..=599).contains(&c.error_code) {
+        r.error(format!("{base}.error_code"), "must be an HTTP error status (400 to 599)");
+    }
+}
 
 fn check_ai_rate_limiting(base: &str, c: &AiRateLimitingConfig, r: &mut Report<'_>) {
     for (field, what, value, known) in [

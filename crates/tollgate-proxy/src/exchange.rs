@@ -14,7 +14,7 @@ use pingora_proxy::Session;
 use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
 
 use crate::ctx::{LlmFacts, RequestCtx};
-use crate::limits::{Admission, Identity, TokenLimitRt};
+use crate::limits::{identity, Admission, TokenLimitRt};
 use crate::resolver::Resolver;
 use crate::respond::{send, PResult};
 use crate::snapshot::AiProxyRt;
@@ -125,28 +125,11 @@ pub async fn serve_chat(
         if limit.applies_to(&target.provider) {
             let prompt = tollgate_llm::tokens::estimate_prompt_tokens(&request);
             let cap = request.max_completion_tokens().or(target.model.max_tokens);
-            let snap = ctx.snap.clone();
-            let consumer = snap.as_deref().zip(ctx.consumer).map(|(s, c)| &s.consumers[c]);
-            let service = snap
-                .as_deref()
-                .zip(ctx.service)
-                .map(|(s, i)| s.services[i].name.as_str())
-                .unwrap_or("");
-            let header_value = limit
-                .config
-                .header_name
-                .as_deref()
-                .and_then(|h| session.req_header().headers.get(h))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let who = Identity {
-                consumer: consumer.map(|c| c.name.as_str()),
-                credential: ctx.credential_id.as_deref(),
-                ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
-                service,
-                header: header_value.as_deref(),
-                group: consumer.and_then(|c| c.groups.first()).map(String::as_str),
+            let Some(snap) = ctx.snap.clone() else {
+                return send_llm_error(session, ctx, &LlmError::new(500, "internal_error", "no config")).await;
             };
+            let who = identity(&snap, session, ctx, limit.config.header_name.as_deref());
+            let who = who.as_identity();
             let facts = ctx.llm.clone().unwrap_or_default();
             match limit.admit(&target.provider, &who, prompt, cap, &facts).await {
                 Admission::Unlimited => {}

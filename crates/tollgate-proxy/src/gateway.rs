@@ -19,7 +19,7 @@ use crate::body::{discard_rest, read_bounded, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::exchange::{send_llm_error, serve_chat, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
-use crate::limits::LimiterRegistry;
+use crate::limits::{identity, Admission, LimiterRegistry};
 use crate::metrics::METRICS;
 use crate::observe;
 use crate::respond::{kong_error_body, send, PResult};
@@ -225,6 +225,24 @@ impl ProxyHttp for Gateway {
             }
         }
 
+        // rate-limiting: requests per identifier, on every kind of route.
+        if let Some(PluginRt::RequestLimit(rl)) =
+            snap.plugin(Slot::RequestLimit, Some(route), Some(service), ctx.consumer)
+        {
+            let who = identity(&snap, session, ctx, rl.config.header_name.as_deref());
+            match rl.admit(&who.as_identity()).await {
+                Admission::Admitted { headers, .. } => ctx.response_headers.extend(headers),
+                Admission::Unlimited => {}
+                Admission::Refused { status, message, headers } => {
+                    ctx.response_headers.extend(headers);
+                    let extra: Vec<(String, String)> = ctx.response_headers.clone();
+                    let refs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    self.refuse(session, ctx, status, &message, is_llm, &refs).await?;
+                    return Ok(true);
+                }
+            }
+        }
+
         if is_llm {
             let Some(PluginRt::AiProxy(ai)) =
                 snap.plugin(Slot::AiProxy, Some(route), Some(service), ctx.consumer)
@@ -410,6 +428,9 @@ impl ProxyHttp for Gateway {
         Self::CTX: Send + Sync,
     {
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        for (k, v) in &ctx.response_headers {
+            resp.append_header(k.clone(), v.as_str())?;
+        }
         Ok(())
     }
 

@@ -5,14 +5,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tollgate_config::schema::{AiRateLimitingConfig, RedisSettings};
+use tollgate_config::schema::{AiRateLimitingConfig, RateLimitingConfig, RedisSettings};
 use tollgate_limit::{
     Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig, RedisLimiter,
     Reservation, SystemClock, Window, WindowStatus, WindowType,
 };
 use tokio::sync::OnceCell;
 
-use crate::ctx::LlmFacts;
+use pingora_proxy::Session;
+
+use crate::ctx::{LlmFacts, RequestCtx};
+use crate::snapshot::Snapshot;
 use crate::metrics::METRICS;
 
 /// Limiters outlive config snapshots, so counters of unchanged limits survive
@@ -39,8 +42,8 @@ impl LimiterRegistry {
         Self::new(Arc::new(SystemClock))
     }
 
-    fn limiter(&self, c: &AiRateLimitingConfig) -> Arc<dyn Limiter> {
-        match (&c.strategy[..], &c.redis) {
+    fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
+        match (strategy, redis) {
             ("redis", Some(r)) => {
                 let key = RedisKey(r.host.clone(), r.port, r.database, r.username.clone(), r.ssl);
                 let Ok(mut map) = self.redis.lock() else {
@@ -76,8 +79,84 @@ impl LimiterRegistry {
         TokenLimitRt {
             config: c.clone(),
             specs,
-            limiter: self.limiter(c),
+            limiter: self.limiter(&c.strategy, &c.redis),
             scope,
+        }
+    }
+
+    pub fn compile_requests(&self, c: &RateLimitingConfig, scope: String) -> RequestLimitRt {
+        let windows = c.windows();
+        RequestLimitRt {
+            spec: LimitSpec {
+                window_type: WindowType::Fixed,
+                windows: windows.iter().map(|&(_, size_secs, limit)| Window { size_secs, limit }).collect(),
+            },
+            names: windows.iter().map(|&(n, _, _)| n).collect(),
+            limiter: self.limiter(&c.policy, &c.redis),
+            config: c.clone(),
+            scope,
+        }
+    }
+}
+
+/// Kong's rate-limiting plugin: requests per identifier, clock-aligned windows.
+pub struct RequestLimitRt {
+    pub config: RateLimitingConfig,
+    spec: LimitSpec,
+    /// `Minute`, `Hour`… in the order of `spec.windows`, for header names.
+    names: Vec<&'static str>,
+    limiter: Arc<dyn Limiter>,
+    scope: String,
+}
+
+impl std::fmt::Debug for RequestLimitRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestLimitRt").field("scope", &self.scope).finish()
+    }
+}
+
+impl RequestLimitRt {
+    /// Counts this request; requests are charged at admission and never settled.
+    pub async fn admit(&self, who: &Identity<'_>) -> Admission {
+        let c = &self.config;
+        let ident = who.pick(&c.limit_by);
+        let key = format!("req|{}|{}|{}", self.scope, c.limit_by, ident);
+        match self.limiter.reserve(&key, &self.spec, 1).await {
+            Ok(d) => {
+                let mut headers = Vec::new();
+                if !c.hide_client_headers {
+                    for (w, name) in d.windows.iter().zip(&self.names) {
+                        headers.push((format!("x-ratelimit-limit-{name}"), w.limit.to_string()));
+                        headers.push((format!("x-ratelimit-remaining-{name}"), w.remaining.to_string()));
+                    }
+                    // IETF draft headers for the window closest to running out.
+                    if let Some(w) = d.windows.iter().min_by_key(|w| w.remaining) {
+                        headers.push(("ratelimit-limit".to_string(), w.limit.to_string()));
+                        headers.push(("ratelimit-remaining".to_string(), w.remaining.to_string()));
+                        headers.push(("ratelimit-reset".to_string(), w.reset_secs.to_string()));
+                    }
+                }
+                if d.allowed {
+                    Admission::Admitted { held: None, headers }
+                } else {
+                    METRICS.rate_limit_refusals.with_label_values(&["", who.consumer.unwrap_or("")]).inc();
+                    headers.push(("retry-after".to_string(), d.retry_after_secs.unwrap_or(1).to_string()));
+                    Admission::Refused { status: c.error_code, message: c.error_message.clone(), headers }
+                }
+            }
+            Err(e) => {
+                METRICS.rate_limit_backend_errors.with_label_values(&[&c.policy]).inc();
+                if c.fault_tolerant {
+                    tracing::warn!("request limit backend unavailable, serving without limit: {e}");
+                    Admission::Admitted { held: None, headers: Vec::new() }
+                } else {
+                    Admission::Refused {
+                        status: 503,
+                        message: "rate limits are unavailable; try again later".to_string(),
+                        headers: vec![("retry-after".to_string(), "1".to_string())],
+                    }
+                }
+            }
         }
     }
 }
@@ -105,7 +184,7 @@ impl LazyRedis {
                 password: r.password.clone(),
                 ssl: r.ssl,
                 timeout_ms: r.timeout,
-                key_prefix: "tollgate".to_string(),
+                key_prefix: "tollgate:rl:".to_string(),
             },
             clock,
             cell: OnceCell::new(),
@@ -157,6 +236,66 @@ pub struct Identity<'a> {
     pub group: Option<&'a str>,
 }
 
+/// Who a request is, owned, so it can be built before the request is borrowed again.
+pub struct OwnedIdentity {
+    consumer: Option<String>,
+    credential: Option<String>,
+    ip: Option<String>,
+    service: String,
+    header: Option<String>,
+    group: Option<String>,
+}
+
+impl OwnedIdentity {
+    pub fn as_identity(&self) -> Identity<'_> {
+        Identity {
+            consumer: self.consumer.as_deref(),
+            credential: self.credential.as_deref(),
+            ip: self.ip.clone(),
+            service: &self.service,
+            header: self.header.as_deref(),
+            group: self.group.as_deref(),
+        }
+    }
+}
+
+/// The identity of the request in `ctx`, reading `header_name` for `header` limits.
+pub fn identity(
+    snap: &Snapshot,
+    session: &Session,
+    ctx: &RequestCtx,
+    header_name: Option<&str>,
+) -> OwnedIdentity {
+    let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
+    OwnedIdentity {
+        consumer: consumer.map(|c| c.name.clone()),
+        credential: ctx.credential_id.clone(),
+        ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+        service: ctx.service.map(|i| snap.services[i].name.clone()).unwrap_or_default(),
+        header: header_name
+            .and_then(|h| session.req_header().headers.get(h))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        group: consumer.and_then(|c| c.groups.first()).cloned(),
+    }
+}
+
+impl Identity<'_> {
+    /// The value a limit counts against; anonymous traffic shares one budget
+    /// rather than escaping the limit.
+    fn pick(&self, identifier: &str) -> String {
+        match identifier {
+            "credential" => self.credential.map(str::to_string),
+            "ip" => self.ip.clone(),
+            "service" => Some(self.service.to_string()),
+            "header" => self.header.map(str::to_string),
+            "consumer-group" => self.group.map(str::to_string),
+            _ => self.consumer.map(str::to_string),
+        }
+        .unwrap_or_else(|| "-".to_string())
+    }
+}
+
 /// A reservation held until the answer ends.
 pub struct HeldLimit {
     limiter: Arc<dyn Limiter>,
@@ -203,16 +342,7 @@ impl TokenLimitRt {
         let c = &self.config;
         let completion = completion_cap.unwrap_or(c.max_reserved_completion_tokens);
         let cost = units(&c.tokens_count_strategy, prompt_estimate, completion, facts);
-        let ident = match c.identifier.as_str() {
-            "credential" => who.credential.map(str::to_string),
-            "ip" => who.ip.clone(),
-            "service" => Some(who.service.to_string()),
-            "header" => who.header.map(str::to_string),
-            "consumer-group" => who.group.map(str::to_string),
-            _ => who.consumer.map(str::to_string),
-        }
-        // Anonymous traffic shares one budget rather than escaping the limit.
-        .unwrap_or_else(|| "-".to_string());
+        let ident = who.pick(&c.identifier);
         let sizes: Vec<String> = spec.windows.iter().map(|w| w.size_secs.to_string()).collect();
         let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
         let started = std::time::Instant::now();

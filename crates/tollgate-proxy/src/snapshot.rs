@@ -9,7 +9,7 @@ use tollgate_config::schema::{AclConfig, BalancerConfig, KeyAuthConfig, PluginCo
 use tollgate_config::Config;
 
 use crate::keyauth::KeyIndex;
-use crate::limits::{LimiterRegistry, TokenLimitRt};
+use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::router::Router;
 use crate::target::{Endpoint, LlmTarget};
 
@@ -50,6 +50,7 @@ pub enum PluginRt {
     Acl(AclConfig),
     AiProxy(AiProxyRt),
     TokenLimit(TokenLimitRt),
+    RequestLimit(RequestLimitRt),
 }
 
 #[derive(Debug)]
@@ -66,6 +67,7 @@ pub enum Slot {
     Acl,
     AiProxy,
     TokenLimit,
+    RequestLimit,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -174,17 +176,15 @@ impl Snapshot {
                         next: AtomicUsize::new(0),
                     }),
                 ),
+                // Counters are namespaced by where the plugin sits, so two
+                // plugins never share a budget and a reload keeps them.
                 PluginConfig::AiRateLimiting(c) => {
-                    // Counters are namespaced by where the plugin sits, so two
-                    // plugins never share a budget and a reload keeps them.
-                    let scope = format!(
-                        "r={}/s={}/c={}",
-                        p.route.as_deref().unwrap_or(""),
-                        p.service.as_deref().unwrap_or(""),
-                        p.consumer.as_deref().unwrap_or("")
-                    );
-                    (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope)))
+                    (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope_of(p))))
                 }
+                PluginConfig::RateLimiting(c) => (
+                    Slot::RequestLimit,
+                    PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))),
+                ),
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a
                         .targets
@@ -225,6 +225,18 @@ impl Snapshot {
         })
     }
 
+}
+
+fn scope_of(p: &tollgate_config::Plugin) -> String {
+    format!(
+        "r={}/s={}/c={}",
+        p.route.as_deref().unwrap_or(""),
+        p.service.as_deref().unwrap_or(""),
+        p.consumer.as_deref().unwrap_or("")
+    )
+}
+
+impl Snapshot {
     /// Kong's precedence, most specific first: consumer+route+service,
     /// consumer+route, consumer+service, route+service, consumer, route,
     /// service, global.

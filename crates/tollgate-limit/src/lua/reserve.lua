@@ -80,7 +80,8 @@ if charged > 0 then
     if kinds[i] == 'f' then
       redis.call('INCRBY', KEYS[i], charged)
     else
-      redis.call('HINCRBY', KEYS[i], bkts[i], charged)
+      -- The field is the caller's own decimal string, as settle.lua uses it.
+      redis.call('HINCRBY', KEYS[i], ARGV[3 + (i - 1) * 5 + 4], charged)
       local l = lists[i]
       local found = false
       for _, p in ipairs(l) do
