@@ -30,6 +30,13 @@ enum Command {
     Run,
     /// Validate a config file: list every error and exit 1, or print a summary.
     Check,
+    /// Probe a running gateway's admin `/health` (for container HEALTHCHECKs,
+    /// which have no curl): exit 0 when it answers 200.
+    Health {
+        /// Admin address, `host:port`.
+        #[arg(long, default_value = "127.0.0.1:8100")]
+        admin: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,6 +52,7 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::Check => check(&cli.config),
         Command::Run => run(&cli.config),
+        Command::Health { admin } => health(&admin),
     }
 }
 
@@ -58,6 +66,35 @@ pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Snaps
 fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Snapshot, String> {
     let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
     Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn health(admin: &str) -> ExitCode {
+    use std::io::{Read, Write};
+    use std::net::{TcpStream, ToSocketAddrs};
+    use std::time::Duration;
+    let probe = || -> std::io::Result<bool> {
+        let addr = admin
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: health\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head)?;
+        Ok(&head[9..12] == b"200")
+    };
+    match probe() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("{admin}/health did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{admin}/health: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check(path: &std::path::Path) -> ExitCode {
