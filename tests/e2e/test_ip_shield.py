@@ -1,37 +1,12 @@
 """server.ip_requests_per_second: a per-IP shield that refuses floods before
 authentication costs anything."""
 
+from configs import llm_config, server_table
 from conftest import chat
 
 
 def test_a_flooding_ip_is_refused_before_auth(mock, gateway_factory):
-    gw = gateway_factory(f"""
-[server]
-listen = ["127.0.0.1:@PORT@"]
-admin_listen = "127.0.0.1:@ADMIN_PORT@"
-ip_requests_per_second = 5
-
-[[services]]
-name = "llm"
-
-[[routes]]
-name = "chat"
-service = "llm"
-paths = ["/chat"]
-
-[[plugins]]
-name = "key-auth"
-service = "llm"
-
-[[plugins]]
-name = "ai-proxy"
-service = "llm"
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "{mock.chat_url}"
-""")
+    gw = gateway_factory(llm_config(mock, server=server_table(ip_requests_per_second=5)))
     rs = [gw.http.post("/chat", json=chat()) for _ in range(30)]
     codes = [r.status_code for r in rs]
     # Unauthenticated requests get 401 while under the shield's rate, then 429.

@@ -5,36 +5,15 @@ import threading
 
 import httpx
 
+from configs import llm_config
 from conftest import chat
 
-CONFIG = """
-[[services]]
-name = "llm"
-
-[[routes]]
-name = "chat"
-service = "llm"
-paths = ["/chat"]
-
+def config(mock, key: str) -> str:
+    return llm_config(mock, consumers=f"""
 [[consumers]]
 username = "alice"
 keyauth_credentials = [{{ key = "{key}" }}]
-
-[[plugins]]
-name = "key-auth"
-service = "llm"
-
-[[plugins]]
-name = "ai-proxy"
-service = "llm"
-[plugins.config]
-auth = {{ header_name = "Authorization", header_value = "Bearer p" }}
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "{url}"
-"""
+""")
 
 
 def status(gw) -> dict:
@@ -57,7 +36,7 @@ def wait_for(predicate, what: str):
 
 
 def test_sighup_swaps_keys_and_rejects_bad_files(mock, gateway_factory):
-    gw = gateway_factory(CONFIG.format(key="old-key", url=mock.chat_url))
+    gw = gateway_factory(config(mock, "old-key"))
     ok = lambda key: gw.http.post("/chat", json=chat(), headers={"apikey": key}).status_code
     assert ok("old-key") == 200
 
@@ -78,7 +57,7 @@ def test_sighup_swaps_keys_and_rejects_bad_files(mock, gateway_factory):
 
 
 def test_stream_in_flight_survives_a_reload(mock, gateway_factory):
-    gw = gateway_factory(CONFIG.format(key="k", url=mock.chat_url))
+    gw = gateway_factory(config(mock, "k"))
     mock.behave(chunks=10, chunk_delay_ms=100)
     with gw.http.stream("POST", "/chat", json=chat(stream=True), headers={"apikey": "k"}) as r:
         assert r.status_code == 200

@@ -1,48 +1,20 @@
 """Kong's rate-limiting plugin: requests per identifier in clock-aligned windows.
 (Hour windows keep the tests clear of a window boundary.)"""
 
+from configs import llm_config
 from conftest import chat
 
 
 def config(mock) -> str:
-    return f"""
-[[services]]
-name = "llm"
-
+    return llm_config(mock, extra=f"""
 [[services]]
 name = "pt"
 url = "{mock.url}"
 
 [[routes]]
-name = "chat"
-service = "llm"
-paths = ["/chat"]
-
-[[routes]]
 name = "passthrough"
 service = "pt"
 paths = ["/pt"]
-
-[[consumers]]
-username = "alice"
-keyauth_credentials = [{{ key = "alice-key" }}]
-
-[[consumers]]
-username = "bob"
-keyauth_credentials = [{{ key = "bob-key" }}]
-
-[[plugins]]
-name = "key-auth"
-service = "llm"
-
-[[plugins]]
-name = "ai-proxy"
-service = "llm"
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "{mock.chat_url}"
 
 [[plugins]]
 name = "rate-limiting"
@@ -58,7 +30,7 @@ service = "pt"
 hour = 3
 day = 100
 limit_by = "ip"
-"""
+""")
 
 
 def test_consumers_get_their_own_request_budget_on_llm_routes(mock, gateway_factory):

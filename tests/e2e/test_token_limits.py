@@ -11,42 +11,16 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from configs import llm_config
 from conftest import chat, free_port
 
 KEY = "tenant-key"
 
 
-def config(mock_url: str, strategy: str = "local", redis_port: int | None = None,
+def config(mock, strategy: str = "local", redis_port: int | None = None,
            limit: int = 10_000, fault_tolerant: bool = True) -> str:
     redis = f"redis = {{ host = \"127.0.0.1\", port = {redis_port}, timeout = 300 }}\n" if redis_port else ""
-    return f"""
-[[services]]
-name = "llm"
-
-[[routes]]
-name = "chat"
-service = "llm"
-paths = ["/chat"]
-
-[[consumers]]
-username = "tenant"
-keyauth_credentials = [{{ key = "{KEY}" }}]
-
-[[plugins]]
-name = "key-auth"
-service = "llm"
-
-[[plugins]]
-name = "ai-proxy"
-service = "llm"
-[plugins.config]
-auth = {{ header_name = "Authorization", header_value = "Bearer p" }}
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "{mock_url}"
-
+    return llm_config(mock, consumers=TENANT, extra=f"""
 [[plugins]]
 name = "ai-rate-limiting-advanced"
 service = "llm"
@@ -55,7 +29,14 @@ strategy = "{strategy}"
 window_type = "sliding"
 fault_tolerant = {str(fault_tolerant).lower()}
 llm_providers = [{{ name = "openai", window_size = [60, 3600], limit = [{limit}, 1000000] }}]
-{redis}"""
+{redis}""")
+
+
+TENANT = f"""
+[[consumers]]
+username = "tenant"
+keyauth_credentials = [{{ key = "{KEY}" }}]
+"""
 
 
 class Redis:
@@ -104,7 +85,7 @@ def spent(responses) -> int:
 
 def test_64_concurrent_clients_cannot_overshoot_the_budget(mock, gateway_factory):
     mock.behave(completion_tokens=1000)
-    gw = gateway_factory(config(mock.chat_url))
+    gw = gateway_factory(config(mock))
     rs = burst([gw.url])
     ok = [r for r in rs if r.status_code == 200]
     refused = [r for r in rs if r.status_code == 429]
@@ -124,7 +105,7 @@ def test_64_concurrent_clients_cannot_overshoot_the_budget(mock, gateway_factory
 
 def test_answers_carry_the_budget_and_usage_replaces_the_estimate(mock, gateway_factory):
     mock.behave(completion_tokens=10)
-    gw = gateway_factory(config(mock.chat_url))
+    gw = gateway_factory(config(mock))
     first = gw.http.post("/chat", json=chat(max_tokens=1000), headers={"apikey": KEY})
     assert first.status_code == 200
     assert first.headers["x-ai-ratelimit-limit-60-openai"] == "10000"
@@ -138,7 +119,7 @@ def test_answers_carry_the_budget_and_usage_replaces_the_estimate(mock, gateway_
 
 
 def test_provider_errors_refund_the_reservation(mock, gateway_factory):
-    gw = gateway_factory(config(mock.chat_url, limit=3000))
+    gw = gateway_factory(config(mock, limit=3000))
     mock.behave(status=500, times=3)
     for _ in range(3):
         assert gw.http.post("/chat", json=chat(max_tokens=2000), headers={"apikey": KEY}).status_code == 500
@@ -148,8 +129,8 @@ def test_provider_errors_refund_the_reservation(mock, gateway_factory):
 
 def test_two_gateways_share_one_redis_budget(mock, gateway_factory, redis):
     mock.behave(completion_tokens=1000)
-    a = gateway_factory(config(mock.chat_url, "redis", redis.port), name="a")
-    b = gateway_factory(config(mock.chat_url, "redis", redis.port), name="b")
+    a = gateway_factory(config(mock, "redis", redis.port), name="a")
+    b = gateway_factory(config(mock, "redis", redis.port), name="b")
     rs = burst([a.url, b.url])
     ok = [r for r in rs if r.status_code == 200]
     assert ok and len(ok) < 64
@@ -162,7 +143,7 @@ def test_two_gateways_share_one_redis_budget(mock, gateway_factory, redis):
 
 def test_redis_outage_fails_open_then_recovers(mock, gateway_factory, redis):
     mock.behave(completion_tokens=1000)
-    gw = gateway_factory(config(mock.chat_url, "redis", redis.port, limit=2000))
+    gw = gateway_factory(config(mock, "redis", redis.port, limit=2000))
     assert gw.http.post("/chat", json=chat(max_tokens=1000), headers={"apikey": KEY}).status_code == 200
     redis.stop()
     # fault_tolerant: served without a limit while Redis is away, never an error.
@@ -179,7 +160,7 @@ def test_redis_outage_fails_open_then_recovers(mock, gateway_factory, redis):
 
 
 def test_redis_outage_fails_closed_when_configured(mock, gateway_factory, redis):
-    gw = gateway_factory(config(mock.chat_url, "redis", redis.port, fault_tolerant=False))
+    gw = gateway_factory(config(mock, "redis", redis.port, fault_tolerant=False))
     assert gw.http.post("/chat", json=chat(), headers={"apikey": KEY}).status_code == 200
     redis.stop()
     r = gw.http.post("/chat", json=chat(), headers={"apikey": KEY})
@@ -192,7 +173,7 @@ def test_counters_survive_a_reload(mock, gateway_factory):
     import signal
 
     mock.behave(completion_tokens=1000)
-    gw = gateway_factory(config(mock.chat_url, limit=2500))
+    gw = gateway_factory(config(mock, limit=2500))
     assert gw.http.post("/chat", json=chat(max_tokens=1000), headers={"apikey": KEY}).status_code == 200
     before = int(gw.http.post("/chat", json=chat(max_tokens=1), headers={"apikey": KEY})
                  .headers["x-ai-ratelimit-remaining-60-openai"])
