@@ -45,3 +45,54 @@ paths = ["/"]
     dead = subprocess.run([str(bin_dir() / "tollgate"), "health", "--admin", f"127.0.0.1:{gw.admin_port}"],
                           capture_output=True, text=True)
     assert dead.returncode == 1 and "health" in dead.stderr
+
+
+def test_kubernetes_manifests_match_what_the_gateway_serves(tmp_path):
+    import os
+
+    import httpx
+    import yaml
+
+    docs = {}
+    for path in sorted((ROOT / "deploy/kubernetes").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            docs[doc["kind"]] = doc
+    for kind in ("ConfigMap", "Deployment", "Service", "HorizontalPodAutoscaler",
+                 "PodDisruptionBudget", "ServiceMonitor", "Secret"):
+        assert kind in docs, f"deploy/kubernetes has no {kind}"
+
+    # The ConfigMap's config passes `tollgate check` with the Secret's variables set.
+    conf_text = docs["ConfigMap"]["data"]["tollgate.toml"]
+    conf = tmp_path / "k8s.toml"
+    conf.write_text(conf_text)
+    env = dict(os.environ, OPENAI_API_KEY="x", TOLLGATE_APP_KEY="y")
+    out = subprocess.run([str(bin_dir() / "tollgate"), "check", "-c", str(conf)],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+
+    # Every env var the config reads comes from the Deployment.
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    env_names = {e["name"] for e in container["env"]}
+    for ref in re.findall(r"\{vault://env/([a-z0-9-]+)\}", conf_text):
+        assert ref.upper().replace("-", "_") in env_names
+
+    # Ports, probes and the scrape path agree with the config and the admin listener.
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert f'"0.0.0.0:{ports["proxy"]}"' in conf_text
+    assert f'admin_listen = "0.0.0.0:{ports["admin"]}"' in conf_text
+    probe_paths = {container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]}
+    scrape = docs["ServiceMonitor"]["spec"]["endpoints"][0]["path"]
+    grace = int(re.search(r"grace_period_seconds = (\d+)", conf_text).group(1))
+    assert pod["terminationGracePeriodSeconds"] > grace
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+
+    # Serve a minimal config and ask the admin listener for each path.
+    from conftest import Gateway
+    gw = Gateway('[[services]]\nname = "s"\nurl = "http://127.0.0.1:9"\n[[routes]]\nname = "r"\nservice = "s"\npaths = ["/"]\n', tmp_path)
+    try:
+        for path in probe_paths | {scrape}:
+            assert httpx.get(f"{gw.admin_url}{path}", timeout=5).status_code == 200, path
+    finally:
+        gw.stop()
