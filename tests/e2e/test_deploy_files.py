@@ -96,3 +96,32 @@ def test_kubernetes_manifests_match_what_the_gateway_serves(tmp_path):
             assert httpx.get(f"{gw.admin_url}{path}", timeout=5).status_code == 200, path
     finally:
         gw.stop()
+
+
+def test_dashboard_queries_only_metrics_the_gateway_exports(mock, gateway_factory):
+    """Every metric the Grafana dashboard queries exists on /metrics after traffic."""
+    import json
+
+    from configs import ALICE_KEY, llm_config
+
+    gw = gateway_factory(llm_config(mock, options="input_cost = 1.0\noutput_cost = 2.0", extra="""
+[[plugins]]
+name = "ai-rate-limiting-advanced"
+service = "llm"
+[plugins.config]
+llm_providers = [{ name = "openai", window_size = [60], limit = [1] }]
+"""))
+    for _ in range(2):
+        gw.http.post("/chat", json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+                     headers={"apikey": ALICE_KEY})
+    exported = {line.split("{")[0].split(" ")[0] for line in gw.metrics().splitlines()
+                if line and not line.startswith("#")}
+    dash = json.loads((ROOT / "deploy/grafana/dashboards/tollgate.json").read_text())
+    queried = set()
+    for p in dash["panels"]:
+        for t in p["targets"]:
+            queried |= set(re.findall(r"\b([a-z_]+(?:_total|_bucket))\b", t["expr"]))
+    assert queried, "the dashboard queries nothing"
+    missing = {m for m in queried if m not in exported}
+    # Backend errors and reloads appear only once they happen; the rest must be there now.
+    assert missing <= {"ai_rate_limit_backend_errors_total", "tollgate_config_reloads_total"}, missing
