@@ -34,3 +34,16 @@ check: build
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Benchmarks (bench/README.md): tollgate side by side with nginx and the bare
+# mock, on the release binaries. `bench` takes about 3 minutes and writes a
+# report to bench/results/; `bench-smoke` (CI) only checks every path answers.
+bench:
+	@scripts/setup.sh --bench
+	@$(MAKE) --no-print-directory build
+	python3 bench/run.py $(BENCH_ARGS)
+
+bench-smoke:
+	@scripts/setup.sh --bench
+	@$(MAKE) --no-print-directory build
+	python3 bench/run.py --smoke $(BENCH_ARGS)
