@@ -51,6 +51,12 @@ impl AccessLog {
         Ok(AccessLog { tx: Some(tx), dropped: AtomicU64::new(0) })
     }
 
+    /// Whether lines are written at all (`false` for `"off"`): callers skip
+    /// building a line nobody reads.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
     pub fn write(&self, line: String) {
         if let Some(tx) = &self.tx {
             if let Err(TrySendError::Full(_)) = tx.try_send(line) {

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use pingora_core::connectors::http::Connector;
 use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::protocols::http::v1::client::{http_req_header_to_wire, HttpSession as Http1Session};
 use pingora_core::upstreams::peer::{HttpPeer, ALPN};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
+use tokio::io::AsyncWriteExt;
 use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
 
 use crate::ctx::{LlmFacts, RequestCtx};
@@ -259,23 +261,19 @@ async fn send_request(
     peer.options.idle_timeout = Some(POOL_IDLE);
     peer.options.alpn = ALPN::H1;
 
-    let body = Bytes::from(prepared.body.clone());
+    let body: &[u8] = &prepared.body;
     let mut attempts = 0;
     loop {
         attempts += 1;
         let header = build_header(target, prepared, body.len(), request_id)
             .map_err(|msg| UpstreamError::Exchange { msg })?;
-        let (mut session, reused) = ups
+        let (session, reused) = ups
             .connector
             .get_http_session(&peer)
             .await
             .map_err(|e| classify_connect(&e))?;
-        // Pingora's connector does not carry the peer's timeouts over to a
-        // session; without these a silent provider would hold the request forever.
-        session.set_read_timeout(Some(t.read));
-        session.set_write_timeout(Some(t.write));
-        match exchange_head(&mut session, header, body.clone()).await {
-            Ok(()) => return Ok((session, peer)),
+        match exchange_head(session, &peer, header, body, t).await {
+            Ok(session) => return Ok((session, peer)),
             // A pooled connection the provider closed meanwhile fails while the
             // request is being written: it cannot have been processed, so a
             // fresh connection may carry it. Once the request was written in
@@ -296,20 +294,67 @@ enum Phase {
     Read(UpstreamError),
 }
 
+/// Writes the request and reads the answer's header. On HTTP/1.1 the header
+/// and body go out in one write (one syscall, one segment for small requests)
+/// instead of Pingora's separate flushed header write and body write; the bytes
+/// on the wire are the same (Pingora's own header serialization).
 async fn exchange_head(
-    session: &mut HttpSession,
+    session: HttpSession,
+    peer: &HttpPeer,
     header: RequestHeader,
-    body: Bytes,
-) -> Result<(), Phase> {
+    body: &[u8],
+    t: &Timeouts,
+) -> Result<HttpSession, Phase> {
     let w = |e: Box<pingora_error::Error>| Phase::Write(classify_io(&e));
-    session.write_request_header(Box::new(header)).await.map_err(w)?;
-    session.write_request_body(body, true).await.map_err(w)?;
-    session.finish_request_body().await.map_err(w)?;
+    let mut session = match session {
+        HttpSession::H1(h1) => {
+            let Some(mut wire) = http_req_header_to_wire(&header) else {
+                return Err(w(pingora_error::Error::explain(
+                    pingora_error::ErrorType::InvalidHTTPHeader,
+                    "request-line contains forbidden delimiter bytes or unsupported HTTP version",
+                )));
+            };
+            wire.extend_from_slice(body);
+            let mut stream = h1.into_inner();
+            let write = async {
+                stream.write_all(&wire).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(t.write, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    return Err(w(pingora_error::Error::because(
+                        pingora_error::ErrorType::WriteError,
+                        "while writing request",
+                        e,
+                    )))
+                }
+                Err(_) => {
+                    return Err(w(pingora_error::Error::explain(
+                        pingora_error::ErrorType::WriteTimedout,
+                        format!("writing request, timeout: {:?}", t.write),
+                    )))
+                }
+            }
+            HttpSession::H1(Http1Session::new_with_options(stream, peer))
+        }
+        mut other => {
+            other.set_write_timeout(Some(t.write));
+            other.write_request_header(Box::new(header)).await.map_err(w)?;
+            other.write_request_body(Bytes::copy_from_slice(body), true).await.map_err(w)?;
+            other.finish_request_body().await.map_err(w)?;
+            other
+        }
+    };
+    // Pingora's connector does not carry the peer's timeouts over to a
+    // session; without these a silent provider would hold the request forever.
+    session.set_read_timeout(Some(t.read));
+    session.set_write_timeout(Some(t.write));
     session
         .read_response_header()
         .await
         .map_err(|e| Phase::Read(classify_io(&e)))?;
-    Ok(())
+    Ok(session)
 }
 
 fn classify_connect(e: &pingora_error::Error) -> UpstreamError {

@@ -178,15 +178,17 @@ impl ProxyHttp for Gateway {
                 }
             }
             let consumer = match &found {
-                Some(k) => snap.keys.lookup(&k.key),
+                Some(k) => {
+                    let d = crate::keyauth::digest(&k.key);
+                    let c = snap.keys.lookup_digest(&d);
+                    if c.is_some() {
+                        // A short digest prefix names the credential without revealing it.
+                        ctx.credential_id = Some(crate::keyauth::digest_prefix_hex(&d));
+                    }
+                    c
+                }
                 None => None,
             };
-            if consumer.is_some() {
-                // A short digest prefix names the credential without revealing it.
-                ctx.credential_id = found.as_ref().map(|k| {
-                    crate::keyauth::digest(&k.key)[..8].iter().map(|b| format!("{b:02x}")).collect()
-                });
-            }
             match (consumer, ka.anonymous) {
                 (Some(c), _) => ctx.consumer = Some(c),
                 (None, Some(anon)) => ctx.consumer = Some(anon),

@@ -15,6 +15,18 @@ pub fn digest(key: &[u8]) -> KeyDigest {
     Sha256::digest(key).into()
 }
 
+/// The first 8 bytes of a digest in lower-case hex: a short, non-secret id of
+/// the credential.
+pub fn digest_prefix_hex(d: &KeyDigest) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(16);
+    for b in &d[..8] {
+        s.push(HEX[(b >> 4) as usize] as char);
+        s.push(HEX[(b & 0xf) as usize] as char);
+    }
+    s
+}
+
 /// Consumer index by key digest.
 #[derive(Debug, Default)]
 pub struct KeyIndex {
@@ -27,7 +39,12 @@ impl KeyIndex {
     }
 
     pub fn lookup(&self, key: &[u8]) -> Option<usize> {
-        self.by_digest.get(&digest(key)).copied()
+        self.lookup_digest(&digest(key))
+    }
+
+    /// The same, for a digest already computed.
+    pub fn lookup_digest(&self, d: &KeyDigest) -> Option<usize> {
+        self.by_digest.get(d).copied()
     }
 
     pub fn len(&self) -> usize {
@@ -152,6 +169,13 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn digest_prefix_is_lower_hex_of_eight_bytes() {
+        let d = super::digest(b"some key");
+        let slow: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(super::digest_prefix_hex(&d), slow);
+    }
+
     use super::*;
 
     fn conf() -> KeyAuthConfig {

@@ -40,25 +40,6 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
         .with_label_values(&[service, route])
         .observe(elapsed.as_secs_f64() * 1000.0);
 
-    let req = session.req_header();
-    let mut line = Map::new();
-    line.insert("time".into(), json!(rfc3339_now()));
-    line.insert("request_id".into(), json!(ctx.request_id));
-    line.insert("client_ip".into(), json!(session.client_addr().map(|a| a.to_string())));
-    line.insert("method".into(), json!(req.method.as_str()));
-    // The path only: a query string may carry a key.
-    line.insert("path".into(), json!(req.uri.path()));
-    line.insert("status".into(), json!(status));
-    line.insert("latency_ms".into(), json!(round3(elapsed.as_secs_f64() * 1000.0)));
-    line.insert("route".into(), json!(route));
-    line.insert("service".into(), json!(service));
-    line.insert("consumer".into(), json!(consumer));
-    if let Some(err) = &ctx.error {
-        line.insert("error".into(), json!(err));
-    } else if let Some(e) = e {
-        line.insert("error".into(), json!(e.etype().as_str()));
-    }
-
     if let Some(f) = &ctx.llm {
         let model = m.model_label(f.response_model.as_deref().unwrap_or(&f.request_model));
         let mode = if f.stream { "stream" } else { "non-stream" };
@@ -90,6 +71,32 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
                 .with_label_values(&[&f.provider, model, consumer])
                 .observe(t.as_secs_f64() * 1000.0);
         }
+    }
+    if !log.enabled() {
+        return;
+    }
+
+    let req = session.req_header();
+    let mut line = Map::new();
+    line.insert("time".into(), json!(rfc3339_now()));
+    line.insert("request_id".into(), json!(ctx.request_id));
+    line.insert("client_ip".into(), json!(session.client_addr().map(|a| a.to_string())));
+    line.insert("method".into(), json!(req.method.as_str()));
+    // The path only: a query string may carry a key.
+    line.insert("path".into(), json!(req.uri.path()));
+    line.insert("status".into(), json!(status));
+    line.insert("latency_ms".into(), json!(round3(elapsed.as_secs_f64() * 1000.0)));
+    line.insert("route".into(), json!(route));
+    line.insert("service".into(), json!(service));
+    line.insert("consumer".into(), json!(consumer));
+    if let Some(err) = &ctx.error {
+        line.insert("error".into(), json!(err));
+    } else if let Some(e) = e {
+        line.insert("error".into(), json!(e.etype().as_str()));
+    }
+
+    if let Some(f) = &ctx.llm {
+        let mode = if f.stream { "stream" } else { "non-stream" };
         let mut ai = Map::new();
         ai.insert("provider".into(), json!(f.provider));
         ai.insert("target".into(), json!(f.target));

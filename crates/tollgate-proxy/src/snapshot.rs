@@ -81,8 +81,13 @@ pub struct Snapshot {
     pub keys: KeyIndex,
     plugins: Vec<PluginRt>,
     scopes: HashMap<ScopeKey, usize>,
+    /// Slots with at least one plugin in any scope, by `Slot as usize`: a request
+    /// resolving a slot nobody configured skips the eight scope lookups.
+    slot_used: [bool; SLOTS],
     pub max_body: usize,
 }
+
+const SLOTS: usize = 5;
 
 impl Snapshot {
     /// Compiles a validated config. Errors here are the few that validation
@@ -213,7 +218,12 @@ impl Snapshot {
             plugins.push(rt);
         }
 
+        let mut slot_used = [false; SLOTS];
+        for (slot, ..) in scopes.keys() {
+            slot_used[*slot as usize] = true;
+        }
         Ok(Snapshot {
+            slot_used,
             max_body: config.server.max_request_body_size,
             config: Arc::new(config),
             router,
@@ -247,6 +257,9 @@ impl Snapshot {
         service: Option<usize>,
         consumer: Option<usize>,
     ) -> Option<&PluginRt> {
+        if !self.slot_used[slot as usize] {
+            return None;
+        }
         let (r, s, c) = (route, service, consumer);
         let order = [
             (r, s, c),
