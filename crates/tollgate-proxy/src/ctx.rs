@@ -74,6 +74,8 @@ pub struct RequestCtx {
     pub response_headers: Vec<(String, String)>,
     /// A short, non-secret id of the credential used (for `identifier = "credential"`).
     pub credential_id: Option<String>,
+    /// Counted in the gateway's in-flight requests (until logging).
+    pub counted: bool,
 }
 
 impl RequestCtx {
@@ -93,6 +95,7 @@ impl RequestCtx {
             held_limit: None,
             response_headers: Vec::new(),
             credential_id: None,
+            counted: false,
         }
     }
 

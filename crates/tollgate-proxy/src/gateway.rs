@@ -35,6 +35,8 @@ pub struct GatewayState {
     pub limiters: LimiterRegistry,
     /// Requests per client IP in the current second (approximate, shared sketch).
     pub ip_rate: pingora_limits::rate::Rate,
+    /// Requests between early_request_filter and logging: what SIGTERM waits for.
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// What /status says about the config in force and the last reload.
@@ -58,6 +60,7 @@ impl GatewayState {
         GatewayState {
             limiters,
             ip_rate: pingora_limits::rate::Rate::new(Duration::from_secs(1)),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(),
             access_log,
@@ -108,6 +111,8 @@ impl ProxyHttp for Gateway {
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<()> {
         // One config for every phase of this request, whatever reloads meanwhile.
         ctx.snap = Some(self.state.snapshot.load_full());
+        self.state.in_flight.fetch_add(1, Ordering::AcqRel);
+        ctx.counted = true;
         ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
         Ok(())
     }
@@ -446,6 +451,9 @@ impl ProxyHttp for Gateway {
             held.settle(if ok { ctx.llm.as_ref() } else { None }).await;
         }
         observe::record(&self.state.access_log, session, e, ctx);
+        if std::mem::take(&mut ctx.counted) {
+            self.state.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 

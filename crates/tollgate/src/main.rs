@@ -56,6 +56,7 @@ fn main() -> ExitCode {
     }
 }
 
+mod drain;
 mod reload;
 
 /// Loads and builds a config. `state` is the running gateway on a reload.
@@ -161,6 +162,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(reloader);
+    server.add_service(background_service("drain", drain::Drainer { state: state.clone() }));
     tracing::info!(
         listen = ?server_conf.listen,
         admin = %server_conf.admin_listen,
