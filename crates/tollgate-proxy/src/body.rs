@@ -22,15 +22,20 @@ impl BodyError {
     }
 }
 
-/// Reads the whole body, or fails as soon as it is known to exceed `limit`
-/// (from Content-Length before reading anything, else while reading).
-pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = session
+/// The request's Content-Length, when it has a valid one.
+pub fn declared_length(session: &Session) -> Option<usize> {
+    session
         .req_header()
         .headers
         .get("content-length")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok());
+        .and_then(|v| v.trim().parse::<usize>().ok())
+}
+
+/// Reads the whole body, or fails as soon as it is known to exceed `limit`
+/// (from Content-Length before reading anything, else while reading).
+pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge { limit });
     }

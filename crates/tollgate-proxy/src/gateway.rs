@@ -15,7 +15,7 @@ use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use tollgate_llm::LlmError;
 
 use crate::access_log::AccessLog;
-use crate::body::{discard_rest, read_bounded, BodyError};
+use crate::body::{declared_length, discard_rest, read_bounded, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::exchange::{send_llm_error, serve_chat, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
@@ -292,13 +292,7 @@ impl ProxyHttp for Gateway {
 
         // Passthrough: the body streams through Pingora, so the limit is checked
         // from Content-Length here and counted in request_body_filter.
-        let declared = session
-            .req_header()
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok());
-        if declared.is_some_and(|n| n > snap.max_body) {
+        if declared_length(session).is_some_and(|n| n > snap.max_body) {
             return self.refuse_body(session, ctx, BodyError::TooLarge { limit: snap.max_body }, false).await;
         }
 
