@@ -51,8 +51,7 @@ impl EventSplitter {
     /// Bytes left over after the last complete event (a stream cut mid-event).
     pub fn take_rest(&mut self) -> Bytes {
         self.scanned = 0;
-        let rest = self.buf.split().freeze();
-        rest
+        self.buf.split().freeze()
     }
 
     pub fn is_empty(&self) -> bool {

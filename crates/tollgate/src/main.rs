@@ -129,14 +129,17 @@ fn run(path: &std::path::Path) -> ExitCode {
         }
     };
 
-    let mut conf = ServerConf::default();
-    conf.threads = if server_conf.threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
-    } else {
-        server_conf.threads
+    let conf = ServerConf {
+        threads: if server_conf.threads == 0 {
+            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        } else {
+            server_conf.threads
+        },
+        // Pingora's default is 300 s; the drain service exits earlier when idle.
+        grace_period_seconds: Some(server_conf.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
     };
-    conf.grace_period_seconds = Some(server_conf.grace_period_seconds);
-    conf.graceful_shutdown_timeout_seconds = Some(5);
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
