@@ -16,9 +16,9 @@ use tokio::io::AsyncWriteExt;
 use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
 
 use crate::ctx::{LlmFacts, RequestCtx};
-use crate::limits::{identity, Admission, TokenLimitRt};
+use crate::limits::{identity, Admission, Costs, TokenLimitRt};
 use crate::resolver::Resolver;
-use crate::respond::{send, PResult};
+use crate::respond::{as_refs, send, PResult};
 use crate::snapshot::AiProxyRt;
 use crate::target::{Credential, LlmTarget};
 
@@ -131,9 +131,8 @@ pub async fn serve_chat(
                 return send_llm_error(session, ctx, &LlmError::new(500, "internal_error", "no config")).await;
             };
             let who = identity(&snap, session, ctx, limit.config.header_name.as_deref());
-            let who = who.as_identity();
-            let facts = ctx.llm.clone().unwrap_or_default();
-            match limit.admit(&target.provider, &who, prompt, cap, &facts).await {
+            let costs = Costs { input: target.input_cost, output: target.output_cost };
+            match limit.admit(&target.provider, &who, prompt, cap, costs).await {
                 Admission::Unlimited => {}
                 Admission::Admitted { held, headers } => {
                     ctx.held_limit = held;
@@ -584,10 +583,6 @@ fn answer_headers(ctx: &RequestCtx, label: &str, retry_after: Option<String>) ->
     }
     h.extend(ctx.response_headers.iter().cloned());
     h
-}
-
-fn as_refs(h: &[(String, String)]) -> Vec<(&str, &str)> {
-    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// Answers a gateway-made error in OpenAI's shape.

@@ -22,7 +22,7 @@ use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
 use crate::limits::{identity, Admission, LimiterRegistry};
 use crate::metrics::METRICS;
 use crate::observe;
-use crate::respond::{kong_error_body, send, PResult};
+use crate::respond::{as_refs, kong_error_body, send, PResult};
 use crate::snapshot::{PluginRt, Slot, Snapshot};
 
 /// Everything the proxy shares across requests.
@@ -237,14 +237,14 @@ impl ProxyHttp for Gateway {
             snap.plugin(Slot::RequestLimit, Some(route), Some(service), ctx.consumer)
         {
             let who = identity(&snap, session, ctx, rl.config.header_name.as_deref());
-            match rl.admit(&who.as_identity()).await {
+            match rl.admit(&who).await {
                 Admission::Admitted { headers, .. } => ctx.response_headers.extend(headers),
                 Admission::Unlimited => {}
                 Admission::Refused { status, message, headers } => {
-                    ctx.response_headers.extend(headers);
-                    let extra: Vec<(String, String)> = ctx.response_headers.clone();
-                    let refs: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                    self.refuse(session, ctx, status, &message, is_llm, &refs).await?;
+                    // Nothing else answers this request: its headers move here.
+                    let mut extra = std::mem::take(&mut ctx.response_headers);
+                    extra.extend(headers);
+                    self.refuse(session, ctx, status, &message, is_llm, &as_refs(&extra)).await?;
                     return Ok(true);
                 }
             }

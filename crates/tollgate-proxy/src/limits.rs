@@ -117,7 +117,7 @@ impl std::fmt::Debug for RequestLimitRt {
 
 impl RequestLimitRt {
     /// Counts this request; requests are charged at admission and never settled.
-    pub async fn admit(&self, who: &Identity<'_>) -> Admission {
+    pub async fn admit(&self, who: &Identity) -> Admission {
         let c = &self.config;
         let ident = who.pick(&c.limit_by);
         let key = format!("req|{}|{}|{}", self.scope, c.limit_by, ident);
@@ -139,24 +139,29 @@ impl RequestLimitRt {
                 if d.allowed {
                     Admission::Admitted { held: None, headers }
                 } else {
-                    METRICS.rate_limit_refusals.with_label_values(&["", who.consumer.unwrap_or("")]).inc();
+                    METRICS.rate_limit_refusals.with_label_values(&["", who.consumer()]).inc();
                     headers.push(("retry-after".to_string(), d.retry_after_secs.unwrap_or(1).to_string()));
                     Admission::Refused { status: c.error_code, message: c.error_message.clone(), headers }
                 }
             }
-            Err(e) => {
-                METRICS.rate_limit_backend_errors.with_label_values(&[&c.policy]).inc();
-                if c.fault_tolerant {
-                    tracing::warn!("request limit backend unavailable, serving without limit: {e}");
-                    Admission::Admitted { held: None, headers: Vec::new() }
-                } else {
-                    Admission::Refused {
-                        status: 503,
-                        message: "rate limits are unavailable; try again later".to_string(),
-                        headers: vec![("retry-after".to_string(), "1".to_string())],
-                    }
-                }
-            }
+            Err(e) => backend_unavailable("rate", &c.policy, c.fault_tolerant, &e),
+        }
+    }
+}
+
+/// A limiter backend that cannot answer: serve unlimited (`fault_tolerant`,
+/// logged and counted) or refuse with 503.
+fn backend_unavailable(what: &str, operation: &str, fault_tolerant: bool, e: &LimitError) -> Admission {
+    METRICS.rate_limit_backend_errors.with_label_values(&[operation]).inc();
+    if fault_tolerant {
+        tracing::warn!("{what} limit backend unavailable, serving without limit: {e}");
+        Admission::Admitted { held: None, headers: Vec::new() }
+    } else {
+        tracing::error!("{what} limit backend unavailable, refusing: {e}");
+        Admission::Refused {
+            status: 503,
+            message: format!("{what} limits are unavailable; try again later"),
+            headers: vec![("retry-after".to_string(), "1".to_string())],
         }
     }
 }
@@ -227,17 +232,7 @@ impl std::fmt::Debug for TokenLimitRt {
 }
 
 /// Who a request is counted against.
-pub struct Identity<'a> {
-    pub consumer: Option<&'a str>,
-    pub credential: Option<&'a str>,
-    pub ip: Option<String>,
-    pub service: &'a str,
-    pub header: Option<&'a str>,
-    pub group: Option<&'a str>,
-}
-
-/// Who a request is, owned, so it can be built before the request is borrowed again.
-pub struct OwnedIdentity {
+pub struct Identity {
     consumer: Option<String>,
     credential: Option<String>,
     ip: Option<String>,
@@ -246,28 +241,15 @@ pub struct OwnedIdentity {
     group: Option<String>,
 }
 
-impl OwnedIdentity {
-    pub fn as_identity(&self) -> Identity<'_> {
-        Identity {
-            consumer: self.consumer.as_deref(),
-            credential: self.credential.as_deref(),
-            ip: self.ip.clone(),
-            service: &self.service,
-            header: self.header.as_deref(),
-            group: self.group.as_deref(),
-        }
-    }
-}
-
 /// The identity of the request in `ctx`, reading `header_name` for `header` limits.
 pub fn identity(
     snap: &Snapshot,
     session: &Session,
     ctx: &RequestCtx,
     header_name: Option<&str>,
-) -> OwnedIdentity {
+) -> Identity {
     let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
-    OwnedIdentity {
+    Identity {
         consumer: consumer.map(|c| c.name.clone()),
         credential: ctx.credential_id.clone(),
         ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
@@ -280,19 +262,23 @@ pub fn identity(
     }
 }
 
-impl Identity<'_> {
+impl Identity {
     /// The value a limit counts against; anonymous traffic shares one budget
     /// rather than escaping the limit.
-    fn pick(&self, identifier: &str) -> String {
-        match identifier {
-            "credential" => self.credential.map(str::to_string),
-            "ip" => self.ip.clone(),
-            "service" => Some(self.service.to_string()),
-            "header" => self.header.map(str::to_string),
-            "consumer-group" => self.group.map(str::to_string),
-            _ => self.consumer.map(str::to_string),
-        }
-        .unwrap_or_else(|| "-".to_string())
+    fn pick(&self, identifier: &str) -> &str {
+        let value = match identifier {
+            "credential" => &self.credential,
+            "ip" => &self.ip,
+            "service" => return &self.service,
+            "header" => &self.header,
+            "consumer-group" => &self.group,
+            _ => &self.consumer,
+        };
+        value.as_deref().unwrap_or("-")
+    }
+
+    fn consumer(&self) -> &str {
+        self.consumer.as_deref().unwrap_or("")
     }
 }
 
@@ -331,17 +317,17 @@ impl TokenLimitRt {
     pub async fn admit(
         &self,
         provider: &str,
-        who: &Identity<'_>,
+        who: &Identity,
         prompt_estimate: u64,
         completion_cap: Option<u64>,
-        facts: &LlmFacts,
+        costs: Costs,
     ) -> Admission {
         let Some((_, spec)) = self.spec_for(provider) else {
             return Admission::Unlimited;
         };
         let c = &self.config;
         let completion = completion_cap.unwrap_or(c.max_reserved_completion_tokens);
-        let cost = units(&c.tokens_count_strategy, prompt_estimate, completion, facts);
+        let cost = units(&c.tokens_count_strategy, prompt_estimate, completion, costs);
         let ident = who.pick(&c.identifier);
         let sizes: Vec<String> = spec.windows.iter().map(|w| w.size_secs.to_string()).collect();
         let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
@@ -365,7 +351,7 @@ impl TokenLimitRt {
                     });
                     Admission::Admitted { held, headers }
                 } else {
-                    METRICS.rate_limit_refusals.with_label_values(&[provider, who.consumer.unwrap_or("")]).inc();
+                    METRICS.rate_limit_refusals.with_label_values(&[provider, who.consumer()]).inc();
                     let mut headers = headers;
                     let wait = d.retry_after_secs.unwrap_or(1) + jitter(c.retry_after_jitter_max);
                     headers.push(("retry-after".to_string(), wait.to_string()));
@@ -376,20 +362,7 @@ impl TokenLimitRt {
                     }
                 }
             }
-            Err(e) => {
-                METRICS.rate_limit_backend_errors.with_label_values(&[&c.strategy]).inc();
-                if c.fault_tolerant {
-                    tracing::warn!("token limit backend unavailable, serving without limit: {e}");
-                    Admission::Admitted { held: None, headers: Vec::new() }
-                } else {
-                    tracing::error!("token limit backend unavailable, refusing: {e}");
-                    Admission::Refused {
-                        status: 503,
-                        message: "token limits are unavailable; try again later".to_string(),
-                        headers: vec![("retry-after".to_string(), "1".to_string())],
-                    }
-                }
-            }
+            Err(e) => backend_unavailable("token", &c.strategy, c.fault_tolerant, &e),
         }
     }
 }
@@ -399,7 +372,10 @@ impl HeldLimit {
     /// provider answered nothing usable).
     pub async fn settle(self, facts: Option<&LlmFacts>) {
         let actual = match facts.and_then(|f| f.usage.map(|u| (u, f))) {
-            Some((u, f)) => units(&self.strategy, u.prompt_tokens, u.completion_tokens, f),
+            Some((u, f)) => {
+                let costs = Costs { input: f.input_cost, output: f.output_cost };
+                units(&self.strategy, u.prompt_tokens, u.completion_tokens, costs)
+            }
             None => 0,
         };
         if actual == self.reserved {
@@ -412,14 +388,21 @@ impl HeldLimit {
     }
 }
 
+/// A target's prices in dollars per million input and output tokens.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Costs {
+    pub input: Option<f64>,
+    pub output: Option<f64>,
+}
+
 /// Units charged for prompt and completion tokens under a strategy.
-fn units(strategy: &str, prompt: u64, completion: u64, f: &LlmFacts) -> u64 {
+fn units(strategy: &str, prompt: u64, completion: u64, costs: Costs) -> u64 {
     match strategy {
         "prompt_tokens" => prompt,
         "completion_tokens" => completion,
         "cost" => {
-            let dollars = (prompt as f64 * f.input_cost.unwrap_or(0.0)
-                + completion as f64 * f.output_cost.unwrap_or(0.0))
+            let dollars = (prompt as f64 * costs.input.unwrap_or(0.0)
+                + completion as f64 * costs.output.unwrap_or(0.0))
                 / 1_000_000.0;
             (dollars * COST_SCALE).ceil() as u64
         }

@@ -25,6 +25,11 @@ pub async fn send(
     Ok(())
 }
 
+/// Borrowed views of owned header pairs, for `send`.
+pub fn as_refs(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Kong's error shape, `{"message": ...}`, for routes that are not LLM routes.
 pub fn kong_error_body(message: &str) -> Bytes {
     Bytes::from(serde_json::json!({ "message": message }).to_string())
