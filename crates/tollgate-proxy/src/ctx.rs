@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use tollgate_llm::Usage;
 
 use crate::limits::HeldLimit;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{PeerTimeouts, Snapshot};
 
 /// Facts about the LLM exchange, for metrics and the access log.
 #[derive(Debug, Default, Clone)]
@@ -51,6 +51,7 @@ pub struct PassthroughPlan {
     pub preserve_host: bool,
     /// A credential to remove before proxying (`hide_credentials`).
     pub hide_header: Option<String>,
+    pub timeouts: PeerTimeouts,
 }
 
 pub struct RequestCtx {

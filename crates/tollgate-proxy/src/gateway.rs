@@ -328,6 +328,7 @@ impl ProxyHttp for Gateway {
             path: upstream_path,
             preserve_host: r.preserve_host,
             hide_header,
+            timeouts: snap.services[service].timeouts,
         });
         Ok(false)
     }
@@ -390,7 +391,11 @@ impl ProxyHttp for Gateway {
         let Some(plan) = &ctx.passthrough else {
             return Error::e_explain(ErrorType::InternalError, "no upstream planned");
         };
-        Ok(Box::new(HttpPeer::new(plan.addr, plan.tls, plan.sni.clone())))
+        let mut peer = HttpPeer::new(plan.addr, plan.tls, plan.sni.clone());
+        peer.options.connection_timeout = plan.timeouts.connect;
+        peer.options.read_timeout = plan.timeouts.read;
+        peer.options.write_timeout = plan.timeouts.write;
+        Ok(Box::new(peer))
     }
 
     async fn upstream_request_filter(

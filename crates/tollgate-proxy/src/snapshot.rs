@@ -18,6 +18,16 @@ pub struct ServiceRt {
     pub name: String,
     /// Passthrough upstream (`url`), absent for LLM services.
     pub upstream: Option<Endpoint>,
+    /// Passthrough timeouts from the service (`connect_timeout`, `read_timeout`,
+    /// `write_timeout`), applied to every peer of this service.
+    pub timeouts: PeerTimeouts,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerTimeouts {
+    pub connect: Option<std::time::Duration>,
+    pub read: Option<std::time::Duration>,
+    pub write: Option<std::time::Duration>,
 }
 
 #[derive(Debug)]
@@ -121,7 +131,13 @@ impl Snapshot {
                 Some(u) => Some(Endpoint::parse(u).map_err(|e| format!("service {}: {e}", s.name))?),
                 None => None,
             };
-            services.push(ServiceRt { name: s.name.clone(), upstream });
+            let ms = |v: Option<u64>| v.map(std::time::Duration::from_millis);
+            let timeouts = PeerTimeouts {
+                connect: ms(s.connect_timeout),
+                read: ms(s.read_timeout),
+                write: ms(s.write_timeout),
+            };
+            services.push(ServiceRt { name: s.name.clone(), upstream, timeouts });
         }
 
         let mut keys = KeyIndex::default();
