@@ -24,6 +24,22 @@ def server_table(**settings) -> str:
     return "\n".join(lines) + "\n"
 
 
+def passthrough_block(url: str, *, path: str = "/passthrough", service_extra: str = "") -> str:
+    """A passthrough service `pt` at `url` with route `passthrough` on `path`,
+    for a config's `extra`."""
+    return f"""
+[[services]]
+name = "pt"
+url = "{url}"
+{service_extra}
+
+[[routes]]
+name = "passthrough"
+service = "pt"
+paths = ["{path}"]
+"""
+
+
 def llm_config(
     mock,
     *,

@@ -1,7 +1,7 @@
 """acl (allow/deny by consumer group) and key-auth's anonymous consumer."""
 
 from conftest import chat
-from configs import ALICE_KEY, BOB_KEY, llm_config
+from configs import ALICE_KEY, BOB_KEY, llm_config, passthrough_block
 
 FORBIDDEN = "You cannot consume this service"
 
@@ -126,16 +126,7 @@ upstream_url = "{url}"
 
 
 def test_acl_on_a_passthrough_route_answers_in_kong_shape(mock, gateway_factory):
-    extra = f"""
-[[services]]
-name = "pt"
-url = "{mock.url}"
-
-[[routes]]
-name = "passthrough"
-service = "pt"
-paths = ["/passthrough"]
-
+    extra = passthrough_block(mock.url) + f"""
 [[plugins]]
 name = "key-auth"
 service = "pt"

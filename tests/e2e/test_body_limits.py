@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from conftest import chat
-from configs import ALICE_KEY, llm_config, server_table
+from configs import ALICE_KEY, llm_config, passthrough_block, server_table
 
 AUTH = {"apikey": ALICE_KEY, "content-type": "application/json"}
 DEFAULT_LIMIT = 8 * 1024 * 1024
@@ -122,16 +122,7 @@ def test_declared_oversize_is_refused_before_the_body_is_sent(mock, gateway_fact
 
 
 def test_passthrough_route_enforces_the_limit_too(mock, gateway_factory):
-    extra = f"""
-[[services]]
-name = "pt"
-url = "{mock.url}"
-
-[[routes]]
-name = "passthrough"
-service = "pt"
-paths = ["/passthrough"]
-"""
+    extra = passthrough_block(mock.url)
     gw = gateway_factory(llm_config(mock, server=server_table(max_request_body_size=2048), extra=extra))
     r = gw.http.post("/passthrough/v1/chat/completions", json=chat("p" * 10_000))
     assert r.status_code == 413, f"{r.status_code}: upstream received {[x['body_len'] for x in mock.requests()]} bytes"

@@ -7,10 +7,10 @@ import json
 import pytest
 
 from conftest import chat
-from configs import ALICE_KEY, closed_port_url, llm_config
+from configs import ALICE_KEY, closed_port_url, llm_config, passthrough_block
 
 
-def passthrough_config(mock, *, url=None, hide_credentials=True, route_extra="") -> str:
+def passthrough_config(mock, *, url=None, hide_credentials=True, route_extra="", service_extra="") -> str:
     ka = f"""
 [[plugins]]
 name = "key-auth"
@@ -18,18 +18,7 @@ service = "pt"
 [plugins.config]
 hide_credentials = {"true" if hide_credentials else "false"}
 """
-    extra = f"""
-[[services]]
-name = "pt"
-url = "{url or mock.url}"
-
-[[routes]]
-name = "passthrough"
-service = "pt"
-paths = ["/passthrough"]
-{route_extra}
-{ka}
-"""
+    extra = passthrough_block(url or mock.url, service_extra=service_extra) + route_extra + ka
     return llm_config(mock, extra=extra)
 
 
@@ -158,6 +147,15 @@ def test_unreachable_upstream_is_502_in_kong_shape(mock, gateway_factory):
     assert set(r.json()) == {"message"}
 
 
+def test_service_read_timeout_gives_504_in_kong_shape(mock, gateway_factory):
+    gw = gateway_factory(passthrough_config(mock, service_extra="read_timeout = 300"))
+    # The answer would take a minute; the service's read timeout is 300 ms.
+    mock.behave(latency_ms=60_000, times=1)
+    r = gw.http.post("/passthrough/v1/chat/completions", json=chat(), headers={"apikey": ALICE_KEY}, timeout=10)
+    assert r.status_code == 504
+    assert r.json() == {"message": "The upstream server is timing out"}
+
+
 def test_key_in_body_on_a_passthrough_route_is_refused_by_config(mock, tmp_path):
     """A passthrough body streams through untouched, so key-auth cannot read a key
     from it; a config asking for that would lock every caller out, so it is refused."""
@@ -165,16 +163,7 @@ def test_key_in_body_on_a_passthrough_route_is_refused_by_config(mock, tmp_path)
 
     from conftest import bin_dir
 
-    extra = f"""
-[[services]]
-name = "pt"
-url = "{mock.url}"
-
-[[routes]]
-name = "passthrough"
-service = "pt"
-paths = ["/passthrough"]
-
+    extra = passthrough_block(mock.url) + f"""
 [[plugins]]
 name = "key-auth"
 service = "pt"

@@ -1,21 +1,12 @@
 """Kong's rate-limiting plugin: requests per identifier in clock-aligned windows.
 (Hour windows keep the tests clear of a window boundary.)"""
 
-from configs import llm_config
+from configs import llm_config, passthrough_block
 from conftest import chat
 
 
 def config(mock) -> str:
-    return llm_config(mock, extra=f"""
-[[services]]
-name = "pt"
-url = "{mock.url}"
-
-[[routes]]
-name = "passthrough"
-service = "pt"
-paths = ["/pt"]
-
+    return llm_config(mock, extra=passthrough_block(mock.url, path="/pt") + """
 [[plugins]]
 name = "rate-limiting"
 service = "llm"
