@@ -120,6 +120,32 @@ impl StreamTap {
     }
 }
 
+impl crate::stream::ChatStream for StreamTap {
+    fn feed(&mut self, input: &[u8]) -> Bytes {
+        StreamTap::feed(self, input)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        StreamTap::finish(self)
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.usage
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    fn events(&self) -> u64 {
+        self.events
+    }
+
+    fn completed(&self) -> bool {
+        self.saw_done
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -177,7 +177,7 @@ impl ChatRequest {
 
 /// The configured model wins; a request naming another one is refused rather
 /// than silently answered by a different model.
-fn resolve_model(requested: Option<&str>, defaults: &ModelDefaults) -> Result<String, LlmError> {
+pub(crate) fn resolve_model(requested: Option<&str>, defaults: &ModelDefaults) -> Result<String, LlmError> {
     match (&defaults.name, requested) {
         (Some(configured), None) => Ok(configured.clone()),
         (Some(configured), Some(r)) if r == configured || r.is_empty() => Ok(configured.clone()),
@@ -192,7 +192,7 @@ fn resolve_model(requested: Option<&str>, defaults: &ModelDefaults) -> Result<St
     }
 }
 
-fn apply_defaults(body: &mut Map<String, Value>, d: &ModelDefaults) {
+pub(crate) fn apply_defaults(body: &mut Map<String, Value>, d: &ModelDefaults) {
     if let Some(max) = d.max_tokens {
         if !body.contains_key("max_tokens") && !body.contains_key("max_completion_tokens") {
             body.insert("max_tokens".into(), Value::from(max));

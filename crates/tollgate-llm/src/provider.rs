@@ -1,0 +1,360 @@
+//! One entry point per direction for every provider: the gateway asks for the
+//! upstream call of a chat request, the translation of an answer, a stream
+//! translator and the shape of an error, and this module picks the adapter.
+//! Providers that speak OpenAI's format get their answers passed through
+//! untouched (only usage is read); the others are translated both ways.
+
+use bytes::Bytes;
+use serde_json::{Map, Value};
+
+use crate::chat::Chat;
+use crate::completion::AnswerMeta;
+use crate::stream::{ChatStream, Translator};
+use crate::{anthropic, bedrock, cohere, gemini, mistral, ollama, openai};
+use crate::{ChatRequest, LlmError, ModelDefaults, Usage};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Provider {
+    OpenAi,
+    Azure,
+    Anthropic,
+    Gemini,
+    Bedrock,
+    Mistral,
+    Cohere,
+    Ollama,
+    OpenAiCompatible,
+}
+
+const NAMES: &[(&str, Provider)] = &[
+    ("openai", Provider::OpenAi),
+    ("azure", Provider::Azure),
+    ("anthropic", Provider::Anthropic),
+    ("gemini", Provider::Gemini),
+    ("bedrock", Provider::Bedrock),
+    ("mistral", Provider::Mistral),
+    ("cohere", Provider::Cohere),
+    ("ollama", Provider::Ollama),
+    ("openai-compatible", Provider::OpenAiCompatible),
+];
+
+impl Provider {
+    pub fn parse(name: &str) -> Option<Provider> {
+        NAMES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
+    }
+
+    pub fn name(self) -> &'static str {
+        NAMES.iter().find(|(_, p)| *p == self).map(|(n, _)| *n).unwrap_or("openai")
+    }
+
+    /// Answers arrive in OpenAI's format and pass through unchanged.
+    pub fn speaks_openai(self) -> bool {
+        matches!(self, Provider::OpenAi | Provider::Azure | Provider::Mistral | Provider::OpenAiCompatible)
+    }
+
+    /// The provider's public endpoint when the target sets no `upstream_url`.
+    /// For Gemini and Bedrock it is a base to which the call's path is appended.
+    pub fn default_url(self, opts: &ProviderOptions) -> Option<String> {
+        Some(match self {
+            Provider::OpenAi => openai::DEFAULT_CHAT_URL.to_string(),
+            Provider::Azure => format!(
+                "https://{}.openai.azure.com/openai/deployments/{}/chat/completions?api-version={}",
+                opts.azure_instance.as_deref()?,
+                opts.azure_deployment_id.as_deref()?,
+                opts.azure_api_version
+            ),
+            Provider::Anthropic => "https://api.anthropic.com/v1/messages".into(),
+            Provider::Gemini => match &opts.gemini_vertex {
+                Some(v) => format!("https://{}", v.api_endpoint),
+                None => "https://generativelanguage.googleapis.com".into(),
+            },
+            Provider::Bedrock => format!("https://bedrock-runtime.{}.amazonaws.com", opts.aws_region.as_deref()?),
+            Provider::Mistral => "https://api.mistral.ai/v1/chat/completions".into(),
+            Provider::Cohere => "https://api.cohere.com/v2/chat".into(),
+            Provider::Ollama => "http://localhost:11434/api/chat".into(),
+            Provider::OpenAiCompatible => return None,
+        })
+    }
+
+    /// Whether the call's path depends on the model and the stream flag, so
+    /// `upstream_url` names a base and the path is appended to it.
+    pub fn path_per_call(self) -> bool {
+        matches!(self, Provider::Gemini | Provider::Bedrock)
+    }
+}
+
+/// Vertex AI's addressing for Gemini.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexOptions {
+    pub api_endpoint: String,
+    pub project_id: String,
+    pub location_id: String,
+}
+
+/// Provider settings from `model.options` that shape the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderOptions {
+    pub anthropic_version: String,
+    pub azure_instance: Option<String>,
+    pub azure_deployment_id: Option<String>,
+    pub azure_api_version: String,
+    pub gemini_vertex: Option<VertexOptions>,
+    pub aws_region: Option<String>,
+}
+
+impl Default for ProviderOptions {
+    fn default() -> Self {
+        ProviderOptions {
+            anthropic_version: "2023-06-01".into(),
+            azure_instance: None,
+            azure_deployment_id: None,
+            azure_api_version: "2024-10-21".into(),
+            gemini_vertex: None,
+            aws_region: None,
+        }
+    }
+}
+
+/// The upstream call for one chat request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub body: Vec<u8>,
+    /// Path (and query) appended to the target's base URL, for providers that
+    /// put the model or the stream flag in the path.
+    pub path: Option<String>,
+    /// Headers the provider's format needs (never credentials).
+    pub headers: Vec<(&'static str, String)>,
+    /// The model asked of the provider.
+    pub model: String,
+    pub stream: bool,
+    pub client_wants_usage: bool,
+}
+
+/// Translates a caller's request for `provider`. `extra` fields (a credential
+/// the target sends in the body) are set at the top level last.
+pub fn prepare(
+    provider: Provider,
+    req: &ChatRequest,
+    defaults: &ModelDefaults,
+    opts: &ProviderOptions,
+    extra: &[(&str, &str)],
+) -> Result<Call, LlmError> {
+    if provider.speaks_openai() {
+        let p = req.prepare_openai(defaults, extra)?;
+        let body = if provider == Provider::Mistral { mistral::adjust(&p.body)? } else { p.body };
+        return Ok(Call {
+            body,
+            path: None,
+            headers: Vec::new(),
+            model: p.model,
+            stream: p.stream,
+            client_wants_usage: p.client_wants_usage,
+        });
+    }
+    let chat = Chat::from_request(req, defaults)?;
+    let mut body: Map<String, Value> = match provider {
+        Provider::Anthropic => anthropic::request(&chat, opts)?,
+        Provider::Gemini => gemini::request(&chat, opts)?,
+        Provider::Bedrock => bedrock::request(&chat, opts)?,
+        Provider::Cohere => cohere::request(&chat, opts)?,
+        _ => ollama::request(&chat, opts)?,
+    };
+    for (k, v) in extra {
+        body.insert((*k).to_string(), Value::String((*v).to_string()));
+    }
+    let model = path_segment(&chat.model);
+    let path = match provider {
+        Provider::Gemini => {
+            let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+            Some(match &opts.gemini_vertex {
+                Some(v) => format!(
+                    "/v1/projects/{}/locations/{}/publishers/google/models/{model}:{method}",
+                    path_segment(&v.project_id),
+                    path_segment(&v.location_id)
+                ),
+                None => format!("/v1beta/models/{model}:{method}"),
+            })
+        }
+        Provider::Bedrock => {
+            Some(format!("/model/{model}/{}", if chat.stream { "converse-stream" } else { "converse" }))
+        }
+        _ => None,
+    };
+    let headers = match provider {
+        Provider::Anthropic => vec![("anthropic-version", opts.anthropic_version.clone())],
+        _ => Vec::new(),
+    };
+    let body = serde_json::to_vec(&Value::Object(body))
+        .map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))?;
+    Ok(Call {
+        body,
+        path,
+        headers,
+        model: chat.model,
+        stream: chat.stream,
+        client_wants_usage: chat.client_wants_usage,
+    })
+}
+
+/// A provider's successful JSON answer, in OpenAI's format.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+    /// The model the provider says answered.
+    pub model: Option<String>,
+}
+
+/// Translates a successful (2xx) JSON answer. An answer that is not the
+/// provider's format is a 502 naming the provider.
+pub fn answer(provider: Provider, body: Bytes, meta: &AnswerMeta) -> Result<Answer, LlmError> {
+    let not_a_completion = || {
+        LlmError::new(
+            502,
+            "upstream_error",
+            format!("provider {} returned an answer that is not a chat completion", provider.name()),
+        )
+    };
+    if provider.speaks_openai() {
+        let (usage, model) = openai::answer_facts(&body).ok_or_else(not_a_completion)?;
+        return Ok(Answer { body, usage, model });
+    }
+    let completion = match provider {
+        Provider::Anthropic => anthropic::answer(&body, meta),
+        Provider::Gemini => gemini::answer(&body, meta),
+        Provider::Bedrock => bedrock::answer(&body, meta),
+        Provider::Cohere => cohere::answer(&body, meta),
+        _ => ollama::answer(&body, meta),
+    }
+    .map_err(|e| {
+        if e.status == 502 {
+            e
+        } else {
+            not_a_completion()
+        }
+    })?;
+    Ok(Answer { body: completion.to_openai(), usage: completion.usage, model: Some(completion.model) })
+}
+
+/// A translator for the provider's stream.
+pub fn stream(provider: Provider, meta: AnswerMeta) -> Box<dyn ChatStream> {
+    if provider.speaks_openai() {
+        return Box::new(openai::StreamTap::new(meta.client_wants_usage));
+    }
+    match provider {
+        Provider::Anthropic => Box::new(Translator::new(anthropic::StreamDecoder::new(), meta)),
+        Provider::Gemini => Box::new(Translator::new(gemini::StreamDecoder::new(), meta)),
+        Provider::Bedrock => Box::new(Translator::new(bedrock::StreamDecoder::new(), meta)),
+        Provider::Cohere => Box::new(Translator::new(cohere::StreamDecoder::new(), meta)),
+        _ => Box::new(Translator::new(ollama::StreamDecoder::new(), meta)),
+    }
+}
+
+/// A provider's error answer in OpenAI's shape, its status and message kept.
+/// Reads every provider's error body: `{"error":{"message"}}` (OpenAI, Azure,
+/// Anthropic, Gemini), `{"error":"..."}` (Ollama), `{"message"}` (Bedrock,
+/// Cohere, Mistral), `{"Message"}` and `{"detail"}`; anything else (HTML, an
+/// empty body) is quoted briefly.
+pub fn error(provider: Provider, status: u16, body: &[u8]) -> LlmError {
+    let name = provider.name();
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed.as_ref().and_then(|v| {
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        s(v.get("error").and_then(|e| e.get("message")))
+            .or_else(|| s(v.get("error")))
+            .or_else(|| s(v.get("message")))
+            .or_else(|| s(v.get("Message")))
+            .or_else(|| s(v.get("detail")))
+    });
+    let message = message.unwrap_or_else(|| {
+        let end = body.len().min(200);
+        let text = String::from_utf8_lossy(&body[..end]).trim().to_string();
+        if text.is_empty() {
+            format!("provider {name} answered {status}")
+        } else {
+            format!("provider {name} answered {status}: {text}")
+        }
+    });
+    let kind = match status {
+        401 | 403 => "authentication_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "upstream_error",
+    };
+    LlmError::new(status, kind, message)
+}
+
+/// A value placed in a URL path segment: everything but unreserved characters
+/// is percent-encoded, so a model name such as `../x?y#z` or one with CR/LF
+/// cannot change the path, the query or the request line.
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    // `.` and `..` alone are path navigation even when unencoded characters are safe.
+    if out == "." || out == ".." {
+        return out.replace('.', "%2E");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for (n, p) in NAMES {
+            assert_eq!(Provider::parse(n), Some(*p));
+            assert_eq!(p.name(), *n);
+        }
+        assert_eq!(Provider::parse("llama2"), None);
+    }
+
+    #[test]
+    fn errors_of_every_provider_keep_their_message() {
+        let cases: &[(&[u8], &str)] = &[
+            (br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#, "Rate limit reached"),
+            (br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, "Overloaded"),
+            (br#"{"error":{"code":400,"message":"API key not valid","status":"INVALID_ARGUMENT"}}"#, "API key not valid"),
+            (br#"{"message":"The security token included in the request is invalid."}"#, "security token"),
+            (br#"{"error":"model 'x' not found"}"#, "model 'x' not found"),
+            (b"<html>bad gateway</html>", "provider anthropic answered 502: <html>bad gateway</html>"),
+            (b"", "provider anthropic answered 502"),
+        ];
+        for (body, want) in cases {
+            let e = error(Provider::Anthropic, 502, body);
+            assert!(e.message.contains(want), "{want}: {}", e.message);
+        }
+        assert_eq!(error(Provider::OpenAi, 429, b"{}").kind, "rate_limit_error");
+    }
+
+    #[test]
+    fn path_segments_cannot_escape() {
+        assert_eq!(path_segment("anthropic.claude-3-haiku-20240307-v1:0"), "anthropic.claude-3-haiku-20240307-v1%3A0");
+        assert_eq!(path_segment("../../x?y#z"), "..%2F..%2Fx%3Fy%23z");
+        assert_eq!(path_segment("a\r\nb c%2F"), "a%0D%0Ab%20c%252F");
+        assert_eq!(path_segment(".."), "%2E%2E");
+    }
+
+    #[test]
+    fn gemini_and_bedrock_paths_carry_the_encoded_model_and_stream_flag() {
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#).expect("ok");
+        let d = ModelDefaults { name: Some("gemini-2.0-flash".into()), ..ModelDefaults::default() };
+        let opts = ProviderOptions::default();
+        {
+            let c = prepare(Provider::Gemini, &req, &d, &opts, &[]).expect("prepared");
+            assert_eq!(c.path.as_deref(), Some("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"));
+        }
+        let d = ModelDefaults { name: Some("anthropic.claude-3-haiku-20240307-v1:0".into()), ..ModelDefaults::default() };
+        {
+            let c = prepare(Provider::Bedrock, &req, &d, &opts, &[]).expect("prepared");
+            assert_eq!(c.path.as_deref(), Some("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"));
+        }
+    }
+}
