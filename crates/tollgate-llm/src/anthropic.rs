@@ -1,33 +1,952 @@
-//! anthropic adapter (to be written): request, answer and stream translation.
+//! Anthropic's Messages API (`POST /v1/messages`, `anthropic-version: 2023-06-01`):
+//! OpenAI chat requests become Messages requests, Messages answers and their
+//! SSE streams become OpenAI completions and chunks.
+//!
+//! Reference: https://docs.anthropic.com/en/api/messages and
+//! https://docs.anthropic.com/en/docs/build-with-claude/streaming
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
-use crate::chat::Chat;
-use crate::completion::{AnswerMeta, Completion};
+use crate::chat::{Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
-use crate::stream::{Decoder, Delta};
-use crate::LlmError;
+use crate::sse::{event_data, EventSplitter};
+use crate::stream::{Decoder, Delta, UsageUpdate};
+use crate::{LlmError, Usage};
 
-/// The provider's request body for a chat request.
-pub fn request(_chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
-    Ok(Map::new())
+const PROVIDER: &str = "anthropic";
+
+/// Anthropic requires `max_tokens`. When neither the caller nor the target sets
+/// it we ask for 4096, the largest output every current Claude model accepts
+/// (Claude 3 Haiku and Opus stop at 4096), so no model rejects the default.
+pub const DEFAULT_MAX_TOKENS: u64 = 4096;
+
+/// Optional fields the Messages API honours. `seed`, `presence_penalty` and
+/// `frequency_penalty` have no equivalent and are refused; `response_format`
+/// is honoured for JSON schemas only (see `output_config`).
+const SUPPORTED: &[&str] = &["stop", "top_k", "parallel_tool_calls", "tools", "tool_choice", "response_format"];
+
+/// The Messages request body for a chat request.
+pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
+    chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(chat.model.as_str()));
+    body.insert("max_tokens".into(), Value::from(chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
+    // Anthropic has no system role: every system and developer message joins
+    // the top-level prompt.
+    if let Some(system) = chat.system_text() {
+        body.insert("system".into(), Value::String(system));
+    }
+    body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
+    if let Some(t) = chat.temperature {
+        body.insert("temperature".into(), Value::from(t));
+    }
+    if let Some(p) = chat.top_p {
+        body.insert("top_p".into(), Value::from(p));
+    }
+    if let Some(k) = chat.top_k {
+        body.insert("top_k".into(), Value::from(k));
+    }
+    if !chat.stop.is_empty() {
+        body.insert("stop_sequences".into(), Value::from(chat.stop.clone()));
+    }
+    if !chat.tools.is_empty() {
+        let tools = chat
+            .tools
+            .iter()
+            .map(|t| {
+                let mut tool = Map::new();
+                tool.insert("name".into(), Value::from(t.name.as_str()));
+                if let Some(d) = &t.description {
+                    tool.insert("description".into(), Value::from(d.as_str()));
+                }
+                tool.insert("input_schema".into(), t.parameters.clone());
+                Value::Object(tool)
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    if let Some(choice) = tool_choice(chat) {
+        body.insert("tool_choice".into(), choice);
+    }
+    if let Some(config) = output_config(chat.response_format.as_ref())? {
+        body.insert("output_config".into(), config);
+    }
+    if chat.stream {
+        body.insert("stream".into(), Value::Bool(true));
+    }
+    Ok(body)
 }
 
-/// A successful JSON answer, parsed.
-pub fn answer(_body: &[u8], _meta: &AnswerMeta) -> Result<Completion, LlmError> {
-    Err(LlmError::new(502, "upstream_error", "provider anthropic is not translated yet"))
+/// `response_format` as structured outputs: `output_config.format` takes a
+/// JSON schema (https://platform.claude.com/docs/en/build-with-claude/structured-outputs,
+/// generally available without a beta header; models that predate it answer
+/// 400 themselves). Anthropic always constrains decoding, so `strict: false`
+/// gets an answer that conforms all the same. JSON mode without a schema has
+/// no equivalent and is refused.
+fn output_config(format: Option<&ResponseFormat>) -> Result<Option<Value>, LlmError> {
+    match format {
+        None | Some(ResponseFormat::Text) => Ok(None),
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            Ok(Some(json!({ "format": { "type": "json_schema", "schema": schema } })))
+        }
+        Some(ResponseFormat::JsonObject) => Err(LlmError::invalid_request(
+            "'response_format' of type 'json_object' is not supported by provider anthropic; \
+             send a 'json_schema' response_format or route to a provider that supports JSON mode",
+        )
+        .with_code("unsupported_parameter")),
+    }
 }
 
-/// Decodes the provider's stream.
+/// One turn of the conversation as Anthropic wants it.
+struct Turn {
+    role: &'static str,
+    content: Vec<Value>,
+}
+
+/// The conversation without its system messages. Anthropic requires user and
+/// assistant turns to alternate and takes tool results as `tool_result`
+/// blocks of a user turn, so consecutive turns of the same role are merged.
+fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let (role, blocks) = match m {
+            Message::System { .. } => continue,
+            Message::User { parts } => ("user", parts.iter().filter_map(part_block).collect()),
+            Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
+            Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
+        };
+        // Anthropic rejects empty text blocks and empty turns; an empty turn
+        // says nothing, so it is left out (its neighbours may then merge).
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(Turn { role, content: blocks }),
+        }
+    }
+    Ok(turns.into_iter().map(|t| json!({ "role": t.role, "content": t.content })).collect())
+}
+
+/// A user content part as a content block; `None` for empty text.
+fn part_block(part: &Part) -> Option<Value> {
+    Some(match part {
+        Part::Text(t) if t.is_empty() => return None,
+        Part::Text(t) => json!({ "type": "text", "text": t }),
+        Part::Image(Image::Url(url)) => json!({ "type": "image", "source": { "type": "url", "url": url } }),
+        Part::Image(Image::Base64 { media_type, data }) => json!({
+            "type": "image",
+            "source": { "type": "base64", "media_type": media_type, "data": data },
+        }),
+    })
+}
+
+/// An assistant turn: its text, then a `tool_use` block per tool call.
+/// `i` is the message's index, to name it when its arguments are not JSON.
+fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall]) -> Result<Vec<Value>, LlmError> {
+    let mut blocks = Vec::with_capacity(calls.len() + 1);
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        blocks.push(json!({ "type": "text", "text": t }));
+    }
+    for (j, call) in calls.iter().enumerate() {
+        let input = tool_input(&call.arguments).map_err(|why| {
+            LlmError::invalid_request(format!("messages[{i}].tool_calls[{j}].function.arguments {why}"))
+        })?;
+        blocks.push(json!({ "type": "tool_use", "id": call.id, "name": call.name, "input": input }));
+    }
+    Ok(blocks)
+}
+
+/// A tool call's arguments (OpenAI's JSON text) as Anthropic's `input` object.
+fn tool_input(arguments: &str) -> Result<Value, String> {
+    // A call without arguments is sometimes sent with an empty string.
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    match serde_json::from_str::<Value>(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err("must be a JSON object: Anthropic's tool_use input is an object".into()),
+        Err(e) => Err(format!("is not valid JSON ({e}); Anthropic needs the arguments as an object")),
+    }
+}
+
+fn tool_result(tool_call_id: &str, content: &str) -> Value {
+    let mut block = Map::new();
+    block.insert("type".into(), Value::from("tool_result"));
+    block.insert("tool_use_id".into(), Value::from(tool_call_id));
+    // `content` is optional; an empty text would be an empty block.
+    if !content.is_empty() {
+        block.insert("content".into(), Value::from(content));
+    }
+    Value::Object(block)
+}
+
+/// Anthropic's `tool_choice`, which also carries `disable_parallel_tool_use`.
+fn tool_choice(chat: &Chat) -> Option<Value> {
+    let has_tools = !chat.tools.is_empty();
+    let one_call_at_most = has_tools && chat.parallel_tool_calls == Some(false);
+    let kind = match &chat.tool_choice {
+        // Without tools, `auto` and `none` both mean no tool call: nothing to say.
+        Some(ToolChoice::Auto | ToolChoice::None) if !has_tools => return None,
+        None if !one_call_at_most => return None,
+        None | Some(ToolChoice::Auto) => "auto",
+        // `none` takes no other field; with no calls there is nothing to parallelise.
+        Some(ToolChoice::None) => return Some(json!({ "type": "none" })),
+        Some(ToolChoice::Required) => "any",
+        Some(ToolChoice::Function(_)) => "tool",
+    };
+    let mut choice = Map::new();
+    choice.insert("type".into(), Value::from(kind));
+    if let Some(ToolChoice::Function(name)) = &chat.tool_choice {
+        choice.insert("name".into(), Value::from(name.as_str()));
+    }
+    if one_call_at_most {
+        choice.insert("disable_parallel_tool_use".into(), Value::Bool(true));
+    }
+    Some(Value::Object(choice))
+}
+
+/// The parts of a Messages answer the gateway reads.
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    id: Option<String>,
+    model: Option<String>,
+    content: Vec<Value>,
+    stop_reason: Option<String>,
+    usage: Option<WireUsage>,
+}
+
+/// Anthropic's `usage`: prompt tokens are split between uncached input and the
+/// cache reads and writes, which all count as the prompt.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn prompt(&self) -> Option<u64> {
+        let parts = [self.input_tokens, self.cache_read_input_tokens, self.cache_creation_input_tokens];
+        parts.iter().flatten().copied().reduce(u64::saturating_add)
+    }
+
+    fn to_usage(self) -> Usage {
+        let prompt = self.prompt().unwrap_or(0);
+        let completion = self.output_tokens.unwrap_or(0);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+            cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
+        }
+    }
+
+    /// Fields a later report sets replace the earlier ones (stream usage is cumulative).
+    fn merge(&mut self, later: WireUsage) {
+        self.input_tokens = later.input_tokens.or(self.input_tokens);
+        self.output_tokens = later.output_tokens.or(self.output_tokens);
+        self.cache_creation_input_tokens = later.cache_creation_input_tokens.or(self.cache_creation_input_tokens);
+        self.cache_read_input_tokens = later.cache_read_input_tokens.or(self.cache_read_input_tokens);
+    }
+}
+
+fn upstream(message: impl Into<String>) -> LlmError {
+    LlmError::new(502, "upstream_error", message)
+}
+
+/// Anthropic's `stop_reason` in OpenAI's vocabulary.
+fn finish_reason(stop_reason: &str) -> FinishReason {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        // `end_turn`, `stop_sequence`, `pause_turn` and reasons added later:
+        // the model stopped of its own accord.
+        _ => FinishReason::Stop,
+    }
+}
+
+/// `error.type` and `error.message` of an Anthropic error object.
+fn error_text(v: &Value) -> String {
+    let error = v.get("error");
+    let field = |name| error.and_then(|e| e.get(name)).and_then(Value::as_str);
+    let message = field("message").unwrap_or("unknown error");
+    match field("type") {
+        Some(kind) => format!("{kind}: {message}"),
+        None => message.to_string(),
+    }
+}
+
+/// A successful JSON answer (a Message object), parsed.
+pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    let not_a_message = || upstream("provider anthropic returned an answer that is not a Messages API message");
+    let value: Value = serde_json::from_slice(body).map_err(|_| not_a_message())?;
+    if value.get("type").and_then(Value::as_str) == Some("error") {
+        return Err(upstream(format!("provider anthropic answered with an error: {}", error_text(&value))));
+    }
+    let msg = WireMessage::deserialize(&value).map_err(|_| not_a_message())?;
+    let mut c = Completion::new(meta);
+    if let Some(id) = msg.id.filter(|s| !s.is_empty()) {
+        c.id = id;
+    }
+    if let Some(model) = msg.model.filter(|s| !s.is_empty()) {
+        c.model = model;
+    }
+    for block in &msg.content {
+        match block.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                let t = block.get("text").and_then(Value::as_str).unwrap_or_default();
+                c.text.get_or_insert_with(String::new).push_str(t);
+            }
+            Some("tool_use") => c.tool_calls.push(answer_tool_call(block).ok_or_else(not_a_message)?),
+            // Thinking and other blocks have no place in OpenAI's message (the
+            // gateway never asks for them).
+            _ => {}
+        }
+    }
+    c.finish_reason = msg.stop_reason.as_deref().map(finish_reason);
+    c.usage = msg.usage.map(WireUsage::to_usage);
+    Ok(c)
+}
+
+/// A `tool_use` block as an OpenAI tool call, its input serialized as JSON text.
+fn answer_tool_call(block: &Value) -> Option<ToolCall> {
+    let id = block.get("id")?.as_str()?;
+    let name = block.get("name")?.as_str()?;
+    let arguments = match block.get("input") {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(input) => input.to_string(),
+    };
+    Some(ToolCall { id: id.to_string(), name: name.to_string(), arguments })
+}
+
+/// Decodes Anthropic's SSE stream: `message_start`, `content_block_start` /
+/// `_delta` / `_stop` per content block, `message_delta` (stop reason and
+/// cumulative usage), `message_stop`; `ping` and `error` may come anywhere.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {}
+pub struct StreamDecoder {
+    splitter: EventSplitter,
+    /// (content block index, tool call index) of the `tool_use` blocks seen:
+    /// text blocks take content indexes too, OpenAI counts tool calls only.
+    tool_blocks: Vec<(u64, u32)>,
+    tool_calls: u32,
+    /// The latest usage figures of each kind.
+    usage: WireUsage,
+    finished: bool,
+    /// An error was emitted: the rest of the stream is ignored.
+    failed: bool,
+}
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn event(&mut self, event: &[u8], out: &mut Vec<Delta>) {
+        // Comments and events without data carry nothing.
+        let Some(data) = event_data(event) else {
+            return;
+        };
+        let Ok(v) = serde_json::from_slice::<Value>(&data) else {
+            return self.fail(out, "provider anthropic sent a stream event that is not JSON".into());
+        };
+        // The event's `type` repeats the SSE event name; the data is authoritative.
+        match v.get("type").and_then(Value::as_str) {
+            Some("message_start") => self.message_start(&v, out),
+            Some("content_block_start") => self.block_start(&v, out),
+            Some("content_block_delta") => self.block_delta(&v, out),
+            Some("message_delta") => {
+                let reason = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
+                if let (Some(reason), false) = (reason, self.finished) {
+                    self.finished = true;
+                    out.push(Delta::Finish(finish_reason(reason)));
+                }
+                self.usage_update(v.get("usage"), out);
+            }
+            Some("message_stop") => out.push(Delta::Done),
+            Some("error") => self.fail(out, format!("provider anthropic stream error: {}", error_text(&v))),
+            Some(_) => {} // ping, content_block_stop, and event types added later
+            None => self.fail(out, "provider anthropic sent a stream event without a type".into()),
+        }
+    }
+
+    fn message_start(&mut self, v: &Value, out: &mut Vec<Delta>) {
+        let message = v.get("message");
+        let text = |name| message.and_then(|m| m.get(name)).and_then(Value::as_str).map(str::to_string);
+        out.push(Delta::Meta { id: text("id"), model: text("model") });
+        self.usage_update(message.and_then(|m| m.get("usage")), out);
+    }
+
+    fn block_start(&mut self, v: &Value, out: &mut Vec<Delta>) {
+        let Some(block) = v.get("content_block") else {
+            return;
+        };
+        let field = |name| block.get(name).and_then(Value::as_str);
+        match field("type") {
+            Some("text") => {
+                if let Some(t) = field("text").filter(|t| !t.is_empty()) {
+                    out.push(Delta::Text(t.to_string()));
+                }
+            }
+            Some("tool_use") => {
+                let index = self.tool_calls;
+                self.tool_calls = self.tool_calls.saturating_add(1);
+                if let Some(block_index) = v.get("index").and_then(Value::as_u64) {
+                    self.tool_blocks.push((block_index, index));
+                }
+                // The input arrives as `input_json_delta` fragments; the block
+                // starts with an empty `input`.
+                out.push(Delta::ToolCall {
+                    index,
+                    id: field("id").map(str::to_string),
+                    name: field("name").map(str::to_string),
+                    arguments: String::new(),
+                });
+            }
+            _ => {} // thinking blocks and others OpenAI's chunk does not carry
+        }
+    }
+
+    fn block_delta(&mut self, v: &Value, out: &mut Vec<Delta>) {
+        let Some(delta) = v.get("delta") else {
+            return;
+        };
+        let field = |name| delta.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+        match field("type") {
+            Some("text_delta") => {
+                if let Some(t) = field("text") {
+                    out.push(Delta::Text(t.to_string()));
+                }
+            }
+            Some("input_json_delta") => {
+                let block_index = v.get("index").and_then(Value::as_u64);
+                let tool = self.tool_blocks.iter().find(|(b, _)| Some(*b) == block_index).map(|(_, t)| *t);
+                if let (Some(index), Some(json)) = (tool, field("partial_json")) {
+                    out.push(Delta::ToolCall { index, id: None, name: None, arguments: json.to_string() });
+                }
+            }
+            _ => {} // thinking, signature and citation deltas
+        }
+    }
+
+    /// Usage from `message_start` or `message_delta` (cumulative counts).
+    fn usage_update(&mut self, usage: Option<&Value>, out: &mut Vec<Delta>) {
+        let Some(Ok(reported)) = usage.map(WireUsage::deserialize) else {
+            return;
+        };
+        self.usage.merge(reported);
+        let update = UsageUpdate {
+            prompt: self.usage.prompt(),
+            completion: self.usage.output_tokens,
+            cached: self.usage.cache_read_input_tokens,
+        };
+        if update != UsageUpdate::default() {
+            out.push(Delta::Usage(update));
+        }
+    }
+
+    fn fail(&mut self, out: &mut Vec<Delta>, message: String) {
+        self.failed = true;
+        out.push(Delta::Error(upstream(message)));
+    }
 }
 
 impl Decoder for StreamDecoder {
-    fn decode(&mut self, _input: &[u8], _out: &mut Vec<Delta>) {}
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Delta>) {
+        if self.failed {
+            return;
+        }
+        self.splitter.push(input);
+        while let Some(event) = self.splitter.next_event() {
+            self.event(&event, out);
+            if self.failed {
+                return;
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        if self.failed {
+            return;
+        }
+        // An event the upstream did not end with a blank line: decode it (a
+        // stream cut mid-event then reports that it is not JSON).
+        let rest = self.splitter.take_rest();
+        self.event(&rest, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::assert_split_invariant;
+    use crate::{ChatRequest, ModelDefaults};
+
+    const MODEL: &str = "claude-sonnet-4-20250514";
+
+    fn chat(body: &str) -> Chat {
+        let req = ChatRequest::parse(body.as_bytes()).expect("parses");
+        Chat::from_request(&req, &ModelDefaults { name: Some(MODEL.into()), ..ModelDefaults::default() }).expect("valid")
+    }
+
+    fn body(openai: &str) -> Value {
+        Value::Object(request(&chat(openai), &ProviderOptions::default()).expect("translated"))
+    }
+
+    fn meta(wants_usage: bool) -> AnswerMeta {
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1700000000, model: MODEL.into(), client_wants_usage: wants_usage }
+    }
+
+    /// The OpenAI chunks of a translated stream, as JSON (`[DONE]` left out).
+    fn events(out: &[u8]) -> Vec<Value> {
+        String::from_utf8_lossy(out)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn plain_request_with_system_and_turns() {
+        let v = body(
+            r#"{"model":"claude-sonnet-4-20250514","messages":[
+                {"role":"system","content":"You are a pirate."},
+                {"role":"developer","content":"Answer briefly."},
+                {"role":"user","content":"Hello there."},
+                {"role":"assistant","content":"Hi, I'm Claude. How can I help you?"},
+                {"role":"user","content":"Can you explain LLMs in plain English?"}],
+              "temperature":0.5,"top_p":0.9,"top_k":40,"stop":["\n\nHuman:"],"user":"u-1",
+              "stream":true,"stream_options":{"include_usage":true},"response_format":{"type":"text"}}"#,
+        );
+        // Request shape: https://docs.anthropic.com/en/api/messages (multiple conversational turns).
+        assert_eq!(
+            v,
+            json!({
+                "model": MODEL,
+                "max_tokens": DEFAULT_MAX_TOKENS,
+                "system": "You are a pirate.\n\nAnswer briefly.",
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "Hello there."}]},
+                    {"role": "assistant", "content": [{"type": "text", "text": "Hi, I'm Claude. How can I help you?"}]},
+                    {"role": "user", "content": [{"type": "text", "text": "Can you explain LLMs in plain English?"}]},
+                ],
+                "temperature": 0.5,
+                "top_p": 0.9,
+                "top_k": 40,
+                "stop_sequences": ["\n\nHuman:"],
+                "stream": true,
+            })
+        );
+    }
+
+    #[test]
+    fn max_tokens_comes_from_the_caller_or_the_target() {
+        assert_eq!(body(r#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":100}"#)["max_tokens"], 100);
+        assert_eq!(body(r#"{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":7}"#)["max_tokens"], 7);
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}]}"#).expect("ok");
+        let d = ModelDefaults { name: Some(MODEL.into()), max_tokens: Some(1024), ..ModelDefaults::default() };
+        let v = request(&Chat::from_request(&req, &d).expect("ok"), &ProviderOptions::default()).expect("ok");
+        assert_eq!(v.get("max_tokens"), Some(&json!(1024)));
+        assert!(v.get("stream").is_none() && v.get("system").is_none() && v.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn consecutive_turns_of_a_role_merge_and_empty_ones_drop() {
+        let v = body(
+            r#"{"messages":[
+                {"role":"user","content":"one"},
+                {"role":"system","content":"between"},
+                {"role":"user","content":[{"type":"text","text":"two"},{"type":"text","text":""}]},
+                {"role":"assistant","content":""},
+                {"role":"user","content":"three"}]}"#,
+        );
+        assert_eq!(v["system"], "between");
+        assert_eq!(
+            v["messages"],
+            json!([{"role": "user", "content": [
+                {"type": "text", "text": "one"}, {"type": "text", "text": "two"}, {"type": "text", "text": "three"}]}])
+        );
+    }
+
+    #[test]
+    fn images_by_url_and_inline() {
+        // Image source shapes: https://docs.anthropic.com/en/docs/build-with-claude/vision
+        let v = body(
+            r#"{"messages":[{"role":"user","content":[
+                {"type":"image_url","image_url":{"url":"https://upload.wikimedia.org/wikipedia/commons/a/a7/Camponotus_flavomarginatus_ant.jpg"}},
+                {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQSkZJRg=="}},
+                {"type":"text","text":"Describe these images."}]}]}"#,
+        );
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([
+                {"type": "image", "source": {"type": "url", "url": "https://upload.wikimedia.org/wikipedia/commons/a/a7/Camponotus_flavomarginatus_ant.jpg"}},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/4AAQSkZJRg=="}},
+                {"type": "text", "text": "Describe these images."},
+            ])
+        );
+    }
+
+    const TOOLS: &str = r#""tools":[{"type":"function","function":{"name":"get_weather",
+        "description":"Get the current weather in a given location",
+        "parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"}},"required":["location"]}}}]"#;
+
+    #[test]
+    fn tools_calls_and_results() {
+        // Tool definitions, tool_use and tool_result blocks:
+        // https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use
+        let v = body(&format!(
+            r#"{{"messages":[
+                {{"role":"user","content":"What's the weather like in San Francisco and Paris?"}},
+                {{"role":"assistant","content":"I'll check both cities.","tool_calls":[
+                    {{"id":"toolu_01A09q90qw90lq917835lq9","type":"function","function":{{"name":"get_weather","arguments":"{{\"location\": \"San Francisco, CA\"}}"}}}},
+                    {{"id":"toolu_02B","type":"function","function":{{"name":"get_weather","arguments":""}}}}]}},
+                {{"role":"tool","tool_call_id":"toolu_01A09q90qw90lq917835lq9","content":"15 degrees"}},
+                {{"role":"tool","tool_call_id":"toolu_02B","content":""}},
+                {{"role":"user","content":"And tomorrow?"}}],
+              {TOOLS}}}"#
+        ));
+        assert_eq!(
+            v["tools"],
+            json!([{"name": "get_weather", "description": "Get the current weather in a given location",
+                "input_schema": {"type": "object", "properties": {"location": {"type": "string",
+                    "description": "The city and state, e.g. San Francisco, CA"}}, "required": ["location"]}}])
+        );
+        assert!(v.get("tool_choice").is_none());
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "What's the weather like in San Francisco and Paris?"}]},
+                {"role": "assistant", "content": [
+                    {"type": "text", "text": "I'll check both cities."},
+                    {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather", "input": {"location": "San Francisco, CA"}},
+                    {"type": "tool_use", "id": "toolu_02B", "name": "get_weather", "input": {}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01A09q90qw90lq917835lq9", "content": "15 degrees"},
+                    {"type": "tool_result", "tool_use_id": "toolu_02B"},
+                    {"type": "text", "text": "And tomorrow?"},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn tool_choice_variants() {
+        // https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use#forcing-tool-use
+        let with = |extra: &str| body(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{TOOLS}{extra}}}"#));
+        assert_eq!(with(r#","tool_choice":"auto""#)["tool_choice"], json!({"type": "auto"}));
+        assert_eq!(with(r#","tool_choice":"none""#)["tool_choice"], json!({"type": "none"}));
+        assert_eq!(with(r#","tool_choice":"required""#)["tool_choice"], json!({"type": "any"}));
+        assert_eq!(
+            with(r#","tool_choice":{"type":"function","function":{"name":"get_weather"}}"#)["tool_choice"],
+            json!({"type": "tool", "name": "get_weather"})
+        );
+        assert_eq!(
+            with(r#","parallel_tool_calls":false"#)["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(
+            with(r#","tool_choice":"required","parallel_tool_calls":false"#)["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+        assert_eq!(with(r#","tool_choice":"none","parallel_tool_calls":false"#)["tool_choice"], json!({"type": "none"}));
+        assert!(with(r#","parallel_tool_calls":true"#).get("tool_choice").is_none());
+        // Without tools, `none` and `auto` say nothing.
+        assert!(body(r#"{"messages":[{"role":"user","content":"hi"}],"tool_choice":"none"}"#).get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn invalid_tool_arguments_name_the_message() {
+        for (args, want) in [(r#"{\"a\":"#, "is not valid JSON"), (r#"[1]"#, "must be a JSON object")] {
+            let c = chat(&format!(
+                r#"{{"messages":[{{"role":"user","content":"hi"}},
+                    {{"role":"assistant","tool_calls":[{{"id":"t1","type":"function","function":{{"name":"f","arguments":"{args}"}}}}]}},
+                    {{"role":"tool","tool_call_id":"t1","content":"x"}}]}}"#
+            ));
+            let e = request(&c, &ProviderOptions::default()).expect_err("bad arguments");
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains("messages[1].tool_calls[0].function.arguments") && e.message.contains(want), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_by_name() {
+        for (extra, name) in [
+            (r#""seed":42"#, "seed"),
+            (r#""presence_penalty":0.5"#, "presence_penalty"),
+            (r#""frequency_penalty":0.5"#, "frequency_penalty"),
+            (r#""response_format":{"type":"json_object"}"#, "response_format' of type 'json_object"),
+            (r#""n":2"#, "n"),
+            (r#""logprobs":true"#, "logprobs"),
+        ] {
+            let c = chat(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{extra}}}"#));
+            let e = request(&c, &ProviderOptions::default()).expect_err(extra);
+            assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
+            assert!(e.message.contains(&format!("'{name}' is not supported by provider anthropic")), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn json_schema_becomes_structured_output() {
+        // https://platform.claude.com/docs/en/build-with-claude/structured-outputs (output_config.format)
+        let v = body(
+            r#"{"messages":[{"role":"user","content":"Extract the key information from this email."}],
+              "response_format":{"type":"json_schema","json_schema":{"name":"contact","strict":true,"schema":
+                {"type":"object","properties":{"name":{"type":"string"},"email":{"type":"string"}},
+                 "required":["name","email"],"additionalProperties":false}}}}"#,
+        );
+        assert_eq!(
+            v["output_config"],
+            json!({"format": {"type": "json_schema", "schema": {"type": "object",
+                "properties": {"name": {"type": "string"}, "email": {"type": "string"}},
+                "required": ["name", "email"], "additionalProperties": false}}})
+        );
+    }
+
+    // Answer from https://docs.anthropic.com/en/api/messages (200 response example),
+    // with the cache fields of https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching.
+    const ANSWER_TEXT: &str = r#"{
+      "content": [{"text": "Hi! My name is Claude.", "type": "text"}],
+      "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",
+      "model": "claude-3-7-sonnet-20250219",
+      "role": "assistant",
+      "stop_reason": "end_turn",
+      "stop_sequence": null,
+      "type": "message",
+      "usage": {"input_tokens": 2095, "output_tokens": 503, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 1000}
+    }"#;
+
+    // Answer from https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/overview
+    // (a parallel call added as in the parallel tool use section).
+    const ANSWER_TOOLS: &str = r#"{
+      "id": "msg_01Aq9w938a90dw8q",
+      "model": "claude-opus-4-20250514",
+      "stop_reason": "tool_use",
+      "role": "assistant",
+      "content": [
+        {"type": "thinking", "thinking": "Let me check.", "signature": "EqQB"},
+        {"type": "text", "text": "I'll check the current weather in San Francisco for you."},
+        {"type": "tool_use", "id": "toolu_01A09q90qw90lq917835lq9", "name": "get_weather",
+         "input": {"location": "San Francisco, CA", "unit": "celsius"}},
+        {"type": "tool_use", "id": "toolu_02", "name": "get_time", "input": {}}
+      ],
+      "usage": {"input_tokens": 472, "output_tokens": 89}
+    }"#;
+
+    #[test]
+    fn answer_with_text() {
+        let c = answer(ANSWER_TEXT.as_bytes(), &meta(false)).expect("parsed");
+        assert_eq!(c.id, "msg_013Zva2CMHLNnXjNJJKqJ2EF");
+        assert_eq!(c.model, "claude-3-7-sonnet-20250219");
+        assert_eq!(c.created, 1700000000);
+        assert_eq!(c.text.as_deref(), Some("Hi! My name is Claude."));
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(
+            c.usage,
+            Some(Usage { prompt_tokens: 3195, completion_tokens: 503, total_tokens: 3698, cached_tokens: 1000 })
+        );
+        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
+        assert_eq!(v["choices"][0]["message"]["content"], "Hi! My name is Claude.");
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 1000);
+    }
+
+    #[test]
+    fn answer_with_tool_calls() {
+        let c = answer(ANSWER_TOOLS.as_bytes(), &meta(false)).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("I'll check the current weather in San Francisco for you."));
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.tool_calls.len(), 2);
+        assert_eq!(c.tool_calls[0].id, "toolu_01A09q90qw90lq917835lq9");
+        assert_eq!(c.tool_calls[0].name, "get_weather");
+        let args: Value = serde_json::from_str(&c.tool_calls[0].arguments).expect("arguments are JSON text");
+        assert_eq!(args, json!({"location": "San Francisco, CA", "unit": "celsius"}));
+        assert_eq!(c.tool_calls[1].arguments, "{}");
+        assert_eq!(c.usage.map(|u| (u.prompt_tokens, u.total_tokens, u.cached_tokens)), Some((472, 561, 0)));
+        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
+        assert_eq!(v["choices"][0]["message"]["tool_calls"][1]["function"]["name"], "get_time");
+    }
+
+    #[test]
+    fn answer_fallbacks_stop_reasons_and_faults() {
+        let c = answer(br#"{"content":[{"type":"tool_use","id":"t","name":"f","input":{}}],"stop_reason":"max_tokens"}"#, &meta(false))
+            .expect("parsed");
+        assert_eq!((c.id.as_str(), c.model.as_str()), ("chatcmpl-r1", MODEL));
+        assert_eq!((c.text, c.usage), (None, None));
+        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        for (reason, want) in [("stop_sequence", FinishReason::Stop), ("refusal", FinishReason::ContentFilter), ("pause_turn", FinishReason::Stop)] {
+            assert_eq!(finish_reason(reason), want);
+        }
+        // Error body: https://docs.anthropic.com/en/api/errors
+        let e = answer(br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, &meta(false))
+            .expect_err("error");
+        assert_eq!(e.status, 502);
+        assert!(e.message.contains("anthropic") && e.message.contains("overloaded_error: Overloaded"), "{}", e.message);
+        for bad in [&b"<html>"[..], b"{}", br#"{"content":"x"}"#, br#"{"content":[{"type":"tool_use","input":{}}]}"#] {
+            let e = answer(bad, &meta(false)).expect_err("not a message");
+            assert_eq!(e.status, 502);
+            assert!(e.message.contains("provider anthropic"), "{}", e.message);
+        }
+    }
+
+    // Basic streaming request: https://docs.anthropic.com/en/docs/build-with-claude/streaming
+    const STREAM_TEXT: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY\", \"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": \"claude-opus-4-20250514\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": {\"input_tokens\": 25, \"output_tokens\": 1}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\": \"content_block_start\", \"index\": 0, \"content_block\": {\"type\": \"text\", \"text\": \"\"}}\n\n",
+        "event: ping\n",
+        "data: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"Hello\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"! \u{1F600}\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\": \"content_block_stop\", \"index\": 0}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\", \"stop_sequence\":null}, \"usage\": {\"output_tokens\": 15}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\": \"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn stream_with_text() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(true), STREAM_TEXT.as_bytes());
+        let text = String::from_utf8(out.clone()).expect("utf8");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        let ev = events(&out);
+        assert_eq!(ev.len(), 5, "{text}");
+        for e in &ev {
+            assert_eq!(e["id"], "msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY");
+            assert_eq!(e["model"], "claude-opus-4-20250514");
+            assert_eq!(e["created"], 1700000000);
+        }
+        assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hello");
+        assert_eq!(ev[2]["choices"][0]["delta"]["content"], "! \u{1F600}");
+        assert_eq!(ev[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(ev[4]["choices"], json!([]));
+        assert_eq!(ev[4]["usage"], json!({"prompt_tokens": 25, "completion_tokens": 15, "total_tokens": 40,
+            "prompt_tokens_details": {"cached_tokens": 0}}));
+        let (_, usage, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(false), &[STREAM_TEXT.as_bytes()]);
+        assert!(completed);
+        assert_eq!(usage.map(|u| u.total_tokens), Some(40));
+    }
+
+    // Streaming request with tool use: https://docs.anthropic.com/en/docs/build-with-claude/streaming
+    // (shortened; CRLF line ends and the cache usage fields of the Message object).
+    const STREAM_TOOLS: &str = concat!(
+        "event: message_start\r\n",
+        "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_014p7gG3wDgGV9EUtLvnow3U\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-opus-4-20250514\",\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":128,\"output_tokens\":2},\"content\":[],\"stop_reason\":null}}\r\n\r\n",
+        "event: content_block_start\r\n",
+        "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\r\n\r\n",
+        "event: ping\r\n",
+        "data: {\"type\": \"ping\"}\r\n\r\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Okay, let's check the weather:\"}}\r\n\r\n",
+        "event: content_block_stop\r\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":0}\r\n\r\n",
+        "event: content_block_start\r\n",
+        "data: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_01T1x1fJ34qAmk2tNTrN7Up6\",\"name\":\"get_weather\",\"input\":{}}}\r\n\r\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\r\n\r\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"location\\\":\"}}\r\n\r\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\" \\\"San Francisco, CA\\\"}\"}}\r\n\r\n",
+        "event: content_block_stop\r\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":1}\r\n\r\n",
+        "event: content_block_start\r\n",
+        "data: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_02\",\"name\":\"get_time\",\"input\":{}}}\r\n\r\n",
+        "event: content_block_delta\r\n",
+        "data: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{}\"}}\r\n\r\n",
+        "event: content_block_stop\r\n",
+        "data: {\"type\":\"content_block_stop\",\"index\":2}\r\n\r\n",
+        "event: message_delta\r\n",
+        "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":89}}\r\n\r\n",
+        "event: message_stop\r\n",
+        "data: {\"type\":\"message_stop\"}\r\n\r\n",
+    );
+
+    #[test]
+    fn stream_with_tool_call_deltas() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(true), STREAM_TOOLS.as_bytes());
+        let ev = events(&out);
+        let deltas: Vec<&Value> = ev.iter().map(|e| &e["choices"][0]["delta"]).collect();
+        assert_eq!(ev.len(), 9, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(deltas[1]["content"], "Okay, let's check the weather:");
+        let call = |i: usize| &deltas[i]["tool_calls"][0];
+        assert_eq!(call(2)["index"], 0);
+        assert_eq!(call(2)["id"], "toolu_01T1x1fJ34qAmk2tNTrN7Up6");
+        assert_eq!(call(2)["type"], "function");
+        assert_eq!(call(2)["function"], json!({"name": "get_weather", "arguments": ""}));
+        assert_eq!(call(3)["function"], json!({"arguments": "{\"location\":"}));
+        assert!(call(3).get("id").is_none());
+        assert_eq!(call(4)["function"]["arguments"], " \"San Francisco, CA\"}");
+        assert_eq!((call(5)["index"].clone(), call(5)["function"]["name"].clone()), (json!(1), json!("get_time")));
+        assert_eq!(call(6), &json!({"index": 1, "function": {"arguments": "{}"}}));
+        assert_eq!(ev[7]["choices"][0]["finish_reason"], "tool_calls");
+        // The usage chunk follows the finish chunk; cache reads and writes count as prompt.
+        assert_eq!(ev[8]["usage"], json!({"prompt_tokens": 600, "completion_tokens": 89, "total_tokens": 689,
+            "prompt_tokens_details": {"cached_tokens": 128}}));
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.ends_with("data: [DONE]\n\n"));
+    }
+
+    // Error event: https://docs.anthropic.com/en/docs/build-with-claude/streaming#error-events
+    const STREAM_ERROR: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_1\", \"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": \"claude-opus-4-20250514\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": {\"input_tokens\": 25, \"output_tokens\": 1}}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"text_delta\", \"text\": \"Hel\"}}\n\n",
+        "event: error\n",
+        "data: {\"type\": \"error\", \"error\": {\"type\": \"overloaded_error\", \"message\": \"Overloaded\"}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\": \"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn stream_error_event_keeps_anthropics_message() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(true), STREAM_ERROR.as_bytes());
+        let ev = events(&out);
+        assert_eq!(ev.len(), 3);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hel");
+        assert_eq!(ev[2]["error"]["type"], "upstream_error");
+        let message = ev[2]["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("provider anthropic") && message.contains("overloaded_error: Overloaded"), "{message}");
+        assert!(!String::from_utf8_lossy(&out).contains("[DONE]"));
+        let (_, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(false), &[STREAM_ERROR.as_bytes()]);
+        assert!(!completed);
+    }
+
+    #[test]
+    fn undecodable_and_cut_streams_become_errors() {
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        d.decode(b": comment\n\nevent: x\ndata: {not json\n\ndata: {\"type\":\"message_stop\"}\n\n", &mut out);
+        d.end(&mut out);
+        assert!(matches!(out.as_slice(), [Delta::Error(e)] if e.status == 502 && e.message.contains("not JSON")), "{out:?}");
+
+        // Cut mid-event: the tail is not JSON; cut between events: no Done.
+        let cut = &STREAM_TEXT.as_bytes()[..STREAM_TEXT.len() - 10];
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        d.decode(cut, &mut out);
+        d.end(&mut out);
+        assert!(matches!(out.last(), Some(Delta::Error(_))), "{out:?}");
+        assert!(!out.contains(&Delta::Done));
+
+        // A last event without its blank line still counts.
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        d.decode(b"data: {\"type\":\"message_stop\"}\n", &mut out);
+        d.end(&mut out);
+        assert_eq!(out, vec![Delta::Done]);
+    }
 }

@@ -1,33 +1,773 @@
-//! cohere adapter (to be written): request, answer and stream translation.
+//! Cohere's Chat API v2 (`POST /v2/chat`): OpenAI chat requests become v2
+//! chat requests, v2 answers and their SSE streams become OpenAI completions
+//! and chunks.
+//!
+//! Reference: https://docs.cohere.com/reference/chat and
+//! https://docs.cohere.com/reference/chat-stream (the `cohere-openapi.yaml` of
+//! github.com/cohere-ai/cohere-developer-experience), streaming guides
+//! https://docs.cohere.com/v2/docs/streaming and
+//! https://docs.cohere.com/v2/docs/tool-use-streaming.
+//!
+//! Choices where the formats differ:
+//! - `tool_plan` (the model's plan before it calls tools) has no OpenAI field:
+//!   answers and streams drop it, like `thinking` content. An assistant turn
+//!   the caller replays with text *and* tool calls sends that text back as
+//!   `tool_plan`, the shape Cohere's own tool-calling turns have.
+//! - Finish reasons: COMPLETE and STOP_SEQUENCE are `stop`, MAX_TOKENS and
+//!   TIMEOUT (the generation was cut short) are `length`, TOOL_CALL is
+//!   `tool_calls`, v1's ERROR_TOXIC is `content_filter`. ERROR means the
+//!   generation failed: the answer becomes a 502, a stream ends with an error.
+//! - Cohere's answers do not name the model; the one asked is reported.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
-use crate::chat::Chat;
-use crate::completion::{AnswerMeta, Completion};
+use crate::chat::{Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
-use crate::stream::{Decoder, Delta};
-use crate::LlmError;
+use crate::sse::{event_data, EventSplitter};
+use crate::stream::{Decoder, Delta, UsageUpdate};
+use crate::{LlmError, Usage};
 
-/// The provider's request body for a chat request.
-pub fn request(_chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
-    Ok(Map::new())
+const PROVIDER: &str = "cohere";
+
+/// Optional fields v2 chat honours. `parallel_tool_calls: false` has no
+/// equivalent and is refused; a `tool_choice` naming one function is refused
+/// below (v2 only knows REQUIRED and NONE).
+const SUPPORTED: &[&str] = &[
+    "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
+];
+
+/// The v2 chat request body for a chat request.
+pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
+    chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(chat.model.as_str()));
+    body.insert("messages".into(), Value::Array(chat.messages.iter().map(message).collect()));
+    body.insert("stream".into(), Value::Bool(chat.stream));
+    // max_tokens is optional: Cohere defaults to the model's output limit.
+    if let Some(n) = chat.max_tokens {
+        body.insert("max_tokens".into(), Value::from(n));
+    }
+    if let Some(t) = chat.temperature {
+        body.insert("temperature".into(), Value::from(t));
+    }
+    if let Some(p) = chat.top_p {
+        body.insert("p".into(), Value::from(p));
+    }
+    if let Some(k) = chat.top_k {
+        body.insert("k".into(), Value::from(k));
+    }
+    if let Some(seed) = chat.seed {
+        // Cohere's seed is unsigned; a negative one would be rejected upstream
+        // with a less helpful message.
+        let seed = u64::try_from(seed).map_err(|_| {
+            LlmError::invalid_request("'seed' must be a non-negative integer for provider cohere")
+        })?;
+        body.insert("seed".into(), Value::from(seed));
+    }
+    if !chat.stop.is_empty() {
+        body.insert("stop_sequences".into(), Value::from(chat.stop.clone()));
+    }
+    if let Some(f) = chat.frequency_penalty {
+        body.insert("frequency_penalty".into(), Value::from(f));
+    }
+    if let Some(p) = chat.presence_penalty {
+        body.insert("presence_penalty".into(), Value::from(p));
+    }
+    if !chat.tools.is_empty() {
+        let tools = chat
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = Map::new();
+                function.insert("name".into(), Value::from(t.name.as_str()));
+                if let Some(d) = &t.description {
+                    function.insert("description".into(), Value::from(d.as_str()));
+                }
+                function.insert("parameters".into(), t.parameters.clone());
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    match &chat.tool_choice {
+        // Leaving tool_choice out lets the model choose: OpenAI's `auto`.
+        None | Some(ToolChoice::Auto) => {}
+        Some(ToolChoice::None) => {
+            body.insert("tool_choice".into(), Value::from("NONE"));
+        }
+        Some(ToolChoice::Required) => {
+            body.insert("tool_choice".into(), Value::from("REQUIRED"));
+        }
+        Some(ToolChoice::Function(_)) => {
+            return Err(LlmError::invalid_request(
+                "'tool_choice' naming a function is not supported by provider cohere (it takes 'required' or 'none'); \
+                 use one of those or route to a provider that supports it",
+            )
+            .with_code("unsupported_parameter"))
+        }
+    }
+    match &chat.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            body.insert("response_format".into(), json!({"type": "json_object"}));
+        }
+        // Cohere enforces a given schema by constrained decoding, so a
+        // non-strict request gets at least what it asked for.
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            body.insert("response_format".into(), json!({"type": "json_object", "json_schema": schema}));
+        }
+    }
+    Ok(body)
 }
 
-/// A successful JSON answer, parsed.
-pub fn answer(_body: &[u8], _meta: &AnswerMeta) -> Result<Completion, LlmError> {
-    Err(LlmError::new(502, "upstream_error", "provider cohere is not translated yet"))
+/// One message; v2 keeps OpenAI's roles (developer messages are system ones).
+fn message(m: &Message) -> Value {
+    match m {
+        Message::System { text } => json!({"role": "system", "content": text}),
+        Message::User { parts } => json!({"role": "user", "content": user_content(parts)}),
+        Message::Assistant { text, tool_calls } => {
+            let mut out = Map::new();
+            out.insert("role".into(), Value::from("assistant"));
+            if tool_calls.is_empty() {
+                out.insert("content".into(), Value::from(text.clone().unwrap_or_default()));
+            } else {
+                if let Some(plan) = text.as_deref().filter(|t| !t.is_empty()) {
+                    out.insert("tool_plan".into(), Value::from(plan));
+                }
+                let calls = tool_calls
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}})
+                    })
+                    .collect();
+                out.insert("tool_calls".into(), Value::Array(calls));
+            }
+            Value::Object(out)
+        }
+        Message::Tool { tool_call_id, content } => {
+            json!({"role": "tool", "tool_call_id": tool_call_id, "content": content})
+        }
+    }
 }
 
-/// Decodes the provider's stream.
+/// A user turn's content: a plain string when it is one text, else blocks.
+/// Images go as `image_url` blocks, which take a web URL or a data: URI.
+fn user_content(parts: &[Part]) -> Value {
+    match parts {
+        [] => Value::from(""),
+        [Part::Text(t)] => Value::from(t.as_str()),
+        _ => Value::Array(
+            parts
+                .iter()
+                .map(|p| match p {
+                    Part::Text(t) => json!({"type": "text", "text": t}),
+                    Part::Image(Image::Url(url)) => json!({"type": "image_url", "image_url": {"url": url}}),
+                    Part::Image(Image::Base64 { media_type, data }) => json!({
+                        "type": "image_url",
+                        "image_url": {"url": format!("data:{media_type};base64,{data}")}
+                    }),
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// A successful v2 chat answer, parsed.
+pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| not_an_answer())?;
+    let message = v.get("message").filter(|m| m.is_object()).ok_or_else(not_an_answer)?;
+    let reason = v.get("finish_reason").and_then(Value::as_str);
+    if reason == Some("ERROR") {
+        return Err(upstream("reported that the generation failed (finish_reason ERROR)".into()));
+    }
+    let mut c = Completion::new(meta);
+    if let Some(id) = v.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        c.id = id.to_string();
+    }
+    c.tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| calls.iter().enumerate().map(|(i, call)| tool_call(call, i)).collect())
+        .unwrap_or_default();
+    let text = answer_text(message.get("content"));
+    // Text-free turns that call tools have no content, as in OpenAI.
+    c.text = if text.is_empty() && !c.tool_calls.is_empty() { None } else { Some(text) };
+    c.finish_reason = reason.map(finish_reason);
+    c.usage = v.get("usage").map(|u| {
+        let u = usage(u);
+        let (prompt, completion) = (u.prompt.unwrap_or(0), u.completion.unwrap_or(0));
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+            cached_tokens: u.cached.unwrap_or(0),
+        }
+    });
+    Ok(c)
+}
+
+/// The text blocks of an answer's content (thinking blocks are left out); v2
+/// sends an array of blocks, a plain string is read too.
+fn answer_text(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
+            .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// A v2 tool call; `index` names it when Cohere gave no id.
+fn tool_call(call: &Value, index: usize) -> ToolCall {
+    let function = call.get("function");
+    ToolCall {
+        id: call
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("call_{index}")),
+        name: function.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or_default().to_string(),
+        arguments: arguments(function.and_then(|f| f.get("arguments"))),
+    }
+}
+
+/// Arguments as JSON text: v2 sends a string; an object is serialised.
+fn arguments(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::String(s)) => s.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// Maps a finish reason other than ERROR (see the module comment).
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "MAX_TOKENS" | "TIMEOUT" | "ERROR_LIMIT" => FinishReason::Length,
+        "TOOL_CALL" => FinishReason::ToolCalls,
+        "ERROR_TOXIC" => FinishReason::ContentFilter,
+        // COMPLETE, STOP_SEQUENCE, and any reason added later.
+        _ => FinishReason::Stop,
+    }
+}
+
+/// v2's usage: `tokens` counts what the model read and wrote, `billed_units`
+/// what was billed (without the preamble Cohere adds); `tokens` is preferred,
+/// field by field. Counts are JSON numbers that may be written as floats.
+fn usage(u: &Value) -> UsageUpdate {
+    let count = |group: &str, field: &str| u.get(group).and_then(|g| g.get(field)).and_then(token_count);
+    UsageUpdate {
+        prompt: count("tokens", "input_tokens").or_else(|| count("billed_units", "input_tokens")),
+        completion: count("tokens", "output_tokens").or_else(|| count("billed_units", "output_tokens")),
+        cached: u.get("cached_tokens").and_then(token_count),
+    }
+}
+
+fn token_count(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.is_finite() && *f >= 0.0)
+            // `as` saturates: no panic on a huge float.
+            .map(|f| f.round() as u64)
+    })
+}
+
+fn upstream(what: String) -> LlmError {
+    LlmError::new(502, "upstream_error", format!("provider {PROVIDER} {what}"))
+}
+
+fn not_an_answer() -> LlmError {
+    upstream("returned an answer that is not a chat completion".into())
+}
+
+/// Decodes v2's SSE stream: typed events (`message-start`, `content-delta`,
+/// `tool-call-start`, `message-end`, ...) and a final `data: [DONE]`.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {}
+pub struct StreamDecoder {
+    splitter: EventSplitter,
+    /// Cohere's `index` of each tool call started so far; the position is the
+    /// call's OpenAI index.
+    tool_calls: Vec<Option<u64>>,
+    /// Content blocks that hold thinking, whose deltas are not answer text.
+    thinking_blocks: Vec<u64>,
+    /// `message-end` or an error arrived: the rest is ignored.
+    ended: bool,
+}
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn event(&mut self, event: &[u8], out: &mut Vec<Delta>) {
+        if event_name(event).is_some_and(|name| SKIPPED.contains(&name)) {
+            return;
+        }
+        let Some(data) = event_data(event) else {
+            return;
+        };
+        let data = data.trim_ascii();
+        if data.is_empty() || data == b"[DONE]" {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(data) else {
+            return self.fail(out, "sent a stream event that is not JSON".into());
+        };
+        let delta = v.get("delta");
+        let index = v.get("index").and_then(Value::as_u64);
+        match v.get("type").and_then(Value::as_str) {
+            Some("message-start") => {
+                let id = v.get("id").and_then(Value::as_str).map(str::to_string);
+                if id.is_some() {
+                    out.push(Delta::Meta { id, model: None });
+                }
+            }
+            Some("content-start") => {
+                let content = delta.and_then(|d| d.get("message")).and_then(|m| m.get("content"));
+                if content.and_then(|c| c.get("type")).and_then(Value::as_str) == Some("thinking") {
+                    self.thinking_blocks.push(index.unwrap_or(0));
+                } else {
+                    push_text(out, content);
+                }
+            }
+            Some("content-delta") => {
+                if !self.thinking_blocks.contains(&index.unwrap_or(0)) {
+                    push_text(out, delta.and_then(|d| d.get("message")).and_then(|m| m.get("content")));
+                }
+            }
+            Some("tool-call-start") => self.tool_call_start(index, delta, out),
+            Some("tool-call-delta") => self.tool_call_delta(index, delta, out),
+            Some("message-end") => self.message_end(delta, out),
+            // An error event is not documented; read one if it comes.
+            Some("error") => self.fail(out, format!("reported an error mid-stream: {}", error_text(&v))),
+            // content-end, tool-plan-delta, tool-call-end, citations, debug and
+            // any type added later carry nothing the OpenAI stream has.
+            Some(_) => {}
+            // An object without a type is Cohere's error body (`{"message"}`).
+            None => self.fail(out, format!("reported an error mid-stream: {}", error_text(&v))),
+        }
+    }
+
+    fn tool_call_start(&mut self, index: Option<u64>, delta: Option<&Value>, out: &mut Vec<Delta>) {
+        let Some(call) = delta.and_then(|d| d.get("message")).and_then(|m| m.get("tool_calls")) else {
+            return;
+        };
+        // The documented shape is one call object; tolerate a one-call array.
+        let call = match call {
+            Value::Array(calls) => calls.first().unwrap_or(&Value::Null),
+            one => one,
+        };
+        let ours = self.tool_calls.len();
+        self.tool_calls.push(index);
+        let call = tool_call(call, ours);
+        out.push(Delta::ToolCall {
+            index: u32::try_from(ours).unwrap_or(u32::MAX),
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        });
+    }
+
+    fn tool_call_delta(&mut self, index: Option<u64>, delta: Option<&Value>, out: &mut Vec<Delta>) {
+        let fragment = delta
+            .and_then(|d| d.get("message"))
+            .and_then(|m| m.get("tool_calls"))
+            .and_then(|c| c.get("function"))
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        // The call Cohere's index names, else the latest one; a fragment
+        // before any call started has nothing to belong to.
+        let ours = self
+            .tool_calls
+            .iter()
+            .position(|i| index.is_some() && *i == index)
+            .or_else(|| self.tool_calls.len().checked_sub(1));
+        if let (Some(ours), false) = (ours, fragment.is_empty()) {
+            out.push(Delta::ToolCall {
+                index: u32::try_from(ours).unwrap_or(u32::MAX),
+                id: None,
+                name: None,
+                arguments: fragment.to_string(),
+            });
+        }
+    }
+
+    fn message_end(&mut self, delta: Option<&Value>, out: &mut Vec<Delta>) {
+        let error = delta.and_then(|d| d.get("error")).and_then(Value::as_str).filter(|e| !e.is_empty());
+        let reason = delta.and_then(|d| d.get("finish_reason")).and_then(Value::as_str);
+        if let Some(e) = error {
+            return self.fail(out, format!("reported an error mid-stream: {e}"));
+        }
+        if reason == Some("ERROR") {
+            return self.fail(out, "reported that the generation failed (finish_reason ERROR)".into());
+        }
+        // A message-end without a reason still ends the answer normally.
+        out.push(Delta::Finish(reason.map(finish_reason).unwrap_or(FinishReason::Stop)));
+        if let Some(u) = delta.and_then(|d| d.get("usage")) {
+            out.push(Delta::Usage(usage(u)));
+        }
+        out.push(Delta::Done);
+        self.ended = true;
+    }
+
+    fn fail(&mut self, out: &mut Vec<Delta>, what: String) {
+        out.push(Delta::Error(upstream(what)));
+        self.ended = true;
+    }
+}
+
+/// Events that carry nothing the OpenAI stream has, by their `event:` name:
+/// they are not even parsed (a tool plan alone can be dozens of events).
+const SKIPPED: &[&[u8]] =
+    &[b"tool-plan-delta", b"content-end", b"tool-call-end", b"citation-start", b"citation-end", b"debug"];
+
+/// The `event:` name of an SSE event.
+fn event_name(event: &[u8]) -> Option<&[u8]> {
+    event
+        .split(|b| *b == b'\n')
+        .find_map(|line| line.strip_prefix(b"event:"))
+        .map(<[u8]>::trim_ascii)
+}
+
+/// The non-empty `text` of a content object.
+fn push_text(out: &mut Vec<Delta>, content: Option<&Value>) {
+    if let Some(t) = content.and_then(|c| c.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        out.push(Delta::Text(t.to_string()));
+    }
+}
+
+/// The message of an error object, else the object itself (briefly).
+fn error_text(v: &Value) -> String {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+    s(v.get("message"))
+        .or_else(|| s(v.get("error")))
+        .or_else(|| s(v.get("error").and_then(|e| e.get("message"))))
+        .unwrap_or_else(|| v.to_string().chars().take(200).collect())
 }
 
 impl Decoder for StreamDecoder {
-    fn decode(&mut self, _input: &[u8], _out: &mut Vec<Delta>) {}
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Delta>) {
+        self.splitter.push(input);
+        while let Some(event) = self.splitter.next_event() {
+            if !self.ended {
+                self.event(&event, out);
+            }
+        }
+    }
+
+    fn end(&mut self, _out: &mut Vec<Delta>) {
+        // An event the body ended inside is not dispatched (as the SSE spec
+        // says); a stream cut before message-end is reported by the gateway.
+        let _ = self.splitter.take_rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::assert_split_invariant;
+    use crate::{ChatRequest, ModelDefaults};
+
+    fn chat(body: &str) -> Result<Chat, LlmError> {
+        let req = ChatRequest::parse(body.as_bytes()).expect("parses");
+        Chat::from_request(&req, &ModelDefaults { name: Some("command-a-03-2025".into()), ..ModelDefaults::default() })
+    }
+
+    fn request_json(body: &str) -> Value {
+        Value::Object(request(&chat(body).expect("valid"), &ProviderOptions::default()).expect("translates"))
+    }
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true }
+    }
+
+    /// The OpenAI events of a translated stream, `[DONE]` left out.
+    fn events(out: &[u8]) -> Vec<Value> {
+        String::from_utf8_lossy(out)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+            .collect()
+    }
+
+    // Answers from the API reference, https://docs.cohere.com/reference/chat
+    // (examples "Default" and "Tools"; see tests/fixtures/cohere/README.md).
+    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_text.json");
+    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_tool_calls.json");
+    // Streams from https://docs.cohere.com/reference/chat-stream (examples
+    // "Default" and "Tools") and the message-end error of its schema.
+    const STREAM_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_text.sse");
+    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_tools.sse");
+    const STREAM_ERROR: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_error.sse");
+
+    #[test]
+    fn system_and_turns_keep_their_roles_and_settings_are_renamed() {
+        // Request shape: https://docs.cohere.com/reference/chat (messages, p, k, stop_sequences).
+        let v = request_json(
+            r#"{"messages":[
+                {"role":"system","content":"You respond in concise sentences."},
+                {"role":"developer","content":"No jokes."},
+                {"role":"user","content":"Hello"},
+                {"role":"assistant","content":"Hi, how can I help you today?"},
+                {"role":"user","content":[{"type":"text","text":"Tell me about LLMs"}]}],
+              "max_tokens":100,"temperature":0.3,"top_p":0.75,"top_k":10,"seed":42,
+              "stop":["\n\n"],"presence_penalty":0.1,"frequency_penalty":0.2,"user":"u1"}"#,
+        );
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role": "system", "content": "You respond in concise sentences."},
+                {"role": "system", "content": "No jokes."},
+                {"role": "user", "content": "Hello"},
+                {"role": "assistant", "content": "Hi, how can I help you today?"},
+                {"role": "user", "content": "Tell me about LLMs"},
+            ])
+        );
+        assert_eq!(v["model"], "command-a-03-2025");
+        assert_eq!(v["stream"], false);
+        assert_eq!((v["max_tokens"].clone(), v["temperature"].clone()), (json!(100), json!(0.3)));
+        assert_eq!((v["p"].clone(), v["k"].clone(), v["seed"].clone()), (json!(0.75), json!(10), json!(42)));
+        assert_eq!(v["stop_sequences"], json!(["\n\n"]));
+        assert_eq!((v["presence_penalty"].clone(), v["frequency_penalty"].clone()), (json!(0.1), json!(0.2)));
+        assert!(v.get("user").is_none() && v.get("top_p").is_none() && v.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn images_by_url_and_data_uri_become_image_url_blocks() {
+        // "Images" example of https://docs.cohere.com/reference/chat: a URL or
+        // a base64 data URI in image_url.url.
+        let v = request_json(
+            r#"{"messages":[{"role":"user","content":[
+                {"type":"text","text":"Describe this image"},
+                {"type":"image_url","image_url":{"url":"https://cohere.com/favicon-32x32.png"}},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}],"stream":true}"#,
+        );
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "Describe this image"},
+                {"type": "image_url", "image_url": {"url": "https://cohere.com/favicon-32x32.png"}},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+            ])
+        );
+        assert_eq!(v["stream"], true);
+    }
+
+    #[test]
+    fn tools_tool_calls_and_results() {
+        // Tool shapes: https://docs.cohere.com/reference/chat ("Tools") and
+        // https://docs.cohere.com/v2/docs/tool-use-overview (tool_plan, tool role).
+        let v = request_json(
+            r#"{"messages":[
+                {"role":"user","content":"What's the weather in Madrid?"},
+                {"role":"assistant","content":"I will look up the weather.","tool_calls":[{"id":"get_weather_p1t92w7gfgq7","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Madrid\"}"}}]},
+                {"role":"tool","tool_call_id":"get_weather_p1t92w7gfgq7","content":"{\"temperature\":\"24C\"}"}],
+              "tools":[{"type":"function","function":{"name":"get_weather","description":"Gets the weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}],
+              "tool_choice":"required"}"#,
+        );
+        assert_eq!(
+            v["messages"][1],
+            json!({"role": "assistant", "tool_plan": "I will look up the weather.", "tool_calls": [
+                {"id": "get_weather_p1t92w7gfgq7", "type": "function",
+                 "function": {"name": "get_weather", "arguments": "{\"location\":\"Madrid\"}"}}]})
+        );
+        assert_eq!(
+            v["messages"][2],
+            json!({"role": "tool", "tool_call_id": "get_weather_p1t92w7gfgq7", "content": "{\"temperature\":\"24C\"}"})
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather", "description": "Gets the weather",
+                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}])
+        );
+        assert_eq!(v["tool_choice"], "REQUIRED");
+        let base = r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]"#;
+        assert_eq!(request_json(&format!(r#"{base},"tool_choice":"none"}}"#))["tool_choice"], "NONE");
+        let v = request_json(&format!(r#"{base},"tool_choice":"auto"}}"#));
+        assert!(v.get("tool_choice").is_none());
+        // A tool without parameters gets the empty object schema v2 requires.
+        assert_eq!(v["tools"][0]["function"]["parameters"], json!({"type": "object", "properties": {}}));
+    }
+
+    #[test]
+    fn response_formats_map_to_json_object() {
+        let v = request_json(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#);
+        assert_eq!(v["response_format"], json!({"type": "json_object"}));
+        let v = request_json(
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"object","required":["name"]}}}}"#,
+        );
+        assert_eq!(v["response_format"], json!({"type": "json_object", "json_schema": {"type": "object", "required": ["name"]}}));
+        let v = request_json(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#);
+        assert!(v.get("response_format").is_none());
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_by_name() {
+        let opts = ProviderOptions::default();
+        for (body, name) in [
+            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#, "'tool_choice'"),
+            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}"#, "'parallel_tool_calls'"),
+            (r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#, "'logprobs'"),
+            (r#"{"messages":[{"role":"user","content":"x"}],"n":2}"#, "'n'"),
+            (r#"{"messages":[{"role":"user","content":"x"}],"seed":-1}"#, "'seed'"),
+        ] {
+            let e = request(&chat(body).expect("valid"), &opts).expect_err(body);
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(name), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn answer_with_text() {
+        let c = answer(ANSWER_TEXT, &meta()).expect("answer");
+        assert_eq!(c.id, "c14c80c3-18eb-4519-9460-6c92edd8cfb4");
+        assert_eq!((c.created, c.model.as_str()), (7, "command-a-03-2025"));
+        assert!(c.text.as_deref().is_some_and(|t| t.starts_with("LLMs stand for Large Language Models")), "{:?}", c.text);
+        assert!(c.tool_calls.is_empty());
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        // `tokens` preferred over `billed_units` (5 / 418).
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 71, completion_tokens: 418, total_tokens: 489, cached_tokens: 0 }));
+        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn answer_with_tool_calls_drops_thinking() {
+        let c = answer(ANSWER_TOOLS, &meta()).expect("answer");
+        assert_eq!(c.text, None);
+        assert_eq!(
+            c.tool_calls,
+            vec![
+                ToolCall {
+                    id: "query_daily_sales_report_hgxxmkby3wta".into(),
+                    name: "query_daily_sales_report".into(),
+                    arguments: "{\"day\": \"2023-09-29\"}".into()
+                },
+                ToolCall {
+                    id: "query_product_catalog_rpg0z5h8yyz2".into(),
+                    name: "query_product_catalog".into(),
+                    arguments: "{\"category\": \"Electronics\"}".into()
+                },
+            ]
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((1032, 124)));
+    }
+
+    #[test]
+    fn answer_edge_cases() {
+        // billed_units alone, float counts, cached tokens, no id, other reasons.
+        let c = answer(
+            br#"{"finish_reason":"MAX_TOKENS","message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
+                 "usage":{"billed_units":{"input_tokens":5.0,"output_tokens":2},"cached_tokens":3}}"#,
+            &meta(),
+        )
+        .expect("answer");
+        assert_eq!(c.id, "chatcmpl-r1");
+        assert_eq!(c.text.as_deref(), Some("ab"));
+        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, cached_tokens: 3 }));
+        for (reason, want) in [("STOP_SEQUENCE", FinishReason::Stop), ("TIMEOUT", FinishReason::Length), ("ERROR_TOXIC", FinishReason::ContentFilter)] {
+            let body = format!(r#"{{"id":"x","finish_reason":"{reason}","message":{{"role":"assistant","content":[]}}}}"#);
+            assert_eq!(answer(body.as_bytes(), &meta()).expect("answer").finish_reason, Some(want));
+        }
+        let e = answer(br#"{"id":"x","finish_reason":"ERROR","message":{"role":"assistant"}}"#, &meta()).expect_err("error");
+        assert_eq!((e.status, e.kind), (502, "upstream_error"));
+        assert!(e.message.contains("cohere"));
+        for bad in [&b"<html>"[..], b"{}", b"[]", b"{\"message\":\"x\"}"] {
+            assert_eq!(answer(bad, &meta()).expect_err("not an answer").status, 502);
+        }
+    }
+
+    #[test]
+    fn stream_with_text() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TEXT);
+        let ev = events(&out);
+        assert_eq!(ev[0]["id"], "29f14a5a-11de-4cae-9800-25e4747408ea");
+        assert_eq!(ev[0]["model"], "command-a-03-2025");
+        assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "LL");
+        let text: String = ev.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert!(text.starts_with("LLMs stand for Large Language Models"), "{text}");
+        let last = ev.len() - 1;
+        assert_eq!(ev[last - 1]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(ev[last]["usage"], json!({"prompt_tokens": 71, "completion_tokens": 26, "total_tokens": 97,
+            "prompt_tokens_details": {"cached_tokens": 0}}));
+        assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn stream_with_tool_calls() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TOOLS);
+        let ev = events(&out);
+        // The tool plan is not answer text.
+        assert!(ev.iter().all(|e| e["choices"][0]["delta"]["content"].as_str().unwrap_or_default().is_empty()));
+        let calls: Vec<&Value> = ev.iter().filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0)).collect();
+        assert_eq!(calls[0]["index"], 0);
+        assert_eq!(calls[0]["id"], "query_daily_sales_report_j3f0adww9pmr");
+        assert_eq!(calls[0]["function"]["name"], "query_daily_sales_report");
+        let args = |i: u64| -> String {
+            calls.iter().filter(|c| c["index"] == i).filter_map(|c| c["function"]["arguments"].as_str()).collect()
+        };
+        let first: Value = serde_json::from_str(&args(0)).expect("arguments of call 0 are JSON");
+        let second: Value = serde_json::from_str(&args(1)).expect("arguments of call 1 are JSON");
+        assert_eq!(first, json!({"day": "2023-09-29"}));
+        assert_eq!(second, json!({"category": "Electronics"}));
+        let starts: Vec<&&Value> = calls.iter().filter(|c| c.get("id").is_some()).collect();
+        assert_eq!(starts.len(), 2);
+        assert_eq!(starts[1]["index"], 1);
+        assert_eq!(starts[1]["function"]["name"], "query_product_catalog");
+        let finish: Vec<&Value> = ev.iter().filter(|e| !e["choices"][0]["finish_reason"].is_null()).collect();
+        assert_eq!(finish.len(), 1);
+        assert_eq!(finish[0]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(ev[ev.len() - 1]["usage"]["prompt_tokens"], 1589);
+    }
+
+    #[test]
+    fn stream_error_event_ends_with_an_error() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_ERROR);
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "LL");
+        let last = &ev[ev.len() - 1];
+        assert_eq!(last["error"]["type"], "upstream_error");
+        assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("cohere") && m.contains("internal")));
+        assert!(!String::from_utf8_lossy(&out).contains("[DONE]"));
+        let (_, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(), &[STREAM_ERROR]);
+        assert!(!completed);
+    }
+
+    #[test]
+    fn stream_oddities() {
+        // Thinking blocks are skipped, CRLF framing works, garbage is an error,
+        // a cut stream is not completed and emits nothing for the partial event.
+        let thinking = concat!(
+            "event: message-start\r\ndata: {\"type\":\"message-start\",\"id\":\"m1\"}\r\n\r\n",
+            "event: content-start\r\ndata: {\"type\":\"content-start\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"type\":\"thinking\",\"thinking\":\"\"}}}}\r\n\r\n",
+            "event: content-delta\r\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"thinking\":\"hmm\",\"text\":\"hmm\"}}}}\r\n\r\n",
+            "event: content-start\r\ndata: {\"type\":\"content-start\",\"index\":1,\"delta\":{\"message\":{\"content\":{\"type\":\"text\",\"text\":\"\"}}}}\r\n\r\n",
+            "event: content-delta\r\ndata: {\"type\":\"content-delta\",\"index\":1,\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\r\n\r\n",
+            "event: message-end\r\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\"}}\r\n\r\n",
+        );
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), thinking.as_bytes());
+        let ev = events(&out);
+        assert_eq!(ev.len(), 3, "{}", String::from_utf8_lossy(&out));
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(ev[0]["id"], "m1");
+
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), b"data: <html>oops</html>\n\n");
+        assert_eq!(events(&out)[0]["error"]["type"], "upstream_error");
+
+        let cut = &STREAM_TEXT[..STREAM_TEXT.len() / 2];
+        let (out, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(), &[cut]);
+        assert!(!completed);
+        assert!(events(&out).iter().all(|e| e.get("error").is_none()));
+    }
 }

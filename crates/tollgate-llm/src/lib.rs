@@ -8,6 +8,7 @@ pub mod bedrock;
 pub mod chat;
 pub mod cohere;
 pub mod completion;
+pub mod embeddings;
 pub mod error;
 pub mod gemini;
 pub mod mistral;

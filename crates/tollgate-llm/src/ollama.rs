@@ -1,33 +1,644 @@
-//! ollama adapter (to be written): request, answer and stream translation.
+//! Ollama's native chat API (`POST /api/chat`): OpenAI chat requests become
+//! Ollama chat requests, its answers and newline-delimited JSON streams become
+//! OpenAI completions and chunks.
+//!
+//! Reference: https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-chat-completion,
+//! https://docs.ollama.com/api/streaming and https://docs.ollama.com/api/errors.
+//!
+//! Choices where the formats differ:
+//! - Ollama streams unless told not to, so `stream` is always sent.
+//! - Images are base64 only: an image URL is refused (send a data: URI).
+//!   A user turn's text parts are joined by newlines, its images go in `images`.
+//! - Tool call arguments are JSON objects on Ollama's side, strings on OpenAI's.
+//!   Tool results carry `tool_call_id` (newer Ollama) and `tool_name` (older),
+//!   the name looked up from the assistant turn that made the call.
+//! - Answers have no id: the gateway's fallback id is used. Tool calls without
+//!   an id are named `call_<index>`. `done_reason` `length` is `length`,
+//!   anything else `stop`, or `tool_calls` when the answer calls tools.
+//! - `thinking` text is not part of the OpenAI answer and is dropped.
+//! - Sampling settings the caller leaves out keep the model's own defaults
+//!   (its Modelfile), as Ollama does.
 
-use serde_json::{Map, Value};
+use std::collections::HashMap;
 
-use crate::chat::Chat;
-use crate::completion::{AnswerMeta, Completion};
+use serde_json::{json, Map, Value};
+
+use crate::chat::{unsupported, Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
-use crate::stream::{Decoder, Delta};
-use crate::LlmError;
+use crate::stream::{Decoder, Delta, UsageUpdate};
+use crate::{LlmError, Usage};
 
-/// The provider's request body for a chat request.
-pub fn request(_chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
-    Ok(Map::new())
+const PROVIDER: &str = "ollama";
+
+/// Optional fields /api/chat honours. `parallel_tool_calls: false` has no
+/// equivalent and is refused; `tool_choice` is accepted here only to refuse
+/// every value but `auto` by name below (Ollama always lets the model choose).
+const SUPPORTED: &[&str] = &[
+    "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
+];
+
+/// The /api/chat request body for a chat request.
+pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
+    chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
+    if !matches!(chat.tool_choice, None | Some(ToolChoice::Auto)) {
+        return Err(unsupported(PROVIDER, "tool_choice"));
+    }
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(chat.model.as_str()));
+    body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
+    body.insert("stream".into(), Value::Bool(chat.stream));
+    if !chat.tools.is_empty() {
+        let tools = chat
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = Map::new();
+                function.insert("name".into(), Value::from(t.name.as_str()));
+                if let Some(d) = &t.description {
+                    function.insert("description".into(), Value::from(d.as_str()));
+                }
+                function.insert("parameters".into(), t.parameters.clone());
+                json!({"type": "function", "function": function})
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+    }
+    match &chat.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            body.insert("format".into(), Value::from("json"));
+        }
+        // Ollama constrains the output to the schema by grammar, so a
+        // non-strict request gets at least what it asked for.
+        Some(ResponseFormat::JsonSchema { schema, .. }) => {
+            body.insert("format".into(), schema.clone());
+        }
+    }
+    let options = options(chat);
+    if !options.is_empty() {
+        body.insert("options".into(), Value::Object(options));
+    }
+    Ok(body)
 }
 
-/// A successful JSON answer, parsed.
-pub fn answer(_body: &[u8], _meta: &AnswerMeta) -> Result<Completion, LlmError> {
-    Err(LlmError::new(502, "upstream_error", "provider ollama is not translated yet"))
+/// Sampling settings, which Ollama reads from `options`.
+fn options(chat: &Chat) -> Map<String, Value> {
+    let mut o = Map::new();
+    if let Some(n) = chat.max_tokens {
+        o.insert("num_predict".into(), Value::from(n));
+    }
+    if let Some(t) = chat.temperature {
+        o.insert("temperature".into(), Value::from(t));
+    }
+    if let Some(p) = chat.top_p {
+        o.insert("top_p".into(), Value::from(p));
+    }
+    if let Some(k) = chat.top_k {
+        o.insert("top_k".into(), Value::from(k));
+    }
+    if let Some(s) = chat.seed {
+        o.insert("seed".into(), Value::from(s));
+    }
+    if !chat.stop.is_empty() {
+        o.insert("stop".into(), Value::from(chat.stop.clone()));
+    }
+    if let Some(p) = chat.presence_penalty {
+        o.insert("presence_penalty".into(), Value::from(p));
+    }
+    if let Some(f) = chat.frequency_penalty {
+        o.insert("frequency_penalty".into(), Value::from(f));
+    }
+    o
 }
 
-/// Decodes the provider's stream.
+fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
+    // Tool results name their tool for Ollama versions that read `tool_name`.
+    let mut names: HashMap<&str, &str> = HashMap::new();
+    let mut out = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        out.push(match m {
+            Message::System { text } => json!({"role": "system", "content": text}),
+            Message::User { parts } => user_message(i, parts)?,
+            Message::Assistant { text, tool_calls } => {
+                let mut msg = Map::new();
+                msg.insert("role".into(), Value::from("assistant"));
+                msg.insert("content".into(), Value::from(text.clone().unwrap_or_default()));
+                if !tool_calls.is_empty() {
+                    let mut calls = Vec::with_capacity(tool_calls.len());
+                    for (j, c) in tool_calls.iter().enumerate() {
+                        names.insert(c.id.as_str(), c.name.as_str());
+                        let arguments = object_arguments(&c.arguments).ok_or_else(|| {
+                            LlmError::invalid_request(format!(
+                                "messages[{i}].tool_calls[{j}].function.arguments must be a JSON object for provider ollama"
+                            ))
+                        })?;
+                        calls.push(json!({"id": c.id, "function": {"name": c.name, "arguments": arguments}}));
+                    }
+                    msg.insert("tool_calls".into(), Value::Array(calls));
+                }
+                Value::Object(msg)
+            }
+            Message::Tool { tool_call_id, content } => {
+                let mut msg = Map::new();
+                msg.insert("role".into(), Value::from("tool"));
+                msg.insert("content".into(), Value::from(content.as_str()));
+                msg.insert("tool_call_id".into(), Value::from(tool_call_id.as_str()));
+                if let Some(name) = names.get(tool_call_id.as_str()) {
+                    msg.insert("tool_name".into(), Value::from(*name));
+                }
+                Value::Object(msg)
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// A user turn: its text, and its images as bare base64 (Ollama takes no URLs
+/// and no data: prefix).
+fn user_message(i: usize, parts: &[Part]) -> Result<Value, LlmError> {
+    let mut texts = Vec::new();
+    let mut images = Vec::new();
+    for (j, p) in parts.iter().enumerate() {
+        match p {
+            Part::Text(t) => texts.push(t.as_str()),
+            Part::Image(Image::Base64 { data, .. }) => images.push(Value::from(data.as_str())),
+            Part::Image(Image::Url(_)) => {
+                return Err(LlmError::invalid_request(format!(
+                    "messages[{i}].content[{j}].image_url: provider ollama does not fetch image URLs; \
+                     send the image inline as a data: URI (data:image/png;base64,...)"
+                ))
+                .with_code("unsupported_parameter"))
+            }
+        }
+    }
+    let mut msg = Map::new();
+    msg.insert("role".into(), Value::from("user"));
+    msg.insert("content".into(), Value::from(texts.join("\n")));
+    if !images.is_empty() {
+        msg.insert("images".into(), Value::Array(images));
+    }
+    Ok(Value::Object(msg))
+}
+
+/// OpenAI's argument text as the JSON object Ollama expects; empty text is
+/// no arguments.
+fn object_arguments(text: &str) -> Option<Value> {
+    if text.trim().is_empty() {
+        return Some(json!({}));
+    }
+    serde_json::from_str::<Value>(text).ok().filter(Value::is_object)
+}
+
+/// A successful /api/chat answer (`"stream": false`), parsed.
+pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    let v: Value = serde_json::from_slice(body).map_err(|_| not_an_answer())?;
+    if let Some(e) = v.get("error") {
+        return Err(upstream(format!("reported an error: {}", error_text(e))));
+    }
+    let message = v.get("message").filter(|m| m.is_object()).ok_or_else(not_an_answer)?;
+    let mut c = Completion::new(meta);
+    if let Some(model) = v.get("model").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+        c.model = model.to_string();
+    }
+    c.tool_calls = message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(|calls| calls.iter().enumerate().map(|(i, call)| tool_call(call, i)).collect())
+        .unwrap_or_default();
+    let text = message.get("content").and_then(Value::as_str).unwrap_or_default();
+    // Text-free turns that call tools have no content, as in OpenAI.
+    c.text = if text.is_empty() && !c.tool_calls.is_empty() { None } else { Some(text.to_string()) };
+    if is_done(&v) {
+        c.finish_reason = Some(finish_reason(&v, !c.tool_calls.is_empty()));
+    }
+    let u = usage(&v);
+    if u.prompt.is_some() || u.completion.is_some() {
+        let (prompt, completion) = (u.prompt.unwrap_or(0), u.completion.unwrap_or(0));
+        c.usage = Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+            cached_tokens: 0,
+        });
+    }
+    Ok(c)
+}
+
+/// An Ollama tool call: arguments are an object, serialised to OpenAI's text.
+fn tool_call(call: &Value, index: usize) -> ToolCall {
+    let function = call.get("function");
+    ToolCall {
+        id: call
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("call_{index}")),
+        name: function.and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or_default().to_string(),
+        arguments: match function.and_then(|f| f.get("arguments")) {
+            None | Some(Value::Null) => "{}".to_string(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        },
+    }
+}
+
+fn is_done(v: &Value) -> bool {
+    v.get("done").and_then(Value::as_bool) == Some(true)
+}
+
+/// `length` when the token limit cut the answer; otherwise the answer ended
+/// on its own: `tool_calls` if it called tools, else `stop`.
+fn finish_reason(v: &Value, called_tools: bool) -> FinishReason {
+    match v.get("done_reason").and_then(Value::as_str) {
+        Some("length") => FinishReason::Length,
+        _ if called_tools => FinishReason::ToolCalls,
+        _ => FinishReason::Stop,
+    }
+}
+
+/// `prompt_eval_count` is left out when the whole prompt came from Ollama's
+/// cache, so a final object with `eval_count` alone means a prompt of 0.
+fn usage(v: &Value) -> UsageUpdate {
+    let prompt = v.get("prompt_eval_count").and_then(Value::as_u64);
+    let completion = v.get("eval_count").and_then(Value::as_u64);
+    UsageUpdate {
+        prompt: prompt.or(completion.map(|_| 0)),
+        completion,
+        cached: None,
+    }
+}
+
+fn error_text(e: &Value) -> String {
+    match e {
+        Value::String(s) => s.clone(),
+        other => other
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| other.to_string().chars().take(200).collect()),
+    }
+}
+
+fn upstream(what: String) -> LlmError {
+    LlmError::new(502, "upstream_error", format!("provider {PROVIDER} {what}"))
+}
+
+fn not_an_answer() -> LlmError {
+    upstream("returned an answer that is not a chat completion".into())
+}
+
+/// Decodes Ollama's stream: one JSON object per line, the last with
+/// `"done": true`, or an `{"error": ...}` line when generation fails.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {}
+pub struct StreamDecoder {
+    /// Bytes of a line not yet ended.
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no newline, so a long line arriving
+    /// in many small reads is scanned once.
+    scanned: usize,
+    model_sent: bool,
+    /// Tool calls seen so far (each arrives whole in one chunk).
+    tool_calls: u32,
+    /// The final object or an error arrived: the rest is ignored.
+    ended: bool,
+}
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn line(&mut self, line: &[u8], out: &mut Vec<Delta>) {
+        let line = line.trim_ascii();
+        if line.is_empty() || self.ended {
+            return;
+        }
+        let Ok(v) = serde_json::from_slice::<Value>(line) else {
+            return self.fail(out, "sent a stream line that is not JSON".into());
+        };
+        if !v.is_object() {
+            return self.fail(out, "sent a stream line that is not a JSON object".into());
+        }
+        if let Some(e) = v.get("error") {
+            return self.fail(out, format!("reported an error mid-stream: {}", error_text(e)));
+        }
+        if !self.model_sent {
+            if let Some(model) = v.get("model").and_then(Value::as_str) {
+                self.model_sent = true;
+                out.push(Delta::Meta { id: None, model: Some(model.to_string()) });
+            }
+        }
+        let message = v.get("message");
+        if let Some(t) = message.and_then(|m| m.get("content")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            out.push(Delta::Text(t.to_string()));
+        }
+        if let Some(calls) = message.and_then(|m| m.get("tool_calls")).and_then(Value::as_array) {
+            for call in calls {
+                let index = self.tool_calls;
+                self.tool_calls = self.tool_calls.saturating_add(1);
+                let c = tool_call(call, index as usize);
+                out.push(Delta::ToolCall { index, id: Some(c.id), name: Some(c.name), arguments: c.arguments });
+            }
+        }
+        if is_done(&v) {
+            out.push(Delta::Finish(finish_reason(&v, self.tool_calls > 0)));
+            let u = usage(&v);
+            if u.prompt.is_some() || u.completion.is_some() {
+                out.push(Delta::Usage(u));
+            }
+            out.push(Delta::Done);
+            self.ended = true;
+        }
+    }
+
+    fn fail(&mut self, out: &mut Vec<Delta>, what: String) {
+        out.push(Delta::Error(upstream(what)));
+        self.ended = true;
+    }
 }
 
 impl Decoder for StreamDecoder {
-    fn decode(&mut self, _input: &[u8], _out: &mut Vec<Delta>) {}
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Delta>) {
+        if self.ended {
+            return;
+        }
+        self.buf.extend_from_slice(input);
+        let buf = std::mem::take(&mut self.buf);
+        let mut start = 0;
+        let mut search = self.scanned;
+        while let Some(pos) = buf.get(search..).and_then(|rest| memchr::memchr(b'\n', rest)) {
+            let end = search + pos;
+            self.line(buf.get(start..end).unwrap_or_default(), out);
+            start = end + 1;
+            search = start;
+        }
+        self.buf = buf;
+        self.buf.drain(..start.min(self.buf.len()));
+        self.scanned = self.buf.len();
+    }
+
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        // The last line may lack its newline. A partial line (the body cut
+        // mid-object) is dropped: the gateway reports a stream cut short.
+        let rest = std::mem::take(&mut self.buf);
+        self.scanned = 0;
+        if serde_json::from_slice::<Value>(rest.trim_ascii()).is_ok() {
+            self.line(&rest, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{assert_split_invariant, translate_in_pieces};
+    use crate::{ChatRequest, ModelDefaults};
+
+    fn chat(body: &str) -> Result<Chat, LlmError> {
+        let req = ChatRequest::parse(body.as_bytes()).expect("parses");
+        Chat::from_request(&req, &ModelDefaults { name: Some("llama3.2".into()), ..ModelDefaults::default() })
+    }
+
+    fn request_json(body: &str) -> Value {
+        Value::Object(request(&chat(body).expect("valid"), &ProviderOptions::default()).expect("translates"))
+    }
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "llama3.2".into(), client_wants_usage: true }
+    }
+
+    /// The OpenAI events of a translated stream, `[DONE]` left out.
+    fn events(out: &[u8]) -> Vec<Value> {
+        String::from_utf8_lossy(out)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+            .collect()
+    }
+
+    // From https://github.com/ollama/ollama/blob/main/docs/api.md ("Chat
+    // request (No streaming)", "(No streaming, with tools)", "(Streaming)",
+    // "(Streaming with tools)") and https://docs.ollama.com/api/errors; see
+    // tests/fixtures/ollama/README.md.
+    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/fixtures/ollama/answer_text.json");
+    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/fixtures/ollama/answer_tool_calls.json");
+    const STREAM_TEXT: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_text.ndjson");
+    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_tools.ndjson");
+    const STREAM_ERROR: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_error.ndjson");
+
+    #[test]
+    fn system_and_history_with_options() {
+        // "Chat request (With History)" and "(Reproducible outputs)" of docs/api.md.
+        let v = request_json(
+            r#"{"messages":[
+                {"role":"system","content":"Be brief."},
+                {"role":"developer","content":"No jokes."},
+                {"role":"user","content":"why is the sky blue?"},
+                {"role":"assistant","content":"due to rayleigh scattering."},
+                {"role":"user","content":"how is that different than mie scattering?"}],
+              "max_tokens":100,"temperature":0,"top_p":0.9,"top_k":20,"seed":101,"stop":"user:",
+              "presence_penalty":1.5,"frequency_penalty":1.0}"#,
+        );
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role": "system", "content": "Be brief."},
+                {"role": "system", "content": "No jokes."},
+                {"role": "user", "content": "why is the sky blue?"},
+                {"role": "assistant", "content": "due to rayleigh scattering."},
+                {"role": "user", "content": "how is that different than mie scattering?"},
+            ])
+        );
+        assert_eq!(v["stream"], false, "stream is always explicit");
+        assert_eq!(
+            v["options"],
+            json!({"num_predict": 100, "temperature": 0.0, "top_p": 0.9, "top_k": 20, "seed": 101,
+                   "stop": ["user:"], "presence_penalty": 1.5, "frequency_penalty": 1.0})
+        );
+        let v = request_json(r#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#);
+        assert_eq!(v["stream"], true);
+        assert!(v.get("options").is_none() && v.get("format").is_none() && v.get("tools").is_none());
+    }
+
+    #[test]
+    fn images_go_inline_and_urls_are_refused() {
+        // "Chat request (with images)": base64 without the data: prefix.
+        let v = request_json(
+            r#"{"messages":[{"role":"user","content":[
+                {"type":"text","text":"what is in this image?"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}},
+                {"type":"text","text":"be precise"}]}]}"#,
+        );
+        assert_eq!(
+            v["messages"][0],
+            json!({"role": "user", "content": "what is in this image?\nbe precise", "images": ["iVBORw0KGgo="]})
+        );
+        let c = chat(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://example.com/cat.jpg"}}]}]}"#)
+            .expect("valid");
+        let e = request(&c, &ProviderOptions::default()).expect_err("URL refused");
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("data: URI") && e.message.contains("messages[0].content[0]"), "{}", e.message);
+    }
+
+    #[test]
+    fn tools_tool_calls_and_results() {
+        // "Chat request (With history, with tools)" of docs/api.md.
+        let v = request_json(
+            r#"{"messages":[
+                {"role":"user","content":"what is the weather in Toronto?"},
+                {"role":"assistant","content":null,"tool_calls":[{"id":"call_0","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Toronto\"}"}}]},
+                {"role":"tool","tool_call_id":"call_0","content":"11 degrees celsius"}],
+              "tools":[{"type":"function","function":{"name":"get_weather","description":"Get the weather in a given city","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}],
+              "tool_choice":"auto"}"#,
+        );
+        assert_eq!(
+            v["messages"][1],
+            json!({"role": "assistant", "content": "", "tool_calls": [
+                {"id": "call_0", "function": {"name": "get_weather", "arguments": {"city": "Toronto"}}}]})
+        );
+        assert_eq!(
+            v["messages"][2],
+            json!({"role": "tool", "content": "11 degrees celsius", "tool_call_id": "call_0", "tool_name": "get_weather"})
+        );
+        assert_eq!(
+            v["tools"],
+            json!([{"type": "function", "function": {"name": "get_weather", "description": "Get the weather in a given city",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}])
+        );
+        assert!(v.get("tool_choice").is_none());
+        let e = request(
+            &chat(r#"{"messages":[{"role":"user","content":"x"},{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"[1]"}}]}]}"#)
+                .expect("valid"),
+            &ProviderOptions::default(),
+        )
+        .expect_err("arguments must be an object");
+        assert!(e.message.contains("messages[1].tool_calls[0].function.arguments"), "{}", e.message);
+    }
+
+    #[test]
+    fn response_formats() {
+        // "Chat request (Structured outputs)" and JSON mode of docs/api.md.
+        let v = request_json(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#);
+        assert_eq!(v["format"], "json");
+        let v = request_json(
+            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"a","schema":{"type":"object","properties":{"age":{"type":"integer"}},"required":["age"]}}}}"#,
+        );
+        assert_eq!(v["format"], json!({"type": "object", "properties": {"age": {"type": "integer"}}, "required": ["age"]}));
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_by_name() {
+        let tools = r#""tools":[{"type":"function","function":{"name":"f"}}]"#;
+        for (body, name) in [
+            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"required"}}"#), "'tool_choice'"),
+            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#), "'tool_choice'"),
+            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":{{"type":"function","function":{{"name":"f"}}}}}}"#), "'tool_choice'"),
+            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"parallel_tool_calls":false}}"#), "'parallel_tool_calls'"),
+            (r#"{"messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}}"#.to_string(), "'logit_bias'"),
+        ] {
+            let e = request(&chat(&body).expect("valid"), &ProviderOptions::default()).expect_err(&body);
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(name) && e.message.contains("ollama"), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn answer_with_text() {
+        let c = answer(ANSWER_TEXT, &meta()).expect("answer");
+        assert_eq!(c.id, "chatcmpl-r1");
+        assert_eq!((c.created, c.model.as_str()), (7, "llama3.2"));
+        assert_eq!(c.text.as_deref(), Some("Hello! How are you today?"));
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 26, completion_tokens: 298, total_tokens: 324, cached_tokens: 0 }));
+    }
+
+    #[test]
+    fn answer_with_tool_calls() {
+        let c = answer(ANSWER_TOOLS, &meta()).expect("answer");
+        assert_eq!(c.text, None);
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall { id: "call_0".into(), name: "get_weather".into(), arguments: "{\"city\":\"Tokyo\"}".into() }]
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
+        assert_eq!(v["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Tokyo\"}");
+        assert_eq!(v["usage"]["total_tokens"], 187);
+    }
+
+    #[test]
+    fn answer_edge_cases() {
+        let c = answer(
+            br#"{"model":"qwen3","message":{"role":"assistant","content":"abc","thinking":"hmm","tool_calls":[{"id":"call_x","function":{"index":0,"name":"f","arguments":{}}}]},"done":true,"done_reason":"length","eval_count":3}"#,
+            &meta(),
+        )
+        .expect("answer");
+        assert_eq!(c.model, "qwen3");
+        assert_eq!(c.text.as_deref(), Some("abc"));
+        assert_eq!(c.tool_calls[0].id, "call_x");
+        assert_eq!(c.finish_reason, Some(FinishReason::Length));
+        assert_eq!(c.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((0, 3)));
+        let e = answer(br#"{"error":"model 'x' not found"}"#, &meta()).expect_err("error body");
+        assert!(e.status == 502 && e.message.contains("model 'x' not found"), "{}", e.message);
+        for bad in [&b"<html>"[..], b"{}", b"null", b"{\"message\":\"x\"}"] {
+            assert_eq!(answer(bad, &meta()).expect_err("not an answer").status, 502);
+        }
+    }
+
+    #[test]
+    fn stream_with_text() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TEXT);
+        let ev = events(&out);
+        assert_eq!(ev[0]["id"], "chatcmpl-r1");
+        assert_eq!(ev[0]["model"], "llama3.2");
+        assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
+        let text: String = ev.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "The sky is");
+        assert_eq!(ev[ev.len() - 2]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(ev[ev.len() - 1]["usage"]["total_tokens"], 308);
+        assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+        // CRLF line ends, blank lines and a last line without its newline.
+        let crlf = String::from_utf8_lossy(STREAM_TEXT).replace('\n', "\r\n\r\n");
+        let crlf = crlf.trim_end();
+        assert_eq!(assert_split_invariant(StreamDecoder::new, &meta(), crlf.as_bytes()), out);
+    }
+
+    #[test]
+    fn stream_with_tool_calls() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TOOLS);
+        let ev = events(&out);
+        let call = &ev[1]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(call["index"], 0);
+        assert_eq!(call["id"], "call_0");
+        assert_eq!(call["function"]["name"], "get_weather");
+        let args: Value = serde_json::from_str(call["function"]["arguments"].as_str().expect("string")).expect("JSON");
+        assert_eq!(args, json!({"city": "Tokyo"}));
+        assert_eq!(ev[2]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(ev[3]["usage"]["prompt_tokens"], 169);
+    }
+
+    #[test]
+    fn stream_error_line_ends_with_an_error() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_ERROR);
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], " Yes");
+        let last = &ev[ev.len() - 1];
+        assert_eq!(last["error"]["type"], "upstream_error");
+        assert_eq!(last["error"]["message"], "provider ollama reported an error mid-stream: an error was encountered while running the model");
+        let (_, _, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[STREAM_ERROR]);
+        assert!(!completed);
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), b"<html>502 Bad Gateway</html>\n");
+        assert_eq!(events(&out)[0]["error"]["type"], "upstream_error");
+    }
+
+    #[test]
+    fn a_cut_stream_is_not_completed() {
+        let cut = &STREAM_TEXT[..STREAM_TEXT.len() - 20];
+        let (out, usage, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[cut]);
+        assert!(!completed && usage.is_none());
+        assert!(events(&out).iter().all(|e| e.get("error").is_none()));
+    }
 }

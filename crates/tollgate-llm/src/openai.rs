@@ -69,12 +69,15 @@ impl StreamTap {
         self.splitter.push(input);
         let mut out = BytesMut::new();
         while let Some(event) = self.splitter.next_event() {
-            if self.keep(&event) {
-                if out.is_empty() {
-                    out = BytesMut::from(&event[..]);
-                } else {
-                    out.extend_from_slice(&event);
-                }
+            let event = match self.keep(&event) {
+                Keep::Drop => continue,
+                Keep::As => event,
+                Keep::Rewritten(e) => e,
+            };
+            if out.is_empty() {
+                out = BytesMut::from(&event[..]);
+            } else {
+                out.extend_from_slice(&event);
             }
         }
         out.freeze()
@@ -85,13 +88,13 @@ impl StreamTap {
         self.splitter.take_rest()
     }
 
-    fn keep(&mut self, event: &[u8]) -> bool {
+    fn keep(&mut self, event: &[u8]) -> Keep {
         let Some(data) = event_data(event) else {
-            return true;
+            return Keep::As;
         };
         if data == b"[DONE]" {
             self.saw_done = true;
-            return true;
+            return Keep::As;
         }
         self.events += 1;
         // Only chunks that carry a usage object (or the first, for the model)
@@ -100,24 +103,47 @@ impl StreamTap {
             && memchr::memmem::find(&data, b"\"usage\":null").is_none()
             && memchr::memmem::find(&data, b"\"usage\": null").is_none();
         if !has_usage && self.model.is_some() {
-            return true;
+            return Keep::As;
         }
         let Ok(facts) = serde_json::from_slice::<ChunkFacts>(&data) else {
-            return true;
+            return Keep::As;
         };
         if self.model.is_none() {
             self.model = facts.model;
         }
         if let Some(u) = facts.usage {
             self.usage = Some(u.into());
-            let usage_only = facts.choices.map(|c| c.is_empty()).unwrap_or(true);
-            if usage_only && !self.client_wants_usage {
-                self.events -= 1;
-                return false;
+            if self.client_wants_usage {
+                return Keep::As;
             }
+            let usage_only = facts.choices.map(|c| c.is_empty()).unwrap_or(true);
+            if usage_only {
+                self.events -= 1;
+                return Keep::Drop;
+            }
+            // Usage riding on a content chunk (Mistral's last chunk): the
+            // caller did not ask for it, so the chunk goes without it.
+            return without_usage(&data).map_or(Keep::As, Keep::Rewritten);
         }
-        true
+        Keep::As
     }
+}
+
+/// What becomes of one upstream event.
+enum Keep {
+    Drop,
+    As,
+    Rewritten(Bytes),
+}
+
+/// The event for a chunk's JSON with its `usage` field removed.
+fn without_usage(data: &[u8]) -> Option<Bytes> {
+    let mut chunk: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(data).ok()?;
+    chunk.remove("usage");
+    let mut out = b"data: ".to_vec();
+    serde_json::to_writer(&mut out, &chunk).ok()?;
+    out.extend_from_slice(b"\n\n");
+    Some(Bytes::from(out))
 }
 
 impl crate::stream::ChatStream for StreamTap {
@@ -203,6 +229,22 @@ mod tests {
         }
         let ones: Vec<&[u8]> = b.chunks(1).collect();
         assert_eq!(run(&mut StreamTap::new(false), &ones), whole);
+    }
+
+    #[test]
+    fn usage_on_a_content_chunk_is_removed_when_the_client_did_not_ask() {
+        // Mistral's last chunk: finish_reason and usage together.
+        let stream = concat!(
+            "data: {\"id\":\"m1\",\"model\":\"mistral-large\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n",
+            "data: {\"id\":\"m1\",\"model\":\"mistral-large\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":1,\"total_tokens\":6}}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let mut tap = StreamTap::new(false);
+        let out = String::from_utf8(run(&mut tap, &[stream.as_bytes()])).expect("utf8");
+        assert!(!out.contains("usage") && out.contains("\"finish_reason\":\"stop\""), "{out}");
+        assert_eq!(tap.usage.map(|u| u.total_tokens), Some(6));
+        let mut tap = StreamTap::new(true);
+        assert_eq!(run(&mut tap, &[stream.as_bytes()]), stream.as_bytes());
     }
 
     #[test]

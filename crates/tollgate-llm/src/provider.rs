@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::chat::Chat;
 use crate::completion::AnswerMeta;
-use crate::stream::{ChatStream, Translator};
+use crate::stream::{ChatStream, Observer, Translator};
 use crate::{anthropic, bedrock, cohere, gemini, mistral, ollama, openai};
 use crate::{ChatRequest, LlmError, ModelDefaults, Usage};
 
@@ -74,6 +74,15 @@ impl Provider {
             Provider::Ollama => "http://localhost:11434/api/chat".into(),
             Provider::OpenAiCompatible => return None,
         })
+    }
+
+    /// The `Accept` header of a streamed call: the provider's stream format.
+    pub fn stream_accept(self) -> &'static str {
+        match self {
+            Provider::Bedrock => "application/vnd.amazon.eventstream",
+            Provider::Ollama => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
     }
 
     /// Whether the call's path depends on the model and the stream flag, so
@@ -162,28 +171,8 @@ pub fn prepare(
     for (k, v) in extra {
         body.insert((*k).to_string(), Value::String((*v).to_string()));
     }
-    let model = path_segment(&chat.model);
-    let path = match provider {
-        Provider::Gemini => {
-            let method = if chat.stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
-            Some(match &opts.gemini_vertex {
-                Some(v) => format!(
-                    "/v1/projects/{}/locations/{}/publishers/google/models/{model}:{method}",
-                    path_segment(&v.project_id),
-                    path_segment(&v.location_id)
-                ),
-                None => format!("/v1beta/models/{model}:{method}"),
-            })
-        }
-        Provider::Bedrock => {
-            Some(format!("/model/{model}/{}", if chat.stream { "converse-stream" } else { "converse" }))
-        }
-        _ => None,
-    };
-    let headers = match provider {
-        Provider::Anthropic => vec![("anthropic-version", opts.anthropic_version.clone())],
-        _ => Vec::new(),
-    };
+    let path = call_path(provider, &chat.model, chat.stream, opts);
+    let headers = format_headers(provider, opts);
     let body = serde_json::to_vec(&Value::Object(body))
         .map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))?;
     Ok(Call {
@@ -194,6 +183,61 @@ pub fn prepare(
         stream: chat.stream,
         client_wants_usage: chat.client_wants_usage,
     })
+}
+
+/// The path appended to the base URL of providers that name the model and the
+/// stream flag in it (Gemini, Bedrock); `None` for the others.
+pub fn call_path(provider: Provider, model: &str, stream: bool, opts: &ProviderOptions) -> Option<String> {
+    let model = path_segment(model);
+    match provider {
+        Provider::Gemini => {
+            let method = if stream { "streamGenerateContent?alt=sse" } else { "generateContent" };
+            Some(match &opts.gemini_vertex {
+                Some(v) => format!(
+                    "/v1/projects/{}/locations/{}/publishers/google/models/{model}:{method}",
+                    path_segment(&v.project_id),
+                    path_segment(&v.location_id)
+                ),
+                None => format!("/v1beta/models/{model}:{method}"),
+            })
+        }
+        Provider::Bedrock => Some(format!("/model/{model}/{}", if stream { "converse-stream" } else { "converse" })),
+        _ => None,
+    }
+}
+
+/// Headers the provider's wire format needs on every call (never credentials).
+pub fn format_headers(provider: Provider, opts: &ProviderOptions) -> Vec<(&'static str, String)> {
+    match provider {
+        Provider::Anthropic => vec![("anthropic-version", opts.anthropic_version.clone())],
+        _ => Vec::new(),
+    }
+}
+
+/// A native request forwarded unchanged (`route_type = "preserve"`): only the
+/// call's path and format headers are added; the body is the caller's.
+pub fn preserve(provider: Provider, body: &[u8], model: Option<&str>, opts: &ProviderOptions) -> Call {
+    #[derive(serde::Deserialize)]
+    struct Facts {
+        #[serde(default)]
+        stream: Option<bool>,
+        #[serde(default)]
+        model: Option<String>,
+    }
+    let facts = serde_json::from_slice::<Facts>(body).ok();
+    let stream = facts.as_ref().and_then(|f| f.stream).unwrap_or(false);
+    let model = model
+        .map(str::to_string)
+        .or_else(|| facts.and_then(|f| f.model))
+        .unwrap_or_default();
+    Call {
+        body: body.to_vec(),
+        path: call_path(provider, &model, stream, opts),
+        headers: format_headers(provider, opts),
+        model,
+        stream,
+        client_wants_usage: true,
+    }
 }
 
 /// A provider's successful JSON answer, in OpenAI's format.
@@ -248,6 +292,27 @@ pub fn stream(provider: Provider, meta: AnswerMeta) -> Box<dyn ChatStream> {
         Provider::Cohere => Box::new(Translator::new(cohere::StreamDecoder::new(), meta)),
         _ => Box::new(Translator::new(ollama::StreamDecoder::new(), meta)),
     }
+}
+
+/// A native stream relayed unchanged (`preserve`), its usage read on the way.
+pub fn observe(provider: Provider, meta: AnswerMeta) -> Box<dyn ChatStream> {
+    if provider.speaks_openai() {
+        return Box::new(openai::StreamTap::new(true));
+    }
+    match provider {
+        Provider::Anthropic => Box::new(Observer::new(anthropic::StreamDecoder::new(), meta)),
+        Provider::Gemini => Box::new(Observer::new(gemini::StreamDecoder::new(), meta)),
+        Provider::Bedrock => Box::new(Observer::new(bedrock::StreamDecoder::new(), meta)),
+        Provider::Cohere => Box::new(Observer::new(cohere::StreamDecoder::new(), meta)),
+        _ => Box::new(Observer::new(ollama::StreamDecoder::new(), meta)),
+    }
+}
+
+/// Usage and model of a native JSON answer (`preserve`), where it can be read.
+pub fn observe_answer(provider: Provider, body: &Bytes, meta: &AnswerMeta) -> (Option<Usage>, Option<String>) {
+    answer(provider, body.clone(), meta)
+        .map(|a| (a.usage, a.model))
+        .unwrap_or((None, None))
 }
 
 /// A provider's error answer in OpenAI's shape, its status and message kept.

@@ -179,7 +179,7 @@ impl ChunkWriter {
         Some(Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
-            total_tokens: prompt + completion,
+            total_tokens: prompt.saturating_add(completion),
             cached_tokens: self.usage.cached.unwrap_or(0),
         })
     }
@@ -266,6 +266,46 @@ impl<D: Decoder> ChatStream for Translator<D> {
 
     fn completed(&self) -> bool {
         self.writer.done && !self.writer.failed
+    }
+}
+
+/// A native stream relayed unchanged (`route_type = "preserve"`) while its
+/// decoder reads usage and model for logs and limits.
+pub struct Observer<D> {
+    inner: Translator<D>,
+}
+
+impl<D: Decoder> Observer<D> {
+    pub fn new(decoder: D, meta: AnswerMeta) -> Self {
+        Observer { inner: Translator::new(decoder, meta) }
+    }
+}
+
+impl<D: Decoder> ChatStream for Observer<D> {
+    fn feed(&mut self, input: &[u8]) -> Bytes {
+        let _ = self.inner.feed(input);
+        Bytes::copy_from_slice(input)
+    }
+
+    fn finish(&mut self) -> Bytes {
+        let _ = self.inner.finish();
+        Bytes::new()
+    }
+
+    fn usage(&self) -> Option<Usage> {
+        self.inner.usage()
+    }
+
+    fn model(&self) -> Option<&str> {
+        self.inner.model()
+    }
+
+    fn events(&self) -> u64 {
+        self.inner.events()
+    }
+
+    fn completed(&self) -> bool {
+        self.inner.completed()
     }
 }
 

@@ -1,0 +1,130 @@
+//! Translation throughput per provider: a 64 KiB chat request into the
+//! provider's format, and a 1,000-chunk stream in the provider's format into
+//! OpenAI chunks, fed in 4 KiB reads as a socket would deliver it.
+//! `cargo bench -p tollgate-llm --bench translate`; criterion prints MB/s.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use tollgate_llm::completion::AnswerMeta;
+use tollgate_llm::provider::{prepare, stream, Provider, ProviderOptions};
+use tollgate_llm::{ChatRequest, ModelDefaults};
+
+const CHUNKS: usize = 1000;
+const READ: usize = 4096;
+
+/// About 64 KiB of conversation: system prompt, turns, a tool.
+fn request_64k() -> Vec<u8> {
+    let mut messages = vec![serde_json::json!({"role": "system", "content": "You are a careful assistant."})];
+    let turn = "Explain the borrow checker in a few sentences, with an example. ".repeat(4);
+    while serde_json::to_vec(&messages).map(|v| v.len()).unwrap_or(0) < 64 * 1024 {
+        messages.push(serde_json::json!({"role": "user", "content": turn}));
+        messages.push(serde_json::json!({"role": "assistant", "content": turn}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": "Thanks. And lifetimes?"}));
+    serde_json::to_vec(&serde_json::json!({
+        "model": "m",
+        "messages": messages,
+        "max_tokens": 512,
+        "temperature": 0.2,
+        "stream": true,
+        "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
+    }))
+    .unwrap_or_default()
+}
+
+/// A 1,000-chunk answer in the provider's own stream format.
+fn native_stream(p: Provider) -> Vec<u8> {
+    let piece = "token ";
+    let mut s = String::new();
+    match p {
+        Provider::Anthropic => {
+            s.push_str("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude\",\"content\":[],\"stop_reason\":null,\"usage\":{\"input_tokens\":10,\"output_tokens\":1}}}\n\n");
+            s.push_str("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+            for _ in 0..CHUNKS {
+                s.push_str(&format!("event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{piece}\"}}}}\n\n"));
+            }
+            s.push_str("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
+            s.push_str("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":1000}}\n\n");
+            s.push_str("event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+        }
+        Provider::Gemini => {
+            for i in 0..CHUNKS {
+                let finish = if i + 1 == CHUNKS { ",\"finishReason\":\"STOP\"" } else { "" };
+                s.push_str(&format!("data: {{\"candidates\":[{{\"content\":{{\"parts\":[{{\"text\":\"{piece}\"}}],\"role\":\"model\"}},\"index\":0{finish}}}],\"usageMetadata\":{{\"promptTokenCount\":10,\"candidatesTokenCount\":{i},\"totalTokenCount\":{}}},\"modelVersion\":\"gemini-2.0-flash\"}}\r\n\r\n", i + 10));
+            }
+        }
+        Provider::Cohere => {
+            s.push_str("event: message-start\ndata: {\"id\":\"c1\",\"type\":\"message-start\",\"delta\":{\"message\":{\"role\":\"assistant\",\"content\":[],\"tool_plan\":\"\",\"tool_calls\":[],\"citations\":[]}}}\n\n");
+            s.push_str("event: content-start\ndata: {\"type\":\"content-start\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"type\":\"text\",\"text\":\"\"}}}}\n\n");
+            for _ in 0..CHUNKS {
+                s.push_str(&format!("event: content-delta\ndata: {{\"type\":\"content-delta\",\"index\":0,\"delta\":{{\"message\":{{\"content\":{{\"text\":\"{piece}\"}}}}}}}}\n\n"));
+            }
+            s.push_str("event: content-end\ndata: {\"type\":\"content-end\",\"index\":0}\n\n");
+            s.push_str("event: message-end\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\",\"usage\":{\"billed_units\":{\"input_tokens\":10,\"output_tokens\":1000},\"tokens\":{\"input_tokens\":10,\"output_tokens\":1000}}}}\n\n");
+        }
+        Provider::Ollama => {
+            for _ in 0..CHUNKS {
+                s.push_str(&format!("{{\"model\":\"llama3.2\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{{\"role\":\"assistant\",\"content\":\"{piece}\"}},\"done\":false}}\n"));
+            }
+            s.push_str("{\"model\":\"llama3.2\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":10,\"eval_count\":1000}\n");
+        }
+        Provider::Bedrock => return tollgate_llm::bedrock::test_stream(CHUNKS, piece),
+        _ => {
+            for _ in 0..CHUNKS {
+                s.push_str(&format!("data: {{\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"{piece}\"}},\"finish_reason\":null}}],\"usage\":null}}\n\n"));
+            }
+            s.push_str("data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1000,\"total_tokens\":1010}}\n\ndata: [DONE]\n\n");
+        }
+    }
+    s.into_bytes()
+}
+
+const PROVIDERS: [Provider; 6] = [
+    Provider::OpenAi,
+    Provider::Anthropic,
+    Provider::Gemini,
+    Provider::Bedrock,
+    Provider::Cohere,
+    Provider::Ollama,
+];
+
+fn requests(c: &mut Criterion) {
+    let body = request_64k();
+    let defaults = ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() };
+    let opts = ProviderOptions::default();
+    let mut g = c.benchmark_group("request_64k");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    for p in PROVIDERS {
+        g.bench_with_input(BenchmarkId::from_parameter(p.name()), &body, |b, body| {
+            b.iter(|| {
+                let req = ChatRequest::parse(body).ok();
+                req.and_then(|r| prepare(p, &r, &defaults, &opts, &[]).ok())
+            })
+        });
+    }
+    g.finish();
+}
+
+fn streams(c: &mut Criterion) {
+    let mut g = c.benchmark_group("stream_1000_chunks");
+    for p in PROVIDERS {
+        let input = native_stream(p);
+        g.throughput(Throughput::Bytes(input.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(p.name()), &input, |b, input| {
+            b.iter(|| {
+                let meta = AnswerMeta { model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() };
+                let mut s = stream(p, meta);
+                let mut out = 0;
+                for read in input.chunks(READ) {
+                    out += s.feed(read).len();
+                }
+                out += s.finish().len();
+                assert!(s.completed(), "{} stream did not complete", p.name());
+                out
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, requests, streams);
+criterion_main!(benches);

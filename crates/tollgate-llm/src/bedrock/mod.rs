@@ -1,0 +1,642 @@
+//! Amazon Bedrock's Converse API (`POST /model/{modelId}/converse` and
+//! `/converse-stream`; provider.rs builds the path): OpenAI chat requests
+//! become Converse requests, Converse answers and ConverseStream's binary
+//! event streams become OpenAI completions and chunks. Requests are signed
+//! with SigV4 by `sign`.
+//!
+//! References:
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html,
+//! https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStream.html,
+//! https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
+
+mod events;
+mod sign;
+
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::chat::{Chat, Image, Message, Part, ToolCall, ToolChoice};
+use crate::completion::{AnswerMeta, Completion, FinishReason};
+use crate::provider::ProviderOptions;
+use crate::stream::UsageUpdate;
+use crate::{LlmError, Usage};
+
+pub use events::{test_stream, StreamDecoder};
+pub use sign::{sign, AwsCredentials};
+
+const PROVIDER: &str = "bedrock";
+
+/// Optional fields Converse honours. `seed`, `presence_penalty`,
+/// `frequency_penalty`, `response_format` (JSON mode or schema) and
+/// `parallel_tool_calls: false` have no Converse equivalent and are refused.
+const SUPPORTED: &[&str] = &["stop", "top_k", "tools", "tool_choice"];
+
+/// The Converse request body for a chat request (the model is in the path).
+pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
+    chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
+    let mut body = Map::new();
+    // Converse takes system prompts beside the conversation, one block each.
+    let system: Vec<Value> = chat
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::System { text } if !text.is_empty() => Some(json!({ "text": text })),
+            _ => None,
+        })
+        .collect();
+    if !system.is_empty() {
+        body.insert("system".into(), Value::Array(system));
+    }
+    body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
+    let inference = inference_config(chat);
+    if !inference.is_empty() {
+        body.insert("inferenceConfig".into(), Value::Object(inference));
+    }
+    if let Some(k) = chat.top_k {
+        body.insert("additionalModelRequestFields".into(), top_k_fields(&chat.model, k));
+    }
+    if let Some(config) = tool_config(chat)? {
+        body.insert("toolConfig".into(), config);
+    }
+    Ok(body)
+}
+
+/// One turn of the conversation as Converse wants it.
+struct Turn {
+    role: &'static str,
+    content: Vec<Value>,
+}
+
+/// The conversation without its system messages. Converse takes tool results
+/// as `toolResult` blocks of a user turn and wants user and assistant turns to
+/// alternate, so consecutive turns of the same role are merged.
+fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
+    let mut turns: Vec<Turn> = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let (role, blocks) = match m {
+            Message::System { .. } => continue,
+            Message::User { parts } => ("user", user_blocks(i, parts)?),
+            Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
+            Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
+        };
+        // Converse rejects blank text blocks; an empty turn says nothing, so
+        // it is left out (its neighbours may then merge).
+        if blocks.is_empty() {
+            continue;
+        }
+        match turns.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(Turn { role, content: blocks }),
+        }
+    }
+    Ok(turns.into_iter().map(|t| json!({ "role": t.role, "content": t.content })).collect())
+}
+
+/// A user turn's parts as content blocks; `i` is the message's index.
+fn user_blocks(i: usize, parts: &[Part]) -> Result<Vec<Value>, LlmError> {
+    let mut blocks = Vec::with_capacity(parts.len());
+    for (j, part) in parts.iter().enumerate() {
+        match part {
+            Part::Text(t) if t.is_empty() => {}
+            Part::Text(t) => blocks.push(json!({ "text": t })),
+            Part::Image(Image::Base64 { media_type, data }) => {
+                let format = image_format(media_type).ok_or_else(|| {
+                    LlmError::invalid_request(format!(
+                        "messages[{i}].content[{j}].image_url: provider {PROVIDER} takes png, jpeg, gif or webp images, not {media_type}"
+                    ))
+                })?;
+                // JSON carries Converse's image bytes as base64, as the data: URI does.
+                blocks.push(json!({ "image": { "format": format, "source": { "bytes": data } } }));
+            }
+            Part::Image(Image::Url(_)) => {
+                return Err(LlmError::invalid_request(format!(
+                    "messages[{i}].content[{j}].image_url: provider {PROVIDER} only takes inline images; \
+                     send the image as a data: URI (data:image/png;base64,...) instead of a URL"
+                ))
+                .with_code("unsupported_parameter"))
+            }
+        }
+    }
+    Ok(blocks)
+}
+
+/// Converse's image `format` for a media type.
+fn image_format(media_type: &str) -> Option<&'static str> {
+    Some(match media_type.to_ascii_lowercase().as_str() {
+        "image/png" => "png",
+        "image/jpeg" | "image/jpg" => "jpeg",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        _ => return None,
+    })
+}
+
+/// An assistant turn: its text, then a `toolUse` block per tool call.
+fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall]) -> Result<Vec<Value>, LlmError> {
+    let mut blocks = Vec::with_capacity(calls.len() + 1);
+    if let Some(t) = text.filter(|t| !t.is_empty()) {
+        blocks.push(json!({ "text": t }));
+    }
+    for (j, call) in calls.iter().enumerate() {
+        let input = tool_input(&call.arguments).map_err(|why| {
+            LlmError::invalid_request(format!("messages[{i}].tool_calls[{j}].function.arguments {why}"))
+        })?;
+        blocks.push(json!({ "toolUse": { "toolUseId": call.id, "name": call.name, "input": input } }));
+    }
+    Ok(blocks)
+}
+
+/// A tool call's arguments (OpenAI's JSON text) as Converse's `input` document.
+fn tool_input(arguments: &str) -> Result<Value, String> {
+    // A call without arguments is sometimes sent with an empty string.
+    if arguments.trim().is_empty() {
+        return Ok(Value::Object(Map::new()));
+    }
+    serde_json::from_str(arguments).map_err(|e| format!("is not valid JSON ({e}); Bedrock needs the arguments as JSON"))
+}
+
+/// A tool message as a `toolResult` block. A result that is a JSON object
+/// goes as a `json` block (some Bedrock models, Mistral's for one, only read
+/// JSON results), anything else as text.
+fn tool_result(tool_call_id: &str, content: &str) -> Value {
+    let item = match serde_json::from_str::<Value>(content) {
+        Ok(v @ Value::Object(_)) => json!({ "json": v }),
+        _ if content.is_empty() => return json!({ "toolResult": { "toolUseId": tool_call_id, "content": [] } }),
+        _ => json!({ "text": content }),
+    };
+    json!({ "toolResult": { "toolUseId": tool_call_id, "content": [item] } })
+}
+
+/// `inferenceConfig`: the sampling settings every Converse model takes.
+/// Without `max_tokens` the model's own default applies (Converse does not
+/// require it).
+fn inference_config(chat: &Chat) -> Map<String, Value> {
+    let mut config = Map::new();
+    if let Some(n) = chat.max_tokens {
+        config.insert("maxTokens".into(), Value::from(n));
+    }
+    if let Some(t) = chat.temperature {
+        config.insert("temperature".into(), Value::from(t));
+    }
+    if let Some(p) = chat.top_p {
+        config.insert("topP".into(), Value::from(p));
+    }
+    if !chat.stop.is_empty() {
+        config.insert("stopSequences".into(), Value::from(chat.stop.clone()));
+    }
+    config
+}
+
+/// `top_k` is not a Converse parameter: it goes in the model-specific
+/// `additionalModelRequestFields`. Amazon Nova reads it as
+/// `{"inferenceConfig":{"topK":n}}`; Anthropic Claude and Mistral as
+/// `{"top_k":n}`, which is what other models get too (Bedrock answers 400 for
+/// a model that takes no such field, so it is never silently dropped).
+fn top_k_fields(model: &str, k: u64) -> Value {
+    if model.contains("amazon.nova") {
+        json!({ "inferenceConfig": { "topK": k } })
+    } else {
+        json!({ "top_k": k })
+    }
+}
+
+/// `toolConfig`: the tools and the choice among them.
+fn tool_config(chat: &Chat) -> Result<Option<Value>, LlmError> {
+    let choice = match &chat.tool_choice {
+        // Converse has no "none". Leaving the tools out means the same, but
+        // Converse refuses toolUse and toolResult blocks without a toolConfig.
+        Some(ToolChoice::None) if holds_tool_blocks(&chat.messages) => {
+            return Err(LlmError::invalid_request(format!(
+                "'tool_choice': 'none' is not supported by provider {PROVIDER} in a conversation that holds tool calls \
+                 or tool results (Converse has no 'none' and needs the tools declared); remove it or route to a \
+                 provider that supports it"
+            ))
+            .with_code("unsupported_parameter"))
+        }
+        Some(ToolChoice::None) => return Ok(None),
+        None | Some(ToolChoice::Auto) if chat.tools.is_empty() => return Ok(None),
+        Some(ToolChoice::Required | ToolChoice::Function(_)) if chat.tools.is_empty() => {
+            return Err(LlmError::invalid_request("'tool_choice' requires 'tools'"))
+        }
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({ "auto": {} })),
+        Some(ToolChoice::Required) => Some(json!({ "any": {} })),
+        Some(ToolChoice::Function(name)) => Some(json!({ "tool": { "name": name } })),
+    };
+    let tools: Vec<Value> = chat
+        .tools
+        .iter()
+        .map(|t| {
+            let mut spec = Map::new();
+            spec.insert("name".into(), Value::from(t.name.as_str()));
+            // Converse refuses an empty description.
+            if let Some(d) = t.description.as_deref().filter(|d| !d.is_empty()) {
+                spec.insert("description".into(), Value::from(d));
+            }
+            spec.insert("inputSchema".into(), json!({ "json": t.parameters }));
+            json!({ "toolSpec": spec })
+        })
+        .collect();
+    let mut config = Map::new();
+    config.insert("tools".into(), Value::Array(tools));
+    if let Some(choice) = choice {
+        config.insert("toolChoice".into(), choice);
+    }
+    Ok(Some(Value::Object(config)))
+}
+
+fn holds_tool_blocks(messages: &[Message]) -> bool {
+    messages.iter().any(|m| match m {
+        Message::Assistant { tool_calls, .. } => !tool_calls.is_empty(),
+        Message::Tool { .. } => true,
+        _ => false,
+    })
+}
+
+/// The parts of a Converse answer the gateway reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireAnswer {
+    output: WireOutput,
+    stop_reason: Option<String>,
+    usage: Option<WireUsage>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireOutput {
+    message: WireMessage,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireMessage {
+    content: Vec<Value>,
+}
+
+/// Converse's `usage`. Input tokens do not count the prompt tokens read from
+/// or written to the cache, which OpenAI's `prompt_tokens` does: they are added.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_write_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn prompt(&self) -> u64 {
+        let parts = [self.input_tokens, self.cache_read_input_tokens, self.cache_write_input_tokens];
+        parts.iter().flatten().fold(0u64, |sum, n| sum.saturating_add(*n))
+    }
+
+    fn usage(&self) -> Usage {
+        let prompt = self.prompt();
+        let completion = self.output_tokens.unwrap_or(0);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: prompt.saturating_add(completion),
+            cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
+        }
+    }
+
+    fn update(&self) -> UsageUpdate {
+        UsageUpdate {
+            prompt: Some(self.prompt()),
+            completion: self.output_tokens,
+            cached: Some(self.cache_read_input_tokens.unwrap_or(0)),
+        }
+    }
+}
+
+/// Converse's stop reason in OpenAI's vocabulary.
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "guardrail_intervened" | "content_filtered" => FinishReason::ContentFilter,
+        // end_turn, stop_sequence, and reasons OpenAI has no word for
+        // (malformed_model_output, malformed_tool_use).
+        _ => FinishReason::Stop,
+    }
+}
+
+/// A successful Converse answer. Converse names neither the answer nor the
+/// model: the completion keeps the request's id and model from `meta`.
+pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    let not_an_answer = |why: String| {
+        LlmError::new(502, "upstream_error", format!("provider {PROVIDER} returned an answer that is not a Converse response: {why}"))
+    };
+    let wire: WireAnswer = serde_json::from_slice(body).map_err(|e| not_an_answer(e.to_string()))?;
+    let mut completion = Completion::new(meta);
+    let mut text: Option<String> = None;
+    for block in &wire.output.message.content {
+        if let Some(t) = block.get("text").and_then(Value::as_str) {
+            text.get_or_insert_with(String::new).push_str(t);
+        } else if let Some(tool) = block.get("toolUse") {
+            let id = tool.get("toolUseId").and_then(Value::as_str);
+            let name = tool.get("name").and_then(Value::as_str);
+            let (Some(id), Some(name)) = (id, name) else {
+                return Err(not_an_answer("a toolUse block without toolUseId and name".into()));
+            };
+            let arguments = tool.get("input").map_or_else(|| "{}".to_string(), Value::to_string);
+            completion.tool_calls.push(ToolCall { id: id.into(), name: name.into(), arguments });
+        }
+        // Reasoning, images and documents in an answer have no OpenAI field.
+    }
+    completion.text = text;
+    completion.finish_reason = wire.stop_reason.as_deref().map(finish_reason);
+    completion.usage = wire.usage.map(|u| u.usage());
+    Ok(completion)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stream::{assert_split_invariant, Delta};
+    use crate::{ChatRequest, ModelDefaults};
+
+    fn chat(body: &str) -> Result<Chat, LlmError> {
+        chat_for("anthropic.claude-3-haiku-20240307-v1:0", body)
+    }
+
+    fn chat_for(model: &str, body: &str) -> Result<Chat, LlmError> {
+        let req = ChatRequest::parse(body.as_bytes()).expect("parses");
+        Chat::from_request(&req, &ModelDefaults { name: Some(model.into()), ..ModelDefaults::default() })
+    }
+
+    fn converse(body: &str) -> Result<Value, LlmError> {
+        request(&chat(body)?, &ProviderOptions::default()).map(Value::Object)
+    }
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta { fallback_id: "chatcmpl-req1".into(), created: 1_700_000_000, model: "anthropic.claude-3-haiku-20240307-v1:0".into(), client_wants_usage: true }
+    }
+
+    /// A fixture file under tests/fixtures/bedrock/.
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_str!(concat!("../../tests/fixtures/bedrock/", $name))
+        };
+    }
+
+    #[test]
+    fn system_and_multi_turn() {
+        // Expected body shaped after the Converse request syntax:
+        // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_RequestSyntax
+        let v = converse(
+            r#"{"messages":[
+                {"role":"system","content":"You are an app that creates playlists for a radio station."},
+                {"role":"developer","content":"Answer in English."},
+                {"role":"user","content":"Create a list of 3 pop songs."},
+                {"role":"assistant","content":"Here are three: ..."},
+                {"role":"user","content":[{"type":"text","text":"Make sure the songs are by artists from the UK."},{"type":"text","text":""}]}],
+              "max_tokens":512,"temperature":0.5,"top_p":0.9,"stop":["END"],"top_k":40,"user":"u1"}"#,
+        )
+        .expect("translated");
+        assert_eq!(
+            v,
+            json!({
+                "system": [{"text": "You are an app that creates playlists for a radio station."}, {"text": "Answer in English."}],
+                "messages": [
+                    {"role": "user", "content": [{"text": "Create a list of 3 pop songs."}]},
+                    {"role": "assistant", "content": [{"text": "Here are three: ..."}]},
+                    {"role": "user", "content": [{"text": "Make sure the songs are by artists from the UK."}]},
+                ],
+                "inferenceConfig": {"maxTokens": 512, "temperature": 0.5, "topP": 0.9, "stopSequences": ["END"]},
+                "additionalModelRequestFields": {"top_k": 40},
+            })
+        );
+        let nova = chat_for("us.amazon.nova-pro-v1:0", r#"{"messages":[{"role":"user","content":"hi"}],"top_k":5}"#).expect("valid");
+        let v = request(&nova, &ProviderOptions::default()).expect("translated");
+        assert_eq!(v["additionalModelRequestFields"], json!({"inferenceConfig": {"topK": 5}}));
+        assert!(v.get("inferenceConfig").is_none() && v.get("toolConfig").is_none() && v.get("system").is_none());
+    }
+
+    #[test]
+    fn images_inline_only() {
+        // ImageBlock: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ImageBlock.html
+        let v = converse(
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"What is in this image?"},
+                {"type":"image_url","image_url":{"url":"data:image/jpeg;base64,/9j/4AAQSkZJRg=="}}]}]}"#,
+        )
+        .expect("translated");
+        assert_eq!(
+            v["messages"][0]["content"][1],
+            json!({"image": {"format": "jpeg", "source": {"bytes": "/9j/4AAQSkZJRg=="}}})
+        );
+        let e = converse(r#"{"messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"image_url","image_url":{"url":"https://example.com/cat.png"}}]}]}"#)
+            .expect_err("urls refused");
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("messages[0].content[1].image_url") && e.message.contains("data: URI"), "{}", e.message);
+        let e = converse(r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/tiff;base64,AAAA"}}]}]}"#)
+            .expect_err("tiff refused");
+        assert!(e.message.contains("image/tiff"), "{}", e.message);
+    }
+
+    #[test]
+    fn tools_choices_and_results() {
+        // Tool use with Converse: https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
+        let tools = r#""tools":[{"type":"function","function":{"name":"top_song","description":"Get the most popular song played on a radio station.",
+            "parameters":{"type":"object","properties":{"sign":{"type":"string"}},"required":["sign"]}}}]"#;
+        let conversation = r#""messages":[
+            {"role":"user","content":"What is the most popular song on WZPZ?"},
+            {"role":"assistant","content":"Let me look.","tool_calls":[{"id":"tooluse_kZJMlvQmRJ6eAyJE5GIl7Q","type":"function","function":{"name":"top_song","arguments":"{\"sign\":\"WZPZ\"}"}}]},
+            {"role":"tool","tool_call_id":"tooluse_kZJMlvQmRJ6eAyJE5GIl7Q","content":"{\"song\":\"Elemental Hotel\",\"artist\":\"8 Storey Hike\"}"},
+            {"role":"tool","tool_call_id":"t2","content":"plain words"},
+            {"role":"user","content":"Thanks!"}]"#;
+        let v = converse(&format!("{{{conversation},{tools}}}")).expect("translated");
+        assert_eq!(
+            v["messages"],
+            json!([
+                {"role": "user", "content": [{"text": "What is the most popular song on WZPZ?"}]},
+                {"role": "assistant", "content": [
+                    {"text": "Let me look."},
+                    {"toolUse": {"toolUseId": "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "name": "top_song", "input": {"sign": "WZPZ"}}}]},
+                {"role": "user", "content": [
+                    {"toolResult": {"toolUseId": "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q", "content": [{"json": {"song": "Elemental Hotel", "artist": "8 Storey Hike"}}]}},
+                    {"toolResult": {"toolUseId": "t2", "content": [{"text": "plain words"}]}},
+                    {"text": "Thanks!"}]},
+            ])
+        );
+        assert_eq!(
+            v["toolConfig"],
+            json!({"tools": [{"toolSpec": {"name": "top_song", "description": "Get the most popular song played on a radio station.",
+                "inputSchema": {"json": {"type": "object", "properties": {"sign": {"type": "string"}}, "required": ["sign"]}}}}]})
+        );
+        for (choice, want) in [
+            (r#""auto""#, json!({"auto": {}})),
+            (r#""required""#, json!({"any": {}})),
+            (r#"{"type":"function","function":{"name":"top_song"}}"#, json!({"tool": {"name": "top_song"}})),
+        ] {
+            let v = converse(&format!("{{{conversation},{tools},\"tool_choice\":{choice}}}")).expect("translated");
+            assert_eq!(v["toolConfig"]["toolChoice"], want, "{choice}");
+        }
+        // `none` without tool blocks: the tools are left out.
+        let v = converse(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{tools},"tool_choice":"none"}}"#)).expect("translated");
+        assert!(v.get("toolConfig").is_none());
+        // `none` with tool blocks cannot be said.
+        let e = converse(&format!("{{{conversation},{tools},\"tool_choice\":\"none\"}}")).expect_err("refused");
+        assert!(e.message.contains("'tool_choice'") && e.code == Some("unsupported_parameter"), "{}", e.message);
+        let e = converse(r#"{"messages":[{"role":"user","content":"hi"}],"tool_choice":"required"}"#).expect_err("no tools");
+        assert!(e.message.contains("'tool_choice'"));
+        let e = converse(r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{oops"}}]}]}"#)
+            .expect_err("bad arguments");
+        assert!(e.message.contains("messages[0].tool_calls[0].function.arguments"), "{}", e.message);
+    }
+
+    #[test]
+    fn unsupported_fields_are_refused_by_name() {
+        for (field, body) in [
+            ("seed", r#""seed":1"#),
+            ("presence_penalty", r#""presence_penalty":0.5"#),
+            ("frequency_penalty", r#""frequency_penalty":0.5"#),
+            ("response_format", r#""response_format":{"type":"json_object"}"#),
+            ("parallel_tool_calls", r#""parallel_tool_calls":false"#),
+            ("logprobs", r#""logprobs":true"#),
+        ] {
+            let e = converse(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{body}}}"#)).expect_err(field);
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(&format!("'{field}' is not supported by provider bedrock")), "{field}: {}", e.message);
+        }
+        assert!(converse(r#"{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}}"#).is_ok());
+    }
+
+    #[test]
+    fn text_answer() {
+        // Source: Converse response syntax,
+        // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax
+        let c = answer(fixture!("answer_text.json").as_bytes(), &meta()).expect("parsed");
+        assert_eq!(c.id, "chatcmpl-req1");
+        assert_eq!(c.model, "anthropic.claude-3-haiku-20240307-v1:0");
+        assert_eq!(c.created, 1_700_000_000);
+        assert_eq!(c.text.as_deref(), Some("Here is a list of 3 pop songs by artists from the United Kingdom:\n\n1. \"As It Was\" by Harry Styles\n2. \"Easy On Me\" by Adele\n3. \"Shivers\" by Ed Sheeran"));
+        assert!(c.tool_calls.is_empty());
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 125, completion_tokens: 60, total_tokens: 185, cached_tokens: 100 }));
+        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
+        assert_eq!(v["choices"][0]["finish_reason"], "stop");
+        assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
+    }
+
+    #[test]
+    fn tool_use_answer() {
+        // Source: the tool use example of the Bedrock user guide,
+        // https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
+        let c = answer(fixture!("answer_tool_use.json").as_bytes(), &meta()).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("I'll look up the most popular song on WZPZ."));
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall { id: "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q".into(), name: "top_song".into(), arguments: "{\"sign\":\"WZPZ\"}".into() }]
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.usage.map(|u| u.total_tokens), Some(436));
+    }
+
+    #[test]
+    fn stop_reasons_and_bad_answers() {
+        for (reason, want) in [
+            ("end_turn", FinishReason::Stop),
+            ("stop_sequence", FinishReason::Stop),
+            ("max_tokens", FinishReason::Length),
+            ("tool_use", FinishReason::ToolCalls),
+            ("guardrail_intervened", FinishReason::ContentFilter),
+            ("content_filtered", FinishReason::ContentFilter),
+        ] {
+            assert_eq!(finish_reason(reason), want);
+        }
+        for body in [&b"<html>"[..], b"{}", br#"{"output":{"message":{"content":[{"toolUse":{"input":{}}}]}}}"#] {
+            let e = answer(body, &meta()).expect_err("not an answer");
+            assert_eq!(e.status, 502);
+            assert!(e.message.contains("provider bedrock"), "{}", e.message);
+        }
+    }
+
+    /// A stream fixture: frames listed as JSON, encoded with AWS's encoder.
+    fn encode_stream(fixture: &str) -> Vec<u8> {
+        use aws_smithy_eventstream::frame::write_message_to;
+        use aws_smithy_types::event_stream::{Header, HeaderValue, Message as Frame};
+        let frames: Vec<Value> = serde_json::from_str(fixture).expect("fixture is JSON");
+        let mut out = Vec::new();
+        for f in frames {
+            let string = |v: &str| HeaderValue::String(v.to_string().into());
+            let kind = f["message-type"].as_str().expect("message-type");
+            let mut frame = Frame::new(f["payload"].to_string().into_bytes())
+                .add_header(Header::new(":content-type", string("application/json")))
+                .add_header(Header::new(":message-type", string(kind)));
+            for name in ["event-type", "exception-type"] {
+                if let Some(v) = f[name].as_str() {
+                    frame = frame.add_header(Header::new(format!(":{name}"), string(v)));
+                }
+            }
+            write_message_to(&frame, &mut out).expect("encodes");
+        }
+        out
+    }
+
+    fn events(out: &[u8]) -> Vec<Value> {
+        String::from_utf8_lossy(out)
+            .split("\n\n")
+            .filter_map(|e| e.strip_prefix("data: "))
+            .filter(|d| *d != "[DONE]")
+            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+            .collect()
+    }
+
+    #[test]
+    fn text_stream() {
+        // Source: ConverseStream events,
+        // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html
+        let bytes = encode_stream(fixture!("stream_text.json"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
+        assert!(out.ends_with(b"data: [DONE]\n\n"));
+        let ev = events(&out);
+        assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(ev[0]["id"], "chatcmpl-req1");
+        assert_eq!(ev[0]["model"], "anthropic.claude-3-haiku-20240307-v1:0");
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hello");
+        assert_eq!(ev[2]["choices"][0]["delta"]["content"], "! How can I help?");
+        assert_eq!(ev[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(ev[4]["usage"], json!({"prompt_tokens": 12, "completion_tokens": 9, "total_tokens": 21, "prompt_tokens_details": {"cached_tokens": 0}}));
+        assert_eq!(ev.len(), 5);
+    }
+
+    #[test]
+    fn tool_use_stream() {
+        // Source: ConverseStream with tools,
+        // https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
+        let bytes = encode_stream(fixture!("stream_tool_use.json"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
+        let ev = events(&out);
+        let call = |i: usize| &ev[i]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "I'll look that up.");
+        assert_eq!(call(2)["index"], 0);
+        assert_eq!(call(2)["id"], "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q");
+        assert_eq!(call(2)["function"]["name"], "top_song");
+        assert_eq!(call(3)["function"]["arguments"], "{\"sign\": ");
+        assert_eq!(call(4)["function"]["arguments"], "\"WZPZ\"}");
+        assert_eq!(call(5)["index"], 1);
+        assert_eq!(call(5)["id"], "tooluse_second");
+        assert_eq!(call(6)["function"]["arguments"], "{}");
+        assert_eq!(ev[7]["choices"][0]["finish_reason"], "tool_calls");
+        assert_eq!(ev[8]["usage"]["prompt_tokens"], 370);
+        assert!(out.ends_with(b"data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn exception_stream() {
+        // Source: the throttlingException member of ConverseStreamOutput,
+        // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html
+        let bytes = encode_stream(fixture!("stream_exception.json"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hel");
+        assert_eq!(ev[2]["error"]["type"], "upstream_error");
+        assert!(ev[2]["error"]["message"].as_str().is_some_and(|m| m.contains("provider bedrock") && m.contains("throttlingException: Too many requests")));
+        assert!(!out.ends_with(b"data: [DONE]\n\n"));
+        let mut d = StreamDecoder::new();
+        let mut deltas = Vec::new();
+        crate::stream::Decoder::decode(&mut d, &bytes, &mut deltas);
+        assert_eq!(deltas.iter().filter(|d| matches!(d, Delta::Error(_))).count(), 1);
+    }
+}

@@ -1,0 +1,95 @@
+//! Random and mutated bytes fed to Ollama's answer parser and stream decoder:
+//! they give a value or an error, never a panic, and the decoder's output does
+//! not depend on how the stream is chunked.
+
+use proptest::prelude::*;
+use tollgate_llm::chat::Chat;
+use tollgate_llm::completion::AnswerMeta;
+use tollgate_llm::provider::ProviderOptions;
+use tollgate_llm::stream::translate_in_pieces;
+use tollgate_llm::ollama::{answer, request, StreamDecoder};
+use tollgate_llm::{ChatRequest, ModelDefaults};
+
+// Fixtures from https://github.com/ollama/ollama/blob/main/docs/api.md and
+// https://docs.ollama.com/api/errors (see fixtures/ollama/README.md).
+const ANSWERS: &[&[u8]] = &[
+    include_bytes!("fixtures/ollama/answer_text.json"),
+    include_bytes!("fixtures/ollama/answer_tool_calls.json"),
+];
+const STREAMS: &[&[u8]] = &[
+    include_bytes!("fixtures/ollama/stream_text.ndjson"),
+    include_bytes!("fixtures/ollama/stream_tools.ndjson"),
+    include_bytes!("fixtures/ollama/stream_error.ndjson"),
+];
+
+/// An OpenAI request using every part of the translation.
+const REQUEST: &[u8] = br#"{"model":"m","messages":[{"role":"system","content":"s"},
+{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+{"role":"assistant","content":"ok","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},
+{"role":"tool","tool_call_id":"c1","content":"r"}],
+"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":"auto",
+"max_tokens":9,"temperature":0.5,"top_p":0.9,"top_k":3,"seed":1,"stop":["x"],"stream":true,
+"response_format":{"type":"json_object"}}"#;
+
+fn meta() -> AnswerMeta {
+    AnswerMeta { fallback_id: "chatcmpl-r".into(), created: 1, model: "llama3.2".into(), client_wants_usage: true }
+}
+
+/// `base` with `bytes` written over it at `at` (the rest shifted when `insert`).
+fn mutate(base: &[u8], at: usize, bytes: &[u8], insert: bool) -> Vec<u8> {
+    let at = at.min(base.len());
+    let mut v = base[..at].to_vec();
+    v.extend_from_slice(bytes);
+    let skip = if insert { 0 } else { bytes.len() };
+    v.extend_from_slice(base.get(at + skip..).unwrap_or_default());
+    v
+}
+
+fn run(pieces: &[&[u8]]) -> (Vec<u8>, bool) {
+    let (out, _, completed) = translate_in_pieces(StreamDecoder::new(), meta(), pieces);
+    (out, completed)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn mutated_requests_never_panic(at in 0usize..700, ins in proptest::collection::vec(any::<u8>(), 0..8), insert in any::<bool>()) {
+        let defaults = ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() };
+        if let Ok(req) = ChatRequest::parse(&mutate(REQUEST, at, &ins, insert)) {
+            if let Ok(chat) = Chat::from_request(&req, &defaults) {
+                let _ = request(&chat, &ProviderOptions::default());
+            }
+        }
+    }
+
+    #[test]
+    fn random_answers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let _ = answer(&bytes, &meta());
+    }
+
+    #[test]
+    fn mutated_answers_never_panic(which in 0usize..2, at in 0usize..600, ins in proptest::collection::vec(any::<u8>(), 0..8), insert in any::<bool>()) {
+        let body = mutate(ANSWERS[which], at, &ins, insert);
+        if let Ok(c) = answer(&body, &meta()) {
+            let _ = c.to_openai();
+        }
+    }
+
+    #[test]
+    fn random_streams_never_panic(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..8)) {
+        let pieces: Vec<&[u8]> = chunks.iter().map(Vec::as_slice).collect();
+        let _ = run(&pieces);
+    }
+
+    #[test]
+    fn mutated_streams_never_panic_and_ignore_chunking(
+        which in 0usize..3, at in 0usize..800, ins in proptest::collection::vec(any::<u8>(), 0..8),
+        insert in any::<bool>(), cut in 0usize..800,
+    ) {
+        let stream = mutate(STREAMS[which], at, &ins, insert);
+        let whole = run(&[&stream]);
+        let cut = cut.min(stream.len());
+        prop_assert_eq!(run(&[&stream[..cut], &stream[cut..]]), whole);
+    }
+}
