@@ -52,6 +52,9 @@ pub struct Behavior {
     pub fault: Option<Fault>,
     /// Answer requests that carry `tools` with a tool call.
     pub tool_call: bool,
+    /// Text answers end as if cut by the request's output-token limit: each
+    /// format's own reason (`length`, `max_tokens`, `MAX_TOKENS`...).
+    pub hit_max_tokens: bool,
 }
 
 impl Default for Behavior {
@@ -67,6 +70,7 @@ impl Default for Behavior {
             completion_tokens: None,
             fault: None,
             tool_call: false,
+            hit_max_tokens: false,
         }
     }
 }
@@ -117,6 +121,9 @@ impl Behavior {
         if let Some(v) = p.tool_call {
             self.tool_call = v;
         }
+        if let Some(v) = p.hit_max_tokens {
+            self.hit_max_tokens = v;
+        }
     }
 }
 
@@ -141,6 +148,7 @@ pub struct BehaviorPatch {
     #[serde(default, deserialize_with = "present")]
     pub fault: Option<Option<Fault>>,
     pub tool_call: Option<bool>,
+    pub hit_max_tokens: Option<bool>,
     /// Apply to the next N model requests only.
     pub times: Option<u32>,
 }

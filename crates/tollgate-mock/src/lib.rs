@@ -1,14 +1,19 @@
 //! Mock LLM provider for tollgate's end-to-end tests, benchmarks and demo.
 //!
 //! Layout: `server` owns connections and routing; provider wire formats live
-//! in sibling modules (`openai` today; Anthropic, Gemini, Cohere, Ollama or
-//! Bedrock can be added next to it) and only turn a request into a [`reply::Reply`].
-//! Everything provider-independent — behaviour overrides, faults, delays,
-//! recording, stats — is shared so new providers get it for free.
+//! in `openai` (also Azure OpenAI and Mistral) and `native::*` (Anthropic,
+//! Gemini and Vertex AI, Bedrock Converse, Cohere v2, Ollama: see
+//! [`native`] for the endpoint list) and only turn a request into a
+//! [`reply::Reply`]. What the answer says (echoed text, tool call, usage,
+//! stream pacing) comes from [`chat`], so the behaviour knobs mean the same in
+//! every format. Everything provider-independent — behaviour overrides,
+//! faults, delays, recording, stats — is shared so new providers get it for free.
 
 pub mod behavior;
 pub mod body;
+pub mod chat;
 pub mod control;
+pub mod native;
 pub mod openai;
 pub mod record;
 pub mod reply;

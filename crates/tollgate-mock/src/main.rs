@@ -12,7 +12,7 @@ use tollgate_mock::{Behavior, Config};
 #[command(
     name = "tollgate-mock",
     version,
-    about = "Mock LLM provider (OpenAI wire format)"
+    about = "Mock LLM provider (OpenAI and native provider wire formats)"
 )]
 struct Cli {
     /// Address to listen on; port 0 picks a free port.

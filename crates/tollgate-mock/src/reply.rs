@@ -1,5 +1,5 @@
 //! Provider-independent answer description and its delivery: providers say
-//! *what* to send (a body, or SSE events with delays); this module decides
+//! *what* to send (a body, or stream events with delays); this module decides
 //! *how* (Content-Length vs chunked, deliberate truncation, stream stats).
 
 use std::sync::Arc;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
-use http::header::{HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::{HeaderName, HeaderValue, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Response, StatusCode};
 
 use crate::body::{Aborted, ChunkStream, MockBody};
@@ -21,13 +21,33 @@ const FLUSH_GRACE: Duration = Duration::from_millis(50);
 pub const JSON: &str = "application/json";
 pub const TEXT: &str = "text/plain; charset=utf-8";
 pub const HTML: &str = "text/html; charset=utf-8";
+pub const EVENT_STREAM: &str = "text/event-stream";
 
-/// One SSE event and the pause before it is sent.
+/// One stream event (an SSE event, an NDJSON line, a binary frame...) and
+/// the pause before it is sent.
 #[derive(Debug, Clone)]
 pub struct TimedEvent {
     pub delay: Duration,
     pub data: Bytes,
 }
+
+impl TimedEvent {
+    /// An event sent right after the previous one.
+    pub fn now(data: Bytes) -> Self {
+        TimedEvent {
+            delay: Duration::ZERO,
+            data,
+        }
+    }
+
+    pub fn after(delay: Duration, data: Bytes) -> Self {
+        TimedEvent { delay, data }
+    }
+}
+
+/// Provider-specific response headers (`request-id`, `x-amzn-ErrorType`...).
+/// Empty for most answers, and an empty Vec does not allocate.
+pub type ExtraHeaders = Vec<(HeaderName, HeaderValue)>;
 
 #[derive(Debug)]
 pub enum Reply {
@@ -35,32 +55,76 @@ pub enum Reply {
         status: StatusCode,
         content_type: &'static str,
         body: Bytes,
+        headers: ExtraHeaders,
     },
-    Sse(Vec<TimedEvent>),
+    /// A 200 answer sent event by event (chunked), with its pauses.
+    Stream {
+        content_type: &'static str,
+        events: Vec<TimedEvent>,
+        headers: ExtraHeaders,
+    },
 }
 
 impl Reply {
-    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+    fn body(status: StatusCode, content_type: &'static str, body: Bytes) -> Self {
         Reply::Body {
             status,
-            content_type: JSON,
-            body: body.into(),
+            content_type,
+            body,
+            headers: Vec::new(),
         }
+    }
+
+    pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
+        Reply::body(status, JSON, body.into())
     }
 
     pub fn text(status: StatusCode, body: impl Into<Bytes>) -> Self {
-        Reply::Body {
-            status,
-            content_type: TEXT,
-            body: body.into(),
-        }
+        Reply::body(status, TEXT, body.into())
     }
 
     pub fn html(status: StatusCode, body: impl Into<Bytes>) -> Self {
-        Reply::Body {
-            status,
-            content_type: HTML,
-            body: body.into(),
+        Reply::body(status, HTML, body.into())
+    }
+
+    /// Server-sent events (`text/event-stream`).
+    pub fn sse(events: Vec<TimedEvent>) -> Self {
+        Reply::stream(EVENT_STREAM, events)
+    }
+
+    /// Any other streamed body: NDJSON, a JSON array sent piecewise, AWS
+    /// event-stream frames.
+    pub fn stream(content_type: &'static str, events: Vec<TimedEvent>) -> Self {
+        Reply::Stream {
+            content_type,
+            events,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        match &mut self {
+            Reply::Body { headers, .. } | Reply::Stream { headers, .. } => {
+                headers.push((name, value));
+            }
+        }
+        self
+    }
+
+    /// The events of a stream (`None` for a whole body); for tests.
+    pub fn events(&self) -> Option<&[TimedEvent]> {
+        match self {
+            Reply::Stream { events, .. } => Some(events),
+            Reply::Body { .. } => None,
+        }
+    }
+
+    /// The body and status of a whole answer (`None` for a stream); for tests.
+    pub fn whole_body(&self) -> Option<(StatusCode, &Bytes)> {
+        match self {
+            Reply::Body { status, body, .. } => Some((*status, body)),
+            Reply::Stream { .. } => None,
         }
     }
 
@@ -84,6 +148,7 @@ impl Reply {
                 status,
                 content_type,
                 body,
+                headers,
             } => {
                 let mut resp = if truncate {
                     let full_len = body.len();
@@ -98,11 +163,16 @@ impl Reply {
                     Response::new(MockBody::full(body))
                 };
                 *resp.status_mut() = status;
-                resp.headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                let h = resp.headers_mut();
+                h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+                h.extend(headers);
                 resp
             }
-            Reply::Sse(events) => {
+            Reply::Stream {
+                content_type,
+                events,
+                headers,
+            } => {
                 let guard = StreamGuard::new(stats.clone());
                 let take = if truncate {
                     (events.len() / 2).max(1)
@@ -124,8 +194,9 @@ impl Reply {
                 };
                 let mut resp = Response::new(MockBody::stream(inner, Some(guard)));
                 let h = resp.headers_mut();
-                h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+                h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
                 h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                h.extend(headers);
                 resp
             }
         }

@@ -23,8 +23,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::behavior::Fault;
+use crate::behavior::{Behavior, Fault};
 use crate::body::MockBody;
+use crate::native::{anthropic, bedrock, cohere, gemini, ollama};
 use crate::record::RecordedRequest;
 use crate::reply::Reply;
 use crate::state::AppState;
@@ -76,23 +77,152 @@ impl std::fmt::Display for ResetConnection {
 
 impl std::error::Error for ResetConnection {}
 
-/// Which model endpoint a request hits. New providers add variants here and
-/// a module beside `openai`.
+/// Which model endpoint a request hits, with what its path says (model,
+/// deployment, streaming method). Path parts are borrowed raw, i.e. still
+/// percent-encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Endpoint {
-    OpenAiChat,
+enum Endpoint<'a> {
+    /// OpenAI and Mistral `/v1/chat/completions`; Azure OpenAI
+    /// `/openai/deployments/{deployment}/chat/completions`.
+    OpenAiChat {
+        deployment: Option<&'a str>,
+        dialect: openai::Dialect,
+    },
     OpenAiEmbeddings,
+    /// Anthropic `/v1/messages`.
+    AnthropicMessages,
+    /// Gemini `/v1beta/models/{model}:generateContent` or
+    /// `:streamGenerateContent`, and the same under a Vertex AI path.
+    Gemini {
+        model: &'a str,
+        stream: bool,
+    },
+    /// Bedrock `/model/{modelId}/converse` or `/converse-stream`.
+    BedrockConverse {
+        model_id: &'a str,
+        stream: bool,
+    },
+    /// Cohere `/v2/chat`.
+    CohereChat,
+    /// Ollama `/api/chat`.
+    OllamaChat,
 }
 
-fn route(path: &str) -> Option<Endpoint> {
-    // Suffix match so Azure-style and prefixed paths
-    // (`/openai/deployments/x/chat/completions`, `/openai/v1/...`) work too.
-    if path.ends_with("/chat/completions") {
-        Some(Endpoint::OpenAiChat)
-    } else if path.ends_with("/embeddings") {
-        Some(Endpoint::OpenAiEmbeddings)
-    } else {
-        None
+fn route(path: &str) -> Option<Endpoint<'_>> {
+    // Suffix matches, so prefixed paths (`/openai/v1/chat/completions`, a
+    // gateway's base path) work too.
+    if let Some(rest) = path.strip_suffix("/chat/completions") {
+        let deployment = rest
+            .rsplit_once("/deployments/")
+            .map(|(_, d)| d)
+            .filter(|d| !d.is_empty() && !d.contains('/'));
+        let dialect = if path.starts_with("/mistral/") {
+            openai::Dialect::Mistral
+        } else {
+            openai::Dialect::OpenAi
+        };
+        return Some(Endpoint::OpenAiChat { deployment, dialect });
+    }
+    if path.ends_with("/embeddings") {
+        return Some(Endpoint::OpenAiEmbeddings);
+    }
+    if path.ends_with("/v1/messages") {
+        return Some(Endpoint::AnthropicMessages);
+    }
+    if path.ends_with("/v2/chat") {
+        return Some(Endpoint::CohereChat);
+    }
+    if path.ends_with("/api/chat") {
+        return Some(Endpoint::OllamaChat);
+    }
+    if let Some(rest) = path.strip_prefix("/model/") {
+        let (model_id, stream) = if let Some(m) = rest.strip_suffix("/converse-stream") {
+            (m, true)
+        } else if let Some(m) = rest.strip_suffix("/converse") {
+            (m, false)
+        } else {
+            return None;
+        };
+        return Some(Endpoint::BedrockConverse { model_id, stream });
+    }
+    if let Some((prefix, method)) = path.rsplit_once(':') {
+        let stream = match method {
+            "generateContent" => false,
+            "streamGenerateContent" => true,
+            _ => return None,
+        };
+        let (_, model) = prefix.rsplit_once("/models/")?;
+        if model.is_empty() || model.contains('/') {
+            return None;
+        }
+        return Some(Endpoint::Gemini { model, stream });
+    }
+    None
+}
+
+impl Endpoint<'_> {
+    /// An error in the endpoint's own format.
+    fn error(self, status: StatusCode, message: &str) -> Reply {
+        match self {
+            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings => {
+                openai::error(status, message, "invalid_request_error", None)
+            }
+            Endpoint::AnthropicMessages => anthropic::error(status, message),
+            Endpoint::Gemini { .. } => gemini::error(status, message),
+            Endpoint::BedrockConverse { .. } => bedrock::error(status, message),
+            Endpoint::CohereChat => cohere::error(status, message),
+            Endpoint::OllamaChat => ollama::error(status, message),
+        }
+    }
+
+    /// The answer to a behaviour with an error status.
+    fn mock_error(self, status: StatusCode, behavior: &Behavior) -> Reply {
+        match self {
+            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings => {
+                openai::mock_error(status, behavior)
+            }
+            Endpoint::AnthropicMessages => anthropic::mock_error(status, behavior),
+            Endpoint::Gemini { .. } => gemini::mock_error(status, behavior),
+            Endpoint::BedrockConverse { .. } => bedrock::mock_error(status, behavior),
+            Endpoint::CohereChat => cohere::mock_error(status, behavior),
+            Endpoint::OllamaChat => ollama::mock_error(status, behavior),
+        }
+    }
+
+    fn answer(
+        self,
+        state: &AppState,
+        behavior: &Behavior,
+        query: Option<&str>,
+        body: &[u8],
+    ) -> Reply {
+        match self {
+            Endpoint::OpenAiChat { deployment, dialect } => {
+                openai::chat(state, behavior, body, deployment, dialect)
+            }
+            Endpoint::OpenAiEmbeddings => openai::embeddings(body),
+            Endpoint::AnthropicMessages => anthropic::messages(state, behavior, body),
+            Endpoint::Gemini { model, stream } => gemini::generate(
+                state,
+                behavior,
+                body,
+                model,
+                gemini::Framing::of(stream, query),
+            ),
+            Endpoint::BedrockConverse { model_id, stream } => {
+                bedrock::converse(state, behavior, body, model_id, stream)
+            }
+            Endpoint::CohereChat => cohere::chat(state, behavior, body),
+            Endpoint::OllamaChat => ollama::chat(state, behavior, body),
+        }
+    }
+}
+
+/// An error for a request whose endpoint may be unknown (OpenAI's shape then).
+fn error_reply(endpoint: Option<Endpoint<'_>>, status: StatusCode, message: &str) -> Reply {
+    match endpoint {
+        Some(e) => e.error(status, message),
+        None => openai::error(status, message, "invalid_request_error", None),
     }
 }
 
@@ -103,6 +233,8 @@ async fn handle(
 ) -> Result<Response<MockBody>, ResetConnection> {
     let (parts, body) = req.into_parts();
     let stats = &state.stats;
+    let path = parts.uri.path();
+    let endpoint = route(path);
     let body: Bytes = match Limited::new(body, MAX_REQUEST_BODY).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
@@ -111,16 +243,10 @@ async fn handle(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return Ok(openai::error(
-                status,
-                "cannot read request body",
-                "invalid_request_error",
-                None,
-            )
-            .into_response(stats, false));
+            return Ok(error_reply(endpoint, status, "cannot read request body")
+                .into_response(stats, false));
         }
     };
-    let path = parts.uri.path();
 
     if let Some(rest) = path.strip_prefix("/_mock/") {
         return Ok(control::handle(&state, &parts.method, rest, &body).into_response(stats, false));
@@ -131,7 +257,7 @@ async fn handle(
     if let Some(r) = &state.recorder {
         r.push(RecordedRequest::new(&parts, &body));
     }
-    let Some(endpoint) = route(path) else {
+    let Some(endpoint) = endpoint else {
         return Ok(openai::error(
             StatusCode::NOT_FOUND,
             &format!("mock: no route for {} {path}", parts.method),
@@ -141,13 +267,12 @@ async fn handle(
         .into_response(stats, false));
     };
     if parts.method != Method::POST {
-        return Ok(openai::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!("mock: {} requires POST", path),
-            "invalid_request_error",
-            None,
-        )
-        .into_response(stats, false));
+        return Ok(endpoint
+            .error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!("mock: {path} requires POST"),
+            )
+            .into_response(stats, false));
     }
 
     let behavior = state.begin_model_request();
@@ -180,10 +305,9 @@ async fn handle(
     let error_status = behavior
         .error_status()
         .and_then(|s| StatusCode::from_u16(s).ok());
-    let reply = match (error_status, endpoint) {
-        (Some(status), _) => openai::mock_error(status, &behavior),
-        (None, Endpoint::OpenAiChat) => openai::chat(&state, &behavior, &body),
-        (None, Endpoint::OpenAiEmbeddings) => openai::embeddings(&body),
+    let reply = match error_status {
+        Some(status) => endpoint.mock_error(status, &behavior),
+        None => endpoint.answer(&state, &behavior, parts.uri.query(), &body),
     };
     let mut resp = reply.into_response(stats, truncate);
     if error_status.is_some() {
@@ -259,12 +383,55 @@ mod tests {
 
     #[test]
     fn routes_by_suffix() {
-        assert_eq!(route("/v1/chat/completions"), Some(Endpoint::OpenAiChat));
+        let chat = Some(Endpoint::OpenAiChat { deployment: None, dialect: openai::Dialect::OpenAi });
+        assert_eq!(route("/v1/chat/completions"), chat);
+        assert_eq!(route("/openai/v1/chat/completions"), chat);
         assert_eq!(
-            route("/openai/deployments/gpt/chat/completions"),
-            Some(Endpoint::OpenAiChat)
+            route("/openai/deployments/gpt-4o/chat/completions"),
+            Some(Endpoint::OpenAiChat {
+                deployment: Some("gpt-4o"),
+                dialect: openai::Dialect::OpenAi,
+            })
         );
         assert_eq!(route("/v1/embeddings"), Some(Endpoint::OpenAiEmbeddings));
         assert_eq!(route("/v1/models"), None);
+    }
+
+    #[test]
+    fn routes_native_formats() {
+        assert_eq!(route("/v1/messages"), Some(Endpoint::AnthropicMessages));
+        assert_eq!(route("/v2/chat"), Some(Endpoint::CohereChat));
+        assert_eq!(route("/api/chat"), Some(Endpoint::OllamaChat));
+        assert_eq!(
+            route("/v1beta/models/gemini-2.0-flash:generateContent"),
+            Some(Endpoint::Gemini {
+                model: "gemini-2.0-flash",
+                stream: false
+            })
+        );
+        assert_eq!(
+            route("/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro:streamGenerateContent"),
+            Some(Endpoint::Gemini {
+                model: "gemini-1.5-pro",
+                stream: true
+            })
+        );
+        assert_eq!(route("/v1beta/models/g:countTokens"), None);
+        assert_eq!(route("/v1beta/models/:generateContent"), None);
+        assert_eq!(
+            route("/model/anthropic.claude-v2%3A1/converse"),
+            Some(Endpoint::BedrockConverse {
+                model_id: "anthropic.claude-v2%3A1",
+                stream: false
+            })
+        );
+        assert_eq!(
+            route("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx/converse-stream"),
+            Some(Endpoint::BedrockConverse {
+                model_id: "arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx",
+                stream: true
+            })
+        );
+        assert_eq!(route("/model/m/invoke"), None);
     }
 }

@@ -1,5 +1,5 @@
-//! Server-sent events framing. OpenAI uses bare `data:` events; Anthropic
-//! (future sibling module) uses named `event:` lines, hence both helpers.
+//! Server-sent events framing. OpenAI uses bare `data:` events, Gemini the
+//! same with CRLF line ends; Anthropic and Cohere use named `event:` lines.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -10,6 +10,15 @@ pub fn data_event(payload: &[u8]) -> Bytes {
     buf.put_slice(b"data: ");
     buf.put_slice(payload);
     buf.put_slice(b"\n\n");
+    buf.freeze()
+}
+
+/// `data: <payload>\r\n\r\n`: Google's servers end SSE lines with CRLF.
+pub fn data_event_crlf(payload: &[u8]) -> Bytes {
+    let mut buf = BytesMut::with_capacity(payload.len() + 10);
+    buf.put_slice(b"data: ");
+    buf.put_slice(payload);
+    buf.put_slice(b"\r\n\r\n");
     buf.freeze()
 }
 
@@ -34,6 +43,11 @@ mod tests {
     #[test]
     fn data_event_format() {
         assert_eq!(&data_event(br#"{"a":1}"#)[..], b"data: {\"a\":1}\n\n");
+    }
+
+    #[test]
+    fn crlf_data_event_format() {
+        assert_eq!(&data_event_crlf(b"{}")[..], b"data: {}\r\n\r\n");
     }
 
     #[test]
