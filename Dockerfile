@@ -4,7 +4,7 @@
 #   docker run -p 8000:8000 -e OPENAI_API_KEY -e TOLLGATE_CLIENT_KEY \
 #     -v $PWD/conf/examples/openai.toml:/etc/tollgate/tollgate.toml:ro tollgate
 
-FROM rust:1.88-bookworm AS build
+FROM rust:1.94-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends cmake \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src

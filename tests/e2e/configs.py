@@ -53,6 +53,7 @@ def llm_config(
     extra: str = "",
     server: str = "",
     upstream_url: str | None = None,
+    provider: str = "openai",
 ) -> str:
     """One LLM service `llm` with route `chat` on `path`, key-auth (unless
     key_auth is None), consumers alice (groups dev) and bob (groups contractors),
@@ -101,7 +102,7 @@ route_type = "llm/v1/chat"
 auth = {{ {auth} }}
 logging = {{ {logging} }}
 [plugins.config.model]
-provider = "openai"
+provider = "{provider}"
 {model_line}
 [plugins.config.model.options]
 upstream_url = "{url}"

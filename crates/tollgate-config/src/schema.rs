@@ -340,6 +340,19 @@ pub struct AuthConfig {
     /// `query` or `body`.
     #[serde(default)]
     pub param_location: Option<String>,
+    /// Bedrock: requests are signed with SigV4 using these keys.
+    #[serde(default)]
+    pub aws_access_key_id: Option<String>,
+    #[serde(default)]
+    pub aws_secret_access_key: Option<String>,
+    /// Temporary credentials (STS) also carry a session token.
+    #[serde(default)]
+    pub aws_session_token: Option<String>,
+    /// Vertex AI: a service account's JSON key (not implemented yet; `check` says so).
+    #[serde(default)]
+    pub gcp_service_account_json: Option<String>,
+    #[serde(default)]
+    pub gcp_use_service_account: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -371,8 +384,43 @@ pub struct ModelOptions {
     #[serde(default)]
     pub output_cost: Option<f64>,
     /// Overrides the provider's default endpoint, e.g. `http://127.0.0.1:9001/v1/chat/completions`.
+    /// For gemini and bedrock, whose paths name the model, it is the base URL
+    /// (scheme, host, port, optional path prefix) the call's path is appended to.
     #[serde(default)]
     pub upstream_url: Option<String>,
+    /// Anthropic's `anthropic-version` header.
+    #[serde(default)]
+    pub anthropic_version: Option<String>,
+    /// Azure OpenAI: `https://{azure_instance}.openai.azure.com/openai/deployments/{azure_deployment_id}/...`.
+    #[serde(default)]
+    pub azure_instance: Option<String>,
+    #[serde(default)]
+    pub azure_deployment_id: Option<String>,
+    #[serde(default)]
+    pub azure_api_version: Option<String>,
+    #[serde(default)]
+    pub gemini: Option<GeminiOptions>,
+    #[serde(default)]
+    pub bedrock: Option<BedrockOptions>,
+}
+
+/// Vertex AI addressing; without it Gemini targets use Google AI Studio.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GeminiOptions {
+    #[serde(default)]
+    pub api_endpoint: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub location_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BedrockOptions {
+    #[serde(default)]
+    pub aws_region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -562,7 +562,8 @@ algorithm = "fastest"
 [[plugins.config.targets]]
 route_type = "llm/v1/embeddings"
 weight = 0
-model = {{ provider = "anthropic" }}
+model = {{ provider = "bedrock", options = {{ anthropic_version = "2023-06-01", bedrock = {{ aws_region = "us-east-1/../x" }} }} }}
+auth = {{ aws_access_key_id = "AKIA" }}
 [[plugins.config.targets]]
 auth = {{ header_name = "Authorization", param_location = "header" }}
 model = {{ provider = "openai-compatible", options = {{ temperature = 6, top_p = 1.5, max_tokens = 0 }} }}
@@ -578,9 +579,12 @@ model = {{ provider = "llama", options = {{ upstream_url = "http://[::1" }} }}
     let t = "plugins[4].config";
     let expected = [
         (format!("{t}.balancer.algorithm"), "unknown balancer algorithm `fastest`; expected one of round-robin, lowest-latency, lowest-usage, consistent-hashing, semantic, priority".to_string()),
-        (format!("{t}.targets[0].route_type"), "route_type `llm/v1/embeddings` is not implemented yet (implemented: llm/v1/chat)".to_string()),
+        (format!("{t}.targets[1].route_type"), "route_type llm/v1/chat differs from targets[0]'s llm/v1/embeddings; the targets of one plugin serve one route type".to_string()),
+        (format!("{t}.targets[2].route_type"), "route_type llm/v1/chat differs from targets[0]'s llm/v1/embeddings; the targets of one plugin serve one route type".to_string()),
         (format!("{t}.targets[0].weight"), "weight 0 must be in 1..=65535".to_string()),
-        (format!("{t}.targets[0].model.provider"), "provider anthropic is not implemented yet (implemented: openai, openai-compatible)".to_string()),
+        (format!("{t}.targets[0].model.options.anthropic_version"), "anthropic_version is only used by provider anthropic".to_string()),
+        (format!("{t}.targets[0].model.options.bedrock.aws_region"), "`us-east-1/../x` may only hold letters, digits, '-', '.' and '_'".to_string()),
+        (format!("{t}.targets[0].auth"), "aws_access_key_id and aws_secret_access_key must be set together".to_string()),
         (format!("{t}.targets[1].auth"), "header_name and header_value must be set together".to_string()),
         (format!("{t}.targets[1].auth"), "param_name, param_value and param_location must be set together".to_string()),
         (format!("{t}.targets[1].auth.param_location"), "param_location `header` must be `query` or `body`".to_string()),
@@ -968,4 +972,37 @@ fn typing_errors_never_print_resolved_secrets() {
         errors[1].message.contains("{vault://env/openai-key}"),
         "{shown}"
     );
+}
+
+#[test]
+fn provider_settings_are_checked_per_provider() {
+    let text = format!(
+        r#"{SEED}
+[[plugins]]
+name = "ai-proxy-advanced"
+route = "chat"
+[[plugins.config.targets]]
+model = {{ provider = "azure", name = "gpt-4o" }}
+[[plugins.config.targets]]
+model = {{ provider = "gemini", name = "gemini-2.0-flash", options = {{ upstream_url = "http://127.0.0.1:1/?x=1", gemini = {{ project_id = "p" }} }} }}
+auth = {{ aws_secret_access_key = "s", gcp_use_service_account = true }}
+[[plugins.config.targets]]
+model = {{ provider = "anthropic", name = "claude", options = {{ azure_instance = "x" }} }}
+"#
+    );
+    let errors = errors(&text);
+    let mut got: Vec<(String, String)> =
+        errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    got.sort();
+    let t = "plugins[4].config.targets";
+    let mut expected = vec![
+        (format!("{t}[0].model.options"), "provider azure needs azure_instance and azure_deployment_id (or upstream_url)".to_string()),
+        (format!("{t}[1].model.options.gemini"), "Vertex AI needs gemini.api_endpoint, gemini.project_id and gemini.location_id together".to_string()),
+        (format!("{t}[1].model.options.upstream_url"), "upstream_url `http://127.0.0.1:1/?x=1` is a base URL for provider gemini (the model's path is appended); it must not carry a query".to_string()),
+        (format!("{t}[1].auth"), "aws_* credentials are only used by provider bedrock".to_string()),
+        (format!("{t}[1].auth"), "gcp service-account authentication is not implemented yet; give an OAuth access token as auth.header_name = \"Authorization\", header_value = \"Bearer ...\"".to_string()),
+        (format!("{t}[2].model.options.azure_instance"), "azure_instance is only used by provider azure".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
 }

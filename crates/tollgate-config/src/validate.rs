@@ -34,7 +34,7 @@ pub const PROVIDERS: &[&str] = &[
 ];
 
 /// Providers the gateway can translate for today.
-pub const IMPLEMENTED_PROVIDERS: &[&str] = &["openai", "openai-compatible"];
+pub const IMPLEMENTED_PROVIDERS: &[&str] = PROVIDERS;
 
 /// Route types Kong knows; only chat is implemented.
 const ROUTE_TYPES: &[&str] = &[
@@ -43,7 +43,7 @@ const ROUTE_TYPES: &[&str] = &[
     "llm/v1/embeddings",
     "preserve",
 ];
-const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat"];
+const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat", "llm/v1/embeddings", "preserve"];
 
 const BALANCER_ALGORITHMS: &[&str] = &[
     "round-robin",
@@ -705,6 +705,17 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
     }
     for (j, target) in c.targets.iter().enumerate() {
         check_target(&format!("{base}.targets[{j}]"), target, r);
+        // One route serves one kind of request; failover between targets
+        // re-translates the same request, which needs the same route type.
+        if let Some(first) = c.targets.first().filter(|f| f.route_type != target.route_type) {
+            r.error(
+                format!("{base}.targets[{j}].route_type"),
+                format!(
+                    "route_type {} differs from targets[0]'s {}; the targets of one plugin serve one route type",
+                    target.route_type, first.route_type
+                ),
+            );
+        }
     }
     let balancer = &c.balancer;
     check_choice(
@@ -785,6 +796,9 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     );
     let provider_path = format!("{base}.model.provider");
     let provider = t.model.provider.as_str();
+    if t.route_type == "llm/v1/embeddings" && provider == "anthropic" {
+        r.error(provider_path.clone(), "provider anthropic has no embeddings API");
+    }
     if IMPLEMENTED_PROVIDERS.contains(&provider) {
         // fine
     } else if PROVIDERS.contains(&provider) {
@@ -861,6 +875,98 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     }
     if let Some(auth) = &t.auth {
         check_auth(&format!("{base}.auth"), auth, r);
+    }
+    check_provider_options(base, t, r);
+}
+
+/// Settings that only one provider reads must name that provider, and each
+/// provider gets what it needs to build its URL and authenticate.
+fn check_provider_options(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
+    let provider = t.model.provider.as_str();
+    let options = format!("{base}.model.options");
+    let o = &t.model.options;
+    let only = |r: &mut Report<'_>, field: &str, set: bool, owner: &str| {
+        if set && provider != owner {
+            r.error(format!("{options}.{field}"), format!("{field} is only used by provider {owner}"));
+        }
+    };
+    only(r, "anthropic_version", o.anthropic_version.is_some(), "anthropic");
+    only(r, "azure_instance", o.azure_instance.is_some(), "azure");
+    only(r, "azure_deployment_id", o.azure_deployment_id.is_some(), "azure");
+    only(r, "azure_api_version", o.azure_api_version.is_some(), "azure");
+    only(r, "gemini", o.gemini.is_some(), "gemini");
+    only(r, "bedrock", o.bedrock.is_some(), "bedrock");
+    let auth = t.auth.as_ref();
+    let aws = auth.is_some_and(|a| {
+        a.aws_access_key_id.is_some() || a.aws_secret_access_key.is_some() || a.aws_session_token.is_some()
+    });
+    if aws && provider != "bedrock" {
+        r.error(format!("{base}.auth"), "aws_* credentials are only used by provider bedrock");
+    }
+    if auth.is_some_and(|a| a.gcp_use_service_account || a.gcp_service_account_json.is_some()) {
+        r.error(
+            format!("{base}.auth"),
+            "gcp service-account authentication is not implemented yet; give an OAuth access token as auth.header_name = \"Authorization\", header_value = \"Bearer ...\"",
+        );
+    }
+    // Values placed in a host name or a path must not be able to change it.
+    let path_safe = |v: &str| !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    let safe = |r: &mut Report<'_>, field: String, v: Option<&String>| {
+        if let Some(v) = v.filter(|v| !path_safe(v)) {
+            let message = format!("{} may only hold letters, digits, '-', '.' and '_'", r.show(&field, v));
+            r.error(field, message);
+        }
+    };
+    safe(r, format!("{options}.azure_instance"), o.azure_instance.as_ref());
+    safe(r, format!("{options}.azure_deployment_id"), o.azure_deployment_id.as_ref());
+    safe(r, format!("{options}.azure_api_version"), o.azure_api_version.as_ref());
+    if let Some(b) = &o.bedrock {
+        safe(r, format!("{options}.bedrock.aws_region"), b.aws_region.as_ref());
+    }
+    if let Some(g) = &o.gemini {
+        safe(r, format!("{options}.gemini.api_endpoint"), g.api_endpoint.as_ref());
+        safe(r, format!("{options}.gemini.project_id"), g.project_id.as_ref());
+        safe(r, format!("{options}.gemini.location_id"), g.location_id.as_ref());
+        if g.api_endpoint.is_none() || g.project_id.is_none() || g.location_id.is_none() {
+            r.error(
+                format!("{options}.gemini"),
+                "Vertex AI needs gemini.api_endpoint, gemini.project_id and gemini.location_id together",
+            );
+        }
+    }
+    let has_url = o.upstream_url.is_some();
+    match provider {
+        "azure" if !has_url && (o.azure_instance.is_none() || o.azure_deployment_id.is_none()) => r.error(
+            options.clone(),
+            "provider azure needs azure_instance and azure_deployment_id (or upstream_url)",
+        ),
+        "bedrock" => {
+            if !has_url && o.bedrock.as_ref().and_then(|b| b.aws_region.as_ref()).is_none() {
+                r.error(options.clone(), "provider bedrock needs bedrock.aws_region (or upstream_url)");
+            }
+            let a = auth;
+            let keys = (
+                a.and_then(|a| a.aws_access_key_id.as_ref()).is_some(),
+                a.and_then(|a| a.aws_secret_access_key.as_ref()).is_some(),
+            );
+            if keys.0 != keys.1 {
+                r.error(format!("{base}.auth"), "aws_access_key_id and aws_secret_access_key must be set together");
+            }
+            if keys.0 && has_url && o.bedrock.as_ref().and_then(|b| b.aws_region.as_ref()).is_none() {
+                r.error(options.clone(), "SigV4 signing needs bedrock.aws_region, also with upstream_url");
+            }
+        }
+        _ => {}
+    }
+    if matches!(provider, "gemini" | "bedrock") {
+        if let Some(url) = o.upstream_url.as_deref().filter(|u| u.contains('?')) {
+            let path = format!("{options}.upstream_url");
+            let message = format!(
+                "upstream_url {} is a base URL for provider {provider} (the model's path is appended); it must not carry a query",
+                r.show(&path, url)
+            );
+            r.error(path, message);
+        }
     }
 }
 

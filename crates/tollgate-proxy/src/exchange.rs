@@ -13,7 +13,11 @@ use pingora_core::upstreams::peer::{HttpPeer, ALPN};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use tokio::io::AsyncWriteExt;
-use tollgate_llm::{openai, ChatRequest, LlmError, PreparedRequest, Usage};
+use tollgate_llm::completion::AnswerMeta;
+use tollgate_llm::embeddings::EmbeddingsMeta;
+use tollgate_llm::provider::{self, Call};
+use tollgate_llm::stream::ChatStream;
+use tollgate_llm::{embeddings, ChatRequest, LlmError, Usage};
 
 use crate::ctx::{LlmFacts, RequestCtx};
 use crate::limits::{identity, Admission, Costs, TokenLimitRt};
@@ -85,9 +89,86 @@ impl UpstreamError {
     }
 }
 
-/// Serves one chat completion request on an LLM route. Every outcome is
-/// answered to the client here; an `Err` means the client itself went away.
-pub async fn serve_chat(
+/// What the caller asked, parsed once and translated for the chosen target.
+enum Ask {
+    /// An OpenAI chat completion request (`llm/v1/chat`).
+    Chat(ChatRequest),
+    /// An OpenAI embeddings request (`llm/v1/embeddings`), translated per provider.
+    Embeddings(Vec<u8>),
+    /// A native request forwarded unchanged (`preserve`).
+    Preserve(Vec<u8>),
+}
+
+impl Ask {
+    fn parse(route_type: &str, body: &[u8], body_key: Option<&str>) -> Result<Ask, LlmError> {
+        Ok(match route_type {
+            "preserve" => Ask::Preserve(body.to_vec()),
+            "llm/v1/embeddings" => Ask::Embeddings(body.to_vec()),
+            _ => {
+                let mut request = ChatRequest::parse(body)?;
+                if let Some(k) = body_key {
+                    request.remove_field(k);
+                }
+                Ask::Chat(request)
+            }
+        })
+    }
+
+    /// The upstream call for `target`, in its provider's format (and, for
+    /// embeddings, what reading the answer needs to know of the request).
+    fn call_for(&self, target: &LlmTarget) -> Result<(Call, Option<EmbeddingsMeta>), LlmError> {
+        match self {
+            Ask::Chat(request) => {
+                let extra: Vec<(&str, &str)> = match &target.credential {
+                    Credential::Body { name, value } => vec![(name.as_str(), value.as_str())],
+                    _ => Vec::new(),
+                };
+                Ok((provider::prepare(target.kind, request, &target.model, &target.options, &extra)?, None))
+            }
+            Ask::Embeddings(body) => {
+                let e = embeddings::prepare(target.kind, body, &target.model, &target.options)?;
+                let call = Call {
+                    body: e.body,
+                    path: e.path,
+                    headers: Vec::new(),
+                    model: e.model,
+                    stream: false,
+                    client_wants_usage: false,
+                };
+                Ok((call, Some(e.meta)))
+            }
+            Ask::Preserve(body) => Ok((
+                provider::preserve(target.kind, body, target.model.name.as_deref(), &target.options),
+                None,
+            )),
+        }
+    }
+
+    /// Prompt tokens to reserve against a token budget before the answer.
+    fn prompt_estimate(&self, embeddings: Option<&EmbeddingsMeta>) -> u64 {
+        match (self, embeddings) {
+            (Ask::Chat(request), _) => tollgate_llm::tokens::estimate_prompt_tokens(request),
+            (_, Some(e)) => e.estimated_prompt_tokens,
+            // A native body: its text by the tokenizer would need a parse per
+            // format; a byte count over-estimates a little, which errs on the
+            // budget's side.
+            (Ask::Embeddings(body) | Ask::Preserve(body), None) => (body.len() as u64).div_ceil(3),
+        }
+    }
+
+    fn max_completion_tokens(&self) -> Option<u64> {
+        match self {
+            Ask::Chat(request) => request.max_completion_tokens(),
+            Ask::Embeddings(_) => Some(0),
+            Ask::Preserve(_) => None,
+        }
+    }
+}
+
+/// Serves one request on an LLM route: chat, embeddings or a preserved native
+/// request. Every outcome is answered to the client here; an `Err` means the
+/// client itself went away.
+pub async fn serve_llm(
     ups: &Upstreams,
     session: &mut Session,
     ctx: &mut RequestCtx,
@@ -96,19 +177,12 @@ pub async fn serve_chat(
     body: &[u8],
     body_key: Option<&str>,
 ) -> PResult<()> {
-    let mut request = match ChatRequest::parse(body) {
-        Ok(r) => r,
+    let target = ai.pick().clone();
+    let ask = match Ask::parse(&target.route_type, body, body_key) {
+        Ok(a) => a,
         Err(e) => return send_llm_error(session, ctx, &e).await,
     };
-    if let Some(k) = body_key {
-        request.remove_field(k);
-    }
-    let target = ai.pick().clone();
-    let extra: Vec<(&str, &str)> = match &target.credential {
-        Credential::Body { name, value } => vec![(name.as_str(), value.as_str())],
-        _ => Vec::new(),
-    };
-    let prepared = match request.prepare_openai(&target.model, &extra) {
+    let (prepared, embeddings_meta) = match ask.call_for(&target) {
         Ok(p) => p,
         Err(e) => return send_llm_error(session, ctx, &e).await,
     };
@@ -125,8 +199,8 @@ pub async fn serve_chat(
 
     if let Some(limit) = limit {
         if limit.applies_to(&target.provider) {
-            let prompt = tollgate_llm::tokens::estimate_prompt_tokens(&request);
-            let cap = request.max_completion_tokens().or(target.model.max_tokens);
+            let prompt = ask.prompt_estimate(embeddings_meta.as_ref());
+            let cap = ask.max_completion_tokens().or(target.model.max_tokens);
             let Some(snap) = ctx.snap.clone() else {
                 return send_llm_error(session, ctx, &LlmError::new(500, "internal_error", "no config")).await;
             };
@@ -167,18 +241,42 @@ pub async fn serve_chat(
         return send_llm_error(session, ctx, &err).await;
     };
     let status = resp.status.as_u16();
-    let is_sse = resp
+    let content_type = resp
         .headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    let retry_after = resp.headers.get("retry-after").cloned();
+        .unwrap_or("")
+        .to_string();
+    let is_json = content_type.starts_with("application/json");
+    let retry_after = resp
+        .headers
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok().map(str::to_string));
     if let Some(f) = ctx.llm.as_mut() {
         f.upstream_status = Some(status);
     }
+    let meta = AnswerMeta {
+        fallback_id: format!("chatcmpl-{}", ctx.request_id),
+        created: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        model: prepared.model.clone(),
+        client_wants_usage: prepared.client_wants_usage,
+    };
+    let preserve = matches!(ask, Ask::Preserve(_));
 
-    if (200..300).contains(&status) && prepared.stream && is_sse {
-        let r = relay_stream(session, ctx, &mut upstream, &target, &prepared, sent_at).await;
+    // A streamed call answers in the provider's stream format (SSE,
+    // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
+    if (200..300).contains(&status) && prepared.stream && !is_json {
+        let (stream, content_type) = if preserve {
+            (provider::observe(target.kind, meta), content_type.as_str())
+        } else {
+            (provider::stream(target.kind, meta), "text/event-stream")
+        };
+        let prompt = || ask.prompt_estimate(None);
+        let relay = Relay { target: &target, prompt_estimate: &prompt, content_type, native: preserve, sent_at };
+        let r = relay_stream(session, ctx, &mut upstream, stream, relay).await;
         finish_upstream(ups, upstream, &peer).await;
         return r;
     }
@@ -198,37 +296,47 @@ pub async fn serve_chat(
     let done_at = Instant::now();
     finish_upstream(ups, upstream, &peer).await;
 
+    if preserve {
+        // The provider's own answer, error or not, as it sent it.
+        if (200..300).contains(&status) {
+            let (usage, model) = provider::observe_answer(target.kind, &answer, &meta);
+            if let Some(f) = ctx.llm.as_mut() {
+                f.usage = usage;
+                f.response_model = model;
+                f.latency = Some(done_at - sent_at);
+            }
+        } else {
+            ctx.note_error(&format!("provider {} answered {status}", target.provider));
+        }
+        ctx.status = status;
+        let headers = answer_headers(ctx, &target.label, retry_after);
+        let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
+        return send(session, status, ct, answer, &as_refs(&headers)).await;
+    }
+
     if (200..300).contains(&status) {
-        match openai::answer_facts(&answer) {
-            Some((usage, model)) => {
-                if let Some(f) = ctx.llm.as_mut() {
-                    f.usage = usage;
-                    f.response_model = model;
-                    f.latency = Some(done_at - sent_at);
-                }
-            }
-            None => {
-                let err = LlmError::new(
-                    502,
-                    "upstream_error",
-                    format!(
-                        "provider {} returned an answer that is not a chat completion",
-                        target.provider
-                    ),
-                );
-                return send_llm_error(session, ctx, &err).await;
-            }
+        let answer = match &embeddings_meta {
+            Some(e) => embeddings::answer(target.kind, answer, e),
+            None => provider::answer(target.kind, answer, &meta),
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(err) => return send_llm_error(session, ctx, &err).await,
+        };
+        if let Some(f) = ctx.llm.as_mut() {
+            f.usage = answer.usage;
+            f.response_model = answer.model;
+            f.latency = Some(done_at - sent_at);
         }
         ctx.status = status;
         let headers = answer_headers(ctx, &target.label, None);
-        return send(session, status, "application/json", answer, &as_refs(&headers)).await;
+        return send(session, status, "application/json", answer.body, &as_refs(&headers)).await;
     }
 
     // The provider refused: keep its status and message, in OpenAI's shape.
-    let err = provider_error(&target.provider, status, &answer);
+    let err = provider::error(target.kind, status, &answer);
     ctx.note_error(&err.message);
     ctx.status = status;
-    let retry_after = retry_after.and_then(|v| v.to_str().ok().map(str::to_string));
     let headers = answer_headers(ctx, &target.label, retry_after);
     send(session, status, "application/json", err.body(), &as_refs(&headers)).await
 }
@@ -243,7 +351,7 @@ struct Timeouts {
 async fn send_request(
     ups: &Upstreams,
     target: &LlmTarget,
-    prepared: &PreparedRequest,
+    prepared: &Call,
     request_id: &str,
     t: &Timeouts,
 ) -> Result<(HttpSession, HttpPeer), UpstreamError> {
@@ -377,22 +485,25 @@ fn classify_io(e: &pingora_error::Error) -> UpstreamError {
 /// the translated body. Nothing of the client's own credentials can leak.
 fn build_header(
     target: &LlmTarget,
-    prepared: &PreparedRequest,
+    prepared: &Call,
     body_len: usize,
     request_id: &str,
 ) -> Result<RequestHeader, String> {
     let ep = &target.endpoint;
+    let base = match &prepared.path {
+        Some(p) => format!("{}{p}", ep.path_and_query),
+        None => ep.path_and_query.clone(),
+    };
     let path = match &target.credential {
         Credential::Query { name, value } => {
-            let sep = if ep.path_and_query.contains('?') { '&' } else { '?' };
+            let sep = if base.contains('?') { '&' } else { '?' };
             format!(
-                "{}{sep}{}={}",
-                ep.path_and_query,
+                "{base}{sep}{}={}",
                 percent_encode(name),
                 percent_encode(value)
             )
         }
-        _ => ep.path_and_query.clone(),
+        _ => base,
     };
     let e = |e: Box<pingora_error::Error>| e.to_string();
     let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(e)?;
@@ -401,14 +512,34 @@ fn build_header(
     h.insert_header("content-length", body_len.to_string()).map_err(e)?;
     h.insert_header(
         "accept",
-        if prepared.stream { "text/event-stream" } else { "application/json" },
+        if prepared.stream { target.kind.stream_accept() } else { "application/json" },
     )
     .map_err(e)?;
+    for (name, value) in &prepared.headers {
+        h.insert_header(*name, value.as_str()).map_err(e)?;
+    }
     h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .map_err(e)?;
     h.insert_header("x-request-id", request_id).map_err(e)?;
     if let Credential::Header { name, value } = &target.credential {
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
+    }
+    if let Some(aws) = &target.aws {
+        // Signed last, over the final path and the headers set above.
+        let signed = tollgate_llm::bedrock::sign(
+            &aws.credentials,
+            &aws.region,
+            &ep.host,
+            &path,
+            &[("host", ep.authority.as_str()), ("content-type", "application/json")],
+            &prepared.body,
+            std::time::SystemTime::now(),
+        )?;
+        for (name, value) in signed {
+            let mut value = http::HeaderValue::from_str(&value).map_err(|err| err.to_string())?;
+            value.set_sensitive(true);
+            h.insert_header(name, value).map_err(e)?;
+        }
     }
     Ok(h)
 }
@@ -449,18 +580,30 @@ async fn finish_upstream(ups: &Upstreams, upstream: HttpSession, peer: &HttpPeer
         .await;
 }
 
-/// Relays an SSE answer event by event, watching the client so a hang-up
-/// stops the provider at once.
+/// How a stream is relayed.
+struct Relay<'a> {
+    target: &'a LlmTarget,
+    /// Prompt tokens by the tokenizer, asked only when the provider reports no usage.
+    prompt_estimate: &'a (dyn Fn() -> u64 + Sync),
+    content_type: &'a str,
+    /// The caller gets the provider's own stream (`preserve`): no OpenAI
+    /// error events are added to it.
+    native: bool,
+    sent_at: Instant,
+}
+
+/// Relays a stream event by event (translated, or native for `preserve`),
+/// watching the client so a hang-up stops the provider at once.
 async fn relay_stream(
     session: &mut Session,
     ctx: &mut RequestCtx,
     upstream: &mut HttpSession,
-    target: &LlmTarget,
-    prepared: &PreparedRequest,
-    sent_at: Instant,
+    mut stream: Box<dyn ChatStream>,
+    relay: Relay<'_>,
 ) -> PResult<()> {
+    let Relay { target, prompt_estimate, content_type, native, sent_at } = relay;
     let mut resp = ResponseHeader::build(200, Some(6))?;
-    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("content-type", content_type)?;
     resp.insert_header("cache-control", "no-cache")?;
     resp.insert_header("x-tollgate-llm-model", target.label.as_str())?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
@@ -475,14 +618,13 @@ async fn relay_stream(
     ctx.status = 200;
     session.write_response_header(Box::new(resp), false).await?;
 
-    let mut tap = openai::StreamTap::new(prepared.client_wants_usage);
     let mut first_event: Option<Instant> = None;
     let mut outcome: PResult<()> = Ok(());
     loop {
         tokio::select! {
             chunk = upstream.read_response_body() => match chunk {
                 Ok(Some(bytes)) => {
-                    let out = tap.feed(&bytes);
+                    let out = stream.feed(&bytes);
                     if !out.is_empty() {
                         first_event.get_or_insert_with(Instant::now);
                         if let Err(e) = session.write_response_body(Some(out), false).await {
@@ -493,8 +635,15 @@ async fn relay_stream(
                     }
                 }
                 Ok(None) => {
-                    let rest = tap.finish();
-                    let end = if rest.is_empty() { None } else { Some(rest) };
+                    let mut rest = BytesMut::from(&stream.finish()[..]);
+                    if !stream.completed() {
+                        // Cut before its end: say so rather than end silently.
+                        ctx.note_error("provider stream ended before its answer did");
+                        if !native {
+                            rest.extend_from_slice(&stream_error_event(&target.provider, "ended before its answer did"));
+                        }
+                    }
+                    let end = if rest.is_empty() { None } else { Some(rest.freeze()) };
                     outcome = session.write_response_body(end, true).await;
                     break;
                 }
@@ -502,13 +651,10 @@ async fn relay_stream(
                     // Bytes already reached the client: never retry (no duplicated
                     // output); end the stream with an error event instead.
                     ctx.note_error(&format!("provider stream broke: {e}"));
-                    let event = format!(
-                        "data: {}\n\n",
-                        String::from_utf8_lossy(
-                            &LlmError::new(502, "upstream_error", format!("provider {} stream broke off", target.provider)).body()
-                        )
-                    );
-                    let _ = session.write_response_body(Some(Bytes::from(event)), false).await;
+                    if !native {
+                        let event = stream_error_event(&target.provider, "broke off");
+                        let _ = session.write_response_body(Some(event), false).await;
+                    }
                     outcome = session.write_response_body(None, true).await;
                     break;
                 }
@@ -527,15 +673,16 @@ async fn relay_stream(
     if let Some(f) = ctx.llm.as_mut() {
         f.latency = Some(done_at - sent_at);
         f.ttft = first_event.map(|t| t - sent_at);
-        f.response_model = tap.model.take();
-        f.usage = tap.usage.or_else(|| {
-            // A stream cut before its usage chunk: count what was sent, one
-            // token per content event, and the prompt by its size.
+        f.response_model = stream.model().map(str::to_string);
+        f.usage = stream.usage().or_else(|| {
+            // No usage reported (a stream cut short, or a provider that gives
+            // none): the prompt by the tokenizer, one token per content event.
             f.usage_estimated = true;
+            let prompt = prompt_estimate();
             Some(Usage {
-                prompt_tokens: (prepared.body.len() as u64).div_ceil(4),
-                completion_tokens: tap.events,
-                total_tokens: (prepared.body.len() as u64).div_ceil(4) + tap.events,
+                prompt_tokens: prompt,
+                completion_tokens: stream.events(),
+                total_tokens: prompt + stream.events(),
                 cached_tokens: 0,
             })
         });
@@ -543,34 +690,13 @@ async fn relay_stream(
     outcome
 }
 
-/// A provider's error answer in OpenAI's shape, status and message kept.
-fn provider_error(provider: &str, status: u16, body: &[u8]) -> LlmError {
-    #[derive(serde::Deserialize)]
-    struct Wrapper {
-        error: Inner,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        message: Option<String>,
-    }
-    let message = match serde_json::from_slice::<Wrapper>(body) {
-        Ok(Wrapper { error: Inner { message: Some(m) } }) => m,
-        _ => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
-            if text.is_empty() {
-                format!("provider {provider} answered {status}")
-            } else {
-                format!("provider {provider} answered {status}: {text}")
-            }
-        }
-    };
-    let kind = match status {
-        401 | 403 => "authentication_error",
-        429 => "rate_limit_error",
-        400..=499 => "invalid_request_error",
-        _ => "upstream_error",
-    };
-    LlmError::new(status, kind, message)
+/// An OpenAI-shaped error event that ends a stream the provider broke off.
+fn stream_error_event(provider: &str, what: &str) -> Bytes {
+    let err = LlmError::new(502, "upstream_error", format!("provider {provider} stream {what}"));
+    let mut event = BytesMut::from(&b"data: "[..]);
+    event.extend_from_slice(&err.body());
+    event.extend_from_slice(b"\n\n");
+    event.freeze()
 }
 
 /// Headers of an answer relayed from the provider.
@@ -597,14 +723,6 @@ pub async fn send_llm_error(session: &mut Session, ctx: &mut RequestCtx, err: &L
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn provider_errors_keep_status_and_message() {
-        let e = provider_error("openai", 429, br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#);
-        assert_eq!((e.status, e.message.as_str(), e.kind), (429, "Rate limit reached", "rate_limit_error"));
-        let e = provider_error("openai", 502, b"<html>bad gateway</html>");
-        assert_eq!(e.message, "provider openai answered 502: <html>bad gateway</html>");
-    }
 
     #[test]
     fn query_credentials_are_encoded() {

@@ -17,7 +17,7 @@ use tollgate_llm::LlmError;
 use crate::access_log::AccessLog;
 use crate::body::{declared_length, discard_rest, read_bounded, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
-use crate::exchange::{send_llm_error, serve_chat, Upstreams};
+use crate::exchange::{send_llm_error, serve_llm, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
 use crate::limits::{identity, Admission, LimiterRegistry};
 use crate::metrics::METRICS;
@@ -286,7 +286,7 @@ impl ProxyHttp for Gateway {
                 Some(PluginRt::TokenLimit(l)) => Some(l),
                 _ => None,
             };
-            serve_chat(&self.state.upstreams, session, ctx, ai, limit, &body, body_key.as_deref()).await?;
+            serve_llm(&self.state.upstreams, session, ctx, ai, limit, &body, body_key.as_deref()).await?;
             return Ok(true);
         }
 

@@ -138,7 +138,7 @@ mod tests {
         Router::new(routes, |_| Some(0))
     }
 
-    fn name<'a>(r: &'a Router, m: Option<RouteMatch>) -> Option<&'a str> {
+    fn name(r: &Router, m: Option<RouteMatch>) -> Option<&str> {
         m.map(|m| r.routes[m.route].name.as_str())
     }
 

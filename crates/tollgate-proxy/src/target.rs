@@ -1,9 +1,11 @@
 //! An LLM target compiled for the hot path: where to send, how to authenticate,
 //! which model and defaults apply.
 
-use tollgate_config::schema::{AuthConfig, TargetSpec};
+use tollgate_config::schema::{AuthConfig, ModelOptions, TargetSpec};
 use tollgate_config::HttpUrl;
-use tollgate_llm::ModelDefaults;
+use tollgate_llm::bedrock::AwsCredentials;
+use tollgate_llm::provider::{ProviderOptions, VertexOptions};
+use tollgate_llm::{ModelDefaults, Provider};
 
 /// A parsed upstream endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,11 +71,28 @@ impl Credential {
     }
 }
 
+/// SigV4 signing for Bedrock targets configured with AWS keys.
+pub struct AwsSigning {
+    pub credentials: AwsCredentials,
+    pub region: String,
+}
+
+impl std::fmt::Debug for AwsSigning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the keys.
+        f.debug_struct("AwsSigning").field("region", &self.region).finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 pub struct LlmTarget {
     /// `provider/model` for logs, metrics and `X-Tollgate-LLM-Model`.
     pub label: String,
+    /// The provider's name as configured (limits and metrics key on it).
     pub provider: String,
+    pub kind: Provider,
+    pub options: ProviderOptions,
+    pub aws: Option<AwsSigning>,
     pub route_type: String,
     pub model: ModelDefaults,
     pub endpoint: Endpoint,
@@ -87,12 +106,34 @@ pub struct LlmTarget {
 impl LlmTarget {
     pub fn compile(spec: &TargetSpec) -> Result<Self, String> {
         let o = &spec.model.options;
-        let url = match (&o.upstream_url, spec.model.provider.as_str()) {
-            (Some(u), _) => u.clone(),
-            (None, "openai") => tollgate_llm::openai::DEFAULT_CHAT_URL.to_string(),
-            (None, p) => return Err(format!("provider {p} needs model.options.upstream_url")),
+        let name = spec.model.provider.as_str();
+        let kind = Provider::parse(name).ok_or_else(|| format!("unknown provider {name}"))?;
+        let options = provider_options(o);
+        let url = match &o.upstream_url {
+            Some(u) => u.clone(),
+            None => match spec.route_type.as_str() {
+                "llm/v1/embeddings" => tollgate_llm::embeddings::default_url(kind, &options),
+                _ => kind.default_url(&options),
+            }
+            .ok_or_else(|| format!("provider {name} needs model.options.upstream_url"))?,
         };
-        let endpoint = Endpoint::parse(&url)?;
+        let mut endpoint = Endpoint::parse(&url)?;
+        if kind.path_per_call() {
+            // A base URL: the call's own path is appended to this prefix.
+            let trimmed = endpoint.path_and_query.trim_end_matches('/').len();
+            endpoint.path_and_query.truncate(trimmed);
+        }
+        let aws = spec.auth.as_ref().and_then(|a| {
+            let (id, secret) = (a.aws_access_key_id.clone()?, a.aws_secret_access_key.clone()?);
+            Some(AwsSigning {
+                credentials: AwsCredentials {
+                    access_key_id: id,
+                    secret_access_key: secret,
+                    session_token: a.aws_session_token.clone(),
+                },
+                region: options.aws_region.clone().unwrap_or_default(),
+            })
+        });
         let model = ModelDefaults {
             name: spec.model.name.clone(),
             max_tokens: o.max_tokens,
@@ -107,6 +148,9 @@ impl LlmTarget {
                 spec.model.name.as_deref().unwrap_or("*")
             ),
             provider: spec.model.provider.clone(),
+            kind,
+            options,
+            aws,
             route_type: spec.route_type.clone(),
             model,
             endpoint,
@@ -116,6 +160,24 @@ impl LlmTarget {
             log_statistics: spec.logging.log_statistics,
             log_payloads: spec.logging.log_payloads,
         })
+    }
+}
+
+fn provider_options(o: &ModelOptions) -> ProviderOptions {
+    let d = ProviderOptions::default();
+    ProviderOptions {
+        anthropic_version: o.anthropic_version.clone().unwrap_or(d.anthropic_version),
+        azure_instance: o.azure_instance.clone(),
+        azure_deployment_id: o.azure_deployment_id.clone(),
+        azure_api_version: o.azure_api_version.clone().unwrap_or(d.azure_api_version),
+        gemini_vertex: o.gemini.as_ref().and_then(|g| {
+            Some(VertexOptions {
+                api_endpoint: g.api_endpoint.clone()?,
+                project_id: g.project_id.clone()?,
+                location_id: g.location_id.clone()?,
+            })
+        }),
+        aws_region: o.bedrock.as_ref().and_then(|b| b.aws_region.clone()),
     }
 }
 
