@@ -282,8 +282,24 @@ pub struct BalancerConfig {
     pub tokens_count_strategy: String,
     #[serde(default = "BalancerConfig::default_latency_strategy")]
     pub latency_strategy: String,
-    #[serde(default)]
+    /// Further targets tried after the first fails (Kong's default, 5).
+    #[serde(default = "BalancerConfig::default_retries")]
     pub retries: u32,
+    /// What makes a request move on to the next target: `error`, `timeout`,
+    /// `invalid_header`, `http_403`, `http_404`, `http_429`, `http_500`,
+    /// `http_502`, `http_503`, `http_504`.
+    #[serde(default = "BalancerConfig::default_failover_criteria")]
+    pub failover_criteria: Vec<String>,
+    /// Failures within `fail_timeout` that open a target's circuit; 0 never does.
+    #[serde(default)]
+    pub max_fails: u32,
+    /// Milliseconds: the failure-counting window and how long a circuit stays open.
+    #[serde(default = "BalancerConfig::default_fail_timeout")]
+    pub fail_timeout: u64,
+    /// consistent-hashing: the request header whose value picks the target
+    /// (absent: the consumer).
+    #[serde(default = "BalancerConfig::default_hash_on_header")]
+    pub hash_on_header: String,
     /// Milliseconds.
     #[serde(default = "BalancerConfig::default_connect_timeout")]
     pub connect_timeout: u64,
@@ -306,6 +322,18 @@ impl BalancerConfig {
     fn default_connect_timeout() -> u64 {
         60_000
     }
+    fn default_retries() -> u32 {
+        5
+    }
+    fn default_failover_criteria() -> Vec<String> {
+        vec!["error".to_string(), "timeout".to_string()]
+    }
+    fn default_fail_timeout() -> u64 {
+        10_000
+    }
+    fn default_hash_on_header() -> String {
+        "X-Kong-LLM-Request-ID".to_string()
+    }
     fn default_rw_timeout() -> u64 {
         60_000
     }
@@ -317,7 +345,11 @@ impl Default for BalancerConfig {
             algorithm: Self::default_algorithm(),
             tokens_count_strategy: Self::default_tokens_count_strategy(),
             latency_strategy: Self::default_latency_strategy(),
-            retries: 0,
+            retries: Self::default_retries(),
+            failover_criteria: Self::default_failover_criteria(),
+            max_fails: 0,
+            fail_timeout: Self::default_fail_timeout(),
+            hash_on_header: Self::default_hash_on_header(),
             connect_timeout: Self::default_connect_timeout(),
             read_timeout: Self::default_rw_timeout(),
             write_timeout: Self::default_rw_timeout(),

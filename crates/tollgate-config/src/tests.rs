@@ -364,7 +364,7 @@ fn three_independent_semantic_errors_are_all_listed() {
         .replace("methods = [\"POST\"]", "methods = [\"POSTT\"]")
         .replace(
             "algorithm = \"round-robin\"",
-            "algorithm = \"lowest-latency\"",
+            "algorithm = \"semantic\"",
         );
     let errors = errors(&text);
     let got: Vec<(&str, usize, &str)> = errors
@@ -386,8 +386,8 @@ fn three_independent_semantic_errors_are_all_listed() {
             ),
             (
                 "plugins[1].config.balancer.algorithm",
-                line_of(&text, "lowest-latency"),
-                "balancer algorithm `lowest-latency` is not implemented yet (implemented: round-robin)"
+                line_of(&text, "semantic"),
+                "balancer algorithm `semantic` is not implemented yet (implemented: round-robin, least-connections, lowest-latency, lowest-usage, consistent-hashing, priority)"
             ),
         ]
     );
@@ -578,7 +578,7 @@ model = {{ provider = "llama", options = {{ upstream_url = "http://[::1" }} }}
         .collect();
     let t = "plugins[4].config";
     let expected = [
-        (format!("{t}.balancer.algorithm"), "unknown balancer algorithm `fastest`; expected one of round-robin, lowest-latency, lowest-usage, consistent-hashing, semantic, priority".to_string()),
+        (format!("{t}.balancer.algorithm"), "unknown balancer algorithm `fastest`; expected one of round-robin, least-connections, lowest-latency, lowest-usage, consistent-hashing, semantic, priority".to_string()),
         (format!("{t}.targets[1].route_type"), "route_type llm/v1/chat differs from targets[0]'s llm/v1/embeddings; the targets of one plugin serve one route type".to_string()),
         (format!("{t}.targets[2].route_type"), "route_type llm/v1/chat differs from targets[0]'s llm/v1/embeddings; the targets of one plugin serve one route type".to_string()),
         (format!("{t}.targets[0].weight"), "weight 0 must be in 1..=65535".to_string()),

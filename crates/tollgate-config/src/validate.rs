@@ -47,13 +47,25 @@ const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat", "llm/v1/embeddings", "
 
 const BALANCER_ALGORITHMS: &[&str] = &[
     "round-robin",
+    "least-connections",
     "lowest-latency",
     "lowest-usage",
     "consistent-hashing",
     "semantic",
     "priority",
 ];
-const IMPLEMENTED_BALANCER_ALGORITHMS: &[&str] = &["round-robin"];
+const IMPLEMENTED_BALANCER_ALGORITHMS: &[&str] = &[
+    "round-robin",
+    "least-connections",
+    "lowest-latency",
+    "lowest-usage",
+    "consistent-hashing",
+    "priority",
+];
+const FAILOVER_CRITERIA: &[&str] = &[
+    "error", "timeout", "invalid_header", "http_403", "http_404", "http_429", "http_500",
+    "http_502", "http_503", "http_504",
+];
 const TOKENS_COUNT_STRATEGIES: &[&str] =
     &["total-tokens", "prompt-tokens", "completion-tokens", "cost"];
 const LATENCY_STRATEGIES: &[&str] = &["tpot", "e2e"];
@@ -742,10 +754,20 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
         LATENCY_STRATEGIES,
         LATENCY_STRATEGIES,
     );
+    for (k, criterion) in balancer.failover_criteria.iter().enumerate() {
+        let path = format!("{base}.balancer.failover_criteria[{k}]");
+        check_choice(r, &path, "failover criterion", criterion, FAILOVER_CRITERIA, FAILOVER_CRITERIA);
+    }
+    if balancer.hash_on_header.is_empty() || !is_header_name(&balancer.hash_on_header) {
+        let path = format!("{base}.balancer.hash_on_header");
+        let message = format!("{} is not a valid header name", r.show(&path, &balancer.hash_on_header));
+        r.error(path, message);
+    }
     for (field, value) in [
         ("connect_timeout", balancer.connect_timeout),
         ("read_timeout", balancer.read_timeout),
         ("write_timeout", balancer.write_timeout),
+        ("fail_timeout", balancer.fail_timeout),
     ] {
         if value == 0 {
             r.error(

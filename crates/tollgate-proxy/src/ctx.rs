@@ -27,6 +27,9 @@ pub struct LlmFacts {
     pub log_statistics: bool,
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    /// Targets tried before the one that answered, each with why it failed
+    /// (`anthropic/claude-3: http_503`).
+    pub failed_attempts: Vec<String>,
 }
 
 impl LlmFacts {
@@ -98,6 +101,12 @@ impl RequestCtx {
             credential_id: None,
             counted: false,
         }
+    }
+
+    /// The authenticated consumer's name, if any.
+    pub fn consumer_name(&self) -> Option<&str> {
+        let snap = self.snap.as_ref()?;
+        self.consumer.map(|c| snap.consumers[c].name.as_str())
     }
 
     /// Keeps the first error reason; later ones are usually consequences.

@@ -13,6 +13,7 @@ use pingora_core::upstreams::peer::{HttpPeer, ALPN};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
 use tokio::io::AsyncWriteExt;
+use tollgate_balance::Success;
 use tollgate_llm::completion::AnswerMeta;
 use tollgate_llm::embeddings::EmbeddingsMeta;
 use tollgate_llm::provider::{self, Call};
@@ -23,6 +24,7 @@ use crate::ctx::{LlmFacts, RequestCtx};
 use crate::limits::{identity, Admission, Costs, TokenLimitRt};
 use crate::resolver::Resolver;
 use crate::respond::{as_refs, send, PResult};
+use crate::metrics;
 use crate::snapshot::AiProxyRt;
 use crate::target::{Credential, LlmTarget};
 
@@ -58,11 +60,20 @@ enum UpstreamError {
     Resolve(String),
     Connect(String),
     /// Writing the request or reading the answer's header failed.
-    Exchange { msg: String },
+    Exchange { msg: String, invalid_header: bool },
     Timeout(String),
 }
 
 impl UpstreamError {
+    /// The failover criterion this failure falls under.
+    fn criterion(&self) -> &'static str {
+        match self {
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::Exchange { invalid_header: true, .. } => "invalid_header",
+            _ => "error",
+        }
+    }
+
     fn to_llm(&self, provider: &str) -> LlmError {
         match self {
             UpstreamError::Resolve(m) => LlmError::new(
@@ -177,168 +188,338 @@ pub async fn serve_llm(
     body: &[u8],
     body_key: Option<&str>,
 ) -> PResult<()> {
-    let target = ai.pick().clone();
-    let ask = match Ask::parse(&target.route_type, body, body_key) {
+    // Every target of a plugin serves one route type (`check` makes sure).
+    let ask = match Ask::parse(&ai.targets[0].route_type, body, body_key) {
         Ok(a) => a,
         Err(e) => return send_llm_error(session, ctx, &e).await,
     };
-    let (prepared, embeddings_meta) = match ask.call_for(&target) {
-        Ok(p) => p,
-        Err(e) => return send_llm_error(session, ctx, &e).await,
-    };
-    ctx.llm = Some(LlmFacts {
-        provider: target.provider.clone(),
-        target: target.label.clone(),
-        request_model: prepared.model.clone(),
-        stream: prepared.stream,
-        log_statistics: target.log_statistics,
-        input_cost: target.input_cost,
-        output_cost: target.output_cost,
-        ..LlmFacts::default()
-    });
-
-    if let Some(limit) = limit {
-        if limit.applies_to(&target.provider) {
-            let prompt = ask.prompt_estimate(embeddings_meta.as_ref());
-            let cap = ask.max_completion_tokens().or(target.model.max_tokens);
-            let Some(snap) = ctx.snap.clone() else {
-                return send_llm_error(session, ctx, &LlmError::new(500, "internal_error", "no config")).await;
-            };
-            let who = identity(&snap, session, ctx, limit.config.header_name.as_deref());
-            let costs = Costs { input: target.input_cost, output: target.output_cost };
-            match limit.admit(&target.provider, &who, prompt, cap, costs).await {
-                Admission::Unlimited => {}
-                Admission::Admitted { held, headers } => {
-                    ctx.held_limit = held;
-                    ctx.response_headers.extend(headers);
-                }
-                Admission::Refused { status, message, headers } => {
-                    ctx.response_headers.extend(headers);
-                    let err = LlmError::new(status, "rate_limit_error", message).with_code("rate_limit_exceeded");
-                    return send_llm_error(session, ctx, &err).await;
-                }
-            }
-        }
-    }
-
-    let timeouts = Timeouts {
-        connect: Duration::from_millis(ai.balancer.connect_timeout),
-        read: Duration::from_millis(ai.balancer.read_timeout),
-        write: Duration::from_millis(ai.balancer.write_timeout),
-    };
-    let sent_at = Instant::now();
-    let (mut upstream, peer) =
-        match send_request(ups, &target, &prepared, &ctx.request_id, &timeouts).await {
-            Ok(x) => x,
-            Err(e) => {
-                let err = e.to_llm(&target.provider);
-                ctx.note_error(&err.message);
-                return send_llm_error(session, ctx, &err).await;
-            }
-        };
-    let Some(resp) = upstream.response_header() else {
-        let err = LlmError::new(502, "upstream_error", "provider answer has no header");
-        return send_llm_error(session, ctx, &err).await;
-    };
-    let status = resp.status.as_u16();
-    let content_type = resp
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let is_json = content_type.starts_with("application/json");
-    let retry_after = resp
-        .headers
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok().map(str::to_string));
-    if let Some(f) = ctx.llm.as_mut() {
-        f.upstream_status = Some(status);
-    }
-    let meta = AnswerMeta {
-        fallback_id: format!("chatcmpl-{}", ctx.request_id),
-        created: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
-        model: prepared.model.clone(),
-        client_wants_usage: prepared.client_wants_usage,
-    };
-    let preserve = matches!(ask, Ask::Preserve(_));
-
-    // A streamed call answers in the provider's stream format (SSE,
-    // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
-    if (200..300).contains(&status) && prepared.stream && !is_json {
-        let (stream, content_type) = if preserve {
-            (provider::observe(target.kind, meta), content_type.as_str())
-        } else {
-            (provider::stream(target.kind, meta), "text/event-stream")
-        };
-        let prompt = || ask.prompt_estimate(None);
-        let relay = Relay { target: &target, prompt_estimate: &prompt, content_type, native: preserve, sent_at };
-        let r = relay_stream(session, ctx, &mut upstream, stream, relay).await;
-        finish_upstream(ups, upstream, &peer).await;
-        return r;
-    }
-
-    // A JSON answer (or an error): read it whole, then answer with Content-Length.
-    let answer = match read_all(&mut upstream).await {
-        Ok(b) => b,
-        Err(msg) => {
+    let hash_key = hash_key(session, ctx, ai);
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut admitted = false;
+    loop {
+        let Some(pick) = ai.balancer.pick(hash_key.as_deref(), &tried) else {
+            // Nothing (left) to try: every target is cooling down or its circuit is open.
             let err = LlmError::new(
-                502,
-                "upstream_error",
-                format!("provider {} broke off its answer: {msg}", target.provider),
-            );
-            return send_llm_error(session, ctx, &err).await;
-        }
-    };
-    let done_at = Instant::now();
-    finish_upstream(ups, upstream, &peer).await;
-
-    if preserve {
-        // The provider's own answer, error or not, as it sent it.
-        if (200..300).contains(&status) {
-            let (usage, model) = provider::observe_answer(target.kind, &answer, &meta);
+                503,
+                "service_unavailable",
+                "no LLM target is available: every target is failing or cooling down; retry later",
+            )
+            .with_code("no_target_available");
             if let Some(f) = ctx.llm.as_mut() {
-                f.usage = usage;
-                f.response_model = model;
+                f.failed_attempts = std::mem::take(&mut failed);
+            }
+            return send_llm_error(session, ctx, &err).await;
+        };
+        let idx = pick.index();
+        tried.push(idx);
+        let target = ai.targets[idx].clone();
+        let (prepared, embeddings_meta) = match ask.call_for(&target) {
+            Ok(p) => p,
+            // The caller's request cannot be served as sent: a client error,
+            // never a reason to try another target.
+            Err(e) => return send_llm_error(session, ctx, &e).await,
+        };
+        ctx.llm = Some(LlmFacts {
+            provider: target.provider.clone(),
+            target: target.label.clone(),
+            request_model: prepared.model.clone(),
+            stream: prepared.stream,
+            log_statistics: target.log_statistics,
+            input_cost: target.input_cost,
+            output_cost: target.output_cost,
+            failed_attempts: failed.clone(),
+            ..LlmFacts::default()
+        });
+        // The token budget is reserved once, against the first target's
+        // provider; the real usage settles it whichever target answers.
+        if !admitted {
+            admitted = true;
+            if let Some(refused) = admit(session, ctx, limit, &ask, &target, embeddings_meta.as_ref()).await {
+                return send_llm_error(session, ctx, &refused).await;
+            }
+        }
+        let retries_left = (tried.len() as u32) <= ai.config.retries;
+        let may_fail_over = retries_left
+            && (0..ai.targets.len()).any(|i| !tried.contains(&i) && ai.balancer.is_available(i));
+        let attempt = Attempt {
+            ups,
+            ai,
+            idx,
+            target: &target,
+            ask: &ask,
+            prepared: &prepared,
+            embeddings_meta: embeddings_meta.as_ref(),
+            may_fail_over,
+        };
+        match attempt.run(session, ctx).await {
+            Outcome::Answered(r) => return r,
+            Outcome::FailOver(reason) => {
+                tracing::info!(request_id = %ctx.request_id, target = %target.label, %reason, "failing over to the next target");
+                metrics::record_failover(&target.label, &reason);
+                failed.push(format!("{}: {reason}", target.label));
+            }
+        }
+        drop(pick);
+    }
+}
+
+/// The consistent-hashing key: the configured header, else the consumer.
+fn hash_key(session: &Session, ctx: &RequestCtx, ai: &AiProxyRt) -> Option<Vec<u8>> {
+    if ai.config.algorithm != "consistent-hashing" {
+        return None;
+    }
+    if let Some(v) = session.req_header().headers.get(ai.config.hash_on_header.as_str()) {
+        return Some(v.as_bytes().to_vec());
+    }
+    ctx.consumer_name().map(|c| c.as_bytes().to_vec())
+}
+
+/// Reserves the request's estimated tokens; `Some` is the refusal to answer.
+async fn admit(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    limit: Option<&TokenLimitRt>,
+    ask: &Ask,
+    target: &LlmTarget,
+    embeddings_meta: Option<&EmbeddingsMeta>,
+) -> Option<LlmError> {
+    let limit = limit.filter(|l| l.applies_to(&target.provider))?;
+    let prompt = ask.prompt_estimate(embeddings_meta);
+    let cap = ask.max_completion_tokens().or(target.model.max_tokens);
+    let Some(snap) = ctx.snap.clone() else {
+        return Some(LlmError::new(500, "internal_error", "no config"));
+    };
+    let who = identity(&snap, session, ctx, limit.config.header_name.as_deref());
+    let costs = Costs { input: target.input_cost, output: target.output_cost };
+    match limit.admit(&target.provider, &who, prompt, cap, costs).await {
+        Admission::Unlimited => None,
+        Admission::Admitted { held, headers } => {
+            ctx.held_limit = held;
+            ctx.response_headers.extend(headers);
+            None
+        }
+        Admission::Refused { status, message, headers } => {
+            ctx.response_headers.extend(headers);
+            Some(LlmError::new(status, "rate_limit_error", message).with_code("rate_limit_exceeded"))
+        }
+    }
+}
+
+/// How one attempt at one target ended.
+enum Outcome {
+    /// The client got an answer (success or a final error), or went away.
+    Answered(PResult<()>),
+    /// Failed before anything reached the client, in a way the failover
+    /// criteria cover, and another target may be tried; the reason is a
+    /// criterion name (`timeout`, `http_503`, ...).
+    FailOver(String),
+}
+
+/// One attempt at one target.
+struct Attempt<'a> {
+    ups: &'a Upstreams,
+    ai: &'a AiProxyRt,
+    idx: usize,
+    target: &'a LlmTarget,
+    ask: &'a Ask,
+    prepared: &'a Call,
+    embeddings_meta: Option<&'a EmbeddingsMeta>,
+    /// Another target could take over if this one fails.
+    may_fail_over: bool,
+}
+
+impl Attempt<'_> {
+    fn fails_over_on(&self, criterion: &str) -> bool {
+        self.may_fail_over && self.ai.config.failover_criteria.iter().any(|c| c == criterion)
+    }
+
+    async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> Outcome {
+        let Attempt { ups, ai, idx, target, ask, prepared, embeddings_meta, .. } = *self;
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(ai.config.connect_timeout),
+            read: Duration::from_millis(ai.config.read_timeout),
+            write: Duration::from_millis(ai.config.write_timeout),
+        };
+        let sent_at = Instant::now();
+        let (mut upstream, peer) =
+            match send_request(ups, target, prepared, &ctx.request_id, &timeouts).await {
+                Ok(x) => x,
+                Err(e) => {
+                    ai.balancer.failure(idx);
+                    let criterion = e.criterion();
+                    if self.fails_over_on(criterion) {
+                        return Outcome::FailOver(criterion.to_string());
+                    }
+                    let err = e.to_llm(&target.provider);
+                    ctx.note_error(&err.message);
+                    return Outcome::Answered(send_llm_error(session, ctx, &err).await);
+                }
+            };
+        let Some(resp) = upstream.response_header() else {
+            let err = LlmError::new(502, "upstream_error", "provider answer has no header");
+            return Outcome::Answered(send_llm_error(session, ctx, &err).await);
+        };
+        let status = resp.status.as_u16();
+        let content_type = resp
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let is_json = content_type.starts_with("application/json");
+        let retry_after = resp
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok().map(str::to_string));
+        if let Some(f) = ctx.llm.as_mut() {
+            f.upstream_status = Some(status);
+        }
+        if !(200..300).contains(&status) {
+            // A 429 with Retry-After rests the target for that long (when
+            // another target can serve meanwhile: resting the only one would
+            // just turn the provider's 429 into our 503); server errors count
+            // towards its circuit breaker.
+            match retry_after.as_deref().and_then(retry_after_duration) {
+                Some(rest) if status == 429 && ai.targets.len() > 1 => ai.balancer.cool_down(idx, rest),
+                _ if status >= 500 || status == 429 => ai.balancer.failure(idx),
+                _ => {}
+            }
+            let criterion = format!("http_{status}");
+            if self.fails_over_on(&criterion) {
+                // Read the refusal to its end so the connection can be reused.
+                if read_all(&mut upstream).await.is_ok() {
+                    finish_upstream(ups, upstream, &peer).await;
+                }
+                return Outcome::FailOver(criterion);
+            }
+        }
+        let meta = AnswerMeta {
+            fallback_id: format!("chatcmpl-{}", ctx.request_id),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            model: prepared.model.clone(),
+            client_wants_usage: prepared.client_wants_usage,
+        };
+        let preserve = matches!(ask, Ask::Preserve(_));
+
+        // A streamed call answers in the provider's stream format (SSE,
+        // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
+        if (200..300).contains(&status) && prepared.stream && !is_json {
+            let (stream, content_type) = if preserve {
+                (provider::observe(target.kind, meta), content_type.as_str())
+            } else {
+                (provider::stream(target.kind, meta), "text/event-stream")
+            };
+            let prompt = || ask.prompt_estimate(None);
+            let relay = Relay { target, prompt_estimate: &prompt, content_type, native: preserve, sent_at };
+            let (r, completed) = relay_stream(session, ctx, &mut upstream, stream, relay).await;
+            finish_upstream(ups, upstream, &peer).await;
+            if completed {
+                report_success(ai, idx, ctx);
+            } else if !ctx.llm.as_ref().is_some_and(|f| f.client_cancelled) {
+                ai.balancer.failure(idx);
+            }
+            return Outcome::Answered(r);
+        }
+
+        // A JSON answer (or an error): read it whole, then answer with Content-Length.
+        let answer = match read_all(&mut upstream).await {
+            Ok(b) => b,
+            Err(msg) => {
+                ai.balancer.failure(idx);
+                if self.fails_over_on("error") {
+                    return Outcome::FailOver("error".into());
+                }
+                let err = LlmError::new(
+                    502,
+                    "upstream_error",
+                    format!("provider {} broke off its answer: {msg}", target.provider),
+                );
+                return Outcome::Answered(send_llm_error(session, ctx, &err).await);
+            }
+        };
+        let done_at = Instant::now();
+        finish_upstream(ups, upstream, &peer).await;
+
+        if preserve {
+            // The provider's own answer, error or not, as it sent it.
+            if (200..300).contains(&status) {
+                let (usage, model) = provider::observe_answer(target.kind, &answer, &meta);
+                if let Some(f) = ctx.llm.as_mut() {
+                    f.usage = usage;
+                    f.response_model = model;
+                    f.latency = Some(done_at - sent_at);
+                }
+                report_success(ai, idx, ctx);
+            } else {
+                ctx.note_error(&format!("provider {} answered {status}", target.provider));
+            }
+            ctx.status = status;
+            let headers = answer_headers(ctx, &target.label, retry_after);
+            let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
+            return Outcome::Answered(send(session, status, ct, answer, &as_refs(&headers)).await);
+        }
+
+        if (200..300).contains(&status) {
+            let answer = match embeddings_meta {
+                Some(e) => embeddings::answer(target.kind, answer, e),
+                None => provider::answer(target.kind, answer, &meta),
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(err) => {
+                    // A 200 that is not an answer: the provider is broken.
+                    ai.balancer.failure(idx);
+                    if self.fails_over_on("invalid_header") || self.fails_over_on("error") {
+                        return Outcome::FailOver("error".into());
+                    }
+                    return Outcome::Answered(send_llm_error(session, ctx, &err).await);
+                }
+            };
+            if let Some(f) = ctx.llm.as_mut() {
+                f.usage = answer.usage;
+                f.response_model = answer.model;
                 f.latency = Some(done_at - sent_at);
             }
-        } else {
-            ctx.note_error(&format!("provider {} answered {status}", target.provider));
+            report_success(ai, idx, ctx);
+            ctx.status = status;
+            let headers = answer_headers(ctx, &target.label, None);
+            return Outcome::Answered(send(session, status, "application/json", answer.body, &as_refs(&headers)).await);
         }
+
+        // The provider refused: keep its status and message, in OpenAI's shape.
+        let err = provider::error(target.kind, status, &answer);
+        ctx.note_error(&err.message);
         ctx.status = status;
         let headers = answer_headers(ctx, &target.label, retry_after);
-        let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
-        return send(session, status, ct, answer, &as_refs(&headers)).await;
+        Outcome::Answered(send(session, status, "application/json", err.body(), &as_refs(&headers)).await)
     }
+}
 
-    if (200..300).contains(&status) {
-        let answer = match &embeddings_meta {
-            Some(e) => embeddings::answer(target.kind, answer, e),
-            None => provider::answer(target.kind, answer, &meta),
-        };
-        let answer = match answer {
-            Ok(a) => a,
-            Err(err) => return send_llm_error(session, ctx, &err).await,
-        };
-        if let Some(f) = ctx.llm.as_mut() {
-            f.usage = answer.usage;
-            f.response_model = answer.model;
-            f.latency = Some(done_at - sent_at);
-        }
-        ctx.status = status;
-        let headers = answer_headers(ctx, &target.label, None);
-        return send(session, status, "application/json", answer.body, &as_refs(&headers)).await;
-    }
+/// Feeds a served answer's latency and usage to the balancer.
+fn report_success(ai: &AiProxyRt, idx: usize, ctx: &RequestCtx) {
+    let Some(f) = ctx.llm.as_ref() else { return };
+    let usage = f.usage.unwrap_or_default();
+    ai.balancer.success(
+        idx,
+        Success {
+            latency: f.latency.unwrap_or_default(),
+            ttft: f.ttft,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            cost: f.cost().unwrap_or(0.0),
+        },
+    );
+}
 
-    // The provider refused: keep its status and message, in OpenAI's shape.
-    let err = provider::error(target.kind, status, &answer);
-    ctx.note_error(&err.message);
-    ctx.status = status;
-    let headers = answer_headers(ctx, &target.label, retry_after);
-    send(session, status, "application/json", err.body(), &as_refs(&headers)).await
+/// `Retry-After` as delay-seconds (the HTTP-date form is rare from APIs and
+/// is not honoured).
+fn retry_after_duration(v: &str) -> Option<Duration> {
+    let secs: u64 = v.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
 }
 
 struct Timeouts {
@@ -373,7 +554,7 @@ async fn send_request(
     loop {
         attempts += 1;
         let header = build_header(target, prepared, body.len(), request_id)
-            .map_err(|msg| UpstreamError::Exchange { msg })?;
+            .map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
         let (session, reused) = ups
             .connector
             .get_http_session(&peer)
@@ -476,7 +657,8 @@ fn classify_io(e: &pingora_error::Error) -> UpstreamError {
     use pingora_error::ErrorType::*;
     match e.etype() {
         ReadTimedout | WriteTimedout => UpstreamError::Timeout(e.to_string()),
-        _ => UpstreamError::Exchange { msg: e.to_string() },
+        InvalidHTTPHeader => UpstreamError::Exchange { msg: e.to_string(), invalid_header: true },
+        _ => UpstreamError::Exchange { msg: e.to_string(), invalid_header: false },
     }
 }
 
@@ -600,23 +782,11 @@ async fn relay_stream(
     upstream: &mut HttpSession,
     mut stream: Box<dyn ChatStream>,
     relay: Relay<'_>,
-) -> PResult<()> {
+) -> (PResult<()>, bool) {
     let Relay { target, prompt_estimate, content_type, native, sent_at } = relay;
-    let mut resp = ResponseHeader::build(200, Some(6))?;
-    resp.insert_header("content-type", content_type)?;
-    resp.insert_header("cache-control", "no-cache")?;
-    resp.insert_header("x-tollgate-llm-model", target.label.as_str())?;
-    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
-    for (k, v) in &ctx.response_headers {
-        resp.append_header(k.clone(), v.as_str())?;
+    if let Err(e) = start_stream(session, ctx, target, content_type).await {
+        return (Err(e), false);
     }
-    if !session.is_http2() {
-        // Without a length or chunked framing Pingora would close the
-        // connection while still announcing keep-alive.
-        resp.insert_header("transfer-encoding", "chunked")?;
-    }
-    ctx.status = 200;
-    session.write_response_header(Box::new(resp), false).await?;
 
     let mut first_event: Option<Instant> = None;
     let mut outcome: PResult<()> = Ok(());
@@ -687,8 +857,28 @@ async fn relay_stream(
             })
         });
     }
-    outcome
+    (outcome, stream.completed())
 }
+
+/// The stream's response header: the client learns the answer has started.
+async fn start_stream(session: &mut Session, ctx: &mut RequestCtx, target: &LlmTarget, content_type: &str) -> PResult<()> {
+    let mut resp = ResponseHeader::build(200, Some(6))?;
+    resp.insert_header("content-type", content_type)?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header("x-tollgate-llm-model", target.label.as_str())?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    for (k, v) in &ctx.response_headers {
+        resp.append_header(k.clone(), v.as_str())?;
+    }
+    if !session.is_http2() {
+        // Without a length or chunked framing Pingora would close the
+        // connection while still announcing keep-alive.
+        resp.insert_header("transfer-encoding", "chunked")?;
+    }
+    ctx.status = 200;
+    session.write_response_header(Box::new(resp), false).await
+}
+
 
 /// An OpenAI-shaped error event that ends a stream the provider broke off.
 fn stream_error_event(provider: &str, what: &str) -> Bytes {

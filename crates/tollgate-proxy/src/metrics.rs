@@ -25,6 +25,7 @@ pub struct Metrics {
     pub rate_limit_refusals: IntCounterVec,
     pub rate_limit_backend_errors: IntCounterVec,
     pub rate_limit_check: HistogramVec,
+    pub target_failovers: IntCounterVec,
     models_seen: Mutex<HashSet<String>>,
 }
 
@@ -126,6 +127,13 @@ impl Metrics {
                 r
             )
             .expect("metric"),
+            target_failovers: register_int_counter_vec_with_registry!(
+                "ai_target_failovers_total",
+                "Attempts that failed over to another target, by the failing target and the failover criterion",
+                &["target", "reason"],
+                r
+            )
+            .expect("metric"),
             models_seen: Mutex::new(HashSet::new()),
             registry,
         }
@@ -154,4 +162,9 @@ impl Metrics {
         }
         out
     }
+}
+
+/// One failover away from `target` (a config label) for `reason` (a failover criterion).
+pub fn record_failover(target: &str, reason: &str) {
+    METRICS.target_failovers.with_label_values(&[target, reason]).inc();
 }

@@ -102,6 +102,9 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
         ai.insert("target".into(), json!(f.target));
         ai.insert("request_mode".into(), json!(mode));
         ai.insert("upstream_status".into(), json!(f.upstream_status));
+        if !f.failed_attempts.is_empty() {
+            ai.insert("failed_attempts".into(), json!(f.failed_attempts));
+        }
         if f.client_cancelled {
             ai.insert("client_cancelled".into(), json!(true));
         }

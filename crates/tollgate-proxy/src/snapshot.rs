@@ -2,10 +2,10 @@
 //! shared read-only by every request that started under it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tollgate_config::schema::{AclConfig, BalancerConfig, KeyAuthConfig, PluginConfig};
+use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, TargetInfo};
 use tollgate_config::Config;
 
 use crate::keyauth::KeyIndex;
@@ -39,18 +39,40 @@ pub struct ConsumerRt {
 }
 
 /// ai-proxy or ai-proxy-advanced, compiled: the targets and how to pick one.
-#[derive(Debug)]
 pub struct AiProxyRt {
     pub targets: Vec<Arc<LlmTarget>>,
-    pub balancer: BalancerConfig,
-    next: AtomicUsize,
+    pub config: BalancerConfig,
+    /// Picks a target per attempt and keeps each one's health and statistics.
+    pub balancer: Balancer,
+}
+
+impl std::fmt::Debug for AiProxyRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiProxyRt")
+            .field("targets", &self.targets)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl AiProxyRt {
-    /// Plain round-robin for now; weights, health and failover come with the balancer.
-    pub fn pick(&self) -> &Arc<LlmTarget> {
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len();
-        &self.targets[i]
+    pub fn new(targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
+        let algorithm = Algorithm::from_kong(&config.algorithm, &config.latency_strategy, &config.tokens_count_strategy)
+            .map_err(|e| e.to_string())?;
+        let infos = targets
+            .iter()
+            .map(|t| TargetInfo {
+                id: t.label.clone(),
+                weight: t.weight,
+                description: None,
+            })
+            .collect();
+        let breaker = BreakerConfig {
+            max_fails: config.max_fails,
+            fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
+        };
+        let balancer = Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()));
+        Ok(AiProxyRt { targets, config, balancer })
     }
 }
 
@@ -191,11 +213,10 @@ impl Snapshot {
                 PluginConfig::Acl(c) => (Slot::Acl, PluginRt::Acl(c.clone())),
                 PluginConfig::AiProxy(t) => (
                     Slot::AiProxy,
-                    PluginRt::AiProxy(AiProxyRt {
-                        targets: vec![Arc::new(LlmTarget::compile(t)?)],
-                        balancer: BalancerConfig::default(),
-                        next: AtomicUsize::new(0),
-                    }),
+                    PluginRt::AiProxy(AiProxyRt::new(
+                        vec![Arc::new(LlmTarget::compile(t)?)],
+                        BalancerConfig::default(),
+                    )?),
                 ),
                 // Counters are namespaced by where the plugin sits, so two
                 // plugins never share a budget and a reload keeps them.
@@ -217,11 +238,7 @@ impl Snapshot {
                     }
                     (
                         Slot::AiProxy,
-                        PluginRt::AiProxy(AiProxyRt {
-                            targets,
-                            balancer: a.balancer.clone(),
-                            next: AtomicUsize::new(0),
-                        }),
+                        PluginRt::AiProxy(AiProxyRt::new(targets, a.balancer.clone())?),
                     )
                 }
             };

@@ -99,6 +99,8 @@ pub struct LlmTarget {
     pub credential: Credential,
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    /// Balancer weight (1 when unset).
+    pub weight: u32,
     pub log_statistics: bool,
     pub log_payloads: bool,
 }
@@ -156,6 +158,7 @@ impl LlmTarget {
             endpoint,
             credential: Credential::from_config(spec.auth.as_ref())?,
             input_cost: o.input_cost,
+            weight: spec.weight.unwrap_or(1),
             output_cost: o.output_cost,
             log_statistics: spec.logging.log_statistics,
             log_payloads: spec.logging.log_payloads,
