@@ -209,3 +209,20 @@ def test_circuit_breaker_skips_a_failing_target(mocks, gateway_factory):
     # Two failures open a's circuit; after that only b is asked.
     assert len(a.requests()) == 2
     assert len(b.requests()) == 10
+
+
+def test_target_health_shows_in_metrics_and_status(mocks, gateway_factory):
+    a, b, _ = mocks
+    balancer = 'failover_criteria = ["error", "http_500"]\nmax_fails = 1\nfail_timeout = 60000'
+    gw = gateway_factory(advanced(target(a.chat_url) + target(b.chat_url, model="gpt-4o-mini"), balancer))
+    a.behave(status=500)
+    for _ in range(3):
+        assert post(gw).status_code == 200
+    metrics = gw.metrics()
+    assert 'ai_target_circuit_open{scope="r=/s=llm/c=",target="openai/gpt-4o",index="0"} 1' in metrics
+    assert 'ai_target_healthy{scope="r=/s=llm/c=",target="openai/gpt-4o-mini",index="1"} 1' in metrics
+    assert 'ai_target_failovers_total{reason="http_500",target="openai/gpt-4o"} 1' in metrics
+    status = httpx.get(f"{gw.admin_url}/status").json()
+    by_target = {t["target"]: t for t in status["targets"]}
+    assert by_target["openai/gpt-4o"]["circuit_open"] is True
+    assert by_target["openai/gpt-4o-mini"]["successes"] == 3

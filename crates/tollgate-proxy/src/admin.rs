@@ -9,6 +9,7 @@ use pingora_core::protocols::http::ServerSession;
 
 use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
+use crate::snapshot::Snapshot;
 
 pub struct AdminApp {
     pub state: Arc<GatewayState>,
@@ -20,7 +21,11 @@ impl ServeHttp for AdminApp {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_string();
         match path.as_str() {
-            "/metrics" => reply(200, "text/plain; version=0.0.4", METRICS.render()),
+            "/metrics" => {
+                let mut body = METRICS.render();
+                body.extend_from_slice(&target_metrics(&self.state.snapshot.load()));
+                reply(200, "text/plain; version=0.0.4", body)
+            }
             "/health" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),
             "/ready" => reply(200, "application/json", br#"{"status":"ready"}"#.to_vec()),
             "/status" => {
@@ -39,12 +44,85 @@ impl ServeHttp for AdminApp {
                         .map(|d| d.as_secs())
                         .unwrap_or(0),
                     "access_log_dropped": self.state.access_log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                    "targets": target_status(&snap),
                 });
                 reply(200, "application/json", body.to_string().into_bytes())
             }
             _ => reply(404, "application/json", br#"{"message":"not found"}"#.to_vec()),
         }
     }
+}
+
+/// Each LLM target's balancer state, in Prometheus' text format. Rendered at
+/// scrape time from the config in force, so targets removed by a reload
+/// disappear with it; labels come from the config only.
+fn target_metrics(snap: &Snapshot) -> Vec<u8> {
+    use std::fmt::Write;
+    let mut healthy = String::new();
+    let mut open = String::new();
+    let mut in_flight = String::new();
+    let mut selections = String::new();
+    let mut ewma = String::new();
+    for ai in snap.ai_proxies() {
+        for st in ai.balancer.stats() {
+            let labels = format!(
+                "scope=\"{}\",target=\"{}\",index=\"{}\"",
+                escape(&ai.scope),
+                escape(&st.id),
+                st.index
+            );
+            let _ = writeln!(healthy, "ai_target_healthy{{{labels}}} {}", u8::from(st.healthy));
+            let _ = writeln!(open, "ai_target_circuit_open{{{labels}}} {}", u8::from(st.circuit_open));
+            let _ = writeln!(in_flight, "ai_target_in_flight{{{labels}}} {}", st.in_flight);
+            let _ = writeln!(selections, "ai_target_selections_total{{{labels}}} {}", st.selections);
+            if let Some(ms) = st.latency_ewma_ms {
+                let _ = writeln!(ewma, "ai_target_latency_ewma_ms{{{labels}}} {ms}");
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, kind, help, body) in [
+        ("ai_target_healthy", "gauge", "1 while the target can be picked (circuit closed, not cooling down)", healthy),
+        ("ai_target_circuit_open", "gauge", "1 while the target's circuit breaker is open", open),
+        ("ai_target_in_flight", "gauge", "Requests in flight to the target", in_flight),
+        ("ai_target_selections_total", "counter", "Times the balancer picked the target since the config was loaded", selections),
+        ("ai_target_latency_ewma_ms", "gauge", "Peak EWMA of the target's latency (lowest-latency balancing)", ewma),
+    ] {
+        if body.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        out.push_str(&body);
+    }
+    out.into_bytes()
+}
+
+/// Each LLM target's balancer state for /status.
+fn target_status(snap: &Snapshot) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for ai in snap.ai_proxies() {
+        for st in ai.balancer.stats() {
+            out.push(serde_json::json!({
+                "scope": ai.scope,
+                "target": st.id,
+                "algorithm": ai.config.algorithm,
+                "weight": st.weight,
+                "healthy": st.healthy,
+                "circuit_open": st.circuit_open,
+                "in_flight": st.in_flight,
+                "selections": st.selections,
+                "successes": st.successes,
+                "failures": st.failures,
+                "latency_ewma_ms": st.latency_ewma_ms,
+            }));
+        }
+    }
+    out
+}
+
+/// A Prometheus label value: backslash, quote and newline escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
 fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {

@@ -40,6 +40,8 @@ pub struct ConsumerRt {
 
 /// ai-proxy or ai-proxy-advanced, compiled: the targets and how to pick one.
 pub struct AiProxyRt {
+    /// Where the plugin sits (`r=<route>/s=<service>/c=<consumer>`), for metrics and /status.
+    pub scope: String,
     pub targets: Vec<Arc<LlmTarget>>,
     pub config: BalancerConfig,
     /// Picks a target per attempt and keeps each one's health and statistics.
@@ -56,7 +58,7 @@ impl std::fmt::Debug for AiProxyRt {
 }
 
 impl AiProxyRt {
-    pub fn new(targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
+    pub fn new(scope: String, targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
         let algorithm = Algorithm::from_kong(&config.algorithm, &config.latency_strategy, &config.tokens_count_strategy)
             .map_err(|e| e.to_string())?;
         let infos = targets
@@ -72,7 +74,7 @@ impl AiProxyRt {
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
         };
         let balancer = Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()));
-        Ok(AiProxyRt { targets, config, balancer })
+        Ok(AiProxyRt { scope, targets, config, balancer })
     }
 }
 
@@ -214,6 +216,7 @@ impl Snapshot {
                 PluginConfig::AiProxy(t) => (
                     Slot::AiProxy,
                     PluginRt::AiProxy(AiProxyRt::new(
+                        scope_of(p),
                         vec![Arc::new(LlmTarget::compile(t)?)],
                         BalancerConfig::default(),
                     )?),
@@ -238,7 +241,7 @@ impl Snapshot {
                     }
                     (
                         Slot::AiProxy,
-                        PluginRt::AiProxy(AiProxyRt::new(targets, a.balancer.clone())?),
+                        PluginRt::AiProxy(AiProxyRt::new(scope_of(p), targets, a.balancer.clone())?),
                     )
                 }
             };
@@ -280,6 +283,14 @@ fn scope_of(p: &tollgate_config::Plugin) -> String {
 }
 
 impl Snapshot {
+    /// Every ai-proxy and ai-proxy-advanced plugin of this config.
+    pub fn ai_proxies(&self) -> impl Iterator<Item = &AiProxyRt> {
+        self.plugins.iter().filter_map(|p| match p {
+            PluginRt::AiProxy(a) => Some(a),
+            _ => None,
+        })
+    }
+
     /// Kong's precedence, most specific first: consumer+route+service,
     /// consumer+route, consumer+service, route+service, consumer, route,
     /// service, global.
