@@ -79,9 +79,19 @@ def test_valid_file_exits_0_with_a_summary(tmp_path):
     assert "sk-check-secret" not in p.stdout + p.stderr
 
 
-@pytest.mark.parametrize("name", ["conf/tollgate.toml", "conf/examples/secure-mcp-traffic.toml", "conf/examples/openai.toml"])
+@pytest.mark.parametrize(
+    "name",
+    ["conf/tollgate.toml", "conf/examples/secure-mcp-traffic.toml", "conf/examples/openai.toml", "conf/examples/providers.toml"],
+)
 def test_shipped_configs_check_clean(name):
-    env = {"OPENAI_API_KEY": "sk-x", "TOLLGATE_CLIENT_KEY": "client-x"}
+    env = {
+        "OPENAI_API_KEY": "sk-x",
+        "TOLLGATE_CLIENT_KEY": "client-x",
+        "ANTHROPIC_API_KEY": "sk-ant-x",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "GEMINI_API_KEY": "g-x",
+    }
     p = check(ROOT / name, env=env)
     assert p.returncode == 0, p.stderr
     assert "OK" in p.stdout
