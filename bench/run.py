@@ -8,7 +8,9 @@ Paths, all running at once, measured one after the other in the same run:
   direct           wrk -> tollgate-mock
   nginx            wrk -> nginx (plain proxy_pass, 1 worker, upstream keepalive) -> mock
   tollgate         wrk -> tollgate (key-auth + OpenAI ai-proxy, metrics, access log off) -> mock
-  tollgate-logged  as tollgate, plus the JSON access log written to a file
+  tollgate-full    the full pipeline: key-auth + Anthropic translation (the mock
+                   speaks Anthropic's Messages API) + a token limit + metrics +
+                   the JSON access log written to a file
 
 The proxy under test runs on CPU 0; the mock, wrk and this script on CPU 1.
 Standard library only. bench/README.md explains every figure.
@@ -50,7 +52,7 @@ STREAM_BODY = json.dumps(
     {"stream": True, "messages": [{"role": "user", "content": STREAM_PROMPT}]}
 ).encode()
 
-PATHS = ("direct", "nginx", "tollgate", "tollgate-logged")
+PATHS = ("direct", "nginx", "tollgate", "tollgate-full")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -393,15 +395,26 @@ name = "ai-proxy"
 service = "llm"
 [plugins.config]
 route_type = "llm/v1/chat"
-auth = {{ header_name = "Authorization", header_value = "Bearer {provider_key}" }}
+auth = {{ header_name = "{auth_header}", header_value = "{auth_value}" }}
 logging = {{ log_statistics = true }}
 [plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
+provider = "{provider}"
+name = "{model}"
 [plugins.config.model.options]
 input_cost = 2.5
 output_cost = 10
-upstream_url = "http://127.0.0.1:{mock_port}{chat_path}"
+upstream_url = "{upstream_url}"
+{limit}"""
+
+# The full pipeline's token limit: every request is checked, reserved and
+# settled, with a budget no run exhausts.
+TOKEN_LIMIT = """
+[[plugins]]
+name = "ai-rate-limiting-advanced"
+service = "llm"
+[plugins.config]
+strategy = "local"
+llm_providers = [{ name = "anthropic", window_size = [60, 3600], limit = [1000000000000, 1000000000000] }]
 """
 
 
@@ -412,8 +425,14 @@ def start_tollgate(bins: Path, tmp: Path, pin: Pinning, mock_port: int, name: st
     conf = tmp / f"{name}.toml"
     conf.write_text(TOLLGATE_CONF.format(
         port=port, admin=admin, access_log=str(log_path) if log_path else "off",
-        chat_path=CHAT_PATH, client_key=CLIENT_KEY, provider_key=PROVIDER_KEY,
-        mock_port=mock_port))
+        chat_path=CHAT_PATH, client_key=CLIENT_KEY,
+        **(dict(provider="anthropic", model="claude-3-5-haiku-20241022", auth_header="x-api-key",
+                auth_value=PROVIDER_KEY, upstream_url=f"http://127.0.0.1:{mock_port}/v1/messages",
+                limit=TOKEN_LIMIT)
+           if logged else
+           dict(provider="openai", model="gpt-4o", auth_header="Authorization",
+                auth_value=f"Bearer {PROVIDER_KEY}",
+                upstream_url=f"http://127.0.0.1:{mock_port}{CHAT_PATH}", limit=""))))
     exe = str(bins / "tollgate")
     c = subprocess.run([exe, "check", "-c", str(conf)], capture_output=True, text=True, timeout=30)
     if c.returncode != 0:
@@ -730,8 +749,8 @@ def summary_rows(res: Results, eps: dict[str, Endpoint], lo: int, hi: int):
 
 
 def summary_table(res: Results, eps, lo: int, hi: int) -> list[str]:
-    out = ["| figure | direct | nginx | tollgate | tollgate-logged | tollgate/nginx | "
-           "tollgate/direct | logged/nginx | logged/direct |",
+    out = ["| figure | direct | nginx | tollgate | tollgate-full | tollgate/nginx | "
+           "tollgate/direct | full/nginx | full/direct |",
            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, digits, vals, ratios in summary_rows(res, eps, lo, hi):
         m = {p: med(v) for p, v in vals.items()}
@@ -742,7 +761,7 @@ def summary_table(res: Results, eps, lo: int, hi: int) -> list[str]:
             return ratio(m.get(p), m.get(base)) if ok else "—"
         out.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join([
             r("tollgate", "nginx"), r("tollgate", "direct"),
-            r("tollgate-logged", "nginx"), r("tollgate-logged", "direct")]) + " |")
+            r("tollgate-full", "nginx"), r("tollgate-full", "direct")]) + " |")
     return out
 
 
@@ -785,7 +804,7 @@ def targets_section(res: Results, lo: int, hi: int) -> list[str]:
     out = ["| goal | path | measured (median) | goal value | verdict | verdict on each path's "
            "best repeat |", "|---|---|---:|---:|---|---|"]
     verdicts, unstable = [], []
-    for p in ("tollgate", "tollgate-logged"):
+    for p in ("tollgate", "tollgate-full"):
         f_med, f_best = figures(p, median_of), figures(p, best_of)
         for key, goal, factor, low, unit in goals:
             want, ok = judge(f_med[key], ng_med[key], factor, low)
@@ -809,7 +828,7 @@ def targets_section(res: Results, lo: int, hi: int) -> list[str]:
     if ng_med["a50"] is not None and ng_med["a50"] <= 0:
         notes.append("nginx's added p50 is not positive in this run: the latency comparison "
                      "is inside the noise and says little.")
-    for p in ("nginx", "tollgate", "tollgate-logged"):
+    for p in ("nginx", "tollgate", "tollgate-full"):
         b = med(res.series(p, hi, "proxy_busy"))
         if b is None:
             continue
@@ -831,7 +850,7 @@ def targets_section(res: Results, lo: int, hi: int) -> list[str]:
                    "(wake-ups), not by CPU")
         notes.append(f"{p} used {b:.0%} of CPU 0 at c={hi} (medians): {why}.")
     lines = out + [""]
-    for p in ("tollgate", "tollgate-logged"):
+    for p in ("tollgate", "tollgate-full"):
         missed = [g for q, g, ok in verdicts if q == p and ok is False]
         lines.append(f"- **{p}**: " + ("all goals met." if not missed
                                         else "missed: " + "; ".join(missed) + "."))
@@ -1004,7 +1023,7 @@ def main() -> int:
         eps["direct"] = Endpoint("direct", mock.port, None)
         eps["nginx"] = start_nginx(nginx, tmp, pin, mock.port, procs)
         eps["tollgate"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate", False, procs)
-        eps["tollgate-logged"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate-logged",
+        eps["tollgate-full"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate-full",
                                                 True, procs)
         for p in PATHS:
             verify(eps[p], chunks)
@@ -1045,7 +1064,7 @@ def main() -> int:
         for p in PATHS[1:]:
             eps[p].check_alive()
             eps[p].rss_after_kib = rss_kib(eps[p].pids())
-        for p in ("tollgate", "tollgate-logged"):
+        for p in ("tollgate", "tollgate-full"):
             facts[p] = tollgate_facts(eps[p])
         rc = 0
     except BenchError as e:
@@ -1126,10 +1145,11 @@ def render(res, eps, facts, m, pin, started, wall, lo, hi, duration, repeats, n_
         "`proxy_buffering off` location).",
         "- **tollgate**: key-auth (header `apikey`) + ai-proxy with one OpenAI target "
         "(`upstream_url` = the mock), Prometheus metrics, access log off, `threads = 1`.",
-        "- **tollgate-logged**: the same plus the JSON access log (with `log_statistics`) "
-        "written to a file. This is the *full pipeline, first cut*: key-auth + "
-        "OpenAI target + metrics + access log. Anthropic translation (which does not exist "
-        "yet) and token limits (ai-rate-limiting-advanced) are **not** in it yet.",
+        "- **tollgate-full**: the full pipeline: key-auth + ai-proxy with one Anthropic "
+        "target (the mock answers in Anthropic's Messages format, translated to OpenAI's "
+        "and back, streams included) + a local ai-rate-limiting-advanced token limit "
+        "(estimate reserved at admission, settled with the real usage) + metrics + the "
+        "JSON access log (with `log_statistics`) written to a file.",
         "",
         f"Medians over {repeats} repeats, (min–max) in brackets. *Added* latency = path "
         "minus direct in the same repeat. Ratios are of medians; for latency, CPU and "
