@@ -271,6 +271,53 @@ pub struct AiProxyAdvancedConfig {
     #[serde(default)]
     pub balancer: BalancerConfig,
     pub targets: Vec<TargetSpec>,
+    /// `semantic` balancing: the model that embeds prompts and target descriptions.
+    #[serde(default)]
+    pub embeddings: Option<EmbeddingsModelConfig>,
+    /// `semantic` balancing: where description vectors live and how close a
+    /// prompt must be to one.
+    #[serde(default)]
+    pub vectordb: Option<VectorDbConfig>,
+}
+
+/// The embeddings model of semantic balancing (Kong's `embeddings`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddingsModelConfig {
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    pub model: ModelConfig,
+}
+
+/// Kong's `vectordb`, kept in memory: a config's target descriptions are few.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorDbConfig {
+    /// `memory` (Kong's `redis` and `pgvector` are not implemented).
+    #[serde(default = "VectorDbConfig::default_strategy")]
+    pub strategy: String,
+    /// `cosine`.
+    #[serde(default = "VectorDbConfig::default_distance_metric")]
+    pub distance_metric: String,
+    /// The least cosine similarity (-1..=1) for a prompt to go to a target;
+    /// below it the `CATCHALL` target serves.
+    #[serde(default = "VectorDbConfig::default_threshold")]
+    pub threshold: f64,
+    /// Accepted for Kong compatibility; vectors take the model's size.
+    #[serde(default)]
+    pub dimensions: Option<u32>,
+}
+
+impl VectorDbConfig {
+    fn default_strategy() -> String {
+        "memory".to_string()
+    }
+    fn default_distance_metric() -> String {
+        "cosine".to_string()
+    }
+    fn default_threshold() -> f64 {
+        0.75
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

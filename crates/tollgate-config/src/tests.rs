@@ -364,7 +364,7 @@ fn three_independent_semantic_errors_are_all_listed() {
         .replace("methods = [\"POST\"]", "methods = [\"POSTT\"]")
         .replace(
             "algorithm = \"round-robin\"",
-            "algorithm = \"semantic\"",
+            "algorithm = \"fastest\"",
         );
     let errors = errors(&text);
     let got: Vec<(&str, usize, &str)> = errors
@@ -386,8 +386,8 @@ fn three_independent_semantic_errors_are_all_listed() {
             ),
             (
                 "plugins[1].config.balancer.algorithm",
-                line_of(&text, "semantic"),
-                "balancer algorithm `semantic` is not implemented yet (implemented: round-robin, least-connections, lowest-latency, lowest-usage, consistent-hashing, priority)"
+                line_of(&text, "fastest"),
+                "unknown balancer algorithm `fastest`; expected one of round-robin, least-connections, lowest-latency, lowest-usage, consistent-hashing, semantic, priority"
             ),
         ]
     );
@@ -1002,6 +1002,43 @@ model = {{ provider = "anthropic", name = "claude", options = {{ azure_instance 
         (format!("{t}[1].auth"), "aws_* credentials are only used by provider bedrock".to_string()),
         (format!("{t}[1].auth"), "gcp service-account authentication is not implemented yet; give an OAuth access token as auth.header_name = \"Authorization\", header_value = \"Bearer ...\"".to_string()),
         (format!("{t}[2].model.options.azure_instance"), "azure_instance is only used by provider azure".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn semantic_balancing_needs_embeddings_and_descriptions() {
+    let text = format!(
+        r#"{SEED}
+[[plugins]]
+name = "ai-proxy-advanced"
+route = "chat"
+[plugins.config.balancer]
+algorithm = "semantic"
+[plugins.config.vectordb]
+strategy = "redis"
+threshold = 2.0
+[[plugins.config.targets]]
+model = {{ provider = "openai", name = "gpt-4o" }}
+[[plugins.config.targets]]
+description = "CATCHALL"
+model = {{ provider = "openai", name = "gpt-4o-mini" }}
+[[plugins.config.targets]]
+description = "CATCHALL"
+model = {{ provider = "openai", name = "gpt-4o-mini" }}
+"#
+    );
+    let mut got: Vec<(String, String)> =
+        errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    got.sort();
+    let t = "plugins[4].config";
+    let mut expected = vec![
+        (format!("{t}.embeddings"), "the semantic algorithm needs an embeddings model".to_string()),
+        (format!("{t}.vectordb.strategy"), "vectordb strategy `redis` is not implemented yet (implemented: memory)".to_string()),
+        (format!("{t}.vectordb.threshold"), "threshold 2 must be a cosine similarity in -1..=1".to_string()),
+        (format!("{t}.targets[0].description"), "semantic balancing routes by description: describe what this target serves (or CATCHALL)".to_string()),
+        (format!("{t}.targets"), "at most one target may be the CATCHALL".to_string()),
     ];
     expected.sort();
     assert_eq!(got, expected);

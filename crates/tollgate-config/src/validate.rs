@@ -60,6 +60,7 @@ const IMPLEMENTED_BALANCER_ALGORITHMS: &[&str] = &[
     "lowest-latency",
     "lowest-usage",
     "consistent-hashing",
+    "semantic",
     "priority",
 ];
 const FAILOVER_CRITERIA: &[&str] = &[
@@ -754,6 +755,7 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
         LATENCY_STRATEGIES,
         LATENCY_STRATEGIES,
     );
+    check_semantic(base, c, r);
     for (k, criterion) in balancer.failover_criteria.iter().enumerate() {
         let path = format!("{base}.balancer.failover_criteria[{k}]");
         check_choice(r, &path, "failover criterion", criterion, FAILOVER_CRITERIA, FAILOVER_CRITERIA);
@@ -899,6 +901,66 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
         check_auth(&format!("{base}.auth"), auth, r);
     }
     check_provider_options(base, t, r);
+}
+
+/// Semantic balancing needs an embeddings model, a description per target
+/// (one of them may be `CATCHALL`), and the in-memory vector store.
+fn check_semantic(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report<'_>) {
+    let semantic = c.balancer.algorithm == "semantic";
+    if !semantic {
+        if c.embeddings.is_some() || c.vectordb.is_some() {
+            r.error(
+                format!("{base}.balancer.algorithm"),
+                "embeddings and vectordb are only used by the semantic algorithm",
+            );
+        }
+        return;
+    }
+    match &c.embeddings {
+        None => r.error(format!("{base}.embeddings"), "the semantic algorithm needs an embeddings model"),
+        Some(e) => {
+            let path = format!("{base}.embeddings.model.provider");
+            if !PROVIDERS.contains(&e.model.provider.as_str()) || e.model.provider == "anthropic" {
+                let message = format!("{} cannot embed text", r.show(&path, &e.model.provider));
+                r.error(path, message);
+            }
+            if e.model.name.is_none() {
+                r.error(format!("{base}.embeddings.model.name"), "name the embeddings model");
+            }
+            if let Some(auth) = &e.auth {
+                check_auth(&format!("{base}.embeddings.auth"), auth, r);
+            }
+        }
+    }
+    if let Some(v) = &c.vectordb {
+        if v.strategy != "memory" {
+            let path = format!("{base}.vectordb.strategy");
+            let message = format!("vectordb strategy {} is not implemented yet (implemented: memory)", r.show(&path, &v.strategy));
+            r.error(path, message);
+        }
+        if v.distance_metric != "cosine" {
+            let path = format!("{base}.vectordb.distance_metric");
+            let message = format!("distance_metric {} is not implemented yet (implemented: cosine)", r.show(&path, &v.distance_metric));
+            r.error(path, message);
+        }
+        if !(-1.0..=1.0).contains(&v.threshold) {
+            r.error(format!("{base}.vectordb.threshold"), format!("threshold {} must be a cosine similarity in -1..=1", v.threshold));
+        }
+    }
+    let mut catchalls = 0;
+    for (j, t) in c.targets.iter().enumerate() {
+        match t.description.as_deref() {
+            None | Some("") => r.error(
+                format!("{base}.targets[{j}].description"),
+                "semantic balancing routes by description: describe what this target serves (or CATCHALL)",
+            ),
+            Some("CATCHALL") => catchalls += 1,
+            Some(_) => {}
+        }
+    }
+    if catchalls > 1 {
+        r.error(format!("{base}.targets"), "at most one target may be the CATCHALL");
+    }
 }
 
 /// Settings that only one provider reads must name that provider, and each

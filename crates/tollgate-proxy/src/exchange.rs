@@ -56,7 +56,7 @@ impl Default for Upstreams {
 
 /// What went wrong talking to the provider, before the answer started.
 #[derive(Debug)]
-enum UpstreamError {
+pub(crate) enum UpstreamError {
     Resolve(String),
     Connect(String),
     /// Writing the request or reading the answer's header failed.
@@ -74,7 +74,7 @@ impl UpstreamError {
         }
     }
 
-    fn to_llm(&self, provider: &str) -> LlmError {
+    pub(crate) fn to_llm(&self, provider: &str) -> LlmError {
         match self {
             UpstreamError::Resolve(m) => LlmError::new(
                 502,
@@ -194,11 +194,17 @@ pub async fn serve_llm(
         Err(e) => return send_llm_error(session, ctx, &e).await,
     };
     let hash_key = hash_key(session, ctx, ai);
+    let mut preferred = semantic_choice(ups, ai, &ask, ctx).await;
     let mut tried: Vec<usize> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     let mut admitted = false;
     loop {
-        let Some(pick) = ai.balancer.pick(hash_key.as_deref(), &tried) else {
+        // The semantic choice goes first (while available); then the balancer.
+        let first = preferred.take().and_then(|p| {
+            let others: Vec<usize> = (0..ai.targets.len()).filter(|i| *i != p).collect();
+            ai.balancer.pick(None, &others)
+        });
+        let Some(pick) = first.or_else(|| ai.balancer.pick(hash_key.as_deref(), &tried)) else {
             // Nothing (left) to try: every target is cooling down or its circuit is open.
             let err = LlmError::new(
                 503,
@@ -261,6 +267,22 @@ pub async fn serve_llm(
             }
         }
         drop(pick);
+    }
+}
+
+/// The target semantic balancing chooses for this request, if the plugin
+/// balances by meaning and the embeddings model answered.
+async fn semantic_choice(ups: &Upstreams, ai: &AiProxyRt, ask: &Ask, ctx: &RequestCtx) -> Option<usize> {
+    let (Some(sem), Ask::Chat(request)) = (&ai.semantic, ask) else {
+        return None;
+    };
+    match sem.choose(ups, request, &ctx.request_id).await {
+        Ok(choice) => choice,
+        Err(e) => {
+            // Balance without semantics rather than fail the request.
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "semantic routing: embeddings failed");
+            None
+        }
     }
 }
 
@@ -522,14 +544,14 @@ fn retry_after_duration(v: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(3600)))
 }
 
-struct Timeouts {
-    connect: Duration,
-    read: Duration,
-    write: Duration,
+pub(crate) struct Timeouts {
+    pub(crate) connect: Duration,
+    pub(crate) read: Duration,
+    pub(crate) write: Duration,
 }
 
 /// Connects (pooled), writes the request and reads the answer's header.
-async fn send_request(
+pub(crate) async fn send_request(
     ups: &Upstreams,
     target: &LlmTarget,
     prepared: &Call,
@@ -738,7 +760,7 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, String> {
+pub(crate) async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, String> {
     let mut buf = BytesMut::new();
     loop {
         match upstream.read_response_body().await {
@@ -756,7 +778,7 @@ async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, String> {
 
 /// Returns a connection to the pool when its answer was read to the end;
 /// otherwise Pingora closes it.
-async fn finish_upstream(ups: &Upstreams, upstream: HttpSession, peer: &HttpPeer) {
+pub(crate) async fn finish_upstream(ups: &Upstreams, upstream: HttpSession, peer: &HttpPeer) {
     ups.connector
         .release_http_session(upstream, peer, Some(POOL_IDLE))
         .await;

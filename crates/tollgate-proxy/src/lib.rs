@@ -13,6 +13,7 @@ pub mod observe;
 pub mod resolver;
 pub mod respond;
 pub mod router;
+pub mod semantic;
 pub mod snapshot;
 pub mod target;
 

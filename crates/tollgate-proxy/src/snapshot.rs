@@ -11,6 +11,7 @@ use tollgate_config::Config;
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::router::Router;
+use crate::semantic::SemanticRt;
 use crate::target::{Endpoint, LlmTarget};
 
 #[derive(Debug)]
@@ -46,6 +47,8 @@ pub struct AiProxyRt {
     pub config: BalancerConfig,
     /// Picks a target per attempt and keeps each one's health and statistics.
     pub balancer: Balancer,
+    /// `semantic`: chooses the first target by the prompt's meaning.
+    pub semantic: Option<SemanticRt>,
 }
 
 impl std::fmt::Debug for AiProxyRt {
@@ -59,8 +62,12 @@ impl std::fmt::Debug for AiProxyRt {
 
 impl AiProxyRt {
     pub fn new(scope: String, targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
-        let algorithm = Algorithm::from_kong(&config.algorithm, &config.latency_strategy, &config.tokens_count_strategy)
-            .map_err(|e| e.to_string())?;
+        // Semantic picks the first target itself; failover then goes round-robin.
+        let algorithm = match config.algorithm.as_str() {
+            "semantic" => Algorithm::RoundRobin,
+            a => Algorithm::from_kong(a, &config.latency_strategy, &config.tokens_count_strategy)
+                .map_err(|e| e.to_string())?,
+        };
         let infos = targets
             .iter()
             .map(|t| TargetInfo {
@@ -74,7 +81,7 @@ impl AiProxyRt {
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
         };
         let balancer = Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()));
-        Ok(AiProxyRt { scope, targets, config, balancer })
+        Ok(AiProxyRt { scope, targets, config, balancer, semantic: None })
     }
 }
 
@@ -241,7 +248,7 @@ impl Snapshot {
                     }
                     (
                         Slot::AiProxy,
-                        PluginRt::AiProxy(AiProxyRt::new(scope_of(p), targets, a.balancer.clone())?),
+                        PluginRt::AiProxy(semantic_proxy(scope_of(p), targets, a)?),
                     )
                 }
             };
@@ -271,6 +278,30 @@ impl Snapshot {
         })
     }
 
+}
+
+/// ai-proxy-advanced, with its semantic router when the algorithm asks for one.
+fn semantic_proxy(
+    scope: String,
+    targets: Vec<Arc<LlmTarget>>,
+    a: &tollgate_config::AiProxyAdvancedConfig,
+) -> Result<AiProxyRt, String> {
+    let descriptions: Vec<Option<String>> = a.targets.iter().map(|t| t.description.clone()).collect();
+    let mut rt = AiProxyRt::new(scope, targets, a.balancer.clone())?;
+    if a.balancer.algorithm == "semantic" {
+        let e = a.embeddings.as_ref().ok_or("the semantic algorithm needs an embeddings model")?;
+        let spec = tollgate_config::TargetSpec {
+            route_type: "llm/v1/embeddings".into(),
+            auth: e.auth.clone(),
+            model: e.model.clone(),
+            logging: Default::default(),
+            weight: None,
+            description: None,
+        };
+        let threshold = a.vectordb.as_ref().map(|v| v.threshold).unwrap_or(0.75);
+        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec)?), threshold, &descriptions));
+    }
+    Ok(rt)
 }
 
 fn scope_of(p: &tollgate_config::Plugin) -> String {
