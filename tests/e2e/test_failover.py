@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from conftest import Mock, chat
-from configs import ALICE_KEY, PROVIDER_KEY
+from configs import ALICE_KEY, PROVIDER_KEY, poll
 
 
 def target(url: str, *, provider: str = "openai", model: str = "gpt-4o", weight: int = 1, auth: str | None = None) -> str:
@@ -226,3 +226,23 @@ def test_target_health_shows_in_metrics_and_status(mocks, gateway_factory):
     by_target = {t["target"]: t for t in status["targets"]}
     assert by_target["openai/gpt-4o"]["circuit_open"] is True
     assert by_target["openai/gpt-4o-mini"]["successes"] == 3
+
+
+def test_circuit_state_survives_a_reload_that_keeps_the_plugin(mocks, gateway_factory):
+    import signal
+
+    a, b, _ = mocks
+    balancer = 'failover_criteria = ["error", "http_500"]\nmax_fails = 1\nfail_timeout = 60000'
+    gw = gateway_factory(advanced(target(a.chat_url) + target(b.chat_url, model="gpt-4o-mini"), balancer))
+    a.behave(status=500)
+    assert post(gw).status_code == 200  # a fails once: its circuit opens
+    a.reset()
+    # An unrelated change (a new consumer) reloads the config...
+    gw.config_path.write_text(gw.config_path.read_text() + '\n[[consumers]]\nusername = "carol"\n')
+    gw.proc.send_signal(signal.SIGHUP)
+    reloaded = 'tollgate_config_reloads_total{result="success"} 1'
+    assert poll(lambda: reloaded in gw.metrics()), "the reload did not happen"
+    # ...and a stays out: its open circuit was kept.
+    for _ in range(4):
+        assert post(gw).status_code == 200
+    assert a.requests() == []

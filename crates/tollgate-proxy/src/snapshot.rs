@@ -2,6 +2,9 @@
 //! shared read-only by every request that started under it.
 
 use std::collections::HashMap;
+use std::sync::{Mutex, Weak};
+
+use once_cell::sync::Lazy;
 use std::sync::Arc;
 
 use tollgate_config::schema::{AclConfig, BalancerConfig, KeyAuthConfig, PluginConfig};
@@ -45,8 +48,10 @@ pub struct AiProxyRt {
     pub scope: String,
     pub targets: Vec<Arc<LlmTarget>>,
     pub config: BalancerConfig,
-    /// Picks a target per attempt and keeps each one's health and statistics.
-    pub balancer: Balancer,
+    /// Picks a target per attempt and keeps each one's health and statistics;
+    /// shared with the previous config's plugin when a reload left the plugin
+    /// unchanged, so circuits, cool-downs and statistics survive SIGHUP.
+    pub balancer: Arc<Balancer>,
     /// `semantic`: chooses the first target by the prompt's meaning.
     pub semantic: Option<SemanticRt>,
 }
@@ -80,7 +85,10 @@ impl AiProxyRt {
             max_fails: config.max_fails,
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
         };
-        let balancer = Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()));
+        let fingerprint = format!("{scope}|{:?}|{:?}|{:?}", algorithm, breaker, infos);
+        let balancer = reuse_or_build(fingerprint, || {
+            Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()))
+        });
         Ok(AiProxyRt { scope, targets, config, balancer, semantic: None })
     }
 }
@@ -278,6 +286,25 @@ impl Snapshot {
         })
     }
 
+}
+
+/// Balancers of the configs in force, by what defines them (scope, algorithm,
+/// breaker, targets and weights). Entries are weak: a balancer lives as long
+/// as a snapshot uses it, and a reload that keeps a plugin unchanged finds the
+/// old one still alive (the old snapshot is swapped out only after the build).
+static BALANCERS: Lazy<Mutex<HashMap<String, Weak<Balancer>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn reuse_or_build(fingerprint: String, build: impl FnOnce() -> Balancer) -> Arc<Balancer> {
+    let Ok(mut cache) = BALANCERS.lock() else {
+        return Arc::new(build());
+    };
+    cache.retain(|_, w| w.strong_count() > 0);
+    if let Some(alive) = cache.get(&fingerprint).and_then(Weak::upgrade) {
+        return alive;
+    }
+    let fresh = Arc::new(build());
+    cache.insert(fingerprint, Arc::downgrade(&fresh));
+    fresh
 }
 
 /// ai-proxy-advanced, with its semantic router when the algorithm asks for one.
