@@ -54,11 +54,12 @@ def llm_config(
     server: str = "",
     upstream_url: str | None = None,
     provider: str = "openai",
+    route_type: str = "llm/v1/chat",
 ) -> str:
     """One LLM service `llm` with route `chat` on `path`, key-auth (unless
     key_auth is None), consumers alice (groups dev) and bob (groups contractors),
-    and an ai-proxy pointed at the mock. `extra` is appended at the end and must
-    start with a table or array-of-tables header."""
+    and an ai-proxy of `route_type` pointed at the mock. `extra` is appended at
+    the end and must start with a table or array-of-tables header."""
     if consumers is None:
         consumers = f"""
 [[consumers]]
@@ -98,7 +99,7 @@ methods = ["POST"]
 name = "ai-proxy"
 service = "llm"
 [plugins.config]
-route_type = "llm/v1/chat"
+route_type = "{route_type}"
 auth = {{ {auth} }}
 logging = {{ {logging} }}
 [plugins.config.model]

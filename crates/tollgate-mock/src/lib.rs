@@ -2,17 +2,20 @@
 //!
 //! Layout: `server` owns connections and routing; provider wire formats live
 //! in `openai` (also Azure OpenAI and Mistral) and `native::*` (Anthropic,
-//! Gemini and Vertex AI, Bedrock Converse, Cohere v2, Ollama: see
-//! [`native`] for the endpoint list) and only turn a request into a
-//! [`reply::Reply`]. What the answer says (echoed text, tool call, usage,
+//! Gemini and Vertex AI, Bedrock Converse and InvokeModel, Cohere v2, Ollama:
+//! see [`native`] for the endpoint list) and only turn a request into a
+//! [`reply::Reply`]. What a chat answer says (echoed text, tool call, usage,
 //! stream pacing) comes from [`chat`], so the behaviour knobs mean the same in
-//! every format. Everything provider-independent — behaviour overrides,
-//! faults, delays, recording, stats — is shared so new providers get it for free.
+//! every format; embeddings come from [`embedding`], so the same text gets the
+//! same vector from every provider's embeddings endpoint. Everything
+//! provider-independent — behaviour overrides, faults, delays, recording,
+//! stats — is shared so new providers get it for free.
 
 pub mod behavior;
 pub mod body;
 pub mod chat;
 pub mod control;
+pub mod embedding;
 pub mod native;
 pub mod openai;
 pub mod record;

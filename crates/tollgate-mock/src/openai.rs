@@ -1,6 +1,7 @@
 //! OpenAI wire format: `/v1/chat/completions` (JSON and SSE) and
-//! `/v1/embeddings`. Pure request -> [`Reply`] functions; delays, faults and
-//! delivery are handled by the caller.
+//! `/v1/embeddings`, also spoken by Azure OpenAI and, in its dialect, Mistral.
+//! Pure request -> [`Reply`] functions; delays, faults and delivery are
+//! handled by the caller.
 
 use std::borrow::Cow;
 
@@ -8,16 +9,16 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use crate::behavior::Behavior;
 use crate::chat::{
     unix_now, Answer, Content, Prompt, Stop, DEFAULT_MODEL, TOOL_ARGS, TOOL_ARG_PIECES,
 };
+use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::sse;
 use crate::state::AppState;
-use crate::tokens::{self, Usage};
+use crate::tokens::Usage;
 
 // ---------- errors ----------
 
@@ -250,13 +251,14 @@ fn delta_choice<'a>(delta: Delta<'a>, finish_reason: Option<&'a str>) -> [ChunkC
     }]
 }
 
-/// Which provider's OpenAI dialect a chat endpoint speaks.
+/// Which provider's OpenAI dialect an endpoint speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     OpenAi,
-    /// Mistral (`/mistral/v1/chat/completions` on the mock): `stream_options`
-    /// is an unknown field (422, as Mistral refuses extra fields) and the
-    /// last content chunk of a stream always carries the usage.
+    /// Mistral (`/mistral/v1/...` on the mock): `stream_options` is an
+    /// unknown field (422, as Mistral refuses extra fields) and the last
+    /// content chunk of a stream always carries the usage; see [`embeddings`]
+    /// for its embeddings.
     Mistral,
 }
 
@@ -486,15 +488,11 @@ fn stream_tool_call(head: &ChunkHead<'_>, answer: &Answer<'_>, name: &str, call_
 
 // ---------- embeddings ----------
 
-#[derive(Deserialize)]
-struct EmbeddingsRequest<'a> {
-    #[serde(default, borrow)]
-    model: Option<Cow<'a, str>>,
-    input: Value,
-}
-
 #[derive(Serialize)]
 struct EmbeddingList<'a> {
+    /// Mistral's answers carry an id; OpenAI's do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
     object: &'static str,
     data: Vec<EmbeddingItem>,
     model: &'a str,
@@ -505,34 +503,30 @@ struct EmbeddingList<'a> {
 struct EmbeddingItem {
     object: &'static str,
     index: usize,
-    embedding: [f32; 8],
+    embedding: Vector,
+}
+
+/// `encoding_format`: floats, or base64 of the little-endian `f32` values.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Vector {
+    Float(Vec<f32>),
+    Base64(String),
 }
 
 #[derive(Serialize)]
 struct EmbeddingUsage {
     prompt_tokens: u64,
+    /// Mistral reports a (zero) completion count too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens: Option<u64>,
     total_tokens: u64,
-}
-
-/// Deterministic 8-dimensional vector in [-1, 1] from the SHA-256 of the input.
-pub fn embedding_of(input: &[u8]) -> [f32; 8] {
-    let d = Sha256::digest(input);
-    let mut out = [0f32; 8];
-    for (i, v) in out.iter_mut().enumerate() {
-        let j = i * 4;
-        let x = u32::from_be_bytes([d[j], d[j + 1], d[j + 2], d[j + 3]]);
-        *v = (f64::from(x) / f64::from(u32::MAX) * 2.0 - 1.0) as f32;
-    }
-    out
 }
 
 /// One embedding input: its hash key and token count.
 fn embedding_input(v: &Value) -> Option<(Vec<u8>, u64)> {
     match v {
-        Value::String(s) => Some((
-            s.as_bytes().to_vec(),
-            tokens::approx_tokens(s.chars().count()),
-        )),
+        Value::String(s) => Some((s.as_bytes().to_vec(), embedding::text_tokens(s))),
         // Pre-tokenized input: an array of token ids.
         Value::Array(ids) if !ids.is_empty() && ids.iter().all(Value::is_u64) => {
             Some((v.to_string().into_bytes(), ids.len() as u64))
@@ -541,48 +535,161 @@ fn embedding_input(v: &Value) -> Option<(Vec<u8>, u64)> {
     }
 }
 
-/// `POST .../embeddings`. Accepts a string, an array of strings, an array of
-/// token ids, or an array of such arrays.
-pub fn embeddings(body: &[u8]) -> Reply {
-    let req: EmbeddingsRequest<'_> = match serde_json::from_slice(body) {
+/// The inputs of an OpenAI request: a string, an array of strings, an array
+/// of token ids, or an array of such arrays.
+fn openai_inputs(input: &Value) -> Option<Vec<(Vec<u8>, u64)>> {
+    let inputs: Option<Vec<_>> = match input {
+        Value::Array(items) if !items.is_empty() && !items.iter().all(Value::is_u64) => {
+            items.iter().map(embedding_input).collect()
+        }
+        other => embedding_input(other).map(|i| vec![i]),
+    };
+    inputs.filter(|i| !i.is_empty())
+}
+
+/// Fields Mistral's embeddings endpoint takes; any other is a 422, as
+/// Mistral refuses extra fields (https://docs.mistral.ai/api/endpoint/embeddings).
+const MISTRAL_FIELDS: &[&str] = &[
+    "model",
+    "input",
+    "output_dimension",
+    "output_dtype",
+    "encoding_format",
+    "metadata",
+];
+
+/// Mistral's own refusal of a request that does not fit its schema.
+fn unprocessable(message: &str) -> Reply {
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        message,
+        "invalid_request_error",
+        None,
+    )
+}
+
+/// The inputs of a Mistral request: a string or an array of strings.
+fn mistral_inputs(input: &Value) -> Option<Vec<(Vec<u8>, u64)>> {
+    let text = |s: &str| (s.as_bytes().to_vec(), embedding::text_tokens(s));
+    match input {
+        Value::String(s) => Some(vec![text(s)]),
+        Value::Array(items) if !items.is_empty() => {
+            items.iter().map(|v| v.as_str().map(text)).collect()
+        }
+        _ => None,
+    }
+}
+
+/// `POST .../embeddings`: OpenAI's `/v1/embeddings`, Azure OpenAI's
+/// `/openai/deployments/{deployment}/embeddings` (`default_model` is the
+/// deployment, answered when the body names no model) and, in Mistral's
+/// dialect, `/mistral/v1/embeddings`.
+///
+/// OpenAI takes a string, an array of strings, an array of token ids or an
+/// array of such arrays, `dimensions` and `encoding_format` (`float` or
+/// `base64`). Mistral takes text only, `output_dimension` instead of
+/// `dimensions`, refuses other fields with 422, and answers with an `id` and
+/// a zero `completion_tokens`.
+pub fn embeddings(
+    state: &AppState,
+    body: &[u8],
+    default_model: Option<&str>,
+    dialect: Dialect,
+) -> Reply {
+    let req: serde_json::Map<String, Value> = match serde_json::from_slice(body) {
         Ok(r) => r,
         Err(e) if e.is_syntax() || e.is_eof() => {
             return invalid_request(&format!("invalid JSON body: {e}"))
         }
         Err(e) => return invalid_request(&format!("invalid request: {e}")),
     };
-    let inputs: Option<Vec<(Vec<u8>, u64)>> = match &req.input {
-        Value::Array(items) if !items.is_empty() && !items.iter().all(Value::is_u64) => {
-            items.iter().map(embedding_input).collect()
+    let mistral = dialect == Dialect::Mistral;
+    if mistral {
+        if let Some(k) = req.keys().find(|k| !MISTRAL_FIELDS.contains(&k.as_str())) {
+            return unprocessable(&format!("{k}: Extra inputs are not permitted"));
         }
-        other => embedding_input(other).map(|i| vec![i]),
+        if !req.get("model").is_some_and(Value::is_string) {
+            return unprocessable("model: Field required");
+        }
+        if let Some(t) = req.get("output_dtype").filter(|t| !t.is_null()) {
+            if t != "float" {
+                return invalid_request(&format!("mock: output_dtype {t} is not supported"));
+            }
+        }
+    }
+    let model = req
+        .get("model")
+        .and_then(Value::as_str)
+        .or(default_model)
+        .unwrap_or(DEFAULT_MODEL);
+    let input = req.get("input").unwrap_or(&Value::Null);
+    let inputs = if mistral {
+        match mistral_inputs(input) {
+            Some(i) => i,
+            None => {
+                return unprocessable("input: Input should be a valid string or list of strings")
+            }
+        }
+    } else {
+        match openai_inputs(input) {
+            Some(i) => i,
+            None => {
+                return invalid_request(
+                    "input must be a non-empty string, array of strings, or array of token arrays",
+                )
+            }
+        }
     };
-    let inputs = match inputs {
-        Some(i) if !i.is_empty() => i,
-        _ => {
-            return invalid_request(
-                "input must be a non-empty string, array of strings, or array of token arrays",
-            )
+    let dims_field = if mistral { "output_dimension" } else { "dimensions" };
+    let requested = match req.get(dims_field) {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_u64() {
+            Some(d) => Some(d),
+            None => return invalid_request(&format!("{dims_field} must be an integer")),
+        },
+    };
+    let dims = match embedding::dimensions(requested, dims_field) {
+        Ok(d) => d,
+        Err(message) => return invalid_request(&message),
+    };
+    let base64 = match req.get("encoding_format") {
+        None | Some(Value::Null) => false,
+        Some(f) if f == "float" => false,
+        Some(f) if f == "base64" => true,
+        Some(f) => {
+            return invalid_request(&format!(
+                "encoding_format must be 'float' or 'base64', got {f}"
+            ))
         }
     };
     let tokens = inputs.iter().map(|(_, t)| t).sum::<u64>().max(1);
     let data = inputs
         .iter()
         .enumerate()
-        .map(|(index, (key, _))| EmbeddingItem {
-            object: "embedding",
-            index,
-            embedding: embedding_of(key),
+        .map(|(index, (key, _))| {
+            let v = embedding::vector(key, dims);
+            EmbeddingItem {
+                object: "embedding",
+                index,
+                embedding: if base64 {
+                    Vector::Base64(embedding::base64_f32(&v))
+                } else {
+                    Vector::Float(v)
+                },
+            }
         })
         .collect();
+    let n = state.next_id();
     Reply::json_value(
         StatusCode::OK,
         &EmbeddingList {
+            id: mistral.then(|| format!("embd-mock-{n}")),
             object: "list",
             data,
-            model: req.model.as_deref().unwrap_or(DEFAULT_MODEL),
+            model,
             usage: EmbeddingUsage {
                 prompt_tokens: tokens,
+                completion_tokens: mistral.then_some(0),
                 total_tokens: tokens,
             },
         },
@@ -839,12 +946,17 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_GATEWAY);
     }
 
+    fn embeddings(body: &[u8]) -> Reply {
+        super::embeddings(&state(), body, None, Dialect::OpenAi)
+    }
+
     #[test]
     fn embeddings_inputs() {
         let v = body_json(&embeddings(br#"{"model":"e","input":"abcdefgh"}"#));
         assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(8));
-        assert_eq!(v["usage"]["prompt_tokens"], 2);
+        assert_eq!(v["usage"], serde_json::json!({"prompt_tokens": 2, "total_tokens": 2}));
         assert_eq!(v["model"], "e");
+        assert!(v.get("id").is_none());
 
         let v = body_json(&embeddings(br#"{"input":["a","abcdefgh"]}"#));
         assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
@@ -858,16 +970,69 @@ mod tests {
         let v = body_json(&embeddings(br#"{"input":[[1,2],[3]]}"#));
         assert_eq!(v["data"].as_array().map(Vec::len), Some(2));
 
-        for bad in [&br#"{"input":[]}"#[..], br#"{"input":{}}"#, br#"{}"#, b"{"] {
+        for bad in [
+            &br#"{"input":[]}"#[..],
+            br#"{"input":{}}"#,
+            br#"{}"#,
+            b"{",
+            br#"{"input":"a","dimensions":0}"#,
+            br#"{"input":"a","dimensions":"8"}"#,
+            br#"{"input":"a","encoding_format":"int8"}"#,
+        ] {
             let r = embeddings(bad);
             assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
         }
     }
 
     #[test]
-    fn embeddings_are_deterministic() {
-        assert_eq!(embedding_of(b"x"), embedding_of(b"x"));
-        assert_ne!(embedding_of(b"x"), embedding_of(b"y"));
-        assert!(embedding_of(b"z").iter().all(|v| (-1.0..=1.0).contains(v)));
+    fn embeddings_are_the_shared_vectors_in_float_or_base64() {
+        let v = body_json(&embeddings(br#"{"input":["x","y"]}"#));
+        // Parsed back, the body's numbers are the shortest f32 forms.
+        let want = embedding::json_vector(&embedding::embedding_of(b"y"));
+        assert_eq!(v["data"][1]["embedding"], want);
+        let v = body_json(&embeddings(br#"{"input":"x","dimensions":20}"#));
+        assert_eq!(
+            v["data"][0]["embedding"],
+            embedding::json_vector(&embedding::vector(b"x", 20))
+        );
+        let v = body_json(&embeddings(br#"{"input":"x","encoding_format":"base64"}"#));
+        assert_eq!(
+            v["data"][0]["embedding"],
+            embedding::base64_f32(&embedding::embedding_of(b"x"))
+        );
+    }
+
+    #[test]
+    fn azure_answers_with_the_deployment_and_mistral_in_its_dialect() {
+        let r = super::embeddings(&state(), br#"{"input":"x"}"#, Some("emb-dep"), Dialect::OpenAi);
+        assert_eq!(body_json(&r)["model"], "emb-dep");
+
+        let mistral = |body: &[u8]| super::embeddings(&state(), body, None, Dialect::Mistral);
+        let v = body_json(&mistral(
+            br#"{"model":"mistral-embed","input":["x","abcdefgh"],"output_dimension":16}"#,
+        ));
+        assert!(v["id"].as_str().is_some_and(|i| i.starts_with("embd-mock-")));
+        assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(16));
+        assert_eq!(
+            v["usage"],
+            serde_json::json!({"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3})
+        );
+        let v = body_json(&mistral(
+            br#"{"model":"m","input":"x","encoding_format":"base64","output_dtype":"float"}"#,
+        ));
+        assert!(v["data"][0]["embedding"].is_string());
+        for (body, status) in [
+            (&br#"{"model":"m","input":"x","dimensions":8}"#[..], 422),
+            (br#"{"model":"m","input":"x","user":"u"}"#, 422),
+            (br#"{"input":"x"}"#, 422),
+            (br#"{"model":"m","input":[[1,2]]}"#, 422),
+            (br#"{"model":"m","input":[1,2]}"#, 422),
+            (br#"{"model":"m","input":"x","output_dtype":"int8"}"#, 400),
+        ] {
+            let r = mistral(body);
+            assert_eq!(r.whole_body().map(|b| b.0.as_u16()), Some(status), "{body:?}");
+        }
+        let v = body_json(&mistral(br#"{"model":"m","input":"x","user":"u"}"#));
+        assert_eq!(v["error"]["message"], "user: Extra inputs are not permitted");
     }
 }

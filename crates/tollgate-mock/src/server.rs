@@ -88,7 +88,12 @@ enum Endpoint<'a> {
         deployment: Option<&'a str>,
         dialect: openai::Dialect,
     },
-    OpenAiEmbeddings,
+    /// OpenAI and Mistral `/v1/embeddings`; Azure OpenAI
+    /// `/openai/deployments/{deployment}/embeddings`.
+    OpenAiEmbeddings {
+        deployment: Option<&'a str>,
+        dialect: openai::Dialect,
+    },
     /// Anthropic `/v1/messages`.
     AnthropicMessages,
     /// Gemini `/v1beta/models/{model}:generateContent` or
@@ -97,34 +102,56 @@ enum Endpoint<'a> {
         model: &'a str,
         stream: bool,
     },
+    /// Gemini `/v1beta/models/{model}:batchEmbedContents`.
+    GeminiEmbed {
+        model: &'a str,
+    },
+    /// Vertex AI `.../publishers/google/models/{model}:predict` (text embeddings).
+    VertexPredict {
+        model: &'a str,
+    },
     /// Bedrock `/model/{modelId}/converse` or `/converse-stream`.
     BedrockConverse {
         model_id: &'a str,
         stream: bool,
     },
+    /// Bedrock `/model/{modelId}/invoke` (embeddings models).
+    BedrockInvoke {
+        model_id: &'a str,
+    },
     /// Cohere `/v2/chat`.
     CohereChat,
+    /// Cohere `/v2/embed`.
+    CohereEmbed,
     /// Ollama `/api/chat`.
     OllamaChat,
+    /// Ollama `/api/embed`.
+    OllamaEmbed,
+}
+
+/// The Azure deployment named by a path prefix (`.../deployments/{d}`).
+fn deployment(prefix: &str) -> Option<&str> {
+    prefix
+        .rsplit_once("/deployments/")
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty() && !d.contains('/'))
 }
 
 fn route(path: &str) -> Option<Endpoint<'_>> {
     // Suffix matches, so prefixed paths (`/openai/v1/chat/completions`, a
     // gateway's base path) work too.
+    let dialect = if path.starts_with("/mistral/") {
+        openai::Dialect::Mistral
+    } else {
+        openai::Dialect::OpenAi
+    };
     if let Some(rest) = path.strip_suffix("/chat/completions") {
-        let deployment = rest
-            .rsplit_once("/deployments/")
-            .map(|(_, d)| d)
-            .filter(|d| !d.is_empty() && !d.contains('/'));
-        let dialect = if path.starts_with("/mistral/") {
-            openai::Dialect::Mistral
-        } else {
-            openai::Dialect::OpenAi
-        };
+        let deployment = deployment(rest);
         return Some(Endpoint::OpenAiChat { deployment, dialect });
     }
-    if path.ends_with("/embeddings") {
-        return Some(Endpoint::OpenAiEmbeddings);
+    if let Some(rest) = path.strip_suffix("/embeddings") {
+        let deployment = deployment(rest);
+        return Some(Endpoint::OpenAiEmbeddings { deployment, dialect });
     }
     if path.ends_with("/v1/messages") {
         return Some(Endpoint::AnthropicMessages);
@@ -132,30 +159,38 @@ fn route(path: &str) -> Option<Endpoint<'_>> {
     if path.ends_with("/v2/chat") {
         return Some(Endpoint::CohereChat);
     }
+    if path.ends_with("/v2/embed") {
+        return Some(Endpoint::CohereEmbed);
+    }
     if path.ends_with("/api/chat") {
         return Some(Endpoint::OllamaChat);
     }
+    if path.ends_with("/api/embed") {
+        return Some(Endpoint::OllamaEmbed);
+    }
     if let Some(rest) = path.strip_prefix("/model/") {
-        let (model_id, stream) = if let Some(m) = rest.strip_suffix("/converse-stream") {
-            (m, true)
+        return Some(if let Some(m) = rest.strip_suffix("/converse-stream") {
+            Endpoint::BedrockConverse { model_id: m, stream: true }
         } else if let Some(m) = rest.strip_suffix("/converse") {
-            (m, false)
+            Endpoint::BedrockConverse { model_id: m, stream: false }
+        } else if let Some(m) = rest.strip_suffix("/invoke") {
+            Endpoint::BedrockInvoke { model_id: m }
         } else {
             return None;
-        };
-        return Some(Endpoint::BedrockConverse { model_id, stream });
+        });
     }
     if let Some((prefix, method)) = path.rsplit_once(':') {
-        let stream = match method {
-            "generateContent" => false,
-            "streamGenerateContent" => true,
-            _ => return None,
-        };
         let (_, model) = prefix.rsplit_once("/models/")?;
         if model.is_empty() || model.contains('/') {
             return None;
         }
-        return Some(Endpoint::Gemini { model, stream });
+        return match method {
+            "generateContent" => Some(Endpoint::Gemini { model, stream: false }),
+            "streamGenerateContent" => Some(Endpoint::Gemini { model, stream: true }),
+            "batchEmbedContents" => Some(Endpoint::GeminiEmbed { model }),
+            "predict" => Some(Endpoint::VertexPredict { model }),
+            _ => None,
+        };
     }
     None
 }
@@ -164,28 +199,36 @@ impl Endpoint<'_> {
     /// An error in the endpoint's own format.
     fn error(self, status: StatusCode, message: &str) -> Reply {
         match self {
-            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings => {
+            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => {
                 openai::error(status, message, "invalid_request_error", None)
             }
             Endpoint::AnthropicMessages => anthropic::error(status, message),
-            Endpoint::Gemini { .. } => gemini::error(status, message),
-            Endpoint::BedrockConverse { .. } => bedrock::error(status, message),
-            Endpoint::CohereChat => cohere::error(status, message),
-            Endpoint::OllamaChat => ollama::error(status, message),
+            Endpoint::Gemini { .. }
+            | Endpoint::GeminiEmbed { .. }
+            | Endpoint::VertexPredict { .. } => gemini::error(status, message),
+            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => {
+                bedrock::error(status, message)
+            }
+            Endpoint::CohereChat | Endpoint::CohereEmbed => cohere::error(status, message),
+            Endpoint::OllamaChat | Endpoint::OllamaEmbed => ollama::error(status, message),
         }
     }
 
     /// The answer to a behaviour with an error status.
     fn mock_error(self, status: StatusCode, behavior: &Behavior) -> Reply {
         match self {
-            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings => {
+            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => {
                 openai::mock_error(status, behavior)
             }
             Endpoint::AnthropicMessages => anthropic::mock_error(status, behavior),
-            Endpoint::Gemini { .. } => gemini::mock_error(status, behavior),
-            Endpoint::BedrockConverse { .. } => bedrock::mock_error(status, behavior),
-            Endpoint::CohereChat => cohere::mock_error(status, behavior),
-            Endpoint::OllamaChat => ollama::mock_error(status, behavior),
+            Endpoint::Gemini { .. }
+            | Endpoint::GeminiEmbed { .. }
+            | Endpoint::VertexPredict { .. } => gemini::mock_error(status, behavior),
+            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => {
+                bedrock::mock_error(status, behavior)
+            }
+            Endpoint::CohereChat | Endpoint::CohereEmbed => cohere::mock_error(status, behavior),
+            Endpoint::OllamaChat | Endpoint::OllamaEmbed => ollama::mock_error(status, behavior),
         }
     }
 
@@ -200,7 +243,9 @@ impl Endpoint<'_> {
             Endpoint::OpenAiChat { deployment, dialect } => {
                 openai::chat(state, behavior, body, deployment, dialect)
             }
-            Endpoint::OpenAiEmbeddings => openai::embeddings(body),
+            Endpoint::OpenAiEmbeddings { deployment, dialect } => {
+                openai::embeddings(state, body, deployment, dialect)
+            }
             Endpoint::AnthropicMessages => anthropic::messages(state, behavior, body),
             Endpoint::Gemini { model, stream } => gemini::generate(
                 state,
@@ -209,11 +254,16 @@ impl Endpoint<'_> {
                 model,
                 gemini::Framing::of(stream, query),
             ),
+            Endpoint::GeminiEmbed { model } => gemini::batch_embed(state, body, model),
+            Endpoint::VertexPredict { model } => gemini::predict(state, body, model),
             Endpoint::BedrockConverse { model_id, stream } => {
                 bedrock::converse(state, behavior, body, model_id, stream)
             }
+            Endpoint::BedrockInvoke { model_id } => bedrock::invoke(state, body, model_id),
             Endpoint::CohereChat => cohere::chat(state, behavior, body),
+            Endpoint::CohereEmbed => cohere::embed(state, body),
             Endpoint::OllamaChat => ollama::chat(state, behavior, body),
+            Endpoint::OllamaEmbed => ollama::embed(state, behavior, body),
         }
     }
 }
@@ -393,7 +443,14 @@ mod tests {
                 dialect: openai::Dialect::OpenAi,
             })
         );
-        assert_eq!(route("/v1/embeddings"), Some(Endpoint::OpenAiEmbeddings));
+        let embeddings =
+            |deployment, dialect| Some(Endpoint::OpenAiEmbeddings { deployment, dialect });
+        assert_eq!(route("/v1/embeddings"), embeddings(None, openai::Dialect::OpenAi));
+        assert_eq!(
+            route("/openai/deployments/emb/embeddings"),
+            embeddings(Some("emb"), openai::Dialect::OpenAi)
+        );
+        assert_eq!(route("/mistral/v1/embeddings"), embeddings(None, openai::Dialect::Mistral));
         assert_eq!(route("/v1/models"), None);
     }
 
@@ -432,6 +489,25 @@ mod tests {
                 stream: true
             })
         );
-        assert_eq!(route("/model/m/invoke"), None);
+        assert_eq!(route("/model/m/invoke-with-response-stream"), None);
+    }
+
+    #[test]
+    fn routes_native_embeddings() {
+        assert_eq!(route("/v2/embed"), Some(Endpoint::CohereEmbed));
+        assert_eq!(route("/api/embed"), Some(Endpoint::OllamaEmbed));
+        assert_eq!(
+            route("/model/amazon.titan-embed-text-v2%3A0/invoke"),
+            Some(Endpoint::BedrockInvoke { model_id: "amazon.titan-embed-text-v2%3A0" })
+        );
+        assert_eq!(
+            route("/v1beta/models/gemini-embedding-001:batchEmbedContents"),
+            Some(Endpoint::GeminiEmbed { model: "gemini-embedding-001" })
+        );
+        assert_eq!(
+            route("/v1/projects/p/locations/l/publishers/google/models/text-embedding-005:predict"),
+            Some(Endpoint::VertexPredict { model: "text-embedding-005" })
+        );
+        assert_eq!(route("/v1beta/models/g:embedContent"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The providers' native wire formats over real HTTP: JSON and stream
-//! answers, tool calls, native error bodies, recording and faults, one
-//! in-process mock on port 0 per test.
+//! answers, tool calls, embeddings, native error bodies, recording and
+//! faults, one in-process mock on port 0 per test.
 
 mod common;
 
@@ -696,4 +696,312 @@ async fn faults_apply_to_native_endpoints() {
     let a = m.get("/v1/messages").await;
     assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.json()["type"], "error");
+}
+
+// ---------- embeddings ----------
+
+const TEXTS: [&str; 2] = [QUESTION, "Paris"];
+
+/// A native embeddings endpoint: its path, a request for `TEXTS` in its
+/// provider's shape, and how to read the vectors back from its answer.
+type EmbeddingsEndpoint = (&'static str, Value, fn(&Value) -> Vec<Value>);
+
+/// Every provider's native embeddings endpoint.
+fn embeddings_endpoints() -> Vec<EmbeddingsEndpoint> {
+    fn list(v: &Value, key: &str) -> Vec<Value> {
+        v[key].as_array().cloned().unwrap_or_default()
+    }
+    vec![
+        (
+            "/v1/embeddings",
+            json!({"model": "text-embedding-3-small", "input": TEXTS}),
+            |v| list(v, "data").iter().map(|d| d["embedding"].clone()).collect(),
+        ),
+        (
+            "/openai/deployments/emb/embeddings?api-version=2024-10-21",
+            json!({"input": TEXTS}),
+            |v| list(v, "data").iter().map(|d| d["embedding"].clone()).collect(),
+        ),
+        (
+            "/mistral/v1/embeddings",
+            json!({"model": "mistral-embed", "input": TEXTS}),
+            |v| list(v, "data").iter().map(|d| d["embedding"].clone()).collect(),
+        ),
+        (
+            "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+            json!({"requests": TEXTS.map(|t| json!({
+                "model": "models/gemini-embedding-001",
+                "content": {"parts": [{"text": t}]},
+            }))}),
+            |v| list(v, "embeddings").iter().map(|e| e["values"].clone()).collect(),
+        ),
+        (
+            "/v1/projects/p/locations/us-central1/publishers/google/models/text-embedding-005:predict",
+            json!({"instances": TEXTS.map(|t| json!({"content": t}))}),
+            |v| {
+                list(v, "predictions")
+                    .iter()
+                    .map(|p| p["embeddings"]["values"].clone())
+                    .collect()
+            },
+        ),
+        (
+            "/model/cohere.embed-english-v3/invoke",
+            json!({"texts": TEXTS, "input_type": "search_document"}),
+            |v| list(v, "embeddings"),
+        ),
+        (
+            "/v2/embed",
+            json!({"model": "embed-v4.0", "texts": TEXTS, "input_type": "search_document", "embedding_types": ["float"]}),
+            |v| v["embeddings"]["float"].as_array().cloned().unwrap_or_default(),
+        ),
+        (
+            "/api/embed",
+            json!({"model": "all-minilm", "input": TEXTS}),
+            |v| list(v, "embeddings"),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn every_embeddings_endpoint_answers_the_same_vectors() {
+    let m = start().await;
+    let want = tollgate_mock::embedding::json_vector(&tollgate_mock::embedding::embedding_of(
+        QUESTION.as_bytes(),
+    ));
+    let mut first: Option<Vec<Value>> = None;
+    for (path, body, vectors) in embeddings_endpoints() {
+        let a = m.post(path, body.clone()).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text());
+        assert_eq!(a.headers["content-type"], "application/json", "{path}");
+        let got = vectors(&a.json());
+        assert_eq!(got.len(), 2, "{path}: {}", a.text());
+        assert_eq!(got[0], want, "{path}");
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert_eq!(&got, f, "{path}"),
+        }
+        let r = last_record(&m).await;
+        assert_eq!(r["body"], body, "{path}: recorded as sent");
+    }
+    // Titan embeds one text per call: the same vector for the same text.
+    let a = m
+        .post(
+            "/model/amazon.titan-embed-text-v2%3A0/invoke",
+            json!({"inputText": QUESTION}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.headers["x-amzn-bedrock-input-token-count"], "8");
+    let v = a.json();
+    assert_eq!(v["embedding"], want);
+    assert_eq!(v["inputTextTokenCount"], 8);
+    assert_eq!(v["embeddingsByType"]["float"], want);
+}
+
+#[tokio::test]
+async fn embeddings_usage_and_dimensions_in_each_format() {
+    let m = start().await;
+    // 30 + 5 chars -> 8 + 2 tokens.
+    let v = m
+        .post("/v1/embeddings", json!({"input": TEXTS, "dimensions": 12}))
+        .await
+        .json();
+    assert_eq!(v["usage"], json!({"prompt_tokens": 10, "total_tokens": 10}));
+    assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(12));
+    let v = m
+        .post(
+            "/mistral/v1/embeddings",
+            json!({"model": "codestral-embed", "input": TEXTS, "output_dimension": 12}),
+        )
+        .await
+        .json();
+    assert_eq!(v["usage"]["completion_tokens"], 0);
+    assert_eq!(v["data"][1]["embedding"].as_array().map(Vec::len), Some(12));
+    let v = m
+        .post(
+            "/v2/embed",
+            json!({"model": "embed-v4.0", "texts": TEXTS, "input_type": "search_query", "output_dimension": 12}),
+        )
+        .await
+        .json();
+    assert_eq!(v["meta"]["billed_units"]["input_tokens"], 10);
+    let v = m
+        .post(
+            "/api/embed",
+            json!({"model": "m", "input": QUESTION, "dimensions": 12}),
+        )
+        .await
+        .json();
+    assert_eq!(v["prompt_eval_count"], 8);
+    assert_eq!(v["embeddings"][0].as_array().map(Vec::len), Some(12));
+    let v = m
+        .post(
+            "/v1/projects/p/locations/l/publishers/google/models/text-embedding-005:predict",
+            json!({"instances": [{"content": QUESTION}], "parameters": {"outputDimensionality": 12}}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        v["predictions"][0]["embeddings"]["statistics"]["token_count"],
+        8
+    );
+    assert_eq!(
+        v["predictions"][0]["embeddings"]["values"]
+            .as_array()
+            .map(Vec::len),
+        Some(12)
+    );
+    let a = m
+        .post(
+            "/model/cohere.embed-v4%3A0/invoke",
+            json!({"texts": TEXTS, "input_type": "search_document", "output_dimension": 12}),
+        )
+        .await;
+    assert_eq!(a.headers["x-amzn-bedrock-input-token-count"], "10");
+    let v = a.json();
+    assert_eq!(v["response_type"], "embeddings_by_type");
+    assert_eq!(
+        v["embeddings"]["float"][0].as_array().map(Vec::len),
+        Some(12)
+    );
+    // base64, as OpenAI's SDKs ask by default: little-endian f32.
+    let v = m
+        .post(
+            "/v1/embeddings",
+            json!({"input": "x", "encoding_format": "base64"}),
+        )
+        .await
+        .json();
+    assert_eq!(
+        v["data"][0]["embedding"],
+        tollgate_mock::embedding::base64_f32(&tollgate_mock::embedding::embedding_of(b"x"))
+    );
+}
+
+#[tokio::test]
+async fn embeddings_endpoints_refuse_like_their_providers() {
+    let m = start().await;
+    let a = m
+        .post(
+            "/mistral/v1/embeddings",
+            json!({"model": "mistral-embed", "input": TEXTS, "dimensions": 8}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "dimensions: Extra inputs are not permitted"
+    );
+    let a = m
+        .post(
+            "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+            json!({"requests": [{"model": "models/other", "content": {"parts": [{"text": "x"}]}}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"]["status"], "INVALID_ARGUMENT");
+    let a = m
+        .post(
+            "/v1/projects/p/locations/l/publishers/google/models/gemini-embedding-001:predict",
+            json!({"instances": [{"content": "a"}, {"content": "b"}]}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "one instance per call");
+    let a = m
+        .post(
+            "/model/amazon.titan-embed-text-v2%3A0/invoke",
+            json!({"texts": TEXTS}),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.headers["x-amzn-errortype"], "ValidationException");
+    assert!(a.json()["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("extraneous key [texts]")));
+    let a = m
+        .post("/model/anthropic.claude-v2/invoke", json!({"prompt": "x"}))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let a = m.post("/api/embed", json!({"input": "x"})).await;
+    assert_eq!(
+        (a.status, a.json()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "model is required"})
+        )
+    );
+    let a = m
+        .post("/v2/embed", json!({"model": "embed-v4.0", "texts": ["x"]}))
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a.json()["message"].is_string());
+}
+
+#[tokio::test]
+async fn embeddings_errors_latency_and_faults_are_shared() {
+    let m = start().await;
+    let endpoints = embeddings_endpoints();
+    // A behaviour's error status, in each provider's own error body.
+    let native_errors = [
+        json!({"error": {"message": "mock error 429", "type": "mock_error", "code": "429"}}),
+        json!({"error": {"message": "mock error 429", "type": "mock_error", "code": "429"}}),
+        json!({"error": {"message": "mock error 429", "type": "mock_error", "code": "429"}}),
+        json!({"error": {"code": 429, "message": "mock error 429", "status": "RESOURCE_EXHAUSTED"}}),
+        json!({"error": {"code": 429, "message": "mock error 429", "status": "RESOURCE_EXHAUSTED"}}),
+        json!({"message": "mock error 429"}),
+        json!({"message": "mock error 429"}),
+        json!({"error": "mock error 429"}),
+    ];
+    for ((path, body, _), want) in endpoints.iter().zip(native_errors) {
+        m.behave(json!({"status": 429, "retry_after": 2, "times": 1}))
+            .await;
+        let a = m.post(path, body.clone()).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(a.headers["retry-after"], "2", "{path}");
+        assert_eq!(a.json(), want, "{path}");
+        if path.starts_with("/model/") {
+            assert_eq!(a.headers["x-amzn-errortype"], "ThrottlingException");
+        }
+    }
+
+    m.behave(json!({"latency_ms": 150, "times": 1})).await;
+    let (path, body, _) = &endpoints[3];
+    let t0 = Instant::now();
+    assert_eq!(m.post(path, body.clone()).await.status, StatusCode::OK);
+    assert!(t0.elapsed() >= Duration::from_millis(150));
+
+    m.behave(json!({"fault": "garbage", "times": 1})).await;
+    let (path, body, _) = &endpoints[6];
+    let a = m.post(path, body.clone()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(serde_json::from_slice::<Value>(&a.body).is_err());
+
+    m.behave(json!({"fault": "reset_before_headers", "times": 1}))
+        .await;
+    let (path, body, _) = &endpoints[7];
+    let (got, err) = m.raw_to(path, body).await;
+    assert!(got.is_empty());
+    assert_eq!(
+        err.map(|e| e.kind()),
+        Some(std::io::ErrorKind::ConnectionReset)
+    );
+
+    m.behave(json!({"fault": "reset_mid_body", "times": 1}))
+        .await;
+    let (got, _) = m
+        .raw_to("/model/cohere.embed-english-v3/invoke", &endpoints[5].1)
+        .await;
+    let text = String::from_utf8_lossy(&got);
+    let (head, body) = text.split_once("\r\n\r\n").expect("headers were sent");
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("content-length");
+    assert!(!body.is_empty() && body.len() < len, "{text}");
+
+    let a = m.get("/v2/embed").await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(a.json()["message"].is_string(), "Cohere's error shape");
 }

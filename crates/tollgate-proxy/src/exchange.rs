@@ -139,7 +139,7 @@ impl Ask {
             Ask::Embeddings(body) => {
                 let e = embeddings::prepare(target.kind, body, &target.model, &target.options)?;
                 let call = Call {
-                    body: e.body,
+                    body: with_body_credential(e.body, &target.credential)?,
                     path: e.path,
                     headers: Vec::new(),
                     model: e.model,
@@ -148,10 +148,11 @@ impl Ask {
                 };
                 Ok((call, Some(e.meta)))
             }
-            Ask::Preserve(body) => Ok((
-                provider::preserve(target.kind, body, target.model.name.as_deref(), &target.options),
-                None,
-            )),
+            Ask::Preserve(body) => {
+                let mut call = provider::preserve(target.kind, body, target.model.name.as_deref(), &target.options);
+                call.body = with_body_credential(call.body, &target.credential)?;
+                Ok((call, None))
+            }
         }
     }
 
@@ -174,6 +175,18 @@ impl Ask {
             Ask::Preserve(_) => None,
         }
     }
+}
+
+/// A JSON body with the target's body-located credential set at its top level
+/// (`auth.param_location = "body"`); other credentials leave it unchanged.
+fn with_body_credential(body: Vec<u8>, credential: &Credential) -> Result<Vec<u8>, LlmError> {
+    let Credential::Body { name, value } = credential else {
+        return Ok(body);
+    };
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
+        .map_err(|_| LlmError::invalid_request("the request body must be a JSON object to carry the provider credential"))?;
+    v.insert(name.clone(), serde_json::Value::String(value.clone()));
+    serde_json::to_vec(&v).map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))
 }
 
 /// Serves one request on an LLM route: chat, embeddings or a preserved native

@@ -12,6 +12,18 @@
 //! `contentBlockStart`; a tool call opens with one (`toolUseId`, `name`) and
 //! streams its input as JSON-string pieces.
 //!
+//! Embeddings: `POST /model/{modelId}/invoke` (InvokeModel) for Amazon Titan
+//! Text Embeddings (docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html:
+//! one `inputText`, `dimensions`, `normalize` and `embeddingTypes` from v2;
+//! `{"embedding","inputTextTokenCount","embeddingsByType"}`) and Cohere Embed
+//! (model-parameters-embed-v3.html, model-parameters-embed-v4.html: `texts`
+//! (at most 96) and `input_type` required, `output_dimension` from v4;
+//! `embeddings` a list of vectors (`response_type: embeddings_floats`), or by
+//! type when `embedding_types` is set or the model is v4). Keys a model does
+//! not take are refused with Bedrock's "extraneous key" 400, and the input
+//! token count comes in `x-amzn-bedrock-input-token-count`, as Bedrock sends
+//! it. InvokeModel answers no other model family.
+//!
 //! Errors are `{"message": ...}` with the exception name in `x-amzn-ErrorType`.
 //! The model id arrives percent-encoded in the path (`%3A` for `:`, `%2F` in
 //! ARNs); it is decoded, and an empty one is refused as Bedrock does.
@@ -25,9 +37,12 @@ use serde_json::{json, Value};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue as FrameValue, Message};
 
-use super::{mock_error as native_mock_error, parse, percent_decode, to_json, with_id_header};
+use super::{
+    mock_error as native_mock_error, parse, percent_decode, to_json, unknown_key, with_id_header,
+};
 use crate::behavior::Behavior;
 use crate::chat::{tool_args_value, Answer, Content, Prompt, Stop, TOOL_ARG_PIECES};
+use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::state::AppState;
 
@@ -274,6 +289,239 @@ fn converse_stream(answer: &Answer<'_>, tool_use_id: &str, usage: Value, latency
     Reply::stream(EVENT_STREAM, events)
 }
 
+// ---------- InvokeModel: embeddings ----------
+
+/// Texts in one Cohere Embed call.
+pub const COHERE_MAX_TEXTS: usize = 96;
+
+/// The embeddings model families InvokeModel answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EmbedFamily {
+    /// `amazon.titan-embed-text-v1` (only `inputText`) or `-v2:0`.
+    Titan { v2: bool },
+    /// `cohere.embed-*-v3` or `cohere.embed-v4:0`.
+    Cohere { v4: bool },
+}
+
+/// The family of a model id, also behind a cross-region inference profile
+/// prefix (`us.`, `eu.`...) or as an ARN's last segment.
+fn embed_family(model_id: &str) -> Option<EmbedFamily> {
+    let id = model_id.rsplit('/').next().unwrap_or(model_id);
+    let id = match id.split_once('.') {
+        Some((prefix, rest))
+            if (rest.starts_with("amazon.") || rest.starts_with("cohere."))
+                && prefix.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') =>
+        {
+            rest
+        }
+        _ => id,
+    };
+    if id.starts_with("amazon.titan-embed-text") {
+        Some(EmbedFamily::Titan {
+            v2: id.starts_with("amazon.titan-embed-text-v2"),
+        })
+    } else if id.starts_with("cohere.embed-") {
+        Some(EmbedFamily::Cohere {
+            v4: id.starts_with("cohere.embed-v4"),
+        })
+    } else {
+        None
+    }
+}
+
+/// Bedrock's refusal of a body that does not fit the model's schema.
+fn malformed(detail: &str) -> Reply {
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("Malformed input request: {detail}, please reformat your input and try again."),
+    )
+}
+
+/// A requested dimension count, or Bedrock's 400.
+fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
+    let requested = match v {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| malformed(&format!("#/{field}: expected type: Integer")))?,
+        ),
+    };
+    embedding::dimensions(requested, field).map_err(|m| malformed(&format!("#/{field}: {m}")))
+}
+
+/// `POST /model/{model_id}/invoke` for an embeddings model. `model_id` is the
+/// raw (percent-encoded) path segment.
+pub fn invoke(state: &AppState, body: &[u8], model_id: &str) -> Reply {
+    let model_id = percent_decode(model_id);
+    if model_id.trim().is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "The provided model identifier is invalid.",
+        );
+    }
+    let Some(family) = embed_family(&model_id) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "mock: InvokeModel answers Titan Text Embeddings (amazon.titan-embed-text-*) and Cohere Embed (cohere.embed-*) models only, not {model_id}"
+            ),
+        );
+    };
+    let req: Value = match parse(body, error) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    let n = state.next_id();
+    let answer = match family {
+        EmbedFamily::Titan { v2 } => titan(&req, v2),
+        EmbedFamily::Cohere { v4 } => cohere_embed(&req, v4, n),
+    };
+    let (reply, tokens) = match answer {
+        Ok(a) => a,
+        Err(reply) => return reply,
+    };
+    let reply = with_id_header(
+        reply,
+        "x-amzn-bedrock-input-token-count",
+        &tokens.to_string(),
+    );
+    with_id_header(
+        reply,
+        "x-amzn-requestid",
+        &format!("00000000-0000-4000-8000-{n:012x}"),
+    )
+}
+
+/// Titan Text Embeddings: one text per call.
+fn titan(req: &Value, v2: bool) -> Result<(Reply, u64), Reply> {
+    let allowed: &[&str] = if v2 {
+        &["inputText", "dimensions", "normalize", "embeddingTypes"]
+    } else {
+        &["inputText"]
+    };
+    if let Some(k) = unknown_key(req, allowed) {
+        return Err(malformed(&format!(
+            "#: extraneous key [{k}] is not permitted"
+        )));
+    }
+    let text = match req.get("inputText") {
+        None => return Err(malformed("#: required key [inputText] not found")),
+        Some(Value::String(t)) if t.is_empty() => {
+            return Err(malformed("#/inputText: expected minLength: 1, actual: 0"))
+        }
+        Some(Value::String(t)) => t,
+        Some(_) => return Err(malformed("#/inputText: expected type: String")),
+    };
+    let vector = embedding::vector(text.as_bytes(), dims(req.get("dimensions"), "dimensions")?);
+    let tokens = embedding::total_tokens([text.as_str()]);
+    let values = embedding::json_vector(&vector);
+    let mut answer = json!({"embedding": values, "inputTextTokenCount": tokens});
+    if v2 {
+        let types: Vec<&str> = match req.get("embeddingTypes") {
+            None | Some(Value::Null) => vec!["float"],
+            Some(Value::Array(t)) => t.iter().filter_map(Value::as_str).collect(),
+            Some(_) => return Err(malformed("#/embeddingTypes: expected type: JSONArray")),
+        };
+        let mut by_type = serde_json::Map::new();
+        for t in types {
+            match t {
+                "float" => {
+                    by_type.insert("float".into(), values.clone());
+                }
+                "binary" => {
+                    let bits: Vec<u8> = vector.iter().map(|v| u8::from(*v > 0.0)).collect();
+                    by_type.insert("binary".into(), json!(bits));
+                }
+                other => {
+                    return Err(malformed(&format!(
+                        "#/embeddingTypes: {other} is not a valid enum value"
+                    )))
+                }
+            }
+        }
+        answer["embeddingsByType"] = Value::Object(by_type);
+    }
+    Ok((Reply::json(StatusCode::OK, to_json(&answer)), tokens))
+}
+
+/// Cohere Embed: up to 96 texts per call.
+fn cohere_embed(req: &Value, v4: bool, n: u64) -> Result<(Reply, u64), Reply> {
+    let allowed: &[&str] = if v4 {
+        &[
+            "texts",
+            "images",
+            "inputs",
+            "input_type",
+            "truncate",
+            "embedding_types",
+            "output_dimension",
+            "max_tokens",
+        ]
+    } else {
+        &[
+            "texts",
+            "images",
+            "input_type",
+            "truncate",
+            "embedding_types",
+        ]
+    };
+    if let Some(k) = unknown_key(req, allowed) {
+        return Err(malformed(&format!(
+            "#: extraneous key [{k}] is not permitted"
+        )));
+    }
+    if !req.get("input_type").is_some_and(Value::is_string) {
+        return Err(malformed("#: required key [input_type] not found"));
+    }
+    if req.get("images").is_some() || req.get("inputs").is_some() {
+        return Err(malformed("mock: only texts can be embedded"));
+    }
+    let texts: Vec<&str> = match req.get("texts") {
+        Some(Value::Array(t)) => match t.iter().map(Value::as_str).collect::<Option<_>>() {
+            Some(t) => t,
+            None => return Err(malformed("#/texts: expected type: String")),
+        },
+        Some(_) => return Err(malformed("#/texts: expected type: JSONArray")),
+        None => return Err(malformed("#: required key [texts] not found")),
+    };
+    if texts.len() > COHERE_MAX_TEXTS {
+        return Err(malformed(&format!(
+            "#/texts: expected maxItems: {COHERE_MAX_TEXTS}, actual: {}",
+            texts.len()
+        )));
+    }
+    let by_type = match req.get("embedding_types") {
+        None | Some(Value::Null) => v4,
+        Some(Value::Array(t)) if t.iter().all(|t| t == "float") => true,
+        Some(_) => {
+            return Err(malformed(
+                "mock: embedding_types other than float are not supported",
+            ))
+        }
+    };
+    let n_dims = dims(req.get("output_dimension"), "output_dimension")?;
+    let vectors: Vec<Value> = texts
+        .iter()
+        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), n_dims)))
+        .collect();
+    let (embeddings, response_type) = if by_type {
+        (json!({"float": vectors}), "embeddings_by_type")
+    } else {
+        (Value::Array(vectors), "embeddings_floats")
+    };
+    let answer = json!({
+        "id": format!("00000000-0000-4000-8000-{n:012x}"),
+        "embeddings": embeddings,
+        "response_type": response_type,
+        "texts": texts,
+    });
+    Ok((
+        Reply::json(StatusCode::OK, to_json(&answer)),
+        embedding::total_tokens(texts),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,6 +674,173 @@ mod tests {
         assert_eq!(f[4].0, "contentBlockStop");
         assert_eq!(f[5].1["stopReason"], "tool_use");
         assert_eq!(f[6].1["usage"]["outputTokens"], 2);
+    }
+
+    fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a HeaderValue> {
+        let Reply::Body { headers, .. } = r else {
+            panic!("expected body")
+        };
+        headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    #[test]
+    fn embed_families_by_model_id() {
+        assert_eq!(
+            embed_family("amazon.titan-embed-text-v2:0"),
+            Some(EmbedFamily::Titan { v2: true })
+        );
+        assert_eq!(
+            embed_family("amazon.titan-embed-text-v1"),
+            Some(EmbedFamily::Titan { v2: false })
+        );
+        assert_eq!(
+            embed_family("us.cohere.embed-v4:0"),
+            Some(EmbedFamily::Cohere { v4: true })
+        );
+        assert_eq!(
+            embed_family(
+                "arn:aws:bedrock:us-east-1:1:inference-profile/eu.cohere.embed-english-v3"
+            ),
+            Some(EmbedFamily::Cohere { v4: false })
+        );
+        assert_eq!(embed_family("anthropic.claude-3-haiku-20240307-v1:0"), None);
+    }
+
+    #[test]
+    fn titan_embeds_one_text() {
+        let r = invoke(
+            &state(),
+            br#"{"inputText":"abcdefgh","dimensions":16,"normalize":true}"#,
+            "amazon.titan-embed-text-v2%3A0",
+        );
+        assert_eq!(
+            header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()),
+            Some(&b"2"[..])
+        );
+        assert!(header(&r, "x-amzn-requestid").is_some());
+        let v = body_json(&r);
+        let want = embedding::json_vector(&embedding::vector(b"abcdefgh", 16));
+        assert_eq!(
+            v,
+            json!({"embedding": want, "inputTextTokenCount": 2, "embeddingsByType": {"float": want}})
+        );
+        let v = body_json(&invoke(
+            &state(),
+            br#"{"inputText":"x","embeddingTypes":["binary"]}"#,
+            "amazon.titan-embed-text-v2:0",
+        ));
+        assert!(v["embeddingsByType"].get("float").is_none());
+        assert_eq!(
+            v["embeddingsByType"]["binary"].as_array().map(Vec::len),
+            Some(8)
+        );
+        // v1: only inputText, no embeddingsByType.
+        let v = body_json(&invoke(
+            &state(),
+            br#"{"inputText":"x"}"#,
+            "amazon.titan-embed-text-v1",
+        ));
+        assert!(v.get("embeddingsByType").is_none());
+        for (body, model, want) in [
+            (
+                &br#"{"inputText":"x","dimensions":256}"#[..],
+                "amazon.titan-embed-text-v1",
+                "extraneous key [dimensions]",
+            ),
+            (
+                br#"{"texts":["x"]}"#,
+                "amazon.titan-embed-text-v2:0",
+                "extraneous key [texts]",
+            ),
+            (
+                br#"{}"#,
+                "amazon.titan-embed-text-v2:0",
+                "required key [inputText]",
+            ),
+            (
+                br#"{"inputText":""}"#,
+                "amazon.titan-embed-text-v2:0",
+                "minLength",
+            ),
+            (
+                br#"{"inputText":"x"}"#,
+                "anthropic.claude-v2",
+                "Titan Text Embeddings",
+            ),
+        ] {
+            let r = invoke(&state(), body, model);
+            assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+            assert_eq!(
+                header(&r, "x-amzn-errortype").map(|v| v.as_bytes()),
+                Some(&b"ValidationException"[..])
+            );
+            let m = body_json(&r)["message"].as_str().unwrap_or("").to_owned();
+            assert!(m.contains(want), "{m}");
+        }
+    }
+
+    #[test]
+    fn cohere_embed_lists_or_by_type() {
+        let r = invoke(
+            &state(),
+            br#"{"texts":["x","abcdefgh"],"input_type":"search_document"}"#,
+            "cohere.embed-english-v3",
+        );
+        assert_eq!(
+            header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()),
+            Some(&b"3"[..])
+        );
+        let v = body_json(&r);
+        assert_eq!(v["response_type"], "embeddings_floats");
+        assert_eq!(
+            v["embeddings"][0],
+            embedding::json_vector(&embedding::embedding_of(b"x"))
+        );
+        assert_eq!(v["texts"], json!(["x", "abcdefgh"]));
+        let v = body_json(&invoke(
+            &state(),
+            br#"{"texts":["x"],"input_type":"search_query","embedding_types":["float"]}"#,
+            "cohere.embed-multilingual-v3",
+        ));
+        assert_eq!(v["response_type"], "embeddings_by_type");
+        assert_eq!(
+            v["embeddings"]["float"][0],
+            embedding::json_vector(&embedding::embedding_of(b"x"))
+        );
+        let v = body_json(&invoke(
+            &state(),
+            br#"{"texts":["x"],"input_type":"search_document","output_dimension":256}"#,
+            "cohere.embed-v4%3A0",
+        ));
+        assert_eq!(v["response_type"], "embeddings_by_type");
+        assert_eq!(
+            v["embeddings"]["float"][0].as_array().map(Vec::len),
+            Some(256)
+        );
+        let many = json!({"texts": vec!["t"; 97], "input_type": "search_document"}).to_string();
+        for (body, model, want) in [
+            (
+                r#"{"texts":["x"]}"#,
+                "cohere.embed-english-v3",
+                "required key [input_type]",
+            ),
+            (
+                r#"{"texts":["x"],"input_type":"search_document","output_dimension":256}"#,
+                "cohere.embed-english-v3",
+                "extraneous key [output_dimension]",
+            ),
+            (many.as_str(), "cohere.embed-english-v3", "maxItems: 96"),
+            (
+                r#"{"input_type":"search_document"}"#,
+                "cohere.embed-english-v3",
+                "required key [texts]",
+            ),
+        ] {
+            let r = invoke(&state(), body.as_bytes(), model);
+            assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+            let m = body_json(&r)["message"].as_str().unwrap_or("").to_owned();
+            assert!(m.contains(want), "{m}");
+        }
     }
 
     #[test]

@@ -10,6 +10,11 @@
 //! and usage; each SSE event is named after its payload's `type`. Usage comes
 //! twice, as `billed_units` and `tokens` (the same numbers here). Errors are
 //! `{"message": ...}`.
+//!
+//! Embeddings: `POST /v2/embed` (docs.cohere.com/reference/embed): `model`,
+//! `input_type` and `texts` (at most 96), `embedding_types` (float only
+//! here, the default), `output_dimension`; answered by type,
+//! `{"id","embeddings":{"float":[...]},"texts","meta":{"billed_units":{"input_tokens"}}}`.
 
 use std::borrow::Cow;
 
@@ -20,6 +25,7 @@ use serde_json::{json, Value};
 use super::{mock_error as native_mock_error, parse, to_json};
 use crate::behavior::Behavior;
 use crate::chat::{Answer, Content, Prompt, Stop, TOOL_ARGS, TOOL_ARG_PIECES};
+use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::sse;
 use crate::state::AppState;
@@ -219,6 +225,80 @@ fn stream(answer: &Answer<'_>, id: &str, call_id: &str) -> Reply {
     Reply::sse(events)
 }
 
+// ---------- embed ----------
+
+/// Texts in one embed call.
+pub const EMBED_MAX_TEXTS: usize = 96;
+
+/// `model` and `input_type` are required (a request without them is a 400)
+/// but change nothing in the mock's answer.
+#[derive(Deserialize)]
+struct EmbedRequest<'a> {
+    #[serde(rename = "model")]
+    _model: String,
+    #[serde(rename = "input_type")]
+    _input_type: String,
+    #[serde(default, borrow)]
+    texts: Option<Vec<Cow<'a, str>>>,
+    #[serde(default)]
+    images: Option<Value>,
+    #[serde(default)]
+    inputs: Option<Value>,
+    #[serde(default, borrow)]
+    embedding_types: Option<Vec<Cow<'a, str>>>,
+    #[serde(default)]
+    output_dimension: Option<u64>,
+}
+
+fn bad_request(message: &str) -> Reply {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+/// `POST /v2/embed`.
+pub fn embed(state: &AppState, body: &[u8]) -> Reply {
+    let req: EmbedRequest<'_> = match parse(body, error) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    if req.images.is_some() || req.inputs.is_some() {
+        return bad_request("mock: only texts can be embedded");
+    }
+    let Some(texts) = req.texts.as_deref().filter(|t| !t.is_empty()) else {
+        return bad_request("invalid request: one of texts, images or inputs must be given");
+    };
+    if texts.len() > EMBED_MAX_TEXTS {
+        return bad_request(&format!(
+            "invalid request: total number of texts must be at most {EMBED_MAX_TEXTS} - received {}",
+            texts.len()
+        ));
+    }
+    if let Some(t) = req.embedding_types.iter().flatten().find(|t| *t != "float") {
+        return bad_request(&format!("mock: embedding type {t} is not supported"));
+    }
+    let dims = match embedding::dimensions(req.output_dimension, "output_dimension") {
+        Ok(d) => d,
+        Err(message) => return bad_request(&format!("invalid request: {message}")),
+    };
+    let vectors: Vec<Value> = texts
+        .iter()
+        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims)))
+        .collect();
+    let tokens = embedding::total_tokens(texts.iter().map(|t| t.as_ref()));
+    Reply::json(
+        StatusCode::OK,
+        to_json(&json!({
+            "id": uuid(state.next_id()),
+            "embeddings": {"float": vectors},
+            "texts": texts,
+            "meta": {
+                "api_version": {"version": "2"},
+                "billed_units": {"input_tokens": tokens},
+            },
+            "response_type": "embeddings_by_type",
+        })),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +460,35 @@ mod tests {
             .collect();
         assert_eq!(args, r#"{"x":1}"#);
         assert_eq!(ev[6].1["delta"]["finish_reason"], "TOOL_CALL");
+    }
+
+    #[test]
+    fn embed_answers_by_type_with_billed_tokens() {
+        let body = br#"{"model":"embed-v4.0","texts":["x","abcdefgh"],"input_type":"search_document","embedding_types":["float"],"output_dimension":16}"#;
+        let v = body_json(&embed(&state(), body));
+        assert_eq!(v["embeddings"]["float"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            v["embeddings"]["float"][1],
+            crate::embedding::json_vector(&crate::embedding::vector(b"abcdefgh", 16))
+        );
+        assert_eq!(v["texts"], json!(["x", "abcdefgh"]));
+        assert_eq!(v["meta"]["billed_units"], json!({"input_tokens": 3}));
+        assert_eq!(v["response_type"], "embeddings_by_type");
+        assert_eq!(v["id"].as_str().map(str::len), Some(36));
+
+        let many = json!({"model": "m", "input_type": "search_document", "texts": vec!["t"; 97]})
+            .to_string();
+        for body in [
+            &br#"{"model":"m","texts":["x"]}"#[..],
+            br#"{"input_type":"search_document","texts":["x"]}"#,
+            br#"{"model":"m","input_type":"search_document"}"#,
+            br#"{"model":"m","input_type":"search_document","texts":["x"],"embedding_types":["int8"]}"#,
+            many.as_bytes(),
+        ] {
+            let r = embed(&state(), body);
+            assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+            assert!(body_json(&r)["message"].is_string());
+        }
     }
 
     #[test]

@@ -12,6 +12,16 @@
 //! `alt=sse` the same responses come as one JSON array, sent element by
 //! element. A function call arrives whole, in a single response.
 //! Errors are `{"error":{"code","message","status"}}` with the gRPC status name.
+//!
+//! Embeddings: the Gemini API's `batchEmbedContents`
+//! (ai.google.dev/api/embeddings#method:-models.batchembedcontents), one
+//! `EmbedContentRequest` per text, each naming the batch's model, answered
+//! with `{"embeddings":[{"values":[...]}]}` and no usage; and Vertex AI's text
+//! embeddings `predict` (cloud.google.com/vertex-ai/generative-ai/docs/model-reference/text-embeddings-api),
+//! `{"instances":[{"content"}],"parameters":{"outputDimensionality"}}`,
+//! answered with `predictions[].embeddings.{values,statistics.token_count}`.
+//! Both refuse fields they do not know with Google's "Unknown name" 400, and
+//! Vertex AI's limits hold: 250 instances a call, one for gemini-embedding models.
 
 use std::borrow::Cow;
 
@@ -20,9 +30,10 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{mock_error as native_mock_error, parse, to_json};
+use super::{mock_error as native_mock_error, parse, percent_decode, to_json, unknown_key};
 use crate::behavior::Behavior;
 use crate::chat::{tool_args_value, Answer, Content, Prompt, Stop};
+use crate::embedding;
 use crate::reply::{self, Reply, TimedEvent};
 use crate::sse;
 use crate::state::AppState;
@@ -264,6 +275,212 @@ fn array_element(json: &[u8], first: bool, last: bool) -> Bytes {
     buf.freeze()
 }
 
+// ---------- embeddings ----------
+
+/// Requests in one `batchEmbedContents` call.
+pub const BATCH_MAX: usize = 100;
+/// Instances in one Vertex AI `predict` call (one for gemini-embedding models).
+pub const PREDICT_MAX: usize = 250;
+
+const EMBED_REQUEST_FIELDS: &[&str] = &[
+    "model",
+    "content",
+    "taskType",
+    "task_type",
+    "title",
+    "outputDimensionality",
+    "output_dimensionality",
+];
+
+/// Google's refusal of a field its schema does not have.
+fn unknown_name(name: &str, at: &str) -> Reply {
+    let at = if at.is_empty() {
+        String::new()
+    } else {
+        format!(" at '{at}'")
+    };
+    error(
+        StatusCode::BAD_REQUEST,
+        &format!("Invalid JSON payload received. Unknown name \"{name}\"{at}: Cannot find field."),
+    )
+}
+
+fn invalid(message: &str) -> Reply {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+/// A requested dimension count, or Google's 400.
+fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
+    let requested = match v {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .ok_or_else(|| invalid(&format!("{field}: expected an integer")))?,
+        ),
+    };
+    embedding::dimensions(requested, field).map_err(|m| invalid(&m))
+}
+
+/// The text of an embed request's `content`: its text parts, concatenated.
+fn content_text(content: Option<&Value>, at: &str) -> Result<String, Reply> {
+    let Some(content) = content else {
+        return Err(invalid(&format!(
+            "* BatchEmbedContentsRequest.{at}.content: content is required"
+        )));
+    };
+    if let Some(k) = unknown_key(content, &["parts", "role"]) {
+        return Err(unknown_name(k, &format!("{at}.content")));
+    }
+    let parts = content
+        .get("parts")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if parts.is_empty() {
+        return Err(invalid(&format!(
+            "* BatchEmbedContentsRequest.{at}.content.parts: contents.parts must not be empty"
+        )));
+    }
+    let mut text = String::new();
+    for p in parts {
+        match p.get("text").and_then(Value::as_str) {
+            Some(t) => text.push_str(t),
+            None => {
+                return Err(invalid(&format!(
+                    "mock: only text parts can be embedded ({at})"
+                )))
+            }
+        }
+    }
+    Ok(text)
+}
+
+/// `POST /v1beta/models/{model}:batchEmbedContents`. `model` is the raw path segment.
+pub fn batch_embed(state: &AppState, body: &[u8], model: &str) -> Reply {
+    let req: Value = match parse(body, error) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Some(k) = unknown_key(&req, &["requests"]) {
+        return unknown_name(k, "");
+    }
+    let requests = match req.get("requests").and_then(Value::as_array) {
+        Some(r) if !r.is_empty() => r,
+        _ => {
+            return invalid(
+                "* BatchEmbedContentsRequest.requests: at least one request is required",
+            )
+        }
+    };
+    if requests.len() > BATCH_MAX {
+        return invalid(&format!(
+            "* BatchEmbedContentsRequest.requests: at most {BATCH_MAX} requests can be in one batch, got {}",
+            requests.len()
+        ));
+    }
+    let resource = format!("models/{}", percent_decode(model));
+    let mut embeddings = Vec::with_capacity(requests.len());
+    for (i, r) in requests.iter().enumerate() {
+        let at = format!("requests[{i}]");
+        if let Some(k) = unknown_key(r, EMBED_REQUEST_FIELDS) {
+            return unknown_name(k, &at);
+        }
+        if r.get("model").and_then(Value::as_str) != Some(resource.as_str()) {
+            return invalid(&format!(
+                "* BatchEmbedContentsRequest.{at}.model: the model of every request must be the batch's model ({resource})"
+            ));
+        }
+        let text = match content_text(r.get("content"), &at) {
+            Ok(t) => t,
+            Err(reply) => return reply,
+        };
+        let field = if r.get("output_dimensionality").is_some() {
+            "output_dimensionality"
+        } else {
+            "outputDimensionality"
+        };
+        let n = match dims(r.get(field), field) {
+            Ok(n) => n,
+            Err(reply) => return reply,
+        };
+        embeddings.push(
+            json!({"values": embedding::json_vector(&embedding::vector(text.as_bytes(), n))}),
+        );
+    }
+    let _ = state.next_id();
+    Reply::json(StatusCode::OK, to_json(&json!({"embeddings": embeddings})))
+}
+
+/// `POST /v1/projects/{p}/locations/{l}/publishers/google/models/{model}:predict`
+/// (Vertex AI text embeddings). `model` is the raw path segment.
+pub fn predict(state: &AppState, body: &[u8], model: &str) -> Reply {
+    let model = percent_decode(model);
+    let req: Value = match parse(body, error) {
+        Ok(v) => v,
+        Err(reply) => return reply,
+    };
+    if let Some(k) = unknown_key(&req, &["instances", "parameters"]) {
+        return unknown_name(k, "");
+    }
+    let instances = match req.get("instances").and_then(Value::as_array) {
+        Some(i) if !i.is_empty() => i,
+        _ => return invalid("instances: at least one instance is required"),
+    };
+    let max = if model.starts_with("gemini-embedding") {
+        1
+    } else {
+        PREDICT_MAX
+    };
+    if instances.len() > max {
+        return invalid(&format!(
+            "mock: {model} takes at most {max} instance(s) per predict request, got {}",
+            instances.len()
+        ));
+    }
+    let parameters = req.get("parameters").unwrap_or(&Value::Null);
+    const PARAMETERS: &[&str] = &[
+        "autoTruncate",
+        "auto_truncate",
+        "outputDimensionality",
+        "output_dimensionality",
+    ];
+    if let Some(k) = unknown_key(parameters, PARAMETERS) {
+        return unknown_name(k, "parameters");
+    }
+    let field = if parameters.get("output_dimensionality").is_some() {
+        "output_dimensionality"
+    } else {
+        "outputDimensionality"
+    };
+    let n = match dims(parameters.get(field), field) {
+        Ok(n) => n,
+        Err(reply) => return reply,
+    };
+    let mut predictions = Vec::with_capacity(instances.len());
+    let mut chars = 0;
+    for (i, instance) in instances.iter().enumerate() {
+        if let Some(k) = unknown_key(instance, &["content", "task_type", "taskType", "title"]) {
+            return unknown_name(k, &format!("instances[{i}]"));
+        }
+        let Some(text) = instance.get("content").and_then(Value::as_str) else {
+            return invalid(&format!("instances[{i}].content: a string is required"));
+        };
+        chars += text.chars().count();
+        predictions.push(json!({"embeddings": {
+            "statistics": {"truncated": false, "token_count": embedding::text_tokens(text)},
+            "values": embedding::json_vector(&embedding::vector(text.as_bytes(), n)),
+        }}));
+    }
+    let _ = state.next_id();
+    Reply::json(
+        StatusCode::OK,
+        to_json(&json!({
+            "predictions": predictions,
+            "metadata": {"billableCharacterCount": chars},
+        })),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,6 +635,112 @@ mod tests {
         let v: Value = serde_json::from_slice(&body).expect("a JSON array");
         assert_eq!(v.as_array().map(Vec::len), Some(2));
         assert_eq!(v[1]["candidates"][0]["finishReason"], "STOP");
+    }
+
+    fn embed_body(model: &str, texts: &[&str]) -> Vec<u8> {
+        let requests: Vec<Value> = texts
+            .iter()
+            .map(|t| json!({"model": model, "content": {"parts": [{"text": t}]}}))
+            .collect();
+        serde_json::to_vec(&json!({"requests": requests})).expect("json")
+    }
+
+    #[test]
+    fn batch_embed_answers_one_vector_per_request() {
+        let body = embed_body("models/gemini-embedding-001", &["x", "y"]);
+        let r = batch_embed(&state(), &body, "gemini-embedding-001");
+        let v = body_json(&r);
+        assert_eq!(
+            v,
+            json!({"embeddings": [
+                {"values": embedding::json_vector(&embedding::embedding_of(b"x"))},
+                {"values": embedding::json_vector(&embedding::embedding_of(b"y"))},
+            ]})
+        );
+        let body = json!({"requests": [{"model": "models/g", "content": {"parts": [{"text": "x"}]}, "outputDimensionality": 24, "taskType": "RETRIEVAL_DOCUMENT"}]});
+        let v = body_json(&batch_embed(&state(), body.to_string().as_bytes(), "g"));
+        assert_eq!(
+            v["embeddings"][0]["values"].as_array().map(Vec::len),
+            Some(24)
+        );
+    }
+
+    #[test]
+    fn batch_embed_refusals() {
+        let status = |body: &Value| {
+            let r = batch_embed(&state(), body.to_string().as_bytes(), "g");
+            let v = body_json(&r);
+            assert_eq!(v["error"]["status"], "INVALID_ARGUMENT", "{v}");
+            v["error"]["message"].as_str().unwrap_or("").to_owned()
+        };
+        let part = json!({"parts": [{"text": "x"}]});
+        let m =
+            status(&json!({"requests": [{"model": "models/g", "content": part, "dimensions": 8}]}));
+        assert!(
+            m.contains("Unknown name \"dimensions\" at 'requests[0]'"),
+            "{m}"
+        );
+        let m = status(&json!({"requests": [{"model": "models/other", "content": part}]}));
+        assert!(m.contains("models/g"), "{m}");
+        let m = status(&json!({"requests": [{"model": "models/g", "content": {"parts": []}}]}));
+        assert!(m.contains("must not be empty"), "{m}");
+        let m = status(&json!({"requests": []}));
+        assert!(m.contains("at least one"), "{m}");
+        let many: Vec<Value> = (0..101)
+            .map(|_| json!({"model": "models/g", "content": part}))
+            .collect();
+        assert!(status(&json!({"requests": many})).contains("at most 100"));
+        assert!(status(&json!({"input": "x"})).contains("Unknown name \"input\""));
+    }
+
+    #[test]
+    fn vertex_predict_answers_with_token_counts() {
+        let body = json!({"instances": [{"content": "abcdefgh"}, {"content": "y", "task_type": "RETRIEVAL_DOCUMENT"}], "parameters": {"outputDimensionality": 16}});
+        let v = body_json(&predict(
+            &state(),
+            body.to_string().as_bytes(),
+            "text-embedding-005",
+        ));
+        let p = &v["predictions"];
+        assert_eq!(p.as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            p[0]["embeddings"]["statistics"],
+            json!({"truncated": false, "token_count": 2})
+        );
+        assert_eq!(
+            p[1]["embeddings"]["values"],
+            embedding::json_vector(&embedding::vector(b"y", 16))
+        );
+        assert_eq!(v["metadata"]["billableCharacterCount"], 9);
+
+        let one = |n: usize, model: &str| {
+            let instances: Vec<Value> = (0..n).map(|_| json!({"content": "x"})).collect();
+            predict(
+                &state(),
+                json!({"instances": instances}).to_string().as_bytes(),
+                model,
+            )
+        };
+        assert_eq!(
+            one(2, "gemini-embedding-001").whole_body().map(|b| b.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        assert_eq!(
+            one(1, "gemini-embedding-001").whole_body().map(|b| b.0),
+            Some(StatusCode::OK)
+        );
+        assert_eq!(
+            one(251, "text-embedding-005").whole_body().map(|b| b.0),
+            Some(StatusCode::BAD_REQUEST)
+        );
+        let r = predict(
+            &state(),
+            br#"{"instances":[{"content":"x"}],"parameters":{"dimensions":8}}"#,
+            "m",
+        );
+        assert!(body_json(&r)["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at 'parameters'")));
     }
 
     #[test]

@@ -9,12 +9,16 @@
 //! | --- | --- | --- |
 //! | Anthropic | `POST /v1/messages` | JSON, or SSE with `event:` lines when `"stream": true` |
 //! | Gemini | `POST /v1beta/models/{m}:generateContent`, `:streamGenerateContent` (and the Vertex path `/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:...`) | JSON; SSE (CRLF) with `?alt=sse`, else a JSON array sent piecewise |
+//! | Gemini embeddings | `POST /v1beta/models/{m}:batchEmbedContents`; Vertex AI `.../publishers/google/models/{m}:predict` | JSON |
 //! | Bedrock | `POST /model/{id}/converse`, `/converse-stream` | JSON; `application/vnd.amazon.eventstream` frames |
-//! | Cohere | `POST /v2/chat` | JSON, or SSE with `event:` lines when `"stream": true` |
-//! | Ollama | `POST /api/chat` | NDJSON unless `"stream": false` (streaming is Ollama's default) |
+//! | Bedrock embeddings | `POST /model/{id}/invoke` for Titan Text Embeddings and Cohere Embed models | JSON |
+//! | Cohere | `POST /v2/chat`; embeddings `POST /v2/embed` | JSON, or SSE with `event:` lines when `"stream": true` |
+//! | Ollama | `POST /api/chat`; embeddings `POST /api/embed` | NDJSON unless `"stream": false` (streaming is Ollama's default); JSON |
 //!
 //! Each module's `error` builds the provider's own error body; `mock_error`
 //! answers a behaviour's error status with it (or with `error_body` verbatim).
+//! Embeddings endpoints answer the vectors of [`crate::embedding`], so the
+//! same text gets the same vector from every provider.
 
 pub mod anthropic;
 pub mod bedrock;
@@ -43,6 +47,15 @@ fn parse<'a, T: Deserialize<'a>>(
         };
         error(StatusCode::BAD_REQUEST, &format!("{what}: {e}"))
     })
+}
+
+/// The first key of a JSON object that is not in `allowed`, for providers
+/// that refuse fields they do not know (Google's and Bedrock's schemas).
+fn unknown_key<'a>(v: &'a serde_json::Value, allowed: &[&str]) -> Option<&'a str> {
+    v.as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|k| !allowed.contains(k))
 }
 
 /// Compact JSON of one of our answer types. Serializing these plain structs

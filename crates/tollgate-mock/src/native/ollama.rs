@@ -9,6 +9,11 @@
 //! counts and durations (nanoseconds). A tool call arrives whole, with its
 //! `arguments` as an object, in one `done: false` line. Errors are
 //! `{"error": "..."}`.
+//!
+//! Embeddings: `POST /api/embed` (docs.ollama.com/api/embed): `model`,
+//! `input` (a string or an array of strings), `dimensions`; `truncate`,
+//! `keep_alive` and `options` are accepted and ignored. The answer is
+//! `{"model","embeddings":[[...]],"total_duration","load_duration","prompt_eval_count"}`.
 
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,6 +26,7 @@ use serde_json::{json, Value};
 use super::{mock_error as native_mock_error, parse, to_json};
 use crate::behavior::Behavior;
 use crate::chat::{tool_args_value, Answer, Content, Prompt, Stop, DEFAULT_MODEL};
+use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::state::AppState;
 
@@ -200,6 +206,58 @@ pub fn chat(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
     Reply::stream(NDJSON, events)
 }
 
+// ---------- embed ----------
+
+#[derive(Deserialize)]
+struct EmbedRequest<'a> {
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Value,
+    #[serde(default)]
+    dimensions: Option<u64>,
+}
+
+/// `POST /api/embed`. `total_duration` is the behaviour's latency.
+pub fn embed(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
+    let req: EmbedRequest<'_> = match parse(body, error) {
+        Ok(r) => r,
+        Err(reply) => return reply,
+    };
+    let Some(model) = req.model.as_deref().filter(|m| !m.is_empty()) else {
+        return error(StatusCode::BAD_REQUEST, "model is required");
+    };
+    // No input (or an empty list) only loads the model: no embeddings.
+    let texts: Vec<&str> = match &req.input {
+        Value::Null => Vec::new(),
+        Value::String(s) => vec![s],
+        Value::Array(items) => match items.iter().map(Value::as_str).collect() {
+            Some(t) => t,
+            None => return error(StatusCode::BAD_REQUEST, "invalid input type"),
+        },
+        _ => return error(StatusCode::BAD_REQUEST, "invalid input type"),
+    };
+    let dims = match embedding::dimensions(req.dimensions, "dimensions") {
+        Ok(d) => d,
+        Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+    };
+    let embeddings: Vec<Value> = texts
+        .iter()
+        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims)))
+        .collect();
+    let _ = state.next_id();
+    Reply::json(
+        StatusCode::OK,
+        to_json(&json!({
+            "model": model,
+            "embeddings": embeddings,
+            "total_duration": nanos(Duration::from_millis(behavior.latency_ms)),
+            "load_duration": 0,
+            "prompt_eval_count": embedding::total_tokens(texts.iter().copied()),
+        })),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,6 +386,41 @@ mod tests {
         );
         assert_eq!(l[1]["done"], true);
         assert_eq!(l[1]["eval_count"], 2);
+    }
+
+    #[test]
+    fn embed_answers_one_vector_per_input() {
+        let v = body_json(&embed(
+            &state(),
+            &Behavior::default(),
+            br#"{"model":"all-minilm","input":["x","abcdefgh"],"dimensions":16,"truncate":true}"#,
+        ));
+        assert_eq!(v["model"], "all-minilm");
+        assert_eq!(v["embeddings"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            v["embeddings"][0],
+            crate::embedding::json_vector(&crate::embedding::vector(b"x", 16))
+        );
+        assert_eq!(v["prompt_eval_count"], 3);
+        assert!(v["total_duration"].is_u64() && v["load_duration"].is_u64());
+        let v = body_json(&embed(
+            &state(),
+            &Behavior::default(),
+            br#"{"model":"m","input":"x"}"#,
+        ));
+        assert_eq!(
+            v["embeddings"][0],
+            crate::embedding::json_vector(&crate::embedding::embedding_of(b"x"))
+        );
+        for body in [
+            &br#"{"input":"x"}"#[..],
+            br#"{"model":"m","input":[[1,2]]}"#,
+            br#"{"model":"m","input":3}"#,
+        ] {
+            let r = embed(&state(), &Behavior::default(), body);
+            assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+            assert!(body_json(&r)["error"].is_string());
+        }
     }
 
     #[test]
