@@ -168,3 +168,17 @@ def test_streamed_tool_call_reassembles(client_and_mock):
                 args += tc.function.arguments or ""
             finish = c.finish_reason or finish
     assert (name, args, finish) == ("add", '{"x":1}', "tool_calls")
+
+
+def test_usage_is_estimated_when_the_provider_reports_none(client_and_mock):
+    client, mock, gw = client_and_mock
+    mock.behave(omit_usage=True, times=1)
+    resp = client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert resp.choices[0].message.content == f"mock reply to: {QUESTION}"
+    assert resp.usage is None  # the answer is relayed as the provider sent it
+    (line,) = gw.access_log(wait_for=1)
+    usage = line["ai"]["usage"]
+    # Counted with the o200k tokenizer and marked as an estimate.
+    assert usage["estimated"] is True
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] > 0
+    assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]

@@ -55,6 +55,9 @@ pub struct Behavior {
     /// Text answers end as if cut by the request's output-token limit: each
     /// format's own reason (`length`, `max_tokens`, `MAX_TOKENS`...).
     pub hit_max_tokens: bool,
+    /// OpenAI-format JSON answers leave out `usage`, as some OpenAI-compatible
+    /// servers do.
+    pub omit_usage: bool,
 }
 
 impl Default for Behavior {
@@ -71,6 +74,7 @@ impl Default for Behavior {
             fault: None,
             tool_call: false,
             hit_max_tokens: false,
+            omit_usage: false,
         }
     }
 }
@@ -124,6 +128,9 @@ impl Behavior {
         if let Some(v) = p.hit_max_tokens {
             self.hit_max_tokens = v;
         }
+        if let Some(v) = p.omit_usage {
+            self.omit_usage = v;
+        }
     }
 }
 
@@ -149,6 +156,7 @@ pub struct BehaviorPatch {
     pub fault: Option<Option<Fault>>,
     pub tool_call: Option<bool>,
     pub hit_max_tokens: Option<bool>,
+    pub omit_usage: Option<bool>,
     /// Apply to the next N model requests only.
     pub times: Option<u32>,
 }

@@ -132,7 +132,8 @@ struct Completion<'a> {
     created: u64,
     model: &'a str,
     choices: [Choice<'a>; 1],
-    usage: Usage,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Usage>,
 }
 
 #[derive(Serialize)]
@@ -363,7 +364,7 @@ pub fn chat(
                 finish_reason,
                 logprobs: None,
             }],
-            usage,
+            usage: (!behavior.omit_usage).then_some(usage),
         },
     )
 }

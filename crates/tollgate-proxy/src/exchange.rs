@@ -515,7 +515,19 @@ impl Attempt<'_> {
                 }
             };
             if let Some(f) = ctx.llm.as_mut() {
-                f.usage = answer.usage;
+                f.usage = answer.usage.or_else(|| {
+                    // The provider reported none (some OpenAI-compatible
+                    // servers): both sides by the tokenizer, marked estimated.
+                    f.usage_estimated = true;
+                    let prompt = ask.prompt_estimate(embeddings_meta);
+                    let completion = tollgate_llm::tokens::count_text(&answer_text(&answer.body));
+                    Some(Usage {
+                        prompt_tokens: prompt,
+                        completion_tokens: completion,
+                        total_tokens: prompt + completion,
+                        cached_tokens: 0,
+                    })
+                });
                 f.response_model = answer.model;
                 f.latency = Some(done_at - sent_at);
             }
@@ -532,6 +544,27 @@ impl Attempt<'_> {
         let headers = answer_headers(ctx, &target.label, retry_after);
         Outcome::Answered(send(session, status, "application/json", err.body(), &as_refs(&headers)).await)
     }
+}
+
+/// The assistant text (and tool-call arguments) of an OpenAI chat answer, for
+/// counting its tokens when the provider reported none.
+fn answer_text(body: &[u8]) -> String {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for choice in v.get("choices").and_then(|c| c.as_array()).into_iter().flatten() {
+        let message = choice.get("message");
+        if let Some(t) = message.and_then(|m| m.get("content")).and_then(|c| c.as_str()) {
+            text.push_str(t);
+        }
+        for call in message.and_then(|m| m.get("tool_calls")).and_then(|c| c.as_array()).into_iter().flatten() {
+            if let Some(args) = call.pointer("/function/arguments").and_then(|a| a.as_str()) {
+                text.push_str(args);
+            }
+        }
+    }
+    text
 }
 
 /// Feeds a served answer's latency and usage to the balancer.
