@@ -985,9 +985,10 @@ route = "chat"
 model = {{ provider = "azure", name = "gpt-4o" }}
 [[plugins.config.targets]]
 model = {{ provider = "gemini", name = "gemini-2.0-flash", options = {{ upstream_url = "http://127.0.0.1:1/?x=1", gemini = {{ project_id = "p" }} }} }}
-auth = {{ aws_secret_access_key = "s", gcp_use_service_account = true }}
+auth = {{ aws_secret_access_key = "s" }}
 [[plugins.config.targets]]
 model = {{ provider = "anthropic", name = "claude", options = {{ azure_instance = "x" }} }}
+auth = {{ gcp_use_service_account = true }}
 "#
     );
     let errors = errors(&text);
@@ -1000,7 +1001,7 @@ model = {{ provider = "anthropic", name = "claude", options = {{ azure_instance 
         (format!("{t}[1].model.options.gemini"), "Vertex AI needs gemini.api_endpoint, gemini.project_id and gemini.location_id together".to_string()),
         (format!("{t}[1].model.options.upstream_url"), "upstream_url `http://127.0.0.1:1/?x=1` is a base URL for provider gemini (the model's path is appended); it must not carry a query".to_string()),
         (format!("{t}[1].auth"), "aws_* credentials are only used by provider bedrock".to_string()),
-        (format!("{t}[1].auth"), "gcp service-account authentication is not implemented yet; give an OAuth access token as auth.header_name = \"Authorization\", header_value = \"Bearer ...\"".to_string()),
+        (format!("{t}[2].auth"), "a gcp service account authenticates provider gemini on Vertex AI only (set model.options.gemini)".to_string()),
         (format!("{t}[2].model.options.azure_instance"), "azure_instance is only used by provider azure".to_string()),
     ];
     expected.sort();

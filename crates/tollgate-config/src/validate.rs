@@ -987,10 +987,12 @@ fn check_provider_options(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     if aws && provider != "bedrock" {
         r.error(format!("{base}.auth"), "aws_* credentials are only used by provider bedrock");
     }
-    if auth.is_some_and(|a| a.gcp_use_service_account || a.gcp_service_account_json.is_some()) {
+    if auth.is_some_and(|a| a.gcp_use_service_account || a.gcp_service_account_json.is_some())
+        && (provider != "gemini" || o.gemini.is_none())
+    {
         r.error(
             format!("{base}.auth"),
-            "gcp service-account authentication is not implemented yet; give an OAuth access token as auth.header_name = \"Authorization\", header_value = \"Bearer ...\"",
+            "a gcp service account authenticates provider gemini on Vertex AI only (set model.options.gemini)",
         );
     }
     // Values placed in a host name or a path must not be able to change it.

@@ -25,7 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::behavior::{Behavior, Fault};
 use crate::body::MockBody;
-use crate::native::{anthropic, bedrock, cohere, gemini, ollama};
+use crate::native::{anthropic, bedrock, cohere, gemini, google_oauth, ollama};
 use crate::record::RecordedRequest;
 use crate::reply::Reply;
 use crate::state::AppState;
@@ -306,6 +306,9 @@ async fn handle(
     }
     if let Some(r) = &state.recorder {
         r.push(RecordedRequest::new(&parts, &body));
+    }
+    if path == google_oauth::PATH && parts.method == Method::POST {
+        return Ok(google_oauth::token(&state, &body).into_response(stats, false));
     }
     let Some(endpoint) = endpoint else {
         return Ok(openai::error(

@@ -62,6 +62,8 @@ pub(crate) enum UpstreamError {
     /// Writing the request or reading the answer's header failed.
     Exchange { msg: String, invalid_header: bool },
     Timeout(String),
+    /// The provider credential could not be obtained (a service-account token).
+    Auth(String),
 }
 
 impl UpstreamError {
@@ -90,6 +92,11 @@ impl UpstreamError {
                 502,
                 "upstream_error",
                 format!("provider {provider} failed before answering: {msg}"),
+            ),
+            UpstreamError::Auth(m) => LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {provider} could not be authenticated: {m}"),
             ),
             UpstreamError::Timeout(m) => LlmError::new(
                 504,
@@ -618,10 +625,15 @@ pub(crate) async fn send_request(
     peer.options.alpn = ALPN::H1;
 
     let body: &[u8] = &prepared.body;
+    // Vertex AI: a service account's OAuth token, cached until near expiry.
+    let bearer = match &target.gcp {
+        Some(ts) => Some(ts.token().await.map_err(|msg| UpstreamError::Auth(msg))?),
+        None => None,
+    };
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let header = build_header(target, prepared, body.len(), request_id)
+        let header = build_header(target, prepared, body.len(), request_id, bearer.as_deref())
             .map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
         let (session, reused) = ups
             .connector
@@ -738,6 +750,7 @@ fn build_header(
     prepared: &Call,
     body_len: usize,
     request_id: &str,
+    bearer: Option<&str>,
 ) -> Result<RequestHeader, String> {
     let ep = &target.endpoint;
     let base = match &prepared.path {
@@ -773,6 +786,11 @@ fn build_header(
     h.insert_header("x-request-id", request_id).map_err(e)?;
     if let Credential::Header { name, value } = &target.credential {
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
+    }
+    if let Some(token) = bearer {
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|err| err.to_string())?;
+        value.set_sensitive(true);
+        h.insert_header("authorization", value).map_err(e)?;
     }
     if let Some(aws) = &target.aws {
         // Signed last, over the final path and the headers set above.

@@ -6,6 +6,7 @@ pub mod body;
 pub mod ctx;
 pub mod exchange;
 pub mod gateway;
+pub mod gcp_auth;
 pub mod keyauth;
 pub mod limits;
 pub mod metrics;

@@ -1,11 +1,15 @@
 //! An LLM target compiled for the hot path: where to send, how to authenticate,
 //! which model and defaults apply.
 
+use std::sync::Arc;
+
 use tollgate_config::schema::{AuthConfig, ModelOptions, TargetSpec};
 use tollgate_config::HttpUrl;
 use tollgate_llm::bedrock::AwsCredentials;
 use tollgate_llm::provider::{ProviderOptions, VertexOptions};
 use tollgate_llm::{ModelDefaults, Provider};
+
+use crate::gcp_auth::{ServiceAccount, TokenSource};
 
 /// A parsed upstream endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +97,8 @@ pub struct LlmTarget {
     pub kind: Provider,
     pub options: ProviderOptions,
     pub aws: Option<AwsSigning>,
+    /// Vertex AI with a service account: the OAuth token for each call.
+    pub gcp: Option<Arc<TokenSource>>,
     pub route_type: String,
     pub model: ModelDefaults,
     pub endpoint: Endpoint,
@@ -153,6 +159,7 @@ impl LlmTarget {
             kind,
             options,
             aws,
+            gcp: gcp_token_source(spec.auth.as_ref())?,
             route_type: spec.route_type.clone(),
             model,
             endpoint,
@@ -164,6 +171,24 @@ impl LlmTarget {
             log_payloads: spec.logging.log_payloads,
         })
     }
+}
+
+/// The service account's token source, from `auth.gcp_service_account_json`
+/// or, with `gcp_use_service_account` alone, the `GCP_SERVICE_ACCOUNT`
+/// environment variable (as Kong reads it).
+fn gcp_token_source(auth: Option<&AuthConfig>) -> Result<Option<Arc<TokenSource>>, String> {
+    let Some(a) = auth else {
+        return Ok(None);
+    };
+    let json = match (&a.gcp_service_account_json, a.gcp_use_service_account) {
+        (Some(j), _) => j.clone(),
+        (None, true) => std::env::var("GCP_SERVICE_ACCOUNT").map_err(|_| {
+            "auth.gcp_use_service_account needs auth.gcp_service_account_json or the GCP_SERVICE_ACCOUNT environment variable".to_string()
+        })?,
+        (None, false) => return Ok(None),
+    };
+    let account = ServiceAccount::from_json(&json).map_err(|e| format!("auth.gcp_service_account_json: {e}"))?;
+    Ok(Some(Arc::new(TokenSource::new(account, Arc::new(std::time::SystemTime::now)))))
 }
 
 fn provider_options(o: &ModelOptions) -> ProviderOptions {

@@ -13,6 +13,7 @@
 //! | Bedrock | `POST /model/{id}/converse`, `/converse-stream` | JSON; `application/vnd.amazon.eventstream` frames |
 //! | Bedrock embeddings | `POST /model/{id}/invoke` for Titan Text Embeddings and Cohere Embed models | JSON |
 //! | Cohere | `POST /v2/chat`; embeddings `POST /v2/embed` | JSON, or SSE with `event:` lines when `"stream": true` |
+//! | Google OAuth | `POST /oauth2/token` (a service account's JWT-bearer grant) | JSON access token |
 //! | Ollama | `POST /api/chat`; embeddings `POST /api/embed` | NDJSON unless `"stream": false` (streaming is Ollama's default); JSON |
 //!
 //! Each module's `error` builds the provider's own error body; `mock_error`
@@ -24,6 +25,7 @@ pub mod anthropic;
 pub mod bedrock;
 pub mod cohere;
 pub mod gemini;
+pub mod google_oauth;
 pub mod ollama;
 
 use bytes::Bytes;
