@@ -627,7 +627,7 @@ pub(crate) async fn send_request(
     let body: &[u8] = &prepared.body;
     // Vertex AI: a service account's OAuth token, cached until near expiry.
     let bearer = match &target.gcp {
-        Some(ts) => Some(ts.token().await.map_err(|msg| UpstreamError::Auth(msg))?),
+        Some(ts) => Some(ts.token().await.map_err(UpstreamError::Auth)?),
         None => None,
     };
     let mut attempts = 0;
