@@ -5,22 +5,11 @@ use libfuzzer_sys::fuzz_target;
 use tollgate_llm::provider::{prepare, Provider, ProviderOptions};
 use tollgate_llm::{ChatRequest, ModelDefaults};
 
-const ALL: [Provider; 9] = [
-    Provider::OpenAi,
-    Provider::Azure,
-    Provider::Anthropic,
-    Provider::Gemini,
-    Provider::Bedrock,
-    Provider::Mistral,
-    Provider::Cohere,
-    Provider::Ollama,
-    Provider::OpenAiCompatible,
-];
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(req) = ChatRequest::parse(data) {
         let defaults = ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() };
-        for p in ALL {
+        for p in Provider::ALL {
             let _ = prepare(p, &req, &defaults, &ProviderOptions::default(), &[]);
         }
         let _ = tollgate_llm::tokens::estimate_prompt_tokens(&req);

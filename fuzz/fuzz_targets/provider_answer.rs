@@ -6,21 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use tollgate_llm::completion::AnswerMeta;
 use tollgate_llm::provider::{answer, error, Provider};
 
-const ALL: [Provider; 9] = [
-    Provider::OpenAi,
-    Provider::Azure,
-    Provider::Anthropic,
-    Provider::Gemini,
-    Provider::Bedrock,
-    Provider::Mistral,
-    Provider::Cohere,
-    Provider::Ollama,
-    Provider::OpenAiCompatible,
-];
 
 fuzz_target!(|data: &[u8]| {
     let Some((first, body)) = data.split_first() else { return };
-    let p = ALL[*first as usize % ALL.len()];
+    let p = Provider::ALL[*first as usize % Provider::ALL.len()];
     let _ = answer(p, Bytes::copy_from_slice(body), &AnswerMeta::default());
     let _ = error(p, 500, body);
 });

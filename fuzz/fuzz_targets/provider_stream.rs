@@ -6,21 +6,10 @@ use libfuzzer_sys::fuzz_target;
 use tollgate_llm::completion::AnswerMeta;
 use tollgate_llm::provider::{stream, Provider};
 
-const ALL: [Provider; 9] = [
-    Provider::OpenAi,
-    Provider::Azure,
-    Provider::Anthropic,
-    Provider::Gemini,
-    Provider::Bedrock,
-    Provider::Mistral,
-    Provider::Cohere,
-    Provider::Ollama,
-    Provider::OpenAiCompatible,
-];
 
 fuzz_target!(|data: &[u8]| {
     let [first, cut, body @ ..] = data else { return };
-    let p = ALL[*first as usize % ALL.len()];
+    let p = Provider::ALL[*first as usize % Provider::ALL.len()];
     let meta = AnswerMeta { client_wants_usage: cut & 1 == 1, ..AnswerMeta::default() };
     let mut s = stream(p, meta);
     for piece in body.chunks(*cut as usize + 1) {

@@ -8,7 +8,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::chat::{push_turn, Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -99,17 +99,11 @@ fn output_config(format: Option<&ResponseFormat>) -> Result<Option<Value>, LlmEr
     }
 }
 
-/// One turn of the conversation as Anthropic wants it.
-struct Turn {
-    role: &'static str,
-    content: Vec<Value>,
-}
-
 /// The conversation without its system messages. Anthropic requires user and
 /// assistant turns to alternate and takes tool results as `tool_result`
 /// blocks of a user turn, so consecutive turns of the same role are merged.
 fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
@@ -117,17 +111,9 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
             Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
             Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
         };
-        // Anthropic rejects empty text blocks and empty turns; an empty turn
-        // says nothing, so it is left out (its neighbours may then merge).
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn { role, content: blocks }),
-        }
+        push_turn(&mut turns, role, blocks);
     }
-    Ok(turns.into_iter().map(|t| json!({ "role": t.role, "content": t.content })).collect())
+    Ok(turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect())
 }
 
 /// A user content part as a content block; `None` for empty text.
@@ -483,6 +469,7 @@ impl Decoder for StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
     use crate::stream::assert_split_invariant;
     use crate::{ChatRequest, ModelDefaults};
 
@@ -501,15 +488,6 @@ mod tests {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1700000000, model: MODEL.into(), client_wants_usage: wants_usage }
     }
 
-    /// The OpenAI chunks of a translated stream, as JSON (`[DONE]` left out).
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(out)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
 
     #[test]
     fn plain_request_with_system_and_turns() {

@@ -214,6 +214,21 @@ impl Chat {
     }
 }
 
+/// Appends a turn to a provider conversation, merged into the previous one
+/// when the role repeats (Anthropic, Gemini and Bedrock want roles to
+/// alternate, and several tool results answer one assistant turn). A turn
+/// without content is dropped: those providers refuse empty turns, and it says
+/// nothing (its neighbours may then merge).
+pub(crate) fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, content: Vec<Value>) {
+    if content.is_empty() {
+        return;
+    }
+    match turns.last_mut() {
+        Some((last, blocks)) if *last == role => blocks.extend(content),
+        _ => turns.push((role, content)),
+    }
+}
+
 /// 400 naming a field a provider cannot honour.
 pub fn unsupported(provider: &str, name: &str) -> LlmError {
     LlmError::invalid_request(format!(

@@ -472,6 +472,7 @@ impl Decoder for StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
     use crate::stream::assert_split_invariant;
     use crate::{ChatRequest, ModelDefaults};
 
@@ -488,15 +489,6 @@ mod tests {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true }
     }
 
-    /// The OpenAI events of a translated stream, `[DONE]` left out.
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(out)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
 
     // Answers from the API reference, https://docs.cohere.com/reference/chat
     // (examples "Default" and "Tools"; see tests/fixtures/cohere/README.md).

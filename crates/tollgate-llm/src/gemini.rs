@@ -18,7 +18,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, Image, Message, Part, ResponseFormat, Tool, ToolCall, ToolChoice};
+use crate::chat::{push_turn, Chat, Image, Message, Part, ResponseFormat, Tool, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -86,19 +86,6 @@ fn contents(messages: &[Message]) -> Result<Vec<Value>, LlmError> {
         ));
     }
     Ok(turns.into_iter().map(|(role, parts)| json!({ "role": role, "parts": parts })).collect())
-}
-
-/// Appends a turn, merged into the previous one when the role repeats: Gemini
-/// expects turns to alternate, and several tool results answer one model turn.
-/// Turns without parts are dropped (Gemini refuses empty `parts`).
-fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, parts: Vec<Value>) {
-    if parts.is_empty() {
-        return;
-    }
-    match turns.last_mut() {
-        Some((last, prev)) if *last == role => prev.extend(parts),
-        _ => turns.push((role, parts)),
-    }
 }
 
 /// A user content part; empty text is skipped (Gemini refuses empty text parts).
@@ -634,6 +621,7 @@ impl Decoder for StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
     use crate::stream::assert_split_invariant;
     use crate::{ChatRequest, ModelDefaults};
 
@@ -651,16 +639,6 @@ mod tests {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), client_wants_usage: true }
     }
 
-    /// The OpenAI events of a translated stream, as JSON (`[DONE]` left out).
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8(out.to_vec())
-            .expect("utf8")
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
 
     fn decode_all(stream: &[u8]) -> Vec<Delta> {
         let mut d = StreamDecoder::new();

@@ -393,6 +393,7 @@ impl Decoder for StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
     use crate::stream::{assert_split_invariant, translate_in_pieces};
     use crate::{ChatRequest, ModelDefaults};
 
@@ -409,15 +410,6 @@ mod tests {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "llama3.2".into(), client_wants_usage: true }
     }
 
-    /// The OpenAI events of a translated stream, `[DONE]` left out.
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(out)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
 
     // From https://github.com/ollama/ollama/blob/main/docs/api.md ("Chat
     // request (No streaming)", "(No streaming, with tools)", "(Streaming)",

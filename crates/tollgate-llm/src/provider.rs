@@ -39,6 +39,19 @@ const NAMES: &[(&str, Provider)] = &[
 ];
 
 impl Provider {
+    /// Every provider, in the order of `NAMES`.
+    pub const ALL: [Provider; 9] = [
+        Provider::OpenAi,
+        Provider::Azure,
+        Provider::Anthropic,
+        Provider::Gemini,
+        Provider::Bedrock,
+        Provider::Mistral,
+        Provider::Cohere,
+        Provider::Ollama,
+        Provider::OpenAiCompatible,
+    ];
+
     pub fn parse(name: &str) -> Option<Provider> {
         NAMES.iter().find(|(n, _)| *n == name).map(|(_, p)| *p)
     }
@@ -374,6 +387,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
+        assert_eq!(Provider::ALL.to_vec(), NAMES.iter().map(|(_, p)| *p).collect::<Vec<_>>());
         for (n, p) in NAMES {
             assert_eq!(Provider::parse(n), Some(*p));
             assert_eq!(p.name(), *n);

@@ -309,6 +309,19 @@ impl<D: Decoder> ChatStream for Observer<D> {
     }
 }
 
+/// The OpenAI chunks of a translated stream, as JSON (`[DONE]` left out), for
+/// tests: a chunk that is not JSON fails the test.
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+pub(crate) fn openai_events(out: &[u8]) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(out)
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).expect("each event is JSON"))
+        .collect()
+}
+
 /// Runs a whole stream through a fresh translator, fed in the given pieces.
 /// For tests of every adapter: the output must not depend on the pieces.
 pub fn translate_in_pieces<D: Decoder>(decoder: D, meta: AnswerMeta, pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>, bool) {
@@ -337,19 +350,13 @@ pub fn assert_split_invariant<D: Decoder>(make: impl Fn() -> D, meta: &AnswerMet
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
 
     fn meta(wants_usage: bool) -> AnswerMeta {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 9, model: "m".into(), client_wants_usage: wants_usage }
     }
 
-    fn events(out: &[u8]) -> Vec<serde_json::Value> {
-        String::from_utf8_lossy(out)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
+
 
     #[test]
     fn deltas_become_openai_chunks() {

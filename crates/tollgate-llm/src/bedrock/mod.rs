@@ -15,7 +15,7 @@ mod sign;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, Image, Message, Part, ToolCall, ToolChoice};
+use crate::chat::{push_turn, Chat, Image, Message, Part, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::stream::UsageUpdate;
@@ -61,17 +61,11 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
     Ok(body)
 }
 
-/// One turn of the conversation as Converse wants it.
-struct Turn {
-    role: &'static str,
-    content: Vec<Value>,
-}
-
 /// The conversation without its system messages. Converse takes tool results
 /// as `toolResult` blocks of a user turn and wants user and assistant turns to
 /// alternate, so consecutive turns of the same role are merged.
 fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
-    let mut turns: Vec<Turn> = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
@@ -79,17 +73,9 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
             Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
             Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
         };
-        // Converse rejects blank text blocks; an empty turn says nothing, so
-        // it is left out (its neighbours may then merge).
-        if blocks.is_empty() {
-            continue;
-        }
-        match turns.last_mut() {
-            Some(last) if last.role == role => last.content.extend(blocks),
-            _ => turns.push(Turn { role, content: blocks }),
-        }
+        push_turn(&mut turns, role, blocks);
     }
-    Ok(turns.into_iter().map(|t| json!({ "role": t.role, "content": t.content })).collect())
+    Ok(turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect())
 }
 
 /// A user turn's parts as content blocks; `i` is the message's index.
@@ -353,6 +339,7 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stream::openai_events as events;
     use crate::stream::{assert_split_invariant, Delta};
     use crate::{ChatRequest, ModelDefaults};
 
@@ -574,14 +561,7 @@ mod tests {
         out
     }
 
-    fn events(out: &[u8]) -> Vec<Value> {
-        String::from_utf8_lossy(out)
-            .split("\n\n")
-            .filter_map(|e| e.strip_prefix("data: "))
-            .filter(|d| *d != "[DONE]")
-            .map(|d| serde_json::from_str(d).expect("each event is JSON"))
-            .collect()
-    }
+
 
     #[test]
     fn text_stream() {
