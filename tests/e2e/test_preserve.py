@@ -56,3 +56,20 @@ def test_native_stream_passes_unchanged_and_errors_keep_their_shape(mock, gatewa
     r = gw.http.post("/chat", json=NATIVE, headers={"apikey": ALICE_KEY})
     assert r.status_code == 529
     assert r.json()["type"] == "error"  # Anthropic's error body, as sent
+
+
+def test_a_client_key_sent_in_the_body_never_reaches_the_provider(mock, gateway_factory):
+    cfg = llm_config(
+        mock,
+        provider="anthropic",
+        model_name="claude-3-5-haiku-20241022",
+        auth=f'header_name = "x-api-key", header_value = "{PROVIDER_KEY}"',
+        upstream_url=f"{mock.url}/v1/messages",
+        key_auth="key_in_body = true",
+    ).replace('route_type = "llm/v1/chat"', 'route_type = "preserve"')
+    gw = gateway_factory(cfg)
+    r = gw.http.post("/chat", json={**NATIVE, "apikey": ALICE_KEY})
+    assert r.status_code == 200, r.text
+    (seen,) = mock.requests()
+    assert "apikey" not in seen["body"] and ALICE_KEY not in json.dumps(seen)
+    assert seen["body"] == NATIVE

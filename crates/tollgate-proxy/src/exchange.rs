@@ -120,8 +120,8 @@ enum Ask {
 impl Ask {
     fn parse(route_type: &str, body: &[u8], body_key: Option<&str>) -> Result<Ask, LlmError> {
         Ok(match route_type {
-            "preserve" => Ask::Preserve(body.to_vec()),
-            "llm/v1/embeddings" => Ask::Embeddings(body.to_vec()),
+            "preserve" => Ask::Preserve(without_field(body, body_key)),
+            "llm/v1/embeddings" => Ask::Embeddings(without_field(body, body_key)),
             _ => {
                 let mut request = ChatRequest::parse(body)?;
                 if let Some(k) = body_key {
@@ -181,6 +181,22 @@ impl Ask {
             Ask::Embeddings(_) => Some(0),
             Ask::Preserve(_) => None,
         }
+    }
+}
+
+/// The body without the caller's key (`key_in_body`): a client credential
+/// never travels upstream, whatever the route type. A body that is not a JSON
+/// object has no such field and passes as it is.
+fn without_field(body: &[u8], field: Option<&str>) -> Vec<u8> {
+    let Some(field) = field else {
+        return body.to_vec();
+    };
+    match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(mut v) => match v.remove(field) {
+            Some(_) => serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec()),
+            None => body.to_vec(),
+        },
+        Err(_) => body.to_vec(),
     }
 }
 
