@@ -3,12 +3,13 @@ access log. Every gateway is a fresh process, so counters start at zero and the
 numbers below are exact."""
 
 import hashlib
+import json
 import re
 
 import httpx
 
 from conftest import chat
-from configs import ALICE_KEY, BOB_KEY, llm_config
+from configs import ALICE_KEY, BOB_KEY, PROVIDER_KEY, llm_config
 
 AUTH = {"apikey": ALICE_KEY}
 COSTS = "input_cost = 2.5\noutput_cost = 10"
@@ -143,3 +144,25 @@ def test_log_path_never_has_the_query_string(mock, gateway_factory):
     assert ALICE_KEY not in text
     assert "some-wrong-key" not in text
     assert "debug=1" not in text
+
+
+def test_log_payloads_puts_request_and_answer_in_the_access_log(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock, logging="log_statistics = true, log_payloads = true"))
+    r = gw.http.post("/chat", json=chat("payload please"), headers={"apikey": ALICE_KEY})
+    assert r.status_code == 200
+    with gw.http.stream("POST", "/chat", json=chat("stream please", stream=True), headers={"apikey": ALICE_KEY}) as s:
+        streamed = "".join(s.iter_text())
+    plain, stream = gw.access_log(wait_for=2)
+    assert "payload please" in plain["ai"]["payload"]["request"]
+    assert plain["ai"]["payload"]["response"] == r.text
+    assert stream["ai"]["payload"]["response"] == streamed
+    assert plain["ai"]["payload"]["truncated"] is False
+    # The caller's key and the provider's never show.
+    assert ALICE_KEY not in json.dumps(plain) and PROVIDER_KEY not in json.dumps(plain)
+
+
+def test_payloads_are_not_logged_by_default(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock))
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY}).status_code == 200
+    (line,) = gw.access_log(wait_for=1)
+    assert "payload" not in line["ai"]

@@ -27,9 +27,42 @@ pub struct LlmFacts {
     pub log_statistics: bool,
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    /// `logging.log_payloads`: the caller's request and the answer sent back,
+    /// each cut at `PAYLOAD_LOG_LIMIT` bytes.
+    pub payloads: Option<Payloads>,
     /// Targets tried before the one that answered, each with why it failed
     /// (`anthropic/claude-3: http_503`).
     pub failed_attempts: Vec<String>,
+}
+
+/// Most bytes of a request or an answer one access-log line carries.
+pub const PAYLOAD_LOG_LIMIT: usize = 64 * 1024;
+
+#[derive(Debug, Clone, Default)]
+pub struct Payloads {
+    pub request: String,
+    pub response: String,
+    pub truncated: bool,
+}
+
+impl Payloads {
+    /// Appends answer bytes up to the limit.
+    pub fn push_response(&mut self, bytes: &[u8]) {
+        let room = PAYLOAD_LOG_LIMIT.saturating_sub(self.response.len());
+        if bytes.len() > room {
+            self.truncated = true;
+        }
+        self.response.push_str(&String::from_utf8_lossy(&bytes[..bytes.len().min(room)]));
+    }
+
+    pub fn request(bytes: &[u8]) -> Self {
+        let mut p = Payloads::default();
+        if bytes.len() > PAYLOAD_LOG_LIMIT {
+            p.truncated = true;
+        }
+        p.request = String::from_utf8_lossy(&bytes[..bytes.len().min(PAYLOAD_LOG_LIMIT)]).into_owned();
+        p
+    }
 }
 
 impl LlmFacts {

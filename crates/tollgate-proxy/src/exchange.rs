@@ -20,7 +20,7 @@ use tollgate_llm::provider::{self, Call};
 use tollgate_llm::stream::ChatStream;
 use tollgate_llm::{embeddings, ChatRequest, LlmError, Usage};
 
-use crate::ctx::{LlmFacts, RequestCtx};
+use crate::ctx::{LlmFacts, Payloads, RequestCtx};
 use crate::limits::{identity, Admission, Costs, TokenLimitRt};
 use crate::resolver::Resolver;
 use crate::respond::{as_refs, send, PResult};
@@ -175,6 +175,14 @@ impl Ask {
         }
     }
 
+    /// The request as the caller sent it (its own key removed), for `log_payloads`.
+    fn logged_body(&self) -> Vec<u8> {
+        match self {
+            Ask::Chat(request) => serde_json::to_vec(request.body()).unwrap_or_default(),
+            Ask::Embeddings(body) | Ask::Preserve(body) => body.clone(),
+        }
+    }
+
     fn max_completion_tokens(&self) -> Option<u64> {
         match self {
             Ask::Chat(request) => request.max_completion_tokens(),
@@ -271,6 +279,7 @@ pub async fn serve_llm(
             input_cost: target.input_cost,
             output_cost: target.output_cost,
             failed_attempts: failed.clone(),
+            payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
             ..LlmFacts::default()
         });
         // The token budget is reserved once, against the first target's
@@ -516,6 +525,7 @@ impl Attempt<'_> {
                 ctx.note_error(&format!("provider {} answered {status}", target.provider));
             }
             ctx.status = status;
+            log_response(ctx, &answer);
             let headers = answer_headers(ctx, &target.label, retry_after);
             let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
             return Outcome::Answered(send(session, status, ct, answer, &as_refs(&headers)).await);
@@ -556,6 +566,7 @@ impl Attempt<'_> {
             }
             report_success(ai, idx, ctx);
             ctx.status = status;
+            log_response(ctx, &answer.body);
             let headers = answer_headers(ctx, &target.label, None);
             return Outcome::Answered(send(session, status, "application/json", answer.body, &as_refs(&headers)).await);
         }
@@ -564,6 +575,7 @@ impl Attempt<'_> {
         let err = provider::error(target.kind, status, &answer);
         ctx.note_error(&err.message);
         ctx.status = status;
+        log_response(ctx, &err.body());
         let headers = answer_headers(ctx, &target.label, retry_after);
         Outcome::Answered(send(session, status, "application/json", err.body(), &as_refs(&headers)).await)
     }
@@ -588,6 +600,13 @@ fn answer_text(body: &[u8]) -> String {
         }
     }
     text
+}
+
+/// Keeps answer bytes for the access log when the target logs payloads.
+fn log_response(ctx: &mut RequestCtx, bytes: &[u8]) {
+    if let Some(p) = ctx.llm.as_mut().and_then(|f| f.payloads.as_mut()) {
+        p.push_response(bytes);
+    }
 }
 
 /// Feeds a served answer's latency and usage to the balancer.
@@ -898,6 +917,7 @@ async fn relay_stream(
                 Ok(Some(bytes)) => {
                     let out = stream.feed(&bytes);
                     if !out.is_empty() {
+                        log_response(ctx, &out);
                         first_event.get_or_insert_with(Instant::now);
                         if let Err(e) = session.write_response_body(Some(out), false).await {
                             ctx.note_error("client went away mid-stream");

@@ -139,6 +139,12 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
                 }
             }
         }
+        if let Some(p) = &f.payloads {
+            ai.insert(
+                "payload".into(),
+                json!({"request": p.request, "response": p.response, "truncated": p.truncated}),
+            );
+        }
         line.insert("ai".into(), Value::Object(ai));
     }
     log.write(Value::Object(line).to_string());
