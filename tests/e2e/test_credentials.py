@@ -143,3 +143,19 @@ def test_request_id_is_passed_to_the_provider(mock, gateway_factory):
     r = gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY})
     (seen,) = mock.requests()
     assert r.headers["x-request-id"] and seen["headers"]["x-request-id"] == r.headers["x-request-id"]
+
+
+def test_a_w3c_trace_context_is_passed_to_the_provider(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock))
+    parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = {"apikey": ALICE_KEY, "traceparent": parent, "tracestate": "vendor=x"}
+    assert gw.http.post("/chat", json=chat(), headers=headers).status_code == 200
+    (seen,) = mock.requests()
+    assert seen["headers"]["traceparent"] == parent
+    assert seen["headers"]["tracestate"] == "vendor=x"
+    # A malformed one is not passed on (it could be anything a caller made up).
+    mock.reset()
+    bad = {"apikey": ALICE_KEY, "traceparent": "00-zz-00-01"}
+    assert gw.http.post("/chat", json=chat(), headers=bad).status_code == 200
+    (seen,) = mock.requests()
+    assert "traceparent" not in seen["headers"]

@@ -113,6 +113,9 @@ pub struct RequestCtx {
     pub credential_id: Option<String>,
     /// Counted in the gateway's in-flight requests (until logging).
     pub counted: bool,
+    /// The caller's W3C `traceparent` (and `tracestate`), when well-formed:
+    /// passed to LLM providers so a trace spans the gateway.
+    pub trace: Option<(String, Option<String>)>,
 }
 
 impl RequestCtx {
@@ -133,6 +136,7 @@ impl RequestCtx {
             response_headers: Vec::new(),
             credential_id: None,
             counted: false,
+            trace: None,
         }
     }
 

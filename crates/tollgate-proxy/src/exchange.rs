@@ -410,7 +410,7 @@ impl Attempt<'_> {
         };
         let sent_at = Instant::now();
         let (mut upstream, peer) =
-            match send_request(ups, target, prepared, &ctx.request_id, &timeouts).await {
+            match send_request(ups, target, prepared, &CallIds::of(ctx), &timeouts).await {
                 Ok(x) => x,
                 Err(e) => {
                     ai.balancer.failure(idx);
@@ -639,11 +639,24 @@ pub(crate) struct Timeouts {
 }
 
 /// Connects (pooled), writes the request and reads the answer's header.
+/// What identifies a call to the provider: the request id, and the caller's
+/// trace context when it sent one.
+pub(crate) struct CallIds<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) trace: Option<&'a (String, Option<String>)>,
+}
+
+impl<'a> CallIds<'a> {
+    pub(crate) fn of(ctx: &'a RequestCtx) -> Self {
+        CallIds { request_id: &ctx.request_id, trace: ctx.trace.as_ref() }
+    }
+}
+
 pub(crate) async fn send_request(
     ups: &Upstreams,
     target: &LlmTarget,
     prepared: &Call,
-    request_id: &str,
+    ids: &CallIds<'_>,
     t: &Timeouts,
 ) -> Result<(HttpSession, HttpPeer), UpstreamError> {
     let ep = &target.endpoint;
@@ -668,7 +681,7 @@ pub(crate) async fn send_request(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let header = build_header(target, prepared, body.len(), request_id, bearer.as_deref())
+        let header = build_header(target, prepared, body.len(), ids, bearer.as_deref())
             .map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
         let (session, reused) = ups
             .connector
@@ -784,7 +797,7 @@ fn build_header(
     target: &LlmTarget,
     prepared: &Call,
     body_len: usize,
-    request_id: &str,
+    ids: &CallIds<'_>,
     bearer: Option<&str>,
 ) -> Result<RequestHeader, String> {
     let ep = &target.endpoint;
@@ -818,7 +831,13 @@ fn build_header(
     }
     h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .map_err(e)?;
-    h.insert_header("x-request-id", request_id).map_err(e)?;
+    h.insert_header("x-request-id", ids.request_id).map_err(e)?;
+    if let Some((parent, state)) = ids.trace {
+        h.insert_header("traceparent", parent.as_str()).map_err(e)?;
+        if let Some(state) = state {
+            h.insert_header("tracestate", state.as_str()).map_err(e)?;
+        }
+    }
     if let Credential::Header { name, value } = &target.credential {
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
     }

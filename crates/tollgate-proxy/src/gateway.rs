@@ -114,6 +114,7 @@ impl ProxyHttp for Gateway {
         self.state.in_flight.fetch_add(1, Ordering::AcqRel);
         ctx.counted = true;
         ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
+        ctx.trace = trace_context(&session.req_header().headers);
         Ok(())
     }
 
@@ -538,6 +539,31 @@ static REQUEST_PREFIX: once_cell::sync::Lazy<u32> = once_cell::sync::Lazy::new(|
 });
 
 /// The client's `X-Request-Id` when it is sane, else a fresh one.
+/// A well-formed W3C trace context (`traceparent`: version-traceid-parentid-flags
+/// in lower-case hex), with its `tracestate`; anything else is dropped.
+fn trace_context(headers: &http::HeaderMap) -> Option<(String, Option<String>)> {
+    let parent = headers.get("traceparent")?.to_str().ok()?;
+    let fields: Vec<&str> = parent.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = fields.len() == 4
+        && hex(fields[0], 2)
+        && fields[0] != "ff"
+        && hex(fields[1], 32)
+        && fields[1].bytes().any(|b| b != b'0')
+        && hex(fields[2], 16)
+        && fields[2].bytes().any(|b| b != b'0')
+        && hex(fields[3], 2);
+    if !ok {
+        return None;
+    }
+    let state = headers
+        .get("tracestate")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| s.len() <= 512)
+        .map(str::to_string);
+    Some((parent.to_string(), state))
+}
+
 fn request_id(given: Option<&http::HeaderValue>) -> String {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
         if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {

@@ -12,7 +12,7 @@ use tokio::sync::OnceCell;
 use tollgate_llm::provider::Call;
 use tollgate_llm::{embeddings, ChatRequest};
 
-use crate::exchange::{finish_upstream, read_all, send_request, Timeouts, Upstreams};
+use crate::exchange::{finish_upstream, read_all, send_request, CallIds, Timeouts, Upstreams};
 use crate::target::LlmTarget;
 
 /// The description that marks the fallback target.
@@ -103,7 +103,8 @@ async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id
         client_wants_usage: false,
     };
     let timeouts = Timeouts { connect: EMBED_TIMEOUT, read: EMBED_TIMEOUT, write: EMBED_TIMEOUT };
-    let (mut upstream, peer) = send_request(ups, target, &call, request_id, &timeouts)
+    let ids = CallIds { request_id, trace: None };
+    let (mut upstream, peer) = send_request(ups, target, &call, &ids, &timeouts)
         .await
         .map_err(|e| e.to_llm(&target.provider).message)?;
     let status = upstream.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
