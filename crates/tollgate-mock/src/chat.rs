@@ -15,12 +15,58 @@
 //!   (Gemini, Ollama) send it when the last argument piece would have come.
 //!   So every stream lasts `ttft_ms + pieces * chunk_delay_ms`.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::behavior::Behavior;
 use crate::tokens;
+
+/// A message in OpenAI's chat shape, which Cohere v2 and Ollama share.
+#[derive(Deserialize)]
+pub struct Message<'a> {
+    #[serde(default, borrow)]
+    pub role: Option<Cow<'a, str>>,
+    /// String, array of `{"type":"text","text":...}` parts, or null
+    /// (assistant tool-call turns).
+    #[serde(default)]
+    pub content: Option<Value>,
+}
+
+/// A tool in OpenAI's shape (`{"type":"function","function":{"name":...}}`).
+#[derive(Deserialize)]
+pub struct Tool<'a> {
+    #[serde(default, borrow)]
+    pub function: Option<ToolFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+pub struct ToolFunction<'a> {
+    #[serde(borrow)]
+    pub name: Cow<'a, str>,
+}
+
+impl Prompt {
+    /// The prompt of OpenAI-shaped messages.
+    pub fn of_messages(messages: &[Message<'_>]) -> Prompt {
+        let mut prompt = Prompt::default();
+        for m in messages {
+            if let Some(c) = &m.content {
+                prompt.add_message(m.role.as_deref(), c);
+            }
+        }
+        prompt
+    }
+}
+
+/// The name of the first function tool, which the mock calls when asked to.
+pub fn first_tool<'t>(tools: Option<&'t [Tool<'_>]>) -> Option<&'t str> {
+    tools
+        .and_then(|t| t.iter().find_map(|t| t.function.as_ref()))
+        .map(|f| f.name.as_ref())
+}
 
 /// How much of the last user message is echoed back.
 pub const ECHO_CHARS: usize = 60;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::behavior::Behavior;
 use crate::chat::{
-    unix_now, Answer, Content, Prompt, Stop, DEFAULT_MODEL, TOOL_ARGS, TOOL_ARG_PIECES,
+    first_tool, unix_now, Answer, Content, Message, Prompt, Tool, Stop, DEFAULT_MODEL, TOOL_ARGS, TOOL_ARG_PIECES,
 };
 use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
@@ -89,41 +89,11 @@ struct ChatRequest<'a> {
 }
 
 #[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(default, borrow)]
-    role: Option<Cow<'a, str>>,
-    /// String, array of parts, or null (assistant tool-call turns).
-    #[serde(default)]
-    content: Option<Value>,
-}
-
-#[derive(Deserialize)]
 struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
 }
 
-#[derive(Deserialize)]
-struct Tool<'a> {
-    #[serde(default, borrow)]
-    function: Option<ToolFunction<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolFunction<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
-
-fn analyse(messages: &[Message<'_>]) -> Prompt {
-    let mut prompt = Prompt::default();
-    for m in messages {
-        if let Some(c) = &m.content {
-            prompt.add_message(m.role.as_deref(), c);
-        }
-    }
-    prompt
-}
 
 #[derive(Serialize)]
 struct Completion<'a> {
@@ -292,12 +262,8 @@ pub fn chat(
         .as_deref()
         .or(default_model)
         .unwrap_or(DEFAULT_MODEL);
-    let first_tool = req
-        .tools
-        .as_deref()
-        .and_then(|t| t.iter().find_map(|t| t.function.as_ref()))
-        .map(|f| f.name.as_ref());
-    let answer = Answer::new(&analyse(&req.messages), behavior, first_tool);
+    let first_tool = first_tool(req.tools.as_deref());
+    let answer = Answer::new(&Prompt::of_messages(&req.messages), behavior, first_tool);
     let n = state.next_id();
     let id = format!("chatcmpl-mock-{n}");
     let created = unix_now();

@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::{mock_error as native_mock_error, parse, to_json};
 use crate::behavior::Behavior;
-use crate::chat::{Answer, Content, Prompt, Stop, TOOL_ARGS, TOOL_ARG_PIECES};
+use crate::chat::{first_tool, Answer, Content, Message, Prompt, Tool, Stop, TOOL_ARGS, TOOL_ARG_PIECES};
 use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::sse;
@@ -52,26 +52,6 @@ struct ChatRequest<'a> {
     tools: Option<Vec<Tool<'a>>>,
 }
 
-#[derive(Deserialize)]
-struct Message<'a> {
-    #[serde(default, borrow)]
-    role: Option<Cow<'a, str>>,
-    /// A string or an array of `{"type":"text","text":...}` parts.
-    #[serde(default)]
-    content: Option<Value>,
-}
-
-#[derive(Deserialize)]
-struct Tool<'a> {
-    #[serde(default, borrow)]
-    function: Option<ToolFunction<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ToolFunction<'a> {
-    #[serde(borrow)]
-    name: Cow<'a, str>,
-}
 
 fn finish_reason(stop: Stop) -> &'static str {
     match stop {
@@ -104,17 +84,8 @@ pub fn chat(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
         Ok(r) => r,
         Err(reply) => return reply,
     };
-    let mut prompt = Prompt::default();
-    for m in &req.messages {
-        if let Some(c) = &m.content {
-            prompt.add_message(m.role.as_deref(), c);
-        }
-    }
-    let first_tool = req
-        .tools
-        .as_deref()
-        .and_then(|t| t.iter().find_map(|t| t.function.as_ref()))
-        .map(|f| f.name.as_ref());
+    let prompt = Prompt::of_messages(&req.messages);
+    let first_tool = first_tool(req.tools.as_deref());
     let answer = Answer::new(&prompt, behavior, first_tool);
     let n = state.next_id();
     let id = uuid(n);
