@@ -1,0 +1,186 @@
+//! The JSON-RPC side of MCP: what a client's POST body asks for.
+
+use serde_json::{json, Map, Value};
+
+/// One JSON-RPC message a client sent: a request, a notification, or a
+/// response to a server's request (sampling, elicitation), which has no method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    /// Absent on notifications and on malformed messages.
+    pub id: Option<Value>,
+    pub method: Option<String>,
+    /// `params.name` of a `tools/call`.
+    pub tool: Option<String>,
+}
+
+impl Message {
+    pub fn is_tool_call(&self) -> bool {
+        self.method.as_deref() == Some("tools/call")
+    }
+}
+
+/// A POST body: one message, or a batch (MCP 2025-03-26 allowed them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub messages: Vec<Message>,
+    pub batch: bool,
+}
+
+impl Inbound {
+    /// Whether any message lists tools: its answer is then filtered.
+    pub fn lists_tools(&self) -> bool {
+        self.messages.iter().any(|m| m.method.as_deref() == Some("tools/list"))
+    }
+
+    pub fn tool_calls(&self) -> impl Iterator<Item = &Message> {
+        self.messages.iter().filter(|m| m.is_tool_call())
+    }
+}
+
+/// Why a body cannot be inspected, with the JSON-RPC code that says so.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InboundError {
+    /// Not JSON (-32700).
+    Parse(String),
+    /// JSON, but not a JSON-RPC request (-32600) or a tools/call without a
+    /// tool name (-32602).
+    Invalid { code: i64, message: String, id: Option<Value> },
+}
+
+impl InboundError {
+    /// The JSON-RPC error answer, for an HTTP 400.
+    pub fn body(&self) -> Vec<u8> {
+        match self {
+            InboundError::Parse(m) => error_body(&Value::Null, PARSE_ERROR, &format!("Parse error: {m}")),
+            InboundError::Invalid { code, message, id } => {
+                error_body(id.as_ref().unwrap_or(&Value::Null), *code, message)
+            }
+        }
+    }
+}
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const INVALID_PARAMS: i64 = -32602;
+/// MCP 2026-07-28: a routing header (`Mcp-Method`, `Mcp-Name`) disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
+
+/// Reads a POST body. Every message must be a JSON object with `jsonrpc: "2.0"`;
+/// a `tools/call` must name its tool in `params.name`: the gateway decides on
+/// that name and never on a header alone.
+pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| InboundError::Parse(e.to_string()))?;
+    match value {
+        Value::Array(items) => {
+            if items.is_empty() {
+                return Err(InboundError::Invalid {
+                    code: INVALID_REQUEST,
+                    message: "Invalid Request: empty batch".into(),
+                    id: None,
+                });
+            }
+            let messages = items.iter().map(message).collect::<Result<_, _>>()?;
+            Ok(Inbound { messages, batch: true })
+        }
+        v => Ok(Inbound { messages: vec![message(&v)?], batch: false }),
+    }
+}
+
+fn message(v: &Value) -> Result<Message, InboundError> {
+    let invalid = |code, message: &str, id: Option<Value>| InboundError::Invalid {
+        code,
+        message: message.to_string(),
+        id,
+    };
+    let Value::Object(m) = v else {
+        return Err(invalid(INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None));
+    };
+    let id = m.get("id").filter(|id| matches!(id, Value::String(_) | Value::Number(_))).cloned();
+    if m.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Err(invalid(INVALID_REQUEST, "Invalid Request: jsonrpc must be \"2.0\"", id));
+    }
+    let method = match m.get("method") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid(INVALID_REQUEST, "Invalid Request: method must be a string", id)),
+    };
+    let tool = if method.as_deref() == Some("tools/call") {
+        match m.get("params").and_then(Value::as_object).and_then(|p| p.get("name")) {
+            Some(Value::String(name)) => Some(name.clone()),
+            _ => return Err(invalid(INVALID_PARAMS, "Invalid params: tools/call needs params.name", id)),
+        }
+    } else {
+        None
+    };
+    Ok(Message { id, method, tool })
+}
+
+/// A JSON-RPC error answer.
+pub fn error_value(id: &Value, code: i64, message: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+pub fn error_body(id: &Value, code: i64, message: &str) -> Vec<u8> {
+    error_value(id, code, message).to_string().into_bytes()
+}
+
+/// A successful JSON-RPC answer carrying `result`.
+pub fn result_value(id: &Value, result: Map<String, Value>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_tool_call() {
+        let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+        let i = parse(body).unwrap();
+        assert!(!i.batch);
+        assert_eq!(i.messages[0].tool.as_deref(), Some("echo"));
+        assert_eq!(i.messages[0].id, Some(json!(7)));
+        assert_eq!(i.tool_calls().count(), 1);
+    }
+
+    #[test]
+    fn reads_batches_notifications_and_responses() {
+        let body = br#"[{"jsonrpc":"2.0","method":"notifications/initialized"},
+                        {"jsonrpc":"2.0","id":"a","method":"tools/list"},
+                        {"jsonrpc":"2.0","id":3,"result":{}}]"#;
+        let i = parse(body).unwrap();
+        assert!(i.batch);
+        assert_eq!(i.messages.len(), 3);
+        assert!(i.lists_tools());
+        assert_eq!(i.messages[0].id, None);
+        assert_eq!(i.messages[2].method, None);
+    }
+
+    #[test]
+    fn a_tool_call_without_a_name_is_refused() {
+        for body in [
+            &br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":5}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+        ] {
+            match parse(body) {
+                Err(InboundError::Invalid { code, id, .. }) => {
+                    assert_eq!(code, INVALID_PARAMS);
+                    assert_eq!(id, Some(json!(1)));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn garbage_is_a_parse_error_with_a_null_id() {
+        let e = parse(b"{not json").unwrap_err();
+        let v: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!(v["error"]["code"], PARSE_ERROR);
+        assert_eq!(v["id"], Value::Null);
+        for body in [&b"[]"[..], b"5", br#"{"id":1,"method":"x"}"#, br#"{"jsonrpc":"2.0","method":1}"#] {
+            assert!(matches!(parse(body), Err(InboundError::Invalid { code: INVALID_REQUEST, .. })), "{body:?}");
+        }
+    }
+}
