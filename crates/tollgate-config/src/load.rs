@@ -207,6 +207,7 @@ impl PluginConfig {
             "ai-proxy-advanced" => typed(&entry.config).map(PluginConfig::AiProxyAdvanced),
             "ai-rate-limiting-advanced" => typed(&entry.config).map(PluginConfig::AiRateLimiting),
             "rate-limiting" => typed(&entry.config).map(PluginConfig::RateLimiting),
+            "ai-mcp-proxy" => typed(&entry.config).map(PluginConfig::AiMcpProxy),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!(
@@ -226,6 +227,7 @@ impl PluginConfig {
             PluginConfig::AiProxyAdvanced(_) => "ai-proxy-advanced",
             PluginConfig::AiRateLimiting(_) => "ai-rate-limiting-advanced",
             PluginConfig::RateLimiting(_) => "rate-limiting",
+            PluginConfig::AiMcpProxy(_) => "ai-mcp-proxy",
         }
     }
 }

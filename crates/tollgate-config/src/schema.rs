@@ -195,6 +195,7 @@ pub enum PluginConfig {
     AiProxyAdvanced(AiProxyAdvancedConfig),
     AiRateLimiting(AiRateLimitingConfig),
     RateLimiting(RateLimitingConfig),
+    AiMcpProxy(AiMcpProxyConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -204,6 +205,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "ai-proxy-advanced",
     "ai-rate-limiting-advanced",
     "rate-limiting",
+    "ai-mcp-proxy",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -673,5 +675,200 @@ impl RateLimitingConfig {
             .into_iter()
             .filter_map(|(name, secs, limit)| limit.map(|l| (name, secs, l)))
             .collect()
+    }
+}
+
+/// ai-mcp-proxy in Kong's `passthrough-listener` mode: MCP traffic to the
+/// service's upstream (or to `targets`, replicas of one MCP server), inspected
+/// on the way: per-tool ACLs, `tools/list` answers filtered to what the caller
+/// may use, per-tool call limits, and sessions pinned to the replica that
+/// created them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AiMcpProxyConfig {
+    /// Only `passthrough-listener` (proxy an existing MCP server).
+    #[serde(default = "AiMcpProxyConfig::default_mode")]
+    pub mode: String,
+    /// Largest JSON-RPC request body inspected and forwarded, in bytes (1 MiB).
+    #[serde(default = "AiMcpProxyConfig::default_max_body")]
+    pub max_request_body_size: usize,
+    /// What names a consumer in ACL lists: `username` (default) or `custom_id`.
+    #[serde(default = "AiMcpProxyConfig::default_consumer_identifier")]
+    pub consumer_identifier: String,
+    /// ACL for every tool without its own (`scope = "tools"`).
+    #[serde(default)]
+    pub default_acl: Vec<McpScopedAcl>,
+    /// Per-tool ACLs and call limits, by the tool's exact name.
+    #[serde(default)]
+    pub tools: Vec<McpToolConfig>,
+    /// Replicas of the MCP server, each an `http(s)://host:port/path` URL;
+    /// empty means the service's `url`.
+    #[serde(default)]
+    pub targets: Vec<String>,
+    /// Key that seals session ids (upstream id and replica) so any gateway
+    /// replica routes a session to the MCP replica that created it. Needed
+    /// with more than one target; a vault reference in production.
+    #[serde(default)]
+    pub session_secret: Option<String>,
+    /// Forward the caller's own credential (key or bearer token) to the MCP
+    /// server; by default it is removed.
+    #[serde(default)]
+    pub forward_client_credentials: bool,
+    /// A credential injected towards the MCP server.
+    #[serde(default)]
+    pub upstream_auth: Option<McpUpstreamAuth>,
+    /// How long a response stream may stay silent, in milliseconds (1 hour);
+    /// MCP's SSE streams idle for minutes between events.
+    #[serde(default = "AiMcpProxyConfig::default_stream_timeout")]
+    pub stream_read_timeout: u64,
+    /// Counters behind the per-tool limits.
+    #[serde(default)]
+    pub tool_limits: McpLimitsBackend,
+    /// A limit for every tool without its own.
+    #[serde(default)]
+    pub default_tool_limit: Option<McpCallLimit>,
+    /// OAuth 2.1 resource-server mode: bearer JWTs checked against a JWKS.
+    #[serde(default)]
+    pub oauth: Option<McpOauthConfig>,
+}
+
+impl AiMcpProxyConfig {
+    fn default_mode() -> String {
+        "passthrough-listener".to_string()
+    }
+    fn default_max_body() -> usize {
+        1024 * 1024
+    }
+    fn default_consumer_identifier() -> String {
+        "username".to_string()
+    }
+    fn default_stream_timeout() -> u64 {
+        3_600_000
+    }
+}
+
+/// Kong's `default_acl` entry: an ACL for one scope of MCP entities.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpScopedAcl {
+    #[serde(default = "McpScopedAcl::default_scope")]
+    pub scope: String,
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+impl McpScopedAcl {
+    fn default_scope() -> String {
+        "tools".to_string()
+    }
+}
+
+/// Subjects are consumer names and consumer groups; deny wins over allow, and
+/// a non-empty allow list admits only its subjects.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct McpAcl {
+    #[serde(default)]
+    pub allow: Vec<String>,
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpToolConfig {
+    pub name: String,
+    /// Replaces `default_acl` for this tool.
+    #[serde(default)]
+    pub acl: Option<McpAcl>,
+    #[serde(default)]
+    pub limit: Option<McpCallLimit>,
+}
+
+/// Calls per window per consumer (per client IP when anonymous).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct McpCallLimit {
+    /// Seconds.
+    pub window_size: Vec<u64>,
+    pub limit: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpLimitsBackend {
+    #[serde(default = "AiRateLimitingConfig::default_strategy")]
+    pub strategy: String,
+    #[serde(default = "McpLimitsBackend::default_window_type")]
+    pub window_type: String,
+    /// On a Redis outage: admit (true, default) or refuse.
+    #[serde(default = "default_true")]
+    pub fault_tolerant: bool,
+    #[serde(default)]
+    pub redis: Option<RedisSettings>,
+}
+
+impl McpLimitsBackend {
+    fn default_window_type() -> String {
+        "fixed".to_string()
+    }
+}
+
+impl Default for McpLimitsBackend {
+    fn default() -> Self {
+        McpLimitsBackend {
+            strategy: AiRateLimitingConfig::default_strategy(),
+            window_type: Self::default_window_type(),
+            fault_tolerant: true,
+            redis: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpUpstreamAuth {
+    pub header_name: String,
+    pub header_value: String,
+}
+
+/// The MCP authorization spec's resource-server role: the caller presents an
+/// OAuth access token (a JWT) issued by `issuer` for this resource.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpOauthConfig {
+    pub issuer: String,
+    /// Accepted `aud` values; the resource URL is the usual one.
+    pub audiences: Vec<String>,
+    /// Where the issuer's signing keys are (fetched, cached, refetched on an unknown `kid`).
+    pub jwks_uri: String,
+    /// This resource's URL as clients know it, advertised in RFC 9728 metadata.
+    pub resource: String,
+    /// Authorization servers advertised in the metadata (default: `issuer`).
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// Scopes every token must carry.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default = "McpOauthConfig::default_leeway")]
+    pub leeway_seconds: u64,
+    /// The claim naming the caller; a consumer with that username (or
+    /// custom_id) becomes the request's consumer, and the claim's value is an
+    /// ACL subject either way.
+    #[serde(default = "McpOauthConfig::default_claim")]
+    pub consumer_claim: String,
+}
+
+impl McpOauthConfig {
+    fn default_leeway() -> u64 {
+        60
+    }
+    fn default_claim() -> String {
+        "sub".to_string()
     }
 }

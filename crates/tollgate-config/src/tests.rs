@@ -293,7 +293,7 @@ fn unknown_plugins_list_the_supported_ones() {
     assert_eq!(errors[0].line, line_of(&text, "\"cors\""));
     assert_eq!(
         errors[0].message,
-        "unknown plugin `cors`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced, rate-limiting"
+        "unknown plugin `cors`; supported plugins: key-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced, rate-limiting, ai-mcp-proxy"
     );
 }
 
@@ -1043,4 +1043,72 @@ model = {{ provider = "openai", name = "gpt-4o-mini" }}
     ];
     expected.sort();
     assert_eq!(got, expected);
+}
+
+#[test]
+fn mcp_proxy_reads_kongs_acl_fields_and_ours() {
+    let text = format!(
+        r#"{SEED}
+[[plugins]]
+name = "ai-mcp-proxy"
+route = "chat"
+[plugins.config]
+mode = "passthrough-listener"
+default_acl = [{{ scope = "tools", allow = ["developer"], deny = ["suspended"] }}]
+targets = ["http://127.0.0.1:9101/mcp", "http://127.0.0.1:9102/mcp"]
+session_secret = "0123456789abcdef0123"
+default_tool_limit = {{ window_size = [60], limit = [100] }}
+[[plugins.config.tools]]
+name = "delete_user"
+acl = {{ allow = ["admin"] }}
+limit = {{ window_size = [60, 3600], limit = [5, 50] }}
+"#
+    );
+    let config = load(&text).unwrap();
+    let PluginConfig::AiMcpProxy(c) = &config.plugins[4].config else {
+        panic!("not typed as ai-mcp-proxy");
+    };
+    assert_eq!(c.max_request_body_size, 1024 * 1024);
+    assert_eq!(c.tools[0].acl.as_ref().unwrap().allow, ["admin"]);
+    assert_eq!(c.tools[0].limit.as_ref().unwrap().limit, [5, 50]);
+    assert_eq!(c.stream_read_timeout, 3_600_000);
+    assert!(!c.forward_client_credentials);
+}
+
+#[test]
+fn mcp_proxy_mistakes_are_named() {
+    let text = format!(
+        r#"{SEED}
+[[plugins]]
+name = "ai-mcp-proxy"
+route = "chat"
+[plugins.config]
+mode = "conversion-only"
+consumer_identifier = "consumer_id"
+default_acl = [{{ scope = "resources" }}]
+targets = ["http://127.0.0.1:9101/mcp", "ftp://x"]
+[[plugins.config.tools]]
+name = "a"
+limit = {{ window_size = [60, 0], limit = [5] }}
+[[plugins.config.tools]]
+name = "a"
+"#
+    );
+    let mut got: Vec<(String, String)> =
+        errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    got.sort();
+    let t = "plugins[4].config";
+    let mut expected = vec![
+        (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener)".to_string()),
+        (format!("{t}.consumer_identifier"), "consumer_identifier `consumer_id` is not implemented yet (implemented: username, custom_id)".to_string()),
+        (format!("{t}.default_acl[0].scope"), "scope `resources` is not implemented yet (implemented: tools)".to_string()),
+        (format!("{t}.tools[0].limit.window_size"), "window_size and limit must be non-empty lists of the same length".to_string()),
+        (format!("{t}.tools[0].limit.window_size"), "a window must be at least 1 second".to_string()),
+        (format!("{t}.tools[1].name"), "this tool is listed twice".to_string()),
+        (format!("{t}.session_secret"), "several targets need a session_secret: it seals each session's replica into its id, so every gateway replica routes the session to the MCP server that created it".to_string()),
+    ];
+    expected.sort();
+    let (targets, rest): (Vec<_>, Vec<_>) = got.into_iter().partition(|(p, _)| p.ends_with("targets[1]"));
+    assert_eq!(rest, expected);
+    assert_eq!(targets.len(), 1, "the ftp URL is refused");
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
     PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
@@ -498,7 +498,7 @@ fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mu
             continue;
         };
         // Authentication and ACLs run before the consumer is known (Kong's no_consumer).
-        if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl") {
+        if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl" | "ai-mcp-proxy") {
             r.error(
                 format!("{base}.consumer"),
                 format!(
@@ -553,6 +553,116 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::AiProxyAdvanced(c) => check_ai_proxy_advanced(&base, c, r),
         PluginConfig::AiRateLimiting(c) => check_ai_rate_limiting(&base, c, r),
         PluginConfig::RateLimiting(c) => check_rate_limiting(&base, c, r),
+        PluginConfig::AiMcpProxy(c) => check_ai_mcp_proxy(&base, c, r),
+    }
+}
+
+const MCP_MODES: &[&str] = &["passthrough-listener", "conversion-listener", "conversion-only", "listener"];
+const MCP_CONSUMER_IDENTIFIERS: &[&str] = &["username", "custom_id", "consumer_id"];
+const MCP_ACL_SCOPES: &[&str] = &["tools", "resources", "prompts"];
+/// Shortest session_secret accepted: it keys the AEAD that seals session ids.
+const MIN_SESSION_SECRET: usize = 16;
+
+fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
+    check_choice(r, &format!("{base}.mode"), "mode", &c.mode, MCP_MODES, &["passthrough-listener"]);
+    check_choice(
+        r,
+        &format!("{base}.consumer_identifier"),
+        "consumer_identifier",
+        &c.consumer_identifier,
+        MCP_CONSUMER_IDENTIFIERS,
+        &["username", "custom_id"],
+    );
+    if c.max_request_body_size == 0 {
+        r.error(format!("{base}.max_request_body_size"), "must be at least 1 (bytes)");
+    }
+    if c.stream_read_timeout == 0 {
+        r.error(format!("{base}.stream_read_timeout"), "must be at least 1 (milliseconds)");
+    }
+    for (j, acl) in c.default_acl.iter().enumerate() {
+        let path = format!("{base}.default_acl[{j}].scope");
+        check_choice(r, &path, "scope", &acl.scope, MCP_ACL_SCOPES, &["tools"]);
+    }
+    let mut names = HashSet::new();
+    for (j, t) in c.tools.iter().enumerate() {
+        let path = format!("{base}.tools[{j}]");
+        if t.name.is_empty() {
+            r.error(format!("{path}.name"), "a tool name must not be empty");
+        } else if !names.insert(t.name.as_str()) {
+            r.error(format!("{path}.name"), "this tool is listed twice");
+        }
+        if let Some(l) = &t.limit {
+            check_call_limit(&format!("{path}.limit"), l, r);
+        }
+    }
+    if let Some(l) = &c.default_tool_limit {
+        check_call_limit(&format!("{base}.default_tool_limit"), l, r);
+    }
+    let b = &c.tool_limits;
+    check_choice(r, &format!("{base}.tool_limits.strategy"), "strategy", &b.strategy, LIMIT_STRATEGIES, LIMIT_STRATEGIES);
+    check_choice(r, &format!("{base}.tool_limits.window_type"), "window_type", &b.window_type, WINDOW_TYPES, WINDOW_TYPES);
+    if b.strategy == "redis" && b.redis.is_none() {
+        r.error(format!("{base}.tool_limits.redis"), "strategy = \"redis\" needs a [redis] table");
+    }
+    for (j, url) in c.targets.iter().enumerate() {
+        let path = format!("{base}.targets[{j}]");
+        if let Err(e) = HttpUrl::parse(url) {
+            let message = format!("target {} {e}", r.show(&path, url));
+            r.error(path, message);
+        }
+    }
+    match &c.session_secret {
+        None if c.targets.len() > 1 => r.error(
+            format!("{base}.session_secret"),
+            "several targets need a session_secret: it seals each session's replica into its id, \
+             so every gateway replica routes the session to the MCP server that created it",
+        ),
+        Some(s) if s.len() < MIN_SESSION_SECRET => r.error(
+            format!("{base}.session_secret"),
+            format!("must be at least {MIN_SESSION_SECRET} bytes"),
+        ),
+        _ => {}
+    }
+    if let Some(a) = &c.upstream_auth {
+        if !is_header_name(&a.header_name) {
+            let path = format!("{base}.upstream_auth.header_name");
+            let message = format!("{} is not a valid header name", r.show(&path, &a.header_name));
+            r.error(path, message);
+        }
+    }
+    if let Some(o) = &c.oauth {
+        let path = format!("{base}.oauth");
+        if o.issuer.is_empty() {
+            r.error(format!("{path}.issuer"), "must not be empty");
+        }
+        if o.audiences.is_empty() {
+            r.error(format!("{path}.audiences"), "name at least one accepted audience (usually `resource`)");
+        }
+        for (field, url) in [("jwks_uri", &o.jwks_uri), ("resource", &o.resource)] {
+            if let Err(e) = HttpUrl::parse(url) {
+                let p = format!("{path}.{field}");
+                let message = format!("{field} {} {e}", r.show(&p, url));
+                r.error(p, message);
+            }
+        }
+        if o.consumer_claim.is_empty() {
+            r.error(format!("{path}.consumer_claim"), "must not be empty");
+        }
+    }
+}
+
+fn check_call_limit(path: &str, l: &McpCallLimit, r: &mut Report<'_>) {
+    if l.window_size.is_empty() || l.window_size.len() != l.limit.len() {
+        r.error(
+            format!("{path}.window_size"),
+            "window_size and limit must be non-empty lists of the same length",
+        );
+    }
+    if l.window_size.contains(&0) {
+        r.error(format!("{path}.window_size"), "a window must be at least 1 second");
+    }
+    if l.limit.contains(&0) {
+        r.error(format!("{path}.limit"), "a limit must be at least 1");
     }
 }
 

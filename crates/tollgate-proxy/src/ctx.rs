@@ -75,6 +75,21 @@ impl LlmFacts {
     }
 }
 
+/// Facts about an MCP request, for metrics and the audit line in the access log.
+#[derive(Debug, Default, Clone)]
+pub struct McpFacts {
+    /// The JSON-RPC method (`batch` for several, `response` for a client's
+    /// answer), or the HTTP method for GET and DELETE.
+    pub method: String,
+    /// The tool a `tools/call` named.
+    pub tool: Option<String>,
+    /// allowed, denied, limited, invalid, unknown_session or error.
+    pub decision: &'static str,
+    pub replica: Option<String>,
+    pub upstream_status: Option<u16>,
+    pub latency: Option<Duration>,
+}
+
 /// Where a passthrough request goes.
 #[derive(Debug, Clone)]
 pub struct PassthroughPlan {
@@ -102,6 +117,7 @@ pub struct RequestCtx {
     pub status: u16,
     pub error: Option<String>,
     pub llm: Option<LlmFacts>,
+    pub mcp: Option<McpFacts>,
     pub passthrough: Option<PassthroughPlan>,
     /// Request body bytes seen on a passthrough route, against the limit.
     pub body_bytes: usize,
@@ -130,6 +146,7 @@ impl RequestCtx {
             status: 0,
             error: None,
             llm: None,
+            mcp: None,
             passthrough: None,
             body_bytes: 0,
             held_limit: None,

@@ -26,7 +26,7 @@ use crate::resolver::Resolver;
 use crate::respond::{as_refs, send, PResult};
 use crate::metrics;
 use crate::snapshot::AiProxyRt;
-use crate::target::{Credential, LlmTarget};
+use crate::target::{Credential, Endpoint, LlmTarget};
 
 /// Largest non-streamed provider answer the gateway buffers (to read its usage).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
@@ -665,12 +665,7 @@ pub(crate) async fn send_request(
         .resolve(&ep.host, ep.port)
         .await
         .map_err(|e| UpstreamError::Resolve(e.to_string()))?;
-    let mut peer = HttpPeer::new(addr, ep.tls, ep.host.clone());
-    peer.options.connection_timeout = Some(t.connect);
-    peer.options.read_timeout = Some(t.read);
-    peer.options.write_timeout = Some(t.write);
-    peer.options.idle_timeout = Some(POOL_IDLE);
-    peer.options.alpn = ALPN::H1;
+    let peer = peer_for(addr, ep, t);
 
     let body: &[u8] = &prepared.body;
     // Vertex AI: a service account's OAuth token, cached until near expiry.
@@ -678,23 +673,49 @@ pub(crate) async fn send_request(
         Some(ts) => Some(ts.token().await.map_err(UpstreamError::Auth)?),
         None => None,
     };
+    let session = send_on(ups, &peer, body, t, &|| {
+        build_header(target, prepared, body.len(), ids, bearer.as_deref())
+    })
+    .await?;
+    Ok((session, peer))
+}
+
+/// A peer for `ep` at a resolved address, with the exchange's timeouts.
+pub(crate) fn peer_for(addr: std::net::SocketAddr, ep: &Endpoint, t: &Timeouts) -> HttpPeer {
+    let mut peer = HttpPeer::new(addr, ep.tls, ep.host.clone());
+    peer.options.connection_timeout = Some(t.connect);
+    peer.options.read_timeout = Some(t.read);
+    peer.options.write_timeout = Some(t.write);
+    peer.options.idle_timeout = Some(POOL_IDLE);
+    peer.options.alpn = ALPN::H1;
+    peer
+}
+
+/// Sends a request on a pooled connection and reads the answer's header.
+/// `header` is built anew for every attempt (a signature may depend on the time).
+pub(crate) async fn send_on(
+    ups: &Upstreams,
+    peer: &HttpPeer,
+    body: &[u8],
+    t: &Timeouts,
+    header: &(dyn Fn() -> Result<RequestHeader, String> + Sync),
+) -> Result<HttpSession, UpstreamError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let header = build_header(target, prepared, body.len(), ids, bearer.as_deref())
-            .map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
+        let header = header().map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
         let (session, reused) = ups
             .connector
-            .get_http_session(&peer)
+            .get_http_session(peer)
             .await
             .map_err(|e| classify_connect(&e))?;
-        match exchange_head(session, &peer, header, body, t).await {
-            Ok(session) => return Ok((session, peer)),
-            // A pooled connection the provider closed meanwhile fails while the
+        match exchange_head(session, peer, header, body, t).await {
+            Ok(session) => return Ok(session),
+            // A pooled connection the upstream closed meanwhile fails while the
             // request is being written: it cannot have been processed, so a
             // fresh connection may carry it. Once the request was written in
-            // full it is never sent again: the provider may have read it, and a
-            // second copy would run (and bill) the completion twice.
+            // full it is never sent again: the upstream may have read it, and a
+            // second copy would run (and bill) the call twice.
             Err(Phase::Write(e)) if reused && attempts < 3 => {
                 tracing::debug!("pooled connection failed while writing ({e:?}); retrying on a fresh one");
                 continue;

@@ -20,6 +20,7 @@ use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::exchange::{send_llm_error, serve_llm, Upstreams};
 use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
 use crate::limits::{identity, Admission, LimiterRegistry};
+use crate::mcp_relay::{serve_mcp, McpCall};
 use crate::metrics::METRICS;
 use crate::observe;
 use crate::respond::{as_refs, kong_error_body, send, PResult};
@@ -154,7 +155,14 @@ impl ProxyHttp for Gateway {
         let service = snap.router.routes[route].service;
         ctx.route = Some(route);
         ctx.service = Some(service);
-        let is_llm = snap.services[service].upstream.is_none();
+        // ai-mcp-proxy makes a route an MCP route whether its service has a
+        // url or the plugin names the replicas.
+        let mcp = match snap.plugin(Slot::Mcp, Some(route), Some(service), None) {
+            Some(PluginRt::Mcp(m)) => Some(m),
+            _ => None,
+        };
+        let is_llm = snap.services[service].upstream.is_none() && mcp.is_none();
+        let hides_credential = is_llm || mcp.is_some_and(|m| !m.config.forward_client_credentials);
 
         // key-auth: headers and query first, the body only if needed and allowed.
         let mut body: Option<Bytes> = None;
@@ -208,12 +216,12 @@ impl ProxyHttp for Gateway {
             if let Some(k) = found {
                 match k.location {
                     KeyLocation::Header(h) => {
-                        if ka.config.hide_credentials || is_llm {
+                        if ka.config.hide_credentials || hides_credential {
                             hide_header = Some(h)
                         }
                     }
                     KeyLocation::Query(q) => {
-                        if ka.config.hide_credentials || is_llm {
+                        if ka.config.hide_credentials || hides_credential {
                             hidden_query = Some(q)
                         }
                     }
@@ -291,6 +299,46 @@ impl ProxyHttp for Gateway {
             return Ok(true);
         }
 
+        let r = &snap.router.routes[route];
+        let q = match (&query, &hidden_query) {
+            (Some(q), Some(name)) => Some(remove_query_param(q, name)),
+            (q, _) => q.clone(),
+        };
+        if let Some(mcp) = mcp {
+            let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
+            let mut subjects: Vec<String> = Vec::new();
+            if let Some(c) = consumer {
+                let name = match mcp.config.consumer_identifier.as_str() {
+                    "custom_id" => c.custom_id.clone(),
+                    _ => Some(c.name.clone()),
+                };
+                subjects.extend(name);
+                subjects.extend(c.groups.iter().cloned());
+            }
+            let who = match consumer {
+                Some(c) => format!("consumer:{}", c.name),
+                None => format!(
+                    "ip:{}",
+                    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
+                ),
+            };
+            let call = McpCall {
+                mcp,
+                service_upstream: snap.services[service].upstream.as_ref(),
+                timeouts: snap.services[service].timeouts,
+                path: &path,
+                prefix_len: m.prefix_len,
+                strip_path: r.strip_path,
+                preserve_host: r.preserve_host,
+                query: q,
+                hide_header,
+                subjects,
+                who,
+            };
+            serve_mcp(&self.state.upstreams, session, ctx, call).await?;
+            return Ok(true);
+        }
+
         // Passthrough: the body streams through Pingora, so the limit is checked
         // from Content-Length here and counted in request_body_filter.
         if declared_length(session).is_some_and(|n| n > snap.max_body) {
@@ -309,14 +357,9 @@ impl ProxyHttp for Gateway {
                 return Ok(true);
             }
         };
-        let r = &snap.router.routes[route];
         let rest = if r.strip_path { &path[m.prefix_len..] } else { path.as_str() };
         let base = ep.path_and_query.split('?').next().unwrap_or("/");
         let mut upstream_path = join_paths(base, rest);
-        let q = match (&query, &hidden_query) {
-            (Some(q), Some(name)) => Some(remove_query_param(q, name)),
-            (q, _) => q.clone(),
-        };
         if let Some(q) = q.filter(|q| !q.is_empty()) {
             upstream_path.push('?');
             upstream_path.push_str(&q);
@@ -520,7 +563,7 @@ fn host_of(req: &RequestHeader) -> Option<String> {
     Some(h.to_string())
 }
 
-fn join_paths(base: &str, rest: &str) -> String {
+pub(crate) fn join_paths(base: &str, rest: &str) -> String {
     match (base.ends_with('/'), rest.starts_with('/')) {
         (_, _) if rest.is_empty() => base.to_string(),
         (true, true) => format!("{}{}", base, &rest[1..]),

@@ -9,6 +9,8 @@ pub mod gateway;
 pub mod gcp_auth;
 pub mod keyauth;
 pub mod limits;
+pub mod mcp;
+pub mod mcp_relay;
 pub mod metrics;
 pub mod observe;
 pub mod resolver;

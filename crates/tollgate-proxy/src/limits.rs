@@ -42,7 +42,7 @@ impl LimiterRegistry {
         Self::new(Arc::new(SystemClock))
     }
 
-    fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
+    pub(crate) fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
         match (strategy, redis) {
             ("redis", Some(r)) => {
                 let key = RedisKey(r.host.clone(), r.port, r.database, r.username.clone(), r.ssl);

@@ -26,8 +26,24 @@ pub struct Metrics {
     pub rate_limit_backend_errors: IntCounterVec,
     pub rate_limit_check: HistogramVec,
     pub target_failovers: IntCounterVec,
+    pub mcp_requests: IntCounterVec,
+    pub mcp_latency: HistogramVec,
+    pub mcp_errors: IntCounterVec,
     models_seen: Mutex<HashSet<String>>,
+    tools_seen: Mutex<HashSet<String>>,
 }
+
+/// MCP methods that get their own label; anything else a client sends is `other`.
+const MCP_METHODS: &[&str] = &[
+    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
+    "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "prompts/list",
+    "prompts/get", "completion/complete", "logging/setLevel", "server/discover",
+    "notifications/initialized", "notifications/cancelled", "notifications/progress",
+    "notifications/roots/list_changed", "batch", "response", "GET", "DELETE", "POST",
+];
+
+/// Tool names come from request bodies; past this many distinct ones the label is `other`.
+const MAX_TOOL_LABELS: usize = 128;
 
 /// Response models are chosen by providers; past this many distinct values the
 /// label collapses to `other`.
@@ -134,24 +150,46 @@ impl Metrics {
                 r
             )
             .expect("metric"),
+            mcp_requests: register_int_counter_vec_with_registry!(
+                "ai_mcp_requests_total",
+                "MCP requests by JSON-RPC method, tool and the gateway's decision",
+                &["method", "tool", "decision"],
+                r
+            )
+            .expect("metric"),
+            mcp_latency: register_histogram_vec_with_registry!(
+                "ai_mcp_latency_ms",
+                "MCP server latency from request sent to answer complete, by method, milliseconds",
+                &["method"],
+                LATENCY_BUCKETS_MS.to_vec(),
+                r
+            )
+            .expect("metric"),
+            mcp_errors: register_int_counter_vec_with_registry!(
+                "ai_mcp_errors_total",
+                "MCP requests that failed or were refused, by type (denied, limited, invalid, unknown_session, error)",
+                &["type"],
+                r
+            )
+            .expect("metric"),
             models_seen: Mutex::new(HashSet::new()),
+            tools_seen: Mutex::new(HashSet::new()),
             registry,
         }
     }
 
     /// A model label with bounded cardinality.
     pub fn model_label<'a>(&self, model: &'a str) -> &'a str {
-        let Ok(mut seen) = self.models_seen.lock() else {
-            return "other";
-        };
-        if seen.contains(model) {
-            return model;
-        }
-        if seen.len() < MAX_MODEL_LABELS {
-            seen.insert(model.to_string());
-            return model;
-        }
-        "other"
+        bounded_label(&self.models_seen, model, MAX_MODEL_LABELS)
+    }
+
+    /// A tool label with bounded cardinality.
+    pub fn tool_label<'a>(&self, tool: &'a str) -> &'a str {
+        bounded_label(&self.tools_seen, tool, MAX_TOOL_LABELS)
+    }
+
+    pub fn mcp_method_label(method: &str) -> &str {
+        if MCP_METHODS.contains(&method) { method } else { "other" }
     }
 
     pub fn render(&self) -> Vec<u8> {
@@ -162,6 +200,21 @@ impl Metrics {
         }
         out
     }
+}
+
+/// `value` while fewer than `max` distinct values were seen, else `other`.
+fn bounded_label<'a>(seen: &Mutex<HashSet<String>>, value: &'a str, max: usize) -> &'a str {
+    let Ok(mut seen) = seen.lock() else {
+        return "other";
+    };
+    if seen.contains(value) {
+        return value;
+    }
+    if seen.len() < max {
+        seen.insert(value.to_string());
+        return value;
+    }
+    "other"
 }
 
 /// One failover away from `target` (a config label) for `reason` (a failover criterion).

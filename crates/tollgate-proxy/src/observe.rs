@@ -72,6 +72,17 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
                 .observe(t.as_secs_f64() * 1000.0);
         }
     }
+    if let Some(f) = &ctx.mcp {
+        let method = crate::metrics::Metrics::mcp_method_label(&f.method);
+        let tool = f.tool.as_deref().map(|t| m.tool_label(t)).unwrap_or("");
+        m.mcp_requests.with_label_values(&[method, tool, f.decision]).inc();
+        if f.decision != "allowed" {
+            m.mcp_errors.with_label_values(&[f.decision]).inc();
+        }
+        if let Some(l) = f.latency {
+            m.mcp_latency.with_label_values(&[method]).observe(l.as_secs_f64() * 1000.0);
+        }
+    }
     if !log.enabled() {
         return;
     }
@@ -146,6 +157,27 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
             );
         }
         line.insert("ai".into(), Value::Object(ai));
+    }
+    if let Some(f) = &ctx.mcp {
+        // The audit record of a tool call: who, which tool, what the gateway
+        // decided, and how long the server took. Session ids are bearer
+        // secrets and are never logged.
+        let mut mcp = Map::new();
+        mcp.insert("method".into(), json!(f.method));
+        if let Some(t) = &f.tool {
+            mcp.insert("tool".into(), json!(t));
+        }
+        mcp.insert("decision".into(), json!(f.decision));
+        if let Some(r) = &f.replica {
+            mcp.insert("replica".into(), json!(r));
+        }
+        if let Some(s) = f.upstream_status {
+            mcp.insert("upstream_status".into(), json!(s));
+        }
+        if let Some(l) = f.latency {
+            mcp.insert("latency_ms".into(), json!(round3(l.as_secs_f64() * 1000.0)));
+        }
+        line.insert("mcp".into(), Value::Object(mcp));
     }
     log.write(Value::Object(line).to_string());
 }

@@ -13,6 +13,7 @@ use tollgate_config::Config;
 
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
+use crate::mcp::McpRt;
 use crate::router::Router;
 use crate::semantic::SemanticRt;
 use crate::target::{Endpoint, LlmTarget};
@@ -100,6 +101,7 @@ pub enum PluginRt {
     AiProxy(AiProxyRt),
     TokenLimit(TokenLimitRt),
     RequestLimit(RequestLimitRt),
+    Mcp(McpRt),
 }
 
 #[derive(Debug)]
@@ -117,6 +119,7 @@ pub enum Slot {
     AiProxy,
     TokenLimit,
     RequestLimit,
+    Mcp,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -136,7 +139,7 @@ pub struct Snapshot {
     pub max_body: usize,
 }
 
-const SLOTS: usize = 5;
+const SLOTS: usize = 6;
 
 impl Snapshot {
     /// Compiles a validated config. Errors here are the few that validation
@@ -245,6 +248,20 @@ impl Snapshot {
                     Slot::RequestLimit,
                     PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))),
                 ),
+                PluginConfig::AiMcpProxy(c) => {
+                    let rt = McpRt::compile(c, scope_of(p), limiters)?;
+                    // Without replicas of its own the plugin proxies to its
+                    // service's url: a service-scoped plugin must have one.
+                    if c.targets.is_empty() {
+                        if let Some(s) = service.filter(|&s| services[s].upstream.is_none()) {
+                            return Err(format!(
+                                "ai-mcp-proxy on service {} needs targets, or the service needs a url",
+                                services[s].name
+                            ));
+                        }
+                    }
+                    (Slot::Mcp, PluginRt::Mcp(rt))
+                }
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a
                         .targets

@@ -1,0 +1,178 @@
+//! ai-mcp-proxy compiled for the request path: who may call which tool, how
+//! often, and which replica serves a session.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tollgate_config::schema::{AiMcpProxyConfig, McpCallLimit};
+use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
+use tollgate_mcp::{Rule, Sealer, ToolAcl};
+
+use crate::limits::LimiterRegistry;
+use crate::metrics::METRICS;
+use crate::target::Endpoint;
+
+/// One replica of the MCP server. `label` (its URL as configured) is what a
+/// sealed session id names, so ids stay valid across reloads that keep it.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub label: String,
+    pub endpoint: Endpoint,
+}
+
+pub struct McpRt {
+    pub config: AiMcpProxyConfig,
+    /// Where the plugin sits, namespacing its limit counters.
+    scope: String,
+    acl: ToolAcl,
+    /// Empty: the service's own `url` is the one replica.
+    replicas: Vec<Replica>,
+    sealer: Option<Sealer>,
+    /// Round-robin over replicas for new sessions.
+    next: AtomicUsize,
+    limits: HashMap<String, LimitSpec>,
+    default_limit: Option<LimitSpec>,
+    limiter: Arc<dyn Limiter>,
+    pub upstream_auth: Option<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl std::fmt::Debug for McpRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpRt").field("scope", &self.scope).field("replicas", &self.replicas).finish_non_exhaustive()
+    }
+}
+
+/// What the per-tool limit says about one call.
+pub enum ToolAdmission {
+    Admitted,
+    Refused { retry_after_secs: u64, limit: u64, window_secs: u64 },
+}
+
+impl McpRt {
+    pub fn compile(c: &AiMcpProxyConfig, scope: String, limiters: &LimiterRegistry) -> Result<Self, String> {
+        let default = c
+            .default_acl
+            .iter()
+            .find(|a| a.scope == "tools")
+            .map(|a| Rule::new(&a.allow, &a.deny));
+        let per_tool = c
+            .tools
+            .iter()
+            .filter_map(|t| t.acl.as_ref().map(|a| (t.name.clone(), Rule::new(&a.allow, &a.deny))))
+            .collect();
+        let replicas = c
+            .targets
+            .iter()
+            .map(|u| Ok(Replica { label: u.clone(), endpoint: Endpoint::parse(u)? }))
+            .collect::<Result<Vec<_>, String>>()?;
+        let window_type = if c.tool_limits.window_type == "sliding" { WindowType::Sliding } else { WindowType::Fixed };
+        let spec = |l: &McpCallLimit| LimitSpec {
+            window_type,
+            windows: l
+                .window_size
+                .iter()
+                .zip(&l.limit)
+                .map(|(&size_secs, &limit)| Window { size_secs, limit })
+                .collect(),
+        };
+        let upstream_auth = match &c.upstream_auth {
+            Some(a) => {
+                let name = http::HeaderName::from_bytes(a.header_name.as_bytes())
+                    .map_err(|_| "upstream_auth.header_name is not a valid header name".to_string())?;
+                let mut value = http::HeaderValue::from_str(&a.header_value)
+                    .map_err(|_| "upstream_auth.header_value is not a valid header value".to_string())?;
+                value.set_sensitive(true);
+                Some((name, value))
+            }
+            None => None,
+        };
+        Ok(McpRt {
+            acl: ToolAcl::new(default, per_tool),
+            replicas,
+            sealer: c.session_secret.as_ref().map(|s| Sealer::new(s.as_bytes())),
+            next: AtomicUsize::new(0),
+            limits: c.tools.iter().filter_map(|t| t.limit.as_ref().map(|l| (t.name.clone(), spec(l)))).collect(),
+            default_limit: c.default_tool_limit.as_ref().map(spec),
+            limiter: limiters.limiter(&c.tool_limits.strategy, &c.tool_limits.redis),
+            upstream_auth,
+            scope,
+            config: c.clone(),
+        })
+    }
+
+    pub fn permits(&self, tool: &str, subjects: &[&str]) -> bool {
+        self.acl.permits(tool, subjects)
+    }
+
+    /// Whether `tools/list` answers need filtering at all.
+    pub fn filters_lists(&self) -> bool {
+        !self.acl.is_open()
+    }
+
+    /// The replicas, or the service's upstream as the only one.
+    pub fn replicas(&self, service: Option<&Endpoint>) -> Vec<Replica> {
+        if !self.replicas.is_empty() {
+            return self.replicas.clone();
+        }
+        service
+            .map(|e| vec![Replica { label: "service".into(), endpoint: e.clone() }])
+            .unwrap_or_default()
+    }
+
+    /// A replica for a request that starts a session (or has none).
+    pub fn pick_new(&self, replicas: &[Replica]) -> Option<usize> {
+        if replicas.is_empty() {
+            return None;
+        }
+        Some(self.next.fetch_add(1, Ordering::Relaxed) % replicas.len())
+    }
+
+    /// The client-visible id for a server's session id.
+    pub fn seal(&self, replica: &str, upstream_id: &str) -> Option<String> {
+        match &self.sealer {
+            Some(s) => s.seal(replica, upstream_id),
+            None => Some(upstream_id.to_string()),
+        }
+    }
+
+    /// (replica label, server's session id) for a client-sent id. Without a
+    /// secret the id passes as it is and the replica is unknown.
+    pub fn open(&self, sealed: &str) -> Result<(Option<String>, String), ()> {
+        match &self.sealer {
+            Some(s) => s.open(sealed).map(|(r, id)| (Some(r), id)).ok_or(()),
+            None => Ok((None, sealed.to_string())),
+        }
+    }
+
+    /// Counts one call of `tool` by `who` against its limit, if it has one.
+    pub async fn admit_call(&self, tool: &str, who: &str) -> ToolAdmission {
+        let Some(spec) = self.limits.get(tool).or(self.default_limit.as_ref()) else {
+            return ToolAdmission::Admitted;
+        };
+        let key = format!("mcp|{}|{}|{}", self.scope, who, tool);
+        match self.limiter.reserve(&key, spec, 1).await {
+            Ok(d) if d.allowed => ToolAdmission::Admitted,
+            Ok(d) => {
+                // The window that refused: the first one with nothing left.
+                let (limit, window_secs) = d
+                    .windows
+                    .iter()
+                    .find(|w| w.remaining == 0)
+                    .map(|w| (w.limit, w.size_secs))
+                    .unwrap_or((0, 0));
+                ToolAdmission::Refused { retry_after_secs: d.retry_after_secs.unwrap_or(1), limit, window_secs }
+            }
+            Err(e) => {
+                METRICS.rate_limit_backend_errors.with_label_values(&["mcp_tool_limit"]).inc();
+                if self.config.tool_limits.fault_tolerant {
+                    tracing::warn!("MCP tool limit backend unavailable, serving without limit: {e}");
+                    ToolAdmission::Admitted
+                } else {
+                    tracing::warn!("MCP tool limit backend unavailable, refusing: {e}");
+                    ToolAdmission::Refused { retry_after_secs: 1, limit: 0, window_secs: 0 }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,546 @@
+//! The MCP exchange, owned by the gateway like the LLM one: the JSON-RPC body
+//! is read and judged before any upstream is contacted (whatever its size:
+//! Pingora's 64 KiB retry buffer never applies), the session's replica is
+//! found from its sealed id, and the answer (JSON or SSE) is relayed as it
+//! arrives, with `tools/list` results filtered and session ids sealed.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_http::{RequestHeader, ResponseHeader};
+use pingora_proxy::Session;
+use serde_json::Value;
+use tollgate_mcp::jsonrpc::{self, Inbound, HEADER_MISMATCH};
+use tollgate_mcp::{filter, legacy, sse};
+
+use crate::body::{read_bounded, BodyError};
+use crate::ctx::{McpFacts, RequestCtx};
+use crate::exchange::{finish_upstream, peer_for, send_on, Timeouts, UpstreamError, Upstreams};
+use crate::gateway::join_paths;
+use crate::mcp::{McpRt, Replica, ToolAdmission};
+use crate::respond::{kong_error_body, send, PResult};
+use crate::snapshot::PeerTimeouts;
+use crate::target::Endpoint;
+
+/// Largest JSON answer buffered to filter a tool list (16 MiB).
+const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
+const SESSION_HEADER: &str = "mcp-session-id";
+/// Headers that describe one connection, never forwarded (RFC 9110 7.6.1),
+/// and the ones the gateway sets itself.
+const NOT_FORWARDED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "expect",
+    "content-length",
+    "host",
+    SESSION_HEADER,
+    // The answer is inspected: it must come uncompressed.
+    "accept-encoding",
+    "x-request-id",
+];
+
+/// One MCP request, as routed.
+pub(crate) struct McpCall<'a> {
+    pub mcp: &'a McpRt,
+    pub service_upstream: Option<&'a Endpoint>,
+    pub timeouts: PeerTimeouts,
+    /// The client's path, and the length of the route prefix it matched.
+    pub path: &'a str,
+    pub prefix_len: usize,
+    pub strip_path: bool,
+    pub preserve_host: bool,
+    /// The query without the caller's credential.
+    pub query: Option<String>,
+    /// The caller's credential header, removed unless forwarding is configured.
+    pub hide_header: Option<String>,
+    /// ACL subjects: the consumer's name and groups.
+    pub subjects: Vec<String>,
+    /// Whom per-tool limits count: the consumer, else the client IP.
+    pub who: String,
+}
+
+pub(crate) async fn serve_mcp(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: McpCall<'_>,
+) -> PResult<()> {
+    let mcp = call.mcp;
+    let method = session.req_header().method.as_str().to_string();
+    ctx.mcp = Some(McpFacts { method: method.clone(), decision: "allowed", ..McpFacts::default() });
+
+    let body = match read_bounded(session, mcp.config.max_request_body_size).await {
+        Ok(b) => b,
+        Err(e) => {
+            let (status, msg) = match e {
+                BodyError::TooLarge { limit } => (
+                    413,
+                    format!("request body is larger than the limit of {limit} bytes (ai-mcp-proxy max_request_body_size)"),
+                ),
+                BodyError::Read(_) => (400, e.message()),
+            };
+            note(ctx, "invalid");
+            return answer_error(session, ctx, status, &msg).await;
+        }
+    };
+
+    let mut inbound: Option<Inbound> = None;
+    if method == "POST" {
+        let parsed = match jsonrpc::parse(&body) {
+            Ok(p) => p,
+            Err(e) => {
+                note(ctx, "invalid");
+                return answer_jsonrpc(session, ctx, 400, e.body()).await;
+            }
+        };
+        if let Some(f) = ctx.mcp.as_mut() {
+            f.method = parsed.messages.first().and_then(|m| m.method.clone()).unwrap_or_else(|| "response".into());
+            if parsed.batch {
+                f.method = "batch".into();
+            }
+            f.tool = parsed.tool_calls().filter_map(|m| m.tool.clone()).next();
+        }
+        if let Some(mismatch) = header_mismatch(session.req_header(), &parsed) {
+            note(ctx, "invalid");
+            let id = parsed.messages.first().and_then(|m| m.id.clone()).unwrap_or(Value::Null);
+            return answer_jsonrpc(session, ctx, 400, jsonrpc::error_body(&id, HEADER_MISMATCH, &mismatch)).await;
+        }
+        if let Some(refusal) = judge_calls(mcp, &parsed, &call).await {
+            let (decision, status, body, retry_after) = refusal;
+            note(ctx, decision);
+            let extra: Vec<(&str, String)> = retry_after.map(|s| vec![("retry-after", s.to_string())]).unwrap_or_default();
+            let headers: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            return answer_jsonrpc_with(session, ctx, status, body, &headers).await;
+        }
+        inbound = Some(parsed);
+    }
+
+    // The replica: the session's own, else the next one.
+    let replicas = mcp.replicas(call.service_upstream);
+    let legacy_session = call.query.as_deref().and_then(|q| legacy::query_param(q, "session_id"));
+    let client_session = session
+        .req_header()
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let (replica_ix, upstream_session, upstream_query) = match client_session.as_deref().or(legacy_session) {
+        Some(sealed) => match mcp.open(sealed) {
+            Ok((label, id)) => {
+                let ix = match &label {
+                    Some(l) => replicas.iter().position(|r| &r.label == l),
+                    None => mcp.pick_new(&replicas),
+                };
+                let Some(ix) = ix else {
+                    note(ctx, "unknown_session");
+                    return session_not_found(session, ctx).await;
+                };
+                let query = match (&call.query, client_session.is_none()) {
+                    (Some(q), true) => Some(legacy::map_query_param(q, "session_id", &|_| Some(id.clone()))),
+                    (q, _) => q.clone(),
+                };
+                (ix, client_session.as_ref().map(|_| id), query)
+            }
+            Err(()) => {
+                note(ctx, "unknown_session");
+                return session_not_found(session, ctx).await;
+            }
+        },
+        None => match mcp.pick_new(&replicas) {
+            Some(ix) => (ix, None, call.query.clone()),
+            None => {
+                note(ctx, "error");
+                return answer_error(session, ctx, 500, "this MCP route has no upstream: give its service a url or the plugin targets").await;
+            }
+        },
+    };
+    let replica = &replicas[replica_ix];
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.replica = Some(replica.label.clone());
+    }
+
+    let ep = &replica.endpoint;
+    let base = ep.path_and_query.split('?').next().unwrap_or("/");
+    let rest = if call.strip_path { &call.path[call.prefix_len..] } else { call.path };
+    let mut path = join_paths(base, rest);
+    if let Some(q) = upstream_query.filter(|q| !q.is_empty()) {
+        path.push('?');
+        path.push_str(&q);
+    }
+    let t = Timeouts {
+        connect: call.timeouts.connect.unwrap_or(Duration::from_secs(60)),
+        read: call.timeouts.read.unwrap_or(Duration::from_millis(mcp.config.stream_read_timeout)),
+        write: call.timeouts.write.unwrap_or(Duration::from_secs(60)),
+    };
+    let addr = match ups.resolver.resolve(&ep.host, ep.port).await {
+        Ok(a) => a,
+        Err(e) => {
+            note(ctx, "error");
+            let msg = format!("upstream {} could not be resolved: {e}", ep.host);
+            return answer_error(session, ctx, 502, &msg).await;
+        }
+    };
+    let peer = peer_for(addr, ep, &t);
+    let client_header = session.req_header().clone();
+    let build = || {
+        upstream_header(&client_header, &method, &path, ep, &call, upstream_session.as_deref(), body.len(), &ctx.request_id)
+    };
+    let sent_at = Instant::now();
+    let mut upstream = match send_on(ups, &peer, &body, &t, &build).await {
+        Ok(s) => s,
+        Err(e) => {
+            note(ctx, "error");
+            let (status, msg) = match e {
+                UpstreamError::Timeout(_) => (504, "The upstream server is timing out"),
+                _ => (502, "An invalid response was received from the upstream server"),
+            };
+            ctx.note_error(&format!("MCP upstream {}: {e:?}", replica.label));
+            return answer_error(session, ctx, status, msg).await;
+        }
+    };
+
+    let relay = Relay {
+        mcp,
+        replica,
+        subjects: &call.subjects,
+        filter: mcp.filters_lists(),
+        client_prefix: &call.path[..call.prefix_len],
+        strip_path: call.strip_path,
+        base,
+    };
+    let lists_tools = inbound.as_ref().is_some_and(Inbound::lists_tools);
+    let complete = relay.run(session, ctx, &mut upstream, lists_tools).await;
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.latency = Some(sent_at.elapsed());
+    }
+    match complete {
+        Ok(true) => {
+            finish_upstream(ups, upstream, &peer).await;
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// MCP 2026-07-28 routes by `Mcp-Method` and `Mcp-Name` headers; the gateway
+/// judges the body, so a header that says otherwise is refused rather than
+/// letting a router downstream act on a different name than the ACL saw.
+fn header_mismatch(h: &RequestHeader, inbound: &Inbound) -> Option<String> {
+    let get = |n: &str| h.headers.get(n).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let first = inbound.messages.first()?;
+    if let Some(m) = get("mcp-method") {
+        if inbound.batch || first.method.as_deref() != Some(m) {
+            return Some("Mcp-Method header does not match the request body".into());
+        }
+    }
+    if let (Some(n), true) = (get("mcp-name"), first.is_tool_call()) {
+        if inbound.batch || first.tool.as_deref() != Some(n) {
+            return Some("Mcp-Name header does not match the request body's params.name".into());
+        }
+    }
+    None
+}
+
+/// Refuses a body that calls a tool the caller may not use, or one past its
+/// limit: (decision, HTTP status, JSON-RPC body, Retry-After).
+async fn judge_calls(mcp: &McpRt, inbound: &Inbound, call: &McpCall<'_>) -> Option<(&'static str, u16, Vec<u8>, Option<u64>)> {
+    let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
+    let denied = |m: &jsonrpc::Message| m.tool.as_deref().is_some_and(|t| !mcp.permits(t, &subjects));
+    if inbound.tool_calls().any(denied) {
+        let answers: Vec<Value> = inbound
+            .messages
+            .iter()
+            .filter_map(|m| {
+                let id = m.id.as_ref()?;
+                Some(if denied(m) {
+                    unknown_tool(id, m.tool.as_deref().unwrap_or(""))
+                } else {
+                    jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "Request not processed: its batch was refused")
+                })
+            })
+            .collect();
+        return Some(("denied", 200, batch_or_single(inbound, answers), None));
+    }
+    for m in inbound.tool_calls() {
+        let tool = m.tool.as_deref().unwrap_or("");
+        if let ToolAdmission::Refused { retry_after_secs, limit, window_secs } = mcp.admit_call(tool, &call.who).await {
+            let message = if limit > 0 {
+                format!("Rate limit exceeded for tool {tool}: {limit} calls per {window_secs} s; retry in {retry_after_secs} s")
+            } else {
+                format!("Rate limit for tool {tool} cannot be checked; retry in {retry_after_secs} s")
+            };
+            let answers: Vec<Value> = inbound
+                .messages
+                .iter()
+                .filter_map(|x| x.id.as_ref().map(|id| jsonrpc::error_value(id, RATE_LIMITED, &message)))
+                .collect();
+            return Some(("limited", 429, batch_or_single(inbound, answers), Some(retry_after_secs)));
+        }
+    }
+    None
+}
+
+/// JSON-RPC implementation-defined server error used for per-tool limits.
+const RATE_LIMITED: i64 = -32029;
+
+fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
+    match (inbound.batch, answers.into_iter().collect::<Vec<_>>()) {
+        (false, mut one) if one.len() == 1 => one.remove(0).to_string().into_bytes(),
+        (_, all) => Value::Array(all).to_string().into_bytes(),
+    }
+}
+
+/// What the MCP server itself answers for a tool it does not have, so a
+/// denied tool cannot be told apart from a missing one.
+fn unknown_tool(id: &Value, tool: &str) -> Value {
+    jsonrpc::error_value(id, jsonrpc::INVALID_PARAMS, &format!("Unknown tool: {tool}"))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn upstream_header(
+    client: &RequestHeader,
+    method: &str,
+    path: &str,
+    ep: &Endpoint,
+    call: &McpCall<'_>,
+    upstream_session: Option<&str>,
+    body_len: usize,
+    request_id: &str,
+) -> Result<RequestHeader, String> {
+    let e = |e: Box<pingora_error::Error>| e.to_string();
+    let mut h = RequestHeader::build(method, path.as_bytes(), Some(client.headers.len() + 4)).map_err(e)?;
+    let hidden = call.hide_header.as_deref();
+    let oauth = call.mcp.config.oauth.is_some() && !call.mcp.config.forward_client_credentials;
+    for (name, value) in client.headers.iter() {
+        let n = name.as_str();
+        if NOT_FORWARDED.contains(&n) || hidden.is_some_and(|x| x.eq_ignore_ascii_case(n)) {
+            continue;
+        }
+        if oauth && n == "authorization" {
+            continue;
+        }
+        h.append_header(name.clone(), value.clone()).map_err(e)?;
+    }
+    let host = if call.preserve_host {
+        client.headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or(ep.authority.as_str())
+    } else {
+        ep.authority.as_str()
+    };
+    h.insert_header("host", host).map_err(e)?;
+    if body_len > 0 || method == "POST" {
+        h.insert_header("content-length", body_len.to_string()).map_err(e)?;
+    }
+    if let Some(id) = upstream_session {
+        h.insert_header(SESSION_HEADER, id).map_err(e)?;
+    }
+    h.insert_header("x-request-id", request_id).map_err(e)?;
+    if let Some((name, value)) = &call.mcp.upstream_auth {
+        h.insert_header(name.clone(), value.clone()).map_err(e)?;
+    }
+    Ok(h)
+}
+
+/// How an answer is passed on.
+struct Relay<'a> {
+    mcp: &'a McpRt,
+    replica: &'a Replica,
+    subjects: &'a [String],
+    filter: bool,
+    /// The route prefix the client used, and whether it was stripped: the
+    /// legacy `endpoint` event's path is mapped back through them.
+    client_prefix: &'a str,
+    strip_path: bool,
+    base: &'a str,
+}
+
+impl Relay<'_> {
+    /// Relays the answer; `Ok(true)` when it was read to its end (the
+    /// connection may be pooled).
+    async fn run(&self, session: &mut Session, ctx: &mut RequestCtx, upstream: &mut HttpSession, lists_tools: bool) -> PResult<bool> {
+        let Some(head) = upstream.response_header() else {
+            return answer_error(session, ctx, 502, "An invalid response was received from the upstream server").await.map(|_| false);
+        };
+        let status = head.status.as_u16();
+        let content_type = head
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let sse = content_type.starts_with("text/event-stream");
+        let buffer_json = !sse && self.filter && lists_tools && content_type.starts_with("application/json");
+        let length = head.headers.get("content-length").cloned();
+        let mut resp = ResponseHeader::build(status, Some(head.headers.len() + 2))?;
+        for (name, value) in head.headers.iter() {
+            let n = name.as_str();
+            if NOT_FORWARDED.contains(&n) {
+                continue;
+            }
+            resp.append_header(name.clone(), value.clone())?;
+        }
+        if let Some(id) = head.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
+            match self.mcp.seal(&self.replica.label, id) {
+                Some(sealed) => resp.insert_header(SESSION_HEADER, sealed)?,
+                None => return answer_error(session, ctx, 500, "could not seal the MCP session id").await.map(|_| false),
+            }
+        }
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        for (k, v) in &ctx.response_headers {
+            resp.append_header(k.clone(), v.as_str())?;
+        }
+        if let Some(f) = ctx.mcp.as_mut() {
+            f.upstream_status = Some(status);
+        }
+        ctx.status = status;
+
+        if buffer_json {
+            let body = match crate::exchange::read_all(upstream).await {
+                Ok(b) if b.len() <= MAX_LIST_ANSWER => b,
+                _ => return answer_error(session, ctx, 502, "An invalid response was received from the upstream server").await.map(|_| false),
+            };
+            let body = self.filtered(&body).map(Bytes::from).unwrap_or(body);
+            resp.insert_header("content-length", body.len().to_string())?;
+            session.write_response_header(Box::new(resp), false).await?;
+            session.write_response_body(Some(body), true).await?;
+            return Ok(true);
+        }
+        match (&length, sse) {
+            (Some(l), false) => resp.insert_header("content-length", l.clone())?,
+            _ if !session.is_http2() => resp.insert_header("transfer-encoding", "chunked")?,
+            _ => {}
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+
+        let mut events = sse.then(sse::EventSplitter::default);
+        loop {
+            tokio::select! {
+                chunk = upstream.read_response_body() => match chunk {
+                    Ok(Some(bytes)) => {
+                        let out = match events.as_mut() {
+                            Some(split) => match split.feed(&bytes) {
+                                Ok(list) => self.rewrite_events(list),
+                                Err(_) => {
+                                    ctx.note_error("MCP server sent an SSE event over 16 MiB");
+                                    session.write_response_body(None, true).await?;
+                                    return Ok(false);
+                                }
+                            },
+                            None => bytes,
+                        };
+                        if !out.is_empty() {
+                            if let Err(e) = session.write_response_body(Some(out), false).await {
+                                ctx.note_error("client went away mid-stream");
+                                return Err(e);
+                            }
+                        }
+                    }
+                    Ok(None) => {
+                        let rest = events.as_mut().map(|s| s.rest()).filter(|r| !r.is_empty());
+                        session.write_response_body(rest, true).await?;
+                        return Ok(true);
+                    }
+                    Err(e) => {
+                        ctx.note_error(&format!("MCP server's answer broke off: {e}"));
+                        session.write_response_body(None, true).await?;
+                        return Ok(false);
+                    }
+                },
+                _ = session.read_body_or_idle(true) => {
+                    // The client hung up: dropping the upstream connection
+                    // tells the server the stream is gone.
+                    ctx.note_error("client went away mid-stream");
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// Events out, each as it came unless it lists tools (filtered) or is the
+    /// legacy transport's `endpoint` (path and session id rewritten).
+    fn rewrite_events(&self, events: Vec<Bytes>) -> Bytes {
+        let mut out = Vec::with_capacity(events.iter().map(Bytes::len).sum());
+        for event in events {
+            if sse::name(&event) == b"endpoint" {
+                if let Some(data) = sse::data(&event).and_then(|d| String::from_utf8(d).ok()) {
+                    let map = |p: &str| self.client_path(p);
+                    let seal = |id: &str| self.mcp.seal(&self.replica.label, id);
+                    let new = legacy::rewrite_endpoint(&data, &map, &seal);
+                    out.extend_from_slice(&sse::with_data(&event, new.as_bytes()));
+                    continue;
+                }
+            }
+            if self.filter {
+                if let Some(new) = sse::data(&event).and_then(|d| self.filtered(&d)) {
+                    out.extend_from_slice(&sse::with_data(&event, &new));
+                    continue;
+                }
+            }
+            out.extend_from_slice(&event);
+        }
+        Bytes::from(out)
+    }
+
+    fn filtered(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let subjects: Vec<&str> = self.subjects.iter().map(String::as_str).collect();
+        filter::filter_tools(body, &|tool| self.mcp.permits(tool, &subjects))
+    }
+
+    /// The client's path for an upstream path: the replica's base removed,
+    /// the route prefix put back when the route strips it.
+    fn client_path(&self, upstream_path: &str) -> String {
+        let rest = match upstream_path.strip_prefix(self.base.trim_end_matches('/')) {
+            Some(r) if self.base != "/" && (r.is_empty() || r.starts_with('/')) => r,
+            _ => upstream_path,
+        };
+        if self.strip_path {
+            join_paths(self.client_prefix, rest)
+        } else {
+            rest.to_string()
+        }
+    }
+}
+
+fn note(ctx: &mut RequestCtx, decision: &'static str) {
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.decision = decision;
+    }
+}
+
+async fn answer_jsonrpc(session: &mut Session, ctx: &mut RequestCtx, status: u16, body: Vec<u8>) -> PResult<()> {
+    answer_jsonrpc_with(session, ctx, status, body, &[]).await
+}
+
+async fn answer_jsonrpc_with(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: Vec<u8>,
+    extra: &[(&str, &str)],
+) -> PResult<()> {
+    ctx.status = status;
+    let mut headers = vec![("x-request-id", ctx.request_id.as_str())];
+    headers.extend_from_slice(extra);
+    send(session, status, "application/json", Bytes::from(body), &headers).await
+}
+
+/// A transport-level error in Kong's shape (the MCP SDKs show the status).
+async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, status: u16, message: &str) -> PResult<()> {
+    ctx.status = status;
+    ctx.note_error(message);
+    let headers = [("x-request-id", ctx.request_id.as_str())];
+    send(session, status, "application/json", kong_error_body(message), &headers).await
+}
+
+/// MCP's answer for a session the server does not know: 404, upon which
+/// clients start a new session.
+async fn session_not_found(session: &mut Session, ctx: &mut RequestCtx) -> PResult<()> {
+    let body = jsonrpc::error_body(&Value::Null, -32001, "Session not found");
+    answer_jsonrpc(session, ctx, 404, body).await
+}
