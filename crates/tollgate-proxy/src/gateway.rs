@@ -145,6 +145,15 @@ impl ProxyHttp for Gateway {
         let query = req.uri.query().map(str::to_string);
         let host = host_of(req);
 
+        // RFC 9728: where OAuth-protected MCP routes tell clients how to get a token.
+        if method == "GET" && path.starts_with(tollgate_auth::WELL_KNOWN) {
+            if let Some(doc) = snap.oauth_metadata.get(&path) {
+                ctx.status = 200;
+                let headers = [("x-request-id", ctx.request_id.as_str()), ("cache-control", "max-age=3600")];
+                send(session, 200, "application/json", doc.clone(), &headers).await?;
+                return Ok(true);
+            }
+        }
         let Some(m) = snap.router.find(&method, &path, host.as_deref()) else {
             ctx.status = 404;
             let body = kong_error_body("no Route matched with those values");
@@ -226,6 +235,27 @@ impl ProxyHttp for Gateway {
                         }
                     }
                     KeyLocation::Body(b) => body_key = Some(b),
+                }
+            }
+        }
+
+        // OAuth resource-server mode on MCP routes: a bearer JWT from the
+        // configured issuer; its claim names the consumer when one matches.
+        let mut token_subject: Option<String> = None;
+        if let Some(oauth) = mcp.and_then(|m| m.oauth.as_ref()) {
+            let authorization = session.req_header().headers.get("authorization").map(|v| v.as_bytes());
+            match oauth.authenticate(authorization).await {
+                Ok(claims) => {
+                    let subject = claims.get(&oauth.consumer_claim).and_then(|v| v.as_str()).map(str::to_string);
+                    if ctx.consumer.is_none() {
+                        ctx.consumer = subject.as_deref().and_then(|s| snap.consumer_named(s));
+                    }
+                    token_subject = subject;
+                }
+                Err(refusal) => {
+                    let headers = [("www-authenticate", refusal.challenge.as_str())];
+                    self.refuse(session, ctx, refusal.status, &refusal.message, false, &headers).await?;
+                    return Ok(true);
                 }
             }
         }
@@ -315,9 +345,11 @@ impl ProxyHttp for Gateway {
                 subjects.extend(name);
                 subjects.extend(c.groups.iter().cloned());
             }
-            let who = match consumer {
-                Some(c) => format!("consumer:{}", c.name),
-                None => format!(
+            subjects.extend(token_subject.clone());
+            let who = match (consumer, &token_subject) {
+                (Some(c), _) => format!("consumer:{}", c.name),
+                (None, Some(sub)) => format!("token:{sub}"),
+                (None, None) => format!(
                     "ip:{}",
                     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
                 ),

@@ -362,6 +362,23 @@ impl PingoraFetch {
 #[async_trait]
 impl TokenFetch for PingoraFetch {
     async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), String> {
+        self.exchange(ep, "POST", Some(("application/x-www-form-urlencoded", Bytes::from(form)))).await
+    }
+}
+
+impl PingoraFetch {
+    /// GETs `ep` (a key set, a discovery document): the answer's status and body.
+    pub async fn get(&self, ep: &Endpoint) -> Result<(u16, Bytes), String> {
+        self.exchange(ep, "GET", None).await
+    }
+
+    /// One request on a fresh connection, bounded in time and answer size.
+    async fn exchange(
+        &self,
+        ep: &Endpoint,
+        method: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> Result<(u16, Bytes), String> {
         let run = async {
             let addr = self
                 .upstreams
@@ -384,12 +401,13 @@ impl TokenFetch for PingoraFetch {
             session.set_write_timeout(Some(STEP_TIMEOUT));
             let e = |e: Box<pingora_error::Error>| e.to_string();
             let mut h =
-                RequestHeader::build("POST", ep.path_and_query.as_bytes(), Some(6)).map_err(e)?;
+                RequestHeader::build(method, ep.path_and_query.as_bytes(), Some(6)).map_err(e)?;
             h.insert_header("host", ep.authority.as_str()).map_err(e)?;
-            h.insert_header("content-type", "application/x-www-form-urlencoded")
-                .map_err(e)?;
-            h.insert_header("content-length", form.len().to_string())
-                .map_err(e)?;
+            if let Some((content_type, bytes)) = &body {
+                h.insert_header("content-type", *content_type).map_err(e)?;
+                h.insert_header("content-length", bytes.len().to_string())
+                    .map_err(e)?;
+            }
             h.insert_header("accept", "application/json").map_err(e)?;
             h.insert_header(
                 "user-agent",
@@ -398,10 +416,9 @@ impl TokenFetch for PingoraFetch {
             .map_err(e)?;
             h.insert_header("connection", "close").map_err(e)?;
             session.write_request_header(Box::new(h)).await.map_err(e)?;
-            session
-                .write_request_body(Bytes::from(form), true)
-                .await
-                .map_err(e)?;
+            if let Some((_, bytes)) = body {
+                session.write_request_body(bytes, true).await.map_err(e)?;
+            }
             session.finish_request_body().await.map_err(e)?;
             session.read_response_header().await.map_err(e)?;
             let status = session

@@ -12,6 +12,7 @@ pub mod limits;
 pub mod mcp;
 pub mod mcp_relay;
 pub mod metrics;
+pub mod oauth;
 pub mod observe;
 pub mod resolver;
 pub mod respond;

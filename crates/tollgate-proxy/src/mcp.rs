@@ -11,6 +11,7 @@ use tollgate_mcp::{Rule, Sealer, ToolAcl};
 
 use crate::limits::LimiterRegistry;
 use crate::metrics::METRICS;
+use crate::oauth::OauthRt;
 use crate::target::Endpoint;
 
 /// One replica of the MCP server. `label` (its URL as configured) is what a
@@ -35,6 +36,8 @@ pub struct McpRt {
     default_limit: Option<LimitSpec>,
     limiter: Arc<dyn Limiter>,
     pub upstream_auth: Option<(http::HeaderName, http::HeaderValue)>,
+    /// OAuth resource-server mode.
+    pub oauth: Option<OauthRt>,
 }
 
 impl std::fmt::Debug for McpRt {
@@ -96,6 +99,7 @@ impl McpRt {
             default_limit: c.default_tool_limit.as_ref().map(spec),
             limiter: limiters.limiter(&c.tool_limits.strategy, &c.tool_limits.redis),
             upstream_auth,
+            oauth: c.oauth.as_ref().map(OauthRt::compile).transpose()?,
             scope,
             config: c.clone(),
         })

@@ -137,6 +137,10 @@ pub struct Snapshot {
     /// resolving a slot nobody configured skips the eight scope lookups.
     slot_used: [bool; SLOTS],
     pub max_body: usize,
+    /// RFC 9728 documents of OAuth-protected MCP routes, by their path.
+    pub oauth_metadata: HashMap<String, bytes::Bytes>,
+    /// Consumers by username and custom_id (an OAuth claim names one).
+    consumer_names: HashMap<String, usize>,
 }
 
 const SLOTS: usize = 6;
@@ -286,6 +290,13 @@ impl Snapshot {
             plugins.push(rt);
         }
 
+        let mut oauth_metadata = HashMap::new();
+        for p in &plugins {
+            if let PluginRt::Mcp(McpRt { oauth: Some(o), .. }) = p {
+                oauth_metadata.insert(o.metadata_path.clone(), o.metadata.clone());
+            }
+        }
+        let consumer_names = consumer_ix.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let mut slot_used = [false; SLOTS];
         for (slot, ..) in scopes.keys() {
             slot_used[*slot as usize] = true;
@@ -293,6 +304,8 @@ impl Snapshot {
         Ok(Snapshot {
             slot_used,
             max_body: config.server.max_request_body_size,
+            oauth_metadata,
+            consumer_names,
             config: Arc::new(config),
             router,
             services,
@@ -358,6 +371,11 @@ fn scope_of(p: &tollgate_config::Plugin) -> String {
 }
 
 impl Snapshot {
+    /// The consumer with this username (else custom_id).
+    pub fn consumer_named(&self, name: &str) -> Option<usize> {
+        self.consumer_names.get(name).copied()
+    }
+
     /// Every ai-proxy and ai-proxy-advanced plugin of this config.
     pub fn ai_proxies(&self) -> impl Iterator<Item = &AiProxyRt> {
         self.plugins.iter().filter_map(|p| match p {
