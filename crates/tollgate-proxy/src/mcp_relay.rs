@@ -4,13 +4,17 @@
 //! found from its sealed id, and the answer (JSON or SSE) is relayed as it
 //! arrives, with `tools/list` results filtered and session ids sealed.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::Session;
+use once_cell::sync::Lazy;
 use serde_json::Value;
+use tokio::sync::mpsc;
 use tollgate_mcp::jsonrpc::{self, Inbound, HEADER_MISMATCH};
 use tollgate_mcp::{filter, legacy, sse};
 
@@ -111,13 +115,6 @@ pub(crate) async fn serve_mcp(
             let id = parsed.messages.first().and_then(|m| m.id.clone()).unwrap_or(Value::Null);
             return answer_jsonrpc(session, ctx, 400, jsonrpc::error_body(&id, HEADER_MISMATCH, &mismatch)).await;
         }
-        if let Some(refusal) = judge_calls(mcp, &parsed, &call).await {
-            let (decision, status, body, retry_after) = refusal;
-            note(ctx, decision);
-            let extra: Vec<(&str, String)> = retry_after.map(|s| vec![("retry-after", s.to_string())]).unwrap_or_default();
-            let headers: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            return answer_jsonrpc_with(session, ctx, status, body, &headers).await;
-        }
         inbound = Some(parsed);
     }
 
@@ -163,6 +160,36 @@ pub(crate) async fn serve_mcp(
     let replica = &replicas[replica_ix];
     if let Some(f) = ctx.mcp.as_mut() {
         f.replica = Some(replica.label.clone());
+    }
+
+    if let Some(parsed) = &inbound {
+        // Revision 2026-07-28 made `resultType` a required field of results.
+        let typed_results = session
+            .req_header()
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v >= "2026-07-28");
+        if let Some(refusal) = judge_calls(mcp, parsed, &call, typed_results).await {
+            note(ctx, refusal.decision);
+            // The legacy transport answers on its SSE stream, not on the POST:
+            // the refusal goes there when this gateway holds that stream.
+            if client_session.is_none() {
+                if let Some(id) = legacy_session.and_then(|s| mcp.open(s).ok()).map(|(_, id)| id) {
+                    if inject_legacy(&replica.label, &id, &refusal.body).await {
+                        ctx.status = 202;
+                        let headers = [("x-request-id", ctx.request_id.as_str())];
+                        return send(session, 202, "text/plain", Bytes::from_static(b"Accepted"), &headers).await;
+                    }
+                }
+            }
+            let retry_after = refusal.retry_after.map(|s| s.to_string());
+            let mut headers = Vec::new();
+            if let Some(r) = &retry_after {
+                headers.push(("retry-after", r.as_str()));
+            }
+            return answer_jsonrpc_with(session, ctx, 200, refusal.body, &headers).await;
+        }
     }
 
     let ep = &replica.endpoint;
@@ -248,9 +275,17 @@ fn header_mismatch(h: &RequestHeader, inbound: &Inbound) -> Option<String> {
     None
 }
 
+/// A body the gateway answers itself, with JSON-RPC answers for its requests.
+struct Refusal {
+    decision: &'static str,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+}
+
 /// Refuses a body that calls a tool the caller may not use, or one past its
-/// limit: (decision, HTTP status, JSON-RPC body, Retry-After).
-async fn judge_calls(mcp: &McpRt, inbound: &Inbound, call: &McpCall<'_>) -> Option<(&'static str, u16, Vec<u8>, Option<u64>)> {
+/// limit. MCP clients read JSON-RPC answers, so both are HTTP 200 with an
+/// answer per request (a limit adds Retry-After).
+async fn judge_calls(mcp: &McpRt, inbound: &Inbound, call: &McpCall<'_>, typed_results: bool) -> Option<Refusal> {
     let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
     let denied = |m: &jsonrpc::Message| m.tool.as_deref().is_some_and(|t| !mcp.permits(t, &subjects));
     if inbound.tool_calls().any(denied) {
@@ -260,13 +295,13 @@ async fn judge_calls(mcp: &McpRt, inbound: &Inbound, call: &McpCall<'_>) -> Opti
             .filter_map(|m| {
                 let id = m.id.as_ref()?;
                 Some(if denied(m) {
-                    unknown_tool(id, m.tool.as_deref().unwrap_or(""))
+                    unknown_tool(id, m.tool.as_deref().unwrap_or(""), typed_results)
                 } else {
                     jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "Request not processed: its batch was refused")
                 })
             })
             .collect();
-        return Some(("denied", 200, batch_or_single(inbound, answers), None));
+        return Some(Refusal { decision: "denied", body: batch_or_single(inbound, answers), retry_after: None });
     }
     for m in inbound.tool_calls() {
         let tool = m.tool.as_deref().unwrap_or("");
@@ -281,7 +316,11 @@ async fn judge_calls(mcp: &McpRt, inbound: &Inbound, call: &McpCall<'_>) -> Opti
                 .iter()
                 .filter_map(|x| x.id.as_ref().map(|id| jsonrpc::error_value(id, RATE_LIMITED, &message)))
                 .collect();
-            return Some(("limited", 429, batch_or_single(inbound, answers), Some(retry_after_secs)));
+            return Some(Refusal {
+                decision: "limited",
+                body: batch_or_single(inbound, answers),
+                retry_after: Some(retry_after_secs),
+            });
         }
     }
     None
@@ -297,10 +336,57 @@ fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
     }
 }
 
-/// What the MCP server itself answers for a tool it does not have, so a
-/// denied tool cannot be told apart from a missing one.
-fn unknown_tool(id: &Value, tool: &str) -> Value {
-    jsonrpc::error_value(id, jsonrpc::INVALID_PARAMS, &format!("Unknown tool: {tool}"))
+/// What MCP servers (the Python SDK's among them) answer for a tool they do
+/// not have: a tool result flagged as an error, so a denied tool cannot be
+/// told apart from a missing one.
+fn unknown_tool(id: &Value, tool: &str, typed: bool) -> Value {
+    let mut result = serde_json::Map::new();
+    result.insert("content".into(), serde_json::json!([{"type": "text", "text": format!("Unknown tool: {tool}")}]));
+    result.insert("isError".into(), Value::Bool(true));
+    if typed {
+        result.insert("resultType".into(), Value::String("complete".into()));
+    }
+    jsonrpc::result_value(id, result)
+}
+
+/// Live legacy SSE streams relayed by this process, by (replica, server's
+/// session id): where the gateway's own answers to that session's POSTs go.
+static LEGACY_STREAMS: Lazy<Mutex<HashMap<String, mpsc::Sender<Bytes>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+fn legacy_key(replica: &str, id: &str) -> String {
+    format!("{replica}|{id}")
+}
+
+/// Sends JSON-RPC answers down a legacy session's stream, one event each;
+/// false when this process does not relay that stream.
+async fn inject_legacy(replica: &str, id: &str, body: &[u8]) -> bool {
+    let tx = LEGACY_STREAMS.lock().ok().and_then(|m| m.get(&legacy_key(replica, id)).cloned());
+    let Some(tx) = tx else {
+        return false;
+    };
+    let messages = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(items)) => items,
+        Ok(one) => vec![one],
+        Err(_) => return false,
+    };
+    for m in messages {
+        let event = Bytes::from(format!("event: message\ndata: {m}\n\n"));
+        if tx.send(event).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Removes a legacy stream from the registry when its relay ends.
+struct LegacyStream(String);
+
+impl Drop for LegacyStream {
+    fn drop(&mut self) {
+        if let Ok(mut m) = LEGACY_STREAMS.lock() {
+            m.remove(&self.0);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -419,13 +505,40 @@ impl Relay<'_> {
         session.write_response_header(Box::new(resp), false).await?;
 
         let mut events = sse.then(sse::EventSplitter::default);
+        let mut injected: Option<mpsc::Receiver<Bytes>> = None;
+        let mut _registered: Option<LegacyStream> = None;
         loop {
             tokio::select! {
+                event = async {
+                    match injected.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    if let Some(event) = event {
+                        if let Err(e) = session.write_response_body(Some(event), false).await {
+                            ctx.note_error("client went away mid-stream");
+                            return Err(e);
+                        }
+                    }
+                }
                 chunk = upstream.read_response_body() => match chunk {
                     Ok(Some(bytes)) => {
                         let out = match events.as_mut() {
                             Some(split) => match split.feed(&bytes) {
-                                Ok(list) => self.rewrite_events(list),
+                                Ok(list) => {
+                                    let (out, legacy_id) = self.rewrite_events(list);
+                                    if let Some(id) = legacy_id {
+                                        let key = legacy_key(&self.replica.label, &id);
+                                        let (tx, rx) = mpsc::channel(16);
+                                        if let Ok(mut m) = LEGACY_STREAMS.lock() {
+                                            m.insert(key.clone(), tx);
+                                        }
+                                        injected = Some(rx);
+                                        _registered = Some(LegacyStream(key));
+                                    }
+                                    out
+                                }
                                 Err(_) => {
                                     ctx.note_error("MCP server sent an SSE event over 16 MiB");
                                     session.write_response_body(None, true).await?;
@@ -463,12 +576,18 @@ impl Relay<'_> {
     }
 
     /// Events out, each as it came unless it lists tools (filtered) or is the
-    /// legacy transport's `endpoint` (path and session id rewritten).
-    fn rewrite_events(&self, events: Vec<Bytes>) -> Bytes {
+    /// legacy transport's `endpoint` (path and session id rewritten; the
+    /// server's session id is returned).
+    fn rewrite_events(&self, events: Vec<Bytes>) -> (Bytes, Option<String>) {
         let mut out = Vec::with_capacity(events.iter().map(Bytes::len).sum());
+        let mut legacy_id = None;
         for event in events {
             if sse::name(&event) == b"endpoint" {
                 if let Some(data) = sse::data(&event).and_then(|d| String::from_utf8(d).ok()) {
+                    legacy_id = data
+                        .split_once('?')
+                        .and_then(|(_, q)| legacy::query_param(q, "session_id"))
+                        .map(str::to_string);
                     let map = |p: &str| self.client_path(p);
                     let seal = |id: &str| self.mcp.seal(&self.replica.label, id);
                     let new = legacy::rewrite_endpoint(&data, &map, &seal);
@@ -484,7 +603,7 @@ impl Relay<'_> {
             }
             out.extend_from_slice(&event);
         }
-        Bytes::from(out)
+        (Bytes::from(out), legacy_id)
     }
 
     fn filtered(&self, body: &[u8]) -> Option<Vec<u8>> {
@@ -541,6 +660,6 @@ async fn answer_error(session: &mut Session, ctx: &mut RequestCtx, status: u16, 
 /// MCP's answer for a session the server does not know: 404, upon which
 /// clients start a new session.
 async fn session_not_found(session: &mut Session, ctx: &mut RequestCtx) -> PResult<()> {
-    let body = jsonrpc::error_body(&Value::Null, -32001, "Session not found");
+    let body = jsonrpc::error_body(&Value::Null, jsonrpc::INVALID_REQUEST, "Session not found");
     answer_jsonrpc(session, ctx, 404, body).await
 }
