@@ -3,6 +3,7 @@
 CARGO ?= cargo
 BIN := target/release
 VENV := .venv
+VENV_MCP1 := .venv-mcp1
 
 .PHONY: run test build setup setup-test check bench bench-smoke clean-venv
 
@@ -25,15 +26,20 @@ $(VENV)/.installed: tests/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
 	touch $@
 
-test: setup-test build $(VENV)/.installed
+$(VENV_MCP1)/.installed: tests/requirements-mcp1.txt
+	python3 -m venv $(VENV_MCP1)
+	$(VENV_MCP1)/bin/pip install -q --disable-pip-version-check -r tests/requirements-mcp1.txt
+	touch $@
+
+test: setup-test build $(VENV)/.installed $(VENV_MCP1)/.installed
 	$(CARGO) test --release --workspace
-	TOLLGATE_BIN_DIR=$(BIN) $(VENV)/bin/pytest -q tests/e2e
+	TOLLGATE_BIN_DIR=$(BIN) TOLLGATE_MCP1_PYTHON=$(CURDIR)/$(VENV_MCP1)/bin/python $(VENV)/bin/pytest -q tests/e2e
 
 check: build
 	$(BIN)/tollgate check -c conf/tollgate.toml
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_MCP1)
 
 # Benchmarks (bench/README.md): tollgate side by side with nginx and the bare
 # mock, on the release binaries. `bench` takes about 3 minutes and writes a
