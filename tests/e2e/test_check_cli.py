@@ -81,7 +81,8 @@ def test_valid_file_exits_0_with_a_summary(tmp_path):
 
 @pytest.mark.parametrize(
     "name",
-    ["conf/tollgate.toml", "conf/examples/secure-mcp-traffic.toml", "conf/examples/openai.toml", "conf/examples/providers.toml"],
+    ["conf/tollgate.toml", "conf/examples/secure-mcp-traffic.toml", "conf/examples/openai.toml", "conf/examples/providers.toml",
+     "conf/examples/mcp-tools.toml"],
 )
 def test_shipped_configs_check_clean(name):
     env = {
@@ -91,6 +92,8 @@ def test_shipped_configs_check_clean(name):
         "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
         "AWS_SECRET_ACCESS_KEY": "secret",
         "GEMINI_API_KEY": "g-x",
+        "MCP_SESSION_SECRET": "0123456789abcdef0123",
+        "MCP_UPSTREAM_TOKEN": "mcp-x",
     }
     p = check(ROOT / name, env=env)
     assert p.returncode == 0, p.stderr
