@@ -5,7 +5,7 @@ BIN := target/release
 VENV := .venv
 VENV_MCP1 := .venv-mcp1
 
-.PHONY: run test build setup setup-test check bench bench-smoke clean-venv
+.PHONY: run test build setup setup-test check bench bench-smoke clean-venv soak
 
 setup:
 	@scripts/setup.sh
@@ -34,6 +34,11 @@ $(VENV_MCP1)/.installed: tests/requirements-mcp1.txt
 test: setup-test build $(VENV)/.installed $(VENV_MCP1)/.installed
 	$(CARGO) test --release --workspace
 	TOLLGATE_BIN_DIR=$(BIN) TOLLGATE_MCP1_PYTHON=$(CURDIR)/$(VENV_MCP1)/bin/python $(VENV)/bin/pytest -q tests/e2e
+
+# A long run under mixed traffic, faults and reloads (README "Soak").
+SOAK_MINUTES ?= 10
+soak: build $(VENV)/.installed
+	TOLLGATE_BIN_DIR=$(BIN) $(VENV)/bin/python tests/soak.py --minutes $(SOAK_MINUTES)
 
 check: build
 	$(BIN)/tollgate check -c conf/tollgate.toml

@@ -419,3 +419,42 @@ class JwksServer:
 
     def stop(self):
         self.httpd.shutdown()
+
+
+def test_only_mcp_methods_reach_the_server_and_pipelined_requests_never_desync(mcp_servers, gateway_factory):
+    import socket
+
+    server = mcp_servers("r1")
+    gw = gateway_factory(mcp_config(server.url))
+    body = json.dumps(stateless_call("delete_user", {"user_id": "1"}))
+    r = httpx.put(gw.url + "/mcp", headers={**stateless_headers("tools/call", "delete_user"), "apikey": BOB_KEY},
+                  content=body, timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST, DELETE"
+
+    # Two requests in one write: an allowed call, then a denied one. The relay
+    # watches the client while it streams the first answer; a byte of the
+    # second request must never be eaten so that "OST /mcp" reaches the server.
+    def raw(tool: str) -> bytes:
+        b = json.dumps(stateless_call(tool, {"text": "x", "user_id": "1"})).encode()
+        h = {**stateless_headers("tools/call", tool), "apikey": BOB_KEY, "host": "gw", "content-length": str(len(b))}
+        return b"POST /mcp HTTP/1.1\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items()) + b"\r\n" + b
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+            s.sendall(raw("echo") + raw("delete_user"))
+            received = b""
+            s.settimeout(2)
+            try:
+                while received.count(b"HTTP/1.1 ") < 2:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            except socket.timeout:
+                pass
+        statuses = re.findall(rb"HTTP/1.1 (\d{3})", received)
+        assert statuses[0] == b"200"
+        # The second is answered by the gateway (denied) or the connection
+        # closed before it: never forwarded in pieces.
+        assert all(s == b"200" for s in statuses), received[-600:]
+    methods = {l["method"] for l in gw.access_log(wait_for=21)}
+    assert methods <= {"POST", "PUT"}, methods

@@ -953,6 +953,9 @@ async fn relay_stream(
     let mut outcome: PResult<()> = Ok(());
     loop {
         tokio::select! {
+            // The provider's progress first; the idle probe must not race a
+            // client that already sends its next request.
+            biased;
             chunk = upstream.read_response_body() => match chunk {
                 Ok(Some(bytes)) => {
                     let out = stream.feed(&bytes);
@@ -993,6 +996,9 @@ async fn relay_stream(
             },
             gone = session.read_body_or_idle(true) => {
                 let _ = gone;
+                // A hang-up, or a byte of a next request eaten by the probe:
+                // the connection cannot be reused either way.
+                session.set_keepalive(None);
                 ctx.note_error("client went away mid-stream");
                 if let Some(f) = ctx.llm.as_mut() {
                     f.client_cancelled = true;

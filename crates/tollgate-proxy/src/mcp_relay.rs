@@ -78,6 +78,14 @@ pub(crate) async fn serve_mcp(
     let mcp = call.mcp;
     let method = session.req_header().method.as_str().to_string();
     ctx.mcp = Some(McpFacts { method: method.clone(), decision: "allowed", ..McpFacts::default() });
+    // MCP's transports use these three; anything else could carry a body the
+    // gateway does not judge.
+    if !matches!(method.as_str(), "POST" | "GET" | "DELETE") {
+        note(ctx, "invalid");
+        let headers = [("allow", "GET, POST, DELETE"), ("x-request-id", ctx.request_id.as_str())];
+        ctx.status = 405;
+        return send(session, 405, "application/json", kong_error_body("MCP routes take GET, POST and DELETE"), &headers).await;
+    }
 
     let body = match read_bounded(session, mcp.config.max_request_body_size).await {
         Ok(b) => b,
@@ -509,6 +517,10 @@ impl Relay<'_> {
         let mut _registered: Option<LegacyStream> = None;
         loop {
             tokio::select! {
+                // The answer's own progress first: once it is complete the
+                // client may already be sending its next request, which the
+                // idle probe below must not touch.
+                biased;
                 event = async {
                     match injected.as_mut() {
                         Some(rx) => rx.recv().await,
@@ -566,8 +578,11 @@ impl Relay<'_> {
                     }
                 },
                 _ = session.read_body_or_idle(true) => {
-                    // The client hung up: dropping the upstream connection
-                    // tells the server the stream is gone.
+                    // The client hung up (dropping the upstream connection
+                    // tells the server the stream is gone), or sent bytes of
+                    // a next request, one of which the probe consumed: either
+                    // way this connection cannot carry another request.
+                    session.set_keepalive(None);
                     ctx.note_error("client went away mid-stream");
                     return Ok(false);
                 }
