@@ -6,6 +6,48 @@ use serde_json::{Map, Value};
 
 use crate::LlmError;
 
+/// Numeric fields checked at the edge, with OpenAI's documented ranges: a
+/// provider would refuse them anyway, after a round trip (or, for one that
+/// does not check, act on nonsense such as a negative token budget).
+const NUMBERS: &[(&str, Number)] = &[
+    ("max_tokens", Number::Int(1, 1 << 32)),
+    ("max_completion_tokens", Number::Int(1, 1 << 32)),
+    ("n", Number::Int(1, 128)),
+    ("top_logprobs", Number::Int(0, 20)),
+    ("seed", Number::Int(i64::MIN as i128, i64::MAX as i128)),
+    ("temperature", Number::Float(0.0, 2.0)),
+    ("top_p", Number::Float(0.0, 1.0)),
+    ("presence_penalty", Number::Float(-2.0, 2.0)),
+    ("frequency_penalty", Number::Float(-2.0, 2.0)),
+];
+
+#[derive(Clone, Copy)]
+enum Number {
+    Int(i128, i128),
+    Float(f64, f64),
+}
+
+impl Number {
+    fn check(self, name: &str, v: &Value) -> Result<(), LlmError> {
+        let ok = match (self, v) {
+            (_, Value::Null) => true,
+            (Number::Int(lo, hi), Value::Number(n)) => {
+                let i = n.as_i64().map(i128::from).or_else(|| n.as_u64().map(i128::from));
+                i.is_some_and(|i| (lo..=hi).contains(&i))
+            }
+            (Number::Float(lo, hi), Value::Number(n)) => n.as_f64().is_some_and(|f| (lo..=hi).contains(&f)),
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(LlmError::invalid_request(match self {
+            Number::Int(lo, hi) => format!("'{name}' must be an integer from {lo} to {hi}"),
+            Number::Float(lo, hi) => format!("'{name}' must be a number from {lo} to {hi}"),
+        }))
+    }
+}
+
 /// Roles an OpenAI chat message may carry.
 const ROLES: &[&str] = &["system", "developer", "user", "assistant", "tool", "function"];
 
@@ -101,6 +143,11 @@ impl ChatRequest {
         if let Some(m) = body.get("model") {
             if !m.is_string() && !m.is_null() {
                 return Err(LlmError::invalid_request("'model' must be a string"));
+            }
+        }
+        for (name, kind) in NUMBERS {
+            if let Some(v) = body.get(*name) {
+                kind.check(name, v)?;
             }
         }
         Ok(ChatRequest { body })
@@ -208,6 +255,27 @@ pub(crate) fn apply_defaults(body: &mut Map<String, Value>, d: &ModelDefaults) {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn numbers_out_of_range_or_of_the_wrong_type_are_named() {
+        for (field, value, fragment) in [
+            ("max_tokens", "-5", "'max_tokens' must be an integer from 1 to 4294967296"),
+            ("max_tokens", "18446744073709551616", "'max_tokens' must be an integer"),
+            ("max_tokens", "1.5", "'max_tokens' must be an integer"),
+            ("n", "0", "'n' must be an integer from 1 to 128"),
+            ("temperature", "\"hot\"", "'temperature' must be a number from 0 to 2"),
+            ("temperature", "2.5", "'temperature' must be a number"),
+            ("top_p", "[]", "'top_p' must be a number from 0 to 1"),
+            ("presence_penalty", "-3", "'presence_penalty' must be a number from -2 to 2"),
+        ] {
+            let body = format!(r#"{{"messages":[{{"role":"user","content":"x"}}],"{field}":{value}}}"#);
+            let err = ChatRequest::parse(body.as_bytes()).expect_err(&body);
+            assert!(err.message.contains(fragment), "{body}: {}", err.message);
+        }
+        let fine = r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":1024,"temperature":0,"top_p":1,"n":1,"seed":-7,"frequency_penalty":null}"#;
+        assert!(ChatRequest::parse(fine.as_bytes()).is_ok());
+    }
+
     use super::*;
 
     fn defaults() -> ModelDefaults {
