@@ -458,3 +458,34 @@ def test_only_mcp_methods_reach_the_server_and_pipelined_requests_never_desync(m
         assert all(s == b"200" for s in statuses), received[-600:]
     methods = {l["method"] for l in gw.access_log(wait_for=21)}
     assert methods <= {"POST", "PUT"}, methods
+
+
+@pytest.mark.parametrize("timeout_ms,survives", [(None, True), (1000, False)])
+def test_idle_streams_survive_by_default_and_the_stream_timeout_is_configurable(mcp_servers, gateway_factory,
+                                                                               timeout_ms, survives):
+    server = mcp_servers("r1")
+    extra = f"stream_read_timeout = {timeout_ms}" if timeout_ms else ""
+    gw = gateway_factory(mcp_config(server.url, plugin_extra=extra))
+    h = {"apikey": BOB_KEY}
+    with httpx.Client(base_url=gw.url, timeout=15) as c, c.stream("GET", "/legacy/sse", headers=h) as stream:
+        lines = stream.iter_lines()
+        endpoint = next(l for l in lines if l.startswith("data:"))[5:].strip()
+        assert endpoint.startswith("/legacy/messages/?session_id="), endpoint
+        time.sleep(2.5)  # silence on the stream, longer than the short timeout
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+        posted = c.post(endpoint, json=init, headers=h)
+        answer = None
+        try:
+            for line in lines if posted.status_code == 202 else []:
+                if line.startswith("data:") and '"id":1' in line.replace(" ", ""):
+                    answer = json.loads(line[5:])
+                    break
+        except httpx.HTTPError:
+            answer = None
+    if survives:
+        assert posted.status_code == 202
+        assert answer and answer["result"]["serverInfo"], answer
+    else:
+        # The gateway ended the silent stream, and with it the server's session.
+        assert posted.status_code == 404 and answer is None, (posted.status_code, answer)
