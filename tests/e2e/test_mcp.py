@@ -489,3 +489,27 @@ def test_idle_streams_survive_by_default_and_the_stream_timeout_is_configurable(
     else:
         # The gateway ended the silent stream, and with it the server's session.
         assert posted.status_code == 404 and answer is None, (posted.status_code, answer)
+
+
+def test_per_tool_limits_on_redis_are_shared_by_gateway_replicas(mcp_servers, gateway_factory):
+    from test_token_limits import Redis
+
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        extra = f'tool_limits = {{ strategy = "redis", redis = {{ host = "127.0.0.1", port = {redis.port} }} }}'
+        tools = """
+[[plugins.config.tools]]
+name = "echo"
+limit = { window_size = [60], limit = [4] }
+"""
+        config = mcp_config(server.url, plugin_extra=extra, tools=tools)
+        gws = [gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")]
+        results = []
+        for i in range(8):
+            r = httpx.post(gws[i % 2].url + "/mcp", headers={**stateless_headers("tools/call", "echo"), "apikey": BOB_KEY},
+                           json=stateless_call("echo", {"text": "x"}), timeout=10)
+            results.append("error" in r.json())
+        assert results.count(False) == 4 and results.count(True) == 4, results
+    finally:
+        redis.stop()
