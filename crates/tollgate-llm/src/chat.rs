@@ -489,8 +489,10 @@ fn response_format(v: Option<&Value>) -> Result<Option<ResponseFormat>, LlmError
 mod tests {
     use super::*;
 
+    /// A body through the gateway's two checks: parsing (shapes and numbers
+    /// of the OpenAI request), then the provider-neutral form.
     fn chat(body: &str) -> Result<Chat, LlmError> {
-        let req = ChatRequest::parse(body.as_bytes()).expect("parses");
+        let req = ChatRequest::parse(body.as_bytes())?;
         Chat::from_request(&req, &ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() })
     }
 

@@ -16,7 +16,8 @@ pub mod ollama;
 pub mod openai;
 pub mod provider;
 pub mod request;
-pub mod sse;
+/// SSE framing, shared with the MCP relay.
+pub use tollgate_sse as sse;
 pub mod stream;
 pub mod tokens;
 pub mod usage;

@@ -5,7 +5,6 @@
 //!   JSON-RPC error answers the gateway writes itself;
 //! - [`acl`]: which consumer may use which tool;
 //! - [`filter`]: `tools/list` results cut down to the tools a caller may use;
-//! - [`sse`]: server-sent events split and rewritten one event at a time;
 //! - [`session`]: session ids sealed with the replica that created them;
 //! - [`legacy`]: the HTTP+SSE transport's `endpoint` event, rewritten to the
 //!   gateway's path and a sealed session id.
@@ -15,7 +14,6 @@ pub mod filter;
 pub mod jsonrpc;
 pub mod legacy;
 pub mod session;
-pub mod sse;
 
 pub use acl::{Rule, ToolAcl};
 pub use jsonrpc::{Inbound, InboundError, Message};

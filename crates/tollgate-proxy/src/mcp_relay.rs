@@ -16,7 +16,8 @@ use once_cell::sync::Lazy;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tollgate_mcp::jsonrpc::{self, Inbound, HEADER_MISMATCH};
-use tollgate_mcp::{filter, legacy, sse};
+use tollgate_mcp::{filter, legacy};
+use tollgate_sse as sse;
 
 use crate::body::{read_bounded, BodyError};
 use crate::ctx::{McpFacts, RequestCtx};
@@ -27,8 +28,10 @@ use crate::respond::{kong_error_body, send, PResult};
 use crate::snapshot::PeerTimeouts;
 use crate::target::Endpoint;
 
-/// Largest JSON answer buffered to filter a tool list (16 MiB).
+/// Largest JSON answer buffered to filter a tool list, and largest SSE event
+/// held while waiting for its end (16 MiB each).
 const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
+const MAX_EVENT: usize = 16 * 1024 * 1024;
 const SESSION_HEADER: &str = "mcp-session-id";
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1),
 /// and the ones the gateway sets itself.
@@ -537,8 +540,8 @@ impl Relay<'_> {
                 chunk = upstream.read_response_body() => match chunk {
                     Ok(Some(bytes)) => {
                         let out = match events.as_mut() {
-                            Some(split) => match split.feed(&bytes) {
-                                Ok(list) => {
+                            Some(split) => match next_events(split, &bytes) {
+                                Some(list) => {
                                     let (out, legacy_id) = self.rewrite_events(list);
                                     if let Some(id) = legacy_id {
                                         let key = legacy_key(&self.replica.label, &id);
@@ -551,7 +554,7 @@ impl Relay<'_> {
                                     }
                                     out
                                 }
-                                Err(_) => {
+                                None => {
                                     ctx.note_error("MCP server sent an SSE event over 16 MiB");
                                     session.write_response_body(None, true).await?;
                                     return Ok(false);
@@ -567,7 +570,7 @@ impl Relay<'_> {
                         }
                     }
                     Ok(None) => {
-                        let rest = events.as_mut().map(|s| s.rest()).filter(|r| !r.is_empty());
+                        let rest = events.as_mut().map(|s| s.take_rest()).filter(|r| !r.is_empty());
                         session.write_response_body(rest, true).await?;
                         return Ok(true);
                     }
@@ -597,8 +600,8 @@ impl Relay<'_> {
         let mut out = Vec::with_capacity(events.iter().map(Bytes::len).sum());
         let mut legacy_id = None;
         for event in events {
-            if sse::name(&event) == b"endpoint" {
-                if let Some(data) = sse::data(&event).and_then(|d| String::from_utf8(d).ok()) {
+            if sse::event_name(&event) == b"endpoint" {
+                if let Some(data) = sse::event_data(&event).and_then(|d| String::from_utf8(d).ok()) {
                     legacy_id = data
                         .split_once('?')
                         .and_then(|(_, q)| legacy::query_param(q, "session_id"))
@@ -611,7 +614,7 @@ impl Relay<'_> {
                 }
             }
             if self.filter {
-                if let Some(new) = sse::data(&event).and_then(|d| self.filtered(&d)) {
+                if let Some(new) = sse::event_data(&event).and_then(|d| self.filtered(&d)) {
                     out.extend_from_slice(&sse::with_data(&event, &new));
                     continue;
                 }
@@ -639,6 +642,17 @@ impl Relay<'_> {
             rest.to_string()
         }
     }
+}
+
+/// The complete events a chunk finishes; `None` once an unfinished event
+/// grows past `MAX_EVENT`.
+fn next_events(split: &mut sse::EventSplitter, chunk: &[u8]) -> Option<Vec<Bytes>> {
+    split.push(chunk);
+    let mut out = Vec::new();
+    while let Some(e) = split.next_event() {
+        out.push(e);
+    }
+    (split.buffered() <= MAX_EVENT).then_some(out)
 }
 
 fn note(ctx: &mut RequestCtx, decision: &'static str) {

@@ -1,5 +1,7 @@
 //! Incremental Server-Sent Events framing: bytes arrive split anywhere, events
 //! leave whole. An event ends at a blank line (`\n\n` or `\r\n\r\n`).
+//! Shared by the LLM adapters (provider streams) and the MCP relay (server
+//! streams, passed on byte for byte unless an event must change).
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -57,6 +59,58 @@ impl EventSplitter {
     pub fn is_empty(&self) -> bool {
         !self.buf.has_remaining()
     }
+
+    /// Bytes held while waiting for an event's end (a bound for callers that
+    /// must not buffer an endless event).
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    event
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.is_empty())
+}
+
+/// The value of a `name:` field line (`None` when the line is another field).
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let rest = line.strip_prefix(name)?;
+    if rest.is_empty() {
+        return Some(rest);
+    }
+    let value = rest.strip_prefix(b":")?;
+    Some(value.strip_prefix(b" ").unwrap_or(value))
+}
+
+/// The event's `event:` name (`message` when absent, as the SSE spec says).
+pub fn event_name(event: &[u8]) -> &[u8] {
+    lines(event).find_map(|l| field(l, b"event")).unwrap_or(b"message")
+}
+
+/// The same event with its data replaced; other fields (id, event, retry,
+/// comments) keep their place, and `data` is split into lines as SSE requires.
+pub fn with_data(event: &[u8], data: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(event.len() + data.len());
+    let mut placed = false;
+    for line in lines(event) {
+        if field(line, b"data").is_some() {
+            if !placed {
+                for d in data.split(|&b| b == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(d);
+                    out.extend_from_slice(b"\n");
+                }
+                placed = true;
+            }
+            continue;
+        }
+        out.extend_from_slice(line);
+        out.extend_from_slice(b"\n");
+    }
+    out.extend_from_slice(b"\n");
+    out.freeze()
 }
 
 /// The concatenated `data:` lines of an event (without the `data:` prefix and
@@ -107,6 +161,27 @@ mod tests {
         }
         let bytes: Vec<&[u8]> = STREAM.chunks(1).collect();
         assert_eq!(split_all(&bytes), whole);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_bytes(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
+            let mut s = EventSplitter::new();
+            s.push(&bytes);
+            while let Some(e) = s.next_event() {
+                let _ = (event_data(&e), event_name(&e), with_data(&e, b"x\ny"));
+            }
+            let _ = s.take_rest();
+        }
+    }
+
+    #[test]
+    fn names_and_replaced_data_keep_the_other_fields() {
+        assert_eq!(event_name(b"event: endpoint\r\ndata: /m\r\n\r\n"), b"endpoint");
+        assert_eq!(event_name(b"data: x\n\n"), b"message");
+        let e = b"event: message\nid: 7\ndata: {\"old\":\ndata: 1}\nretry: 10\n\n";
+        let out = with_data(e, b"{\"new\":2}");
+        assert_eq!(&out[..], b"event: message\nid: 7\ndata: {\"new\":2}\nretry: 10\n\n");
     }
 
     #[test]
