@@ -54,6 +54,35 @@ pub struct ServerConfig {
     /// (a shield for the gateway itself); absent means no shield.
     #[serde(default)]
     pub ip_requests_per_second: Option<u64>,
+    /// TLS listeners of the proxy, `ip:port`; they need `tls_certificates`.
+    #[serde(default)]
+    pub tls_listen: Vec<String>,
+    /// Certificates served on `tls_listen`, picked by the client's SNI.
+    #[serde(default)]
+    pub tls_certificates: Vec<TlsCertificate>,
+    /// Offer HTTP/2 (ALPN `h2`, then `http/1.1`) on the TLS listeners.
+    #[serde(default = "default_true")]
+    pub http2: bool,
+    /// Accept HTTP/2 with prior knowledge (h2c) on the plain listeners.
+    #[serde(default)]
+    pub h2c: bool,
+    /// Reload the config when its file changes (polled every second), as SIGHUP does.
+    #[serde(default)]
+    pub watch: bool,
+}
+
+/// One certificate chain and its key (PEM files; relative paths start at the
+/// config file's folder), served to clients that ask for one of `snis`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsCertificate {
+    pub cert: String,
+    pub key: String,
+    /// Exact names or `*.example.com` (one label deep). An entry without any is a
+    /// default: the first one serves clients without SNI or with an unknown name
+    /// (with none, the first entry does).
+    #[serde(default)]
+    pub snis: Vec<String>,
 }
 
 impl ServerConfig {
@@ -84,6 +113,11 @@ impl Default for ServerConfig {
             grace_period_seconds: Self::default_grace(),
             access_log: Self::default_access_log(),
             ip_requests_per_second: None,
+            tls_listen: Vec::new(),
+            tls_certificates: Vec::new(),
+            http2: true,
+            h2c: false,
+            watch: false,
         }
     }
 }

@@ -1064,13 +1064,13 @@ acl = {{ allow = ["admin"] }}
 limit = {{ window_size = [60, 3600], limit = [5, 50] }}
 "#
     );
-    let config = load(&text).unwrap();
+    let config = load(&text).expect("loads");
     let PluginConfig::AiMcpProxy(c) = &config.plugins[4].config else {
         panic!("not typed as ai-mcp-proxy");
     };
     assert_eq!(c.max_request_body_size, 1024 * 1024);
-    assert_eq!(c.tools[0].acl.as_ref().unwrap().allow, ["admin"]);
-    assert_eq!(c.tools[0].limit.as_ref().unwrap().limit, [5, 50]);
+    assert_eq!(c.tools[0].acl.as_ref().map(|a| a.allow.clone()), Some(vec!["admin".to_string()]));
+    assert_eq!(c.tools[0].limit.as_ref().map(|l| l.limit.clone()), Some(vec![5, 50]));
     assert_eq!(c.stream_read_timeout, 3_600_000);
     assert!(!c.forward_client_credentials);
 }
@@ -1111,4 +1111,92 @@ name = "a"
     let (targets, rest): (Vec<_>, Vec<_>) = got.into_iter().partition(|(p, _)| p.ends_with("targets[1]"));
     assert_eq!(rest, expected);
     assert_eq!(targets.len(), 1, "the ftp URL is refused");
+}
+
+#[test]
+fn tls_and_watch_fields_default_off_and_parse() {
+    let server = load(SEED).unwrap_or_else(|e| panic!("{e}")).server;
+    assert!(server.tls_listen.is_empty() && server.tls_certificates.is_empty());
+    assert!(server.http2 && !server.h2c && !server.watch);
+
+    let text = SEED.replace(
+        "admin_listen = \"127.0.0.1:8100\"",
+        "admin_listen = \"127.0.0.1:8100\"\ntls_listen = [\"0.0.0.0:8443\"]\nhttp2 = false\nh2c = true\nwatch = true\n\
+         tls_certificates = [\n  { cert = \"a.pem\", key = \"a.key\", snis = [\"api.example.com\", \"*.Example.com\"] },\n  { cert = \"/etc/tls/b.pem\", key = \"b.key\" },\n]",
+    );
+    let server = load(&text).unwrap_or_else(|e| panic!("{e}")).server;
+    assert_eq!(server.tls_listen, ["0.0.0.0:8443"]);
+    assert!(!server.http2 && server.h2c && server.watch);
+    assert_eq!(server.tls_certificates.len(), 2);
+    assert_eq!(server.tls_certificates[0].snis, ["api.example.com", "*.Example.com"]);
+    assert_eq!(server.tls_certificates[1].cert, "/etc/tls/b.pem");
+    assert!(server.tls_certificates[1].snis.is_empty());
+}
+
+#[test]
+fn tls_listen_needs_certificates() {
+    let text = SEED.replace(
+        "admin_listen = \"127.0.0.1:8100\"",
+        "admin_listen = \"127.0.0.1:8100\"\ntls_listen = [\"0.0.0.0:8443\"]",
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "server.tls_certificates");
+    assert!(e.message.starts_with("tls_listen needs at least one certificate"), "{e}");
+}
+
+#[test]
+fn tls_mistakes_are_named() {
+    let text = SEED.replace(
+        "admin_listen = \"127.0.0.1:8100\"",
+        "admin_listen = \"127.0.0.1:8443\"\n\
+         tls_listen = [\"0.0.0.0:8000\", \"8443\", \"127.0.0.1:8443\"]\n\
+         tls_certificates = [\n\
+           { cert = \"\", key = \"a.key\", snis = [\"API.example.com\", \"*.*.example.com\"] },\n\
+           { cert = \"b.pem\", key = \" \", snis = [\"api.example.com\", \"10.0.0.1\", \"host:443\", \"*.example.com\"] },\n\
+         ]",
+    );
+    let errors = errors(&text);
+    let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
+    let at = |needle: &str| line_of(&text, needle);
+    assert_eq!(
+        got,
+        [
+            ("server.admin_listen", 3),
+            ("server.tls_listen[0]", 4),
+            ("server.tls_listen[1]", 4),
+            ("server.tls_certificates[0].cert", at("cert = \"\"")),
+            ("server.tls_certificates[0].snis[1]", at("cert = \"\"")),
+            ("server.tls_certificates[1].key", at("cert = \"b.pem\"")),
+            ("server.tls_certificates[1].snis[0]", at("cert = \"b.pem\"")),
+            ("server.tls_certificates[1].snis[1]", at("cert = \"b.pem\"")),
+            ("server.tls_certificates[1].snis[2]", at("cert = \"b.pem\"")),
+        ],
+        "{errors:#?}"
+    );
+    let message = |path: &str| {
+        errors
+            .iter()
+            .find(|e| e.path == path)
+            .map(|e| e.message.clone())
+            .unwrap_or_default()
+    };
+    assert!(message("server.admin_listen").contains("also a proxy listen address (server.tls_listen[2])"));
+    assert!(message("server.tls_listen[0]").starts_with("duplicate listen address `0.0.0.0:8000`"));
+    assert!(message("server.tls_listen[1]").contains("is not a socket address"));
+    assert_eq!(message("server.tls_certificates[0].cert"), "must name a PEM file");
+    assert!(message("server.tls_certificates[0].snis[1]").contains("may only start with `*.`"));
+    assert!(message("server.tls_certificates[1].snis[0]").starts_with(
+        "duplicate SNI `api.example.com`; first listed at server.tls_certificates[0].snis[0]"
+    ));
+    assert!(message("server.tls_certificates[1].snis[1]").contains("IP address"));
+    assert!(message("server.tls_certificates[1].snis[2]").contains("not a DNS name"));
+
+    // Certificate entries reject unknown fields like every other table.
+    let text = SEED.replace(
+        "admin_listen = \"127.0.0.1:8100\"",
+        "admin_listen = \"127.0.0.1:8100\"\ntls_certificates = [{ cert = \"c.pem\", key = \"c.key\", sni = [\"x\"] }]",
+    );
+    let e = single_error(&text);
+    assert_eq!((e.path.as_str(), e.line), ("server.tls_certificates[0].sni", 4));
+    assert!(e.message.starts_with("unknown field `sni`, expected one of `cert`, `key`, `snis`"), "{e}");
 }

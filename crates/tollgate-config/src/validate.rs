@@ -235,6 +235,7 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
             claim(&mut seen, addr, path, "listen address", r);
         }
     }
+    check_tls_listen(server, &mut seen, r);
     let path = "server.admin_listen";
     if server.admin_listen.parse::<SocketAddr>().is_err() {
         let message = format!(
@@ -249,6 +250,88 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     if server.max_request_body_size < 1 {
         r.error("server.max_request_body_size", "must be at least 1 (bytes)");
     }
+    check_tls_certificates(server, r);
+}
+
+/// TLS listeners share the address space of the plain ones (`seen`), so the same
+/// port cannot be both, nor the admin listener.
+fn check_tls_listen<'a>(server: &'a ServerConfig, seen: &mut HashMap<&'a str, String>, r: &mut Report<'_>) {
+    for (i, addr) in server.tls_listen.iter().enumerate() {
+        let path = format!("server.tls_listen[{i}]");
+        if addr.parse::<SocketAddr>().is_err() {
+            let message = format!(
+                "{} is not a socket address ip:port (like 0.0.0.0:8443)",
+                r.show(&path, addr)
+            );
+            r.error(path, message);
+        } else {
+            claim(seen, addr, path, "listen address", r);
+        }
+    }
+    if !server.tls_listen.is_empty() && server.tls_certificates.is_empty() {
+        r.error(
+            "server.tls_certificates",
+            "tls_listen needs at least one certificate: tls_certificates = [{ cert = \"...\", key = \"...\" }]",
+        );
+    }
+}
+
+/// The shape of `tls_certificates`; the files themselves are read where the
+/// runtime loads them (this validator does no I/O), which `tollgate check` runs too.
+fn check_tls_certificates(server: &ServerConfig, r: &mut Report<'_>) {
+    // Lower-cased name -> where it was first listed: SNI is case-insensitive.
+    let mut seen: HashMap<String, String> = HashMap::new();
+    for (i, entry) in server.tls_certificates.iter().enumerate() {
+        let base = format!("server.tls_certificates[{i}]");
+        for (field, value) in [("cert", &entry.cert), ("key", &entry.key)] {
+            if value.trim().is_empty() {
+                r.error(format!("{base}.{field}"), "must name a PEM file");
+            }
+        }
+        for (j, name) in entry.snis.iter().enumerate() {
+            let path = format!("{base}.snis[{j}]");
+            if let Err(why) = check_sni(name) {
+                let message = format!("{} {why}", r.show(&path, name));
+                r.error(path, message);
+                continue;
+            }
+            let key = name.to_ascii_lowercase();
+            if let Some(first) = seen.get(&key) {
+                let message = format!(
+                    "duplicate SNI {}; first listed at {first} (line {})",
+                    r.show(&path, name),
+                    r.line_of(first)
+                );
+                r.error(path, message);
+            } else {
+                seen.insert(key, path);
+            }
+        }
+    }
+}
+
+/// A server name as clients send it in SNI: a DNS name (no IP address, no port),
+/// optionally `*.` followed by one, which matches exactly one more label.
+fn check_sni(name: &str) -> Result<(), &'static str> {
+    let host = name.strip_prefix("*.").unwrap_or(name);
+    if host.parse::<std::net::IpAddr>().is_ok() {
+        return Err("is an IP address; clients send only DNS names in SNI");
+    }
+    if host.is_empty() || host.len() > 253 {
+        return Err("is not a DNS name");
+    }
+    for label in host.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("is not a DNS name (empty or over-long label)");
+        }
+        if label.contains('*') {
+            return Err("may only start with `*.` (a wildcard covers one whole label)");
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Err("is not a DNS name (letters, digits, `-`, `_` and `.` only)");
+        }
+    }
+    Ok(())
 }
 
 fn check_services<'a>(services: &'a Section<Service>, r: &mut Report<'_>) -> NameSet<'a> {

@@ -55,6 +55,7 @@ impl ToolAcl {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

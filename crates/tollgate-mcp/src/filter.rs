@@ -32,6 +32,7 @@ fn filter_message(message: &mut Value, permits: &dyn Fn(&str) -> bool) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

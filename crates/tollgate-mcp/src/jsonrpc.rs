@@ -130,6 +130,7 @@ pub fn result_value(id: &Value, result: Map<String, Value>) -> Value {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

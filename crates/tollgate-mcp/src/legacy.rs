@@ -52,6 +52,7 @@ pub fn map_query_param(query: &str, name: &str, f: &dyn Fn(&str) -> Option<Strin
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

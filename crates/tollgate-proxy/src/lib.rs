@@ -20,6 +20,7 @@ pub mod router;
 pub mod semantic;
 pub mod snapshot;
 pub mod target;
+pub mod tls;
 
 pub use gateway::{Gateway, GatewayState};
 pub use snapshot::Snapshot;

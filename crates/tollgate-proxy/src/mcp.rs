@@ -140,12 +140,13 @@ impl McpRt {
         }
     }
 
-    /// (replica label, server's session id) for a client-sent id. Without a
-    /// secret the id passes as it is and the replica is unknown.
-    pub fn open(&self, sealed: &str) -> Result<(Option<String>, String), ()> {
+    /// (replica label, server's session id) for a client-sent id, `None` for
+    /// one this gateway did not seal. Without a secret the id passes as it is
+    /// and the replica is unknown.
+    pub fn open(&self, sealed: &str) -> Option<(Option<String>, String)> {
         match &self.sealer {
-            Some(s) => s.open(sealed).map(|(r, id)| (Some(r), id)).ok_or(()),
-            None => Ok((None, sealed.to_string())),
+            Some(s) => s.open(sealed).map(|(r, id)| (Some(r), id)),
+            None => Some((None, sealed.to_string())),
         }
     }
 

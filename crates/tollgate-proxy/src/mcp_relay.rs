@@ -140,7 +140,7 @@ pub(crate) async fn serve_mcp(
         .map(str::to_string);
     let (replica_ix, upstream_session, upstream_query) = match client_session.as_deref().or(legacy_session) {
         Some(sealed) => match mcp.open(sealed) {
-            Ok((label, id)) => {
+            Some((label, id)) => {
                 let ix = match &label {
                     Some(l) => replicas.iter().position(|r| &r.label == l),
                     None => mcp.pick_new(&replicas),
@@ -155,7 +155,7 @@ pub(crate) async fn serve_mcp(
                 };
                 (ix, client_session.as_ref().map(|_| id), query)
             }
-            Err(()) => {
+            None => {
                 note(ctx, "unknown_session");
                 return session_not_found(session, ctx).await;
             }
@@ -186,7 +186,7 @@ pub(crate) async fn serve_mcp(
             // The legacy transport answers on its SSE stream, not on the POST:
             // the refusal goes there when this gateway holds that stream.
             if client_session.is_none() {
-                if let Some(id) = legacy_session.and_then(|s| mcp.open(s).ok()).map(|(_, id)| id) {
+                if let Some(id) = legacy_session.and_then(|s| mcp.open(s)).map(|(_, id)| id) {
                     if inject_legacy(&replica.label, &id, &refusal.body).await {
                         ctx.status = 202;
                         let headers = [("x-request-id", ctx.request_id.as_str())];

@@ -101,7 +101,7 @@ pub enum PluginRt {
     AiProxy(AiProxyRt),
     TokenLimit(TokenLimitRt),
     RequestLimit(RequestLimitRt),
-    Mcp(McpRt),
+    Mcp(Box<McpRt>),
 }
 
 #[derive(Debug)]
@@ -264,7 +264,7 @@ impl Snapshot {
                             ));
                         }
                     }
-                    (Slot::Mcp, PluginRt::Mcp(rt))
+                    (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
                 }
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a
@@ -292,8 +292,10 @@ impl Snapshot {
 
         let mut oauth_metadata = HashMap::new();
         for p in &plugins {
-            if let PluginRt::Mcp(McpRt { oauth: Some(o), .. }) = p {
-                oauth_metadata.insert(o.metadata_path.clone(), o.metadata.clone());
+            if let PluginRt::Mcp(m) = p {
+                if let Some(o) = &m.oauth {
+                    oauth_metadata.insert(o.metadata_path.clone(), o.metadata.clone());
+                }
             }
         }
         let consumer_names = consumer_ix.iter().map(|(k, v)| (k.to_string(), *v)).collect();

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use pingora_core::apps::HttpServerOptions;
 use pingora_core::server::configuration::ServerConf;
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -17,6 +18,9 @@ use tollgate_proxy::access_log::AccessLog;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tollgate_proxy::admin::AdminApp;
 use tollgate_proxy::limits::LimiterRegistry;
+use pingora_proxy::HttpProxy;
+use tollgate_config::ServerConfig;
+use tollgate_proxy::tls::{self, CertSet};
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
 #[derive(Parser)]
@@ -64,14 +68,25 @@ fn main() -> ExitCode {
 mod drain;
 mod reload;
 
+/// A config built and checked, not yet in force: installing it cannot fail.
+pub(crate) struct Candidate {
+    pub snap: Snapshot,
+    /// `server.tls_certificates`, loaded; `None` when it lists none.
+    pub certs: Option<CertSet>,
+}
+
 /// Loads and builds a config. `state` is the running gateway on a reload.
-pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Snapshot, String> {
+pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Candidate, String> {
     build(path, &state.limiters)
 }
 
-fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Snapshot, String> {
+fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Candidate, String> {
     let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
-    Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))
+    // Certificate files are read here, not in the (pure) validator, so `check`
+    // and every reload report a bad one before anything reaches Pingora.
+    let certs = tls::load_certificates(&config).map_err(|e| e.to_string())?;
+    let snap = Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Candidate { snap, certs })
 }
 
 fn health(admin: &str) -> ExitCode {
@@ -105,8 +120,11 @@ fn health(admin: &str) -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     match build(path, &LimiterRegistry::system()) {
-        Ok(snap) => {
-            println!("{}: OK: {}", path.display(), snap.config.summary());
+        Ok(Candidate { snap, certs }) => {
+            let tls = certs
+                .map(|c| format!(", {} TLS certificates", c.count))
+                .unwrap_or_default();
+            println!("{}: OK: {}{tls}", path.display(), snap.config.summary());
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -116,16 +134,49 @@ fn check(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// h2c on the plain listeners, and the TLS listeners with their certificate
+/// resolver, which reloads then update (the listeners themselves stay as bound).
+fn add_http2_and_tls(
+    proxy: &mut Service<HttpProxy<Gateway>>,
+    server: &ServerConfig,
+    certs: Option<CertSet>,
+) -> Result<Option<Arc<tls::SniResolver>>, String> {
+    if server.h2c {
+        if let Some(app) = proxy.app_logic_mut() {
+            // Pingora peeks for the HTTP/2 preface on plain connections only;
+            // HTTP/1.1 clients are served as before.
+            let mut options = HttpServerOptions::default(); // non-exhaustive
+            options.h2c = true;
+            app.server_options = Some(options);
+        }
+    }
+    if server.tls_listen.is_empty() {
+        return Ok(None);
+    }
+    // The validator requires certificates with tls_listen.
+    let certs = certs.ok_or("server.tls_listen: no tls_certificates")?;
+    let resolver = tls::SniResolver::new(certs);
+    for addr in &server.tls_listen {
+        let settings = tls::listener_settings(resolver.clone(), server.http2)
+            .map_err(|e| format!("server.tls_listen {addr}: {e}"))?;
+        proxy.add_tls_with_settings(addr, None, settings);
+    }
+    Ok(Some(resolver))
+}
+
 fn run(path: &std::path::Path) -> ExitCode {
     let limiters = LimiterRegistry::system();
-    let snap = match build(path, &limiters) {
-        Ok(s) => s,
+    // Before the file is read, so that `watch` sees any change made meanwhile.
+    let initial = reload::Fingerprint::of(vec![path.to_path_buf()]);
+    let Candidate { snap, certs } = match build(path, &limiters) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
     let server_conf = snap.config.server.clone();
+    let initial = initial.carried_to(reload::watched_files(path, &server_conf));
     let access_log = match AccessLog::open(&server_conf.access_log) {
         Ok(l) => l,
         Err(e) => {
@@ -157,6 +208,13 @@ fn run(path: &std::path::Path) -> ExitCode {
     for addr in &server_conf.listen {
         proxy.add_tcp(addr);
     }
+    let resolver = match add_http2_and_tls(&mut proxy, &server_conf, certs) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut admin = Service::new(
         "tollgate admin".to_string(),
         AdminApp { state: state.clone(), started_at: std::time::SystemTime::now() },
@@ -164,7 +222,13 @@ fn run(path: &std::path::Path) -> ExitCode {
     admin.add_tcp(&server_conf.admin_listen);
     let reloader = background_service(
         "config reload",
-        reload::Reloader { path: path.to_path_buf(), state: state.clone() },
+        reload::Reloader {
+            path: path.to_path_buf(),
+            state: state.clone(),
+            tls: resolver,
+            bound: reload::Listeners::of(&server_conf),
+            initial,
+        },
     );
     admin.threads = Some(1);
     server.add_service(proxy);
@@ -173,6 +237,7 @@ fn run(path: &std::path::Path) -> ExitCode {
     server.add_service(background_service("drain", drain::Drainer { state: state.clone() }));
     tracing::info!(
         listen = ?server_conf.listen,
+        tls_listen = ?server_conf.tls_listen,
         admin = %server_conf.admin_listen,
         "tollgate starting"
     );
