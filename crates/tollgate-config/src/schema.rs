@@ -137,8 +137,27 @@ pub struct Service {
     pub read_timeout: Option<u64>,
     #[serde(default)]
     pub write_timeout: Option<u64>,
+    /// Verify an https `url`'s certificate and name (Kong's `tls_verify`);
+    /// on by default, against the system roots or `ca_certificates`.
+    #[serde(default = "default_true")]
+    pub tls_verify: bool,
+    /// PEM files of the CAs an https `url` must chain to, instead of the
+    /// system roots (relative paths start at the config file's folder).
+    #[serde(default)]
+    pub ca_certificates: Vec<String>,
+    /// A client certificate presented to an https `url` (mutual TLS).
+    #[serde(default)]
+    pub client_certificate: Option<ClientCertificate>,
     #[serde(default)]
     pub tags: Vec<String>,
+}
+
+/// A certificate chain and its key, PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificate {
+    pub cert: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

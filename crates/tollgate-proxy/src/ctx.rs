@@ -103,6 +103,7 @@ pub struct PassthroughPlan {
     /// A credential to remove before proxying (`hide_credentials`).
     pub hide_header: Option<String>,
     pub timeouts: PeerTimeouts,
+    pub upstream_tls: crate::upstream_tls::UpstreamTls,
 }
 
 pub struct RequestCtx {

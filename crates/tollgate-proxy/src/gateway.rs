@@ -358,6 +358,7 @@ impl ProxyHttp for Gateway {
                 mcp,
                 service_upstream: snap.services[service].upstream.as_ref(),
                 timeouts: snap.services[service].timeouts,
+                tls: &snap.services[service].tls,
                 path: &path,
                 prefix_len: m.prefix_len,
                 strip_path: r.strip_path,
@@ -405,6 +406,7 @@ impl ProxyHttp for Gateway {
             preserve_host: r.preserve_host,
             hide_header,
             timeouts: snap.services[service].timeouts,
+            upstream_tls: snap.services[service].tls.clone(),
         });
         Ok(false)
     }
@@ -471,6 +473,7 @@ impl ProxyHttp for Gateway {
         peer.options.connection_timeout = plan.timeouts.connect;
         peer.options.read_timeout = plan.timeouts.read;
         peer.options.write_timeout = plan.timeouts.write;
+        plan.upstream_tls.apply(&mut peer);
         Ok(Box::new(peer))
     }
 

@@ -20,6 +20,7 @@ pub mod router;
 pub mod semantic;
 pub mod snapshot;
 pub mod target;
+pub mod upstream_tls;
 pub mod tls;
 
 pub use gateway::{Gateway, GatewayState};

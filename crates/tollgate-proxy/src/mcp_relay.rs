@@ -27,6 +27,7 @@ use crate::mcp::{McpRt, Replica, ToolAdmission};
 use crate::respond::{kong_error_body, send, PResult};
 use crate::snapshot::PeerTimeouts;
 use crate::target::Endpoint;
+use crate::upstream_tls::UpstreamTls;
 
 /// Largest JSON answer buffered to filter a tool list, and largest SSE event
 /// held while waiting for its end (16 MiB each).
@@ -57,6 +58,7 @@ pub(crate) struct McpCall<'a> {
     pub mcp: &'a McpRt,
     pub service_upstream: Option<&'a Endpoint>,
     pub timeouts: PeerTimeouts,
+    pub tls: &'a UpstreamTls,
     /// The client's path, and the length of the route prefix it matched.
     pub path: &'a str,
     pub prefix_len: usize,
@@ -224,7 +226,8 @@ pub(crate) async fn serve_mcp(
             return answer_error(session, ctx, 502, &msg).await;
         }
     };
-    let peer = peer_for(addr, ep, &t);
+    let mut peer = peer_for(addr, ep, &t);
+    call.tls.apply(&mut peer);
     let client_header = session.req_header().clone();
     let build = || {
         upstream_header(&client_header, &method, &path, ep, &call, upstream_session.as_deref(), body.len(), &ctx.request_id)

@@ -14,6 +14,7 @@ use tollgate_config::Config;
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::mcp::McpRt;
+use crate::upstream_tls::UpstreamTls;
 use crate::router::Router;
 use crate::semantic::SemanticRt;
 use crate::target::{Endpoint, LlmTarget};
@@ -26,6 +27,8 @@ pub struct ServiceRt {
     /// Passthrough timeouts from the service (`connect_timeout`, `read_timeout`,
     /// `write_timeout`), applied to every peer of this service.
     pub timeouts: PeerTimeouts,
+    /// `tls_verify`, `ca_certificates`, `client_certificate` of an https `url`.
+    pub tls: UpstreamTls,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -183,7 +186,9 @@ impl Snapshot {
                 read: ms(s.read_timeout),
                 write: ms(s.write_timeout),
             };
-            services.push(ServiceRt { name: s.name.clone(), upstream, timeouts });
+            let base = config.source.parent().unwrap_or(std::path::Path::new(""));
+            let tls = UpstreamTls::load(s, base).map_err(|e| format!("service {}: {e}", s.name))?;
+            services.push(ServiceRt { name: s.name.clone(), upstream, timeouts, tls });
         }
 
         let mut keys = KeyIndex::default();

@@ -225,7 +225,7 @@ fn read_file(path: &PathBuf, what: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {what} file {}: {e}", path.display()))
 }
 
-fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
+pub(crate) fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read_file(path, "certificate")?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
@@ -239,7 +239,7 @@ fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(chain)
 }
 
-fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>, String> {
+pub(crate) fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = read_file(path, "key")?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
         pem::Error::NoItemsFound => format!(

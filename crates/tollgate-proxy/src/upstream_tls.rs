@@ -1,0 +1,103 @@
+//! TLS towards a service's upstream: verification against the system roots
+//! (Pingora's default) or the service's own CAs, and an optional client
+//! certificate (mutual TLS). Files are loaded and checked when the config is
+//! built, because Pingora's connector panics on a certificate or key it
+//! cannot parse.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pingora_core::protocols::tls::CaType;
+use pingora_core::upstreams::peer::HttpPeer;
+use pingora_core::utils::tls::{parse_x509, CertKey, WrappedX509};
+use rustls_pki_types::PrivateKeyDer;
+use tollgate_config::schema::Service;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use crate::tls::{read_chain, read_key};
+
+#[derive(Clone, Default)]
+pub struct UpstreamTls {
+    /// `tls_verify = false` turns certificate and name checks off.
+    pub skip_verify: bool,
+    pub ca: Option<Arc<CaType>>,
+    pub client: Option<Arc<CertKey>>,
+}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("skip_verify", &self.skip_verify)
+            .field("ca", &self.ca.as_ref().map(|c| c.len()))
+            .field("client", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl UpstreamTls {
+    /// The service's settings, files read relative to `base` (the config's folder).
+    pub fn load(s: &Service, base: &Path) -> Result<Self, String> {
+        let ca = if s.ca_certificates.is_empty() {
+            None
+        } else {
+            let mut all = Vec::new();
+            for (i, file) in s.ca_certificates.iter().enumerate() {
+                let path = base.join(file);
+                for der in read_chain(&path).map_err(|e| format!("ca_certificates[{i}]: {e}"))? {
+                    all.push(wrapped(der.to_vec()).map_err(|e| format!("ca_certificates[{i}] {}: {e}", path.display()))?);
+                }
+            }
+            Some(Arc::<CaType>::from(all))
+        };
+        let client = match &s.client_certificate {
+            None => None,
+            Some(c) => {
+                let cert_path = base.join(&c.cert);
+                let key_path = base.join(&c.key);
+                let chain = read_chain(&cert_path).map_err(|e| format!("client_certificate.cert: {e}"))?;
+                let key = read_key(&key_path).map_err(|e| format!("client_certificate.key: {e}"))?;
+                let key_der = key.secret_der().to_vec();
+                // The connector converts these bytes back with try_from and
+                // panics if it cannot: check the same conversion here.
+                if PrivateKeyDer::try_from(key_der.clone()).is_err() {
+                    return Err(format!("client_certificate.key: {} is not a usable private key", key_path.display()));
+                }
+                let mut raw = Vec::with_capacity(chain.len());
+                for der in chain {
+                    if X509Certificate::from_der(&der).is_err() {
+                        return Err(format!(
+                            "client_certificate.cert: {} holds a certificate that is not valid X.509",
+                            cert_path.display()
+                        ));
+                    }
+                    raw.push(der.to_vec());
+                }
+                Some(Arc::new(CertKey::new(raw, key_der)))
+            }
+        };
+        Ok(UpstreamTls { skip_verify: !s.tls_verify, ca, client })
+    }
+
+    /// Sets the peer's verification, CAs and client certificate.
+    pub fn apply(&self, peer: &mut HttpPeer) {
+        if self.skip_verify {
+            peer.options.verify_cert = false;
+            peer.options.verify_hostname = false;
+        }
+        if let Some(ca) = &self.ca {
+            peer.options.ca = Some(ca.clone());
+        }
+        if let Some(c) = &self.client {
+            peer.client_cert_key = Some(c.clone());
+        }
+    }
+}
+
+/// A DER certificate as Pingora holds CAs, checked first: its own parser
+/// panics on bytes that are not X.509.
+fn wrapped(der: Vec<u8>) -> Result<WrappedX509, String> {
+    if X509Certificate::from_der(&der).is_err() {
+        return Err("not a valid X.509 certificate".into());
+    }
+    Ok(WrappedX509::new(der, parse_x509))
+}

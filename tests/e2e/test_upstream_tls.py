@@ -1,0 +1,123 @@
+"""TLS towards upstreams: an https service is verified against the system
+roots or the service's `ca_certificates`, `tls_verify = false` turns that
+off, and `client_certificate` answers an upstream that asks for one (mTLS)."""
+
+import json
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from configs import ALICE_KEY
+from test_tls import Pki, openssl
+
+
+class HttpsUpstream:
+    """An HTTPS server on 127.0.0.1 answering JSON; with `client_ca` it
+    demands a client certificate signed by that CA."""
+
+    def __init__(self, cert, key, client_ca=None):
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                peer = self.connection.getpeercert()
+                body = json.dumps({"client": dict(x[0] for x in peer["subject"])["commonName"] if peer else None}).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(str(client_ca))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+
+
+def client_cert(pki: Pki, name: str):
+    ext = pki.dir / f"{name}.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n")
+    openssl(pki.dir, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={name}",
+            "-keyout", f"{name}.key", "-out", f"{name}.csr")
+    openssl(pki.dir, "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", ext.name, "-out", f"{name}.crt")
+    return pki.dir / f"{name}.crt", pki.dir / f"{name}.key"
+
+
+def config(url: str, service_tls: str) -> str:
+    return f"""
+[[services]]
+name = "secure"
+url = "{url}"
+{service_tls}
+
+[[routes]]
+name = "secure"
+service = "secure"
+paths = ["/secure"]
+
+[[consumers]]
+username = "alice"
+keyauth_credentials = [{{ key = "{ALICE_KEY}" }}]
+
+[[plugins]]
+name = "key-auth"
+"""
+
+
+@pytest.fixture
+def pki(tmp_path):
+    return Pki(tmp_path / "pki")
+
+
+def test_verified_against_the_services_ca_and_mutual_tls(pki, gateway_factory):
+    cert, key = pki.issue("upstream", ip="127.0.0.1")
+    ccert, ckey = client_cert(pki, "tollgate-client")
+    up = HttpsUpstream(cert, key, client_ca=pki.ca)
+    try:
+        auth = {"apikey": ALICE_KEY}
+        # Both: the server is trusted and tollgate presents its certificate.
+        full = f'ca_certificates = ["{pki.ca}"]\nclient_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'
+        gw = gateway_factory(config(up.url, full), name="full")
+        r = gw.http.get("/secure", headers=auth)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"client": "tollgate-client"}
+
+        # The system roots do not know this CA: refused, never sent in clear.
+        gw = gateway_factory(config(up.url, f'client_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'), name="roots")
+        assert gw.http.get("/secure", headers=auth).status_code == 502
+
+        # Trusted, but without a client certificate the upstream refuses the handshake.
+        gw = gateway_factory(config(up.url, f'ca_certificates = ["{pki.ca}"]'), name="no-client")
+        assert gw.http.get("/secure", headers=auth).status_code == 502
+
+        # tls_verify = false: the upstream's certificate is not checked.
+        off = f'tls_verify = false\nclient_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'
+        gw = gateway_factory(config(up.url, off), name="off")
+        assert gw.http.get("/secure", headers=auth).status_code == 200
+    finally:
+        up.stop()
+
+
+def test_unusable_certificate_files_are_config_errors(pki, tmp_path, gateway_factory):
+    import subprocess
+    from conftest import bin_dir
+
+    bad = tmp_path / "bad.pem"
+    bad.write_text("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    path = tmp_path / "bad.toml"
+    path.write_text(config("https://127.0.0.1:1", f'ca_certificates = ["{bad}"]'))
+    r = subprocess.run([str(bin_dir() / "tollgate"), "check", "-c", str(path)], capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "service secure" in r.stderr and "ca_certificates[0]" in r.stderr, r.stderr
