@@ -69,6 +69,10 @@ pub struct ServerConfig {
     /// Reload the config when its file changes (polled every second), as SIGHUP does.
     #[serde(default)]
     pub watch: bool,
+    /// Unix socket through which a process started with `run --upgrade`
+    /// receives the listeners of this one when it gets SIGQUIT.
+    #[serde(default = "ServerConfig::default_upgrade_sock")]
+    pub upgrade_sock: String,
 }
 
 /// One certificate chain and its key (PEM files; relative paths start at the
@@ -101,6 +105,9 @@ impl ServerConfig {
     fn default_access_log() -> String {
         "stdout".to_string()
     }
+    fn default_upgrade_sock() -> String {
+        "/tmp/tollgate_upgrade.sock".to_string()
+    }
 }
 
 impl Default for ServerConfig {
@@ -118,6 +125,7 @@ impl Default for ServerConfig {
             http2: true,
             h2c: false,
             watch: false,
+            upgrade_sock: Self::default_upgrade_sock(),
         }
     }
 }

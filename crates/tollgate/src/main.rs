@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pingora_core::apps::HttpServerOptions;
-use pingora_core::server::configuration::ServerConf;
+use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
 use pingora_core::services::listening::Service;
@@ -36,7 +36,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default).
-    Run,
+    Run {
+        /// Take over the listening sockets of a running tollgate that gets
+        /// SIGQUIT (zero-downtime binary upgrade, through `server.upgrade_sock`).
+        #[arg(long)]
+        upgrade: bool,
+    },
     /// Validate a config file: list every error and exit 1, or print a summary.
     Check,
     /// Probe a running gateway's admin `/health` (for container HEALTHCHECKs,
@@ -58,9 +63,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match cli.command.unwrap_or(Command::Run) {
+    match cli.command.unwrap_or(Command::Run { upgrade: false }) {
         Command::Check => check(&cli.config),
-        Command::Run => run(&cli.config),
+        Command::Run { upgrade } => run(&cli.config, upgrade),
         Command::Health { admin } => health(&admin),
     }
 }
@@ -164,7 +169,7 @@ fn add_http2_and_tls(
     Ok(Some(resolver))
 }
 
-fn run(path: &std::path::Path) -> ExitCode {
+fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     let limiters = LimiterRegistry::system();
     // Before the file is read, so that `watch` sees any change made meanwhile.
     let initial = reload::Fingerprint::of(vec![path.to_path_buf()]);
@@ -194,9 +199,13 @@ fn run(path: &std::path::Path) -> ExitCode {
         // Pingora's default is 300 s; the drain service exits earlier when idle.
         grace_period_seconds: Some(server_conf.grace_period_seconds),
         graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: server_conf.upgrade_sock.clone(),
         ..ServerConf::default()
     };
-    let mut server = Server::new_with_opt_and_conf(None, conf);
+    // With --upgrade, bootstrap waits on the upgrade socket for the old
+    // process's listeners, which it sends when it gets SIGQUIT.
+    let opt = upgrade.then(|| Opt { upgrade: true, ..Opt::default() });
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let state = Arc::new(GatewayState::new(snap, access_log, limiters));
