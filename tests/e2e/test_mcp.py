@@ -513,3 +513,23 @@ limit = { window_size = [60], limit = [4] }
         assert results.count(False) == 4 and results.count(True) == 4, results
     finally:
         redis.stop()
+
+
+def test_mcp_secrets_and_session_ids_stay_out_of_logs_metrics_and_status(mcp_servers, gateway_factory):
+    r1, r2 = mcp_servers("r1"), mcp_servers("r2")
+    config = mcp_config("http://127.0.0.1:1", plugin_extra=f'targets = ["{r1.url}/", "{r2.url}/"]\nsession_secret = "{SESSION_SECRET}"')
+    gw = gateway_factory(config)
+    sid, _ = initialize(gw.url + "/mcp")
+    upstream_ids = set()
+    for _ in range(3):
+        r = post_in_session(gw.url + "/mcp", sid, {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                                                     "params": {"name": "whoami", "arguments": {}}})
+        upstream_ids.add(json.loads(jsonrpc_answer(r)["result"]["content"][0]["text"])["session_id"])
+    post_in_session(gw.url + "/mcp", sid, {"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+                                           "params": {"name": "delete_user", "arguments": {"user_id": "1"}}})
+    gw.http.get("/headers", headers={"apikey": "wrong-key-5e5c"})
+    lines = gw.access_log(wait_for=6)
+    exposed = "\n".join([json.dumps(lines), gw.stderr(), gw.metrics(),
+                         httpx.get(f"{gw.admin_url}/status", timeout=5).text])
+    for secret in [SESSION_SECRET, UPSTREAM_TOKEN, BOB_KEY, ALICE_KEY, "wrong-key-5e5c", sid, *upstream_ids]:
+        assert secret not in exposed, f"{secret[:12]}... leaked"
