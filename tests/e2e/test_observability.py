@@ -61,6 +61,8 @@ def test_metrics_count_requests_tokens_and_latency(mock, gateway_factory):
     assert value(m, "ai_llm_requests_total") == 2
     # No prices configured, no cost.
     assert value(m, "ai_llm_cost_total") is None
+    assert value(m, "ai_llm_time_per_output_token_ms_count", ai_provider="openai", consumer="alice") == 2
+    assert value(m, "tollgate_build_info") == 1
 
 
 def test_cost_follows_the_targets_prices(mock, gateway_factory):

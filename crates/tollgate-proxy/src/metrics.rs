@@ -21,6 +21,7 @@ pub struct Metrics {
     pub llm_cost: CounterVec,
     pub llm_latency: HistogramVec,
     pub llm_ttft: HistogramVec,
+    pub llm_tpot: HistogramVec,
     pub config_reloads: IntCounterVec,
     pub rate_limit_refusals: IntCounterVec,
     pub rate_limit_backend_errors: IntCounterVec,
@@ -29,6 +30,7 @@ pub struct Metrics {
     pub mcp_requests: IntCounterVec,
     pub mcp_latency: HistogramVec,
     pub mcp_errors: IntCounterVec,
+    pub build_info: prometheus::IntGaugeVec,
     models_seen: Mutex<HashSet<String>>,
     tools_seen: Mutex<HashSet<String>>,
 }
@@ -114,6 +116,14 @@ impl Metrics {
                 r
             )
             .expect("metric"),
+            llm_tpot: register_histogram_vec_with_registry!(
+                "ai_llm_time_per_output_token_ms",
+                "Provider latency divided by the completion tokens of the answer, milliseconds",
+                &["ai_provider", "ai_model", "consumer"],
+                vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0],
+                r
+            )
+            .expect("metric"),
             config_reloads: register_int_counter_vec_with_registry!(
                 "tollgate_config_reloads_total",
                 "Config reloads by result (success, failure)",
@@ -172,6 +182,17 @@ impl Metrics {
                 r
             )
             .expect("metric"),
+            build_info: {
+                let g = prometheus::register_int_gauge_vec_with_registry!(
+                    "tollgate_build_info",
+                    "1, labelled with the running tollgate's version",
+                    &["version"],
+                    r
+                )
+                .expect("metric");
+                g.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+                g
+            },
             models_seen: Mutex::new(HashSet::new()),
             tools_seen: Mutex::new(HashSet::new()),
             registry,

@@ -71,6 +71,12 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
                 .with_label_values(&[&f.provider, model, consumer])
                 .observe(t.as_secs_f64() * 1000.0);
         }
+        if let (Some(l), Some(u)) = (f.latency, f.usage) {
+            if u.completion_tokens > 0 {
+                let tpot = l.as_secs_f64() * 1000.0 / u.completion_tokens as f64;
+                m.llm_tpot.with_label_values(&[&f.provider, model, consumer]).observe(tpot);
+            }
+        }
     }
     if let Some(f) = &ctx.mcp {
         let method = crate::metrics::Metrics::mcp_method_label(&f.method);
