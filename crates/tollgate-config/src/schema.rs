@@ -652,7 +652,9 @@ pub struct LlmProviderLimit {
     pub limit: Vec<u64>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+/// Kong's `redis` table. Exactly one topology: plain `host`/`port`, Sentinel
+/// (`sentinel_master` + `sentinel_nodes`) or Cluster (`cluster_nodes`).
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     #[serde(default = "RedisSettings::default_host")]
@@ -670,9 +672,80 @@ pub struct RedisSettings {
     /// Milliseconds for each Redis call.
     #[serde(default = "RedisSettings::default_timeout")]
     pub timeout: u64,
+    /// Name of the master the sentinels monitor.
+    #[serde(default)]
+    pub sentinel_master: Option<String>,
+    #[serde(default)]
+    pub sentinel_nodes: Vec<RedisSentinelNode>,
+    /// Credentials of the sentinels themselves (the master uses `username`/`password`).
+    #[serde(default)]
+    pub sentinel_username: Option<String>,
+    #[serde(default)]
+    pub sentinel_password: Option<String>,
+    /// Only `master` is supported (limits need writes).
+    #[serde(default)]
+    pub sentinel_role: Option<String>,
+    #[serde(default)]
+    pub cluster_nodes: Vec<RedisClusterNode>,
+    #[serde(default = "RedisSettings::default_max_redirections")]
+    pub cluster_max_redirections: u32,
+}
+
+/// Passwords stay out of logs.
+impl std::fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redact = |p: &Option<String>| p.as_ref().map(|_| "<redacted>");
+        f.debug_struct("RedisSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("username", &self.username)
+            .field("password", &redact(&self.password))
+            .field("ssl", &self.ssl)
+            .field("timeout", &self.timeout)
+            .field("sentinel_master", &self.sentinel_master)
+            .field("sentinel_nodes", &self.sentinel_nodes)
+            .field("sentinel_username", &self.sentinel_username)
+            .field("sentinel_password", &redact(&self.sentinel_password))
+            .field("sentinel_role", &self.sentinel_role)
+            .field("cluster_nodes", &self.cluster_nodes)
+            .field("cluster_max_redirections", &self.cluster_max_redirections)
+            .finish()
+    }
+}
+
+/// A Redis Sentinel address (Kong's `sentinel_nodes` entry).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSentinelNode {
+    pub host: String,
+    #[serde(default = "RedisSentinelNode::default_port")]
+    pub port: u16,
+}
+
+impl RedisSentinelNode {
+    fn default_port() -> u16 {
+        26379
+    }
+}
+
+/// A Redis Cluster seed node (Kong's `cluster_nodes` entry, which says `ip`).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct RedisClusterNode {
+    pub ip: String,
+    #[serde(default = "RedisSettings::default_port")]
+    pub port: u16,
 }
 
 impl RedisSettings {
+    /// Default host and port, i.e. no single-node address was set (or the default one).
+    pub fn is_default_address(&self) -> bool {
+        self.host == Self::default_host() && self.port == Self::default_port()
+    }
+    fn default_max_redirections() -> u32 {
+        5
+    }
     fn default_host() -> String {
         "127.0.0.1".to_string()
     }

@@ -1200,3 +1200,104 @@ fn tls_mistakes_are_named() {
     assert_eq!((e.path.as_str(), e.line), ("server.tls_certificates[0].sni", 4));
     assert!(e.message.starts_with("unknown field `sni`, expected one of `cert`, `key`, `snis`"), "{e}");
 }
+
+/// An ai-rate-limiting-advanced plugin using Redis with the given `redis` table body.
+fn redis_plugin(redis: &str) -> String {
+    format!(
+        "{SEED}\n[[plugins]]\nname = \"ai-rate-limiting-advanced\"\nservice = \"mcp-service\"\n[plugins.config]\nstrategy = \"redis\"\nllm_providers = [{{ name = \"openai\", window_size = [60], limit = [100] }}]\nredis = {{ {redis} }}\n"
+    )
+}
+
+fn redis_of(config: &Config) -> crate::schema::RedisSettings {
+    match &config.plugins[4].config {
+        PluginConfig::AiRateLimiting(c) => c.redis.clone().expect("redis table"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn redis_sentinel_and_cluster_modes_load() {
+    let text = redis_plugin(
+        "sentinel_master = \"mymaster\", sentinel_nodes = [{ host = \"10.0.0.1\", port = 26380 }, { host = \"10.0.0.2\" }], sentinel_username = \"s\", sentinel_password = \"{vault://env/openai-key}\", sentinel_role = \"master\", password = \"master-pw-77\"",
+    );
+    let config = load(&text).unwrap_or_else(|e| panic!("{e:?}"));
+    let r = redis_of(&config);
+    assert_eq!(r.sentinel_master.as_deref(), Some("mymaster"));
+    let nodes: Vec<(&str, u16)> = r.sentinel_nodes.iter().map(|n| (n.host.as_str(), n.port)).collect();
+    assert_eq!(nodes, [("10.0.0.1", 26380), ("10.0.0.2", 26379)]);
+    // The vault reference is resolved, and neither password shows in Debug output.
+    assert_eq!(r.sentinel_password.as_deref(), Some(OPENAI_KEY));
+    let shown = format!("{r:?}");
+    assert!(!shown.contains(OPENAI_KEY) && !shown.contains("master-pw-77"), "{shown}");
+
+    let text = redis_plugin("cluster_nodes = [{ ip = \"10.0.0.1\", port = 7000 }, { ip = \"10.0.0.2\" }]");
+    let r = redis_of(&load(&text).unwrap_or_else(|e| panic!("{e:?}")));
+    let nodes: Vec<(&str, u16)> = r.cluster_nodes.iter().map(|n| (n.ip.as_str(), n.port)).collect();
+    assert_eq!(nodes, [("10.0.0.1", 7000), ("10.0.0.2", 6379)]);
+    assert_eq!(r.cluster_max_redirections, 5);
+
+    // Plain mode keeps its defaults and has no topology fields.
+    let r = redis_of(&load(&redis_plugin("host = \"redis.local\"")).unwrap_or_else(|e| panic!("{e:?}")));
+    assert!(r.sentinel_master.is_none() && r.sentinel_nodes.is_empty() && r.cluster_nodes.is_empty());
+}
+
+#[test]
+fn redis_modes_are_exclusive_and_complete() {
+    let base = "plugins[4].config.redis";
+    let cases: &[(&str, &[(&str, &str)])] = &[
+        (
+            "sentinel_master = \"m\", sentinel_nodes = [{ host = \"a\" }], cluster_nodes = [{ ip = \"b\" }]",
+            &[("", "sentinel_master/sentinel_nodes and cluster_nodes are exclusive")],
+        ),
+        (
+            "host = \"redis.local\", cluster_nodes = [{ ip = \"b\" }]",
+            &[(".host", "host/port and cluster_nodes are exclusive")],
+        ),
+        (
+            "port = 6380, sentinel_master = \"m\", sentinel_nodes = [{ host = \"a\" }]",
+            &[(".host", "host/port and sentinel_master/sentinel_nodes are exclusive")],
+        ),
+        ("sentinel_master = \"m\"", &[(".sentinel_nodes", "at least one sentinel node")]),
+        ("sentinel_nodes = [{ host = \"a\" }]", &[(".sentinel_master", "needs the master's name")]),
+        (
+            "sentinel_master = \"m\", sentinel_nodes = [{ host = \"a\" }], sentinel_role = \"any\"",
+            &[(".sentinel_role", "\"any\" is not implemented")],
+        ),
+        (
+            "sentinel_master = \"m\", sentinel_nodes = [{ host = \"a\" }], sentinel_role = \"boss\"",
+            &[(".sentinel_role", "unknown role")],
+        ),
+        ("sentinel_password = \"x\"", &[(".sentinel_master", "need sentinel_master and sentinel_nodes")]),
+        (
+            "cluster_nodes = [{ ip = \"\" }], database = 2, cluster_max_redirections = 0",
+            &[
+                (".cluster_nodes[0].ip", "must not be empty"),
+                (".database", "only has database 0"),
+                (".cluster_max_redirections", "at least 1"),
+            ],
+        ),
+        // Kong spells cluster nodes with `ip`, sentinel nodes with `host`.
+        (
+            "cluster_nodes = [{ host = \"a\" }]",
+            &[(".cluster_nodes[0]", "missing field `ip`"), (".cluster_nodes[0].host", "unknown field `host`")],
+        ),
+    ];
+    for (redis, expected) in cases {
+        let errors = errors(&redis_plugin(redis));
+        let got: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+        assert_eq!(got.len(), expected.len(), "{redis}: {got:#?}");
+        for ((path, message), (want_path, want)) in got.iter().zip(expected.iter()) {
+            assert_eq!(path, &format!("{base}{want_path}"), "{redis}: {got:#?}");
+            assert!(message.contains(want), "{redis}: {message}");
+        }
+    }
+}
+
+#[test]
+fn redis_checks_also_apply_to_rate_limiting() {
+    let text = format!(
+        "{SEED}\n[[plugins]]\nname = \"rate-limiting\"\nservice = \"mcp-service\"\n[plugins.config]\nminute = 5\npolicy = \"redis\"\nredis = {{ sentinel_master = \"m\" }}\n"
+    );
+    let e = single_error(&text);
+    assert_eq!(e.path, "plugins[4].config.redis.sentinel_nodes", "{e}");
+}

@@ -687,6 +687,9 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
     if b.strategy == "redis" && b.redis.is_none() {
         r.error(format!("{base}.tool_limits.redis"), "strategy = \"redis\" needs a [redis] table");
     }
+    if let Some(redis) = &b.redis {
+        check_redis(&format!("{base}.tool_limits.redis"), redis, r);
+    }
     for (j, url) in c.targets.iter().enumerate() {
         let path = format!("{base}.targets[{j}]");
         if let Err(e) = HttpUrl::parse(url) {
@@ -779,8 +782,77 @@ fn check_rate_limiting(base: &str, c: &RateLimitingConfig, r: &mut Report<'_>) {
     if c.policy == "redis" && c.redis.is_none() {
         r.error(format!("{base}.redis"), "policy = \"redis\" needs a [redis] table");
     }
+    if let Some(redis) = &c.redis {
+        check_redis(&format!("{base}.redis"), redis, r);
+    }
     if !(400..=599).contains(&c.error_code) {
         r.error(format!("{base}.error_code"), "must be an HTTP error status (400 to 599)");
+    }
+}
+
+/// A `redis` table: timeout, and exactly one topology (single node, Sentinel, Cluster).
+/// A non-default `host`/`port` counts as choosing the single node (the defaults cannot
+/// be told apart from unset ones).
+fn check_redis(base: &str, redis: &crate::schema::RedisSettings, r: &mut Report<'_>) {
+    if redis.timeout == 0 {
+        r.error(format!("{base}.timeout"), "must be at least 1 (milliseconds)");
+    }
+    if redis.host.is_empty() {
+        r.error(format!("{base}.host"), "must not be empty");
+    }
+    let sentinel = redis.sentinel_master.is_some() || !redis.sentinel_nodes.is_empty();
+    let cluster = !redis.cluster_nodes.is_empty();
+    if sentinel && cluster {
+        r.error(
+            base.to_string(),
+            "sentinel_master/sentinel_nodes and cluster_nodes are exclusive: choose Sentinel or Cluster",
+        );
+    }
+    if (sentinel || cluster) && !redis.is_default_address() {
+        let other = if sentinel { "sentinel_master/sentinel_nodes" } else { "cluster_nodes" };
+        r.error(format!("{base}.host"), format!("host/port and {other} are exclusive: choose one Redis mode"));
+    }
+    if sentinel {
+        if redis.sentinel_master.as_deref().is_none_or(str::is_empty) {
+            r.error(format!("{base}.sentinel_master"), "Sentinel mode needs the master's name");
+        }
+        if redis.sentinel_nodes.is_empty() {
+            r.error(format!("{base}.sentinel_nodes"), "Sentinel mode needs at least one sentinel node");
+        }
+        for (i, n) in redis.sentinel_nodes.iter().enumerate() {
+            if n.host.is_empty() {
+                r.error(format!("{base}.sentinel_nodes[{i}].host"), "must not be empty");
+            }
+        }
+        match redis.sentinel_role.as_deref() {
+            None | Some("master") => {}
+            Some(role @ ("any" | "slave")) => r.error(
+                format!("{base}.sentinel_role"),
+                format!("{role:?} is not implemented: limits write to Redis, use \"master\""),
+            ),
+            Some(role) => {
+                let shown = r.show(&format!("{base}.sentinel_role"), role);
+                r.error(format!("{base}.sentinel_role"), format!("unknown role {shown}; expected master"));
+            }
+        }
+    } else if redis.sentinel_username.is_some() || redis.sentinel_password.is_some() || redis.sentinel_role.is_some() {
+        r.error(
+            format!("{base}.sentinel_master"),
+            "sentinel_username/sentinel_password/sentinel_role need sentinel_master and sentinel_nodes",
+        );
+    }
+    if cluster {
+        for (i, n) in redis.cluster_nodes.iter().enumerate() {
+            if n.ip.is_empty() {
+                r.error(format!("{base}.cluster_nodes[{i}].ip"), "must not be empty");
+            }
+        }
+        if redis.database != 0 {
+            r.error(format!("{base}.database"), "Redis Cluster only has database 0");
+        }
+        if redis.cluster_max_redirections == 0 {
+            r.error(format!("{base}.cluster_max_redirections"), "must be at least 1");
+        }
     }
 }
 
@@ -808,12 +880,7 @@ fn check_ai_rate_limiting(base: &str, c: &AiRateLimitingConfig, r: &mut Report<'
         r.error(format!("{base}.redis"), "strategy = \"redis\" needs a [redis] table");
     }
     if let Some(redis) = &c.redis {
-        if redis.timeout == 0 {
-            r.error(format!("{base}.redis.timeout"), "must be at least 1 (milliseconds)");
-        }
-        if redis.host.is_empty() {
-            r.error(format!("{base}.redis.host"), "must not be empty");
-        }
+        check_redis(&format!("{base}.redis"), redis, r);
     }
     if !(400..=599).contains(&c.error_code) {
         r.error(format!("{base}.error_code"), "must be an HTTP error status (400 to 599)");

@@ -72,6 +72,7 @@
 mod clock;
 mod local;
 mod redis_backend;
+mod redis_conn;
 mod window;
 
 use std::fmt;
@@ -79,6 +80,7 @@ use std::fmt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use local::LocalLimiter;
 pub use redis_backend::{RedisConfig, RedisLimiter};
+pub use redis_conn::{ClusterTopology, RedisTopology, SentinelTopology};
 pub use window::{sliding_bucket_width_secs, MAX_WINDOW_SECS, SLIDING_BUCKETS};
 
 /// How a window counts usage over time.

@@ -4,10 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script};
+use redis::Script;
 
 use crate::local::unlimited;
+use crate::redis_conn::{Backend, Conn, RedisTopology, Settings};
 use crate::window::{self, Snapshot, Usage};
 use crate::{
     Charge, Clock, Decision, LimitError, LimitSpec, Limiter, Reservation, WindowStatus, WindowType,
@@ -17,11 +17,13 @@ use crate::{
 /// it on the way to Redis (about 9e15 tokens: unlimited in practice).
 const LUA_MAX_INT: u64 = 1 << 53;
 
-/// Where and how to reach Redis. Single node only (no Sentinel, no Cluster topology);
-/// keys are nevertheless hash-tagged per limit key so that a future cluster mode keeps
-/// every script's keys in one slot.
+/// Where and how to reach Redis: a single node (`host`/`port`), a Sentinel-managed
+/// master, or a Cluster (see [`RedisTopology`]). Keys are hash-tagged per limit key, so
+/// every script's keys live in one cluster slot.
 #[derive(Clone)]
 pub struct RedisConfig {
+    pub topology: RedisTopology,
+    /// Single-node address; ignored by the Sentinel and Cluster topologies.
     pub host: String,
     pub port: u16,
     pub database: i64,
@@ -38,6 +40,7 @@ pub struct RedisConfig {
 impl Default for RedisConfig {
     fn default() -> Self {
         Self {
+            topology: RedisTopology::Single,
             host: "127.0.0.1".into(),
             port: 6379,
             database: 0,
@@ -53,6 +56,7 @@ impl Default for RedisConfig {
 impl fmt::Debug for RedisConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisConfig")
+            .field("topology", &self.topology)
             .field("host", &self.host)
             .field("port", &self.port)
             .field("database", &self.database)
@@ -65,7 +69,7 @@ impl fmt::Debug for RedisConfig {
     }
 }
 
-/// Limiter on a single Redis node.
+/// Limiter on Redis (one node, a Sentinel master or a Cluster).
 ///
 /// Every `reserve` and every `settle` is one Lua script call (`EVALSHA`, falling back to
 /// `EVAL` when the script cache is empty, e.g. after a Redis restart), so the check and
@@ -78,8 +82,9 @@ impl fmt::Debug for RedisConfig {
 /// sliding ones, each with a TTL of the window size plus one bucket width, refreshed on
 /// every charge; stale sliding buckets are deleted by the script as it reads them.
 ///
-/// The connection is a `redis` connection manager: multiplexed, and reconnecting by
-/// itself after Redis restarts or the network drops. Calls made while Redis is
+/// The connection is multiplexed and reconnects by itself after Redis restarts or the
+/// network drops; with Sentinel a failed call makes the next one look the master up
+/// again, with Cluster the client follows slot moves (see `redis_conn`). Calls made while Redis is
 /// unreachable fail within `timeout_ms` with [`LimitError::Backend`]; whether to fail
 /// open or closed is the caller's choice. A call that timed out has an unknown outcome:
 /// Redis may still run it later (a frozen server runs what sat in its socket when it
@@ -87,14 +92,15 @@ impl fmt::Debug for RedisConfig {
 /// errors over-count, never under-count. The connection's driver task runs on the
 /// Tokio runtime that creates the limiter, which must outlive it.
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    backend: Backend,
     clock: Arc<dyn Clock>,
     reserve_script: Script,
     settle_script: Script,
     timeout: Duration,
     prefix: String,
     addr: String,
-    password: Option<String>,
+    /// Passwords to scrub from every error message.
+    secrets: Vec<String>,
 }
 
 impl fmt::Debug for RedisLimiter {
@@ -117,103 +123,108 @@ impl RedisLimiter {
     /// Builds the limiter without contacting Redis; the first call connects. Lets a
     /// gateway start while Redis is briefly down. Must be called inside a Tokio runtime.
     pub fn connect_lazy(config: RedisConfig, clock: Arc<dyn Clock>) -> Result<Self, LimitError> {
-        if config.host.is_empty() {
-            return Err(LimitError::Config("host is empty".into()));
-        }
         if config.timeout_ms == 0 {
             return Err(LimitError::Config(
                 "timeout_ms must be greater than 0".into(),
             ));
         }
-        let addr = format!("{}:{}", config.host, config.port);
         let password = config.password.clone().filter(|p| !p.is_empty());
-        let scrub = |e: redis::RedisError| {
-            LimitError::Backend(scrub(&format!("{addr}: {e}"), password.as_deref()))
-        };
-
-        let conn_addr = if config.ssl {
-            // rustls needs a process-wide crypto provider; install ring's unless the
-            // process (e.g. Pingora) already chose one.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-            }
-            ConnectionAddr::TcpTls {
-                host: config.host.clone(),
-                port: config.port,
-                insecure: false,
-                tls_params: None,
-            }
-        } else {
-            ConnectionAddr::Tcp(config.host.clone(), config.port)
-        };
-        let mut settings = RedisConnectionInfo::default().set_db(config.database);
-        if let Some(user) = config.username.as_deref().filter(|u| !u.is_empty()) {
-            settings = settings.set_username(user);
-        }
-        if let Some(pass) = password.as_deref() {
-            settings = settings.set_password(pass);
-        }
-        let info = conn_addr
-            .into_connection_info()
-            .map_err(scrub)?
-            .set_redis_settings(settings);
-        let client = redis::Client::open(info).map_err(scrub)?;
-
+        let mut secrets: Vec<String> = password.iter().cloned().collect();
         let timeout = Duration::from_millis(config.timeout_ms);
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
-            // Fail fast while Redis is down; every later call triggers a new attempt.
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(scrub)?;
+        let settings = Settings {
+            ssl: config.ssl,
+            timeout,
+            database: config.database,
+            username: config.username.clone(),
+            password,
+        };
+        let (addr, built) = match &config.topology {
+            RedisTopology::Single => {
+                if config.host.is_empty() {
+                    return Err(LimitError::Config("host is empty".into()));
+                }
+                let addr = format!("{}:{}", config.host, config.port);
+                (addr, Backend::single(&settings, &config.host, config.port))
+            }
+            RedisTopology::Sentinel(t) => {
+                if t.master.is_empty() || t.nodes.is_empty() {
+                    return Err(LimitError::Config(
+                        "sentinel needs a master name and at least one node".into(),
+                    ));
+                }
+                secrets.extend(t.password.clone().filter(|p| !p.is_empty()));
+                let addr = format!("sentinel master {:?} via {}", t.master, join(&t.nodes));
+                (addr, Backend::sentinel(&settings, t))
+            }
+            RedisTopology::Cluster(t) => {
+                if t.nodes.is_empty() {
+                    return Err(LimitError::Config("cluster needs at least one node".into()));
+                }
+                if config.database != 0 {
+                    return Err(LimitError::Config("cluster only has database 0".into()));
+                }
+                let addr = format!("cluster {}", join(&t.nodes));
+                (addr, Backend::cluster(&settings, t))
+            }
+        };
+        let backend =
+            built.map_err(|e| LimitError::Backend(scrub(&format!("{addr}: {e}"), &secrets)))?;
 
         Ok(Self {
-            conn,
+            backend,
             clock,
             reserve_script: Script::new(include_str!("lua/reserve.lua")),
             settle_script: Script::new(include_str!("lua/settle.lua")),
             timeout,
             prefix: config.key_prefix,
             addr,
-            password,
+            secrets,
         })
     }
 
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<(), LimitError> {
-        let mut conn = self.conn.clone();
-        let fut = async move { redis::cmd("PING").query_async::<String>(&mut conn).await };
-        self.bounded(fut).await.map(|_| ())
+        self.bounded(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Runs one Redis call within `timeout_ms`, mapping errors to password-free messages.
-    async fn bounded<T>(
-        &self,
-        fut: impl std::future::Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, LimitError> {
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(self.error(&e)),
-            Err(_) => Err(LimitError::Backend(format!(
+    /// Runs one Redis call (getting the connection included: a Sentinel lookup) within
+    /// `timeout_ms`, mapping errors to password-free messages.
+    async fn bounded<T, F>(&self, call: impl FnOnce(Conn) -> F) -> Result<T, LimitError>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let fut = async {
+            let conn = self.backend.conn().await?;
+            call(conn).await
+        };
+        let res = match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => LimitError::Backend(scrub(&format!("{}: {e}", self.addr), &self.secrets)),
+            Err(_) => LimitError::Backend(format!(
                 "{}: no answer within {} ms",
                 self.addr,
                 self.timeout.as_millis()
-            ))),
-        }
+            )),
+        };
+        self.backend.failed();
+        Err(res)
     }
 
-    fn error(&self, e: &redis::RedisError) -> LimitError {
-        LimitError::Backend(scrub(
-            &format!("{}: {e}", self.addr),
-            self.password.as_deref(),
-        ))
-    }
-
+    /// `<prefix>{<key>}`. Redis Cluster hashes only the text between the first `{` and
+    /// the next `}`, and the whole key when that text is empty; a key that is empty or
+    /// starts with `}` (or with the escape itself, a backslash) gets a leading backslash
+    /// so the tag is never empty and all of one limit's keys share a slot. The escape is
+    /// injective.
     fn base_key(&self, key: &str) -> String {
-        format!("{}{{{key}}}", self.prefix)
+        if key.is_empty() || key.starts_with('}') || key.starts_with('\\') {
+            format!("{}{{\\{key}}}", self.prefix)
+        } else {
+            format!("{}{{{key}}}", self.prefix)
+        }
     }
 
     fn window_key(base: &str, kind: WindowType, size_secs: u64, bucket: u64) -> String {
@@ -256,9 +267,8 @@ impl RedisLimiter {
                 bucket,
             });
         }
-        let mut conn = self.conn.clone();
         let (allowed, charged, lists): (i64, i64, Vec<Vec<i64>>) = self
-            .bounded(async move { inv.invoke_async(&mut conn).await })
+            .bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
             .await?;
         if lists.len() != spec.windows.len() {
             return Err(LimitError::Backend(format!(
@@ -299,12 +309,17 @@ fn kind_arg(kind: WindowType) -> &'static str {
     }
 }
 
-/// Removes the password from an error message, whatever the error carried.
-fn scrub(msg: &str, password: Option<&str>) -> String {
-    match password {
-        Some(p) if !p.is_empty() => msg.replace(p, "<redacted>"),
-        _ => msg.to_string(),
-    }
+/// Removes the passwords from an error message, whatever the error carried.
+fn scrub(msg: &str, secrets: &[String]) -> String {
+    secrets
+        .iter()
+        .filter(|p| !p.is_empty())
+        .fold(msg.to_string(), |m, p| m.replace(p.as_str(), "<redacted>"))
+}
+
+fn join(nodes: &[(String, u16)]) -> String {
+    let parts: Vec<String> = nodes.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+    parts.join(",")
 }
 
 #[async_trait::async_trait]
@@ -368,9 +383,8 @@ impl Limiter for RedisLimiter {
                 .arg(c.bucket)
                 .arg(window::width_ms(c.size_secs));
         }
-        let mut conn = self.conn.clone();
         let _corrected: i64 = self
-            .bounded(async move { inv.invoke_async(&mut conn).await })
+            .bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
             .await?;
         Ok(())
     }
@@ -394,10 +408,14 @@ mod tests {
     #[test]
     fn scrub_removes_password() {
         assert_eq!(
-            scrub("auth failed for s3cret!", Some("s3cret")),
+            scrub("auth failed for s3cret!", &["s3cret".into()]),
             "auth failed for <redacted>!"
         );
-        assert_eq!(scrub("plain", None), "plain");
+        assert_eq!(
+            scrub("a x b y", &["x".into(), "y".into()]),
+            "a <redacted> b <redacted>"
+        );
+        assert_eq!(scrub("plain", &[]), "plain");
     }
 
     #[test]

@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tollgate_config::schema::{AiRateLimitingConfig, RateLimitingConfig, RedisSettings};
+use tollgate_config::schema::{
+    AiRateLimitingConfig, RateLimitingConfig, RedisClusterNode, RedisSentinelNode, RedisSettings,
+};
 use tollgate_limit::{
-    Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig, RedisLimiter,
+    ClusterTopology, Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig,
+    RedisLimiter, RedisTopology, SentinelTopology,
     Reservation, SystemClock, Window, WindowStatus, WindowType,
 };
 use tokio::sync::OnceCell;
@@ -26,8 +29,34 @@ pub struct LimiterRegistry {
     redis: Mutex<HashMap<RedisKey, Arc<LazyRedis>>>,
 }
 
+/// Which Redis deployment a client talks to: host, port, database, username, ssl,
+/// and the Sentinel master and nodes or Cluster nodes.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct RedisKey(String, u16, i64, Option<String>, bool);
+struct RedisKey(
+    String,
+    u16,
+    i64,
+    Option<String>,
+    bool,
+    Option<String>,
+    Vec<RedisSentinelNode>,
+    Vec<RedisClusterNode>,
+);
+
+impl RedisKey {
+    fn of(r: &RedisSettings) -> Self {
+        RedisKey(
+            r.host.clone(),
+            r.port,
+            r.database,
+            r.username.clone(),
+            r.ssl,
+            r.sentinel_master.clone(),
+            r.sentinel_nodes.clone(),
+            r.cluster_nodes.clone(),
+        )
+    }
+}
 
 impl LimiterRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
@@ -45,7 +74,7 @@ impl LimiterRegistry {
     pub(crate) fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
         match (strategy, redis) {
             ("redis", Some(r)) => {
-                let key = RedisKey(r.host.clone(), r.port, r.database, r.username.clone(), r.ssl);
+                let key = RedisKey::of(r);
                 let Ok(mut map) = self.redis.lock() else {
                     return self.local.clone();
                 };
@@ -169,6 +198,26 @@ fn backend_unavailable(what: &str, operation: &str, fault_tolerant: bool, e: &Li
 /// Costs are counted in millionths of a dollar so integer counters can hold them.
 const COST_SCALE: f64 = 1_000_000.0;
 
+/// Sentinel when a master is named, Cluster when nodes are listed (validation makes
+/// them exclusive), else the single `host`/`port`.
+fn topology(r: &RedisSettings) -> RedisTopology {
+    if let Some(master) = &r.sentinel_master {
+        RedisTopology::Sentinel(SentinelTopology {
+            master: master.clone(),
+            nodes: r.sentinel_nodes.iter().map(|n| (n.host.clone(), n.port)).collect(),
+            username: r.sentinel_username.clone(),
+            password: r.sentinel_password.clone(),
+        })
+    } else if !r.cluster_nodes.is_empty() {
+        RedisTopology::Cluster(ClusterTopology {
+            nodes: r.cluster_nodes.iter().map(|n| (n.ip.clone(), n.port)).collect(),
+            max_redirections: r.cluster_max_redirections,
+        })
+    } else {
+        RedisTopology::Single
+    }
+}
+
 /// A Redis limiter that connects on first use (from a request's runtime) and
 /// again after a failed connect, so a Redis that is down at start-up or
 /// reload does not stop the gateway.
@@ -182,6 +231,7 @@ impl LazyRedis {
     fn new(r: &RedisSettings, clock: Arc<dyn Clock>) -> Self {
         LazyRedis {
             config: RedisConfig {
+                topology: topology(r),
                 host: r.host.clone(),
                 port: r.port,
                 database: r.database,
