@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from configs import ALICE_KEY, BOB_KEY
+from configs import ALICE_KEY, BOB_KEY, poll
 
 FIXTURES = Path(__file__).parent / "mcp_fixtures"
 MCP1_PYTHON = os.environ.get("TOLLGATE_MCP1_PYTHON")
@@ -190,8 +190,12 @@ def test_a_denied_tool_is_invisible_and_uncallable_even_with_a_forged_header(mcp
     assert honest.json()["result"]["isError"] is True
     assert honest.json()["result"]["content"][0]["text"] == "Unknown tool: delete_user"
 
-    lines = gw.access_log(wait_for=7)
-    denials = [l for l in lines if l.get("mcp", {}).get("decision") == "denied"]
+    # Log lines are written after the answer: wait for both denials.
+    def denials_logged():
+        lines = gw.access_log()
+        found = [l for l in lines if l.get("mcp", {}).get("decision") == "denied"]
+        return found if len(found) >= 2 else None
+    denials = poll(denials_logged) or []
     assert len(denials) == 2 and all(l["consumer"] == "bob" and l["mcp"]["tool"] == "delete_user" for l in denials)
     assert re.search(r'ai_mcp_requests_total\{decision="denied",method="tools/call",tool="delete_user"\} 2', gw.metrics())
 
@@ -528,7 +532,7 @@ def test_mcp_secrets_and_session_ids_stay_out_of_logs_metrics_and_status(mcp_ser
     post_in_session(gw.url + "/mcp", sid, {"jsonrpc": "2.0", "id": 6, "method": "tools/call",
                                            "params": {"name": "delete_user", "arguments": {"user_id": "1"}}})
     gw.http.get("/headers", headers={"apikey": "wrong-key-5e5c"})
-    lines = gw.access_log(wait_for=6)
+    lines = gw.access_log(wait_for=7)
     exposed = "\n".join([json.dumps(lines), gw.stderr(), gw.metrics(),
                          httpx.get(f"{gw.admin_url}/status", timeout=5).text])
     for secret in [SESSION_SECRET, UPSTREAM_TOKEN, BOB_KEY, ALICE_KEY, "wrong-key-5e5c", sid, *upstream_ids]:
