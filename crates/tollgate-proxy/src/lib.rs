@@ -19,6 +19,7 @@ pub mod respond;
 pub mod router;
 pub mod semantic;
 pub mod snapshot;
+pub mod survivors;
 pub mod target;
 pub mod upstream_tls;
 pub mod tls;

@@ -180,7 +180,7 @@ impl RequestLimitRt {
 
 /// A limiter backend that cannot answer: serve unlimited (`fault_tolerant`,
 /// logged and counted) or refuse with 503.
-fn backend_unavailable(what: &str, operation: &str, fault_tolerant: bool, e: &LimitError) -> Admission {
+pub(crate) fn backend_unavailable(what: &str, operation: &str, fault_tolerant: bool, e: &LimitError) -> Admission {
     METRICS.rate_limit_backend_errors.with_label_values(&[operation]).inc();
     if fault_tolerant {
         tracing::warn!("{what} limit backend unavailable, serving without limit: {e}");

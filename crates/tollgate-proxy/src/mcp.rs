@@ -9,8 +9,7 @@ use tollgate_config::schema::{AiMcpProxyConfig, McpCallLimit};
 use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
 use tollgate_mcp::{Rule, Sealer, ToolAcl};
 
-use crate::limits::LimiterRegistry;
-use crate::metrics::METRICS;
+use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
 use crate::oauth::OauthRt;
 use crate::target::Endpoint;
 
@@ -168,16 +167,10 @@ impl McpRt {
                     .unwrap_or((0, 0));
                 ToolAdmission::Refused { retry_after_secs: d.retry_after_secs.unwrap_or(1), limit, window_secs }
             }
-            Err(e) => {
-                METRICS.rate_limit_backend_errors.with_label_values(&["mcp_tool_limit"]).inc();
-                if self.config.tool_limits.fault_tolerant {
-                    tracing::warn!("MCP tool limit backend unavailable, serving without limit: {e}");
-                    ToolAdmission::Admitted
-                } else {
-                    tracing::warn!("MCP tool limit backend unavailable, refusing: {e}");
-                    ToolAdmission::Refused { retry_after_secs: 1, limit: 0, window_secs: 0 }
-                }
-            }
+            Err(e) => match backend_unavailable("MCP tool", "mcp_tool_limit", self.config.tool_limits.fault_tolerant, &e) {
+                Admission::Refused { .. } => ToolAdmission::Refused { retry_after_secs: 1, limit: 0, window_secs: 0 },
+                _ => ToolAdmission::Admitted,
+            },
         }
     }
 }

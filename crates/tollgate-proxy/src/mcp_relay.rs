@@ -140,7 +140,8 @@ pub(crate) async fn serve_mcp(
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let (replica_ix, upstream_session, upstream_query) = match client_session.as_deref().or(legacy_session) {
+    // The server's own session id, whichever transport carried the sealed one.
+    let (replica_ix, upstream_id, upstream_query) = match client_session.as_deref().or(legacy_session) {
         Some(sealed) => match mcp.open(sealed) {
             Some((label, id)) => {
                 let ix = match &label {
@@ -155,7 +156,7 @@ pub(crate) async fn serve_mcp(
                     (Some(q), true) => Some(legacy::map_query_param(q, "session_id", &|_| Some(id.clone()))),
                     (q, _) => q.clone(),
                 };
-                (ix, client_session.as_ref().map(|_| id), query)
+                (ix, Some(id), query)
             }
             None => {
                 note(ctx, "unknown_session");
@@ -188,8 +189,8 @@ pub(crate) async fn serve_mcp(
             // The legacy transport answers on its SSE stream, not on the POST:
             // the refusal goes there when this gateway holds that stream.
             if client_session.is_none() {
-                if let Some(id) = legacy_session.and_then(|s| mcp.open(s)).map(|(_, id)| id) {
-                    if inject_legacy(&replica.label, &id, &refusal.body).await {
+                if let Some(id) = upstream_id.as_deref() {
+                    if inject_legacy(&replica.label, id, &refusal.body).await {
                         ctx.status = 202;
                         let headers = [("x-request-id", ctx.request_id.as_str())];
                         return send(session, 202, "text/plain", Bytes::from_static(b"Accepted"), &headers).await;
@@ -230,7 +231,9 @@ pub(crate) async fn serve_mcp(
     call.tls.apply(&mut peer);
     let client_header = session.req_header().clone();
     let build = || {
-        upstream_header(&client_header, &method, &path, ep, &call, upstream_session.as_deref(), body.len(), &ctx.request_id)
+        // The legacy transport carries its session in the query, not a header.
+        let header_session = client_session.as_ref().and(upstream_id.as_deref());
+        upstream_header(&client_header, &method, &path, ep, &call, header_session, body.len(), &ctx.request_id)
     };
     let sent_at = Instant::now();
     let mut upstream = match send_on(ups, &peer, &body, &t, &build).await {

@@ -2,8 +2,7 @@
 //! the issuer's key set, which is fetched, cached and refetched when a token
 //! names a key the cache does not know (the issuer rotated its keys).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -12,6 +11,7 @@ use tollgate_auth::{AuthError, Claims, Jwks, Validator};
 use tollgate_config::schema::McpOauthConfig;
 
 use crate::gcp_auth::PingoraFetch;
+use crate::survivors::Survivors;
 use crate::target::Endpoint;
 
 /// A key set older than this is fetched again before use.
@@ -173,20 +173,10 @@ impl KeySet {
     }
 }
 
-static KEY_SETS: Lazy<Mutex<HashMap<String, Weak<KeySet>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+static KEY_SETS: Lazy<Survivors<KeySet>> = Lazy::new(Survivors::default);
 
 fn shared_key_set(uri: &str, endpoint: Endpoint) -> Arc<KeySet> {
-    let make = || Arc::new(KeySet { endpoint, state: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) });
-    let Ok(mut sets) = KEY_SETS.lock() else {
-        return make();
-    };
-    sets.retain(|_, w| w.strong_count() > 0);
-    if let Some(alive) = sets.get(uri).and_then(Weak::upgrade) {
-        return alive;
-    }
-    let fresh = make();
-    sets.insert(uri.to_string(), Arc::downgrade(&fresh));
-    fresh
+    KEY_SETS.get_or_build(uri, || KeySet { endpoint, state: Mutex::new(None), fetching: tokio::sync::Mutex::new(()) })
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! shared read-only by every request that started under it.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, Weak};
 
 use once_cell::sync::Lazy;
 use std::sync::Arc;
@@ -14,6 +13,7 @@ use tollgate_config::Config;
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::mcp::McpRt;
+use crate::survivors::Survivors;
 use crate::upstream_tls::UpstreamTls;
 use crate::router::Router;
 use crate::semantic::SemanticRt;
@@ -90,7 +90,7 @@ impl AiProxyRt {
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
         };
         let fingerprint = format!("{scope}|{:?}|{:?}|{:?}", algorithm, breaker, infos);
-        let balancer = reuse_or_build(fingerprint, || {
+        let balancer = BALANCERS.get_or_build(&fingerprint, || {
             Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()))
         });
         Ok(AiProxyRt { scope, targets, config, balancer, semantic: None })
@@ -326,23 +326,8 @@ impl Snapshot {
 }
 
 /// Balancers of the configs in force, by what defines them (scope, algorithm,
-/// breaker, targets and weights). Entries are weak: a balancer lives as long
-/// as a snapshot uses it, and a reload that keeps a plugin unchanged finds the
-/// old one still alive (the old snapshot is swapped out only after the build).
-static BALANCERS: Lazy<Mutex<HashMap<String, Weak<Balancer>>>> = Lazy::new(|| Mutex::new(HashMap::new()));
-
-fn reuse_or_build(fingerprint: String, build: impl FnOnce() -> Balancer) -> Arc<Balancer> {
-    let Ok(mut cache) = BALANCERS.lock() else {
-        return Arc::new(build());
-    };
-    cache.retain(|_, w| w.strong_count() > 0);
-    if let Some(alive) = cache.get(&fingerprint).and_then(Weak::upgrade) {
-        return alive;
-    }
-    let fresh = Arc::new(build());
-    cache.insert(fingerprint, Arc::downgrade(&fresh));
-    fresh
-}
+/// breaker, targets and weights), so circuits and statistics survive reloads.
+static BALANCERS: Lazy<Survivors<Balancer>> = Lazy::new(Survivors::default);
 
 /// ai-proxy-advanced, with its semantic router when the algorithm asks for one.
 fn semantic_proxy(
