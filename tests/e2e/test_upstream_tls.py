@@ -2,47 +2,29 @@
 roots or the service's `ca_certificates`, `tls_verify = false` turns that
 off, and `client_certificate` answers an upstream that asks for one (mTLS)."""
 
-import json
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from configs import ALICE_KEY
+from conftest import JsonServer
 from test_tls import Pki, openssl
 
 
-class HttpsUpstream:
-    """An HTTPS server on 127.0.0.1 answering JSON; with `client_ca` it
-    demands a client certificate signed by that CA."""
+def https_upstream(cert, key, client_ca=None) -> JsonServer:
+    """An HTTPS server on 127.0.0.1 answering with the client certificate's
+    common name; with `client_ca` it demands a client certificate signed by it."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(str(client_ca))
 
-    def __init__(self, cert, key, client_ca=None):
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                peer = self.connection.getpeercert()
-                body = json.dumps({"client": dict(x[0] for x in peer["subject"])["commonName"] if peer else None}).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+    def answer(handler):
+        peer = handler.connection.getpeercert()
+        return {"client": dict(x[0] for x in peer["subject"])["commonName"] if peer else None}
 
-            def log_message(self, *a):
-                pass
-
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(cert), str(key))
-        if client_ca:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            ctx.load_verify_locations(str(client_ca))
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
+    return JsonServer(answer, ctx)
 
 
 def client_cert(pki: Pki, name: str):
@@ -84,7 +66,7 @@ def pki(tmp_path):
 def test_verified_against_the_services_ca_and_mutual_tls(pki, gateway_factory):
     cert, key = pki.issue("upstream", ip="127.0.0.1")
     ccert, ckey = client_cert(pki, "tollgate-client")
-    up = HttpsUpstream(cert, key, client_ca=pki.ca)
+    up = https_upstream(cert, key, client_ca=pki.ca)
     try:
         auth = {"apikey": ALICE_KEY}
         # Both: the server is trusted and tollgate presents its certificate.
