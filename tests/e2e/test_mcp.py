@@ -398,3 +398,118 @@ def jsonrpc_answer(r) -> dict:
                     return msg
         raise AssertionError(f"no answer in stream: {r.text!r}")
     return r.json()
+
+
+
+def test_only_mcp_methods_reach_the_server_and_pipelined_requests_never_desync(mcp_servers, gateway_factory):
+    import socket
+
+    server = mcp_servers("r1")
+    gw = gateway_factory(mcp_config(server.url))
+    body = json.dumps(stateless_call("delete_user", {"user_id": "1"}))
+    r = httpx.put(gw.url + "/mcp", headers={**stateless_headers("tools/call", "delete_user"), "apikey": BOB_KEY},
+                  content=body, timeout=10)
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST, DELETE"
+
+    # Two requests in one write: an allowed call, then a denied one. The relay
+    # watches the client while it streams the first answer; a byte of the
+    # second request must never be eaten so that "OST /mcp" reaches the server.
+    def raw(tool: str) -> bytes:
+        b = json.dumps(stateless_call(tool, {"text": "x", "user_id": "1"})).encode()
+        h = {**stateless_headers("tools/call", tool), "apikey": BOB_KEY, "host": "gw", "content-length": str(len(b))}
+        return b"POST /mcp HTTP/1.1\r\n" + b"".join(f"{k}: {v}\r\n".encode() for k, v in h.items()) + b"\r\n" + b
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=10) as s:
+            s.sendall(raw("echo") + raw("delete_user"))
+            received = b""
+            s.settimeout(2)
+            try:
+                while received.count(b"HTTP/1.1 ") < 2:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            except socket.timeout:
+                pass
+        statuses = re.findall(rb"HTTP/1.1 (\d{3})", received)
+        assert statuses[0] == b"200"
+        # The second is answered by the gateway (denied) or the connection
+        # closed before it: never forwarded in pieces.
+        assert all(s == b"200" for s in statuses), received[-600:]
+    methods = {l["method"] for l in gw.access_log(wait_for=21)}
+    assert methods <= {"POST", "PUT"}, methods
+
+
+@pytest.mark.parametrize("timeout_ms,survives", [(None, True), (1000, False)])
+def test_idle_streams_survive_by_default_and_the_stream_timeout_is_configurable(mcp_servers, gateway_factory,
+                                                                               timeout_ms, survives):
+    server = mcp_servers("r1")
+    extra = f"stream_read_timeout = {timeout_ms}" if timeout_ms else ""
+    gw = gateway_factory(mcp_config(server.url, plugin_extra=extra))
+    h = {"apikey": BOB_KEY}
+    with httpx.Client(base_url=gw.url, timeout=15) as c, c.stream("GET", "/legacy/sse", headers=h) as stream:
+        lines = stream.iter_lines()
+        endpoint = next(l for l in lines if l.startswith("data:"))[5:].strip()
+        assert endpoint.startswith("/legacy/messages/?session_id="), endpoint
+        time.sleep(2.5)  # silence on the stream, longer than the short timeout
+        init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
+        posted = c.post(endpoint, json=init, headers=h)
+        answer = None
+        try:
+            for line in lines if posted.status_code == 202 else []:
+                if line.startswith("data:") and '"id":1' in line.replace(" ", ""):
+                    answer = json.loads(line[5:])
+                    break
+        except httpx.HTTPError:
+            answer = None
+    if survives:
+        assert posted.status_code == 202
+        assert answer and answer["result"]["serverInfo"], answer
+    else:
+        # The gateway ended the silent stream, and with it the server's session.
+        assert posted.status_code == 404 and answer is None, (posted.status_code, answer)
+
+
+def test_per_tool_limits_on_redis_are_shared_by_gateway_replicas(mcp_servers, gateway_factory):
+    from test_token_limits import Redis
+
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        extra = f'tool_limits = {{ strategy = "redis", redis = {{ host = "127.0.0.1", port = {redis.port} }} }}'
+        tools = """
+[[plugins.config.tools]]
+name = "echo"
+limit = { window_size = [60], limit = [4] }
+"""
+        config = mcp_config(server.url, plugin_extra=extra, tools=tools)
+        gws = [gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")]
+        results = []
+        for i in range(8):
+            r = httpx.post(gws[i % 2].url + "/mcp", headers={**stateless_headers("tools/call", "echo"), "apikey": BOB_KEY},
+                           json=stateless_call("echo", {"text": "x"}), timeout=10)
+            results.append("error" in r.json())
+        assert results.count(False) == 4 and results.count(True) == 4, results
+    finally:
+        redis.stop()
+
+
+def test_mcp_secrets_and_session_ids_stay_out_of_logs_metrics_and_status(mcp_servers, gateway_factory):
+    r1, r2 = mcp_servers("r1"), mcp_servers("r2")
+    config = mcp_config("http://127.0.0.1:1", plugin_extra=f'targets = ["{r1.url}/", "{r2.url}/"]\nsession_secret = "{SESSION_SECRET}"')
+    gw = gateway_factory(config)
+    sid, _ = initialize(gw.url + "/mcp")
+    upstream_ids = set()
+    for _ in range(3):
+        r = post_in_session(gw.url + "/mcp", sid, {"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                                                     "params": {"name": "whoami", "arguments": {}}})
+        upstream_ids.add(json.loads(jsonrpc_answer(r)["result"]["content"][0]["text"])["session_id"])
+    post_in_session(gw.url + "/mcp", sid, {"jsonrpc": "2.0", "id": 6, "method": "tools/call",
+                                           "params": {"name": "delete_user", "arguments": {"user_id": "1"}}})
+    gw.http.get("/headers", headers={"apikey": "wrong-key-5e5c"})
+    lines = gw.access_log(wait_for=7)
+    exposed = "\n".join([json.dumps(lines), gw.stderr(), gw.metrics(),
+                         httpx.get(f"{gw.admin_url}/status", timeout=5).text])
+    for secret in [SESSION_SECRET, UPSTREAM_TOKEN, BOB_KEY, ALICE_KEY, "wrong-key-5e5c", sid, *upstream_ids]:
+        assert secret not in exposed, f"{secret[:12]}... leaked"
