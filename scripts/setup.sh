@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages tollgate needs on Debian/Ubuntu, only those missing.
 #   scripts/setup.sh           build and run: cmake (zlib-ng in pingora-core), a C compiler, CA roots
-#   scripts/setup.sh --test    also Python's venv, redis-server, redis-cli and openssl for the end-to-end suite
+#   scripts/setup.sh --test    also Python's venv, redis-server, redis-cli, openssl and promtool for the end-to-end suite
 #   scripts/setup.sh --bench   also nginx (the baseline) and wrk (the load generator)
 set -euo pipefail
 
@@ -20,6 +20,8 @@ for arg in "$@"; do
       command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
       # The Vertex AI and secrets tests make throwaway service-account keys.
       command -v openssl >/dev/null 2>&1 || need+=(openssl)
+      # promtool lints /metrics and deploy/prometheus.yml.
+      command -v promtool >/dev/null 2>&1 || need+=(prometheus)
       ;;
     --bench)
       command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)

@@ -21,6 +21,14 @@ def test_container_config_is_valid_and_matches_the_compose_file():
     assert f"0.0.0.0:{mock_port}" in compose
 
 
+def test_prometheus_config_passes_promtool():
+    """The compose file's Prometheus config is one Prometheus itself accepts
+    (promtool comes with Debian's prometheus package, which `make test` installs)."""
+    out = subprocess.run(["promtool", "check", "config", str(ROOT / "deploy/prometheus.yml")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
 def test_dockerfile_healthcheck_probes_the_admin_listener():
     dockerfile = (ROOT / "Dockerfile").read_text()
     conf = (ROOT / "deploy/tollgate.toml").read_text()

@@ -5,6 +5,9 @@ numbers below are exact."""
 import hashlib
 import json
 import re
+import signal
+import subprocess
+import time
 
 import httpx
 
@@ -63,6 +66,46 @@ def test_metrics_count_requests_tokens_and_latency(mock, gateway_factory):
     assert value(m, "ai_llm_cost_total") is None
     assert value(m, "ai_llm_time_per_output_token_ms_count", ai_provider="openai", consumer="alice") == 2
     assert value(m, "tollgate_build_info") == 1
+
+
+def test_promtool_accepts_the_exposition_after_traffic(mock, gateway_factory):
+    """`promtool check metrics` (Prometheus's own linter) passes on /metrics once
+    every family has samples: answers, streams, refusals, limits and reloads."""
+    gw = gateway_factory(llm_config(mock, options=COSTS, extra="""
+[[plugins]]
+name = "ai-rate-limiting-advanced"
+service = "llm"
+[plugins.config]
+llm_providers = [{ name = "openai", window_size = [60], limit = [1] }]
+"""))
+    assert gw.http.post("/chat", json=chat(), headers=AUTH).status_code == 200
+    assert gw.http.post("/chat", json=chat(), headers=AUTH).status_code == 429
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": BOB_KEY}).status_code == 200
+    r = gw.http.post("/chat", json={**chat(), "stream": True}, headers={"apikey": BOB_KEY})
+    assert r.status_code in (200, 429)
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": "wrong"}).status_code == 401
+    gw.config_path.write_text(gw.config_path.read_text() + "\n[[[ not toml\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while 'tollgate_config_reloads_total{result="failure"}' not in gw.metrics():
+        assert time.monotonic() < deadline, "the bad reload was never counted"
+        time.sleep(0.02)
+    gw.access_log(wait_for=5)
+    exposition = gw.metrics()
+    out = subprocess.run(["promtool", "check", "metrics"], input=exposition, capture_output=True, text=True)
+    # Exit 1 is a parse error; 3 is lint problems, listed one per line. The only
+    # one allowed is the `_ms` unit of the millisecond families: the names follow
+    # Kong's (ai_llm_provider_latency_ms...) so that Kong's dashboards work as they are.
+    assert out.returncode in (0, 3), out.stdout + out.stderr
+    problems = [l for l in (out.stdout + out.stderr).splitlines() if l.strip()]
+    kong_ms = {name for name in re.findall(r"^# TYPE (\S+_ms) (?:histogram|gauge)$", exposition, re.M)}
+    for p in problems:
+        name, _, what = p.partition(" ")
+        assert name in kong_ms and what == "metric names should not contain abbreviated units", p
+    # The linter ran on the full set, not on an empty page.
+    for family in ("http_requests_total", "ai_llm_tokens_total", "ai_llm_cost_total",
+                   "ai_llm_provider_latency_ms_bucket", "tollgate_config_reloads_total", "tollgate_build_info"):
+        assert value(exposition, family) is not None, family
 
 
 def test_cost_follows_the_targets_prices(mock, gateway_factory):
