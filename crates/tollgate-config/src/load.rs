@@ -208,6 +208,7 @@ impl PluginConfig {
             "ai-rate-limiting-advanced" => typed(&entry.config).map(PluginConfig::AiRateLimiting),
             "rate-limiting" => typed(&entry.config).map(PluginConfig::RateLimiting),
             "ai-mcp-proxy" => typed(&entry.config).map(PluginConfig::AiMcpProxy),
+            "opentelemetry" => typed(&entry.config).map(PluginConfig::OpenTelemetry),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!(
@@ -228,6 +229,7 @@ impl PluginConfig {
             PluginConfig::AiRateLimiting(_) => "ai-rate-limiting-advanced",
             PluginConfig::RateLimiting(_) => "rate-limiting",
             PluginConfig::AiMcpProxy(_) => "ai-mcp-proxy",
+            PluginConfig::OpenTelemetry(_) => "opentelemetry",
         }
     }
 }

@@ -257,6 +257,7 @@ pub enum PluginConfig {
     AiRateLimiting(AiRateLimitingConfig),
     RateLimiting(RateLimitingConfig),
     AiMcpProxy(AiMcpProxyConfig),
+    OpenTelemetry(OpenTelemetryConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -267,6 +268,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "ai-rate-limiting-advanced",
     "rate-limiting",
     "ai-mcp-proxy",
+    "opentelemetry",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1004,5 +1006,80 @@ impl McpOauthConfig {
     }
     fn default_claim() -> String {
         "sub".to_string()
+    }
+}
+
+/// Kong's opentelemetry plugin: spans of every request, sent in batches to an
+/// OTLP/HTTP collector. Global only (one exporter per process).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenTelemetryConfig {
+    /// The collector's traces URL, usually `http://collector:4318/v1/traces`.
+    pub traces_endpoint: String,
+    /// Headers sent with every export (a collector's API key, say; vault
+    /// references allowed).
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Attributes of the resource every span belongs to; `service.name`
+    /// defaults to `tollgate`.
+    #[serde(default)]
+    pub resource_attributes: std::collections::BTreeMap<String, String>,
+    /// Share of the traces that start at the gateway that are recorded, 0 to 1.
+    /// A caller's `traceparent` decides for its own traces.
+    #[serde(default = "OpenTelemetryConfig::default_sampling_rate")]
+    pub sampling_rate: f64,
+    #[serde(default)]
+    pub queue: OtelQueue,
+    /// Milliseconds one export may take (connect, send and answer).
+    #[serde(default = "OpenTelemetryConfig::default_send_timeout")]
+    pub send_timeout: u64,
+    /// A response header that carries the trace id back to the caller.
+    #[serde(default)]
+    pub http_response_header_for_traceid: Option<String>,
+}
+
+impl OpenTelemetryConfig {
+    fn default_sampling_rate() -> f64 {
+        1.0
+    }
+    fn default_send_timeout() -> u64 {
+        5000
+    }
+}
+
+/// How spans wait for export (Kong's queue fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtelQueue {
+    /// Spans per export.
+    #[serde(default = "OtelQueue::default_batch")]
+    pub max_batch_size: usize,
+    /// Seconds a span may wait for its batch to fill.
+    #[serde(default = "OtelQueue::default_delay")]
+    pub max_coalescing_delay: f64,
+    /// Spans held at most; past this, new spans are dropped and counted.
+    #[serde(default = "OtelQueue::default_entries")]
+    pub max_entries: usize,
+}
+
+impl OtelQueue {
+    fn default_batch() -> usize {
+        200
+    }
+    fn default_delay() -> f64 {
+        1.0
+    }
+    fn default_entries() -> usize {
+        10_000
+    }
+}
+
+impl Default for OtelQueue {
+    fn default() -> Self {
+        OtelQueue {
+            max_batch_size: Self::default_batch(),
+            max_coalescing_delay: Self::default_delay(),
+            max_entries: Self::default_entries(),
+        }
     }
 }

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, OpenTelemetryConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
     PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
@@ -580,6 +580,17 @@ fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mu
         let Slot::Typed(entry) = slot else {
             continue;
         };
+        // One exporter per process: spans of every request go to one collector.
+        if entry.name == "opentelemetry" {
+            for (field, value) in [("service", &entry.service), ("route", &entry.route), ("consumer", &entry.consumer)] {
+                if value.is_some() {
+                    r.error(
+                        format!("{base}.{field}"),
+                        "plugin opentelemetry is global: it traces every request and cannot be scoped",
+                    );
+                }
+            }
+        }
         // Authentication and ACLs run before the consumer is known (Kong's no_consumer).
         if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl" | "ai-mcp-proxy") {
             r.error(
@@ -637,6 +648,42 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::AiRateLimiting(c) => check_ai_rate_limiting(&base, c, r),
         PluginConfig::RateLimiting(c) => check_rate_limiting(&base, c, r),
         PluginConfig::AiMcpProxy(c) => check_ai_mcp_proxy(&base, c, r),
+        PluginConfig::OpenTelemetry(c) => check_opentelemetry(&base, c, r),
+    }
+}
+
+fn check_opentelemetry(base: &str, c: &OpenTelemetryConfig, r: &mut Report<'_>) {
+    let path = format!("{base}.traces_endpoint");
+    if let Err(e) = HttpUrl::parse(&c.traces_endpoint) {
+        let message = format!("traces_endpoint {} {e}", r.show(&path, &c.traces_endpoint));
+        r.error(path, message);
+    }
+    for name in c.headers.keys() {
+        if !is_header_name(name) {
+            r.error(format!("{base}.headers"), format!("{name:?} is not a valid header name"));
+        }
+    }
+    if let Some(h) = c.http_response_header_for_traceid.as_deref().filter(|h| !is_header_name(h)) {
+        r.error(
+            format!("{base}.http_response_header_for_traceid"),
+            format!("{h:?} is not a valid header name"),
+        );
+    }
+    if !(0.0..=1.0).contains(&c.sampling_rate) {
+        r.error(format!("{base}.sampling_rate"), "must be between 0 and 1");
+    }
+    if c.send_timeout == 0 {
+        r.error(format!("{base}.send_timeout"), "must be at least 1 (milliseconds)");
+    }
+    let q = &c.queue;
+    if q.max_batch_size == 0 {
+        r.error(format!("{base}.queue.max_batch_size"), "must be at least 1 (spans)");
+    }
+    if q.max_entries < q.max_batch_size {
+        r.error(format!("{base}.queue.max_entries"), "must be at least max_batch_size");
+    }
+    if !(q.max_coalescing_delay > 0.0 && q.max_coalescing_delay <= 3600.0) {
+        r.error(format!("{base}.queue.max_coalescing_delay"), "must be between 0 and 3600 seconds (above 0)");
     }
 }
 

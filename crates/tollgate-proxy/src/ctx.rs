@@ -5,7 +5,10 @@ use std::time::{Duration, Instant};
 
 use tollgate_llm::Usage;
 
+use tollgate_otel::TraceParent;
+
 use crate::limits::HeldLimit;
+use crate::otel::RequestSpan;
 use crate::snapshot::{PeerTimeouts, Snapshot};
 
 /// Facts about the LLM exchange, for metrics and the access log.
@@ -132,7 +135,9 @@ pub struct RequestCtx {
     pub counted: bool,
     /// The caller's W3C `traceparent` (and `tracestate`), when well-formed:
     /// passed to LLM providers so a trace spans the gateway.
-    pub trace: Option<(String, Option<String>)>,
+    pub trace: Option<(TraceParent, Option<String>)>,
+    /// This request's trace, when the opentelemetry plugin is on.
+    pub span: Option<RequestSpan>,
 }
 
 impl RequestCtx {
@@ -155,6 +160,7 @@ impl RequestCtx {
             credential_id: None,
             counted: false,
             trace: None,
+            span: None,
         }
     }
 

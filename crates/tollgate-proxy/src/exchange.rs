@@ -303,7 +303,18 @@ pub async fn serve_llm(
             embeddings_meta: embeddings_meta.as_ref(),
             may_fail_over,
         };
-        match attempt.run(session, ctx).await {
+        if let Some(span) = ctx.span.as_mut() {
+            span.start_call();
+        }
+        let outcome = attempt.run(session, ctx).await;
+        if let Some(span) = ctx.span.as_mut() {
+            let failure = match &outcome {
+                Outcome::FailOver(reason) => Some(reason.as_str()),
+                Outcome::Answered(_) => None,
+            };
+            span.end_call(&target, ctx.llm.as_ref(), failure);
+        }
+        match outcome {
             Outcome::Answered(r) => return r,
             Outcome::FailOver(reason) => {
                 tracing::info!(request_id = %ctx.request_id, target = %target.label, %reason, "failing over to the next target");
@@ -639,16 +650,26 @@ pub(crate) struct Timeouts {
 }
 
 /// Connects (pooled), writes the request and reads the answer's header.
-/// What identifies a call to the provider: the request id, and the caller's
-/// trace context when it sent one.
+/// What identifies a call to the provider: the request id, and the trace
+/// context: the gateway's call span when tracing, else the caller's.
 pub(crate) struct CallIds<'a> {
     pub(crate) request_id: &'a str,
-    pub(crate) trace: Option<&'a (String, Option<String>)>,
+    pub(crate) traceparent: Option<String>,
+    pub(crate) tracestate: Option<&'a str>,
 }
 
 impl<'a> CallIds<'a> {
     pub(crate) fn of(ctx: &'a RequestCtx) -> Self {
-        CallIds { request_id: &ctx.request_id, trace: ctx.trace.as_ref() }
+        let caller = ctx.trace.as_ref();
+        let parent = match &ctx.span {
+            Some(span) => Some(span.outgoing()),
+            None => caller.map(|(t, _)| *t),
+        };
+        CallIds {
+            request_id: &ctx.request_id,
+            traceparent: parent.map(|p| p.header()),
+            tracestate: caller.and_then(|(_, s)| s.as_deref()),
+        }
     }
 }
 
@@ -853,10 +874,10 @@ fn build_header(
     h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION")))
         .map_err(e)?;
     h.insert_header("x-request-id", ids.request_id).map_err(e)?;
-    if let Some((parent, state)) = ids.trace {
+    if let Some(parent) = &ids.traceparent {
         h.insert_header("traceparent", parent.as_str()).map_err(e)?;
-        if let Some(state) = state {
-            h.insert_header("tracestate", state.as_str()).map_err(e)?;
+        if let Some(state) = ids.tracestate {
+            h.insert_header("tracestate", state).map_err(e)?;
         }
     }
     if let Credential::Header { name, value } = &target.credential {

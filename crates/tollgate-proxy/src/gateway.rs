@@ -13,6 +13,7 @@ use pingora_error::{Error, ErrorType};
 use pingora_http::{RequestHeader, ResponseHeader};
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 use tollgate_llm::LlmError;
+use tollgate_otel::TraceParent;
 
 use crate::access_log::AccessLog;
 use crate::body::{declared_length, discard_rest, read_bounded, BodyError};
@@ -23,6 +24,7 @@ use crate::limits::{identity, Admission, LimiterRegistry};
 use crate::mcp_relay::{serve_mcp, McpCall};
 use crate::metrics::METRICS;
 use crate::observe;
+use crate::otel::RequestSpan;
 use crate::respond::{as_refs, kong_error_body, send, PResult};
 use crate::snapshot::{PluginRt, Slot, Snapshot};
 
@@ -116,6 +118,13 @@ impl ProxyHttp for Gateway {
         ctx.counted = true;
         ctx.request_id = request_id(session.req_header().headers.get("x-request-id"));
         ctx.trace = trace_context(&session.req_header().headers);
+        if let Some(otel) = ctx.snap.as_ref().and_then(|s| s.otel.clone()) {
+            let span = RequestSpan::begin(otel, ctx.trace.as_ref().map(|(t, _)| t));
+            if let Some(h) = &span.otel.trace_id_header {
+                ctx.response_headers.push((h.clone(), span.trace_id.to_string()));
+            }
+            ctx.span = Some(span);
+        }
         Ok(())
     }
 
@@ -367,6 +376,7 @@ impl ProxyHttp for Gateway {
                 hide_header,
                 subjects,
                 who,
+                traceparent: ctx.span.as_ref().map(|s| s.outgoing().header()),
             };
             serve_mcp(&self.state.upstreams, session, ctx, call).await?;
             return Ok(true);
@@ -499,6 +509,9 @@ impl ProxyHttp for Gateway {
                 upstream.remove_header(h.as_str());
             }
             upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
+            if let Some(span) = &ctx.span {
+                upstream.insert_header("traceparent", span.outgoing().header())?;
+            }
         }
         Ok(())
     }
@@ -561,6 +574,7 @@ impl Gateway {
         };
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         all.push(("x-request-id", ctx.request_id.as_str()));
+        all.extend(ctx.response_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         send(session, status, "application/json", body, &all).await
     }
 
@@ -616,32 +630,19 @@ static REQUEST_PREFIX: once_cell::sync::Lazy<u32> = once_cell::sync::Lazy::new(|
     t ^ std::process::id().rotate_left(16)
 });
 
-/// The client's `X-Request-Id` when it is sane, else a fresh one.
 /// A well-formed W3C trace context (`traceparent`: version-traceid-parentid-flags
 /// in lower-case hex), with its `tracestate`; anything else is dropped.
-fn trace_context(headers: &http::HeaderMap) -> Option<(String, Option<String>)> {
-    let parent = headers.get("traceparent")?.to_str().ok()?;
-    let fields: Vec<&str> = parent.split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let ok = fields.len() == 4
-        && hex(fields[0], 2)
-        && fields[0] != "ff"
-        && hex(fields[1], 32)
-        && fields[1].bytes().any(|b| b != b'0')
-        && hex(fields[2], 16)
-        && fields[2].bytes().any(|b| b != b'0')
-        && hex(fields[3], 2);
-    if !ok {
-        return None;
-    }
+fn trace_context(headers: &http::HeaderMap) -> Option<(TraceParent, Option<String>)> {
+    let parent = TraceParent::parse(headers.get("traceparent")?.to_str().ok()?)?;
     let state = headers
         .get("tracestate")
         .and_then(|v| v.to_str().ok())
         .filter(|s| s.len() <= 512)
         .map(str::to_string);
-    Some((parent.to_string(), state))
+    Some((parent, state))
 }
 
+/// The client's `X-Request-Id` when it is sane, else a fresh one.
 fn request_id(given: Option<&http::HeaderValue>) -> String {
     if let Some(v) = given.and_then(|v| v.to_str().ok()) {
         if !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()) {

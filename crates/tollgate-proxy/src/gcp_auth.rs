@@ -362,23 +362,41 @@ impl PingoraFetch {
 #[async_trait]
 impl TokenFetch for PingoraFetch {
     async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), String> {
-        self.exchange(ep, "POST", Some(("application/x-www-form-urlencoded", Bytes::from(form)))).await
+        let body = Some(("application/x-www-form-urlencoded", Bytes::from(form)));
+        self.exchange(ep, "POST", body, &[], FETCH_TIMEOUT).await
     }
 }
 
 impl PingoraFetch {
     /// GETs `ep` (a key set, a discovery document): the answer's status and body.
     pub async fn get(&self, ep: &Endpoint) -> Result<(u16, Bytes), String> {
-        self.exchange(ep, "GET", None).await
+        self.exchange(ep, "GET", None, &[], FETCH_TIMEOUT).await
     }
 
-    /// One request on a fresh connection, bounded in time and answer size.
+    /// POSTs `body` as `content_type` with `headers` (an export to a
+    /// collector), all of it within `limit`: the answer's status and body.
+    pub async fn post(
+        &self,
+        ep: &Endpoint,
+        content_type: &str,
+        body: Bytes,
+        headers: &[(String, String)],
+        limit: Duration,
+    ) -> Result<(u16, Bytes), String> {
+        self.exchange(ep, "POST", Some((content_type, body)), headers, limit).await
+    }
+
+    /// One request on a fresh connection, bounded in time (`limit` in all,
+    /// each step at most `STEP_TIMEOUT`) and answer size.
     async fn exchange(
         &self,
         ep: &Endpoint,
         method: &str,
         body: Option<(&str, Bytes)>,
+        headers: &[(String, String)],
+        limit: Duration,
     ) -> Result<(u16, Bytes), String> {
+        let step = STEP_TIMEOUT.min(limit);
         let run = async {
             let addr = self
                 .upstreams
@@ -387,9 +405,9 @@ impl PingoraFetch {
                 .await
                 .map_err(|e| format!("{} could not be resolved: {e}", ep.host))?;
             let mut peer = HttpPeer::new(addr, ep.tls, ep.host.clone());
-            peer.options.connection_timeout = Some(STEP_TIMEOUT);
-            peer.options.read_timeout = Some(STEP_TIMEOUT);
-            peer.options.write_timeout = Some(STEP_TIMEOUT);
+            peer.options.connection_timeout = Some(step);
+            peer.options.read_timeout = Some(step);
+            peer.options.write_timeout = Some(step);
             peer.options.alpn = ALPN::H1;
             let (mut session, _) = self
                 .upstreams
@@ -397,8 +415,8 @@ impl PingoraFetch {
                 .get_http_session(&peer)
                 .await
                 .map_err(|e| format!("{} could not be reached: {e}", ep.authority))?;
-            session.set_read_timeout(Some(STEP_TIMEOUT));
-            session.set_write_timeout(Some(STEP_TIMEOUT));
+            session.set_read_timeout(Some(step));
+            session.set_write_timeout(Some(step));
             let e = |e: Box<pingora_error::Error>| e.to_string();
             let mut h =
                 RequestHeader::build(method, ep.path_and_query.as_bytes(), Some(6)).map_err(e)?;
@@ -415,6 +433,9 @@ impl PingoraFetch {
             )
             .map_err(e)?;
             h.insert_header("connection", "close").map_err(e)?;
+            for (name, value) in headers {
+                h.insert_header(name.clone(), value.as_str()).map_err(e)?;
+            }
             session.write_request_header(Box::new(h)).await.map_err(e)?;
             if let Some((_, bytes)) = body {
                 session.write_request_body(bytes, true).await.map_err(e)?;
@@ -434,9 +455,9 @@ impl PingoraFetch {
             }
             Ok((status, body.freeze()))
         };
-        match tokio::time::timeout(FETCH_TIMEOUT, run).await {
+        match tokio::time::timeout(limit, run).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {FETCH_TIMEOUT:?}")),
+            Err(_) => Err(format!("no answer within {limit:?}")),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod mcp_relay;
 pub mod metrics;
 pub mod oauth;
 pub mod observe;
+pub mod otel;
 pub mod resolver;
 pub mod respond;
 pub mod router;

@@ -72,6 +72,8 @@ pub(crate) struct McpCall<'a> {
     pub subjects: Vec<String>,
     /// Whom per-tool limits count: the consumer, else the client IP.
     pub who: String,
+    /// The gateway's own trace context (opentelemetry plugin), replacing the caller's.
+    pub traceparent: Option<String>,
 }
 
 pub(crate) async fn serve_mcp(
@@ -444,6 +446,9 @@ fn upstream_header(
         h.insert_header(SESSION_HEADER, id).map_err(e)?;
     }
     h.insert_header("x-request-id", request_id).map_err(e)?;
+    if let Some(t) = &call.traceparent {
+        h.insert_header("traceparent", t.as_str()).map_err(e)?;
+    }
     if let Some((name, value)) = &call.mcp.upstream_auth {
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
     }

@@ -31,6 +31,7 @@ pub struct Metrics {
     pub mcp_latency: HistogramVec,
     pub mcp_errors: IntCounterVec,
     pub build_info: prometheus::IntGaugeVec,
+    pub otlp_spans: IntCounterVec,
     models_seen: Mutex<HashSet<String>>,
     tools_seen: Mutex<HashSet<String>>,
 }
@@ -193,6 +194,13 @@ impl Metrics {
                 g.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
                 g
             },
+            otlp_spans: register_int_counter_vec_with_registry!(
+                "tollgate_otlp_spans_total",
+                "Spans of the opentelemetry plugin by fate: exported, failed (the collector refused or was unreachable) or dropped (queue full)",
+                &["result"],
+                r
+            )
+            .expect("metric"),
             models_seen: Mutex::new(HashSet::new()),
             tools_seen: Mutex::new(HashSet::new()),
             registry,

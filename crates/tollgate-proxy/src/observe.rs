@@ -1,4 +1,5 @@
-//! The logging phase: Prometheus metrics and one JSON access-log line per request.
+//! The logging phase: Prometheus metrics, one JSON access-log line per request,
+//! and the request's spans when the opentelemetry plugin is on.
 
 use pingora_error::Error;
 use pingora_proxy::Session;
@@ -7,8 +8,9 @@ use serde_json::{json, Map, Value};
 use crate::access_log::AccessLog;
 use crate::ctx::RequestCtx;
 use crate::metrics::METRICS;
+use crate::otel::ServerFacts;
 
-pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &RequestCtx) {
+pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
     let status = if ctx.status != 0 {
         ctx.status
     } else {
@@ -88,6 +90,21 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &Reque
         if let Some(l) = f.latency {
             m.mcp_latency.with_label_values(&[method]).observe(l.as_secs_f64() * 1000.0);
         }
+    }
+    if let Some(span) = ctx.span.take() {
+        let req = session.req_header();
+        span.finish(ServerFacts {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            status,
+            route,
+            service,
+            consumer,
+            request_id: &ctx.request_id,
+            client_ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            error: ctx.error.as_deref().or(e.map(|e| e.etype().as_str())),
+            mcp: ctx.mcp.as_ref(),
+        });
     }
     if !log.enabled() {
         return;

@@ -103,7 +103,7 @@ async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id
         client_wants_usage: false,
     };
     let timeouts = Timeouts { connect: EMBED_TIMEOUT, read: EMBED_TIMEOUT, write: EMBED_TIMEOUT };
-    let ids = CallIds { request_id, trace: None };
+    let ids = CallIds { request_id, traceparent: None, tracestate: None };
     let (mut upstream, peer) = send_request(ups, target, &call, &ids, &timeouts)
         .await
         .map_err(|e| e.to_llm(&target.provider).message)?;

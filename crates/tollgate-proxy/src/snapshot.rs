@@ -13,6 +13,7 @@ use tollgate_config::Config;
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::mcp::McpRt;
+use crate::otel::OtelRt;
 use crate::survivors::Survivors;
 use crate::upstream_tls::UpstreamTls;
 use crate::router::Router;
@@ -144,6 +145,8 @@ pub struct Snapshot {
     pub oauth_metadata: HashMap<String, bytes::Bytes>,
     /// Consumers by username and custom_id (an OAuth claim names one).
     consumer_names: HashMap<String, usize>,
+    /// The opentelemetry plugin (global only), when configured.
+    pub otel: Option<Arc<OtelRt>>,
 }
 
 const SLOTS: usize = 6;
@@ -212,6 +215,7 @@ impl Snapshot {
 
         let mut plugins = Vec::new();
         let mut scopes = HashMap::new();
+        let mut otel = None;
         for p in config.plugins.iter().filter(|p| p.enabled) {
             let lookup = |name: &Option<String>, ix: &HashMap<&str, usize>, what: &str| -> Result<Option<usize>, String> {
                 match name {
@@ -271,6 +275,11 @@ impl Snapshot {
                     }
                     (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
                 }
+                // Process-wide, in no slot (validation keeps it global).
+                PluginConfig::OpenTelemetry(c) => {
+                    otel = Some(Arc::new(OtelRt::compile(c)?));
+                    continue;
+                }
                 PluginConfig::AiProxyAdvanced(a) => {
                     let targets = a
                         .targets
@@ -313,6 +322,7 @@ impl Snapshot {
             max_body: config.server.max_request_body_size,
             oauth_metadata,
             consumer_names,
+            otel,
             config: Arc::new(config),
             router,
             services,

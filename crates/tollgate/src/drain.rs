@@ -37,6 +37,7 @@ impl BackgroundService for Drainer {
         }
         // Let the access-log writer catch up with the last lines.
         self.state.access_log.flush(Duration::from_secs(2));
+        tollgate_proxy::otel::flush(Duration::from_secs(2));
         tracing::info!("drained: exiting");
         std::process::exit(0);
     }
