@@ -151,11 +151,16 @@ class Gateway:
 
 
 class JsonServer:
-    """A loopback server answering every GET with the JSON `answer(handler)`
-    returns; over TLS when given an `ssl.SSLContext`."""
+    """A loopback server answering every GET and POST with the JSON
+    `answer(handler)` returns (a POST's body is read first); over TLS when
+    given an `ssl.SSLContext`."""
 
     def __init__(self, answer, ssl_context=None):
         class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                self.do_GET()
+
             def do_GET(self):
                 body = json.dumps(answer(self)).encode()
                 self.send_response(200)

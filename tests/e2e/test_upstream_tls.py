@@ -6,7 +6,7 @@ import ssl
 
 import pytest
 
-from configs import ALICE_KEY
+from configs import ALICE_KEY, llm_config
 from conftest import JsonServer
 from test_tls import Pki, openssl
 
@@ -88,6 +88,46 @@ def test_verified_against_the_services_ca_and_mutual_tls(pki, gateway_factory):
         off = f'tls_verify = false\nclient_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'
         gw = gateway_factory(config(up.url, off), name="off")
         assert gw.http.get("/secure", headers=auth).status_code == 200
+    finally:
+        up.stop()
+
+
+def test_llm_targets_connect_with_their_services_ca_and_client_certificate(pki, mock, gateway_factory):
+    """An LLM service has no url, but its TLS fields apply to its targets, as
+    Kong's service settings apply to ai-proxy's upstream."""
+    cert, key = pki.issue("upstream", ip="127.0.0.1")
+    ccert, ckey = client_cert(pki, "tollgate-llm-client")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(str(pki.ca))
+
+    def answer(handler):
+        peer = handler.connection.getpeercert()
+        name = dict(x[0] for x in peer["subject"])["commonName"]
+        return {"id": "c1", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": f"hello {name}"}}],
+                "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+
+    up = JsonServer(answer, ctx)
+    try:
+        def gateway(service_tls: str, name: str):
+            text = llm_config(mock, upstream_url=f"{up.url}/v1/chat/completions")
+            text = text.replace('name = "llm"\n', f'name = "llm"\n{service_tls}\n', 1)
+            return gateway_factory(text, name=name)
+
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        full = f'ca_certificates = ["{pki.ca}"]\nclient_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'
+        r = gateway(full, "full").http.post("/chat", json=body, headers={"apikey": ALICE_KEY})
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "hello tollgate-llm-client"
+        # Without the service's CA the provider is not trusted: nothing is sent.
+        only_client = f'client_certificate = {{ cert = "{ccert}", key = "{ckey}" }}'
+        assert gateway(only_client, "roots").http.post("/chat", json=body, headers={"apikey": ALICE_KEY}).status_code == 502
+        # Trusted, but the provider wants a client certificate.
+        no_client = f'ca_certificates = ["{pki.ca}"]'
+        assert gateway(no_client, "no-client").http.post("/chat", json=body, headers={"apikey": ALICE_KEY}).status_code == 502
     finally:
         up.stop()
 

@@ -686,7 +686,8 @@ pub(crate) async fn send_request(
         .resolve(&ep.host, ep.port)
         .await
         .map_err(|e| UpstreamError::Resolve(e.to_string()))?;
-    let peer = peer_for(addr, ep, t);
+    let mut peer = peer_for(addr, ep, t);
+    target.tls.apply(&mut peer);
 
     let body: &[u8] = &prepared.body;
     // Vertex AI: a service account's OAuth token, cached until near expiry.

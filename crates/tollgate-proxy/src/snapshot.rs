@@ -230,6 +230,12 @@ impl Snapshot {
             let route = lookup(&p.route, &route_ix, "route")?;
             let service = lookup(&p.service, &service_ix, "service")?;
             let consumer = lookup(&p.consumer, &consumer_ix, "consumer")?;
+            // LLM targets connect with the TLS settings of the plugin's service
+            // (a route's plugin: the route's service), as Kong's ai-proxy does.
+            let tls = service
+                .or(route.map(|r| router.routes[r].service))
+                .map(|s| services[s].tls.clone())
+                .unwrap_or_default();
             let (slot, rt) = match &p.config {
                 PluginConfig::KeyAuth(c) => {
                     let anonymous = match &c.anonymous {
@@ -248,7 +254,7 @@ impl Snapshot {
                     Slot::AiProxy,
                     PluginRt::AiProxy(AiProxyRt::new(
                         scope_of(p),
-                        vec![Arc::new(LlmTarget::compile(t)?)],
+                        vec![Arc::new(LlmTarget::compile(t, &tls)?)],
                         BalancerConfig::default(),
                     )?),
                 ),
@@ -284,14 +290,14 @@ impl Snapshot {
                     let targets = a
                         .targets
                         .iter()
-                        .map(|t| LlmTarget::compile(t).map(Arc::new))
+                        .map(|t| LlmTarget::compile(t, &tls).map(Arc::new))
                         .collect::<Result<Vec<_>, _>>()?;
                     if targets.is_empty() {
                         return Err("ai-proxy-advanced needs at least one target".into());
                     }
                     (
                         Slot::AiProxy,
-                        PluginRt::AiProxy(semantic_proxy(scope_of(p), targets, a)?),
+                        PluginRt::AiProxy(semantic_proxy(scope_of(p), targets, a, &tls)?),
                     )
                 }
             };
@@ -344,6 +350,7 @@ fn semantic_proxy(
     scope: String,
     targets: Vec<Arc<LlmTarget>>,
     a: &tollgate_config::AiProxyAdvancedConfig,
+    tls: &UpstreamTls,
 ) -> Result<AiProxyRt, String> {
     let descriptions: Vec<Option<String>> = a.targets.iter().map(|t| t.description.clone()).collect();
     let mut rt = AiProxyRt::new(scope, targets, a.balancer.clone())?;
@@ -358,7 +365,7 @@ fn semantic_proxy(
             description: None,
         };
         let threshold = a.vectordb.as_ref().map(|v| v.threshold).unwrap_or(0.75);
-        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec)?), threshold, &descriptions));
+        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, tls)?), threshold, &descriptions));
     }
     Ok(rt)
 }

@@ -10,6 +10,7 @@ use tollgate_llm::provider::{ProviderOptions, VertexOptions};
 use tollgate_llm::{ModelDefaults, Provider};
 
 use crate::gcp_auth::{ServiceAccount, TokenSource};
+use crate::upstream_tls::UpstreamTls;
 
 /// A parsed upstream endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,10 +110,13 @@ pub struct LlmTarget {
     pub weight: u32,
     pub log_statistics: bool,
     pub log_payloads: bool,
+    /// The TLS settings (`tls_verify`, `ca_certificates`, `client_certificate`)
+    /// of the service the plugin is on; the system roots for global plugins.
+    pub tls: UpstreamTls,
 }
 
 impl LlmTarget {
-    pub fn compile(spec: &TargetSpec) -> Result<Self, String> {
+    pub fn compile(spec: &TargetSpec, tls: &UpstreamTls) -> Result<Self, String> {
         let o = &spec.model.options;
         let name = spec.model.provider.as_str();
         let kind = Provider::parse(name).ok_or_else(|| format!("unknown provider {name}"))?;
@@ -169,6 +173,7 @@ impl LlmTarget {
             output_cost: o.output_cost,
             log_statistics: spec.logging.log_statistics,
             log_payloads: spec.logging.log_payloads,
+            tls: tls.clone(),
         })
     }
 }

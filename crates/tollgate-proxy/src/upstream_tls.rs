@@ -11,6 +11,7 @@ use pingora_core::protocols::tls::CaType;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_core::utils::tls::{parse_x509, CertKey, WrappedX509};
 use rustls_pki_types::PrivateKeyDer;
+use sha2::{Digest, Sha256};
 use tollgate_config::schema::Service;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
@@ -22,6 +23,10 @@ pub struct UpstreamTls {
     pub skip_verify: bool,
     pub ca: Option<Arc<CaType>>,
     pub client: Option<Arc<CertKey>>,
+    /// A digest of the CA set. Pingora's pool key leaves the CAs out, so
+    /// without it a connection verified against one service's CAs could be
+    /// reused by another service that trusts other CAs on the same address.
+    pool_key: u64,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -37,6 +42,7 @@ impl std::fmt::Debug for UpstreamTls {
 impl UpstreamTls {
     /// The service's settings, files read relative to `base` (the config's folder).
     pub fn load(s: &Service, base: &Path) -> Result<Self, String> {
+        let mut digest = Sha256::new();
         let ca = if s.ca_certificates.is_empty() {
             None
         } else {
@@ -44,11 +50,15 @@ impl UpstreamTls {
             for (i, file) in s.ca_certificates.iter().enumerate() {
                 let path = base.join(file);
                 for der in read_chain(&path).map_err(|e| format!("ca_certificates[{i}]: {e}"))? {
+                    digest.update(&der);
                     all.push(wrapped(der.to_vec()).map_err(|e| format!("ca_certificates[{i}] {}: {e}", path.display()))?);
                 }
             }
             Some(Arc::<CaType>::from(all))
         };
+        let mut pool_key = [0u8; 8];
+        pool_key.copy_from_slice(&digest.finalize()[..8]);
+        let pool_key = if ca.is_some() { u64::from_le_bytes(pool_key) } else { 0 };
         let client = match &s.client_certificate {
             None => None,
             Some(c) => {
@@ -75,7 +85,7 @@ impl UpstreamTls {
                 Some(Arc::new(CertKey::new(raw, key_der)))
             }
         };
-        Ok(UpstreamTls { skip_verify: !s.tls_verify, ca, client })
+        Ok(UpstreamTls { skip_verify: !s.tls_verify, ca, client, pool_key })
     }
 
     /// Sets the peer's verification, CAs and client certificate.
@@ -86,6 +96,7 @@ impl UpstreamTls {
         }
         if let Some(ca) = &self.ca {
             peer.options.ca = Some(ca.clone());
+            peer.group_key = self.pool_key;
         }
         if let Some(c) = &self.client {
             peer.client_cert_key = Some(c.clone());
