@@ -3,7 +3,7 @@
 
 use pingora_error::Error;
 use pingora_proxy::Session;
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 
 use crate::access_log::AccessLog;
 use crate::ctx::RequestCtx;
@@ -111,98 +111,154 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
     }
 
     let req = session.req_header();
-    let mut line = Map::new();
-    line.insert("time".into(), json!(rfc3339_now()));
-    line.insert("request_id".into(), json!(ctx.request_id));
-    line.insert("client_ip".into(), json!(session.client_addr().map(|a| a.to_string())));
-    line.insert("method".into(), json!(req.method.as_str()));
-    // The path only: a query string may carry a key.
-    line.insert("path".into(), json!(req.uri.path()));
-    line.insert("status".into(), json!(status));
-    line.insert("latency_ms".into(), json!(round3(elapsed.as_secs_f64() * 1000.0)));
-    line.insert("route".into(), json!(route));
-    line.insert("service".into(), json!(service));
-    line.insert("consumer".into(), json!(consumer));
-    if let Some(err) = &ctx.error {
-        line.insert("error".into(), json!(err));
-    } else if let Some(e) = e {
-        line.insert("error".into(), json!(e.etype().as_str()));
-    }
-
-    if let Some(f) = &ctx.llm {
-        let mode = if f.stream { "stream" } else { "non-stream" };
-        let mut ai = Map::new();
-        ai.insert("provider".into(), json!(f.provider));
-        ai.insert("target".into(), json!(f.target));
-        ai.insert("request_mode".into(), json!(mode));
-        ai.insert("upstream_status".into(), json!(f.upstream_status));
-        if !f.failed_attempts.is_empty() {
-            ai.insert("failed_attempts".into(), json!(f.failed_attempts));
-        }
-        if f.client_cancelled {
-            ai.insert("client_cancelled".into(), json!(true));
-        }
-        if f.log_statistics {
-            ai.insert("request_model".into(), json!(f.request_model));
-            ai.insert("response_model".into(), json!(f.response_model));
-            if let Some(u) = f.usage {
-                ai.insert(
-                    "usage".into(),
-                    json!({
-                        "prompt_tokens": u.prompt_tokens,
-                        "completion_tokens": u.completion_tokens,
-                        "total_tokens": u.total_tokens,
-                        "cached_tokens": u.cached_tokens,
-                        "estimated": f.usage_estimated,
-                    }),
-                );
-            }
-            if let Some(c) = f.cost() {
-                ai.insert("cost".into(), json!(c));
-            }
-            if let Some(l) = f.latency {
-                ai.insert("latency_ms".into(), json!(round3(l.as_secs_f64() * 1000.0)));
-            }
-            if let Some(t) = f.ttft {
-                ai.insert("ttft_ms".into(), json!(round3(t.as_secs_f64() * 1000.0)));
-            }
-            if let (Some(l), Some(u)) = (f.latency, f.usage) {
-                if u.completion_tokens > 0 {
-                    let tpot = l.as_secs_f64() * 1000.0 / u.completion_tokens as f64;
-                    ai.insert("time_per_token_ms".into(), json!(round3(tpot)));
+    let ai = ctx.llm.as_ref().map(|f| {
+        let stats = f.log_statistics;
+        let ms = |d: std::time::Duration| round3(d.as_secs_f64() * 1000.0);
+        AiLine {
+            provider: &f.provider,
+            target: &f.target,
+            request_mode: if f.stream { "stream" } else { "non-stream" },
+            upstream_status: f.upstream_status,
+            failed_attempts: &f.failed_attempts,
+            client_cancelled: f.client_cancelled,
+            request_model: stats.then_some(f.request_model.as_str()),
+            response_model: stats.then_some(f.response_model.as_deref()),
+            usage: f.usage.filter(|_| stats).map(|u| UsageLine {
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                total_tokens: u.total_tokens,
+                cached_tokens: u.cached_tokens,
+                estimated: f.usage_estimated,
+            }),
+            cost: f.cost().filter(|_| stats),
+            latency_ms: f.latency.filter(|_| stats).map(ms),
+            ttft_ms: f.ttft.filter(|_| stats).map(ms),
+            time_per_token_ms: match (f.latency, f.usage) {
+                (Some(l), Some(u)) if stats && u.completion_tokens > 0 => {
+                    Some(round3(l.as_secs_f64() * 1000.0 / u.completion_tokens as f64))
                 }
-            }
+                _ => None,
+            },
+            payload: f.payloads.as_ref().map(|p| PayloadLine {
+                request: &p.request,
+                response: &p.response,
+                truncated: p.truncated,
+            }),
         }
-        if let Some(p) = &f.payloads {
-            ai.insert(
-                "payload".into(),
-                json!({"request": p.request, "response": p.response, "truncated": p.truncated}),
-            );
-        }
-        line.insert("ai".into(), Value::Object(ai));
+    });
+    // The audit record of a tool call: who, which tool, what the gateway
+    // decided, and how long the server took. Session ids are bearer secrets
+    // and are never logged.
+    let mcp = ctx.mcp.as_ref().map(|f| McpLine {
+        method: &f.method,
+        tool: f.tool.as_deref(),
+        decision: f.decision,
+        replica: f.replica.as_deref(),
+        upstream_status: f.upstream_status,
+        latency_ms: f.latency.map(|l| round3(l.as_secs_f64() * 1000.0)),
+    });
+    let line = Line {
+        time: rfc3339_now(),
+        request_id: &ctx.request_id,
+        client_ip: session.client_addr().map(|a| a.to_string()),
+        method: req.method.as_str(),
+        // The path only: a query string may carry a key.
+        path: req.uri.path(),
+        status,
+        latency_ms: round3(elapsed.as_secs_f64() * 1000.0),
+        route,
+        service,
+        consumer,
+        error: ctx.error.as_deref().or(e.map(|e| e.etype().as_str())),
+        ai,
+        mcp,
+    };
+    match serde_json::to_string(&line) {
+        Ok(text) => log.write(text),
+        Err(err) => tracing::warn!(error = %err, "access log line not written"),
     }
-    if let Some(f) = &ctx.mcp {
-        // The audit record of a tool call: who, which tool, what the gateway
-        // decided, and how long the server took. Session ids are bearer
-        // secrets and are never logged.
-        let mut mcp = Map::new();
-        mcp.insert("method".into(), json!(f.method));
-        if let Some(t) = &f.tool {
-            mcp.insert("tool".into(), json!(t));
-        }
-        mcp.insert("decision".into(), json!(f.decision));
-        if let Some(r) = &f.replica {
-            mcp.insert("replica".into(), json!(r));
-        }
-        if let Some(s) = f.upstream_status {
-            mcp.insert("upstream_status".into(), json!(s));
-        }
-        if let Some(l) = f.latency {
-            mcp.insert("latency_ms".into(), json!(round3(l.as_secs_f64() * 1000.0)));
-        }
-        line.insert("mcp".into(), Value::Object(mcp));
-    }
-    log.write(Value::Object(line).to_string());
+}
+
+/// One access-log line, serialized straight from borrowed request facts (no
+/// intermediate JSON tree: this runs once per request).
+#[derive(Serialize)]
+struct Line<'a> {
+    time: String,
+    request_id: &'a str,
+    client_ip: Option<String>,
+    method: &'a str,
+    path: &'a str,
+    status: u16,
+    latency_ms: f64,
+    route: &'a str,
+    service: &'a str,
+    consumer: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ai: Option<AiLine<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp: Option<McpLine<'a>>,
+}
+
+/// The `ai` section; the statistics appear only with `logging.log_statistics`.
+#[derive(Serialize)]
+struct AiLine<'a> {
+    provider: &'a str,
+    target: &'a str,
+    request_mode: &'static str,
+    upstream_status: Option<u16>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    failed_attempts: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    client_cancelled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_model: Option<&'a str>,
+    /// `Some(None)`: statistics are on and the provider named no model (null).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_model: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<UsageLine>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cost: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttft_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_per_token_ms: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<PayloadLine<'a>>,
+}
+
+#[derive(Serialize)]
+struct UsageLine {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    cached_tokens: u64,
+    estimated: bool,
+}
+
+#[derive(Serialize)]
+struct PayloadLine<'a> {
+    request: &'a str,
+    response: &'a str,
+    truncated: bool,
+}
+
+#[derive(Serialize)]
+struct McpLine<'a> {
+    method: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool: Option<&'a str>,
+    decision: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
 }
 
 fn round3(x: f64) -> f64 {
