@@ -19,6 +19,23 @@ def test_container_config_is_valid_and_matches_the_compose_file():
     assert f"gateway:{admin_port}" in prom
     mock_port = re.search(r"http://mock:(\d+)/", conf).group(1)
     assert f"0.0.0.0:{mock_port}" in compose
+    # The gateway's spans go to the collector's OTLP/HTTP receiver.
+    collector = (ROOT / "deploy/otel-collector.yaml").read_text()
+    host, port = re.search(r'traces_endpoint = "http://([\w-]+):(\d+)/v1/traces"', conf).groups()
+    assert f"\n  {host}:\n" in compose and f"endpoint: 0.0.0.0:{port}" in collector
+
+
+def test_every_yaml_and_json_file_in_deploy_parses():
+    import json
+
+    import yaml
+
+    files = sorted(p for p in (ROOT / "deploy").rglob("*") if p.suffix in (".yml", ".yaml", ".json"))
+    assert len(files) >= 12, files
+    for path in files:
+        text = path.read_text()
+        docs = [json.loads(text)] if path.suffix == ".json" else list(yaml.safe_load_all(text))
+        assert any(docs), f"{path} is empty"
 
 
 def test_prometheus_config_passes_promtool():
