@@ -5,6 +5,8 @@
 //! Reference: https://docs.anthropic.com/en/api/messages and
 //! https://docs.anthropic.com/en/docs/build-with-claude/streaming
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -310,6 +312,28 @@ fn answer_tool_call(block: &Value) -> Option<ToolCall> {
     Some(ToolCall { id: id.to_string(), name: name.to_string(), arguments })
 }
 
+/// A stream event read for its content delta, borrowing its strings from the
+/// event's data where they have no escapes.
+#[derive(Deserialize)]
+struct WireDeltaEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    delta: Option<WireDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireDelta<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    partial_json: Option<Cow<'a, str>>,
+}
+
 /// Decodes Anthropic's SSE stream: `message_start`, `content_block_start` /
 /// `_delta` / `_stop` per content block, `message_delta` (stop reason and
 /// cumulative usage), `message_stop`; `ping` and `error` may come anywhere.
@@ -337,6 +361,14 @@ impl StreamDecoder {
         let Some(data) = event_data(event) else {
             return;
         };
+        // Nearly every event is a content delta: read those typed and
+        // borrowed, without building a JSON tree; the few others (and any
+        // delta of an unexpected shape) take the general path.
+        if let Ok(e) = serde_json::from_slice::<WireDeltaEvent>(&data) {
+            if e.kind == "content_block_delta" {
+                return self.block_delta(e.index, e.delta, out);
+            }
+        }
         let Ok(v) = serde_json::from_slice::<Value>(&data) else {
             return self.fail(out, "provider anthropic sent a stream event that is not JSON".into());
         };
@@ -344,7 +376,9 @@ impl StreamDecoder {
         match v.get("type").and_then(Value::as_str) {
             Some("message_start") => self.message_start(&v, out),
             Some("content_block_start") => self.block_start(&v, out),
-            Some("content_block_delta") => self.block_delta(&v, out),
+            // A delta that did not read as one above has an unexpected shape:
+            // there is nothing in it to relay.
+            Some("content_block_delta") => {}
             Some("message_delta") => {
                 let reason = v.get("delta").and_then(|d| d.get("stop_reason")).and_then(Value::as_str);
                 if let (Some(reason), false) = (reason, self.finished) {
@@ -397,22 +431,21 @@ impl StreamDecoder {
         }
     }
 
-    fn block_delta(&mut self, v: &Value, out: &mut Vec<Delta>) {
-        let Some(delta) = v.get("delta") else {
+    fn block_delta<'a>(&mut self, block_index: Option<u64>, delta: Option<WireDelta<'a>>, out: &mut Vec<Delta>) {
+        let Some(delta) = delta else {
             return;
         };
-        let field = |name| delta.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
-        match field("type") {
+        let nonempty = |s: Option<Cow<'a, str>>| s.filter(|s| !s.is_empty());
+        match delta.kind.as_deref() {
             Some("text_delta") => {
-                if let Some(t) = field("text") {
-                    out.push(Delta::Text(t.to_string()));
+                if let Some(t) = nonempty(delta.text) {
+                    out.push(Delta::Text(t.into_owned()));
                 }
             }
             Some("input_json_delta") => {
-                let block_index = v.get("index").and_then(Value::as_u64);
                 let tool = self.tool_blocks.iter().find(|(b, _)| Some(*b) == block_index).map(|(_, t)| *t);
-                if let (Some(index), Some(json)) = (tool, field("partial_json")) {
-                    out.push(Delta::ToolCall { index, id: None, name: None, arguments: json.to_string() });
+                if let (Some(index), Some(json)) = (tool, nonempty(delta.partial_json)) {
+                    out.push(Delta::ToolCall { index, id: None, name: None, arguments: json.into_owned() });
                 }
             }
             _ => {} // thinking, signature and citation deltas

@@ -92,7 +92,7 @@ impl StreamTap {
         let Some(data) = event_data(event) else {
             return Keep::As;
         };
-        if data == b"[DONE]" {
+        if *data == *b"[DONE]" {
             self.saw_done = true;
             return Keep::As;
         }

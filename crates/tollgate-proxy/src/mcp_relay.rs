@@ -612,7 +612,7 @@ impl Relay<'_> {
         let mut legacy_id = None;
         for event in events {
             if sse::event_name(&event) == b"endpoint" {
-                if let Some(data) = sse::event_data(&event).and_then(|d| String::from_utf8(d).ok()) {
+                if let Some(data) = sse::event_data(&event).and_then(|d| String::from_utf8(d.into_owned()).ok()) {
                     legacy_id = data
                         .split_once('?')
                         .and_then(|(_, q)| legacy::query_param(q, "session_id"))

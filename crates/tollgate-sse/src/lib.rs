@@ -3,6 +3,8 @@
 //! Shared by the LLM adapters (provider streams) and the MCP relay (server
 //! streams, passed on byte for byte unless an event must change).
 
+use std::borrow::Cow;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 /// Splits a byte stream into complete SSE events (each returned with its
@@ -68,10 +70,27 @@ impl EventSplitter {
 }
 
 fn lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
-    event
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.is_empty())
+    raw_lines(event).filter(|l| !l.is_empty())
+}
+
+/// Every line of `event`, without its `\n` or `\r\n`, found with memchr (a
+/// byte-by-byte split was a tenth of a translated stream's CPU).
+fn raw_lines(event: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(event);
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let line = match memchr::memchr(b'\n', text) {
+            Some(i) => {
+                rest = Some(&text[i + 1..]).filter(|r| !r.is_empty());
+                &text[..i]
+            }
+            None => {
+                rest = None;
+                text
+            }
+        };
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    })
 }
 
 /// The value of a `name:` field line (`None` when the line is another field).
@@ -115,18 +134,19 @@ pub fn with_data(event: &[u8], data: &[u8]) -> Bytes {
 
 /// The concatenated `data:` lines of an event (without the `data:` prefix and
 /// the optional single space), or `None` for comment-only or empty events.
-pub fn event_data(event: &[u8]) -> Option<Vec<u8>> {
-    let mut data: Option<Vec<u8>> = None;
-    for line in event.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+pub fn event_data(event: &[u8]) -> Option<Cow<'_, [u8]>> {
+    // Borrowed when the event has one data line (nearly always): no copy per event.
+    let mut data: Option<Cow<'_, [u8]>> = None;
+    for line in raw_lines(event) {
         if let Some(rest) = line.strip_prefix(b"data:") {
             let rest = rest.strip_prefix(b" ").unwrap_or(rest);
             match &mut data {
                 Some(d) => {
+                    let d = d.to_mut();
                     d.push(b'\n');
                     d.extend_from_slice(rest);
                 }
-                None => data = Some(rest.to_vec()),
+                None => data = Some(Cow::Borrowed(rest)),
             }
         }
     }
