@@ -3,6 +3,7 @@
 //! the OpenAI form to the caller.
 
 use bytes::Bytes;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::chat::ToolCall;
@@ -67,36 +68,104 @@ impl Completion {
         }
     }
 
-    /// OpenAI's `chat.completion` object.
+    /// OpenAI's `chat.completion` object, serialized straight from the
+    /// completion (no JSON tree: this runs once per translated answer).
     pub fn to_openai(&self) -> Bytes {
-        let mut message = json!({ "role": "assistant", "content": self.text, "refusal": null });
-        if !self.tool_calls.is_empty() {
-            message["tool_calls"] = Value::Array(
-                self.tool_calls
-                    .iter()
-                    .map(|c| {
-                        json!({"id": c.id, "type": "function",
-                               "function": {"name": c.name, "arguments": c.arguments}})
-                    })
-                    .collect(),
-            );
-        }
-        let mut v = json!({
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{
-                "index": 0,
-                "message": message,
-                "logprobs": null,
-                "finish_reason": self.finish_reason.map(FinishReason::as_str),
+        let wire = WireCompletion {
+            id: &self.id,
+            object: "chat.completion",
+            created: self.created,
+            model: &self.model,
+            choices: [WireChoice {
+                index: 0,
+                message: WireMessage {
+                    role: "assistant",
+                    content: self.text.as_deref(),
+                    refusal: None,
+                    tool_calls: self
+                        .tool_calls
+                        .iter()
+                        .map(|c| WireToolCall {
+                            id: &c.id,
+                            kind: "function",
+                            function: WireFunction { name: &c.name, arguments: &c.arguments },
+                        })
+                        .collect(),
+                },
+                logprobs: None,
+                finish_reason: self.finish_reason.map(FinishReason::as_str),
             }],
-        });
-        if let Some(u) = &self.usage {
-            v["usage"] = usage_json(u);
+            usage: self.usage.as_ref().map(WireUsage::from),
+        };
+        // Serializing these borrowed structs cannot fail (string keys, no maps).
+        Bytes::from(serde_json::to_vec(&wire).unwrap_or_default())
+    }
+}
+
+#[derive(Serialize)]
+struct WireCompletion<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u64,
+    model: &'a str,
+    choices: [WireChoice<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Serialize)]
+struct WireChoice<'a> {
+    index: u32,
+    message: WireMessage<'a>,
+    logprobs: Option<()>,
+    finish_reason: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: Option<&'a str>,
+    refusal: Option<()>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+/// OpenAI's `usage` object, as `usage_json` writes it.
+#[derive(Serialize)]
+struct WireUsage {
+    prompt_tokens: u64,
+    completion_tokens: u64,
+    total_tokens: u64,
+    prompt_tokens_details: WireUsageDetails,
+}
+
+#[derive(Serialize)]
+struct WireUsageDetails {
+    cached_tokens: u64,
+}
+
+impl From<&Usage> for WireUsage {
+    fn from(u: &Usage) -> Self {
+        WireUsage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.total_tokens,
+            prompt_tokens_details: WireUsageDetails { cached_tokens: u.cached_tokens },
         }
-        Bytes::from(v.to_string())
     }
 }
 
