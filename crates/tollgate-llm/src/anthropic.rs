@@ -196,14 +196,37 @@ fn tool_choice(chat: &Chat) -> Option<Value> {
     Some(Value::Object(choice))
 }
 
-/// The parts of a Messages answer the gateway reads.
+/// The parts of a Messages answer the gateway reads, borrowed from the body
+/// where its strings have no escapes.
 #[derive(Debug, Deserialize)]
-struct WireMessage {
+struct WireMessage<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default)]
     id: Option<String>,
+    #[serde(default)]
     model: Option<String>,
-    content: Vec<Value>,
-    stop_reason: Option<String>,
+    #[serde(borrow)]
+    content: Vec<WireBlock<'a>>,
+    #[serde(default, borrow)]
+    stop_reason: Option<Cow<'a, str>>,
+    #[serde(default)]
     usage: Option<WireUsage>,
+}
+
+/// One content block: text, tool_use, or a kind OpenAI's message has no place for.
+#[derive(Debug, Deserialize)]
+struct WireBlock<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(default)]
+    input: Option<Value>,
 }
 
 /// Anthropic's `usage`: prompt tokens are split between uncached input and the
@@ -272,11 +295,18 @@ fn error_text(v: &Value) -> String {
 /// A successful JSON answer (a Message object), parsed.
 pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
     let not_a_message = || upstream("provider anthropic returned an answer that is not a Messages API message");
-    let value: Value = serde_json::from_slice(body).map_err(|_| not_a_message())?;
-    if value.get("type").and_then(Value::as_str) == Some("error") {
-        return Err(upstream(format!("provider anthropic answered with an error: {}", error_text(&value))));
-    }
-    let msg = WireMessage::deserialize(&value).map_err(|_| not_a_message())?;
+    // Typed in one pass; an error object (or anything else) has no `content`
+    // array and is looked at as a tree.
+    let msg = match serde_json::from_slice::<WireMessage>(body) {
+        Ok(msg) if msg.kind.as_deref() != Some("error") => msg,
+        _ => {
+            let value: Value = serde_json::from_slice(body).map_err(|_| not_a_message())?;
+            if value.get("type").and_then(Value::as_str) == Some("error") {
+                return Err(upstream(format!("provider anthropic answered with an error: {}", error_text(&value))));
+            }
+            return Err(not_a_message());
+        }
+    };
     let mut c = Completion::new(meta);
     if let Some(id) = msg.id.filter(|s| !s.is_empty()) {
         c.id = id;
@@ -285,9 +315,9 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
         c.model = model;
     }
     for block in &msg.content {
-        match block.get("type").and_then(Value::as_str) {
+        match block.kind.as_deref() {
             Some("text") => {
-                let t = block.get("text").and_then(Value::as_str).unwrap_or_default();
+                let t = block.text.as_deref().unwrap_or_default();
                 c.text.get_or_insert_with(String::new).push_str(t);
             }
             Some("tool_use") => c.tool_calls.push(answer_tool_call(block).ok_or_else(not_a_message)?),
@@ -302,10 +332,10 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
 }
 
 /// A `tool_use` block as an OpenAI tool call, its input serialized as JSON text.
-fn answer_tool_call(block: &Value) -> Option<ToolCall> {
-    let id = block.get("id")?.as_str()?;
-    let name = block.get("name")?.as_str()?;
-    let arguments = match block.get("input") {
+fn answer_tool_call(block: &WireBlock<'_>) -> Option<ToolCall> {
+    let id = block.id.as_deref()?;
+    let name = block.name.as_deref()?;
+    let arguments = match &block.input {
         None | Some(Value::Null) => "{}".to_string(),
         Some(input) => input.to_string(),
     };
