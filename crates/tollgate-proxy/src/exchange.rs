@@ -649,7 +649,6 @@ pub(crate) struct Timeouts {
     pub(crate) write: Duration,
 }
 
-/// Connects (pooled), writes the request and reads the answer's header.
 /// What identifies a call to the provider: the request id, and the trace
 /// context: the gateway's call span when tracing, else the caller's.
 pub(crate) struct CallIds<'a> {
@@ -673,6 +672,7 @@ impl<'a> CallIds<'a> {
     }
 }
 
+/// Connects (pooled), writes the request and reads the answer's header.
 pub(crate) async fn send_request(
     ups: &Upstreams,
     target: &LlmTarget,

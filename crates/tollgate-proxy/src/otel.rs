@@ -24,7 +24,6 @@ use crate::metrics::METRICS;
 use crate::target::{Endpoint, LlmTarget};
 
 /// The plugin's settings, compiled once per config load.
-#[derive(Debug)]
 pub struct OtelRt {
     endpoint: Endpoint,
     headers: Vec<(String, String)>,
@@ -36,6 +35,18 @@ pub struct OtelRt {
     timeout: Duration,
     /// `http_response_header_for_traceid`.
     pub trace_id_header: Option<String>,
+}
+
+impl std::fmt::Debug for OtelRt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Header values are often a collector's API key: names only.
+        let headers: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OtelRt")
+            .field("endpoint", &self.endpoint.authority)
+            .field("headers", &headers)
+            .field("sampler", &self.sampler)
+            .finish_non_exhaustive()
+    }
 }
 
 impl OtelRt {
