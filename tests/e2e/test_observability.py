@@ -206,6 +206,31 @@ def test_log_payloads_puts_request_and_answer_in_the_access_log(mock, gateway_fa
     assert ALICE_KEY not in json.dumps(plain) and PROVIDER_KEY not in json.dumps(plain)
 
 
+def test_payload_redact_fields_hide_values_in_logged_requests_answers_and_streams(mock, gateway_factory):
+    from configs import server_table
+
+    gw = gateway_factory(llm_config(mock, logging="log_statistics = true, log_payloads = true",
+                                    server=server_table(payload_redact_fields=["user", "id"])))
+    body = chat("redact me", user="customer-secret-42")
+    r = gw.http.post("/chat", json=body, headers={"apikey": ALICE_KEY})
+    assert r.status_code == 200 and r.json()["id"]
+    with gw.http.stream("POST", "/chat", json={**body, "stream": True}, headers={"apikey": ALICE_KEY}) as s:
+        streamed = "".join(s.iter_text())
+    plain, stream = gw.access_log(wait_for=2)
+    # The provider still got the field: redaction is for the log only.
+    assert all(q["body"].get("user") == "customer-secret-42" for q in mock.requests())
+    for line in (plain, stream):
+        text = json.dumps(line)
+        assert "customer-secret-42" not in text
+        assert json.loads(line["ai"]["payload"]["request"])["user"] == "[REDACTED]"
+        assert "redact me" in line["ai"]["payload"]["request"]
+    assert r.json()["id"] not in json.dumps(plain)
+    assert json.loads(plain["ai"]["payload"]["response"])["id"] == "[REDACTED]"
+    first_chunk_id = json.loads(streamed.split("data: ", 2)[1].split("\n")[0])["id"]
+    assert first_chunk_id not in json.dumps(stream)
+    assert '"id":"[REDACTED]"' in stream["ai"]["payload"]["response"]
+
+
 def test_payloads_are_not_logged_by_default(mock, gateway_factory):
     gw = gateway_factory(llm_config(mock))
     assert gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY}).status_code == 200

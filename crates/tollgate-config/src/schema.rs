@@ -73,6 +73,10 @@ pub struct ServerConfig {
     /// receives the listeners of this one when it gets SIGQUIT.
     #[serde(default = "ServerConfig::default_upgrade_sock")]
     pub upgrade_sock: String,
+    /// JSON member names whose values are replaced by `[REDACTED]`, at any
+    /// depth, in payloads the access log carries (`logging.log_payloads`).
+    #[serde(default)]
+    pub payload_redact_fields: Vec<String>,
 }
 
 /// One certificate chain and its key (PEM files; relative paths start at the
@@ -126,6 +130,7 @@ impl Default for ServerConfig {
             h2c: false,
             watch: false,
             upgrade_sock: Self::default_upgrade_sock(),
+            payload_redact_fields: Vec::new(),
         }
     }
 }

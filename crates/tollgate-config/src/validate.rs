@@ -222,6 +222,11 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     if server.listen.is_empty() {
         r.error("server.listen", "at least one listen address is needed");
     }
+    for (i, name) in server.payload_redact_fields.iter().enumerate() {
+        if name.is_empty() {
+            r.error(format!("server.payload_redact_fields[{i}]"), "must not be empty (a JSON member name)");
+        }
+    }
     let mut seen = HashMap::new();
     for (i, addr) in server.listen.iter().enumerate() {
         let path = format!("server.listen[{i}]");

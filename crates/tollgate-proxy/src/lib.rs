@@ -17,6 +17,7 @@ pub mod observe;
 pub mod otel;
 pub mod resolver;
 pub mod respond;
+pub mod redact;
 pub mod router;
 pub mod semantic;
 pub mod snapshot;

@@ -9,6 +9,7 @@ use crate::access_log::AccessLog;
 use crate::ctx::RequestCtx;
 use crate::metrics::METRICS;
 use crate::otel::ServerFacts;
+use crate::redact;
 
 pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut RequestCtx) {
     let status = if ctx.status != 0 {
@@ -139,10 +140,13 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
                 }
                 _ => None,
             },
-            payload: f.payloads.as_ref().map(|p| PayloadLine {
-                request: &p.request,
-                response: &p.response,
-                truncated: p.truncated,
+            payload: f.payloads.as_ref().map(|p| {
+                let fields = snap.map(|s| s.config.server.payload_redact_fields.as_slice()).unwrap_or(&[]);
+                PayloadLine {
+                    request: redact::payload(&p.request, fields),
+                    response: redact::payload(&p.response, fields),
+                    truncated: p.truncated,
+                }
             }),
         }
     });
@@ -228,7 +232,7 @@ struct AiLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     time_per_token_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    payload: Option<PayloadLine<'a>>,
+    payload: Option<PayloadLine>,
 }
 
 #[derive(Serialize)]
@@ -241,9 +245,9 @@ struct UsageLine {
 }
 
 #[derive(Serialize)]
-struct PayloadLine<'a> {
-    request: &'a str,
-    response: &'a str,
+struct PayloadLine {
+    request: String,
+    response: String,
     truncated: bool,
 }
 
