@@ -19,6 +19,7 @@ Standard library only. bench/README.md explains every figure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import http.client
 import json
@@ -309,7 +310,8 @@ NGINX_CONF = """\
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log warn;
-events {{ worker_connections 4096; }}
+worker_rlimit_nofile {nofile};
+events {{ worker_connections {worker_connections}; }}
 http {{
     access_log off;
     client_body_temp_path {d}/client_body;
@@ -343,12 +345,15 @@ http {{
 
 
 def start_nginx(nginx: str, tmp: Path, pin: Pinning, mock_port: int,
-                procs: list[Proc]) -> Endpoint:
+                procs: list[Proc], hold: int) -> Endpoint:
     d = tmp / "nginx"
     d.mkdir()
     port = free_port()
     conf = d / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(d=d, port=port, mock_port=mock_port))
+    # Room for the held streams: each takes a client and an upstream connection.
+    conns = max(4096, 2 * hold + 256)
+    conf.write_text(NGINX_CONF.format(d=d, port=port, mock_port=mock_port,
+                                      worker_connections=conns, nofile=conns + 256))
     base = [nginx, "-p", f"{d}/", "-c", str(conf)]
     t = subprocess.run([*base, "-t"], capture_output=True, text=True, timeout=30)
     if t.returncode != 0:
@@ -617,6 +622,95 @@ def stream_once(ep: Endpoint, chunks: int, timeout: float = 60) -> dict:
     }
 
 
+# ---------------------------------------------------------------- held streams
+
+# The mock's reply echoes the prompt (its first 60 characters), cut into one
+# piece per event: a long prompt gives each of the slow stream's events some
+# text, which a translating path needs before it sends its first chunk.
+HOLD_BODY = json.dumps({"messages": [{"role": "user", "content": "hold " * 100}],
+                        "stream": True}).encode()
+# The held streams' pacing: the first event after 1 s, the last after 50 s,
+# longer than opening them all takes.
+HOLD_PACING = {"chunks": 50, "chunk_delay_ms": 1000}
+
+
+def raise_fd_limit(want: int) -> int:
+    """Raises this process's open-file limit (inherited by every process it
+    starts) towards `want`; returns the soft limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for target in (max(want, soft), hard):
+        if soft >= target:
+            break
+        try:  # above the hard limit needs root (CAP_SYS_RESOURCE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, max(target, hard)))
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+async def _open_streams(ep: Endpoint, n: int, timeout: float) -> tuple[list, dict]:
+    """Opens `n` streams at once (1024 connecting at a time); a stream counts as
+    held once its first SSE data line arrived."""
+    head = (f"POST {ep.stream_path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+            f"Accept: text/event-stream\r\napikey: {CLIENT_KEY}\r\n"
+            f"Content-Length: {len(HOLD_BODY)}\r\n\r\n").encode() + HOLD_BODY
+    gate = asyncio.Semaphore(1024)
+    held: list = []
+    why: dict[str, int] = {}
+
+    async def one() -> None:
+        async with gate:
+            w = None
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", ep.port), 10)
+                w.write(head)
+                await w.drain()
+                status = await asyncio.wait_for(r.readline(), timeout)
+                if b" 200 " not in status:
+                    raise ValueError(status.decode(errors="replace").strip() or "no status")
+                while True:
+                    line = await asyncio.wait_for(r.readline(), timeout)
+                    if not line:
+                        raise EOFError("closed before the first event")
+                    if line.startswith(b"data:"):
+                        break
+                held.append((r, w))
+                w = None
+            except Exception as e:  # noqa: BLE001 - every failure is counted by kind
+                key = type(e).__name__ + (f": {e}" if isinstance(e, ValueError) else "")
+                why[key] = why.get(key, 0) + 1
+            finally:
+                if w is not None:
+                    w.close()
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    return held, why
+
+
+def hold_streams(ep: Endpoint, n: int, timeout: float = 30) -> dict:
+    """`n` concurrent streams through `ep`, all open at once: how many the path
+    held, and its proxy's RSS before, while they are open, and after they close."""
+    before = rss_kib(ep.pids())
+    t0 = time.monotonic()
+
+    async def run() -> dict:
+        held, why = await _open_streams(ep, n, timeout)
+        opened_s = time.monotonic() - t0
+        await asyncio.sleep(1)  # let every stream settle into its steady state
+        during = rss_kib(ep.pids())
+        for _, w in held:
+            w.close()
+        await asyncio.sleep(0.5)
+        return {"held": len(held), "failures": why, "rss_during_kib": during, "open_s": opened_s}
+
+    r = asyncio.run(run())
+    time.sleep(2)
+    r.update(path=ep.name, asked=n, rss_before_kib=before, rss_after_kib=rss_kib(ep.pids()))
+    ep.check_alive()
+    return r
+
+
 # ---------------------------------------------------------------- gateway facts
 
 
@@ -686,6 +780,7 @@ class Results:
     def __init__(self):
         self.runs: list[dict] = []
         self.streams: list[dict] = []
+        self.holds: list[dict] = []
 
     def series(self, path: str, conns: int, key: str) -> list:
         return [r[key] for r in self.runs if r["path"] == path and r["conns"] == conns
@@ -816,6 +911,16 @@ def targets_section(res: Results, lo: int, hi: int) -> list[str]:
             verdicts.append((p, goal, ok))
             if ok is not None and ok_b is not None and ok != ok_b:
                 unstable.append(f"{p}: {goal}")
+    goal_streams, goal_mib = 10_000, 150
+    for h in res.holds:
+        if h["path"] not in ("tollgate", "tollgate-full"):
+            continue
+        mib = h["rss_during_kib"] / 1024
+        ok = h["held"] >= goal_streams and mib <= goal_mib
+        out.append(f"| {goal_streams:,} concurrent streams held under {goal_mib} MB RSS | {h['path']} | "
+                   f"{h['held']:,} of {h['asked']:,} held, {mib:.1f} MiB | {goal_streams:,} in "
+                   f"{goal_mib} MB | {word[ok]} | — |")
+        verdicts.append((h["path"], f"{goal_streams:,} concurrent streams under {goal_mib} MB", ok))
     notes = []
     if unstable:
         notes.append("Verdicts that differ between medians and best repeats depend on the "
@@ -860,6 +965,19 @@ def targets_section(res: Results, lo: int, hi: int) -> list[str]:
                  "limit. Noise moves it much less than throughput, though contention still "
                  "raises every proxy's CPU per request.")
     return lines + [f"- {n}" for n in notes]
+
+
+def holds_table(res: Results) -> list[str]:
+    out = ["| path | streams asked | held | failed (kind: count) | time to open all (s) | "
+           "proxy RSS before (MiB) | while held (MiB) | per held stream (KiB) | after close (MiB) |",
+           "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for h in res.holds:
+        per = (h["rss_during_kib"] - h["rss_before_kib"]) / h["held"] if h["held"] else None
+        fails = ", ".join(f"{k}: {v}" for k, v in h["failures"].items()) or "none"
+        out.append(f"| {h['path']} | {h['asked']:,} | {h['held']:,} | {fails} | {h['open_s']:.1f} | "
+                   f"{h['rss_before_kib'] / 1024:.1f} | {h['rss_during_kib'] / 1024:.1f} | "
+                   f"{fmt(per, 1)} | {h['rss_after_kib'] / 1024:.1f} |")
+    return out
 
 
 def bottleneck_table(res: Results, hi: int) -> list[str]:
@@ -967,6 +1085,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--repeats", type=int, default=3, help="full mode: repeats per figure (3)")
     ap.add_argument("--duration", type=float, default=5, help="full mode: seconds per wrk run (5)")
     ap.add_argument("--streams", type=int, default=5, help="full mode: paced streams per path (5)")
+    ap.add_argument("--hold", type=int, default=10_000,
+                    help="full mode: concurrent streams held per path (10000)")
     ap.add_argument("--bin-dir", type=Path, default=ROOT / "target" / "release")
     ap.add_argument("--out-dir", type=Path, default=RESULTS, help="full mode: report folder")
     ap.add_argument("--no-pin", action="store_true", help="do not pin with taskset")
@@ -1005,6 +1125,9 @@ def main() -> int:
     repeats = 1 if smoke else args.repeats
     n_streams = 1 if smoke else args.streams
     chunks, chunk_delay = (8, 5) if smoke else (64, 20)
+    # The proxies hold two descriptors per stream, the client and the mock one each.
+    fd_limit = raise_fd_limit(2 * args.hold + 1024)
+    hold = 50 if smoke else min(args.hold, (fd_limit - 1024) // 2)
 
     host = machine()  # before pinning narrows this process to one CPU
     pin = Pinning(not args.no_pin)
@@ -1021,7 +1144,7 @@ def main() -> int:
         mock = start_mock(bins, tmp, pin, chunks, chunk_delay, procs)
         log(f"mock on 127.0.0.1:{mock.port} (--chunks {chunks} --chunk-delay-ms {chunk_delay})")
         eps["direct"] = Endpoint("direct", mock.port, None)
-        eps["nginx"] = start_nginx(nginx, tmp, pin, mock.port, procs)
+        eps["nginx"] = start_nginx(nginx, tmp, pin, mock.port, procs, hold)
         eps["tollgate"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate", False, procs)
         eps["tollgate-full"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate-full",
                                                 True, procs)
@@ -1064,6 +1187,19 @@ def main() -> int:
         for p in PATHS[1:]:
             eps[p].check_alive()
             eps[p].rss_after_kib = rss_kib(eps[p].pids())
+
+        # Held streams last: the mock now streams slowly, so that every stream
+        # stays open while they are counted.
+        post(mock.port, "/_mock/behavior", json.dumps(HOLD_PACING).encode(), key=None)
+        log(f"held streams: {hold} at once per path (open-file limit {fd_limit})")
+        for p in PATHS[1:]:
+            h = hold_streams(eps[p], hold)
+            res.holds.append(h)
+            log(f"{p:15} held {h['held']:,}/{h['asked']:,} streams in {h['open_s']:.1f} s, "
+                f"RSS {h['rss_before_kib'] / 1024:.1f} -> {h['rss_during_kib'] / 1024:.1f} MiB"
+                + (f"; failures {h['failures']}" if h["failures"] else ""))
+            if smoke and h["held"] != h["asked"]:
+                raise BenchError(f"{p}: held {h['held']} of {h['asked']} streams: {h['failures']}")
         for p in ("tollgate", "tollgate-full"):
             facts[p] = tollgate_facts(eps[p])
         rc = 0
@@ -1088,7 +1224,9 @@ def main() -> int:
     if smoke:
         print(f"\n## tollgate bench smoke ({wall:.0f} s) — {pin.describe}\n")
         print("\n".join(raw_tables(res)))
-        print("\nSMOKE OK: every path answered 2xx at c=1 and c=8 and relayed a full stream.")
+        print("\n" + "\n".join(holds_table(res)))
+        print("\nSMOKE OK: every path answered 2xx at c=1 and c=8, relayed a full stream, "
+              f"and held {hold} concurrent streams.")
         return 0
 
     report = render(res, eps, facts, host, pin, started, wall, lo, hi, duration, repeats,
@@ -1165,6 +1303,15 @@ def render(res, eps, facts, m, pin, started, wall, lo, hi, duration, repeats, n_
           "sent → first content event (so it includes the mock's first "
           f"{chunk_delay} ms delay); jitter = standard deviation of the gaps between content "
           "events within a stream; medians over streams.", ""]
+    if res.holds:
+        L += ["## Concurrent streams held", "",
+              f"Every path gets {res.holds[0]['asked']:,} streaming requests at once from one asyncio "
+              "client (1024 connecting at a time); the mock then streams one event a second for "
+              "50 s, so every stream stays open while they are counted. A stream counts as held once "
+              "its first event arrived; RSS is the proxy's, one second after the last stream "
+              "opened.", ""]
+        L += holds_table(res)
+        L += [""]
     L += ["## Is the mock the bottleneck?", "",
           f"CPU time over wall time during the c={hi} runs (medians). A proxy near 100% "
           "is the bottleneck of its path. Otherwise either CPU 1 (mock + wrk) is saturated, "
