@@ -4,7 +4,6 @@
 
 use bytes::Bytes;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::chat::ToolCall;
 use crate::Usage;
@@ -144,7 +143,7 @@ struct WireFunction<'a> {
     arguments: &'a str,
 }
 
-/// OpenAI's `usage` object, as `usage_json` writes it.
+/// OpenAI's `usage` object.
 #[derive(Serialize)]
 struct WireUsage {
     prompt_tokens: u64,
@@ -169,19 +168,16 @@ impl From<&Usage> for WireUsage {
     }
 }
 
-/// OpenAI's `usage` object.
-pub fn usage_json(u: &Usage) -> Value {
-    json!({
-        "prompt_tokens": u.prompt_tokens,
-        "completion_tokens": u.completion_tokens,
-        "total_tokens": u.total_tokens,
-        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
-    })
+/// Appends OpenAI's `usage` object (a stream's usage chunk).
+pub fn write_usage(u: &Usage, out: &mut Vec<u8>) {
+    // Writing plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(out, &WireUsage::from(u));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn openai_shape_with_tool_calls_and_usage() {

@@ -7,7 +7,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 
-use crate::completion::{usage_json, AnswerMeta, FinishReason};
+use crate::completion::{write_usage, AnswerMeta, FinishReason};
 use crate::{LlmError, Usage};
 
 /// What a provider's stream said, in provider-neutral terms.
@@ -154,7 +154,7 @@ impl ChunkWriter {
                         let cut = self.prefix.len() - b"\"choices\":[{\"index\":0,\"delta\":".len();
                         out.extend_from_slice(&self.prefix[..cut]);
                         out.extend_from_slice(b"\"choices\":[],\"usage\":");
-                        out.extend_from_slice(usage_json(&u).to_string().as_bytes());
+                        write_usage(&u, out);
                         out.extend_from_slice(b"}\n\n");
                     }
                 }
