@@ -76,6 +76,13 @@ impl LlmFacts {
         }
         Some(u.cost(self.input_cost.unwrap_or(0.0), self.output_cost.unwrap_or(0.0)))
     }
+
+    /// Provider latency per completion token, in milliseconds (none without
+    /// completion tokens).
+    pub fn time_per_output_token_ms(&self) -> Option<f64> {
+        let (l, u) = (self.latency?, self.usage?);
+        (u.completion_tokens > 0).then(|| l.as_secs_f64() * 1000.0 / u.completion_tokens as f64)
+    }
 }
 
 /// Facts about an MCP request, for metrics and the audit line in the access log.

@@ -74,11 +74,8 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
                 .with_label_values(&[&f.provider, model, consumer])
                 .observe(t.as_secs_f64() * 1000.0);
         }
-        if let (Some(l), Some(u)) = (f.latency, f.usage) {
-            if u.completion_tokens > 0 {
-                let tpot = l.as_secs_f64() * 1000.0 / u.completion_tokens as f64;
-                m.llm_tpot.with_label_values(&[&f.provider, model, consumer]).observe(tpot);
-            }
+        if let Some(tpot) = f.time_per_output_token_ms() {
+            m.llm_tpot.with_label_values(&[&f.provider, model, consumer]).observe(tpot);
         }
     }
     if let Some(f) = &ctx.mcp {
@@ -134,12 +131,7 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
             cost: f.cost().filter(|_| stats),
             latency_ms: f.latency.filter(|_| stats).map(ms),
             ttft_ms: f.ttft.filter(|_| stats).map(ms),
-            time_per_token_ms: match (f.latency, f.usage) {
-                (Some(l), Some(u)) if stats && u.completion_tokens > 0 => {
-                    Some(round3(l.as_secs_f64() * 1000.0 / u.completion_tokens as f64))
-                }
-                _ => None,
-            },
+            time_per_token_ms: f.time_per_output_token_ms().filter(|_| stats).map(round3),
             payload: f.payloads.as_ref().map(|p| {
                 let fields = snap.map(|s| s.config.server.payload_redact_fields.as_slice()).unwrap_or(&[]);
                 PayloadLine {
