@@ -18,8 +18,12 @@ KEY = "tenant-key"
 
 
 def config(mock, strategy: str = "local", redis_port: int | None = None,
-           limit: int = 10_000, fault_tolerant: bool = True) -> str:
-    redis = f"redis = {{ host = \"127.0.0.1\", port = {redis_port}, timeout = 300 }}\n" if redis_port else ""
+           limit: int = 10_000, fault_tolerant: bool = True, redis_table: str | None = None) -> str:
+    """A 10,000-token budget (by default) for consumer `tenant`; with `redis_port`
+    a single Redis node, or any `redis` table's fields in `redis_table`."""
+    if redis_port:
+        redis_table = f'host = "127.0.0.1", port = {redis_port}, timeout = 300'
+    redis = f"redis = {{ {redis_table} }}\n" if redis_table else ""
     return llm_config(mock, consumers=TENANT, extra=f"""
 [[plugins]]
 name = "ai-rate-limiting-advanced"
@@ -67,6 +71,17 @@ def redis():
     r = Redis()
     yield r
     r.stop()
+
+
+def assert_one_budget(rs: list[httpx.Response]) -> list[httpx.Response]:
+    """A burst over two gateways spent one 10,000-token budget, not one each:
+    each replica alone would admit nine of its 32, together they admit no more.
+    Returns the admitted answers."""
+    ok = [r for r in rs if r.status_code == 200]
+    assert ok and len(ok) < 64, [r.status_code for r in rs]
+    assert spent(rs) <= 10_100, f"two replicas spent {spent(rs)} tokens of 10,000"
+    assert len(ok) <= 10, f"{len(ok)} admitted"
+    return ok
 
 
 def burst(urls: list[str], n: int = 64, max_tokens: int = 1000) -> list[httpx.Response]:
@@ -131,12 +146,7 @@ def test_two_gateways_share_one_redis_budget(mock, gateway_factory, redis):
     mock.behave(completion_tokens=1000)
     a = gateway_factory(config(mock, "redis", redis.port), name="a")
     b = gateway_factory(config(mock, "redis", redis.port), name="b")
-    rs = burst([a.url, b.url])
-    ok = [r for r in rs if r.status_code == 200]
-    assert ok and len(ok) < 64
-    assert spent(rs) <= 10_100, f"two replicas spent {spent(rs)} tokens of 10,000"
-    # Each replica alone would admit nine of its 32: together they admit no more.
-    assert len(ok) <= 10, f"{len(ok)} admitted"
+    assert_one_budget(burst([a.url, b.url]))
     assert a.access_log(wait_for=32) and b.access_log(wait_for=32)
     assert {l["status"] for l in a.access_log() + b.access_log()} == {200, 429}
 
