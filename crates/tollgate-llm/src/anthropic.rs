@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{push_turn, Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::chat::{push_turn, Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -27,7 +27,7 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Optional fields the Messages API honours. `seed`, `presence_penalty` and
 /// `frequency_penalty` have no equivalent and are refused; `response_format`
 /// is honoured for JSON schemas only (see `output_config`).
-const SUPPORTED: &[&str] = &["stop", "top_k", "parallel_tool_calls", "tools", "tool_choice", "response_format"];
+const SUPPORTED: &[&str] = &["documents", "stop", "top_k", "parallel_tool_calls", "tools", "tool_choice", "response_format"];
 
 /// The Messages request body for a chat request.
 pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
@@ -110,8 +110,8 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
             Message::User { parts } => ("user", parts.iter().filter_map(part_block).collect()),
-            Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
+            Message::Assistant { text, tool_calls, .. } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
+            Message::Tool { tool_call_id, content, .. } => ("user", vec![tool_result(tool_call_id, content)]),
         };
         push_turn(&mut turns, role, blocks);
     }
@@ -128,7 +128,22 @@ fn part_block(part: &Part) -> Option<Value> {
             "type": "image",
             "source": { "type": "base64", "media_type": media_type, "data": data },
         }),
+        Part::Document(d) => document_block(d),
     })
+}
+
+/// A document as a `document` content block.
+fn document_block(d: &Document) -> Value {
+    let source = match &d.source {
+        DocumentSource::Base64 { media_type, data } => json!({ "type": "base64", "media_type": media_type, "data": data }),
+        DocumentSource::Url(url) => json!({ "type": "url", "url": url }),
+        DocumentSource::Text(text) => json!({ "type": "text", "media_type": "text/plain", "data": text }),
+    };
+    let mut block = json!({ "type": "document", "source": source });
+    if let Some(title) = &d.title {
+        block["title"] = Value::from(title.as_str());
+    }
+    block
 }
 
 /// An assistant turn: its text, then a `tool_use` block per tool call.
@@ -253,6 +268,8 @@ impl WireUsage {
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
             cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
+            cache_write_tokens: self.cache_creation_input_tokens.unwrap_or(0),
+            reasoning_tokens: 0,
         }
     }
 
@@ -492,6 +509,8 @@ impl StreamDecoder {
             prompt: self.usage.prompt(),
             completion: self.usage.output_tokens,
             cached: self.usage.cache_read_input_tokens,
+            cache_write: self.usage.cache_creation_input_tokens,
+            ..UsageUpdate::default()
         };
         if update != UsageUpdate::default() {
             out.push(Delta::Usage(update));
@@ -548,7 +567,7 @@ mod tests {
     }
 
     fn meta(wants_usage: bool) -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1700000000, model: MODEL.into(), client_wants_usage: wants_usage }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1700000000, model: MODEL.into(), client_wants_usage: wants_usage, ..AnswerMeta::default() }
     }
 
 
@@ -790,7 +809,7 @@ mod tests {
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
         assert_eq!(
             c.usage,
-            Some(Usage { prompt_tokens: 3195, completion_tokens: 503, total_tokens: 3698, cached_tokens: 1000 })
+            Some(Usage { prompt_tokens: 3195, completion_tokens: 503, total_tokens: 3698, cached_tokens: 1000, cache_write_tokens: 100, reasoning_tokens: 0 })
         );
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["choices"][0]["message"]["content"], "Hi! My name is Claude.");

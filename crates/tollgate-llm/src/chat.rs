@@ -17,10 +17,118 @@ pub enum Image {
     Base64 { media_type: String, data: String },
 }
 
+/// A document the model reads: Anthropic's `document` block, OpenAI's
+/// `file` part, Gemini's inline data, Bedrock's `document` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Document {
+    pub source: DocumentSource,
+    /// A title or file name, where the caller gave one.
+    pub title: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DocumentSource {
+    /// Inline bytes (a PDF, usually), base64-encoded.
+    Base64 { media_type: String, data: String },
+    /// A URL the provider fetches itself.
+    Url(String),
+    /// Plain text given as a document.
+    Text(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Part {
     Text(String),
     Image(Image),
+    Document(Document),
+}
+
+/// A block of reasoning an assistant turn showed, replayed in a later turn
+/// (Anthropic and Bedrock check the signature of what they produced).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Thinking {
+    pub text: String,
+    pub signature: Option<String>,
+    /// A `redacted_thinking` block's opaque data (then `text` is empty).
+    pub redacted: Option<String>,
+}
+
+/// How hard the model should think before it answers, in the caller's terms:
+/// an effort (OpenAI's `reasoning_effort`, the Responses API's
+/// `reasoning.effort`) or a token budget (Anthropic's `thinking`). Each
+/// provider takes the form it knows; the other is derived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reasoning {
+    pub effort: Option<Effort>,
+    pub budget_tokens: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effort {
+    Minimal,
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effort::Minimal => "minimal",
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Effort> {
+        Some(match s {
+            "minimal" => Effort::Minimal,
+            "low" => Effort::Low,
+            "medium" => Effort::Medium,
+            "high" => Effort::High,
+            _ => return None,
+        })
+    }
+}
+
+impl Reasoning {
+    /// The thinking budget in tokens: the caller's, else one for the effort
+    /// (Anthropic's minimum is 1,024).
+    pub fn budget(&self) -> u64 {
+        if let Some(b) = self.budget_tokens {
+            return b;
+        }
+        match self.effort.unwrap_or(Effort::Medium) {
+            Effort::Minimal | Effort::Low => 1024,
+            Effort::Medium => 4096,
+            Effort::High => 16384,
+        }
+    }
+
+    /// The effort: the caller's, else one for the budget.
+    pub fn effort(&self) -> Effort {
+        if let Some(e) = self.effort {
+            return e;
+        }
+        match self.budget_tokens.unwrap_or(4096) {
+            0..=2048 => Effort::Low,
+            2049..=8192 => Effort::Medium,
+            _ => Effort::High,
+        }
+    }
+}
+
+/// Where the caller marked the end of a prompt prefix to cache (Anthropic's
+/// `cache_control`): after the system prompt, after the tool definitions, or
+/// after a message (by its index in `Chat::messages`). Anthropic and Bedrock
+/// targets get the marks (`cache_control`, `cachePoint`); the others cache
+/// by themselves or not at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachePoint {
+    System,
+    Tools,
+    Message(usize),
 }
 
 /// A tool call the assistant made; `arguments` is the JSON text as OpenAI sends it.
@@ -36,10 +144,11 @@ pub enum Message {
     /// A `system` or `developer` message.
     System { text: String },
     User { parts: Vec<Part> },
-    /// `text` is `None` when the turn only calls tools.
-    Assistant { text: Option<String>, tool_calls: Vec<ToolCall> },
-    /// The result of a tool call.
-    Tool { tool_call_id: String, content: String },
+    /// `text` is `None` when the turn only calls tools; `thinking` is the
+    /// reasoning it showed, for providers that want it replayed.
+    Assistant { text: Option<String>, tool_calls: Vec<ToolCall>, thinking: Vec<Thinking> },
+    /// The result of a tool call; `is_error` when the tool failed.
+    Tool { tool_call_id: String, content: String, is_error: bool },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,6 +192,10 @@ pub struct Chat {
     pub response_format: Option<ResponseFormat>,
     /// `parallel_tool_calls: false`; `None` leaves the provider's default.
     pub parallel_tool_calls: Option<bool>,
+    /// Extended thinking / reasoning effort, when the caller asked for it.
+    pub reasoning: Option<Reasoning>,
+    /// Prompt-cache marks, in order.
+    pub cache_points: Vec<CachePoint>,
     pub stream: bool,
     /// The caller asked for the usage chunk (`stream_options.include_usage`).
     pub client_wants_usage: bool,
@@ -163,6 +276,8 @@ impl Chat {
                 Some(Value::Bool(b)) => Some(*b),
                 Some(_) => return Err(field("parallel_tool_calls", "must be a boolean")),
             },
+            reasoning: None,
+            cache_points: Vec::new(),
             stream,
             client_wants_usage,
             uncarried,
@@ -173,7 +288,13 @@ impl Chat {
     /// the field: silently dropping it would change the answer. `supported`
     /// lists the optional fields the provider maps.
     pub fn refuse_unsupported(&self, provider: &str, supported: &[&str]) -> Result<(), LlmError> {
-        let set: [(&str, bool); 9] = [
+        let has_documents = self.messages.iter().any(|m| match m {
+            Message::User { parts } => parts.iter().any(|p| matches!(p, Part::Document(_))),
+            _ => false,
+        });
+        let set: [(&str, bool); 11] = [
+            ("documents", has_documents),
+            ("thinking", self.reasoning.is_some()),
             ("stop", !self.stop.is_empty()),
             ("top_k", self.top_k.is_some()),
             ("seed", self.seed.is_some()),
@@ -296,9 +417,9 @@ fn messages(body: &Map<String, Value>) -> Result<Vec<Message>, LlmError> {
                     }
                 }
                 if text.is_none() && tool_calls.is_empty() {
-                    Message::Assistant { text: Some(String::new()), tool_calls }
+                    Message::Assistant { text: Some(String::new()), tool_calls, thinking: Vec::new() }
                 } else {
-                    Message::Assistant { text, tool_calls }
+                    Message::Assistant { text, tool_calls, thinking: Vec::new() }
                 }
             }
             "tool" => Message::Tool {
@@ -308,6 +429,7 @@ fn messages(body: &Map<String, Value>) -> Result<Vec<Message>, LlmError> {
                     .ok_or_else(|| at("tool_call_id is required on a tool message"))?
                     .to_string(),
                 content: text_only(content).map_err(|w| at(&format!("content {w}")))?,
+                is_error: false,
             },
             _ => {
                 return Err(at(
@@ -527,7 +649,8 @@ mod tests {
             c.messages[3],
             Message::Assistant {
                 text: None,
-                tool_calls: vec![ToolCall { id: "call_1".into(), name: "look".into(), arguments: "{\"x\":1}".into() }]
+                tool_calls: vec![ToolCall { id: "call_1".into(), name: "look".into(), arguments: "{\"x\":1}".into() }],
+                thinking: Vec::new(),
             }
         );
         assert_eq!(c.tool_choice, Some(ToolChoice::Function("look".into())));

@@ -126,7 +126,7 @@ fn message(m: &Message) -> Value {
     match m {
         Message::System { text } => json!({"role": "system", "content": text}),
         Message::User { parts } => json!({"role": "user", "content": user_content(parts)}),
-        Message::Assistant { text, tool_calls } => {
+        Message::Assistant { text, tool_calls, .. } => {
             let mut out = Map::new();
             out.insert("role".into(), Value::from("assistant"));
             if tool_calls.is_empty() {
@@ -146,7 +146,7 @@ fn message(m: &Message) -> Value {
             }
             Value::Object(out)
         }
-        Message::Tool { tool_call_id, content } => {
+        Message::Tool { tool_call_id, content, .. } => {
             json!({"role": "tool", "tool_call_id": tool_call_id, "content": content})
         }
     }
@@ -168,6 +168,8 @@ fn user_content(parts: &[Part]) -> Value {
                         "type": "image_url",
                         "image_url": {"url": format!("data:{media_type};base64,{data}")}
                     }),
+                    // Refused before translation (not in SUPPORTED).
+                    Part::Document(_) => json!({"type": "text", "text": ""}),
                 })
                 .collect(),
         ),
@@ -203,6 +205,7 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
             cached_tokens: u.cached.unwrap_or(0),
+            ..Usage::default()
         }
     });
     Ok(c)
@@ -266,6 +269,7 @@ fn usage(u: &Value) -> UsageUpdate {
         prompt: count("tokens", "input_tokens").or_else(|| count("billed_units", "input_tokens")),
         completion: count("tokens", "output_tokens").or_else(|| count("billed_units", "output_tokens")),
         cached: u.get("cached_tokens").and_then(token_count),
+        ..UsageUpdate::default()
     }
 }
 
@@ -486,7 +490,7 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
 
@@ -626,7 +630,7 @@ mod tests {
         assert!(c.tool_calls.is_empty());
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
         // `tokens` preferred over `billed_units` (5 / 418).
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 71, completion_tokens: 418, total_tokens: 489, cached_tokens: 0 }));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 71, completion_tokens: 418, total_tokens: 489, cached_tokens: 0, ..Default::default() }));
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
     }
@@ -666,7 +670,7 @@ mod tests {
         assert_eq!(c.id, "chatcmpl-r1");
         assert_eq!(c.text.as_deref(), Some("ab"));
         assert_eq!(c.finish_reason, Some(FinishReason::Length));
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, cached_tokens: 3 }));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, cached_tokens: 3, ..Default::default() }));
         for (reason, want) in [("STOP_SEQUENCE", FinishReason::Stop), ("TIMEOUT", FinishReason::Length), ("ERROR_TOXIC", FinishReason::ContentFilter)] {
             let body = format!(r#"{{"id":"x","finish_reason":"{reason}","message":{{"role":"assistant","content":[]}}}}"#);
             assert_eq!(answer(body.as_bytes(), &meta()).expect("answer").finish_reason, Some(want));

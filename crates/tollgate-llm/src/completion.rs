@@ -33,6 +33,12 @@ impl FinishReason {
 pub struct AnswerMeta {
     /// Used as the completion id when the provider gives none (`chatcmpl-<request id>`).
     pub fallback_id: String,
+    /// The gateway's request id, from which caller formats with ids of
+    /// their own make one (`msg_<id>`, `resp_<id>`) when the provider gives none.
+    pub request_id: String,
+    /// Request fields the caller's answer format repeats (the Responses API
+    /// echoes `instructions`, `tools`, `temperature`...), when it does.
+    pub echo: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Unix seconds, the completion's `created`.
     pub created: u64,
     /// The model asked of the provider, used when the answer names none.
@@ -48,6 +54,8 @@ pub struct Completion {
     pub model: String,
     /// `None` when the answer only calls tools.
     pub text: Option<String>,
+    /// Reasoning the model showed before its answer, in order.
+    pub thinking: Vec<crate::chat::Thinking>,
     pub tool_calls: Vec<ToolCall>,
     pub finish_reason: Option<FinishReason>,
     pub usage: Option<Usage>,
@@ -61,6 +69,7 @@ impl Completion {
             created: meta.created,
             model: meta.model.clone(),
             text: None,
+            thinking: Vec::new(),
             tool_calls: Vec::new(),
             finish_reason: None,
             usage: None,
@@ -186,9 +195,10 @@ mod tests {
             created: 7,
             model: "claude".into(),
             text: None,
+            thinking: Vec::new(),
             tool_calls: vec![ToolCall { id: "t1".into(), name: "f".into(), arguments: "{\"a\":1}".into() }],
             finish_reason: Some(FinishReason::ToolCalls),
-            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 1 }),
+            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 1, ..Default::default() }),
         };
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["object"], "chat.completion");

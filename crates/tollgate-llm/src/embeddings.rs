@@ -526,7 +526,7 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         .map_err(|e| LlmError::new(500, "internal_error", format!("encoding answer: {e}")))?;
     Ok(Answer {
         body: Bytes::from(body),
-        usage: Some(Usage { prompt_tokens, completion_tokens: 0, total_tokens: prompt_tokens, cached_tokens: 0 }),
+        usage: Some(Usage { prompt_tokens, completion_tokens: 0, total_tokens: prompt_tokens, cached_tokens: 0, ..Default::default() }),
         model: Some(model),
     })
 }

@@ -73,8 +73,8 @@ fn contents(messages: &[Message]) -> Result<Vec<Value>, LlmError> {
         let (role, parts) = match m {
             Message::System { .. } => continue,
             Message::User { parts } => ("user", parts.iter().filter_map(user_part).collect()),
-            Message::Assistant { text, tool_calls } => ("model", model_parts(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content } => {
+            Message::Assistant { text, tool_calls, .. } => ("model", model_parts(i, text.as_deref(), tool_calls)?),
+            Message::Tool { tool_call_id, content, .. } => {
                 ("user", vec![function_response(&messages[..i], i, tool_call_id, content)?])
             }
         };
@@ -99,6 +99,8 @@ fn user_part(p: &Part) -> Option<Value> {
         Part::Image(Image::Url(url)) => {
             json!({ "fileData": { "mimeType": image_mime_type(url), "fileUri": url } })
         }
+        // Refused before translation (not in SUPPORTED).
+        Part::Document(_) => return None,
     })
 }
 
@@ -353,6 +355,8 @@ impl UsageMetadata {
             prompt: sum(self.prompt_token_count, self.tool_use_prompt_token_count),
             completion: sum(self.candidates_token_count, self.thoughts_token_count),
             cached: self.cached_content_token_count,
+            reasoning: self.thoughts_token_count,
+            ..UsageUpdate::default()
         }
     }
 
@@ -365,6 +369,8 @@ impl UsageMetadata {
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
             cached_tokens: u.cached.unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: u.reasoning.unwrap_or(0),
         }
     }
 }
@@ -636,7 +642,7 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), client_wants_usage: true }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
 
@@ -860,7 +866,7 @@ mod tests {
         // The thought summary is not answer text.
         assert_eq!(c.text.as_deref(), Some("The capital of France is Paris."));
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 10, completion_tokens: 19, total_tokens: 29, cached_tokens: 4 }));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 10, completion_tokens: 19, total_tokens: 29, cached_tokens: 4, cache_write_tokens: 0, reasoning_tokens: 12 }));
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["choices"][0]["message"]["content"], "The capital of France is Paris.");
         assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 4);

@@ -11,6 +11,7 @@ pub mod completion;
 pub mod embeddings;
 pub mod error;
 pub mod gemini;
+pub mod ingress;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;

@@ -120,7 +120,7 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
         out.push(match m {
             Message::System { text } => json!({"role": "system", "content": text}),
             Message::User { parts } => user_message(i, parts)?,
-            Message::Assistant { text, tool_calls } => {
+            Message::Assistant { text, tool_calls, .. } => {
                 let mut msg = Map::new();
                 msg.insert("role".into(), Value::from("assistant"));
                 msg.insert("content".into(), Value::from(text.clone().unwrap_or_default()));
@@ -139,7 +139,7 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
                 }
                 Value::Object(msg)
             }
-            Message::Tool { tool_call_id, content } => {
+            Message::Tool { tool_call_id, content, .. } => {
                 let mut msg = Map::new();
                 msg.insert("role".into(), Value::from("tool"));
                 msg.insert("content".into(), Value::from(content.as_str()));
@@ -170,6 +170,8 @@ fn user_message(i: usize, parts: &[Part]) -> Result<Value, LlmError> {
                 ))
                 .with_code("unsupported_parameter"))
             }
+            // Refused before translation (not in SUPPORTED).
+            Part::Document(_) => {}
         }
     }
     let mut msg = Map::new();
@@ -219,7 +221,7 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
-            cached_tokens: 0,
+            ..Usage::default()
         });
     }
     Ok(c)
@@ -266,7 +268,7 @@ fn usage(v: &Value) -> UsageUpdate {
     UsageUpdate {
         prompt: prompt.or(completion.map(|_| 0)),
         completion,
-        cached: None,
+        ..UsageUpdate::default()
     }
 }
 
@@ -407,7 +409,7 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "llama3.2".into(), client_wants_usage: true }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "llama3.2".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
 
@@ -544,7 +546,7 @@ mod tests {
         assert_eq!((c.created, c.model.as_str()), (7, "llama3.2"));
         assert_eq!(c.text.as_deref(), Some("Hello! How are you today?"));
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 26, completion_tokens: 298, total_tokens: 324, cached_tokens: 0 }));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 26, completion_tokens: 298, total_tokens: 324, cached_tokens: 0, ..Default::default() }));
     }
 
     #[test]

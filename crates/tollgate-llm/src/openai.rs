@@ -170,6 +170,38 @@ impl crate::stream::ChatStream for StreamTap {
     fn completed(&self) -> bool {
         self.saw_done
     }
+
+    fn fail(&mut self, error: crate::LlmError) -> Bytes {
+        let mut event = BytesMut::from(&b"data: "[..]);
+        event.extend_from_slice(&error.body());
+        event.extend_from_slice(b"\n\n");
+        event.freeze()
+    }
+}
+
+/// A chat request for an OpenAI-format provider, built from the neutral form
+/// (callers that speak another format). STUB.
+pub fn request(_chat: &crate::chat::Chat, _opts: &crate::provider::ProviderOptions) -> Result<serde_json::Map<String, serde_json::Value>, crate::LlmError> {
+    Err(crate::LlmError::new(501, "not_implemented", "OpenAI translation is not implemented yet"))
+}
+
+/// A chat completion read into neutral terms. STUB.
+pub fn answer(_body: &[u8], _meta: &crate::completion::AnswerMeta) -> Result<crate::completion::Completion, crate::LlmError> {
+    Err(crate::LlmError::new(502, "upstream_error", "not implemented"))
+}
+
+/// OpenAI chat chunks decoded into deltas. STUB.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl crate::stream::Decoder for StreamDecoder {
+    fn decode(&mut self, _input: &[u8], _out: &mut Vec<crate::stream::Delta>) {}
 }
 
 #[cfg(test)]
@@ -204,7 +236,7 @@ mod tests {
         assert!(out.ends_with("data: [DONE]\n\n"));
         assert_eq!(
             tap.usage,
-            Some(Usage { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cached_tokens: 4 })
+            Some(Usage { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cached_tokens: 4, ..Default::default() })
         );
         assert_eq!(tap.model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert!(tap.saw_done);

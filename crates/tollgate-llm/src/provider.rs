@@ -8,8 +8,9 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use crate::chat::Chat;
-use crate::completion::AnswerMeta;
-use crate::stream::{ChatStream, Observer, Translator};
+use crate::completion::{AnswerMeta, Completion};
+use crate::ingress::{Ingress, Request};
+use crate::stream::{ChatStream, ChunkWriter, Decoder, Observer, Translator};
 use crate::{anthropic, bedrock, cohere, gemini, mistral, ollama, openai};
 use crate::{ChatRequest, LlmError, ModelDefaults, Usage};
 
@@ -138,7 +139,7 @@ impl Default for ProviderOptions {
 }
 
 /// The upstream call for one chat request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Call {
     pub body: Vec<u8>,
     /// Path (and query) appended to the target's base URL, for providers that
@@ -150,10 +151,14 @@ pub struct Call {
     pub model: String,
     pub stream: bool,
     pub client_wants_usage: bool,
+    /// What the caller speaks, and whether the provider speaks it too: then
+    /// its answer relays as it is, else it is rendered in the caller's format.
+    pub ingress: Ingress,
+    pub native: bool,
 }
 
-/// Translates a caller's request for `provider`. `extra` fields (a credential
-/// the target sends in the body) are set at the top level last.
+/// Translates an OpenAI chat request for `provider`. `extra` fields (a
+/// credential the target sends in the body) are set at the top level last.
 pub fn prepare(
     provider: Provider,
     req: &ChatRequest,
@@ -171,10 +176,65 @@ pub fn prepare(
             model: p.model,
             stream: p.stream,
             client_wants_usage: p.client_wants_usage,
+            ingress: Ingress::OpenAiChat,
+            native: true,
         });
     }
-    let chat = Chat::from_request(req, defaults)?;
+    translate(provider, &Chat::from_request(req, defaults)?, opts, extra, Ingress::OpenAiChat)
+}
+
+/// Prepares any caller's request for `provider`: natively when the provider
+/// speaks the caller's format, else through the provider-neutral `Chat`.
+pub fn prepare_request(
+    provider: Provider,
+    req: &Request,
+    defaults: &ModelDefaults,
+    opts: &ProviderOptions,
+    extra: &[(&str, &str)],
+) -> Result<Call, LlmError> {
+    let ingress = req.ingress();
+    if !ingress.is_native(provider) {
+        return translate(provider, &req.to_chat(defaults)?, opts, extra, ingress);
+    }
+    let (body, model, headers) = match req {
+        Request::Chat(r) => return prepare(provider, r, defaults, opts, extra),
+        Request::Messages(m) => {
+            let (body, model) = m.native_body(defaults, extra)?;
+            let version = m.version.clone().unwrap_or_else(|| opts.anthropic_version.clone());
+            let mut headers = vec![("anthropic-version", version)];
+            if let Some(beta) = &m.beta {
+                headers.push(("anthropic-beta", beta.clone()));
+            }
+            (body, model, headers)
+        }
+        Request::Responses(r) => {
+            let (body, model) = r.native_body(defaults, extra)?;
+            (body, model, Vec::new())
+        }
+    };
+    Ok(Call {
+        body,
+        path: None,
+        headers,
+        model,
+        stream: req.is_stream(),
+        // A native stream is relayed whole, its usage events included.
+        client_wants_usage: true,
+        ingress,
+        native: true,
+    })
+}
+
+/// The provider's own body for a neutral chat request.
+fn translate(
+    provider: Provider,
+    chat: &Chat,
+    opts: &ProviderOptions,
+    extra: &[(&str, &str)],
+    ingress: Ingress,
+) -> Result<Call, LlmError> {
     let mut body: Map<String, Value> = match provider {
+        p if p.speaks_openai() => openai::request(chat, opts)?,
         Provider::Anthropic => anthropic::request(&chat, opts)?,
         Provider::Gemini => gemini::request(&chat, opts)?,
         Provider::Bedrock => bedrock::request(&chat, opts)?,
@@ -188,13 +248,16 @@ pub fn prepare(
     let headers = format_headers(provider, opts);
     let body = serde_json::to_vec(&Value::Object(body))
         .map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))?;
+    let body = if provider == Provider::Mistral { mistral::adjust(&body)? } else { body };
     Ok(Call {
         body,
         path,
         headers,
-        model: chat.model,
+        model: chat.model.clone(),
         stream: chat.stream,
         client_wants_usage: chat.client_wants_usage,
+        ingress,
+        native: false,
     })
 }
 
@@ -250,6 +313,8 @@ pub fn preserve(provider: Provider, body: &[u8], model: Option<&str>, opts: &Pro
         model,
         stream,
         client_wants_usage: true,
+        ingress: Ingress::OpenAiChat,
+        native: true,
     }
 }
 
@@ -262,9 +327,22 @@ pub struct Answer {
     pub model: Option<String>,
 }
 
-/// Translates a successful (2xx) JSON answer. An answer that is not the
-/// provider's format is a 502 naming the provider.
+/// Translates a successful (2xx) JSON answer to an OpenAI chat request.
 pub fn answer(provider: Provider, body: Bytes, meta: &AnswerMeta) -> Result<Answer, LlmError> {
+    answer_for(provider, Ingress::OpenAiChat, provider.speaks_openai(), body, meta)
+}
+
+/// A successful (2xx) JSON answer for a caller speaking `ingress`: relayed
+/// as it is when `native` (its usage read), else parsed in the provider's
+/// format and rendered in the caller's. An answer that is not the provider's
+/// format is a 502 naming the provider.
+pub fn answer_for(
+    provider: Provider,
+    ingress: Ingress,
+    native: bool,
+    body: Bytes,
+    meta: &AnswerMeta,
+) -> Result<Answer, LlmError> {
     let not_a_completion = || {
         LlmError::new(
             502,
@@ -272,38 +350,75 @@ pub fn answer(provider: Provider, body: Bytes, meta: &AnswerMeta) -> Result<Answ
             format!("provider {} returned an answer that is not a chat completion", provider.name()),
         )
     };
-    if provider.speaks_openai() {
-        let (usage, model) = openai::answer_facts(&body).ok_or_else(not_a_completion)?;
+    if native {
+        let facts = match ingress {
+            Ingress::OpenAiChat => openai::answer_facts(&body),
+            Ingress::AnthropicMessages => anthropic::answer(&body, meta).ok().map(|c| (c.usage, Some(c.model))),
+            Ingress::OpenAiResponses => crate::ingress::responses::answer(&body, meta).ok().map(|c| (c.usage, Some(c.model))),
+        };
+        let (usage, model) = facts.ok_or_else(not_a_completion)?;
         return Ok(Answer { body, usage, model });
     }
-    let completion = match provider {
-        Provider::Anthropic => anthropic::answer(&body, meta),
-        Provider::Gemini => gemini::answer(&body, meta),
-        Provider::Bedrock => bedrock::answer(&body, meta),
-        Provider::Cohere => cohere::answer(&body, meta),
-        _ => ollama::answer(&body, meta),
-    }
-    .map_err(|e| {
-        if e.status == 502 {
-            e
-        } else {
-            not_a_completion()
-        }
-    })?;
-    Ok(Answer { body: completion.to_openai(), usage: completion.usage, model: Some(completion.model) })
+    let completion = completion(provider, &body, meta).map_err(|e| if e.status == 502 { e } else { not_a_completion() })?;
+    let body = match ingress {
+        Ingress::OpenAiChat => completion.to_openai(),
+        Ingress::AnthropicMessages => crate::ingress::anthropic::render(&completion, meta),
+        Ingress::OpenAiResponses => crate::ingress::responses::render(&completion, meta),
+    };
+    Ok(Answer { body, usage: completion.usage, model: Some(completion.model) })
 }
 
-/// A translator for the provider's stream.
+/// A provider's JSON answer in neutral terms.
+fn completion(provider: Provider, body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    match provider {
+        p if p.speaks_openai() => openai::answer(body, meta),
+        Provider::Anthropic => anthropic::answer(body, meta),
+        Provider::Gemini => gemini::answer(body, meta),
+        Provider::Bedrock => bedrock::answer(body, meta),
+        Provider::Cohere => cohere::answer(body, meta),
+        _ => ollama::answer(body, meta),
+    }
+}
+
+/// A translator of the provider's stream into OpenAI chat chunks.
 pub fn stream(provider: Provider, meta: AnswerMeta) -> Box<dyn ChatStream> {
-    if provider.speaks_openai() {
-        return Box::new(openai::StreamTap::new(meta.client_wants_usage));
+    stream_for(provider, Ingress::OpenAiChat, provider.speaks_openai(), meta)
+}
+
+/// What relays the provider's stream to a caller speaking `ingress`: the
+/// stream as it is when `native` (read for usage), else translated.
+pub fn stream_for(provider: Provider, ingress: Ingress, native: bool, meta: AnswerMeta) -> Box<dyn ChatStream> {
+    if native {
+        return match ingress {
+            Ingress::OpenAiChat => Box::new(openai::StreamTap::new(meta.client_wants_usage)),
+            Ingress::AnthropicMessages => Box::new(Observer::with_errors(
+                anthropic::StreamDecoder::new(),
+                meta,
+                crate::ingress::anthropic::stream_error_event,
+            )),
+            Ingress::OpenAiResponses => Box::new(Observer::with_errors(
+                crate::ingress::responses::StreamDecoder::new(),
+                meta,
+                crate::ingress::responses::stream_error_event,
+            )),
+        };
     }
     match provider {
-        Provider::Anthropic => Box::new(Translator::new(anthropic::StreamDecoder::new(), meta)),
-        Provider::Gemini => Box::new(Translator::new(gemini::StreamDecoder::new(), meta)),
-        Provider::Bedrock => Box::new(Translator::new(bedrock::StreamDecoder::new(), meta)),
-        Provider::Cohere => Box::new(Translator::new(cohere::StreamDecoder::new(), meta)),
-        _ => Box::new(Translator::new(ollama::StreamDecoder::new(), meta)),
+        p if p.speaks_openai() => rendered(openai::StreamDecoder::new(), ingress, meta),
+        Provider::Anthropic => rendered(anthropic::StreamDecoder::new(), ingress, meta),
+        Provider::Gemini => rendered(gemini::StreamDecoder::new(), ingress, meta),
+        Provider::Bedrock => rendered(bedrock::StreamDecoder::new(), ingress, meta),
+        Provider::Cohere => rendered(cohere::StreamDecoder::new(), ingress, meta),
+        _ => rendered(ollama::StreamDecoder::new(), ingress, meta),
+    }
+}
+
+/// A provider's decoder with the caller's renderer.
+fn rendered<D: Decoder + 'static>(decoder: D, ingress: Ingress, meta: AnswerMeta) -> Box<dyn ChatStream> {
+    match ingress {
+        Ingress::OpenAiChat => Box::new(Translator::new(decoder, ChunkWriter::new(), meta)),
+        Ingress::AnthropicMessages => Box::new(Translator::new(decoder, crate::ingress::anthropic::Writer::new(), meta)),
+        Ingress::OpenAiResponses => Box::new(Translator::new(decoder, crate::ingress::responses::Writer::new(), meta)),
     }
 }
 

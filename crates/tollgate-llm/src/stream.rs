@@ -1,7 +1,10 @@
 //! Stream translation. A provider's decoder turns its wire format (SSE events,
 //! newline-delimited JSON, AWS binary frames) into provider-neutral `Delta`s,
-//! whatever the TCP chunk boundaries; the `ChunkWriter` turns deltas into
-//! OpenAI `chat.completion.chunk` events as soon as they arrive.
+//! whatever the TCP chunk boundaries; a renderer turns deltas into the
+//! caller's own events (OpenAI chat chunks, Anthropic Messages events,
+//! Responses events) as soon as they arrive. What every renderer needs to know
+//! of the stream so far (id, model, usage, whether it ended) is kept once, in
+//! `StreamState`.
 
 use std::io::Write;
 
@@ -16,6 +19,15 @@ pub enum Delta {
     /// The answer's id or model, when the provider names them (usually first).
     Meta { id: Option<String>, model: Option<String> },
     Text(String),
+    /// Reasoning the model shows before it answers (Anthropic `thinking`,
+    /// Gemini thought parts, Bedrock `reasoningContent`, `reasoning_content`
+    /// of OpenAI-compatible servers).
+    Thinking(String),
+    /// The signature that closes a thinking block (Anthropic, Bedrock): a
+    /// caller replaying the block in a later turn must send it back.
+    ThinkingSignature(String),
+    /// A redacted thinking block's opaque data.
+    RedactedThinking(String),
     /// A tool call: its first delta carries `id` and `name`, later ones
     /// fragments of the JSON arguments. `index` counts tool calls in the answer
     /// from 0.
@@ -32,9 +44,26 @@ pub enum Delta {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UsageUpdate {
+    /// Every prompt token, cache reads and writes included.
     pub prompt: Option<u64>,
     pub completion: Option<u64>,
+    /// Prompt tokens read from the provider's cache.
     pub cached: Option<u64>,
+    /// Prompt tokens written to the provider's cache.
+    pub cache_write: Option<u64>,
+    /// Completion tokens spent reasoning.
+    pub reasoning: Option<u64>,
+}
+
+impl UsageUpdate {
+    /// Later figures replace earlier ones, field by field.
+    pub fn merge(&mut self, later: UsageUpdate) {
+        self.prompt = later.prompt.or(self.prompt);
+        self.completion = later.completion.or(self.completion);
+        self.cached = later.cached.or(self.cached);
+        self.cache_write = later.cache_write.or(self.cache_write);
+        self.reasoning = later.reasoning.or(self.reasoning);
+    }
 }
 
 /// A provider's stream format, incrementally decoded.
@@ -47,7 +76,7 @@ pub trait Decoder: Send {
     fn end(&mut self, _out: &mut Vec<Delta>) {}
 }
 
-/// What the gateway relays: upstream bytes in, OpenAI SSE bytes out.
+/// What the gateway relays: upstream bytes in, the caller's events out.
 pub trait ChatStream: Send {
     /// Bytes to send to the client now (possibly empty).
     fn feed(&mut self, input: &[u8]) -> Bytes;
@@ -59,152 +88,154 @@ pub trait ChatStream: Send {
     fn events(&self) -> u64;
     /// The provider ended its answer properly (and no error event was sent).
     fn completed(&self) -> bool;
+    /// The provider broke off: the caller's error event that ends the stream
+    /// (empty where the caller's format has none to add).
+    fn fail(&mut self, error: LlmError) -> Bytes;
 }
 
-/// Writes OpenAI chunk events for deltas.
+/// What is known of a stream so far, whatever format the caller reads it in.
 #[derive(Debug)]
-pub struct ChunkWriter {
-    meta: AnswerMeta,
+pub struct StreamState {
+    pub meta: AnswerMeta,
     id: Option<String>,
     model: Option<String>,
-    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[{"index":0,"delta":`
-    prefix: Vec<u8>,
-    role_sent: bool,
+    /// Set by the renderer once it has written the answer's identity to the
+    /// caller: a later `Meta` may then only fill in a model still unknown.
+    pub started: bool,
     usage: UsageUpdate,
     saw_usage: bool,
-    events: u64,
-    done: bool,
-    failed: bool,
+    /// Content-bearing deltas (text, thinking, tool calls) seen.
+    pub events: u64,
+    pub finish: Option<FinishReason>,
+    pub done: bool,
+    pub failed: bool,
 }
 
-impl ChunkWriter {
+impl StreamState {
     pub fn new(meta: AnswerMeta) -> Self {
-        ChunkWriter {
+        StreamState {
             meta,
             id: None,
             model: None,
-            prefix: Vec::new(),
-            role_sent: false,
+            started: false,
             usage: UsageUpdate::default(),
             saw_usage: false,
             events: 0,
+            finish: None,
             done: false,
             failed: false,
         }
     }
 
-    /// Appends the events for one delta to `out`.
-    pub fn write(&mut self, delta: Delta, out: &mut Vec<u8>) {
-        if self.done || self.failed {
-            return;
-        }
+    /// Takes in what a delta says of the stream, before it is rendered.
+    fn apply(&mut self, delta: &Delta) {
         match delta {
             Delta::Meta { id, model } => {
-                if self.prefix.is_empty() {
-                    self.id = id.or(self.id.take());
-                    self.model = model.or(self.model.take());
+                if !self.started {
+                    if id.is_some() {
+                        self.id = id.clone();
+                    }
+                    if model.is_some() {
+                        self.model = model.clone();
+                    }
                 } else if self.model.is_none() {
-                    self.model = model;
+                    self.model = model.clone();
                 }
             }
-            Delta::Text(t) => {
-                if t.is_empty() && self.role_sent {
-                    return;
-                }
-                self.events += 1;
-                self.open(out);
-                out.extend_from_slice(b"{\"content\":");
-                json_str(out, &t);
-                out.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
-            }
-            Delta::ToolCall { index, id, name, arguments } => {
-                self.events += 1;
-                self.open(out);
-                let _ = write!(out, "{{\"tool_calls\":[{{\"index\":{index}");
-                if let Some(id) = id {
-                    out.extend_from_slice(b",\"id\":");
-                    json_str(out, &id);
-                    out.extend_from_slice(b",\"type\":\"function\"");
-                }
-                out.extend_from_slice(b",\"function\":{");
-                if let Some(name) = name {
-                    out.extend_from_slice(b"\"name\":");
-                    json_str(out, &name);
-                    out.push(b',');
-                }
-                out.extend_from_slice(b"\"arguments\":");
-                json_str(out, &arguments);
-                out.extend_from_slice(b"}}]},\"finish_reason\":null}]}\n\n");
-            }
-            Delta::Finish(reason) => {
-                self.open(out);
-                let _ = write!(out, "{{}},\"finish_reason\":\"{}\"}}]}}\n\n", reason.as_str());
-            }
+            Delta::Text(t) | Delta::Thinking(t) if !t.is_empty() => self.events += 1,
+            Delta::ToolCall { .. } => self.events += 1,
+            Delta::Finish(reason) => self.finish = Some(*reason),
             Delta::Usage(u) => {
                 self.saw_usage = true;
-                self.usage.prompt = u.prompt.or(self.usage.prompt);
-                self.usage.completion = u.completion.or(self.usage.completion);
-                self.usage.cached = u.cached.or(self.usage.cached);
+                self.usage.merge(*u);
             }
-            Delta::Done => {
-                if self.meta.client_wants_usage {
-                    if let Some(u) = self.usage() {
-                        self.ensure_prefix();
-                        // The usage chunk has no choices: cut the prefix before them.
-                        let cut = self.prefix.len() - b"\"choices\":[{\"index\":0,\"delta\":".len();
-                        out.extend_from_slice(&self.prefix[..cut]);
-                        out.extend_from_slice(b"\"choices\":[],\"usage\":");
-                        write_usage(&u, out);
-                        out.extend_from_slice(b"}\n\n");
-                    }
-                }
-                out.extend_from_slice(b"data: [DONE]\n\n");
-                self.done = true;
-            }
-            Delta::Error(e) => {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(&e.body());
-                out.extend_from_slice(b"\n\n");
-                self.failed = true;
-            }
+            _ => {}
         }
+    }
+
+    /// The answer's id: the provider's, else the request's fallback.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.meta.fallback_id)
+    }
+
+    /// The model that answers: the provider's word, else the one asked.
+    pub fn answer_model(&self) -> &str {
+        self.model.as_deref().unwrap_or(&self.meta.model)
+    }
+
+    /// The model the provider named, if it did.
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    /// The usage figures so far, as reported (no figure is zero).
+    pub fn usage_so_far(&self) -> UsageUpdate {
+        self.usage
     }
 
     pub fn usage(&self) -> Option<Usage> {
         if !self.saw_usage {
             return None;
         }
-        let prompt = self.usage.prompt.unwrap_or(0);
-        let completion = self.usage.completion.unwrap_or(0);
+        let u = self.usage;
+        let prompt = u.prompt.unwrap_or(0);
+        let completion = u.completion.unwrap_or(0);
         Some(Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
-            cached_tokens: self.usage.cached.unwrap_or(0),
+            cached_tokens: u.cached.unwrap_or(0),
+            cache_write_tokens: u.cache_write.unwrap_or(0),
+            reasoning_tokens: u.reasoning.unwrap_or(0),
         })
     }
+}
 
-    pub fn model(&self) -> Option<&str> {
-        self.model.as_deref()
+/// The caller's stream format: events for each delta.
+pub trait Render: Send {
+    /// Appends the caller's events for one delta. `state` already includes
+    /// the delta (usage merged, model known, events counted); after `Done`
+    /// or `Error` nothing more is rendered.
+    fn render(&mut self, delta: &Delta, state: &mut StreamState, out: &mut Vec<u8>);
+}
+
+/// Renders nothing: a native stream relayed as it is, read only for its facts.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Render for Silent {
+    fn render(&mut self, _: &Delta, _: &mut StreamState, _: &mut Vec<u8>) {}
+}
+
+/// OpenAI `chat.completion.chunk` events.
+#[derive(Debug, Default)]
+pub struct ChunkWriter {
+    /// `data: {"id":..,"object":..,"created":..,"model":..,"choices":[{"index":0,"delta":`
+    prefix: Vec<u8>,
+    role_sent: bool,
+}
+
+impl ChunkWriter {
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    fn ensure_prefix(&mut self) {
+    fn ensure_prefix(&mut self, state: &mut StreamState) {
         if !self.prefix.is_empty() {
             return;
         }
-        let id = self.id.clone().unwrap_or_else(|| self.meta.fallback_id.clone());
-        let model = self.model.clone().unwrap_or_else(|| self.meta.model.clone());
+        state.started = true;
         let p = &mut self.prefix;
         p.extend_from_slice(b"data: {\"id\":");
-        json_str(p, &id);
-        let _ = write!(p, ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":", self.meta.created);
-        json_str(p, &model);
+        json_str(p, state.id());
+        let _ = write!(p, ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":", state.meta.created);
+        json_str(p, state.answer_model());
         p.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
     }
 
     /// Starts a chunk; the first one announces the assistant role.
-    fn open(&mut self, out: &mut Vec<u8>) {
-        self.ensure_prefix();
+    fn open(&mut self, state: &mut StreamState, out: &mut Vec<u8>) {
+        self.ensure_prefix(state);
         if !self.role_sent {
             self.role_sent = true;
             out.extend_from_slice(&self.prefix);
@@ -214,34 +245,122 @@ impl ChunkWriter {
     }
 }
 
+impl Render for ChunkWriter {
+    fn render(&mut self, delta: &Delta, state: &mut StreamState, out: &mut Vec<u8>) {
+        match delta {
+            Delta::Text(t) => {
+                if t.is_empty() && self.role_sent {
+                    return;
+                }
+                self.open(state, out);
+                out.extend_from_slice(b"{\"content\":");
+                json_str(out, t);
+                out.extend_from_slice(b"},\"finish_reason\":null}]}\n\n");
+            }
+            Delta::ToolCall { index, id, name, arguments } => {
+                self.open(state, out);
+                let _ = write!(out, "{{\"tool_calls\":[{{\"index\":{index}");
+                if let Some(id) = id {
+                    out.extend_from_slice(b",\"id\":");
+                    json_str(out, id);
+                    out.extend_from_slice(b",\"type\":\"function\"");
+                }
+                out.extend_from_slice(b",\"function\":{");
+                if let Some(name) = name {
+                    out.extend_from_slice(b"\"name\":");
+                    json_str(out, name);
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\"arguments\":");
+                json_str(out, arguments);
+                out.extend_from_slice(b"}}]},\"finish_reason\":null}]}\n\n");
+            }
+            Delta::Finish(reason) => {
+                self.open(state, out);
+                let _ = write!(out, "{{}},\"finish_reason\":\"{}\"}}]}}\n\n", reason.as_str());
+            }
+            Delta::Done => {
+                if state.meta.client_wants_usage {
+                    if let Some(u) = state.usage() {
+                        self.ensure_prefix(state);
+                        // The usage chunk has no choices: cut the prefix before them.
+                        let cut = self.prefix.len() - b"\"choices\":[{\"index\":0,\"delta\":".len();
+                        out.extend_from_slice(&self.prefix[..cut]);
+                        out.extend_from_slice(b"\"choices\":[],\"usage\":");
+                        write_usage(&u, out);
+                        out.extend_from_slice(b"}\n\n");
+                    }
+                }
+                out.extend_from_slice(b"data: [DONE]\n\n");
+            }
+            Delta::Error(e) => {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(&e.body());
+                out.extend_from_slice(b"\n\n");
+            }
+            // OpenAI's chat chunk has no place for reasoning; ids and usage
+            // are in `state`.
+            Delta::Meta { .. }
+            | Delta::Thinking(_)
+            | Delta::ThinkingSignature(_)
+            | Delta::RedactedThinking(_)
+            | Delta::Usage(_) => {}
+        }
+    }
+}
+
 /// A JSON string literal.
-fn json_str(out: &mut Vec<u8>, s: &str) {
+pub fn json_str(out: &mut Vec<u8>, s: &str) {
     // Writing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, s);
 }
 
-/// A decoder and a writer: one provider's stream, translated.
-pub struct Translator<D> {
+/// A decoder and a renderer: one provider's stream, in the caller's format.
+pub struct Translator<D, R> {
     decoder: D,
-    writer: ChunkWriter,
+    render: R,
+    state: StreamState,
     deltas: Vec<Delta>,
 }
 
-impl<D: Decoder> Translator<D> {
-    pub fn new(decoder: D, meta: AnswerMeta) -> Self {
-        Translator { decoder, writer: ChunkWriter::new(meta), deltas: Vec::new() }
+impl<D: Decoder, R: Render> Translator<D, R> {
+    pub fn new(decoder: D, render: R, meta: AnswerMeta) -> Self {
+        Translator { decoder, render, state: StreamState::new(meta), deltas: Vec::new() }
+    }
+
+    /// Takes in and renders one delta.
+    pub fn write(&mut self, delta: Delta, out: &mut Vec<u8>) {
+        write_delta(&mut self.render, &mut self.state, delta, out);
+    }
+
+    pub fn state(&self) -> &StreamState {
+        &self.state
     }
 
     fn drain(&mut self) -> Bytes {
         let mut out = Vec::new();
         for d in self.deltas.drain(..) {
-            self.writer.write(d, &mut out);
+            write_delta(&mut self.render, &mut self.state, d, &mut out);
         }
         Bytes::from(out)
     }
 }
 
-impl<D: Decoder> ChatStream for Translator<D> {
+/// The one place a delta meets the state and the renderer.
+fn write_delta<R: Render>(render: &mut R, state: &mut StreamState, delta: Delta, out: &mut Vec<u8>) {
+    if state.done || state.failed {
+        return;
+    }
+    state.apply(&delta);
+    render.render(&delta, state, out);
+    match delta {
+        Delta::Done => state.done = true,
+        Delta::Error(_) => state.failed = true,
+        _ => {}
+    }
+}
+
+impl<D: Decoder, R: Render> ChatStream for Translator<D, R> {
     fn feed(&mut self, input: &[u8]) -> Bytes {
         self.decoder.decode(input, &mut self.deltas);
         self.drain()
@@ -253,31 +372,46 @@ impl<D: Decoder> ChatStream for Translator<D> {
     }
 
     fn usage(&self) -> Option<Usage> {
-        self.writer.usage()
+        self.state.usage()
     }
 
     fn model(&self) -> Option<&str> {
-        self.writer.model()
+        self.state.model()
     }
 
     fn events(&self) -> u64 {
-        self.writer.events
+        self.state.events
     }
 
     fn completed(&self) -> bool {
-        self.writer.done && !self.writer.failed
+        self.state.done && !self.state.failed
+    }
+
+    fn fail(&mut self, error: LlmError) -> Bytes {
+        let mut out = Vec::new();
+        write_delta(&mut self.render, &mut self.state, Delta::Error(error), &mut out);
+        Bytes::from(out)
     }
 }
 
-/// A native stream relayed unchanged (`route_type = "preserve"`) while its
-/// decoder reads usage and model for logs and limits.
+/// A native stream relayed unchanged (`route_type = "preserve"`, or a caller
+/// that speaks the provider's own format) while its decoder reads usage and
+/// model for logs and limits.
 pub struct Observer<D> {
-    inner: Translator<D>,
+    inner: Translator<D, Silent>,
+    /// The format's own error event, for a stream the provider broke off;
+    /// none for `preserve`, whose callers get the provider's bytes only.
+    error_event: Option<fn(&LlmError) -> Bytes>,
 }
 
 impl<D: Decoder> Observer<D> {
     pub fn new(decoder: D, meta: AnswerMeta) -> Self {
-        Observer { inner: Translator::new(decoder, meta) }
+        Observer { inner: Translator::new(decoder, Silent, meta), error_event: None }
+    }
+
+    /// The same, ending a broken stream with the format's error event.
+    pub fn with_errors(decoder: D, meta: AnswerMeta, error_event: fn(&LlmError) -> Bytes) -> Self {
+        Observer { inner: Translator::new(decoder, Silent, meta), error_event: Some(error_event) }
     }
 }
 
@@ -307,6 +441,11 @@ impl<D: Decoder> ChatStream for Observer<D> {
     fn completed(&self) -> bool {
         self.inner.completed()
     }
+
+    fn fail(&mut self, error: LlmError) -> Bytes {
+        let _ = self.inner.fail(error.clone());
+        self.error_event.map(|event| event(&error)).unwrap_or_default()
+    }
 }
 
 /// The OpenAI chunks of a translated stream, as JSON (`[DONE]` left out), for
@@ -325,7 +464,12 @@ pub(crate) fn openai_events(out: &[u8]) -> Vec<serde_json::Value> {
 /// Runs a whole stream through a fresh translator, fed in the given pieces.
 /// For tests of every adapter: the output must not depend on the pieces.
 pub fn translate_in_pieces<D: Decoder>(decoder: D, meta: AnswerMeta, pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>, bool) {
-    let mut t = Translator::new(decoder, meta);
+    render_in_pieces(decoder, ChunkWriter::new(), meta, pieces)
+}
+
+/// The same, into any caller format.
+pub fn render_in_pieces<D: Decoder, R: Render>(decoder: D, render: R, meta: AnswerMeta, pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>, bool) {
+    let mut t = Translator::new(decoder, render, meta);
     let mut out = Vec::new();
     for p in pieces {
         out.extend_from_slice(&t.feed(p));
@@ -353,23 +497,29 @@ mod tests {
     use crate::stream::openai_events as events;
 
     fn meta(wants_usage: bool) -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 9, model: "m".into(), client_wants_usage: wants_usage }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 9, model: "m".into(), client_wants_usage: wants_usage, ..AnswerMeta::default() }
+    }
+
+    /// Deltas written by hand.
+    struct NoDecoder;
+    impl Decoder for NoDecoder {
+        fn decode(&mut self, _: &[u8], _: &mut Vec<Delta>) {}
     }
 
 
 
     #[test]
     fn deltas_become_openai_chunks() {
-        let mut w = ChunkWriter::new(meta(true));
+        let mut w = Translator::new(NoDecoder, ChunkWriter::new(), meta(true));
         let mut out = Vec::new();
         for d in [
             Delta::Meta { id: Some("msg_1".into()), model: Some("claude-x".into()) },
-            Delta::Usage(UsageUpdate { prompt: Some(10), completion: Some(1), cached: None }),
+            Delta::Usage(UsageUpdate { prompt: Some(10), completion: Some(1), ..UsageUpdate::default() }),
             Delta::Text("Hel\"lo".into()),
             Delta::ToolCall { index: 0, id: Some("t1".into()), name: Some("f".into()), arguments: String::new() },
             Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"a\":".into() },
             Delta::Finish(FinishReason::ToolCalls),
-            Delta::Usage(UsageUpdate { prompt: None, completion: Some(5), cached: None }),
+            Delta::Usage(UsageUpdate { completion: Some(5), ..UsageUpdate::default() }),
             Delta::Done,
         ] {
             w.write(d, &mut out);
@@ -393,9 +543,9 @@ mod tests {
 
     #[test]
     fn usage_chunk_only_when_asked_and_errors_end_the_stream() {
-        let mut w = ChunkWriter::new(meta(false));
+        let mut w = Translator::new(NoDecoder, ChunkWriter::new(), meta(false));
         let mut out = Vec::new();
-        w.write(Delta::Usage(UsageUpdate { prompt: Some(1), completion: Some(1), cached: None }), &mut out);
+        w.write(Delta::Usage(UsageUpdate { prompt: Some(1), completion: Some(1), ..UsageUpdate::default() }), &mut out);
         w.write(Delta::Text("x".into()), &mut out);
         w.write(Delta::Error(LlmError::new(502, "upstream_error", "boom")), &mut out);
         w.write(Delta::Done, &mut out);

@@ -9,6 +9,13 @@ pub struct Usage {
     pub total_tokens: u64,
     /// Prompt tokens served from the provider's cache, where reported.
     pub cached_tokens: u64,
+    /// Prompt tokens written to the provider's cache (Anthropic's
+    /// `cache_creation_input_tokens`, Bedrock's `cacheWriteInputTokens`);
+    /// part of `prompt_tokens`, like `cached_tokens`.
+    pub cache_write_tokens: u64,
+    /// Completion tokens spent on reasoning, where reported; part of
+    /// `completion_tokens`.
+    pub reasoning_tokens: u64,
 }
 
 /// OpenAI's `usage` object; unknown fields are ignored on purpose (providers add some).
@@ -22,6 +29,14 @@ pub(crate) struct OpenAiUsage {
     pub total_tokens: Option<u64>,
     #[serde(default)]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub(crate) struct CompletionTokensDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -41,6 +56,11 @@ impl From<OpenAiUsage> for Usage {
             cached_tokens: u
                 .prompt_tokens_details
                 .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            cache_write_tokens: 0,
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
                 .unwrap_or(0),
         }
     }
@@ -66,6 +86,7 @@ mod tests {
             completion_tokens: 500,
             total_tokens: 1500,
             cached_tokens: 0,
+            ..Usage::default()
         };
         // 1000 * 2.5 / 1e6 + 500 * 10 / 1e6
         assert!((u.cost(2.5, 10.0) - 0.0075).abs() < 1e-12);

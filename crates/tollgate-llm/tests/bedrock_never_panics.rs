@@ -65,7 +65,7 @@ fn mutate(base: &[u8], at: usize, bytes: &[u8], cut: usize) -> Vec<u8> {
 }
 
 fn meta() -> AnswerMeta {
-    AnswerMeta { fallback_id: "chatcmpl-x".into(), created: 1, model: "m".into(), client_wants_usage: true }
+    AnswerMeta { fallback_id: "chatcmpl-x".into(), created: 1, model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() }
 }
 
 /// Decodes `bytes` fed in pieces of the given sizes; checks the error rule.

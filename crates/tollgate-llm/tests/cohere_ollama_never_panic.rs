@@ -32,7 +32,7 @@ macro_rules! never_panics {
         const STREAMS: &[&[u8]] = &[$(include_bytes!($s)),*];
 
         fn meta() -> AnswerMeta {
-            AnswerMeta { fallback_id: "chatcmpl-r".into(), created: 1, model: $model.into(), client_wants_usage: true }
+            AnswerMeta { fallback_id: "chatcmpl-r".into(), created: 1, model: $model.into(), client_wants_usage: true, ..AnswerMeta::default() }
         }
 
         /// `base` with `bytes` written over it at `at` (the rest shifted when `insert`).

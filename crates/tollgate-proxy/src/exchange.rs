@@ -152,6 +152,7 @@ impl Ask {
                     model: e.model,
                     stream: false,
                     client_wants_usage: false,
+                    ..Call::default()
                 };
                 Ok((call, Some(e.meta)))
             }
@@ -480,6 +481,8 @@ impl Attempt<'_> {
                 .unwrap_or(0),
             model: prepared.model.clone(),
             client_wants_usage: prepared.client_wants_usage,
+            request_id: ctx.request_id.clone(),
+            echo: None,
         };
         let preserve = matches!(ask, Ask::Preserve(_));
 
@@ -570,6 +573,7 @@ impl Attempt<'_> {
                         completion_tokens: completion,
                         total_tokens: prompt + completion,
                         cached_tokens: 0,
+                        ..Usage::default()
                     })
                 });
                 f.response_model = answer.model;
@@ -1044,6 +1048,7 @@ async fn relay_stream(
                 completion_tokens: stream.events(),
                 total_tokens: prompt + stream.events(),
                 cached_tokens: 0,
+                ..Usage::default()
             })
         });
     }

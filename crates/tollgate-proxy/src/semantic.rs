@@ -101,6 +101,7 @@ async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id
         model: prepared.model,
         stream: false,
         client_wants_usage: false,
+        ..Call::default()
     };
     let timeouts = Timeouts { connect: EMBED_TIMEOUT, read: EMBED_TIMEOUT, write: EMBED_TIMEOUT };
     let ids = CallIds { request_id, traceparent: None, tracestate: None };

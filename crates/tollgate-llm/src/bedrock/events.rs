@@ -265,7 +265,7 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "m".into(), client_wants_usage: true }
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
     // An event-stream message encoded by an independent implementation (the
@@ -313,7 +313,7 @@ mod tests {
                 Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"a\":".into() },
                 Delta::ToolCall { index: 0, id: None, name: None, arguments: "1}".into() },
                 Delta::Finish(FinishReason::ToolCalls),
-                Delta::Usage(UsageUpdate { prompt: Some(5), completion: Some(3), cached: Some(0) }),
+                Delta::Usage(UsageUpdate { prompt: Some(5), completion: Some(3), cached: Some(0), ..UsageUpdate::default() }),
                 Delta::Done,
             ]
         );

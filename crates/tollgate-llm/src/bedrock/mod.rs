@@ -70,8 +70,8 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
             Message::User { parts } => ("user", user_blocks(i, parts)?),
-            Message::Assistant { text, tool_calls } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content } => ("user", vec![tool_result(tool_call_id, content)]),
+            Message::Assistant { text, tool_calls, .. } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
+            Message::Tool { tool_call_id, content, .. } => ("user", vec![tool_result(tool_call_id, content)]),
         };
         push_turn(&mut turns, role, blocks);
     }
@@ -101,6 +101,8 @@ fn user_blocks(i: usize, parts: &[Part]) -> Result<Vec<Value>, LlmError> {
                 ))
                 .with_code("unsupported_parameter"))
             }
+            // Refused before translation (not in SUPPORTED).
+            Part::Document(_) => {}
         }
     }
     Ok(blocks)
@@ -283,6 +285,8 @@ impl WireUsage {
             completion_tokens: completion,
             total_tokens: prompt.saturating_add(completion),
             cached_tokens: self.cache_read_input_tokens.unwrap_or(0),
+            cache_write_tokens: self.cache_write_input_tokens.unwrap_or(0),
+            reasoning_tokens: 0,
         }
     }
 
@@ -291,6 +295,8 @@ impl WireUsage {
             prompt: Some(self.prompt()),
             completion: self.output_tokens,
             cached: Some(self.cache_read_input_tokens.unwrap_or(0)),
+            cache_write: self.cache_write_input_tokens,
+            ..UsageUpdate::default()
         }
     }
 }
@@ -357,7 +363,7 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-req1".into(), created: 1_700_000_000, model: "anthropic.claude-3-haiku-20240307-v1:0".into(), client_wants_usage: true }
+        AnswerMeta { fallback_id: "chatcmpl-req1".into(), created: 1_700_000_000, model: "anthropic.claude-3-haiku-20240307-v1:0".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
     /// A fixture file under tests/fixtures/bedrock/.
@@ -500,7 +506,7 @@ mod tests {
         assert_eq!(c.text.as_deref(), Some("Here is a list of 3 pop songs by artists from the United Kingdom:\n\n1. \"As It Was\" by Harry Styles\n2. \"Easy On Me\" by Adele\n3. \"Shivers\" by Ed Sheeran"));
         assert!(c.tool_calls.is_empty());
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 125, completion_tokens: 60, total_tokens: 185, cached_tokens: 100 }));
+        assert_eq!(c.usage, Some(Usage { prompt_tokens: 125, completion_tokens: 60, total_tokens: 185, cached_tokens: 100, ..Default::default() }));
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 100);
