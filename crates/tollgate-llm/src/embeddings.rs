@@ -484,7 +484,7 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         } else {
             body
         };
-        return Ok(Answer { body, usage: facts.usage.map(Usage::from), model: facts.model });
+        return Ok(Answer { body, usage: facts.usage.map(Usage::from), model: facts.model, estimated_completion_tokens: None });
     }
     let parsed = match provider {
         Provider::Gemini => gemini_answer(&body),
@@ -528,6 +528,7 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         body: Bytes::from(body),
         usage: Some(Usage { prompt_tokens, completion_tokens: 0, total_tokens: prompt_tokens, cached_tokens: 0, ..Default::default() }),
         model: Some(model),
+        estimated_completion_tokens: None,
     })
 }
 

@@ -11,6 +11,8 @@ use crate::Usage;
 
 /// Default endpoint when a target sets no `upstream_url`.
 pub const DEFAULT_CHAT_URL: &str = "https://api.openai.com/v1/chat/completions";
+/// Default endpoint of Responses routes whose target is OpenAI.
+pub const DEFAULT_RESPONSES_URL: &str = "https://api.openai.com/v1/responses";
 
 /// The parts of an answer the gateway reads; everything else passes untouched.
 #[derive(Debug, Deserialize)]

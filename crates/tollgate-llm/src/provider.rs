@@ -318,13 +318,24 @@ pub fn preserve(provider: Provider, body: &[u8], model: Option<&str>, opts: &Pro
     }
 }
 
-/// A provider's successful JSON answer, in OpenAI's format.
+/// A provider's successful JSON answer, in the caller's format.
 #[derive(Debug, Clone)]
 pub struct Answer {
     pub body: Bytes,
     pub usage: Option<Usage>,
     /// The model the provider says answered.
     pub model: Option<String>,
+    /// Completion tokens by the tokenizer, when the provider reported no usage.
+    pub estimated_completion_tokens: Option<u64>,
+}
+
+/// The completion's text and tool-call arguments by the tokenizer.
+fn completion_tokens(c: &Completion) -> u64 {
+    let mut text = c.text.clone().unwrap_or_default();
+    for call in &c.tool_calls {
+        text.push_str(&call.arguments);
+    }
+    crate::tokens::count_text(&text)
 }
 
 /// Translates a successful (2xx) JSON answer to an OpenAI chat request.
@@ -351,13 +362,23 @@ pub fn answer_for(
         )
     };
     if native {
-        let facts = match ingress {
-            Ingress::OpenAiChat => openai::answer_facts(&body),
-            Ingress::AnthropicMessages => anthropic::answer(&body, meta).ok().map(|c| (c.usage, Some(c.model))),
-            Ingress::OpenAiResponses => crate::ingress::responses::answer(&body, meta).ok().map(|c| (c.usage, Some(c.model))),
+        let parsed = match ingress {
+            // OpenAI-format answers pass untouched: only usage and model are
+            // read, unless the usage is missing and the text must be counted.
+            Ingress::OpenAiChat => {
+                let (usage, model) = openai::answer_facts(&body).ok_or_else(not_a_completion)?;
+                let estimated = match usage {
+                    Some(_) => None,
+                    None => Some(openai::answer(&body, meta).map(|c| completion_tokens(&c)).unwrap_or(0)),
+                };
+                return Ok(Answer { body, usage, model, estimated_completion_tokens: estimated });
+            }
+            Ingress::AnthropicMessages => anthropic::answer(&body, meta),
+            Ingress::OpenAiResponses => crate::ingress::responses::answer(&body, meta),
         };
-        let (usage, model) = facts.ok_or_else(not_a_completion)?;
-        return Ok(Answer { body, usage, model });
+        let c = parsed.map_err(|_| not_a_completion())?;
+        let estimated = c.usage.is_none().then(|| completion_tokens(&c));
+        return Ok(Answer { body, usage: c.usage, model: Some(c.model), estimated_completion_tokens: estimated });
     }
     let completion = completion(provider, &body, meta).map_err(|e| if e.status == 502 { e } else { not_a_completion() })?;
     let body = match ingress {
@@ -365,7 +386,8 @@ pub fn answer_for(
         Ingress::AnthropicMessages => crate::ingress::anthropic::render(&completion, meta),
         Ingress::OpenAiResponses => crate::ingress::responses::render(&completion, meta),
     };
-    Ok(Answer { body, usage: completion.usage, model: Some(completion.model) })
+    let estimated = completion.usage.is_none().then(|| completion_tokens(&completion));
+    Ok(Answer { body, usage: completion.usage, model: Some(completion.model), estimated_completion_tokens: estimated })
 }
 
 /// A provider's JSON answer in neutral terms.
