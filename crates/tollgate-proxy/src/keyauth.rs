@@ -84,6 +84,9 @@ pub fn find_key(conf: &KeyAuthConfig, src: &KeySources<'_>) -> Option<FoundKey> 
         if conf.key_in_header {
             if let Some(v) = (src.header)(name) {
                 let v = v.trim_ascii();
+                // `Authorization: Bearer <key>`, as the OpenAI and Anthropic
+                // SDKs send their key, is read without its scheme.
+                let v = if name.eq_ignore_ascii_case("authorization") { without_bearer(v) } else { v };
                 if !v.is_empty() {
                     return Some(FoundKey {
                         key: v.to_vec(),
@@ -122,6 +125,14 @@ pub fn find_key(conf: &KeyAuthConfig, src: &KeySources<'_>) -> Option<FoundKey> 
         }
     }
     None
+}
+
+/// A credential without its `Bearer ` scheme (any case), else as it is.
+fn without_bearer(v: &[u8]) -> &[u8] {
+    match (v.get(..6), v.get(6)) {
+        (Some(scheme), None | Some(b' ')) if scheme.eq_ignore_ascii_case(b"bearer") => v[6..].trim_ascii(),
+        _ => v,
+    }
 }
 
 /// The percent-decoded value of the first `name=` parameter.
@@ -204,6 +215,21 @@ mod tests {
         assert_eq!(k.map(|k| k.location), Some(KeyLocation::Body("apikey".into())));
         let empty = |_: &str| -> Option<&[u8]> { Some(&b"  "[..]) };
         assert_eq!(find_key(&c, &KeySources { header: &empty, query: Some("apikey="), body: None }), None);
+    }
+
+    #[test]
+    fn sdk_credentials_are_read_from_authorization_and_x_api_key() {
+        let c = KeyAuthConfig { key_names: vec!["apikey".into(), "x-api-key".into(), "authorization".into()], ..conf() };
+        let bearer = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer  sk-gw-1 "[..]) };
+        let k = find_key(&c, &KeySources { header: &bearer, query: None, body: None });
+        assert_eq!(k, Some(FoundKey { key: b"sk-gw-1".to_vec(), location: KeyLocation::Header("authorization".into()) }));
+        let lower = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"bearer k2"[..]) };
+        assert_eq!(find_key(&c, &KeySources { header: &lower, query: None, body: None }).map(|k| k.key), Some(b"k2".to_vec()));
+        let empty = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer "[..]) };
+        assert_eq!(find_key(&c, &KeySources { header: &empty, query: None, body: None }), None);
+        // Another header name keeps its value whole.
+        let x = |n: &str| -> Option<&[u8]> { (n == "x-api-key").then_some(&b"Bearer k3"[..]) };
+        assert_eq!(find_key(&c, &KeySources { header: &x, query: None, body: None }).map(|k| k.key), Some(b"Bearer k3".to_vec()));
     }
 
     #[test]
