@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{push_turn, Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::chat::{
+    push_turn, CachePoint, Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice,
+};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -27,20 +29,33 @@ pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 /// Optional fields the Messages API honours. `seed`, `presence_penalty` and
 /// `frequency_penalty` have no equivalent and are refused; `response_format`
 /// is honoured for JSON schemas only (see `output_config`).
-const SUPPORTED: &[&str] = &["documents", "stop", "top_k", "parallel_tool_calls", "tools", "tool_choice", "response_format"];
+const SUPPORTED: &[&str] =
+    &["documents", "thinking", "stop", "top_k", "parallel_tool_calls", "tools", "tool_choice", "response_format"];
+
+/// The smallest thinking budget Anthropic accepts.
+const MIN_THINKING_BUDGET: u64 = 1024;
+
+/// The `cache_control` mark of a prompt-cache breakpoint
+/// (https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching).
+fn cache_control() -> Value {
+    json!({ "type": "ephemeral" })
+}
 
 /// The Messages request body for a chat request.
 pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
     chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
+    let budget = chat.reasoning.map(|r| r.budget());
     let mut body = Map::new();
     body.insert("model".into(), Value::from(chat.model.as_str()));
-    body.insert("max_tokens".into(), Value::from(chat.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)));
-    // Anthropic has no system role: every system and developer message joins
-    // the top-level prompt.
-    if let Some(system) = chat.system_text() {
-        body.insert("system".into(), Value::String(system));
+    body.insert("max_tokens".into(), Value::from(max_tokens(chat.max_tokens, budget)?));
+    // Extended thinking: https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking
+    if let Some(budget) = budget {
+        body.insert("thinking".into(), json!({ "type": "enabled", "budget_tokens": budget }));
     }
-    body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
+    if let Some(system) = system(chat) {
+        body.insert("system".into(), system);
+    }
+    body.insert("messages".into(), Value::Array(messages(&chat.messages, &chat.cache_points)?));
     if let Some(t) = chat.temperature {
         body.insert("temperature".into(), Value::from(t));
     }
@@ -54,7 +69,7 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
         body.insert("stop_sequences".into(), Value::from(chat.stop.clone()));
     }
     if !chat.tools.is_empty() {
-        let tools = chat
+        let mut tools: Vec<Value> = chat
             .tools
             .iter()
             .map(|t| {
@@ -67,6 +82,11 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
                 Value::Object(tool)
             })
             .collect();
+        if chat.cache_points.contains(&CachePoint::Tools) {
+            if let Some(Value::Object(last)) = tools.last_mut() {
+                last.insert("cache_control".into(), cache_control());
+            }
+        }
         body.insert("tools".into(), Value::Array(tools));
     }
     if let Some(choice) = tool_choice(chat) {
@@ -79,6 +99,53 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
         body.insert("stream".into(), Value::Bool(true));
     }
     Ok(body)
+}
+
+/// `max_tokens`: the caller's, else the default. With extended thinking the
+/// budget counts against it and Anthropic wants it above the budget (and the
+/// budget at least 1,024): a caller's limit that leaves no room is refused,
+/// naming both; the default grows to the budget plus the default.
+fn max_tokens(asked: Option<u64>, budget: Option<u64>) -> Result<u64, LlmError> {
+    match (asked, budget) {
+        (_, Some(b)) if b < MIN_THINKING_BUDGET => Err(LlmError::invalid_request(format!(
+            "the thinking budget ({b} tokens) is below the {MIN_THINKING_BUDGET} tokens provider anthropic requires for 'budget_tokens'"
+        ))),
+        (Some(m), Some(b)) if m <= b => Err(LlmError::invalid_request(format!(
+            "'max_tokens' ({m}) must be greater than the thinking budget 'budget_tokens' ({b}) for provider anthropic, \
+             which counts thinking in max_tokens; raise max_tokens or lower the budget"
+        ))),
+        (Some(m), _) => Ok(m),
+        (None, Some(b)) if b >= DEFAULT_MAX_TOKENS => Ok(b.saturating_add(DEFAULT_MAX_TOKENS)),
+        (None, _) => Ok(DEFAULT_MAX_TOKENS),
+    }
+}
+
+/// The top-level system prompt: Anthropic has no system role, so every system
+/// and developer message joins it. Marked for caching, it is a list of text
+/// blocks (one per message) whose last carries `cache_control`.
+fn system(chat: &Chat) -> Option<Value> {
+    let marked = chat.cache_points.iter().any(|p| match p {
+        CachePoint::System => true,
+        // A mark on a system message caches the system prompt.
+        CachePoint::Message(i) => matches!(chat.messages.get(*i), Some(Message::System { .. })),
+        CachePoint::Tools => false,
+    });
+    if !marked {
+        return chat.system_text().map(Value::String);
+    }
+    let mut blocks: Vec<Value> = chat
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::System { text } if !text.is_empty() => Some(json!({ "type": "text", "text": text })),
+            _ => None,
+        })
+        .collect();
+    let Value::Object(last) = blocks.last_mut()? else {
+        return None;
+    };
+    last.insert("cache_control".into(), cache_control());
+    Some(Value::Array(blocks))
 }
 
 /// `response_format` as structured outputs: `output_config.format` takes a
@@ -104,18 +171,36 @@ fn output_config(format: Option<&ResponseFormat>) -> Result<Option<Value>, LlmEr
 /// The conversation without its system messages. Anthropic requires user and
 /// assistant turns to alternate and takes tool results as `tool_result`
 /// blocks of a user turn, so consecutive turns of the same role are merged.
-fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
+/// A message marked for caching puts `cache_control` on the last block sent
+/// so far (its own last block, or the one before it when it had none).
+fn messages(list: &[Message], cache_points: &[CachePoint]) -> Result<Vec<Value>, LlmError> {
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
             Message::User { parts } => ("user", parts.iter().filter_map(part_block).collect()),
-            Message::Assistant { text, tool_calls, .. } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content, .. } => ("user", vec![tool_result(tool_call_id, content)]),
+            Message::Assistant { text, tool_calls, thinking } => {
+                ("assistant", assistant_blocks(i, text.as_deref(), tool_calls, thinking)?)
+            }
+            Message::Tool { tool_call_id, content, is_error } => ("user", vec![tool_result(tool_call_id, content, *is_error)]),
         };
         push_turn(&mut turns, role, blocks);
+        if cache_points.contains(&CachePoint::Message(i)) {
+            mark_last_block(&mut turns);
+        }
     }
     Ok(turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect())
+}
+
+/// Puts `cache_control` on the last block of the conversation so far that
+/// can carry it (thinking blocks cannot).
+fn mark_last_block(turns: &mut [(&'static str, Vec<Value>)]) {
+    let block = turns.iter_mut().rev().flat_map(|(_, blocks)| blocks.iter_mut().rev()).find(|b| {
+        !matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
+    });
+    if let Some(Value::Object(block)) = block {
+        block.insert("cache_control".into(), cache_control());
+    }
 }
 
 /// A user content part as a content block; `None` for empty text.
@@ -146,10 +231,22 @@ fn document_block(d: &Document) -> Value {
     block
 }
 
-/// An assistant turn: its text, then a `tool_use` block per tool call.
-/// `i` is the message's index, to name it when its arguments are not JSON.
-fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall]) -> Result<Vec<Value>, LlmError> {
-    let mut blocks = Vec::with_capacity(calls.len() + 1);
+/// An assistant turn: the reasoning it showed (replayed first, as Anthropic
+/// wants it back with tool use), its text, then a `tool_use` block per tool
+/// call. Only signed or redacted thinking is replayed: Anthropic refuses
+/// thinking it cannot verify. `i` is the message's index, to name it when its
+/// arguments are not JSON.
+fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall], thinking: &[Thinking]) -> Result<Vec<Value>, LlmError> {
+    let mut blocks = Vec::with_capacity(thinking.len() + calls.len() + 1);
+    for t in thinking {
+        match (&t.redacted, &t.signature) {
+            (Some(data), _) => blocks.push(json!({ "type": "redacted_thinking", "data": data })),
+            (None, Some(signature)) => {
+                blocks.push(json!({ "type": "thinking", "thinking": t.text, "signature": signature }))
+            }
+            (None, None) => {}
+        }
+    }
     if let Some(t) = text.filter(|t| !t.is_empty()) {
         blocks.push(json!({ "type": "text", "text": t }));
     }
@@ -175,13 +272,16 @@ fn tool_input(arguments: &str) -> Result<Value, String> {
     }
 }
 
-fn tool_result(tool_call_id: &str, content: &str) -> Value {
+fn tool_result(tool_call_id: &str, content: &str, is_error: bool) -> Value {
     let mut block = Map::new();
     block.insert("type".into(), Value::from("tool_result"));
     block.insert("tool_use_id".into(), Value::from(tool_call_id));
     // `content` is optional; an empty text would be an empty block.
     if !content.is_empty() {
         block.insert("content".into(), Value::from(content));
+    }
+    if is_error {
+        block.insert("is_error".into(), Value::Bool(true));
     }
     Value::Object(block)
 }
@@ -229,13 +329,21 @@ struct WireMessage<'a> {
     usage: Option<WireUsage>,
 }
 
-/// One content block: text, tool_use, or a kind OpenAI's message has no place for.
+/// One content block: text, tool_use, thinking, redacted_thinking, or a kind
+/// the neutral form has no place for.
 #[derive(Debug, Deserialize)]
 struct WireBlock<'a> {
     #[serde(rename = "type", default, borrow)]
     kind: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    signature: Option<Cow<'a, str>>,
+    /// A redacted_thinking block's opaque data.
+    #[serde(default, borrow)]
+    data: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
@@ -338,8 +446,16 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
                 c.text.get_or_insert_with(String::new).push_str(t);
             }
             Some("tool_use") => c.tool_calls.push(answer_tool_call(block).ok_or_else(not_a_message)?),
-            // Thinking and other blocks have no place in OpenAI's message (the
-            // gateway never asks for them).
+            Some("thinking") => c.thinking.push(Thinking {
+                text: block.thinking.as_deref().unwrap_or_default().to_string(),
+                signature: block.signature.as_deref().filter(|s| !s.is_empty()).map(str::to_string),
+                redacted: None,
+            }),
+            Some("redacted_thinking") => c.thinking.push(Thinking {
+                redacted: Some(block.data.as_deref().unwrap_or_default().to_string()),
+                ..Thinking::default()
+            }),
+            // Server tool results and blocks added later.
             _ => {}
         }
     }
@@ -379,6 +495,10 @@ struct WireDelta<'a> {
     text: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     partial_json: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    signature: Option<Cow<'a, str>>,
 }
 
 /// Decodes Anthropic's SSE stream: `message_start`, `content_block_start` /
@@ -474,7 +594,18 @@ impl StreamDecoder {
                     arguments: String::new(),
                 });
             }
-            _ => {} // thinking blocks and others OpenAI's chunk does not carry
+            Some("thinking") => {
+                if let Some(t) = field("thinking").filter(|t| !t.is_empty()) {
+                    out.push(Delta::Thinking(t.to_string()));
+                }
+                if let Some(s) = field("signature").filter(|s| !s.is_empty()) {
+                    out.push(Delta::ThinkingSignature(s.to_string()));
+                }
+            }
+            Some("redacted_thinking") => {
+                out.push(Delta::RedactedThinking(field("data").unwrap_or_default().to_string()));
+            }
+            _ => {} // server tool blocks and kinds added later
         }
     }
 
@@ -495,7 +626,17 @@ impl StreamDecoder {
                     out.push(Delta::ToolCall { index, id: None, name: None, arguments: json.into_owned() });
                 }
             }
-            _ => {} // thinking, signature and citation deltas
+            Some("thinking_delta") => {
+                if let Some(t) = nonempty(delta.thinking) {
+                    out.push(Delta::Thinking(t.into_owned()));
+                }
+            }
+            Some("signature_delta") => {
+                if let Some(s) = nonempty(delta.signature) {
+                    out.push(Delta::ThinkingSignature(s.into_owned()));
+                }
+            }
+            _ => {} // citation deltas and kinds added later
         }
     }
 
@@ -1008,5 +1149,215 @@ mod tests {
         d.decode(b"data: {\"type\":\"message_stop\"}\n", &mut out);
         d.end(&mut out);
         assert_eq!(out, vec![Delta::Done]);
+    }
+
+    /// A neutral chat built by hand: what the Messages and Responses
+    /// ingresses produce (replayed thinking, tool errors, cache marks).
+    fn neutral(messages: Vec<Message>) -> Chat {
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"x"}]}"#);
+        c.messages = messages;
+        c
+    }
+
+    fn translated(c: &Chat) -> Value {
+        Value::Object(request(c, &ProviderOptions::default()).expect("translated"))
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_budget_within_max_tokens() {
+        // https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking
+        use crate::chat::{Effort, Reasoning};
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"Are there an infinite number of prime numbers such that n mod 4 == 3?"}],"max_tokens":16000}"#);
+        c.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(10000) });
+        let v = translated(&c);
+        assert_eq!((v["max_tokens"].clone(), v["thinking"].clone()), (json!(16000), json!({"type": "enabled", "budget_tokens": 10000})));
+        // A limit that leaves no room for the answer names both.
+        c.max_tokens = Some(10000);
+        let e = request(&c, &ProviderOptions::default()).expect_err("no room");
+        assert_eq!(e.status, 400);
+        assert!(e.message.contains("'max_tokens' (10000)") && e.message.contains("'budget_tokens' (10000)"), "{}", e.message);
+        // Only the default limit: it grows past the budget.
+        c.max_tokens = None;
+        assert_eq!(translated(&c)["max_tokens"], json!(10000 + DEFAULT_MAX_TOKENS));
+        c.reasoning = Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None });
+        let v = translated(&c);
+        assert_eq!((v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()), (json!(DEFAULT_MAX_TOKENS), json!(1024)));
+        c.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(500) });
+        let e = request(&c, &ProviderOptions::default()).expect_err("below the minimum");
+        assert!(e.message.contains("1024"), "{}", e.message);
+        // From an OpenAI caller's reasoning_effort too.
+        let v = body(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"high"}"#);
+        assert_eq!((v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()), (json!(16384 + DEFAULT_MAX_TOKENS), json!(16384)));
+    }
+
+    #[test]
+    fn replayed_thinking_comes_first_and_tool_errors_are_flagged() {
+        // Preserving thinking blocks with tool use, and is_error on tool results:
+        // https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#extended-thinking-with-tool-use
+        // https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use#handling-tool-use-and-tool-result-content-blocks
+        let c = neutral(vec![
+            Message::User { parts: vec![Part::Text("What's the weather in Paris?".into())] },
+            Message::Assistant {
+                text: None,
+                tool_calls: vec![ToolCall { id: "toolu_01".into(), name: "get_weather".into(), arguments: "{\"location\":\"Paris\"}".into() }],
+                thinking: vec![
+                    Thinking { text: "The user wants the weather.".into(), signature: Some("BDaL4VrbR2Oj0hO4".into()), redacted: None },
+                    Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgBEgy3va3pzix".into()) },
+                    Thinking { text: "unsigned, from another provider".into(), signature: None, redacted: None },
+                ],
+            },
+            Message::Tool { tool_call_id: "toolu_01".into(), content: "ConnectionError: the weather service API is not available (HTTP 500)".into(), is_error: true },
+        ]);
+        assert_eq!(
+            translated(&c)["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "What's the weather in Paris?"}]},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "The user wants the weather.", "signature": "BDaL4VrbR2Oj0hO4"},
+                    {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix"},
+                    {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"location": "Paris"}},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "toolu_01",
+                     "content": "ConnectionError: the weather service API is not available (HTTP 500)", "is_error": true},
+                ]},
+            ])
+        );
+    }
+
+    #[test]
+    fn cache_marks_land_on_the_system_prompt_the_tools_and_the_marked_block() {
+        // https://docs.anthropic.com/en/docs/build-with-claude/prompt-caching
+        let mut c = neutral(vec![
+            Message::System { text: "You are an AI assistant tasked with analyzing literary works.".into() },
+            Message::System { text: "<the entire contents of Pride and Prejudice>".into() },
+            Message::User { parts: vec![Part::Text("Analyze the major themes.".into())] },
+            // Merged into the same user turn as the message before: the mark
+            // goes on this message's last block, not the turn's first.
+            Message::User { parts: vec![Part::Text("Be thorough.".into()), Part::Text("Start now.".into())] },
+            Message::Assistant { text: Some("Themes: pride, prejudice.".into()), tool_calls: Vec::new(), thinking: Vec::new() },
+            Message::User { parts: vec![Part::Text("And class?".into())] },
+        ]);
+        c.tools = vec![
+            crate::chat::Tool { name: "a".into(), description: None, parameters: json!({"type": "object"}) },
+            crate::chat::Tool { name: "b".into(), description: None, parameters: json!({"type": "object"}) },
+        ];
+        c.cache_points = vec![CachePoint::Tools, CachePoint::System, CachePoint::Message(3)];
+        let v = translated(&c);
+        assert_eq!(
+            v["system"],
+            json!([
+                {"type": "text", "text": "You are an AI assistant tasked with analyzing literary works."},
+                {"type": "text", "text": "<the entire contents of Pride and Prejudice>", "cache_control": {"type": "ephemeral"}},
+            ])
+        );
+        assert!(v["tools"][0].get("cache_control").is_none());
+        assert_eq!(v["tools"][1]["cache_control"], json!({"type": "ephemeral"}));
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "Analyze the major themes."},
+                {"type": "text", "text": "Be thorough."},
+                {"type": "text", "text": "Start now.", "cache_control": {"type": "ephemeral"}},
+            ])
+        );
+        assert!(v["messages"][2]["content"][0].get("cache_control").is_none());
+        // Unmarked, the system prompt stays one string; a mark on an empty
+        // message lands on the block before it.
+        c.cache_points = vec![CachePoint::Message(4)];
+        c.messages[4] = Message::Assistant { text: Some(String::new()), tool_calls: Vec::new(), thinking: Vec::new() };
+        let v = translated(&c);
+        assert!(v["system"].is_string());
+        assert_eq!(v["messages"][0]["content"][2]["cache_control"], json!({"type": "ephemeral"}));
+    }
+
+    // Thinking and redacted thinking blocks in a response:
+    // https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#thinking-redaction
+    const ANSWER_THINKING: &str = r#"{
+      "id": "msg_01Thinking", "type": "message", "role": "assistant", "model": "claude-sonnet-4-20250514",
+      "content": [
+        {"type": "thinking", "thinking": "Let me analyze this step by step...", "signature": "WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL"},
+        {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"},
+        {"type": "text", "text": "Based on my analysis..."}
+      ],
+      "stop_reason": "end_turn", "stop_sequence": null,
+      "usage": {"input_tokens": 50, "output_tokens": 400}
+    }"#;
+
+    #[test]
+    fn answer_with_thinking_blocks() {
+        let c = answer(ANSWER_THINKING.as_bytes(), &meta(false)).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("Based on my analysis..."));
+        assert_eq!(
+            c.thinking,
+            vec![
+                Thinking {
+                    text: "Let me analyze this step by step...".into(),
+                    signature: Some("WaUjzkypQ2mUEVM36O2TxuC06KN8xyfbJwyem2dw3URve/op91XWHOEBLLqIOMfFG/UvLEczmEsUjavL".into()),
+                    redacted: None,
+                },
+                Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP".into()) },
+            ]
+        );
+        // The tool-use fixture's thinking block is read too.
+        let c = answer(ANSWER_TOOLS.as_bytes(), &meta(false)).expect("parsed");
+        assert_eq!(c.thinking, vec![Thinking { text: "Let me check.".into(), signature: Some("EqQB".into()), redacted: None }]);
+    }
+
+    // Streaming extended thinking:
+    // https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking#streaming-thinking
+    // (a redacted block added as in the redaction section).
+    const STREAM_THINKING: &str = concat!(
+        "event: message_start\n",
+        "data: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_01Thinking\", \"type\": \"message\", \"role\": \"assistant\", \"content\": [], \"model\": \"claude-3-7-sonnet-20250219\", \"stop_reason\": null, \"stop_sequence\": null, \"usage\": {\"input_tokens\": 42, \"output_tokens\": 1}}}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\": \"content_block_start\", \"index\": 0, \"content_block\": {\"type\": \"thinking\", \"thinking\": \"\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"thinking_delta\", \"thinking\": \"Let me solve this step by step:\\n\\n1. First break down 27 * 453\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"thinking_delta\", \"thinking\": \"\\n2. 453 = 400 + 50 + 3\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 0, \"delta\": {\"type\": \"signature_delta\", \"signature\": \"EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\": \"content_block_stop\", \"index\": 0}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\": \"content_block_start\", \"index\": 1, \"content_block\": {\"type\": \"redacted_thinking\", \"data\": \"EmwKAhgBEgy3va3pzix\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\": \"content_block_stop\", \"index\": 1}\n\n",
+        "event: content_block_start\n",
+        "data: {\"type\": \"content_block_start\", \"index\": 2, \"content_block\": {\"type\": \"text\", \"text\": \"\"}}\n\n",
+        "event: content_block_delta\n",
+        "data: {\"type\": \"content_block_delta\", \"index\": 2, \"delta\": {\"type\": \"text_delta\", \"text\": \"27 * 453 = 12,231\"}}\n\n",
+        "event: content_block_stop\n",
+        "data: {\"type\": \"content_block_stop\", \"index\": 2}\n\n",
+        "event: message_delta\n",
+        "data: {\"type\": \"message_delta\", \"delta\": {\"stop_reason\": \"end_turn\", \"stop_sequence\": null}, \"usage\": {\"output_tokens\": 120}}\n\n",
+        "event: message_stop\n",
+        "data: {\"type\": \"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn stream_with_thinking() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(true), STREAM_THINKING.as_bytes());
+        // OpenAI's chunks carry no reasoning: only the text reaches them.
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "27 * 453 = 12,231");
+        let mut d = StreamDecoder::new();
+        let mut deltas = Vec::new();
+        d.decode(STREAM_THINKING.as_bytes(), &mut deltas);
+        d.end(&mut deltas);
+        let said: Vec<&Delta> = deltas.iter().filter(|d| !matches!(d, Delta::Meta { .. } | Delta::Usage(_))).collect();
+        assert_eq!(
+            said,
+            vec![
+                &Delta::Thinking("Let me solve this step by step:\n\n1. First break down 27 * 453".into()),
+                &Delta::Thinking("\n2. 453 = 400 + 50 + 3".into()),
+                &Delta::ThinkingSignature("EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds".into()),
+                &Delta::RedactedThinking("EmwKAhgBEgy3va3pzix".into()),
+                &Delta::Text("27 * 453 = 12,231".into()),
+                &Delta::Finish(FinishReason::Stop),
+                &Delta::Done,
+            ]
+        );
     }
 }

@@ -216,7 +216,7 @@ const HARMLESS: &[&str] = &[
 const CARRIED: &[&str] = &[
     "model", "messages", "tools", "tool_choice", "stop", "max_tokens", "max_completion_tokens",
     "temperature", "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty",
-    "response_format", "parallel_tool_calls", "stream", "n",
+    "response_format", "parallel_tool_calls", "stream", "n", "reasoning_effort",
 ];
 
 impl Chat {
@@ -276,7 +276,7 @@ impl Chat {
                 Some(Value::Bool(b)) => Some(*b),
                 Some(_) => return Err(field("parallel_tool_calls", "must be a boolean")),
             },
-            reasoning: None,
+            reasoning: reasoning_effort(body.get("reasoning_effort"))?,
             cache_points: Vec::new(),
             stream,
             client_wants_usage,
@@ -483,9 +483,10 @@ fn parts(content: Option<&Value>) -> Result<Vec<Part>, String> {
                         }
                         out.push(Part::Image(image(url).map_err(|w| format!("[{j}].image_url.url {w}"))?));
                     }
+                    Some("file") => out.push(Part::Document(file(p.get("file")).map_err(|w| format!("[{j}].file{w}"))?)),
                     Some(other) => {
                         return Err(format!(
-                            "[{j}].type '{other}' is not supported here; use 'text' or 'image_url'"
+                            "[{j}].type '{other}' is not supported here; use 'text', 'image_url' or 'file'"
                         ))
                     }
                     None => return Err(format!("[{j}].type is required")),
@@ -499,9 +500,17 @@ fn parts(content: Option<&Value>) -> Result<Vec<Part>, String> {
 
 /// An image URL, or the media type and base64 payload of a `data:` URI.
 fn image(url: &str) -> Result<Image, String> {
-    let Some(rest) = url.strip_prefix("data:") else {
-        return Ok(Image::Url(url.to_string()));
-    };
+    match url.strip_prefix("data:") {
+        None => Ok(Image::Url(url.to_string())),
+        Some(rest) => {
+            let (media_type, data) = data_uri(rest)?;
+            Ok(Image::Base64 { media_type, data })
+        }
+    }
+}
+
+/// The media type and base64 payload of a `data:` URI (after `data:`).
+fn data_uri(rest: &str) -> Result<(String, String), String> {
     let Some((meta, data)) = rest.split_once(',') else {
         return Err("is a data: URI without a ',' before its payload".into());
     };
@@ -511,7 +520,44 @@ fn image(url: &str) -> Result<Image, String> {
     if media_type.is_empty() {
         return Err("names no media type".into());
     }
-    Ok(Image::Base64 { media_type: media_type.to_string(), data: data.to_string() })
+    Ok((media_type.to_string(), data.to_string()))
+}
+
+/// An OpenAI `file` content part (`{"file_data": "data:application/pdf;base64,...",
+/// "filename": ...}`, https://platform.openai.com/docs/guides/pdf-files) as a
+/// document. A `file_id` names a file uploaded to OpenAI, which no other
+/// provider can read. `file_data` without a `data:` prefix is taken as a PDF,
+/// the one type OpenAI's chat API reads.
+fn file(f: Option<&Value>) -> Result<Document, String> {
+    let title = f.and_then(|f| f.get("filename")).and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_string);
+    let data = f.and_then(|f| f.get("file_data")).and_then(Value::as_str).filter(|d| !d.is_empty());
+    let source = match data {
+        Some(d) => match d.strip_prefix("data:") {
+            Some(rest) => {
+                let (media_type, data) = data_uri(rest).map_err(|w| format!(".file_data {w}"))?;
+                DocumentSource::Base64 { media_type, data }
+            }
+            None => DocumentSource::Base64 { media_type: "application/pdf".into(), data: d.to_string() },
+        },
+        None if f.and_then(|f| f.get("file_id")).is_some_and(|id| !id.is_null()) => {
+            return Err(".file_id names a file uploaded to OpenAI, which this provider cannot read; send the file inline as file_data".into())
+        }
+        None => return Err(".file_data is required (data:<type>;base64,...)".into()),
+    };
+    Ok(Document { source, title })
+}
+
+/// `reasoning_effort` (https://platform.openai.com/docs/api-reference/chat/create#chat-create-reasoning_effort);
+/// `none` asks for no reasoning.
+fn reasoning_effort(v: Option<&Value>) -> Result<Option<Reasoning>, LlmError> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "none" => Ok(None),
+        Some(Value::String(s)) if Effort::parse(s).is_some() => {
+            Ok(Some(Reasoning { effort: Effort::parse(s), budget_tokens: None }))
+        }
+        Some(_) => Err(field("reasoning_effort", "must be 'none', 'minimal', 'low', 'medium' or 'high'")),
+    }
 }
 
 fn tools(body: &Map<String, Value>) -> Result<Vec<Tool>, LlmError> {
@@ -682,6 +728,57 @@ mod tests {
         ] {
             let e = chat(body).expect_err(body);
             assert!(e.message.contains(want), "{body}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn reasoning_effort_is_carried() {
+        // https://platform.openai.com/docs/api-reference/chat/create#chat-create-reasoning_effort
+        let c = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"high"}"#).expect("valid");
+        assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::High), budget_tokens: None }));
+        assert!(c.uncarried.is_empty());
+        let e = c.refuse_unsupported("cohere", &[]).expect_err("no thinking");
+        assert!(e.message.contains("'thinking' is not supported by provider cohere"), "{}", e.message);
+        let c = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"none"}"#).expect("valid");
+        assert_eq!(c.reasoning, None);
+        let e = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"extreme"}"#).expect_err("bad effort");
+        assert!(e.message.contains("'reasoning_effort' must be"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_parts_become_documents() {
+        // File inputs: https://platform.openai.com/docs/guides/pdf-files
+        let c = chat(
+            r#"{"messages":[{"role":"user","content":[
+                {"type":"file","file":{"filename":"draconomicon.pdf","file_data":"data:application/pdf;base64,JVBERi0x"}},
+                {"type":"file","file":{"file_data":"JVBERi0y"}},
+                {"type":"text","text":"What is the first dragon in the book?"}]}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.messages[0],
+            Message::User {
+                parts: vec![
+                    Part::Document(Document {
+                        source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0x".into() },
+                        title: Some("draconomicon.pdf".into()),
+                    }),
+                    Part::Document(Document {
+                        source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0y".into() },
+                        title: None,
+                    }),
+                    Part::Text("What is the first dragon in the book?".into()),
+                ]
+            }
+        );
+        assert!(c.refuse_unsupported("x", &[]).is_err_and(|e| e.message.contains("'documents'")));
+        for (part, want) in [
+            (r#"{"type":"file","file":{"file_id":"file-abc"}}"#, "messages[0].content[0].file.file_id names a file uploaded to OpenAI"),
+            (r#"{"type":"file","file":{}}"#, "messages[0].content[0].file.file_data is required"),
+            (r#"{"type":"file","file":{"file_data":"data:application/pdf,xx"}}"#, "messages[0].content[0].file.file_data must be a base64 data: URI"),
+        ] {
+            let e = chat(&format!(r#"{{"messages":[{{"role":"user","content":[{part}]}}]}}"#)).expect_err(part);
+            assert!(e.message.contains(want), "{part}: {}", e.message);
         }
     }
 

@@ -9,10 +9,14 @@
 //! https://docs.cohere.com/v2/docs/tool-use-streaming.
 //!
 //! Choices where the formats differ:
-//! - `tool_plan` (the model's plan before it calls tools) has no OpenAI field:
-//!   answers and streams drop it, like `thinking` content. An assistant turn
-//!   the caller replays with text *and* tool calls sends that text back as
-//!   `tool_plan`, the shape Cohere's own tool-calling turns have.
+//! - `tool_plan` (the model's plan before it calls tools) has no neutral field:
+//!   answers and streams drop it. An assistant turn the caller replays with
+//!   text *and* tool calls sends that text back as `tool_plan`, the shape
+//!   Cohere's own tool-calling turns have.
+//! - Reasoning (https://docs.cohere.com/docs/reasoning): `thinking` with a
+//!   `token_budget` in requests; `thinking` content blocks of answers and
+//!   streams are the answer's thinking, and replayed thinking goes back as
+//!   `thinking` content of the assistant turn.
 //! - Finish reasons: COMPLETE and STOP_SEQUENCE are `stop`, MAX_TOKENS and
 //!   TIMEOUT (the generation was cut short) are `length`, TOOL_CALL is
 //!   `tool_calls`, v1's ERROR_TOXIC is `content_filter`. ERROR means the
@@ -21,7 +25,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::chat::{Chat, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -34,7 +38,8 @@ const PROVIDER: &str = "cohere";
 /// equivalent and is refused; a `tool_choice` naming one function is refused
 /// below (v2 only knows REQUIRED and NONE).
 const SUPPORTED: &[&str] = &[
-    "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
+    "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
+    "tool_choice",
 ];
 
 /// The v2 chat request body for a chat request.
@@ -73,6 +78,9 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
     }
     if let Some(p) = chat.presence_penalty {
         body.insert("presence_penalty".into(), Value::from(p));
+    }
+    if let Some(r) = chat.reasoning {
+        body.insert("thinking".into(), json!({"type": "enabled", "token_budget": r.budget()}));
     }
     if !chat.tools.is_empty() {
         let tools = chat
@@ -126,12 +134,30 @@ fn message(m: &Message) -> Value {
     match m {
         Message::System { text } => json!({"role": "system", "content": text}),
         Message::User { parts } => json!({"role": "user", "content": user_content(parts)}),
-        Message::Assistant { text, tool_calls, .. } => {
+        Message::Assistant { text, tool_calls, thinking } => {
             let mut out = Map::new();
             out.insert("role".into(), Value::from("assistant"));
+            // Thinking goes back as content blocks (redacted thinking, being
+            // another provider's opaque data, cannot).
+            let mut content: Vec<Value> = thinking
+                .iter()
+                .filter(|t| t.redacted.is_none() && !t.text.is_empty())
+                .map(|t| json!({"type": "thinking", "thinking": t.text}))
+                .collect();
             if tool_calls.is_empty() {
-                out.insert("content".into(), Value::from(text.clone().unwrap_or_default()));
+                let text = text.clone().unwrap_or_default();
+                if content.is_empty() {
+                    out.insert("content".into(), Value::from(text));
+                } else {
+                    if !text.is_empty() {
+                        content.push(json!({"type": "text", "text": text}));
+                    }
+                    out.insert("content".into(), Value::Array(content));
+                }
             } else {
+                if !content.is_empty() {
+                    out.insert("content".into(), Value::Array(content));
+                }
                 if let Some(plan) = text.as_deref().filter(|t| !t.is_empty()) {
                     out.insert("tool_plan".into(), Value::from(plan));
                 }
@@ -194,6 +220,10 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
         .map(|calls| calls.iter().enumerate().map(|(i, call)| tool_call(call, i)).collect())
         .unwrap_or_default();
     let text = answer_text(message.get("content"));
+    let thinking = answer_thinking(message.get("content"));
+    if !thinking.is_empty() {
+        c.thinking.push(Thinking { text: thinking, ..Thinking::default() });
+    }
     // Text-free turns that call tools have no content, as in OpenAI.
     c.text = if text.is_empty() && !c.tool_calls.is_empty() { None } else { Some(text) };
     c.finish_reason = reason.map(finish_reason);
@@ -220,6 +250,18 @@ fn answer_text(content: Option<&Value>) -> String {
             .iter()
             .filter(|b| b.get("type").and_then(Value::as_str) == Some("text"))
             .filter_map(|b| b.get("text").and_then(Value::as_str))
+            .collect(),
+        _ => String::new(),
+    }
+}
+
+/// The thinking blocks of an answer's content.
+fn answer_thinking(content: Option<&Value>) -> String {
+    match content {
+        Some(Value::Array(blocks)) => blocks
+            .iter()
+            .filter(|b| b.get("type").and_then(Value::as_str) == Some("thinking"))
+            .filter_map(|b| b.get("thinking").and_then(Value::as_str))
             .collect(),
         _ => String::new(),
     }
@@ -298,7 +340,7 @@ pub struct StreamDecoder {
     /// Cohere's `index` of each tool call started so far; the position is the
     /// call's OpenAI index.
     tool_calls: Vec<Option<u64>>,
-    /// Content blocks that hold thinking, whose deltas are not answer text.
+    /// Content blocks that hold thinking, whose deltas are thinking, not text.
     thinking_blocks: Vec<u64>,
     /// `message-end` or an error arrived: the rest is ignored.
     ended: bool,
@@ -336,13 +378,17 @@ impl StreamDecoder {
                 let content = delta.and_then(|d| d.get("message")).and_then(|m| m.get("content"));
                 if content.and_then(|c| c.get("type")).and_then(Value::as_str) == Some("thinking") {
                     self.thinking_blocks.push(index.unwrap_or(0));
+                    push_thinking(out, content);
                 } else {
                     push_text(out, content);
                 }
             }
             Some("content-delta") => {
-                if !self.thinking_blocks.contains(&index.unwrap_or(0)) {
-                    push_text(out, delta.and_then(|d| d.get("message")).and_then(|m| m.get("content")));
+                let content = delta.and_then(|d| d.get("message")).and_then(|m| m.get("content"));
+                if self.thinking_blocks.contains(&index.unwrap_or(0)) {
+                    push_thinking(out, content);
+                } else {
+                    push_text(out, content);
                 }
             }
             Some("tool-call-start") => self.tool_call_start(index, delta, out),
@@ -444,6 +490,13 @@ fn event_name(event: &[u8]) -> Option<&[u8]> {
 fn push_text(out: &mut Vec<Delta>, content: Option<&Value>) {
     if let Some(t) = content.and_then(|c| c.get("text")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
         out.push(Delta::Text(t.to_string()));
+    }
+}
+
+/// The non-empty `thinking` of a content object.
+fn push_thinking(out: &mut Vec<Delta>, content: Option<&Value>) {
+    if let Some(t) = content.and_then(|c| c.get("thinking")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        out.push(Delta::Thinking(t.to_string()));
     }
 }
 
@@ -636,9 +689,17 @@ mod tests {
     }
 
     #[test]
-    fn answer_with_tool_calls_drops_thinking() {
+    fn answer_with_tool_calls_and_thinking() {
         let c = answer(ANSWER_TOOLS, &meta()).expect("answer");
         assert_eq!(c.text, None);
+        assert_eq!(
+            c.thinking,
+            vec![Thinking {
+                text: "I will first find the sales summary for 29th September 2023. Then, I will find the details of the products in the 'Electronics' category.".into(),
+                signature: None,
+                redacted: None,
+            }]
+        );
         assert_eq!(
             c.tool_calls,
             vec![
@@ -755,6 +816,11 @@ mod tests {
         let out = assert_split_invariant(StreamDecoder::new, &meta(), thinking.as_bytes());
         let ev = events(&out);
         assert_eq!(ev.len(), 3, "{}", String::from_utf8_lossy(&out));
+        let mut d = StreamDecoder::new();
+        let mut deltas = Vec::new();
+        d.decode(thinking.as_bytes(), &mut deltas);
+        assert_eq!(deltas[1], Delta::Thinking("hmm".into()), "thinking deltas are thinking, not text");
+        assert_eq!(deltas[2], Delta::Text("Hi".into()));
         assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hi");
         assert_eq!(ev[0]["id"], "m1");
 
@@ -765,5 +831,36 @@ mod tests {
         let (out, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(), &[cut]);
         assert!(!completed);
         assert!(events(&out).iter().all(|e| e.get("error").is_none()));
+    }
+
+    #[test]
+    fn reasoning_and_replayed_thinking() {
+        // `thinking` request field and thinking content blocks:
+        // https://docs.cohere.com/docs/reasoning and https://docs.cohere.com/reference/chat
+        let v = request_json(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"}"#);
+        assert_eq!(v["thinking"], json!({"type": "enabled", "token_budget": 1024}));
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"x"}]}"#).expect("valid");
+        c.messages = vec![
+            Message::Assistant {
+                text: Some("42.".into()),
+                tool_calls: Vec::new(),
+                thinking: vec![
+                    Thinking { text: "Let me count.".into(), signature: None, redacted: None },
+                    Thinking { text: String::new(), signature: None, redacted: Some("opaque".into()) },
+                ],
+            },
+            Message::Assistant {
+                text: Some("I will look.".into()),
+                tool_calls: vec![ToolCall { id: "t1".into(), name: "f".into(), arguments: "{}".into() }],
+                thinking: vec![Thinking { text: "Need data.".into(), signature: Some("sig".into()), redacted: None }],
+            },
+        ];
+        let v = Value::Object(request(&c, &ProviderOptions::default()).expect("translates"));
+        assert_eq!(
+            v["messages"][0],
+            json!({"role": "assistant", "content": [{"type": "thinking", "thinking": "Let me count."}, {"type": "text", "text": "42."}]})
+        );
+        assert_eq!(v["messages"][1]["content"], json!([{"type": "thinking", "thinking": "Need data."}]));
+        assert_eq!(v["messages"][1]["tool_plan"], "I will look.");
     }
 }

@@ -5,8 +5,9 @@
 //! Requests: system and developer messages become `systemInstruction`; user and
 //! assistant turns become `contents` with roles `user` and `model`, consecutive
 //! turns of one role merged (tool results are user-role `functionResponse`
-//! parts). Answers and streams: text parts are concatenated, `functionCall`
-//! parts become tool calls.
+//! parts). Answers and streams: text parts are concatenated, thought parts
+//! (`"thought": true`, the summaries `includeThoughts` asks for) are the
+//! answer's thinking, `functionCall` parts become tool calls.
 //!
 //! Tool call ids: Gemini names none (or sometimes a part `id`), so ids are
 //! `call_<index>` (or the part's `id`). Gemini 3 models attach an opaque
@@ -18,7 +19,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{push_turn, Chat, Image, Message, Part, ResponseFormat, Tool, ToolCall, ToolChoice};
+use crate::chat::{push_turn, Chat, DocumentSource, Effort, Image, Message, Part, ResponseFormat, Thinking, Tool, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -30,7 +31,8 @@ const PROVIDER: &str = "gemini";
 /// Optional request fields Gemini has an equivalent for. Not here:
 /// `parallel_tool_calls: false` (Gemini may always call several functions at once).
 const SUPPORTED: &[&str] = &[
-    "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
+    "documents", "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format",
+    "tools", "tool_choice",
 ];
 
 /// Separates a tool call id from the thought signature carried in it.
@@ -99,9 +101,33 @@ fn user_part(p: &Part) -> Option<Value> {
         Part::Image(Image::Url(url)) => {
             json!({ "fileData": { "mimeType": image_mime_type(url), "fileUri": url } })
         }
-        // Refused before translation (not in SUPPORTED).
-        Part::Document(_) => return None,
+        // Document understanding: PDFs and other documents inline or by URI,
+        // https://ai.google.dev/gemini-api/docs/document-processing
+        Part::Document(d) => match &d.source {
+            DocumentSource::Text(t) if t.is_empty() => return None,
+            DocumentSource::Text(t) => json!({ "text": t }),
+            DocumentSource::Base64 { media_type, data } => {
+                json!({ "inlineData": { "mimeType": media_type, "data": data } })
+            }
+            DocumentSource::Url(url) => json!({ "fileData": { "mimeType": document_mime_type(url), "fileUri": url } }),
+        },
     })
+}
+
+/// A document URL's media type, from its extension; PDF (what document URLs
+/// nearly always are) when it names none Gemini reads.
+fn document_mime_type(url: &str) -> &'static str {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let last = path.rsplit('/').next().unwrap_or(path);
+    let ext = last.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    match ext.as_str() {
+        "txt" => "text/plain",
+        "md" => "text/markdown",
+        "html" | "htm" => "text/html",
+        "csv" => "text/csv",
+        "xml" => "text/xml",
+        _ => "application/pdf",
+    }
 }
 
 /// `fileData` needs a media type and an OpenAI image URL names none: it is
@@ -258,6 +284,7 @@ fn generation_config(chat: &Chat) -> Map<String, Value> {
     set("seed", chat.seed.map(Value::from));
     set("presencePenalty", chat.presence_penalty.map(Value::from));
     set("frequencyPenalty", chat.frequency_penalty.map(Value::from));
+    set("thinkingConfig", chat.reasoning.map(|r| thinking_config(&chat.model, r)));
     match &chat.response_format {
         Some(ResponseFormat::JsonObject) => set("responseMimeType", Some("application/json".into())),
         // `responseJsonSchema` takes JSON Schema, as OpenAI's `json_schema` is;
@@ -269,6 +296,23 @@ fn generation_config(chat: &Chat) -> Map<String, Value> {
         Some(ResponseFormat::Text) | None => {}
     }
     g
+}
+
+/// `thinkingConfig` (https://ai.google.dev/gemini-api/docs/thinking), with
+/// thought summaries included so the answer shows its reasoning. Gemini 2.5
+/// takes a token budget; Gemini 3 takes a thinking level (a budget is only
+/// accepted there for backward compatibility), of which `low` and `high` are
+/// the ones every Gemini 3 model knows.
+fn thinking_config(model: &str, r: crate::chat::Reasoning) -> Value {
+    if model.contains("gemini-3") {
+        let level = match r.effort() {
+            Effort::Minimal | Effort::Low => "low",
+            Effort::Medium | Effort::High => "high",
+        };
+        json!({ "thinkingLevel": level, "includeThoughts": true })
+    } else {
+        json!({ "thinkingBudget": r.budget(), "includeThoughts": true })
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -378,6 +422,7 @@ impl UsageMetadata {
 /// What one answer part says.
 enum Said {
     Text(String),
+    Thought(String),
     Call(ToolCall),
 }
 
@@ -405,8 +450,10 @@ impl PartReader {
             return Some(Said::Call(ToolCall { id, name: call.name.unwrap_or_default(), arguments }));
         }
         match part.text {
-            Some(t) if part.thought != Some(true) && !t.is_empty() => Some(Said::Text(t)),
-            _ => None,
+            Some(t) if t.is_empty() => None,
+            Some(t) if part.thought == Some(true) => Some(Said::Thought(t)),
+            Some(t) => Some(Said::Text(t)),
+            None => None,
         }
     }
 
@@ -473,13 +520,19 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
     };
     let mut reader = PartReader::default();
     let mut text: Option<String> = None;
+    let mut thought = String::new();
     let parts = candidate.content.and_then(|c| c.parts).unwrap_or_default();
     for part in parts {
         match reader.read(part) {
             Some(Said::Text(t)) => text.get_or_insert_with(String::new).push_str(&t),
+            Some(Said::Thought(t)) => thought.push_str(&t),
             Some(Said::Call(call)) => c.tool_calls.push(call),
             None => {}
         }
+    }
+    // A thought summary has no signature another provider could check.
+    if !thought.is_empty() {
+        c.thinking.push(Thinking { text: thought, ..Thinking::default() });
     }
     // `None` only when the answer just calls tools.
     c.text = if text.is_none() && reader.saw_calls() { None } else { Some(text.unwrap_or_default()) };
@@ -554,6 +607,7 @@ impl StreamDecoder {
             let index = self.reader.calls;
             match self.reader.read(part) {
                 Some(Said::Text(t)) => out.push(Delta::Text(t)),
+                Some(Said::Thought(t)) => out.push(Delta::Thinking(t)),
                 // A function call arrives whole in one event.
                 Some(Said::Call(c)) => out.push(Delta::ToolCall {
                     index,
@@ -863,8 +917,9 @@ mod tests {
         assert_eq!(c.id, "mF0aaK2dF4ic1dkPmuGx2Ac");
         assert_eq!(c.model, "gemini-2.5-flash");
         assert_eq!(c.created, 1_700_000_000);
-        // The thought summary is not answer text.
+        // The thought summary is not answer text: it is the answer's thinking.
         assert_eq!(c.text.as_deref(), Some("The capital of France is Paris."));
+        assert_eq!(c.thinking, vec![Thinking { text: "Thinking about the question first.".into(), signature: None, redacted: None }]);
         assert_eq!(c.finish_reason, Some(FinishReason::Stop));
         assert_eq!(c.usage, Some(Usage { prompt_tokens: 10, completion_tokens: 19, total_tokens: 29, cached_tokens: 4, cache_write_tokens: 0, reasoning_tokens: 12 }));
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
@@ -1036,5 +1091,74 @@ mod tests {
         }
         // Comments, other SSE fields and empty data say nothing.
         assert!(decode_all(b": keep-alive\n\nevent: ping\nid: 3\n\ndata:\n\n").is_empty());
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_config() {
+        // https://ai.google.dev/gemini-api/docs/thinking (thinkingBudget for
+        // Gemini 2.5, thinkingLevel for Gemini 3; includeThoughts for summaries).
+        let v = translate(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"medium","max_tokens":9000}"#).expect("translated");
+        assert_eq!(v["generationConfig"], json!({"maxOutputTokens": 9000, "thinkingConfig": {"thinkingBudget": 4096, "includeThoughts": true}}));
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"}"#).expect("parses");
+        let d = ModelDefaults { name: Some("gemini-3-pro-preview".into()), ..ModelDefaults::default() };
+        let v = request(&Chat::from_request(&req, &d).expect("valid"), &ProviderOptions::default()).expect("translated");
+        assert_eq!(v["generationConfig"]["thinkingConfig"], json!({"thinkingLevel": "low", "includeThoughts": true}));
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"hi"}]}"#);
+        c.reasoning = Some(crate::chat::Reasoning { effort: None, budget_tokens: Some(20000) });
+        let v = request(&c, &ProviderOptions::default()).expect("translated");
+        assert_eq!(v["generationConfig"]["thinkingConfig"]["thinkingBudget"], 20000);
+    }
+
+    #[test]
+    fn documents_inline_by_uri_and_as_text() {
+        // Inline PDFs and fileData: https://ai.google.dev/gemini-api/docs/document-processing
+        use crate::chat::Document;
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"x"}]}"#);
+        c.messages = vec![Message::User {
+            parts: vec![
+                Part::Document(Document {
+                    source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0x".into() },
+                    title: Some("a.pdf".into()),
+                }),
+                Part::Document(Document { source: DocumentSource::Url("https://discovery.ucl.ac.uk/id/eprint/10089234/1/343019_3_art_0_py4t4l_convrt.pdf".into()), title: None }),
+                Part::Document(Document { source: DocumentSource::Url("https://example.com/notes.md?v=2".into()), title: None }),
+                Part::Document(Document { source: DocumentSource::Text("plain notes".into()), title: None }),
+                Part::Text("Summarize these documents.".into()),
+            ],
+        }];
+        let v = request(&c, &ProviderOptions::default()).expect("translated");
+        assert_eq!(
+            v["contents"][0]["parts"],
+            json!([
+                {"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}},
+                {"fileData": {"mimeType": "application/pdf", "fileUri": "https://discovery.ucl.ac.uk/id/eprint/10089234/1/343019_3_art_0_py4t4l_convrt.pdf"}},
+                {"fileData": {"mimeType": "text/markdown", "fileUri": "https://example.com/notes.md?v=2"}},
+                {"text": "plain notes"},
+                {"text": "Summarize these documents."},
+            ])
+        );
+        // An OpenAI caller's file part arrives the same way.
+        let v = translate(r#"{"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERi0x"}}]}]}"#)
+            .expect("translated");
+        assert_eq!(v["contents"][0]["parts"][0], json!({"inlineData": {"mimeType": "application/pdf", "data": "JVBERi0x"}}));
+    }
+
+    // Streaming thought summaries: https://ai.google.dev/gemini-api/docs/thinking#summaries
+    // (parts with "thought": true before the answer's text).
+    const STREAM_THOUGHTS: &str = concat!(
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"**Analyzing the riddle**\\n\\nI'm considering the clues.\",\"thought\":true}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":45,\"totalTokenCount\":145,\"thoughtsTokenCount\":100},\"modelVersion\":\"gemini-2.5-pro\",\"responseId\":\"r1\"}\r\n\r\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"The answer is \"}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":45,\"totalTokenCount\":150,\"thoughtsTokenCount\":100},\"modelVersion\":\"gemini-2.5-pro\",\"responseId\":\"r1\"}\r\n\r\n",
+        "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a piano.\"}],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":45,\"candidatesTokenCount\":9,\"totalTokenCount\":154,\"thoughtsTokenCount\":100},\"modelVersion\":\"gemini-2.5-pro\",\"responseId\":\"r1\"}\r\n\r\n",
+    );
+
+    #[test]
+    fn stream_with_thought_summaries() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_THOUGHTS.as_bytes());
+        let text: String = events(&out).iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "The answer is a piano.");
+        let deltas = decode_all(STREAM_THOUGHTS.as_bytes());
+        assert_eq!(deltas[1], Delta::Thinking("**Analyzing the riddle**\n\nI'm considering the clues.".into()));
+        assert!(deltas.iter().any(|d| matches!(d, Delta::Usage(u) if u.reasoning == Some(100) && u.completion == Some(109))));
+        assert_eq!(deltas.last(), Some(&Delta::Done));
     }
 }

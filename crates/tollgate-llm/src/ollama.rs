@@ -15,7 +15,10 @@
 //! - Answers have no id: the gateway's fallback id is used. Tool calls without
 //!   an id are named `call_<index>`. `done_reason` `length` is `length`,
 //!   anything else `stop`, or `tool_calls` when the answer calls tools.
-//! - `thinking` text is not part of the OpenAI answer and is dropped.
+//! - Reasoning (https://docs.ollama.com/capabilities/thinking): `think: true`,
+//!   or the effort for models that take levels (gpt-oss: low, medium, high);
+//!   `message.thinking` of answers and stream lines is the answer's thinking,
+//!   and replayed thinking goes back in the assistant message's `thinking`.
 //! - Sampling settings the caller leaves out keep the model's own defaults
 //!   (its Modelfile), as Ollama does.
 
@@ -23,7 +26,7 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::chat::{unsupported, Chat, Image, Message, Part, ResponseFormat, ToolCall, ToolChoice};
+use crate::chat::{unsupported, Chat, Effort, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::stream::{Decoder, Delta, UsageUpdate};
@@ -35,7 +38,8 @@ const PROVIDER: &str = "ollama";
 /// equivalent and is refused; `tool_choice` is accepted here only to refuse
 /// every value but `auto` by name below (Ollama always lets the model choose).
 const SUPPORTED: &[&str] = &[
-    "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools", "tool_choice",
+    "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
+    "tool_choice",
 ];
 
 /// The /api/chat request body for a chat request.
@@ -48,6 +52,9 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
     body.insert("model".into(), Value::from(chat.model.as_str()));
     body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
     body.insert("stream".into(), Value::Bool(chat.stream));
+    if let Some(r) = chat.reasoning {
+        body.insert("think".into(), think(&chat.model, r));
+    }
     if !chat.tools.is_empty() {
         let tools = chat
             .tools
@@ -80,6 +87,21 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
         body.insert("options".into(), Value::Object(options));
     }
     Ok(body)
+}
+
+/// `think`: a level for models that take levels (gpt-oss, whose levels are
+/// low, medium and high; Ollama silently ignores a value outside a model's
+/// list), `true` for the others.
+fn think(model: &str, r: crate::chat::Reasoning) -> Value {
+    if model.contains("gpt-oss") {
+        Value::from(match r.effort() {
+            Effort::Minimal | Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        })
+    } else {
+        Value::Bool(true)
+    }
 }
 
 /// Sampling settings, which Ollama reads from `options`.
@@ -120,10 +142,14 @@ fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
         out.push(match m {
             Message::System { text } => json!({"role": "system", "content": text}),
             Message::User { parts } => user_message(i, parts)?,
-            Message::Assistant { text, tool_calls, .. } => {
+            Message::Assistant { text, tool_calls, thinking } => {
                 let mut msg = Map::new();
                 msg.insert("role".into(), Value::from("assistant"));
                 msg.insert("content".into(), Value::from(text.clone().unwrap_or_default()));
+                let thought: String = thinking.iter().filter(|t| t.redacted.is_none()).map(|t| t.text.as_str()).collect();
+                if !thought.is_empty() {
+                    msg.insert("thinking".into(), Value::from(thought));
+                }
                 if !tool_calls.is_empty() {
                     let mut calls = Vec::with_capacity(tool_calls.len());
                     for (j, c) in tool_calls.iter().enumerate() {
@@ -209,6 +235,9 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
         .map(|calls| calls.iter().enumerate().map(|(i, call)| tool_call(call, i)).collect())
         .unwrap_or_default();
     let text = message.get("content").and_then(Value::as_str).unwrap_or_default();
+    if let Some(t) = message.get("thinking").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        c.thinking.push(Thinking { text: t.to_string(), ..Thinking::default() });
+    }
     // Text-free turns that call tools have no content, as in OpenAI.
     c.text = if text.is_empty() && !c.tool_calls.is_empty() { None } else { Some(text.to_string()) };
     if is_done(&v) {
@@ -333,6 +362,9 @@ impl StreamDecoder {
             }
         }
         let message = v.get("message");
+        if let Some(t) = message.and_then(|m| m.get("thinking")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            out.push(Delta::Thinking(t.to_string()));
+        }
         if let Some(t) = message.and_then(|m| m.get("content")).and_then(Value::as_str).filter(|t| !t.is_empty()) {
             out.push(Delta::Text(t.to_string()));
         }
@@ -634,5 +666,50 @@ mod tests {
         let (out, usage, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[cut]);
         assert!(!completed && usage.is_none());
         assert!(events(&out).iter().all(|e| e.get("error").is_none()));
+    }
+
+    #[test]
+    fn reasoning_thinking_answers_and_streams() {
+        // `think` and `message.thinking`: https://docs.ollama.com/capabilities/thinking
+        let v = request_json(r#"{"messages":[{"role":"user","content":"How many r's are in strawberry?"}],"reasoning_effort":"high"}"#);
+        assert_eq!(v["think"], true);
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"minimal"}"#).expect("parses");
+        let d = ModelDefaults { name: Some("gpt-oss:20b".into()), ..ModelDefaults::default() };
+        let v = request(&Chat::from_request(&req, &d).expect("valid"), &ProviderOptions::default()).expect("translates");
+        assert_eq!(v["think"], "low");
+        assert!(request_json(r#"{"messages":[{"role":"user","content":"hi"}]}"#).get("think").is_none());
+        let mut c = chat(r#"{"messages":[{"role":"user","content":"x"}]}"#).expect("valid");
+        c.messages = vec![Message::Assistant {
+            text: Some("Three.".into()),
+            tool_calls: Vec::new(),
+            thinking: vec![
+                Thinking { text: "Count: s-t-r-a-w-b-e-r-r-y.".into(), signature: Some("x".into()), redacted: None },
+                Thinking { text: String::new(), signature: None, redacted: Some("opaque".into()) },
+            ],
+        }];
+        let v = request(&c, &ProviderOptions::default()).expect("translates");
+        assert_eq!(v["messages"][0], json!({"role": "assistant", "content": "Three.", "thinking": "Count: s-t-r-a-w-b-e-r-r-y."}));
+
+        let c = answer(
+            br#"{"model":"qwen3","created_at":"2025-05-29T09:35:56.836222Z","message":{"role":"assistant","content":"There are three r's.","thinking":"Let me count the letters."},"done":true,"done_reason":"stop","prompt_eval_count":18,"eval_count":40}"#,
+            &meta(),
+        )
+        .expect("answer");
+        assert_eq!(c.text.as_deref(), Some("There are three r's."));
+        assert_eq!(c.thinking, vec![Thinking { text: "Let me count the letters.".into(), signature: None, redacted: None }]);
+
+        let stream = concat!(
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-05-29T09:35:56.1Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Let me\"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-05-29T09:35:56.2Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\" count.\"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-05-29T09:35:56.3Z\",\"message\":{\"role\":\"assistant\",\"content\":\"Three.\"},\"done\":false}\n",
+            "{\"model\":\"qwen3\",\"created_at\":\"2025-05-29T09:35:56.4Z\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"prompt_eval_count\":18,\"eval_count\":40}\n",
+        );
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), stream.as_bytes());
+        let text: String = events(&out).iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, "Three.");
+        let mut d = StreamDecoder::new();
+        let mut deltas = Vec::new();
+        d.decode(stream.as_bytes(), &mut deltas);
+        assert_eq!(deltas[1..4], [Delta::Thinking("Let me".into()), Delta::Thinking(" count.".into()), Delta::Text("Three.".into())]);
     }
 }

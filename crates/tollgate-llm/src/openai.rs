@@ -1,13 +1,24 @@
-//! The OpenAI wire format on the way back: usage and model from JSON answers,
-//! and a stream tap that reads usage from SSE chunks and drops the usage chunk
-//! the gateway asked for on the caller's behalf.
+//! The OpenAI chat-completions wire format. Native callers: usage and model
+//! from JSON answers, and a stream tap that reads usage from SSE chunks and
+//! drops the usage chunk the gateway asked for on the caller's behalf.
+//! Translated callers (Anthropic Messages, Responses): requests built from the
+//! neutral form for OpenAI, Azure, Mistral and OpenAI-compatible servers, and
+//! their answers and chunk streams read back into neutral terms.
+
+use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
 
+use crate::chat::{Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice};
+use crate::completion::{AnswerMeta, Completion, FinishReason};
+use crate::provider::{Provider, ProviderOptions};
 use crate::sse::{event_data, EventSplitter};
+use crate::stream::{Decoder, Delta, UsageUpdate};
 use crate::usage::OpenAiUsage;
-use crate::Usage;
+use crate::{LlmError, Usage};
 
 /// Default endpoint when a target sets no `upstream_url`.
 pub const DEFAULT_CHAT_URL: &str = "https://api.openai.com/v1/chat/completions";
@@ -181,29 +192,672 @@ impl crate::stream::ChatStream for StreamTap {
     }
 }
 
-/// A chat request for an OpenAI-format provider, built from the neutral form
-/// (callers that speak another format). STUB.
-pub fn request(_chat: &crate::chat::Chat, _opts: &crate::provider::ProviderOptions) -> Result<serde_json::Map<String, serde_json::Value>, crate::LlmError> {
-    Err(crate::LlmError::new(501, "not_implemented", "OpenAI translation is not implemented yet"))
+// ---------------------------------------------------------------------------
+// Translation: callers that speak another format (Anthropic Messages, the
+// Responses API) reach OpenAI-format providers through the neutral form.
+// Reference: https://platform.openai.com/docs/api-reference/chat/create and
+// https://platform.openai.com/docs/api-reference/chat/streaming
+
+/// Optional fields OpenAI-format providers honour. `top_k` is not an OpenAI
+/// field and is refused.
+const SUPPORTED: &[&str] = &[
+    "documents", "thinking", "stop", "seed", "presence_penalty", "frequency_penalty", "response_format",
+    "parallel_tool_calls", "tools", "tool_choice",
+];
+
+/// A chat-completions body for an OpenAI-format provider, built from the
+/// neutral form. Replayed reasoning is dropped (OpenAI takes none back) and
+/// cache marks are ignored (OpenAI caches prompt prefixes by itself).
+pub fn request(chat: &Chat, provider: Provider, opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
+    chat.refuse_unsupported(provider.name(), SUPPORTED)?;
+    let mut body = Map::new();
+    body.insert("model".into(), Value::from(chat.model.as_str()));
+    body.insert("messages".into(), Value::Array(messages(chat, provider)?));
+    if let Some(n) = chat.max_tokens {
+        body.insert(max_tokens_field(provider, opts).into(), Value::from(n));
+    }
+    let mut set = |k: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            body.insert(k.into(), v);
+        }
+    };
+    set("temperature", chat.temperature.map(Value::from));
+    set("top_p", chat.top_p.map(Value::from));
+    set("seed", chat.seed.map(Value::from));
+    set("presence_penalty", chat.presence_penalty.map(Value::from));
+    set("frequency_penalty", chat.frequency_penalty.map(Value::from));
+    set("stop", (!chat.stop.is_empty()).then(|| Value::from(chat.stop.clone())));
+    if !chat.tools.is_empty() {
+        let tools = chat
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = Map::new();
+                function.insert("name".into(), Value::from(t.name.as_str()));
+                if let Some(d) = &t.description {
+                    function.insert("description".into(), Value::from(d.as_str()));
+                }
+                function.insert("parameters".into(), t.parameters.clone());
+                json!({ "type": "function", "function": function })
+            })
+            .collect();
+        body.insert("tools".into(), Value::Array(tools));
+        // OpenAI refuses `parallel_tool_calls` without tools.
+        if let Some(p) = chat.parallel_tool_calls {
+            body.insert("parallel_tool_calls".into(), Value::Bool(p));
+        }
+    }
+    if let Some(choice) = &chat.tool_choice {
+        body.insert(
+            "tool_choice".into(),
+            match choice {
+                ToolChoice::Auto => Value::from("auto"),
+                ToolChoice::None => Value::from("none"),
+                ToolChoice::Required => Value::from("required"),
+                ToolChoice::Function(name) => json!({ "type": "function", "function": { "name": name } }),
+            },
+        );
+    }
+    match &chat.response_format {
+        None | Some(ResponseFormat::Text) => {}
+        Some(ResponseFormat::JsonObject) => {
+            body.insert("response_format".into(), json!({ "type": "json_object" }));
+        }
+        Some(ResponseFormat::JsonSchema { name, schema, strict }) => {
+            body.insert(
+                "response_format".into(),
+                json!({ "type": "json_schema", "json_schema": { "name": name, "schema": schema, "strict": strict } }),
+            );
+        }
+    }
+    if let Some(r) = &chat.reasoning {
+        // Mistral's adjustable reasoning takes `high` or `none` only
+        // (https://docs.mistral.ai/capabilities/reasoning/adjustable).
+        let effort = if provider == Provider::Mistral { "high" } else { r.effort().as_str() };
+        body.insert("reasoning_effort".into(), Value::from(effort));
+    }
+    if chat.stream {
+        body.insert("stream".into(), Value::Bool(true));
+        // Usage is needed for limits whether or not the caller asked for it.
+        body.insert("stream_options".into(), json!({ "include_usage": true }));
+    }
+    Ok(body)
 }
 
-/// A chat completion read into neutral terms. STUB.
-pub fn answer(_body: &[u8], _meta: &crate::completion::AnswerMeta) -> Result<crate::completion::Completion, crate::LlmError> {
-    Err(crate::LlmError::new(502, "upstream_error", "not implemented"))
+/// The output limit's name. OpenAI deprecated `max_tokens` for
+/// `max_completion_tokens`, which its reasoning models require; Azure has it
+/// since API version 2024-09-01-preview
+/// (https://learn.microsoft.com/azure/ai-services/openai/api-version-deprecation).
+/// Mistral and most OpenAI-compatible servers only know `max_tokens`.
+fn max_tokens_field(provider: Provider, opts: &ProviderOptions) -> &'static str {
+    match provider {
+        Provider::OpenAi => "max_completion_tokens",
+        // Dated versions compare as text; `preview`, `latest` and `v1` sort after them.
+        Provider::Azure if opts.azure_api_version.as_str() >= "2024-09-01" => "max_completion_tokens",
+        _ => "max_tokens",
+    }
 }
 
-/// OpenAI chat chunks decoded into deltas. STUB.
+fn messages(chat: &Chat, provider: Provider) -> Result<Vec<Value>, LlmError> {
+    let mut out = Vec::with_capacity(chat.messages.len());
+    for (i, m) in chat.messages.iter().enumerate() {
+        out.push(match m {
+            Message::System { text } => json!({ "role": "system", "content": text }),
+            Message::User { parts } => json!({ "role": "user", "content": user_content(i, parts, provider)? }),
+            Message::Assistant { text, tool_calls, .. } => {
+                let mut msg = Map::new();
+                msg.insert("role".into(), Value::from("assistant"));
+                let text = text.as_deref().filter(|t| !t.is_empty());
+                // A turn that only calls tools has `content: null`.
+                let content = match text {
+                    Some(t) => Value::from(t),
+                    None if !tool_calls.is_empty() => Value::Null,
+                    None => Value::from(""),
+                };
+                msg.insert("content".into(), content);
+                if !tool_calls.is_empty() {
+                    let calls = tool_calls
+                        .iter()
+                        .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+                        .collect();
+                    msg.insert("tool_calls".into(), Value::Array(calls));
+                }
+                Value::Object(msg)
+            }
+            // OpenAI's tool message has no error flag: the result's text says it.
+            Message::Tool { tool_call_id, content, .. } => {
+                json!({ "role": "tool", "tool_call_id": tool_call_id, "content": content })
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// A user turn's content: a string when it is one text, else content parts.
+fn user_content(i: usize, parts: &[Part], provider: Provider) -> Result<Value, LlmError> {
+    if let [Part::Text(t)] = parts {
+        return Ok(Value::from(t.as_str()));
+    }
+    let mut out = Vec::with_capacity(parts.len());
+    for (j, p) in parts.iter().enumerate() {
+        out.push(match p {
+            Part::Text(t) => json!({ "type": "text", "text": t }),
+            Part::Image(Image::Url(url)) => json!({ "type": "image_url", "image_url": { "url": url } }),
+            Part::Image(Image::Base64 { media_type, data }) => {
+                json!({ "type": "image_url", "image_url": { "url": format!("data:{media_type};base64,{data}") } })
+            }
+            Part::Document(d) => document_part(i, j, d, provider)?,
+        });
+    }
+    Ok(Value::Array(out))
+}
+
+/// A document as a content part. OpenAI reads inline files as `file` parts
+/// (`file_data` a data: URI, with a `filename`;
+/// https://platform.openai.com/docs/guides/pdf-files) and has no document
+/// URLs. Mistral takes `document_url` chunks, a URL or (as its OCR API
+/// documents for the same chunk) a base64 data: URI
+/// (https://docs.mistral.ai/capabilities/OCR/document_understanding). Text
+/// documents are text parts everywhere.
+fn document_part(i: usize, j: usize, d: &Document, provider: Provider) -> Result<Value, LlmError> {
+    let mistral = provider == Provider::Mistral;
+    Ok(match &d.source {
+        DocumentSource::Text(text) => json!({ "type": "text", "text": text }),
+        DocumentSource::Base64 { media_type, data } if mistral => {
+            mistral_document(format!("data:{media_type};base64,{data}"), d.title.as_deref())
+        }
+        DocumentSource::Url(url) if mistral => mistral_document(url.clone(), d.title.as_deref()),
+        DocumentSource::Base64 { media_type, data } => {
+            let filename = d.title.clone().unwrap_or_else(|| {
+                if media_type == "application/pdf" { "document.pdf".into() } else { "document".into() }
+            });
+            json!({ "type": "file", "file": { "file_data": format!("data:{media_type};base64,{data}"), "filename": filename } })
+        }
+        DocumentSource::Url(_) => {
+            return Err(LlmError::invalid_request(format!(
+                "messages[{i}].content[{j}]: provider {} takes documents inline only, not by URL \
+                 (OpenAI's chat API reads no document URLs); send the document as base64 data",
+                provider.name()
+            ))
+            .with_code("unsupported_parameter"))
+        }
+    })
+}
+
+fn mistral_document(url: String, name: Option<&str>) -> Value {
+    let mut part = Map::new();
+    part.insert("type".into(), Value::from("document_url"));
+    part.insert("document_url".into(), Value::from(url));
+    if let Some(name) = name {
+        part.insert("document_name".into(), Value::from(name));
+    }
+    Value::Object(part)
+}
+
+// ---------------------------------------------------------------------------
+// Answers and streams, read typed and borrowed from the body
+
+/// Text as OpenAI-format servers send it: a string, or a list of content
+/// chunks (Mistral's reasoning models answer `[{"type":"thinking","thinking":
+/// [{"type":"text","text":..}]}, {"type":"text","text":..}]`). Anything else
+/// (null, an object) carries no text.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {}
+struct Content<'a> {
+    text: Vec<Cow<'a, str>>,
+    thinking: Vec<Cow<'a, str>>,
+}
+
+impl Content<'_> {
+    fn is_empty(&self) -> bool {
+        self.text.iter().all(|t| t.is_empty()) && self.thinking.iter().all(|t| t.is_empty())
+    }
+}
+
+/// One content chunk of a list.
+#[derive(Deserialize)]
+struct ContentChunk<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    thinking: Content<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Content<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = Content<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of content chunks")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Content<'a>, E> {
+                Ok(Content { text: vec![Cow::Borrowed(v)], thinking: Vec::new() })
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Content<'a>, E> {
+                Ok(Content { text: vec![Cow::Owned(v.to_string())], thinking: Vec::new() })
+            }
+            fn visit_string<E>(self, v: String) -> Result<Content<'a>, E> {
+                Ok(Content { text: vec![Cow::Owned(v)], thinking: Vec::new() })
+            }
+            fn visit_unit<E>(self) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_none<E>(self) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Content<'a>, E> {
+                Ok(Content::default())
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Content<'a>, A::Error> {
+                while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Content::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Content<'a>, A::Error> {
+                let mut out = Content::default();
+                while let Some(chunk) = seq.next_element::<ContentChunk<'a>>()? {
+                    match chunk.kind.as_deref() {
+                        Some("thinking") => {
+                            // A thinking chunk's own text parts are all thinking.
+                            let inner = chunk.thinking;
+                            out.thinking.extend(inner.text);
+                            out.thinking.extend(inner.thinking);
+                        }
+                        Some("text") | None => out.text.extend(chunk.text),
+                        // Images, references and chunk kinds added later.
+                        Some(_) => {}
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+/// A `chat.completion` or one `chat.completion.chunk`: the same shape, with
+/// `message` in an answer's choices and `delta` in a chunk's.
+#[derive(Deserialize)]
+struct WireCompletion<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    model: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    choices: Option<Vec<WireChoice<'a>>>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    /// An error object instead of an answer (or mid-stream).
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    message: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    delta: Option<WireMessage<'a>>,
+    #[serde(default, borrow)]
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage<'a> {
+    #[serde(default, borrow)]
+    content: Content<'a>,
+    /// Reasoning as DeepSeek, vLLM and other OpenAI-compatible servers send it.
+    #[serde(default, borrow)]
+    reasoning_content: Content<'a>,
+    /// The same under the name OpenRouter, Groq and newer vLLM use.
+    #[serde(default, borrow)]
+    reasoning: Content<'a>,
+    #[serde(default, borrow)]
+    refusal: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    tool_calls: Option<Vec<WireToolCall<'a>>>,
+}
+
+impl<'a> WireMessage<'a> {
+    /// The reasoning shown: `reasoning_content`, else `reasoning`, then
+    /// thinking chunks of the content.
+    fn thinking(&mut self) -> Vec<Cow<'a, str>> {
+        let mut out = if !self.reasoning_content.is_empty() {
+            std::mem::take(&mut self.reasoning_content.text)
+        } else {
+            std::mem::take(&mut self.reasoning.text)
+        };
+        out.append(&mut self.content.thinking);
+        out.retain(|t| !t.is_empty());
+        out
+    }
+}
+
+#[derive(Deserialize)]
+struct WireToolCall<'a> {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    function: Option<WireFunction<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireFunction<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+    /// JSON text; an object is taken too (servers that send one).
+    #[serde(default, borrow)]
+    arguments: Option<&'a RawValue>,
+}
+
+impl WireFunction<'_> {
+    fn arguments(&self) -> String {
+        match self.arguments {
+            None => String::new(),
+            Some(raw) => match serde_json::from_str::<Option<String>>(raw.get()) {
+                Ok(Some(s)) => s,
+                Ok(None) => String::new(),
+                Err(_) => raw.get().to_string(),
+            },
+        }
+    }
+}
+
+/// OpenAI's `usage`, with the cache and reasoning details.
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u64>,
+    #[serde(default)]
+    completion_tokens: Option<u64>,
+    #[serde(default)]
+    total_tokens: Option<u64>,
+    #[serde(default)]
+    prompt_tokens_details: Option<WirePromptDetails>,
+    #[serde(default)]
+    completion_tokens_details: Option<WireCompletionDetails>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct WirePromptDetails {
+    #[serde(default)]
+    cached_tokens: Option<u64>,
+    #[serde(default)]
+    cache_write_tokens: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Copy, Deserialize)]
+struct WireCompletionDetails {
+    #[serde(default)]
+    reasoning_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    fn update(&self) -> UsageUpdate {
+        UsageUpdate {
+            prompt: self.prompt_tokens,
+            completion: self.completion_tokens,
+            cached: self.prompt_tokens_details.and_then(|d| d.cached_tokens),
+            cache_write: self.prompt_tokens_details.and_then(|d| d.cache_write_tokens),
+            reasoning: self.completion_tokens_details.and_then(|d| d.reasoning_tokens),
+        }
+    }
+
+    fn usage(&self) -> Usage {
+        let u = self.update();
+        let prompt = u.prompt.unwrap_or(0);
+        let completion = u.completion.unwrap_or(0);
+        Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: self.total_tokens.unwrap_or(prompt.saturating_add(completion)),
+            cached_tokens: u.cached.unwrap_or(0),
+            cache_write_tokens: u.cache_write.unwrap_or(0),
+            reasoning_tokens: u.reasoning.unwrap_or(0),
+        }
+    }
+}
+
+/// A finish reason in the neutral vocabulary; `Err` for Mistral's `error`
+/// (the generation failed).
+fn finish_reason(reason: &str) -> Result<FinishReason, ()> {
+    Ok(match reason {
+        // `model_length` is Mistral's: the context window ran out.
+        "length" | "model_length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        "error" => return Err(()),
+        // `stop` and reasons added later: the model ended of its own accord.
+        _ => FinishReason::Stop,
+    })
+}
+
+fn upstream(message: String) -> LlmError {
+    LlmError::new(502, "upstream_error", message)
+}
+
+/// The message of an OpenAI-format error object (`{"message","type","code"}`,
+/// or a bare string).
+fn error_text(error: &Value) -> String {
+    let field = |name| error.get(name).and_then(Value::as_str);
+    match (error.as_str(), field("message"), field("type").or(field("code"))) {
+        (Some(s), _, _) => s.to_string(),
+        (None, Some(m), Some(kind)) => format!("{kind}: {m}"),
+        (None, Some(m), None) => m.to_string(),
+        (None, None, _) => error.to_string().chars().take(200).collect(),
+    }
+}
+
+fn non_empty(s: Option<Cow<'_, str>>) -> Option<String> {
+    s.filter(|s| !s.is_empty()).map(Cow::into_owned)
+}
+
+/// A `chat.completion` read into neutral terms. Only the first choice is
+/// read (the request never asks for more).
+pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
+    let not_a_completion = || upstream("the provider returned an answer that is not an OpenAI chat completion".into());
+    let wire: WireCompletion = serde_json::from_slice(body).map_err(|_| not_a_completion())?;
+    if let Some(error) = wire.error.as_ref().filter(|e| !e.is_null()) {
+        return Err(upstream(format!("the provider answered with an error: {}", error_text(error))));
+    }
+    let mut choices = wire.choices.ok_or_else(not_a_completion)?;
+    let mut c = Completion::new(meta);
+    if let Some(id) = non_empty(wire.id) {
+        c.id = id;
+    }
+    if let Some(model) = non_empty(wire.model) {
+        c.model = model;
+    }
+    c.usage = wire.usage.map(|u| u.usage());
+    let Some(choice) = choices.iter_mut().find(|ch| ch.index.unwrap_or(0) == 0) else {
+        return Err(upstream("the provider returned a chat completion without choices".into()));
+    };
+    if let Some(reason) = choice.finish_reason.as_deref() {
+        c.finish_reason = Some(
+            finish_reason(reason).map_err(|()| upstream("the provider reported that the generation failed (finish_reason error)".into()))?,
+        );
+    }
+    let Some(mut message) = choice.message.take() else {
+        return Err(not_a_completion());
+    };
+    let thinking: String = message.thinking().concat();
+    if !thinking.is_empty() {
+        c.thinking.push(Thinking { text: thinking, ..Thinking::default() });
+    }
+    for (i, call) in message.tool_calls.iter().flatten().enumerate() {
+        let f = call.function.as_ref();
+        c.tool_calls.push(ToolCall {
+            id: non_empty(call.id.clone()).unwrap_or_else(|| format!("call_{i}")),
+            name: f.and_then(|f| f.name.as_deref()).unwrap_or_default().to_string(),
+            arguments: f.map(WireFunction::arguments).filter(|a| !a.is_empty()).unwrap_or_else(|| "{}".into()),
+        });
+    }
+    let mut text: String = message.content.text.concat();
+    // A refusal comes instead of content: it is what the model said.
+    if text.is_empty() {
+        if let Some(refusal) = message.refusal.as_deref() {
+            text.push_str(refusal);
+        }
+    }
+    // `None` only when the answer just calls tools.
+    c.text = if text.is_empty() && !c.tool_calls.is_empty() { None } else { Some(text) };
+    Ok(c)
+}
+
+/// Decodes `chat.completion.chunk` SSE events into deltas: the stream ends
+/// with `data: [DONE]`; an `{"error": ...}` event (or data that is not JSON)
+/// ends it with an error.
+#[derive(Debug, Default)]
+pub struct StreamDecoder {
+    splitter: EventSplitter,
+    meta_sent: bool,
+    /// Each tool call so far, by its neutral index: the provider's `index`
+    /// and id. A new id at a known index starts a new call (servers that
+    /// number every call 0).
+    calls: Vec<(u64, Option<String>)>,
+    finished: bool,
+    /// `Done` or an error was emitted: the rest is ignored.
+    ended: bool,
+}
 
 impl StreamDecoder {
     pub fn new() -> Self {
         Self::default()
     }
+
+    fn event(&mut self, event: &[u8], out: &mut Vec<Delta>) {
+        let Some(data) = event_data(event) else {
+            return;
+        };
+        let data = data.trim_ascii();
+        if data.is_empty() {
+            return;
+        }
+        if data == b"[DONE]" {
+            self.ended = true;
+            return out.push(Delta::Done);
+        }
+        let chunk: WireCompletion = match serde_json::from_slice(data) {
+            Ok(c) => c,
+            Err(_) => return self.fail("the provider sent a stream event that is not JSON".into(), out),
+        };
+        if let Some(error) = chunk.error.as_ref().filter(|e| !e.is_null()) {
+            return self.fail(format!("the provider reported an error mid-stream: {}", error_text(error)), out);
+        }
+        if !self.meta_sent {
+            let (id, model) = (non_empty(chunk.id), non_empty(chunk.model));
+            if id.is_some() || model.is_some() {
+                self.meta_sent = true;
+                out.push(Delta::Meta { id, model });
+            }
+        }
+        for choice in chunk.choices.into_iter().flatten().filter(|c| c.index.unwrap_or(0) == 0) {
+            if let Some(delta) = choice.delta {
+                self.delta(delta, out);
+            }
+            if let (Some(reason), false) = (choice.finish_reason.as_deref(), self.finished) {
+                match finish_reason(reason) {
+                    Ok(reason) => {
+                        self.finished = true;
+                        out.push(Delta::Finish(reason));
+                    }
+                    Err(()) => return self.fail("the provider reported that the generation failed (finish_reason error)".into(), out),
+                }
+            }
+        }
+        if let Some(u) = chunk.usage {
+            out.push(Delta::Usage(u.update()));
+        }
+    }
+
+    fn delta(&mut self, mut delta: WireMessage<'_>, out: &mut Vec<Delta>) {
+        for t in delta.thinking() {
+            out.push(Delta::Thinking(t.into_owned()));
+        }
+        for t in delta.content.text.into_iter().chain(delta.refusal).filter(|t| !t.is_empty()) {
+            out.push(Delta::Text(t.into_owned()));
+        }
+        for call in delta.tool_calls.into_iter().flatten() {
+            let upstream_index = call.index.unwrap_or(0);
+            let id = non_empty(call.id);
+            let name = call.function.as_ref().and_then(|f| non_empty(f.name.clone()));
+            let arguments = call.function.as_ref().map(WireFunction::arguments).unwrap_or_default();
+            let known = match call.index {
+                Some(_) => self.calls.iter().rposition(|(i, _)| *i == upstream_index),
+                // Without indexes, a delta without an id continues the last call.
+                None if id.is_none() => self.calls.len().checked_sub(1),
+                None => None,
+            };
+            let same = known.filter(|&k| match (&self.calls[k].1, &id) {
+                (Some(known_id), Some(id)) => known_id == id,
+                _ => true,
+            });
+            match same {
+                Some(k) => {
+                    if name.is_some() || !arguments.is_empty() {
+                        let index = u32::try_from(k).unwrap_or(u32::MAX);
+                        out.push(Delta::ToolCall { index, id: None, name, arguments });
+                    }
+                }
+                None => {
+                    let k = self.calls.len();
+                    let id = id.unwrap_or_else(|| format!("call_{k}"));
+                    self.calls.push((upstream_index, Some(id.clone())));
+                    let index = u32::try_from(k).unwrap_or(u32::MAX);
+                    out.push(Delta::ToolCall { index, id: Some(id), name, arguments });
+                }
+            }
+        }
+    }
+
+    fn fail(&mut self, message: String, out: &mut Vec<Delta>) {
+        self.ended = true;
+        out.push(Delta::Error(upstream(message)));
+    }
 }
 
-impl crate::stream::Decoder for StreamDecoder {
-    fn decode(&mut self, _input: &[u8], _out: &mut Vec<crate::stream::Delta>) {}
+impl Decoder for StreamDecoder {
+    fn decode(&mut self, input: &[u8], out: &mut Vec<Delta>) {
+        if self.ended {
+            return;
+        }
+        self.splitter.push(input);
+        while let Some(event) = self.splitter.next_event() {
+            self.event(&event, out);
+            if self.ended {
+                return;
+            }
+        }
+    }
+
+    fn end(&mut self, out: &mut Vec<Delta>) {
+        if self.ended {
+            return;
+        }
+        // A last event without its blank line still counts; a cut one is not JSON.
+        let rest = self.splitter.take_rest();
+        self.event(&rest, out);
+        // Servers that end without `[DONE]` after the finish reason ended
+        // the answer all the same.
+        if !self.ended && self.finished {
+            self.ended = true;
+            out.push(Delta::Done);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -288,5 +942,399 @@ mod tests {
         assert_eq!(usage.map(|u| u.total_tokens), Some(7));
         assert_eq!(model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert!(answer_facts(b"<html>").is_none());
+    }
+}
+
+#[cfg(test)]
+mod translation_tests {
+    use super::*;
+    use crate::chat::{CachePoint, Effort, Reasoning, Tool};
+    use crate::stream::{assert_split_invariant, openai_events as events, translate_in_pieces};
+
+    fn base() -> Chat {
+        Chat {
+            model: "gpt-4.1".into(),
+            messages: vec![Message::User { parts: vec![Part::Text("hi".into())] }],
+            tools: Vec::new(),
+            tool_choice: None,
+            stop: Vec::new(),
+            max_tokens: None,
+            temperature: None,
+            top_p: None,
+            top_k: None,
+            seed: None,
+            presence_penalty: None,
+            frequency_penalty: None,
+            response_format: None,
+            parallel_tool_calls: None,
+            reasoning: None,
+            cache_points: Vec::new(),
+            stream: false,
+            client_wants_usage: false,
+            uncarried: Vec::new(),
+        }
+    }
+
+    fn body(chat: &Chat, provider: Provider) -> Value {
+        Value::Object(request(chat, provider, &ProviderOptions::default()).expect("translated"))
+    }
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "asked".into(), client_wants_usage: true, ..AnswerMeta::default() }
+    }
+
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!("../tests/fixtures/openai/", $name))
+        };
+    }
+
+    #[test]
+    fn a_whole_conversation_in_openai_terms() {
+        // Request shape: https://platform.openai.com/docs/api-reference/chat/create
+        let mut c = base();
+        c.messages = vec![
+            Message::System { text: "Be brief.".into() },
+            Message::User {
+                parts: vec![
+                    Part::Text("What is in these?".into()),
+                    Part::Image(Image::Url("https://example.com/cat.jpg".into())),
+                    Part::Image(Image::Base64 { media_type: "image/png".into(), data: "iVBORw0KGgo=".into() }),
+                    Part::Document(Document {
+                        source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0x".into() },
+                        title: Some("report.pdf".into()),
+                    }),
+                    Part::Document(Document { source: DocumentSource::Text("plain notes".into()), title: Some("notes".into()) }),
+                ],
+            },
+            Message::Assistant {
+                text: None,
+                tool_calls: vec![ToolCall { id: "toolu_01".into(), name: "look".into(), arguments: "{\"x\":1}".into() }],
+                thinking: vec![Thinking { text: "hmm".into(), signature: Some("sig".into()), redacted: None }],
+            },
+            Message::Tool { tool_call_id: "toolu_01".into(), content: "a cat".into(), is_error: true },
+            Message::Assistant { text: Some("A cat.".into()), tool_calls: Vec::new(), thinking: Vec::new() },
+        ];
+        c.tools = vec![Tool { name: "look".into(), description: Some("Looks.".into()), parameters: json!({"type": "object"}) }];
+        c.tool_choice = Some(ToolChoice::Function("look".into()));
+        c.parallel_tool_calls = Some(false);
+        c.stop = vec!["END".into()];
+        c.max_tokens = Some(300);
+        c.temperature = Some(0.2);
+        c.top_p = Some(0.9);
+        c.seed = Some(7);
+        c.presence_penalty = Some(0.1);
+        c.frequency_penalty = Some(0.2);
+        c.response_format = Some(ResponseFormat::JsonSchema { name: "r".into(), schema: json!({"type": "object"}), strict: true });
+        c.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(20000) });
+        c.cache_points = vec![CachePoint::System, CachePoint::Message(1)];
+        c.stream = true;
+        assert_eq!(
+            body(&c, Provider::OpenAi),
+            json!({
+                "model": "gpt-4.1",
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": [
+                        {"type": "text", "text": "What is in these?"},
+                        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+                        {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0x", "filename": "report.pdf"}},
+                        {"type": "text", "text": "plain notes"},
+                    ]},
+                    // Thinking replay is dropped: OpenAI takes none back.
+                    {"role": "assistant", "content": null, "tool_calls": [
+                        {"id": "toolu_01", "type": "function", "function": {"name": "look", "arguments": "{\"x\":1}"}}]},
+                    {"role": "tool", "tool_call_id": "toolu_01", "content": "a cat"},
+                    {"role": "assistant", "content": "A cat."},
+                ],
+                "max_completion_tokens": 300,
+                "temperature": 0.2,
+                "top_p": 0.9,
+                "seed": 7,
+                "presence_penalty": 0.1,
+                "frequency_penalty": 0.2,
+                "stop": ["END"],
+                "tools": [{"type": "function", "function": {"name": "look", "description": "Looks.", "parameters": {"type": "object"}}}],
+                "parallel_tool_calls": false,
+                "tool_choice": {"type": "function", "function": {"name": "look"}},
+                "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": {"type": "object"}, "strict": true}},
+                "reasoning_effort": "high",
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+    }
+
+    #[test]
+    fn the_output_limit_and_effort_suit_each_kind_of_server() {
+        let mut c = base();
+        c.max_tokens = Some(50);
+        c.reasoning = Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None });
+        let v = body(&c, Provider::OpenAi);
+        assert_eq!((v["max_completion_tokens"].clone(), v.get("max_tokens")), (json!(50), None));
+        assert_eq!(v["reasoning_effort"], "low");
+        assert_eq!(body(&c, Provider::Azure)["max_completion_tokens"], 50, "the default Azure API version knows it");
+        let old = ProviderOptions { azure_api_version: "2024-06-01".into(), ..ProviderOptions::default() };
+        let v = Value::Object(request(&c, Provider::Azure, &old).expect("translated"));
+        assert_eq!((v["max_tokens"].clone(), v.get("max_completion_tokens")), (json!(50), None));
+        for p in [Provider::Mistral, Provider::OpenAiCompatible] {
+            let v = body(&c, p);
+            assert_eq!((v["max_tokens"].clone(), v.get("max_completion_tokens")), (json!(50), None), "{p:?}");
+        }
+        assert_eq!(body(&c, Provider::Mistral)["reasoning_effort"], "high");
+        assert_eq!(body(&c, Provider::OpenAiCompatible)["reasoning_effort"], "low");
+        // Nothing set, nothing sent.
+        let v = body(&base(), Provider::OpenAi);
+        assert_eq!(v, json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "hi"}]}));
+    }
+
+    #[test]
+    fn documents_by_url_and_parallel_calls_without_tools() {
+        let mut c = base();
+        c.messages = vec![Message::User {
+            parts: vec![
+                Part::Text("Summarise.".into()),
+                Part::Document(Document { source: DocumentSource::Url("https://arxiv.org/pdf/1805.04770".into()), title: Some("paper".into()) }),
+            ],
+        }];
+        let e = request(&c, Provider::OpenAi, &ProviderOptions::default()).expect_err("no document URLs");
+        assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
+        assert!(e.message.contains("messages[0].content[1]") && e.message.contains("provider openai"), "{}", e.message);
+        // Mistral's document_url chunk: https://docs.mistral.ai/capabilities/OCR/document_understanding
+        assert_eq!(
+            body(&c, Provider::Mistral)["messages"][0]["content"][1],
+            json!({"type": "document_url", "document_url": "https://arxiv.org/pdf/1805.04770", "document_name": "paper"})
+        );
+        c.messages = vec![Message::User {
+            parts: vec![Part::Document(Document {
+                source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0x".into() },
+                title: None,
+            })],
+        }];
+        assert_eq!(
+            body(&c, Provider::Mistral)["messages"][0]["content"][0],
+            json!({"type": "document_url", "document_url": "data:application/pdf;base64,JVBERi0x"})
+        );
+        assert_eq!(body(&c, Provider::OpenAi)["messages"][0]["content"][0]["file"]["filename"], "document.pdf");
+        let mut c = base();
+        c.parallel_tool_calls = Some(false);
+        assert!(body(&c, Provider::OpenAi).get("parallel_tool_calls").is_none());
+    }
+
+    #[test]
+    fn what_openai_cannot_take_is_refused_by_name() {
+        let mut c = base();
+        c.top_k = Some(40);
+        let e = request(&c, Provider::OpenAi, &ProviderOptions::default()).expect_err("top_k");
+        assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
+        assert!(e.message.contains("'top_k' is not supported by provider openai"), "{}", e.message);
+        let mut c = base();
+        c.uncarried = vec!["top_logprobs".into()];
+        let e = request(&c, Provider::Mistral, &ProviderOptions::default()).expect_err("uncarried");
+        assert!(e.message.contains("'top_logprobs' is not supported by provider mistral"), "{}", e.message);
+    }
+
+    #[test]
+    fn answer_with_text_and_usage_details() {
+        let c = answer(fixture!("answer_text.json"), &meta()).expect("parsed");
+        assert_eq!(c.id, "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
+        assert_eq!((c.model.as_str(), c.created), ("gpt-4.1-2025-04-14", 7));
+        assert_eq!(c.text.as_deref(), Some("Hello! How can I assist you today?"));
+        assert!(c.thinking.is_empty() && c.tool_calls.is_empty());
+        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
+        assert_eq!(
+            c.usage,
+            Some(Usage { prompt_tokens: 19, completion_tokens: 10, total_tokens: 29, cached_tokens: 8, cache_write_tokens: 0, reasoning_tokens: 4 })
+        );
+    }
+
+    #[test]
+    fn answer_with_tool_calls() {
+        let c = answer(fixture!("answer_tool_calls.json"), &meta()).expect("parsed");
+        assert_eq!(c.text, None);
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall { id: "call_abc123".into(), name: "get_current_weather".into(), arguments: "{\n\"location\": \"Boston, MA\"\n}".into() }]
+        );
+        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
+        assert_eq!(c.usage.map(|u| u.total_tokens), Some(99));
+    }
+
+    #[test]
+    fn answer_with_reasoning_content() {
+        let c = answer(fixture!("answer_reasoning.json"), &meta()).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("9.11 is smaller than 9.8."));
+        assert_eq!(
+            c.thinking,
+            vec![Thinking {
+                text: "Okay, so I need to figure out whether 9.11 or 9.8 is greater. Comparing the tenths place: 1 is less than 8.".into(),
+                signature: None,
+                redacted: None
+            }]
+        );
+        assert_eq!(c.usage.map(|u| (u.reasoning_tokens, u.completion_tokens)), Some((199, 212)));
+    }
+
+    #[test]
+    fn answer_oddities_and_faults() {
+        // Mistral's content chunks, a refusal, arguments as an object, no id.
+        let c = answer(
+            br#"{"model":"magistral","choices":[{"index":0,"message":{"role":"assistant","content":[
+                {"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"Yes."}]},
+                "finish_reason":"model_length"}]}"#,
+            &meta(),
+        )
+        .expect("parsed");
+        assert_eq!((c.id.as_str(), c.text.as_deref()), ("chatcmpl-r1", Some("Yes.")));
+        assert_eq!(c.thinking[0].text, "Let me see.");
+        assert_eq!((c.finish_reason, c.usage), (Some(FinishReason::Length), None));
+        let c = answer(br#"{"choices":[{"message":{"content":null,"refusal":"I can't help with that."},"finish_reason":"stop"}]}"#, &meta()).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("I can't help with that."));
+        let c = answer(br#"{"choices":[{"message":{"reasoning":"think","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"finish_reason":"tool_calls"}]}"#, &meta()).expect("parsed");
+        assert_eq!(c.tool_calls, vec![ToolCall { id: "call_0".into(), name: "f".into(), arguments: "{\"a\":1}".into() }]);
+        assert_eq!(c.thinking[0].text, "think");
+        // Error body: https://platform.openai.com/docs/guides/error-codes
+        let e = answer(br#"{"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}"#, &meta())
+            .expect_err("error object");
+        assert_eq!(e.status, 502);
+        assert!(e.message.contains("server_error: The server had an error"), "{}", e.message);
+        let e = answer(br#"{"choices":[{"message":{"content":""},"finish_reason":"error"}]}"#, &meta()).expect_err("failed generation");
+        assert!(e.message.contains("generation failed"), "{}", e.message);
+        for bad in [&b"<html>"[..], b"{}", b"[]", br#"{"choices":[]}"#, br#"{"choices":[{"delta":{}}]}"#] {
+            assert_eq!(answer(bad, &meta()).expect_err("not a completion").status, 502);
+        }
+    }
+
+    fn decode_all(stream: &[u8]) -> Vec<Delta> {
+        let mut d = StreamDecoder::new();
+        let mut out = Vec::new();
+        d.decode(stream, &mut out);
+        d.end(&mut out);
+        out
+    }
+
+    #[test]
+    fn stream_with_text_and_usage() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_text.sse"));
+        let ev = events(&out);
+        assert_eq!(ev.len(), 5, "{}", String::from_utf8_lossy(&out));
+        assert_eq!((ev[0]["id"].clone(), ev[0]["model"].clone()), (json!("chatcmpl-123"), json!("gpt-4o-mini")));
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hello");
+        assert_eq!(ev[2]["choices"][0]["delta"]["content"], "! été \"quoted\"");
+        assert_eq!(ev[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(ev[4]["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
+        assert!(out.ends_with(b"data: [DONE]\n\n"));
+        let (_, usage, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("stream_text.sse")]);
+        assert!(completed);
+        assert_eq!(usage, Some(Usage { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21, cached_tokens: 4, ..Usage::default() }));
+    }
+
+    #[test]
+    fn stream_with_tool_calls() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_tool_calls.sse"));
+        let deltas = decode_all(fixture!("stream_tool_calls.sse"));
+        let calls: Vec<&Delta> = deltas.iter().filter(|d| matches!(d, Delta::ToolCall { .. })).collect();
+        assert_eq!(
+            calls,
+            vec![
+                &Delta::ToolCall { index: 0, id: Some("call_DdmO9pD3xa9XTPNJ32zg2hcA".into()), name: Some("get_weather".into()), arguments: String::new() },
+                &Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into() },
+                &Delta::ToolCall { index: 0, id: None, name: None, arguments: "location\": \"Paris, France\"}".into() },
+                &Delta::ToolCall { index: 1, id: Some("call_second".into()), name: Some("get_time".into()), arguments: String::new() },
+                &Delta::ToolCall { index: 1, id: None, name: None, arguments: "{}".into() },
+            ]
+        );
+        assert!(deltas.contains(&Delta::Finish(FinishReason::ToolCalls)));
+        assert_eq!(deltas.last(), Some(&Delta::Done));
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "get_weather");
+    }
+
+    #[test]
+    fn stream_with_reasoning_content() {
+        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_reasoning.sse"));
+        let deltas = decode_all(fixture!("stream_reasoning.sse"));
+        assert_eq!(
+            deltas,
+            vec![
+                Delta::Meta { id: Some("1f633d8bfc032625086f14113c411638".into()), model: Some("deepseek-reasoner".into()) },
+                Delta::Thinking("Okay".into()),
+                Delta::Thinking(", so".into()),
+                Delta::Text("9.8".into()),
+                Delta::Finish(FinishReason::Stop),
+                Delta::Usage(UsageUpdate { prompt: Some(15), completion: Some(212), cached: Some(0), cache_write: None, reasoning: Some(199) }),
+                Delta::Done,
+            ]
+        );
+    }
+
+    #[test]
+    fn stream_with_mistral_thinking_chunks() {
+        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_mistral_thinking.sse"));
+        let deltas = decode_all(fixture!("stream_mistral_thinking.sse"));
+        assert_eq!(deltas[1], Delta::Thinking("The sisters are 4, 7".into()));
+        assert_eq!(deltas[2], Delta::Thinking(" and 9; John is 18.".into()));
+        assert_eq!(deltas[3], Delta::Text("John is 18".into()));
+        assert_eq!(deltas[4], Delta::Text(" years old.".into()));
+        assert_eq!(deltas[5], Delta::Finish(FinishReason::Stop));
+        assert!(matches!(deltas[6], Delta::Usage(UsageUpdate { completion: Some(100), .. })));
+    }
+
+    #[test]
+    fn stream_errors_end_the_stream() {
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_error.sse"));
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hel");
+        assert_eq!(ev[2]["error"]["type"], "upstream_error");
+        assert!(ev[2]["error"]["message"].as_str().is_some_and(|m| m.contains("InternalServerError: The engine is overloaded.")));
+        assert!(!out.ends_with(b"data: [DONE]\n\n"));
+        let (_, _, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("stream_error.sse")]);
+        assert!(!completed);
+        for bad in [&b"data: <html>oops</html>\n\n"[..], b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n"] {
+            assert!(matches!(decode_all(bad).as_slice(), [Delta::Error(e)] if e.status == 502), "{:?}", decode_all(bad));
+        }
+    }
+
+    #[test]
+    fn streams_cut_short_or_without_done() {
+        let whole = fixture!("stream_text.sse");
+        // Cut inside the last event before [DONE]: not JSON, an error.
+        let deltas = decode_all(&whole[..whole.len() - 30]);
+        assert!(matches!(deltas.last(), Some(Delta::Error(_))), "{deltas:?}");
+        // Cut between events before the finish: nothing more, no Done.
+        let upto = String::from_utf8_lossy(whole).find("\"finish_reason\":\"stop\"").expect("finish");
+        let head = &whole[..String::from_utf8_lossy(&whole[..upto]).rfind("data:").expect("event")];
+        assert!(!decode_all(head).iter().any(|d| matches!(d, Delta::Done | Delta::Error(_))));
+        // A server that ends after the finish reason without [DONE] still ended.
+        let no_done = b"data: {\"choices\":[{\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\n";
+        assert_eq!(decode_all(no_done).last(), Some(&Delta::Done));
+        // Comments, blank data and events after [DONE] are ignored.
+        assert_eq!(decode_all(b": ping\n\ndata: \n\ndata: [DONE]\n\ndata: {\"x\"\n\n"), vec![Delta::Done]);
+    }
+
+    #[test]
+    fn calls_without_indexes_or_renumbered() {
+        // Servers that send every call at index 0 with its own id, or none.
+        let stream = concat!(
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"b\",\"function\":{\"name\":\"g\",\"arguments\":\"{\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"b\",\"function\":{\"arguments\":\"}\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"h\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"function\":{\"arguments\":\"{}\"}}]}}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let calls: Vec<(u32, Option<String>)> = decode_all(stream.as_bytes())
+            .into_iter()
+            .filter_map(|d| match d {
+                Delta::ToolCall { index, id, .. } => Some((index, id)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            calls,
+            vec![(0, Some("a".into())), (1, Some("b".into())), (1, None), (2, Some("c".into())), (2, None)]
+        );
+        assert_split_invariant(StreamDecoder::new, &meta(), stream.as_bytes());
     }
 }

@@ -234,12 +234,12 @@ fn translate(
     ingress: Ingress,
 ) -> Result<Call, LlmError> {
     let mut body: Map<String, Value> = match provider {
-        p if p.speaks_openai() => openai::request(chat, opts)?,
-        Provider::Anthropic => anthropic::request(&chat, opts)?,
-        Provider::Gemini => gemini::request(&chat, opts)?,
-        Provider::Bedrock => bedrock::request(&chat, opts)?,
-        Provider::Cohere => cohere::request(&chat, opts)?,
-        _ => ollama::request(&chat, opts)?,
+        p if p.speaks_openai() => openai::request(chat, p, opts)?,
+        Provider::Anthropic => anthropic::request(chat, opts)?,
+        Provider::Gemini => gemini::request(chat, opts)?,
+        Provider::Bedrock => bedrock::request(chat, opts)?,
+        Provider::Cohere => cohere::request(chat, opts)?,
+        _ => ollama::request(chat, opts)?,
     };
     for (k, v) in extra {
         body.insert((*k).to_string(), Value::String((*v).to_string()));

@@ -4,7 +4,7 @@
 //!
 //! Events (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html):
 //! `messageStart`, `contentBlockStart` (a tool call's id and name),
-//! `contentBlockDelta` (text, or a fragment of a tool call's JSON input),
+//! `contentBlockDelta` (text, reasoning, or a fragment of a tool call's JSON input),
 //! `contentBlockStop`, `messageStop` (the stop reason) and `metadata` (usage;
 //! the last event). Exceptions (`:message-type` `exception`) carry
 //! `{"message"}`.
@@ -124,8 +124,18 @@ impl StreamDecoder {
                     if !input.is_empty() {
                         out.push(Delta::ToolCall { index: index as u32, id: None, name: None, arguments: input.into() });
                     }
+                } else if let Some(reasoning) = delta.get("reasoningContent") {
+                    // ReasoningContentBlockDelta: one of text, signature, redactedContent.
+                    let field = |name| reasoning.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+                    if let Some(text) = field("text") {
+                        out.push(Delta::Thinking(text.into()));
+                    } else if let Some(signature) = field("signature") {
+                        out.push(Delta::ThinkingSignature(signature.into()));
+                    } else if let Some(data) = field("redactedContent") {
+                        out.push(Delta::RedactedThinking(data.into()));
+                    }
                 }
-                // Reasoning and citation deltas have no place in OpenAI's chunks.
+                // Citation deltas have no neutral form.
             }
             "messageStop" => {
                 let reason = event.get("stopReason").and_then(Value::as_str).unwrap_or("end_turn");

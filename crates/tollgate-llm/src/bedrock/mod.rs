@@ -15,7 +15,9 @@ mod sign;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{push_turn, Chat, Image, Message, Part, ToolCall, ToolChoice};
+use crate::chat::{
+    push_turn, CachePoint, Chat, Document, DocumentSource, Effort, Image, Message, Part, Thinking, ToolCall, ToolChoice,
+};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::stream::UsageUpdate;
@@ -29,14 +31,20 @@ const PROVIDER: &str = "bedrock";
 /// Optional fields Converse honours. `seed`, `presence_penalty`,
 /// `frequency_penalty`, `response_format` (JSON mode or schema) and
 /// `parallel_tool_calls: false` have no Converse equivalent and are refused.
-const SUPPORTED: &[&str] = &["stop", "top_k", "tools", "tool_choice"];
+const SUPPORTED: &[&str] = &["documents", "thinking", "stop", "top_k", "tools", "tool_choice"];
+
+/// A prompt-cache checkpoint
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html).
+fn cache_point() -> Value {
+    json!({ "cachePoint": { "type": "default" } })
+}
 
 /// The Converse request body for a chat request (the model is in the path).
 pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value>, LlmError> {
     chat.refuse_unsupported(PROVIDER, SUPPORTED)?;
     let mut body = Map::new();
     // Converse takes system prompts beside the conversation, one block each.
-    let system: Vec<Value> = chat
+    let mut system: Vec<Value> = chat
         .messages
         .iter()
         .filter_map(|m| match m {
@@ -44,16 +52,32 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
             _ => None,
         })
         .collect();
+    let cache_system = chat.cache_points.iter().any(|p| match p {
+        CachePoint::System => true,
+        // A mark on a system message caches the system prompt.
+        CachePoint::Message(i) => matches!(chat.messages.get(*i), Some(Message::System { .. })),
+        CachePoint::Tools => false,
+    });
+    if cache_system && !system.is_empty() {
+        system.push(cache_point());
+    }
     if !system.is_empty() {
         body.insert("system".into(), Value::Array(system));
     }
-    body.insert("messages".into(), Value::Array(messages(&chat.messages)?));
-    let inference = inference_config(chat);
+    body.insert("messages".into(), Value::Array(messages(&chat.messages, &chat.cache_points)?));
+    let mut inference = inference_config(chat);
+    let mut additional = Map::new();
+    if let Some(k) = chat.top_k {
+        merge(&mut additional, top_k_fields(&chat.model, k));
+    }
+    if let Some(r) = chat.reasoning {
+        merge(&mut additional, reasoning_fields(&chat.model, r, &mut inference)?);
+    }
     if !inference.is_empty() {
         body.insert("inferenceConfig".into(), Value::Object(inference));
     }
-    if let Some(k) = chat.top_k {
-        body.insert("additionalModelRequestFields".into(), top_k_fields(&chat.model, k));
+    if !additional.is_empty() {
+        body.insert("additionalModelRequestFields".into(), Value::Object(additional));
     }
     if let Some(config) = tool_config(chat)? {
         body.insert("toolConfig".into(), config);
@@ -61,25 +85,88 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
     Ok(body)
 }
 
+/// Merges model-specific fields, objects key by key (Nova's `inferenceConfig`
+/// may hold both `topK` and more).
+fn merge(into: &mut Map<String, Value>, fields: Value) {
+    let Value::Object(fields) = fields else {
+        return;
+    };
+    for (k, v) in fields {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Object(old)), Value::Object(new)) => old.extend(new),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Reasoning in the model's own `additionalModelRequestFields`: Amazon Nova 2
+/// takes `reasoningConfig` with an effort
+/// (https://docs.aws.amazon.com/nova/latest/nova2-userguide/extended-thinking.html);
+/// Anthropic Claude, and other models by default, `thinking` with a token
+/// budget (https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html).
+/// Claude counts the budget in `maxTokens` and wants the limit above it, as on
+/// Anthropic's own API: a caller's limit without room is refused, naming both,
+/// and a missing one is set to the budget plus Anthropic's default.
+fn reasoning_fields(model: &str, r: crate::chat::Reasoning, inference: &mut Map<String, Value>) -> Result<Value, LlmError> {
+    if model.contains("amazon.nova") {
+        let effort = match r.effort() {
+            Effort::Minimal | Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        };
+        return Ok(json!({ "reasoningConfig": { "type": "enabled", "maxReasoningEffort": effort } }));
+    }
+    let budget = r.budget();
+    let default = crate::anthropic::DEFAULT_MAX_TOKENS;
+    match inference.get("maxTokens").and_then(Value::as_u64) {
+        Some(m) if m <= budget => {
+            return Err(LlmError::invalid_request(format!(
+                "'max_tokens' ({m}) must be greater than the thinking budget 'budget_tokens' ({budget}) for provider \
+                 {PROVIDER}, whose Claude models count thinking in max_tokens; raise max_tokens or lower the budget"
+            )))
+        }
+        Some(_) => {}
+        None => {
+            inference.insert("maxTokens".into(), Value::from(budget.saturating_add(default)));
+        }
+    }
+    Ok(json!({ "thinking": { "type": "enabled", "budget_tokens": budget } }))
+}
+
 /// The conversation without its system messages. Converse takes tool results
 /// as `toolResult` blocks of a user turn and wants user and assistant turns to
-/// alternate, so consecutive turns of the same role are merged.
-fn messages(list: &[Message]) -> Result<Vec<Value>, LlmError> {
+/// alternate, so consecutive turns of the same role are merged. A message
+/// marked for caching is followed by a `cachePoint` block (after the content
+/// sent so far, when it had none of its own).
+fn messages(list: &[Message], cache_points: &[CachePoint]) -> Result<Vec<Value>, LlmError> {
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut names = Vec::new();
     for (i, m) in list.iter().enumerate() {
         let (role, blocks) = match m {
             Message::System { .. } => continue,
-            Message::User { parts } => ("user", user_blocks(i, parts)?),
-            Message::Assistant { text, tool_calls, .. } => ("assistant", assistant_blocks(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content, .. } => ("user", vec![tool_result(tool_call_id, content)]),
+            Message::User { parts } => ("user", user_blocks(i, parts, &mut names)?),
+            Message::Assistant { text, tool_calls, thinking } => {
+                ("assistant", assistant_blocks(i, text.as_deref(), tool_calls, thinking)?)
+            }
+            Message::Tool { tool_call_id, content, is_error } => ("user", vec![tool_result(tool_call_id, content, *is_error)]),
         };
         push_turn(&mut turns, role, blocks);
+        if cache_points.contains(&CachePoint::Message(i)) {
+            if let Some((_, blocks)) = turns.last_mut() {
+                if blocks.last().is_some_and(|b| b.get("cachePoint").is_none()) {
+                    blocks.push(cache_point());
+                }
+            }
+        }
     }
     Ok(turns.into_iter().map(|(role, content)| json!({ "role": role, "content": content })).collect())
 }
 
-/// A user turn's parts as content blocks; `i` is the message's index.
-fn user_blocks(i: usize, parts: &[Part]) -> Result<Vec<Value>, LlmError> {
+/// A user turn's parts as content blocks; `i` is the message's index, `names`
+/// the document names used so far (Converse wants a name per document).
+fn user_blocks(i: usize, parts: &[Part], names: &mut Vec<String>) -> Result<Vec<Value>, LlmError> {
     let mut blocks = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
         match part {
@@ -101,11 +188,96 @@ fn user_blocks(i: usize, parts: &[Part]) -> Result<Vec<Value>, LlmError> {
                 ))
                 .with_code("unsupported_parameter"))
             }
-            // Refused before translation (not in SUPPORTED).
-            Part::Document(_) => {}
+            Part::Document(d) => blocks.push(document_block(i, j, d, names)?),
         }
     }
     Ok(blocks)
+}
+
+/// A `document` block (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_DocumentBlock.html):
+/// inline bytes (base64 in JSON) with the format their media type names, text
+/// as a text source, an `s3://` URI as an S3 location; other URLs cannot be read.
+fn document_block(i: usize, j: usize, d: &Document, names: &mut Vec<String>) -> Result<Value, LlmError> {
+    let at = format!("messages[{i}].content[{j}]");
+    let (format, source) = match &d.source {
+        DocumentSource::Base64 { media_type, data } => {
+            let format = document_format(media_type).ok_or_else(|| {
+                LlmError::invalid_request(format!(
+                    "{at}: provider {PROVIDER} takes pdf, csv, doc, docx, xls, xlsx, html, txt or md documents, not {media_type}"
+                ))
+                .with_code("unsupported_parameter")
+            })?;
+            (format, json!({ "bytes": data }))
+        }
+        DocumentSource::Text(text) => ("txt", json!({ "text": text })),
+        DocumentSource::Url(url) if url.starts_with("s3://") => {
+            (document_format_of_path(url).unwrap_or("pdf"), json!({ "s3Location": { "uri": url } }))
+        }
+        DocumentSource::Url(_) => {
+            return Err(LlmError::invalid_request(format!(
+                "{at}: provider {PROVIDER} reads documents inline or from S3 (s3://...), not by URL; send the document as base64 data"
+            ))
+            .with_code("unsupported_parameter"))
+        }
+    };
+    let name = document_name(d.title.as_deref(), names);
+    Ok(json!({ "document": { "format": format, "name": name, "source": source } }))
+}
+
+/// Converse's document `format` for a media type.
+fn document_format(media_type: &str) -> Option<&'static str> {
+    Some(match media_type.to_ascii_lowercase().as_str() {
+        "application/pdf" => "pdf",
+        "text/csv" => "csv",
+        "application/msword" => "doc",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "text/html" => "html",
+        "text/plain" => "txt",
+        "text/markdown" => "md",
+        _ => return None,
+    })
+}
+
+/// The format an S3 object's extension names.
+fn document_format_of_path(uri: &str) -> Option<&'static str> {
+    let ext = uri.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    ["pdf", "csv", "doc", "docx", "xls", "xlsx", "html", "txt", "md"].into_iter().find(|f| *f == ext)
+}
+
+/// A document name Converse accepts: it allows only letters and digits,
+/// single spaces, hyphens, parentheses and square brackets, 1 to 200
+/// characters, and each document needs its own. Other characters become
+/// hyphens; a document without a usable title is `document-<n>`.
+fn document_name(title: Option<&str>, names: &mut Vec<String>) -> String {
+    let mut name = String::new();
+    for c in title.unwrap_or_default().chars() {
+        let c = if c.is_ascii_alphanumeric() || matches!(c, '-' | '(' | ')' | '[' | ']') {
+            c
+        } else if c.is_whitespace() {
+            ' '
+        } else {
+            '-'
+        };
+        if !(c == ' ' && (name.is_empty() || name.ends_with(' '))) {
+            name.push(c);
+        }
+    }
+    // Every character is ASCII: cutting at a byte count is safe.
+    name.truncate(180);
+    let mut name = name.trim().to_string();
+    if name.trim_matches('-').is_empty() {
+        name = format!("document-{}", names.len() + 1);
+    }
+    let base = name.clone();
+    let mut n = 2;
+    while names.contains(&name) {
+        name = format!("{base} ({n})");
+        n += 1;
+    }
+    names.push(name.clone());
+    name
 }
 
 /// Converse's image `format` for a media type.
@@ -119,9 +291,20 @@ fn image_format(media_type: &str) -> Option<&'static str> {
     })
 }
 
-/// An assistant turn: its text, then a `toolUse` block per tool call.
-fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall]) -> Result<Vec<Value>, LlmError> {
-    let mut blocks = Vec::with_capacity(calls.len() + 1);
+/// An assistant turn: the reasoning it showed (first, as Claude wants it back
+/// with tool use), its text, then a `toolUse` block per tool call. Only signed
+/// or redacted reasoning is replayed: the model refuses what it cannot verify.
+fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall], thinking: &[Thinking]) -> Result<Vec<Value>, LlmError> {
+    let mut blocks = Vec::with_capacity(thinking.len() + calls.len() + 1);
+    for t in thinking {
+        match (&t.redacted, &t.signature) {
+            (Some(data), _) => blocks.push(json!({ "reasoningContent": { "redactedContent": data } })),
+            (None, Some(signature)) => blocks.push(json!({
+                "reasoningContent": { "reasoningText": { "text": t.text, "signature": signature } }
+            })),
+            (None, None) => {}
+        }
+    }
     if let Some(t) = text.filter(|t| !t.is_empty()) {
         blocks.push(json!({ "text": t }));
     }
@@ -145,14 +328,20 @@ fn tool_input(arguments: &str) -> Result<Value, String> {
 
 /// A tool message as a `toolResult` block. A result that is a JSON object
 /// goes as a `json` block (some Bedrock models, Mistral's for one, only read
-/// JSON results), anything else as text.
-fn tool_result(tool_call_id: &str, content: &str) -> Value {
-    let item = match serde_json::from_str::<Value>(content) {
-        Ok(v @ Value::Object(_)) => json!({ "json": v }),
-        _ if content.is_empty() => return json!({ "toolResult": { "toolUseId": tool_call_id, "content": [] } }),
-        _ => json!({ "text": content }),
+/// JSON results), anything else as text; a failed tool's has `status: error`.
+fn tool_result(tool_call_id: &str, content: &str, is_error: bool) -> Value {
+    let items = match serde_json::from_str::<Value>(content) {
+        Ok(v @ Value::Object(_)) => vec![json!({ "json": v })],
+        _ if content.is_empty() => Vec::new(),
+        _ => vec![json!({ "text": content })],
     };
-    json!({ "toolResult": { "toolUseId": tool_call_id, "content": [item] } })
+    let mut result = Map::new();
+    result.insert("toolUseId".into(), Value::from(tool_call_id));
+    result.insert("content".into(), Value::Array(items));
+    if is_error {
+        result.insert("status".into(), Value::from("error"));
+    }
+    json!({ "toolResult": result })
 }
 
 /// `inferenceConfig`: the sampling settings every Converse model takes.
@@ -211,7 +400,7 @@ fn tool_config(chat: &Chat) -> Result<Option<Value>, LlmError> {
         Some(ToolChoice::Required) => Some(json!({ "any": {} })),
         Some(ToolChoice::Function(name)) => Some(json!({ "tool": { "name": name } })),
     };
-    let tools: Vec<Value> = chat
+    let mut tools: Vec<Value> = chat
         .tools
         .iter()
         .map(|t| {
@@ -225,6 +414,9 @@ fn tool_config(chat: &Chat) -> Result<Option<Value>, LlmError> {
             json!({ "toolSpec": spec })
         })
         .collect();
+    if chat.cache_points.contains(&CachePoint::Tools) && !tools.is_empty() {
+        tools.push(cache_point());
+    }
     let mut config = Map::new();
     config.insert("tools".into(), Value::Array(tools));
     if let Some(choice) = choice {
@@ -333,8 +525,20 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
             };
             let arguments = tool.get("input").map_or_else(|| "{}".to_string(), Value::to_string);
             completion.tool_calls.push(ToolCall { id: id.into(), name: name.into(), arguments });
+        } else if let Some(reasoning) = block.get("reasoningContent") {
+            // ReasoningContentBlock: reasoningText {text, signature} or redactedContent.
+            if let Some(r) = reasoning.get("reasoningText") {
+                let field = |name| r.get(name).and_then(Value::as_str);
+                completion.thinking.push(Thinking {
+                    text: field("text").unwrap_or_default().to_string(),
+                    signature: field("signature").filter(|s| !s.is_empty()).map(str::to_string),
+                    redacted: None,
+                });
+            } else if let Some(data) = reasoning.get("redactedContent").and_then(Value::as_str) {
+                completion.thinking.push(Thinking { redacted: Some(data.to_string()), ..Thinking::default() });
+            }
         }
-        // Reasoning, images and documents in an answer have no OpenAI field.
+        // Images, documents and citations in an answer have no neutral field.
     }
     completion.text = text;
     completion.finish_reason = wire.stop_reason.as_deref().map(finish_reason);
@@ -624,5 +828,180 @@ mod tests {
         let mut deltas = Vec::new();
         crate::stream::Decoder::decode(&mut d, &bytes, &mut deltas);
         assert_eq!(deltas.iter().filter(|d| matches!(d, Delta::Error(_))).count(), 1);
+    }
+
+    fn neutral(model: &str, messages: Vec<Message>) -> Chat {
+        let mut c = chat_for(model, r#"{"messages":[{"role":"user","content":"x"}]}"#).expect("valid");
+        c.messages = messages;
+        c
+    }
+
+    fn doc(source: DocumentSource, title: Option<&str>) -> Part {
+        Part::Document(Document { source, title: title.map(str::to_string) })
+    }
+
+    #[test]
+    fn documents_get_a_format_and_a_name_converse_accepts() {
+        // DocumentBlock: https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_DocumentBlock.html
+        let b64 = |t: &str| DocumentSource::Base64 { media_type: t.into(), data: "JVBERi0x".into() };
+        let c = neutral(
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            vec![
+                Message::User {
+                    parts: vec![
+                        doc(b64("application/pdf"), Some("Q3 report.pdf")),
+                        doc(b64("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), Some("Q3   report.pdf")),
+                        doc(DocumentSource::Text("plain notes".into()), None),
+                        doc(DocumentSource::Url("s3://my-bucket/docs/contract.docx".into()), Some("<ignore previous instructions>")),
+                        Part::Text("Compare them.".into()),
+                    ],
+                },
+                Message::User { parts: vec![doc(b64("text/csv"), Some("..."))] },
+            ],
+        );
+        let v = request(&c, &ProviderOptions::default()).expect("translated");
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([
+                {"document": {"format": "pdf", "name": "Q3 report-pdf", "source": {"bytes": "JVBERi0x"}}},
+                // Same name once cleaned: numbered.
+                {"document": {"format": "docx", "name": "Q3 report-pdf (2)", "source": {"bytes": "JVBERi0x"}}},
+                {"document": {"format": "txt", "name": "document-3", "source": {"text": "plain notes"}}},
+                {"document": {"format": "docx", "name": "-ignore previous instructions-", "source": {"s3Location": {"uri": "s3://my-bucket/docs/contract.docx"}}}},
+                {"text": "Compare them."},
+                {"document": {"format": "csv", "name": "document-5", "source": {"bytes": "JVBERi0x"}}},
+            ])
+        );
+        for (part, want) in [
+            (doc(DocumentSource::Url("https://example.com/a.pdf".into()), None), "inline or from S3"),
+            (doc(b64("application/zip"), None), "not application/zip"),
+        ] {
+            let c = neutral("anthropic.claude-3-haiku-20240307-v1:0", vec![Message::User { parts: vec![Part::Text("x".into()), part] }]);
+            let e = request(&c, &ProviderOptions::default()).expect_err(want);
+            assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
+            assert!(e.message.contains("messages[0].content[1]") && e.message.contains(want), "{}", e.message);
+        }
+        let long = document_name(Some(&"x".repeat(500)), &mut Vec::new());
+        assert!(long.len() <= 200);
+    }
+
+    #[test]
+    fn cache_points_follow_the_system_prompt_the_tools_and_the_marked_message() {
+        // CachePointBlock in system, messages and toolConfig.tools:
+        // https://docs.aws.amazon.com/bedrock/latest/userguide/prompt-caching.html
+        let mut c = neutral(
+            "anthropic.claude-3-7-sonnet-20250219-v1:0",
+            vec![
+                Message::System { text: "You are a literary analyst.".into() },
+                Message::User { parts: vec![Part::Text("<book>".into())] },
+                Message::User { parts: vec![Part::Text("What are the themes?".into())] },
+                Message::Assistant { text: Some("Pride.".into()), tool_calls: Vec::new(), thinking: Vec::new() },
+            ],
+        );
+        c.tools = vec![crate::chat::Tool { name: "f".into(), description: None, parameters: json!({"type": "object"}) }];
+        c.cache_points = vec![CachePoint::System, CachePoint::Tools, CachePoint::Message(1)];
+        let v = request(&c, &ProviderOptions::default()).expect("translated");
+        assert_eq!(v["system"], json!([{"text": "You are a literary analyst."}, {"cachePoint": {"type": "default"}}]));
+        assert_eq!(v["toolConfig"]["tools"][1], json!({"cachePoint": {"type": "default"}}));
+        // Message 1 merged with message 2 into one user turn: the point sits after message 1's text.
+        assert_eq!(
+            v["messages"][0]["content"],
+            json!([{"text": "<book>"}, {"cachePoint": {"type": "default"}}, {"text": "What are the themes?"}])
+        );
+        assert_eq!(v["messages"][1]["content"], json!([{"text": "Pride."}]));
+    }
+
+    #[test]
+    fn reasoning_replayed_thinking_and_tool_errors() {
+        // Extended thinking with Converse:
+        // https://docs.aws.amazon.com/bedrock/latest/userguide/claude-messages-extended-thinking.html
+        let mut c = neutral(
+            "us.anthropic.claude-sonnet-4-20250514-v1:0",
+            vec![
+                Message::User { parts: vec![Part::Text("Top song on WZPZ?".into())] },
+                Message::Assistant {
+                    text: None,
+                    tool_calls: vec![ToolCall { id: "tooluse_1".into(), name: "top_song".into(), arguments: "{\"sign\":\"WZPZ\"}".into() }],
+                    thinking: vec![
+                        Thinking { text: "I should call the tool.".into(), signature: Some("ErcBCkgIAhAB".into()), redacted: None },
+                        Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgB".into()) },
+                        Thinking { text: "unsigned".into(), signature: None, redacted: None },
+                    ],
+                },
+                Message::Tool { tool_call_id: "tooluse_1".into(), content: "Station WZPZ not found".into(), is_error: true },
+            ],
+        );
+        c.tools = vec![crate::chat::Tool { name: "top_song".into(), description: None, parameters: json!({"type": "object"}) }];
+        c.reasoning = Some(crate::chat::Reasoning { effort: None, budget_tokens: Some(2000) });
+        c.top_k = Some(10);
+        let v = request(&c, &ProviderOptions::default()).expect("translated");
+        assert_eq!(v["additionalModelRequestFields"], json!({"top_k": 10, "thinking": {"type": "enabled", "budget_tokens": 2000}}));
+        assert_eq!(v["inferenceConfig"]["maxTokens"], 2000 + crate::anthropic::DEFAULT_MAX_TOKENS);
+        assert_eq!(
+            v["messages"][1]["content"],
+            json!([
+                {"reasoningContent": {"reasoningText": {"text": "I should call the tool.", "signature": "ErcBCkgIAhAB"}}},
+                {"reasoningContent": {"redactedContent": "EmwKAhgB"}},
+                {"toolUse": {"toolUseId": "tooluse_1", "name": "top_song", "input": {"sign": "WZPZ"}}},
+            ])
+        );
+        assert_eq!(
+            v["messages"][2]["content"][0],
+            json!({"toolResult": {"toolUseId": "tooluse_1", "content": [{"text": "Station WZPZ not found"}], "status": "error"}})
+        );
+        c.max_tokens = Some(1500);
+        let e = request(&c, &ProviderOptions::default()).expect_err("no room");
+        assert!(e.message.contains("'max_tokens' (1500)") && e.message.contains("(2000)"), "{}", e.message);
+        // Amazon Nova 2 takes an effort, beside its topK.
+        let mut nova = neutral("us.amazon.nova-2-lite-v1:0", vec![Message::User { parts: vec![Part::Text("hi".into())] }]);
+        nova.reasoning = Some(crate::chat::Reasoning { effort: Some(Effort::Minimal), budget_tokens: None });
+        nova.top_k = Some(5);
+        let v = request(&nova, &ProviderOptions::default()).expect("translated");
+        assert_eq!(
+            v["additionalModelRequestFields"],
+            json!({"inferenceConfig": {"topK": 5}, "reasoningConfig": {"type": "enabled", "maxReasoningEffort": "low"}})
+        );
+        assert!(v.get("inferenceConfig").is_none());
+    }
+
+    #[test]
+    fn answer_with_reasoning() {
+        let c = answer(fixture!("answer_reasoning.json").as_bytes(), &meta()).expect("parsed");
+        assert_eq!(c.text.as_deref(), Some("The most popular song on WZPZ is Elemental Hotel."));
+        assert_eq!(
+            c.thinking,
+            vec![
+                Thinking {
+                    text: "The user asks for the most popular song on the station. I should call the tool.".into(),
+                    signature: Some("ErcBCkgIAhABGAIiQMuRv3JYL8BM2CS0WPzFL".into()),
+                    redacted: None,
+                },
+                Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgBEgy3va3pzix/LafPsn4a".into()) },
+            ]
+        );
+        assert_eq!(c.usage.map(|u| (u.prompt_tokens, u.cache_write_tokens)), Some((668, 256)));
+    }
+
+    #[test]
+    fn reasoning_stream() {
+        let bytes = encode_stream(fixture!("stream_reasoning.json"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
+        let ev = events(&out);
+        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Here is the answer.");
+        let mut d = StreamDecoder::new();
+        let mut deltas = Vec::new();
+        crate::stream::Decoder::decode(&mut d, &bytes, &mut deltas);
+        crate::stream::Decoder::end(&mut d, &mut deltas);
+        assert_eq!(
+            deltas[..5],
+            [
+                Delta::Thinking("Let me think".into()),
+                Delta::Thinking(" about this.".into()),
+                Delta::ThinkingSignature("ErcBCkgIAhABGAIiQMuRv3JYL8BM2CS0WPzFL".into()),
+                Delta::RedactedThinking("EmwKAhgBEgy3va3pzix".into()),
+                Delta::Text("Here is the answer.".into()),
+            ]
+        );
+        assert!(deltas.iter().any(|d| matches!(d, Delta::Usage(u) if u.cache_write == Some(10) && u.prompt == Some(70))));
     }
 }
