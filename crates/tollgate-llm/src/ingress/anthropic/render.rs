@@ -376,3 +376,255 @@ impl Render for Writer {
 fn thinking_block(out: &mut Vec<u8>) {
     out.extend_from_slice(b"{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::{Thinking, ToolCall};
+    use crate::stream::{Decoder, Translator};
+    use crate::LlmError;
+    use serde_json::{json, Value};
+
+    fn meta() -> AnswerMeta {
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            request_id: "r1".into(),
+            created: 9,
+            model: "gpt-4o".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
+    }
+
+    fn completion() -> Completion {
+        Completion {
+            id: "chatcmpl-abc".into(),
+            created: 9,
+            model: "gpt-4o-2024-08-06".into(),
+            text: Some("Hi \"there\"".into()),
+            thinking: Vec::new(),
+            tool_calls: Vec::new(),
+            finish_reason: Some(FinishReason::Stop),
+            usage: Some(Usage { prompt_tokens: 100, completion_tokens: 7, total_tokens: 107, cached_tokens: 60, cache_write_tokens: 10, reasoning_tokens: 0 }),
+        }
+    }
+
+    #[test]
+    fn a_text_answer_is_anthropics_message_object() {
+        let out = render(&completion(), &meta());
+        assert_eq!(
+            std::str::from_utf8(&out).expect("utf8"),
+            concat!(
+                r#"{"id":"msg_r1","type":"message","role":"assistant","model":"gpt-4o-2024-08-06","#,
+                r#""content":[{"type":"text","text":"Hi \"there\""}],"stop_reason":"end_turn","stop_sequence":null,"#,
+                r#""usage":{"input_tokens":30,"cache_creation_input_tokens":10,"cache_read_input_tokens":60,"output_tokens":7}}"#
+            )
+        );
+    }
+
+    #[test]
+    fn thinking_tools_ids_and_stop_reasons() {
+        let mut c = completion();
+        c.id = "msg_01XYZ".into();
+        c.text = None;
+        c.usage = None;
+        c.finish_reason = Some(FinishReason::Stop);
+        c.thinking = vec![
+            Thinking { text: "step 1".into(), signature: Some("sig".into()), redacted: None },
+            Thinking { text: "from gemini".into(), signature: None, redacted: None },
+            Thinking { text: String::new(), signature: None, redacted: Some("opaque".into()) },
+        ];
+        c.tool_calls = vec![
+            ToolCall { id: "call_1".into(), name: "f".into(), arguments: r#"{ "a" : [1, 2] }"#.into() },
+            ToolCall { id: String::new(), name: "g".into(), arguments: r#"{"cut":"#.into() },
+        ];
+        let v: Value = serde_json::from_slice(&render(&c, &meta())).expect("json");
+        assert_eq!(v["id"], "msg_01XYZ");
+        assert_eq!(
+            v["content"],
+            json!([
+                {"type": "thinking", "thinking": "step 1", "signature": "sig"},
+                {"type": "thinking", "thinking": "from gemini", "signature": ""},
+                {"type": "redacted_thinking", "data": "opaque"},
+                {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": [1, 2]}},
+                {"type": "tool_use", "id": "toolu_r1_1", "name": "g", "input": {}}
+            ])
+        );
+        // A plain stop after tool calls is a tool_use turn.
+        assert_eq!(v["stop_reason"], "tool_use");
+        assert_eq!(v["usage"], json!({"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}));
+        for (reason, want) in [
+            (Some(FinishReason::Length), "max_tokens"),
+            (Some(FinishReason::ContentFilter), "refusal"),
+            (Some(FinishReason::ToolCalls), "tool_use"),
+            (None, "end_turn"),
+        ] {
+            assert_eq!(stop_reason(reason, false), want);
+        }
+        // An empty text makes no block; no request id falls back on the provider's.
+        let mut c = completion();
+        c.text = Some(String::new());
+        let m = AnswerMeta { request_id: String::new(), ..meta() };
+        let v: Value = serde_json::from_slice(&render(&c, &m)).expect("json");
+        assert_eq!((v["id"].clone(), v["content"].clone()), (json!("msg_chatcmpl-abc"), json!([])));
+    }
+
+    /// Deltas written by hand.
+    struct NoDecoder;
+    impl Decoder for NoDecoder {
+        fn decode(&mut self, _: &[u8], _: &mut Vec<Delta>) {}
+    }
+
+    fn stream(deltas: Vec<Delta>) -> String {
+        let mut t = Translator::new(NoDecoder, Writer::new(), meta());
+        let mut out = Vec::new();
+        for d in deltas {
+            t.write(d, &mut out);
+        }
+        String::from_utf8(out).expect("utf8")
+    }
+
+    /// (event name, data) of each event; every data line must be JSON whose
+    /// `type` repeats the event name.
+    fn events(s: &str) -> Vec<(String, Value)> {
+        s.split_terminator("\n\n")
+            .map(|e| {
+                let (name, data) = e.split_once('\n').expect("two lines");
+                let name = name.strip_prefix("event: ").expect("event line");
+                let data: Value = serde_json::from_str(data.strip_prefix("data: ").expect("data line")).expect("JSON");
+                assert_eq!(data["type"], name, "{e}");
+                (name.to_string(), data)
+            })
+            .collect()
+    }
+
+    fn names(ev: &[(String, Value)]) -> Vec<&str> {
+        ev.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    #[test]
+    fn a_text_stream_is_anthropics_exact_event_sequence() {
+        let out = stream(vec![
+            Delta::Meta { id: Some("chatcmpl-1".into()), model: Some("gpt-4o-2024".into()) },
+            Delta::Text(String::new()),
+            Delta::Text("Hel".into()),
+            Delta::Text("lo \u{1F600}".into()),
+            Delta::Finish(FinishReason::Stop),
+            Delta::Usage(UsageUpdate { prompt: Some(25), completion: Some(15), cached: Some(5), ..UsageUpdate::default() }),
+            Delta::Done,
+            Delta::Text("after the end".into()),
+        ]);
+        assert_eq!(
+            out,
+            concat!(
+                "event: message_start\n",
+                "data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_r1\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"gpt-4o-2024\",",
+                "\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":0,\"cache_creation_input_tokens\":0,",
+                "\"cache_read_input_tokens\":0,\"output_tokens\":0}}}\n\n",
+                "event: content_block_start\n",
+                "data: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+                "event: ping\n",
+                "data: {\"type\": \"ping\"}\n\n",
+                "event: content_block_delta\n",
+                "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hel\"}}\n\n",
+                "event: content_block_delta\n",
+                "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"lo \u{1F600}\"}}\n\n",
+                "event: content_block_stop\n",
+                "data: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+                "event: message_delta\n",
+                "data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},",
+                "\"usage\":{\"input_tokens\":20,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":5,\"output_tokens\":15}}\n\n",
+                "event: message_stop\n",
+                "data: {\"type\":\"message_stop\"}\n\n",
+            )
+        );
+    }
+
+    #[test]
+    fn thinking_text_and_tool_calls_each_get_their_blocks() {
+        let out = stream(vec![
+            Delta::Usage(UsageUpdate { prompt: Some(40), ..UsageUpdate::default() }),
+            Delta::Thinking("Let me ".into()),
+            Delta::Thinking("think.".into()),
+            Delta::ThinkingSignature("sig1".into()),
+            Delta::Thinking("More.".into()),
+            Delta::RedactedThinking("opaque".into()),
+            Delta::Text("Checking.".into()),
+            Delta::ToolCall { index: 0, id: Some("call_a".into()), name: Some("weather".into()), arguments: String::new() },
+            Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"city\":".into() },
+            Delta::ToolCall { index: 0, id: None, name: None, arguments: "\"Paris\"}".into() },
+            Delta::ToolCall { index: 1, id: None, name: Some("time".into()), arguments: "{}".into() },
+            Delta::Finish(FinishReason::ToolCalls),
+            Delta::Done,
+        ]);
+        let ev = events(&out);
+        assert_eq!(
+            names(&ev),
+            [
+                "message_start",
+                "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
+                "content_block_start", "content_block_delta", "content_block_stop",
+                "message_delta", "message_stop",
+            ]
+        );
+        // Input figures known before the first block are in message_start.
+        assert_eq!(ev[0].1["message"]["usage"]["input_tokens"], 40);
+        assert_eq!(ev[1].1["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+        assert_eq!(ev[3].1["delta"], json!({"type": "thinking_delta", "thinking": "Let me "}));
+        assert_eq!(ev[5].1["delta"], json!({"type": "signature_delta", "signature": "sig1"}));
+        // Thinking after a signature is a new block.
+        assert_eq!((ev[7].1["index"].clone(), ev[8].1["delta"]["thinking"].clone()), (json!(1), json!("More.")));
+        assert_eq!(ev[10].1["content_block"], json!({"type": "redacted_thinking", "data": "opaque"}));
+        assert_eq!(ev[13].1["delta"], json!({"type": "text_delta", "text": "Checking."}));
+        assert_eq!(ev[15].1, json!({"type": "content_block_start", "index": 4,
+            "content_block": {"type": "tool_use", "id": "call_a", "name": "weather", "input": {}}}));
+        assert_eq!(ev[16].1["delta"], json!({"type": "input_json_delta", "partial_json": "{\"city\":"}));
+        assert_eq!(ev[19].1["content_block"], json!({"type": "tool_use", "id": "toolu_r1_1", "name": "time", "input": {}}));
+        assert_eq!(ev[20].1["index"], 5);
+        assert_eq!(ev[22].1["delta"]["stop_reason"], "tool_use");
+        assert_eq!(ev[22].1["usage"], json!({"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}));
+    }
+
+    #[test]
+    fn a_signature_alone_opens_its_thinking_block_and_late_fragments_join_their_block() {
+        let ev = events(&stream(vec![
+            Delta::ThinkingSignature("sig".into()),
+            Delta::ToolCall { index: 0, id: Some("a".into()), name: Some("f".into()), arguments: "{".into() },
+            Delta::ToolCall { index: 1, id: Some("b".into()), name: Some("g".into()), arguments: "{}".into() },
+            Delta::ToolCall { index: 0, id: None, name: None, arguments: "}".into() },
+            Delta::Done,
+        ]));
+        assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+        assert_eq!(ev[3].1["delta"], json!({"type": "signature_delta", "signature": "sig"}));
+        let late = ev.iter().rfind(|(n, _)| n == "content_block_delta").expect("delta");
+        assert_eq!((late.1["index"].clone(), late.1["delta"]["partial_json"].clone()), (json!(1), json!("}")));
+    }
+
+    #[test]
+    fn an_empty_answer_still_starts_and_ends_and_errors_end_the_stream() {
+        let ev = events(&stream(vec![Delta::Finish(FinishReason::Length), Delta::Done]));
+        assert_eq!(names(&ev), ["message_start", "message_delta", "message_stop"]);
+        assert_eq!(ev[1].1["delta"]["stop_reason"], "max_tokens");
+        assert!(ev[1].1["usage"].get("input_tokens").is_none());
+
+        let out = stream(vec![
+            Delta::Text("Hel".into()),
+            Delta::Error(LlmError::new(502, "upstream_error", "provider openai broke off")),
+            Delta::Done,
+        ]);
+        assert!(out.ends_with(
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"provider openai broke off\"}}\n\n"
+        ), "{out}");
+        assert!(!out.contains("message_stop"));
+        // The gateway's error for a stream cut short, in the same shape.
+        let mut t = Translator::new(NoDecoder, Writer::new(), meta());
+        let mut out = Vec::new();
+        t.write(Delta::Text("x".into()), &mut out);
+        let tail = crate::stream::ChatStream::fail(&mut t, LlmError::new(503, "x", "gone"));
+        assert_eq!(&tail[..], &b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"gone\"}}\n\n"[..]);
+    }
+}

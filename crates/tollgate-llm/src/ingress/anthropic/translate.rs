@@ -531,3 +531,240 @@ impl Estimate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingress::anthropic::MessagesRequest;
+
+    fn chat_with(body: &str, defaults: &ModelDefaults) -> Result<Chat, LlmError> {
+        MessagesRequest::parse(body.as_bytes()).expect("valid request").to_chat(defaults)
+    }
+
+    fn chat(body: &str) -> Result<Chat, LlmError> {
+        chat_with(body, &ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() })
+    }
+
+    fn text(s: &str) -> Part {
+        Part::Text(s.into())
+    }
+
+    #[test]
+    fn every_block_kind_becomes_its_neutral_form() {
+        let c = chat(
+            r#"{"max_tokens": 4096,
+            "system": [{"type": "text", "text": "be brief"}, {"type": "text", "text": "no jokes", "cache_control": {"type": "ephemeral"}}],
+            "messages": [
+              {"role": "user", "content": "hi"},
+              {"role": "assistant", "content": "hello"},
+              {"role": "user", "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}},
+                {"type": "image", "source": {"type": "url", "url": "https://x/cat.jpg"}},
+                {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}, "title": "paper.pdf"},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain words"}},
+                {"type": "document", "source": {"type": "url", "url": "https://x/a.pdf"}},
+                {"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]},
+              {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Let me look.", "signature": "EqQB"},
+                {"type": "redacted_thinking", "data": "EmwKAhgB"},
+                {"type": "text", "text": "I'll check."},
+                {"type": "tool_use", "id": "toolu_1", "name": "look", "input": {"x": 1}},
+                {"type": "tool_use", "id": "toolu_2", "name": "time", "input": {}}]},
+              {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "a cat"}, {"type": "text", "text": "grey"}]},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "no clock", "is_error": true},
+                {"type": "text", "text": "and now?"}]}]}"#,
+        )
+        .expect("translated");
+        assert_eq!(
+            c.messages,
+            vec![
+                Message::System { text: "be brief\n\nno jokes".into() },
+                Message::User { parts: vec![text("hi")] },
+                Message::Assistant { text: Some("hello".into()), tool_calls: vec![], thinking: vec![] },
+                Message::User {
+                    parts: vec![
+                        text("what is this?"),
+                        Part::Image(Image::Base64 { media_type: "image/png".into(), data: "iVBOR".into() }),
+                        Part::Image(Image::Url("https://x/cat.jpg".into())),
+                        Part::Document(Document {
+                            source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBER".into() },
+                            title: Some("paper.pdf".into()),
+                        }),
+                        Part::Document(Document { source: DocumentSource::Text("plain words".into()), title: None }),
+                        Part::Document(Document { source: DocumentSource::Url("https://x/a.pdf".into()), title: None }),
+                        Part::Document(Document { source: DocumentSource::Text("a\n\nb".into()), title: None }),
+                    ]
+                },
+                Message::Assistant {
+                    text: Some("I'll check.".into()),
+                    tool_calls: vec![
+                        ToolCall { id: "toolu_1".into(), name: "look".into(), arguments: r#"{"x":1}"#.into() },
+                        ToolCall { id: "toolu_2".into(), name: "time".into(), arguments: "{}".into() },
+                    ],
+                    thinking: vec![
+                        Thinking { text: "Let me look.".into(), signature: Some("EqQB".into()), redacted: None },
+                        Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgB".into()) },
+                    ],
+                },
+                Message::Tool { tool_call_id: "toolu_1".into(), content: "a cat\ngrey".into(), is_error: false },
+                Message::Tool { tool_call_id: "toolu_2".into(), content: "no clock".into(), is_error: true },
+                Message::User { parts: vec![text("and now?")] },
+            ]
+        );
+        assert_eq!(c.cache_points, vec![CachePoint::System]);
+        assert_eq!(c.model, "m");
+        assert_eq!(c.max_tokens, Some(4096));
+        assert!(c.uncarried.is_empty() && !c.stream && c.client_wants_usage);
+    }
+
+    #[test]
+    fn images_in_tool_results_follow_as_a_user_message() {
+        let c = chat(
+            r#"{"max_tokens": 10, "messages": [
+              {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "shot", "input": {}}]},
+              {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "cache_control": {"type": "ephemeral"},
+                 "content": [{"type": "text", "text": "screenshot:"},
+                             {"type": "image", "source": {"type": "base64", "media_type": "image/jpeg", "data": "/9j/"}}]}]}]}"#,
+        )
+        .expect("translated");
+        assert_eq!(
+            &c.messages[1..],
+            &[
+                Message::Tool { tool_call_id: "t1".into(), content: "screenshot:".into(), is_error: false },
+                Message::User { parts: vec![Part::Image(Image::Base64 { media_type: "image/jpeg".into(), data: "/9j/".into() })] },
+            ]
+        );
+        // The mark of the tool result goes where its image landed.
+        assert_eq!(c.cache_points, vec![CachePoint::Message(2)]);
+    }
+
+    #[test]
+    fn cache_marks_land_on_the_neutral_message_and_tools() {
+        let c = chat(
+            r#"{"max_tokens": 10, "system": "sys",
+              "tools": [{"name": "a", "input_schema": {"type": "object"}},
+                        {"name": "b", "description": "B", "input_schema": {"type": "object", "properties": {}}, "cache_control": {"type": "ephemeral"}}],
+              "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "q", "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "a", "cache_control": {"type": "ephemeral"}}]},
+                {"role": "user", "content": [
+                  {"type": "tool_result", "tool_use_id": "t", "content": "r", "cache_control": {"type": "ephemeral"}},
+                  {"type": "text", "text": "more"}]}]}"#,
+        )
+        .expect("translated");
+        // system 0, user 1, assistant 2, tool 3, user 4.
+        assert_eq!(
+            c.cache_points,
+            vec![CachePoint::Tools, CachePoint::Message(1), CachePoint::Message(2), CachePoint::Message(3)]
+        );
+        assert_eq!(c.tools[1], Tool { name: "b".into(), description: Some("B".into()), parameters: serde_json::json!({"type": "object", "properties": {}}) });
+        // A top-level mark caches the whole conversation.
+        let c = chat(r#"{"max_tokens": 10, "cache_control": {"type": "ephemeral"}, "messages": [{"role": "user", "content": "q"}]}"#)
+            .expect("translated");
+        assert_eq!(c.cache_points, vec![CachePoint::Message(0)]);
+    }
+
+    #[test]
+    fn options_tool_choice_thinking_and_defaults() {
+        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(99), temperature: Some(0.5), top_p: Some(0.8), top_k: Some(7) };
+        let c = chat_with(
+            r#"{"max_tokens": 10, "messages": [{"role": "user", "content": "q"}], "temperature": 0.1, "stream": true,
+               "stop_sequences": ["END", "STOP"], "metadata": {"user_id": "u"}, "service_tier": "auto",
+               "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+               "tool_choice": {"type": "tool", "name": "f", "disable_parallel_tool_use": true}}"#,
+            &d,
+        )
+        .expect("translated");
+        assert_eq!((c.max_tokens, c.temperature, c.top_p, c.top_k), (Some(10), Some(0.1), Some(0.8), Some(7)));
+        assert_eq!(c.stop, vec!["END".to_string(), "STOP".to_string()]);
+        assert_eq!(c.tool_choice, Some(ToolChoice::Function("f".into())));
+        assert_eq!(c.parallel_tool_calls, Some(false));
+        assert!(c.stream && c.client_wants_usage && c.reasoning.is_none() && c.uncarried.is_empty());
+        for (choice, want) in [("auto", ToolChoice::Auto), ("any", ToolChoice::Required), ("none", ToolChoice::None)] {
+            let body = format!(r#"{{"max_tokens": 1, "messages": [{{"role": "user", "content": "q"}}], "tool_choice": {{"type": "{choice}"}}}}"#);
+            let c = chat(&body).expect("translated");
+            assert_eq!((c.tool_choice, c.parallel_tool_calls), (Some(want), None));
+        }
+
+        // Thinking: a budget, the caller's effort, and no sampling defaults.
+        let c = chat_with(
+            r#"{"max_tokens": 4096, "messages": [{"role": "user", "content": "q"}],
+               "thinking": {"type": "enabled", "budget_tokens": 2048}, "output_config": {"effort": "max"}}"#,
+            &d,
+        )
+        .expect("translated");
+        assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::High), budget_tokens: Some(2048) }));
+        assert_eq!((c.temperature, c.top_p, c.top_k), (None, None, None));
+        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "adaptive"}}"#).expect("ok");
+        assert_eq!(c.reasoning, Some(Reasoning { effort: None, budget_tokens: None }));
+        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "disabled"}}"#).expect("ok");
+        assert_eq!(c.reasoning, None);
+        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "output_config": {"effort": "low",
+            "format": {"type": "json_schema", "schema": {"type": "object"}}}}"#)
+        .expect("ok");
+        assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None }));
+        assert_eq!(c.response_format, Some(ResponseFormat::JsonSchema { name: "response".into(), schema: serde_json::json!({"type": "object"}), strict: true }));
+    }
+
+    #[test]
+    fn unknown_fields_are_uncarried_and_the_model_is_resolved() {
+        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "container": "c", "speed": "fast",
+            "output_config": {"task_budget": 5}, "unknown": null}"#)
+        .expect("ok");
+        assert_eq!(c.uncarried, vec!["container".to_string(), "output_config.task_budget".to_string()]);
+        let e = chat(r#"{"model": "other", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#).expect_err("pinned");
+        assert_eq!(e.code, Some("model_not_found"));
+        let c = chat_with(r#"{"model": "mine", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#, &ModelDefaults::default())
+            .expect("open route");
+        assert_eq!(c.model, "mine");
+    }
+
+    #[test]
+    fn what_only_anthropic_runs_is_refused_by_path() {
+        let q = r#"{"role": "user", "content": "q"}"#;
+        for (body, want) in [
+            (format!(r#"{{"max_tokens": 1, "messages": [{q}], "tools": [{{"name": "f", "input_schema": {{}}}}, {{"type": "web_search_20250305", "name": "web_search"}}]}}"#),
+                "tools.1.type: 'web_search_20250305' is a tool Anthropic defines"),
+            (format!(r#"{{"max_tokens": 1, "messages": [{q}], "tools": [{{"type": "bash_20250124", "name": "bash"}}]}}"#), "tools.0.type: 'bash_20250124'"),
+            (format!(r#"{{"max_tokens": 1, "messages": [{q}], "tools": [{{"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"}}]}}"#),
+                "tools.0.type: 'text_editor_20250728'"),
+            (r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": [{"type": "server_tool_use", "id": "s", "name": "web_search", "input": {}}]}]}"#.into(),
+                "messages.1.content.0.type: 'server_tool_use' blocks are only understood by Anthropic"),
+            (r#"{"max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "file", "file_id": "f1"}}]}]}"#.into(),
+                "messages.0.content.0.source.type: 'file' sources"),
+            (r#"{"max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result", "source": "s", "title": "t", "content": []}]}]}]}"#.into(),
+                "messages.0.content.0.content.0.type: 'search_result'"),
+            (r#"{"max_tokens": 1, "messages": [{"role": "user", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]}]}"#.into(),
+                "messages.0.content.0.type: 'tool_use' blocks belong in assistant messages"),
+            (r#"{"max_tokens": 1, "messages": [{"role": "assistant", "content": [{"type": "tool_result", "tool_use_id": "t"}]}]}"#.into(),
+                "messages.0.content.0.type: 'tool_result' blocks belong in user messages"),
+        ] {
+            let e = chat(&body).expect_err(&body);
+            assert_eq!(e.status, 400);
+            assert!(e.message.contains(want), "{body}\n  wanted: {want}\n  got: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn prompt_estimate_counts_text_tools_and_allowances() {
+        let r = MessagesRequest::parse(
+            br#"{"max_tokens": 1, "system": "You are a mathematician",
+               "messages": [{"role": "user", "content": [{"type": "text", "text": "What is 1+1?"},
+                 {"type": "image", "source": {"type": "url", "url": "https://x"}},
+                 {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"}}]}]}"#,
+        )
+        .expect("valid");
+        let text = crate::tokens::count_text("You are a mathematician\nWhat is 1+1?");
+        assert_eq!(r.prompt_estimate(), text + PER_IMAGE + PER_DOCUMENT + PER_MESSAGE + REPLY_PRIMING);
+        let with_tools = MessagesRequest::parse(
+            br#"{"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}],
+               "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}"#,
+        )
+        .expect("valid");
+        let without = MessagesRequest::parse(br#"{"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}"#).expect("valid");
+        assert!(with_tools.prompt_estimate() > without.prompt_estimate() + TOOLS_PREAMBLE);
+    }
+}
