@@ -22,10 +22,14 @@ const CARRIED: &[&str] = &[
 ];
 
 /// Top-level fields that never change the answer: dropped for other providers.
-/// (`container` is not among them: it names a code-execution sandbox that
-/// only Anthropic's server tools use.)
+/// `context_management` is among them: its edits (clearing old thinking and
+/// tool results once a prompt grows past a threshold, which Claude Code
+/// asks for) only shorten the prompt Anthropic reads; another provider reads
+/// the whole conversation the caller sent. `container` is not: it names a
+/// code-execution sandbox that only Anthropic's server tools use.
 const HARMLESS: &[&str] = &[
     "metadata", "service_tier", "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+    "context_management",
 ];
 
 /// Whether the request asks for thinking: then the target's sampling
@@ -712,7 +716,8 @@ mod tests {
     #[test]
     fn unknown_fields_are_uncarried_and_the_model_is_resolved() {
         let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "container": "c", "speed": "fast",
-            "output_config": {"task_budget": 5}, "unknown": null}"#)
+            "output_config": {"task_budget": 5}, "unknown": null,
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}"#)
         .expect("ok");
         assert_eq!(c.uncarried, vec!["container".to_string(), "output_config.task_budget".to_string()]);
         let e = chat(r#"{"model": "other", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#).expect_err("pinned");

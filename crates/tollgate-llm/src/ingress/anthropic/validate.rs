@@ -150,14 +150,12 @@ pub(crate) fn request(body: &Map<String, Value>, count_tokens: bool) -> Result<(
         None | Some(Value::Null | Value::String(_)) => {}
         Some(_) => return Err(At::root("model").error(STRING)),
     }
-    let max_tokens = if count_tokens {
-        None
-    } else {
+    if !count_tokens {
         match body.get("max_tokens") {
             None | Some(Value::Null) => return Err(At::root("max_tokens").error(REQUIRED)),
-            Some(v) => Some(integer(&At::root("max_tokens"), v, 1)?),
-        }
-    };
+            Some(v) => integer(&At::root("max_tokens"), v, 1)?,
+        };
+    }
     messages(body.get("messages"))?;
     system(body.get("system"))?;
     match body.get("stream") {
@@ -183,7 +181,7 @@ pub(crate) fn request(body: &Map<String, Value>, count_tokens: bool) -> Result<(
     if let Some(v) = body.get("top_k").filter(|v| !v.is_null()) {
         integer(&At::root("top_k"), v, 0)?;
     }
-    thinking(body.get("thinking"), max_tokens)?;
+    thinking(body.get("thinking"))?;
     if let Some(m) = body.get("metadata").filter(|v| !v.is_null()) {
         let at = At::root("metadata");
         opt_string(&at, object(&at, m)?, "user_id")?;
@@ -388,7 +386,7 @@ fn tool_choice(v: Option<&Value>) -> Result<(), LlmError> {
     opt_bool(&at, c, "disable_parallel_tool_use")
 }
 
-fn thinking(v: Option<&Value>, max_tokens: Option<u64>) -> Result<(), LlmError> {
+fn thinking(v: Option<&Value>) -> Result<(), LlmError> {
     let Some(v) = v.filter(|v| !v.is_null()) else {
         return Ok(());
     };
@@ -396,14 +394,13 @@ fn thinking(v: Option<&Value>, max_tokens: Option<u64>) -> Result<(), LlmError> 
     let t = object(&at, v)?;
     match string(&at, t, "type")? {
         "enabled" => {
+            // Not checked against `max_tokens`: with interleaved thinking
+            // (a beta Claude Code uses) the budget may exceed it.
             let bat = at.key("budget_tokens");
-            let budget = match t.get("budget_tokens") {
+            match t.get("budget_tokens") {
                 None | Some(Value::Null) => return Err(bat.error(REQUIRED)),
                 Some(b) => integer(&bat, b, 1024)?,
             };
-            if max_tokens.is_some_and(|max| max <= budget) {
-                return Err(At::root("max_tokens").error("must be greater than thinking.budget_tokens"));
-            }
         }
         "disabled" | "adaptive" | "between_tools" => {}
         _ => return Err(at.key("type").error("Input should be 'enabled', 'disabled' or 'adaptive'")),
