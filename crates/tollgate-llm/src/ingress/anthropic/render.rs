@@ -181,6 +181,10 @@ pub struct Writer {
     pinged: bool,
     /// (tool call index, block index) of each tool block started.
     tools: Vec<(u32, u32)>,
+    /// The open block's `content_block_delta` event up to its value (text,
+    /// thinking or partial JSON), written once per block rather than per
+    /// token.
+    prefix: Vec<u8>,
 }
 
 impl Writer {
@@ -235,8 +239,18 @@ impl Writer {
         );
         block(out);
         out.extend_from_slice(b"}\n\n");
-        self.next = self.next.saturating_add(1);
         self.open = kind;
+        let field = match kind {
+            Open::Text => Some(("text_delta", "text")),
+            Open::Thinking { .. } => Some(("thinking_delta", "thinking")),
+            Open::Tool(_) => Some(("input_json_delta", "partial_json")),
+            Open::None => None,
+        };
+        self.prefix.clear();
+        if let Some((delta_type, field)) = field {
+            delta_prefix(&mut self.prefix, self.next, delta_type, field);
+        }
+        self.next = self.next.saturating_add(1);
         if !self.pinged {
             self.pinged = true;
             out.extend_from_slice(b"event: ping\ndata: {\"type\": \"ping\"}\n\n");
@@ -246,10 +260,14 @@ impl Writer {
     /// A `content_block_delta` of block `index`: `delta_type` and its one
     /// string field.
     fn delta(out: &mut Vec<u8>, index: u32, delta_type: &str, field: &str, value: &str) {
-        let _ = write!(
-            out,
-            "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{delta_type}\",\"{field}\":"
-        );
+        delta_prefix(out, index, delta_type, field);
+        json_str(out, value);
+        out.extend_from_slice(b"}}\n\n");
+    }
+
+    /// The open block's own kind of delta.
+    fn delta_here(&self, out: &mut Vec<u8>, value: &str) {
+        out.extend_from_slice(&self.prefix);
         json_str(out, value);
         out.extend_from_slice(b"}}\n\n");
     }
@@ -259,9 +277,13 @@ impl Writer {
     }
 
     fn tool_call(&mut self, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str, state: &mut StreamState, out: &mut Vec<u8>) {
-        let block = if self.open == Open::Tool(index) {
-            self.current()
-        } else if let Some(&(_, block)) = self.tools.iter().find(|(t, _)| *t == index) {
+        if self.open == Open::Tool(index) {
+            if !arguments.is_empty() {
+                self.delta_here(out, arguments);
+            }
+            return;
+        }
+        let block = if let Some(&(_, block)) = self.tools.iter().find(|(t, _)| *t == index) {
             // A late fragment of a call whose block was closed when another
             // began: it joins its own block (clients gather deltas by index).
             block
@@ -327,7 +349,7 @@ impl Render for Writer {
                 if self.open != Open::Text {
                     self.open(Open::Text, state, out, |out| out.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}"));
                 }
-                Self::delta(out, self.current(), "text_delta", "text", t);
+                self.delta_here(out, t);
             }
             Delta::Thinking(t) => {
                 if t.is_empty() {
@@ -336,7 +358,7 @@ impl Render for Writer {
                 if self.open != (Open::Thinking { signed: false }) {
                     self.open(Open::Thinking { signed: false }, state, out, thinking_block);
                 }
-                Self::delta(out, self.current(), "thinking_delta", "thinking", t);
+                self.delta_here(out, t);
             }
             Delta::ThinkingSignature(s) => {
                 if s.is_empty() {
@@ -371,6 +393,14 @@ impl Render for Writer {
             Delta::Meta { .. } | Delta::Finish(_) | Delta::Usage(_) => {}
         }
     }
+}
+
+/// `event: content_block_delta` up to the delta's string value.
+fn delta_prefix(out: &mut Vec<u8>, index: u32, delta_type: &str, field: &str) {
+    let _ = write!(
+        out,
+        "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":{index},\"delta\":{{\"type\":\"{delta_type}\",\"{field}\":"
+    );
 }
 
 fn thinking_block(out: &mut Vec<u8>) {
