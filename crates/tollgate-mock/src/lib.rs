@@ -11,6 +11,7 @@
 //! provider-independent — behaviour overrides, faults, delays, recording,
 //! stats — is shared so new providers get it for free.
 
+pub mod b64;
 pub mod behavior;
 pub mod body;
 pub mod chat;
