@@ -33,6 +33,20 @@ pub struct Message<'a> {
     /// (assistant tool-call turns).
     #[serde(default)]
     pub content: Option<Value>,
+    /// An assistant turn's tool calls (only their ids matter here).
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCallRef<'a>>>,
+    /// A `tool` message: the call it answers.
+    #[serde(default, borrow)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+}
+
+/// A tool call of an assistant message, as far as the mock reads it.
+#[derive(Deserialize)]
+pub struct ToolCallRef<'a> {
+    /// Absent in Ollama's shape.
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
 }
 
 /// A tool in OpenAI's shape (`{"type":"function","function":{"name":...}}`).
@@ -75,6 +89,36 @@ pub const TOOL_ARGS: &str = r#"{"x":1}"#;
 pub const TOOL_ARG_PIECES: [&str; 2] = [r#"{"x":"#, "1}"];
 /// Model name when the request names none.
 pub const DEFAULT_MODEL: &str = "mock-model";
+/// How many pieces a stream splits the reasoning text into.
+pub const REASONING_PIECES: usize = 2;
+
+/// What the mock "thinks" before answering, when a request asks for
+/// reasoning (Anthropic `thinking`, OpenAI Responses `reasoning`): the
+/// thinking block's text, or the reasoning summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reasoning {
+    pub text: String,
+    /// Reasoning tokens (behaviour `reasoning_tokens`, else the text's).
+    pub tokens: u64,
+}
+
+impl Reasoning {
+    pub fn new(prompt: &Prompt, behavior: &Behavior) -> Self {
+        let text = format!(
+            "mock reasoning about: {}",
+            tokens::prefix_chars(&prompt.last_user, ECHO_CHARS)
+        );
+        let tokens = behavior
+            .reasoning_tokens
+            .unwrap_or_else(|| tokens::approx_tokens(text.chars().count()));
+        Reasoning { text, tokens }
+    }
+
+    /// The [`REASONING_PIECES`] pieces a stream sends.
+    pub fn pieces(&self) -> Vec<&str> {
+        tokens::split_even(&self.text, REASONING_PIECES)
+    }
+}
 
 /// The mock tool call's arguments as a JSON value, for formats that send an
 /// object rather than a string (Anthropic, Gemini, Bedrock, Ollama).
@@ -343,6 +387,22 @@ mod tests {
             ..Behavior::default()
         };
         assert_eq!(Answer::new(&p, &b, None).stop, Stop::MaxTokens);
+    }
+
+    #[test]
+    fn reasoning_text_tokens_and_pieces() {
+        let mut p = Prompt::default();
+        p.add_message(Some("user"), &json!("why"));
+        let r = Reasoning::new(&p, &Behavior::default());
+        assert_eq!(r.text, "mock reasoning about: why");
+        assert_eq!(r.tokens, 7);
+        assert_eq!(r.pieces().len(), REASONING_PIECES);
+        assert_eq!(r.pieces().concat(), r.text);
+        let b = Behavior {
+            reasoning_tokens: Some(100),
+            ..Behavior::default()
+        };
+        assert_eq!(Reasoning::new(&p, &b).tokens, 100);
     }
 
     #[test]
