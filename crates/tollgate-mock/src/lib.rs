@@ -21,6 +21,7 @@ pub mod native;
 pub mod openai;
 pub mod record;
 pub mod reply;
+pub mod responses;
 pub mod server;
 pub mod sse;
 pub mod state;
