@@ -289,8 +289,9 @@ impl Answered<'_> {
         };
         let mut item = json!({"id": self.ids.reasoning, "type": "reasoning", "summary": summary});
         if ask.encrypted && done {
-            item["encrypted_content"] =
-                json!(crate::b64::encode(format!("tollgate-mock reasoning:{}", r.text).as_bytes()));
+            item["encrypted_content"] = json!(crate::b64::encode(
+                format!("tollgate-mock reasoning:{}", r.text).as_bytes()
+            ));
         }
         Some(item)
     }
@@ -308,7 +309,11 @@ impl Answered<'_> {
                     (true, true) => "incomplete",
                     (true, false) => "completed",
                 };
-                let content = if done { json!([Self::text_part(text)]) } else { json!([]) };
+                let content = if done {
+                    json!([Self::text_part(text)])
+                } else {
+                    json!([])
+                };
                 json!({
                     "id": self.ids.message, "type": "message", "status": status,
                     "role": "assistant", "content": content,
@@ -512,7 +517,10 @@ fn stream(a: &Answered<'_>) -> Reply {
     let mut ev = Events {
         events: Vec::with_capacity(a.answer.pieces() + 16),
     };
-    ev.push(pacing.ttft, json!({"type": "response.created", "response": a.response(false)}));
+    ev.push(
+        pacing.ttft,
+        json!({"type": "response.created", "response": a.response(false)}),
+    );
     ev.now(json!({"type": "response.in_progress", "response": a.response(false)}));
     let mut output_index = 0;
     if let (Some((r, ask)), Some(added)) = (&a.reasoning, a.reasoning_item(false)) {
@@ -529,18 +537,27 @@ fn stream(a: &Answered<'_>) -> Reply {
             ev.now(at(json!({"type": "response.reasoning_summary_part.added",
                 "part": {"type": "summary_text", "text": ""}})));
             for piece in r.pieces() {
-                ev.push(pacing.chunk, at(json!({"type": "response.reasoning_summary_text.delta", "delta": piece})));
+                ev.push(
+                    pacing.chunk,
+                    at(json!({"type": "response.reasoning_summary_text.delta", "delta": piece})),
+                );
             }
-            ev.now(at(json!({"type": "response.reasoning_summary_text.done", "text": r.text})));
+            ev.now(at(
+                json!({"type": "response.reasoning_summary_text.done", "text": r.text}),
+            ));
             ev.now(at(json!({"type": "response.reasoning_summary_part.done",
                 "part": {"type": "summary_text", "text": r.text}})));
         }
-        ev.now(json!({"type": "response.output_item.done", "output_index": output_index,
-            "item": a.reasoning_item(true)}));
+        ev.now(
+            json!({"type": "response.output_item.done", "output_index": output_index,
+            "item": a.reasoning_item(true)}),
+        );
         output_index += 1;
     }
-    ev.now(json!({"type": "response.output_item.added", "output_index": output_index,
-        "item": a.answer_item(false)}));
+    ev.now(
+        json!({"type": "response.output_item.added", "output_index": output_index,
+        "item": a.answer_item(false)}),
+    );
     match &a.answer.content {
         Content::Text(text) => {
             let at = |v: Value| {
@@ -550,12 +567,18 @@ fn stream(a: &Answered<'_>) -> Reply {
                 o.insert("content_index".into(), json!(0));
                 Value::Object(o)
             };
-            ev.now(at(json!({"type": "response.content_part.added", "part": Answered::text_part("")})));
+            ev.now(at(
+                json!({"type": "response.content_part.added", "part": Answered::text_part("")}),
+            ));
             for piece in a.answer.text_pieces() {
                 ev.push(pacing.chunk, at(json!({"type": "response.output_text.delta", "delta": piece, "logprobs": []})));
             }
-            ev.now(at(json!({"type": "response.output_text.done", "text": text, "logprobs": []})));
-            ev.now(at(json!({"type": "response.content_part.done", "part": Answered::text_part(text)})));
+            ev.now(at(
+                json!({"type": "response.output_text.done", "text": text, "logprobs": []}),
+            ));
+            ev.now(at(
+                json!({"type": "response.content_part.done", "part": Answered::text_part(text)}),
+            ));
         }
         Content::ToolCall { .. } => {
             let at = |v: Value| {
@@ -565,14 +588,25 @@ fn stream(a: &Answered<'_>) -> Reply {
                 Value::Object(o)
             };
             for piece in TOOL_ARG_PIECES {
-                ev.push(pacing.chunk, at(json!({"type": "response.function_call_arguments.delta", "delta": piece})));
+                ev.push(
+                    pacing.chunk,
+                    at(json!({"type": "response.function_call_arguments.delta", "delta": piece})),
+                );
             }
-            ev.now(at(json!({"type": "response.function_call_arguments.done", "arguments": TOOL_ARGS})));
+            ev.now(at(
+                json!({"type": "response.function_call_arguments.done", "arguments": TOOL_ARGS}),
+            ));
         }
     }
-    ev.now(json!({"type": "response.output_item.done", "output_index": output_index,
-        "item": a.answer_item(true)}));
-    let last = if a.incomplete() { "response.incomplete" } else { "response.completed" };
+    ev.now(
+        json!({"type": "response.output_item.done", "output_index": output_index,
+        "item": a.answer_item(true)}),
+    );
+    let last = if a.incomplete() {
+        "response.incomplete"
+    } else {
+        "response.completed"
+    };
     ev.now(json!({"type": last, "response": a.response(true)}));
     Reply::stream(EVENT_STREAM, ev.events)
 }
@@ -630,15 +664,27 @@ mod tests {
         assert!(v["created_at"].is_u64() && v["completed_at"].is_u64());
         assert_eq!(v["output"].as_array().map(Vec::len), Some(1));
         let msg = &v["output"][0];
-        assert_eq!((msg["type"].clone(), msg["role"].clone(), msg["status"].clone()),
-            (json!("message"), json!("assistant"), json!("completed")));
+        assert_eq!(
+            (
+                msg["type"].clone(),
+                msg["role"].clone(),
+                msg["status"].clone()
+            ),
+            (json!("message"), json!("assistant"), json!("completed"))
+        );
         assert!(msg["id"].as_str().is_some_and(|i| i.starts_with("msg_")));
-        assert_eq!(msg["content"], json!([{"type": "output_text", "annotations": [], "logprobs": [], "text": "mock reply to: hello there"}]));
+        assert_eq!(
+            msg["content"],
+            json!([{"type": "output_text", "annotations": [], "logprobs": [], "text": "mock reply to: hello there"}])
+        );
         // 8 + 11 = 19 chars -> 5 tokens; 8 chunks by default.
-        assert_eq!(v["usage"], json!({
-            "input_tokens": 5, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 13,
-        }));
+        assert_eq!(
+            v["usage"],
+            json!({
+                "input_tokens": 5, "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+                "output_tokens": 8, "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 13,
+            })
+        );
         assert_eq!(v["instructions"], "be brief");
         assert_eq!(v["max_output_tokens"], 100);
         assert_eq!(v["metadata"], json!({"k": "v"}));
@@ -663,7 +709,10 @@ mod tests {
                 {"role": "user", "content": [{"type": "input_text", "text": "second"}, {"type": "input_image", "image_url": "u"}]},
             ]}),
         );
-        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: second");
+        assert_eq!(
+            v["output"][0]["content"][0]["text"],
+            "mock reply to: second"
+        );
         // 4 + 5 + 2 + 6 = 17 chars -> 5 tokens.
         assert_eq!(v["usage"]["input_tokens"], 5);
     }
@@ -676,35 +725,59 @@ mod tests {
             ..Behavior::default()
         };
         let tools: Value = serde_json::from_str(&format!("[{TOOL}]")).expect("json");
-        let (_, v) = create_json(&st, &b, json!({"model": "m", "input": "weather?", "tools": tools}));
+        let (_, v) = create_json(
+            &st,
+            &b,
+            json!({"model": "m", "input": "weather?", "tools": tools}),
+        );
         let call = &v["output"][0];
         assert_eq!(call["type"], "function_call");
         assert_eq!(call["name"], "get_weather");
         assert_eq!(call["arguments"], TOOL_ARGS);
         assert_eq!(call["status"], "completed");
-        assert!(call["call_id"].as_str().is_some_and(|c| c.starts_with("call_")));
+        assert!(call["call_id"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("call_")));
         assert!(call["id"].as_str().is_some_and(|c| c.starts_with("fc_")));
         assert_eq!(v["usage"]["output_tokens"], 2);
         assert_eq!(v["tools"], tools);
         let call_id = call["call_id"].clone();
 
         // Stateless follow-up: the call and its output in the input.
-        let (status, v) = create_json(&st, &Behavior::default(), json!({"model": "m", "tools": tools, "input": [
-            {"role": "user", "content": "weather?"},
-            {"type": "function_call", "call_id": call_id, "name": "get_weather", "arguments": TOOL_ARGS},
-            {"type": "function_call_output", "call_id": call_id, "output": "sunny"},
-        ]}));
+        let (status, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "tools": tools, "input": [
+                {"role": "user", "content": "weather?"},
+                {"type": "function_call", "call_id": call_id, "name": "get_weather", "arguments": TOOL_ARGS},
+                {"type": "function_call_output", "call_id": call_id, "output": "sunny"},
+            ]}),
+        );
         assert_eq!(status, 200);
-        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: weather?");
+        assert_eq!(
+            v["output"][0]["content"][0]["text"],
+            "mock reply to: weather?"
+        );
         // An output for a call nobody made.
-        let (status, v) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": [
-            {"type": "function_call_output", "call_id": "call_nope", "output": "sunny"},
-        ]}));
+        let (status, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": [
+                {"type": "function_call_output", "call_id": "call_nope", "output": "sunny"},
+            ]}),
+        );
         assert_eq!(status, 400);
-        assert_eq!(v["error"]["message"], "No tool call found for function call output with call_id call_nope.");
+        assert_eq!(
+            v["error"]["message"],
+            "No tool call found for function call output with call_id call_nope."
+        );
         assert_eq!(v["error"]["param"], "input");
         // Tools that are not functions are not called.
-        let (_, v) = create_json(&st, &b, json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}));
+        let (_, v) = create_json(
+            &st,
+            &b,
+            json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
+        );
         assert_eq!(v["output"][0]["type"], "message");
     }
 
@@ -716,41 +789,75 @@ mod tests {
             ..Behavior::default()
         };
         let tools: Value = serde_json::from_str(&format!("[{TOOL}]")).expect("json");
-        let (_, first) = create_json(&st, &b, json!({"model": "m", "input": "abcdefgh", "tools": tools}));
+        let (_, first) = create_json(
+            &st,
+            &b,
+            json!({"model": "m", "input": "abcdefgh", "tools": tools}),
+        );
         let call_id = first["output"][0]["call_id"].clone();
         // The output of the previous response's call, with no other input.
-        let (status, v) = create_json(&st, &Behavior::default(), json!({"model": "m",
+        let (status, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m",
             "previous_response_id": first["id"],
-            "input": [{"type": "function_call_output", "call_id": call_id, "output": "abcd"}]}));
+            "input": [{"type": "function_call_output", "call_id": call_id, "output": "abcd"}]}),
+        );
         assert_eq!(status, 200);
         assert_eq!(v["previous_response_id"], first["id"]);
-        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: abcdefgh");
+        assert_eq!(
+            v["output"][0]["content"][0]["text"],
+            "mock reply to: abcdefgh"
+        );
         // The previous conversation counts: 8 + 4 chars -> 3 tokens.
         assert_eq!(v["usage"]["input_tokens"], 3);
 
-        let (status, v) = create_json(&st, &Behavior::default(),
-            json!({"model": "m", "input": "x", "previous_response_id": "resp_elsewhere"}));
+        let (status, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": "x", "previous_response_id": "resp_elsewhere"}),
+        );
         assert_eq!(status, 404);
-        assert_eq!(v, json!({"error": {"message": "Previous response with id 'resp_elsewhere' not found.",
-            "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}}));
+        assert_eq!(
+            v,
+            json!({"error": {"message": "Previous response with id 'resp_elsewhere' not found.",
+            "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}})
+        );
         // store: false responses cannot be continued.
-        let (_, unstored) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": "x", "store": false}));
+        let (_, unstored) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": "x", "store": false}),
+        );
         assert_eq!(unstored["store"], false);
-        let (status, _) = create_json(&st, &Behavior::default(),
-            json!({"model": "m", "input": "y", "previous_response_id": unstored["id"]}));
+        let (status, _) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": "y", "previous_response_id": unstored["id"]}),
+        );
         assert_eq!(status, 404);
         st.reset();
-        let (status, _) = create_json(&st, &Behavior::default(),
-            json!({"model": "m", "input": "y", "previous_response_id": first["id"]}));
+        let (status, _) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": "y", "previous_response_id": first["id"]}),
+        );
         assert_eq!(status, 404);
     }
 
     #[test]
     fn reasoning_item_summary_and_tokens() {
         let st = state();
-        let (_, v) = create_json(&st, &Behavior::default(), json!({"model": "o", "input": "why",
-            "reasoning": {"effort": "low"}}));
-        assert_eq!(v["output"][0], json!({"id": v["output"][0]["id"], "type": "reasoning", "summary": []}));
+        let (_, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "o", "input": "why",
+            "reasoning": {"effort": "low"}}),
+        );
+        assert_eq!(
+            v["output"][0],
+            json!({"id": v["output"][0]["id"], "type": "reasoning", "summary": []})
+        );
         assert_eq!(v["output"][1]["type"], "message");
         // 25-character reasoning text -> 7 tokens, on top of the 8 answer tokens.
         assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 7);
@@ -761,16 +868,29 @@ mod tests {
             reasoning_tokens: Some(50),
             ..Behavior::default()
         };
-        let (_, v) = create_json(&st, &b, json!({"model": "o", "input": "why",
-            "reasoning": {"effort": "high", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}));
+        let (_, v) = create_json(
+            &st,
+            &b,
+            json!({"model": "o", "input": "why",
+            "reasoning": {"effort": "high", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}),
+        );
         let r = &v["output"][0];
-        assert_eq!(r["summary"], json!([{"type": "summary_text", "text": "mock reasoning about: why"}]));
-        assert!(r["encrypted_content"].as_str().is_some_and(|e| !e.is_empty()));
+        assert_eq!(
+            r["summary"],
+            json!([{"type": "summary_text", "text": "mock reasoning about: why"}])
+        );
+        assert!(r["encrypted_content"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()));
         assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 50);
         assert_eq!(v["usage"]["output_tokens"], 58);
 
-        let (_, v) = create_json(&st, &Behavior::default(), json!({"model": "o", "input": "why",
-            "reasoning": {"effort": "none"}}));
+        let (_, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "o", "input": "why",
+            "reasoning": {"effort": "none"}}),
+        );
         assert_eq!(v["output"][0]["type"], "message");
         assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 0);
     }
@@ -781,9 +901,16 @@ mod tests {
             hit_max_tokens: true,
             ..Behavior::default()
         };
-        let (_, v) = create_json(&state(), &b, json!({"model": "m", "input": "x", "max_output_tokens": 16}));
+        let (_, v) = create_json(
+            &state(),
+            &b,
+            json!({"model": "m", "input": "x", "max_output_tokens": 16}),
+        );
         assert_eq!(v["status"], "incomplete");
-        assert_eq!(v["incomplete_details"], json!({"reason": "max_output_tokens"}));
+        assert_eq!(
+            v["incomplete_details"],
+            json!({"reason": "max_output_tokens"})
+        );
         assert_eq!(v["output"][0]["status"], "incomplete");
         assert!(v["completed_at"].is_null());
     }
@@ -795,7 +922,11 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(v["error"]["code"], "missing_required_parameter");
         assert_eq!(v["error"]["param"], "model");
-        let (status, v) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": "x", "max_output_tokens": 8}));
+        let (status, v) = create_json(
+            &st,
+            &Behavior::default(),
+            json!({"model": "m", "input": "x", "max_output_tokens": 8}),
+        );
         assert_eq!(status, 400);
         assert_eq!(v["error"]["param"], "max_output_tokens");
         let (status, _) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": 3}));
@@ -803,9 +934,15 @@ mod tests {
         let (status, v) = body_json(&create(&st, &Behavior::default(), b"{nope"));
         assert_eq!(status, 400);
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        let (status, v) = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
+        let (status, v) = body_json(&mock_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &Behavior::default(),
+        ));
         assert_eq!(status, 429);
-        assert_eq!(v, json!({"error": {"message": "mock error 429", "type": "mock_error", "param": null, "code": "429"}}));
+        assert_eq!(
+            v,
+            json!({"error": {"message": "mock error 429", "type": "mock_error", "param": null, "code": "429"}})
+        );
     }
 
     /// The stream's event names, after checking every event's type, its
@@ -826,7 +963,11 @@ mod tests {
             chunk_delay_ms: 5,
             ..Behavior::default()
         };
-        let r = create(&state(), &b, br#"{"model":"m","input":"abcd","stream":true}"#);
+        let r = create(
+            &state(),
+            &b,
+            br#"{"model":"m","input":"abcd","stream":true}"#,
+        );
         let delays: Vec<u64> = r
             .events()
             .expect("stream")
@@ -852,14 +993,33 @@ mod tests {
             ]
         );
         let created = &ev[0].1["response"];
-        assert_eq!((created["status"].clone(), created["output"].clone(), created["usage"].clone()),
-            (json!("in_progress"), json!([]), Value::Null));
+        assert_eq!(
+            (
+                created["status"].clone(),
+                created["output"].clone(),
+                created["usage"].clone()
+            ),
+            (json!("in_progress"), json!([]), Value::Null)
+        );
         let item_id = ev[2].1["item"]["id"].clone();
-        assert_eq!(ev[2].1["item"], json!({"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}));
+        assert_eq!(
+            ev[2].1["item"],
+            json!({"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []})
+        );
         for (_, v) in &ev[3..9] {
-            assert_eq!((v["item_id"].clone(), v["output_index"].clone(), v["content_index"].clone()), (item_id.clone(), json!(0), json!(0)));
+            assert_eq!(
+                (
+                    v["item_id"].clone(),
+                    v["output_index"].clone(),
+                    v["content_index"].clone()
+                ),
+                (item_id.clone(), json!(0), json!(0))
+            );
         }
-        let text: String = ev[4..7].iter().map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned()).collect();
+        let text: String = ev[4..7]
+            .iter()
+            .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned())
+            .collect();
         assert_eq!(text, "mock reply to: abcd");
         assert_eq!(ev[7].1["text"], "mock reply to: abcd");
         assert_eq!(ev[8].1["part"]["text"], "mock reply to: abcd");
@@ -877,7 +1037,9 @@ mod tests {
             tool_call: true,
             ..Behavior::default()
         };
-        let body = format!(r#"{{"model":"m","input":"w","stream":true,"tools":[{TOOL}],"reasoning":{{"effort":"medium","summary":"detailed"}}}}"#);
+        let body = format!(
+            r#"{{"model":"m","input":"w","stream":true,"tools":[{TOOL}],"reasoning":{{"effort":"medium","summary":"detailed"}}}}"#
+        );
         let ev = events(&create(&state(), &b, body.as_bytes()));
         assert_eq!(
             checked_names(&ev),
@@ -900,17 +1062,32 @@ mod tests {
             ]
         );
         assert_eq!(ev[2].1["item"]["summary"], json!([]));
-        let summary: String = ev[4..6].iter().map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned()).collect();
+        let summary: String = ev[4..6]
+            .iter()
+            .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned())
+            .collect();
         assert_eq!(summary, "mock reasoning about: w");
-        assert_eq!(ev[7].1["part"], json!({"type": "summary_text", "text": summary}));
+        assert_eq!(
+            ev[7].1["part"],
+            json!({"type": "summary_text", "text": summary})
+        );
         assert_eq!(ev[8].1["item"]["summary"][0]["text"], summary.as_str());
         let added = &ev[9].1;
         assert_eq!(added["output_index"], 1);
-        assert_eq!((added["item"]["arguments"].clone(), added["item"]["name"].clone()), (json!(""), json!("get_weather")));
-        let args: String = ev[10..12].iter().map(|(_, v)| {
-            assert_eq!(v["item_id"], added["item"]["id"]);
-            v["delta"].as_str().unwrap_or("").to_owned()
-        }).collect();
+        assert_eq!(
+            (
+                added["item"]["arguments"].clone(),
+                added["item"]["name"].clone()
+            ),
+            (json!(""), json!("get_weather"))
+        );
+        let args: String = ev[10..12]
+            .iter()
+            .map(|(_, v)| {
+                assert_eq!(v["item_id"], added["item"]["id"]);
+                v["delta"].as_str().unwrap_or("").to_owned()
+            })
+            .collect();
         assert_eq!(args, TOOL_ARGS);
         assert_eq!(ev[12].1["arguments"], TOOL_ARGS);
         let usage = &ev[14].1["response"]["usage"];
@@ -924,10 +1101,17 @@ mod tests {
             hit_max_tokens: true,
             ..Behavior::default()
         };
-        let ev = events(&create(&state(), &b, br#"{"model":"m","input":"x","stream":true}"#));
+        let ev = events(&create(
+            &state(),
+            &b,
+            br#"{"model":"m","input":"x","stream":true}"#,
+        ));
         let (name, last) = ev.last().expect("events");
         assert_eq!(name, "response.incomplete");
-        assert_eq!(last["response"]["incomplete_details"]["reason"], "max_output_tokens");
+        assert_eq!(
+            last["response"]["incomplete_details"]["reason"],
+            "max_output_tokens"
+        );
         assert_eq!(ev[ev.len() - 2].1["item"]["status"], "incomplete");
     }
 }

@@ -212,8 +212,14 @@ mod tests {
         assert_eq!(b.map.len(), MAX_REMEMBERED);
 
         let st = AppState::new(Config::default());
-        assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[1; 32]]), None);
-        assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[2; 32]]), Some(0));
+        assert_eq!(
+            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[1; 32]]),
+            None
+        );
+        assert_eq!(
+            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[2; 32]]),
+            Some(0)
+        );
         assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[]), Some(1));
         st.store_response("r".into(), StoredResponse::default());
         assert!(st.stored_response("r").is_some());

@@ -160,7 +160,11 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
     for (i, m) in messages.iter().enumerate() {
         let role = match m.role.as_deref() {
             Some(r @ ("user" | "assistant")) => r,
-            Some(_) => return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant'")),
+            Some(_) => {
+                return Err(format!(
+                    "messages.{i}.role: Input should be 'user' or 'assistant'"
+                ))
+            }
             None => return Err(format!("messages.{i}.role: Field required")),
         };
         let expected = asked.take();
@@ -205,7 +209,10 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
             }
         }
         if let Some((k, ids)) = expected {
-            let missing: Vec<&str> = ids.into_iter().filter(|id| !answered.contains(id)).collect();
+            let missing: Vec<&str> = ids
+                .into_iter()
+                .filter(|id| !answered.contains(id))
+                .collect();
             if !missing.is_empty() {
                 return Err(format!(
                     "messages.{k}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
@@ -286,7 +293,10 @@ fn has_cache_marks(req: &MessagesRequest<'_>) -> bool {
     req.cache_control.as_ref().is_some_and(|c| !c.is_null())
         || req.tools.iter().flatten().any(marked)
         || blocks(req.system.as_ref()).iter().any(marked)
-        || req.messages.iter().any(|m| blocks(m.content.as_ref()).iter().any(marked))
+        || req
+            .messages
+            .iter()
+            .any(|m| blocks(m.content.as_ref()).iter().any(marked))
 }
 
 /// The request's blocks in Anthropic's cache order (tools, system, messages),
@@ -322,7 +332,10 @@ impl Prefixes {
         // The characters Prompt counts: a string, or a block's `text`.
         self.chars += match block {
             Value::String(s) => s.chars().count(),
-            b => b.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count()),
+            b => b
+                .get("text")
+                .and_then(Value::as_str)
+                .map_or(0, |t| t.chars().count()),
         };
         self.digests.push(self.hasher.clone().finalize().into());
         self.chars_upto.push(self.chars);
@@ -382,7 +395,12 @@ struct CacheUsage {
 }
 
 impl CacheUsage {
-    fn of(state: &AppState, req: &MessagesRequest<'_>, model: &str, prompt_tokens: u64) -> Option<Self> {
+    fn of(
+        state: &AppState,
+        req: &MessagesRequest<'_>,
+        model: &str,
+        prompt_tokens: u64,
+    ) -> Option<Self> {
         if !has_cache_marks(req) {
             return None;
         }
@@ -417,7 +435,11 @@ fn usage(prompt_tokens: u64, cache: Option<CacheUsage>, output_tokens: u64) -> V
     match cache {
         None => json!({"input_tokens": prompt_tokens, "output_tokens": output_tokens}),
         Some(c) => {
-            let (m5, h1) = if c.creation_1h { (0, c.creation) } else { (c.creation, 0) };
+            let (m5, h1) = if c.creation_1h {
+                (0, c.creation)
+            } else {
+                (c.creation, 0)
+            };
             json!({
                 "input_tokens": c.input,
                 "cache_creation_input_tokens": c.creation,
@@ -471,8 +493,7 @@ pub fn messages(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
     });
     let model = req.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let cache = CacheUsage::of(state, &req, model, answer.prompt_tokens);
-    let output_tokens =
-        answer.completion_tokens + thinking.as_ref().map_or(0, |(r, _)| r.tokens);
+    let output_tokens = answer.completion_tokens + thinking.as_ref().map_or(0, |(r, _)| r.tokens);
     let a = MessageAnswer {
         answer,
         thinking,
@@ -779,7 +800,10 @@ mod tests {
         let (status, body) = r.whole_body().expect("expected body");
         let v: Value = serde_json::from_slice(body).expect("json");
         assert_eq!(v["type"], "error");
-        (status.as_u16(), v["error"]["message"].as_str().unwrap_or("").to_owned())
+        (
+            status.as_u16(),
+            v["error"]["message"].as_str().unwrap_or("").to_owned(),
+        )
     }
 
     fn request(messages: Value) -> Vec<u8> {
@@ -797,27 +821,50 @@ mod tests {
         assert_eq!(v, json!({"input_tokens": 1}));
 
         let (code, msg) = run(&request(json!([{"role": "system", "content": "x"}])));
-        assert_eq!((code, msg.as_str()), (400, "messages.0.role: Input should be 'user' or 'assistant'"));
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                400,
+                "messages.0.role: Input should be 'user' or 'assistant'"
+            )
+        );
 
         let user = json!({"role": "user", "content": "hi"});
-        let asks = |input: Value| json!({"role": "assistant", "content": [
-            {"type": "text", "text": "let me see"},
-            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": input},
-        ]});
-        let result = |id: &str| json!({"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": id, "content": "42"},
-        ]});
-        let ok = messages(&state(), &Behavior::default(), &request(json!([user, asks(json!({})), result("toolu_1")])));
+        let asks = |input: Value| {
+            json!({"role": "assistant", "content": [
+                {"type": "text", "text": "let me see"},
+                {"type": "tool_use", "id": "toolu_1", "name": "f", "input": input},
+            ]})
+        };
+        let result = |id: &str| {
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": id, "content": "42"},
+            ]})
+        };
+        let ok = messages(
+            &state(),
+            &Behavior::default(),
+            &request(json!([user, asks(json!({})), result("toolu_1")])),
+        );
         assert_eq!(ok.whole_body().map(|b| b.0), Some(StatusCode::OK));
 
         let (code, msg) = run(&request(json!([user, asks(json!("x")), result("toolu_1")])));
-        assert_eq!((code, msg.as_str()), (400, "messages.1.content.1.tool_use.input: Input should be a valid dictionary"));
+        assert_eq!(
+            (code, msg.as_str()),
+            (
+                400,
+                "messages.1.content.1.tool_use.input: Input should be a valid dictionary"
+            )
+        );
         let (code, msg) = run(&request(json!([user, asks(json!({})), result("toolu_9")])));
         assert_eq!(code, 400);
         assert!(msg.starts_with("messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9."), "{msg}");
         // A tool result with no tool_use before it.
         let (code, msg) = run(&request(json!([result("toolu_1")])));
-        assert!(code == 400 && msg.contains("unexpected `tool_use_id`"), "{msg}");
+        assert!(
+            code == 400 && msg.contains("unexpected `tool_use_id`"),
+            "{msg}"
+        );
         // A tool_use the next turn does not answer.
         let (code, msg) = run(&request(json!([user, asks(json!({})), user])));
         assert_eq!(code, 400);
@@ -827,14 +874,26 @@ mod tests {
     #[test]
     fn thinking_config_is_checked() {
         let run = |thinking: Value, max: u64| {
-            let body = serde_json::to_vec(&json!({"model": "m", "max_tokens": max, "thinking": thinking,
-                "messages": [{"role": "user", "content": "hi"}]})).expect("json");
+            let body = serde_json::to_vec(
+                &json!({"model": "m", "max_tokens": max, "thinking": thinking,
+                "messages": [{"role": "user", "content": "hi"}]}),
+            )
+            .expect("json");
             let r = messages(&state(), &Behavior::default(), &body);
             r.whole_body().map(|b| b.0.as_u16())
         };
-        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 1024}), 2048), Some(200));
-        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 1000}), 2048), Some(400));
-        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 2048}), 2048), Some(400));
+        assert_eq!(
+            run(json!({"type": "enabled", "budget_tokens": 1024}), 2048),
+            Some(200)
+        );
+        assert_eq!(
+            run(json!({"type": "enabled", "budget_tokens": 1000}), 2048),
+            Some(400)
+        );
+        assert_eq!(
+            run(json!({"type": "enabled", "budget_tokens": 2048}), 2048),
+            Some(400)
+        );
         assert_eq!(run(json!({"type": "enabled"}), 2048), Some(400));
         assert_eq!(run(json!({"type": "adaptive"}), 100), Some(200));
         assert_eq!(run(json!({"type": "disabled"}), 100), Some(200));
@@ -901,13 +960,22 @@ mod tests {
             ]
         );
         assert_eq!(delays, [0, 0, 0, 5, 5, 0, 0, 0, 5, 5, 0, 0, 0]);
-        assert_eq!(ev[1].1["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+        assert_eq!(
+            ev[1].1["content_block"],
+            json!({"type": "thinking", "thinking": "", "signature": ""})
+        );
         let thinking: String = ev[3..5]
             .iter()
             .map(|(_, v)| v["delta"]["thinking"].as_str().unwrap_or("").to_owned())
             .collect();
-        assert_eq!(ev[5].1["delta"]["signature"], thinking_signature(&thinking).as_str());
-        assert_eq!((ev[6].1["index"].clone(), ev[7].1["index"].clone()), (json!(0), json!(1)));
+        assert_eq!(
+            ev[5].1["delta"]["signature"],
+            thinking_signature(&thinking).as_str()
+        );
+        assert_eq!(
+            (ev[6].1["index"].clone(), ev[7].1["index"].clone()),
+            (json!(0), json!(1))
+        );
         assert_eq!(ev[7].1["content_block"]["type"], "text");
         assert_eq!(ev[11].1["usage"]["output_tokens"], 2 + 7);
     }
@@ -916,24 +984,41 @@ mod tests {
     fn replayed_thinking_needs_the_issued_signature() {
         let turn = |thinking: Value| {
             let body = serde_json::to_vec(&json!({"model": "m", "max_tokens": 4096,
-                "thinking": {"type": "enabled", "budget_tokens": 2048},
-                "messages": [
-                    {"role": "user", "content": "why"},
-                    {"role": "assistant", "content": [thinking, {"type": "text", "text": "because"}]},
-                    {"role": "user", "content": "really?"},
-                ]})).expect("json");
+            "thinking": {"type": "enabled", "budget_tokens": 2048},
+            "messages": [
+                {"role": "user", "content": "why"},
+                {"role": "assistant", "content": [thinking, {"type": "text", "text": "because"}]},
+                {"role": "user", "content": "really?"},
+            ]}))
+            .expect("json");
             let r = messages(&state(), &Behavior::default(), &body);
             let (status, body) = r.whole_body().expect("body");
             let v: Value = serde_json::from_slice(body).expect("json");
-            (status.as_u16(), v["error"]["message"].as_str().unwrap_or("").to_owned())
+            (
+                status.as_u16(),
+                v["error"]["message"].as_str().unwrap_or("").to_owned(),
+            )
         };
         let text = "mock reasoning about: why";
-        let good = json!({"type": "thinking", "thinking": text, "signature": thinking_signature(text)});
+        let good =
+            json!({"type": "thinking", "thinking": text, "signature": thinking_signature(text)});
         assert_eq!(turn(good).0, 200);
         let forged = json!({"type": "thinking", "thinking": "I changed this", "signature": thinking_signature(text)});
-        assert_eq!(turn(forged), (400, "messages.1.content.0: Invalid `signature` in `thinking` block".into()));
+        assert_eq!(
+            turn(forged),
+            (
+                400,
+                "messages.1.content.0: Invalid `signature` in `thinking` block".into()
+            )
+        );
         let unsigned = json!({"type": "thinking", "thinking": text});
-        assert_eq!(turn(unsigned), (400, "messages.1.content.0.thinking.signature: Field required".into()));
+        assert_eq!(
+            turn(unsigned),
+            (
+                400,
+                "messages.1.content.0.thinking.signature: Field required".into()
+            )
+        );
         let redacted = json!({"type": "redacted_thinking", "data": "opaque"});
         assert_eq!(turn(redacted).0, 200);
     }
@@ -976,21 +1061,35 @@ mod tests {
             let mut msgs = Vec::new();
             for i in 0..n {
                 let role = if i % 2 == 0 { "user" } else { "assistant" };
-                let mut block = json!({"type": "text", "text": format!("turn {i} {}", "x".repeat(33))}); // 40 chars
+                let mut block =
+                    json!({"type": "text", "text": format!("turn {i} {}", "x".repeat(33))}); // 40 chars
                 if i == n - 1 {
                     block["cache_control"] = json!({"type": "ephemeral", "ttl": "1h"});
                 }
                 msgs.push(json!({"role": role, "content": [block]}));
             }
-            serde_json::to_vec(&json!({"model": "m", "max_tokens": 100, "messages": msgs})).expect("json")
+            serde_json::to_vec(&json!({"model": "m", "max_tokens": 100, "messages": msgs}))
+                .expect("json")
         };
         let usage = |b: &[u8]| body_json(&messages(&st, &Behavior::default(), b))["usage"].clone();
         let u = usage(&turn(3));
-        assert_eq!((u["cache_creation_input_tokens"].clone(), u["cache_read_input_tokens"].clone()), (json!(30), json!(0)));
+        assert_eq!(
+            (
+                u["cache_creation_input_tokens"].clone(),
+                u["cache_read_input_tokens"].clone()
+            ),
+            (json!(30), json!(0))
+        );
         assert_eq!(u["cache_creation"]["ephemeral_1h_input_tokens"], 30);
         assert_eq!(u["input_tokens"], 0);
         let u = usage(&turn(5));
-        assert_eq!((u["cache_creation_input_tokens"].clone(), u["cache_read_input_tokens"].clone()), (json!(20), json!(30)));
+        assert_eq!(
+            (
+                u["cache_creation_input_tokens"].clone(),
+                u["cache_read_input_tokens"].clone()
+            ),
+            (json!(20), json!(30))
+        );
         // Without marks, no cache fields at all (as before).
         let plain = br#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#;
         assert_eq!(usage(plain), json!({"input_tokens": 1, "output_tokens": 8}));
@@ -1000,7 +1099,8 @@ mod tests {
     fn cache_usage_is_in_message_start() {
         let body = serde_json::to_vec(&json!({"model": "m", "max_tokens": 100, "stream": true,
             "cache_control": {"type": "ephemeral"},
-            "messages": [{"role": "user", "content": "abcdefgh"}]})).expect("json");
+            "messages": [{"role": "user", "content": "abcdefgh"}]}))
+        .expect("json");
         let ev = events(&messages(&state(), &Behavior::default(), &body));
         let u = &ev[0].1["message"]["usage"];
         assert_eq!(u["cache_creation_input_tokens"], 2);
