@@ -13,7 +13,12 @@
 //!   opening event (Gemini, Ollama) send their first piece after
 //!   `ttft_ms + chunk_delay_ms`; formats that deliver a tool call whole
 //!   (Gemini, Ollama) send it when the last argument piece would have come.
-//!   So every stream lasts `ttft_ms + pieces * chunk_delay_ms`.
+//!   So every stream lasts `ttft_ms + pieces * chunk_delay_ms`; an answer
+//!   with reasoning (Anthropic thinking, a Responses reasoning summary)
+//!   streams [`REASONING_PIECES`] more pieces, paced the same.
+//! * [`Reasoning`] is what the mock thinks when asked to reason; its tokens
+//!   (behaviour `reasoning_tokens`, default the text's) count in the output
+//!   tokens on top of `completion_tokens`.
 
 use std::borrow::Cow;
 use std::time::Duration;
