@@ -153,10 +153,39 @@ fn block_type(b: &Value) -> Option<&str> {
     b.get("type").and_then(Value::as_str)
 }
 
-/// Anthropic's checks of the conversation (see the module docs).
+/// The tool_use ids of a turn that the next turn must answer, with the
+/// index of the message that asked first.
+type Asked<'m> = Option<(usize, Vec<&'m str>)>;
+
+/// Anthropic's "each `tool_use` answered in the next turn" check, when the
+/// turn after the asking one ends.
+fn all_answered(asked: Asked<'_>, answered: &[&str]) -> Result<(), String> {
+    let Some((k, ids)) = asked else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = ids
+        .into_iter()
+        .filter(|id| !answered.contains(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "messages.{k}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+        missing.join(", ")
+    ))
+}
+
+/// Anthropic's checks of the conversation (see the module docs). Like
+/// Anthropic, consecutive messages of one role make one turn, so tool
+/// results may be spread over consecutive user messages.
 fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
-    // The previous assistant turn's tool_use ids, with its index.
-    let mut asked: Option<(usize, Vec<&str>)> = None;
+    let mut turn_role = None;
+    // Asked by the turn before the current one, and answered in this one.
+    let mut expected: Asked<'_> = None;
+    let mut answered: Vec<&str> = Vec::new();
+    // Asked by the current turn.
+    let mut asking: Asked<'_> = None;
     for (i, m) in messages.iter().enumerate() {
         let role = match m.role.as_deref() {
             Some(r @ ("user" | "assistant")) => r,
@@ -167,9 +196,12 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
             }
             None => return Err(format!("messages.{i}.role: Field required")),
         };
-        let expected = asked.take();
-        let mut answered = Vec::new();
-        let mut uses = Vec::new();
+        if turn_role != Some(role) {
+            all_answered(expected.take(), &answered)?;
+            answered.clear();
+            expected = asking.take();
+            turn_role = Some(role);
+        }
         for (j, b) in blocks(m.content.as_ref()).iter().enumerate() {
             match (role, block_type(b)) {
                 ("assistant", Some("tool_use")) => {
@@ -178,7 +210,9 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
                             "messages.{i}.content.{j}.tool_use.input: Input should be a valid dictionary"
                         ));
                     }
-                    uses.extend(b.get("id").and_then(Value::as_str));
+                    if let Some(id) = b.get("id").and_then(Value::as_str) {
+                        asking.get_or_insert_with(|| (i, Vec::new())).1.push(id);
+                    }
                 }
                 ("assistant", Some("thinking")) => {
                     let text = b.get("thinking").and_then(Value::as_str).unwrap_or("");
@@ -208,23 +242,10 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
                 _ => {}
             }
         }
-        if let Some((k, ids)) = expected {
-            let missing: Vec<&str> = ids
-                .into_iter()
-                .filter(|id| !answered.contains(id))
-                .collect();
-            if !missing.is_empty() {
-                return Err(format!(
-                    "messages.{k}: `tool_use` ids were found without `tool_result` blocks immediately after: {}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
-                    missing.join(", ")
-                ));
-            }
-        }
-        if !uses.is_empty() {
-            asked = Some((i, uses));
-        }
     }
-    Ok(())
+    // The last turn must answer the one before it; a last assistant turn's
+    // own tool_use has no next turn yet.
+    all_answered(expected, &answered)
 }
 
 /// Whether the answer starts with a thinking block, after Anthropic's checks
@@ -865,6 +886,23 @@ mod tests {
             code == 400 && msg.contains("unexpected `tool_use_id`"),
             "{msg}"
         );
+        // Results spread over consecutive user messages: one turn, as Anthropic merges them.
+        let two = json!({"role": "assistant", "content": [
+            {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
+            {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {}},
+        ]});
+        let split = request(json!([
+            user,
+            two,
+            result("toolu_1"),
+            result("toolu_2"),
+            user
+        ]));
+        let r = messages(&state(), &Behavior::default(), &split);
+        assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::OK));
+        let (code, msg) = run(&request(json!([user, two, result("toolu_2"), user])));
+        assert_eq!(code, 400);
+        assert!(msg.starts_with("messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1."), "{msg}");
         // A tool_use the next turn does not answer.
         let (code, msg) = run(&request(json!([user, asks(json!({})), user])));
         assert_eq!(code, 400);
