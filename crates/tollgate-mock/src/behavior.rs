@@ -58,6 +58,11 @@ pub struct Behavior {
     /// OpenAI-format JSON answers leave out `usage`, as some OpenAI-compatible
     /// servers do.
     pub omit_usage: bool,
+    /// Reasoning tokens reported when a request asks for reasoning (OpenAI
+    /// Responses `reasoning.effort`, Anthropic `thinking`); `None` means the
+    /// tokens of the mock's reasoning text. Counted in the output tokens on
+    /// top of `completion_tokens`, as the providers do.
+    pub reasoning_tokens: Option<u64>,
 }
 
 impl Default for Behavior {
@@ -75,6 +80,7 @@ impl Default for Behavior {
             tool_call: false,
             hit_max_tokens: false,
             omit_usage: false,
+            reasoning_tokens: None,
         }
     }
 }
@@ -131,6 +137,9 @@ impl Behavior {
         if let Some(v) = p.omit_usage {
             self.omit_usage = v;
         }
+        if let Some(v) = p.reasoning_tokens {
+            self.reasoning_tokens = v;
+        }
     }
 }
 
@@ -157,6 +166,8 @@ pub struct BehaviorPatch {
     pub tool_call: Option<bool>,
     pub hit_max_tokens: Option<bool>,
     pub omit_usage: Option<bool>,
+    #[serde(default, deserialize_with = "present")]
+    pub reasoning_tokens: Option<Option<u64>>,
     /// Apply to the next N model requests only.
     pub times: Option<u32>,
 }

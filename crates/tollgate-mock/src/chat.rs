@@ -13,7 +13,12 @@
 //!   opening event (Gemini, Ollama) send their first piece after
 //!   `ttft_ms + chunk_delay_ms`; formats that deliver a tool call whole
 //!   (Gemini, Ollama) send it when the last argument piece would have come.
-//!   So every stream lasts `ttft_ms + pieces * chunk_delay_ms`.
+//!   So every stream lasts `ttft_ms + pieces * chunk_delay_ms`; an answer
+//!   with reasoning (Anthropic thinking, a Responses reasoning summary)
+//!   streams [`REASONING_PIECES`] more pieces, paced the same.
+//! * [`Reasoning`] is what the mock thinks when asked to reason; its tokens
+//!   (behaviour `reasoning_tokens`, default the text's) count in the output
+//!   tokens on top of `completion_tokens`.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -33,6 +38,20 @@ pub struct Message<'a> {
     /// (assistant tool-call turns).
     #[serde(default)]
     pub content: Option<Value>,
+    /// An assistant turn's tool calls (only their ids matter here).
+    #[serde(default, borrow)]
+    pub tool_calls: Option<Vec<ToolCallRef<'a>>>,
+    /// A `tool` message: the call it answers.
+    #[serde(default, borrow)]
+    pub tool_call_id: Option<Cow<'a, str>>,
+}
+
+/// A tool call of an assistant message, as far as the mock reads it.
+#[derive(Deserialize)]
+pub struct ToolCallRef<'a> {
+    /// Absent in Ollama's shape.
+    #[serde(default, borrow)]
+    pub id: Option<Cow<'a, str>>,
 }
 
 /// A tool in OpenAI's shape (`{"type":"function","function":{"name":...}}`).
@@ -75,6 +94,36 @@ pub const TOOL_ARGS: &str = r#"{"x":1}"#;
 pub const TOOL_ARG_PIECES: [&str; 2] = [r#"{"x":"#, "1}"];
 /// Model name when the request names none.
 pub const DEFAULT_MODEL: &str = "mock-model";
+/// How many pieces a stream splits the reasoning text into.
+pub const REASONING_PIECES: usize = 2;
+
+/// What the mock "thinks" before answering, when a request asks for
+/// reasoning (Anthropic `thinking`, OpenAI Responses `reasoning`): the
+/// thinking block's text, or the reasoning summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reasoning {
+    pub text: String,
+    /// Reasoning tokens (behaviour `reasoning_tokens`, else the text's).
+    pub tokens: u64,
+}
+
+impl Reasoning {
+    pub fn new(prompt: &Prompt, behavior: &Behavior) -> Self {
+        let text = format!(
+            "mock reasoning about: {}",
+            tokens::prefix_chars(&prompt.last_user, ECHO_CHARS)
+        );
+        let tokens = behavior
+            .reasoning_tokens
+            .unwrap_or_else(|| tokens::approx_tokens(text.chars().count()));
+        Reasoning { text, tokens }
+    }
+
+    /// The [`REASONING_PIECES`] pieces a stream sends.
+    pub fn pieces(&self) -> Vec<&str> {
+        tokens::split_even(&self.text, REASONING_PIECES)
+    }
+}
 
 /// The mock tool call's arguments as a JSON value, for formats that send an
 /// object rather than a string (Anthropic, Gemini, Bedrock, Ollama).
@@ -343,6 +392,22 @@ mod tests {
             ..Behavior::default()
         };
         assert_eq!(Answer::new(&p, &b, None).stop, Stop::MaxTokens);
+    }
+
+    #[test]
+    fn reasoning_text_tokens_and_pieces() {
+        let mut p = Prompt::default();
+        p.add_message(Some("user"), &json!("why"));
+        let r = Reasoning::new(&p, &Behavior::default());
+        assert_eq!(r.text, "mock reasoning about: why");
+        assert_eq!(r.tokens, 7);
+        assert_eq!(r.pieces().len(), REASONING_PIECES);
+        assert_eq!(r.pieces().concat(), r.text);
+        let b = Behavior {
+            reasoning_tokens: Some(100),
+            ..Behavior::default()
+        };
+        assert_eq!(Reasoning::new(&p, &b).tokens, 100);
     }
 
     #[test]

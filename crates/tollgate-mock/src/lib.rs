@@ -1,16 +1,33 @@
 //! Mock LLM provider for tollgate's end-to-end tests, benchmarks and demo.
 //!
 //! Layout: `server` owns connections and routing; provider wire formats live
-//! in `openai` (also Azure OpenAI and Mistral) and `native::*` (Anthropic,
-//! Gemini and Vertex AI, Bedrock Converse and InvokeModel, Cohere v2, Ollama:
-//! see [`native`] for the endpoint list) and only turn a request into a
-//! [`reply::Reply`]. What a chat answer says (echoed text, tool call, usage,
-//! stream pacing) comes from [`chat`], so the behaviour knobs mean the same in
-//! every format; embeddings come from [`embedding`], so the same text gets the
-//! same vector from every provider's embeddings endpoint. Everything
+//! in `openai` (chat completions and embeddings, also Azure OpenAI and
+//! Mistral), `responses` (OpenAI's Responses API) and `native::*`
+//! (Anthropic Messages and count_tokens, Gemini and Vertex AI, Bedrock
+//! Converse and InvokeModel, Cohere v2, Ollama: see [`native`] for the
+//! endpoint list) and only turn a request into a [`reply::Reply`]. What a
+//! chat answer says (echoed text, tool call, reasoning, usage, stream
+//! pacing) comes from [`chat`], so the behaviour knobs mean the same in
+//! every format; embeddings come from [`embedding`], so the same text gets
+//! the same vector from every provider's embeddings endpoint. Everything
 //! provider-independent — behaviour overrides, faults, delays, recording,
 //! stats — is shared so new providers get it for free.
+//!
+//! | endpoint | answer |
+//! | --- | --- |
+//! | `POST .../chat/completions` (OpenAI, `/mistral/...`, Azure `/openai/deployments/{d}/...`) | JSON, or SSE `data:` chunks with `"stream": true` |
+//! | `POST .../embeddings` | JSON |
+//! | `POST .../responses` (OpenAI Responses API; Azure `/openai/v1/responses`) | a Response object, or typed SSE events with `"stream": true` |
+//! | the native formats | see [`native`] |
+//!
+//! Test control (never recorded, never affected by the behaviour):
+//! `POST /_mock/behavior` (a [`behavior::BehaviorPatch`]), `GET
+//! /_mock/behavior`, `POST /_mock/reset` (behaviour, records, stats, the
+//! Anthropic prompt cache and stored Responses), `GET|DELETE
+//! /_mock/requests` (each request's method, path, query, headers, parsed
+//! `body` and exact `body_base64`: see [`record`]), `GET /_mock/stats`.
 
+pub mod b64;
 pub mod behavior;
 pub mod body;
 pub mod chat;
@@ -20,6 +37,7 @@ pub mod native;
 pub mod openai;
 pub mod record;
 pub mod reply;
+pub mod responses;
 pub mod server;
 pub mod sse;
 pub mod state;

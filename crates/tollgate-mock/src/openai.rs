@@ -257,6 +257,9 @@ pub fn chat(
             None,
         );
     }
+    if let Err(message) = check_tool_messages(&req.messages) {
+        return invalid_request(&message);
+    }
     let model = req
         .model
         .as_deref()
@@ -333,6 +336,38 @@ pub fn chat(
             usage: (!behavior.omit_usage).then_some(usage),
         },
     )
+}
+
+/// OpenAI's check of tool turns: each `tool` message answers a call of the
+/// assistant message before it (other `tool` messages may come between), by
+/// `tool_call_id`. Messages as OpenAI words them (typo included).
+fn check_tool_messages(messages: &[Message<'_>]) -> Result<(), String> {
+    // Ids of the tool calls the current run of tool messages answers.
+    let mut calls: Option<Vec<&str>> = None;
+    for m in messages {
+        match m.role.as_deref() {
+            Some("tool") => {
+                let Some(ids) = &calls else {
+                    return Err("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
+                };
+                let Some(id) = m.tool_call_id.as_deref() else {
+                    return Err("Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.".into());
+                };
+                if !ids.contains(&id) {
+                    return Err(format!("Invalid parameter: 'tool_call_id' of '{id}' not found in 'tool_calls' of previous message."));
+                }
+            }
+            Some("assistant") => {
+                calls = m
+                    .tool_calls
+                    .as_ref()
+                    .filter(|c| !c.is_empty())
+                    .map(|c| c.iter().filter_map(|c| c.id.as_deref()).collect());
+            }
+            _ => calls = None,
+        }
+    }
+    Ok(())
 }
 
 fn finish_reason_of(stop: Stop) -> &'static str {
@@ -667,6 +702,7 @@ pub fn embeddings(
 mod tests {
     use super::*;
     use crate::Config;
+    use serde_json::json;
 
     fn state() -> AppState {
         AppState::new(Config::default())
@@ -865,6 +901,32 @@ mod tests {
             .collect();
         assert_eq!(args, r#"{"x":1}"#);
         assert_eq!(payload(&ev[3])["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn tool_messages_must_answer_the_previous_assistant_calls() {
+        let call = |id: &str| json!({"id": id, "type": "function", "function": {"name": "f", "arguments": "{}"}});
+        let user = json!({"role": "user", "content": "hi"});
+        let asks = json!({"role": "assistant", "content": null, "tool_calls": [call("call_1"), call("call_2")]});
+        let answer = |id: &str| json!({"role": "tool", "tool_call_id": id, "content": "2"});
+        let status = |messages: Value| {
+            let body = serde_json::to_vec(&json!({"messages": messages})).expect("json");
+            let r = chat(&state(), &Behavior::default(), &body);
+            let (status, body) = r.whole_body().expect("body");
+            let v: Value = serde_json::from_slice(body).expect("json");
+            (status.as_u16(), v["error"]["message"].as_str().unwrap_or("").to_owned())
+        };
+        let ok = status(json!([user, asks, answer("call_1"), answer("call_2")]));
+        assert_eq!(ok.0, 200);
+        let (code, msg) = status(json!([user, asks, answer("call_9")]));
+        assert_eq!(code, 400);
+        assert!(msg.contains("'call_9' not found in 'tool_calls'"), "{msg}");
+        let (code, msg) = status(json!([user, answer("call_1")]));
+        assert_eq!(code, 400);
+        assert!(msg.contains("must be a response to a preceeding message with 'tool_calls'"), "{msg}");
+        // A user turn between the calls and the answer breaks the link.
+        assert_eq!(status(json!([user, asks, user, answer("call_1")])).0, 400);
+        assert_eq!(status(json!([user, asks, {"role": "tool", "content": "2"}])).0, 400);
     }
 
     #[test]

@@ -1,5 +1,12 @@
 //! Request recording for `GET /_mock/requests`: lets tests assert what the
 //! gateway actually sent upstream (rewritten headers, injected keys, body).
+//!
+//! Each record has every request header (`authorization`, `x-api-key`,
+//! `anthropic-version`, `anthropic-beta`... lower-case names), the body as
+//! parsed JSON (`body`, handy but not byte-exact: keys come back sorted and
+//! numbers re-printed), and the exact bytes as `body_base64` plus
+//! `body_sha256` and `body_len`, so a test can assert a body arrived
+//! byte-for-byte.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -10,7 +17,8 @@ use sha2::{Digest, Sha256};
 /// Oldest records are dropped beyond this, so a long benchmark run without
 /// `--no-record` cannot grow memory without bound.
 pub const MAX_RECORDS: usize = 1000;
-/// Bodies above this are not parsed into the record (hash and length still are).
+/// Bodies above this are neither parsed nor kept in the record (hash and
+/// length still are).
 pub const MAX_PARSED_BODY: usize = 1 << 20;
 
 #[derive(Debug, Clone, Serialize)]
@@ -22,7 +30,10 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     pub body_len: usize,
     pub body_sha256: String,
+    /// The body as JSON, when it is JSON.
     pub body: Option<serde_json::Value>,
+    /// The exact body bytes, standard padded base64 (`""` for no body).
+    pub body_base64: Option<String>,
 }
 
 impl RecordedRequest {
@@ -38,7 +49,8 @@ impl RecordedRequest {
                 })
                 .or_insert_with(|| value.into_owned());
         }
-        let parsed = if body.is_empty() || body.len() >= MAX_PARSED_BODY {
+        let kept = body.len() < MAX_PARSED_BODY;
+        let parsed = if body.is_empty() || !kept {
             None
         } else {
             serde_json::from_slice(body).ok()
@@ -51,6 +63,7 @@ impl RecordedRequest {
             body_len: body.len(),
             body_sha256: hex_sha256(body),
             body: parsed,
+            body_base64: kept.then(|| crate::b64::encode(body)),
         }
     }
 }
@@ -118,8 +131,13 @@ mod tests {
         assert_eq!(rec.body, Some(serde_json::json!({"k":1})));
         assert_eq!(rec.body_len, 7);
         assert_eq!(rec.body_sha256.len(), 64);
+        assert_eq!(rec.body_base64.as_deref(), Some("eyJrIjoxfQ=="));
         let rec = RecordedRequest::new(&parts, b"not json");
         assert_eq!(rec.body, None);
+        assert_eq!(rec.body_base64.as_deref(), Some("bm90IGpzb24="));
+        let big = vec![b' '; MAX_PARSED_BODY];
+        let rec = RecordedRequest::new(&parts, &big);
+        assert_eq!((rec.body_base64, rec.body_len), (None, MAX_PARSED_BODY));
     }
 
     #[test]

@@ -29,7 +29,7 @@ use crate::native::{anthropic, bedrock, cohere, gemini, google_oauth, ollama};
 use crate::record::RecordedRequest;
 use crate::reply::Reply;
 use crate::state::AppState;
-use crate::{control, openai};
+use crate::{control, openai, responses};
 
 /// Request bodies above this are refused (a mock has no business buffering more).
 const MAX_REQUEST_BODY: usize = 64 << 20;
@@ -96,6 +96,10 @@ enum Endpoint<'a> {
     },
     /// Anthropic `/v1/messages`.
     AnthropicMessages,
+    /// Anthropic `/v1/messages/count_tokens`.
+    AnthropicCountTokens,
+    /// OpenAI Responses API `/v1/responses` (Azure: `/openai/v1/responses`).
+    OpenAiResponses,
     /// Gemini `/v1beta/models/{model}:generateContent` or
     /// `:streamGenerateContent`, and the same under a Vertex AI path.
     Gemini {
@@ -156,6 +160,12 @@ fn route(path: &str) -> Option<Endpoint<'_>> {
     if path.ends_with("/v1/messages") {
         return Some(Endpoint::AnthropicMessages);
     }
+    if path.ends_with("/v1/messages/count_tokens") {
+        return Some(Endpoint::AnthropicCountTokens);
+    }
+    if path.ends_with("/responses") {
+        return Some(Endpoint::OpenAiResponses);
+    }
     if path.ends_with("/v2/chat") {
         return Some(Endpoint::CohereChat);
     }
@@ -202,7 +212,10 @@ impl Endpoint<'_> {
             Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => {
                 openai::error(status, message, "invalid_request_error", None)
             }
-            Endpoint::AnthropicMessages => anthropic::error(status, message),
+            Endpoint::OpenAiResponses => responses::error(status, message, None, None),
+            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => {
+                anthropic::error(status, message)
+            }
             Endpoint::Gemini { .. }
             | Endpoint::GeminiEmbed { .. }
             | Endpoint::VertexPredict { .. } => gemini::error(status, message),
@@ -220,7 +233,10 @@ impl Endpoint<'_> {
             Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => {
                 openai::mock_error(status, behavior)
             }
-            Endpoint::AnthropicMessages => anthropic::mock_error(status, behavior),
+            Endpoint::OpenAiResponses => responses::mock_error(status, behavior),
+            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => {
+                anthropic::mock_error(status, behavior)
+            }
             Endpoint::Gemini { .. }
             | Endpoint::GeminiEmbed { .. }
             | Endpoint::VertexPredict { .. } => gemini::mock_error(status, behavior),
@@ -246,7 +262,9 @@ impl Endpoint<'_> {
             Endpoint::OpenAiEmbeddings { deployment, dialect } => {
                 openai::embeddings(state, body, deployment, dialect)
             }
+            Endpoint::OpenAiResponses => responses::create(state, behavior, body),
             Endpoint::AnthropicMessages => anthropic::messages(state, behavior, body),
+            Endpoint::AnthropicCountTokens => anthropic::count_tokens(body),
             Endpoint::Gemini { model, stream } => gemini::generate(
                 state,
                 behavior,
@@ -455,11 +473,17 @@ mod tests {
         );
         assert_eq!(route("/mistral/v1/embeddings"), embeddings(None, openai::Dialect::Mistral));
         assert_eq!(route("/v1/models"), None);
+        assert_eq!(route("/v1/responses"), Some(Endpoint::OpenAiResponses));
+        assert_eq!(route("/openai/v1/responses"), Some(Endpoint::OpenAiResponses));
     }
 
     #[test]
     fn routes_native_formats() {
         assert_eq!(route("/v1/messages"), Some(Endpoint::AnthropicMessages));
+        assert_eq!(
+            route("/anthropic/v1/messages/count_tokens"),
+            Some(Endpoint::AnthropicCountTokens)
+        );
         assert_eq!(route("/v2/chat"), Some(Endpoint::CohereChat));
         assert_eq!(route("/api/chat"), Some(Endpoint::OllamaChat));
         assert_eq!(

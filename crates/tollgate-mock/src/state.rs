@@ -1,5 +1,9 @@
-//! Shared server state: behaviour, recorder, counters.
+//! Shared server state: behaviour, recorder, counters, and what the mock
+//! remembers between model requests (Anthropic prompt-cache prefixes, stored
+//! OpenAI Responses).
 
+use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -13,6 +17,71 @@ pub struct AppState {
     pub recorder: Option<Recorder>,
     pub stats: Arc<Stats>,
     ids: AtomicU64,
+    /// Hashes of the Anthropic prompt prefixes written to the mock's cache.
+    prompt_cache: Mutex<Bounded<[u8; 32], ()>>,
+    /// Responses API answers stored for `previous_response_id`, by id.
+    responses: Mutex<Bounded<String, StoredResponse>>,
+}
+
+/// What a later request's `previous_response_id` needs of a stored response.
+#[derive(Debug, Clone, Default)]
+pub struct StoredResponse {
+    /// Prompt characters of the whole conversation up to and including the
+    /// response's own output (a follow-up counts them as input).
+    pub context_chars: usize,
+    /// The last user text of the conversation (echoed when the follow-up
+    /// brings no new user text, e.g. only a function call output).
+    pub last_user: String,
+    /// `call_id`s of the function calls the response made.
+    pub call_ids: Vec<String>,
+}
+
+/// Entries kept beyond this are dropped oldest first, so a long run cannot
+/// grow the mock's memory without bound.
+pub const MAX_REMEMBERED: usize = 10_000;
+
+/// A map that forgets its oldest entries beyond [`MAX_REMEMBERED`].
+#[derive(Debug)]
+pub struct Bounded<K, V> {
+    map: HashMap<K, V>,
+    order: VecDeque<K>,
+}
+
+impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
+    fn new() -> Self {
+        Bounded {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.get(k)
+    }
+
+    pub fn contains(&self, k: &K) -> bool {
+        self.map.contains_key(k)
+    }
+
+    pub fn insert(&mut self, k: K, v: V) {
+        if self.map.insert(k.clone(), v).is_none() {
+            self.order.push_back(k);
+            if self.order.len() > MAX_REMEMBERED {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.map.clear();
+        self.order.clear();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl AppState {
@@ -22,13 +91,37 @@ impl AppState {
             recorder: config.record.then(Recorder::new),
             stats: Arc::new(Stats::default()),
             ids: AtomicU64::new(0),
+            prompt_cache: Mutex::new(Bounded::new()),
+            responses: Mutex::new(Bounded::new()),
         }
+    }
+
+    /// Looks up which of `prefixes` (hashes of growing prompt prefixes) are
+    /// cached, then caches `write`; under one lock so two concurrent
+    /// requests see one order. Returns the index of the longest cached one.
+    pub fn prompt_cache_lookup(&self, prefixes: &[[u8; 32]], write: &[[u8; 32]]) -> Option<usize> {
+        let mut cache = lock(&self.prompt_cache);
+        let hit = prefixes.iter().rposition(|p| cache.contains(p));
+        for w in write {
+            cache.insert(*w, ());
+        }
+        hit
+    }
+
+    /// Stores a Responses API answer for `previous_response_id`.
+    pub fn store_response(&self, id: String, stored: StoredResponse) {
+        lock(&self.responses).insert(id, stored);
+    }
+
+    /// A stored Responses API answer.
+    pub fn stored_response(&self, id: &str) -> Option<StoredResponse> {
+        lock(&self.responses).get(&id.to_owned()).cloned()
     }
 
     /// A poisoned lock only means another request panicked mid-update; the
     /// state is still usable, and a mock must keep serving.
     pub fn behavior(&self) -> MutexGuard<'_, BehaviorState> {
-        self.behavior.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.behavior)
     }
 
     /// Behaviour for one model request (consumes one-shot overrides) and
@@ -43,9 +136,12 @@ impl AppState {
         self.ids.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// `POST /_mock/reset`.
+    /// `POST /_mock/reset`: also forgets cached prompt prefixes and stored
+    /// responses.
     pub fn reset(&self) {
         self.behavior().reset();
+        lock(&self.prompt_cache).clear();
+        lock(&self.responses).clear();
         if let Some(r) = &self.recorder {
             r.clear();
         }
@@ -105,6 +201,32 @@ impl Drop for StreamGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_forgets_oldest_and_reset_forgets_all() {
+        let mut b = Bounded::new();
+        for i in 0..MAX_REMEMBERED + 2 {
+            b.insert(i, ());
+        }
+        assert!(!b.contains(&0) && !b.contains(&1) && b.contains(&2));
+        assert_eq!(b.map.len(), MAX_REMEMBERED);
+
+        let st = AppState::new(Config::default());
+        assert_eq!(
+            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[1; 32]]),
+            None
+        );
+        assert_eq!(
+            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[2; 32]]),
+            Some(0)
+        );
+        assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[]), Some(1));
+        st.store_response("r".into(), StoredResponse::default());
+        assert!(st.stored_response("r").is_some());
+        st.reset();
+        assert_eq!(st.prompt_cache_lookup(&[[1; 32]], &[]), None);
+        assert!(st.stored_response("r").is_none());
+    }
 
     #[test]
     fn guard_counts_cancelled_only_when_unfinished() {

@@ -233,6 +233,248 @@ async fn requests_are_recorded_with_headers_and_body() {
 }
 
 #[tokio::test]
+async fn records_keep_the_exact_body_bytes_and_every_header() {
+    let m = start().await;
+    // Spacing, a line break and a \u escape: a JSON round trip would change them.
+    const BODY: &[u8] = br#"{ "model":"claude-x",  "max_tokens" :  100,
+ "messages":[{"role":"user","content":"h\u00e9"}]}"#;
+    let a = m
+        .post_bytes(
+            "/v1/messages/count_tokens",
+            BODY,
+            &[
+                ("x-api-key", "sk-ant-test"),
+                ("anthropic-version", "2023-06-01"),
+                (
+                    "anthropic-beta",
+                    "prompt-caching-2024-07-31,token-counting-2024-11-01",
+                ),
+                ("authorization", "Bearer other"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let recs = m.get("/_mock/requests").await.json();
+    let r = &recs[0];
+    assert_eq!(r["body_base64"], tollgate_mock::b64::encode(BODY).as_str());
+    assert_eq!(r["body_len"], BODY.len());
+    assert_eq!(
+        r["body_sha256"],
+        tollgate_mock::record::hex_sha256(BODY).as_str()
+    );
+    assert_eq!(r["body"]["messages"][0]["content"], "hé");
+    assert_eq!(r["headers"]["x-api-key"], "sk-ant-test");
+    assert_eq!(r["headers"]["anthropic-version"], "2023-06-01");
+    assert_eq!(
+        r["headers"]["anthropic-beta"],
+        "prompt-caching-2024-07-31,token-counting-2024-11-01"
+    );
+    assert_eq!(r["headers"]["authorization"], "Bearer other");
+}
+
+#[tokio::test]
+async fn chat_tool_messages_must_answer_a_call_of_the_assistant_turn() {
+    let m = start().await;
+    let body = |id: &str| {
+        json!({"model": "gpt-test", "messages": [
+            {"role": "user", "content": "What is 1+1?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": id, "content": "2"},
+        ]})
+    };
+    let a = m.post("/v1/chat/completions", body("call_1")).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(
+        a.json()["choices"][0]["message"]["content"],
+        "mock reply to: What is 1+1?"
+    );
+    let a = m.post("/v1/chat/completions", body("call_2")).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    let v = a.json();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert_eq!(
+        v["error"]["message"],
+        "Invalid parameter: 'tool_call_id' of 'call_2' not found in 'tool_calls' of previous message."
+    );
+}
+
+// ---------- Responses API ----------
+
+/// `(event name, payload)` of an SSE body with `event:` lines.
+fn named_events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            let (name, data) = e
+                .strip_prefix("event: ")
+                .and_then(|e| e.split_once("\ndata: "))
+                .unwrap_or_else(|| panic!("named event framing: {e:?}"));
+            (name.to_owned(), serde_json::from_str(data).expect("json"))
+        })
+        .collect()
+}
+
+/// Checks each event's `type` and `sequence_number`; returns the names.
+fn sequenced(ev: &[(String, Value)]) -> Vec<&str> {
+    for (i, (name, v)) in ev.iter().enumerate() {
+        assert_eq!(v["type"], name.as_str());
+        assert_eq!(v["sequence_number"], i, "{name}");
+    }
+    ev.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+const RESPONSES_TOOLS: &str =
+    r#"[{"type":"function","name":"get_weather","parameters":{"type":"object","properties":{}}}]"#;
+
+fn responses_body(stream: bool) -> Value {
+    json!({
+        "model": "gpt-5",
+        "instructions": "You are terse.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "What is the capital of France?"}]}],
+        "tools": serde_json::from_str::<Value>(RESPONSES_TOOLS).expect("json"),
+        "stream": stream,
+    })
+}
+
+#[tokio::test]
+async fn responses_json_and_stream() {
+    let m = start().await;
+    let a = m.post("/v1/responses", responses_body(false)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers["content-type"], "application/json");
+    assert!(a.headers.contains_key("x-request-id"));
+    let v = a.json();
+    assert_eq!(v["object"], "response");
+    assert_eq!(v["status"], "completed");
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "mock reply to: What is the capital of France?"
+    );
+    // 14 + 30 = 44 chars -> 11 tokens; 8 chunks by default.
+    assert_eq!(v["usage"]["input_tokens"], 11);
+    assert_eq!(v["usage"]["output_tokens"], 8);
+    assert_eq!(v["usage"]["total_tokens"], 19);
+    assert_eq!(v["instructions"], "You are terse.");
+
+    m.behave(json!({"chunks": 4})).await;
+    let a = m.post("/openai/v1/responses", responses_body(true)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.headers["content-type"]
+        .to_str()
+        .is_ok_and(|t| t.starts_with("text/event-stream")));
+    let ev = named_events(&a.text());
+    let names = sequenced(&ev);
+    let mut want = vec![
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ];
+    want.extend(["response.output_text.delta"; 4]);
+    want.extend([
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]);
+    assert_eq!(names, want);
+    let text: String = ev
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(text, "mock reply to: What is the capital of France?");
+    let done = &ev[ev.len() - 1].1["response"];
+    assert_eq!(done["usage"]["output_tokens"], 4);
+    assert_eq!(done["output"][0]["content"][0]["text"], text.as_str());
+}
+
+#[tokio::test]
+async fn responses_function_call_continues_with_previous_response_id() {
+    let m = start().await;
+    m.behave(json!({"tool_call": true, "times": 2})).await;
+    let first = m.post("/v1/responses", responses_body(false)).await.json();
+    let call = &first["output"][0];
+    assert_eq!(call["type"], "function_call");
+    assert_eq!(call["name"], "get_weather");
+    assert_eq!(call["arguments"], r#"{"x":1}"#);
+
+    let ev = named_events(&m.post("/v1/responses", responses_body(true)).await.text());
+    assert_eq!(
+        sequenced(&ev),
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ]
+    );
+
+    let follow_up = json!({
+        "model": "gpt-5",
+        "previous_response_id": first["id"],
+        "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": "sunny"}],
+    });
+    let a = m.post("/v1/responses", follow_up.clone()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let v = a.json();
+    assert_eq!(v["previous_response_id"], first["id"]);
+    assert_eq!(
+        v["output"][0]["content"][0]["text"],
+        "mock reply to: What is the capital of France?"
+    );
+
+    let mut unknown = follow_up;
+    unknown["previous_response_id"] = json!("resp_from_the_real_openai");
+    let a = m.post("/v1/responses", unknown).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert_eq!(a.json()["error"]["code"], "previous_response_not_found");
+}
+
+#[tokio::test]
+async fn responses_incomplete_errors_and_faults() {
+    let m = start().await;
+    m.behave(json!({"hit_max_tokens": true, "times": 2})).await;
+    let v = m.post("/v1/responses", responses_body(false)).await.json();
+    assert_eq!(v["status"], "incomplete");
+    assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
+    let ev = named_events(&m.post("/v1/responses", responses_body(true)).await.text());
+    assert_eq!(
+        ev.last().map(|(n, _)| n.as_str()),
+        Some("response.incomplete")
+    );
+
+    m.behave(json!({"status": 429, "retry_after": 2, "times": 1}))
+        .await;
+    let a = m.post("/v1/responses", responses_body(true)).await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.headers["retry-after"], "2");
+    assert_eq!(
+        a.json(),
+        json!({"error": {"message": "mock error 429", "type": "mock_error", "param": null, "code": "429"}})
+    );
+
+    m.behave(json!({"fault": "reset_mid_stream", "chunk_delay_ms": 2, "times": 1}))
+        .await;
+    let (got, _) = m.raw_to("/v1/responses", &responses_body(true)).await;
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("response.created"), "{text}");
+    assert!(!text.contains("response.completed"), "{text}");
+
+    let a = m.post("/v1/responses", json!({"input": "no model"})).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(a.json()["error"]["param"], "model");
+    let a = m.get("/v1/responses").await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(a.json()["error"]["message"].is_string());
+}
+
+#[tokio::test]
 async fn embeddings_and_health() {
     let m = start().await;
     let a = m

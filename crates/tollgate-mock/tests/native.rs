@@ -223,6 +223,189 @@ async fn anthropic_tool_use_and_errors() {
     assert_eq!(a.json()["error"]["type"], "invalid_request_error");
 }
 
+#[tokio::test]
+async fn anthropic_count_tokens_matches_the_usage() {
+    let m = start().await;
+    let mut body = anthropic_body(false);
+    let a = m.post("/v1/messages/count_tokens", body.clone()).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.json(), json!({"input_tokens": 11}));
+    let v = m.post("/v1/messages", body.clone()).await.json();
+    assert_eq!(v["usage"]["input_tokens"], 11);
+    // count_tokens needs no max_tokens; messages does.
+    body.as_object_mut().map(|o| o.remove("max_tokens"));
+    assert_eq!(
+        m.post("/v1/messages/count_tokens", body.clone())
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let a = m.post("/v1/messages", body).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": "max_tokens: Field required"}})
+    );
+}
+
+fn thinking_body(stream: bool) -> Value {
+    let mut b = anthropic_body(stream);
+    b["max_tokens"] = json!(4096);
+    b["thinking"] = json!({"type": "enabled", "budget_tokens": 2048});
+    b
+}
+
+#[tokio::test]
+async fn anthropic_thinking_json_stream_and_signature_check() {
+    let m = start().await;
+    let v = m.post("/v1/messages", thinking_body(false)).await.json();
+    let thinking = v["content"][0].clone();
+    assert_eq!(thinking["type"], "thinking");
+    let text = thinking["thinking"]
+        .as_str()
+        .expect("thinking text")
+        .to_owned();
+    assert!(!text.is_empty());
+    assert_eq!(
+        thinking["signature"],
+        tollgate_mock::native::anthropic::thinking_signature(&text).as_str()
+    );
+    assert_eq!(v["content"][1], json!({"type": "text", "text": REPLY}));
+    // 8 answer tokens plus the thinking's.
+    let output = v["usage"]["output_tokens"].as_u64().expect("output tokens");
+    assert!(output > 8, "{output}");
+
+    let a = m.post("/v1/messages", thinking_body(true)).await;
+    let ev = named_events(&a.text());
+    assert_eq!(ev[1].1["content_block"]["type"], "thinking");
+    let streamed: String = ev
+        .iter()
+        .filter(|(_, v)| v["delta"]["type"] == "thinking_delta")
+        .map(|(_, v)| v["delta"]["thinking"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(streamed, text);
+    let sig = ev
+        .iter()
+        .find(|(_, v)| v["delta"]["type"] == "signature_delta")
+        .map(|(_, v)| v["delta"]["signature"].clone())
+        .expect("signature delta");
+    assert_eq!(sig, thinking["signature"]);
+    let text_start = ev
+        .iter()
+        .position(|(n, v)| n == "content_block_start" && v["index"] == 1)
+        .expect("second block");
+    assert_eq!(ev[text_start].1["content_block"]["type"], "text");
+    assert_eq!(ev[ev.len() - 2].1["usage"]["output_tokens"], output);
+
+    // The next turn replays the block: as issued it passes, edited it fails.
+    let next = |block: Value| {
+        let mut b = thinking_body(false);
+        b["messages"] = json!([
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": [block, {"type": "text", "text": REPLY}]},
+            {"role": "user", "content": "And of Italy?"},
+        ]);
+        b
+    };
+    let a = m.post("/v1/messages", next(thinking.clone())).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    let mut edited = thinking;
+    edited["thinking"] = json!("something else");
+    let a = m.post("/v1/messages", next(edited)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json()["error"]["message"],
+        "messages.1.content.0: Invalid `signature` in `thinking` block"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_prompt_cache_creation_then_read() {
+    let m = start().await;
+    let body = |question: &str| {
+        json!({
+            "model": "claude-test",
+            "max_tokens": 256,
+            "system": [{"type": "text", "text": "You are terse. ".repeat(40), "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": question}],
+        })
+    };
+    let count = m
+        .post("/v1/messages/count_tokens", body(QUESTION))
+        .await
+        .json()["input_tokens"]
+        .clone();
+    let u = m.post("/v1/messages", body(QUESTION)).await.json()["usage"].clone();
+    // 15 * 40 = 600 system chars -> 150 tokens cached; the question is the rest.
+    assert_eq!(u["cache_creation_input_tokens"], 150);
+    assert_eq!(u["cache_read_input_tokens"], 0);
+    assert_eq!(u["input_tokens"], 8);
+    assert_eq!(count, json!(158));
+    let u = m
+        .post("/v1/messages", body("Another question"))
+        .await
+        .json()["usage"]
+        .clone();
+    assert_eq!(u["cache_creation_input_tokens"], 0);
+    assert_eq!(u["cache_read_input_tokens"], 150);
+    let ev = named_events(
+        &m.post("/v1/messages", {
+            let mut b = body(QUESTION);
+            b["stream"] = json!(true);
+            b
+        })
+        .await
+        .text(),
+    );
+    assert_eq!(ev[0].1["message"]["usage"]["cache_read_input_tokens"], 150);
+
+    m.post("/_mock/reset", json!({})).await;
+    let u = m.post("/v1/messages", body(QUESTION)).await.json()["usage"].clone();
+    assert_eq!(
+        u["cache_creation_input_tokens"], 150,
+        "reset empties the cache"
+    );
+}
+
+#[tokio::test]
+async fn anthropic_tool_results_must_answer_the_previous_tool_use() {
+    let m = start().await;
+    let body = |result_id: &str| {
+        let mut b = anthropic_body(false);
+        b["messages"] = json!([
+            {"role": "user", "content": QUESTION},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": result_id, "content": "sunny"}]},
+        ]);
+        b
+    };
+    let a = m.post("/v1/messages", body("toolu_1")).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(a.json()["content"][0]["text"], REPLY);
+    let a = m.post("/v1/messages", body("call_1")).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json(),
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message":
+            "messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: call_1. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."}})
+    );
+    let mut b = body("toolu_1");
+    b["messages"][1]["content"][0]["input"] = json!("{\"city\":\"Paris\"}");
+    let a = m.post("/v1/messages", b).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(a
+        .text()
+        .contains("tool_use.input: Input should be a valid dictionary"));
+    let mut b = body("toolu_1");
+    b["messages"][0]["role"] = json!("system");
+    assert_eq!(
+        m.post("/v1/messages", b).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}
+
 // ---------- Gemini ----------
 
 fn gemini_body() -> Value {

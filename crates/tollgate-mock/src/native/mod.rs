@@ -7,7 +7,8 @@
 //!
 //! | provider | endpoint | answer |
 //! | --- | --- | --- |
-//! | Anthropic | `POST /v1/messages` | JSON, or SSE with `event:` lines when `"stream": true` |
+//! | Anthropic | `POST /v1/messages` (thinking, prompt caching, Anthropic's request checks) | JSON, or SSE with `event:` lines when `"stream": true` |
+//! | Anthropic token counting | `POST /v1/messages/count_tokens` | JSON `{"input_tokens": N}` |
 //! | Gemini | `POST /v1beta/models/{m}:generateContent`, `:streamGenerateContent` (and the Vertex path `/v1/projects/{p}/locations/{l}/publishers/google/models/{m}:...`) | JSON; SSE (CRLF) with `?alt=sse`, else a JSON array sent piecewise |
 //! | Gemini embeddings | `POST /v1beta/models/{m}:batchEmbedContents`; Vertex AI `.../publishers/google/models/{m}:predict` | JSON |
 //! | Bedrock | `POST /model/{id}/converse`, `/converse-stream` | JSON; `application/vnd.amazon.eventstream` frames |

@@ -71,6 +71,31 @@ impl Mock {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .expect("request");
+        self.request(req).await
+    }
+
+    /// POST of exactly these body bytes.
+    pub async fn post_bytes(
+        &self,
+        path: &str,
+        body: &'static [u8],
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("http://{}{}", self.addr, path))
+            .header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.request(
+            req.body(Full::new(Bytes::from_static(body)))
+                .expect("request"),
+        )
+        .await
+    }
+
+    async fn request(&self, req: Request<Full<Bytes>>) -> Answer {
         let resp = self.client.request(req).await.expect("response");
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
