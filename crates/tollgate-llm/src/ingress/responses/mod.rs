@@ -15,43 +15,16 @@
 //! .../responses-streaming; shapes checked against the `openai` Python SDK's
 //! models and its `responses.stream()` accumulator.
 
+mod decode;
 mod events;
 mod render;
 mod request;
 mod translate;
 
+pub use decode::{answer, stream_error_event, NativeStream, StreamDecoder};
 pub use events::Writer;
 pub use render::render;
 pub use request::ResponsesRequest;
-
-use bytes::Bytes;
-
-use crate::completion::{AnswerMeta, Completion};
-use crate::stream::{Decoder, Delta};
-
-/// An `error` event that ends a stream.
-pub fn stream_error_event(e: &LlmError) -> Bytes {
-    e.body()
-}
-
-/// A Response object from OpenAI, read back as a completion.
-pub fn answer(_body: &[u8], _meta: &AnswerMeta) -> Result<Completion, LlmError> {
-    Err(LlmError::new(502, "upstream_error", "not implemented"))
-}
-
-/// OpenAI's Responses event stream, read back as deltas.
-#[derive(Debug, Default)]
-pub struct StreamDecoder {}
-
-impl StreamDecoder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-impl Decoder for StreamDecoder {
-    fn decode(&mut self, _input: &[u8], _out: &mut Vec<Delta>) {}
-}
 
 use crate::LlmError;
 
