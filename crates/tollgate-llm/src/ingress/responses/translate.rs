@@ -167,13 +167,19 @@ fn messages(b: &Map<String, Value>) -> Result<(Vec<Message>, Vec<CachePoint>), L
                 let role = o.get("role").and_then(Value::as_str).unwrap_or_default();
                 let content = o.get("content");
                 let (message, cache) = match role {
-                    "system" | "developer" => (Message::System { text: text_only(&path, content)? }, false),
+                    "system" | "developer" => {
+                        // Reasoning answers the turn after it; a new prompt orphans it.
+                        thinking.clear();
+                        (Message::System { text: text_only(&path, content)? }, false)
+                    }
                     "assistant" => {
-                        let text = text_only(&path, content)?;
+                        // Empty text is none (providers refuse empty text blocks).
+                        let text = Some(text_only(&path, content)?).filter(|t| !t.is_empty());
                         let thinking = std::mem::take(&mut thinking);
-                        (Message::Assistant { text: Some(text), tool_calls: Vec::new(), thinking }, false)
+                        (Message::Assistant { text, tool_calls: Vec::new(), thinking }, false)
                     }
                     _ => {
+                        thinking.clear();
                         let (parts, cache) = parts(&path, content)?;
                         (Message::User { parts }, cache)
                     }
@@ -225,6 +231,14 @@ fn messages(b: &Map<String, Value>) -> Result<(Vec<Message>, Vec<CachePoint>), L
                 return Err(stateless(&format!("{path} is an item_reference to an item stored on the server")))
             }
             other => return Err(hosted(&format!("{path}.type"), other)),
+        }
+    }
+    // An assistant turn that says nothing at all still takes its place.
+    for m in &mut out {
+        if let Message::Assistant { text: text @ None, tool_calls, .. } = m {
+            if tool_calls.is_empty() {
+                *text = Some(String::new());
+            }
         }
     }
     Ok((out, cache_points))
@@ -540,6 +554,35 @@ mod tests {
                 },
                 Message::Tool { tool_call_id: "call_3".into(), content: "done".into(), is_error: false },
                 user("thanks"),
+            ]
+        );
+    }
+
+    #[test]
+    fn empty_assistant_text_is_none_and_orphaned_reasoning_is_dropped() {
+        let c = chat(
+            r#"{"input":[
+                {"type":"reasoning","id":"rs_0","summary":[{"type":"summary_text","text":"stale"}]},
+                {"role":"user","content":"hi"},
+                {"role":"assistant","content":""},
+                {"type":"function_call","call_id":"c1","name":"f","arguments":"{}"},
+                {"type":"function_call_output","call_id":"c1","output":"ok"},
+                {"role":"assistant","content":[]},
+                {"role":"user","content":"again"}]}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            c.messages,
+            vec![
+                user("hi"),
+                Message::Assistant {
+                    text: None,
+                    tool_calls: vec![ToolCall { id: "c1".into(), name: "f".into(), arguments: "{}".into() }],
+                    thinking: Vec::new(),
+                },
+                Message::Tool { tool_call_id: "c1".into(), content: "ok".into(), is_error: false },
+                Message::Assistant { text: Some(String::new()), tool_calls: Vec::new(), thinking: Vec::new() },
+                user("again"),
             ]
         );
     }
