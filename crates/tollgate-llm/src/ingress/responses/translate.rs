@@ -588,6 +588,38 @@ mod tests {
     }
 
     #[test]
+    fn a_codex_turn_translates() {
+        // The shape Codex CLI sends (stateless: store false, encrypted reasoning included).
+        let c = chat(
+            r#"{"model":"claude-x","instructions":"You are Codex.","input":[
+                {"type":"message","role":"user","content":[{"type":"input_text","text":"<environment_context>cwd</environment_context>"}]},
+                {"type":"message","role":"user","content":[{"type":"input_text","text":"list the files"}]},
+                {"type":"reasoning","id":"rs_1","summary":[{"type":"summary_text","text":"**Listing**"}],"content":null,"encrypted_content":"gAAAA"},
+                {"type":"function_call","id":"fc_1","name":"shell","arguments":"{\"command\":[\"ls\"]}","call_id":"call_1"},
+                {"type":"function_call_output","call_id":"call_1","output":"{\"output\":\"a\\nb\",\"metadata\":{\"exit_code\":0}}"}],
+              "tools":[{"type":"function","name":"shell","description":"Runs a command","strict":false,
+                "parameters":{"type":"object","properties":{"command":{"type":"array","items":{"type":"string"}}},"required":["command"],"additionalProperties":false}}],
+              "tool_choice":"auto","parallel_tool_calls":false,"reasoning":{"effort":"medium","summary":"auto"},"store":false,"stream":true,
+              "include":["reasoning.encrypted_content"],"prompt_cache_key":"0199a0e4"}"#,
+        )
+        .expect("a Codex turn translates");
+        assert_eq!(c.messages.len(), 5);
+        assert_eq!(c.messages[0], Message::System { text: "You are Codex.".into() });
+        assert_eq!(
+            c.messages[3],
+            Message::Assistant {
+                text: None,
+                tool_calls: vec![ToolCall { id: "call_1".into(), name: "shell".into(), arguments: "{\"command\":[\"ls\"]}".into() }],
+                thinking: vec![Thinking { text: "**Listing**".into(), signature: None, redacted: None }],
+            }
+        );
+        assert!(matches!(&c.messages[4], Message::Tool { tool_call_id, .. } if tool_call_id == "call_1"));
+        assert_eq!((c.tool_choice, c.parallel_tool_calls, c.stream), (Some(ToolChoice::Auto), Some(false), true));
+        assert_eq!(c.reasoning.and_then(|r| r.effort), Some(Effort::Medium));
+        assert!(c.uncarried.is_empty(), "{:?}", c.uncarried);
+    }
+
+    #[test]
     fn options_tools_and_formats_carry_over() {
         let c = chat(
             r#"{"input":"hi","max_output_tokens":50,"temperature":0.2,"top_p":0.9,"parallel_tool_calls":false,
