@@ -418,11 +418,7 @@ pub fn stream_for(provider: Provider, ingress: Ingress, native: bool, meta: Answ
                 meta,
                 crate::ingress::anthropic::stream_error_event,
             )),
-            Ingress::OpenAiResponses => Box::new(Observer::with_errors(
-                crate::ingress::responses::StreamDecoder::new(),
-                meta,
-                crate::ingress::responses::stream_error_event,
-            )),
+            Ingress::OpenAiResponses => Box::new(crate::ingress::responses::NativeStream::new(meta)),
         };
     }
     match provider {
