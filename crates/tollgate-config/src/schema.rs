@@ -318,6 +318,10 @@ pub type AiProxyConfig = TargetSpec;
 pub struct TargetSpec {
     #[serde(default = "TargetSpec::default_route_type")]
     pub route_type: String,
+    /// The API callers speak (`openai` or `anthropic`), on ai-proxy's config;
+    /// ai-proxy-advanced sets it once for all its targets, beside them.
+    #[serde(default)]
+    pub llm_format: Option<String>,
     #[serde(default)]
     pub auth: Option<AuthConfig>,
     pub model: ModelConfig,
@@ -333,11 +337,24 @@ impl TargetSpec {
     fn default_route_type() -> String {
         "llm/v1/chat".to_string()
     }
+
+    /// The API callers speak, as ai-proxy sets it (`openai` when unset).
+    pub fn llm_format(&self) -> &str {
+        self.llm_format.as_deref().unwrap_or("openai")
+    }
+}
+
+fn default_llm_format() -> String {
+    "openai".to_string()
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AiProxyAdvancedConfig {
+    /// The API callers speak: `openai` (chat completions, Responses,
+    /// embeddings) or `anthropic` (Messages).
+    #[serde(default = "default_llm_format")]
+    pub llm_format: String,
     #[serde(default)]
     pub balancer: BalancerConfig,
     pub targets: Vec<TargetSpec>,

@@ -36,14 +36,19 @@ pub const PROVIDERS: &[&str] = &[
 /// Providers the gateway can translate for today.
 pub const IMPLEMENTED_PROVIDERS: &[&str] = PROVIDERS;
 
-/// Route types Kong knows; only chat is implemented.
+/// Route types Kong knows, and those implemented.
 const ROUTE_TYPES: &[&str] = &[
     "llm/v1/chat",
+    "llm/v1/responses",
     "llm/v1/completions",
     "llm/v1/embeddings",
     "preserve",
 ];
-const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat", "llm/v1/embeddings", "preserve"];
+const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat", "llm/v1/responses", "llm/v1/embeddings", "preserve"];
+
+/// Kong's `llm_format`s: the API callers speak.
+const LLM_FORMATS: &[&str] = &["openai", "anthropic", "gemini", "bedrock"];
+const IMPLEMENTED_LLM_FORMATS: &[&str] = &["openai", "anthropic"];
 
 const BALANCER_ALGORITHMS: &[&str] = &[
     "round-robin",
@@ -648,7 +653,10 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
     match config {
         PluginConfig::KeyAuth(c) => check_key_auth(&base, c, names, r),
         PluginConfig::Acl(c) => check_acl(&base, c, r),
-        PluginConfig::AiProxy(target) => check_target(&base, target, r),
+        PluginConfig::AiProxy(target) => {
+            check_target(&base, target, r);
+            check_llm_format(&format!("{base}.llm_format"), target.llm_format(), &target.route_type, r);
+        }
         PluginConfig::AiProxyAdvanced(c) => check_ai_proxy_advanced(&base, c, r),
         PluginConfig::AiRateLimiting(c) => check_ai_rate_limiting(&base, c, r),
         PluginConfig::RateLimiting(c) => check_rate_limiting(&base, c, r),
@@ -1028,8 +1036,17 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
             "ai-proxy-advanced needs at least one target",
         );
     }
+    if let Some(first) = c.targets.first() {
+        check_llm_format(&format!("{base}.llm_format"), &c.llm_format, &first.route_type, r);
+    }
     for (j, target) in c.targets.iter().enumerate() {
         check_target(&format!("{base}.targets[{j}]"), target, r);
+        if target.llm_format.is_some() {
+            r.error(
+                format!("{base}.targets[{j}].llm_format"),
+                "llm_format belongs to the plugin's config, beside targets: every target serves the same callers",
+            );
+        }
         // One route serves one kind of request; failover between targets
         // re-translates the same request, which needs the same route type.
         if let Some(first) = c.targets.first().filter(|f| f.route_type != target.route_type) {
@@ -1119,6 +1136,19 @@ fn check_choice(
         )
     };
     r.error(path.to_string(), message);
+}
+
+/// `llm_format` is known, implemented, and makes sense with the route type:
+/// Anthropic's Messages API has no embeddings or Responses counterpart, and
+/// `preserve` forwards the provider's own format whatever the callers speak.
+fn check_llm_format(path: &str, format: &str, route_type: &str, r: &mut Report<'_>) {
+    check_choice(r, path, "llm_format", format, LLM_FORMATS, IMPLEMENTED_LLM_FORMATS);
+    if format == "anthropic" && route_type != "llm/v1/chat" {
+        r.error(
+            path.to_string(),
+            format!("llm_format anthropic serves Messages requests, which need route_type llm/v1/chat, not {route_type}"),
+        );
+    }
 }
 
 fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {

@@ -1,104 +1,16 @@
 //! Per-request state shared by the phases of one request.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tollgate_llm::Usage;
-
+use pingora_proxy::Session;
 use tollgate_otel::TraceParent;
 
-use crate::limits::HeldLimit;
+pub use crate::facts::{LlmFacts, McpFacts, Payloads, PAYLOAD_LOG_LIMIT};
+use crate::limits::{HeldLimit, Identity};
 use crate::otel::RequestSpan;
+use crate::respond::ErrorShape;
 use crate::snapshot::{PeerTimeouts, Snapshot};
-
-/// Facts about the LLM exchange, for metrics and the access log.
-#[derive(Debug, Default, Clone)]
-pub struct LlmFacts {
-    pub provider: String,
-    /// `provider/model` of the target that served.
-    pub target: String,
-    pub request_model: String,
-    pub response_model: Option<String>,
-    pub stream: bool,
-    pub usage: Option<Usage>,
-    /// The usage was counted by the gateway, not reported by the provider.
-    pub usage_estimated: bool,
-    pub upstream_status: Option<u16>,
-    pub latency: Option<Duration>,
-    pub ttft: Option<Duration>,
-    pub client_cancelled: bool,
-    pub log_statistics: bool,
-    pub input_cost: Option<f64>,
-    pub output_cost: Option<f64>,
-    /// `logging.log_payloads`: the caller's request and the answer sent back,
-    /// each cut at `PAYLOAD_LOG_LIMIT` bytes.
-    pub payloads: Option<Payloads>,
-    /// Targets tried before the one that answered, each with why it failed
-    /// (`anthropic/claude-3: http_503`).
-    pub failed_attempts: Vec<String>,
-}
-
-/// Most bytes of a request or an answer one access-log line carries.
-pub const PAYLOAD_LOG_LIMIT: usize = 64 * 1024;
-
-#[derive(Debug, Clone, Default)]
-pub struct Payloads {
-    pub request: String,
-    pub response: String,
-    pub truncated: bool,
-}
-
-impl Payloads {
-    /// Appends answer bytes up to the limit.
-    pub fn push_response(&mut self, bytes: &[u8]) {
-        let room = PAYLOAD_LOG_LIMIT.saturating_sub(self.response.len());
-        if bytes.len() > room {
-            self.truncated = true;
-        }
-        self.response.push_str(&String::from_utf8_lossy(&bytes[..bytes.len().min(room)]));
-    }
-
-    pub fn request(bytes: &[u8]) -> Self {
-        let mut p = Payloads::default();
-        if bytes.len() > PAYLOAD_LOG_LIMIT {
-            p.truncated = true;
-        }
-        p.request = String::from_utf8_lossy(&bytes[..bytes.len().min(PAYLOAD_LOG_LIMIT)]).into_owned();
-        p
-    }
-}
-
-impl LlmFacts {
-    pub fn cost(&self) -> Option<f64> {
-        let u = self.usage?;
-        if self.input_cost.is_none() && self.output_cost.is_none() {
-            return None;
-        }
-        Some(u.cost(self.input_cost.unwrap_or(0.0), self.output_cost.unwrap_or(0.0)))
-    }
-
-    /// Provider latency per completion token, in milliseconds (none without
-    /// completion tokens).
-    pub fn time_per_output_token_ms(&self) -> Option<f64> {
-        let (l, u) = (self.latency?, self.usage?);
-        (u.completion_tokens > 0).then(|| l.as_secs_f64() * 1000.0 / u.completion_tokens as f64)
-    }
-}
-
-/// Facts about an MCP request, for metrics and the audit line in the access log.
-#[derive(Debug, Default, Clone)]
-pub struct McpFacts {
-    /// The JSON-RPC method (`batch` for several, `response` for a client's
-    /// answer), or the HTTP method for GET and DELETE.
-    pub method: String,
-    /// The tool a `tools/call` named.
-    pub tool: Option<String>,
-    /// allowed, denied, limited, invalid, unknown_session or error.
-    pub decision: &'static str,
-    pub replica: Option<String>,
-    pub upstream_status: Option<u16>,
-    pub latency: Option<Duration>,
-}
 
 /// Where a passthrough request goes.
 #[derive(Debug, Clone)]
@@ -113,7 +25,7 @@ pub struct PassthroughPlan {
     /// A credential to remove before proxying (`hide_credentials`).
     pub hide_header: Option<String>,
     pub timeouts: PeerTimeouts,
-    pub upstream_tls: crate::upstream_tls::UpstreamTls,
+    pub upstream_tls: crate::upstream::tls::UpstreamTls,
 }
 
 pub struct RequestCtx {
@@ -124,6 +36,8 @@ pub struct RequestCtx {
     pub route: Option<usize>,
     pub service: Option<usize>,
     pub consumer: Option<usize>,
+    /// The error shape the route's callers read.
+    pub shape: ErrorShape,
     /// Status answered by the gateway itself (0 when Pingora proxied it).
     pub status: u16,
     pub error: Option<String>,
@@ -156,6 +70,7 @@ impl RequestCtx {
             route: None,
             service: None,
             consumer: None,
+            shape: ErrorShape::Kong,
             status: 0,
             error: None,
             llm: None,
@@ -175,6 +90,25 @@ impl RequestCtx {
     pub fn consumer_name(&self) -> Option<&str> {
         let snap = self.snap.as_ref()?;
         self.consumer.map(|c| snap.consumers[c].name.as_str())
+    }
+
+    /// Who a limit counts: the consumer, credential, client IP, service, a
+    /// header's value and the consumer's first group, whichever the limit
+    /// is configured to use.
+    pub fn identity(&self, session: &Session, header_name: Option<&str>) -> Identity {
+        let snap = self.snap.as_deref();
+        let consumer = snap.zip(self.consumer).map(|(s, c)| &s.consumers[c]);
+        Identity {
+            consumer: consumer.map(|c| c.name.clone()),
+            credential: self.credential_id.clone(),
+            ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
+            service: snap.zip(self.service).map(|(s, i)| s.services[i].name.clone()).unwrap_or_default(),
+            header: header_name
+                .and_then(|h| session.req_header().headers.get(h))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+            group: consumer.and_then(|c| c.groups.first()).cloned(),
+        }
     }
 
     /// Keeps the first error reason; later ones are usually consequences.

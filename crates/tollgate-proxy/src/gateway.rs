@@ -1,5 +1,6 @@
-//! The ProxyHttp implementation: route, authenticate, authorise, then either
-//! serve an LLM exchange ourselves or hand a passthrough request to Pingora.
+//! The ProxyHttp implementation: the pipeline's steps (shield, route,
+//! authenticate, authorize, limit), then an LLM exchange or an MCP relay
+//! served by the gateway, or a passthrough request handed to Pingora.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,17 +17,19 @@ use tollgate_llm::LlmError;
 use tollgate_otel::TraceParent;
 
 use crate::access_log::AccessLog;
-use crate::body::{declared_length, discard_rest, read_bounded, BodyError};
-use crate::ctx::{PassthroughPlan, RequestCtx};
-use crate::exchange::{send_llm_error, serve_llm, Upstreams};
-use crate::keyauth::{find_key, remove_query_param, KeyLocation, KeySources};
-use crate::limits::{identity, Admission, LimiterRegistry};
-use crate::mcp_relay::{serve_mcp, McpCall};
+use crate::answer;
+use crate::ctx::RequestCtx;
+use crate::limits::LimiterRegistry;
+use crate::llm;
+use crate::mcp_relay;
 use crate::metrics::METRICS;
 use crate::observe;
 use crate::otel::RequestSpan;
-use crate::respond::{as_refs, kong_error_body, send, PResult};
+use crate::passthrough;
+use crate::pipeline::{self, Admitted, RouteKind};
+use crate::respond::PResult;
 use crate::snapshot::{PluginRt, Slot, Snapshot};
+use crate::upstream::Upstreams;
 
 /// Everything the proxy shares across requests.
 pub struct GatewayState {
@@ -99,10 +102,6 @@ pub struct Gateway {
     pub state: Arc<GatewayState>,
 }
 
-/// Refused bodies are discarded up to this much so the client sees the 413.
-const DISCARD_BYTES: usize = 64 * 1024 * 1024;
-const DISCARD_TIME: Duration = Duration::from_secs(5);
-
 #[async_trait]
 impl ProxyHttp for Gateway {
     type CTX = RequestCtx;
@@ -128,6 +127,8 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// The pipeline's steps, then the route's kind: an LLM exchange or an MCP
+    /// relay served here (`true`), or a passthrough handed to Pingora (`false`).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<bool>
     where
         Self::CTX: Send + Sync,
@@ -135,290 +136,25 @@ impl ProxyHttp for Gateway {
         let Some(snap) = ctx.snap.clone() else {
             return Error::e_explain(ErrorType::InternalError, "no config snapshot");
         };
-        // The per-IP shield runs before anything costs work, authentication included.
-        if let Some(limit) = snap.config.server.ip_requests_per_second {
-            if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip()) {
-                if self.state.ip_rate.observe(&ip, 1) > limit as isize {
-                    ctx.status = 429;
-                    ctx.note_error("ip_requests_per_second exceeded");
-                    let body = kong_error_body("API rate limit exceeded (server.ip_requests_per_second)");
-                    let headers = [("retry-after", "1"), ("x-request-id", ctx.request_id.as_str())];
-                    send(session, 429, "application/json", body, &headers).await?;
-                    return Ok(true);
-                }
-            }
-        }
-        let req = session.req_header();
-        let method = req.method.as_str().to_string();
-        let path = req.uri.path().to_string();
-        let query = req.uri.query().map(str::to_string);
-        let host = host_of(req);
-
-        // RFC 9728: where OAuth-protected MCP routes tell clients how to get a token.
-        if method == "GET" && path.starts_with(tollgate_auth::WELL_KNOWN) {
-            if let Some(doc) = snap.oauth_metadata.get(&path) {
-                ctx.status = 200;
-                let headers = [("x-request-id", ctx.request_id.as_str()), ("cache-control", "max-age=3600")];
-                send(session, 200, "application/json", doc.clone(), &headers).await?;
-                return Ok(true);
-            }
-        }
-        let Some(m) = snap.router.find(&method, &path, host.as_deref()) else {
-            ctx.status = 404;
-            let body = kong_error_body("no Route matched with those values");
-            send(session, 404, "application/json", body, &[("x-request-id", ctx.request_id.as_str())]).await?;
-            return Ok(true);
-        };
-        let route = m.route;
-        let service = snap.router.routes[route].service;
-        ctx.route = Some(route);
-        ctx.service = Some(service);
-        // ai-mcp-proxy makes a route an MCP route whether its service has a
-        // url or the plugin names the replicas.
-        let mcp = match snap.plugin(Slot::Mcp, Some(route), Some(service), None) {
-            Some(PluginRt::Mcp(m)) => Some(m),
-            _ => None,
-        };
-        let is_llm = snap.services[service].upstream.is_none() && mcp.is_none();
-        let hides_credential = is_llm || mcp.is_some_and(|m| !m.config.forward_client_credentials);
-
-        // key-auth: headers and query first, the body only if needed and allowed.
-        let mut body: Option<Bytes> = None;
-        let mut body_key: Option<String> = None;
-        let mut hide_header: Option<String> = None;
-        let mut hidden_query: Option<String> = None;
-        if let Some(PluginRt::KeyAuth(ka)) = snap.plugin(Slot::KeyAuth, Some(route), Some(service), None) {
-            let headers = &session.req_header().headers;
-            let header = |n: &str| headers.get(n).map(|v| v.as_bytes());
-            let mut found = find_key(
-                &ka.config,
-                &KeySources { header: &header, query: query.as_deref(), body: None },
-            );
-            if found.is_none() && ka.config.key_in_body && is_llm {
-                match read_bounded(session, snap.max_body).await {
-                    Ok(b) => {
-                        if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&b) {
-                            let none = |_: &str| None;
-                            found = find_key(
-                                &ka.config,
-                                &KeySources { header: &none, query: None, body: Some(&map) },
-                            );
-                        }
-                        body = Some(b);
-                    }
-                    Err(e) => return self.refuse_body(session, ctx, e, is_llm).await,
-                }
-            }
-            let consumer = match &found {
-                Some(k) => {
-                    let d = crate::keyauth::digest(&k.key);
-                    let c = snap.keys.lookup_digest(&d);
-                    if c.is_some() {
-                        // A short digest prefix names the credential without revealing it.
-                        ctx.credential_id = Some(crate::keyauth::digest_prefix_hex(&d));
-                    }
-                    c
-                }
-                None => None,
-            };
-            match (consumer, ka.anonymous) {
-                (Some(c), _) => ctx.consumer = Some(c),
-                (None, Some(anon)) => ctx.consumer = Some(anon),
-                (None, None) => {
-                    let msg = if found.is_some() { "Unauthorized" } else { "No API key found in request" };
-                    self.refuse(session, ctx, 401, msg, is_llm, &[("www-authenticate", "Key realm=\"tollgate\"")])
-                        .await?;
-                    return Ok(true);
-                }
-            }
-            if let Some(k) = found {
-                match k.location {
-                    KeyLocation::Header(h) => {
-                        if ka.config.hide_credentials || hides_credential {
-                            hide_header = Some(h)
-                        }
-                    }
-                    KeyLocation::Query(q) => {
-                        if ka.config.hide_credentials || hides_credential {
-                            hidden_query = Some(q)
-                        }
-                    }
-                    KeyLocation::Body(b) => body_key = Some(b),
-                }
-            }
-        }
-
-        // OAuth resource-server mode on MCP routes: a bearer JWT from the
-        // configured issuer; its claim names the consumer when one matches.
-        let mut token_subject: Option<String> = None;
-        if let Some(oauth) = mcp.and_then(|m| m.oauth.as_ref()) {
-            let authorization = session.req_header().headers.get("authorization").map(|v| v.as_bytes());
-            match oauth.authenticate(authorization).await {
-                Ok(claims) => {
-                    let subject = claims.get(&oauth.consumer_claim).and_then(|v| v.as_str()).map(str::to_string);
-                    if ctx.consumer.is_none() {
-                        ctx.consumer = subject.as_deref().and_then(|s| snap.consumer_named(s));
-                    }
-                    token_subject = subject;
-                }
-                Err(refusal) => {
-                    let headers = [("www-authenticate", refusal.challenge.as_str())];
-                    self.refuse(session, ctx, refusal.status, &refusal.message, false, &headers).await?;
-                    return Ok(true);
-                }
-            }
-        }
-
-        // acl: by consumer group; deny wins.
-        if let Some(PluginRt::Acl(acl)) = snap.plugin(Slot::Acl, Some(route), Some(service), ctx.consumer) {
-            let groups: &[String] = ctx.consumer.map(|c| snap.consumers[c].groups.as_slice()).unwrap_or(&[]);
-            let denied = groups.iter().any(|g| acl.deny.contains(g));
-            let allowed = acl.allow.is_empty() || groups.iter().any(|g| acl.allow.contains(g));
-            if denied || !allowed {
-                self.refuse(session, ctx, 403, "You cannot consume this service", is_llm, &[]).await?;
-                return Ok(true);
-            }
-        }
-
-        // rate-limiting: requests per identifier, on every kind of route.
-        if let Some(PluginRt::RequestLimit(rl)) =
-            snap.plugin(Slot::RequestLimit, Some(route), Some(service), ctx.consumer)
-        {
-            let who = identity(&snap, session, ctx, rl.config.header_name.as_deref());
-            match rl.admit(&who).await {
-                Admission::Admitted { headers, .. } => ctx.response_headers.extend(headers),
-                Admission::Unlimited => {}
-                Admission::Refused { status, message, headers } => {
-                    // Nothing else answers this request: its headers move here.
-                    let mut extra = std::mem::take(&mut ctx.response_headers);
-                    extra.extend(headers);
-                    self.refuse(session, ctx, status, &message, is_llm, &as_refs(&extra)).await?;
-                    return Ok(true);
-                }
-            }
-        }
-
-        if is_llm {
-            let Some(PluginRt::AiProxy(ai)) =
-                snap.plugin(Slot::AiProxy, Some(route), Some(service), ctx.consumer)
-            else {
-                let err = LlmError::new(500, "configuration_error", "this route has no ai-proxy plugin");
-                send_llm_error(session, ctx, &err).await?;
-                return Ok(true);
-            };
-            if method != "POST" {
-                let err = LlmError::new(405, "invalid_request_error", "chat completions take POST");
-                send_llm_error(session, ctx, &err).await?;
-                return Ok(true);
-            }
-            let ct_ok = session
-                .req_header()
-                .headers
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-            if !ct_ok {
-                let err = LlmError::invalid_request("Content-Type must be application/json");
-                send_llm_error(session, ctx, &err).await?;
-                session.set_keepalive(None);
-                return Ok(true);
-            }
-            let body = match body {
-                Some(b) => b,
-                None => match read_bounded(session, snap.max_body).await {
-                    Ok(b) => b,
-                    Err(e) => return self.refuse_body(session, ctx, e, true).await,
-                },
-            };
-            let limit = match snap.plugin(Slot::TokenLimit, Some(route), Some(service), ctx.consumer) {
-                Some(PluginRt::TokenLimit(l)) => Some(l),
-                _ => None,
-            };
-            serve_llm(&self.state.upstreams, session, ctx, ai, limit, &body, body_key.as_deref()).await?;
-            return Ok(true);
-        }
-
-        let r = &snap.router.routes[route];
-        let q = match (&query, &hidden_query) {
-            (Some(q), Some(name)) => Some(remove_query_param(q, name)),
-            (q, _) => q.clone(),
-        };
-        if let Some(mcp) = mcp {
-            let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
-            let mut subjects: Vec<String> = Vec::new();
-            if let Some(c) = consumer {
-                let name = match mcp.config.consumer_identifier.as_str() {
-                    "custom_id" => c.custom_id.clone(),
-                    _ => Some(c.name.clone()),
-                };
-                subjects.extend(name);
-                subjects.extend(c.groups.iter().cloned());
-            }
-            subjects.extend(token_subject.clone());
-            let who = match (consumer, &token_subject) {
-                (Some(c), _) => format!("consumer:{}", c.name),
-                (None, Some(sub)) => format!("token:{sub}"),
-                (None, None) => format!(
-                    "ip:{}",
-                    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
-                ),
-            };
-            let call = McpCall {
-                mcp,
-                service_upstream: snap.services[service].upstream.as_ref(),
-                timeouts: snap.services[service].timeouts,
-                tls: &snap.services[service].tls,
-                path: &path,
-                prefix_len: m.prefix_len,
-                strip_path: r.strip_path,
-                preserve_host: r.preserve_host,
-                query: q,
-                hide_header,
-                subjects,
-                who,
-                traceparent: ctx.span.as_ref().map(|s| s.outgoing().header()),
-            };
-            serve_mcp(&self.state.upstreams, session, ctx, call).await?;
-            return Ok(true);
-        }
-
-        // Passthrough: the body streams through Pingora, so the limit is checked
-        // from Content-Length here and counted in request_body_filter.
-        if declared_length(session).is_some_and(|n| n > snap.max_body) {
-            return self.refuse_body(session, ctx, BodyError::TooLarge { limit: snap.max_body }, false).await;
-        }
-
-        // Resolve now (asynchronously) so upstream_peer needs no DNS.
-        let Some(ep) = &snap.services[service].upstream else {
-            return Error::e_explain(ErrorType::InternalError, "service without upstream");
-        };
-        let addr = match self.state.upstreams.resolver.resolve(&ep.host, ep.port).await {
+        let ups = &self.state.upstreams;
+        let admitted = match pipeline::run(&self.state.ip_rate, session, ctx, &snap).await {
             Ok(a) => a,
-            Err(e) => {
-                let msg = format!("upstream {} could not be resolved: {e}", ep.host);
-                self.refuse(session, ctx, 502, &msg, false, &[]).await?;
-                return Ok(true);
-            }
+            Err(stop) => return pipeline::answer_stop(session, ctx, stop).await.map(|()| true),
         };
-        let rest = if r.strip_path { &path[m.prefix_len..] } else { path.as_str() };
-        let base = ep.path_and_query.split('?').next().unwrap_or("/");
-        let mut upstream_path = join_paths(base, rest);
-        if let Some(q) = q.filter(|q| !q.is_empty()) {
-            upstream_path.push('?');
-            upstream_path.push_str(&q);
+        match admitted.routed.kind {
+            RouteKind::Llm => {
+                serve_llm(ups, session, ctx, &snap, admitted).await?;
+                Ok(true)
+            }
+            RouteKind::Mcp(mcp) => {
+                mcp_relay::serve_route(ups, session, ctx, &snap, mcp, &admitted).await?;
+                Ok(true)
+            }
+            RouteKind::Passthrough => match passthrough::plan(ups, session, ctx, &snap, &admitted).await {
+                Ok(()) => Ok(false),
+                Err(stop) => pipeline::answer_stop(session, ctx, stop).await.map(|()| true),
+            },
         }
-        ctx.passthrough = Some(PassthroughPlan {
-            addr,
-            tls: ep.tls,
-            sni: ep.host.clone(),
-            authority: ep.authority.clone(),
-            path: upstream_path,
-            preserve_host: r.preserve_host,
-            hide_header,
-            timeouts: snap.services[service].timeouts,
-            upstream_tls: snap.services[service].tls.clone(),
-        });
-        Ok(false)
     }
 
     async fn request_body_filter(
@@ -431,15 +167,10 @@ impl ProxyHttp for Gateway {
     where
         Self::CTX: Send + Sync,
     {
-        if let (Some(chunk), Some(snap)) = (body.as_ref(), ctx.snap.as_ref()) {
-            ctx.body_bytes += chunk.len();
-            if ctx.body_bytes > snap.max_body {
-                let msg = BodyError::TooLarge { limit: snap.max_body }.message();
-                ctx.note_error(&msg);
-                return Error::e_explain(ErrorType::HTTPStatus(413), msg);
-            }
+        match body.as_ref() {
+            Some(chunk) => passthrough::count_body(ctx, chunk),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Errors on passthrough routes, answered in Kong's shape with Kong's words.
@@ -447,44 +178,14 @@ impl ProxyHttp for Gateway {
     where
         Self::CTX: Send + Sync,
     {
-        use pingora_error::ErrorSource;
-        let (code, message) = match e.etype() {
-            ErrorType::HTTPStatus(413) => (
-                413,
-                ctx.error.clone().unwrap_or_else(|| "Request body too large".to_string()),
-            ),
-            ErrorType::HTTPStatus(code) => (*code, "An unexpected error occurred".to_string()),
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-                (504, "The upstream server is timing out".to_string())
-            }
-            _ => match e.esource() {
-                ErrorSource::Upstream => (
-                    502,
-                    "An invalid response was received from the upstream server".to_string(),
-                ),
-                ErrorSource::Downstream => (0, String::new()),
-                _ => (500, "An unexpected error occurred".to_string()),
-            },
-        };
-        if code > 0 && session.response_written().is_none() {
-            ctx.status = code;
-            ctx.note_error(&format!("{message} ({})", e.etype().as_str()));
-            let headers = [("x-request-id", ctx.request_id.as_str())];
-            let _ = send(session, code, "application/json", kong_error_body(&message), &headers).await;
-        }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        passthrough::fail_to_proxy(session, e, ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Self::CTX) -> PResult<Box<HttpPeer>> {
-        let Some(plan) = &ctx.passthrough else {
-            return Error::e_explain(ErrorType::InternalError, "no upstream planned");
-        };
-        let mut peer = HttpPeer::new(plan.addr, plan.tls, plan.sni.clone());
-        peer.options.connection_timeout = plan.timeouts.connect;
-        peer.options.read_timeout = plan.timeouts.read;
-        peer.options.write_timeout = plan.timeouts.write;
-        plan.upstream_tls.apply(&mut peer);
-        Ok(Box::new(peer))
+        match &ctx.passthrough {
+            Some(plan) => Ok(Box::new(passthrough::peer(plan))),
+            None => Error::e_explain(ErrorType::InternalError, "no upstream planned"),
+        }
     }
 
     async fn upstream_request_filter(
@@ -496,24 +197,10 @@ impl ProxyHttp for Gateway {
     where
         Self::CTX: Send + Sync,
     {
-        if let Some(plan) = &ctx.passthrough {
-            upstream.set_uri(
-                plan.path
-                    .parse()
-                    .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream path"))?,
-            );
-            if !plan.preserve_host {
-                upstream.insert_header("host", plan.authority.as_str())?;
-            }
-            if let Some(h) = &plan.hide_header {
-                upstream.remove_header(h.as_str());
-            }
-            upstream.insert_header("x-request-id", ctx.request_id.as_str())?;
-            if let Some(span) = &ctx.span {
-                upstream.insert_header("traceparent", span.outgoing().header())?;
-            }
+        match &ctx.passthrough {
+            Some(plan) => passthrough::upstream_request(plan, upstream, ctx),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     async fn response_filter(
@@ -548,77 +235,26 @@ impl ProxyHttp for Gateway {
     }
 }
 
-impl Gateway {
-    /// Refuses in the route's error shape: OpenAI's on LLM routes, Kong's elsewhere.
-    async fn refuse(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: u16,
-        message: &str,
-        is_llm: bool,
-        headers: &[(&str, &str)],
-    ) -> PResult<()> {
-        ctx.status = status;
-        ctx.note_error(message);
-        let body = if is_llm {
-            let kind = match status {
-                401 => "authentication_error",
-                403 => "permission_error",
-                413 => "invalid_request_error",
-                _ => "gateway_error",
-            };
-            tollgate_llm::error::error_body(message, kind, None)
-        } else {
-            kong_error_body(message)
-        };
-        let mut all: Vec<(&str, &str)> = headers.to_vec();
-        all.push(("x-request-id", ctx.request_id.as_str()));
-        all.extend(ctx.response_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        send(session, status, "application/json", body, &all).await
-    }
-
-    async fn refuse_body(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        e: BodyError,
-        is_llm: bool,
-    ) -> PResult<bool> {
-        let status = match e {
-            BodyError::TooLarge { .. } => 413,
-            BodyError::Read(_) => 400,
-        };
-        self.refuse(session, ctx, status, &e.message(), is_llm, &[]).await?;
-        session.set_keepalive(None);
-        if status == 413 {
-            discard_rest(session, DISCARD_BYTES, DISCARD_TIME).await;
-        }
-        Ok(true)
-    }
-}
-
-fn host_of(req: &RequestHeader) -> Option<String> {
-    let h = req
-        .headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| req.uri.host())?;
-    let h = if h.starts_with('[') {
-        h.split(']').next().map(|s| &s[1..]).unwrap_or(h)
-    } else {
-        h.split(':').next().unwrap_or(h)
+/// An LLM route: its ai-proxy plugin (a consumer's own wins) and token limit.
+async fn serve_llm(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, a: Admitted<'_>) -> PResult<()> {
+    let (route, service) = (Some(a.routed.route), Some(a.routed.service));
+    let Some(PluginRt::AiProxy(ai)) = snap.plugin(Slot::AiProxy, route, service, ctx.consumer) else {
+        let err = LlmError::new(500, "configuration_error", "this route has no ai-proxy plugin");
+        return answer::error(session, ctx, &err, &[]).await;
     };
-    Some(h.to_string())
-}
-
-pub(crate) fn join_paths(base: &str, rest: &str) -> String {
-    match (base.ends_with('/'), rest.starts_with('/')) {
-        (_, _) if rest.is_empty() => base.to_string(),
-        (true, true) => format!("{}{}", base, &rest[1..]),
-        (false, false) => format!("{base}/{rest}"),
-        _ => format!("{base}{rest}"),
-    }
+    ctx.shape = pipeline::shape_of(ai);
+    let limit = match snap.plugin(Slot::TokenLimit, route, service, ctx.consumer) {
+        Some(PluginRt::TokenLimit(l)) => Some(l),
+        _ => None,
+    };
+    let request = llm::LlmRequest {
+        ai,
+        limit,
+        body: a.credentials.body,
+        body_key: a.credentials.body_key,
+        max_body: snap.max_body,
+    };
+    llm::serve(ups, session, ctx, request).await
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -656,14 +292,6 @@ fn request_id(given: Option<&http::HeaderValue>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_join_without_double_slashes() {
-        assert_eq!(join_paths("/", "/x"), "/x");
-        assert_eq!(join_paths("/mcp", "/x"), "/mcp/x");
-        assert_eq!(join_paths("/mcp/", ""), "/mcp/");
-        assert_eq!(join_paths("/mcp", "x"), "/mcp/x");
-    }
 
     #[test]
     fn request_ids_are_kept_or_made() {

@@ -1,30 +1,46 @@
 //! tollgate's request pipeline on Pingora.
+//!
+//! Layers, each using only those below it:
+//!
+//! ```text
+//! gateway            ProxyHttp: phases delegate to the modules below
+//! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
+//! llm/  mcp_relay  passthrough    what a route serves
+//! limits  mcp  oauth  otel  observe  metrics  access_log     per-concern runtime
+//! snapshot  router  keyauth  survivors                       the compiled config
+//! answer  ctx  respond  body  redact  tls  admin             per-request state and answers
+//! upstream/          the one HTTP client: connector, pools, DNS, peers, TLS, fetch
+//! ```
+//!
+//! `ctx` and `snapshot` are the shared vocabulary: the context holds a
+//! request's facts (its snapshot, limit reservation and span among them), so
+//! they sit beside the runtime modules whose types they carry.
 
 pub mod access_log;
 pub mod admin;
+pub mod answer;
 pub mod body;
 pub mod ctx;
-pub mod exchange;
+pub mod facts;
 pub mod gateway;
-pub mod gcp_auth;
 pub mod keyauth;
 pub mod limits;
+pub mod llm;
 pub mod mcp;
 pub mod mcp_relay;
 pub mod metrics;
 pub mod oauth;
 pub mod observe;
 pub mod otel;
-pub mod resolver;
-pub mod respond;
+pub mod passthrough;
+pub mod pipeline;
 pub mod redact;
+pub mod respond;
 pub mod router;
-pub mod semantic;
 pub mod snapshot;
 pub mod survivors;
-pub mod target;
-pub mod upstream_tls;
 pub mod tls;
+pub mod upstream;
 
 pub use gateway::{Gateway, GatewayState};
 pub use snapshot::Snapshot;

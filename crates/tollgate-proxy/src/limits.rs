@@ -15,10 +15,8 @@ use tollgate_limit::{
 };
 use tokio::sync::OnceCell;
 
-use pingora_proxy::Session;
 
-use crate::ctx::{LlmFacts, RequestCtx};
-use crate::snapshot::Snapshot;
+use crate::facts::LlmFacts;
 use crate::metrics::METRICS;
 
 /// Limiters outlive config snapshots, so counters of unchanged limits survive
@@ -283,33 +281,12 @@ impl std::fmt::Debug for TokenLimitRt {
 
 /// Who a request is counted against.
 pub struct Identity {
-    consumer: Option<String>,
-    credential: Option<String>,
-    ip: Option<String>,
-    service: String,
-    header: Option<String>,
-    group: Option<String>,
-}
-
-/// The identity of the request in `ctx`, reading `header_name` for `header` limits.
-pub fn identity(
-    snap: &Snapshot,
-    session: &Session,
-    ctx: &RequestCtx,
-    header_name: Option<&str>,
-) -> Identity {
-    let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
-    Identity {
-        consumer: consumer.map(|c| c.name.clone()),
-        credential: ctx.credential_id.clone(),
-        ip: session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()),
-        service: ctx.service.map(|i| snap.services[i].name.clone()).unwrap_or_default(),
-        header: header_name
-            .and_then(|h| session.req_header().headers.get(h))
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-        group: consumer.and_then(|c| c.groups.first()).cloned(),
-    }
+    pub consumer: Option<String>,
+    pub credential: Option<String>,
+    pub ip: Option<String>,
+    pub service: String,
+    pub header: Option<String>,
+    pub group: Option<String>,
 }
 
 impl Identity {

@@ -11,7 +11,14 @@ use tollgate_mcp::{Rule, Sealer, ToolAcl};
 
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
 use crate::oauth::OauthRt;
-use crate::target::Endpoint;
+use crate::upstream::Endpoint;
+
+/// Which consumer field names the caller in tool ACLs (`consumer_identifier`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerIdentifier {
+    Username,
+    CustomId,
+}
 
 /// One replica of the MCP server. `label` (its URL as configured) is what a
 /// sealed session id names, so ids stay valid across reloads that keep it.
@@ -23,6 +30,7 @@ pub struct Replica {
 
 pub struct McpRt {
     pub config: AiMcpProxyConfig,
+    pub consumer_identifier: ConsumerIdentifier,
     /// Where the plugin sits, namespacing its limit counters.
     scope: String,
     acl: ToolAcl,
@@ -99,6 +107,11 @@ impl McpRt {
             limiter: limiters.limiter(&c.tool_limits.strategy, &c.tool_limits.redis),
             upstream_auth,
             oauth: c.oauth.as_ref().map(OauthRt::compile).transpose()?,
+            // `consumer_id` names consumers by their name here, as `username` does.
+            consumer_identifier: match c.consumer_identifier.as_str() {
+                "custom_id" => ConsumerIdentifier::CustomId,
+                _ => ConsumerIdentifier::Username,
+            },
             scope,
             config: c.clone(),
         })

@@ -21,13 +21,13 @@ use tollgate_sse as sse;
 
 use crate::body::{read_bounded, BodyError};
 use crate::ctx::{McpFacts, RequestCtx};
-use crate::exchange::{finish_upstream, peer_for, send_on, Timeouts, UpstreamError, Upstreams};
-use crate::gateway::join_paths;
-use crate::mcp::{McpRt, Replica, ToolAdmission};
+use crate::mcp::{ConsumerIdentifier, McpRt, Replica, ToolAdmission};
+use crate::passthrough::{join_paths, query_without_key};
+use crate::pipeline::Admitted;
 use crate::respond::{kong_error_body, send, PResult};
-use crate::snapshot::PeerTimeouts;
-use crate::target::Endpoint;
-use crate::upstream_tls::UpstreamTls;
+use crate::snapshot::{PeerTimeouts, Snapshot};
+use crate::upstream::tls::UpstreamTls;
+use crate::upstream::{peer_for, release, send_on, Endpoint, Timeouts, UpstreamError, Upstreams};
 
 /// Largest JSON answer buffered to filter a tool list, and largest SSE event
 /// held while waiting for its end (16 MiB each).
@@ -74,6 +74,56 @@ pub(crate) struct McpCall<'a> {
     pub who: String,
     /// The gateway's own trace context (opentelemetry plugin), replacing the caller's.
     pub traceparent: Option<String>,
+}
+
+/// Serves a request on an MCP route, with what the pipeline learned of its caller.
+pub(crate) async fn serve_route(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    mcp: &McpRt,
+    a: &Admitted<'_>,
+) -> PResult<()> {
+    let service = &snap.services[a.routed.service];
+    let r = &snap.router.routes[a.routed.route];
+    let consumer = ctx.consumer.map(|c| &snap.consumers[c]);
+    let token_subject = a.credentials.token_subject.clone();
+    let mut subjects: Vec<String> = Vec::new();
+    if let Some(c) = consumer {
+        let name = match mcp.consumer_identifier {
+            ConsumerIdentifier::CustomId => c.custom_id.clone(),
+            ConsumerIdentifier::Username => Some(c.name.clone()),
+        };
+        subjects.extend(name);
+        subjects.extend(c.groups.iter().cloned());
+    }
+    subjects.extend(token_subject.clone());
+    let who = match (consumer, &token_subject) {
+        (Some(c), _) => format!("consumer:{}", c.name),
+        (None, Some(sub)) => format!("token:{sub}"),
+        (None, None) => format!(
+            "ip:{}",
+            session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default()
+        ),
+    };
+    let path = session.req_header().uri.path().to_string();
+    let call = McpCall {
+        mcp,
+        service_upstream: service.upstream.as_ref(),
+        timeouts: service.timeouts,
+        tls: &service.tls,
+        path: &path,
+        prefix_len: a.routed.prefix_len,
+        strip_path: r.strip_path,
+        preserve_host: r.preserve_host,
+        query: query_without_key(session.req_header().uri.query(), a.credentials.hidden_query.as_deref()),
+        hide_header: a.credentials.hide_header.clone(),
+        subjects,
+        who,
+        traceparent: ctx.span.as_ref().map(|s| s.outgoing().header()),
+    };
+    serve_mcp(ups, session, ctx, call).await
 }
 
 pub(crate) async fn serve_mcp(
@@ -267,7 +317,7 @@ pub(crate) async fn serve_mcp(
     }
     match complete {
         Ok(true) => {
-            finish_upstream(ups, upstream, &peer).await;
+            release(ups, upstream, &peer).await;
             Ok(())
         }
         Ok(false) => Ok(()),
@@ -509,7 +559,7 @@ impl Relay<'_> {
         ctx.status = status;
 
         if buffer_json {
-            let body = match crate::exchange::read_all(upstream).await {
+            let body = match crate::upstream::read_all(upstream).await {
                 Ok(b) if b.len() <= MAX_LIST_ANSWER => b,
                 _ => return answer_error(session, ctx, 502, "An invalid response was received from the upstream server").await.map(|_| false),
             };

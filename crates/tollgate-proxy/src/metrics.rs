@@ -82,15 +82,15 @@ impl Metrics {
             .expect("metric"),
             llm_requests: register_int_counter_vec_with_registry!(
                 "ai_llm_requests_total",
-                "LLM requests sent to providers",
-                &["ai_provider", "ai_model", "consumer", "request_mode", "code"],
+                "LLM requests sent to providers, by the API the caller spoke (request_format)",
+                &["ai_provider", "ai_model", "consumer", "request_mode", "code", "request_format"],
                 r
             )
             .expect("metric"),
             llm_tokens: register_int_counter_vec_with_registry!(
                 "ai_llm_tokens_total",
-                "Tokens reported by providers, by token_type",
-                &["ai_provider", "ai_model", "consumer", "token_type"],
+                "Tokens reported by providers, by token_type and the API the caller spoke",
+                &["ai_provider", "ai_model", "consumer", "token_type", "request_format"],
                 r
             )
             .expect("metric"),

@@ -10,9 +10,9 @@ use once_cell::sync::Lazy;
 use tollgate_auth::{AuthError, Claims, Jwks, Validator};
 use tollgate_config::schema::McpOauthConfig;
 
-use crate::gcp_auth::PingoraFetch;
+use crate::upstream::fetch::Fetch;
 use crate::survivors::Survivors;
-use crate::target::Endpoint;
+use crate::upstream::Endpoint;
 
 /// A key set older than this is fetched again before use.
 const JWKS_TTL: Duration = Duration::from_secs(3600);
@@ -165,7 +165,7 @@ impl KeySet {
     }
 
     async fn fetch(&self) -> Result<Jwks, String> {
-        let (status, body) = PingoraFetch::shared().get(&self.endpoint).await?;
+        let (status, body) = Fetch::shared().get(&self.endpoint).await?;
         if status != 200 {
             return Err(format!("key set answered {status}"));
         }

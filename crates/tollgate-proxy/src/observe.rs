@@ -48,16 +48,23 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
         let mode = if f.stream { "stream" } else { "non-stream" };
         let upstream_code = f.upstream_status.map(|s| s.to_string()).unwrap_or_default();
         m.llm_requests
-            .with_label_values(&[&f.provider, model, consumer, mode, &upstream_code])
+            .with_label_values(&[&f.provider, model, consumer, mode, &upstream_code, f.request_format])
             .inc();
         if let Some(u) = f.usage {
             for (kind, n) in [
                 ("prompt_tokens", u.prompt_tokens),
                 ("completion_tokens", u.completion_tokens),
                 ("total_tokens", u.total_tokens),
+                ("cached_tokens", u.cached_tokens),
+                ("cache_write_tokens", u.cache_write_tokens),
+                ("reasoning_tokens", u.reasoning_tokens),
             ] {
+                // The detail kinds appear once a provider reports some.
+                if n == 0 && !matches!(kind, "prompt_tokens" | "completion_tokens" | "total_tokens") {
+                    continue;
+                }
                 m.llm_tokens
-                    .with_label_values(&[&f.provider, model, consumer, kind])
+                    .with_label_values(&[&f.provider, model, consumer, kind, f.request_format])
                     .inc_by(n);
             }
         }
@@ -115,6 +122,7 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
         AiLine {
             provider: &f.provider,
             target: &f.target,
+            request_format: f.request_format,
             request_mode: if f.stream { "stream" } else { "non-stream" },
             upstream_status: f.upstream_status,
             failed_attempts: &f.failed_attempts,
@@ -126,6 +134,8 @@ pub fn record(log: &AccessLog, session: &Session, e: Option<&Error>, ctx: &mut R
                 completion_tokens: u.completion_tokens,
                 total_tokens: u.total_tokens,
                 cached_tokens: u.cached_tokens,
+                cache_write_tokens: u.cache_write_tokens,
+                reasoning_tokens: u.reasoning_tokens,
                 estimated: f.usage_estimated,
             }),
             cost: f.cost().filter(|_| stats),
@@ -202,6 +212,7 @@ struct Line<'a> {
 struct AiLine<'a> {
     provider: &'a str,
     target: &'a str,
+    request_format: &'static str,
     request_mode: &'static str,
     upstream_status: Option<u16>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
@@ -233,7 +244,15 @@ struct UsageLine {
     completion_tokens: u64,
     total_tokens: u64,
     cached_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    cache_write_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    reasoning_tokens: u64,
     estimated: bool,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Serialize)]

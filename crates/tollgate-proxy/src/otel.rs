@@ -18,10 +18,11 @@ use tollgate_otel::sampler::Sampler;
 use tollgate_otel::span::unix_nanos;
 use tollgate_otel::{otlp, AttrValue, Span, SpanId, SpanKind, Status, TraceId, TraceParent};
 
-use crate::ctx::{LlmFacts, McpFacts};
-use crate::gcp_auth::PingoraFetch;
+use crate::facts::{LlmFacts, McpFacts};
+use crate::upstream::fetch::Fetch;
 use crate::metrics::METRICS;
-use crate::target::{Endpoint, LlmTarget};
+use crate::llm::target::LlmTarget;
+use crate::upstream::Endpoint;
 
 /// The plugin's settings, compiled once per config load.
 pub struct OtelRt {
@@ -127,11 +128,7 @@ impl RequestSpan {
         if !self.sampled {
             return;
         }
-        let operation = match target.route_type.as_str() {
-            "llm/v1/embeddings" => "embeddings",
-            "llm/v1/completions" => "text_completion",
-            _ => "chat",
-        };
+        let operation = target.api.operation();
         let model = facts.map(|f| f.request_model.as_str()).unwrap_or("");
         let mut span = Span {
             trace_id: self.trace_id,
@@ -325,7 +322,7 @@ pub fn flush(max: Duration) {
 /// A batch never mixes configs: spans queued under a config that a reload
 /// replaced go to that config's collector.
 async fn export_loop(mut rx: UnboundedReceiver<(Arc<OtelRt>, Vec<Span>)>, queued: Arc<AtomicUsize>) {
-    let fetch = PingoraFetch::shared();
+    let fetch = Fetch::shared();
     let failing = AtomicBool::new(false);
     let mut next = None;
     loop {
@@ -356,7 +353,7 @@ async fn export_loop(mut rx: UnboundedReceiver<(Arc<OtelRt>, Vec<Span>)>, queued
     }
 }
 
-async fn export(fetch: &PingoraFetch, otel: &OtelRt, spans: &[Span], failing: &AtomicBool) {
+async fn export(fetch: &Fetch, otel: &OtelRt, spans: &[Span], failing: &AtomicBool) {
     let body = Bytes::from(otlp::encode(&otel.resource, spans));
     let result = fetch.post(&otel.endpoint, "application/json", body, &otel.headers, otel.timeout).await;
     let n = spans.len() as u64;

@@ -1,10 +1,49 @@
-//! Answers the gateway writes itself: errors and small JSON bodies.
+//! Answers the gateway writes itself: errors and small JSON bodies, in the
+//! shape the route's callers read.
 
 use bytes::Bytes;
 use pingora_http::ResponseHeader;
 use pingora_proxy::Session;
+use tollgate_llm::LlmError;
 
 pub type PResult<T> = pingora_error::Result<T>;
+
+/// The error shape a route's callers read: Kong's `{"message"}` on
+/// passthrough and MCP routes, OpenAI's on LLM routes, Anthropic's on
+/// routes whose callers speak the Messages API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ErrorShape {
+    #[default]
+    Kong,
+    OpenAi,
+    Anthropic,
+}
+
+impl ErrorShape {
+    /// The status and body of `err` in this shape.
+    pub fn render(self, err: &LlmError) -> (u16, Bytes) {
+        match self {
+            ErrorShape::Kong => (err.status, kong_error_body(&err.message)),
+            ErrorShape::OpenAi => (err.status, err.body()),
+            ErrorShape::Anthropic => (
+                tollgate_llm::ingress::anthropic::error_status(err),
+                tollgate_llm::ingress::anthropic::error_body(err),
+            ),
+        }
+    }
+}
+
+/// A refusal of the gateway's own (authentication, authorization, limits,
+/// body size), with OpenAI's error type for its status.
+pub fn refusal(status: u16, message: &str) -> LlmError {
+    let kind = match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        413 => "invalid_request_error",
+        _ => "gateway_error",
+    };
+    LlmError::new(status, kind, message)
+}
 
 /// Writes a complete response with a body and Content-Length.
 pub async fn send(

@@ -12,13 +12,14 @@ use tollgate_config::Config;
 
 use crate::keyauth::KeyIndex;
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
+use crate::llm::semantic::SemanticRt;
+use crate::llm::target::{Api, LlmTarget};
 use crate::mcp::McpRt;
 use crate::otel::OtelRt;
-use crate::survivors::Survivors;
-use crate::upstream_tls::UpstreamTls;
 use crate::router::Router;
-use crate::semantic::SemanticRt;
-use crate::target::{Endpoint, LlmTarget};
+use crate::survivors::Survivors;
+use crate::upstream::tls::UpstreamTls;
+use crate::upstream::Endpoint;
 
 #[derive(Debug)]
 pub struct ServiceRt {
@@ -47,12 +48,63 @@ pub struct ConsumerRt {
     pub groups: Vec<String>,
 }
 
+/// What moves a request on to the next target (`failover_criteria`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailoverCriterion {
+    Error,
+    Timeout,
+    InvalidHeader,
+    /// `http_<status>`.
+    Http(u16),
+}
+
+impl FailoverCriterion {
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "error" => FailoverCriterion::Error,
+            "timeout" => FailoverCriterion::Timeout,
+            "invalid_header" => FailoverCriterion::InvalidHeader,
+            other => FailoverCriterion::Http(other.strip_prefix("http_")?.parse().ok()?),
+        })
+    }
+
+    /// The criterion of a refusal with this status.
+    pub fn of_status(status: u16) -> Option<Self> {
+        Some(FailoverCriterion::Http(status))
+    }
+
+    /// Kong's name, for logs and the `reason` label.
+    pub fn as_str(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            FailoverCriterion::Error => "error".into(),
+            FailoverCriterion::Timeout => "timeout".into(),
+            FailoverCriterion::InvalidHeader => "invalid_header".into(),
+            FailoverCriterion::Http(s) => format!("http_{s}").into(),
+        }
+    }
+}
+
+/// How the first target is chosen, where it matters outside the balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Selection {
+    /// By the balancer alone.
+    Balanced,
+    /// By a request header's value, else the consumer.
+    ConsistentHashing,
+    /// By the prompt's meaning first (`semantic`), then the balancer.
+    Semantic,
+}
+
 /// ai-proxy or ai-proxy-advanced, compiled: the targets and how to pick one.
 pub struct AiProxyRt {
     /// Where the plugin sits (`r=<route>/s=<service>/c=<consumer>`), for metrics and /status.
     pub scope: String,
     pub targets: Vec<Arc<LlmTarget>>,
     pub config: BalancerConfig,
+    /// What the route does and in which format its callers speak.
+    pub api: Api,
+    pub selection: Selection,
+    pub failover: Vec<FailoverCriterion>,
     /// Picks a target per attempt and keeps each one's health and statistics;
     /// shared with the previous config's plugin when a reload left the plugin
     /// unchanged, so circuits, cool-downs and statistics survive SIGHUP.
@@ -73,11 +125,20 @@ impl std::fmt::Debug for AiProxyRt {
 impl AiProxyRt {
     pub fn new(scope: String, targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
         // Semantic picks the first target itself; failover then goes round-robin.
-        let algorithm = match config.algorithm.as_str() {
-            "semantic" => Algorithm::RoundRobin,
-            a => Algorithm::from_kong(a, &config.latency_strategy, &config.tokens_count_strategy)
-                .map_err(|e| e.to_string())?,
+        let (algorithm, selection) = match config.algorithm.as_str() {
+            "semantic" => (Algorithm::RoundRobin, Selection::Semantic),
+            a => (
+                Algorithm::from_kong(a, &config.latency_strategy, &config.tokens_count_strategy)
+                    .map_err(|e| e.to_string())?,
+                if a == "consistent-hashing" { Selection::ConsistentHashing } else { Selection::Balanced },
+            ),
         };
+        let failover = config
+            .failover_criteria
+            .iter()
+            .map(|c| FailoverCriterion::parse(c).ok_or_else(|| format!("unknown failover criterion {c}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let api = targets.first().map(|t| t.api).ok_or("an LLM plugin needs a target")?;
         let infos = targets
             .iter()
             .map(|t| TargetInfo {
@@ -94,7 +155,16 @@ impl AiProxyRt {
         let balancer = BALANCERS.get_or_build(&fingerprint, || {
             Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()))
         });
-        Ok(AiProxyRt { scope, targets, config, balancer, semantic: None })
+        Ok(AiProxyRt { scope, targets, config, api, selection, failover, balancer, semantic: None })
+    }
+
+    /// The `request_format` label of this plugin's requests.
+    pub fn format_label(&self) -> &'static str {
+        match self.api {
+            Api::Generate(ingress) => ingress.label(),
+            Api::Embeddings => "openai_embeddings",
+            Api::Preserve => "preserve",
+        }
     }
 }
 
@@ -254,7 +324,7 @@ impl Snapshot {
                     Slot::AiProxy,
                     PluginRt::AiProxy(AiProxyRt::new(
                         scope_of(p),
-                        vec![Arc::new(LlmTarget::compile(t, &tls)?)],
+                        vec![Arc::new(LlmTarget::compile(t, t.llm_format(), &tls)?)],
                         BalancerConfig::default(),
                     )?),
                 ),
@@ -290,7 +360,7 @@ impl Snapshot {
                     let targets = a
                         .targets
                         .iter()
-                        .map(|t| LlmTarget::compile(t, &tls).map(Arc::new))
+                        .map(|t| LlmTarget::compile(t, &a.llm_format, &tls).map(Arc::new))
                         .collect::<Result<Vec<_>, _>>()?;
                     if targets.is_empty() {
                         return Err("ai-proxy-advanced needs at least one target".into());
@@ -358,6 +428,7 @@ fn semantic_proxy(
         let e = a.embeddings.as_ref().ok_or("the semantic algorithm needs an embeddings model")?;
         let spec = tollgate_config::TargetSpec {
             route_type: "llm/v1/embeddings".into(),
+            llm_format: None,
             auth: e.auth.clone(),
             model: e.model.clone(),
             logging: Default::default(),
@@ -365,7 +436,7 @@ fn semantic_proxy(
             description: None,
         };
         let threshold = a.vectordb.as_ref().map(|v| v.threshold).unwrap_or(0.75);
-        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, tls)?), threshold, &descriptions));
+        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, "openai", tls)?), threshold, &descriptions));
     }
     Ok(rt)
 }

@@ -9,11 +9,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::OnceCell;
+use tollgate_llm::chat::{Message, Part};
+use tollgate_llm::ingress::Request;
 use tollgate_llm::provider::Call;
-use tollgate_llm::{embeddings, ChatRequest};
+use tollgate_llm::{embeddings, ChatRequest, ModelDefaults};
 
-use crate::exchange::{finish_upstream, read_all, send_request, CallIds, Timeouts, Upstreams};
-use crate::target::LlmTarget;
+use crate::llm::call::{send_request, upstream_error, CallIds};
+use crate::llm::target::LlmTarget;
+use crate::upstream::{read_all, release, Timeouts, Upstreams};
 
 /// The description that marks the fallback target.
 pub const CATCHALL: &str = "CATCHALL";
@@ -44,7 +47,7 @@ impl SemanticRt {
     /// The target for this request: the best description above the threshold,
     /// else the catch-all. `Err` says why it could not be decided (the
     /// request is then balanced as if there were no semantics).
-    pub async fn choose(&self, ups: &Upstreams, request: &ChatRequest, request_id: &str) -> Result<Option<usize>, String> {
+    pub async fn choose(&self, ups: &Upstreams, request: &Request, request_id: &str) -> Result<Option<usize>, String> {
         let Some(prompt) = last_user_text(request) else {
             return Ok(self.catchall);
         };
@@ -72,8 +75,30 @@ impl SemanticRt {
     }
 }
 
-/// The text of the last user message (text parts joined).
-fn last_user_text(request: &ChatRequest) -> Option<String> {
+/// The text of the last user message that has some, in any caller format.
+fn last_user_text(request: &Request) -> Option<String> {
+    if let Request::Chat(chat) = request {
+        return last_chat_user_text(chat);
+    }
+    // Other formats through their neutral form (the model does not matter).
+    let chat = request.to_chat(&ModelDefaults::default()).ok()?;
+    chat.messages.iter().rev().find_map(|m| match m {
+        Message::User { parts } => {
+            let text: Vec<&str> = parts
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Text(t) => Some(t.as_str()),
+                    _ => None,
+                })
+                .collect();
+            (!text.is_empty()).then(|| text.join("\n"))
+        }
+        _ => None,
+    })
+}
+
+/// The text of the last user message of an OpenAI chat request (text parts joined).
+fn last_chat_user_text(request: &ChatRequest) -> Option<String> {
     let messages = request.body().get("messages")?.as_array()?;
     let last = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
     match last.get("content")? {
@@ -107,10 +132,10 @@ async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id
     let ids = CallIds { request_id, traceparent: None, tracestate: None };
     let (mut upstream, peer) = send_request(ups, target, &call, &ids, &timeouts)
         .await
-        .map_err(|e| e.to_llm(&target.provider).message)?;
+        .map_err(|e| upstream_error(&e, &target.provider).message)?;
     let status = upstream.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
     let answer = read_all(&mut upstream).await?;
-    finish_upstream(ups, upstream, &peer).await;
+    release(ups, upstream, &peer).await;
     if !(200..300).contains(&status) {
         return Err(tollgate_llm::provider::error(target.kind, status, &answer).message);
     }
@@ -161,6 +186,6 @@ mod tests {
                 {"role":"user","content":[{"type":"text","text":"solve"},{"type":"image_url","image_url":{"url":"https://x/y.png"}},{"type":"text","text":"this"}]}]}"#,
         )
         .expect("valid");
-        assert_eq!(last_user_text(&req).as_deref(), Some("solve\nthis"));
+        assert_eq!(last_user_text(&Request::Chat(req)).as_deref(), Some("solve\nthis"));
     }
 }

@@ -20,23 +20,21 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use bytes::{Bytes, BytesMut};
-use pingora_core::upstreams::peer::{HttpPeer, ALPN};
-use pingora_http::RequestHeader;
+use bytes::Bytes;
 use ring::rand::SystemRandom;
 use ring::signature::{RsaKeyPair, RSA_PKCS1_SHA256};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
-use crate::exchange::Upstreams;
-use crate::target::Endpoint;
+use crate::upstream::fetch::Fetch;
+use crate::upstream::Endpoint;
 
 /// The scope Vertex AI needs.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -52,12 +50,6 @@ const MIN_REMAINING: Duration = Duration::from_secs(10);
 const DEFAULT_EXPIRES_IN: u64 = 3600;
 /// A longer lifetime claimed by the endpoint is not believed.
 const MAX_EXPIRES_IN: u64 = 24 * 3600;
-/// Connect, write and read timeouts of one token request, each.
-const STEP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on a whole token request.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(20);
-/// Largest token endpoint answer read.
-const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// A clock, injectable for tests.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -341,124 +333,10 @@ pub trait TokenFetch: Send + Sync {
     async fn post_form(&self, endpoint: &Endpoint, form: String) -> Result<(u16, Bytes), String>;
 }
 
-/// The token request through Pingora's connector: TLS with SNI and certificate
-/// checks, timeouts on every step. The connection is not pooled: a token is
-/// asked for about once an hour, long after the endpoint closed an idle one.
-pub struct PingoraFetch {
-    upstreams: &'static Upstreams,
-}
-
-/// One connector for every token source of the process.
-static TOKEN_UPSTREAMS: LazyLock<Upstreams> = LazyLock::new(Upstreams::new);
-
-impl PingoraFetch {
-    pub fn shared() -> Self {
-        PingoraFetch {
-            upstreams: &TOKEN_UPSTREAMS,
-        }
-    }
-}
-
 #[async_trait]
-impl TokenFetch for PingoraFetch {
+impl TokenFetch for Fetch {
     async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), String> {
-        let body = Some(("application/x-www-form-urlencoded", Bytes::from(form)));
-        self.exchange(ep, "POST", body, &[], FETCH_TIMEOUT).await
-    }
-}
-
-impl PingoraFetch {
-    /// GETs `ep` (a key set, a discovery document): the answer's status and body.
-    pub async fn get(&self, ep: &Endpoint) -> Result<(u16, Bytes), String> {
-        self.exchange(ep, "GET", None, &[], FETCH_TIMEOUT).await
-    }
-
-    /// POSTs `body` as `content_type` with `headers` (an export to a
-    /// collector), all of it within `limit`: the answer's status and body.
-    pub async fn post(
-        &self,
-        ep: &Endpoint,
-        content_type: &str,
-        body: Bytes,
-        headers: &[(String, String)],
-        limit: Duration,
-    ) -> Result<(u16, Bytes), String> {
-        self.exchange(ep, "POST", Some((content_type, body)), headers, limit).await
-    }
-
-    /// One request on a fresh connection, bounded in time (`limit` in all,
-    /// each step at most `STEP_TIMEOUT`) and answer size.
-    async fn exchange(
-        &self,
-        ep: &Endpoint,
-        method: &str,
-        body: Option<(&str, Bytes)>,
-        headers: &[(String, String)],
-        limit: Duration,
-    ) -> Result<(u16, Bytes), String> {
-        let step = STEP_TIMEOUT.min(limit);
-        let run = async {
-            let addr = self
-                .upstreams
-                .resolver
-                .resolve(&ep.host, ep.port)
-                .await
-                .map_err(|e| format!("{} could not be resolved: {e}", ep.host))?;
-            let mut peer = HttpPeer::new(addr, ep.tls, ep.host.clone());
-            peer.options.connection_timeout = Some(step);
-            peer.options.read_timeout = Some(step);
-            peer.options.write_timeout = Some(step);
-            peer.options.alpn = ALPN::H1;
-            let (mut session, _) = self
-                .upstreams
-                .connector
-                .get_http_session(&peer)
-                .await
-                .map_err(|e| format!("{} could not be reached: {e}", ep.authority))?;
-            session.set_read_timeout(Some(step));
-            session.set_write_timeout(Some(step));
-            let e = |e: Box<pingora_error::Error>| e.to_string();
-            let mut h =
-                RequestHeader::build(method, ep.path_and_query.as_bytes(), Some(6)).map_err(e)?;
-            h.insert_header("host", ep.authority.as_str()).map_err(e)?;
-            if let Some((content_type, bytes)) = &body {
-                h.insert_header("content-type", *content_type).map_err(e)?;
-                h.insert_header("content-length", bytes.len().to_string())
-                    .map_err(e)?;
-            }
-            h.insert_header("accept", "application/json").map_err(e)?;
-            h.insert_header(
-                "user-agent",
-                concat!("tollgate/", env!("CARGO_PKG_VERSION")),
-            )
-            .map_err(e)?;
-            h.insert_header("connection", "close").map_err(e)?;
-            for (name, value) in headers {
-                h.insert_header(name.clone(), value.as_str()).map_err(e)?;
-            }
-            session.write_request_header(Box::new(h)).await.map_err(e)?;
-            if let Some((_, bytes)) = body {
-                session.write_request_body(bytes, true).await.map_err(e)?;
-            }
-            session.finish_request_body().await.map_err(e)?;
-            session.read_response_header().await.map_err(e)?;
-            let status = session
-                .response_header()
-                .map(|h| h.status.as_u16())
-                .ok_or_else(|| "no response header".to_string())?;
-            let mut body = BytesMut::new();
-            while let Some(chunk) = session.read_response_body().await.map_err(e)? {
-                if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-                    return Err(format!("answer exceeds {MAX_ANSWER_BYTES} bytes"));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok((status, body.freeze()))
-        };
-        match tokio::time::timeout(limit, run).await {
-            Ok(result) => result,
-            Err(_) => Err(format!("no answer within {limit:?}")),
-        }
+        Fetch::post_form(self, ep, form).await
     }
 }
 
@@ -526,7 +404,7 @@ impl fmt::Debug for TokenSource {
 impl TokenSource {
     /// A token source fetching through Pingora's connector.
     pub fn new(account: ServiceAccount, clock: Clock) -> Self {
-        Self::with_fetch(account, clock, Arc::new(PingoraFetch::shared()))
+        Self::with_fetch(account, clock, Arc::new(Fetch::shared()))
     }
 
     /// A token source fetching through `fetch`.

@@ -4,43 +4,47 @@
 use std::sync::Arc;
 
 use tollgate_config::schema::{AuthConfig, ModelOptions, TargetSpec};
-use tollgate_config::HttpUrl;
 use tollgate_llm::bedrock::AwsCredentials;
+use tollgate_llm::ingress::Ingress;
 use tollgate_llm::provider::{ProviderOptions, VertexOptions};
 use tollgate_llm::{ModelDefaults, Provider};
 
-use crate::gcp_auth::{ServiceAccount, TokenSource};
-use crate::upstream_tls::UpstreamTls;
+use crate::llm::gcp_auth::{ServiceAccount, TokenSource};
+use crate::upstream::tls::UpstreamTls;
+use crate::upstream::Endpoint;
 
-/// A parsed upstream endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-    /// Path and query sent in the request line.
-    pub path_and_query: String,
-    /// Host header value (`host` or `host:port` for a non-default port).
-    pub authority: String,
+/// What an LLM route does, from its plugin's `llm_format` and its targets'
+/// `route_type` (validation keeps the pair sensible).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// Generation, in the callers' format: `llm/v1/chat` (OpenAI chat
+    /// completions, or Anthropic Messages with `llm_format = "anthropic"`)
+    /// and `llm/v1/responses`.
+    Generate(Ingress),
+    /// `llm/v1/embeddings`.
+    Embeddings,
+    /// `preserve`: the provider's own format, forwarded.
+    Preserve,
 }
 
-impl Endpoint {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let u = HttpUrl::parse(url).map_err(|e| format!("URL '{url}' {e}"))?;
-        let default_port = if u.tls { 443 } else { 80 };
-        // The Host header names the port only when it is not the scheme's default.
-        let authority = if u.port == default_port {
-            if u.host.contains(':') { format!("[{}]", u.host) } else { u.host.clone() }
-        } else {
-            u.authority()
-        };
-        Ok(Endpoint {
-            tls: u.tls,
-            host: u.host,
-            port: u.port,
-            path_and_query: u.path_and_query,
-            authority,
+impl Api {
+    pub fn from_config(llm_format: &str, route_type: &str) -> Result<Api, String> {
+        Ok(match (llm_format, route_type) {
+            (_, "preserve") => Api::Preserve,
+            ("openai", "llm/v1/embeddings") => Api::Embeddings,
+            ("openai", "llm/v1/chat") => Api::Generate(Ingress::OpenAiChat),
+            ("openai", "llm/v1/responses") => Api::Generate(Ingress::OpenAiResponses),
+            ("anthropic", "llm/v1/chat") => Api::Generate(Ingress::AnthropicMessages),
+            (f, t) => return Err(format!("llm_format {f} with route_type {t} is not served")),
         })
+    }
+
+    /// OpenTelemetry's `gen_ai.operation.name`.
+    pub fn operation(self) -> &'static str {
+        match self {
+            Api::Embeddings => "embeddings",
+            _ => "chat",
+        }
     }
 }
 
@@ -100,7 +104,7 @@ pub struct LlmTarget {
     pub aws: Option<AwsSigning>,
     /// Vertex AI with a service account: the OAuth token for each call.
     pub gcp: Option<Arc<TokenSource>>,
-    pub route_type: String,
+    pub api: Api,
     pub model: ModelDefaults,
     pub endpoint: Endpoint,
     pub credential: Credential,
@@ -116,15 +120,21 @@ pub struct LlmTarget {
 }
 
 impl LlmTarget {
-    pub fn compile(spec: &TargetSpec, tls: &UpstreamTls) -> Result<Self, String> {
+    /// A target of a plugin whose callers speak `llm_format`.
+    pub fn compile(spec: &TargetSpec, llm_format: &str, tls: &UpstreamTls) -> Result<Self, String> {
         let o = &spec.model.options;
         let name = spec.model.provider.as_str();
         let kind = Provider::parse(name).ok_or_else(|| format!("unknown provider {name}"))?;
         let options = provider_options(o);
+        let api = Api::from_config(llm_format, &spec.route_type)?;
         let url = match &o.upstream_url {
             Some(u) => u.clone(),
-            None => match spec.route_type.as_str() {
-                "llm/v1/embeddings" => tollgate_llm::embeddings::default_url(kind, &options),
+            None => match api {
+                Api::Embeddings => tollgate_llm::embeddings::default_url(kind, &options),
+                // Responses callers reach OpenAI's own Responses API.
+                Api::Generate(Ingress::OpenAiResponses) if kind == Provider::OpenAi => {
+                    Some(tollgate_llm::openai::DEFAULT_RESPONSES_URL.to_string())
+                }
                 _ => kind.default_url(&options),
             }
             .ok_or_else(|| format!("provider {name} needs model.options.upstream_url"))?,
@@ -164,7 +174,7 @@ impl LlmTarget {
             options,
             aws,
             gcp: gcp_token_source(spec.auth.as_ref())?,
-            route_type: spec.route_type.clone(),
+            api,
             model,
             endpoint,
             credential: Credential::from_config(spec.auth.as_ref())?,
@@ -211,21 +221,5 @@ fn provider_options(o: &ModelOptions) -> ProviderOptions {
             })
         }),
         aws_region: o.bedrock.as_ref().and_then(|b| b.aws_region.clone()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn endpoints_parse_with_default_ports() {
-        let e = Endpoint::parse("https://api.openai.com/v1/chat/completions").expect("ok");
-        assert_eq!((e.tls, e.port, e.authority.as_str()), (true, 443, "api.openai.com"));
-        assert_eq!(e.path_and_query, "/v1/chat/completions");
-        let e = Endpoint::parse("http://127.0.0.1:9001/v1/chat/completions?x=1").expect("ok");
-        assert_eq!((e.tls, e.port, e.authority.as_str()), (false, 9001, "127.0.0.1:9001"));
-        assert_eq!(e.path_and_query, "/v1/chat/completions?x=1");
-        assert!(Endpoint::parse("ftp://x/").is_err());
     }
 }

@@ -1,0 +1,297 @@
+//! One attempt at one target: send the call, read the answer's head, then
+//! relay a stream, answer JSON, or give the failover loop a reason to move
+//! on. What the attempt says of the target's health goes back to the loop,
+//! which feeds the balancer in one place.
+
+use std::time::{Duration, Instant};
+
+use pingora_proxy::Session;
+use tollgate_llm::completion::AnswerMeta;
+use tollgate_llm::embeddings::{self, EmbeddingsMeta};
+use tollgate_llm::provider::{self, Call};
+use tollgate_llm::{LlmError, Usage};
+
+use crate::answer;
+use crate::ctx::RequestCtx;
+use crate::llm::ask::Ask;
+use crate::llm::call::{send_request, upstream_error, CallIds};
+use crate::llm::relay::{answer_headers, log_response, relay_stream, StreamRelay};
+use crate::llm::target::LlmTarget;
+use crate::respond::{as_refs, send, PResult};
+use crate::snapshot::{AiProxyRt, FailoverCriterion};
+use crate::upstream::{read_all, release, Timeouts, UpstreamError, Upstreams};
+
+/// What an attempt says of its target, for the balancer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Health {
+    /// It answered: its latency and usage count.
+    Success,
+    /// It failed in a way that counts towards its circuit breaker.
+    Failure,
+    /// It asked to be left alone for this long (429 with `Retry-After`).
+    CoolDown(Duration),
+    /// Nothing to learn (a client error, a caller that hung up).
+    Neutral,
+}
+
+/// How one attempt at one target ended.
+pub(crate) enum Next {
+    /// The client got an answer (success or a final error), or went away.
+    Answered(PResult<()>),
+    /// Failed before anything reached the client, in a way the failover
+    /// criteria cover, and another target may be tried.
+    FailOver(FailoverCriterion),
+}
+
+pub(crate) struct Outcome {
+    pub health: Health,
+    pub next: Next,
+}
+
+impl Outcome {
+    fn answered(health: Health, r: PResult<()>) -> Self {
+        Outcome { health, next: Next::Answered(r) }
+    }
+
+    fn fail_over(health: Health, why: FailoverCriterion) -> Self {
+        Outcome { health, next: Next::FailOver(why) }
+    }
+}
+
+/// One attempt at one target.
+pub(crate) struct Attempt<'a> {
+    pub ups: &'a Upstreams,
+    pub ai: &'a AiProxyRt,
+    pub target: &'a LlmTarget,
+    pub ask: &'a Ask,
+    pub call: &'a Call,
+    pub embeddings_meta: Option<&'a EmbeddingsMeta>,
+    /// Another target could take over if this one fails.
+    pub may_fail_over: bool,
+}
+
+impl Attempt<'_> {
+    fn fails_over_on(&self, criterion: FailoverCriterion) -> bool {
+        self.may_fail_over && self.ai.failover.contains(&criterion)
+    }
+
+    pub(crate) async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> Outcome {
+        let Attempt { ups, ai, target, ask, call, embeddings_meta, .. } = *self;
+        let timeouts = Timeouts {
+            connect: Duration::from_millis(ai.config.connect_timeout),
+            read: Duration::from_millis(ai.config.read_timeout),
+            write: Duration::from_millis(ai.config.write_timeout),
+        };
+        let sent_at = Instant::now();
+        let (mut upstream, peer) = match send_request(ups, target, call, &call_ids(ctx), &timeouts).await {
+            Ok(x) => x,
+            Err(e) => {
+                let criterion = criterion_of(&e);
+                if self.fails_over_on(criterion) {
+                    return Outcome::fail_over(Health::Failure, criterion);
+                }
+                let err = upstream_error(&e, &target.provider);
+                return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+            }
+        };
+        let Some(resp) = upstream.response_header() else {
+            let err = LlmError::new(502, "upstream_error", "provider answer has no header");
+            return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+        };
+        let status = resp.status.as_u16();
+        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let content_type = header("content-type").unwrap_or_default();
+        let retry_after = header("retry-after");
+        let is_json = content_type.starts_with("application/json");
+        if let Some(f) = ctx.llm.as_mut() {
+            f.upstream_status = Some(status);
+        }
+        let ok = (200..300).contains(&status);
+        // A refusal's health: a 429 with Retry-After rests the target for
+        // that long (when another target can serve meanwhile: resting the only
+        // one would just turn the provider's 429 into our 503); server errors
+        // and other 429s count towards its circuit breaker.
+        let refusal_health = match retry_after.as_deref().and_then(retry_after_duration) {
+            _ if ok => Health::Success,
+            Some(rest) if status == 429 && ai.targets.len() > 1 => Health::CoolDown(rest),
+            _ if status >= 500 || status == 429 => Health::Failure,
+            _ => Health::Neutral,
+        };
+        if !ok {
+            if let Some(criterion) = FailoverCriterion::of_status(status).filter(|c| self.fails_over_on(*c)) {
+                // Read the refusal to its end so the connection can be reused.
+                if read_all(&mut upstream).await.is_ok() {
+                    release(ups, upstream, &peer).await;
+                }
+                return Outcome::fail_over(refusal_health, criterion);
+            }
+        }
+        let meta = AnswerMeta {
+            fallback_id: format!("chatcmpl-{}", ctx.request_id),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            model: call.model.clone(),
+            client_wants_usage: call.client_wants_usage,
+            request_id: ctx.request_id.clone(),
+            echo: ask.echo(),
+        };
+        let preserve = matches!(ask, Ask::Preserve(_));
+
+        // A streamed call answers in the provider's stream format (SSE,
+        // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
+        if ok && call.stream && !is_json {
+            let (stream, content_type) = if preserve {
+                (provider::observe(target.kind, meta), content_type.as_str())
+            } else {
+                let stream = provider::stream_for(target.kind, call.ingress, call.native, meta);
+                // A native stream keeps the provider's content type.
+                (stream, if call.native { content_type.as_str() } else { "text/event-stream" })
+            };
+            let prompt = || ask.prompt_estimate(None);
+            let relay = StreamRelay { target, prompt_estimate: &prompt, content_type, sent_at };
+            let (r, completed) = relay_stream(session, ctx, &mut upstream, stream, relay).await;
+            release(ups, upstream, &peer).await;
+            let health = if completed {
+                Health::Success
+            } else if ctx.llm.as_ref().is_some_and(|f| f.client_cancelled) {
+                Health::Neutral
+            } else {
+                Health::Failure
+            };
+            return Outcome::answered(health, r);
+        }
+
+        // A JSON answer (or an error): read it whole, then answer with Content-Length.
+        let body = match read_all(&mut upstream).await {
+            Ok(b) => b,
+            Err(msg) => {
+                if self.fails_over_on(FailoverCriterion::Error) {
+                    return Outcome::fail_over(Health::Failure, FailoverCriterion::Error);
+                }
+                let err = LlmError::new(
+                    502,
+                    "upstream_error",
+                    format!("provider {} broke off its answer: {msg}", target.provider),
+                );
+                return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+            }
+        };
+        let done_at = Instant::now();
+        release(ups, upstream, &peer).await;
+
+        if !ok {
+            return Outcome::answered(refusal_health, self.refused(session, ctx, status, &content_type, body, retry_after).await);
+        }
+        if preserve {
+            // The provider's own answer as it sent it; usage read where it can be.
+            let (usage, model) = provider::observe_answer(target.kind, &body, &meta);
+            if let Some(f) = ctx.llm.as_mut() {
+                f.usage = usage;
+                f.response_model = model;
+                f.latency = Some(done_at - sent_at);
+            }
+            ctx.status = status;
+            log_response(ctx, &body);
+            let headers = answer_headers(ctx, &target.label, None);
+            let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
+            return Outcome::answered(Health::Success, send(session, status, ct, body, &as_refs(&headers)).await);
+        }
+        let translated = match embeddings_meta {
+            Some(e) => embeddings::answer(target.kind, body, e),
+            None => provider::answer_for(target.kind, call.ingress, call.native, body, &meta),
+        };
+        let answer = match translated {
+            Ok(a) => a,
+            Err(err) => {
+                // A 200 that is not an answer: the provider is broken.
+                if self.fails_over_on(FailoverCriterion::InvalidHeader) || self.fails_over_on(FailoverCriterion::Error) {
+                    return Outcome::fail_over(Health::Failure, FailoverCriterion::Error);
+                }
+                return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+            }
+        };
+        if let Some(f) = ctx.llm.as_mut() {
+            f.usage = answer.usage.or_else(|| {
+                // The provider reported none (some OpenAI-compatible
+                // servers): both sides by the tokenizer, marked estimated.
+                f.usage_estimated = true;
+                let prompt = ask.prompt_estimate(embeddings_meta);
+                let completion = answer.estimated_completion_tokens.unwrap_or(0);
+                Some(Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, ..Usage::default() })
+            });
+            f.response_model = answer.model;
+            f.latency = Some(done_at - sent_at);
+        }
+        ctx.status = status;
+        log_response(ctx, &answer.body);
+        let headers = answer_headers(ctx, &target.label, None);
+        Outcome::answered(Health::Success, send(session, status, "application/json", answer.body, &as_refs(&headers)).await)
+    }
+
+    /// The provider refused (and no other target takes over): its status and
+    /// message reach the caller. A caller speaking the provider's own format
+    /// (Messages to Anthropic, Responses to OpenAI) gets its error as it was
+    /// sent, as they read it; other callers get it in their shape, the
+    /// provider's message kept.
+    async fn refused(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        content_type: &str,
+        body: bytes::Bytes,
+        retry_after: Option<String>,
+    ) -> PResult<()> {
+        let Attempt { target, call, ask, .. } = *self;
+        let preserve = matches!(ask, Ask::Preserve(_));
+        let as_sent = preserve || (call.native && call.ingress != tollgate_llm::ingress::Ingress::OpenAiChat);
+        if as_sent && (preserve || content_type.starts_with("application/json")) {
+            ctx.note_error(&format!("provider {} answered {status}", target.provider));
+            ctx.status = status;
+            log_response(ctx, &body);
+            let headers = answer_headers(ctx, &target.label, retry_after.as_deref());
+            let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type };
+            return send(session, status, ct, body, &as_refs(&headers)).await;
+        }
+        let err = provider::error(target.kind, status, &body);
+        let (status, body) = ctx.shape.render(&err);
+        ctx.note_error(&err.message);
+        ctx.status = status;
+        log_response(ctx, &body);
+        let headers = answer_headers(ctx, &target.label, retry_after.as_deref());
+        send(session, status, "application/json", body, &as_refs(&headers)).await
+    }
+}
+
+/// The failover criterion a failure to exchange falls under.
+fn criterion_of(e: &UpstreamError) -> FailoverCriterion {
+    match e {
+        UpstreamError::Timeout(_) => FailoverCriterion::Timeout,
+        UpstreamError::Exchange { invalid_header: true, .. } => FailoverCriterion::InvalidHeader,
+        _ => FailoverCriterion::Error,
+    }
+}
+
+/// The ids a provider call carries: the request id, and the trace context:
+/// the gateway's call span when tracing, else the caller's.
+pub(crate) fn call_ids(ctx: &RequestCtx) -> CallIds<'_> {
+    let caller = ctx.trace.as_ref();
+    let parent = match &ctx.span {
+        Some(span) => Some(span.outgoing()),
+        None => caller.map(|(t, _)| *t),
+    };
+    CallIds {
+        request_id: &ctx.request_id,
+        traceparent: parent.map(|p| p.header()),
+        tracestate: caller.and_then(|(_, s)| s.as_deref()),
+    }
+}
+
+/// `Retry-After` as delay-seconds (the HTTP-date form is rare from APIs and
+/// is not honoured).
+fn retry_after_duration(v: &str) -> Option<Duration> {
+    let secs: u64 = v.trim().parse().ok()?;
+    Some(Duration::from_secs(secs.min(3600)))
+}

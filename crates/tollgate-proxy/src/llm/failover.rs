@@ -1,0 +1,199 @@
+//! The failover loop of one LLM request: pick a target, prepare the call for
+//! its provider, reserve the token budget once, run the attempt, feed the
+//! balancer what the attempt learned, and move on to the next target while
+//! the failover criteria allow and targets remain.
+
+use pingora_proxy::Session;
+use tollgate_balance::Success;
+use tollgate_llm::LlmError;
+
+use crate::answer;
+use crate::ctx::{LlmFacts, Payloads, RequestCtx};
+use crate::limits::{Admission, Costs, TokenLimitRt};
+use crate::llm::ask::Ask;
+use crate::llm::attempt::{Attempt, Health, Next};
+use crate::llm::target::LlmTarget;
+use crate::metrics;
+use crate::respond::PResult;
+use crate::snapshot::{AiProxyRt, Selection};
+use crate::upstream::Upstreams;
+
+/// Serves `ask` from the plugin's targets. Every outcome is answered to the
+/// client here; an `Err` means the client itself went away.
+pub(crate) async fn serve(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    ai: &AiProxyRt,
+    limit: Option<&TokenLimitRt>,
+    ask: Ask,
+) -> PResult<()> {
+    let hash_key = hash_key(session, ctx, ai);
+    let mut preferred = semantic_choice(ups, ai, &ask, ctx).await;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    let mut admitted = false;
+    loop {
+        // The semantic choice goes first (while available); then the balancer.
+        let first = preferred.take().and_then(|p| {
+            let others: Vec<usize> = (0..ai.targets.len()).filter(|i| *i != p).collect();
+            ai.balancer.pick(None, &others)
+        });
+        let Some(pick) = first.or_else(|| ai.balancer.pick(hash_key.as_deref(), &tried)) else {
+            // Nothing (left) to try: every target is cooling down or its circuit is open.
+            let err = LlmError::new(
+                503,
+                "service_unavailable",
+                "no LLM target is available: every target is failing or cooling down; retry later",
+            )
+            .with_code("no_target_available");
+            if let Some(f) = ctx.llm.as_mut() {
+                f.failed_attempts = std::mem::take(&mut failed);
+            }
+            return answer::error(session, ctx, &err, &[]).await;
+        };
+        let idx = pick.index();
+        tried.push(idx);
+        let target = ai.targets[idx].clone();
+        let (call, embeddings_meta) = match ask.call_for(&target) {
+            Ok(p) => p,
+            // The caller's request cannot be served as sent: a client error,
+            // never a reason to try another target.
+            Err(e) => return answer::error(session, ctx, &e, &[]).await,
+        };
+        ctx.llm = Some(LlmFacts {
+            provider: target.provider.clone(),
+            target: target.label.clone(),
+            request_model: call.model.clone(),
+            request_format: ai.format_label(),
+            stream: call.stream,
+            log_statistics: target.log_statistics,
+            input_cost: target.input_cost,
+            output_cost: target.output_cost,
+            failed_attempts: failed.clone(),
+            payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
+            ..LlmFacts::default()
+        });
+        // The token budget is reserved once, against the first target's
+        // provider; the real usage settles it whichever target answers.
+        if !admitted {
+            admitted = true;
+            let estimate = || ask.prompt_estimate(embeddings_meta.as_ref());
+            if let Some(refused) = admit(session, ctx, limit, &target, estimate, ask.max_completion_tokens()).await {
+                return answer::error(session, ctx, &refused, &[]).await;
+            }
+        }
+        let retries_left = (tried.len() as u32) <= ai.config.retries;
+        let may_fail_over =
+            retries_left && (0..ai.targets.len()).any(|i| !tried.contains(&i) && ai.balancer.is_available(i));
+        let attempt = Attempt {
+            ups,
+            ai,
+            target: &target,
+            ask: &ask,
+            call: &call,
+            embeddings_meta: embeddings_meta.as_ref(),
+            may_fail_over,
+        };
+        if let Some(span) = ctx.span.as_mut() {
+            span.start_call();
+        }
+        let outcome = attempt.run(session, ctx).await;
+        feed_balancer(ai, idx, outcome.health, ctx);
+        let failure = match &outcome.next {
+            Next::FailOver(why) => Some(why.as_str()),
+            Next::Answered(_) => None,
+        };
+        if let Some(span) = ctx.span.as_mut() {
+            span.end_call(&target, ctx.llm.as_ref(), failure.as_deref());
+        }
+        match outcome.next {
+            Next::Answered(r) => return r,
+            Next::FailOver(why) => {
+                let reason = why.as_str();
+                tracing::info!(request_id = %ctx.request_id, target = %target.label, %reason, "failing over to the next target");
+                metrics::record_failover(&target.label, &reason);
+                failed.push(format!("{}: {reason}", target.label));
+            }
+        }
+        drop(pick);
+    }
+}
+
+/// Everything the balancer learns from an attempt, in one place.
+fn feed_balancer(ai: &AiProxyRt, idx: usize, health: Health, ctx: &RequestCtx) {
+    match health {
+        Health::Success => {
+            let Some(f) = ctx.llm.as_ref() else { return };
+            let usage = f.usage.unwrap_or_default();
+            ai.balancer.success(
+                idx,
+                Success {
+                    latency: f.latency.unwrap_or_default(),
+                    ttft: f.ttft,
+                    prompt_tokens: usage.prompt_tokens,
+                    completion_tokens: usage.completion_tokens,
+                    cost: f.cost().unwrap_or(0.0),
+                },
+            );
+        }
+        Health::Failure => ai.balancer.failure(idx),
+        Health::CoolDown(rest) => ai.balancer.cool_down(idx, rest),
+        Health::Neutral => {}
+    }
+}
+
+/// The target semantic balancing chooses for this request, if the plugin
+/// balances by meaning and the embeddings model answered.
+async fn semantic_choice(ups: &Upstreams, ai: &AiProxyRt, ask: &Ask, ctx: &RequestCtx) -> Option<usize> {
+    let (Some(sem), Ask::Generate(request)) = (&ai.semantic, ask) else {
+        return None;
+    };
+    match sem.choose(ups, request, &ctx.request_id).await {
+        Ok(choice) => choice,
+        Err(e) => {
+            // Balance without semantics rather than fail the request.
+            tracing::warn!(request_id = %ctx.request_id, error = %e, "semantic routing: embeddings failed");
+            None
+        }
+    }
+}
+
+/// The consistent-hashing key: the configured header, else the consumer.
+fn hash_key(session: &Session, ctx: &RequestCtx, ai: &AiProxyRt) -> Option<Vec<u8>> {
+    if ai.selection != Selection::ConsistentHashing {
+        return None;
+    }
+    if let Some(v) = session.req_header().headers.get(ai.config.hash_on_header.as_str()) {
+        return Some(v.as_bytes().to_vec());
+    }
+    ctx.consumer_name().map(|c| c.as_bytes().to_vec())
+}
+
+/// Reserves the request's estimated tokens; `Some` is the refusal to answer.
+async fn admit(
+    session: &Session,
+    ctx: &mut RequestCtx,
+    limit: Option<&TokenLimitRt>,
+    target: &LlmTarget,
+    prompt_estimate: impl FnOnce() -> u64,
+    max_completion_tokens: Option<u64>,
+) -> Option<LlmError> {
+    let limit = limit.filter(|l| l.applies_to(&target.provider))?;
+    let prompt = prompt_estimate();
+    let cap = max_completion_tokens.or(target.model.max_tokens);
+    let who = ctx.identity(session, limit.config.header_name.as_deref());
+    let costs = Costs { input: target.input_cost, output: target.output_cost };
+    match limit.admit(&target.provider, &who, prompt, cap, costs).await {
+        Admission::Unlimited => None,
+        Admission::Admitted { held, headers } => {
+            ctx.held_limit = held;
+            ctx.response_headers.extend(headers);
+            None
+        }
+        Admission::Refused { status, message, headers } => {
+            ctx.response_headers.extend(headers);
+            Some(LlmError::new(status, "rate_limit_error", message).with_code("rate_limit_exceeded"))
+        }
+    }
+}
