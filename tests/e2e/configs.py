@@ -55,6 +55,8 @@ def llm_config(
     upstream_url: str | None = None,
     provider: str = "openai",
     route_type: str = "llm/v1/chat",
+    llm_format: str | None = None,
+    methods: str = '["POST"]',
 ) -> str:
     """One LLM service `llm` with route `chat` on `path`, key-auth (unless
     key_auth is None), consumers alice (groups dev) and bob (groups contractors),
@@ -92,7 +94,7 @@ name = "llm"
 name = "chat"
 service = "llm"
 paths = ["{path}"]
-methods = ["POST"]
+methods = {methods}
 {consumers}
 {key_auth_block}
 [[plugins]]
@@ -100,6 +102,7 @@ name = "ai-proxy"
 service = "llm"
 [plugins.config]
 route_type = "{route_type}"
+{f'llm_format = "{llm_format}"' if llm_format else ""}
 auth = {{ {auth} }}
 logging = {{ {logging} }}
 [plugins.config.model]
