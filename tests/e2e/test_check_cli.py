@@ -82,7 +82,7 @@ def test_valid_file_exits_0_with_a_summary(tmp_path):
 @pytest.mark.parametrize(
     "name",
     ["conf/tollgate.toml", "conf/examples/secure-mcp-traffic.toml", "conf/examples/openai.toml", "conf/examples/providers.toml",
-     "conf/examples/mcp-tools.toml"],
+     "conf/examples/mcp-tools.toml", "conf/examples/agents.toml"],
 )
 def test_shipped_configs_check_clean(name):
     env = {
