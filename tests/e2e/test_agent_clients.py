@@ -411,3 +411,61 @@ llm_providers = [{ name = "openai", window_size = [60], limit = [1000000] }]
     metrics = gw.metrics()
     assert 'request_format="anthropic_messages"' in metrics
     assert 'request_format="openai_responses"' in metrics
+
+
+# ---------- failover and broken streams ----------
+
+def test_failover_retranslates_for_the_next_provider(mock, gateway_factory):
+    """A Messages caller on ai-proxy-advanced: the OpenAI target answers 503,
+    the Anthropic target serves the same request in its own format."""
+    extra = f"""
+[[services]]
+name = "mixed"
+
+[[routes]]
+name = "mixed"
+service = "mixed"
+paths = ["/mixed"]
+
+[[plugins]]
+name = "ai-proxy-advanced"
+service = "mixed"
+[plugins.config]
+llm_format = "anthropic"
+balancer = {{ algorithm = "priority", failover_criteria = ["error", "http_503"] }}
+[[plugins.config.targets]]
+weight = 100
+auth = {{ header_name = "Authorization", header_value = "Bearer {PROVIDER_KEY}" }}
+model = {{ provider = "openai", name = "{CLAUDE}", options = {{ upstream_url = "{mock.chat_url}" }} }}
+[[plugins.config.targets]]
+weight = 1
+auth = {{ header_name = "x-api-key", header_value = "{PROVIDER_KEY}" }}
+model = {{ provider = "anthropic", name = "{CLAUDE}", options = {{ upstream_url = "{mock.url}/v1/messages" }} }}
+"""
+    gw = gateway_factory(agent_config(mock, extra))
+    mock.behave(status=503, times=1)
+    msg = claude(gw, "/mixed").messages.create(model=CLAUDE, max_tokens=64, system="Be brief",
+                                               messages=[{"role": "user", "content": QUESTION}])
+    assert QUESTION in msg.content[0].text
+    first, second = mock.requests()
+    assert first["path"] == "/v1/chat/completions" and second["path"] == "/v1/messages"
+    assert second["body"]["system"] == "Be brief"
+    line = gw.access_log(wait_for=1)[-1]
+    assert line["ai"]["failed_attempts"] == [f"openai/{CLAUDE}: http_503"]
+
+
+def test_a_broken_translated_stream_ends_with_the_callers_error_event(gw, mock):
+    mock.behave(chunks=8, fault="reset_mid_stream")
+    with pytest.raises(anthropic.APIStatusError) as e:
+        with claude(gw, "/anthropic-openai").messages.stream(
+                model=GPT, max_tokens=64, messages=[{"role": "user", "content": QUESTION}]) as stream:
+            for _ in stream.text_stream:
+                pass
+    assert "stream broke off" in str(e.value) or "ended before its answer did" in str(e.value)
+    # Responses callers get response.failed.
+    mock.behave(chunks=8, fault="reset_mid_stream")
+    r = httpx.post(gw.url + "/openai-anthropic/v1/responses", headers={"authorization": f"Bearer {ALICE_KEY}"},
+                   json={"model": CLAUDE, "input": QUESTION, "stream": True}, timeout=30)
+    events = [json.loads(d) for d in sse_events(r.text.splitlines())]
+    assert events[-1]["type"] == "response.failed"
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
