@@ -5,8 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::Session;
 use tollgate_llm::completion::AnswerMeta;
+use tollgate_llm::ingress::Ingress;
 use tollgate_llm::embeddings::{self, EmbeddingsMeta};
 use tollgate_llm::provider::{self, Call};
 use tollgate_llm::{LlmError, Usage};
@@ -76,131 +79,153 @@ impl Attempt<'_> {
     }
 
     pub(crate) async fn run(&self, session: &mut Session, ctx: &mut RequestCtx) -> Outcome {
-        let Attempt { ups, ai, target, ask, call, embeddings_meta, .. } = *self;
+        let sent_at = Instant::now();
+        let (mut upstream, peer, head) = match self.send(session, ctx).await {
+            Ok(sent) => sent,
+            Err(outcome) => return outcome,
+        };
+        if let Some(f) = ctx.llm.as_mut() {
+            f.upstream_status = Some(head.status);
+        }
+        let health = head.health(self.ai.targets.len());
+        if !head.ok() {
+            if let Some(criterion) = FailoverCriterion::of_status(head.status).filter(|c| self.fails_over_on(*c)) {
+                // Read the refusal to its end so the connection can be reused.
+                if read_all(&mut upstream).await.is_ok() {
+                    release(self.ups, upstream, &peer).await;
+                }
+                return Outcome::fail_over(health, criterion);
+            }
+        }
+        let meta = self.answer_meta(ctx);
+        // A streamed call answers in the provider's stream format (SSE,
+        // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
+        if head.ok() && self.call.stream && !head.is_json() {
+            let outcome = self.relay(session, ctx, &mut upstream, &head, meta, sent_at).await;
+            release(self.ups, upstream, &peer).await;
+            return outcome;
+        }
+        let body = match read_all(&mut upstream).await {
+            Ok(b) => b,
+            Err(msg) => return self.broke_off(session, ctx, &msg).await,
+        };
+        let done_at = Instant::now();
+        release(self.ups, upstream, &peer).await;
+        if !head.ok() {
+            return Outcome::answered(health, self.refused(session, ctx, &head, body).await);
+        }
+        let latency = done_at - sent_at;
+        self.answer_json(session, ctx, &head, body, &meta, latency).await
+    }
+
+    /// Sends the call and reads the answer's head; a failure is the outcome.
+    async fn send(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(HttpSession, HttpPeer, Head), Outcome> {
+        let Attempt { ups, ai, target, call, .. } = *self;
         let timeouts = Timeouts {
             connect: Duration::from_millis(ai.config.connect_timeout),
             read: Duration::from_millis(ai.config.read_timeout),
             write: Duration::from_millis(ai.config.write_timeout),
         };
-        let sent_at = Instant::now();
-        let (mut upstream, peer) = match send_request(ups, target, call, &call_ids(ctx), &timeouts).await {
+        let (upstream, peer) = match send_request(ups, target, call, &call_ids(ctx), &timeouts).await {
             Ok(x) => x,
             Err(e) => {
                 let criterion = criterion_of(&e);
                 if self.fails_over_on(criterion) {
-                    return Outcome::fail_over(Health::Failure, criterion);
+                    return Err(Outcome::fail_over(Health::Failure, criterion));
                 }
                 let err = upstream_error(&e, &target.provider);
-                return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+                return Err(Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await));
             }
         };
-        let Some(resp) = upstream.response_header() else {
+        let Some(head) = upstream.response_header().map(Head::of) else {
             let err = LlmError::new(502, "upstream_error", "provider answer has no header");
-            return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
+            return Err(Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await));
         };
-        let status = resp.status.as_u16();
-        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let content_type = header("content-type").unwrap_or_default();
-        let retry_after = header("retry-after");
-        let is_json = content_type.starts_with("application/json");
-        if let Some(f) = ctx.llm.as_mut() {
-            f.upstream_status = Some(status);
-        }
-        let ok = (200..300).contains(&status);
-        // A refusal's health: a 429 with Retry-After rests the target for
-        // that long (when another target can serve meanwhile: resting the only
-        // one would just turn the provider's 429 into our 503); server errors
-        // and other 429s count towards its circuit breaker.
-        let refusal_health = match retry_after.as_deref().and_then(retry_after_duration) {
-            _ if ok => Health::Success,
-            Some(rest) if status == 429 && ai.targets.len() > 1 => Health::CoolDown(rest),
-            _ if status >= 500 || status == 429 => Health::Failure,
-            _ => Health::Neutral,
-        };
-        if !ok {
-            if let Some(criterion) = FailoverCriterion::of_status(status).filter(|c| self.fails_over_on(*c)) {
-                // Read the refusal to its end so the connection can be reused.
-                if read_all(&mut upstream).await.is_ok() {
-                    release(ups, upstream, &peer).await;
-                }
-                return Outcome::fail_over(refusal_health, criterion);
-            }
-        }
-        let meta = AnswerMeta {
+        Ok((upstream, peer, head))
+    }
+
+    /// What translating the answer needs to know of the request.
+    fn answer_meta(&self, ctx: &RequestCtx) -> AnswerMeta {
+        AnswerMeta {
             fallback_id: format!("chatcmpl-{}", ctx.request_id),
             created: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0),
-            model: call.model.clone(),
-            client_wants_usage: call.client_wants_usage,
+            model: self.call.model.clone(),
+            client_wants_usage: self.call.client_wants_usage,
             request_id: ctx.request_id.clone(),
-            echo: ask.echo(),
-        };
-        let preserve = matches!(ask, Ask::Preserve(_));
-
-        // A streamed call answers in the provider's stream format (SSE,
-        // newline-delimited JSON or AWS frames); a JSON answer to it is read whole.
-        if ok && call.stream && !is_json {
-            let (stream, content_type) = if preserve {
-                (provider::observe(target.kind, meta), content_type.as_str())
-            } else {
-                let stream = provider::stream_for(target.kind, call.ingress, call.native, meta);
-                // A native stream keeps the provider's content type.
-                (stream, if call.native { content_type.as_str() } else { "text/event-stream" })
-            };
-            let prompt = || ask.prompt_estimate(None);
-            let relay = StreamRelay { target, prompt_estimate: &prompt, content_type, sent_at };
-            let (r, completed) = relay_stream(session, ctx, &mut upstream, stream, relay).await;
-            release(ups, upstream, &peer).await;
-            let health = if completed {
-                Health::Success
-            } else if ctx.llm.as_ref().is_some_and(|f| f.client_cancelled) {
-                Health::Neutral
-            } else {
-                Health::Failure
-            };
-            return Outcome::answered(health, r);
+            echo: self.ask.echo(),
         }
+    }
 
-        // A JSON answer (or an error): read it whole, then answer with Content-Length.
-        let body = match read_all(&mut upstream).await {
-            Ok(b) => b,
-            Err(msg) => {
-                if self.fails_over_on(FailoverCriterion::Error) {
-                    return Outcome::fail_over(Health::Failure, FailoverCriterion::Error);
-                }
-                let err = LlmError::new(
-                    502,
-                    "upstream_error",
-                    format!("provider {} broke off its answer: {msg}", target.provider),
-                );
-                return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
-            }
+    /// Relays a stream: translated, native (read for usage), or `preserve`.
+    async fn relay(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        upstream: &mut HttpSession,
+        head: &Head,
+        meta: AnswerMeta,
+        sent_at: Instant,
+    ) -> Outcome {
+        let Attempt { target, ask, call, .. } = *self;
+        let (stream, content_type) = if matches!(ask, Ask::Preserve(_)) {
+            (provider::observe(target.kind, meta), head.content_type.as_str())
+        } else {
+            let stream = provider::stream_for(target.kind, call.ingress, call.native, meta);
+            // A native stream keeps the provider's content type.
+            (stream, if call.native { head.content_type.as_str() } else { "text/event-stream" })
         };
-        let done_at = Instant::now();
-        release(ups, upstream, &peer).await;
+        let prompt = || ask.prompt_estimate(None);
+        let relay = StreamRelay { target, prompt_estimate: &prompt, content_type, sent_at };
+        let (r, completed) = relay_stream(session, ctx, upstream, stream, relay).await;
+        let health = if completed {
+            Health::Success
+        } else if ctx.llm.as_ref().is_some_and(|f| f.client_cancelled) {
+            Health::Neutral
+        } else {
+            Health::Failure
+        };
+        Outcome::answered(health, r)
+    }
 
-        if !ok {
-            return Outcome::answered(refusal_health, self.refused(session, ctx, status, &content_type, body, retry_after).await);
+    /// The provider broke off a JSON answer: fail over, or say so.
+    async fn broke_off(&self, session: &mut Session, ctx: &mut RequestCtx, msg: &str) -> Outcome {
+        if self.fails_over_on(FailoverCriterion::Error) {
+            return Outcome::fail_over(Health::Failure, FailoverCriterion::Error);
         }
-        if preserve {
+        let what = format!("provider {} broke off its answer: {msg}", self.target.provider);
+        let err = LlmError::new(502, "upstream_error", what);
+        Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await)
+    }
+
+    /// A successful JSON answer: relayed (`preserve`, native) or translated,
+    /// with its usage (the tokenizer's when the provider reported none).
+    async fn answer_json(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        head: &Head,
+        body: bytes::Bytes,
+        meta: &AnswerMeta,
+        latency: Duration,
+    ) -> Outcome {
+        let Attempt { target, ask, call, embeddings_meta, .. } = *self;
+        if matches!(ask, Ask::Preserve(_)) {
             // The provider's own answer as it sent it; usage read where it can be.
-            let (usage, model) = provider::observe_answer(target.kind, &body, &meta);
+            let (usage, model) = provider::observe_answer(target.kind, &body, meta);
             if let Some(f) = ctx.llm.as_mut() {
                 f.usage = usage;
                 f.response_model = model;
-                f.latency = Some(done_at - sent_at);
+                f.latency = Some(latency);
             }
-            ctx.status = status;
-            log_response(ctx, &body);
-            let headers = answer_headers(ctx, &target.label, None);
-            let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type.as_str() };
-            return Outcome::answered(Health::Success, send(session, status, ct, body, &as_refs(&headers)).await);
+            let ct = if head.content_type.is_empty() { "application/octet-stream" } else { head.content_type.as_str() };
+            return Outcome::answered(Health::Success, self.relay_answer(session, ctx, head.status, ct, body, None).await);
         }
         let translated = match embeddings_meta {
             Some(e) => embeddings::answer(target.kind, body, e),
-            None => provider::answer_for(target.kind, call.ingress, call.native, body, &meta),
+            None => provider::answer_for(target.kind, call.ingress, call.native, body, meta),
         };
         let answer = match translated {
             Ok(a) => a,
@@ -222,12 +247,27 @@ impl Attempt<'_> {
                 Some(Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, ..Usage::default() })
             });
             f.response_model = answer.model;
-            f.latency = Some(done_at - sent_at);
+            f.latency = Some(latency);
         }
+        let r = self.relay_answer(session, ctx, head.status, "application/json", answer.body, None).await;
+        Outcome::answered(Health::Success, r)
+    }
+
+    /// Sends an answer from the provider (as it came or translated), logged
+    /// for `log_payloads`.
+    async fn relay_answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        content_type: &str,
+        body: bytes::Bytes,
+        retry_after: Option<&str>,
+    ) -> PResult<()> {
         ctx.status = status;
-        log_response(ctx, &answer.body);
-        let headers = answer_headers(ctx, &target.label, None);
-        Outcome::answered(Health::Success, send(session, status, "application/json", answer.body, &as_refs(&headers)).await)
+        log_response(ctx, &body);
+        let headers = answer_headers(ctx, &self.target.label, retry_after);
+        send(session, status, content_type, body, &as_refs(&headers)).await
     }
 
     /// The provider refused (and no other target takes over): its status and
@@ -235,33 +275,56 @@ impl Attempt<'_> {
     /// (Messages to Anthropic, Responses to OpenAI) gets its error as it was
     /// sent, as they read it; other callers get it in their shape, the
     /// provider's message kept.
-    async fn refused(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        status: u16,
-        content_type: &str,
-        body: bytes::Bytes,
-        retry_after: Option<String>,
-    ) -> PResult<()> {
+    async fn refused(&self, session: &mut Session, ctx: &mut RequestCtx, head: &Head, body: bytes::Bytes) -> PResult<()> {
         let Attempt { target, call, ask, .. } = *self;
+        let status = head.status;
+        let retry_after = head.retry_after.as_deref();
         let preserve = matches!(ask, Ask::Preserve(_));
-        let as_sent = preserve || (call.native && call.ingress != tollgate_llm::ingress::Ingress::OpenAiChat);
-        if as_sent && (preserve || content_type.starts_with("application/json")) {
+        let as_sent = preserve || (call.native && call.ingress != Ingress::OpenAiChat);
+        if as_sent && (preserve || head.is_json()) {
             ctx.note_error(&format!("provider {} answered {status}", target.provider));
-            ctx.status = status;
-            log_response(ctx, &body);
-            let headers = answer_headers(ctx, &target.label, retry_after.as_deref());
-            let ct = if content_type.is_empty() { "application/octet-stream" } else { content_type };
-            return send(session, status, ct, body, &as_refs(&headers)).await;
+            let ct = if head.content_type.is_empty() { "application/octet-stream" } else { head.content_type.as_str() };
+            return self.relay_answer(session, ctx, status, ct, body, retry_after).await;
         }
         let err = provider::error(target.kind, status, &body);
-        let (status, body) = ctx.shape.render(&err);
         ctx.note_error(&err.message);
-        ctx.status = status;
-        log_response(ctx, &body);
-        let headers = answer_headers(ctx, &target.label, retry_after.as_deref());
-        send(session, status, "application/json", body, &as_refs(&headers)).await
+        let (status, body) = ctx.shape.render(&err);
+        self.relay_answer(session, ctx, status, "application/json", body, retry_after).await
+    }
+}
+
+/// The head of a provider's answer, as far as the attempt reads it.
+struct Head {
+    status: u16,
+    content_type: String,
+    retry_after: Option<String>,
+}
+
+impl Head {
+    fn of(resp: &pingora_http::ResponseHeader) -> Head {
+        let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        Head { status: resp.status.as_u16(), content_type: header("content-type").unwrap_or_default(), retry_after: header("retry-after") }
+    }
+
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    fn is_json(&self) -> bool {
+        self.content_type.starts_with("application/json")
+    }
+
+    /// What the answer's status says of the target: a 429 with Retry-After
+    /// rests it for that long (when another target can serve meanwhile:
+    /// resting the only one would just turn the provider's 429 into our 503);
+    /// server errors and other 429s count towards its circuit breaker.
+    fn health(&self, targets: usize) -> Health {
+        match self.retry_after.as_deref().and_then(retry_after_duration) {
+            _ if self.ok() => Health::Success,
+            Some(rest) if self.status == 429 && targets > 1 => Health::CoolDown(rest),
+            _ if self.status >= 500 || self.status == 429 => Health::Failure,
+            _ => Health::Neutral,
+        }
     }
 }
 

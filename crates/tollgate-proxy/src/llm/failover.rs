@@ -5,6 +5,7 @@
 
 use pingora_proxy::Session;
 use tollgate_balance::Success;
+use tollgate_llm::provider::Call;
 use tollgate_llm::LlmError;
 
 use crate::answer;
@@ -32,7 +33,6 @@ pub(crate) async fn serve(
     let mut preferred = semantic_choice(ups, ai, &ask, ctx).await;
     let mut tried: Vec<usize> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
-    let mut admitted = false;
     loop {
         // The semantic choice goes first (while available); then the balancer.
         let first = preferred.take().and_then(|p| {
@@ -40,17 +40,7 @@ pub(crate) async fn serve(
             ai.balancer.pick(None, &others)
         });
         let Some(pick) = first.or_else(|| ai.balancer.pick(hash_key.as_deref(), &tried)) else {
-            // Nothing (left) to try: every target is cooling down or its circuit is open.
-            let err = LlmError::new(
-                503,
-                "service_unavailable",
-                "no LLM target is available: every target is failing or cooling down; retry later",
-            )
-            .with_code("no_target_available");
-            if let Some(f) = ctx.llm.as_mut() {
-                f.failed_attempts = std::mem::take(&mut failed);
-            }
-            return answer::error(session, ctx, &err, &[]).await;
+            return no_target_left(session, ctx, failed).await;
         };
         let idx = pick.index();
         tried.push(idx);
@@ -61,23 +51,10 @@ pub(crate) async fn serve(
             // never a reason to try another target.
             Err(e) => return answer::error(session, ctx, &e, &[]).await,
         };
-        ctx.llm = Some(LlmFacts {
-            provider: target.provider.clone(),
-            target: target.label.clone(),
-            request_model: call.model.clone(),
-            request_format: ai.format_label(),
-            stream: call.stream,
-            log_statistics: target.log_statistics,
-            input_cost: target.input_cost,
-            output_cost: target.output_cost,
-            failed_attempts: failed.clone(),
-            payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
-            ..LlmFacts::default()
-        });
+        ctx.llm = Some(facts(ai, &target, &call, &ask, &failed));
         // The token budget is reserved once, against the first target's
         // provider; the real usage settles it whichever target answers.
-        if !admitted {
-            admitted = true;
+        if tried.len() == 1 {
             let estimate = || ask.prompt_estimate(embeddings_meta.as_ref());
             if let Some(refused) = admit(session, ctx, limit, &target, estimate, ask.max_completion_tokens()).await {
                 return answer::error(session, ctx, &refused, &[]).await;
@@ -95,28 +72,64 @@ pub(crate) async fn serve(
             embeddings_meta: embeddings_meta.as_ref(),
             may_fail_over,
         };
-        if let Some(span) = ctx.span.as_mut() {
-            span.start_call();
-        }
-        let outcome = attempt.run(session, ctx).await;
-        feed_balancer(ai, idx, outcome.health, ctx);
-        let failure = match &outcome.next {
-            Next::FailOver(why) => Some(why.as_str()),
-            Next::Answered(_) => None,
-        };
-        if let Some(span) = ctx.span.as_mut() {
-            span.end_call(&target, ctx.llm.as_ref(), failure.as_deref());
-        }
-        match outcome.next {
+        match run_attempt(session, ctx, ai, idx, attempt).await {
             Next::Answered(r) => return r,
-            Next::FailOver(why) => {
-                let reason = why.as_str();
-                tracing::info!(request_id = %ctx.request_id, target = %target.label, %reason, "failing over to the next target");
-                metrics::record_failover(&target.label, &reason);
-                failed.push(format!("{}: {reason}", target.label));
-            }
+            Next::FailOver(why) => failed.push(format!("{}: {}", target.label, why.as_str())),
         }
         drop(pick);
+    }
+}
+
+/// Runs one attempt inside its trace span, feeding the balancer what it learned.
+async fn run_attempt(session: &mut Session, ctx: &mut RequestCtx, ai: &AiProxyRt, idx: usize, attempt: Attempt<'_>) -> Next {
+    let target = attempt.target;
+    if let Some(span) = ctx.span.as_mut() {
+        span.start_call();
+    }
+    let outcome = attempt.run(session, ctx).await;
+    feed_balancer(ai, idx, outcome.health, ctx);
+    let failure = match &outcome.next {
+        Next::FailOver(why) => Some(why.as_str()),
+        Next::Answered(_) => None,
+    };
+    if let Some(span) = ctx.span.as_mut() {
+        span.end_call(target, ctx.llm.as_ref(), failure.as_deref());
+    }
+    if let Some(reason) = failure {
+        tracing::info!(request_id = %ctx.request_id, target = %target.label, %reason, "failing over to the next target");
+        metrics::record_failover(&target.label, &reason);
+    }
+    outcome.next
+}
+
+/// Nothing (left) to try: every target is cooling down or its circuit is open.
+async fn no_target_left(session: &mut Session, ctx: &mut RequestCtx, failed: Vec<String>) -> PResult<()> {
+    let err = LlmError::new(
+        503,
+        "service_unavailable",
+        "no LLM target is available: every target is failing or cooling down; retry later",
+    )
+    .with_code("no_target_available");
+    if let Some(f) = ctx.llm.as_mut() {
+        f.failed_attempts = failed;
+    }
+    answer::error(session, ctx, &err, &[]).await
+}
+
+/// The facts of an attempt at `target`, before it runs.
+fn facts(ai: &AiProxyRt, target: &LlmTarget, call: &Call, ask: &Ask, failed: &[String]) -> LlmFacts {
+    LlmFacts {
+        provider: target.provider.clone(),
+        target: target.label.clone(),
+        request_model: call.model.clone(),
+        request_format: ai.format_label(),
+        stream: call.stream,
+        log_statistics: target.log_statistics,
+        input_cost: target.input_cost,
+        output_cost: target.output_cost,
+        failed_attempts: failed.to_vec(),
+        payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
+        ..LlmFacts::default()
     }
 }
 

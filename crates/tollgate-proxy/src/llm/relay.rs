@@ -94,25 +94,34 @@ pub(crate) async fn relay_stream(
             }
         }
     }
-    let done_at = Instant::now();
-    if let Some(f) = ctx.llm.as_mut() {
-        f.latency = Some(done_at - sent_at);
-        f.ttft = first_event.map(|t| t - sent_at);
-        f.response_model = stream.model().map(str::to_string);
-        f.usage = stream.usage().or_else(|| {
-            // No usage reported (a stream cut short, or a provider that gives
-            // none): the prompt by the tokenizer, one token per content event.
-            f.usage_estimated = true;
-            let prompt = prompt_estimate();
-            Some(Usage {
-                prompt_tokens: prompt,
-                completion_tokens: stream.events(),
-                total_tokens: prompt + stream.events(),
-                ..Usage::default()
-            })
-        });
-    }
+    record_stream(ctx, stream.as_ref(), sent_at, first_event, prompt_estimate);
     (outcome, stream.completed())
+}
+
+/// What the relayed stream says: latency, time to first token, model and
+/// usage (the tokenizer's when the provider reported none, as for a stream
+/// cut short: the prompt, and one token per content event).
+fn record_stream(
+    ctx: &mut RequestCtx,
+    stream: &dyn ChatStream,
+    sent_at: Instant,
+    first_event: Option<Instant>,
+    prompt_estimate: &(dyn Fn() -> u64 + Sync),
+) {
+    let Some(f) = ctx.llm.as_mut() else { return };
+    f.latency = Some(sent_at.elapsed());
+    f.ttft = first_event.map(|t| t - sent_at);
+    f.response_model = stream.model().map(str::to_string);
+    f.usage = stream.usage().or_else(|| {
+        f.usage_estimated = true;
+        let prompt = prompt_estimate();
+        Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: stream.events(),
+            total_tokens: prompt + stream.events(),
+            ..Usage::default()
+        })
+    });
 }
 
 fn broken(target: &LlmTarget, what: &str) -> LlmError {
