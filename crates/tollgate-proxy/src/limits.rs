@@ -86,7 +86,8 @@ impl LimiterRegistry {
 
     pub fn compile(&self, c: &AiRateLimitingConfig, scope: String) -> TokenLimitRt {
         let window_type = if c.window_type == "fixed" { WindowType::Fixed } else { WindowType::Sliding };
-        let scale = if c.tokens_count_strategy == "cost" { COST_SCALE } else { 1.0 };
+        let strategy = TokenStrategy::parse(&c.tokens_count_strategy);
+        let scale = strategy.scale();
         let specs = c
             .llm_providers
             .iter()
@@ -105,6 +106,8 @@ impl LimiterRegistry {
             .collect();
         TokenLimitRt {
             config: c.clone(),
+            identifier: Identifier::parse(&c.identifier),
+            strategy,
             specs,
             limiter: self.limiter(&c.strategy, &c.redis),
             scope,
@@ -120,8 +123,79 @@ impl LimiterRegistry {
             },
             names: windows.iter().map(|&(n, _, _)| n).collect(),
             limiter: self.limiter(&c.policy, &c.redis),
+            limit_by: Identifier::parse(&c.limit_by),
             config: c.clone(),
             scope,
+        }
+    }
+}
+
+/// Whom a limit counts (`identifier`, `limit_by`), parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identifier {
+    Consumer,
+    Credential,
+    Ip,
+    Service,
+    Header,
+    ConsumerGroup,
+}
+
+impl Identifier {
+    /// Kong's names; anything else counts by consumer (validation refuses it).
+    fn parse(name: &str) -> Self {
+        match name {
+            "credential" => Identifier::Credential,
+            "ip" => Identifier::Ip,
+            "service" => Identifier::Service,
+            "header" => Identifier::Header,
+            "consumer-group" => Identifier::ConsumerGroup,
+            _ => Identifier::Consumer,
+        }
+    }
+}
+
+/// What a token budget counts (`tokens_count_strategy`), parsed once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStrategy {
+    Total,
+    Prompt,
+    Completion,
+    /// Dollars, from the target's prices, scaled by `COST_SCALE`.
+    Cost,
+}
+
+impl TokenStrategy {
+    fn parse(name: &str) -> Self {
+        match name {
+            "prompt_tokens" => TokenStrategy::Prompt,
+            "completion_tokens" => TokenStrategy::Completion,
+            "cost" => TokenStrategy::Cost,
+            _ => TokenStrategy::Total,
+        }
+    }
+
+    /// Units charged for prompt and completion tokens.
+    fn units(self, prompt: u64, completion: u64, costs: Costs) -> u64 {
+        match self {
+            TokenStrategy::Prompt => prompt,
+            TokenStrategy::Completion => completion,
+            TokenStrategy::Cost => {
+                let dollars = (prompt as f64 * costs.input.unwrap_or(0.0)
+                    + completion as f64 * costs.output.unwrap_or(0.0))
+                    / 1_000_000.0;
+                (dollars * COST_SCALE).ceil() as u64
+            }
+            TokenStrategy::Total => prompt + completion,
+        }
+    }
+
+    /// How counted units read in headers (dollars for `cost`).
+    fn scale(self) -> f64 {
+        if self == TokenStrategy::Cost {
+            COST_SCALE
+        } else {
+            1.0
         }
     }
 }
@@ -129,6 +203,7 @@ impl LimiterRegistry {
 /// Kong's rate-limiting plugin: requests per identifier, clock-aligned windows.
 pub struct RequestLimitRt {
     pub config: RateLimitingConfig,
+    limit_by: Identifier,
     spec: LimitSpec,
     /// `Minute`, `Hour`… in the order of `spec.windows`, for header names.
     names: Vec<&'static str>,
@@ -146,7 +221,7 @@ impl RequestLimitRt {
     /// Counts this request; requests are charged at admission and never settled.
     pub async fn admit(&self, who: &Identity) -> Admission {
         let c = &self.config;
-        let ident = who.pick(&c.limit_by);
+        let ident = who.pick(self.limit_by);
         let key = format!("req|{}|{}|{}", self.scope, c.limit_by, ident);
         match self.limiter.reserve(&key, &self.spec, 1).await {
             Ok(d) => {
@@ -267,6 +342,8 @@ impl Limiter for LazyRedis {
 /// One ai-rate-limiting-advanced plugin, compiled.
 pub struct TokenLimitRt {
     pub config: AiRateLimitingConfig,
+    identifier: Identifier,
+    strategy: TokenStrategy,
     specs: Vec<(String, LimitSpec)>,
     limiter: Arc<dyn Limiter>,
     /// Where the plugin is attached; namespaces its counters.
@@ -292,14 +369,14 @@ pub struct Identity {
 impl Identity {
     /// The value a limit counts against; anonymous traffic shares one budget
     /// rather than escaping the limit.
-    fn pick(&self, identifier: &str) -> &str {
+    fn pick(&self, identifier: Identifier) -> &str {
         let value = match identifier {
-            "credential" => &self.credential,
-            "ip" => &self.ip,
-            "service" => return &self.service,
-            "header" => &self.header,
-            "consumer-group" => &self.group,
-            _ => &self.consumer,
+            Identifier::Credential => &self.credential,
+            Identifier::Ip => &self.ip,
+            Identifier::Service => return &self.service,
+            Identifier::Header => &self.header,
+            Identifier::ConsumerGroup => &self.group,
+            Identifier::Consumer => &self.consumer,
         };
         value.as_deref().unwrap_or("-")
     }
@@ -315,7 +392,7 @@ pub struct HeldLimit {
     key: String,
     spec: LimitSpec,
     reservation: Reservation,
-    strategy: String,
+    strategy: TokenStrategy,
     reserved: u64,
 }
 
@@ -354,8 +431,8 @@ impl TokenLimitRt {
         };
         let c = &self.config;
         let completion = completion_cap.unwrap_or(c.max_reserved_completion_tokens);
-        let cost = units(&c.tokens_count_strategy, prompt_estimate, completion, costs);
-        let ident = who.pick(&c.identifier);
+        let cost = self.strategy.units(prompt_estimate, completion, costs);
+        let ident = who.pick(self.identifier);
         let sizes: Vec<String> = spec.windows.iter().map(|w| w.size_secs.to_string()).collect();
         let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
         let started = std::time::Instant::now();
@@ -366,14 +443,14 @@ impl TokenLimitRt {
             .observe(started.elapsed().as_secs_f64() * 1000.0);
         match decision {
             Ok(d) => {
-                let headers = if c.hide_client_headers { Vec::new() } else { headers(provider, &d.windows, &c.tokens_count_strategy) };
+                let headers = if c.hide_client_headers { Vec::new() } else { headers(provider, &d.windows, self.strategy) };
                 if d.allowed {
                     let held = d.reservation.map(|reservation| HeldLimit {
                         limiter: self.limiter.clone(),
                         key,
                         spec: spec.clone(),
                         reservation,
-                        strategy: c.tokens_count_strategy.clone(),
+                        strategy: self.strategy,
                         reserved: cost,
                     });
                     Admission::Admitted { held, headers }
@@ -401,7 +478,7 @@ impl HeldLimit {
         let actual = match facts.and_then(|f| f.usage.map(|u| (u, f))) {
             Some((u, f)) => {
                 let costs = Costs { input: f.input_cost, output: f.output_cost };
-                units(&self.strategy, u.prompt_tokens, u.completion_tokens, costs)
+                self.strategy.units(u.prompt_tokens, u.completion_tokens, costs)
             }
             None => 0,
         };
@@ -422,23 +499,8 @@ pub struct Costs {
     pub output: Option<f64>,
 }
 
-/// Units charged for prompt and completion tokens under a strategy.
-fn units(strategy: &str, prompt: u64, completion: u64, costs: Costs) -> u64 {
-    match strategy {
-        "prompt_tokens" => prompt,
-        "completion_tokens" => completion,
-        "cost" => {
-            let dollars = (prompt as f64 * costs.input.unwrap_or(0.0)
-                + completion as f64 * costs.output.unwrap_or(0.0))
-                / 1_000_000.0;
-            (dollars * COST_SCALE).ceil() as u64
-        }
-        _ => prompt + completion,
-    }
-}
-
-fn headers(provider: &str, windows: &[WindowStatus], strategy: &str) -> Vec<(String, String)> {
-    let scale = if strategy == "cost" { COST_SCALE } else { 1.0 };
+fn headers(provider: &str, windows: &[WindowStatus], strategy: TokenStrategy) -> Vec<(String, String)> {
+    let scale = strategy.scale();
     let show = |n: u64| {
         if scale == 1.0 {
             n.to_string()
