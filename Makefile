@@ -31,8 +31,14 @@ $(VENV_MCP1)/.installed: tests/requirements-mcp1.txt
 	$(VENV_MCP1)/bin/pip install -q --disable-pip-version-check -r tests/requirements-mcp1.txt
 	touch $@
 
+# The unit tests of the caller formats feed what tollgate renders through the
+# official SDKs (OPENAI_SDK_PYTHON; the Anthropic check reads a dump).
+SDK_DUMP := target/anthropic-ingress-dump
 test: setup-test build $(VENV)/.installed $(VENV_MCP1)/.installed
-	$(CARGO) test --release --workspace
+	rm -rf $(SDK_DUMP)
+	OPENAI_SDK_PYTHON=$(CURDIR)/$(VENV)/bin/python ANTHROPIC_INGRESS_DUMP=$(CURDIR)/$(SDK_DUMP) \
+		$(CARGO) test --release --workspace
+	$(VENV)/bin/python crates/tollgate-llm/tests/anthropic_ingress_sdk_check.py $(SDK_DUMP)
 	TOLLGATE_BIN_DIR=$(BIN) TOLLGATE_MCP1_PYTHON=$(CURDIR)/$(VENV_MCP1)/bin/python $(VENV)/bin/pytest -q tests/e2e
 
 # A long run under mixed traffic, faults and reloads (README "Soak").
