@@ -548,14 +548,14 @@ mod tests {
 
 
     // Answers from the API reference, https://docs.cohere.com/reference/chat
-    // (examples "Default" and "Tools"; see tests/fixtures/cohere/README.md).
-    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_text.json");
-    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_tool_calls.json");
+    // (examples "Default" and "Tools"; see tests/golden/answers/cohere/README.md).
+    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/golden/answers/cohere/text.json");
+    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/golden/answers/cohere/tool_calls.json");
     // Streams from https://docs.cohere.com/reference/chat-stream (examples
     // "Default" and "Tools") and the message-end error of its schema.
-    const STREAM_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_text.sse");
-    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_tools.sse");
-    const STREAM_ERROR: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_error.sse");
+    const STREAM_TEXT: &[u8] = include_bytes!("../tests/golden/answers/cohere/stream_text.sse");
+    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/golden/answers/cohere/stream_tools.sse");
+    const STREAM_ERROR: &[u8] = include_bytes!("../tests/golden/answers/cohere/stream_error.sse");
 
     #[test]
     fn system_and_turns_keep_their_roles_and_settings_are_renamed() {

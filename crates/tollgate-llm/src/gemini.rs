@@ -903,13 +903,13 @@ mod tests {
     }
 
     // Shape of https://ai.google.dev/api/generate-content#v1beta.GenerateContentResponse
-    const ANSWER_TEXT: &str = include_str!("../tests/fixtures/gemini/answer_text.json");
+    const ANSWER_TEXT: &str = include_str!("../tests/golden/answers/gemini/text.json");
     // Function calls with a thought signature: https://ai.google.dev/gemini-api/docs/function-calling
     // and https://ai.google.dev/gemini-api/docs/thought-signatures
-    const ANSWER_CALLS: &str = include_str!("../tests/fixtures/gemini/answer_function_calls.json");
+    const ANSWER_CALLS: &str = include_str!("../tests/golden/answers/gemini/function_calls.json");
     // A blocked prompt, as quoted in https://github.com/vercel/ai/issues/4235
     // (fields: https://ai.google.dev/api/generate-content#PromptFeedback)
-    const ANSWER_BLOCKED: &str = include_str!("../tests/fixtures/gemini/answer_blocked.json");
+    const ANSWER_BLOCKED: &str = include_str!("../tests/golden/answers/gemini/blocked.json");
 
     #[test]
     fn answer_with_text() {
@@ -999,13 +999,13 @@ mod tests {
     }
 
     // SSE framing of streamGenerateContent?alt=sse: https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
-    const STREAM_TEXT: &str = include_str!("../tests/fixtures/gemini/stream_text.sse");
+    const STREAM_TEXT: &str = include_str!("../tests/golden/answers/gemini/stream_text.sse");
     // https://ai.google.dev/gemini-api/docs/function-calling (a call arrives whole)
-    const STREAM_CALLS: &str = include_str!("../tests/fixtures/gemini/stream_function_calls.sse");
+    const STREAM_CALLS: &str = include_str!("../tests/golden/answers/gemini/stream_function_calls.sse");
     // Error object: https://ai.google.dev/gemini-api/docs/troubleshooting (503 UNAVAILABLE)
-    const STREAM_ERROR: &str = include_str!("../tests/fixtures/gemini/stream_error.sse");
+    const STREAM_ERROR: &str = include_str!("../tests/golden/answers/gemini/stream_error.sse");
     // https://github.com/vercel/ai/issues/4235 (blocked prompt, in a stream)
-    const STREAM_BLOCKED: &str = include_str!("../tests/fixtures/gemini/stream_blocked.sse");
+    const STREAM_BLOCKED: &str = include_str!("../tests/golden/answers/gemini/stream_blocked.sse");
 
     #[test]
     fn stream_with_text() {

@@ -448,12 +448,12 @@ mod tests {
     // From https://github.com/ollama/ollama/blob/main/docs/api.md ("Chat
     // request (No streaming)", "(No streaming, with tools)", "(Streaming)",
     // "(Streaming with tools)") and https://docs.ollama.com/api/errors; see
-    // tests/fixtures/ollama/README.md.
-    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/fixtures/ollama/answer_text.json");
-    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/fixtures/ollama/answer_tool_calls.json");
-    const STREAM_TEXT: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_text.ndjson");
-    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_tools.ndjson");
-    const STREAM_ERROR: &[u8] = include_bytes!("../tests/fixtures/ollama/stream_error.ndjson");
+    // tests/golden/answers/ollama/README.md.
+    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/golden/answers/ollama/text.json");
+    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/golden/answers/ollama/tool_calls.json");
+    const STREAM_TEXT: &[u8] = include_bytes!("../tests/golden/answers/ollama/stream_text.ndjson");
+    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/golden/answers/ollama/stream_tools.ndjson");
+    const STREAM_ERROR: &[u8] = include_bytes!("../tests/golden/answers/ollama/stream_error.ndjson");
 
     #[test]
     fn system_and_history_with_options() {

@@ -985,7 +985,7 @@ mod translation_tests {
 
     macro_rules! fixture {
         ($name:literal) => {
-            include_bytes!(concat!("../tests/fixtures/openai/", $name))
+            include_bytes!(concat!("../tests/golden/answers/", $name))
         };
     }
 
@@ -1137,7 +1137,7 @@ mod translation_tests {
 
     #[test]
     fn answer_with_text_and_usage_details() {
-        let c = answer(fixture!("answer_text.json"), &meta()).expect("parsed");
+        let c = answer(fixture!("openai/text.json"), &meta()).expect("parsed");
         assert_eq!(c.id, "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT");
         assert_eq!((c.model.as_str(), c.created), ("gpt-4.1-2025-04-14", 7));
         assert_eq!(c.text.as_deref(), Some("Hello! How can I assist you today?"));
@@ -1151,7 +1151,7 @@ mod translation_tests {
 
     #[test]
     fn answer_with_tool_calls() {
-        let c = answer(fixture!("answer_tool_calls.json"), &meta()).expect("parsed");
+        let c = answer(fixture!("openai/tool_calls.json"), &meta()).expect("parsed");
         assert_eq!(c.text, None);
         assert_eq!(
             c.tool_calls,
@@ -1163,7 +1163,7 @@ mod translation_tests {
 
     #[test]
     fn answer_with_reasoning_content() {
-        let c = answer(fixture!("answer_reasoning.json"), &meta()).expect("parsed");
+        let c = answer(fixture!("openai-compatible/reasoning.json"), &meta()).expect("parsed");
         assert_eq!(c.text.as_deref(), Some("9.11 is smaller than 9.8."));
         assert_eq!(
             c.thinking,
@@ -1216,7 +1216,7 @@ mod translation_tests {
 
     #[test]
     fn stream_with_text_and_usage() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_text.sse"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("openai/stream_text.sse"));
         let ev = events(&out);
         assert_eq!(ev.len(), 5, "{}", String::from_utf8_lossy(&out));
         assert_eq!((ev[0]["id"].clone(), ev[0]["model"].clone()), (json!("chatcmpl-123"), json!("gpt-4o-mini")));
@@ -1225,15 +1225,15 @@ mod translation_tests {
         assert_eq!(ev[3]["choices"][0]["finish_reason"], "stop");
         assert_eq!(ev[4]["usage"]["prompt_tokens_details"]["cached_tokens"], 4);
         assert!(out.ends_with(b"data: [DONE]\n\n"));
-        let (_, usage, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("stream_text.sse")]);
+        let (_, usage, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("openai/stream_text.sse")]);
         assert!(completed);
         assert_eq!(usage, Some(Usage { prompt_tokens: 9, completion_tokens: 12, total_tokens: 21, cached_tokens: 4, ..Usage::default() }));
     }
 
     #[test]
     fn stream_with_tool_calls() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_tool_calls.sse"));
-        let deltas = decode_all(fixture!("stream_tool_calls.sse"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("openai/stream_tool_calls.sse"));
+        let deltas = decode_all(fixture!("openai/stream_tool_calls.sse"));
         let calls: Vec<&Delta> = deltas.iter().filter(|d| matches!(d, Delta::ToolCall { .. })).collect();
         assert_eq!(
             calls,
@@ -1253,8 +1253,8 @@ mod translation_tests {
 
     #[test]
     fn stream_with_reasoning_content() {
-        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_reasoning.sse"));
-        let deltas = decode_all(fixture!("stream_reasoning.sse"));
+        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("openai-compatible/stream_reasoning.sse"));
+        let deltas = decode_all(fixture!("openai-compatible/stream_reasoning.sse"));
         assert_eq!(
             deltas,
             vec![
@@ -1271,8 +1271,8 @@ mod translation_tests {
 
     #[test]
     fn stream_with_mistral_thinking_chunks() {
-        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_mistral_thinking.sse"));
-        let deltas = decode_all(fixture!("stream_mistral_thinking.sse"));
+        assert_split_invariant(StreamDecoder::new, &meta(), fixture!("mistral/stream_thinking.sse"));
+        let deltas = decode_all(fixture!("mistral/stream_thinking.sse"));
         assert_eq!(deltas[1], Delta::Thinking("The sisters are 4, 7".into()));
         assert_eq!(deltas[2], Delta::Thinking(" and 9; John is 18.".into()));
         assert_eq!(deltas[3], Delta::Text("John is 18".into()));
@@ -1283,13 +1283,13 @@ mod translation_tests {
 
     #[test]
     fn stream_errors_end_the_stream() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("stream_error.sse"));
+        let out = assert_split_invariant(StreamDecoder::new, &meta(), fixture!("openai/stream_error.sse"));
         let ev = events(&out);
         assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hel");
         assert_eq!(ev[2]["error"]["type"], "upstream_error");
         assert!(ev[2]["error"]["message"].as_str().is_some_and(|m| m.contains("InternalServerError: The engine is overloaded.")));
         assert!(!out.ends_with(b"data: [DONE]\n\n"));
-        let (_, _, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("stream_error.sse")]);
+        let (_, _, completed) = translate_in_pieces(StreamDecoder::new(), meta(), &[fixture!("openai/stream_error.sse")]);
         assert!(!completed);
         for bad in [&b"data: <html>oops</html>\n\n"[..], b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n"] {
             assert!(matches!(decode_all(bad).as_slice(), [Delta::Error(e)] if e.status == 502), "{:?}", decode_all(bad));
@@ -1298,7 +1298,7 @@ mod translation_tests {
 
     #[test]
     fn streams_cut_short_or_without_done() {
-        let whole = fixture!("stream_text.sse");
+        let whole = fixture!("openai/stream_text.sse");
         // Cut inside the last event before [DONE]: not JSON, an error.
         let deltas = decode_all(&whole[..whole.len() - 30]);
         assert!(matches!(deltas.last(), Some(Delta::Error(_))), "{deltas:?}");

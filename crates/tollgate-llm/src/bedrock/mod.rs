@@ -570,10 +570,10 @@ mod tests {
         AnswerMeta { fallback_id: "chatcmpl-req1".into(), created: 1_700_000_000, model: "anthropic.claude-3-haiku-20240307-v1:0".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
-    /// A fixture file under tests/fixtures/bedrock/.
+    /// A fixture file under tests/golden/answers/bedrock/.
     macro_rules! fixture {
         ($name:literal) => {
-            include_str!(concat!("../../tests/fixtures/bedrock/", $name))
+            include_str!(concat!("../../tests/golden/answers/bedrock/", $name))
         };
     }
 
@@ -703,7 +703,7 @@ mod tests {
     fn text_answer() {
         // Source: Converse response syntax,
         // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_Converse.html#API_runtime_Converse_ResponseSyntax
-        let c = answer(fixture!("answer_text.json").as_bytes(), &meta()).expect("parsed");
+        let c = answer(fixture!("text.json").as_bytes(), &meta()).expect("parsed");
         assert_eq!(c.id, "chatcmpl-req1");
         assert_eq!(c.model, "anthropic.claude-3-haiku-20240307-v1:0");
         assert_eq!(c.created, 1_700_000_000);
@@ -720,7 +720,7 @@ mod tests {
     fn tool_use_answer() {
         // Source: the tool use example of the Bedrock user guide,
         // https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
-        let c = answer(fixture!("answer_tool_use.json").as_bytes(), &meta()).expect("parsed");
+        let c = answer(fixture!("tool_use.json").as_bytes(), &meta()).expect("parsed");
         assert_eq!(c.text.as_deref(), Some("I'll look up the most popular song on WZPZ."));
         assert_eq!(
             c.tool_calls,
@@ -777,7 +777,7 @@ mod tests {
     fn text_stream() {
         // Source: ConverseStream events,
         // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html
-        let bytes = encode_stream(fixture!("stream_text.json"));
+        let bytes = encode_stream(fixture!("stream_text.eventstream.json"));
         let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
         assert!(out.ends_with(b"data: [DONE]\n\n"));
         let ev = events(&out);
@@ -795,7 +795,7 @@ mod tests {
     fn tool_use_stream() {
         // Source: ConverseStream with tools,
         // https://docs.aws.amazon.com/bedrock/latest/userguide/tool-use-inference-call.html
-        let bytes = encode_stream(fixture!("stream_tool_use.json"));
+        let bytes = encode_stream(fixture!("stream_tool_use.eventstream.json"));
         let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
         let ev = events(&out);
         let call = |i: usize| &ev[i]["choices"][0]["delta"]["tool_calls"][0];
@@ -817,7 +817,7 @@ mod tests {
     fn exception_stream() {
         // Source: the throttlingException member of ConverseStreamOutput,
         // https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_ConverseStreamOutput.html
-        let bytes = encode_stream(fixture!("stream_exception.json"));
+        let bytes = encode_stream(fixture!("stream_exception.eventstream.json"));
         let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
         let ev = events(&out);
         assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hel");
@@ -966,7 +966,7 @@ mod tests {
 
     #[test]
     fn answer_with_reasoning() {
-        let c = answer(fixture!("answer_reasoning.json").as_bytes(), &meta()).expect("parsed");
+        let c = answer(fixture!("reasoning.json").as_bytes(), &meta()).expect("parsed");
         assert_eq!(c.text.as_deref(), Some("The most popular song on WZPZ is Elemental Hotel."));
         assert_eq!(
             c.thinking,
@@ -984,7 +984,7 @@ mod tests {
 
     #[test]
     fn reasoning_stream() {
-        let bytes = encode_stream(fixture!("stream_reasoning.json"));
+        let bytes = encode_stream(fixture!("stream_reasoning.eventstream.json"));
         let out = assert_split_invariant(StreamDecoder::new, &meta(), &bytes);
         let ev = events(&out);
         assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Here is the answer.");
