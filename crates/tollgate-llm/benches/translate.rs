@@ -1,11 +1,21 @@
-//! Translation throughput per provider: a 64 KiB chat request into the
-//! provider's format, and a 1,000-chunk stream in the provider's format into
-//! OpenAI chunks, fed in 4 KiB reads as a socket would deliver it.
+//! Translation throughput per provider, for each caller format: a 64 KiB
+//! conversation (OpenAI chat, Anthropic Messages, Responses) into the
+//! provider's format, and a 1,000-chunk stream in the provider's format
+//! rendered as OpenAI chunks, Anthropic events and Responses events, fed in
+//! 4 KiB reads as a socket would deliver it. Where the caller speaks the
+//! provider's format (chat to OpenAI, Messages to Anthropic, Responses to
+//! OpenAI) the request and the stream relay natively (`*_native`): the
+//! stream is only observed.
+//!
+//! Groups are named `request_64k[_messages|_responses]` and
+//! `stream_1000_chunks[_messages|_responses]`, each with one entry per
+//! provider, so the results read as a table.
 //! `cargo bench -p tollgate-llm --bench translate`; criterion prints MB/s.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tollgate_llm::completion::AnswerMeta;
-use tollgate_llm::provider::{prepare, stream, Provider, ProviderOptions};
+use tollgate_llm::ingress::{Ingress, Request};
+use tollgate_llm::provider::{prepare, prepare_request, stream, stream_for, Provider, ProviderOptions};
 use tollgate_llm::{ChatRequest, ModelDefaults};
 
 const CHUNKS: usize = 1000;
@@ -29,6 +39,74 @@ fn request_64k() -> Vec<u8> {
         "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}],
     }))
     .unwrap_or_default()
+}
+
+/// The same conversation as an Anthropic Messages request.
+fn messages_64k() -> Vec<u8> {
+    let mut messages = Vec::new();
+    let turn = "Explain the borrow checker in a few sentences, with an example. ".repeat(4);
+    while serde_json::to_vec(&messages).map(|v| v.len()).unwrap_or(0) < 64 * 1024 {
+        messages.push(serde_json::json!({"role": "user", "content": turn}));
+        messages.push(serde_json::json!({"role": "assistant", "content": turn}));
+    }
+    messages.push(serde_json::json!({"role": "user", "content": "Thanks. And lifetimes?"}));
+    serde_json::to_vec(&serde_json::json!({
+        "system": "You are a careful assistant.",
+        "messages": messages,
+        "max_tokens": 512,
+        "temperature": 0.2,
+        "stream": true,
+        "tools": [{"name": "lookup", "input_schema": {"type": "object"}}],
+    }))
+    .unwrap_or_default()
+}
+
+/// The same conversation as a Responses request.
+fn responses_64k() -> Vec<u8> {
+    let mut input = Vec::new();
+    let turn = "Explain the borrow checker in a few sentences, with an example. ".repeat(4);
+    while serde_json::to_vec(&input).map(|v| v.len()).unwrap_or(0) < 64 * 1024 {
+        input.push(serde_json::json!({"role": "user", "content": turn}));
+        input.push(serde_json::json!({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": turn}]}));
+    }
+    input.push(serde_json::json!({"role": "user", "content": "Thanks. And lifetimes?"}));
+    serde_json::to_vec(&serde_json::json!({
+        "instructions": "You are a careful assistant.",
+        "input": input,
+        "max_output_tokens": 512,
+        "temperature": 0.2,
+        "stream": true,
+        "store": false,
+        "tools": [{"type": "function", "name": "lookup", "parameters": {"type": "object"}}],
+    }))
+    .unwrap_or_default()
+}
+
+/// A 1,000-delta answer of OpenAI's Responses API, as OpenAI streams it to
+/// a Responses caller (the native relay's input).
+fn responses_stream() -> Vec<u8> {
+    let mut s = String::new();
+    let mut n = 0;
+    let mut event = |s: &mut String, kind: &str, body: &str| {
+        s.push_str(&format!("event: {kind}\ndata: {{\"type\":\"{kind}\",\"sequence_number\":{n},{body}}}\n\n"));
+        n += 1;
+    };
+    let response = |status: &str, output: &str, usage: &str| {
+        format!("\"response\":{{\"id\":\"resp_1\",\"object\":\"response\",\"created_at\":1,\"status\":\"{status}\",\"model\":\"gpt-4.1\",\"output\":[{output}],\"usage\":{usage}}}")
+    };
+    event(&mut s, "response.created", &response("in_progress", "", "null"));
+    event(&mut s, "response.output_item.added", "\"output_index\":0,\"item\":{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}");
+    event(&mut s, "response.content_part.added", "\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
+    for _ in 0..CHUNKS {
+        event(&mut s, "response.output_text.delta", "\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"token \",\"logprobs\":[]");
+    }
+    let text = "token ".repeat(CHUNKS);
+    event(&mut s, "response.output_text.done", &format!("\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"text\":\"{text}\",\"logprobs\":[]"));
+    let item = format!("{{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{{\"type\":\"output_text\",\"text\":\"{text}\",\"annotations\":[]}}]}}");
+    event(&mut s, "response.output_item.done", &format!("\"output_index\":0,\"item\":{item}"));
+    let usage = "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":1000,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":1010}";
+    event(&mut s, "response.completed", &response("completed", &item, usage));
+    s.into_bytes()
 }
 
 /// A 1,000-chunk answer in the provider's own stream format.
@@ -102,6 +180,40 @@ fn requests(c: &mut Criterion) {
         });
     }
     g.finish();
+    for (group, ingress, body) in [
+        ("request_64k_messages", Ingress::AnthropicMessages, messages_64k()),
+        ("request_64k_responses", Ingress::OpenAiResponses, responses_64k()),
+    ] {
+        let mut g = c.benchmark_group(group);
+        g.throughput(Throughput::Bytes(body.len() as u64));
+        for p in PROVIDERS {
+            let id = if ingress.is_native(p) { format!("{}_native", p.name()) } else { p.name().to_string() };
+            g.bench_with_input(BenchmarkId::from_parameter(id), &body, |b, body| {
+                b.iter(|| {
+                    let req = Request::parse(ingress, body);
+                    let call = req.and_then(|r| prepare_request(p, &r, &defaults, &opts, &[]));
+                    assert!(call.is_ok(), "{} request into {}: {call:?}", ingress.label(), p.name());
+                    call.map(|c| c.body.len()).unwrap_or(0)
+                })
+            });
+        }
+        g.finish();
+    }
+}
+
+fn meta() -> AnswerMeta {
+    AnswerMeta { model: "m".into(), request_id: "r1".into(), client_wants_usage: true, ..AnswerMeta::default() }
+}
+
+/// Feeds the stream in socket-sized reads; the bytes sent to the caller.
+fn relay(s: &mut dyn tollgate_llm::stream::ChatStream, input: &[u8], what: &str) -> usize {
+    let mut out = 0;
+    for read in input.chunks(READ) {
+        out += s.feed(read).len();
+    }
+    out += s.finish().len();
+    assert!(s.completed(), "{what} did not complete");
+    out
 }
 
 fn streams(c: &mut Criterion) {
@@ -110,20 +222,32 @@ fn streams(c: &mut Criterion) {
         let input = native_stream(p);
         g.throughput(Throughput::Bytes(input.len() as u64));
         g.bench_with_input(BenchmarkId::from_parameter(p.name()), &input, |b, input| {
-            b.iter(|| {
-                let meta = AnswerMeta { model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() };
-                let mut s = stream(p, meta);
-                let mut out = 0;
-                for read in input.chunks(READ) {
-                    out += s.feed(read).len();
-                }
-                out += s.finish().len();
-                assert!(s.completed(), "{} stream did not complete", p.name());
-                out
-            })
+            b.iter(|| relay(stream(p, meta()).as_mut(), input, p.name()))
         });
     }
     g.finish();
+    for (group, ingress) in [("stream_1000_chunks_messages", Ingress::AnthropicMessages), ("stream_1000_chunks_responses", Ingress::OpenAiResponses)] {
+        let mut g = c.benchmark_group(group);
+        // Every provider's stream rendered in the caller's format (for the
+        // provider the caller speaks natively too: the translated path).
+        for p in PROVIDERS {
+            let input = native_stream(p);
+            g.throughput(Throughput::Bytes(input.len() as u64));
+            g.bench_with_input(BenchmarkId::from_parameter(p.name()), &input, |b, input| {
+                b.iter(|| relay(stream_for(p, ingress, false, meta()).as_mut(), input, p.name()))
+            });
+        }
+        // The native relay: the provider's own stream, only observed.
+        let (p, input) = match ingress {
+            Ingress::AnthropicMessages => (Provider::Anthropic, native_stream(Provider::Anthropic)),
+            _ => (Provider::OpenAi, responses_stream()),
+        };
+        g.throughput(Throughput::Bytes(input.len() as u64));
+        g.bench_with_input(BenchmarkId::from_parameter(format!("{}_native", p.name())), &input, |b, input| {
+            b.iter(|| relay(stream_for(p, ingress, true, meta()).as_mut(), input, "native relay"))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, requests, streams);

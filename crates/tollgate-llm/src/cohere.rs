@@ -538,125 +538,12 @@ mod tests {
         Chat::from_request(&req, &ModelDefaults { name: Some("command-a-03-2025".into()), ..ModelDefaults::default() })
     }
 
-    fn request_json(body: &str) -> Value {
-        Value::Object(request(&chat(body).expect("valid"), &ProviderOptions::default()).expect("translates"))
-    }
-
     fn meta() -> AnswerMeta {
         AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true, ..AnswerMeta::default() }
     }
 
-
-    // Answers from the API reference, https://docs.cohere.com/reference/chat
-    // (examples "Default" and "Tools"; see tests/fixtures/cohere/README.md).
-    const ANSWER_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_text.json");
-    const ANSWER_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/answer_tool_calls.json");
-    // Streams from https://docs.cohere.com/reference/chat-stream (examples
-    // "Default" and "Tools") and the message-end error of its schema.
-    const STREAM_TEXT: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_text.sse");
-    const STREAM_TOOLS: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_tools.sse");
-    const STREAM_ERROR: &[u8] = include_bytes!("../tests/fixtures/cohere/stream_error.sse");
-
-    #[test]
-    fn system_and_turns_keep_their_roles_and_settings_are_renamed() {
-        // Request shape: https://docs.cohere.com/reference/chat (messages, p, k, stop_sequences).
-        let v = request_json(
-            r#"{"messages":[
-                {"role":"system","content":"You respond in concise sentences."},
-                {"role":"developer","content":"No jokes."},
-                {"role":"user","content":"Hello"},
-                {"role":"assistant","content":"Hi, how can I help you today?"},
-                {"role":"user","content":[{"type":"text","text":"Tell me about LLMs"}]}],
-              "max_tokens":100,"temperature":0.3,"top_p":0.75,"top_k":10,"seed":42,
-              "stop":["\n\n"],"presence_penalty":0.1,"frequency_penalty":0.2,"user":"u1"}"#,
-        );
-        assert_eq!(
-            v["messages"],
-            json!([
-                {"role": "system", "content": "You respond in concise sentences."},
-                {"role": "system", "content": "No jokes."},
-                {"role": "user", "content": "Hello"},
-                {"role": "assistant", "content": "Hi, how can I help you today?"},
-                {"role": "user", "content": "Tell me about LLMs"},
-            ])
-        );
-        assert_eq!(v["model"], "command-a-03-2025");
-        assert_eq!(v["stream"], false);
-        assert_eq!((v["max_tokens"].clone(), v["temperature"].clone()), (json!(100), json!(0.3)));
-        assert_eq!((v["p"].clone(), v["k"].clone(), v["seed"].clone()), (json!(0.75), json!(10), json!(42)));
-        assert_eq!(v["stop_sequences"], json!(["\n\n"]));
-        assert_eq!((v["presence_penalty"].clone(), v["frequency_penalty"].clone()), (json!(0.1), json!(0.2)));
-        assert!(v.get("user").is_none() && v.get("top_p").is_none() && v.get("tool_choice").is_none());
-    }
-
-    #[test]
-    fn images_by_url_and_data_uri_become_image_url_blocks() {
-        // "Images" example of https://docs.cohere.com/reference/chat: a URL or
-        // a base64 data URI in image_url.url.
-        let v = request_json(
-            r#"{"messages":[{"role":"user","content":[
-                {"type":"text","text":"Describe this image"},
-                {"type":"image_url","image_url":{"url":"https://cohere.com/favicon-32x32.png"}},
-                {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]}],"stream":true}"#,
-        );
-        assert_eq!(
-            v["messages"][0]["content"],
-            json!([
-                {"type": "text", "text": "Describe this image"},
-                {"type": "image_url", "image_url": {"url": "https://cohere.com/favicon-32x32.png"}},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
-            ])
-        );
-        assert_eq!(v["stream"], true);
-    }
-
-    #[test]
-    fn tools_tool_calls_and_results() {
-        // Tool shapes: https://docs.cohere.com/reference/chat ("Tools") and
-        // https://docs.cohere.com/v2/docs/tool-use-overview (tool_plan, tool role).
-        let v = request_json(
-            r#"{"messages":[
-                {"role":"user","content":"What's the weather in Madrid?"},
-                {"role":"assistant","content":"I will look up the weather.","tool_calls":[{"id":"get_weather_p1t92w7gfgq7","type":"function","function":{"name":"get_weather","arguments":"{\"location\":\"Madrid\"}"}}]},
-                {"role":"tool","tool_call_id":"get_weather_p1t92w7gfgq7","content":"{\"temperature\":\"24C\"}"}],
-              "tools":[{"type":"function","function":{"name":"get_weather","description":"Gets the weather","parameters":{"type":"object","properties":{"location":{"type":"string"}},"required":["location"]}}}],
-              "tool_choice":"required"}"#,
-        );
-        assert_eq!(
-            v["messages"][1],
-            json!({"role": "assistant", "tool_plan": "I will look up the weather.", "tool_calls": [
-                {"id": "get_weather_p1t92w7gfgq7", "type": "function",
-                 "function": {"name": "get_weather", "arguments": "{\"location\":\"Madrid\"}"}}]})
-        );
-        assert_eq!(
-            v["messages"][2],
-            json!({"role": "tool", "tool_call_id": "get_weather_p1t92w7gfgq7", "content": "{\"temperature\":\"24C\"}"})
-        );
-        assert_eq!(
-            v["tools"],
-            json!([{"type": "function", "function": {"name": "get_weather", "description": "Gets the weather",
-                "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}}])
-        );
-        assert_eq!(v["tool_choice"], "REQUIRED");
-        let base = r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}]"#;
-        assert_eq!(request_json(&format!(r#"{base},"tool_choice":"none"}}"#))["tool_choice"], "NONE");
-        let v = request_json(&format!(r#"{base},"tool_choice":"auto"}}"#));
-        assert!(v.get("tool_choice").is_none());
-        // A tool without parameters gets the empty object schema v2 requires.
-        assert_eq!(v["tools"][0]["function"]["parameters"], json!({"type": "object", "properties": {}}));
-    }
-
-    #[test]
-    fn response_formats_map_to_json_object() {
-        let v = request_json(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_object"}}"#);
-        assert_eq!(v["response_format"], json!({"type": "json_object"}));
-        let v = request_json(
-            r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"object","required":["name"]}}}}"#,
-        );
-        assert_eq!(v["response_format"], json!({"type": "json_object", "json_schema": {"type": "object", "required": ["name"]}}));
-        let v = request_json(r#"{"messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}}"#);
-        assert!(v.get("response_format").is_none());
-    }
+    // https://docs.cohere.com/reference/chat-stream, "Default" example.
+    const STREAM_TEXT: &[u8] = include_bytes!("../tests/golden/answers/cohere/stream_text.sse");
 
     #[test]
     fn unsupported_fields_are_refused_by_name() {
@@ -675,63 +562,8 @@ mod tests {
     }
 
     #[test]
-    fn answer_with_text() {
-        let c = answer(ANSWER_TEXT, &meta()).expect("answer");
-        assert_eq!(c.id, "c14c80c3-18eb-4519-9460-6c92edd8cfb4");
-        assert_eq!((c.created, c.model.as_str()), (7, "command-a-03-2025"));
-        assert!(c.text.as_deref().is_some_and(|t| t.starts_with("LLMs stand for Large Language Models")), "{:?}", c.text);
-        assert!(c.tool_calls.is_empty());
-        assert_eq!(c.finish_reason, Some(FinishReason::Stop));
-        // `tokens` preferred over `billed_units` (5 / 418).
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 71, completion_tokens: 418, total_tokens: 489, cached_tokens: 0, ..Default::default() }));
-        let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
-        assert_eq!(v["choices"][0]["finish_reason"], "stop");
-    }
-
-    #[test]
-    fn answer_with_tool_calls_and_thinking() {
-        let c = answer(ANSWER_TOOLS, &meta()).expect("answer");
-        assert_eq!(c.text, None);
-        assert_eq!(
-            c.thinking,
-            vec![Thinking {
-                text: "I will first find the sales summary for 29th September 2023. Then, I will find the details of the products in the 'Electronics' category.".into(),
-                signature: None,
-                redacted: None,
-            }]
-        );
-        assert_eq!(
-            c.tool_calls,
-            vec![
-                ToolCall {
-                    id: "query_daily_sales_report_hgxxmkby3wta".into(),
-                    name: "query_daily_sales_report".into(),
-                    arguments: "{\"day\": \"2023-09-29\"}".into()
-                },
-                ToolCall {
-                    id: "query_product_catalog_rpg0z5h8yyz2".into(),
-                    name: "query_product_catalog".into(),
-                    arguments: "{\"category\": \"Electronics\"}".into()
-                },
-            ]
-        );
-        assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
-        assert_eq!(c.usage.map(|u| (u.prompt_tokens, u.completion_tokens)), Some((1032, 124)));
-    }
-
-    #[test]
-    fn answer_edge_cases() {
-        // billed_units alone, float counts, cached tokens, no id, other reasons.
-        let c = answer(
-            br#"{"finish_reason":"MAX_TOKENS","message":{"role":"assistant","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]},
-                 "usage":{"billed_units":{"input_tokens":5.0,"output_tokens":2},"cached_tokens":3}}"#,
-            &meta(),
-        )
-        .expect("answer");
-        assert_eq!(c.id, "chatcmpl-r1");
-        assert_eq!(c.text.as_deref(), Some("ab"));
-        assert_eq!(c.finish_reason, Some(FinishReason::Length));
-        assert_eq!(c.usage, Some(Usage { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7, cached_tokens: 3, ..Default::default() }));
+    fn finish_reasons_and_faults() {
+        // billed_units alone and the rest: tests/golden/answers/cohere/max_tokens.json.
         for (reason, want) in [("STOP_SEQUENCE", FinishReason::Stop), ("TIMEOUT", FinishReason::Length), ("ERROR_TOXIC", FinishReason::ContentFilter)] {
             let body = format!(r#"{{"id":"x","finish_reason":"{reason}","message":{{"role":"assistant","content":[]}}}}"#);
             assert_eq!(answer(body.as_bytes(), &meta()).expect("answer").finish_reason, Some(want));
@@ -745,85 +577,8 @@ mod tests {
     }
 
     #[test]
-    fn stream_with_text() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TEXT);
-        let ev = events(&out);
-        assert_eq!(ev[0]["id"], "29f14a5a-11de-4cae-9800-25e4747408ea");
-        assert_eq!(ev[0]["model"], "command-a-03-2025");
-        assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
-        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "LL");
-        let text: String = ev.iter().filter_map(|e| e["choices"][0]["delta"]["content"].as_str()).collect();
-        assert!(text.starts_with("LLMs stand for Large Language Models"), "{text}");
-        let last = ev.len() - 1;
-        assert_eq!(ev[last - 1]["choices"][0]["finish_reason"], "stop");
-        assert_eq!(ev[last]["usage"], json!({"prompt_tokens": 71, "completion_tokens": 26, "total_tokens": 97,
-            "prompt_tokens_details": {"cached_tokens": 0}}));
-        assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
-    }
-
-    #[test]
-    fn stream_with_tool_calls() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_TOOLS);
-        let ev = events(&out);
-        // The tool plan is not answer text.
-        assert!(ev.iter().all(|e| e["choices"][0]["delta"]["content"].as_str().unwrap_or_default().is_empty()));
-        let calls: Vec<&Value> = ev.iter().filter_map(|e| e["choices"][0]["delta"]["tool_calls"].get(0)).collect();
-        assert_eq!(calls[0]["index"], 0);
-        assert_eq!(calls[0]["id"], "query_daily_sales_report_j3f0adww9pmr");
-        assert_eq!(calls[0]["function"]["name"], "query_daily_sales_report");
-        let args = |i: u64| -> String {
-            calls.iter().filter(|c| c["index"] == i).filter_map(|c| c["function"]["arguments"].as_str()).collect()
-        };
-        let first: Value = serde_json::from_str(&args(0)).expect("arguments of call 0 are JSON");
-        let second: Value = serde_json::from_str(&args(1)).expect("arguments of call 1 are JSON");
-        assert_eq!(first, json!({"day": "2023-09-29"}));
-        assert_eq!(second, json!({"category": "Electronics"}));
-        let starts: Vec<&&Value> = calls.iter().filter(|c| c.get("id").is_some()).collect();
-        assert_eq!(starts.len(), 2);
-        assert_eq!(starts[1]["index"], 1);
-        assert_eq!(starts[1]["function"]["name"], "query_product_catalog");
-        let finish: Vec<&Value> = ev.iter().filter(|e| !e["choices"][0]["finish_reason"].is_null()).collect();
-        assert_eq!(finish.len(), 1);
-        assert_eq!(finish[0]["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(ev[ev.len() - 1]["usage"]["prompt_tokens"], 1589);
-    }
-
-    #[test]
-    fn stream_error_event_ends_with_an_error() {
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), STREAM_ERROR);
-        let ev = events(&out);
-        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "LL");
-        let last = &ev[ev.len() - 1];
-        assert_eq!(last["error"]["type"], "upstream_error");
-        assert!(last["error"]["message"].as_str().is_some_and(|m| m.contains("cohere") && m.contains("internal")));
-        assert!(!String::from_utf8_lossy(&out).contains("[DONE]"));
-        let (_, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(), &[STREAM_ERROR]);
-        assert!(!completed);
-    }
-
-    #[test]
-    fn stream_oddities() {
-        // Thinking blocks are skipped, CRLF framing works, garbage is an error,
-        // a cut stream is not completed and emits nothing for the partial event.
-        let thinking = concat!(
-            "event: message-start\r\ndata: {\"type\":\"message-start\",\"id\":\"m1\"}\r\n\r\n",
-            "event: content-start\r\ndata: {\"type\":\"content-start\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"type\":\"thinking\",\"thinking\":\"\"}}}}\r\n\r\n",
-            "event: content-delta\r\ndata: {\"type\":\"content-delta\",\"index\":0,\"delta\":{\"message\":{\"content\":{\"thinking\":\"hmm\",\"text\":\"hmm\"}}}}\r\n\r\n",
-            "event: content-start\r\ndata: {\"type\":\"content-start\",\"index\":1,\"delta\":{\"message\":{\"content\":{\"type\":\"text\",\"text\":\"\"}}}}\r\n\r\n",
-            "event: content-delta\r\ndata: {\"type\":\"content-delta\",\"index\":1,\"delta\":{\"message\":{\"content\":{\"text\":\"Hi\"}}}}\r\n\r\n",
-            "event: message-end\r\ndata: {\"type\":\"message-end\",\"delta\":{\"finish_reason\":\"COMPLETE\"}}\r\n\r\n",
-        );
-        let out = assert_split_invariant(StreamDecoder::new, &meta(), thinking.as_bytes());
-        let ev = events(&out);
-        assert_eq!(ev.len(), 3, "{}", String::from_utf8_lossy(&out));
-        let mut d = StreamDecoder::new();
-        let mut deltas = Vec::new();
-        d.decode(thinking.as_bytes(), &mut deltas);
-        assert_eq!(deltas[1], Delta::Thinking("hmm".into()), "thinking deltas are thinking, not text");
-        assert_eq!(deltas[2], Delta::Text("Hi".into()));
-        assert_eq!(ev[1]["choices"][0]["delta"]["content"], "Hi");
-        assert_eq!(ev[0]["id"], "m1");
-
+    fn garbage_and_cut_streams() {
+        // Thinking blocks and CRLF framing: tests/golden/answers/cohere/stream_thinking.sse.
         let out = assert_split_invariant(StreamDecoder::new, &meta(), b"data: <html>oops</html>\n\n");
         assert_eq!(events(&out)[0]["error"]["type"], "upstream_error");
 
@@ -831,36 +586,5 @@ mod tests {
         let (out, _, completed) = crate::stream::translate_in_pieces(StreamDecoder::new(), meta(), &[cut]);
         assert!(!completed);
         assert!(events(&out).iter().all(|e| e.get("error").is_none()));
-    }
-
-    #[test]
-    fn reasoning_and_replayed_thinking() {
-        // `thinking` request field and thinking content blocks:
-        // https://docs.cohere.com/docs/reasoning and https://docs.cohere.com/reference/chat
-        let v = request_json(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"low"}"#);
-        assert_eq!(v["thinking"], json!({"type": "enabled", "token_budget": 1024}));
-        let mut c = chat(r#"{"messages":[{"role":"user","content":"x"}]}"#).expect("valid");
-        c.messages = vec![
-            Message::Assistant {
-                text: Some("42.".into()),
-                tool_calls: Vec::new(),
-                thinking: vec![
-                    Thinking { text: "Let me count.".into(), signature: None, redacted: None },
-                    Thinking { text: String::new(), signature: None, redacted: Some("opaque".into()) },
-                ],
-            },
-            Message::Assistant {
-                text: Some("I will look.".into()),
-                tool_calls: vec![ToolCall { id: "t1".into(), name: "f".into(), arguments: "{}".into() }],
-                thinking: vec![Thinking { text: "Need data.".into(), signature: Some("sig".into()), redacted: None }],
-            },
-        ];
-        let v = Value::Object(request(&c, &ProviderOptions::default()).expect("translates"));
-        assert_eq!(
-            v["messages"][0],
-            json!({"role": "assistant", "content": [{"type": "thinking", "thinking": "Let me count."}, {"type": "text", "text": "42."}]})
-        );
-        assert_eq!(v["messages"][1]["content"], json!([{"type": "thinking", "thinking": "Need data."}]));
-        assert_eq!(v["messages"][1]["tool_plan"], "I will look.");
     }
 }

@@ -70,17 +70,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renames_and_drops_what_mistral_does_not_know() {
-        let out = adjust(br#"{"model":"mistral-large-latest","messages":[],"seed":7,"tool_choice":"required","stream":true,"stream_options":{"include_usage":true},"user":"u"}"#)
-            .expect("adjusted");
-        let v: Value = serde_json::from_slice(&out).expect("json");
-        assert_eq!(v["random_seed"], 7);
-        assert_eq!(v["tool_choice"], "any");
-        assert!(v.get("seed").is_none() && v.get("stream_options").is_none() && v.get("user").is_none());
-        assert_eq!(v["stream"], true);
-    }
-
-    #[test]
     fn tool_call_ids_become_nine_letters_and_digits() {
         let out = adjust(
             br#"{"messages":[

@@ -553,20 +553,4 @@ mod tests {
         assert_eq!(path_segment("a\r\nb c%2F"), "a%0D%0Ab%20c%252F");
         assert_eq!(path_segment(".."), "%2E%2E");
     }
-
-    #[test]
-    fn gemini_and_bedrock_paths_carry_the_encoded_model_and_stream_flag() {
-        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#).expect("ok");
-        let d = ModelDefaults { name: Some("gemini-2.0-flash".into()), ..ModelDefaults::default() };
-        let opts = ProviderOptions::default();
-        {
-            let c = prepare(Provider::Gemini, &req, &d, &opts, &[]).expect("prepared");
-            assert_eq!(c.path.as_deref(), Some("/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse"));
-        }
-        let d = ModelDefaults { name: Some("anthropic.claude-3-haiku-20240307-v1:0".into()), ..ModelDefaults::default() };
-        {
-            let c = prepare(Provider::Bedrock, &req, &d, &opts, &[]).expect("prepared");
-            assert_eq!(c.path.as_deref(), Some("/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse-stream"));
-        }
-    }
 }

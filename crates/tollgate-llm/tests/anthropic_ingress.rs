@@ -17,10 +17,10 @@ use tollgate_llm::provider::{answer_for, prepare_request, stream_for, Provider, 
 use tollgate_llm::stream::{render_in_pieces, Decoder, Delta, Translator, UsageUpdate};
 use tollgate_llm::{gemini, LlmError, ModelDefaults, Usage};
 
-const GEMINI_TEXT: &str = include_str!("fixtures/gemini/stream_text.sse");
-const GEMINI_CALLS: &str = include_str!("fixtures/gemini/stream_function_calls.sse");
-const GEMINI_ERROR: &str = include_str!("fixtures/gemini/stream_error.sse");
-const GEMINI_ANSWER_CALLS: &str = include_str!("fixtures/gemini/answer_function_calls.json");
+const GEMINI_TEXT: &str = include_str!("golden/answers/gemini/stream_text.sse");
+const GEMINI_CALLS: &str = include_str!("golden/answers/gemini/stream_function_calls.sse");
+const GEMINI_ERROR: &str = include_str!("golden/answers/gemini/stream_error.sse");
+const GEMINI_ANSWER_CALLS: &str = include_str!("golden/answers/gemini/function_calls.json");
 
 fn meta() -> AnswerMeta {
     AnswerMeta {

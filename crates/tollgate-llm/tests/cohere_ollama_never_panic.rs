@@ -98,15 +98,15 @@ macro_rules! never_panics {
 }
 
 // Fixtures from https://docs.cohere.com/reference/chat and
-// https://docs.cohere.com/reference/chat-stream (see fixtures/cohere/README.md).
+// https://docs.cohere.com/reference/chat-stream (see golden/answers/cohere/README.md).
 never_panics!(cohere, tollgate_llm::cohere, model: "command-a-03-2025",
-    answers: ["fixtures/cohere/answer_text.json", "fixtures/cohere/answer_tool_calls.json"],
-    streams: ["fixtures/cohere/stream_text.sse", "fixtures/cohere/stream_tools.sse", "fixtures/cohere/stream_error.sse"],
+    answers: ["golden/answers/cohere/text.json", "golden/answers/cohere/tool_calls.json"],
+    streams: ["golden/answers/cohere/stream_text.sse", "golden/answers/cohere/stream_tools.sse", "golden/answers/cohere/stream_error.sse"],
     answer_len: 3000, stream_len: 9000);
 
 // Fixtures from https://github.com/ollama/ollama/blob/main/docs/api.md and
-// https://docs.ollama.com/api/errors (see fixtures/ollama/README.md).
+// https://docs.ollama.com/api/errors (see golden/answers/ollama/README.md).
 never_panics!(ollama, tollgate_llm::ollama, model: "llama3.2",
-    answers: ["fixtures/ollama/answer_text.json", "fixtures/ollama/answer_tool_calls.json"],
-    streams: ["fixtures/ollama/stream_text.ndjson", "fixtures/ollama/stream_tools.ndjson", "fixtures/ollama/stream_error.ndjson"],
+    answers: ["golden/answers/ollama/text.json", "golden/answers/ollama/tool_calls.json"],
+    streams: ["golden/answers/ollama/stream_text.ndjson", "golden/answers/ollama/stream_tools.ndjson", "golden/answers/ollama/stream_error.ndjson"],
     answer_len: 600, stream_len: 800);

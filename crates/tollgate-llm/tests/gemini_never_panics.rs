@@ -11,15 +11,15 @@ use tollgate_llm::{ChatRequest, ModelDefaults};
 
 // Fixture sources are cited beside the unit tests in src/gemini.rs.
 const ANSWERS: &[&str] = &[
-    include_str!("fixtures/gemini/answer_text.json"),
-    include_str!("fixtures/gemini/answer_function_calls.json"),
-    include_str!("fixtures/gemini/answer_blocked.json"),
+    include_str!("golden/answers/gemini/text.json"),
+    include_str!("golden/answers/gemini/function_calls.json"),
+    include_str!("golden/answers/gemini/blocked.json"),
 ];
 const STREAMS: &[&str] = &[
-    include_str!("fixtures/gemini/stream_text.sse"),
-    include_str!("fixtures/gemini/stream_function_calls.sse"),
-    include_str!("fixtures/gemini/stream_error.sse"),
-    include_str!("fixtures/gemini/stream_blocked.sse"),
+    include_str!("golden/answers/gemini/stream_text.sse"),
+    include_str!("golden/answers/gemini/stream_function_calls.sse"),
+    include_str!("golden/answers/gemini/stream_error.sse"),
+    include_str!("golden/answers/gemini/stream_blocked.sse"),
 ];
 const REQUEST: &str = r#"{"model":"gemini-2.5-flash","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},{"role":"assistant","tool_calls":[{"id":"c__thought__x","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c__thought__x","content":"{\"a\":1}"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto","stream":true}"#;
 

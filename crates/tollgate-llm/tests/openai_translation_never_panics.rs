@@ -12,14 +12,14 @@ use tollgate_llm::stream::{translate_in_pieces, Decoder, Delta};
 use tollgate_llm::{ChatRequest, ModelDefaults};
 
 const ANSWERS: [&str; 2] = [
-    include_str!("fixtures/openai/answer_tool_calls.json"),
-    include_str!("fixtures/openai/answer_reasoning.json"),
+    include_str!("golden/answers/openai/tool_calls.json"),
+    include_str!("golden/answers/openai-compatible/reasoning.json"),
 ];
 
 const STREAMS: [&str; 3] = [
-    include_str!("fixtures/openai/stream_tool_calls.sse"),
-    include_str!("fixtures/openai/stream_reasoning.sse"),
-    include_str!("fixtures/openai/stream_mistral_thinking.sse"),
+    include_str!("golden/answers/openai/stream_tool_calls.sse"),
+    include_str!("golden/answers/openai-compatible/stream_reasoning.sse"),
+    include_str!("golden/answers/mistral/stream_thinking.sse"),
 ];
 
 const REQUEST: &str = r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"}}]},{"role":"assistant","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"t","content":"r"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","stop":"x","reasoning_effort":"low","max_tokens":9,"stream":true}"#;
