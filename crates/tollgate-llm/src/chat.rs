@@ -292,7 +292,11 @@ impl Chat {
             Message::User { parts } => parts.iter().any(|p| matches!(p, Part::Document(_))),
             _ => false,
         });
-        let set: [(&str, bool); 11] = [
+        // `parallel_tool_calls: false` is honoured where a provider has the
+        // knob and dropped elsewhere, not refused: agent clients (Codex sends it
+        // on every turn) handle several calls in one turn all the same, and
+        // refusing would shut them out of those providers.
+        let set: [(&str, bool); 10] = [
             ("documents", has_documents),
             ("thinking", self.reasoning.is_some()),
             ("stop", !self.stop.is_empty()),
@@ -301,7 +305,6 @@ impl Chat {
             ("presence_penalty", self.presence_penalty.is_some()),
             ("frequency_penalty", self.frequency_penalty.is_some()),
             ("response_format", matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }))),
-            ("parallel_tool_calls", self.parallel_tool_calls == Some(false)),
             ("tools", !self.tools.is_empty()),
             ("tool_choice", self.tool_choice.is_some()),
         ];
@@ -347,6 +350,16 @@ pub(crate) fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'sta
     match turns.last_mut() {
         Some((last, blocks)) if *last == role => blocks.extend(content),
         _ => turns.push((role, content)),
+    }
+}
+
+/// A tool call's arguments as OpenAI-format providers want them: a call
+/// without arguments (sent as an empty string by some callers) is `{}`.
+pub(crate) fn arguments_or_empty_object(arguments: &str) -> &str {
+    if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
     }
 }
 

@@ -35,7 +35,7 @@ use crate::{LlmError, Usage};
 const PROVIDER: &str = "cohere";
 
 /// Optional fields v2 chat honours. `parallel_tool_calls: false` has no
-/// equivalent and is refused; a `tool_choice` naming one function is refused
+/// equivalent and is dropped; a `tool_choice` naming one function is refused
 /// below (v2 only knows REQUIRED and NONE).
 const SUPPORTED: &[&str] = &[
     "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
@@ -165,7 +165,7 @@ fn message(m: &Message) -> Value {
                     .iter()
                     .map(|c| {
                         json!({"id": c.id, "type": "function",
-                               "function": {"name": c.name, "arguments": c.arguments}})
+                               "function": {"name": c.name, "arguments": crate::chat::arguments_or_empty_object(&c.arguments)}})
                     })
                     .collect();
                 out.insert("tool_calls".into(), Value::Array(calls));
@@ -550,7 +550,6 @@ mod tests {
         let opts = ProviderOptions::default();
         for (body, name) in [
             (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#, "'tool_choice'"),
-            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}"#, "'parallel_tool_calls'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#, "'logprobs'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"n":2}"#, "'n'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"seed":-1}"#, "'seed'"),
@@ -559,6 +558,10 @@ mod tests {
             assert_eq!(e.status, 400);
             assert!(e.message.contains(name), "{body}: {}", e.message);
         }
+        // One call at a time cannot be asked of Cohere: the wish is dropped.
+        let body = r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}"#;
+        let v = request(&chat(body).expect("valid"), &opts).expect("dropped, not refused");
+        assert!(!v.contains_key("parallel_tool_calls"));
     }
 
     #[test]

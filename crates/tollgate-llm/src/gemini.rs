@@ -28,8 +28,9 @@ use crate::{LlmError, Usage};
 
 const PROVIDER: &str = "gemini";
 
-/// Optional request fields Gemini has an equivalent for. Not here:
-/// `parallel_tool_calls: false` (Gemini may always call several functions at once).
+/// Optional request fields Gemini has an equivalent for. `parallel_tool_calls:
+/// false` has none and is dropped (Gemini may always call several functions
+/// at once; see `Chat::refuse_unsupported`).
 const SUPPORTED: &[&str] = &[
     "documents", "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format",
     "tools", "tool_choice",
@@ -76,8 +77,8 @@ fn contents(messages: &[Message]) -> Result<Vec<Value>, LlmError> {
             Message::System { .. } => continue,
             Message::User { parts } => ("user", parts.iter().filter_map(user_part).collect()),
             Message::Assistant { text, tool_calls, .. } => ("model", model_parts(i, text.as_deref(), tool_calls)?),
-            Message::Tool { tool_call_id, content, .. } => {
-                ("user", vec![function_response(&messages[..i], i, tool_call_id, content)?])
+            Message::Tool { tool_call_id, content, is_error } => {
+                ("user", vec![function_response(&messages[..i], i, tool_call_id, content, *is_error)?])
             }
         };
         push_turn(&mut turns, role, parts);
@@ -199,7 +200,7 @@ fn split_id(id: &str) -> (&str, Option<&str>) {
 /// A tool result. Gemini matches results to calls by function name, which the
 /// OpenAI form only gives on the assistant's call: the latest earlier call
 /// with this id names it.
-fn function_response(earlier: &[Message], i: usize, id: &str, content: &str) -> Result<Value, LlmError> {
+fn function_response(earlier: &[Message], i: usize, id: &str, content: &str, is_error: bool) -> Result<Value, LlmError> {
     let name = earlier
         .iter()
         .rev()
@@ -212,12 +213,14 @@ fn function_response(earlier: &[Message], i: usize, id: &str, content: &str) -> 
                 "messages[{i}].tool_call_id '{id}' answers no earlier assistant tool call; provider gemini needs the function's name"
             ))
         })?;
-    // A JSON object result is passed as structure, anything else as text.
+    // A JSON object result is passed as structure, anything else as text; a
+    // failed call's result goes under `error`, as Gemini documents it.
     let content = match serde_json::from_str::<Value>(content) {
         Ok(v @ Value::Object(_)) => v,
         _ => Value::String(content.to_string()),
     };
-    Ok(json!({ "functionResponse": { "name": name, "response": { "content": content } } }))
+    let key = if is_error { "error" } else { "content" };
+    Ok(json!({ "functionResponse": { "name": name, "response": { key: content } } }))
 }
 
 /// Function declarations. The caller's JSON Schema goes in
@@ -723,7 +726,6 @@ mod tests {
     #[test]
     fn unsupported_fields_are_refused_by_name() {
         for (body, field) in [
-            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}"#, "'parallel_tool_calls'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"n":2}"#, "'n'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#, "'logprobs'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"logit_bias":{"50256":-100}}"#, "'logit_bias'"),
@@ -732,6 +734,9 @@ mod tests {
             assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
             assert!(e.message.contains(field) && e.message.contains("provider gemini"), "{}", e.message);
         }
+        // Gemini may always call several functions at once: the wish is dropped.
+        let body = r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"parallel_tool_calls":false}"#;
+        assert!(translate(body).is_ok());
     }
 
     // Function calls with a thought signature: https://ai.google.dev/gemini-api/docs/function-calling

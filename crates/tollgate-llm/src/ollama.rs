@@ -35,7 +35,7 @@ use crate::{LlmError, Usage};
 const PROVIDER: &str = "ollama";
 
 /// Optional fields /api/chat honours. `parallel_tool_calls: false` has no
-/// equivalent and is refused; `tool_choice` is accepted here only to refuse
+/// equivalent and is dropped; `tool_choice` is accepted here only to refuse
 /// every value but `auto` by name below (Ollama always lets the model choose).
 const SUPPORTED: &[&str] = &[
     "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
@@ -449,13 +449,15 @@ mod tests {
             (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"required"}}"#), "'tool_choice'"),
             (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#), "'tool_choice'"),
             (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":{{"type":"function","function":{{"name":"f"}}}}}}"#), "'tool_choice'"),
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"parallel_tool_calls":false}}"#), "'parallel_tool_calls'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}}"#.to_string(), "'logit_bias'"),
         ] {
             let e = request(&chat(&body).expect("valid"), &ProviderOptions::default()).expect_err(&body);
             assert_eq!(e.status, 400);
             assert!(e.message.contains(name) && e.message.contains("ollama"), "{body}: {}", e.message);
         }
+        // Ollama has no knob for one call at a time: the wish is dropped.
+        let body = format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"parallel_tool_calls":false}}"#);
+        assert!(request(&chat(&body).expect("valid"), &ProviderOptions::default()).is_ok());
     }
 
     #[test]

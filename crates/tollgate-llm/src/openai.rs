@@ -318,7 +318,7 @@ fn messages(chat: &Chat, provider: Provider) -> Result<Vec<Value>, LlmError> {
                 if !tool_calls.is_empty() {
                     let calls = tool_calls
                         .iter()
-                        .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": c.arguments } }))
+                        .map(|c| json!({ "id": c.id, "type": "function", "function": { "name": c.name, "arguments": crate::chat::arguments_or_empty_object(&c.arguments) } }))
                         .collect();
                     msg.insert("tool_calls".into(), Value::Array(calls));
                 }

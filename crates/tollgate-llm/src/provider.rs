@@ -194,6 +194,15 @@ pub fn prepare_request(
 ) -> Result<Call, LlmError> {
     let ingress = req.ingress();
     if !ingress.is_native(provider) {
+        // OpenAI's format has no top_k: a target's default of it is left out,
+        // as it is for OpenAI chat callers; a caller's own is refused.
+        let without_top_k;
+        let defaults = if provider.speaks_openai() && defaults.top_k.is_some() {
+            without_top_k = ModelDefaults { top_k: None, ..defaults.clone() };
+            &without_top_k
+        } else {
+            defaults
+        };
         return translate(provider, &req.to_chat(defaults)?, opts, extra, ingress);
     }
     let (body, model, headers) = match req {

@@ -29,8 +29,9 @@ pub use sign::{sign, AwsCredentials};
 const PROVIDER: &str = "bedrock";
 
 /// Optional fields Converse honours. `seed`, `presence_penalty`,
-/// `frequency_penalty`, `response_format` (JSON mode or schema) and
-/// `parallel_tool_calls: false` have no Converse equivalent and are refused.
+/// `frequency_penalty` and `response_format` (JSON mode or schema) have no
+/// Converse equivalent and are refused; `parallel_tool_calls: false` is
+/// dropped (see `Chat::refuse_unsupported`).
 const SUPPORTED: &[&str] = &["documents", "thinking", "stop", "top_k", "tools", "tool_choice"];
 
 /// A prompt-cache checkpoint
@@ -575,7 +576,6 @@ mod tests {
             ("presence_penalty", r#""presence_penalty":0.5"#),
             ("frequency_penalty", r#""frequency_penalty":0.5"#),
             ("response_format", r#""response_format":{"type":"json_object"}"#),
-            ("parallel_tool_calls", r#""parallel_tool_calls":false"#),
             ("logprobs", r#""logprobs":true"#),
         ] {
             let e = converse(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{body}}}"#)).expect_err(field);
@@ -583,6 +583,8 @@ mod tests {
             assert!(e.message.contains(&format!("'{field}' is not supported by provider bedrock")), "{field}: {}", e.message);
         }
         assert!(converse(r#"{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}}"#).is_ok());
+        // One call at a time has no Converse field: the wish is dropped, not refused.
+        assert!(converse(r#"{"messages":[{"role":"user","content":"hi"}],"parallel_tool_calls":false}"#).is_ok());
     }
 
     #[test]
