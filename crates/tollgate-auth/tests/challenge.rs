@@ -1,4 +1,6 @@
 //! `WWW-Authenticate` challenges, RFC 9728 metadata and its well-known path.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
 use tollgate_auth::{metadata_path, protected_resource_metadata, www_authenticate, AuthError};

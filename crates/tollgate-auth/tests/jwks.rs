@@ -1,5 +1,7 @@
 //! JWK Set parsing: which keys are kept, which are skipped and counted, and which
 //! documents are refused outright.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

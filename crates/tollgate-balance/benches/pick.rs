@@ -1,5 +1,7 @@
 //! pick + success + release per algorithm, 4 targets, one thread: the balancer's cost
 //! on every proxied request.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::Arc;

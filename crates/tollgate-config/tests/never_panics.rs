@@ -1,5 +1,7 @@
 //! Whatever the file holds, loading it gives a config or errors, never a panic,
 //! and every error points inside the file.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 

@@ -1,4 +1,6 @@
 //! reserve + settle on the local backend, one key (the hot path of every limited request).
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Integration tests of the Redis backend against a real `redis-server` on loopback.
 //! Each test starts its own server on a free port and kills it when done. Time is a
 //! ManualClock passed to the scripts, so nothing sleeps to wait for a window.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -11,6 +11,8 @@
 //! `stream_1000_chunks[_messages|_responses]`, each with one entry per
 //! provider, so the results read as a table.
 //! `cargo bench -p tollgate-llm --bench translate`; criterion prints MB/s.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tollgate_llm::completion::AnswerMeta;

@@ -7,6 +7,8 @@
 //! With `ANTHROPIC_INGRESS_DUMP=<dir>` set, the rendered answers and streams
 //! are written there, for `anthropic_ingress_sdk_check.py` to feed through
 //! the official `anthropic` SDK.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{json, Value};
 use tollgate_llm::chat::Thinking;

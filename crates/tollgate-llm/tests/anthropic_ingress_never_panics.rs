@@ -2,6 +2,8 @@
 //! ingress (checks, the neutral form, the native body, the estimate) give a
 //! value or a 400, never a panic; random deltas through the Writer give
 //! events that are each JSON, whatever their order.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use serde_json::Value;

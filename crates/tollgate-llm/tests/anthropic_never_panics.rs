@@ -1,6 +1,8 @@
 //! Random and mutated bytes fed to the Anthropic adapter: requests, answers and
 //! the stream decoder give a value, an error or error deltas, never a panic;
 //! a valid stream decodes the same whatever the chunking.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use tollgate_llm::anthropic::{answer, request, StreamDecoder};

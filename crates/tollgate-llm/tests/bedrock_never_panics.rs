@@ -1,6 +1,8 @@
 //! Random and mutated bytes fed to Bedrock's answer parser, stream decoder,
 //! request translation and signer: a value or an error, never a panic; a
 //! broken stream yields at most one error and nothing after it.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::{Duration, UNIX_EPOCH};
 

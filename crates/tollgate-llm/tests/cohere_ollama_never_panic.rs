@@ -2,6 +2,8 @@
 //! translation, answer parser and stream decoder: they give a value or an
 //! error, never a panic, and the decoder's output does not depend on how the
 //! stream is chunked. One suite, generated per provider.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use tollgate_llm::chat::Chat;

@@ -1,5 +1,7 @@
 //! Random and mutated bytes fed to the embeddings adapters of every provider:
 //! `prepare` and `answer` give a value or an error, never a panic.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bytes::Bytes;
 use proptest::prelude::*;

@@ -1,6 +1,8 @@
 //! Random and mutated bytes fed to the Gemini adapter: answers, streams and
 //! requests give a value or an error, never a panic, and a stream translates
 //! the same however it is chunked.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use tollgate_llm::completion::AnswerMeta;

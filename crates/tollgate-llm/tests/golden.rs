@@ -21,6 +21,8 @@
 //! expected files (and deletes stale ones); without it a difference fails
 //! with a diff and the file's path. Everything is deterministic: fixed
 //! answer metadata, no clock.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

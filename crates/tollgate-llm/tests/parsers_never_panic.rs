@@ -1,6 +1,8 @@
 //! Random and mutated bytes fed to every parser: requests, answers and the
 //! stream tap give a value or an error, never a panic; the tap passes every
 //! complete event through whatever the chunking.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use tollgate_llm::openai::{answer_facts, StreamTap};

@@ -4,6 +4,8 @@
 //! events, consecutive sequence numbers, every item closed, one terminal
 //! event) and reads back, through tollgate's own decoder of OpenAI's
 //! Responses streams, as the same text, reasoning, calls and usage.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use proptest::prelude::*;
 use serde_json::Value;

@@ -11,6 +11,8 @@
 //! parsed and translated here, closing the loop.
 //!
 //! `OPENAI_SDK_PYTHON=/path/to/python cargo test -p tollgate-llm --test responses_ingress_sdk`
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

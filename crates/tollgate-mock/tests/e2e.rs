@@ -1,5 +1,7 @@
 //! End-to-end checks of the mock over real HTTP: an in-process server on
 //! port 0 per test, plus one test of the binary's startup line.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

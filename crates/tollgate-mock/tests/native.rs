@@ -1,6 +1,8 @@
 //! The providers' native wire formats over real HTTP: JSON and stream
 //! answers, tool calls, embeddings, native error bodies, recording and
 //! faults, one in-process mock on port 0 per test.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 

@@ -1,6 +1,8 @@
 //! The crate's modules form layers: no file reaches, through its imports,
 //! back to itself. A cycle means two concerns that cannot be read apart;
 //! this test names it. The layer diagram is in `src/lib.rs`.
+// Test code: a failed unwrap or expect is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
