@@ -21,7 +21,7 @@ use crate::answer;
 use crate::ctx::RequestCtx;
 use crate::limits::LimiterRegistry;
 use crate::llm;
-use crate::mcp_relay;
+use crate::mcp::exchange::serve_route as serve_mcp;
 use crate::metrics::METRICS;
 use crate::observe;
 use crate::otel::RequestSpan;
@@ -147,7 +147,7 @@ impl ProxyHttp for Gateway {
                 Ok(true)
             }
             RouteKind::Mcp(mcp) => {
-                mcp_relay::serve_route(ups, session, ctx, &snap, mcp, &admitted).await?;
+                serve_mcp(ups, session, ctx, &snap, mcp, &admitted).await?;
                 Ok(true)
             }
             RouteKind::Passthrough => match passthrough::plan(ups, session, ctx, &snap, &admitted).await {

@@ -4,9 +4,9 @@
 //!
 //! ```text
 //! gateway            ProxyHttp: phases delegate to the modules below
+//! llm/  mcp/exchange  passthrough                   what a route serves, after the pipeline
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
-//! llm/  mcp_relay  passthrough    what a route serves
-//! limits  mcp  oauth  otel  observe  metrics  access_log     per-concern runtime
+//! limits  mcp  oauth  otel  observe/  metrics  access_log    per-concern runtime
 //! snapshot  router  keyauth  survivors                       the compiled config
 //! answer  ctx  respond  body  redact  tls  admin             per-request state and answers
 //! upstream/          the one HTTP client: connector, pools, DNS, peers, TLS, fetch
@@ -15,6 +15,11 @@
 //! `ctx` and `snapshot` are the shared vocabulary: the context holds a
 //! request's facts (its snapshot, limit reservation and span among them), so
 //! they sit beside the runtime modules whose types they carry.
+//!
+//! `llm/` and `mcp/` each span two layers: what the snapshot compiles
+//! (`llm::target`, the `mcp` plugin itself) sits below it, and the exchange
+//! a route serves (`llm`, `mcp::exchange` and the files it uses) sits above
+//! the pipeline (the MCP exchange, like passthrough, reads its `Admitted`).
 
 pub mod access_log;
 pub mod admin;
@@ -27,7 +32,6 @@ pub mod keyauth;
 pub mod limits;
 pub mod llm;
 pub mod mcp;
-pub mod mcp_relay;
 pub mod metrics;
 pub mod oauth;
 pub mod observe;

@@ -133,3 +133,235 @@ async fn read_body(session: &mut Session, ctx: &mut RequestCtx, limit: usize) ->
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::route::find;
+    use crate::pipeline::test_support::{
+        config, ctx, get, key_auth, key_auth_on, oauth_mcp, post_json, request, serve_fixed, snapshot, Client,
+    };
+    use std::sync::Arc;
+
+    /// Routes the request, then authenticates it.
+    async fn authenticate(
+        snap: &Arc<Snapshot>,
+        raw: &str,
+    ) -> (Verdict<Credentials>, RequestCtx, Session, Client) {
+        let (mut s, client) = request(raw).await;
+        let mut ctx = ctx(snap);
+        let routed = find(&s, &mut ctx, snap).unwrap_or_else(|_| panic!("routed"));
+        let v = run(&mut s, &mut ctx, snap, &routed).await;
+        (v, ctx, s, client)
+    }
+
+    fn consumer(snap: &Snapshot, ctx: &RequestCtx) -> Option<String> {
+        ctx.consumer.map(|c| snap.consumers[c].name.clone())
+    }
+
+    fn refusal(v: Verdict<Credentials>) -> Refusal {
+        match v {
+            Err(Stop::Refuse(r)) => r,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_in_a_header_names_the_consumer_and_never_reaches_a_provider() {
+        let snap = snapshot(&config(&key_auth("")));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: alice-key"], "{}")).await;
+        let creds = v.expect("authenticated");
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("alice"));
+        // A short digest prefix, never the key.
+        let id = ctx.credential_id.expect("a credential id");
+        assert!(!id.contains("alice-key") && !id.is_empty());
+        assert_eq!(creds.hide_header.as_deref(), Some("apikey"));
+        assert_eq!((creds.hidden_query, creds.body), (None, None));
+    }
+
+    #[tokio::test]
+    async fn authorization_bearer_is_read_without_its_scheme() {
+        let snap = snapshot(&config(&key_auth(r#"key_names = ["authorization"]"#)));
+        let raw = post_json("/chat", &["Authorization: Bearer bob-key"], "{}");
+        let (v, ctx, _, _) = authenticate(&snap, &raw).await;
+        assert_eq!(v.expect("authenticated").hide_header.as_deref(), Some("authorization"));
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("bob"));
+    }
+
+    #[tokio::test]
+    async fn a_key_in_the_query_is_removed_before_proxying() {
+        let snap = snapshot(&config(&key_auth("")));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat?apikey=bob-key&x=1", &[], "{}")).await;
+        let creds = v.expect("authenticated");
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("bob"));
+        assert_eq!(creds.hidden_query.as_deref(), Some("apikey"));
+        assert_eq!(creds.hide_header, None);
+    }
+
+    #[tokio::test]
+    async fn passthrough_routes_forward_the_key_unless_told_to_hide_it() {
+        let raw = get("/pt/x?apikey=alice-key", &["apikey: alice-key"]);
+        let snap = snapshot(&config(&key_auth("")));
+        let (v, ctx, _, _) = authenticate(&snap, &raw).await;
+        let creds = v.expect("authenticated");
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("alice"));
+        assert_eq!((creds.hide_header, creds.hidden_query), (None, None));
+
+        let snap = snapshot(&config(&key_auth("hide_credentials = true")));
+        let (v, _, _, _) = authenticate(&snap, &raw).await;
+        assert_eq!(v.expect("authenticated").hide_header.as_deref(), Some("apikey"));
+    }
+
+    #[tokio::test]
+    async fn key_in_body_reads_the_body_once_and_hands_it_on() {
+        let snap = snapshot(&config(&key_auth_on("llm", "key_in_body = true")));
+        let body = r#"{"apikey":"alice-key","messages":[]}"#;
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &[], body)).await;
+        let creds = v.expect("authenticated");
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("alice"));
+        assert_eq!(creds.body.as_deref(), Some(body.as_bytes()));
+        assert_eq!(creds.body_key.as_deref(), Some("apikey"));
+        // A key in a header wins, and the body stays unread.
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: bob-key"], body)).await;
+        assert_eq!(v.expect("authenticated").body, None);
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("bob"));
+    }
+
+    #[tokio::test]
+    async fn key_in_body_past_the_size_limit_is_answered_413() {
+        let extra = format!("[server]\nmax_request_body_size = 16\n{}", key_auth_on("llm", "key_in_body = true"));
+        let snap = snapshot(&config(&extra));
+        let body = r#"{"apikey":"alice-key","messages":[]}"#;
+        let (v, ctx, s, client) = authenticate(&snap, &post_json("/chat", &[], body)).await;
+        assert!(matches!(v, Err(Stop::Answered)));
+        assert_eq!(ctx.status, 413);
+        let a = client.answer(s).await.expect("answered");
+        assert_eq!(a.status, 413);
+        assert_eq!(a.json()["error"]["type"], "invalid_request_error");
+        assert_eq!(a.header("connection"), Some("close"));
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_unknown_key_is_401_with_a_key_challenge() {
+        let snap = snapshot(&config(&key_auth("")));
+        let r = refusal(authenticate(&snap, &post_json("/chat", &[], "{}")).await.0);
+        assert_eq!((r.status, r.message.as_str()), (401, "No API key found in request"));
+        assert_eq!(r.headers, [("www-authenticate".to_string(), "Key realm=\"tollgate\"".to_string())]);
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: nobody"], "{}")).await;
+        assert_eq!(refusal(v).message, "Unauthorized");
+        assert_eq!((ctx.consumer, ctx.credential_id), (None, None));
+    }
+
+    #[tokio::test]
+    async fn anonymous_stands_in_for_a_missing_or_unknown_key() {
+        let snap = snapshot(&config(&key_auth(r#"anonymous = "guest""#)));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &[], "{}")).await;
+        assert_eq!(v.expect("admitted").hide_header, None);
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("guest"));
+        // A key that names no one is still a credential: it never reaches a provider.
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: nobody"], "{}")).await;
+        assert_eq!(v.expect("admitted").hide_header.as_deref(), Some("apikey"));
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("guest"));
+        assert_eq!(ctx.credential_id, None);
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: alice-key"], "{}")).await;
+        assert!(v.is_ok());
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("alice"));
+    }
+
+    #[tokio::test]
+    async fn routes_without_key_auth_let_everyone_in_unnamed() {
+        let snap = snapshot(&config(""));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &["apikey: alice-key"], "{}")).await;
+        assert_eq!(v.expect("admitted").hide_header, None);
+        assert_eq!(ctx.consumer, None);
+    }
+
+    #[tokio::test]
+    async fn oauth_routes_refuse_a_request_without_a_bearer_token() {
+        let snap = snapshot(&config(&oauth_mcp("http://127.0.0.1:9/jwks.json")));
+        let r = refusal(authenticate(&snap, &post_json("/secure", &[], "{}")).await.0);
+        assert_eq!(r.status, 401);
+        let (name, challenge) = &r.headers[0];
+        assert_eq!(name, "www-authenticate");
+        assert!(challenge.starts_with("Bearer "), "{challenge}");
+        let meta = "resource_metadata=\"http://gw.test/.well-known/oauth-protected-resource/secure\"";
+        assert!(challenge.contains(meta), "{challenge}");
+    }
+
+    #[tokio::test]
+    async fn a_valid_bearer_jwt_names_its_consumer_by_its_subject() {
+        let issuer = jwt::Issuer::new();
+        let jwks = issuer.jwks();
+        let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{jwks}", jwks.len());
+        let jwks_uri = format!("http://{}/jwks.json", serve_fixed(answer).await);
+        let snap = snapshot(&config(&oauth_mcp(&jwks_uri)));
+        let token = issuer.token("alice", "http://gw.test/secure");
+        let raw = post_json("/secure", &[&format!("authorization: Bearer {token}")], "{}");
+        let (v, ctx, _, _) = authenticate(&snap, &raw).await;
+        assert_eq!(v.expect("authenticated").token_subject.as_deref(), Some("alice"));
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("alice"));
+        // A subject that names no consumer is still the caller, unnamed.
+        let token = issuer.token("mallory", "http://gw.test/secure");
+        let raw = post_json("/secure", &[&format!("authorization: Bearer {token}")], "{}");
+        let (v, ctx, _, _) = authenticate(&snap, &raw).await;
+        assert_eq!(v.expect("authenticated").token_subject.as_deref(), Some("mallory"));
+        assert_eq!(ctx.consumer, None);
+        // A token for another resource is refused.
+        let token = issuer.token("alice", "http://elsewhere/mcp");
+        let raw = post_json("/secure", &[&format!("authorization: Bearer {token}")], "{}");
+        let r = refusal(authenticate(&snap, &raw).await.0);
+        assert_eq!(r.status, 401);
+        assert!(r.headers[0].1.contains("error=\"invalid_token\""), "{:?}", r.headers);
+    }
+
+    /// ES256 tokens signed here, and their key set.
+    mod jwt {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        use ring::rand::SystemRandom;
+        use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+
+        pub struct Issuer {
+            key: EcdsaKeyPair,
+            rng: SystemRandom,
+        }
+
+        impl Issuer {
+            pub fn new() -> Self {
+                let rng = SystemRandom::new();
+                let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
+                let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("key");
+                Issuer { key, rng }
+            }
+
+            pub fn jwks(&self) -> String {
+                // An uncompressed P-256 point: 0x04, x, y.
+                let point = self.key.public_key().as_ref();
+                let (x, y) = point[1..].split_at(32);
+                serde_json::json!({"keys": [{
+                    "kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+                    "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+                }]})
+                .to_string()
+            }
+
+            pub fn token(&self, sub: &str, aud: &str) -> String {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let header = serde_json::json!({"alg": "ES256", "kid": "k1", "typ": "JWT"});
+                let claims = serde_json::json!({
+                    "iss": "https://issuer.test", "aud": aud, "sub": sub, "iat": now, "exp": now + 300,
+                });
+                let signing_input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode(claims.to_string())
+                );
+                let sig = self.key.sign(&self.rng, signing_input.as_bytes()).expect("signed");
+                format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
+            }
+        }
+    }
+}

@@ -101,6 +101,77 @@ fn host_of(req: &RequestHeader) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::test_support::{config, ctx, get, oauth_mcp, post_json, request, snapshot};
+
+    #[tokio::test]
+    async fn each_route_finds_its_service_kind_and_error_shape() {
+        let snap = snapshot(&config(""));
+        let cases = [
+            ("/chat", "llm", "llm", ErrorShape::OpenAi),
+            ("/v1/messages", "messages", "llm", ErrorShape::Anthropic),
+            ("/pt/status", "pt", "passthrough", ErrorShape::Kong),
+            ("/mcp", "mcp", "mcp", ErrorShape::Kong),
+        ];
+        for (path, service, kind, shape) in cases {
+            let (s, _client) = request(&post_json(path, &[], "{}")).await;
+            let mut ctx = ctx(&snap);
+            let routed = find(&s, &mut ctx, &snap).unwrap_or_else(|_| panic!("{path} is routed"));
+            assert_eq!(snap.services[routed.service].name, service, "{path}");
+            assert_eq!((ctx.route, ctx.service), (Some(routed.route), Some(routed.service)));
+            let found = match routed.kind {
+                RouteKind::Llm => "llm",
+                RouteKind::Mcp(_) => "mcp",
+                RouteKind::Passthrough => "passthrough",
+            };
+            assert_eq!(found, kind, "{path}");
+            assert_eq!(ctx.shape, shape, "{path}");
+        }
+        let (s, _client) = request(&get("/pt/status", &[])).await;
+        let routed = find(&s, &mut ctx(&snap), &snap).unwrap_or_else(|_| panic!("routed"));
+        assert_eq!(routed.prefix_len, "/pt".len());
+    }
+
+    #[tokio::test]
+    async fn no_matching_route_is_a_404_in_kongs_words() {
+        let snap = snapshot(&config(""));
+        let (s, _client) = request(&get("/nowhere", &[])).await;
+        let mut ctx = ctx(&snap);
+        let Err(Stop::Refuse(r)) = find(&s, &mut ctx, &snap) else { panic!("refused") };
+        assert_eq!((r.status, r.message.as_str()), (404, "no Route matched with those values"));
+        assert_eq!((ctx.route, ctx.shape), (None, ErrorShape::Kong));
+    }
+
+    #[tokio::test]
+    async fn the_oauth_metadata_document_is_answered_here() {
+        let snap = snapshot(&config(&oauth_mcp("http://127.0.0.1:9/jwks.json")));
+        let (mut s, client) = request(&get("/.well-known/oauth-protected-resource/secure", &[])).await;
+        let mut ctx = ctx(&snap);
+        assert!(matches!(serve_metadata(&mut s, &mut ctx, &snap).await, Err(Stop::Answered)));
+        assert_eq!(ctx.status, 200);
+        let a = client.answer(s).await.expect("answered");
+        assert_eq!(a.status, 200);
+        assert_eq!(a.header("content-type"), Some("application/json"));
+        assert_eq!(a.header("cache-control"), Some("max-age=3600"));
+        assert_eq!(a.header("x-request-id"), Some("req-1"));
+        let doc = a.json();
+        assert_eq!(doc["resource"], "http://gw.test/secure");
+        assert_eq!(doc["authorization_servers"], serde_json::json!(["https://issuer.test"]));
+    }
+
+    #[tokio::test]
+    async fn other_requests_pass_the_metadata_step_untouched() {
+        let snap = snapshot(&config(&oauth_mcp("http://127.0.0.1:9/jwks.json")));
+        for raw in [
+            post_json("/.well-known/oauth-protected-resource/secure", &[], "{}"),
+            get("/.well-known/oauth-protected-resource/elsewhere", &[]),
+            get("/secure", &[]),
+        ] {
+            let (mut s, client) = request(&raw).await;
+            let mut ctx = ctx(&snap);
+            assert!(serve_metadata(&mut s, &mut ctx, &snap).await.is_ok(), "{raw}");
+            assert!(client.answer(s).await.is_none(), "nothing written for {raw}");
+        }
+    }
 
     #[test]
     fn hosts_lose_their_ports() {

@@ -1,5 +1,29 @@
-//! ai-mcp-proxy compiled for the request path: who may call which tool, how
-//! often, and which replica serves a session.
+//! ai-mcp-proxy: the plugin compiled for the request path (who may call
+//! which tool, how often, and which replica serves a session), here; the MCP
+//! exchange the gateway owns, in the files below.
+//!
+//! ```text
+//! exchange   serve_route: the request as routed, then the exchange's steps
+//! call       one MCP request as routed: its caller, path and credential
+//! judge      the JSON-RPC body judged: header mismatches, tool ACL, tool limits
+//! session    the replica and server session a sealed session id names;
+//!            legacy SSE streams the gateway answers into
+//! forward    the request to the server: path, headers, connection
+//! relay      the server's answer relayed: session ids sealed, tool lists
+//!            filtered, legacy endpoints rewritten
+//! answer     the answers the gateway writes itself
+//! ```
+//!
+//! This file sits below the snapshot (which holds `McpRt`); the exchange's
+//! files sit above the pipeline, whose hand-over they read.
+
+mod answer;
+mod call;
+pub mod exchange;
+mod forward;
+mod judge;
+mod relay;
+mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
