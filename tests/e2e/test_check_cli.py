@@ -190,3 +190,54 @@ def test_unknown_route_field_does_not_hide_other_errors(tmp_path):
     assert "unknown field `strip_pth`" in lines.get(line_of(text, "strip_pth"), "")
     assert "unknown service" in lines.get(line_of(text, "no-such-service"), ""), p.stderr
     assert "SOME_MISSING_VAR" in lines.get(line_of(text, "some-missing-var"), ""), p.stderr
+
+
+ADVANCED = """
+[[services]]
+name = "llm"
+
+[[routes]]
+name = "chat"
+service = "llm"
+paths = ["/chat"]
+
+[[plugins]]
+name = "ai-proxy-advanced"
+service = "llm"
+[[plugins.config.targets]]
+route_type = "llm/v1/chat"
+model = { provider = "openai", name = "gpt-4o", options = { upstream_url = "http://127.0.0.1:9001/v1/chat/completions" } }
+[plugins.config.balancer.healthchecks.active]
+"""
+
+
+def test_active_healthchecks_check_clean_or_name_each_refusal(tmp_path):
+    good = ADVANCED + """type = "http"
+http_path = "/health"
+timeout = 2
+headers = { x-probe = ["tollgate"] }
+healthy = { interval = 5, successes = 2, http_statuses = [200] }
+unhealthy = { interval = 5, http_failures = 3, tcp_failures = 3, timeouts = 3 }
+"""
+    path = tmp_path / "good.toml"
+    path.write_text(good)
+    p = check(path)
+    assert p.returncode == 0, p.stderr
+
+    bad = ADVANCED + """type = "grpc"
+healthy = { interval = 5, successes = 0 }
+unhealthy = { interval = 10, http_failures = 3, tcp_failures = 2 }
+"""
+    path = tmp_path / "bad.toml"
+    path.write_text(bad)
+    p = check(path)
+    assert p.returncode == 1
+    by_line = {}
+    for e in errors_of(p.stderr):
+        by_line.setdefault(int(e["line"]), []).append(e["rest"])
+    assert any("unknown type `grpc`" in m for m in by_line[line_of(bad, 'type = "grpc"')]), p.stderr
+    healthy = " ".join(by_line[line_of(bad, "healthy = { interval = 5")])
+    assert "successes must be at least 1" in healthy, p.stderr
+    unhealthy = " ".join(by_line[line_of(bad, "unhealthy = {")])
+    assert "differs from healthy.interval 5" in unhealthy, p.stderr
+    assert "against one threshold" in unhealthy, p.stderr

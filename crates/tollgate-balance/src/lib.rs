@@ -1,11 +1,15 @@
-//! Target selection for tollgate's `ai-proxy-advanced`: the pure balancing logic, with
-//! no I/O and an injected [`Clock`], so every behaviour is tested deterministically.
+//! Target selection for tollgate's `ai-proxy-advanced`, on pingora-load-balancing:
+//! the targets are its `Backends`, tollgate's algorithms are its `BackendSelection`,
+//! and its health checks give active health. The selection itself does no I/O and
+//! takes an injected [`Clock`], so every behaviour is tested deterministically.
 //!
 //! The proxy calls a [`Balancer`] once per attempt: [`Balancer::pick`] a target
 //! (skipping the ones this request already tried), send, then report the outcome
 //! with [`Balancer::success`], [`Balancer::failure`] or [`Balancer::cool_down`] (a
 //! 429 with `Retry-After`), and pick again on failover. The returned [`Pick`] is an
-//! in-flight guard: hold it until the exchange ends.
+//! in-flight guard: hold it until the exchange ends. With active health checks
+//! ([`Balancer::with_active_checks`]) it also runs [`Balancer::run_health_check`]
+//! every [`Balancer::health_check_interval`] in the background.
 //!
 //! # Algorithms ([`Algorithm`])
 //!
@@ -38,27 +42,79 @@
 //!
 //! # Availability
 //!
-//! A target is unavailable while its circuit is open or while it cools down.
-//! The circuit breaker follows nginx's `max_fails`/`fail_timeout` (Kong's
+//! A target is unavailable while its circuit is open, while it cools down, or
+//! while it fails its active health check.
+//! The circuit breaker (passive) follows nginx's `max_fails`/`fail_timeout` (Kong's
 //! `balancer.max_fails`/`fail_timeout`): `max_fails` failures within `fail_timeout`
 //! open the circuit for `fail_timeout`; then it is half-open and admits one trial
 //! request; a success closes it, a failure re-opens it for another `fail_timeout`.
-//! [`Balancer::pick`] returns `None` when no target is available (the proxy answers
-//! 503).
+//! Active health checks (Kong's `healthchecks.active`) probe each target's endpoint
+//! every interval; `failures` failed probes in a row take it out of rotation before
+//! any request meets the failure, and `successes` passing probes in a row put it
+//! back. The two are independent: a target needs a closed (or trial-due) circuit
+//! and a passing active check. [`Balancer::pick`] returns `None` when no target is
+//! available (the proxy answers 503).
 //!
-//! # Why not pingora-load-balancing
+//! # What pingora-load-balancing does, and what is wrapped
 //!
-//! Its weighted selection repeats each backend `weight` times in an array (bursts to
-//! one provider), its backends and its Ketama ring are keyed by socket address (LLM
-//! targets are provider/model pairs, several often at one address), and it has no
-//! notion of latency, usage, in-flight counts or circuit state.
+//! pingora-load-balancing provides the target set (`Backends` over static
+//! discovery), the selection interface (`BackendSelection` and `BackendIter`), the
+//! health state with its consecutive-success and consecutive-failure thresholds
+//! (`HealthRegistry`, `Health`), one health-check pass over all backends
+//! (`Backends::run_health_check`), the probes themselves (`TcpHealthCheck`,
+//! `HttpHealthCheck`) and the flip callback (`HealthCheck::health_status_change`).
+//! tollgate uses all of these. What its model cannot express is wrapped:
+//!
+//! - **Identity.** `Backend` equality and hashing cover the address and weight
+//!   only, and LLM targets often share an address. Each target's backend gets a
+//!   unique address in the IPv6 discard prefix `100::/64` and its index in `ext`
+//!   ([`TargetIndex`], [`target_backend`]); the address is never connected to.
+//! - **Selection.** pingora's `LoadBalancer::select(key)` asks a fresh
+//!   `iter(key)` for candidates and filters them afterwards. tollgate's algorithms
+//!   need the filter before choosing (smooth weighted round-robin must not advance
+//!   a target it skips, priority falls to a lower group only when the whole higher
+//!   group is out) and per-request state the key cannot carry: the targets this
+//!   request already tried, and the in-flight, latency, usage, circuit and health
+//!   state of every target. So [`Selector`] implements `BackendSelection` with a
+//!   [`Pool`] as its config (the shared per-target state), its [`Candidates`]
+//!   iterator yields the algorithm's choice among the targets available and not
+//!   yet yielded, and [`Balancer::pick`] seeds it with the request's tried targets
+//!   and claims the half-open trial and the in-flight guard, which a
+//!   `BackendIter` cannot return. The `Selector` also works inside pingora's own
+//!   `LoadBalancer` (tested), as smooth weighted round-robin for plain backends.
+//! - **Algorithms.** pingora's `Weighted` repeats each backend `weight` times in an
+//!   array (bursts to one provider) and its Ketama ring gives every weight unit 160
+//!   points over socket addresses; it has no least-connections, latency, usage or
+//!   priority. tollgate keeps its own: smooth weighted round-robin, a ring over
+//!   target identities with bounded points, peak-EWMA latency, decayed usage.
+//! - **Probing.** Targets are named by host, and `Backend::new` only parses socket
+//!   addresses, so every probe first resolves the host asynchronously ([`Resolve`])
+//!   and runs the pingora check against the resolved address. Targets at one
+//!   endpoint share a probe and a health state (`HealthRegistry::with_equivalence`).
+//!   Each probe is bounded in time and counted by kind ([`ProbeCounts`]); each flip
+//!   is mirrored into the target's state so a pick reads one atomic, not the
+//!   registry's map. See [`health`].
+//! - **Scheduling.** pingora's `LoadBalancer` runs its checks as a Pingora
+//!   background service for the process' lifetime; a balancer here lives as long as
+//!   the configs that use it (reloads), so the proxy schedules
+//!   [`Balancer::run_health_check`] itself and stops when the balancer is dropped.
+//! - **Kong's counters.** Kong counts TCP failures, timeouts and HTTP failures
+//!   separately, each against its own threshold, and ignores statuses in neither of
+//!   its lists. pingora's `Health` has one consecutive-failure counter and a
+//!   pass/fail probe, so a failure of any kind counts against one threshold
+//!   ([`ActiveChecks::failures`]); the config layer refuses thresholds that differ.
 
 mod balancer;
 mod clock;
+pub mod health;
+mod pool;
 mod ring;
+mod selector;
 mod target;
 mod wrr;
 
+#[cfg(test)]
+mod health_tests;
 #[cfg(test)]
 mod tests;
 
@@ -67,8 +123,11 @@ use std::str::FromStr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-pub use balancer::{Balancer, Pick, TargetStats};
+pub use balancer::{Balancer, Pick, ProbeCounts, TargetStats};
 pub use clock::{Clock, ManualClock, MonotonicClock};
+pub use health::{ActiveChecks, InvalidChecks, LiteralResolver, Probe, Resolve};
+pub use pool::Pool;
+pub use selector::{target_backend, Candidates, Selector, TargetIndex};
 pub use ring::{MAX_POINTS, POINTS_PER_UNIT};
 
 /// Time constant of the lowest-latency peak EWMA: a faster sample `dt` after the

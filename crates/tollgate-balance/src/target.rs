@@ -1,12 +1,12 @@
-//! Per-target state: circuit breaker, cool-down, in-flight count and the latency and
-//! usage statistics the scoring algorithms read.
+//! Per-target state: circuit breaker, cool-down, active health, in-flight count and
+//! the latency and usage statistics the scoring algorithms read.
 //!
 //! The pick path only loads atomics. Writers (`success`, `failure`) serialise on a
 //! small per-target mutex and publish the values the pick path reads as atomics, so a
 //! pick never waits on a writer; a pick may read a value pair from two different
 //! updates, which only nudges one score for one pick.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use crate::lock;
@@ -23,8 +23,19 @@ pub(crate) enum Avail {
     Ready,
     /// Circuit open but its timeout has passed: one trial request may be claimed.
     TrialDue,
-    /// Open circuit (or a trial in flight), or cooling down.
+    /// Open circuit (or a trial in flight), cooling down, or failing its active
+    /// health check.
     Unavailable,
+}
+
+/// What one active health probe found (Kong's counters: successes, TCP failures,
+/// timeouts, HTTP failures).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProbeResult {
+    Success,
+    TcpFailure,
+    Timeout,
+    HttpFailure,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +65,12 @@ pub(crate) struct TargetState {
     open_until: AtomicU64,
     /// Clock time until which the target cools down (429 Retry-After).
     cool_until: AtomicU64,
+    /// The verdict of pingora-load-balancing's active health check, mirrored here
+    /// when it flips (`HealthCheck::health_status_change`) so the pick path reads
+    /// one atomic instead of the registry's map. True without active checks.
+    active_healthy: AtomicBool,
+    /// Active probes of this target by [`ProbeResult`], in its order.
+    probes: [AtomicU64; 4],
     fail_window: Mutex<FailWindow>,
     samples: Mutex<Samples>,
     /// Published from `samples`: f64 bits, NaN when never sampled.
@@ -75,6 +92,8 @@ impl TargetState {
             failures: AtomicU64::new(0),
             open_until: AtomicU64::new(CLOSED),
             cool_until: AtomicU64::new(0),
+            active_healthy: AtomicBool::new(true),
+            probes: Default::default(),
             fail_window: Mutex::new(FailWindow::default()),
             samples: Mutex::new(Samples::default()),
             latency_bits: AtomicU64::new(f64::NAN.to_bits()),
@@ -86,7 +105,7 @@ impl TargetState {
     }
 
     pub(crate) fn avail(&self, now: u64) -> Avail {
-        if self.cool_until.load(Ordering::Acquire) > now {
+        if self.cool_until.load(Ordering::Acquire) > now || !self.active_healthy() {
             return Avail::Unavailable;
         }
         match self.open_until.load(Ordering::Acquire) {
@@ -171,6 +190,24 @@ impl TargetState {
             self.open_until
                 .store(open_deadline(now, timeout_ms), Ordering::Release);
         }
+    }
+
+    pub(crate) fn active_healthy(&self) -> bool {
+        self.active_healthy.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_active_healthy(&self, healthy: bool) {
+        self.active_healthy.store(healthy, Ordering::Release);
+    }
+
+    pub(crate) fn count_probe(&self, result: ProbeResult) {
+        self.probes[result as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Probes so far by [`ProbeResult`]: successes, TCP failures, timeouts, HTTP
+    /// failures.
+    pub(crate) fn probe_counts(&self) -> [u64; 4] {
+        [0, 1, 2, 3].map(|i| self.probes[i].load(Ordering::Relaxed))
     }
 
     pub(crate) fn cool_down(&self, now: u64, for_ms: u64) {

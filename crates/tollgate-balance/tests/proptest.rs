@@ -1,19 +1,44 @@
-//! Property test: for random weights, algorithms, breaker settings and random
-//! sequences of picks, outcomes, cool-downs and clock steps, `pick` never panics,
-//! never returns a tried or unavailable target, and returns `None` only when every
-//! untried target is unavailable. Availability is checked against an independent
-//! model of the circuit breaker and cool-down rules.
+//! Property test: for random weights, algorithms, breaker settings, active health
+//! check thresholds and random sequences of picks, outcomes, cool-downs, health
+//! check passes and clock steps, `pick` never panics, never returns a tried or
+//! unavailable target, and returns `None` only when every untried target is
+//! unavailable. Availability is checked against an independent model of the
+//! circuit breaker, cool-down and consecutive-threshold health rules.
 // Test code: a failed unwrap or expect is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
+use pingora_error::{Error, ErrorType};
+use pingora_load_balancing::health_check::HealthCheck;
+use pingora_load_balancing::Backend;
 use proptest::prelude::*;
 use tollgate_balance::{
-    Algorithm, Balancer, BreakerConfig, LatencyStrategy, ManualClock, Pick, Success, TargetInfo,
-    UsageStrategy,
+    ActiveChecks, Algorithm, Balancer, BreakerConfig, LatencyStrategy, LiteralResolver,
+    ManualClock, Pick, Probe, Success, TargetInfo, UsageStrategy,
 };
+
+/// Probes answer by the bit of their port (target `i` at port `i + 1`) in a mask
+/// the test sets before each pass.
+struct MaskCheck(Arc<AtomicU64>);
+
+#[async_trait]
+impl HealthCheck for MaskCheck {
+    async fn check(&self, target: &Backend) -> pingora_error::Result<()> {
+        let port = target.addr.as_inet().map_or(0, |a| a.port());
+        if self.0.load(Ordering::SeqCst) & (1 << (port - 1)) != 0 {
+            Ok(())
+        } else {
+            Error::e_explain(ErrorType::ConnectRefused, "down")
+        }
+    }
+    fn health_threshold(&self, _: bool) -> usize {
+        1
+    }
+}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -38,6 +63,10 @@ enum Op {
         ms: u16,
     },
     Release,
+    /// One active health check pass; bit `i` says whether target `i` passes.
+    HealthPass {
+        up: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -50,6 +79,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u16>()).prop_map(|(idx, ms)| Op::CoolDown { idx, ms }),
         2 => any::<u16>().prop_map(|ms| Op::Advance { ms }),
         1 => Just(Op::Release),
+        2 => any::<u8>().prop_map(|up| Op::HealthPass { up }),
     ]
 }
 
@@ -75,17 +105,40 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
 }
 
 /// The breaker and cool-down rules, written out independently.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 struct Model {
     open_until: Option<u64>,
     window_start: u64,
     fails: u32,
     cool_until: u64,
+    /// Active health as pingora's consecutive counters decide it.
+    healthy: bool,
+    streak: usize,
+}
+
+impl Default for Model {
+    fn default() -> Self {
+        Model { open_until: None, window_start: 0, fails: 0, cool_until: 0, healthy: true, streak: 0 }
+    }
 }
 
 impl Model {
     fn available(&self, now: u64) -> bool {
-        self.cool_until <= now && self.open_until.is_none_or(|u| u <= now)
+        self.healthy && self.cool_until <= now && self.open_until.is_none_or(|u| u <= now)
+    }
+
+    /// `successes` passing probes in a row make an unhealthy target healthy,
+    /// `failures` failing ones a healthy target unhealthy.
+    fn probe(&mut self, passed: bool, successes: usize, failures: usize) {
+        if passed == self.healthy {
+            self.streak = 0;
+            return;
+        }
+        self.streak += 1;
+        if self.streak >= if passed { successes } else { failures } {
+            self.healthy = passed;
+            self.streak = 0;
+        }
     }
 }
 
@@ -100,6 +153,7 @@ proptest! {
         max_fails in 0u32..4,
         fail_timeout_ms in 0u64..20_000,
         ops in proptest::collection::vec(op(), 1..200),
+        active in proptest::option::of((1usize..4, 1usize..4)),
     ) {
         // Small weights make equal weights (priority groups, ties) common.
         let weights: Vec<u32> = if small_weights {
@@ -111,7 +165,32 @@ proptest! {
         let clock = Arc::new(ManualClock::new(0));
         let targets = weights.iter().enumerate().map(|(i, &w)| TargetInfo::new(format!("t{i}"), w)).collect();
         let breaker = BreakerConfig { max_fails, fail_timeout: Duration::from_millis(fail_timeout_ms) };
-        let b = Balancer::new(targets, algorithm, breaker, clock.clone());
+        let mask = Arc::new(AtomicU64::new(u64::MAX));
+        let b = match active {
+            None => Balancer::new(targets, algorithm, breaker, clock.clone()),
+            Some((successes, failures)) => {
+                let checks = ActiveChecks {
+                    interval: Duration::from_secs(1),
+                    timeout: Duration::from_secs(5),
+                    successes,
+                    failures,
+                    parallel: false,
+                    probes: (0..n)
+                        .map(|i| Probe {
+                            host: "127.0.0.1".into(),
+                            port: i as u16 + 1,
+                            check: Box::new(MaskCheck(Arc::clone(&mask))),
+                        })
+                        .collect(),
+                    probe_of: (0..n).collect(),
+                    resolver: Arc::new(LiteralResolver),
+                };
+                Balancer::with_active_checks(targets, algorithm, breaker, clock.clone(), checks)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?
+            }
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut model = vec![Model::default(); n];
         let mut held: Vec<Pick> = Vec::new();
         let mut now = 0u64;
@@ -189,9 +268,19 @@ proptest! {
                     clock.set(now);
                 }
                 Op::Release => held.clear(),
+                Op::HealthPass { up } => {
+                    mask.store(u64::from(up), Ordering::SeqCst);
+                    rt.block_on(b.run_health_check());
+                    if let Some((successes, failures)) = active {
+                        for (i, m) in model.iter_mut().enumerate() {
+                            m.probe(up & (1 << i) != 0, successes, failures);
+                        }
+                    }
+                }
             }
             for (i, s) in b.stats().iter().enumerate() {
                 prop_assert_eq!(s.healthy, model[i].available(now), "target {}", i);
+                prop_assert_eq!(s.active_healthy, active.map(|_| model[i].healthy), "target {}", i);
                 let holding = held.iter().filter(|p| p.index() == i).count() as u64;
                 prop_assert_eq!(s.in_flight, holding);
             }

@@ -6,6 +6,7 @@
 //! show them all at once.
 
 pub mod error;
+mod healthchecks;
 pub mod http_url;
 mod load;
 pub mod schema;

@@ -441,6 +441,163 @@ pub struct BalancerConfig {
     pub read_timeout: u64,
     #[serde(default = "BalancerConfig::default_rw_timeout")]
     pub write_timeout: u64,
+    /// Kong's upstream `healthchecks`: active probes of every target.
+    #[serde(default)]
+    pub healthchecks: HealthchecksConfig,
+}
+
+/// Kong's upstream `healthchecks` (names and defaults from Kong's upstream schema).
+/// Only `active` is implemented; the passive side is `max_fails`/`fail_timeout`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthchecksConfig {
+    #[serde(default)]
+    pub active: ActiveHealthcheck,
+    /// Refused by validation with a pointer to `max_fails`/`fail_timeout`.
+    #[serde(default)]
+    pub passive: Option<toml::Value>,
+}
+
+/// Kong's `healthchecks.active`. Probing is on when an interval is above 0.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthcheck {
+    /// `http` or `https` (a GET of `http_path`; TLS follows each target's URL
+    /// scheme) or `tcp` (a connection).
+    #[serde(default = "ActiveHealthcheck::default_type", rename = "type")]
+    pub kind: String,
+    /// Seconds: bound on one whole probe.
+    #[serde(default = "ActiveHealthcheck::default_timeout")]
+    pub timeout: f64,
+    /// Probes at once: 1 probes the endpoints one after another, more probes them
+    /// all at once.
+    #[serde(default = "ActiveHealthcheck::default_concurrency")]
+    pub concurrency: u32,
+    #[serde(default = "ActiveHealthcheck::default_http_path")]
+    pub http_path: String,
+    /// TLS server name of https probes (default: the target's host).
+    #[serde(default)]
+    pub https_sni: Option<String>,
+    #[serde(default = "ActiveHealthcheck::default_verify")]
+    pub https_verify_certificate: bool,
+    /// Extra request headers of http probes, each with its values.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub healthy: ActiveHealthy,
+    #[serde(default)]
+    pub unhealthy: ActiveUnhealthy,
+}
+
+impl ActiveHealthcheck {
+    fn default_type() -> String {
+        "http".to_string()
+    }
+    fn default_timeout() -> f64 {
+        1.0
+    }
+    fn default_concurrency() -> u32 {
+        10
+    }
+    fn default_http_path() -> String {
+        "/".to_string()
+    }
+    fn default_verify() -> bool {
+        true
+    }
+
+    /// Probing is configured (an interval above 0).
+    pub fn enabled(&self) -> bool {
+        self.healthy.interval > 0.0 || self.unhealthy.interval > 0.0
+    }
+}
+
+impl Default for ActiveHealthcheck {
+    fn default() -> Self {
+        ActiveHealthcheck {
+            kind: Self::default_type(),
+            timeout: Self::default_timeout(),
+            concurrency: Self::default_concurrency(),
+            http_path: Self::default_http_path(),
+            https_sni: None,
+            https_verify_certificate: Self::default_verify(),
+            headers: Default::default(),
+            healthy: ActiveHealthy::default(),
+            unhealthy: ActiveUnhealthy::default(),
+        }
+    }
+}
+
+/// `healthchecks.active.healthy`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthy {
+    /// Seconds between probes; 0 = off.
+    #[serde(default)]
+    pub interval: f64,
+    /// Answers that pass a probe.
+    #[serde(default = "ActiveHealthy::default_http_statuses")]
+    pub http_statuses: Vec<u16>,
+    /// Passing probes in a row that put an unhealthy target back.
+    #[serde(default)]
+    pub successes: u32,
+}
+
+impl ActiveHealthy {
+    fn default_http_statuses() -> Vec<u16> {
+        vec![200, 302]
+    }
+}
+
+impl Default for ActiveHealthy {
+    fn default() -> Self {
+        ActiveHealthy { interval: 0.0, http_statuses: Self::default_http_statuses(), successes: 0 }
+    }
+}
+
+/// `healthchecks.active.unhealthy`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveUnhealthy {
+    /// Seconds between probes; 0 = off.
+    #[serde(default)]
+    pub interval: f64,
+    /// Answers that fail a probe (so does any answer in neither list).
+    #[serde(default = "ActiveUnhealthy::default_http_statuses")]
+    pub http_statuses: Vec<u16>,
+    /// Failed probes in a row that take a target out; tollgate counts every kind
+    /// against one threshold, so the ones set must agree.
+    #[serde(default)]
+    pub tcp_failures: u32,
+    #[serde(default)]
+    pub timeouts: u32,
+    #[serde(default)]
+    pub http_failures: u32,
+}
+
+impl ActiveUnhealthy {
+    fn default_http_statuses() -> Vec<u16> {
+        vec![429, 404, 500, 501, 502, 503, 504, 505]
+    }
+
+    /// The one consecutive-failure threshold of a probe of `kind`: the value the
+    /// applicable counters that are set share (validation refuses disagreement).
+    pub fn threshold(&self, kind: &str) -> u32 {
+        let http = if kind == "tcp" { 0 } else { self.http_failures };
+        [self.tcp_failures, self.timeouts, http].into_iter().max().unwrap_or(0)
+    }
+}
+
+impl Default for ActiveUnhealthy {
+    fn default() -> Self {
+        ActiveUnhealthy {
+            interval: 0.0,
+            http_statuses: Self::default_http_statuses(),
+            tcp_failures: 0,
+            timeouts: 0,
+            http_failures: 0,
+        }
+    }
 }
 
 impl BalancerConfig {
@@ -487,6 +644,7 @@ impl Default for BalancerConfig {
             connect_timeout: Self::default_connect_timeout(),
             read_timeout: Self::default_rw_timeout(),
             write_timeout: Self::default_rw_timeout(),
+            healthchecks: HealthchecksConfig::default(),
         }
     }
 }

@@ -1301,3 +1301,101 @@ fn redis_checks_also_apply_to_rate_limiting() {
     let e = single_error(&text);
     assert_eq!(e.path, "plugins[4].config.redis.sentinel_nodes", "{e}");
 }
+
+/// An ai-proxy-advanced plugin on route `chat` with `healthchecks` (TOML body).
+fn with_healthchecks(healthchecks: &str) -> String {
+    format!(
+        r#"{SEED}
+[[plugins]]
+name = "ai-proxy-advanced"
+route = "chat"
+[[plugins.config.targets]]
+model = {{ provider = "openai", name = "gpt-4o", options = {{ upstream_url = "http://127.0.0.1:9001/v1/chat/completions" }} }}
+[plugins.config.balancer.healthchecks]
+{healthchecks}
+"#
+    )
+}
+
+fn healthchecks_of(config: &Config) -> crate::schema::HealthchecksConfig {
+    match &config.plugins[4].config {
+        PluginConfig::AiProxyAdvanced(c) => c.balancer.healthchecks.clone(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn active_healthchecks_take_kongs_names_and_defaults() {
+    // Nothing written: Kong's defaults, probing off.
+    let config = load(&with_healthchecks("")).unwrap_or_else(|e| panic!("{e}"));
+    let a = healthchecks_of(&config).active;
+    assert!(!a.enabled());
+    assert_eq!((a.kind.as_str(), a.timeout, a.concurrency, a.http_path.as_str()), ("http", 1.0, 10, "/"));
+    assert!(a.https_verify_certificate);
+    assert_eq!(a.healthy.http_statuses, [200, 302]);
+    assert_eq!(a.healthy.successes, 0);
+    assert_eq!(a.unhealthy.http_statuses, [429, 404, 500, 501, 502, 503, 504, 505]);
+    assert_eq!((a.unhealthy.tcp_failures, a.unhealthy.timeouts, a.unhealthy.http_failures), (0, 0, 0));
+
+    let text = with_healthchecks(
+        r#"active = { type = "https", timeout = 0.5, http_path = "/health", https_sni = "probe.example", https_verify_certificate = false, headers = { x-probe = ["1", "2"] }, healthy = { interval = 2, successes = 3, http_statuses = [200] }, unhealthy = { interval = 2, tcp_failures = 2, timeouts = 2, http_failures = 2, http_statuses = [500, 503] } }"#,
+    );
+    let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    let a = healthchecks_of(&config).active;
+    assert!(a.enabled());
+    assert_eq!((a.kind.as_str(), a.timeout, a.http_path.as_str()), ("https", 0.5, "/health"));
+    assert_eq!(a.https_sni.as_deref(), Some("probe.example"));
+    assert!(!a.https_verify_certificate);
+    assert_eq!(a.headers["x-probe"], ["1", "2"]);
+    assert_eq!((a.healthy.interval, a.healthy.successes), (2.0, 3));
+    assert_eq!(a.unhealthy.threshold("http"), 2);
+
+    // One failure counter set is enough; a tcp probe ignores http_failures.
+    let text = with_healthchecks(
+        "active = { type = \"tcp\", healthy = { interval = 1, successes = 1 }, unhealthy = { interval = 1, tcp_failures = 3, http_failures = 9 } }",
+    );
+    let config = load(&text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(healthchecks_of(&config).active.unhealthy.threshold("tcp"), 3);
+}
+
+#[test]
+fn active_healthchecks_refuse_what_pingora_cannot_express() {
+    let text = with_healthchecks(
+        r#"passive = { unhealthy = { http_failures = 3 } }
+[plugins.config.balancer.healthchecks.active]
+type = "grpc"
+timeout = 0
+concurrency = 0
+http_path = "health"
+headers = { "bad header" = ["x"] }
+healthy = { interval = 5, successes = 0, http_statuses = [200, 503] }
+unhealthy = { interval = 10, tcp_failures = 2, timeouts = 3 }"#,
+    );
+    let errors = errors(&text);
+    let mut got: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    got.sort();
+    let h = "plugins[4].config.balancer.healthchecks";
+    let mut expected = vec![
+        (format!("{h}.passive"), "passive health checks are not implemented as such: the circuit breaker is balancer.max_fails and balancer.fail_timeout".to_string()),
+        (format!("{h}.active.type"), "unknown type `grpc`; expected one of http, https, tcp".to_string()),
+        (format!("{h}.active.timeout"), "timeout 0 must be above 0 and at most 65535 (seconds)".to_string()),
+        (format!("{h}.active.concurrency"), "concurrency must be at least 1".to_string()),
+        (format!("{h}.active.http_path"), "http_path `health` must start with /".to_string()),
+        (format!("{h}.active.headers.bad header"), "\"bad header\" is not a valid header name".to_string()),
+        (format!("{h}.active.unhealthy.http_statuses"), "status 503 is in both healthy.http_statuses and unhealthy.http_statuses".to_string()),
+        (format!("{h}.active.unhealthy.interval"), "unhealthy.interval 10 differs from healthy.interval 5: tollgate probes every target at one interval (one pingora-load-balancing health-check pass covers them all); set both to the same value".to_string()),
+        (format!("{h}.active.healthy.successes"), "successes must be at least 1 while active checks are on, or a target taken out of rotation never comes back".to_string()),
+        (format!("{h}.active.unhealthy.timeouts"), "timeouts = 3 differs from tcp_failures = 2: tollgate counts every failed probe, whatever its kind, against one threshold (pingora-load-balancing's consecutive failures); give tcp_failures, timeouts, http_failures one value".to_string()),
+    ];
+    expected.sort();
+    assert_eq!(got, expected);
+    // Each error points at its line.
+    let line = errors.iter().find(|e| e.path.ends_with("active.type")).map(|e| e.line);
+    assert_eq!(line, Some(line_of(&text, "type = \"grpc\"")));
+
+    // Probing on without any failure threshold.
+    let text = with_healthchecks("active = { healthy = { interval = 1, successes = 1 }, unhealthy = { interval = 1 } }");
+    let e = single_error(&text);
+    assert_eq!(e.path, format!("{h}.active.unhealthy"));
+    assert_eq!(e.message, "set tcp_failures, timeouts, http_failures (failed probes in a row that take a target out) while active checks are on");
+}

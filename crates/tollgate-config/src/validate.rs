@@ -1107,6 +1107,7 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
             );
         }
     }
+    crate::healthchecks::check(&format!("{base}.balancer"), &balancer.healthchecks, r);
 }
 
 /// `value` must be one of `known`; known but not in `implemented` gets its own message
@@ -1436,7 +1437,7 @@ fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
 }
 
 /// RFC 9110 token: what a header name may contain.
-fn is_header_name(name: &str) -> bool {
+pub(crate) fn is_header_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

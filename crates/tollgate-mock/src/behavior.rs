@@ -63,6 +63,9 @@ pub struct Behavior {
     /// tokens of the mock's reasoning text. Counted in the output tokens on
     /// top of `completion_tokens`, as the providers do.
     pub reasoning_tokens: Option<u64>,
+    /// Status of `GET /health` (200 when unset), for gateways' active health
+    /// checks. Only the base behaviour counts: probes consume no `times`.
+    pub health_status: Option<u16>,
 }
 
 impl Default for Behavior {
@@ -81,6 +84,7 @@ impl Default for Behavior {
             hit_max_tokens: false,
             omit_usage: false,
             reasoning_tokens: None,
+            health_status: None,
         }
     }
 }
@@ -140,6 +144,9 @@ impl Behavior {
         if let Some(v) = p.reasoning_tokens {
             self.reasoning_tokens = v;
         }
+        if let Some(v) = p.health_status {
+            self.health_status = v;
+        }
     }
 }
 
@@ -168,6 +175,8 @@ pub struct BehaviorPatch {
     pub omit_usage: Option<bool>,
     #[serde(default, deserialize_with = "present")]
     pub reasoning_tokens: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub health_status: Option<Option<u16>>,
     /// Apply to the next N model requests only.
     pub times: Option<u32>,
 }
@@ -206,6 +215,11 @@ impl BehaviorPatch {
         if let Some(Some(s)) = self.status {
             if http::StatusCode::from_u16(s).is_err() || s > 599 {
                 return Err(format!("invalid status {s}"));
+            }
+        }
+        if let Some(Some(s)) = self.health_status {
+            if !(100..=599).contains(&s) {
+                return Err(format!("invalid health_status {s}"));
             }
         }
         if let Some(Some(v)) = &self.retry_after {
@@ -276,6 +290,11 @@ impl BehaviorState {
         self.base.clone()
     }
 
+    /// What `GET /health` answers: the base behaviour's `health_status`, else 200.
+    pub fn health_status(&self) -> u16 {
+        self.base.health_status.unwrap_or(200)
+    }
+
     /// Back to the CLI defaults, dropping pending overrides.
     pub fn reset(&mut self) {
         self.base = self.defaults.clone();
@@ -300,6 +319,19 @@ mod tests {
 
     fn patch(json: &str) -> BehaviorPatch {
         serde_json::from_str(json).expect("valid patch")
+    }
+
+    #[test]
+    fn health_status_is_the_base_behaviours_and_null_restores_200() {
+        let mut st = BehaviorState::new(Behavior::default());
+        assert_eq!(st.health_status(), 200);
+        st.apply(&patch(r#"{"health_status":503}"#)).expect("ok");
+        assert_eq!(st.health_status(), 503);
+        st.apply(&patch(r#"{"health_status":200,"times":1}"#)).expect("ok");
+        assert_eq!(st.health_status(), 503, "one-shot overrides are for model requests");
+        st.apply(&patch(r#"{"health_status":null}"#)).expect("ok");
+        assert_eq!(st.health_status(), 200);
+        assert!(st.apply(&patch(r#"{"health_status":42}"#)).is_err());
     }
 
     #[test]

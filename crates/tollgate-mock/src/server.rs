@@ -320,7 +320,10 @@ async fn handle(
         return Ok(control::handle(&state, &parts.method, rest, &body).into_response(stats, false));
     }
     if path == "/health" {
-        return Ok(Reply::text(StatusCode::OK, "ok").into_response(stats, false));
+        stats.health_checks.fetch_add(1, Ordering::Relaxed);
+        let status = StatusCode::from_u16(state.behavior().health_status()).unwrap_or(StatusCode::OK);
+        let text = if status.is_success() { "ok" } else { "unhealthy" };
+        return Ok(Reply::text(status, text).into_response(stats, false));
     }
     if let Some(r) = &state.recorder {
         r.push(RecordedRequest::new(&parts, &body));

@@ -155,6 +155,8 @@ pub struct Stats {
     pub requests: AtomicU64,
     pub open_streams: AtomicU64,
     pub cancelled_streams: AtomicU64,
+    /// `GET /health` answers (a gateway's active health probes).
+    pub health_checks: AtomicU64,
 }
 
 impl Stats {
@@ -163,6 +165,7 @@ impl Stats {
             "requests": self.requests.load(Ordering::Relaxed),
             "open_streams": self.open_streams.load(Ordering::Relaxed),
             "cancelled_streams": self.cancelled_streams.load(Ordering::Relaxed),
+            "health_checks": self.health_checks.load(Ordering::Relaxed),
         })
     }
 }

@@ -59,6 +59,8 @@ impl ServeHttp for AdminApp {
 fn target_metrics(snap: &Snapshot) -> Vec<u8> {
     use std::fmt::Write;
     let mut healthy = String::new();
+    let mut active = String::new();
+    let mut probes = String::new();
     let mut open = String::new();
     let mut in_flight = String::new();
     let mut selections = String::new();
@@ -72,6 +74,19 @@ fn target_metrics(snap: &Snapshot) -> Vec<u8> {
                 st.index
             );
             let _ = writeln!(healthy, "ai_target_healthy{{{labels}}} {}", u8::from(st.healthy));
+            if let Some(up) = st.active_healthy {
+                let _ = writeln!(active, "ai_target_active_healthy{{{labels}}} {}", u8::from(up));
+            }
+            if let Some(p) = st.probes {
+                for (result, n) in [
+                    ("success", p.successes),
+                    ("tcp_failure", p.tcp_failures),
+                    ("timeout", p.timeouts),
+                    ("http_failure", p.http_failures),
+                ] {
+                    let _ = writeln!(probes, "ai_target_active_health_checks_total{{{labels},result=\"{result}\"}} {n}");
+                }
+            }
             let _ = writeln!(open, "ai_target_circuit_open{{{labels}}} {}", u8::from(st.circuit_open));
             let _ = writeln!(in_flight, "ai_target_in_flight{{{labels}}} {}", st.in_flight);
             let _ = writeln!(selections, "ai_target_selections_total{{{labels}}} {}", st.selections);
@@ -82,7 +97,9 @@ fn target_metrics(snap: &Snapshot) -> Vec<u8> {
     }
     let mut out = String::new();
     for (name, kind, help, body) in [
-        ("ai_target_healthy", "gauge", "1 while the target can be picked (circuit closed, not cooling down)", healthy),
+        ("ai_target_healthy", "gauge", "1 while the target can be picked (circuit closed, not cooling down, passing its active health check)", healthy),
+        ("ai_target_active_healthy", "gauge", "1 while the target passes its active health check (targets with healthchecks.active only)", active),
+        ("ai_target_active_health_checks_total", "counter", "Active health probes of the target's endpoint by result (success, tcp_failure, timeout, http_failure)", probes),
         ("ai_target_circuit_open", "gauge", "1 while the target's circuit breaker is open", open),
         ("ai_target_in_flight", "gauge", "Requests in flight to the target", in_flight),
         ("ai_target_selections_total", "counter", "Times the balancer picked the target since the config was loaded", selections),
@@ -108,6 +125,13 @@ fn target_status(snap: &Snapshot) -> Vec<serde_json::Value> {
                 "algorithm": ai.config.algorithm,
                 "weight": st.weight,
                 "healthy": st.healthy,
+                "active_healthy": st.active_healthy,
+                "active_health_checks": st.probes.map(|p| serde_json::json!({
+                    "success": p.successes,
+                    "tcp_failure": p.tcp_failures,
+                    "timeout": p.timeouts,
+                    "http_failure": p.http_failures,
+                })),
                 "circuit_open": st.circuit_open,
                 "in_flight": st.in_flight,
                 "selections": st.selections,

@@ -6,7 +6,7 @@
 //! gateway            ProxyHttp: phases delegate to the modules below
 //! llm/  mcp/exchange  passthrough                   what a route serves, after the pipeline
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
-//! limits  mcp  oauth  otel  observe/  metrics  access_log    per-concern runtime
+//! limits  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
 //! snapshot  router  keyauth  survivors                       the compiled config
 //! answer  ctx  respond  body  redact  tls  admin             per-request state and answers
 //! upstream/          the one HTTP client: connector, pools, DNS, peers, TLS, fetch
@@ -28,6 +28,7 @@ pub mod body;
 pub mod ctx;
 pub mod facts;
 pub mod gateway;
+pub mod health;
 pub mod keyauth;
 pub mod limits;
 pub mod llm;

@@ -107,7 +107,8 @@ pub struct AiProxyRt {
     pub failover: Vec<FailoverCriterion>,
     /// Picks a target per attempt and keeps each one's health and statistics;
     /// shared with the previous config's plugin when a reload left the plugin
-    /// unchanged, so circuits, cool-downs and statistics survive SIGHUP.
+    /// unchanged, so circuits, cool-downs, statistics and active health checks
+    /// survive SIGHUP.
     pub balancer: Arc<Balancer>,
     /// `semantic`: chooses the first target by the prompt's meaning.
     pub semantic: Option<SemanticRt>,
@@ -151,10 +152,29 @@ impl AiProxyRt {
             max_fails: config.max_fails,
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
         };
-        let fingerprint = format!("{scope}|{:?}|{:?}|{:?}", algorithm, breaker, infos);
-        let balancer = BALANCERS.get_or_build(&fingerprint, || {
-            Balancer::new(infos, algorithm, breaker, Arc::new(MonotonicClock::new()))
-        });
+        let mut fingerprint = format!("{scope}|{:?}|{:?}|{:?}", algorithm, breaker, infos);
+        let active = &config.healthchecks.active;
+        if active.enabled() {
+            // Probes go to the targets' endpoints with the service's TLS: a change
+            // of either (or of the checks) builds a balancer with new probes.
+            fingerprint.push_str(&format!("|{active:?}"));
+            for t in &targets {
+                let ep = &t.endpoint;
+                fingerprint.push_str(&format!("|{}:{}:{}:{:x}", ep.host, ep.port, ep.tls, t.tls.fingerprint()));
+            }
+        }
+        let (balancer, fresh) = BALANCERS.get_or_try_build(&fingerprint, || {
+            let clock = Arc::new(MonotonicClock::new());
+            let endpoints: Vec<_> = targets.iter().map(|t| (&t.endpoint, &t.tls)).collect();
+            match crate::health::active_checks(active, &endpoints)? {
+                None => Ok(Balancer::new(infos, algorithm, breaker, clock)),
+                Some(checks) => Balancer::with_active_checks(infos, algorithm, breaker, clock, checks)
+                    .map_err(|e| format!("{scope}: {e}")),
+            }
+        })?;
+        if fresh {
+            crate::health::schedule(&balancer);
+        }
         Ok(AiProxyRt { scope, targets, config, api, selection, failover, balancer, semantic: None })
     }
 
@@ -412,7 +432,9 @@ impl Snapshot {
 }
 
 /// Balancers of the configs in force, by what defines them (scope, algorithm,
-/// breaker, targets and weights), so circuits and statistics survive reloads.
+/// breaker, targets and weights, and with active checks the checks and the
+/// targets' endpoints and TLS), so circuits, statistics and health survive
+/// reloads. A balancer dropped with the last config using it stops its checks.
 static BALANCERS: Lazy<Survivors<Balancer>> = Lazy::new(Survivors::default);
 
 /// ai-proxy-advanced, with its semantic router when the algorithm asks for one.

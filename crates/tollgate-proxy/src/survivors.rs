@@ -20,16 +20,29 @@ impl<T> Default for Survivors<T> {
 impl<T> Survivors<T> {
     /// The live value under `key`, or a fresh one from `build`.
     pub fn get_or_build(&self, key: &str, build: impl FnOnce() -> T) -> Arc<T> {
+        match self.get_or_try_build(key, || Ok::<T, std::convert::Infallible>(build())) {
+            Ok((value, _)) => value,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The live value under `key` (`false`), or a fresh one from `build` (`true`),
+    /// so the caller can start what a new value needs (a balancer's health checks).
+    pub fn get_or_try_build<E>(
+        &self,
+        key: &str,
+        build: impl FnOnce() -> Result<T, E>,
+    ) -> Result<(Arc<T>, bool), E> {
         let Ok(mut alive) = self.alive.lock() else {
-            return Arc::new(build());
+            return Ok((Arc::new(build()?), true));
         };
         alive.retain(|_, w| w.strong_count() > 0);
         if let Some(value) = alive.get(key).and_then(Weak::upgrade) {
-            return value;
+            return Ok((value, false));
         }
-        let fresh = Arc::new(build());
+        let fresh = Arc::new(build()?);
         alive.insert(key.to_string(), Arc::downgrade(&fresh));
-        fresh
+        Ok((fresh, true))
     }
 }
 
@@ -45,5 +58,15 @@ mod tests {
         assert!(Arc::ptr_eq(&a, &b));
         drop((a, b));
         assert_eq!(*s.get_or_build("k", || 3), 3);
+    }
+
+    #[test]
+    fn a_failed_build_stores_nothing_and_fresh_values_say_so() {
+        let s = Survivors::default();
+        assert_eq!(s.get_or_try_build("k", || Err::<u8, _>("no")).map(|_| ()), Err("no"));
+        let (a, fresh) = s.get_or_try_build("k", || Ok::<_, ()>(1)).expect("built");
+        assert!(fresh);
+        let (b, fresh) = s.get_or_try_build("k", || Ok::<_, ()>(2)).expect("kept");
+        assert!(!fresh && Arc::ptr_eq(&a, &b));
     }
 }

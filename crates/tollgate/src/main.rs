@@ -250,6 +250,8 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     server.add_service(admin);
     server.add_service(reloader);
     server.add_service(background_service("drain", drain::Drainer { state: state.clone() }));
+    // Active health checks of every balancer that has them, initial and reloaded.
+    server.add_service(background_service("health checks", tollgate_proxy::health::HealthChecker));
     tracing::info!(
         listen = ?server_conf.listen,
         tls_listen = ?server_conf.tls_listen,

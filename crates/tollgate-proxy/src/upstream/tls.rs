@@ -27,6 +27,9 @@ pub struct UpstreamTls {
     /// without it a connection verified against one service's CAs could be
     /// reused by another service that trusts other CAs on the same address.
     pool_key: u64,
+    /// A digest of everything above, so state built for these settings (a
+    /// balancer's health probes) is rebuilt when a reload changes them.
+    fingerprint: u64,
 }
 
 impl std::fmt::Debug for UpstreamTls {
@@ -59,6 +62,9 @@ impl UpstreamTls {
         let mut pool_key = [0u8; 8];
         pool_key.copy_from_slice(&digest.finalize()[..8]);
         let pool_key = if ca.is_some() { u64::from_le_bytes(pool_key) } else { 0 };
+        let mut whole = Sha256::new();
+        whole.update([u8::from(s.tls_verify)]);
+        whole.update(pool_key.to_le_bytes());
         let client = match &s.client_certificate {
             None => None,
             Some(c) => {
@@ -80,12 +86,22 @@ impl UpstreamTls {
                             cert_path.display()
                         ));
                     }
+                    whole.update(&der);
                     raw.push(der.to_vec());
                 }
+                whole.update(&key_der);
                 Some(Arc::new(CertKey::new(raw, key_der)))
             }
         };
-        Ok(UpstreamTls { skip_verify: !s.tls_verify, ca, client, pool_key })
+        let mut fingerprint = [0u8; 8];
+        fingerprint.copy_from_slice(&whole.finalize()[..8]);
+        let fingerprint = u64::from_le_bytes(fingerprint);
+        Ok(UpstreamTls { skip_verify: !s.tls_verify, ca, client, pool_key, fingerprint })
+    }
+
+    /// Changes whenever the verification, the CAs or the client certificate do.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// Sets the peer's verification, CAs and client certificate.
