@@ -44,12 +44,13 @@ keyauth_credentials = [{{ key = "{KEY}" }}]
 
 
 class Redis:
-    def __init__(self, port: int | None = None):
+    def __init__(self, port: int | None = None, args: list[str] | None = None):
         exe = shutil.which("redis-server")
         assert exe, "redis-server is missing: run scripts/setup.sh --test"
         self.port = port or free_port()
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             *(args or [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
@@ -199,3 +200,40 @@ def test_counters_survive_a_reload(mock, gateway_factory):
     r = gw.http.post("/chat", json=chat(max_tokens=1), headers={"apikey": KEY})
     after = int(r.headers["x-ai-ratelimit-remaining-60-openai"])
     assert after < before, f"the budget was reset by a reload: {before} -> {after}"
+
+
+def test_plugins_with_different_redis_passwords_get_their_own_clients(mock, gateway_factory):
+    """Two consumers' limits on one Redis, one with its password and one with a
+    wrong one: each plugin connects with its own credentials, so the right one
+    counts and refuses over budget, and the wrong one fails closed as configured."""
+    redis = Redis(args=["--requirepass", "right-pw"])
+    try:
+        def plugin(consumer: str, password: str) -> str:
+            return f"""
+[[plugins]]
+name = "ai-rate-limiting-advanced"
+consumer = "{consumer}"
+[plugins.config]
+strategy = "redis"
+fault_tolerant = false
+llm_providers = [{{ name = "openai", window_size = [60], limit = [1500] }}]
+redis = {{ host = "127.0.0.1", port = {redis.port}, password = "{password}", timeout = 300 }}
+"""
+        consumers = """
+[[consumers]]
+username = "right"
+keyauth_credentials = [{ key = "right-key" }]
+
+[[consumers]]
+username = "wrong"
+keyauth_credentials = [{ key = "wrong-key" }]
+"""
+        mock.behave(completion_tokens=1000)
+        gw = gateway_factory(llm_config(mock, consumers=consumers,
+                                        extra=plugin("wrong", "wrong-pw") + plugin("right", "right-pw")))
+        post = lambda key: gw.http.post("/chat", json=chat(max_tokens=1000), headers={"apikey": key})
+        codes = [post("right-key").status_code for _ in range(3)]
+        assert codes[0] == 200 and 429 in codes, codes
+        assert post("wrong-key").status_code == 503, "a wrong Redis password must not borrow another's client"
+    finally:
+        redis.stop()

@@ -836,7 +836,7 @@ pub struct LlmProviderLimit {
 
 /// Kong's `redis` table. Exactly one topology: plain `host`/`port`, Sentinel
 /// (`sentinel_master` + `sentinel_nodes`) or Cluster (`cluster_nodes`).
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     #[serde(default = "RedisSettings::default_host")]

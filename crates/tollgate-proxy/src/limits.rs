@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use tollgate_config::schema::{
-    AiRateLimitingConfig, RateLimitingConfig, RedisClusterNode, RedisSentinelNode, RedisSettings,
+    AiRateLimitingConfig, RateLimitingConfig, RedisSettings,
 };
 use tollgate_limit::{
     ClusterTopology, Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig,
@@ -27,34 +27,12 @@ pub struct LimiterRegistry {
     redis: Mutex<HashMap<RedisKey, Arc<LazyRedis>>>,
 }
 
-/// Which Redis deployment a client talks to: host, port, database, username, ssl,
-/// and the Sentinel master and nodes or Cluster nodes.
+/// Which Redis client a plugin's settings need: every field of Kong's `redis`
+/// table changes the connection (credentials, the sentinels' own credentials and
+/// the timeout included), so two plugins share a client only when their tables
+/// are equal; keyed by less, a plugin would borrow another's authenticated client.
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct RedisKey(
-    String,
-    u16,
-    i64,
-    Option<String>,
-    bool,
-    Option<String>,
-    Vec<RedisSentinelNode>,
-    Vec<RedisClusterNode>,
-);
-
-impl RedisKey {
-    fn of(r: &RedisSettings) -> Self {
-        RedisKey(
-            r.host.clone(),
-            r.port,
-            r.database,
-            r.username.clone(),
-            r.ssl,
-            r.sentinel_master.clone(),
-            r.sentinel_nodes.clone(),
-            r.cluster_nodes.clone(),
-        )
-    }
-}
+struct RedisKey(RedisSettings);
 
 impl LimiterRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
@@ -72,7 +50,7 @@ impl LimiterRegistry {
     pub(crate) fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
         match (strategy, redis) {
             ("redis", Some(r)) => {
-                let key = RedisKey::of(r);
+                let key = RedisKey(r.clone());
                 let Ok(mut map) = self.redis.lock() else {
                     return self.local.clone();
                 };
