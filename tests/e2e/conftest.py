@@ -83,7 +83,7 @@ class Mock:
 class Gateway:
     """A tollgate process on a config file; stdout (the access log) goes to a file."""
 
-    def __init__(self, config_text: str, tmp: Path, env: dict | None = None, name: str = "tollgate"):
+    def __init__(self, config_text: str, tmp: Path, env: dict | None = None, name: str = "tollgate", on_spawn=None):
         self.port = free_port()
         self.admin_port = free_port()
         text = config_text.replace("@PORT@", str(self.port)).replace("@ADMIN_PORT@", str(self.admin_port))
@@ -104,6 +104,8 @@ class Gateway:
             stderr=open(self.err_path, "w"),
             env=full_env,
         )
+        if on_spawn:
+            on_spawn(self)  # before the gateway is ready: what a start-up race would meet
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_url = f"http://127.0.0.1:{self.admin_port}"
         self._wait_ready()
@@ -228,8 +230,8 @@ def mock():
 def gateway_factory(tmp_path):
     started = []
 
-    def start(config_text: str, env: dict | None = None, name: str = "tollgate") -> Gateway:
-        g = Gateway(config_text, tmp_path, env=env, name=name)
+    def start(config_text: str, env: dict | None = None, name: str = "tollgate", on_spawn=None) -> Gateway:
+        g = Gateway(config_text, tmp_path, env=env, name=name, on_spawn=on_spawn)
         started.append(g)
         return g
 

@@ -60,6 +60,7 @@ enum Command {
 const CLIENT_BUFFERS: L4BufferSettings = L4BufferSettings { read: Some(16 * 1024), write: None };
 
 fn main() -> ExitCode {
+    early_hup::catch();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
 }
 
 mod drain;
+mod early_hup;
 mod reload;
 
 /// A config built and checked, not yet in force: installing it cannot fail.

@@ -109,6 +109,10 @@ impl BackgroundService for Reloader {
             }
         };
         let mut seen = self.initial.clone();
+        if crate::early_hup::hand_over() {
+            let before = Fingerprint::of(self.watched());
+            seen = self.reload_now("SIGHUP", before).await;
+        }
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         if self.watching() {
