@@ -202,6 +202,7 @@ impl PluginConfig {
     ) -> Result<PluginConfig, Vec<PluginConfigError>> {
         match entry.name.as_str() {
             "key-auth" => typed(&entry.config).map(PluginConfig::KeyAuth),
+            "mtls-auth" => typed(&entry.config).map(PluginConfig::MtlsAuth),
             "acl" => typed(&entry.config).map(PluginConfig::Acl),
             "ai-proxy" => typed(&entry.config).map(PluginConfig::AiProxy),
             "ai-proxy-advanced" => typed(&entry.config).map(PluginConfig::AiProxyAdvanced),
@@ -223,6 +224,7 @@ impl PluginConfig {
     pub fn name(&self) -> &'static str {
         match self {
             PluginConfig::KeyAuth(_) => "key-auth",
+            PluginConfig::MtlsAuth(_) => "mtls-auth",
             PluginConfig::Acl(_) => "acl",
             PluginConfig::AiProxy(_) => "ai-proxy",
             PluginConfig::AiProxyAdvanced(_) => "ai-proxy-advanced",

@@ -60,6 +60,16 @@ pub struct ServerConfig {
     /// Certificates served on `tls_listen`, picked by the client's SNI.
     #[serde(default)]
     pub tls_certificates: Vec<TlsCertificate>,
+    /// CA certificates (a PEM file) that callers' certificates on `tls_listen`
+    /// must chain to: mutual TLS. The `mtls-auth` plugin maps a certificate to
+    /// a consumer.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// With `client_ca`: `optional` (default) asks every TLS caller for a
+    /// certificate and verifies one that is sent, and routes with `mtls-auth`
+    /// demand it; `required` ends the handshake of a caller without a valid one.
+    #[serde(default)]
+    pub client_verify: ClientVerify,
     /// Offer HTTP/2 (ALPN `h2`, then `http/1.1`) on the TLS listeners.
     #[serde(default = "default_true")]
     pub http2: bool,
@@ -77,6 +87,16 @@ pub struct ServerConfig {
     /// depth, in payloads the access log carries (`logging.log_payloads`).
     #[serde(default)]
     pub payload_redact_fields: Vec<String>,
+}
+
+/// Whether a TLS caller must present a client certificate (nginx's
+/// `ssl_verify_client optional | on`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientVerify {
+    #[default]
+    Optional,
+    Required,
 }
 
 /// One certificate chain and its key (PEM files; relative paths start at the
@@ -126,6 +146,8 @@ impl Default for ServerConfig {
             ip_requests_per_second: None,
             tls_listen: Vec::new(),
             tls_certificates: Vec::new(),
+            client_ca: None,
+            client_verify: ClientVerify::Optional,
             http2: true,
             h2c: false,
             watch: false,
@@ -256,6 +278,7 @@ pub struct PluginEntry {
 #[derive(Debug, Clone)]
 pub enum PluginConfig {
     KeyAuth(KeyAuthConfig),
+    MtlsAuth(MtlsAuthConfig),
     Acl(AclConfig),
     AiProxy(AiProxyConfig),
     AiProxyAdvanced(AiProxyAdvancedConfig),
@@ -267,6 +290,7 @@ pub enum PluginConfig {
 
 pub const PLUGIN_NAMES: &[&str] = &[
     "key-auth",
+    "mtls-auth",
     "acl",
     "ai-proxy",
     "ai-proxy-advanced",
@@ -297,6 +321,36 @@ pub struct KeyAuthConfig {
 impl KeyAuthConfig {
     fn default_key_names() -> Vec<String> {
         vec!["apikey".to_string()]
+    }
+}
+
+/// Kong's mtls-auth: the client certificate verified against `server.client_ca`
+/// names the consumer: its subject alternative names (DNS, email, URI), then its
+/// common name, matched against consumers' `username` or `custom_id`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MtlsAuthConfig {
+    #[serde(default = "MtlsAuthConfig::default_consumer_by")]
+    pub consumer_by: Vec<ConsumerBy>,
+    /// Username or custom_id of the consumer that callers without a
+    /// certificate (or without a matching consumer) run as.
+    #[serde(default)]
+    pub anonymous: Option<String>,
+    /// Accept any verified certificate without looking up a consumer.
+    #[serde(default)]
+    pub skip_consumer_lookup: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsumerBy {
+    Username,
+    CustomId,
+}
+
+impl MtlsAuthConfig {
+    fn default_consumer_by() -> Vec<ConsumerBy> {
+        vec![ConsumerBy::Username, ConsumerBy::CustomId]
     }
 }
 

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, OpenTelemetryConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, OpenTelemetryConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig, MtlsAuthConfig,
     PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
@@ -100,6 +100,21 @@ pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &m
     }
     check_upstreams(file, &names, r);
     check_key_in_body(file, plugins, r);
+    check_mtls_has_client_ca(file, plugins, r);
+}
+
+/// mtls-auth reads the certificate the TLS listeners verified: without
+/// `client_ca` no caller could ever present one.
+fn check_mtls_has_client_ca(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
+    let has_ca = file.server.as_ref().is_some_and(|s| s.client_ca.is_some());
+    for (i, p) in file.plugins.typed() {
+        if matches!(plugins.get(i), Some(Some(PluginConfig::MtlsAuth(_)))) && p.enabled && !has_ca {
+            r.error(
+                format!("plugins[{i}]"),
+                "mtls-auth needs server.client_ca (and tls_listen): the CA file that client certificates chain to",
+            );
+        }
+    }
 }
 
 /// key_in_body needs the body before proxying, which only LLM routes read;
@@ -261,6 +276,18 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
         r.error("server.max_request_body_size", "must be at least 1 (bytes)");
     }
     check_tls_certificates(server, r);
+    check_client_ca(server, r);
+}
+
+fn check_client_ca(server: &ServerConfig, r: &mut Report<'_>) {
+    let Some(ca) = &server.client_ca else {
+        return;
+    };
+    if ca.trim().is_empty() {
+        r.error("server.client_ca", "must name a PEM file of CA certificates");
+    } else if server.tls_listen.is_empty() {
+        r.error("server.client_ca", "client certificates are asked for on tls_listen, which is empty");
+    }
 }
 
 /// TLS listeners share the address space of the plain ones (`seen`), so the same
@@ -652,6 +679,7 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
     let base = format!("plugins[{i}].config");
     match config {
         PluginConfig::KeyAuth(c) => check_key_auth(&base, c, names, r),
+        PluginConfig::MtlsAuth(c) => check_mtls_auth(&base, c, names, r),
         PluginConfig::Acl(c) => check_acl(&base, c, r),
         PluginConfig::AiProxy(target) => {
             check_target(&base, target, r);
@@ -998,7 +1026,11 @@ fn check_key_auth(base: &str, c: &KeyAuthConfig, names: &Names<'_>, r: &mut Repo
             "at least one of key_in_header, key_in_query and key_in_body must be true",
         );
     }
-    if let Some(anonymous) = &c.anonymous {
+    check_anonymous(base, c.anonymous.as_deref(), names, r);
+}
+
+fn check_anonymous(base: &str, anonymous: Option<&str>, names: &Names<'_>, r: &mut Report<'_>) {
+    if let Some(anonymous) = anonymous {
         if names.consumers.rejects(anonymous) {
             let path = format!("{base}.anonymous");
             let message = format!(
@@ -1008,6 +1040,16 @@ fn check_key_auth(base: &str, c: &KeyAuthConfig, names: &Names<'_>, r: &mut Repo
             r.error(path, message);
         }
     }
+}
+
+fn check_mtls_auth(base: &str, c: &MtlsAuthConfig, names: &Names<'_>, r: &mut Report<'_>) {
+    if c.consumer_by.is_empty() && !c.skip_consumer_lookup {
+        r.error(
+            format!("{base}.consumer_by"),
+            "consumer_by must list username, custom_id or both (or set skip_consumer_lookup = true)",
+        );
+    }
+    check_anonymous(base, c.anonymous.as_deref(), names, r);
 }
 
 fn check_acl(base: &str, c: &AclConfig, r: &mut Report<'_>) {

@@ -8,7 +8,7 @@
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
 //! limits  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
 //! snapshot  router  keyauth  survivors                       the compiled config
-//! answer  ctx  respond  body  redact  tls  admin             per-request state and answers
+//! answer  ctx  respond  body  redact  tls  client_tls  admin             per-request state and answers
 //! upstream/          the one HTTP client: connector, pools, DNS, peers, TLS, fetch
 //! ```
 //!
@@ -25,6 +25,7 @@ pub mod access_log;
 pub mod admin;
 pub mod answer;
 pub mod body;
+pub mod client_tls;
 pub mod ctx;
 pub mod facts;
 pub mod gateway;

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
-use tollgate_config::schema::{AclConfig, BalancerConfig, KeyAuthConfig, PluginConfig};
+use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, TargetInfo};
 use tollgate_config::Config;
 
@@ -191,6 +191,7 @@ impl AiProxyRt {
 #[derive(Debug)]
 pub enum PluginRt {
     KeyAuth(KeyAuthRt),
+    MtlsAuth(MtlsAuthRt),
     Acl(AclConfig),
     AiProxy(AiProxyRt),
     TokenLimit(TokenLimitRt),
@@ -204,11 +205,18 @@ pub struct KeyAuthRt {
     pub anonymous: Option<usize>,
 }
 
+#[derive(Debug)]
+pub struct MtlsAuthRt {
+    pub config: MtlsAuthConfig,
+    pub anonymous: Option<usize>,
+}
+
 /// The plugin slots a request resolves; ai-proxy and ai-proxy-advanced share one
 /// slot so a consumer-scoped ai-proxy replaces a service's ai-proxy-advanced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Slot {
     KeyAuth,
+    MtlsAuth,
     Acl,
     AiProxy,
     TokenLimit,
@@ -239,7 +247,7 @@ pub struct Snapshot {
     pub otel: Option<Arc<OtelRt>>,
 }
 
-const SLOTS: usize = 6;
+const SLOTS: usize = 7;
 
 impl Snapshot {
     /// Compiles a validated config. Errors here are the few that validation
@@ -338,6 +346,18 @@ impl Snapshot {
                         None => None,
                     };
                     (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), anonymous }))
+                }
+                PluginConfig::MtlsAuth(c) => {
+                    let anonymous = match &c.anonymous {
+                        Some(a) => Some(
+                            consumer_ix
+                                .get(a.as_str())
+                                .copied()
+                                .ok_or_else(|| format!("mtls-auth anonymous names unknown consumer {a}"))?,
+                        ),
+                        None => None,
+                    };
+                    (Slot::MtlsAuth, PluginRt::MtlsAuth(MtlsAuthRt { config: c.clone(), anonymous }))
                 }
                 PluginConfig::Acl(c) => (Slot::Acl, PluginRt::Acl(c.clone())),
                 PluginConfig::AiProxy(t) => (
@@ -476,6 +496,17 @@ impl Snapshot {
     /// The consumer with this username (else custom_id).
     pub fn consumer_named(&self, name: &str) -> Option<usize> {
         self.consumer_names.get(name).copied()
+    }
+
+    /// The consumer whose `username` (or `custom_id`, as `by` says) is `name`.
+    pub fn consumer_by(&self, name: &str, by: ConsumerBy) -> Option<usize> {
+        let i = self.consumer_names.get(name).copied()?;
+        let c = self.config.consumers.get(i)?;
+        let field = match by {
+            ConsumerBy::Username => &c.username,
+            ConsumerBy::CustomId => &c.custom_id,
+        };
+        (field.as_deref() == Some(name)).then_some(i)
     }
 
     /// Every ai-proxy and ai-proxy-advanced plugin of this config.

@@ -13,13 +13,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::ALPN;
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, NoClientAuth, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{Error as TlsError, InconsistentKeys};
+use rustls::{Error as TlsError, InconsistentKeys, RootCertStore};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tollgate_config::spans::SpanIndex;
-use tollgate_config::{Config, ConfigError, ConfigErrors, TlsCertificate};
+
+use crate::client_tls::{ClientCa, ClientVerifier, IdentityCallback};
+use tollgate_config::{ClientVerify, Config, ConfigError, ConfigErrors, TlsCertificate};
 
 /// Server names to values: exact names first, then `*.` wildcards one label deep,
 /// then the default. Generic so selection is testable without key material.
@@ -132,15 +135,35 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-/// Pingora settings for a TLS listener served by `resolver`; `http2` offers
-/// ALPN `h2` before `http/1.1`.
+/// What the TLS listeners take from the config, swapped together on reload:
+/// the server certificates and the verifier of client certificates.
+#[derive(Clone)]
+pub struct EdgeTls {
+    pub certs: Arc<SniResolver>,
+    pub clients: Arc<ClientVerifier>,
+}
+
+impl EdgeTls {
+    pub fn new(certs: CertSet, clients: ClientCa) -> Self {
+        EdgeTls { certs: SniResolver::new(certs), clients: ClientVerifier::new(clients) }
+    }
+
+    /// Pingora settings for one TLS listener; `http2` offers ALPN `h2` first.
+    pub fn listener_settings(&self, http2: bool) -> pingora_core::Result<TlsSettings> {
+        listener_settings(self.certs.clone(), self.clients.clone(), http2)
+    }
+}
+
+/// Pingora settings for a TLS listener served by `resolver`, asking for client
+/// certificates as `clients` says; `http2` offers ALPN `h2` before `http/1.1`.
 pub fn listener_settings(
     resolver: Arc<SniResolver>,
+    clients: Arc<ClientVerifier>,
     http2: bool,
 ) -> pingora_core::Result<TlsSettings> {
-    // The paths are ignored once a resolver is set.
-    let mut settings = TlsSettings::intermediate("", "")?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(IdentityCallback))?;
     settings.set_cert_resolver(resolver);
+    settings.set_client_cert_verifier(clients);
     if http2 {
         settings.enable_h2();
     } else {
@@ -176,6 +199,33 @@ pub fn load_certificates(config: &Config) -> Result<Option<CertSet>, ConfigError
         Some(table) => Ok(Some(CertSet { table, count })),
         None => Ok(None),
     }
+}
+
+/// The verifier `server.client_ca` and `server.client_verify` ask for: none
+/// without a CA; with one, a WebPKI verifier that lets callers without a
+/// certificate through unless verification is `required`.
+pub fn load_client_verifier(config: &Config) -> Result<ClientCa, ConfigErrors> {
+    let Some(ca) = &config.server.client_ca else {
+        return Ok(ClientCa(Arc::new(NoClientAuth)));
+    };
+    let path = config.source.parent().unwrap_or(Path::new("")).join(ca);
+    let fail = |message: String| positioned(&config.source, vec![("server.client_ca".to_string(), message)]);
+    let mut roots = RootCertStore::empty();
+    for cert in read_chain(&path).map_err(|e| fail(e.to_string()))? {
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("a certificate in {} is not a usable CA: {e}", path.display())))?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = match config.server.client_verify {
+        ClientVerify::Required => builder,
+        ClientVerify::Optional => builder.allow_unauthenticated(),
+    };
+    let verifier: Arc<dyn ClientCertVerifier> = builder
+        .build()
+        .map_err(|e| fail(format!("cannot verify client certificates with {}: {e}", path.display())))?;
+    Ok(ClientCa(verifier))
 }
 
 /// What is wrong with one entry, and in which of its fields.

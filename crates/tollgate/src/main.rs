@@ -21,6 +21,7 @@ use tollgate_proxy::admin::AdminApp;
 use tollgate_proxy::limits::LimiterRegistry;
 use pingora_proxy::HttpProxy;
 use tollgate_config::ServerConfig;
+use tollgate_proxy::client_tls::ClientCa;
 use tollgate_proxy::tls::{self, CertSet};
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
@@ -86,6 +87,8 @@ pub(crate) struct Candidate {
     pub snap: Snapshot,
     /// `server.tls_certificates`, loaded; `None` when it lists none.
     pub certs: Option<CertSet>,
+    /// `server.client_ca` and `client_verify`, loaded.
+    pub clients: ClientCa,
 }
 
 /// Loads and builds a config. `state` is the running gateway on a reload.
@@ -98,8 +101,9 @@ fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Candidate
     // Certificate files are read here, not in the (pure) validator, so `check`
     // and every reload report a bad one before anything reaches Pingora.
     let certs = tls::load_certificates(&config).map_err(|e| e.to_string())?;
+    let clients = tls::load_client_verifier(&config).map_err(|e| e.to_string())?;
     let snap = Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Candidate { snap, certs })
+    Ok(Candidate { snap, certs, clients })
 }
 
 fn health(admin: &str) -> ExitCode {
@@ -133,7 +137,7 @@ fn health(admin: &str) -> ExitCode {
 
 fn check(path: &std::path::Path) -> ExitCode {
     match build(path, &LimiterRegistry::system()) {
-        Ok(Candidate { snap, certs }) => {
+        Ok(Candidate { snap, certs, .. }) => {
             let tls = certs
                 .map(|c| format!(", {} TLS certificates", c.count))
                 .unwrap_or_default();
@@ -153,7 +157,8 @@ fn add_http2_and_tls(
     proxy: &mut Service<HttpProxy<Gateway>>,
     server: &ServerConfig,
     certs: Option<CertSet>,
-) -> Result<Option<Arc<tls::SniResolver>>, String> {
+    clients: ClientCa,
+) -> Result<Option<tls::EdgeTls>, String> {
     if server.h2c {
         if let Some(app) = proxy.app_logic_mut() {
             // Pingora peeks for the HTTP/2 preface on plain connections only;
@@ -168,20 +173,19 @@ fn add_http2_and_tls(
     }
     // The validator requires certificates with tls_listen.
     let certs = certs.ok_or("server.tls_listen: no tls_certificates")?;
-    let resolver = tls::SniResolver::new(certs);
+    let edge = tls::EdgeTls::new(certs, clients);
     for addr in &server.tls_listen {
-        let settings = tls::listener_settings(resolver.clone(), server.http2)
-            .map_err(|e| format!("server.tls_listen {addr}: {e}"))?;
+        let settings = edge.listener_settings(server.http2).map_err(|e| format!("server.tls_listen {addr}: {e}"))?;
         proxy.add_tls_with_settings(addr, None, settings);
     }
-    Ok(Some(resolver))
+    Ok(Some(edge))
 }
 
 fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     let limiters = LimiterRegistry::system();
     // Before the file is read, so that `watch` sees any change made meanwhile.
     let initial = reload::Fingerprint::of(vec![path.to_path_buf()]);
-    let Candidate { snap, certs } = match build(path, &limiters) {
+    let Candidate { snap, certs, clients } = match build(path, &limiters) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -225,7 +229,7 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     for addr in &server_conf.listen {
         proxy.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(CLIENT_BUFFERS));
     }
-    let resolver = match add_http2_and_tls(&mut proxy, &server_conf, certs) {
+    let edge_tls = match add_http2_and_tls(&mut proxy, &server_conf, certs, clients) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -242,7 +246,7 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
         reload::Reloader {
             path: path.to_path_buf(),
             state: state.clone(),
-            tls: resolver,
+            tls: edge_tls,
             bound: reload::Listeners::of(&server_conf),
             initial,
         },

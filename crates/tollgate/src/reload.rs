@@ -15,7 +15,7 @@ use pingora_core::server::ShutdownWatch;
 use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tollgate_config::ServerConfig;
-use tollgate_proxy::tls::SniResolver;
+use tollgate_proxy::tls::EdgeTls;
 use tollgate_proxy::GatewayState;
 
 use crate::Candidate;
@@ -33,7 +33,7 @@ pub struct Reloader {
     pub path: PathBuf,
     pub state: Arc<GatewayState>,
     /// The TLS listeners' certificates, when the gateway started with any.
-    pub tls: Option<Arc<SniResolver>>,
+    pub tls: Option<EdgeTls>,
     /// What the listeners were bound with: changing it takes a restart.
     pub bound: Listeners,
     /// The watched files as they were when the running config was read.
@@ -53,7 +53,7 @@ impl Reloader {
     }
 
     fn install(&self, candidate: Candidate, trigger: &str) {
-        let Candidate { snap, certs } = candidate;
+        let Candidate { snap, certs, clients } = candidate;
         let changed = self.bound.changed_in(&snap.config.server);
         if !changed.is_empty() {
             tracing::warn!(
@@ -62,10 +62,13 @@ impl Reloader {
             );
         }
         let mut tls = String::new();
+        if let Some(edge) = &self.tls {
+            edge.clients.install(clients);
+        }
         match (&self.tls, certs) {
-            (Some(resolver), Some(certs)) => {
+            (Some(edge), Some(certs)) => {
                 tls = format!(", {} TLS certificates", certs.count);
-                resolver.install(certs);
+                edge.certs.install(certs);
             }
             (Some(_), None) => {
                 tracing::warn!("the new config lists no tls_certificates; the TLS listeners keep serving the previous ones")
@@ -147,7 +150,7 @@ impl BackgroundService for Reloader {
     }
 }
 
-/// The config file and the certificate files `server` names (relative to the
+/// The config file and the certificate and client CA files `server` names (relative to the
 /// config's folder, as the loader reads them).
 pub fn watched_files(path: &Path, server: &ServerConfig) -> Vec<PathBuf> {
     let base = path.parent().unwrap_or(Path::new(""));
@@ -156,6 +159,7 @@ pub fn watched_files(path: &Path, server: &ServerConfig) -> Vec<PathBuf> {
         files.push(base.join(&entry.cert));
         files.push(base.join(&entry.key));
     }
+    files.extend(server.client_ca.as_ref().map(|ca| base.join(ca)));
     files
 }
 

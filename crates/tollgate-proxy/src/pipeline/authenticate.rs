@@ -1,5 +1,6 @@
-//! Authentication: key-auth (headers and query first, the body only when
-//! needed and allowed), then, on OAuth-protected MCP routes, a bearer JWT
+//! Authentication: mtls-auth (the client certificate the TLS listener
+//! verified), key-auth (headers and query first, the body only when needed and
+//! allowed), then, on OAuth-protected MCP routes, a bearer JWT
 //! whose claim may name the consumer.
 
 use bytes::Bytes;
@@ -8,6 +9,7 @@ use pingora_proxy::Session;
 use super::route::{RouteKind, Routed};
 use super::verdict::{Refusal, Stop, Verdict};
 use crate::answer::refuse_body;
+use crate::client_tls::ClientIdentity;
 use crate::ctx::RequestCtx;
 use crate::keyauth::{digest, digest_prefix_hex, find_key, KeyLocation, KeySources};
 use crate::snapshot::{PluginRt, Slot, Snapshot};
@@ -29,6 +31,7 @@ pub struct Credentials {
 
 pub async fn run(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, routed: &Routed<'_>) -> Verdict<Credentials> {
     let mut creds = Credentials::default();
+    mtls_auth(session, ctx, snap, routed)?;
     key_auth(session, ctx, snap, routed, &mut creds).await?;
     bearer(session, ctx, snap, routed, &mut creds).await?;
     Ok(creds)
@@ -87,6 +90,33 @@ async fn key_auth(
         Some(KeyLocation::Query(q)) if hide => creds.hidden_query = Some(q),
         Some(KeyLocation::Body(b)) => creds.body_key = Some(b),
         _ => {}
+    }
+    Ok(())
+}
+
+/// Kong's mtls-auth: a certificate verified against `server.client_ca` names
+/// the consumer by a subject alternative name or its common name. Runs before
+/// key-auth (Kong's priorities); with both on a route, both must pass.
+fn mtls_auth(session: &Session, ctx: &mut RequestCtx, snap: &Snapshot, routed: &Routed<'_>) -> Verdict {
+    let Some(PluginRt::MtlsAuth(m)) = snap.plugin(Slot::MtlsAuth, Some(routed.route), Some(routed.service), None)
+    else {
+        return Ok(());
+    };
+    let identity = ClientIdentity::of_session(session);
+    let consumer = identity.filter(|_| !m.config.skip_consumer_lookup).and_then(|id| {
+        id.names.iter().find_map(|name| m.config.consumer_by.iter().find_map(|&by| snap.consumer_by(name, by)))
+    });
+    match (identity, consumer, m.anonymous) {
+        (Some(id), Some(c), _) => {
+            ctx.consumer = Some(c);
+            ctx.credential_id = Some(id.fingerprint.clone());
+        }
+        (Some(id), None, _) if m.config.skip_consumer_lookup => ctx.credential_id = Some(id.fingerprint.clone()),
+        (_, _, Some(anon)) => ctx.consumer = Some(anon),
+        (None, _, None) => return Err(Refusal::new(401, "No required TLS certificate was sent").into()),
+        (Some(_), None, None) => {
+            return Err(Refusal::new(401, "No consumer matches the TLS client certificate").into())
+        }
     }
     Ok(())
 }
@@ -177,6 +207,33 @@ mod tests {
         assert!(!id.contains("alice-key") && !id.is_empty());
         assert_eq!(creds.hide_header.as_deref(), Some("apikey"));
         assert_eq!((creds.hidden_query, creds.body), (None, None));
+    }
+
+    /// mtls-auth on every route; the CA file is only read by the listener.
+    fn mtls_auth(settings: &str) -> String {
+        format!(
+            "[server]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_certificates = [{{ cert = \"c.pem\", key = \"k.pem\" }}]\n\
+             client_ca = \"ca.pem\"\n\n[[plugins]]\nname = \"mtls-auth\"\n[plugins.config]\n{settings}\n"
+        )
+    }
+
+    #[tokio::test]
+    async fn mtls_auth_refuses_a_connection_without_a_certificate() {
+        // The in-memory session has no TLS, as a plain listener's has none.
+        let snap = snapshot(&config(&mtls_auth("")));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &[], "{}")).await;
+        let r = refusal(v);
+        assert_eq!((r.status, r.message.as_str()), (401, "No required TLS certificate was sent"));
+        assert_eq!(ctx.consumer, None);
+    }
+
+    #[tokio::test]
+    async fn mtls_auth_serves_anonymous_without_a_certificate() {
+        let snap = snapshot(&config(&mtls_auth(r#"anonymous = "bob""#)));
+        let (v, ctx, _, _) = authenticate(&snap, &post_json("/chat", &[], "{}")).await;
+        v.expect("served as anonymous");
+        assert_eq!(consumer(&snap, &ctx).as_deref(), Some("bob"));
+        assert_eq!(ctx.credential_id, None);
     }
 
     #[tokio::test]

@@ -1,0 +1,147 @@
+//! Mutual TLS on the TLS listeners: the client CA's verifier, swapped on reload
+//! as the server certificates are (tls.rs loads both), and the identity a
+//! verified client certificate carries into the request for Kong's mtls-auth.
+//!
+//! Pingora's rustls listener takes one `ClientCertVerifier` when it is built;
+//! `ClientVerifier` is that one, and delegates to the verifier of the running
+//! config, so a reload can add, change or drop the CA without a restart.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use pingora_core::listeners::TlsAccept;
+use pingora_core::protocols::tls::TlsRef;
+use pingora_proxy::Session;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme};
+use sha2::{Digest, Sha256};
+use x509_parser::extensions::GeneralName;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// How one config verifies client certificates (`server.client_ca`, loaded).
+#[derive(Clone)]
+pub struct ClientCa(pub(crate) Arc<dyn ClientCertVerifier>);
+
+/// The verifier the listeners were built with; `install` swaps what it asks.
+pub struct ClientVerifier {
+    current: ArcSwap<Arc<dyn ClientCertVerifier>>,
+}
+
+impl ClientVerifier {
+    pub fn new(ca: ClientCa) -> Arc<Self> {
+        Arc::new(ClientVerifier { current: ArcSwap::from_pointee(ca.0) })
+    }
+
+    pub fn install(&self, ca: ClientCa) {
+        self.current.store(Arc::new(ca.0));
+    }
+}
+
+impl fmt::Debug for ClientVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ClientVerifier({:?})", self.current.load())
+    }
+}
+
+impl ClientCertVerifier for ClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.current.load().offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.current.load().client_auth_mandatory()
+    }
+
+    /// No CA names in the certificate request (Kong's `send_ca_dn = false`):
+    /// they would borrow from a verifier a reload may drop, and clients send
+    /// the certificate they were given either way.
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        self.current.load().verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.current.load().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        self.current.load().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current.load().supported_verify_schemes()
+    }
+}
+
+/// What a verified client certificate says about its holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// Subject alternative names (DNS, email, URI), then the common name: the
+    /// names mtls-auth matches against consumers, in that order.
+    pub names: Vec<String>,
+    /// The first 8 bytes of the certificate's SHA-256, in hex: the credential id.
+    pub fingerprint: String,
+}
+
+impl ClientIdentity {
+    /// `None` when the DER is not a certificate x509-parser reads (rustls
+    /// verified it already, so that does not happen with a CA configured).
+    pub fn of(der: &[u8]) -> Option<Self> {
+        let (_, cert) = X509Certificate::from_der(der).ok()?;
+        let mut names = Vec::new();
+        if let Ok(Some(san)) = cert.subject_alternative_name() {
+            for name in &san.value.general_names {
+                match name {
+                    GeneralName::DNSName(n) | GeneralName::RFC822Name(n) | GeneralName::URI(n) => {
+                        names.push((*n).to_string())
+                    }
+                    _ => {}
+                }
+            }
+        }
+        names.extend(cert.subject().iter_common_name().filter_map(|cn| cn.as_str().ok()).map(str::to_string));
+        let digest = Sha256::digest(der);
+        Some(ClientIdentity { names, fingerprint: crate::keyauth::digest_prefix_hex(&digest.into()) })
+    }
+
+    /// The identity of the connection `session` arrived on, when its caller
+    /// presented a certificate the listener verified.
+    pub fn of_session(session: &Session) -> Option<&ClientIdentity> {
+        session.digest()?.ssl_digest.as_ref()?.extension.get::<ClientIdentity>()
+    }
+}
+
+/// Reads the client certificate once per connection, after the handshake,
+/// into the connection's TLS digest, where every request on it finds it.
+pub struct IdentityCallback;
+
+#[async_trait]
+impl TlsAccept for IdentityCallback {
+    async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
+        let identity = ClientIdentity::of(tls.peer_certificate_der()?)?;
+        Some(Arc::new(identity))
+    }
+}
