@@ -11,7 +11,7 @@ use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, Targe
 use tollgate_config::Config;
 
 use crate::health::HealthCheckError;
-use crate::keyauth::KeyIndex;
+use crate::keyauth::{KeyFinder, KeyIndex};
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::llm::semantic::SemanticRt;
 use crate::llm::target::{Api, LlmTarget, TargetError};
@@ -152,6 +152,9 @@ pub struct AiProxyRt {
     /// What the route does and in which format its callers speak.
     pub api: Api,
     pub selection: Selection,
+    /// consistent-hashing's `hash_on_header`, parsed once (`None`: not a
+    /// header name, so no request carries it).
+    pub hash_on_header: Option<http::HeaderName>,
     pub failover: Vec<FailoverCriterion>,
     /// Picks a target per attempt and keeps each one's health and statistics;
     /// shared with the previous config's plugin when a reload left the plugin
@@ -222,7 +225,8 @@ impl AiProxyRt {
         if fresh {
             crate::health::schedule(&balancer);
         }
-        Ok(AiProxyRt { scope, targets, config, api, selection, failover, balancer, semantic: None })
+        let hash_on_header = crate::limits::header_name(Some(&config.hash_on_header));
+        Ok(AiProxyRt { scope, targets, config, api, selection, hash_on_header, failover, balancer, semantic: None })
     }
 
     /// The `request_format` label of this plugin's requests.
@@ -248,6 +252,7 @@ pub enum PluginRt {
 #[derive(Debug)]
 pub struct KeyAuthRt {
     pub config: KeyAuthConfig,
+    pub finder: KeyFinder,
     pub anonymous: Option<usize>,
 }
 
@@ -478,7 +483,7 @@ impl Compiling<'_, '_> {
                     ),
                     None => None,
                 };
-                (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), anonymous }))
+                (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), finder: KeyFinder::new(c), anonymous }))
             }
             PluginConfig::Acl(c) => (Slot::Acl, PluginRt::Acl(c.clone())),
             PluginConfig::AiProxy(t) => (
