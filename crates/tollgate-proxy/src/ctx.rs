@@ -95,7 +95,7 @@ impl RequestCtx {
     /// Who a limit counts: the consumer, credential, client IP, service, a
     /// header's value and the consumer's first group, whichever the limit
     /// is configured to use.
-    pub fn identity(&self, session: &Session, header_name: Option<&str>) -> Identity {
+    pub fn identity(&self, session: &Session, header_name: Option<&http::HeaderName>) -> Identity {
         let snap = self.snap.as_deref();
         let consumer = snap.zip(self.consumer).map(|(s, c)| &s.consumers[c]);
         Identity {

@@ -38,18 +38,28 @@ impl Resolve for Resolver {
     }
 }
 
+/// `healthchecks.active` settings that cannot be probed with.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthCheckError {
+    #[error("healthchecks.active {what} {value} is not a duration")]
+    NotADuration { what: &'static str, value: f64 },
+    /// The probe's request cannot be built (a path or header not allowed).
+    #[error("healthchecks.active: {0}")]
+    Request(Box<Error>),
+}
+
 /// The probes of a plugin whose targets are at `targets` (endpoint and the TLS
 /// settings of the plugin's service); `None` when probing is off. Targets at one
 /// endpoint share a probe.
 pub fn active_checks(
     h: &ActiveHealthcheck,
     targets: &[(&Endpoint, &UpstreamTls)],
-) -> Result<Option<ActiveChecks>, String> {
+) -> Result<Option<ActiveChecks>, HealthCheckError> {
     if !h.enabled() {
         return Ok(None);
     }
-    let seconds = |s: f64, what: &str| {
-        Duration::try_from_secs_f64(s).map_err(|_| format!("healthchecks.active {what} {s} is not a duration"))
+    let seconds = |value: f64, what: &'static str| {
+        Duration::try_from_secs_f64(value).map_err(|_| HealthCheckError::NotADuration { what, value })
     };
     let timeout = seconds(h.timeout, "timeout")?;
     // Validation keeps the two intervals equal.
@@ -76,7 +86,7 @@ pub fn active_checks(
                 check: probe(h, ep, tls, timeout)?,
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, HealthCheckError>>()?;
     Ok(Some(ActiveChecks {
         interval,
         timeout,
@@ -96,7 +106,7 @@ fn probe(
     ep: &Endpoint,
     tls: &UpstreamTls,
     timeout: Duration,
-) -> Result<Box<dyn HealthCheck + Send + Sync>, String> {
+) -> Result<Box<dyn HealthCheck + Send + Sync>, HealthCheckError> {
     if h.kind == "tcp" {
         let mut check = TcpHealthCheck::new();
         check.peer_template.options.connection_timeout = Some(timeout);
@@ -116,7 +126,7 @@ fn probe(
         peer.options.verify_cert = false;
         peer.options.verify_hostname = false;
     }
-    let e = |e: Box<Error>| format!("healthchecks.active: {e}");
+    let e = HealthCheckError::Request;
     let mut req = RequestHeader::build("GET", h.http_path.as_bytes(), None).map_err(e)?;
     req.insert_header("host", ep.authority.as_str()).map_err(e)?;
     req.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"), " health-check"))

@@ -77,54 +77,74 @@ pub struct KeySources<'a> {
     pub body: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
-/// Looks for a key in the configured places, in Kong's order: headers, then
-/// query string, then body. An empty value counts as no key.
-pub fn find_key(conf: &KeyAuthConfig, src: &KeySources<'_>) -> Option<FoundKey> {
-    for name in &conf.key_names {
-        if conf.key_in_header {
+/// key-auth's places compiled once: where to look, and each key name with
+/// whether it is the `Authorization` header.
+#[derive(Debug, Clone)]
+pub struct KeyFinder {
+    /// The key names, each with `true` for `Authorization`.
+    names: Vec<(String, bool)>,
+    in_header: bool,
+    in_query: bool,
+    in_body: bool,
+}
+
+impl KeyFinder {
+    pub fn new(conf: &KeyAuthConfig) -> Self {
+        KeyFinder {
+            names: conf.key_names.iter().map(|n| (n.clone(), n.eq_ignore_ascii_case("authorization"))).collect(),
+            in_header: conf.key_in_header,
+            in_query: conf.key_in_query,
+            in_body: conf.key_in_body,
+        }
+    }
+
+    /// Looks for a key in the configured places, in Kong's order: headers, then
+    /// query string, then body. An empty value counts as no key.
+    pub fn find(&self, src: &KeySources<'_>) -> Option<FoundKey> {
+        self.in_headers(src).or_else(|| self.in_query(src)).or_else(|| self.in_body(src))
+    }
+
+    fn in_headers(&self, src: &KeySources<'_>) -> Option<FoundKey> {
+        if !self.in_header {
+            return None;
+        }
+        for (name, authorization) in &self.names {
             if let Some(v) = (src.header)(name) {
                 let v = v.trim_ascii();
                 // `Authorization: Bearer <key>`, as the OpenAI and Anthropic
                 // SDKs send their key, is read without its scheme.
-                let v = if name.eq_ignore_ascii_case("authorization") { without_bearer(v) } else { v };
+                let v = if *authorization { without_bearer(v) } else { v };
                 if !v.is_empty() {
-                    return Some(FoundKey {
-                        key: v.to_vec(),
-                        location: KeyLocation::Header(name.clone()),
-                    });
+                    return Some(FoundKey { key: v.to_vec(), location: KeyLocation::Header(name.clone()) });
                 }
             }
         }
+        None
     }
-    if conf.key_in_query {
-        if let Some(q) = src.query {
-            for name in &conf.key_names {
-                if let Some(v) = query_param(q, name) {
-                    if !v.is_empty() {
-                        return Some(FoundKey {
-                            key: v,
-                            location: KeyLocation::Query(name.clone()),
-                        });
-                    }
+
+    fn in_query(&self, src: &KeySources<'_>) -> Option<FoundKey> {
+        let q = src.query.filter(|_| self.in_query)?;
+        for (name, _) in &self.names {
+            if let Some(v) = query_param(q, name) {
+                if !v.is_empty() {
+                    return Some(FoundKey { key: v, location: KeyLocation::Query(name.clone()) });
                 }
             }
         }
+        None
     }
-    if conf.key_in_body {
-        if let Some(body) = src.body {
-            for name in &conf.key_names {
-                if let Some(serde_json::Value::String(v)) = body.get(name) {
-                    if !v.is_empty() {
-                        return Some(FoundKey {
-                            key: v.as_bytes().to_vec(),
-                            location: KeyLocation::Body(name.clone()),
-                        });
-                    }
+
+    fn in_body(&self, src: &KeySources<'_>) -> Option<FoundKey> {
+        let body = src.body.filter(|_| self.in_body)?;
+        for (name, _) in &self.names {
+            if let Some(serde_json::Value::String(v)) = body.get(name) {
+                if !v.is_empty() {
+                    return Some(FoundKey { key: v.as_bytes().to_vec(), location: KeyLocation::Body(name.clone()) });
                 }
             }
         }
+        None
     }
-    None
 }
 
 /// A credential without its `Bearer ` scheme (any case), else as it is.
@@ -207,29 +227,29 @@ mod tests {
         let body: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(r#"{"apikey":"b"}"#).expect("json");
         let c = conf();
-        let k = find_key(&c, &KeySources { header: &hdr, query: Some("apikey=q"), body: Some(&body) });
+        let k = KeyFinder::new(&c).find(&KeySources { header: &hdr, query: Some("apikey=q"), body: Some(&body) });
         assert_eq!(k.map(|k| k.key), Some(b"h".to_vec()));
-        let k = find_key(&c, &KeySources { header: &none, query: Some("a=1&apikey=q%2B1"), body: Some(&body) });
+        let k = KeyFinder::new(&c).find(&KeySources { header: &none, query: Some("a=1&apikey=q%2B1"), body: Some(&body) });
         assert_eq!(k, Some(FoundKey { key: b"q+1".to_vec(), location: KeyLocation::Query("apikey".into()) }));
-        let k = find_key(&c, &KeySources { header: &none, query: None, body: Some(&body) });
+        let k = KeyFinder::new(&c).find(&KeySources { header: &none, query: None, body: Some(&body) });
         assert_eq!(k.map(|k| k.location), Some(KeyLocation::Body("apikey".into())));
         let empty = |_: &str| -> Option<&[u8]> { Some(&b"  "[..]) };
-        assert_eq!(find_key(&c, &KeySources { header: &empty, query: Some("apikey="), body: None }), None);
+        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &empty, query: Some("apikey="), body: None }), None);
     }
 
     #[test]
     fn sdk_credentials_are_read_from_authorization_and_x_api_key() {
         let c = KeyAuthConfig { key_names: vec!["apikey".into(), "x-api-key".into(), "authorization".into()], ..conf() };
         let bearer = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer  sk-gw-1 "[..]) };
-        let k = find_key(&c, &KeySources { header: &bearer, query: None, body: None });
+        let k = KeyFinder::new(&c).find(&KeySources { header: &bearer, query: None, body: None });
         assert_eq!(k, Some(FoundKey { key: b"sk-gw-1".to_vec(), location: KeyLocation::Header("authorization".into()) }));
         let lower = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"bearer k2"[..]) };
-        assert_eq!(find_key(&c, &KeySources { header: &lower, query: None, body: None }).map(|k| k.key), Some(b"k2".to_vec()));
+        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &lower, query: None, body: None }).map(|k| k.key), Some(b"k2".to_vec()));
         let empty = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer "[..]) };
-        assert_eq!(find_key(&c, &KeySources { header: &empty, query: None, body: None }), None);
+        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &empty, query: None, body: None }), None);
         // Another header name keeps its value whole.
         let x = |n: &str| -> Option<&[u8]> { (n == "x-api-key").then_some(&b"Bearer k3"[..]) };
-        assert_eq!(find_key(&c, &KeySources { header: &x, query: None, body: None }).map(|k| k.key), Some(b"Bearer k3".to_vec()));
+        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &x, query: None, body: None }).map(|k| k.key), Some(b"Bearer k3".to_vec()));
     }
 
     #[test]

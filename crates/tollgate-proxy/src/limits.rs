@@ -81,12 +81,16 @@ impl LimiterRegistry {
                     .collect();
                 (p.name.clone(), LimitSpec { window_type, windows })
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // The `*` entry applies to providers without their own, found here once.
+        let any = specs.iter().position(|(n, _)| n == "*");
         TokenLimitRt {
             config: c.clone(),
             identifier: Identifier::parse(&c.identifier),
+            header_name: header_name(c.header_name.as_deref()),
             strategy,
             specs,
+            any,
             limiter: self.limiter(&c.strategy, &c.redis),
             scope,
         }
@@ -102,6 +106,7 @@ impl LimiterRegistry {
             names: windows.iter().map(|&(n, _, _)| n).collect(),
             limiter: self.limiter(&c.policy, &c.redis),
             limit_by: Identifier::parse(&c.limit_by),
+            header_name: header_name(c.header_name.as_deref()),
             config: c.clone(),
             scope,
         }
@@ -178,9 +183,17 @@ impl TokenStrategy {
     }
 }
 
+/// A configured header name, parsed once; `None` when it is not one, as no
+/// request header can then match it.
+pub fn header_name(name: Option<&str>) -> Option<http::HeaderName> {
+    name.and_then(|n| http::HeaderName::from_bytes(n.as_bytes()).ok())
+}
+
 /// Kong's rate-limiting plugin: requests per identifier, clock-aligned windows.
 pub struct RequestLimitRt {
     pub config: RateLimitingConfig,
+    /// `header_name`, parsed once, for `limit_by = "header"`.
+    pub header_name: Option<http::HeaderName>,
     limit_by: Identifier,
     spec: LimitSpec,
     /// `Minute`, `Hour`… in the order of `spec.windows`, for header names.
@@ -320,9 +333,13 @@ impl Limiter for LazyRedis {
 /// One ai-rate-limiting-advanced plugin, compiled.
 pub struct TokenLimitRt {
     pub config: AiRateLimitingConfig,
+    /// `header_name`, parsed once, for `identifier = "header"`.
+    pub header_name: Option<http::HeaderName>,
     identifier: Identifier,
     strategy: TokenStrategy,
     specs: Vec<(String, LimitSpec)>,
+    /// The index in `specs` of the first `*` entry.
+    any: Option<usize>,
     limiter: Arc<dyn Limiter>,
     /// Where the plugin is attached; namespaces its counters.
     scope: String,
@@ -391,7 +408,7 @@ impl TokenLimitRt {
         self.specs
             .iter()
             .find(|(n, _)| n == provider)
-            .or_else(|| self.specs.iter().find(|(n, _)| n == "*"))
+            .or_else(|| self.any.and_then(|i| self.specs.get(i)))
             .map(|(n, s)| (n.as_str(), s))
     }
 

@@ -12,7 +12,27 @@ use tollgate_config::schema::McpOauthConfig;
 
 use crate::upstream::fetch::Fetch;
 use crate::survivors::Survivors;
-use crate::upstream::Endpoint;
+use crate::upstream::{Endpoint, FetchError, InvalidUrl};
+
+/// An `oauth` block naming a URL that is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum OauthConfigError {
+    #[error("oauth.jwks_uri: {0}")]
+    JwksUri(InvalidUrl),
+    #[error("oauth.resource: {0}")]
+    Resource(InvalidUrl),
+}
+
+/// The issuer's key set could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeySetError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("key set answered {0}")]
+    Status(u16),
+    #[error("key set unusable: {0}")]
+    Unusable(tollgate_auth::JwksError),
+}
 
 /// A key set older than this is fetched again before use.
 const JWKS_TTL: Duration = Duration::from_secs(3600);
@@ -45,9 +65,9 @@ pub struct Refusal {
 }
 
 impl OauthRt {
-    pub fn compile(c: &McpOauthConfig) -> Result<Self, String> {
-        let jwks = Endpoint::parse(&c.jwks_uri).map_err(|e| format!("oauth.jwks_uri: {e}"))?;
-        let resource = Endpoint::parse(&c.resource).map_err(|e| format!("oauth.resource: {e}"))?;
+    pub fn compile(c: &McpOauthConfig) -> Result<Self, OauthConfigError> {
+        let jwks = Endpoint::parse(&c.jwks_uri).map_err(OauthConfigError::JwksUri)?;
+        let resource = Endpoint::parse(&c.resource).map_err(OauthConfigError::Resource)?;
         let path = tollgate_auth::metadata_path(resource.path_and_query.split('?').next().unwrap_or("/"));
         let scheme = if resource.tls { "https" } else { "http" };
         let servers = if c.authorization_servers.is_empty() {
@@ -101,7 +121,7 @@ impl OauthRt {
         }
     }
 
-    fn unavailable(&self, e: String) -> Refusal {
+    fn unavailable(&self, e: KeySetError) -> Refusal {
         tracing::warn!("OAuth key set unavailable: {e}");
         Refusal {
             status: 503,
@@ -130,7 +150,7 @@ struct KeySet {
 impl KeySet {
     /// The cached keys, fetched when absent or stale, or (`refresh`) when a
     /// token named an unknown key and the last fetch is not too recent.
-    async fn current(&self, refresh: bool) -> Result<Arc<Jwks>, String> {
+    async fn current(&self, refresh: bool) -> Result<Arc<Jwks>, KeySetError> {
         let fresh_enough = |at: Instant| {
             let age = at.elapsed();
             age < JWKS_TTL && (!refresh || age < REFETCH_EVERY)
@@ -164,12 +184,12 @@ impl KeySet {
         self.state.lock().ok().and_then(|s| s.clone())
     }
 
-    async fn fetch(&self) -> Result<Jwks, String> {
+    async fn fetch(&self) -> Result<Jwks, KeySetError> {
         let (status, body) = Fetch::shared().get(&self.endpoint).await?;
         if status != 200 {
-            return Err(format!("key set answered {status}"));
+            return Err(KeySetError::Status(status));
         }
-        Jwks::parse(&body).map_err(|e| format!("key set unusable: {e}"))
+        Jwks::parse(&body).map_err(KeySetError::Unusable)
     }
 }
 

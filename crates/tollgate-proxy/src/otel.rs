@@ -22,7 +22,7 @@ use crate::facts::{LlmFacts, McpFacts};
 use crate::upstream::fetch::Fetch;
 use crate::metrics::METRICS;
 use crate::llm::target::LlmTarget;
-use crate::upstream::Endpoint;
+use crate::upstream::{Endpoint, InvalidUrl};
 
 /// The plugin's settings, compiled once per config load.
 pub struct OtelRt {
@@ -51,7 +51,7 @@ impl std::fmt::Debug for OtelRt {
 }
 
 impl OtelRt {
-    pub fn compile(c: &OpenTelemetryConfig) -> Result<Self, String> {
+    pub fn compile(c: &OpenTelemetryConfig) -> Result<Self, InvalidUrl> {
         let mut resource: Vec<(String, AttrValue)> = c
             .resource_attributes
             .iter()
@@ -363,7 +363,7 @@ async fn export(fetch: &Fetch, otel: &OtelRt, spans: &[Span], failing: &AtomicBo
             "the collector answered {status}: {}",
             String::from_utf8_lossy(&answer[..answer.len().min(200)])
         )),
-        Err(e) => Err(e),
+        Err(e) => Err(e.to_string()),
     };
     match outcome {
         Ok(()) => {

@@ -10,16 +10,64 @@ use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConf
 use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, TargetInfo};
 use tollgate_config::Config;
 
-use crate::keyauth::KeyIndex;
+use crate::health::HealthCheckError;
+use crate::keyauth::{KeyFinder, KeyIndex};
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
 use crate::llm::semantic::SemanticRt;
-use crate::llm::target::{Api, LlmTarget};
-use crate::mcp::McpRt;
+use crate::llm::target::{Api, LlmTarget, TargetError};
+use crate::mcp::{McpConfigError, McpRt};
 use crate::otel::OtelRt;
 use crate::router::Router;
 use crate::survivors::Survivors;
-use crate::upstream::tls::UpstreamTls;
-use crate::upstream::Endpoint;
+use crate::upstream::tls::{TlsLoadError, UpstreamTls};
+use crate::upstream::{Endpoint, InvalidUrl};
+
+/// A config that passed validation but cannot be built: the few errors
+/// validation cannot see without building (a header value that is not
+/// valid, a certificate file that does not parse).
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    #[error("service {service}: {source}")]
+    ServiceUrl { service: String, source: InvalidUrl },
+    #[error("service {service}: {source}")]
+    ServiceTls { service: String, source: TlsLoadError },
+    #[error("plugin {plugin} names unknown {what} {name}")]
+    UnknownReference { plugin: String, what: &'static str, name: String },
+    #[error("{plugin} anonymous names unknown consumer {name}")]
+    UnknownAnonymous { plugin: &'static str, name: String },
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error(transparent)]
+    Mcp(#[from] McpConfigError),
+    #[error("ai-mcp-proxy on service {0} needs targets, or the service needs a url")]
+    McpWithoutUpstream(String),
+    /// The opentelemetry plugin's `traces_endpoint`.
+    #[error(transparent)]
+    Otel(#[from] InvalidUrl),
+    #[error("ai-proxy-advanced needs at least one target")]
+    NoTargets,
+    #[error("two {0} plugins share one scope")]
+    SharedScope(String),
+    #[error(transparent)]
+    Balancer(#[from] BalancerError),
+    #[error("the semantic algorithm needs an embeddings model")]
+    NoEmbeddings,
+}
+
+/// An LLM plugin's balancing that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BalancerError {
+    #[error(transparent)]
+    Algorithm(#[from] tollgate_balance::UnknownName),
+    #[error("unknown failover criterion {0}")]
+    UnknownCriterion(String),
+    #[error("an LLM plugin needs a target")]
+    NoTarget,
+    #[error(transparent)]
+    HealthChecks(#[from] HealthCheckError),
+    #[error("{scope}: {source}")]
+    InvalidChecks { scope: String, source: tollgate_balance::InvalidChecks },
+}
 
 #[derive(Debug)]
 pub struct ServiceRt {
@@ -104,6 +152,9 @@ pub struct AiProxyRt {
     /// What the route does and in which format its callers speak.
     pub api: Api,
     pub selection: Selection,
+    /// consistent-hashing's `hash_on_header`, parsed once (`None`: not a
+    /// header name, so no request carries it).
+    pub hash_on_header: Option<http::HeaderName>,
     pub failover: Vec<FailoverCriterion>,
     /// Picks a target per attempt and keeps each one's health and statistics;
     /// shared with the previous config's plugin when a reload left the plugin
@@ -124,22 +175,21 @@ impl std::fmt::Debug for AiProxyRt {
 }
 
 impl AiProxyRt {
-    pub fn new(scope: String, targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, String> {
+    pub fn new(scope: String, targets: Vec<Arc<LlmTarget>>, config: BalancerConfig) -> Result<Self, BalancerError> {
         // Semantic picks the first target itself; failover then goes round-robin.
         let (algorithm, selection) = match config.algorithm.as_str() {
             "semantic" => (Algorithm::RoundRobin, Selection::Semantic),
             a => (
-                Algorithm::from_kong(a, &config.latency_strategy, &config.tokens_count_strategy)
-                    .map_err(|e| e.to_string())?,
+                Algorithm::from_kong(a, &config.latency_strategy, &config.tokens_count_strategy)?,
                 if a == "consistent-hashing" { Selection::ConsistentHashing } else { Selection::Balanced },
             ),
         };
         let failover = config
             .failover_criteria
             .iter()
-            .map(|c| FailoverCriterion::parse(c).ok_or_else(|| format!("unknown failover criterion {c}")))
+            .map(|c| FailoverCriterion::parse(c).ok_or_else(|| BalancerError::UnknownCriterion(c.clone())))
             .collect::<Result<Vec<_>, _>>()?;
-        let api = targets.first().map(|t| t.api).ok_or("an LLM plugin needs a target")?;
+        let api = targets.first().map(|t| t.api).ok_or(BalancerError::NoTarget)?;
         let infos = targets
             .iter()
             .map(|t| TargetInfo {
@@ -169,13 +219,14 @@ impl AiProxyRt {
             match crate::health::active_checks(active, &endpoints)? {
                 None => Ok(Balancer::new(infos, algorithm, breaker, clock)),
                 Some(checks) => Balancer::with_active_checks(infos, algorithm, breaker, clock, checks)
-                    .map_err(|e| format!("{scope}: {e}")),
+                    .map_err(|source| BalancerError::InvalidChecks { scope: scope.clone(), source }),
             }
         })?;
         if fresh {
             crate::health::schedule(&balancer);
         }
-        Ok(AiProxyRt { scope, targets, config, api, selection, failover, balancer, semantic: None })
+        let hash_on_header = crate::limits::header_name(Some(&config.hash_on_header));
+        Ok(AiProxyRt { scope, targets, config, api, selection, hash_on_header, failover, balancer, semantic: None })
     }
 
     /// The `request_format` label of this plugin's requests.
@@ -202,6 +253,7 @@ pub enum PluginRt {
 #[derive(Debug)]
 pub struct KeyAuthRt {
     pub config: KeyAuthConfig,
+    pub finder: KeyFinder,
     pub anonymous: Option<usize>,
 }
 
@@ -249,49 +301,72 @@ pub struct Snapshot {
 
 const SLOTS: usize = 7;
 
+/// The config's services, consumers and routes by name, for plugins to name them.
+struct Names<'c> {
+    services: HashMap<&'c str, usize>,
+    routes: HashMap<&'c str, usize>,
+    consumers: HashMap<&'c str, usize>,
+}
+
+impl<'c> Names<'c> {
+    fn of(config: &'c Config) -> Self {
+        let index = |names: Vec<&'c str>| names.into_iter().enumerate().map(|(i, n)| (n, i)).collect();
+        let mut consumers: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in config.consumers.iter().enumerate() {
+            if let Some(u) = &c.username {
+                consumers.insert(u.as_str(), i);
+            }
+            if let Some(id) = &c.custom_id {
+                consumers.entry(id.as_str()).or_insert(i);
+            }
+        }
+        Names {
+            services: index(config.services.iter().map(|s| s.name.as_str()).collect()),
+            routes: index(config.routes.iter().map(|r| r.name.as_str()).collect()),
+            consumers,
+        }
+    }
+
+    /// The index `name` has in `ix`, when the plugin names one.
+    fn lookup(
+        p: &tollgate_config::Plugin,
+        name: &Option<String>,
+        ix: &HashMap<&str, usize>,
+        what: &'static str,
+    ) -> Result<Option<usize>, CompileError> {
+        match name {
+            None => Ok(None),
+            Some(n) => ix.get(n.as_str()).copied().map(Some).ok_or_else(|| CompileError::UnknownReference {
+                plugin: p.name.clone(),
+                what,
+                name: n.clone(),
+            }),
+        }
+    }
+}
+
+/// What a plugin compiles against: the parts of the snapshot built before it.
+struct Compiling<'a, 'c> {
+    names: &'a Names<'c>,
+    services: &'a [ServiceRt],
+    router: &'a Router,
+    limiters: &'a LimiterRegistry,
+}
+
+/// A compiled plugin: its slot and runtime, or the process-wide OpenTelemetry.
+// Built once per plugin and consumed at once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Compiled {
+    Scoped(Slot, PluginRt),
+    Otel(Arc<OtelRt>),
+}
+
 impl Snapshot {
     /// Compiles a validated config. Errors here are the few that validation
     /// cannot see without building (e.g. a header value that is not valid).
-    pub fn build(config: Config, limiters: &LimiterRegistry) -> Result<Self, String> {
-        let service_ix: HashMap<&str, usize> = config
-            .services
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.name.as_str(), i))
-            .collect();
-        let route_ix: HashMap<&str, usize> = config
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, r)| (r.name.as_str(), i))
-            .collect();
-        let mut consumer_ix: HashMap<&str, usize> = HashMap::new();
-        for (i, c) in config.consumers.iter().enumerate() {
-            if let Some(u) = &c.username {
-                consumer_ix.insert(u.as_str(), i);
-            }
-            if let Some(id) = &c.custom_id {
-                consumer_ix.entry(id.as_str()).or_insert(i);
-            }
-        }
-
-        let mut services = Vec::with_capacity(config.services.len());
-        for s in &config.services {
-            let upstream = match &s.url {
-                Some(u) => Some(Endpoint::parse(u).map_err(|e| format!("service {}: {e}", s.name))?),
-                None => None,
-            };
-            let ms = |v: Option<u64>| v.map(std::time::Duration::from_millis);
-            let timeouts = PeerTimeouts {
-                connect: ms(s.connect_timeout),
-                read: ms(s.read_timeout),
-                write: ms(s.write_timeout),
-            };
-            let base = config.source.parent().unwrap_or(std::path::Path::new(""));
-            let tls = UpstreamTls::load(s, base).map_err(|e| format!("service {}: {e}", s.name))?;
-            services.push(ServiceRt { name: s.name.clone(), upstream, timeouts, tls });
-        }
-
+    pub fn build(config: Config, limiters: &LimiterRegistry) -> Result<Self, CompileError> {
+        let names = Names::of(&config);
+        let services = compile_services(&config)?;
         let mut keys = KeyIndex::default();
         let consumers = config
             .consumers
@@ -308,114 +383,28 @@ impl Snapshot {
                 }
             })
             .collect();
+        let router = Router::new(&config.routes, |s| names.services.get(s).copied());
 
-        let router = Router::new(&config.routes, |s| service_ix.get(s).copied());
-
+        let at = Compiling { names: &names, services: &services, router: &router, limiters };
         let mut plugins = Vec::new();
         let mut scopes = HashMap::new();
         let mut otel = None;
         for p in config.plugins.iter().filter(|p| p.enabled) {
-            let lookup = |name: &Option<String>, ix: &HashMap<&str, usize>, what: &str| -> Result<Option<usize>, String> {
-                match name {
-                    None => Ok(None),
-                    Some(n) => ix
-                        .get(n.as_str())
-                        .copied()
-                        .map(Some)
-                        .ok_or_else(|| format!("plugin {} names unknown {what} {n}", p.name)),
-                }
-            };
-            let route = lookup(&p.route, &route_ix, "route")?;
-            let service = lookup(&p.service, &service_ix, "service")?;
-            let consumer = lookup(&p.consumer, &consumer_ix, "consumer")?;
-            // LLM targets connect with the TLS settings of the plugin's service
-            // (a route's plugin: the route's service), as Kong's ai-proxy does.
-            let tls = service
-                .or(route.map(|r| router.routes[r].service))
-                .map(|s| services[s].tls.clone())
-                .unwrap_or_default();
-            let (slot, rt) = match &p.config {
-                PluginConfig::KeyAuth(c) => {
-                    let anonymous = match &c.anonymous {
-                        Some(a) => Some(
-                            consumer_ix
-                                .get(a.as_str())
-                                .copied()
-                                .ok_or_else(|| format!("key-auth anonymous names unknown consumer {a}"))?,
-                        ),
-                        None => None,
-                    };
-                    (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), anonymous }))
-                }
-                PluginConfig::MtlsAuth(c) => {
-                    let anonymous = match &c.anonymous {
-                        Some(a) => Some(
-                            consumer_ix
-                                .get(a.as_str())
-                                .copied()
-                                .ok_or_else(|| format!("mtls-auth anonymous names unknown consumer {a}"))?,
-                        ),
-                        None => None,
-                    };
-                    (Slot::MtlsAuth, PluginRt::MtlsAuth(MtlsAuthRt { config: c.clone(), anonymous }))
-                }
-                PluginConfig::Acl(c) => (Slot::Acl, PluginRt::Acl(c.clone())),
-                PluginConfig::AiProxy(t) => (
-                    Slot::AiProxy,
-                    PluginRt::AiProxy(AiProxyRt::new(
-                        scope_of(p),
-                        vec![Arc::new(LlmTarget::compile(t, t.llm_format(), &tls)?)],
-                        BalancerConfig::default(),
-                    )?),
-                ),
-                // Counters are namespaced by where the plugin sits, so two
-                // plugins never share a budget and a reload keeps them.
-                PluginConfig::AiRateLimiting(c) => {
-                    (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope_of(p))))
-                }
-                PluginConfig::RateLimiting(c) => (
-                    Slot::RequestLimit,
-                    PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))),
-                ),
-                PluginConfig::AiMcpProxy(c) => {
-                    let rt = McpRt::compile(c, scope_of(p), limiters)?;
-                    // Without replicas of its own the plugin proxies to its
-                    // service's url: a service-scoped plugin must have one.
-                    if c.targets.is_empty() {
-                        if let Some(s) = service.filter(|&s| services[s].upstream.is_none()) {
-                            return Err(format!(
-                                "ai-mcp-proxy on service {} needs targets, or the service needs a url",
-                                services[s].name
-                            ));
-                        }
-                    }
-                    (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
-                }
-                // Process-wide, in no slot (validation keeps it global).
-                PluginConfig::OpenTelemetry(c) => {
-                    otel = Some(Arc::new(OtelRt::compile(c)?));
+            let route = Names::lookup(p, &p.route, &names.routes, "route")?;
+            let service = Names::lookup(p, &p.service, &names.services, "service")?;
+            let consumer = Names::lookup(p, &p.consumer, &names.consumers, "consumer")?;
+            let (slot, rt) = match at.plugin(p, route, service)? {
+                Compiled::Scoped(slot, rt) => (slot, rt),
+                Compiled::Otel(o) => {
+                    otel = Some(o);
                     continue;
-                }
-                PluginConfig::AiProxyAdvanced(a) => {
-                    let targets = a
-                        .targets
-                        .iter()
-                        .map(|t| LlmTarget::compile(t, &a.llm_format, &tls).map(Arc::new))
-                        .collect::<Result<Vec<_>, _>>()?;
-                    if targets.is_empty() {
-                        return Err("ai-proxy-advanced needs at least one target".into());
-                    }
-                    (
-                        Slot::AiProxy,
-                        PluginRt::AiProxy(semantic_proxy(scope_of(p), targets, a, &tls)?),
-                    )
                 }
             };
             let key = (slot, route, service, consumer);
             // ai-proxy-advanced is listed after ai-proxy in a scope only by accident
             // of file order; either way one plugin per slot and scope.
             if scopes.insert(key, plugins.len()).is_some() && slot != Slot::AiProxy {
-                return Err(format!("two {} plugins share one scope", p.name));
+                return Err(CompileError::SharedScope(p.name.clone()));
             }
             plugins.push(rt);
         }
@@ -428,7 +417,7 @@ impl Snapshot {
                 }
             }
         }
-        let consumer_names = consumer_ix.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let consumer_names = names.consumers.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let mut slot_used = [false; SLOTS];
         for (slot, ..) in scopes.keys() {
             slot_used[*slot as usize] = true;
@@ -448,7 +437,111 @@ impl Snapshot {
             scopes,
         })
     }
+}
 
+/// Each service's upstream, timeouts and TLS settings.
+fn compile_services(config: &Config) -> Result<Vec<ServiceRt>, CompileError> {
+    let mut services = Vec::with_capacity(config.services.len());
+    for s in &config.services {
+        let upstream = match &s.url {
+            Some(u) => Some(
+                Endpoint::parse(u)
+                    .map_err(|source| CompileError::ServiceUrl { service: s.name.clone(), source })?,
+            ),
+            None => None,
+        };
+        let ms = |v: Option<u64>| v.map(std::time::Duration::from_millis);
+        let timeouts = PeerTimeouts {
+            connect: ms(s.connect_timeout),
+            read: ms(s.read_timeout),
+            write: ms(s.write_timeout),
+        };
+        let base = config.source.parent().unwrap_or(std::path::Path::new(""));
+        let tls = UpstreamTls::load(s, base)
+            .map_err(|source| CompileError::ServiceTls { service: s.name.clone(), source })?;
+        services.push(ServiceRt { name: s.name.clone(), upstream, timeouts, tls });
+    }
+    Ok(services)
+}
+
+impl Compiling<'_, '_> {
+    /// The consumer an auth plugin's `anonymous` names.
+    fn anonymous(&self, plugin: &'static str, name: &Option<String>) -> Result<Option<usize>, CompileError> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let found = self.names.consumers.get(name.as_str()).copied();
+        found.map(Some).ok_or_else(|| CompileError::UnknownAnonymous { plugin, name: name.clone() })
+    }
+
+    /// One enabled plugin, on `route` and `service` when it names them.
+    fn plugin(
+        &self,
+        p: &tollgate_config::Plugin,
+        route: Option<usize>,
+        service: Option<usize>,
+    ) -> Result<Compiled, CompileError> {
+        // LLM targets connect with the TLS settings of the plugin's service
+        // (a route's plugin: the route's service), as Kong's ai-proxy does.
+        let tls = service
+            .or(route.map(|r| self.router.routes[r].service))
+            .map(|s| self.services[s].tls.clone())
+            .unwrap_or_default();
+        let limiters = self.limiters;
+        let scoped = match &p.config {
+            PluginConfig::KeyAuth(c) => {
+                let anonymous = self.anonymous("key-auth", &c.anonymous)?;
+                (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), finder: KeyFinder::new(c), anonymous }))
+            }
+            PluginConfig::MtlsAuth(c) => {
+                let anonymous = self.anonymous("mtls-auth", &c.anonymous)?;
+                (Slot::MtlsAuth, PluginRt::MtlsAuth(MtlsAuthRt { config: c.clone(), anonymous }))
+            }
+            PluginConfig::Acl(c) => (Slot::Acl, PluginRt::Acl(c.clone())),
+            PluginConfig::AiProxy(t) => (
+                Slot::AiProxy,
+                PluginRt::AiProxy(AiProxyRt::new(
+                    scope_of(p),
+                    vec![Arc::new(LlmTarget::compile(t, t.llm_format(), &tls)?)],
+                    BalancerConfig::default(),
+                )?),
+            ),
+            // Counters are namespaced by where the plugin sits, so two
+            // plugins never share a budget and a reload keeps them.
+            PluginConfig::AiRateLimiting(c) => {
+                (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope_of(p))))
+            }
+            PluginConfig::RateLimiting(c) => (
+                Slot::RequestLimit,
+                PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))),
+            ),
+            PluginConfig::AiMcpProxy(c) => {
+                let rt = McpRt::compile(c, scope_of(p), limiters)?;
+                // Without replicas of its own the plugin proxies to its
+                // service's url: a service-scoped plugin must have one.
+                if c.targets.is_empty() {
+                    if let Some(s) = service.filter(|&s| self.services[s].upstream.is_none()) {
+                        return Err(CompileError::McpWithoutUpstream(self.services[s].name.clone()));
+                    }
+                }
+                (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
+            }
+            // Process-wide, in no slot (validation keeps it global).
+            PluginConfig::OpenTelemetry(c) => return Ok(Compiled::Otel(Arc::new(OtelRt::compile(c)?))),
+            PluginConfig::AiProxyAdvanced(a) => {
+                let targets = a
+                    .targets
+                    .iter()
+                    .map(|t| LlmTarget::compile(t, &a.llm_format, &tls).map(Arc::new))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if targets.is_empty() {
+                    return Err(CompileError::NoTargets);
+                }
+                (Slot::AiProxy, PluginRt::AiProxy(semantic_proxy(scope_of(p), targets, a, &tls)?))
+            }
+        };
+        Ok(Compiled::Scoped(scoped.0, scoped.1))
+    }
 }
 
 /// Balancers of the configs in force, by what defines them (scope, algorithm,
@@ -463,11 +556,11 @@ fn semantic_proxy(
     targets: Vec<Arc<LlmTarget>>,
     a: &tollgate_config::AiProxyAdvancedConfig,
     tls: &UpstreamTls,
-) -> Result<AiProxyRt, String> {
+) -> Result<AiProxyRt, CompileError> {
     let descriptions: Vec<Option<String>> = a.targets.iter().map(|t| t.description.clone()).collect();
     let mut rt = AiProxyRt::new(scope, targets, a.balancer.clone())?;
     if a.balancer.algorithm == "semantic" {
-        let e = a.embeddings.as_ref().ok_or("the semantic algorithm needs an embeddings model")?;
+        let e = a.embeddings.as_ref().ok_or(CompileError::NoEmbeddings)?;
         let spec = tollgate_config::TargetSpec {
             route_type: "llm/v1/embeddings".into(),
             llm_format: None,

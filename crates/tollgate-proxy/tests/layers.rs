@@ -114,3 +114,134 @@ fn no_module_imports_itself_through_others() {
     }
     assert!(cycles.is_empty(), "import cycles:\n{}", cycles.join("\n"));
 }
+
+/// Longest function allowed, from its `fn` line to its closing brace.
+const MAX_FN_LINES: usize = 80;
+
+/// The code before the file's tests (`#[cfg(test)] mod tests`).
+fn without_tests(text: &str) -> &str {
+    let mut at = 0;
+    while let Some(i) = text[at..].find("#[cfg(test)]") {
+        let start = at + i;
+        let rest = text[start + "#[cfg(test)]".len()..].trim_start();
+        // Attributes may sit between the cfg and the module.
+        let rest = rest.lines().map(str::trim).find(|l| !l.starts_with("#[")).unwrap_or_default();
+        if rest.starts_with("mod ") {
+            return &text[..start];
+        }
+        at = start + 1;
+    }
+    text
+}
+
+/// Whether a line opens a function: `pub(crate) async fn name(`, `fn name<T>(`.
+fn opens_fn(line: &str) -> bool {
+    let mut words = line.split_whitespace();
+    for w in words.by_ref() {
+        match w {
+            "fn" => return true,
+            "pub" | "async" | "const" | "unsafe" | "extern" | "default" => {}
+            w if w.starts_with("pub(") => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The line (0-based) where the item opened on line `start` ends: its closing
+/// brace, matched past strings, characters and comments; `None` for a
+/// declaration without a body (`fn f();` in a trait).
+fn body_end(lines: &[&str], start: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut opened = false;
+    let mut in_block_comment = false;
+    // A string may run over lines; a line comment never does.
+    let mut in_str = false;
+    for (n, line) in lines.iter().enumerate().skip(start) {
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            if in_block_comment {
+                if c == b'*' && b.get(i + 1) == Some(&b'/') {
+                    in_block_comment = false;
+                    i += 1;
+                }
+            } else if in_str {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == b'"' {
+                    in_str = false;
+                }
+            } else if c == b'/' && b.get(i + 1) == Some(&b'/') {
+                break;
+            } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
+                in_block_comment = true;
+                i += 1;
+            } else if c == b'"' {
+                in_str = true;
+            } else if c == b'\'' {
+                // A character literal ('{', '\''), not a lifetime ('a).
+                if b.get(i + 1) == Some(&b'\\') {
+                    i += b[i + 2..].iter().position(|&x| x == b'\'').map_or(1, |p| p + 2);
+                } else if b.get(i + 2) == Some(&b'\'') {
+                    i += 2;
+                }
+            } else if c == b'{' {
+                depth += 1;
+                opened = true;
+            } else if c == b'}' {
+                depth = depth.saturating_sub(1);
+                if opened && depth == 0 {
+                    return Some(n);
+                }
+            } else if c == b';' && !opened && depth == 0 {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    None
+}
+
+/// Every function longer than `MAX_FN_LINES`: `file:line name (n lines)`.
+fn long_functions(src: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut files = vec![src.to_path_buf()];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            for e in fs::read_dir(&p).unwrap().filter_map(Result::ok) {
+                files.push(e.path());
+            }
+            continue;
+        }
+        if p.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = fs::read_to_string(&p).unwrap();
+        let lines: Vec<&str> = without_tests(&text).lines().collect();
+        for (n, line) in lines.iter().enumerate() {
+            if !opens_fn(line) {
+                continue;
+            }
+            if let Some(end) = body_end(&lines, n) {
+                let len = end - n + 1;
+                if len > MAX_FN_LINES {
+                    let name = line.split("fn ").nth(1).unwrap_or_default();
+                    let name: String = name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    let file = p.strip_prefix(src).unwrap_or(&p).display();
+                    out.push(format!("{file}:{} {name} ({len} lines)", n + 1));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn every_function_fits_on_a_screen() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let long = long_functions(&src);
+    assert!(long.is_empty(), "functions over {MAX_FN_LINES} lines:\n{}", long.join("\n"));
+}

@@ -107,7 +107,7 @@ impl Attempt<'_> {
         }
         let body = match read_all(&mut upstream).await {
             Ok(b) => b,
-            Err(msg) => return self.broke_off(session, ctx, &msg).await,
+            Err(e) => return self.broke_off(session, ctx, &e.to_string()).await,
         };
         let done_at = Instant::now();
         release(self.ups, upstream, &peer).await;

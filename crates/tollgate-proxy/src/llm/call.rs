@@ -9,7 +9,7 @@ use tollgate_llm::provider::Call;
 use tollgate_llm::LlmError;
 
 use crate::llm::target::{Credential, LlmTarget};
-use crate::upstream::{peer_for, send_on, Timeouts, UpstreamError, Upstreams};
+use crate::upstream::{peer_for, send_on, HeaderError, Timeouts, UpstreamError, Upstreams};
 
 /// What identifies a call to the provider: the request id, and the trace
 /// context: the gateway's call span when tracing, else the caller's.
@@ -47,7 +47,7 @@ pub async fn send_request(
     let body: &[u8] = &prepared.body;
     // Vertex AI: a service account's OAuth token, cached until near expiry.
     let bearer = match &target.gcp {
-        Some(ts) => Some(ts.token().await.map_err(UpstreamError::Auth)?),
+        Some(ts) => Some(ts.token().await.map_err(|e| UpstreamError::Auth(e.to_string()))?),
         None => None,
     };
     let session = send_on(ups, &peer, body, t, &|| {
@@ -66,7 +66,7 @@ fn build_header(
     body_len: usize,
     ids: &CallIds<'_>,
     bearer: Option<&str>,
-) -> Result<RequestHeader, String> {
+) -> Result<RequestHeader, HeaderError> {
     let ep = &target.endpoint;
     let base = match &prepared.path {
         Some(p) => format!("{}{p}", ep.path_and_query),
@@ -83,7 +83,7 @@ fn build_header(
         }
         _ => base,
     };
-    let e = |e: Box<pingora_error::Error>| e.to_string();
+    let e = HeaderError::from;
     let mut h = RequestHeader::build("POST", path.as_bytes(), Some(8)).map_err(e)?;
     h.insert_header("host", ep.authority.as_str()).map_err(e)?;
     h.insert_header("content-type", "application/json").map_err(e)?;
@@ -109,7 +109,7 @@ fn build_header(
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
     }
     if let Some(token) = bearer {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|err| err.to_string())?;
+        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|err| HeaderError(err.to_string()))?;
         value.set_sensitive(true);
         h.insert_header("authorization", value).map_err(e)?;
     }
@@ -123,9 +123,10 @@ fn build_header(
             &[("host", ep.authority.as_str()), ("content-type", "application/json")],
             &prepared.body,
             std::time::SystemTime::now(),
-        )?;
+        )
+        .map_err(HeaderError)?;
         for (name, value) in signed {
-            let mut value = http::HeaderValue::from_str(&value).map_err(|err| err.to_string())?;
+            let mut value = http::HeaderValue::from_str(&value).map_err(|err| HeaderError(err.to_string()))?;
             value.set_sensitive(true);
             h.insert_header(name, value).map_err(e)?;
         }

@@ -177,7 +177,7 @@ fn hash_key(session: &Session, ctx: &RequestCtx, ai: &AiProxyRt) -> Option<Vec<u
     if ai.selection != Selection::ConsistentHashing {
         return None;
     }
-    if let Some(v) = session.req_header().headers.get(ai.config.hash_on_header.as_str()) {
+    if let Some(v) = ai.hash_on_header.as_ref().and_then(|h| session.req_header().headers.get(h)) {
         return Some(v.as_bytes().to_vec());
     }
     ctx.consumer_name().map(|c| c.as_bytes().to_vec())
@@ -195,7 +195,7 @@ async fn admit(
     let limit = limit.filter(|l| l.applies_to(&target.provider))?;
     let prompt = prompt_estimate();
     let cap = max_completion_tokens.or(target.model.max_tokens);
-    let who = ctx.identity(session, limit.config.header_name.as_deref());
+    let who = ctx.identity(session, limit.header_name.as_ref());
     let costs = Costs { input: target.input_cost, output: target.output_cost };
     match limit.admit(&target.provider, &who, prompt, cap, costs).await {
         Admission::Unlimited => None,

@@ -34,7 +34,64 @@ use rustls_pki_types::PrivatePkcs8KeyDer;
 use serde::{Deserialize, Serialize};
 
 use crate::upstream::fetch::Fetch;
-use crate::upstream::Endpoint;
+use crate::upstream::{Endpoint, FetchError, InvalidUrl};
+
+/// A service-account key file that cannot be used. No message repeats the key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("service-account key is not valid JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("service-account key has type '{0}', expected 'service_account'")]
+    NotServiceAccount(String),
+    #[error("service-account key has no '{0}'")]
+    Missing(&'static str),
+    #[error("service-account key's 'private_key' is not a PKCS#8 PEM private key (-----BEGIN PRIVATE KEY-----)")]
+    NotPkcs8Pem,
+    #[error("service-account key's 'private_key' is not a usable RSA key: {0}")]
+    NotRsa(ring::error::KeyRejected),
+    #[error("service-account key's 'token_uri': {0}")]
+    TokenUri(InvalidUrl),
+    #[error(
+        "service-account key's 'token_uri' {0} must be https \
+         (plain http is accepted only for a loopback test server)"
+    )]
+    PlainHttp(String),
+}
+
+/// One attempt at a token failed: the assertion, the request, or the answer.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("encoding the JWT failed: {0}")]
+    Encode(serde_json::Error),
+    #[error("signing the service-account JWT failed")]
+    Sign,
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("token endpoint answered HTTP {status}: {detail}")]
+    Status { status: u16, detail: String },
+    #[error("token endpoint answered non-JSON: {0}")]
+    NotJson(String),
+    #[error("token endpoint answered token_type '{0}', expected 'Bearer'")]
+    NotBearer(String),
+    #[error("token endpoint answered no access_token")]
+    NoAccessToken,
+    #[error("token endpoint answered an access_token that is not a valid header value")]
+    InvalidAccessToken,
+    #[error("token endpoint answered expires_in {0}, not a number of seconds")]
+    ExpiresIn(serde_json::Value),
+    #[error("token endpoint answered an already expired token (expires_in 0)")]
+    Expired,
+}
+
+/// No token for a call: the account, its token endpoint and why. Shared by
+/// the callers that waited for the failed refresh.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no Google access token for {account} from {token_uri}: {cause}")]
+pub struct TokenError {
+    pub account: String,
+    pub token_uri: String,
+    pub cause: Arc<GrantError>,
+}
 
 /// The scope Vertex AI needs.
 pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
@@ -109,43 +166,30 @@ impl ServiceAccount {
     /// `client_email` and `private_key` are required; `private_key_id` becomes
     /// the JWT's `kid` when present; `token_uri` defaults to Google's endpoint
     /// and must be https (plain http only for a loopback test server).
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        let file: KeyFile = serde_json::from_str(json)
-            .map_err(|e| format!("service-account key is not valid JSON: {e}"))?;
+    pub fn from_json(json: &str) -> Result<Self, KeyError> {
+        let file: KeyFile = serde_json::from_str(json).map_err(KeyError::NotJson)?;
         if let Some(kind) = file.kind.as_deref() {
             if kind != "service_account" {
-                return Err(format!(
-                    "service-account key has type '{kind}', expected 'service_account'"
-                ));
+                return Err(KeyError::NotServiceAccount(kind.to_string()));
             }
         }
-        let required = |value: Option<String>, name: &str| {
+        let required = |value: Option<String>, name: &'static str| {
             value
                 .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("service-account key has no '{name}'"))
+                .ok_or(KeyError::Missing(name))
         };
         let client_email = required(file.client_email, "client_email")?;
         let pem = required(file.private_key, "private_key")?;
-        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| {
-            "service-account key's 'private_key' is not a PKCS#8 PEM private key \
-             (-----BEGIN PRIVATE KEY-----)"
-                .to_string()
-        })?;
-        let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(|e| {
-            format!("service-account key's 'private_key' is not a usable RSA key: {e}")
-        })?;
+        let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| KeyError::NotPkcs8Pem)?;
+        let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(KeyError::NotRsa)?;
         let private_key_id = file.private_key_id.filter(|v| !v.is_empty());
         let token_uri = file
             .token_uri
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
-        let endpoint = Endpoint::parse(&token_uri)
-            .map_err(|e| format!("service-account key's 'token_uri': {e}"))?;
+        let endpoint = Endpoint::parse(&token_uri).map_err(KeyError::TokenUri)?;
         if !endpoint.tls && !is_loopback(&endpoint.host) {
-            return Err(format!(
-                "service-account key's 'token_uri' {token_uri} must be https \
-                 (plain http is accepted only for a loopback test server)"
-            ));
+            return Err(KeyError::PlainHttp(token_uri));
         }
         Ok(ServiceAccount {
             client_email,
@@ -165,7 +209,7 @@ impl ServiceAccount {
     }
 
     /// The signed JWT asking for a cloud-platform token, issued at `now`.
-    pub fn assertion(&self, now: SystemTime) -> Result<String, String> {
+    pub fn assertion(&self, now: SystemTime) -> Result<String, GrantError> {
         let iat = unix_secs(now);
         let header = JwtHeader {
             alg: "RS256",
@@ -191,15 +235,15 @@ impl ServiceAccount {
                 jwt.as_bytes(),
                 &mut signature,
             )
-            .map_err(|_| "signing the service-account JWT failed".to_string())?;
+            .map_err(|_| GrantError::Sign)?;
         jwt.push('.');
         jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
         Ok(jwt)
     }
 }
 
-fn to_json<T: Serialize>(part: &T) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(part).map_err(|e| format!("encoding the JWT failed: {e}"))
+fn to_json<T: Serialize>(part: &T) -> Result<Vec<u8>, GrantError> {
+    serde_json::to_vec(part).map_err(GrantError::Encode)
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -251,7 +295,7 @@ struct TokenAnswer {
 }
 
 /// Reads the token endpoint's answer.
-fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, String> {
+fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, GrantError> {
     let answer: Option<TokenAnswer> = serde_json::from_slice(body).ok();
     if status != 200 {
         let detail = match &answer {
@@ -265,42 +309,33 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, String> {
             },
             _ => printable_prefix(body, 200),
         };
-        return Err(format!("token endpoint answered HTTP {status}: {detail}"));
+        return Err(GrantError::Status { status, detail });
     }
     let Some(answer) = answer else {
-        return Err(format!(
-            "token endpoint answered non-JSON: {}",
-            printable_prefix(body, 200)
-        ));
+        return Err(GrantError::NotJson(printable_prefix(body, 200)));
     };
     if let Some(kind) = &answer.token_type {
         if !kind.eq_ignore_ascii_case("bearer") {
-            return Err(format!(
-                "token endpoint answered token_type '{kind}', expected 'Bearer'"
-            ));
+            return Err(GrantError::NotBearer(kind.clone()));
         }
     }
     let token = answer
         .access_token
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| "token endpoint answered no access_token".to_string())?;
+        .ok_or(GrantError::NoAccessToken)?;
     // The token goes into an Authorization header: refuse what could not.
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(
-            "token endpoint answered an access_token that is not a valid header value".into(),
-        );
+        return Err(GrantError::InvalidAccessToken);
     }
     let secs = match &answer.expires_in {
         None => DEFAULT_EXPIRES_IN,
         Some(v) => v
             .as_u64()
             .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-            .ok_or_else(|| {
-                format!("token endpoint answered expires_in {v}, not a number of seconds")
-            })?,
+            .ok_or_else(|| GrantError::ExpiresIn(v.clone()))?,
     };
     if secs == 0 {
-        return Err("token endpoint answered an already expired token (expires_in 0)".into());
+        return Err(GrantError::Expired);
     }
     Ok(Granted {
         token: token.into(),
@@ -330,12 +365,12 @@ fn printable_prefix(body: &[u8], max: usize) -> String {
 pub trait TokenFetch: Send + Sync {
     /// POSTs `form` (`application/x-www-form-urlencoded`) to `endpoint`;
     /// the answer's status and body.
-    async fn post_form(&self, endpoint: &Endpoint, form: String) -> Result<(u16, Bytes), String>;
+    async fn post_form(&self, endpoint: &Endpoint, form: String) -> Result<(u16, Bytes), FetchError>;
 }
 
 #[async_trait]
 impl TokenFetch for Fetch {
-    async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), String> {
+    async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), FetchError> {
         Fetch::post_form(self, ep, form).await
     }
 }
@@ -380,7 +415,7 @@ struct State {
     /// Refreshes run so far, each success or failure.
     attempts: u64,
     /// The error of the last refresh, when it failed.
-    last_error: Option<String>,
+    last_error: Option<TokenError>,
 }
 
 /// A service account's access token, shared by all requests of a target.
@@ -425,7 +460,7 @@ impl TokenSource {
     /// A valid access token, fetched or refreshed when needed. An error names
     /// the account and the token endpoint and says what went wrong; it is
     /// never cached: the next call tries again.
-    pub async fn token(&self) -> Result<Arc<str>, String> {
+    pub async fn token(&self) -> Result<Arc<str>, TokenError> {
         let seen = {
             let state = self.state();
             if let Some(c) = state.cached.as_ref().filter(|c| c.fresh((self.clock)())) {
@@ -468,23 +503,24 @@ impl TokenSource {
                 Ok(token)
             }
             Err(e) => {
-                let msg = format!(
-                    "no Google access token for {} from {}: {e}",
-                    self.account.client_email, self.account.token_uri
-                );
-                state.last_error = Some(msg.clone());
+                let err = TokenError {
+                    account: self.account.client_email.clone(),
+                    token_uri: self.account.token_uri.clone(),
+                    cause: Arc::new(e),
+                };
+                state.last_error = Some(err.clone());
                 match state.cached.as_ref().filter(|c| c.usable((self.clock)())) {
                     Some(c) => {
-                        tracing::warn!("{msg}; the current token is used until it expires");
+                        tracing::warn!("{err}; the current token is used until it expires");
                         Ok(c.token.clone())
                     }
-                    None => Err(msg),
+                    None => Err(err),
                 }
             }
         }
     }
 
-    async fn fetch_token(&self, now: SystemTime) -> Result<Granted, String> {
+    async fn fetch_token(&self, now: SystemTime) -> Result<Granted, GrantError> {
         let form = token_form(&self.account.assertion(now)?);
         let (status, body) = self.fetch.post_form(&self.account.endpoint, form).await?;
         parse_answer(status, &body)
@@ -631,7 +667,12 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         assertion.unwrap()
     }
 
-    type Answer = Result<(u16, Bytes), String>;
+    type Answer = Result<(u16, Bytes), FetchError>;
+
+    /// A request that failed before any answer, as `reason`.
+    fn failed(reason: &str) -> Answer {
+        Err(FetchError::Connect { authority: "oauth2.googleapis.com".into(), reason: reason.into() })
+    }
     type Answering = Box<dyn Fn(usize, &str) -> Answer + Send + Sync>;
 
     /// A token endpoint in memory: counts requests, answers per `answer`.
@@ -683,7 +724,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             &self,
             endpoint: &Endpoint,
             form: String,
-        ) -> Result<(u16, Bytes), String> {
+        ) -> Result<(u16, Bytes), FetchError> {
             assert_eq!(endpoint.host, "oauth2.googleapis.com");
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             decode(&assertion_of(&form));
@@ -758,12 +799,12 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         let without = |field: &str| {
             let mut v = base.clone();
             v.as_object_mut().unwrap().remove(field);
-            ServiceAccount::from_json(&v.to_string()).unwrap_err()
+            ServiceAccount::from_json(&v.to_string()).unwrap_err().to_string()
         };
         let with = |field: &str, value: &str| {
             let mut v = base.clone();
             v[field] = value.into();
-            ServiceAccount::from_json(&v.to_string()).unwrap_err()
+            ServiceAccount::from_json(&v.to_string()).unwrap_err().to_string()
         };
         assert!(without("client_email").contains("no 'client_email'"));
         assert!(without("private_key").contains("no 'private_key'"));
@@ -777,6 +818,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         assert!(with("token_uri", "http://oauth2.googleapis.com/token").contains("must be https"));
         assert!(ServiceAccount::from_json("{")
             .unwrap_err()
+            .to_string()
             .contains("not valid JSON"));
         assert!(ServiceAccount::from_json(&key_json(Some("http://127.0.0.1:9/token"))).is_ok());
         // No error repeats the key.
@@ -800,27 +842,33 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             400,
             br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             e,
             "token endpoint answered HTTP 400: invalid_grant: Invalid JWT Signature."
         );
         assert!(parse_answer(502, b"<html>\nbad gateway</html>")
             .unwrap_err()
+            .to_string()
             .contains("HTTP 502: <html> bad gateway"));
         assert!(parse_answer(200, b"{}")
             .unwrap_err()
+            .to_string()
             .contains("no access_token"));
         assert!(parse_answer(200, br#"{"access_token":"a b"}"#)
             .unwrap_err()
+            .to_string()
             .contains("header value"));
         assert!(
             parse_answer(200, br#"{"access_token":"a","token_type":"MAC"}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("'MAC'")
         );
         assert!(parse_answer(200, br#"{"access_token":"a","expires_in":0}"#)
             .unwrap_err()
+            .to_string()
             .contains("expires_in 0"));
         let huge = parse_answer(
             200,
@@ -830,7 +878,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             huge.unwrap().expires_in,
             Duration::from_secs(MAX_EXPIRES_IN)
         );
-        assert!(parse_answer(200, b"oops").unwrap_err().contains("non-JSON"));
+        assert!(parse_answer(200, b"oops").unwrap_err().to_string().contains("non-JSON"));
     }
 
     #[tokio::test]
@@ -884,7 +932,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     async fn failed_refresh_is_shared_by_its_waiters_then_retried() {
         let (clock, _) = manual_clock();
         let fetch = FakeFetch::new(Duration::from_millis(250), |n, _| match n {
-            0 => Err("connection refused".to_string()),
+            0 => failed("connection refused"),
             _ => ok_answer("tok-after-retry", 3600),
         });
         let source = Arc::new(TokenSource::with_fetch(account(), clock, fetch.clone()));
@@ -895,7 +943,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             })
             .collect();
         for c in callers {
-            let e = c.await.unwrap().unwrap_err();
+            let e = c.await.unwrap().unwrap_err().to_string();
             assert!(
                 e.contains(EMAIL)
                     && e.contains(DEFAULT_TOKEN_URI)
@@ -924,11 +972,11 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
                 ),
             )),
             1 => ok_answer("tok1", 3600),
-            2 => Err("connection reset".to_string()),
+            2 => failed("connection reset"),
             _ => ok_answer("tok3", 3600),
         });
         let source = TokenSource::with_fetch(account(), clock, fetch.clone());
-        let e = source.token().await.unwrap_err();
+        let e = source.token().await.unwrap_err().to_string();
         assert!(
             e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."),
             "{e}"
@@ -948,12 +996,12 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         let (clock, secs) = manual_clock();
         let fetch = FakeFetch::new(Duration::ZERO, |n, _| match n {
             0 => ok_answer("tok0", 3600),
-            _ => Err("down".to_string()),
+            _ => failed("down"),
         });
         let source = TokenSource::with_fetch(account(), clock, fetch.clone());
         assert_eq!(&*source.token().await.unwrap(), "tok0");
         secs.store(T0 + 3600 - 5, Ordering::SeqCst);
-        assert!(source.token().await.unwrap_err().contains("down"));
+        assert!(source.token().await.unwrap_err().to_string().contains("down"));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -1065,7 +1113,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             ServiceAccount::from_json(&key_json(Some(&uri))).unwrap(),
             Arc::new(SystemTime::now),
         );
-        let e = source.token().await.unwrap_err();
+        let e = source.token().await.unwrap_err().to_string();
         assert!(
             e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."),
             "{e}"
@@ -1085,7 +1133,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             ServiceAccount::from_json(&key_json(Some(&dead))).unwrap(),
             Arc::new(SystemTime::now),
         );
-        let e = source.token().await.unwrap_err();
+        let e = source.token().await.unwrap_err().to_string();
         assert!(e.contains("could not be reached"), "{e}");
     }
 }

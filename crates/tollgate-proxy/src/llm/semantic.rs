@@ -134,7 +134,7 @@ async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id
         .await
         .map_err(|e| upstream_error(&e, &target.provider).message)?;
     let status = upstream.response_header().map(|h| h.status.as_u16()).unwrap_or(0);
-    let answer = read_all(&mut upstream).await?;
+    let answer = read_all(&mut upstream).await.map_err(|e| e.to_string())?;
     release(ups, upstream, &peer).await;
     if !(200..300).contains(&status) {
         return Err(tollgate_llm::provider::error(target.kind, status, &answer).message);

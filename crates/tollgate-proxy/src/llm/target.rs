@@ -9,9 +9,32 @@ use tollgate_llm::ingress::Ingress;
 use tollgate_llm::provider::{ProviderOptions, VertexOptions};
 use tollgate_llm::{ModelDefaults, Provider};
 
-use crate::llm::gcp_auth::{ServiceAccount, TokenSource};
+use crate::llm::gcp_auth::{KeyError, ServiceAccount, TokenSource};
 use crate::upstream::tls::UpstreamTls;
-use crate::upstream::Endpoint;
+use crate::upstream::{Endpoint, InvalidUrl};
+
+/// A target the config describes but the gateway cannot build.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("llm_format {llm_format} with route_type {route_type} is not served")]
+    NotServed { llm_format: String, route_type: String },
+    #[error("unknown provider {0}")]
+    UnknownProvider(String),
+    #[error("provider {0} needs model.options.upstream_url")]
+    NoUpstreamUrl(String),
+    #[error(transparent)]
+    Url(#[from] InvalidUrl),
+    #[error("auth.header_name '{0}' is not a valid header name")]
+    HeaderName(String),
+    #[error("auth.header_value is not a valid header value")]
+    HeaderValue,
+    #[error(
+        "auth.gcp_use_service_account needs auth.gcp_service_account_json or the GCP_SERVICE_ACCOUNT environment variable"
+    )]
+    NoServiceAccount,
+    #[error("auth.gcp_service_account_json: {0}")]
+    ServiceAccount(KeyError),
+}
 
 /// What an LLM route does, from its plugin's `llm_format` and its targets'
 /// `route_type` (validation keeps the pair sensible).
@@ -28,14 +51,16 @@ pub enum Api {
 }
 
 impl Api {
-    pub fn from_config(llm_format: &str, route_type: &str) -> Result<Api, String> {
+    pub fn from_config(llm_format: &str, route_type: &str) -> Result<Api, TargetError> {
         Ok(match (llm_format, route_type) {
             (_, "preserve") => Api::Preserve,
             ("openai", "llm/v1/embeddings") => Api::Embeddings,
             ("openai", "llm/v1/chat") => Api::Generate(Ingress::OpenAiChat),
             ("openai", "llm/v1/responses") => Api::Generate(Ingress::OpenAiResponses),
             ("anthropic", "llm/v1/chat") => Api::Generate(Ingress::AnthropicMessages),
-            (f, t) => return Err(format!("llm_format {f} with route_type {t} is not served")),
+            (f, t) => {
+                return Err(TargetError::NotServed { llm_format: f.to_string(), route_type: t.to_string() })
+            }
         })
     }
 
@@ -58,15 +83,15 @@ pub enum Credential {
 }
 
 impl Credential {
-    fn from_config(auth: Option<&AuthConfig>) -> Result<Self, String> {
+    fn from_config(auth: Option<&AuthConfig>) -> Result<Self, TargetError> {
         let Some(a) = auth else {
             return Ok(Credential::None);
         };
         if let (Some(n), Some(v)) = (&a.header_name, &a.header_value) {
             let name = http::HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| format!("auth.header_name '{n}' is not a valid header name"))?;
+                .map_err(|_| TargetError::HeaderName(n.clone()))?;
             let mut value = http::HeaderValue::from_str(v)
-                .map_err(|_| "auth.header_value is not a valid header value".to_string())?;
+                .map_err(|_| TargetError::HeaderValue)?;
             value.set_sensitive(true);
             return Ok(Credential::Header { name, value });
         }
@@ -121,10 +146,10 @@ pub struct LlmTarget {
 
 impl LlmTarget {
     /// A target of a plugin whose callers speak `llm_format`.
-    pub fn compile(spec: &TargetSpec, llm_format: &str, tls: &UpstreamTls) -> Result<Self, String> {
+    pub fn compile(spec: &TargetSpec, llm_format: &str, tls: &UpstreamTls) -> Result<Self, TargetError> {
         let o = &spec.model.options;
         let name = spec.model.provider.as_str();
-        let kind = Provider::parse(name).ok_or_else(|| format!("unknown provider {name}"))?;
+        let kind = Provider::parse(name).ok_or_else(|| TargetError::UnknownProvider(name.to_string()))?;
         let options = provider_options(o);
         let api = Api::from_config(llm_format, &spec.route_type)?;
         let url = match &o.upstream_url {
@@ -137,7 +162,7 @@ impl LlmTarget {
                 }
                 _ => kind.default_url(&options),
             }
-            .ok_or_else(|| format!("provider {name} needs model.options.upstream_url"))?,
+            .ok_or_else(|| TargetError::NoUpstreamUrl(name.to_string()))?,
         };
         let mut endpoint = Endpoint::parse(&url)?;
         if kind.path_per_call() {
@@ -191,18 +216,16 @@ impl LlmTarget {
 /// The service account's token source, from `auth.gcp_service_account_json`
 /// or, with `gcp_use_service_account` alone, the `GCP_SERVICE_ACCOUNT`
 /// environment variable (as Kong reads it).
-fn gcp_token_source(auth: Option<&AuthConfig>) -> Result<Option<Arc<TokenSource>>, String> {
+fn gcp_token_source(auth: Option<&AuthConfig>) -> Result<Option<Arc<TokenSource>>, TargetError> {
     let Some(a) = auth else {
         return Ok(None);
     };
     let json = match (&a.gcp_service_account_json, a.gcp_use_service_account) {
         (Some(j), _) => j.clone(),
-        (None, true) => std::env::var("GCP_SERVICE_ACCOUNT").map_err(|_| {
-            "auth.gcp_use_service_account needs auth.gcp_service_account_json or the GCP_SERVICE_ACCOUNT environment variable".to_string()
-        })?,
+        (None, true) => std::env::var("GCP_SERVICE_ACCOUNT").map_err(|_| TargetError::NoServiceAccount)?,
         (None, false) => return Ok(None),
     };
-    let account = ServiceAccount::from_json(&json).map_err(|e| format!("auth.gcp_service_account_json: {e}"))?;
+    let account = ServiceAccount::from_json(&json).map_err(TargetError::ServiceAccount)?;
     Ok(Some(Arc::new(TokenSource::new(account, Arc::new(std::time::SystemTime::now)))))
 }
 

@@ -12,7 +12,7 @@ use super::answer::{Step, Stop};
 use super::call::McpCall;
 use super::session::{Target, SESSION_HEADER};
 use crate::passthrough::join_paths;
-use crate::upstream::{peer_for, send_on, Endpoint, Timeouts, UpstreamError, Upstreams};
+use crate::upstream::{peer_for, send_on, Endpoint, HeaderError, Timeouts, UpstreamError, Upstreams};
 
 /// Headers that describe one connection, never forwarded (RFC 9110 7.6.1),
 /// and the ones the gateway sets itself.
@@ -105,8 +105,8 @@ fn upstream_header(
     ep: &Endpoint,
     call: &McpCall<'_>,
     upstream_session: Option<&str>,
-) -> Result<RequestHeader, String> {
-    let e = |e: Box<pingora_error::Error>| e.to_string();
+) -> Result<RequestHeader, HeaderError> {
+    let e = HeaderError::from;
     let client = out.client;
     let mut h = RequestHeader::build(out.method, path.as_bytes(), Some(client.headers.len() + 4)).map_err(e)?;
     let hidden = call.hide_header.as_deref();

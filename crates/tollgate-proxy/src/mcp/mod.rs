@@ -34,8 +34,21 @@ use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
 use tollgate_mcp::{Rule, Sealer, ToolAcl};
 
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
-use crate::oauth::OauthRt;
-use crate::upstream::Endpoint;
+use crate::oauth::{OauthConfigError, OauthRt};
+use crate::upstream::{Endpoint, InvalidUrl};
+
+/// An ai-mcp-proxy config the gateway cannot build.
+#[derive(Debug, thiserror::Error)]
+pub enum McpConfigError {
+    #[error(transparent)]
+    Target(#[from] InvalidUrl),
+    #[error("upstream_auth.header_name is not a valid header name")]
+    HeaderName,
+    #[error("upstream_auth.header_value is not a valid header value")]
+    HeaderValue,
+    #[error(transparent)]
+    Oauth(#[from] OauthConfigError),
+}
 
 /// Which consumer field names the caller in tool ACLs (`consumer_identifier`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +97,7 @@ pub enum ToolAdmission {
 }
 
 impl McpRt {
-    pub fn compile(c: &AiMcpProxyConfig, scope: String, limiters: &LimiterRegistry) -> Result<Self, String> {
+    pub fn compile(c: &AiMcpProxyConfig, scope: String, limiters: &LimiterRegistry) -> Result<Self, McpConfigError> {
         let default = c
             .default_acl
             .iter()
@@ -99,7 +112,7 @@ impl McpRt {
             .targets
             .iter()
             .map(|u| Ok(Replica { label: u.clone(), endpoint: Endpoint::parse(u)? }))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, InvalidUrl>>()?;
         let window_type = if c.tool_limits.window_type == "sliding" { WindowType::Sliding } else { WindowType::Fixed };
         let spec = |l: &McpCallLimit| LimitSpec {
             window_type,
@@ -113,9 +126,9 @@ impl McpRt {
         let upstream_auth = match &c.upstream_auth {
             Some(a) => {
                 let name = http::HeaderName::from_bytes(a.header_name.as_bytes())
-                    .map_err(|_| "upstream_auth.header_name is not a valid header name".to_string())?;
+                    .map_err(|_| McpConfigError::HeaderName)?;
                 let mut value = http::HeaderValue::from_str(&a.header_value)
-                    .map_err(|_| "upstream_auth.header_value is not a valid header value".to_string())?;
+                    .map_err(|_| McpConfigError::HeaderValue)?;
                 value.set_sensitive(true);
                 Some((name, value))
             }

@@ -11,7 +11,7 @@ use super::verdict::{Refusal, Stop, Verdict};
 use crate::answer::refuse_body;
 use crate::client_tls::ClientIdentity;
 use crate::ctx::RequestCtx;
-use crate::keyauth::{digest, digest_prefix_hex, find_key, KeyLocation, KeySources};
+use crate::keyauth::{digest, digest_prefix_hex, KeyLocation, KeySources};
 use crate::snapshot::{PluginRt, Slot, Snapshot};
 
 /// What authentication learned and what the route must hide upstream.
@@ -57,13 +57,13 @@ async fn key_auth(
     let mut found = {
         let req = session.req_header();
         let header = |n: &str| req.headers.get(n).map(|v| v.as_bytes());
-        find_key(&ka.config, &KeySources { header: &header, query: req.uri.query(), body: None })
+        ka.finder.find(&KeySources { header: &header, query: req.uri.query(), body: None })
     };
     if found.is_none() && ka.config.key_in_body && routed.is_llm() {
         let b = read_body(session, ctx, snap.max_body).await?;
         if let Ok(serde_json::Value::Object(map)) = serde_json::from_slice(&b) {
             let none = |_: &str| None;
-            found = find_key(&ka.config, &KeySources { header: &none, query: None, body: Some(&map) });
+            found = ka.finder.find(&KeySources { header: &none, query: None, body: Some(&map) });
         }
         creds.body = Some(b);
     }

@@ -15,7 +15,7 @@ pub async fn requests(session: &Session, ctx: &mut RequestCtx, snap: &Snapshot, 
     else {
         return Ok(());
     };
-    let who = ctx.identity(session, rl.config.header_name.as_deref());
+    let who = ctx.identity(session, rl.header_name.as_ref());
     match rl.admit(&who).await {
         Admission::Admitted { headers, .. } => {
             ctx.response_headers.extend(headers);

@@ -14,9 +14,17 @@ pub struct Endpoint {
     pub authority: String,
 }
 
+/// A URL that names no HTTP upstream.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("URL '{url}' {reason}")]
+pub struct InvalidUrl {
+    pub url: String,
+    pub reason: String,
+}
+
 impl Endpoint {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let u = HttpUrl::parse(url).map_err(|e| format!("URL '{url}' {e}"))?;
+    pub fn parse(url: &str) -> Result<Self, InvalidUrl> {
+        let u = HttpUrl::parse(url).map_err(|reason| InvalidUrl { url: url.to_string(), reason })?;
         let default_port = if u.tls { 443 } else { 80 };
         // The Host header names the port only when it is not the scheme's default.
         let authority = if u.port == default_port {

@@ -9,7 +9,26 @@ use std::time::Duration;
 use bytes::Bytes;
 use pingora_http::RequestHeader;
 
-use super::{peer_for, read_body, send_on, Endpoint, Timeouts, UpstreamError, Upstreams};
+use super::{peer_for, read_body, send_on, BodyError, Endpoint, HeaderError, Timeouts, UpstreamError, Upstreams};
+
+/// What went wrong with a one-off request: the upstream named, as these
+/// messages reach logs and the errors of the token, JWKS and OTLP callers.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{host} could not be resolved: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("{authority} could not be reached: {reason}")]
+    Connect { authority: String, reason: String },
+    /// Writing the request or reading the answer's header failed, or timed out.
+    #[error("{authority} {source}")]
+    Exchange { authority: String, source: UpstreamError },
+    #[error("no response header")]
+    NoHeader,
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
 
 /// Connect, write and read timeouts of one request, each.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,13 +56,13 @@ impl Fetch {
 
 impl Fetch {
     /// POSTs a form (`application/x-www-form-urlencoded`): the answer's status and body.
-    pub async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), String> {
+    pub async fn post_form(&self, ep: &Endpoint, form: String) -> Result<(u16, Bytes), FetchError> {
         let body = Some(("application/x-www-form-urlencoded", Bytes::from(form)));
         self.exchange(ep, "POST", body, &[], FETCH_TIMEOUT).await
     }
 
     /// GETs `ep` (a key set, a discovery document): the answer's status and body.
-    pub async fn get(&self, ep: &Endpoint) -> Result<(u16, Bytes), String> {
+    pub async fn get(&self, ep: &Endpoint) -> Result<(u16, Bytes), FetchError> {
         self.exchange(ep, "GET", None, &[], FETCH_TIMEOUT).await
     }
 
@@ -56,7 +75,7 @@ impl Fetch {
         body: Bytes,
         headers: &[(String, String)],
         limit: Duration,
-    ) -> Result<(u16, Bytes), String> {
+    ) -> Result<(u16, Bytes), FetchError> {
         self.exchange(ep, "POST", Some((content_type, body)), headers, limit).await
     }
 
@@ -71,7 +90,7 @@ impl Fetch {
         body: Option<(&str, Bytes)>,
         headers: &[(String, String)],
         limit: Duration,
-    ) -> Result<(u16, Bytes), String> {
+    ) -> Result<(u16, Bytes), FetchError> {
         let step = STEP_TIMEOUT.min(limit);
         let t = Timeouts { connect: step, read: step, write: step };
         let run = async {
@@ -80,10 +99,10 @@ impl Fetch {
                 .resolver
                 .resolve(&ep.host, ep.port)
                 .await
-                .map_err(|e| format!("{} could not be resolved: {e}", ep.host))?;
+                .map_err(|e| FetchError::Resolve { host: ep.host.clone(), reason: e.to_string() })?;
             let peer = peer_for(addr, ep, &t);
             let build = || {
-                let e = |e: Box<pingora_error::Error>| e.to_string();
+                let e = HeaderError::from;
                 let mut h = RequestHeader::build(method, ep.path_and_query.as_bytes(), Some(6)).map_err(e)?;
                 h.insert_header("host", ep.authority.as_str()).map_err(e)?;
                 if let Some((content_type, bytes)) = &body {
@@ -96,23 +115,23 @@ impl Fetch {
                 for (name, value) in headers {
                     h.insert_header(name.clone(), value.as_str()).map_err(e)?;
                 }
-                Ok(h)
+                Ok::<_, HeaderError>(h)
             };
             let bytes: &[u8] = body.as_ref().map(|(_, b)| &b[..]).unwrap_or_default();
             let mut session = send_on(self.upstreams, &peer, bytes, &t, &build).await.map_err(|e| match e {
-                UpstreamError::Connect(m) => format!("{} could not be reached: {m}", ep.authority),
-                other => format!("{} {other}", ep.authority),
+                UpstreamError::Connect(reason) => FetchError::Connect { authority: ep.authority.clone(), reason },
+                source => FetchError::Exchange { authority: ep.authority.clone(), source },
             })?;
             let status = session
                 .response_header()
                 .map(|h| h.status.as_u16())
-                .ok_or_else(|| "no response header".to_string())?;
+                .ok_or(FetchError::NoHeader)?;
             let answer = read_body(&mut session, MAX_ANSWER_BYTES).await?;
             Ok((status, answer))
         };
         match tokio::time::timeout(limit, run).await {
             Ok(result) => result,
-            Err(_) => Err(format!("no answer within {limit:?}")),
+            Err(_) => Err(FetchError::Timeout(limit)),
         }
     }
 }

@@ -19,7 +19,8 @@ use pingora_core::upstreams::peer::{HttpPeer, ALPN};
 use pingora_http::RequestHeader;
 use tokio::io::AsyncWriteExt;
 
-pub use endpoint::Endpoint;
+pub use endpoint::{Endpoint, InvalidUrl};
+pub use fetch::FetchError;
 pub use resolver::Resolver;
 
 /// Largest answer body the gateway buffers whole (to read its usage, to
@@ -66,6 +67,26 @@ pub enum UpstreamError {
     Auth(String),
 }
 
+/// A request header that could not be built (a name or value not allowed).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct HeaderError(pub String);
+
+impl From<Box<pingora_error::Error>> for HeaderError {
+    fn from(e: Box<pingora_error::Error>) -> Self {
+        HeaderError(e.to_string())
+    }
+}
+
+/// Reading an answer's body failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("answer exceeds {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Read(String),
+}
+
 /// Per-operation time limits of one exchange.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -92,12 +113,12 @@ pub async fn send_on(
     peer: &HttpPeer,
     body: &[u8],
     t: &Timeouts,
-    header: &(dyn Fn() -> Result<RequestHeader, String> + Sync),
+    header: &(dyn Fn() -> Result<RequestHeader, HeaderError> + Sync),
 ) -> Result<HttpSession, UpstreamError> {
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let header = header().map_err(|msg| UpstreamError::Exchange { msg, invalid_header: false })?;
+        let header = header().map_err(|e| UpstreamError::Exchange { msg: e.0, invalid_header: false })?;
         let (session, reused) = ups
             .connector
             .get_http_session(peer)
@@ -206,23 +227,23 @@ fn classify_io(e: &pingora_error::Error) -> UpstreamError {
 }
 
 /// Reads an answer's body to its end, at most `MAX_ANSWER_BYTES`.
-pub async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, String> {
+pub async fn read_all(upstream: &mut HttpSession) -> Result<Bytes, BodyError> {
     read_body(upstream, MAX_ANSWER_BYTES).await
 }
 
 /// Reads an answer's body to its end, at most `limit` bytes.
-pub async fn read_body(upstream: &mut HttpSession, limit: usize) -> Result<Bytes, String> {
+pub async fn read_body(upstream: &mut HttpSession, limit: usize) -> Result<Bytes, BodyError> {
     let mut buf = BytesMut::new();
     loop {
         match upstream.read_response_body().await {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
-                    return Err(format!("answer exceeds {limit} bytes"));
+                    return Err(BodyError::TooLarge(limit));
                 }
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(buf.freeze()),
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(BodyError::Read(e.to_string())),
         }
     }
 }

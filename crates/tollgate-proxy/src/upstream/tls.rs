@@ -4,7 +4,7 @@
 //! built, because Pingora's connector panics on a certificate or key it
 //! cannot parse.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pingora_core::protocols::tls::CaType;
@@ -16,6 +16,29 @@ use tollgate_config::schema::Service;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use crate::tls::{read_chain, read_key};
+
+/// A service's CA or client certificate files that cannot be used; the
+/// message names the setting (and the file, once it was read).
+#[derive(Debug, thiserror::Error)]
+pub enum TlsLoadError {
+    #[error("ca_certificates[{index}]: {reason}")]
+    CaFile { index: usize, reason: String },
+    #[error("ca_certificates[{index}] {}: {source}", .path.display())]
+    CaCertificate { index: usize, path: PathBuf, source: NotX509 },
+    #[error("client_certificate.cert: {0}")]
+    CertFile(String),
+    #[error("client_certificate.key: {0}")]
+    KeyFile(String),
+    #[error("client_certificate.key: {} is not a usable private key", .0.display())]
+    UnusableKey(PathBuf),
+    #[error("client_certificate.cert: {} holds a certificate that is not valid X.509", .0.display())]
+    NotX509(PathBuf),
+}
+
+/// Bytes that do not parse as an X.509 certificate.
+#[derive(Debug, thiserror::Error)]
+#[error("not a valid X.509 certificate")]
+pub struct NotX509;
 
 #[derive(Clone, Default)]
 pub struct UpstreamTls {
@@ -44,7 +67,7 @@ impl std::fmt::Debug for UpstreamTls {
 
 impl UpstreamTls {
     /// The service's settings, files read relative to `base` (the config's folder).
-    pub fn load(s: &Service, base: &Path) -> Result<Self, String> {
+    pub fn load(s: &Service, base: &Path) -> Result<Self, TlsLoadError> {
         let mut digest = Sha256::new();
         let ca = if s.ca_certificates.is_empty() {
             None
@@ -52,9 +75,12 @@ impl UpstreamTls {
             let mut all = Vec::new();
             for (i, file) in s.ca_certificates.iter().enumerate() {
                 let path = base.join(file);
-                for der in read_chain(&path).map_err(|e| format!("ca_certificates[{i}]: {e}"))? {
+                let chain = read_chain(&path).map_err(|reason| TlsLoadError::CaFile { index: i, reason })?;
+                for der in chain {
                     digest.update(&der);
-                    all.push(wrapped(der.to_vec()).map_err(|e| format!("ca_certificates[{i}] {}: {e}", path.display()))?);
+                    let ca = wrapped(der.to_vec())
+                        .map_err(|source| TlsLoadError::CaCertificate { index: i, path: path.clone(), source })?;
+                    all.push(ca);
                 }
             }
             Some(Arc::<CaType>::from(all))
@@ -70,21 +96,18 @@ impl UpstreamTls {
             Some(c) => {
                 let cert_path = base.join(&c.cert);
                 let key_path = base.join(&c.key);
-                let chain = read_chain(&cert_path).map_err(|e| format!("client_certificate.cert: {e}"))?;
-                let key = read_key(&key_path).map_err(|e| format!("client_certificate.key: {e}"))?;
+                let chain = read_chain(&cert_path).map_err(TlsLoadError::CertFile)?;
+                let key = read_key(&key_path).map_err(TlsLoadError::KeyFile)?;
                 let key_der = key.secret_der().to_vec();
                 // The connector converts these bytes back with try_from and
                 // panics if it cannot: check the same conversion here.
                 if PrivateKeyDer::try_from(key_der.clone()).is_err() {
-                    return Err(format!("client_certificate.key: {} is not a usable private key", key_path.display()));
+                    return Err(TlsLoadError::UnusableKey(key_path));
                 }
                 let mut raw = Vec::with_capacity(chain.len());
                 for der in chain {
                     if X509Certificate::from_der(&der).is_err() {
-                        return Err(format!(
-                            "client_certificate.cert: {} holds a certificate that is not valid X.509",
-                            cert_path.display()
-                        ));
+                        return Err(TlsLoadError::NotX509(cert_path));
                     }
                     whole.update(&der);
                     raw.push(der.to_vec());
@@ -122,9 +145,9 @@ impl UpstreamTls {
 
 /// A DER certificate as Pingora holds CAs, checked first: its own parser
 /// panics on bytes that are not X.509.
-fn wrapped(der: Vec<u8>) -> Result<WrappedX509, String> {
+fn wrapped(der: Vec<u8>) -> Result<WrappedX509, NotX509> {
     if X509Certificate::from_der(&der).is_err() {
-        return Err("not a valid X.509 certificate".into());
+        return Err(NotX509);
     }
     Ok(WrappedX509::new(der, parse_x509))
 }
