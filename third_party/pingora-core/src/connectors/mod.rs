@@ -360,7 +360,14 @@ impl TransportConnector {
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {
-            let s = self.new_stream(peer).await?;
+            // Boxed: connecting (TCP, TLS, offload) is an ~8 KiB future, and
+            // inline it would size every caller's future by it, including the
+            // proxy's per-request future on the common path, where a pooled
+            // connection is reused and that state is never used. A future is
+            // moved (copied whole) when it is boxed or spawned, so its size
+            // costs CPU on every request and memory for every open request.
+            // One small allocation per new connection is cheaper.
+            let s = Box::pin(self.new_stream(peer)).await?;
             Ok((s, false))
         }
     }

@@ -316,12 +316,21 @@ impl UninitializedStream {
     pub async fn handshake(mut self) -> Result<Stream> {
         self.l4.set_buffer(self.l4_buffer);
         if let Some(tls) = self.tls {
-            // Process pre-TLS data if a callback is configured (e.g., PROXY protocol)
-            if let Some(ref callback) = self.pre_tls_callback {
-                callback.process(&mut self.l4).await?;
-            }
-
-            let tls_stream = tls.tls_handshake(self.l4).await?;
+            // Boxed: the TLS handshake is a ~7 KiB future, and inline it would
+            // size the task of every accepted connection by it, plain TCP ones
+            // included, for as long as the connection lives (the task's memory
+            // is written whole when it is spawned). One allocation per TLS
+            // handshake is cheap next to the handshake.
+            let mut l4 = self.l4;
+            let pre_tls_callback = self.pre_tls_callback;
+            let tls_stream = Box::pin(async move {
+                // Process pre-TLS data if a callback is configured (e.g., PROXY protocol)
+                if let Some(ref callback) = pre_tls_callback {
+                    callback.process(&mut l4).await?;
+                }
+                tls.tls_handshake(l4).await
+            })
+            .await?;
             Ok(Box::new(tls_stream))
         } else {
             Ok(Box::new(self.l4))
