@@ -432,7 +432,7 @@ llm_providers = [{ name = "anthropic", window_size = [60, 3600], limit = [100000
 
 def start_tollgate(bins: Path, tmp: Path, pin: Pinning, mock_port: int, name: str,
                    logged: bool, procs: list[Proc], threads: int = 1,
-                   wrap: list[str] | None = None) -> Endpoint:
+                   wrap: list[str] | None = None, exe_path: Path | None = None) -> Endpoint:
     port, admin = free_port(), free_port()
     log_path = tmp / f"{name}-access.log" if logged else None
     conf = tmp / f"{name}.toml"
@@ -446,7 +446,7 @@ def start_tollgate(bins: Path, tmp: Path, pin: Pinning, mock_port: int, name: st
            dict(provider="openai", model="gpt-4o", auth_header="Authorization",
                 auth_value=f"Bearer {PROVIDER_KEY}",
                 upstream_url=f"http://127.0.0.1:{mock_port}{CHAT_PATH}", limit=""))))
-    exe = str(bins / "tollgate")
+    exe = str(exe_path or bins / "tollgate")
     c = subprocess.run([exe, "check", "-c", str(conf)], capture_output=True, text=True, timeout=30)
     if c.returncode != 0:
         raise BenchError(f"tollgate check rejected {conf}:\n{c.stdout}{c.stderr}")
@@ -895,6 +895,15 @@ RATIOS = (("tollgate", "nginx", "tollgate/nginx"), ("tollgate", "pingora-bare", 
           ("pingora-bare", "nginx", "bare/nginx"))
 
 
+def add_extra_paths(names: list[str]) -> None:
+    """--extra-tollgate: each extra binary is one more path (after the others),
+    with ratio columns against pingora-bare and the tollgate path."""
+    global PATHS, RATIOS
+    PATHS = PATHS + tuple(names)
+    RATIOS = RATIOS + tuple(r for n in names
+                            for r in ((n, "pingora-bare", f"{n}/bare"), ("tollgate", n, f"tollgate/{n}")))
+
+
 def summary_table(res: Results, eps, lo: int, hi: int) -> list[str]:
     out = ["| figure | " + " | ".join(PATHS) + " | " + " | ".join(r[2] for r in RATIOS) + " |",
            "|---|" + "---:|" * (len(PATHS) + len(RATIOS))]
@@ -1191,6 +1200,9 @@ def parse_args() -> argparse.Namespace:
                     help="worker threads of every proxy (nginx: worker processes); above 1 "
                          "the proxies are not pinned and share both CPUs with the load (1)")
     ap.add_argument("--keep-tmp", action="store_true", help="keep configs and logs")
+    ap.add_argument("--extra-tollgate", action="append", default=[], metavar="NAME=PATH",
+                    help="one more path: another tollgate binary (e.g. an older commit's) "
+                         "with the tollgate path's config; NAME must start with 'tollgate-'")
     a = ap.parse_args()
     if not (1 <= a.repeats <= 20 and 1 <= a.duration <= 120 and 1 <= a.streams <= 100
             and 1 <= a.threads <= 64):
@@ -1210,6 +1222,17 @@ def main() -> int:
                if not (bins / b).is_file()]
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
                                       else None)
+    extras: list[tuple[str, Path]] = []
+    for spec in args.extra_tollgate:
+        name, _, exe = spec.partition("=")
+        if not name.startswith("tollgate-") or name in PATHS or not exe:
+            print(f"bench: --extra-tollgate {spec!r}: want NAME=PATH, NAME starting with "
+                  "'tollgate-' and not a path already", file=sys.stderr)
+            return 2
+        if not Path(exe).is_file():
+            missing.append(exe)
+        extras.append((name, Path(exe).resolve()))
+    add_extra_paths([n for n, _ in extras])
     if missing:
         print(f"bench: missing {', '.join(missing)}; run `cargo build --release --workspace`",
               file=sys.stderr)
@@ -1257,6 +1280,9 @@ def main() -> int:
                                          threads)
         eps["tollgate-full"] = start_tollgate(bins, tmp, pin, mock.port, "tollgate-full",
                                               True, procs, threads)
+        for name, exe in extras:
+            eps[name] = start_tollgate(bins, tmp, pin, mock.port, name, False, procs, threads,
+                                       exe_path=exe)
         for p in PATHS:
             verify(eps[p], chunks)
             eps[p].rss_idle_kib = rss_kib(eps[p].pids())
