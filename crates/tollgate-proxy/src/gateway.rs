@@ -305,9 +305,6 @@ mod tests {
         assert_ne!(request_id(None), request_id(None));
     }
 
-    fn ret3<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
-        std::mem::size_of::<F>()
-    }
     fn ret4<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
         std::mem::size_of::<F>()
     }
@@ -330,8 +327,6 @@ mod tests {
             ("pipeline::run", ret4(pipeline::run)),
             ("serve_llm", ret5(serve_llm)),
             ("llm::serve", ret4(llm::serve)),
-            ("llm::failover::serve", ret6(llm::failover::serve)),
-            ("llm::attempt::Attempt::run", ret3(llm::attempt::Attempt::run)),
             ("upstream::send_on", ret5(crate::upstream::send_on)),
             ("mcp::exchange::serve_route", ret6(serve_mcp)),
             ("passthrough::plan", ret5(passthrough::plan)),
