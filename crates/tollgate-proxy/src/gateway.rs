@@ -104,10 +104,13 @@ pub struct Gateway {
 
 #[async_trait]
 impl ProxyHttp for Gateway {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora keeps the CTX inline in its per-request future, which is
+    /// copied whole when boxed once per request; `RequestCtx` is ~3 KiB (the
+    /// LLM and MCP facts), a pointer is 8 bytes and one allocation.
+    type CTX = Box<RequestCtx>;
 
     fn new_ctx(&self) -> Self::CTX {
-        RequestCtx::new()
+        Box::new(RequestCtx::new())
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<()> {
@@ -300,5 +303,36 @@ mod tests {
         let bad = http::HeaderValue::from_static("has space");
         assert_ne!(request_id(Some(&bad)), "has space");
         assert_ne!(request_id(None), request_id(None));
+    }
+
+    fn ret4<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn ret5<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+    fn ret6<A, B, C, D, E, G, F>(_: impl FnOnce(A, B, C, D, E, G) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The futures of the request path, in bytes. A future is copied whole
+    /// each time it is moved (into a `Box`, as `async_trait` does for
+    /// `request_filter`, or into its caller's state), so these sizes are
+    /// instructions on every request. `cargo test -p tollgate-proxy
+    /// future_sizes -- --nocapture` prints them.
+    #[test]
+    fn future_sizes() {
+        let sizes = [
+            ("RequestCtx (the CTX, boxed)", std::mem::size_of::<RequestCtx>()),
+            ("pipeline::run", ret4(pipeline::run)),
+            ("serve_llm", ret5(serve_llm)),
+            ("llm::serve", ret4(llm::serve)),
+            ("upstream::send_on", ret5(crate::upstream::send_on)),
+            ("mcp::exchange::serve_route", ret6(serve_mcp)),
+            ("passthrough::plan", ret5(passthrough::plan)),
+        ];
+        for (name, size) in sizes {
+            println!("{size:>7} B  {name}");
+        }
     }
 }

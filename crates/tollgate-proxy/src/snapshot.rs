@@ -286,7 +286,9 @@ pub struct Snapshot {
     pub consumers: Vec<ConsumerRt>,
     pub keys: KeyIndex,
     plugins: Vec<PluginRt>,
-    scopes: HashMap<ScopeKey, usize>,
+    /// Looked up up to eight times per slot a request resolves: FxHash, not
+    /// SipHash (the keys are the snapshot's own indices, nothing a caller picks).
+    scopes: rustc_hash::FxHashMap<ScopeKey, usize>,
     /// Slots with at least one plugin in any scope, by `Slot as usize`: a request
     /// resolving a slot nobody configured skips the eight scope lookups.
     slot_used: [bool; SLOTS],
@@ -387,7 +389,7 @@ impl Snapshot {
 
         let at = Compiling { names: &names, services: &services, router: &router, limiters };
         let mut plugins = Vec::new();
-        let mut scopes = HashMap::new();
+        let mut scopes = rustc_hash::FxHashMap::default();
         let mut otel = None;
         for p in config.plugins.iter().filter(|p| p.enabled) {
             let route = Names::lookup(p, &p.route, &names.routes, "route")?;
