@@ -22,11 +22,7 @@ pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 ///
 /// Values are quoted-strings; `"` and `\` are escaped and anything that is not
 /// printable ASCII becomes `?`, so the result is always a valid header value.
-pub fn www_authenticate(
-    resource_metadata_url: &str,
-    err: Option<&AuthError>,
-    scope: Option<&str>,
-) -> String {
+pub fn www_authenticate(resource_metadata_url: &str, err: Option<&AuthError>, scope: Option<&str>) -> String {
     let mut params: Vec<(&str, String)> = Vec::new();
     if !resource_metadata_url.is_empty() {
         params.push(("resource_metadata", resource_metadata_url.to_owned()));

@@ -95,14 +95,10 @@ impl Jwk {
                     Algorithm::Rs512 => &signature::RSA_PKCS1_2048_8192_SHA512,
                     Algorithm::Es256 => return false,
                 };
-                RsaPublicKeyComponents { n, e }
-                    .verify(params, message, sig)
-                    .is_ok()
+                RsaPublicKeyComponents { n, e }.verify(params, message, sig).is_ok()
             }
             (KeyMaterial::P256 { point }, Algorithm::Es256) => {
-                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                    .verify(message, sig)
-                    .is_ok()
+                UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point).verify(message, sig).is_ok()
             }
             (KeyMaterial::P256 { .. }, _) => false,
         }
@@ -130,17 +126,11 @@ impl Jwks {
             return Err(JwksError::TooLarge);
         }
         let doc = json_object(bytes).ok_or(JwksError::Malformed("not a JSON object"))?;
-        let entries = doc
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or(JwksError::Malformed("no `keys` array"))?;
+        let entries = doc.get("keys").and_then(Value::as_array).ok_or(JwksError::Malformed("no `keys` array"))?;
         if entries.len() > Self::MAX_KEYS {
             return Err(JwksError::TooManyKeys);
         }
-        let keys: Vec<Jwk> = entries
-            .iter()
-            .filter_map(|entry| entry.as_object().and_then(parse_key))
-            .collect();
+        let keys: Vec<Jwk> = entries.iter().filter_map(|entry| entry.as_object().and_then(parse_key)).collect();
         let skipped = entries.len() - keys.len();
         if keys.is_empty() {
             return Err(JwksError::NoUsableKeys { skipped });
@@ -173,18 +163,9 @@ impl Jwks {
     /// With a `kid`, only keys with that `kid` are considered (RFC 7515 section 4.1.4);
     /// without one, every key that fits `alg`. `None` when no key fits at all (the
     /// caller's cue to refetch), `Some(verified)` otherwise.
-    pub(crate) fn verify(
-        &self,
-        kid: Option<&str>,
-        alg: Algorithm,
-        message: &[u8],
-        sig: &[u8],
-    ) -> Option<bool> {
-        let mut candidates = self
-            .keys
-            .iter()
-            .filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)) && k.fits(alg))
-            .peekable();
+    pub(crate) fn verify(&self, kid: Option<&str>, alg: Algorithm, message: &[u8], sig: &[u8]) -> Option<bool> {
+        let mut candidates =
+            self.keys.iter().filter(|k| kid.is_none_or(|kid| k.kid.as_deref() == Some(kid)) && k.fits(alg)).peekable();
         candidates.peek()?;
         Some(candidates.any(|k| k.verify(alg, message, sig)))
     }
@@ -245,9 +226,7 @@ fn strip_leading_zeros(mut bytes: Vec<u8>) -> Vec<u8> {
 fn rsa_material(jwk: &Map<String, Value>) -> Option<KeyMaterial> {
     let n = strip_leading_zeros(member_bytes(jwk, "n")?);
     let e = strip_leading_zeros(member_bytes(jwk, "e")?);
-    let bits = n
-        .first()
-        .map(|&top| n.len() * 8 - top.leading_zeros() as usize)?;
+    let bits = n.first().map(|&top| n.len() * 8 - top.leading_zeros() as usize)?;
     if !(2048..=8192).contains(&bits) || e.is_empty() || e.len() > 8 {
         return None;
     }

@@ -34,12 +34,7 @@ pub struct Validator {
 impl Validator {
     /// A validator with [`DEFAULT_LEEWAY_SECS`] and no required scopes.
     pub fn new(issuer: impl Into<String>, audiences: Vec<String>) -> Self {
-        Self {
-            issuer: issuer.into(),
-            audiences,
-            leeway_secs: DEFAULT_LEEWAY_SECS,
-            required_scopes: Vec::new(),
-        }
+        Self { issuer: issuer.into(), audiences, leeway_secs: DEFAULT_LEEWAY_SECS, required_scopes: Vec::new() }
     }
 
     /// Validates a compact-serialised JWS access token (the text after `Bearer `)
@@ -62,10 +57,7 @@ impl Validator {
         let alg = check_header(&header)?;
         let kid = match header.get("kid") {
             None => None,
-            Some(k) => Some(
-                k.as_str()
-                    .ok_or(AuthError::Malformed("kid is not a string"))?,
-            ),
+            Some(k) => Some(k.as_str().ok_or(AuthError::Malformed("kid is not a string"))?),
         };
 
         let sig = b64_strict(sig_b64).ok_or(AuthError::Malformed("signature is not base64url"))?;
@@ -80,9 +72,7 @@ impl Validator {
             Some(true) => {}
         }
 
-        let claims = segment_object(payload_b64)
-            .map(Claims)
-            .ok_or(AuthError::Malformed("bad payload"))?;
+        let claims = segment_object(payload_b64).map(Claims).ok_or(AuthError::Malformed("bad payload"))?;
         self.check_time(&claims, now_unix)?;
         self.check_issuer_audience(&claims)?;
         self.check_scopes(&claims)?;
@@ -94,16 +84,11 @@ impl Validator {
         let exp = claims
             .get("exp")
             .ok_or(AuthError::Malformed("missing exp"))
-            .and_then(|v| {
-                numeric_date(v, false).ok_or(AuthError::Malformed("exp is not a number"))
-            })?;
+            .and_then(|v| numeric_date(v, false).ok_or(AuthError::Malformed("exp is not a number")))?;
         if now >= exp.saturating_add(leeway) {
             return Err(AuthError::Expired);
         }
-        for (name, bad) in [
-            ("nbf", "nbf is not a number"),
-            ("iat", "iat is not a number"),
-        ] {
+        for (name, bad) in [("nbf", "nbf is not a number"), ("iat", "iat is not a number")] {
             if let Some(v) = claims.get(name) {
                 let t = numeric_date(v, true).ok_or(AuthError::Malformed(bad))?;
                 if t > now.saturating_add(leeway) {
@@ -137,12 +122,8 @@ impl Validator {
             return Ok(());
         }
         let have = claims.scopes();
-        let missing: Vec<String> = self
-            .required_scopes
-            .iter()
-            .filter(|r| !have.contains(&r.as_str()))
-            .cloned()
-            .collect();
+        let missing: Vec<String> =
+            self.required_scopes.iter().filter(|r| !have.contains(&r.as_str())).cloned().collect();
         if missing.is_empty() {
             Ok(())
         } else {
@@ -158,18 +139,12 @@ fn segment_object(segment: &str) -> Option<Map<String, Value>> {
 
 /// Header checks that need no key: supported `alg`, acceptable `typ`, no `crit`.
 fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
-    let name = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .ok_or(AuthError::Malformed("missing alg"))?;
-    let alg = Algorithm::from_name(name)
-        .ok_or_else(|| AuthError::UnsupportedAlgorithm(sanitize(name)))?;
+    let name = header.get("alg").and_then(Value::as_str).ok_or(AuthError::Malformed("missing alg"))?;
+    let alg = Algorithm::from_name(name).ok_or_else(|| AuthError::UnsupportedAlgorithm(sanitize(name)))?;
     if let Some(typ) = header.get("typ") {
         // RFC 7515 section 4.1.9 lets `application/` be omitted; RFC 9068 access
         // tokens use `at+jwt`, plain JWTs `JWT`.
-        let typ = typ
-            .as_str()
-            .ok_or(AuthError::Malformed("typ is not a string"))?;
+        let typ = typ.as_str().ok_or(AuthError::Malformed("typ is not a string"))?;
         let typ = match (typ.get(..12), typ.get(12..)) {
             (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case("application/") => rest,
             _ => typ,
@@ -189,10 +164,7 @@ fn check_header(header: &Map<String, Value>) -> Result<Algorithm, AuthError> {
 /// Keeps an attacker-chosen `alg` name printable and short before it goes into an
 /// error (and possibly a log line or `error_description`).
 fn sanitize(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '.'))
-        .take(16)
-        .collect()
+    name.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '.')).take(16).collect()
 }
 
 /// RFC 7519 NumericDate: seconds, possibly fractional. Rounded in the caller's

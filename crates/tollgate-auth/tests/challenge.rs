@@ -9,10 +9,7 @@ const META: &str = "https://gw.example.com/.well-known/oauth-protected-resource/
 
 #[test]
 fn challenge_without_credentials_has_no_error_code() {
-    assert_eq!(
-        www_authenticate(META, None, None),
-        format!("Bearer resource_metadata=\"{META}\"")
-    );
+    assert_eq!(www_authenticate(META, None, None), format!("Bearer resource_metadata=\"{META}\""));
     assert_eq!(
         www_authenticate(META, None, Some("tools:read tools:call")),
         format!("Bearer resource_metadata=\"{META}\", scope=\"tools:read tools:call\"")
@@ -35,9 +32,7 @@ fn challenge_for_invalid_token() {
 
 #[test]
 fn challenge_for_insufficient_scope() {
-    let err = AuthError::InsufficientScope {
-        missing: vec!["admin".into(), "tools:call".into()],
-    };
+    let err = AuthError::InsufficientScope { missing: vec!["admin".into(), "tools:call".into()] };
     assert_eq!(
         www_authenticate(META, Some(&err), None),
         format!(
@@ -46,19 +41,14 @@ fn challenge_for_insufficient_scope() {
         )
     );
     // An explicit scope wins over the missing list.
-    assert!(
-        www_authenticate(META, Some(&err), Some("tools:read admin tools:call"))
-            .ends_with("scope=\"tools:read admin tools:call\"")
-    );
+    assert!(www_authenticate(META, Some(&err), Some("tools:read admin tools:call"))
+        .ends_with("scope=\"tools:read admin tools:call\""));
 }
 
 #[test]
 fn challenge_values_are_escaped() {
-    let got = www_authenticate(
-        "https://x/\"a\\b",
-        Some(&AuthError::UnsupportedAlgorithm("x\"y".into())),
-        Some("a\r\nb é"),
-    );
+    let got =
+        www_authenticate("https://x/\"a\\b", Some(&AuthError::UnsupportedAlgorithm("x\"y".into())), Some("a\r\nb é"));
     assert_eq!(
         got,
         "Bearer resource_metadata=\"https://x/\\\"a\\\\b\", error=\"invalid_token\", \
@@ -83,8 +73,7 @@ fn metadata_document() {
             "bearer_methods_supported": ["header"],
         })
     );
-    let bare =
-        protected_resource_metadata("https://gw.example.com/mcp", &["https://a".into()], &[]);
+    let bare = protected_resource_metadata("https://gw.example.com/mcp", &["https://a".into()], &[]);
     assert!(bare.get("scopes_supported").is_none());
     assert_eq!(bare["bearer_methods_supported"], json!(["header"]));
 }
@@ -98,14 +87,8 @@ fn metadata_paths() {
         ("/a/b/mcp", "/.well-known/oauth-protected-resource/a/b/mcp"),
         ("/mcp/", "/.well-known/oauth-protected-resource/mcp/"),
         ("mcp", "/.well-known/oauth-protected-resource/mcp"),
-        (
-            "/mcp?tenant=1",
-            "/.well-known/oauth-protected-resource/mcp?tenant=1",
-        ),
-        (
-            "/?tenant=1",
-            "/.well-known/oauth-protected-resource?tenant=1",
-        ),
+        ("/mcp?tenant=1", "/.well-known/oauth-protected-resource/mcp?tenant=1"),
+        ("/?tenant=1", "/.well-known/oauth-protected-resource?tenant=1"),
     ];
     for (input, want) in cases {
         assert_eq!(metadata_path(input), want, "{input}");

@@ -52,8 +52,7 @@ fn unsupported_keys_are_skipped_and_counted() {
         short_x,
         weak_rsa,
     ];
-    let jwks =
-        Jwks::parse(json!({ "keys": keys }).to_string().as_bytes()).expect("two usable keys");
+    let jwks = Jwks::parse(json!({ "keys": keys }).to_string().as_bytes()).expect("two usable keys");
     assert_eq!(jwks.len(), 2);
     assert_eq!(jwks.skipped(), keys.len() - 2);
     assert_eq!(jwks.kids().collect::<Vec<_>>(), vec!["ec", RSA_KID]);
@@ -65,37 +64,17 @@ fn set_with_nothing_usable_is_an_error() {
         {"kty": "oct", "k": "c2VjcmV0", "alg": "HS256"},
         {"kty": "OKP", "crv": "X25519", "x": "hSDwCYkwp1R0i33ctD73Wg2_Og0mOBr066SpjqqbTmo"},
     ]});
-    assert_eq!(
-        Jwks::parse(doc.to_string().as_bytes()).map(|_| ()),
-        Err(JwksError::NoUsableKeys { skipped: 2 })
-    );
-    assert_eq!(
-        Jwks::parse(br#"{"keys":[]}"#).map(|_| ()),
-        Err(JwksError::NoUsableKeys { skipped: 0 })
-    );
+    assert_eq!(Jwks::parse(doc.to_string().as_bytes()).map(|_| ()), Err(JwksError::NoUsableKeys { skipped: 2 }));
+    assert_eq!(Jwks::parse(br#"{"keys":[]}"#).map(|_| ()), Err(JwksError::NoUsableKeys { skipped: 0 }));
 }
 
 #[test]
 fn non_jwks_documents_are_malformed() {
-    for doc in [
-        &b""[..],
-        b"null",
-        b"[]",
-        b"{}",
-        br#"{"keys":{}}"#,
-        b"\xff\xfe",
-        br#"{"keys":[}"#,
-    ] {
-        assert!(
-            matches!(Jwks::parse(doc), Err(JwksError::Malformed(_))),
-            "{doc:?}"
-        );
+    for doc in [&b""[..], b"null", b"[]", b"{}", br#"{"keys":{}}"#, b"\xff\xfe", br#"{"keys":[}"#] {
+        assert!(matches!(Jwks::parse(doc), Err(JwksError::Malformed(_))), "{doc:?}");
     }
     let deep = format!("{{\"keys\":[{}{}]}}", "[".repeat(1000), "]".repeat(1000));
-    assert!(matches!(
-        Jwks::parse(deep.as_bytes()),
-        Err(JwksError::Malformed(_))
-    ));
+    assert!(matches!(Jwks::parse(deep.as_bytes()), Err(JwksError::Malformed(_))));
 }
 
 #[test]
@@ -103,10 +82,7 @@ fn size_and_key_count_are_bounded() {
     let huge = vec![b' '; Jwks::MAX_BYTES + 1];
     assert_eq!(Jwks::parse(&huge).map(|_| ()), Err(JwksError::TooLarge));
     let many: Vec<_> = (0..=Jwks::MAX_KEYS).map(|_| rsa_jwk()).collect();
-    assert_eq!(
-        Jwks::parse(json!({ "keys": many }).to_string().as_bytes()).map(|_| ()),
-        Err(JwksError::TooManyKeys)
-    );
+    assert_eq!(Jwks::parse(json!({ "keys": many }).to_string().as_bytes()).map(|_| ()), Err(JwksError::TooManyKeys));
 }
 
 #[test]
@@ -114,19 +90,13 @@ fn padded_base64_and_leading_zero_modulus_are_tolerated() {
     use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
     use base64::Engine;
     let mut jwk = rsa_jwk();
-    let n = URL_SAFE_NO_PAD
-        .decode(jwk["n"].as_str().expect("n"))
-        .expect("b64");
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().expect("n")).expect("b64");
     let mut padded_n = vec![0u8];
     padded_n.extend_from_slice(&n);
     jwk["n"] = json!(URL_SAFE.encode(&padded_n));
     jwk["e"] = json!("AQAB");
     let jwks = jwks_of(&[jwk]);
-    let token = rsa_token(
-        "RS256",
-        &json!({"alg": "RS256", "kid": RSA_KID}),
-        &good_claims(),
-    );
+    let token = rsa_token("RS256", &json!({"alg": "RS256", "kid": RSA_KID}), &good_claims());
     assert!(validator().validate(&token, &jwks, NOW).is_ok());
 }
 
@@ -135,7 +105,5 @@ fn duplicate_kids_are_all_tried() {
     let a = EcKey::generate("same");
     let b = EcKey::generate("same");
     let jwks = jwks_of(&[a.jwk(), b.jwk()]);
-    assert!(validator()
-        .validate(&b.token(&good_claims()), &jwks, NOW)
-        .is_ok());
+    assert!(validator().validate(&b.token(&good_claims()), &jwks, NOW).is_ok());
 }

@@ -35,24 +35,20 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map("[a-z]{1,4}", inner, 0..4).prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
 /// An object whose fields are drawn from the names the code looks at.
 fn json_object_with(names: &'static [&'static str]) -> impl Strategy<Value = Value> {
-    prop::collection::vec((prop::sample::select(names), json_value()), 0..8).prop_map(|fields| {
-        Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
-    })
+    prop::collection::vec((prop::sample::select(names), json_value()), 0..8)
+        .prop_map(|fields| Value::Object(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()))
 }
 
 const HEADER_FIELDS: &[&str] = &["alg", "typ", "kid", "crit", "cty"];
 const CLAIM_FIELDS: &[&str] = &["iss", "aud", "exp", "nbf", "iat", "sub", "scope", "scp"];
-const JWK_FIELDS: &[&str] = &[
-    "kty", "crv", "x", "y", "n", "e", "use", "alg", "kid", "key_ops",
-];
+const JWK_FIELDS: &[&str] = &["kty", "crv", "x", "y", "n", "e", "use", "alg", "kid", "key_ops"];
 
 proptest! {
     #[test]

@@ -24,9 +24,7 @@ fn without(mut claims: Value, key: &str) -> Value {
 fn es256_valid_token_is_accepted() {
     let key = EcKey::generate("ec-1");
     let jwks = jwks_of(&[key.jwk()]);
-    let claims = validator()
-        .validate(&key.token(&good_claims()), &jwks, NOW)
-        .expect("valid token");
+    let claims = validator().validate(&key.token(&good_claims()), &jwks, NOW).expect("valid token");
     assert_eq!(claims.sub(), Some("user-42"));
     assert_eq!(claims.iss(), Some(ISS));
     assert_eq!(claims.client_id(), Some("mcp-client"));
@@ -38,14 +36,8 @@ fn es256_valid_token_is_accepted() {
 
 #[test]
 fn rs256_valid_token_is_accepted() {
-    let token = rsa_token(
-        "RS256",
-        &json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}),
-        &good_claims(),
-    );
-    let claims = validator()
-        .validate(&token, &rsa_jwks(), NOW)
-        .expect("valid token");
+    let token = rsa_token("RS256", &json!({"alg": "RS256", "typ": "JWT", "kid": RSA_KID}), &good_claims());
+    let claims = validator().validate(&token, &rsa_jwks(), NOW).expect("valid token");
     assert_eq!(claims.sub(), Some("user-42"));
 }
 
@@ -55,34 +47,22 @@ fn rs384_and_rs512_are_accepted_when_the_key_allows_them() {
     let jwks = jwks_of(&[jwk]);
     for alg in ["RS256", "RS384", "RS512"] {
         let token = rsa_token(alg, &json!({"alg": alg, "kid": RSA_KID}), &good_claims());
-        validator()
-            .validate(&token, &jwks, NOW)
-            .unwrap_or_else(|e| panic!("{alg}: {e}"));
+        validator().validate(&token, &jwks, NOW).unwrap_or_else(|e| panic!("{alg}: {e}"));
     }
 }
 
 #[test]
 fn key_alg_restriction_is_respected() {
     // The fixture key declares alg RS256: an RS512 token naming it finds no usable key.
-    let token = rsa_token(
-        "RS512",
-        &json!({"alg": "RS512", "kid": RSA_KID}),
-        &good_claims(),
-    );
-    assert_eq!(
-        validator().validate(&token, &rsa_jwks(), NOW),
-        Err(AuthError::UnknownKey)
-    );
+    let token = rsa_token("RS512", &json!({"alg": "RS512", "kid": RSA_KID}), &good_claims());
+    assert_eq!(validator().validate(&token, &rsa_jwks(), NOW), Err(AuthError::UnknownKey));
 }
 
 #[test]
 fn key_type_must_fit_alg() {
     let key = EcKey::generate(RSA_KID);
     // ES256 token whose kid names an RSA key.
-    assert_eq!(
-        validator().validate(&key.token(&good_claims()), &rsa_jwks(), NOW),
-        Err(AuthError::UnknownKey)
-    );
+    assert_eq!(validator().validate(&key.token(&good_claims()), &rsa_jwks(), NOW), Err(AuthError::UnknownKey));
 }
 
 #[test]
@@ -107,15 +87,9 @@ fn exp_is_required_and_must_be_numeric() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
     let no_exp = key.token(&without(good_claims(), "exp"));
-    assert!(matches!(
-        validator().validate(&no_exp, &jwks, NOW),
-        Err(AuthError::Malformed(_))
-    ));
+    assert!(matches!(validator().validate(&no_exp, &jwks, NOW), Err(AuthError::Malformed(_))));
     let text_exp = key.token(&with(good_claims(), "exp", json!("tomorrow")));
-    assert!(matches!(
-        validator().validate(&text_exp, &jwks, NOW),
-        Err(AuthError::Malformed(_))
-    ));
+    assert!(matches!(validator().validate(&text_exp, &jwks, NOW), Err(AuthError::Malformed(_))));
 }
 
 #[test]
@@ -123,15 +97,9 @@ fn nbf_and_iat_in_the_future_are_rejected() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
     let nbf = key.token(&with(good_claims(), "nbf", json!(NOW + 3600)));
-    assert_eq!(
-        validator().validate(&nbf, &jwks, NOW),
-        Err(AuthError::NotYetValid)
-    );
+    assert_eq!(validator().validate(&nbf, &jwks, NOW), Err(AuthError::NotYetValid));
     let iat = key.token(&with(good_claims(), "iat", json!(NOW + 3600)));
-    assert_eq!(
-        validator().validate(&iat, &jwks, NOW),
-        Err(AuthError::NotYetValid)
-    );
+    assert_eq!(validator().validate(&iat, &jwks, NOW), Err(AuthError::NotYetValid));
     // Both are optional.
     let neither = key.token(&without(without(good_claims(), "nbf"), "iat"));
     assert!(validator().validate(&neither, &jwks, NOW).is_ok());
@@ -145,67 +113,38 @@ fn leeway_is_honoured() {
     v.leeway_secs = 60;
     let ok = |claims: Value| v.validate(&key.token(&claims), &jwks, NOW);
     assert!(ok(with(good_claims(), "exp", json!(NOW - 59))).is_ok());
-    assert_eq!(
-        ok(with(good_claims(), "exp", json!(NOW - 60))),
-        Err(AuthError::Expired)
-    );
+    assert_eq!(ok(with(good_claims(), "exp", json!(NOW - 60))), Err(AuthError::Expired));
     assert!(ok(with(good_claims(), "nbf", json!(NOW + 60))).is_ok());
-    assert_eq!(
-        ok(with(good_claims(), "nbf", json!(NOW + 61))),
-        Err(AuthError::NotYetValid)
-    );
+    assert_eq!(ok(with(good_claims(), "nbf", json!(NOW + 61))), Err(AuthError::NotYetValid));
     assert!(ok(with(good_claims(), "iat", json!(NOW + 60))).is_ok());
-    assert_eq!(
-        ok(with(good_claims(), "iat", json!(NOW + 61))),
-        Err(AuthError::NotYetValid)
-    );
+    assert_eq!(ok(with(good_claims(), "iat", json!(NOW + 61))), Err(AuthError::NotYetValid));
 }
 
 #[test]
 fn wrong_or_missing_issuer_is_rejected() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
-    for iss in [
-        json!("https://evil.example.com"),
-        json!("https://auth.example.com/"),
-        json!(42),
-    ] {
+    for iss in [json!("https://evil.example.com"), json!("https://auth.example.com/"), json!(42)] {
         let token = key.token(&with(good_claims(), "iss", iss));
-        assert_eq!(
-            validator().validate(&token, &jwks, NOW),
-            Err(AuthError::WrongIssuer)
-        );
+        assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::WrongIssuer));
     }
     let token = key.token(&without(good_claims(), "iss"));
-    assert_eq!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::WrongIssuer)
-    );
+    assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::WrongIssuer));
 }
 
 #[test]
 fn audience_as_string_or_array() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
-    let check =
-        |aud: Value| validator().validate(&key.token(&with(good_claims(), "aud", aud)), &jwks, NOW);
+    let check = |aud: Value| validator().validate(&key.token(&with(good_claims(), "aud", aud)), &jwks, NOW);
     assert!(check(json!(AUD)).is_ok());
     assert!(check(json!(["https://other.example.com", AUD])).is_ok());
-    assert_eq!(
-        check(json!("https://other.example.com")),
-        Err(AuthError::WrongAudience)
-    );
-    assert_eq!(
-        check(json!(["https://other.example.com"])),
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(check(json!("https://other.example.com")), Err(AuthError::WrongAudience));
+    assert_eq!(check(json!(["https://other.example.com"])), Err(AuthError::WrongAudience));
     assert_eq!(check(json!([])), Err(AuthError::WrongAudience));
     assert_eq!(check(json!({"aud": AUD})), Err(AuthError::WrongAudience));
     let missing = key.token(&without(good_claims(), "aud"));
-    assert_eq!(
-        validator().validate(&missing, &jwks, NOW),
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(validator().validate(&missing, &jwks, NOW), Err(AuthError::WrongAudience));
 }
 
 #[test]
@@ -216,23 +155,15 @@ fn any_configured_audience_matches_and_none_configured_fails_closed() {
     let mut v = Validator::new(ISS, vec!["https://a.example".into(), AUD.into()]);
     assert!(v.validate(&token, &jwks, NOW).is_ok());
     v.audiences.clear();
-    assert_eq!(
-        v.validate(&token, &jwks, NOW),
-        Err(AuthError::WrongAudience)
-    );
+    assert_eq!(v.validate(&token, &jwks, NOW), Err(AuthError::WrongAudience));
 }
 
 #[test]
 fn unknown_kid_is_distinct() {
     let key = EcKey::generate("known");
     let jwks = jwks_of(&[key.jwk()]);
-    let token = key.token_with_header(
-        &json!({"alg": "ES256", "kid": "rotated-in"}),
-        &good_claims(),
-    );
-    let err = validator()
-        .validate(&token, &jwks, NOW)
-        .expect_err("unknown kid");
+    let token = key.token_with_header(&json!({"alg": "ES256", "kid": "rotated-in"}), &good_claims());
+    let err = validator().validate(&token, &jwks, NOW).expect_err("unknown kid");
     assert_eq!(err, AuthError::UnknownKey);
     assert_eq!(err.error_code(), "invalid_token");
     assert_eq!(err.status(), 401);
@@ -252,16 +183,10 @@ fn kidless_token_tries_every_fitting_key() {
     assert!(validator().validate(&rsa, &jwks, NOW).is_ok());
     // Signed by a key that is not in the set: keys fit, none verifies.
     let stranger = EcKey::generate("c").token_with_header(&header, &good_claims());
-    assert_eq!(
-        validator().validate(&stranger, &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&stranger, &jwks, NOW), Err(AuthError::BadSignature));
     // No key of the right type at all: nothing to try.
     let only_ec = jwks_of(&[a.jwk()]);
-    assert_eq!(
-        validator().validate(&rsa, &only_ec, NOW),
-        Err(AuthError::UnknownKey)
-    );
+    assert_eq!(validator().validate(&rsa, &only_ec, NOW), Err(AuthError::UnknownKey));
 }
 
 #[test]
@@ -272,10 +197,7 @@ fn alg_none_is_rejected_even_with_a_matching_key() {
         let header = json!({"alg": alg, "kid": "k"});
         for sig in ["", "AAAA"] {
             let token = format!("{}.{sig}", signing_input(&header, &good_claims()));
-            assert_eq!(
-                validator().validate(&token, &jwks, NOW),
-                Err(AuthError::UnsupportedAlgorithm(alg.to_owned()))
-            );
+            assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::UnsupportedAlgorithm(alg.to_owned())));
         }
     }
 }
@@ -286,34 +208,16 @@ fn hmac_algorithms_are_rejected_even_keyed_with_the_public_key() {
     let jwk = rsa_jwk();
     let secret = jwk["n"].as_str().expect("n").as_bytes().to_vec();
     let jwks = rsa_jwks();
-    for (alg, hmac_alg) in [
-        ("HS256", hmac::HMAC_SHA256),
-        ("HS384", hmac::HMAC_SHA384),
-        ("HS512", hmac::HMAC_SHA512),
-    ] {
+    for (alg, hmac_alg) in [("HS256", hmac::HMAC_SHA256), ("HS384", hmac::HMAC_SHA384), ("HS512", hmac::HMAC_SHA512)] {
         let input = signing_input(&json!({"alg": alg, "kid": RSA_KID}), &good_claims());
         let tag = hmac::sign(&hmac::Key::new(hmac_alg, &secret), input.as_bytes());
         let token = format!("{input}.{}", b64(tag.as_ref()));
-        assert_eq!(
-            validator().validate(&token, &jwks, NOW),
-            Err(AuthError::UnsupportedAlgorithm(alg.to_owned()))
-        );
+        assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::UnsupportedAlgorithm(alg.to_owned())));
     }
     // Other unsupported or misspelled names, and a hostile one that is sanitised.
-    for (alg, shown) in [
-        ("PS256", "PS256"),
-        ("es256", "es256"),
-        ("EdDSA", "EdDSA"),
-        ("\"x\r\ny\"", "xy"),
-    ] {
-        let token = format!(
-            "{}.AAAA",
-            signing_input(&json!({"alg": alg}), &good_claims())
-        );
-        assert_eq!(
-            validator().validate(&token, &jwks, NOW),
-            Err(AuthError::UnsupportedAlgorithm(shown.to_owned()))
-        );
+    for (alg, shown) in [("PS256", "PS256"), ("es256", "es256"), ("EdDSA", "EdDSA"), ("\"x\r\ny\"", "xy")] {
+        let token = format!("{}.AAAA", signing_input(&json!({"alg": alg}), &good_claims()));
+        assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::UnsupportedAlgorithm(shown.to_owned())));
     }
 }
 
@@ -323,27 +227,13 @@ fn tampered_payload_is_rejected() {
     let jwks = jwks_of(&[key.jwk()]);
     let token = key.token(&good_claims());
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
-    parts[1] = b64(with(good_claims(), "sub", json!("admin"))
-        .to_string()
-        .as_bytes());
-    assert_eq!(
-        validator().validate(&parts.join("."), &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    parts[1] = b64(with(good_claims(), "sub", json!("admin")).to_string().as_bytes());
+    assert_eq!(validator().validate(&parts.join("."), &jwks, NOW), Err(AuthError::BadSignature));
 
-    let rsa = rsa_token(
-        "RS256",
-        &json!({"alg": "RS256", "kid": RSA_KID}),
-        &good_claims(),
-    );
+    let rsa = rsa_token("RS256", &json!({"alg": "RS256", "kid": RSA_KID}), &good_claims());
     let mut parts: Vec<String> = rsa.split('.').map(str::to_owned).collect();
-    parts[1] = b64(with(good_claims(), "scope", json!("admin"))
-        .to_string()
-        .as_bytes());
-    assert_eq!(
-        validator().validate(&parts.join("."), &rsa_jwks(), NOW),
-        Err(AuthError::BadSignature)
-    );
+    parts[1] = b64(with(good_claims(), "scope", json!("admin")).to_string().as_bytes());
+    assert_eq!(validator().validate(&parts.join("."), &rsa_jwks(), NOW), Err(AuthError::BadSignature));
 }
 
 #[test]
@@ -354,36 +244,19 @@ fn tampered_signature_is_rejected() {
     let mut sig = key.sign(&input);
     sig[10] ^= 0x01;
     let token = format!("{input}.{}", b64(&sig));
-    assert_eq!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::BadSignature));
     // Truncated and empty signatures too.
     let token = format!("{input}.{}", b64(&sig[..63]));
-    assert_eq!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::BadSignature));
     let token = format!("{input}.");
-    assert_eq!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::BadSignature));
 
-    let rsa = rsa_token(
-        "RS256",
-        &json!({"alg": "RS256", "kid": RSA_KID}),
-        &good_claims(),
-    );
+    let rsa = rsa_token("RS256", &json!({"alg": "RS256", "kid": RSA_KID}), &good_claims());
     let (input, sig) = rsa.rsplit_once('.').expect("3 parts");
-    let mut sig = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)
-        .expect("b64");
+    let mut sig = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig).expect("b64");
     sig[0] ^= 0x80;
     let token = format!("{input}.{}", b64(&sig));
-    assert_eq!(
-        validator().validate(&token, &rsa_jwks(), NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&token, &rsa_jwks(), NOW), Err(AuthError::BadSignature));
 }
 
 #[test]
@@ -391,10 +264,7 @@ fn token_signed_by_the_wrong_key_is_rejected() {
     let published = EcKey::generate("k");
     let attacker = EcKey::generate("k");
     let jwks = jwks_of(&[published.jwk()]);
-    assert_eq!(
-        validator().validate(&attacker.token(&good_claims()), &jwks, NOW),
-        Err(AuthError::BadSignature)
-    );
+    assert_eq!(validator().validate(&attacker.token(&good_claims()), &jwks, NOW), Err(AuthError::BadSignature));
 }
 
 #[test]
@@ -404,10 +274,7 @@ fn oversized_token_is_rejected_before_parsing() {
     let big = with(good_claims(), "pad", json!("x".repeat(MAX_TOKEN_LEN)));
     let token = key.token(&big);
     assert!(token.len() > MAX_TOKEN_LEN);
-    assert_eq!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::Malformed("token too large"))
-    );
+    assert_eq!(validator().validate(&token, &jwks, NOW), Err(AuthError::Malformed("token too large")));
 }
 
 #[test]
@@ -426,9 +293,7 @@ fn scopes_in_string_and_array_forms() {
         for (k, val) in form.as_object().expect("object") {
             claims[k] = val.clone();
         }
-        let got = v
-            .validate(&key.token(&claims), &jwks, NOW)
-            .expect("scopes satisfied");
+        let got = v.validate(&key.token(&claims), &jwks, NOW).expect("scopes satisfied");
         assert!(got.has_scope("tools:read") && got.has_scope("tools:call"));
     }
 }
@@ -439,23 +304,14 @@ fn missing_scope_is_insufficient_scope() {
     let jwks = jwks_of(&[key.jwk()]);
     let mut v = validator();
     v.required_scopes = vec!["tools:read".into(), "admin".into()];
-    let err = v
-        .validate(&key.token(&good_claims()), &jwks, NOW)
-        .expect_err("missing admin");
-    assert_eq!(
-        err,
-        AuthError::InsufficientScope {
-            missing: vec!["admin".into()]
-        }
-    );
+    let err = v.validate(&key.token(&good_claims()), &jwks, NOW).expect_err("missing admin");
+    assert_eq!(err, AuthError::InsufficientScope { missing: vec!["admin".into()] });
     assert_eq!(err.error_code(), "insufficient_scope");
     assert_eq!(err.status(), 403);
     let none = key.token(&without(good_claims(), "scope"));
     assert_eq!(
         v.validate(&none, &jwks, NOW),
-        Err(AuthError::InsufficientScope {
-            missing: vec!["tools:read".into(), "admin".into()]
-        })
+        Err(AuthError::InsufficientScope { missing: vec!["tools:read".into(), "admin".into()] })
     );
 }
 
@@ -463,37 +319,13 @@ fn missing_scope_is_insufficient_scope() {
 fn typ_must_be_jwt_or_at_jwt() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
-    for typ in [
-        "JWT",
-        "jwt",
-        "at+jwt",
-        "AT+JWT",
-        "application/at+jwt",
-        "application/JWT",
-    ] {
-        let token = key.token_with_header(
-            &json!({"alg": "ES256", "kid": "k", "typ": typ}),
-            &good_claims(),
-        );
+    for typ in ["JWT", "jwt", "at+jwt", "AT+JWT", "application/at+jwt", "application/JWT"] {
+        let token = key.token_with_header(&json!({"alg": "ES256", "kid": "k", "typ": typ}), &good_claims());
         assert!(validator().validate(&token, &jwks, NOW).is_ok(), "{typ}");
     }
-    for typ in [
-        json!("JOSE"),
-        json!("secevent+jwt"),
-        json!("application/"),
-        json!(1),
-    ] {
-        let token = key.token_with_header(
-            &json!({"alg": "ES256", "kid": "k", "typ": typ}),
-            &good_claims(),
-        );
-        assert!(
-            matches!(
-                validator().validate(&token, &jwks, NOW),
-                Err(AuthError::Malformed(_))
-            ),
-            "{typ}"
-        );
+    for typ in [json!("JOSE"), json!("secevent+jwt"), json!("application/"), json!(1)] {
+        let token = key.token_with_header(&json!({"alg": "ES256", "kid": "k", "typ": typ}), &good_claims());
+        assert!(matches!(validator().validate(&token, &jwks, NOW), Err(AuthError::Malformed(_))), "{typ}");
     }
 }
 
@@ -501,14 +333,9 @@ fn typ_must_be_jwt_or_at_jwt() {
 fn critical_header_extensions_are_rejected() {
     let key = EcKey::generate("k");
     let jwks = jwks_of(&[key.jwk()]);
-    let token = key.token_with_header(
-        &json!({"alg": "ES256", "kid": "k", "b64": false, "crit": ["b64"]}),
-        &good_claims(),
-    );
-    assert!(matches!(
-        validator().validate(&token, &jwks, NOW),
-        Err(AuthError::Malformed(_))
-    ));
+    let token =
+        key.token_with_header(&json!({"alg": "ES256", "kid": "k", "b64": false, "crit": ["b64"]}), &good_claims());
+    assert!(matches!(validator().validate(&token, &jwks, NOW), Err(AuthError::Malformed(_))));
 }
 
 #[test]
@@ -532,13 +359,7 @@ fn malformed_shapes_are_rejected() {
         format!("{}.e30.AAAA", b64(br#"{"alg":256}"#)),
     ];
     for token in cases {
-        assert!(
-            matches!(
-                validator().validate(&token, &jwks, NOW),
-                Err(AuthError::Malformed(_))
-            ),
-            "{token:?}"
-        );
+        assert!(matches!(validator().validate(&token, &jwks, NOW), Err(AuthError::Malformed(_))), "{token:?}");
     }
 }
 
@@ -551,10 +372,7 @@ fn signed_but_non_object_or_deeply_nested_payload_is_malformed() {
     for payload in [b"[1]".to_vec(), b"not json".to_vec(), deep.into_bytes()] {
         let input = format!("{header}.{}", b64(&payload));
         let token = format!("{input}.{}", b64(&key.sign(&input)));
-        assert!(matches!(
-            validator().validate(&token, &jwks, NOW),
-            Err(AuthError::Malformed(_))
-        ));
+        assert!(matches!(validator().validate(&token, &jwks, NOW), Err(AuthError::Malformed(_))));
     }
 }
 
@@ -569,13 +387,7 @@ fn error_messages_never_contain_the_token() {
         key.token(&with(good_claims(), "exp", json!(1))),
         key.token(&with(good_claims(), "iss", json!("x"))),
         key.token_with_header(&json!({"alg": "ES256", "kid": "zz"}), &good_claims()),
-        format!(
-            "{}.AAAA",
-            signing_input(
-                &json!({"alg": "HS256-with-a-very-long-suffix"}),
-                &good_claims()
-            )
-        ),
+        format!("{}.AAAA", signing_input(&json!({"alg": "HS256-with-a-very-long-suffix"}), &good_claims())),
     ];
     for token in tokens {
         let err = v.validate(&token, &jwks, NOW).expect_err("rejected");

@@ -9,26 +9,15 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tollgate_balance::{
-    Algorithm, Balancer, BreakerConfig, Clock, LatencyStrategy, MonotonicClock, Success,
-    TargetInfo, UsageStrategy,
+    Algorithm, Balancer, BreakerConfig, Clock, LatencyStrategy, MonotonicClock, Success, TargetInfo, UsageStrategy,
 };
 
 fn bench(c: &mut Criterion) {
     let algorithms = [
         ("round-robin", Algorithm::RoundRobin),
         ("least-connections", Algorithm::LeastConnections),
-        (
-            "lowest-latency-tpot",
-            Algorithm::LowestLatency {
-                strategy: LatencyStrategy::Tpot,
-            },
-        ),
-        (
-            "lowest-usage-total-tokens",
-            Algorithm::LowestUsage {
-                strategy: UsageStrategy::TotalTokens,
-            },
-        ),
+        ("lowest-latency-tpot", Algorithm::LowestLatency { strategy: LatencyStrategy::Tpot }),
+        ("lowest-usage-total-tokens", Algorithm::LowestUsage { strategy: UsageStrategy::TotalTokens }),
         ("consistent-hashing", Algorithm::ConsistentHashing),
         ("priority", Algorithm::Priority),
     ];
@@ -52,10 +41,7 @@ fn bench(c: &mut Criterion) {
             .enumerate()
             .map(|(i, &w)| TargetInfo::new(format!("openai/gpt-4o-{i}"), w))
             .collect();
-        let breaker = BreakerConfig {
-            max_fails: 3,
-            fail_timeout: Duration::from_secs(10),
-        };
+        let breaker = BreakerConfig { max_fails: 3, fail_timeout: Duration::from_secs(10) };
         let b = Balancer::new(targets, algorithm, breaker, Arc::new(MonotonicClock::new()));
         let mut n = 0usize;
         c.bench_function(&format!("pick+success 4 targets, {name}"), |bench| {

@@ -19,8 +19,7 @@ use crate::pool::Pool;
 use crate::selector::{target_backend, Selector, TargetIndex};
 use crate::target::{Avail, TargetState};
 use crate::{
-    duration_ms, millis, Algorithm, BreakerConfig, LatencyStrategy, Success, TargetInfo,
-    LATENCY_TAU, USAGE_TAU,
+    duration_ms, millis, Algorithm, BreakerConfig, LatencyStrategy, Success, TargetInfo, LATENCY_TAU, USAGE_TAU,
 };
 
 /// Selects targets for one `ai-proxy-advanced` plugin instance. `Send + Sync`; share
@@ -68,10 +67,7 @@ impl Drop for Pick {
 
 impl fmt::Debug for Pick {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pick")
-            .field("index", &self.index)
-            .field("trial", &self.trial)
-            .finish()
+        f.debug_struct("Pick").field("index", &self.index).field("trial", &self.trial).finish()
     }
 }
 
@@ -129,12 +125,7 @@ impl fmt::Debug for Balancer {
 
 impl Balancer {
     /// A balancer without active health checks.
-    pub fn new(
-        targets: Vec<TargetInfo>,
-        algorithm: Algorithm,
-        breaker: BreakerConfig,
-        clock: Arc<dyn Clock>,
-    ) -> Self {
+    pub fn new(targets: Vec<TargetInfo>, algorithm: Algorithm, breaker: BreakerConfig, clock: Arc<dyn Clock>) -> Self {
         Self::build(targets, algorithm, breaker, clock, None)
     }
 
@@ -190,47 +181,27 @@ impl Balancer {
         };
         let key_of = Arc::clone(&probe_of);
         let registry = HealthRegistry::with_equivalence(move |b: &Backend| {
-            b.ext
-                .get::<TargetIndex>()
-                .and_then(|t| key_of.get(t.0))
-                .map_or(u64::MAX, |&p| p as u64)
+            b.ext.get::<TargetIndex>().and_then(|t| key_of.get(t.0)).map_or(u64::MAX, |&p| p as u64)
         });
         let active = checks.as_ref().map(|c| (c.interval, c.parallel));
         if let Some(checks) = checks {
             let ids = infos.iter().map(|t| t.id.clone()).collect();
-            registry.set_health_check(Box::new(ProbeCheck::new(
-                checks,
-                probe_of,
-                pool.targets.clone(),
-                ids,
-            )));
+            registry.set_health_check(Box::new(ProbeCheck::new(checks, probe_of, pool.targets.clone(), ids)));
         }
-        let set: BTreeSet<Backend> = infos
-            .iter()
-            .enumerate()
-            .map(|(i, t)| target_backend(i, t.weight))
-            .collect();
-        let backends =
-            Backends::new_with_health_registry(Static::new(set.clone()), Arc::new(registry));
+        let set: BTreeSet<Backend> = infos.iter().enumerate().map(|(i, t)| target_backend(i, t.weight)).collect();
+        let backends = Backends::new_with_health_registry(Static::new(set.clone()), Arc::new(registry));
         // Static discovery answers at once; the update registers the backends with
         // the health registry and builds the selector from what it discovered.
         let mut selector = None;
-        let updated = backends
-            .update(|found| selector = Some(Selector::build_with_config(&found, &pool)))
-            .now_or_never();
+        let updated =
+            backends.update(|found| selector = Some(Selector::build_with_config(&found, &pool))).now_or_never();
         if !matches!(updated, Some(Ok(()))) {
-            tracing::error!("static discovery of the balancer's targets did not complete; active health checks will not see them");
+            tracing::error!(
+                "static discovery of the balancer's targets did not complete; active health checks will not see them"
+            );
         }
         let selector = Arc::new(selector.unwrap_or_else(|| Selector::build_with_config(&set, &pool)));
-        Self {
-            infos,
-            pool,
-            backends,
-            selector,
-            breaker,
-            fail_timeout_ms: millis(breaker.fail_timeout),
-            active,
-        }
+        Self { infos, pool, backends, selector, breaker, fail_timeout_ms: millis(breaker.fail_timeout), active }
     }
 
     pub fn len(&self) -> usize {
@@ -293,11 +264,7 @@ impl Balancer {
             if let Some(trial) = target.claim(now, self.fail_timeout_ms) {
                 target.in_flight.fetch_add(1, Ordering::Relaxed);
                 target.selections.fetch_add(1, Ordering::Relaxed);
-                return Some(Pick {
-                    index: idx,
-                    trial,
-                    target: Arc::clone(target),
-                });
+                return Some(Pick { index: idx, trial, target: Arc::clone(target) });
             }
         }
         None
@@ -316,21 +283,11 @@ impl Balancer {
             LatencyStrategy::Tpot => s.tpot_ms(),
         };
         let usage = s.usage(self.pool.usage_strategy);
-        target.record_samples(
-            now,
-            latency,
-            usage,
-            duration_ms(LATENCY_TAU),
-            duration_ms(USAGE_TAU),
-        );
+        target.record_samples(now, latency, usage, duration_ms(LATENCY_TAU), duration_ms(USAGE_TAU));
         if usage.is_finite() && usage >= 0.0 {
             // Racy read-modify-write: a lost update only delays the mean a little.
             let m = f64::from_bits(self.pool.per_request_bits.load(Ordering::Relaxed));
-            let m = if m.is_nan() {
-                usage
-            } else {
-                m + 0.1 * (usage - m)
-            };
+            let m = if m.is_nan() { usage } else { m + 0.1 * (usage - m) };
             self.pool.per_request_bits.store(m.to_bits(), Ordering::Relaxed);
         }
     }
@@ -339,11 +296,7 @@ impl Balancer {
     /// `max_fails` within `fail_timeout`, and re-opens a half-open circuit.
     pub fn failure(&self, idx: usize) {
         if let Some(target) = self.pool.targets.get(idx) {
-            target.record_failure(
-                self.pool.clock.now_ms(),
-                self.breaker.max_fails,
-                self.fail_timeout_ms,
-            );
+            target.record_failure(self.pool.clock.now_ms(), self.breaker.max_fails, self.fail_timeout_ms);
         }
     }
 
@@ -358,10 +311,7 @@ impl Balancer {
     /// Whether `idx` could be picked now (ignoring `tried`).
     pub fn is_available(&self, idx: usize) -> bool {
         let now = self.pool.clock.now_ms();
-        self.pool
-            .targets
-            .get(idx)
-            .is_some_and(|t| t.avail(now) != Avail::Unavailable)
+        self.pool.targets.get(idx).is_some_and(|t| t.avail(now) != Avail::Unavailable)
     }
 
     pub fn stats(&self) -> Vec<TargetStats> {

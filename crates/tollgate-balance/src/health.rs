@@ -188,11 +188,7 @@ impl ProbeCheck {
             .resolve(&probe.host, probe.port)
             .await
             .map_err(|e| Error::because(ErrorType::ConnectNoRoute, format!("resolving {}", probe.host), e))?;
-        let real = Backend {
-            addr: PeerAddr::Inet(addr),
-            weight: 1,
-            ext: Extensions::new(),
-        };
+        let real = Backend { addr: PeerAddr::Inet(addr), weight: 1, ext: Extensions::new() };
         probe.check.check(&real).await
     }
 }

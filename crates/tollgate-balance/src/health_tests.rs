@@ -82,16 +82,9 @@ fn checks(script: &Arc<Script>, ports: &[u16], successes: usize, failures: usize
         parallel: true,
         probes: distinct
             .iter()
-            .map(|&port| Probe {
-                host: "127.0.0.1".into(),
-                port,
-                check: Box::new(Scripted(Arc::clone(script))),
-            })
+            .map(|&port| Probe { host: "127.0.0.1".into(), port, check: Box::new(Scripted(Arc::clone(script))) })
             .collect(),
-        probe_of: ports
-            .iter()
-            .map(|p| distinct.iter().position(|d| d == p).unwrap_or(0))
-            .collect(),
+        probe_of: ports.iter().map(|p| distinct.iter().position(|d| d == p).unwrap_or(0)).collect(),
         resolver: Arc::new(LiteralResolver),
     }
 }
@@ -110,10 +103,7 @@ fn checked(n: usize, ports: &[u16], s: usize, f: usize) -> (Balancer, Arc<Script
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
 }
 
 fn picks(b: &Balancer, n: usize) -> Vec<usize> {
@@ -155,10 +145,8 @@ fn a_configured_selector_yields_each_pool_target_once_per_pick() {
     let ids: Vec<Vec<u8>> = (0..3).map(|i| vec![i]).collect();
     let pool = Arc::new(Pool::new(weights, &ids, Algorithm::RoundRobin, clock));
     let set: BTreeSet<Backend> = (0..3).map(|i| target_backend(i, 1)).collect();
-    let lb = LoadBalancer::<Selector>::from_backends_with_config(
-        Backends::new(Static::new(set)),
-        Some(Arc::clone(&pool)),
-    );
+    let lb =
+        LoadBalancer::<Selector>::from_backends_with_config(Backends::new(Static::new(set)), Some(Arc::clone(&pool)));
     rt().block_on(lb.update()).expect("update");
     // Rejecting every backend walks all three, each once.
     let seen = Mutex::new(Vec::new());

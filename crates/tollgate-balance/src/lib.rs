@@ -127,8 +127,8 @@ pub use balancer::{Balancer, Pick, ProbeCounts, TargetStats};
 pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use health::{ActiveChecks, InvalidChecks, LiteralResolver, Probe, Resolve};
 pub use pool::Pool;
-pub use selector::{target_backend, Candidates, Selector, TargetIndex};
 pub use ring::{MAX_POINTS, POINTS_PER_UNIT};
+pub use selector::{target_backend, Candidates, Selector, TargetIndex};
 
 /// Time constant of the lowest-latency peak EWMA: a faster sample `dt` after the
 /// previous one moves the estimate by `1 - exp(-dt / tau)` of the difference.
@@ -153,11 +153,7 @@ pub struct TargetInfo {
 
 impl TargetInfo {
     pub fn new(id: impl Into<String>, weight: u32) -> Self {
-        Self {
-            id: id.into(),
-            weight,
-            description: None,
-        }
+        Self { id: id.into(), weight, description: None }
     }
 }
 
@@ -212,10 +208,7 @@ impl FromStr for LatencyStrategy {
         match s {
             "tpot" => Ok(Self::Tpot),
             "e2e" => Ok(Self::E2e),
-            _ => Err(UnknownName {
-                what: "latency_strategy",
-                name: s.to_string(),
-            }),
+            _ => Err(UnknownName { what: "latency_strategy", name: s.to_string() }),
         }
     }
 }
@@ -228,10 +221,7 @@ impl FromStr for UsageStrategy {
             "prompt-tokens" => Ok(Self::PromptTokens),
             "completion-tokens" => Ok(Self::CompletionTokens),
             "cost" => Ok(Self::Cost),
-            _ => Err(UnknownName {
-                what: "tokens_count_strategy",
-                name: s.to_string(),
-            }),
+            _ => Err(UnknownName { what: "tokens_count_strategy", name: s.to_string() }),
         }
     }
 }
@@ -247,20 +237,11 @@ impl Algorithm {
         Ok(match algorithm {
             "round-robin" => Self::RoundRobin,
             "least-connections" => Self::LeastConnections,
-            "lowest-latency" => Self::LowestLatency {
-                strategy: latency_strategy.parse()?,
-            },
-            "lowest-usage" => Self::LowestUsage {
-                strategy: tokens_count_strategy.parse()?,
-            },
+            "lowest-latency" => Self::LowestLatency { strategy: latency_strategy.parse()? },
+            "lowest-usage" => Self::LowestUsage { strategy: tokens_count_strategy.parse()? },
             "consistent-hashing" => Self::ConsistentHashing,
             "priority" => Self::Priority,
-            _ => {
-                return Err(UnknownName {
-                    what: "balancer algorithm",
-                    name: algorithm.to_string(),
-                })
-            }
+            _ => return Err(UnknownName { what: "balancer algorithm", name: algorithm.to_string() }),
         })
     }
 }
@@ -277,10 +258,7 @@ pub struct BreakerConfig {
 impl Default for BreakerConfig {
     /// Kong's defaults: breaker off, 10 s.
     fn default() -> Self {
-        Self {
-            max_fails: 0,
-            fail_timeout: Duration::from_secs(10),
-        }
+        Self { max_fails: 0, fail_timeout: Duration::from_secs(10) }
     }
 }
 
@@ -302,18 +280,14 @@ impl Success {
         if self.completion_tokens == 0 {
             return None;
         }
-        let generation = self
-            .latency
-            .saturating_sub(self.ttft.unwrap_or(Duration::ZERO));
+        let generation = self.latency.saturating_sub(self.ttft.unwrap_or(Duration::ZERO));
         Some(duration_ms(generation) / self.completion_tokens as f64)
     }
 
     /// The usage counted by `strategy`.
     pub fn usage(&self, strategy: UsageStrategy) -> f64 {
         match strategy {
-            UsageStrategy::TotalTokens => {
-                self.prompt_tokens.saturating_add(self.completion_tokens) as f64
-            }
+            UsageStrategy::TotalTokens => self.prompt_tokens.saturating_add(self.completion_tokens) as f64,
             UsageStrategy::PromptTokens => self.prompt_tokens as f64,
             UsageStrategy::CompletionTokens => self.completion_tokens as f64,
             UsageStrategy::Cost => self.cost,

@@ -11,9 +11,7 @@ use crate::clock::Clock;
 use crate::ring::Ring;
 use crate::target::{Avail, TargetState};
 use crate::wrr::SmoothWrr;
-use crate::{
-    duration_ms, Algorithm, LatencyStrategy, UsageStrategy, EXPLORE_EVERY, USAGE_TAU,
-};
+use crate::{duration_ms, Algorithm, LatencyStrategy, UsageStrategy, EXPLORE_EVERY, USAGE_TAU};
 
 /// Per-target state and the algorithm that chooses among the targets. `Send + Sync`;
 /// the choice takes at most one short lock (the round-robin state), the scoring
@@ -55,16 +53,12 @@ impl Pool {
         algorithm: Algorithm,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let ring = matches!(algorithm, Algorithm::ConsistentHashing)
-            .then(|| Ring::new(identities, &weights));
+        let ring = matches!(algorithm, Algorithm::ConsistentHashing).then(|| Ring::new(identities, &weights));
         let groups = if matches!(algorithm, Algorithm::Priority) {
             let mut levels: Vec<u32> = weights.to_vec();
             levels.sort_unstable_by(|a, b| b.cmp(a));
             levels.dedup();
-            levels
-                .into_iter()
-                .map(|w| (0..weights.len()).filter(|&i| weights[i] == w).collect())
-                .collect()
+            levels.into_iter().map(|w| (0..weights.len()).filter(|&i| weights[i] == w).collect()).collect()
         } else {
             Box::default()
         };
@@ -77,10 +71,7 @@ impl Pool {
             _ => UsageStrategy::TotalTokens,
         };
         Self {
-            targets: weights
-                .iter()
-                .map(|_| Arc::new(TargetState::new()))
-                .collect(),
+            targets: weights.iter().map(|_| Arc::new(TargetState::new())).collect(),
             wrr: SmoothWrr::new(weights.len()),
             weights,
             algorithm,
@@ -111,12 +102,7 @@ impl Pool {
     /// round-robin state moves (non-candidates keep theirs, as in nginx), which is
     /// why exclusions are applied here, before choosing, and not by the caller
     /// afterwards.
-    pub(crate) fn choose(
-        &self,
-        now: u64,
-        hash: Option<u32>,
-        excluded: impl Fn(usize) -> bool,
-    ) -> Option<usize> {
+    pub(crate) fn choose(&self, now: u64, hash: Option<u32>, excluded: impl Fn(usize) -> bool) -> Option<usize> {
         let cand = |i: usize| !excluded(i) && self.targets[i].avail(now) != Avail::Unavailable;
         match self.algorithm {
             Algorithm::RoundRobin => self.wrr.next(&self.weights, cand),
@@ -139,20 +125,14 @@ impl Pool {
                     return None;
                 }
                 let w = self.weights[group[0]];
-                self.wrr
-                    .next(&self.weights, |i| self.weights[i] == w && cand(i))
+                self.wrr.next(&self.weights, |i| self.weights[i] == w && cand(i))
             }),
         }
     }
 
     /// nginx `least_conn`: the smallest `in_flight / weight`; ties by smooth WRR.
     fn least_connections(&self, cand: impl Fn(usize) -> bool + Copy) -> Option<usize> {
-        let load = |i: usize| {
-            (
-                u128::from(self.targets[i].in_flight()),
-                u128::from(self.weights[i]),
-            )
-        };
+        let load = |i: usize| (u128::from(self.targets[i].in_flight()), u128::from(self.weights[i]));
         let mut best: Option<(u128, u128)> = None;
         for i in (0..self.targets.len()).filter(|&i| cand(i)) {
             let (c, w) = load(i);
@@ -174,11 +154,7 @@ impl Pool {
 
     /// The candidate with the lowest `score`, ties broken by a rotating start so equal
     /// targets (all untried, all idle) share the picks. Returns the tick too.
-    fn lowest_by(
-        &self,
-        cand: impl Fn(usize) -> bool,
-        score: impl Fn(usize) -> f64,
-    ) -> Option<(usize, u64)> {
+    fn lowest_by(&self, cand: impl Fn(usize) -> bool, score: impl Fn(usize) -> f64) -> Option<(usize, u64)> {
         let n = self.targets.len();
         if n == 0 {
             return None;
@@ -223,11 +199,7 @@ impl Pool {
     fn lowest_usage(&self, now: u64, cand: impl Fn(usize) -> bool + Copy) -> Option<usize> {
         let tau = duration_ms(USAGE_TAU);
         let global = f64::from_bits(self.per_request_bits.load(Ordering::Relaxed));
-        let fallback = if global.is_nan() {
-            1.0
-        } else {
-            global.max(1e-9)
-        };
+        let fallback = if global.is_nan() { 1.0 } else { global.max(1e-9) };
         self.lowest_by(cand, |i| {
             let t = &self.targets[i];
             let per_request = t.per_request().unwrap_or(fallback);

@@ -32,16 +32,9 @@ impl Ring {
     /// `identities[i]` and `weights[i]` describe target `i`; identities must be unique
     /// (the balancer disambiguates duplicates before calling this).
     pub(crate) fn new(identities: &[Vec<u8>], weights: &[u32]) -> Self {
-        let unit = weights
-            .iter()
-            .copied()
-            .filter(|&w| w > 0)
-            .reduce(gcd)
-            .unwrap_or(1);
-        let mut counts: Vec<u64> = weights
-            .iter()
-            .map(|&w| POINTS_PER_UNIT * u64::from(w.max(1) / unit).max(1))
-            .collect();
+        let unit = weights.iter().copied().filter(|&w| w > 0).reduce(gcd).unwrap_or(1);
+        let mut counts: Vec<u64> =
+            weights.iter().map(|&w| POINTS_PER_UNIT * u64::from(w.max(1) / unit).max(1)).collect();
         let total: u64 = counts.iter().sum();
         if total > MAX_POINTS {
             for c in &mut counts {
@@ -56,9 +49,7 @@ impl Ring {
             }
         }
         points.sort_unstable();
-        Self {
-            points: points.into_boxed_slice(),
-        }
+        Self { points: points.into_boxed_slice() }
     }
 
     /// The targets met walking the ring clockwise from `hash`, one entry per point

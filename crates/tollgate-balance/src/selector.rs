@@ -20,8 +20,8 @@ use std::collections::BTreeSet;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use pingora_load_balancing::selection::{BackendIter, BackendSelection};
 use pingora_core::protocols::l4::socket::SocketAddr as PeerAddr;
+use pingora_load_balancing::selection::{BackendIter, BackendSelection};
 use pingora_load_balancing::{Backend, Extensions};
 
 use crate::clock::MonotonicClock;
@@ -35,23 +35,11 @@ pub struct TargetIndex(pub usize);
 
 /// Target `index`'s backend: a unique address in `100::/64` and [`TargetIndex`].
 pub fn target_backend(index: usize, weight: u32) -> Backend {
-    let ip = Ipv6Addr::new(
-        0x100,
-        0,
-        0,
-        0,
-        (index >> 48) as u16,
-        (index >> 32) as u16,
-        (index >> 16) as u16,
-        index as u16,
-    );
+    let ip =
+        Ipv6Addr::new(0x100, 0, 0, 0, (index >> 48) as u16, (index >> 32) as u16, (index >> 16) as u16, index as u16);
     let mut ext = Extensions::new();
     ext.insert(TargetIndex(index));
-    Backend {
-        addr: PeerAddr::Inet(SocketAddr::new(ip.into(), 0)),
-        weight: weight as usize,
-        ext,
-    }
+    Backend { addr: PeerAddr::Inet(SocketAddr::new(ip.into(), 0)), weight: weight as usize, ext }
 }
 
 /// tollgate's selection algorithms as a pingora-load-balancing `BackendSelection`.
@@ -101,24 +89,10 @@ impl BackendSelection for Selector {
     /// Smooth weighted round-robin over `backends` by their weights, in set order:
     /// a selector for backends that do not come from a tollgate [`Pool`].
     fn build(backends: &BTreeSet<Backend>) -> Self {
-        let weights: Box<[u32]> = backends
-            .iter()
-            .map(|b| u32::try_from(b.weight).unwrap_or(u32::MAX).max(1))
-            .collect();
-        let identities: Vec<Vec<u8>> = backends
-            .iter()
-            .map(|b| format!("{:?}", b.addr).into_bytes())
-            .collect();
-        let pool = Pool::new(
-            weights,
-            &identities,
-            Algorithm::RoundRobin,
-            Arc::new(MonotonicClock::new()),
-        );
-        Selector {
-            pool: Arc::new(pool),
-            backends: backends.iter().cloned().map(Some).collect(),
-        }
+        let weights: Box<[u32]> = backends.iter().map(|b| u32::try_from(b.weight).unwrap_or(u32::MAX).max(1)).collect();
+        let identities: Vec<Vec<u8>> = backends.iter().map(|b| format!("{:?}", b.addr).into_bytes()).collect();
+        let pool = Pool::new(weights, &identities, Algorithm::RoundRobin, Arc::new(MonotonicClock::new()));
+        Selector { pool: Arc::new(pool), backends: backends.iter().cloned().map(Some).collect() }
     }
 
     /// The backends of `pool`'s targets, found by their [`TargetIndex`]; backends
@@ -130,10 +104,7 @@ impl BackendSelection for Selector {
                 *slot = Some(b.clone());
             }
         }
-        Selector {
-            pool: Arc::clone(pool),
-            backends: slots.into_boxed_slice(),
-        }
+        Selector { pool: Arc::clone(pool), backends: slots.into_boxed_slice() }
     }
 
     /// An empty key means no key (round-robin under consistent hashing).
@@ -161,9 +132,7 @@ impl Candidates {
     pub fn next_index(&mut self) -> Option<usize> {
         let sel = &self.selector;
         let excluded = &self.excluded;
-        let i = sel.pool.choose(self.now, self.hash, |i| {
-            excluded.contains(i) || sel.backends[i].is_none()
-        })?;
+        let i = sel.pool.choose(self.now, self.hash, |i| excluded.contains(i) || sel.backends[i].is_none())?;
         self.excluded.insert(i);
         Some(i)
     }

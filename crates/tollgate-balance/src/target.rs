@@ -128,12 +128,7 @@ impl TargetState {
             return None;
         }
         self.open_until
-            .compare_exchange(
-                until,
-                open_deadline(now, lease_ms),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
+            .compare_exchange(until, open_deadline(now, lease_ms), Ordering::AcqRel, Ordering::Acquire)
             .ok()
             .map(|_| true)
     }
@@ -174,21 +169,16 @@ impl TargetState {
         }
         let mut w = lock(&self.fail_window);
         if self.open_until.load(Ordering::Acquire) != CLOSED {
-            self.open_until
-                .store(open_deadline(now, timeout_ms), Ordering::Release);
+            self.open_until.store(open_deadline(now, timeout_ms), Ordering::Release);
             return;
         }
         if w.fails == 0 || now.saturating_sub(w.start) >= timeout_ms {
-            *w = FailWindow {
-                start: now,
-                fails: 0,
-            };
+            *w = FailWindow { start: now, fails: 0 };
         }
         w.fails += 1;
         if w.fails >= max_fails {
             *w = FailWindow::default();
-            self.open_until
-                .store(open_deadline(now, timeout_ms), Ordering::Release);
+            self.open_until.store(open_deadline(now, timeout_ms), Ordering::Release);
         }
     }
 
@@ -211,8 +201,7 @@ impl TargetState {
     }
 
     pub(crate) fn cool_down(&self, now: u64, for_ms: u64) {
-        self.cool_until
-            .fetch_max(now.saturating_add(for_ms), Ordering::AcqRel);
+        self.cool_until.fetch_max(now.saturating_add(for_ms), Ordering::AcqRel);
     }
 
     /// Feeds one latency score sample (milliseconds, or milliseconds per token) into
@@ -230,8 +219,7 @@ impl TargetState {
             let v = peak_ewma(s.latency, x, now, latency_tau_ms);
             s.latency = Some((v, now.max(s.latency.map_or(0, |l| l.1))));
             self.latency_bits.store(v.to_bits(), Ordering::Release);
-            self.last_sample
-                .store(now.saturating_add(1), Ordering::Release);
+            self.last_sample.store(now.saturating_add(1), Ordering::Release);
         }
         if usage.is_finite() && usage >= 0.0 {
             let (v, stamp) = s.usage;
@@ -241,13 +229,9 @@ impl TargetState {
                 None => usage,
                 Some(m) => m + PER_REQUEST_ALPHA * (usage - m),
             });
-            self.usage_bits
-                .store(s.usage.0.to_bits(), Ordering::Release);
+            self.usage_bits.store(s.usage.0.to_bits(), Ordering::Release);
             self.usage_stamp.store(s.usage.1, Ordering::Release);
-            self.per_request_bits.store(
-                s.per_request.unwrap_or(f64::NAN).to_bits(),
-                Ordering::Release,
-            );
+            self.per_request_bits.store(s.per_request.unwrap_or(f64::NAN).to_bits(), Ordering::Release);
         }
     }
 

@@ -5,33 +5,19 @@ use std::time::Duration;
 
 use crate::ring::{hash32, Ring, MAX_POINTS};
 use crate::target::peak_ewma;
-use crate::{
-    Algorithm, Balancer, BreakerConfig, LatencyStrategy, ManualClock, Success, TargetInfo,
-    UsageStrategy,
-};
+use crate::{Algorithm, Balancer, BreakerConfig, LatencyStrategy, ManualClock, Success, TargetInfo, UsageStrategy};
 
 const SEC: u64 = 1000;
 
 fn infos(weights: &[u32]) -> Vec<TargetInfo> {
-    weights
-        .iter()
-        .enumerate()
-        .map(|(i, &w)| TargetInfo::new(format!("target-{i}"), w))
-        .collect()
+    weights.iter().enumerate().map(|(i, &w)| TargetInfo::new(format!("target-{i}"), w)).collect()
 }
 
 fn breaker(max_fails: u32, fail_timeout_ms: u64) -> BreakerConfig {
-    BreakerConfig {
-        max_fails,
-        fail_timeout: Duration::from_millis(fail_timeout_ms),
-    }
+    BreakerConfig { max_fails, fail_timeout: Duration::from_millis(fail_timeout_ms) }
 }
 
-fn build(
-    weights: &[u32],
-    algorithm: Algorithm,
-    breaker: BreakerConfig,
-) -> (Balancer, Arc<ManualClock>) {
+fn build(weights: &[u32], algorithm: Algorithm, breaker: BreakerConfig) -> (Balancer, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(1_000_000));
     let b = Balancer::new(infos(weights), algorithm, breaker, clock.clone());
     (b, clock)
@@ -39,9 +25,7 @@ fn build(
 
 /// `n` picks, each released at once.
 fn picks(b: &Balancer, n: usize) -> Vec<usize> {
-    (0..n)
-        .map(|_| b.pick(None, &[]).map(|p| p.index()).unwrap_or(usize::MAX))
-        .collect()
+    (0..n).map(|_| b.pick(None, &[]).map(|p| p.index()).unwrap_or(usize::MAX)).collect()
 }
 
 fn pick_idx(b: &Balancer, key: Option<&[u8]>, tried: &[usize]) -> Option<usize> {
@@ -53,21 +37,11 @@ fn ms(ms: u64) -> Duration {
 }
 
 fn e2e(latency_ms: u64) -> Success {
-    Success {
-        latency: ms(latency_ms),
-        completion_tokens: 10,
-        prompt_tokens: 10,
-        ..Success::default()
-    }
+    Success { latency: ms(latency_ms), completion_tokens: 10, prompt_tokens: 10, ..Success::default() }
 }
 
 fn tokens(total: u64) -> Success {
-    Success {
-        latency: ms(100),
-        prompt_tokens: total / 2,
-        completion_tokens: total - total / 2,
-        ..Success::default()
-    }
+    Success { latency: ms(100), prompt_tokens: total / 2, completion_tokens: total - total / 2, ..Success::default() }
 }
 
 /// A tiny deterministic PRNG (xorshift64*), so tests need no `rand`.
@@ -123,13 +97,7 @@ fn round_robin_5_1_1_matches_nginx_example() {
 
 #[test]
 fn round_robin_matches_reference_over_10k_picks() {
-    let mut sets: Vec<Vec<u32>> = vec![
-        vec![3, 1],
-        vec![5, 1, 1],
-        vec![1, 1, 1, 1],
-        vec![100, 65535, 7],
-        vec![1],
-    ];
+    let mut sets: Vec<Vec<u32>> = vec![vec![3, 1], vec![5, 1, 1], vec![1, 1, 1, 1], vec![100, 65535, 7], vec![1]];
     let mut rng = Lcg(0x9e37_79b9_7f4a_7c15);
     for i in 0..20 {
         let n = 1 + rng.below(8) as usize;
@@ -138,11 +106,7 @@ fn round_robin_matches_reference_over_10k_picks() {
     }
     for weights in sets {
         let (b, _) = build(&weights, Algorithm::RoundRobin, BreakerConfig::default());
-        assert_eq!(
-            picks(&b, 10_000),
-            reference_swrr(&weights, 10_000),
-            "weights {weights:?}"
-        );
+        assert_eq!(picks(&b, 10_000), reference_swrr(&weights, 10_000), "weights {weights:?}");
     }
 }
 
@@ -175,11 +139,7 @@ fn empty_balancer_and_zero_weight() {
 
 #[test]
 fn least_connections_prefers_fewest_in_flight() {
-    let (b, _) = build(
-        &[1, 1, 1],
-        Algorithm::LeastConnections,
-        BreakerConfig::default(),
-    );
+    let (b, _) = build(&[1, 1, 1], Algorithm::LeastConnections, BreakerConfig::default());
     let p0 = b.pick(None, &[]).expect("pick");
     let p1 = b.pick(None, &[]).expect("pick");
     let p2 = b.pick(None, &[]).expect("pick");
@@ -188,11 +148,7 @@ fn least_connections_prefers_fewest_in_flight() {
     assert_eq!(held, [0, 1, 2], "each idle target gets one");
     let second = p1.index();
     drop(p1);
-    assert_eq!(
-        pick_idx(&b, None, &[]),
-        Some(second),
-        "the only target with a free slot"
-    );
+    assert_eq!(pick_idx(&b, None, &[]), Some(second), "the only target with a free slot");
     assert_eq!(b.stats()[p0.index()].in_flight, 1);
     drop((p0, p2));
     assert!(b.stats().iter().all(|s| s.in_flight == 0));
@@ -200,11 +156,7 @@ fn least_connections_prefers_fewest_in_flight() {
 
 #[test]
 fn least_connections_is_weighted() {
-    let (b, _) = build(
-        &[2, 1],
-        Algorithm::LeastConnections,
-        BreakerConfig::default(),
-    );
+    let (b, _) = build(&[2, 1], Algorithm::LeastConnections, BreakerConfig::default());
     let held: Vec<_> = (0..6).map(|_| b.pick(None, &[]).expect("pick")).collect();
     let on0 = held.iter().filter(|p| p.index() == 0).count();
     assert_eq!(on0, 4, "in-flight split 2:1 by weight");
@@ -212,22 +164,14 @@ fn least_connections_is_weighted() {
 
 #[test]
 fn least_connections_idle_ties_follow_smooth_round_robin() {
-    let (b, _) = build(
-        &[3, 1],
-        Algorithm::LeastConnections,
-        BreakerConfig::default(),
-    );
+    let (b, _) = build(&[3, 1], Algorithm::LeastConnections, BreakerConfig::default());
     assert_eq!(picks(&b, 1000), reference_swrr(&[3, 1], 1000));
 }
 
 // ---------------------------------------------------------------- lowest-latency
 
-const E2E: Algorithm = Algorithm::LowestLatency {
-    strategy: LatencyStrategy::E2e,
-};
-const TPOT: Algorithm = Algorithm::LowestLatency {
-    strategy: LatencyStrategy::Tpot,
-};
+const E2E: Algorithm = Algorithm::LowestLatency { strategy: LatencyStrategy::E2e };
+const TPOT: Algorithm = Algorithm::LowestLatency { strategy: LatencyStrategy::Tpot };
 
 #[test]
 fn peak_ewma_jumps_up_and_decays_with_time() {
@@ -239,27 +183,16 @@ fn peak_ewma_jumps_up_and_decays_with_time() {
     assert_eq!(peak_ewma(Some((300.0, 5)), 100.0, 5, tau), 300.0);
     // ...and one tau later it has covered 1 - 1/e of the way.
     let v = peak_ewma(Some((300.0, 0)), 100.0, 10_000, tau);
-    assert!(
-        (v - (100.0 + 200.0 / std::f64::consts::E)).abs() < 1e-9,
-        "{v}"
-    );
+    assert!((v - (100.0 + 200.0 / std::f64::consts::E)).abs() < 1e-9, "{v}");
 }
 
 #[test]
 fn tpot_is_generation_time_per_output_token() {
-    let s = Success {
-        latency: ms(1100),
-        ttft: Some(ms(100)),
-        completion_tokens: 50,
-        ..Success::default()
-    };
+    let s = Success { latency: ms(1100), ttft: Some(ms(100)), completion_tokens: 50, ..Success::default() };
     assert_eq!(s.tpot_ms(), Some(20.0));
     let s = Success { ttft: None, ..s };
     assert_eq!(s.tpot_ms(), Some(22.0));
-    let s = Success {
-        completion_tokens: 0,
-        ..s
-    };
+    let s = Success { completion_tokens: 0, ..s };
     assert_eq!(s.tpot_ms(), None, "no tokens, no sample");
 }
 
@@ -275,11 +208,7 @@ fn lowest_latency_probes_untried_targets_first_one_probe_each() {
     let q = b.pick(None, &[]).expect("pick");
     let mut probed = [a_idx, p.index(), q.index()];
     probed.sort_unstable();
-    assert_eq!(
-        probed,
-        [0, 1, 2],
-        "each target probed once, one probe at a time"
-    );
+    assert_eq!(probed, [0, 1, 2], "each target probed once, one probe at a time");
     // With every target measured or probing, the measured one is next.
     assert_eq!(pick_idx(&b, None, &[]), Some(a_idx));
 }
@@ -334,18 +263,8 @@ fn lowest_latency_charges_in_flight_requests() {
 fn lowest_latency_tpot_ranks_by_time_per_token() {
     // Target 0: slow end to end but a long answer (9 ms/token); target 1: quick but
     // 50 ms/token.
-    let long = Success {
-        latency: ms(1000),
-        ttft: Some(ms(100)),
-        completion_tokens: 100,
-        ..Success::default()
-    };
-    let short = Success {
-        latency: ms(600),
-        ttft: Some(ms(100)),
-        completion_tokens: 10,
-        ..Success::default()
-    };
+    let long = Success { latency: ms(1000), ttft: Some(ms(100)), completion_tokens: 100, ..Success::default() };
+    let short = Success { latency: ms(600), ttft: Some(ms(100)), completion_tokens: 10, ..Success::default() };
     for (algorithm, winner) in [(TPOT, 0), (E2E, 1)] {
         let (b, _) = build(&[1, 1], algorithm, BreakerConfig::default());
         b.success(0, long);
@@ -360,9 +279,7 @@ fn lowest_latency_tpot_ranks_by_time_per_token() {
 
 // ---------------------------------------------------------------- lowest-usage
 
-const USAGE_TOTAL: Algorithm = Algorithm::LowestUsage {
-    strategy: UsageStrategy::TotalTokens,
-};
+const USAGE_TOTAL: Algorithm = Algorithm::LowestUsage { strategy: UsageStrategy::TotalTokens };
 
 #[test]
 fn lowest_usage_picks_least_used_by_weight() {
@@ -392,29 +309,15 @@ fn lowest_usage_decays_old_usage() {
 
 #[test]
 fn lowest_usage_by_cost_and_by_prompt_tokens() {
-    let cheap_but_long = Success {
-        prompt_tokens: 5000,
-        completion_tokens: 10,
-        cost: 0.001,
-        ..Success::default()
-    };
-    let pricey_but_short = Success {
-        prompt_tokens: 10,
-        completion_tokens: 500,
-        cost: 0.05,
-        ..Success::default()
-    };
+    let cheap_but_long = Success { prompt_tokens: 5000, completion_tokens: 10, cost: 0.001, ..Success::default() };
+    let pricey_but_short = Success { prompt_tokens: 10, completion_tokens: 500, cost: 0.05, ..Success::default() };
     for (strategy, winner) in [
         (UsageStrategy::Cost, 0),
         (UsageStrategy::PromptTokens, 1),
         (UsageStrategy::CompletionTokens, 0),
         (UsageStrategy::TotalTokens, 1),
     ] {
-        let (b, _) = build(
-            &[1, 1],
-            Algorithm::LowestUsage { strategy },
-            BreakerConfig::default(),
-        );
+        let (b, _) = build(&[1, 1], Algorithm::LowestUsage { strategy }, BreakerConfig::default());
         b.success(0, cheap_but_long);
         b.success(1, pricey_but_short);
         assert_eq!(pick_idx(&b, None, &[]), Some(winner), "{strategy:?}");
@@ -449,12 +352,7 @@ fn owners(b: &Balancer, keys: usize) -> Vec<usize> {
 fn hash_is_pinned() {
     // Every replica and every version must map a key to the same point.
     assert_eq!(hash32(&[b"user-42"]), hash32(&[b"user-", b"42"]));
-    assert_eq!(
-        hash32(&[b"user-42"]),
-        0xa395_32c7,
-        "{:#x}",
-        hash32(&[b"user-42"])
-    );
+    assert_eq!(hash32(&[b"user-42"]), 0xa395_32c7, "{:#x}", hash32(&[b"user-42"]));
 }
 
 #[test]
@@ -487,10 +385,7 @@ fn consistent_hashing_fails_over_to_the_next_target_on_the_ring() {
         assert_eq!(pick_idx(&b, key, &[owner]), Some(next), "deterministic");
         let third = pick_idx(&b, key, &[owner, next]).expect("third");
         assert!(third != owner && third != next);
-        assert_eq!(
-            pick_idx(&b, key, &[owner, next, third]).map(|i| i != owner && i != next && i != third),
-            Some(true)
-        );
+        assert_eq!(pick_idx(&b, key, &[owner, next, third]).map(|i| i != owner && i != next && i != third), Some(true));
         assert_eq!(pick_idx(&b, key, &[0, 1, 2, 3]), None);
     }
     // An unavailable owner is skipped exactly like a tried one.
@@ -510,15 +405,8 @@ fn consistent_hashing_adding_a_target_moves_about_one_nth_of_keys() {
     let after = owners(&four, 10_000);
     let moved: Vec<usize> = (0..10_000).filter(|&k| before[k] != after[k]).collect();
     assert!(moved.len() <= 3_000, "moved {}", moved.len());
-    assert!(
-        moved.len() >= 2_000,
-        "the new target takes its share: {}",
-        moved.len()
-    );
-    assert!(
-        moved.iter().all(|&k| after[k] == 3),
-        "keys only move to the new target"
-    );
+    assert!(moved.len() >= 2_000, "the new target takes its share: {}", moved.len());
+    assert!(moved.iter().all(|&k| after[k] == 3), "keys only move to the new target");
 }
 
 #[test]
@@ -548,18 +436,10 @@ fn duplicate_ids_still_get_keys() {
 
 #[test]
 fn priority_serves_only_the_highest_group() {
-    let (b, _) = build(
-        &[10, 10, 5, 1],
-        Algorithm::Priority,
-        BreakerConfig::default(),
-    );
+    let (b, _) = build(&[10, 10, 5, 1], Algorithm::Priority, BreakerConfig::default());
     assert_eq!(picks(&b, 6), [0, 1, 0, 1, 0, 1]);
     assert_eq!(pick_idx(&b, None, &[0]), Some(1));
-    assert_eq!(
-        pick_idx(&b, None, &[0, 1]),
-        Some(2),
-        "tried higher group falls back"
-    );
+    assert_eq!(pick_idx(&b, None, &[0, 1]), Some(2), "tried higher group falls back");
     assert_eq!(pick_idx(&b, None, &[0, 1, 2]), Some(3));
     assert_eq!(pick_idx(&b, None, &[0, 1, 2, 3]), None);
 }
@@ -621,10 +501,7 @@ fn breaker_forgets_failures_older_than_fail_timeout() {
     assert!(b.is_available(0));
     clock.advance(SEC);
     b.failure(0);
-    assert!(
-        b.is_available(0),
-        "the window restarted at the third failure (nginx)"
-    );
+    assert!(b.is_available(0), "the window restarted at the third failure (nginx)");
     clock.advance(SEC);
     b.failure(0);
     assert!(!b.is_available(0), "three failures in the new window");
@@ -672,10 +549,7 @@ fn breaker_half_open_failure_reopens() {
     clock.advance(SEC);
     b.failure(0); // one failure is enough in half-open
     drop(trial);
-    assert_eq!(
-        b.stats()[0].circuit_open_until_ms,
-        Some(1_000_000 + 21 * SEC)
-    );
+    assert_eq!(b.stats()[0].circuit_open_until_ms, Some(1_000_000 + 21 * SEC));
     clock.advance(10 * SEC - 1);
     assert!(b.pick(None, &[]).is_none());
     clock.advance(1);
@@ -711,14 +585,7 @@ fn cool_down_makes_a_target_unavailable_until_it_ends() {
 
 #[test]
 fn every_algorithm_returns_none_when_every_target_is_unavailable() {
-    for algorithm in [
-        Algorithm::RoundRobin,
-        Algorithm::LeastConnections,
-        E2E,
-        USAGE_TOTAL,
-        CH,
-        Algorithm::Priority,
-    ] {
+    for algorithm in [Algorithm::RoundRobin, Algorithm::LeastConnections, E2E, USAGE_TOTAL, CH, Algorithm::Priority] {
         let (b, clock) = build(&[3, 2, 1], algorithm, breaker(1, 10 * SEC));
         b.failure(0);
         b.cool_down(1, ms(5 * SEC));
@@ -744,10 +611,7 @@ fn stats_report_what_happened() {
     b.success(i, e2e(250));
     b.failure(i);
     let s = &b.stats()[i];
-    assert_eq!(
-        (s.selections, s.successes, s.failures, s.in_flight),
-        (1, 1, 1, 1)
-    );
+    assert_eq!((s.selections, s.successes, s.failures, s.in_flight), (1, 1, 1, 1));
     assert_eq!(s.latency_ewma_ms, Some(250.0));
     assert_eq!(s.usage, 20.0);
     assert!(s.healthy && !s.circuit_open);
@@ -758,20 +622,12 @@ fn stats_report_what_happened() {
 
 #[test]
 fn algorithm_from_kong_names() {
-    assert_eq!(
-        Algorithm::from_kong("lowest-latency", "e2e", "bogus"),
-        Ok(E2E)
-    );
+    assert_eq!(Algorithm::from_kong("lowest-latency", "e2e", "bogus"), Ok(E2E));
     assert_eq!(
         Algorithm::from_kong("lowest-usage", "bogus", "cost"),
-        Ok(Algorithm::LowestUsage {
-            strategy: UsageStrategy::Cost
-        })
+        Ok(Algorithm::LowestUsage { strategy: UsageStrategy::Cost })
     );
-    assert_eq!(
-        Algorithm::from_kong("priority", "", ""),
-        Ok(Algorithm::Priority)
-    );
+    assert_eq!(Algorithm::from_kong("priority", "", ""), Ok(Algorithm::Priority));
     assert!(Algorithm::from_kong("semantic", "tpot", "total-tokens").is_err());
     assert!(Algorithm::from_kong("lowest-latency", "p99", "total-tokens").is_err());
 }
@@ -781,14 +637,7 @@ fn balancer_is_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Balancer>();
     assert_send_sync::<crate::Pick>();
-    for algorithm in [
-        Algorithm::RoundRobin,
-        Algorithm::LeastConnections,
-        TPOT,
-        USAGE_TOTAL,
-        CH,
-        Algorithm::Priority,
-    ] {
+    for algorithm in [Algorithm::RoundRobin, Algorithm::LeastConnections, TPOT, USAGE_TOTAL, CH, Algorithm::Priority] {
         let (b, _) = build(&[5, 3, 2, 1], algorithm, breaker(3, 100));
         let b = Arc::new(b);
         let threads: Vec<_> = (0..8)

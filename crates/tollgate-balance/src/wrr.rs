@@ -21,18 +21,12 @@ pub(crate) struct SmoothWrr {
 
 impl SmoothWrr {
     pub(crate) fn new(n: usize) -> Self {
-        Self {
-            current: Mutex::new(vec![0; n]),
-        }
+        Self { current: Mutex::new(vec![0; n]) }
     }
 
     /// The next candidate among `weights` for which `candidate(i)` holds, or `None` if
     /// there is none. `candidate` runs under the lock, so it must be cheap.
-    pub(crate) fn next(
-        &self,
-        weights: &[u32],
-        mut candidate: impl FnMut(usize) -> bool,
-    ) -> Option<usize> {
+    pub(crate) fn next(&self, weights: &[u32], mut candidate: impl FnMut(usize) -> bool) -> Option<usize> {
         let mut current = lock(&self.current);
         let mut total: i64 = 0;
         let mut best: Option<(usize, i64)> = None;

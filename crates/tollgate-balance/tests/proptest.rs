@@ -17,8 +17,8 @@ use pingora_load_balancing::health_check::HealthCheck;
 use pingora_load_balancing::Backend;
 use proptest::prelude::*;
 use tollgate_balance::{
-    ActiveChecks, Algorithm, Balancer, BreakerConfig, LatencyStrategy, LiteralResolver,
-    ManualClock, Pick, Probe, Success, TargetInfo, UsageStrategy,
+    ActiveChecks, Algorithm, Balancer, BreakerConfig, LatencyStrategy, LiteralResolver, ManualClock, Pick, Probe,
+    Success, TargetInfo, UsageStrategy,
 };
 
 /// Probes answer by the bit of their port (target `i` at port `i + 1`) in a mask
@@ -87,18 +87,10 @@ fn algorithm() -> impl Strategy<Value = Algorithm> {
     prop_oneof![
         Just(Algorithm::RoundRobin),
         Just(Algorithm::LeastConnections),
-        Just(Algorithm::LowestLatency {
-            strategy: LatencyStrategy::Tpot
-        }),
-        Just(Algorithm::LowestLatency {
-            strategy: LatencyStrategy::E2e
-        }),
-        Just(Algorithm::LowestUsage {
-            strategy: UsageStrategy::TotalTokens
-        }),
-        Just(Algorithm::LowestUsage {
-            strategy: UsageStrategy::Cost
-        }),
+        Just(Algorithm::LowestLatency { strategy: LatencyStrategy::Tpot }),
+        Just(Algorithm::LowestLatency { strategy: LatencyStrategy::E2e }),
+        Just(Algorithm::LowestUsage { strategy: UsageStrategy::TotalTokens }),
+        Just(Algorithm::LowestUsage { strategy: UsageStrategy::Cost }),
         Just(Algorithm::ConsistentHashing),
         Just(Algorithm::Priority),
     ]

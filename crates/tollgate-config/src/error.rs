@@ -48,11 +48,7 @@ fn render(file: &Path, line: usize, column: usize, path: &str, message: &str) ->
 pub struct ConfigErrors(pub Vec<ConfigError>);
 
 fn render_all(errors: &[ConfigError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
 }
 
 impl ConfigErrors {
@@ -102,13 +98,7 @@ pub(crate) struct Report<'a> {
 
 impl<'a> Report<'a> {
     pub(crate) fn new(file: &'a Path, spans: &'a SpanIndex) -> Self {
-        Report {
-            file,
-            spans,
-            failed: HashSet::new(),
-            secret: HashSet::new(),
-            errors: Vec::new(),
-        }
+        Report { file, spans, failed: HashSet::new(), secret: HashSet::new(), errors: Vec::new() }
     }
 
     pub(crate) fn set_vault_paths(&mut self, failed: HashSet<String>, secret: HashSet<String>) {
@@ -150,19 +140,8 @@ impl<'a> Report<'a> {
 
     fn push(&mut self, line: usize, column: usize, path: String, message: String) {
         // One error per line of output: the TOML parser's messages span several.
-        let message = message
-            .trim()
-            .lines()
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join("; ");
-        self.errors.push(ConfigError {
-            file: self.file.to_path_buf(),
-            line,
-            column,
-            path,
-            message,
-        });
+        let message = message.trim().lines().map(str::trim).collect::<Vec<_>>().join("; ");
+        self.errors.push(ConfigError { file: self.file.to_path_buf(), line, column, path, message });
     }
 
     /// Whether the string at `path` still holds an unresolved vault reference.

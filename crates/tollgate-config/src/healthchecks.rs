@@ -32,7 +32,10 @@ fn check_active(base: &str, a: &ActiveHealthcheck, r: &mut Report<'_>) {
         r.error(path, message);
     }
     if !(a.timeout > 0.0 && a.timeout <= MAX_SECONDS) {
-        r.error(format!("{base}.timeout"), format!("timeout {} must be above 0 and at most 65535 (seconds)", a.timeout));
+        r.error(
+            format!("{base}.timeout"),
+            format!("timeout {} must be above 0 and at most 65535 (seconds)", a.timeout),
+        );
     }
     for (field, interval) in [("healthy", a.healthy.interval), ("unhealthy", a.unhealthy.interval)] {
         if !(0.0..=MAX_SECONDS).contains(&interval) {

@@ -47,18 +47,10 @@ impl HttpUrl {
             p if p.starts_with('?') => format!("/{p}"),
             p => p.to_string(),
         };
-        if path_and_query
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-        {
+        if path_and_query.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err("path must not contain spaces or control characters".to_string());
         }
-        Ok(HttpUrl {
-            tls,
-            host,
-            port,
-            path_and_query,
-        })
+        Ok(HttpUrl { tls, host, port, path_and_query })
     }
 
     /// `host:port` as used in a `Host` header or a peer address (IPv6 bracketed).
@@ -80,9 +72,7 @@ impl fmt::Display for HttpUrl {
 
 fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
     let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let end = bracketed
-            .find(']')
-            .ok_or_else(|| "IPv6 host is missing its closing `]`".to_string())?;
+        let end = bracketed.find(']').ok_or_else(|| "IPv6 host is missing its closing `]`".to_string())?;
         let host = &bracketed[..end];
         if host.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(format!("`{host}` is not an IPv6 address"));
@@ -90,10 +80,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
         let after = &bracketed[end + 1..];
         let port = match after {
             "" => None,
-            p => Some(
-                p.strip_prefix(':')
-                    .ok_or_else(|| "unexpected text after `]`".to_string())?,
-            ),
+            p => Some(p.strip_prefix(':').ok_or_else(|| "unexpected text after `]`".to_string())?),
         };
         (host, port)
     } else {
@@ -106,9 +93,7 @@ fn split_host_port(authority: &str) -> Result<(String, Option<u16>), String> {
         return Err("has no host".to_string());
     }
     let host_chars_ok = authority.starts_with('[')
-        || host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
+        || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_');
     if !host_chars_ok {
         return Err(format!("host `{host}` contains invalid characters"));
     }
@@ -131,26 +116,15 @@ mod tests {
         let url = HttpUrl::parse("http://mcp-server.internal:8080/mcp").expect("valid");
         assert_eq!(
             url,
-            HttpUrl {
-                tls: false,
-                host: "mcp-server.internal".into(),
-                port: 8080,
-                path_and_query: "/mcp".into()
-            }
+            HttpUrl { tls: false, host: "mcp-server.internal".into(), port: 8080, path_and_query: "/mcp".into() }
         );
         let url = HttpUrl::parse("https://api.openai.com").expect("valid");
-        assert_eq!(
-            (url.tls, url.port, url.path_and_query.as_str()),
-            (true, 443, "/")
-        );
+        assert_eq!((url.tls, url.port, url.path_and_query.as_str()), (true, 443, "/"));
         let url = HttpUrl::parse("http://[::1]:9001/v1/chat/completions?x=1").expect("valid");
         assert_eq!(url.host, "::1");
         assert_eq!(url.authority(), "[::1]:9001");
         assert_eq!(url.to_string(), "http://[::1]:9001/v1/chat/completions?x=1");
-        assert_eq!(
-            HttpUrl::parse("http://h?q").expect("valid").path_and_query,
-            "/?q"
-        );
+        assert_eq!(HttpUrl::parse("http://h?q").expect("valid").path_and_query, "/?q");
     }
 
     #[test]

@@ -30,21 +30,11 @@ use crate::{validate, Config, Plugin};
 /// read the process environment; `file` references are relative to the file's folder.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
     let whole_file = |message: String| {
-        ConfigErrors(vec![ConfigError {
-            file: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            path: String::new(),
-            message,
-        }])
+        ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line: 0, column: 0, path: String::new(), message }])
     };
-    let bytes =
-        std::fs::read(path).map_err(|e| whole_file(format!("cannot read config file: {e}")))?;
+    let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read config file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "config file is not valid UTF-8 (at byte {})",
-            e.utf8_error().valid_up_to()
-        ))
+        whole_file(format!("config file is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
     })?;
     load_str(&text, path, &|name| std::env::var(name).ok())
 }
@@ -52,11 +42,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
 /// Like `load_file`, from text: `source_name` is used in errors, as `Config::source`,
 /// and (its parent folder) as the base of relative `file` vault references; `env`
 /// looks up environment variables.
-pub fn load_str(
-    text: &str,
-    source_name: &Path,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigErrors> {
+pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
     let spans = SpanIndex::new(text);
     let mut report = Report::new(source_name, &spans);
 
@@ -121,10 +107,7 @@ pub fn load_str(
             match PluginConfig::from_entry(&entry) {
                 Ok(config) => Some(config),
                 Err(e) => {
-                    report.error(
-                        format!("plugins[{i}].{}", e.path),
-                        "invalid value after resolving vault references",
-                    );
+                    report.error(format!("plugins[{i}].{}", e.path), "invalid value after resolving vault references");
                     None
                 }
             }
@@ -138,20 +121,10 @@ pub fn load_str(
     }
 
     // No errors, so every entry typed.
-    let typing::TypedFile {
-        server,
-        services,
-        routes,
-        consumers,
-        plugins,
-    } = file;
-    let (Some(server), Some(services), Some(routes), Some(consumers), Some(entries)) = (
-        server,
-        services.into_all(),
-        routes.into_all(),
-        consumers.into_all(),
-        plugins.into_all(),
-    ) else {
+    let typing::TypedFile { server, services, routes, consumers, plugins } = file;
+    let (Some(server), Some(services), Some(routes), Some(consumers), Some(entries)) =
+        (server, services.into_all(), routes.into_all(), consumers.into_all(), plugins.into_all())
+    else {
         report.error(String::new(), "the config could not be typed");
         return Err(ConfigErrors(report.finish()));
     };
@@ -185,21 +158,16 @@ impl PluginConfig {
     /// (`name`, or `config.targets[0].model`).
     pub fn from_entry(entry: &PluginEntry) -> Result<PluginConfig, PluginConfigError> {
         Self::from_entry_all(entry).map_err(|errors| {
-            errors
-                .into_iter()
-                .next()
-                .unwrap_or_else(|| PluginConfigError {
-                    path: "config".to_string(),
-                    message: "invalid value".to_string(),
-                })
+            errors.into_iter().next().unwrap_or_else(|| PluginConfigError {
+                path: "config".to_string(),
+                message: "invalid value".to_string(),
+            })
         })
     }
 
     /// Like `from_entry`, with every error of the config rather than the first
     /// (never empty).
-    pub(crate) fn from_entry_all(
-        entry: &PluginEntry,
-    ) -> Result<PluginConfig, Vec<PluginConfigError>> {
+    pub(crate) fn from_entry_all(entry: &PluginEntry) -> Result<PluginConfig, Vec<PluginConfigError>> {
         match entry.name.as_str() {
             "key-auth" => typed(&entry.config).map(PluginConfig::KeyAuth),
             "mtls-auth" => typed(&entry.config).map(PluginConfig::MtlsAuth),
@@ -212,10 +180,7 @@ impl PluginConfig {
             "opentelemetry" => typed(&entry.config).map(PluginConfig::OpenTelemetry),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
-                message: format!(
-                    "unknown plugin `{other}`; supported plugins: {}",
-                    PLUGIN_NAMES.join(", ")
-                ),
+                message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
             }]),
         }
     }
@@ -240,17 +205,11 @@ fn typed<T: DeserializeOwned>(config: &toml::Table) -> Result<T, Vec<PluginConfi
     typing::type_collect(&toml::Value::Table(config.clone())).map_err(|errors| {
         errors
             .into_iter()
-            .map(|TypeError { path, message }| PluginConfigError {
-                path: join("config", &path),
-                message,
-            })
+            .map(|TypeError { path, message }| PluginConfigError { path: join("config", &path), message })
             .collect()
     })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }

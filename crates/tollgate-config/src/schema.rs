@@ -237,10 +237,7 @@ pub struct Consumer {
 impl Consumer {
     /// The name a consumer is referenced by: its username, else its custom_id.
     pub fn reference(&self) -> &str {
-        self.username
-            .as_deref()
-            .or(self.custom_id.as_deref())
-            .unwrap_or("")
+        self.username.as_deref().or(self.custom_id.as_deref()).unwrap_or("")
     }
 }
 

@@ -21,11 +21,7 @@ impl SpanIndex {
     pub fn new(text: &str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        SpanIndex {
-            text: text.to_string(),
-            line_starts,
-            doc: ImDocument::parse(text.to_string()).ok(),
-        }
+        SpanIndex { text: text.to_string(), line_starts, doc: ImDocument::parse(text.to_string()).ok() }
     }
 
     /// 1-based line and column (in characters) of a byte offset; offsets past the end
@@ -40,11 +36,7 @@ impl SpanIndex {
         let column = self
             .text
             .get(start..)
-            .map(|rest| {
-                rest.char_indices()
-                    .take_while(|(i, _)| start + i < offset)
-                    .count()
-            })
+            .map(|rest| rest.char_indices().take_while(|(i, _)| start + i < offset).count())
             .unwrap_or(0);
         (line_index + 1, column + 1)
     }
@@ -75,11 +67,7 @@ impl SpanIndex {
             };
             // Prefer the value's own span; implicit tables (from dotted keys or
             // `[a.b]` headers skipping `a`) have none, so use their key or contents.
-            let span = if at_key && n == last {
-                key_span.or_else(|| child.span())
-            } else {
-                child.span().or(key_span)
-            };
+            let span = if at_key && n == last { key_span.or_else(|| child.span()) } else { child.span().or(key_span) };
             if let Some(span) = span.or_else(|| child.first_span()) {
                 best = span.start;
             }
@@ -155,8 +143,9 @@ impl<'a> Node<'a> {
             Segment::Index(index) => {
                 let child = match self {
                     Node::Item(Item::ArrayOfTables(array)) => Node::Table(array.get(index)?),
-                    Node::Item(Item::Value(Value::Array(array)))
-                    | Node::Value(Value::Array(array)) => Node::Value(array.get(index)?),
+                    Node::Item(Item::Value(Value::Array(array))) | Node::Value(Value::Array(array)) => {
+                        Node::Value(array.get(index)?)
+                    }
                     _ => return None,
                 };
                 Some((child, None))
@@ -171,11 +160,7 @@ impl<'a> Node<'a> {
             .iter()
             .filter_map(|(key, item)| {
                 let node = Node::Item(item);
-                table
-                    .key(key)
-                    .and_then(|k| k.span())
-                    .or_else(|| node.span())
-                    .or_else(|| node.first_span())
+                table.key(key).and_then(|k| k.span()).or_else(|| node.span()).or_else(|| node.first_span())
             })
             .min_by_key(|span| span.start)
     }
@@ -234,14 +219,8 @@ model = { provider = "openai", options = { max_tokens = 0 } }
         assert_eq!(index.locate("plugins[0].config.key_names"), Some((15, 20)));
         // `config` exists only through a dotted key: its key's line.
         assert_eq!(index.locate("plugins[0].config").map(|p| p.0), Some(15));
-        assert_eq!(
-            index.locate("plugins[1].config.balancer.algorithm"),
-            Some((20, 13))
-        );
-        assert_eq!(
-            index.locate("plugins[1].config.targets[0].model.options.max_tokens"),
-            Some((22, 57))
-        );
+        assert_eq!(index.locate("plugins[1].config.balancer.algorithm"), Some((20, 13)));
+        assert_eq!(index.locate("plugins[1].config.targets[0].model.options.max_tokens"), Some((22, 57)));
         // `plugins[1].config` is implicit (only `[plugins.config.balancer]` is written).
         assert_eq!(index.locate("plugins[1].config").map(|p| p.0), Some(19));
     }
@@ -250,14 +229,8 @@ model = { provider = "openai", options = { max_tokens = 0 } }
     fn locates_keys_of_fields() {
         let index = SpanIndex::new(TEXT);
         assert_eq!(index.locate_key("routes[1].service"), Some((11, 3)));
-        assert_eq!(
-            index.locate_key("plugins[0].config.key_names"),
-            Some((15, 8))
-        );
-        assert_eq!(
-            index.locate_key("plugins[1].config.targets[0].model.options.max_tokens"),
-            Some((22, 44))
-        );
+        assert_eq!(index.locate_key("plugins[0].config.key_names"), Some((15, 8)));
+        assert_eq!(index.locate_key("plugins[1].config.targets[0].model.options.max_tokens"), Some((22, 44)));
         // Not a key at the end, or not written: as `locate`.
         assert_eq!(index.locate_key("server.listen[1]"), Some((3, 27)));
         assert_eq!(index.locate_key("routes[1].strip_path"), Some((9, 1)));

@@ -79,9 +79,7 @@ fn errors(text: &str) -> Vec<ConfigError> {
 
 /// 1-based line of the first occurrence of `needle` (which must be unique enough).
 fn line_of(text: &str, needle: &str) -> usize {
-    let at = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in text"));
+    let at = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in text"));
     text[..at].matches('\n').count() + 1
 }
 
@@ -102,10 +100,7 @@ fn seed_scenario_loads() {
     assert_eq!(config.routes[0].methods, vec!["POST"]);
     assert!(config.routes[0].strip_path, "Kong's default");
     assert_eq!(config.consumers[0].reference(), "chat-client");
-    assert_eq!(
-        config.consumers[0].keyauth_credentials[0].key,
-        "secret-chat-key"
-    );
+    assert_eq!(config.consumers[0].keyauth_credentials[0].key, "secret-chat-key");
 
     let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["key-auth", "ai-proxy-advanced", "ai-proxy", "acl"]);
@@ -124,10 +119,7 @@ fn seed_scenario_loads() {
             assert_eq!(target.model.options.output_cost, Some(10.0));
             assert!(target.logging.log_statistics);
             let auth = target.auth.as_ref().expect("auth");
-            assert_eq!(
-                auth.header_value.as_deref(),
-                Some(format!("Bearer {OPENAI_KEY}").as_str())
-            );
+            assert_eq!(auth.header_value.as_deref(), Some(format!("Bearer {OPENAI_KEY}").as_str()));
         }
         other => panic!("{other:?}"),
     }
@@ -147,16 +139,8 @@ fn seed_scenario_loads() {
     );
     // sha256 of the text, not of the resolved values.
     assert_eq!(config.digest.len(), 64);
-    assert_eq!(
-        config.digest,
-        load(SEED).map(|c| c.digest).unwrap_or_default()
-    );
-    assert_ne!(
-        config.digest,
-        load(&format!("{SEED}\n"))
-            .map(|c| c.digest)
-            .unwrap_or_default()
-    );
+    assert_eq!(config.digest, load(SEED).map(|c| c.digest).unwrap_or_default());
+    assert_ne!(config.digest, load(&format!("{SEED}\n")).map(|c| c.digest).unwrap_or_default());
 }
 
 #[test]
@@ -168,10 +152,9 @@ fn load_file_reads_file_vault_relative_to_config_and_hashes_bytes() {
     std::fs::write(&path, &text).expect("write");
     let config = load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     match &config.plugins[2].config {
-        PluginConfig::AiProxy(t) => assert_eq!(
-            t.auth.as_ref().and_then(|a| a.header_value.as_deref()),
-            Some("Bearer sk-from-file")
-        ),
+        PluginConfig::AiProxy(t) => {
+            assert_eq!(t.auth.as_ref().and_then(|a| a.header_value.as_deref()), Some("Bearer sk-from-file"))
+        }
         other => panic!("{other:?}"),
     }
     // Known digest of a fixed input, to pin the encoding (lower-case hex sha256).
@@ -187,19 +170,13 @@ fn load_file_reports_unreadable_file_without_position() {
     let errors = load_file(Path::new("/nonexistent/tollgate.toml")).expect_err("missing file");
     assert_eq!(errors.len(), 1);
     let text = errors.to_string();
-    assert!(
-        text.starts_with("/nonexistent/tollgate.toml: cannot read config file:"),
-        "{text}"
-    );
+    assert!(text.starts_with("/nonexistent/tollgate.toml: cannot read config file:"), "{text}");
 }
 
 #[test]
 fn empty_file_is_a_valid_default() {
     let config = load("").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        config.summary(),
-        "0 services, 0 routes, 0 consumers, 0 plugins"
-    );
+    assert_eq!(config.summary(), "0 services, 0 routes, 0 consumers, 0 plugins");
     assert_eq!(config.server.admin_listen, "127.0.0.1:8100");
 }
 
@@ -211,48 +188,26 @@ fn unknown_top_level_field_names_path_and_line() {
     let e = single_error(&text);
     assert_eq!(e.path, "listen");
     assert_eq!(e.line, line_of(&text, "listen = [\"0.0.0.0:9000\"]"));
-    assert!(
-        e.message.contains("unknown field `listen`"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("unknown field `listen`"), "{}", e.message);
 }
 
 #[test]
 fn unknown_route_field_names_path_and_line() {
-    let text = SEED.replace(
-        "methods = [\"POST\"]",
-        "methods = [\"POST\"]\nstrip_pth = false",
-    );
+    let text = SEED.replace("methods = [\"POST\"]", "methods = [\"POST\"]\nstrip_pth = false");
     let e = single_error(&text);
     assert_eq!(e.path, "routes[0].strip_pth");
     assert_eq!((e.line, e.column), (line_of(&text, "strip_pth"), 1));
-    assert!(
-        e.message.contains("unknown field `strip_pth`"),
-        "{}",
-        e.message
-    );
-    assert!(
-        e.message.contains("`strip_path`"),
-        "lists the valid fields: {}",
-        e.message
-    );
+    assert!(e.message.contains("unknown field `strip_pth`"), "{}", e.message);
+    assert!(e.message.contains("`strip_path`"), "lists the valid fields: {}", e.message);
 }
 
 #[test]
 fn unknown_field_deep_in_plugin_config_names_path_and_line() {
-    let text = SEED.replace(
-        "name = \"gpt-4o\", options",
-        "name = \"gpt-4o\", modle_name = \"x\", options",
-    );
+    let text = SEED.replace("name = \"gpt-4o\", options", "name = \"gpt-4o\", modle_name = \"x\", options");
     let e = single_error(&text);
     assert_eq!(e.path, "plugins[1].config.targets[0].model.modle_name");
     assert_eq!(e.line, line_of(&text, "modle_name"));
-    assert!(
-        e.message.contains("unknown field `modle_name`"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("unknown field `modle_name`"), "{}", e.message);
 }
 
 #[test]
@@ -267,20 +222,11 @@ fn type_errors_in_plugin_config_name_path_and_line() {
 #[test]
 fn plugin_config_errors_are_collected_from_every_plugin() {
     let text = SEED
-        .replace(
-            "config.key_names = [\"apikey\"]",
-            "config.key_nmes = [\"apikey\"]",
-        )
-        .replace(
-            "config.allow = [\"premium\"]",
-            "config.allowed = [\"premium\"]",
-        );
+        .replace("config.key_names = [\"apikey\"]", "config.key_nmes = [\"apikey\"]")
+        .replace("config.allow = [\"premium\"]", "config.allowed = [\"premium\"]");
     let errors = errors(&text);
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(
-        paths,
-        ["plugins[0].config.key_nmes", "plugins[3].config.allowed"]
-    );
+    assert_eq!(paths, ["plugins[0].config.key_nmes", "plugins[3].config.allowed"]);
     assert_eq!(errors[1].line, line_of(&text, "config.allowed"));
 }
 
@@ -310,11 +256,7 @@ fn token_limits_are_typed_and_checked() {
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         paths,
-        [
-            "plugins[4].config.redis",
-            "plugins[4].config.window_type",
-            "plugins[4].config.llm_providers[0].window_size"
-        ],
+        ["plugins[4].config.redis", "plugins[4].config.window_type", "plugins[4].config.llm_providers[0].window_size"],
         "{errors:#?}"
     );
 }
@@ -322,10 +264,7 @@ fn token_limits_are_typed_and_checked() {
 #[test]
 fn dangling_references_name_their_lines() {
     let text = SEED
-        .replace(
-            "service = \"mcp-service\"\npaths",
-            "service = \"mcp-svc\"\npaths",
-        )
+        .replace("service = \"mcp-service\"\npaths", "service = \"mcp-svc\"\npaths")
         .replace("route = \"chat\"", "route = \"chat-v2\"")
         .replace("consumer = \"chat-client\"", "consumer = \"nobody\"");
     let errors = errors(&text);
@@ -362,15 +301,9 @@ fn three_independent_semantic_errors_are_all_listed() {
     let text = SEED
         .replace("paths = [\"/llm/v1/chat\"]", "paths = [\"llm/v1/chat\"]")
         .replace("methods = [\"POST\"]", "methods = [\"POSTT\"]")
-        .replace(
-            "algorithm = \"round-robin\"",
-            "algorithm = \"fastest\"",
-        );
+        .replace("algorithm = \"round-robin\"", "algorithm = \"fastest\"");
     let errors = errors(&text);
-    let got: Vec<(&str, usize, &str)> = errors
-        .iter()
-        .map(|e| (e.path.as_str(), e.line, e.message.as_str()))
-        .collect();
+    let got: Vec<(&str, usize, &str)> = errors.iter().map(|e| (e.path.as_str(), e.line, e.message.as_str())).collect();
     assert_eq!(
         got,
         [
@@ -423,17 +356,11 @@ fn missing_vault_env_names_reference_variable_and_line() {
 
 #[test]
 fn unsupported_vault_is_an_error() {
-    let text = SEED.replace(
-        "key = \"secret-chat-key\"",
-        "key = \"{vault://aws/chat-key}\"",
-    );
+    let text = SEED.replace("key = \"secret-chat-key\"", "key = \"{vault://aws/chat-key}\"");
     let e = single_error(&text);
     assert_eq!(e.path, "consumers[0].keyauth_credentials[0].key");
     assert_eq!(e.line, line_of(&text, "vault://aws"));
-    assert_eq!(
-        e.message,
-        "vault reference {vault://aws/chat-key}: vault aws is not supported (env, file)"
-    );
+    assert_eq!(e.message, "vault reference {vault://aws/chat-key}: vault aws is not supported (env, file)");
 }
 
 #[test]
@@ -493,13 +420,8 @@ fn duplicate_names_and_consumer_identity() {
         ],
         "{errors:#?}"
     );
-    assert!(errors[0]
-        .message
-        .starts_with("duplicate service name `mcp-service`; first defined at services[0].name"));
-    assert_eq!(
-        errors[2].message,
-        "a consumer needs a username or a custom_id"
-    );
+    assert!(errors[0].message.starts_with("duplicate service name `mcp-service`; first defined at services[0].name"));
+    assert_eq!(errors[2].message, "a consumer needs a username or a custom_id");
 }
 
 #[test]
@@ -508,17 +430,11 @@ fn route_shape_and_service_url_checks() {
         "{SEED}\n[[services]]\nname = \"web\"\nurl = \"mcp-server:8080\"\n\n[[routes]]\nname = \"nowhere\"\nservice = \"web\"\n\n[[routes]]\nname = \"hosted\"\nservice = \"web\"\nhosts = [\"*.example.com\"]\n"
     );
     let errors = errors(&text);
-    let got: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
     assert_eq!(
         got,
         [
-            (
-                "services[1].url",
-                "url `mcp-server:8080` must start with http:// or https://"
-            ),
+            ("services[1].url", "url `mcp-server:8080` must start with http:// or https://"),
             ("routes[1]", "a route needs at least one of paths or hosts"),
         ]
     );
@@ -540,8 +456,7 @@ fn service_without_url_needs_an_ai_plugin_for_every_consumer() {
         "service `mcp-service` has neither url nor an ai-proxy plugin, so route `chat` has no upstream"
     );
     // A global ai-proxy serves every route.
-    let text =
-        format!("{text}\n[[plugins]]\nname = \"ai-proxy\"\nconfig.model.provider = \"openai\"\n");
+    let text = format!("{text}\n[[plugins]]\nname = \"ai-proxy\"\nconfig.model.provider = \"openai\"\n");
     assert!(load(&text).is_ok());
 }
 
@@ -572,10 +487,7 @@ model = {{ provider = "llama", options = {{ upstream_url = "http://[::1" }} }}
 "#
     );
     let errors = errors(&text);
-    let got: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
     let t = "plugins[4].config";
     let expected = [
         (format!("{t}.balancer.algorithm"), "unknown balancer algorithm `fastest`; expected one of round-robin, least-connections, lowest-latency, lowest-usage, consistent-hashing, semantic, priority".to_string()),
@@ -595,10 +507,7 @@ model = {{ provider = "llama", options = {{ upstream_url = "http://[::1" }} }}
         (format!("{t}.targets[2].model.provider"), "unknown provider `llama`; expected one of openai, azure, anthropic, gemini, bedrock, mistral, cohere, ollama, openai-compatible".to_string()),
         (format!("{t}.targets[2].model.options.upstream_url"), "upstream_url `http://[::1` IPv6 host is missing its closing `]`".to_string()),
     ];
-    let mut got: Vec<(String, String)> = got
-        .iter()
-        .map(|(p, m)| (p.to_string(), m.to_string()))
-        .collect();
+    let mut got: Vec<(String, String)> = got.iter().map(|(p, m)| (p.to_string(), m.to_string())).collect();
     let mut expected = expected.to_vec();
     got.sort();
     expected.sort();
@@ -615,37 +524,21 @@ fn plugin_checks() {
     assert_eq!(
         got,
         [
-            (
-                "plugins[4]",
-                line_of(
-                    &text,
-                    "[[plugins]]\nname = \"acl\"\nroute = \"chat\"\nconfig = {"
-                )
-            ),
+            ("plugins[4]", line_of(&text, "[[plugins]]\nname = \"acl\"\nroute = \"chat\"\nconfig = {")),
             ("plugins[4].config", line_of(&text, "config = { allow")),
-            (
-                "plugins[5].consumer",
-                line_of(&text, "consumer = \"chat-client\"\nconfig.key_names = []")
-            ),
-            (
-                "plugins[5].config.key_names",
-                line_of(&text, "config.key_names = []")
-            ),
-            (
-                "plugins[6]",
-                line_of(&text, "[[plugins]]\nname = \"ai-proxy\"\nservice")
-            ),
+            ("plugins[5].consumer", line_of(&text, "consumer = \"chat-client\"\nconfig.key_names = []")),
+            ("plugins[5].config.key_names", line_of(&text, "config.key_names = []")),
+            ("plugins[6]", line_of(&text, "[[plugins]]\nname = \"ai-proxy\"\nservice")),
         ],
         "{errors:#?}"
     );
-    assert!(errors[0].message.starts_with(
-        "plugin acl is configured twice for the same scope (route `chat`); first at plugins[3]"
-    ));
-    assert_eq!(
-        errors[1].message,
-        "set exactly one of allow or deny to a non-empty list of groups"
-    );
-    assert!(errors[4].message.starts_with("ai-proxy and ai-proxy-advanced are both configured for the same scope (service `mcp-service`)"));
+    assert!(errors[0]
+        .message
+        .starts_with("plugin acl is configured twice for the same scope (route `chat`); first at plugins[3]"));
+    assert_eq!(errors[1].message, "set exactly one of allow or deny to a non-empty list of groups");
+    assert!(errors[4]
+        .message
+        .starts_with("ai-proxy and ai-proxy-advanced are both configured for the same scope (service `mcp-service`)"));
 }
 
 #[test]
@@ -655,19 +548,12 @@ fn server_checks() {
             "listen = [\"0.0.0.0:8000\"]",
             "listen = [\"0.0.0.0:8000\", \"localhost:80\"]\nmax_request_body_size = 0",
         )
-        .replace(
-            "admin_listen = \"127.0.0.1:8100\"",
-            "admin_listen = \"8100\"",
-        );
+        .replace("admin_listen = \"127.0.0.1:8100\"", "admin_listen = \"8100\"");
     let errors = errors(&text);
     let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
     assert_eq!(
         got,
-        [
-            ("server.listen[1]", 2),
-            ("server.max_request_body_size", 3),
-            ("server.admin_listen", 4),
-        ],
+        [("server.listen[1]", 2), ("server.max_request_body_size", 3), ("server.admin_listen", 4),],
         "{errors:#?}"
     );
 }
@@ -684,44 +570,31 @@ fn syntax_errors_have_a_position() {
 
 #[test]
 fn plugin_config_from_entry_is_usable_alone() {
-    let entry: PluginEntry =
-        toml::from_str("name = \"acl\"\nconfig = { deny = [\"x\"] }").expect("entry");
+    let entry: PluginEntry = toml::from_str("name = \"acl\"\nconfig = { deny = [\"x\"] }").expect("entry");
     let config = PluginConfig::from_entry(&entry).expect("typed");
     assert_eq!(config.name(), "acl");
-    let entry: PluginEntry =
-        toml::from_str("name = \"acl\"\nconfig = { deny = 1 }").expect("entry");
+    let entry: PluginEntry = toml::from_str("name = \"acl\"\nconfig = { deny = 1 }").expect("entry");
     let e = PluginConfig::from_entry(&entry).expect_err("bad type");
     assert_eq!(e.path, "config.deny");
 }
 
 /// 1-based column (in characters) of the first occurrence of `needle` in its line.
 fn col_of(text: &str, needle: &str) -> usize {
-    let at = text
-        .find(needle)
-        .unwrap_or_else(|| panic!("{needle:?} not in text"));
+    let at = text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in text"));
     let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
     text[start..at].chars().count() + 1
 }
 
 fn positions(errors: &[ConfigError]) -> Vec<(&str, usize, usize)> {
-    errors
-        .iter()
-        .map(|e| (e.path.as_str(), e.line, e.column))
-        .collect()
+    errors.iter().map(|e| (e.path.as_str(), e.line, e.column)).collect()
 }
 
 #[test]
 fn unknown_field_outside_plugins_does_not_hide_other_errors() {
     let text = format!(
         "{}\n[[routes]]\nname = \"extra\"\nservice = \"mcp-svc\"\npaths = [\"/extra\"]\n",
-        SEED.replace(
-            "methods = [\"POST\"]",
-            "methods = [\"POST\"]\nstrip_paht = true"
-        )
-        .replace(
-            "key = \"secret-chat-key\"",
-            "key = \"{vault://env/missing-key}\""
-        )
+        SEED.replace("methods = [\"POST\"]", "methods = [\"POST\"]\nstrip_paht = true")
+            .replace("key = \"secret-chat-key\"", "key = \"{vault://env/missing-key}\"")
     );
     let errors = errors(&text);
     assert_eq!(
@@ -733,21 +606,11 @@ fn unknown_field_outside_plugins_does_not_hide_other_errors() {
                 line_of(&text, "missing-key"),
                 col_of(&text, "\"{vault://env/missing-key}")
             ),
-            (
-                "routes[1].service",
-                line_of(&text, "\"mcp-svc\""),
-                col_of(&text, "\"mcp-svc\"")
-            ),
+            ("routes[1].service", line_of(&text, "\"mcp-svc\""), col_of(&text, "\"mcp-svc\"")),
         ],
         "{errors:#?}"
     );
-    assert!(
-        errors[0]
-            .message
-            .starts_with("unknown field `strip_paht`, expected one of"),
-        "{}",
-        errors[0].message
-    );
+    assert!(errors[0].message.starts_with("unknown field `strip_paht`, expected one of"), "{}", errors[0].message);
     assert_eq!(
         errors[1].message,
         "vault reference {vault://env/missing-key}: environment variable MISSING_KEY is not set"
@@ -776,10 +639,7 @@ fn a_route_that_did_not_type_still_has_its_service_checked() {
     let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
     assert_eq!(
         got,
-        [
-            ("routes[0].service", line_of(&text, "\"mcp-svc\"")),
-            ("routes[0].strip_pth", line_of(&text, "strip_pth")),
-        ],
+        [("routes[0].service", line_of(&text, "\"mcp-svc\"")), ("routes[0].strip_pth", line_of(&text, "strip_pth")),],
         "{errors:#?}"
     );
     assert_eq!(errors[0].message, "unknown service `mcp-svc`");
@@ -789,43 +649,29 @@ fn a_route_that_did_not_type_still_has_its_service_checked() {
 fn unknown_fields_in_two_routes_are_both_listed() {
     let text = format!(
         "{}\n[[routes]]\nname = \"two\"\nservice = \"mcp-service\"\npaths = [\"/two\"]\npreserve_hots = true\n",
-        SEED.replace(
-            "methods = [\"POST\"]",
-            "methods = [\"POST\"]\nstrip_pth = false"
-        )
+        SEED.replace("methods = [\"POST\"]", "methods = [\"POST\"]\nstrip_pth = false")
     );
     let errors = errors(&text);
     assert_eq!(
         positions(&errors),
         [
             ("routes[0].strip_pth", line_of(&text, "strip_pth"), 1),
-            (
-                "routes[1].preserve_hots",
-                line_of(&text, "preserve_hots"),
-                1
-            ),
+            ("routes[1].preserve_hots", line_of(&text, "preserve_hots"), 1),
         ],
         "{errors:#?}"
     );
-    assert!(errors[1]
-        .message
-        .starts_with("unknown field `preserve_hots`, expected one of"));
+    assert!(errors[1].message.starts_with("unknown field `preserve_hots`, expected one of"));
 }
 
 #[test]
 fn every_unknown_field_of_one_entry_is_listed() {
-    let text = SEED.replace(
-        "methods = [\"POST\"]",
-        "methods = [\"POST\"]\nstrip_pth = false\nhots = [\"example.com\"]",
-    );
+    let text =
+        SEED.replace("methods = [\"POST\"]", "methods = [\"POST\"]\nstrip_pth = false\nhots = [\"example.com\"]");
     let errors = errors(&text);
     let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
     assert_eq!(
         got,
-        [
-            ("routes[0].strip_pth", line_of(&text, "strip_pth")),
-            ("routes[0].hots", line_of(&text, "hots")),
-        ],
+        [("routes[0].strip_pth", line_of(&text, "strip_pth")), ("routes[0].hots", line_of(&text, "hots")),],
         "{errors:#?}"
     );
 }
@@ -834,32 +680,20 @@ fn every_unknown_field_of_one_entry_is_listed() {
 fn a_service_with_a_typo_still_counts_for_references() {
     // The route, key-auth and ai-proxy-advanced all name the service: only the typo
     // is an error, not three unknown services.
-    let text = SEED.replace(
-        "name = \"mcp-service\"\n\n[[routes]]",
-        "name = \"mcp-service\"\nread_timout = 5000\n\n[[routes]]",
-    );
+    let text = SEED
+        .replace("name = \"mcp-service\"\n\n[[routes]]", "name = \"mcp-service\"\nread_timout = 5000\n\n[[routes]]");
     let e = single_error(&text);
     assert_eq!(e.path, "services[0].read_timout");
     assert_eq!((e.line, e.column), (line_of(&text, "read_timout"), 1));
-    assert!(
-        e.message.contains("unknown field `read_timout`"),
-        "{}",
-        e.message
-    );
+    assert!(e.message.contains("unknown field `read_timout`"), "{}", e.message);
 }
 
 #[test]
 fn an_entry_without_a_readable_name_silences_references_to_its_kind() {
     // `nme` may be the service every reference means: none is reported unknown.
-    let text = SEED.replace(
-        "[[services]]\nname = \"mcp-service\"",
-        "[[services]]\nnme = \"mcp-service\"",
-    );
+    let text = SEED.replace("[[services]]\nname = \"mcp-service\"", "[[services]]\nnme = \"mcp-service\"");
     let errors = errors(&text);
-    let got: Vec<(&str, &str)> = errors
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
+    let got: Vec<(&str, &str)> = errors.iter().map(|e| (e.path.as_str(), e.message.as_str())).collect();
     assert_eq!(got.len(), 2, "{errors:#?}");
     assert_eq!(got[0], ("services[0]", "missing field `name`"));
     assert_eq!(got[1].0, "services[0].nme");
@@ -870,22 +704,15 @@ fn an_entry_without_a_readable_name_silences_references_to_its_kind() {
 fn consumers_and_plugins_that_did_not_type_keep_their_checks() {
     // A consumer with a typo still counts by username; a plugin entry with a typo
     // still has its scope and its config checked.
-    let text = SEED
-        .replace("groups = [\"premium\"]", "grups = [\"premium\"]")
-        .replace(
-            "name = \"acl\"\nroute = \"chat\"\nconfig.allow",
-            "name = \"acl\"\nroute = \"chat-v2\"\nenabeld = true\nconfig.alow",
-        );
+    let text = SEED.replace("groups = [\"premium\"]", "grups = [\"premium\"]").replace(
+        "name = \"acl\"\nroute = \"chat\"\nconfig.allow",
+        "name = \"acl\"\nroute = \"chat-v2\"\nenabeld = true\nconfig.alow",
+    );
     let errors = errors(&text);
     let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(
         got,
-        [
-            "consumers[0].grups",
-            "plugins[3].route",
-            "plugins[3].enabeld",
-            "plugins[3].config.alow",
-        ],
+        ["consumers[0].grups", "plugins[3].route", "plugins[3].enabeld", "plugins[3].config.alow",],
         "{errors:#?}"
     );
     assert_eq!(errors[1].message, "unknown route `chat-v2`");
@@ -896,10 +723,7 @@ fn type_errors_outside_plugins_are_all_listed() {
     let text = format!(
         "listen = 1\nsevices = []\n{}",
         SEED.replace("listen = [\"0.0.0.0:8000\"]", "listen = \"0.0.0.0:8000\"")
-            .replace(
-                "methods = [\"POST\"]",
-                "methods = [\"POST\"]\nstrip_path = \"no\""
-            )
+            .replace("methods = [\"POST\"]", "methods = [\"POST\"]\nstrip_path = \"no\"")
     );
     let errors = errors(&text);
     let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
@@ -913,19 +737,14 @@ fn type_errors_outside_plugins_are_all_listed() {
         ],
         "{errors:#?}"
     );
-    assert!(errors[1]
-        .message
-        .starts_with("unknown field `sevices`, expected one of `server`, `services`"));
+    assert!(errors[1].message.starts_with("unknown field `sevices`, expected one of `server`, `services`"));
     assert!(errors[2].message.contains("invalid type"), "{errors:#?}");
     assert!(errors[3].message.contains("invalid type"), "{errors:#?}");
 }
 
 #[test]
 fn a_required_field_of_the_wrong_type_is_not_also_missing() {
-    let text = SEED.replace(
-        "service = \"mcp-service\"\npaths",
-        "service = [\"mcp-service\"]\npaths",
-    );
+    let text = SEED.replace("service = \"mcp-service\"\npaths", "service = [\"mcp-service\"]\npaths");
     let e = single_error(&text);
     assert_eq!(e.path, "routes[0].service");
     assert!(e.message.contains("invalid type"), "{}", e.message);
@@ -959,19 +778,9 @@ fn typing_errors_never_print_resolved_secrets() {
     let shown = ConfigErrors(errors.clone()).to_string();
     assert!(!shown.contains(OPENAI_KEY), "{shown}");
     let got: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-    assert_eq!(
-        got,
-        ["routes[0].service", "routes[0].strip_path"],
-        "{shown}"
-    );
-    assert_eq!(
-        errors[0].message,
-        "unknown service (value from a vault reference, not shown)"
-    );
-    assert!(
-        errors[1].message.contains("{vault://env/openai-key}"),
-        "{shown}"
-    );
+    assert_eq!(got, ["routes[0].service", "routes[0].strip_path"], "{shown}");
+    assert_eq!(errors[0].message, "unknown service (value from a vault reference, not shown)");
+    assert!(errors[1].message.contains("{vault://env/openai-key}"), "{shown}");
 }
 
 #[test]
@@ -992,8 +801,7 @@ auth = {{ gcp_use_service_account = true }}
 "#
     );
     let errors = errors(&text);
-    let mut got: Vec<(String, String)> =
-        errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    let mut got: Vec<(String, String)> = errors.iter().map(|e| (e.path.clone(), e.message.clone())).collect();
     got.sort();
     let t = "plugins[4].config.targets";
     let mut expected = vec![
@@ -1030,15 +838,20 @@ description = "CATCHALL"
 model = {{ provider = "openai", name = "gpt-4o-mini" }}
 "#
     );
-    let mut got: Vec<(String, String)> =
-        errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    let mut got: Vec<(String, String)> = errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
     got.sort();
     let t = "plugins[4].config";
     let mut expected = vec![
         (format!("{t}.embeddings"), "the semantic algorithm needs an embeddings model".to_string()),
-        (format!("{t}.vectordb.strategy"), "vectordb strategy `redis` is not implemented yet (implemented: memory)".to_string()),
+        (
+            format!("{t}.vectordb.strategy"),
+            "vectordb strategy `redis` is not implemented yet (implemented: memory)".to_string(),
+        ),
         (format!("{t}.vectordb.threshold"), "threshold 2 must be a cosine similarity in -1..=1".to_string()),
-        (format!("{t}.targets[0].description"), "semantic balancing routes by description: describe what this target serves (or CATCHALL)".to_string()),
+        (
+            format!("{t}.targets[0].description"),
+            "semantic balancing routes by description: describe what this target serves (or CATCHALL)".to_string(),
+        ),
         (format!("{t}.targets"), "at most one target may be the CATCHALL".to_string()),
     ];
     expected.sort();
@@ -1094,8 +907,7 @@ limit = {{ window_size = [60, 0], limit = [5] }}
 name = "a"
 "#
     );
-    let mut got: Vec<(String, String)> =
-        errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
+    let mut got: Vec<(String, String)> = errors(&text).iter().map(|e| (e.path.clone(), e.message.clone())).collect();
     got.sort();
     let t = "plugins[4].config";
     let mut expected = vec![
@@ -1173,21 +985,14 @@ fn tls_mistakes_are_named() {
         ],
         "{errors:#?}"
     );
-    let message = |path: &str| {
-        errors
-            .iter()
-            .find(|e| e.path == path)
-            .map(|e| e.message.clone())
-            .unwrap_or_default()
-    };
+    let message = |path: &str| errors.iter().find(|e| e.path == path).map(|e| e.message.clone()).unwrap_or_default();
     assert!(message("server.admin_listen").contains("also a proxy listen address (server.tls_listen[2])"));
     assert!(message("server.tls_listen[0]").starts_with("duplicate listen address `0.0.0.0:8000`"));
     assert!(message("server.tls_listen[1]").contains("is not a socket address"));
     assert_eq!(message("server.tls_certificates[0].cert"), "must name a PEM file");
     assert!(message("server.tls_certificates[0].snis[1]").contains("may only start with `*.`"));
-    assert!(message("server.tls_certificates[1].snis[0]").starts_with(
-        "duplicate SNI `api.example.com`; first listed at server.tls_certificates[0].snis[0]"
-    ));
+    assert!(message("server.tls_certificates[1].snis[0]")
+        .starts_with("duplicate SNI `api.example.com`; first listed at server.tls_certificates[0].snis[0]"));
     assert!(message("server.tls_certificates[1].snis[1]").contains("IP address"));
     assert!(message("server.tls_certificates[1].snis[2]").contains("not a DNS name"));
 
@@ -1394,7 +1199,8 @@ unhealthy = { interval = 10, tcp_failures = 2, timeouts = 3 }"#,
     assert_eq!(line, Some(line_of(&text, "type = \"grpc\"")));
 
     // Probing on without any failure threshold.
-    let text = with_healthchecks("active = { healthy = { interval = 1, successes = 1 }, unhealthy = { interval = 1 } }");
+    let text =
+        with_healthchecks("active = { healthy = { interval = 1, successes = 1 }, unhealthy = { interval = 1 } }");
     let e = single_error(&text);
     assert_eq!(e.path, format!("{h}.active.unhealthy"));
     assert_eq!(e.message, "set tcp_failures, timeouts, http_failures (failed probes in a row that take a target out) while active checks are on");

@@ -59,17 +59,11 @@ pub(crate) struct Section<T> {
 impl<T> Section<T> {
     /// The entries that typed, with their index in the file.
     pub(crate) fn typed(&self) -> impl Iterator<Item = (usize, &T)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, slot)| slot.typed().map(|value| (i, value)))
+        self.slots.iter().enumerate().filter_map(|(i, slot)| slot.typed().map(|value| (i, value)))
     }
 
     fn typed_mask(&self) -> Vec<bool> {
-        self.slots
-            .iter()
-            .map(|slot| matches!(slot, Slot::Typed(_)))
-            .collect()
+        self.slots.iter().map(|slot| matches!(slot, Slot::Typed(_))).collect()
     }
 
     /// Every entry, if every entry typed.
@@ -95,17 +89,11 @@ pub(crate) struct TypedFile {
 /// `previous` (the result for the unresolved tree), only what typed there is typed
 /// again, and a failure is reported without serde's message, which could quote a
 /// resolved secret.
-pub(crate) fn type_file(
-    tree: &toml::Table,
-    previous: Option<&TypedFile>,
-    r: &mut Report<'_>,
-) -> TypedFile {
+pub(crate) fn type_file(tree: &toml::Table, previous: Option<&TypedFile>, r: &mut Report<'_>) -> TypedFile {
     if previous.is_none() {
         for key in tree.keys() {
             if !SECTIONS.contains(&key.as_str()) {
-                let message = <toml::de::Error as serde::de::Error>::unknown_field(key, SECTIONS)
-                    .message()
-                    .to_string();
+                let message = <toml::de::Error as serde::de::Error>::unknown_field(key, SECTIONS).message().to_string();
                 r.serde_error(key.clone(), message);
             }
         }
@@ -119,19 +107,9 @@ pub(crate) fn type_file(
     };
     TypedFile {
         server,
-        services: section(
-            tree,
-            "services",
-            previous.map(|p| p.services.typed_mask()),
-            r,
-        ),
+        services: section(tree, "services", previous.map(|p| p.services.typed_mask()), r),
         routes: section(tree, "routes", previous.map(|p| p.routes.typed_mask()), r),
-        consumers: section(
-            tree,
-            "consumers",
-            previous.map(|p| p.consumers.typed_mask()),
-            r,
-        ),
+        consumers: section(tree, "consumers", previous.map(|p| p.consumers.typed_mask()), r),
         plugins: section(tree, "plugins", previous.map(|p| p.plugins.typed_mask()), r),
     }
 }
@@ -145,65 +123,40 @@ fn section<T: DeserializeOwned>(
     r: &mut Report<'_>,
 ) -> Section<T> {
     let items = match tree.get(key) {
-        None => {
-            return Section {
-                slots: Vec::new(),
-                is_array: true,
-            }
-        }
+        None => return Section { slots: Vec::new(), is_array: true },
         Some(toml::Value::Array(items)) => items,
         Some(other) => {
             if mask.is_none() {
                 // serde's own message ("invalid type: ..., expected a sequence").
                 let _: Option<Vec<toml::Value>> = typed_entry(other, key, false, r);
             }
-            return Section {
-                slots: Vec::new(),
-                is_array: false,
-            };
+            return Section { slots: Vec::new(), is_array: false };
         }
     };
     let slots = items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            let typed_before = mask
-                .as_ref()
-                .is_none_or(|mask| mask.get(i).copied().unwrap_or(false));
-            let typed = if typed_before {
-                typed_entry(item, &format!("{key}[{i}]"), mask.is_some(), r)
-            } else {
-                None
-            };
+            let typed_before = mask.as_ref().is_none_or(|mask| mask.get(i).copied().unwrap_or(false));
+            let typed = if typed_before { typed_entry(item, &format!("{key}[{i}]"), mask.is_some(), r) } else { None };
             match typed {
                 Some(value) => Slot::Typed(value),
                 None => Slot::Untyped(item.clone()),
             }
         })
         .collect();
-    Section {
-        slots,
-        is_array: true,
-    }
+    Section { slots, is_array: true }
 }
 
 /// Types one entry found at `base`, reporting its errors.
-fn typed_entry<T: DeserializeOwned>(
-    value: &toml::Value,
-    base: &str,
-    resolved: bool,
-    r: &mut Report<'_>,
-) -> Option<T> {
+fn typed_entry<T: DeserializeOwned>(value: &toml::Value, base: &str, resolved: bool, r: &mut Report<'_>) -> Option<T> {
     match type_collect(value) {
         Ok(typed) => Some(typed),
         Err(errors) if resolved => {
             // Resolution only replaces strings by strings, so the unresolved pass
             // would have seen this; serde's message may quote a secret.
             if let Some(e) = errors.first() {
-                r.error(
-                    join(base, &e.path),
-                    "invalid value after resolving vault references",
-                );
+                r.error(join(base, &e.path), "invalid value after resolving vault references");
             }
             None
         }
@@ -244,17 +197,13 @@ pub(crate) fn type_collect<T: DeserializeOwned>(value: &toml::Value) -> Result<T
         let segments: Vec<serde_path_to_error::Segment> = err.path().iter().cloned().collect();
         let path = display_path(err.path());
         let message = err.into_inner().message().to_string();
-        let caused_by_drop =
-            missing_field(&message).is_some_and(|field| dropped.contains(&join(&path, field)));
+        let caused_by_drop = missing_field(&message).is_some_and(|field| dropped.contains(&join(&path, field)));
         if !caused_by_drop {
             errors.push(TypeError { path, message });
         }
         // The nearest enclosing field: drop an array as a whole rather than shift the
         // indices (and so the paths) of its later elements.
-        let Some(end) = segments
-            .iter()
-            .rposition(|s| matches!(s, serde_path_to_error::Segment::Map { .. }))
-        else {
+        let Some(end) = segments.iter().rposition(|s| matches!(s, serde_path_to_error::Segment::Map { .. })) else {
             break;
         };
         let field = &segments[..=end];
@@ -265,20 +214,14 @@ pub(crate) fn type_collect<T: DeserializeOwned>(value: &toml::Value) -> Result<T
     }
     if errors.is_empty() {
         // Unreachable: the first error is always a real one. Kept total all the same.
-        errors.push(TypeError {
-            path: String::new(),
-            message: "invalid value".to_string(),
-        });
+        errors.push(TypeError { path: String::new(), message: "invalid value".to_string() });
     }
     Err(errors)
 }
 
 /// The field named by serde's "missing field `x`" message.
 fn missing_field(message: &str) -> Option<&str> {
-    message
-        .strip_prefix("missing field `")?
-        .split_once('`')
-        .map(|(field, _)| field)
+    message.strip_prefix("missing field `")?.split_once('`').map(|(field, _)| field)
 }
 
 /// Removes the field at `segments` (which ends in a map key) from `value`.
@@ -394,15 +337,11 @@ mod tests {
 
     #[test]
     fn a_dropped_required_field_is_not_also_missing() {
-        let errors = type_collect::<Route>(&value("name = \"r\"\nservice = 5\nzzz = 1"))
-            .expect_err("bad type");
+        let errors = type_collect::<Route>(&value("name = \"r\"\nservice = 5\nzzz = 1")).expect_err("bad type");
         let mut got = paths(&errors);
         got.sort();
         assert_eq!(got, ["service", "zzz"], "{errors:?}");
-        let service = errors
-            .iter()
-            .find(|e| e.path == "service")
-            .expect("service");
+        let service = errors.iter().find(|e| e.path == "service").expect("service");
         assert!(service.message.contains("invalid type"), "{errors:?}");
         // A field that is really missing is reported.
         let errors = type_collect::<Route>(&value("name = \"r\"")).expect_err("missing");
@@ -411,10 +350,8 @@ mod tests {
 
     #[test]
     fn errors_in_arrays_drop_the_array() {
-        let errors = type_collect::<Route>(&value(
-            "name = \"r\"\nservice = \"s\"\npaths = [1, 2]\nmethods = [3]",
-        ))
-        .expect_err("bad elements");
+        let errors = type_collect::<Route>(&value("name = \"r\"\nservice = \"s\"\npaths = [1, 2]\nmethods = [3]"))
+            .expect_err("bad elements");
         let mut got = paths(&errors);
         got.sort();
         assert_eq!(got, ["methods[0]", "paths[0]"]);

@@ -15,35 +15,22 @@ use std::net::SocketAddr;
 use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
-    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, McpCallLimit, OpenTelemetryConfig, RateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig, MtlsAuthConfig,
-    PluginConfig, PluginEntry, Route, ServerConfig, Service, TargetSpec,
+    AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
+    McpCallLimit, MtlsAuthConfig, OpenTelemetryConfig, PluginConfig, PluginEntry, RateLimitingConfig, Route,
+    ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
 
 /// Providers Kong's ai-proxy knows; the gateway may not implement all of them yet.
-pub const PROVIDERS: &[&str] = &[
-    "openai",
-    "azure",
-    "anthropic",
-    "gemini",
-    "bedrock",
-    "mistral",
-    "cohere",
-    "ollama",
-    "openai-compatible",
-];
+pub const PROVIDERS: &[&str] =
+    &["openai", "azure", "anthropic", "gemini", "bedrock", "mistral", "cohere", "ollama", "openai-compatible"];
 
 /// Providers the gateway can translate for today.
 pub const IMPLEMENTED_PROVIDERS: &[&str] = PROVIDERS;
 
 /// Route types Kong knows, and those implemented.
-const ROUTE_TYPES: &[&str] = &[
-    "llm/v1/chat",
-    "llm/v1/responses",
-    "llm/v1/completions",
-    "llm/v1/embeddings",
-    "preserve",
-];
+const ROUTE_TYPES: &[&str] =
+    &["llm/v1/chat", "llm/v1/responses", "llm/v1/completions", "llm/v1/embeddings", "preserve"];
 const IMPLEMENTED_ROUTE_TYPES: &[&str] = &["llm/v1/chat", "llm/v1/responses", "llm/v1/embeddings", "preserve"];
 
 /// Kong's `llm_format`s: the API callers speak.
@@ -69,16 +56,21 @@ const IMPLEMENTED_BALANCER_ALGORITHMS: &[&str] = &[
     "priority",
 ];
 const FAILOVER_CRITERIA: &[&str] = &[
-    "error", "timeout", "invalid_header", "http_403", "http_404", "http_429", "http_500",
-    "http_502", "http_503", "http_504",
+    "error",
+    "timeout",
+    "invalid_header",
+    "http_403",
+    "http_404",
+    "http_429",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
 ];
-const TOKENS_COUNT_STRATEGIES: &[&str] =
-    &["total-tokens", "prompt-tokens", "completion-tokens", "cost"];
+const TOKENS_COUNT_STRATEGIES: &[&str] = &["total-tokens", "prompt-tokens", "completion-tokens", "cost"];
 const LATENCY_STRATEGIES: &[&str] = &["tpot", "e2e"];
 
-const HTTP_METHODS: &[&str] = &[
-    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
-];
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"];
 
 pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &mut Report<'_>) {
     if let Some(server) = &file.server {
@@ -87,11 +79,7 @@ pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &m
     let services = check_services(&file.services, r);
     let routes = check_routes(&file.routes, &services, r);
     let consumers = check_consumers(&file.consumers, r);
-    let names = Names {
-        services,
-        routes,
-        consumers,
-    };
+    let names = Names { services, routes, consumers };
     check_plugin_scopes(&file.plugins, &names, r);
     for (i, config) in plugins.iter().enumerate() {
         if let Some(config) = config {
@@ -130,10 +118,7 @@ fn check_key_in_body(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &mut
         let passthrough = file.routes.typed().find_map(|(_, route)| {
             let in_scope = p.service.as_deref().is_none_or(|s| s == route.service)
                 && p.route.as_deref().is_none_or(|n| n == route.name);
-            let service = file
-                .services
-                .typed()
-                .find(|(_, s)| s.name == route.service && s.url.is_some())?;
+            let service = file.services.typed().find(|(_, s)| s.name == route.service && s.url.is_some())?;
             in_scope.then(|| (route.name.clone(), service.1.name.clone()))
         });
         if let Some((route, service)) = passthrough {
@@ -165,10 +150,7 @@ struct NameSet<'a> {
 
 impl<'a> NameSet<'a> {
     fn new<T>(section: &Section<T>) -> Self {
-        NameSet {
-            index: HashMap::new(),
-            complete: section.is_array,
-        }
+        NameSet { index: HashMap::new(), complete: section.is_array }
     }
 
     fn get(&self, name: &str) -> Option<usize> {
@@ -214,19 +196,10 @@ fn register_name<'a>(
 
 /// Records `name` at `path`, reporting a duplicate against the first place it was
 /// seen. Returns false for duplicates.
-fn claim<'a>(
-    seen: &mut HashMap<&'a str, String>,
-    name: &'a str,
-    path: String,
-    what: &str,
-    r: &mut Report<'_>,
-) -> bool {
+fn claim<'a>(seen: &mut HashMap<&'a str, String>, name: &'a str, path: String, what: &str, r: &mut Report<'_>) -> bool {
     if let Some(first) = seen.get(name) {
-        let message = format!(
-            "duplicate {what} {}; first defined at {first} (line {})",
-            r.show(&path, name),
-            r.line_of(first)
-        );
+        let message =
+            format!("duplicate {what} {}; first defined at {first} (line {})", r.show(&path, name), r.line_of(first));
         r.error(path, message);
         false
     } else {
@@ -251,10 +224,7 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     for (i, addr) in server.listen.iter().enumerate() {
         let path = format!("server.listen[{i}]");
         if addr.parse::<SocketAddr>().is_err() {
-            let message = format!(
-                "{} is not a socket address ip:port (like 0.0.0.0:8000)",
-                r.show(&path, addr)
-            );
+            let message = format!("{} is not a socket address ip:port (like 0.0.0.0:8000)", r.show(&path, addr));
             r.error(path, message);
         } else {
             claim(&mut seen, addr, path, "listen address", r);
@@ -263,10 +233,8 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     check_tls_listen(server, &mut seen, r);
     let path = "server.admin_listen";
     if server.admin_listen.parse::<SocketAddr>().is_err() {
-        let message = format!(
-            "{} is not a socket address ip:port (like 127.0.0.1:8100)",
-            r.show(path, &server.admin_listen)
-        );
+        let message =
+            format!("{} is not a socket address ip:port (like 127.0.0.1:8100)", r.show(path, &server.admin_listen));
         r.error(path, message);
     } else if let Some(first) = seen.get(server.admin_listen.as_str()) {
         let message = format!("admin_listen is also a proxy listen address ({first})");
@@ -296,10 +264,7 @@ fn check_tls_listen<'a>(server: &'a ServerConfig, seen: &mut HashMap<&'a str, St
     for (i, addr) in server.tls_listen.iter().enumerate() {
         let path = format!("server.tls_listen[{i}]");
         if addr.parse::<SocketAddr>().is_err() {
-            let message = format!(
-                "{} is not a socket address ip:port (like 0.0.0.0:8443)",
-                r.show(&path, addr)
-            );
+            let message = format!("{} is not a socket address ip:port (like 0.0.0.0:8443)", r.show(&path, addr));
             r.error(path, message);
         } else {
             claim(seen, addr, path, "listen address", r);
@@ -394,21 +359,14 @@ fn check_services<'a>(services: &'a Section<Service>, r: &mut Report<'_>) -> Nam
             ("write_timeout", service.write_timeout),
         ] {
             if value == Some(0) {
-                r.error(
-                    format!("{base}.{field}"),
-                    "must be at least 1 (milliseconds)",
-                );
+                r.error(format!("{base}.{field}"), "must be at least 1 (milliseconds)");
             }
         }
     }
     names
 }
 
-fn check_routes<'a>(
-    routes: &'a Section<Route>,
-    services: &NameSet<'_>,
-    r: &mut Report<'_>,
-) -> NameSet<'a> {
+fn check_routes<'a>(routes: &'a Section<Route>, services: &NameSet<'_>, r: &mut Report<'_>) -> NameSet<'a> {
     let mut seen = HashMap::new();
     let mut names = NameSet::new(routes);
     for (i, slot) in routes.slots.iter().enumerate() {
@@ -470,14 +428,8 @@ fn is_host_pattern(host: &str) -> bool {
         Some(_) => return false,
         None => host,
     };
-    let name = name
-        .strip_prefix("*.")
-        .or_else(|| name.strip_suffix(".*"))
-        .unwrap_or(name);
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+    let name = name.strip_prefix("*.").or_else(|| name.strip_suffix(".*")).unwrap_or(name);
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
 }
 
 /// A consumer's username and custom_id, typed or raw.
@@ -498,9 +450,7 @@ fn check_consumers<'a>(consumers: &'a Section<Consumer>, r: &mut Report<'_>) -> 
         let (username, custom_id) = consumer_ids(slot);
         if username.is_none() && custom_id.is_none() {
             match slot {
-                Slot::Typed(_) => {
-                    r.error(base.clone(), "a consumer needs a username or a custom_id")
-                }
+                Slot::Typed(_) => r.error(base.clone(), "a consumer needs a username or a custom_id"),
                 // Perhaps a misspelt username: whom it names is unknown.
                 Slot::Untyped(_) => references.complete = false,
             }
@@ -517,13 +467,7 @@ fn check_consumers<'a>(consumers: &'a Section<Consumer>, r: &mut Report<'_>) -> 
             let path = format!("{base}.custom_id");
             if custom_id.is_empty() {
                 r.error(path, "custom_id must not be empty");
-            } else if claim(
-                &mut custom_ids,
-                custom_id,
-                path.clone(),
-                "consumer custom_id",
-                r,
-            ) {
+            } else if claim(&mut custom_ids, custom_id, path.clone(), "consumer custom_id", r) {
                 references.index.entry(custom_id).or_insert(i);
             }
         }
@@ -575,14 +519,10 @@ fn check_consumers<'a>(consumers: &'a Section<Consumer>, r: &mut Report<'_>) -> 
 type Scope<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
 fn describe_scope(scope: Scope<'_>) -> String {
-    let parts: Vec<String> = [
-        ("service", scope.0),
-        ("route", scope.1),
-        ("consumer", scope.2),
-    ]
-    .iter()
-    .filter_map(|(what, name)| name.map(|n| format!("{what} `{n}`")))
-    .collect();
+    let parts: Vec<String> = [("service", scope.0), ("route", scope.1), ("consumer", scope.2)]
+        .iter()
+        .filter_map(|(what, name)| name.map(|n| format!("{what} `{n}`")))
+        .collect();
     if parts.is_empty() {
         "global".to_string()
     } else {
@@ -602,11 +542,7 @@ fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mu
             },
             Slot::Untyped(raw) => raw_str(raw, field),
         };
-        let references = [
-            ("service", &names.services),
-            ("route", &names.routes),
-            ("consumer", &names.consumers),
-        ];
+        let references = [("service", &names.services), ("route", &names.routes), ("consumer", &names.consumers)];
         for (field, known) in references {
             if let Some(name) = scope(field).filter(|name| known.rejects(name)) {
                 let path = format!("{base}.{field}");
@@ -619,7 +555,8 @@ fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mu
         };
         // One exporter per process: spans of every request go to one collector.
         if entry.name == "opentelemetry" {
-            for (field, value) in [("service", &entry.service), ("route", &entry.route), ("consumer", &entry.consumer)] {
+            for (field, value) in [("service", &entry.service), ("route", &entry.route), ("consumer", &entry.consumer)]
+            {
                 if value.is_some() {
                     r.error(
                         format!("{base}.{field}"),
@@ -632,18 +569,11 @@ fn check_plugin_scopes(plugins: &Section<PluginEntry>, names: &Names<'_>, r: &mu
         if entry.consumer.is_some() && matches!(entry.name.as_str(), "key-auth" | "acl" | "ai-mcp-proxy") {
             r.error(
                 format!("{base}.consumer"),
-                format!(
-                    "plugin {} cannot be scoped to a consumer: it runs before the consumer is known",
-                    entry.name
-                ),
+                format!("plugin {} cannot be scoped to a consumer: it runs before the consumer is known", entry.name),
             );
         }
 
-        let scope = (
-            entry.service.as_deref(),
-            entry.route.as_deref(),
-            entry.consumer.as_deref(),
-        );
+        let scope = (entry.service.as_deref(), entry.route.as_deref(), entry.consumer.as_deref());
         if let Some(&first) = seen.get(&(entry.name.as_str(), scope)) {
             let first_path = format!("plugins[{first}]");
             let message = format!(
@@ -705,10 +635,7 @@ fn check_opentelemetry(base: &str, c: &OpenTelemetryConfig, r: &mut Report<'_>) 
         }
     }
     if let Some(h) = c.http_response_header_for_traceid.as_deref().filter(|h| !is_header_name(h)) {
-        r.error(
-            format!("{base}.http_response_header_for_traceid"),
-            format!("{h:?} is not a valid header name"),
-        );
+        r.error(format!("{base}.http_response_header_for_traceid"), format!("{h:?} is not a valid header name"));
     }
     if !(0.0..=1.0).contains(&c.sampling_rate) {
         r.error(format!("{base}.sampling_rate"), "must be between 0 and 1");
@@ -770,8 +697,22 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
         check_call_limit(&format!("{base}.default_tool_limit"), l, r);
     }
     let b = &c.tool_limits;
-    check_choice(r, &format!("{base}.tool_limits.strategy"), "strategy", &b.strategy, LIMIT_STRATEGIES, LIMIT_STRATEGIES);
-    check_choice(r, &format!("{base}.tool_limits.window_type"), "window_type", &b.window_type, WINDOW_TYPES, WINDOW_TYPES);
+    check_choice(
+        r,
+        &format!("{base}.tool_limits.strategy"),
+        "strategy",
+        &b.strategy,
+        LIMIT_STRATEGIES,
+        LIMIT_STRATEGIES,
+    );
+    check_choice(
+        r,
+        &format!("{base}.tool_limits.window_type"),
+        "window_type",
+        &b.window_type,
+        WINDOW_TYPES,
+        WINDOW_TYPES,
+    );
     if b.strategy == "redis" && b.redis.is_none() {
         r.error(format!("{base}.tool_limits.redis"), "strategy = \"redis\" needs a [redis] table");
     }
@@ -791,10 +732,9 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
             "several targets need a session_secret: it seals each session's replica into its id, \
              so every gateway replica routes the session to the MCP server that created it",
         ),
-        Some(s) if s.len() < MIN_SESSION_SECRET => r.error(
-            format!("{base}.session_secret"),
-            format!("must be at least {MIN_SESSION_SECRET} bytes"),
-        ),
+        Some(s) if s.len() < MIN_SESSION_SECRET => {
+            r.error(format!("{base}.session_secret"), format!("must be at least {MIN_SESSION_SECRET} bytes"))
+        }
         _ => {}
     }
     if let Some(a) = &c.upstream_auth {
@@ -827,10 +767,7 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
 
 fn check_call_limit(path: &str, l: &McpCallLimit, r: &mut Report<'_>) {
     if l.window_size.is_empty() || l.window_size.len() != l.limit.len() {
-        r.error(
-            format!("{path}.window_size"),
-            "window_size and limit must be non-empty lists of the same length",
-        );
+        r.error(format!("{path}.window_size"), "window_size and limit must be non-empty lists of the same length");
     }
     if l.window_size.contains(&0) {
         r.error(format!("{path}.window_size"), "a window must be at least 1 second");
@@ -842,16 +779,8 @@ fn check_call_limit(path: &str, l: &McpCallLimit, r: &mut Report<'_>) {
 
 const LIMIT_STRATEGIES: &[&str] = &["local", "redis"];
 const WINDOW_TYPES: &[&str] = &["sliding", "fixed"];
-const LIMIT_IDENTIFIERS: &[&str] = &[
-    "consumer",
-    "credential",
-    "ip",
-    "service",
-    "header",
-    "consumer-group",
-];
-const LIMIT_TOKEN_STRATEGIES: &[&str] =
-    &["total_tokens", "prompt_tokens", "completion_tokens", "cost"];
+const LIMIT_IDENTIFIERS: &[&str] = &["consumer", "credential", "ip", "service", "header", "consumer-group"];
+const LIMIT_TOKEN_STRATEGIES: &[&str] = &["total_tokens", "prompt_tokens", "completion_tokens", "cost"];
 
 fn check_rate_limiting(base: &str, c: &RateLimitingConfig, r: &mut Report<'_>) {
     if c.windows().is_empty() {
@@ -949,20 +878,12 @@ fn check_ai_rate_limiting(base: &str, c: &AiRateLimitingConfig, r: &mut Report<'
         ("strategy", "strategy", &c.strategy, LIMIT_STRATEGIES),
         ("window_type", "window_type", &c.window_type, WINDOW_TYPES),
         ("identifier", "identifier", &c.identifier, LIMIT_IDENTIFIERS),
-        (
-            "tokens_count_strategy",
-            "tokens_count_strategy",
-            &c.tokens_count_strategy,
-            LIMIT_TOKEN_STRATEGIES,
-        ),
+        ("tokens_count_strategy", "tokens_count_strategy", &c.tokens_count_strategy, LIMIT_TOKEN_STRATEGIES),
     ] {
         check_choice(r, &format!("{base}.{field}"), what, value, known, known);
     }
     if c.identifier == "header" && c.header_name.as_deref().is_none_or(|h| !is_header_name(h)) {
-        r.error(
-            format!("{base}.header_name"),
-            "identifier = \"header\" needs header_name, a valid header name",
-        );
+        r.error(format!("{base}.header_name"), "identifier = \"header\" needs header_name, a valid header name");
     }
     if c.strategy == "redis" && c.redis.is_none() {
         r.error(format!("{base}.redis"), "strategy = \"redis\" needs a [redis] table");
@@ -991,10 +912,7 @@ fn check_ai_rate_limiting(base: &str, c: &AiRateLimitingConfig, r: &mut Report<'
             r.error(format!("{path}.name"), "this provider is listed twice");
         }
         if p.window_size.is_empty() || p.window_size.len() != p.limit.len() {
-            r.error(
-                format!("{path}.window_size"),
-                "window_size and limit must be non-empty lists of the same length",
-            );
+            r.error(format!("{path}.window_size"), "window_size and limit must be non-empty lists of the same length");
         }
         for (k, size) in p.window_size.iter().enumerate() {
             if *size == 0 {
@@ -1021,10 +939,7 @@ fn check_key_auth(base: &str, c: &KeyAuthConfig, names: &Names<'_>, r: &mut Repo
         }
     }
     if !(c.key_in_header || c.key_in_query || c.key_in_body) {
-        r.error(
-            base.to_string(),
-            "at least one of key_in_header, key_in_query and key_in_body must be true",
-        );
+        r.error(base.to_string(), "at least one of key_in_header, key_in_query and key_in_body must be true");
     }
     check_anonymous(base, c.anonymous.as_deref(), names, r);
 }
@@ -1054,18 +969,12 @@ fn check_mtls_auth(base: &str, c: &MtlsAuthConfig, names: &Names<'_>, r: &mut Re
 
 fn check_acl(base: &str, c: &AclConfig, r: &mut Report<'_>) {
     if c.allow.is_empty() == c.deny.is_empty() {
-        r.error(
-            base.to_string(),
-            "set exactly one of allow or deny to a non-empty list of groups",
-        );
+        r.error(base.to_string(), "set exactly one of allow or deny to a non-empty list of groups");
     }
     for (field, groups) in [("allow", &c.allow), ("deny", &c.deny)] {
         for (j, group) in groups.iter().enumerate() {
             if group.is_empty() {
-                r.error(
-                    format!("{base}.{field}[{j}]"),
-                    "group name must not be empty",
-                );
+                r.error(format!("{base}.{field}[{j}]"), "group name must not be empty");
             }
         }
     }
@@ -1073,10 +982,7 @@ fn check_acl(base: &str, c: &AclConfig, r: &mut Report<'_>) {
 
 fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report<'_>) {
     if c.targets.is_empty() {
-        r.error(
-            format!("{base}.targets"),
-            "ai-proxy-advanced needs at least one target",
-        );
+        r.error(format!("{base}.targets"), "ai-proxy-advanced needs at least one target");
     }
     if let Some(first) = c.targets.first() {
         check_llm_format(&format!("{base}.llm_format"), &c.llm_format, &first.route_type, r);
@@ -1143,10 +1049,7 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
         ("fail_timeout", balancer.fail_timeout),
     ] {
         if value == 0 {
-            r.error(
-                format!("{base}.balancer.{field}"),
-                "must be at least 1 (milliseconds)",
-            );
+            r.error(format!("{base}.balancer.{field}"), "must be at least 1 (milliseconds)");
         }
     }
     crate::healthchecks::check(&format!("{base}.balancer"), &balancer.healthchecks, r);
@@ -1154,29 +1057,14 @@ fn check_ai_proxy_advanced(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report
 
 /// `value` must be one of `known`; known but not in `implemented` gets its own message
 /// so Kong users learn the feature is planned rather than misspelt.
-fn check_choice(
-    r: &mut Report<'_>,
-    path: &str,
-    what: &str,
-    value: &str,
-    known: &[&str],
-    implemented: &[&str],
-) {
+fn check_choice(r: &mut Report<'_>, path: &str, what: &str, value: &str, known: &[&str], implemented: &[&str]) {
     if implemented.contains(&value) {
         return;
     }
     let message = if known.contains(&value) {
-        format!(
-            "{what} {} is not implemented yet (implemented: {})",
-            r.show(path, value),
-            implemented.join(", ")
-        )
+        format!("{what} {} is not implemented yet (implemented: {})", r.show(path, value), implemented.join(", "))
     } else {
-        format!(
-            "unknown {what} {}; expected one of {}",
-            r.show(path, value),
-            known.join(", ")
-        )
+        format!("unknown {what} {}; expected one of {}", r.show(path, value), known.join(", "))
     };
     r.error(path.to_string(), message);
 }
@@ -1189,20 +1077,15 @@ fn check_llm_format(path: &str, format: &str, route_type: &str, r: &mut Report<'
     if format == "anthropic" && route_type != "llm/v1/chat" {
         r.error(
             path.to_string(),
-            format!("llm_format anthropic serves Messages requests, which need route_type llm/v1/chat, not {route_type}"),
+            format!(
+                "llm_format anthropic serves Messages requests, which need route_type llm/v1/chat, not {route_type}"
+            ),
         );
     }
 }
 
 fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
-    check_choice(
-        r,
-        &format!("{base}.route_type"),
-        "route_type",
-        &t.route_type,
-        ROUTE_TYPES,
-        IMPLEMENTED_ROUTE_TYPES,
-    );
+    check_choice(r, &format!("{base}.route_type"), "route_type", &t.route_type, ROUTE_TYPES, IMPLEMENTED_ROUTE_TYPES);
     let provider_path = format!("{base}.model.provider");
     let provider = t.model.provider.as_str();
     if t.route_type == "llm/v1/embeddings" && provider == "anthropic" {
@@ -1211,53 +1094,33 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     if IMPLEMENTED_PROVIDERS.contains(&provider) {
         // fine
     } else if PROVIDERS.contains(&provider) {
-        let message = format!(
-            "provider {provider} is not implemented yet (implemented: {})",
-            IMPLEMENTED_PROVIDERS.join(", ")
-        );
+        let message =
+            format!("provider {provider} is not implemented yet (implemented: {})", IMPLEMENTED_PROVIDERS.join(", "));
         r.error(provider_path, message);
     } else {
-        let message = format!(
-            "unknown provider {}; expected one of {}",
-            r.show(&provider_path, provider),
-            PROVIDERS.join(", ")
-        );
+        let message =
+            format!("unknown provider {}; expected one of {}", r.show(&provider_path, provider), PROVIDERS.join(", "));
         r.error(provider_path, message);
     }
     if t.model.name.as_deref() == Some("") {
-        r.error(
-            format!("{base}.model.name"),
-            "model name must not be empty (leave it out to use the request's model)",
-        );
+        r.error(format!("{base}.model.name"), "model name must not be empty (leave it out to use the request's model)");
     }
 
     let options = format!("{base}.model.options");
     let o = &t.model.options;
     if o.max_tokens == Some(0) {
-        r.error(
-            format!("{options}.max_tokens"),
-            "max_tokens must be at least 1",
-        );
+        r.error(format!("{options}.max_tokens"), "max_tokens must be at least 1");
     }
     // Kong accepts temperatures up to 5; providers clamp further themselves.
     if let Some(v) = o.temperature.filter(|v| !(0.0..=5.0).contains(v)) {
-        r.error(
-            format!("{options}.temperature"),
-            format!("temperature {v} must be in 0..=5"),
-        );
+        r.error(format!("{options}.temperature"), format!("temperature {v} must be in 0..=5"));
     }
     if let Some(v) = o.top_p.filter(|v| !(0.0..=1.0).contains(v)) {
-        r.error(
-            format!("{options}.top_p"),
-            format!("top_p {v} must be in 0..=1"),
-        );
+        r.error(format!("{options}.top_p"), format!("top_p {v} must be in 0..=1"));
     }
     for (field, value) in [("input_cost", o.input_cost), ("output_cost", o.output_cost)] {
         if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
-            r.error(
-                format!("{options}.{field}"),
-                format!("{field} {v} must be a non-negative number"),
-            );
+            r.error(format!("{options}.{field}"), format!("{field} {v} must be a non-negative number"));
         }
     }
     match &o.upstream_url {
@@ -1269,18 +1132,12 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
             }
         }
         None if provider == "openai-compatible" => {
-            r.error(
-                format!("{options}.upstream_url"),
-                "provider openai-compatible needs model.options.upstream_url",
-            );
+            r.error(format!("{options}.upstream_url"), "provider openai-compatible needs model.options.upstream_url");
         }
         None => {}
     }
     if let Some(w) = t.weight.filter(|w| !(1..=65535).contains(w)) {
-        r.error(
-            format!("{base}.weight"),
-            format!("weight {w} must be in 1..=65535"),
-        );
+        r.error(format!("{base}.weight"), format!("weight {w} must be in 1..=65535"));
     }
     if let Some(auth) = &t.auth {
         check_auth(&format!("{base}.auth"), auth, r);
@@ -1320,16 +1177,25 @@ fn check_semantic(base: &str, c: &AiProxyAdvancedConfig, r: &mut Report<'_>) {
     if let Some(v) = &c.vectordb {
         if v.strategy != "memory" {
             let path = format!("{base}.vectordb.strategy");
-            let message = format!("vectordb strategy {} is not implemented yet (implemented: memory)", r.show(&path, &v.strategy));
+            let message = format!(
+                "vectordb strategy {} is not implemented yet (implemented: memory)",
+                r.show(&path, &v.strategy)
+            );
             r.error(path, message);
         }
         if v.distance_metric != "cosine" {
             let path = format!("{base}.vectordb.distance_metric");
-            let message = format!("distance_metric {} is not implemented yet (implemented: cosine)", r.show(&path, &v.distance_metric));
+            let message = format!(
+                "distance_metric {} is not implemented yet (implemented: cosine)",
+                r.show(&path, &v.distance_metric)
+            );
             r.error(path, message);
         }
         if !(-1.0..=1.0).contains(&v.threshold) {
-            r.error(format!("{base}.vectordb.threshold"), format!("threshold {} must be a cosine similarity in -1..=1", v.threshold));
+            r.error(
+                format!("{base}.vectordb.threshold"),
+                format!("threshold {} must be a cosine similarity in -1..=1", v.threshold),
+            );
         }
     }
     let mut catchalls = 0;
@@ -1407,10 +1273,9 @@ fn check_provider_options(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     }
     let has_url = o.upstream_url.is_some();
     match provider {
-        "azure" if !has_url && (o.azure_instance.is_none() || o.azure_deployment_id.is_none()) => r.error(
-            options.clone(),
-            "provider azure needs azure_instance and azure_deployment_id (or upstream_url)",
-        ),
+        "azure" if !has_url && (o.azure_instance.is_none() || o.azure_deployment_id.is_none()) => {
+            r.error(options.clone(), "provider azure needs azure_instance and azure_deployment_id (or upstream_url)")
+        }
         "bedrock" => {
             if !has_url && o.bedrock.as_ref().and_then(|b| b.aws_region.as_ref()).is_none() {
                 r.error(options.clone(), "provider bedrock needs bedrock.aws_region (or upstream_url)");
@@ -1443,10 +1308,7 @@ fn check_provider_options(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
 
 fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
     if a.header_name.is_some() != a.header_value.is_some() {
-        r.error(
-            base.to_string(),
-            "header_name and header_value must be set together",
-        );
+        r.error(base.to_string(), "header_name and header_value must be set together");
     }
     if let Some(name) = &a.header_name {
         let path = format!("{base}.header_name");
@@ -1458,18 +1320,12 @@ fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
     let params = [&a.param_name, &a.param_value, &a.param_location];
     let set = params.iter().filter(|p| p.is_some()).count();
     if set != 0 && set != params.len() {
-        r.error(
-            base.to_string(),
-            "param_name, param_value and param_location must be set together",
-        );
+        r.error(base.to_string(), "param_name, param_value and param_location must be set together");
     }
     if let Some(location) = &a.param_location {
         if location != "query" && location != "body" {
             let path = format!("{base}.param_location");
-            let message = format!(
-                "param_location {} must be `query` or `body`",
-                r.show(&path, location)
-            );
+            let message = format!("param_location {} must be `query` or `body`", r.show(&path, location));
             r.error(path, message);
         }
     }
@@ -1480,10 +1336,7 @@ fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
 
 /// RFC 9110 token: what a header name may contain.
 pub(crate) fn is_header_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// A route must reach an upstream: its service's url, or an AI plugin that applies to
@@ -1495,8 +1348,9 @@ fn check_upstreams(file: &TypedFile, names: &Names<'_>, r: &mut Report<'_>) {
     let unsure = !file.plugins.is_array
         || file.plugins.slots.iter().any(|slot| match slot {
             Slot::Typed(_) => false,
-            Slot::Untyped(raw) => raw_str(raw, "name")
-                .is_none_or(|name| matches!(name, "ai-proxy" | "ai-proxy-advanced")),
+            Slot::Untyped(raw) => {
+                raw_str(raw, "name").is_none_or(|name| matches!(name, "ai-proxy" | "ai-proxy-advanced"))
+            }
         });
     if unsure {
         return;

@@ -43,12 +43,7 @@ pub(crate) fn resolve_tree(root: &mut toml::Table, sources: &Sources<'_>) -> Res
     resolution
 }
 
-fn resolve_value(
-    value: &mut toml::Value,
-    path: String,
-    sources: &Sources<'_>,
-    out: &mut Resolution,
-) {
+fn resolve_value(value: &mut toml::Value, path: String, sources: &Sources<'_>, out: &mut Resolution) {
     match value {
         toml::Value::String(text) => {
             if !text.contains(PREFIX) {
@@ -60,11 +55,7 @@ fn resolve_value(
                     out.secret_paths.insert(path);
                 }
                 Err(messages) => {
-                    out.errors
-                        .extend(messages.into_iter().map(|message| VaultError {
-                            path: path.clone(),
-                            message,
-                        }));
+                    out.errors.extend(messages.into_iter().map(|message| VaultError { path: path.clone(), message }));
                     out.failed_paths.insert(path);
                 }
             }
@@ -79,10 +70,7 @@ fn resolve_value(
                 resolve_value(item, format!("{path}.{key}"), sources, out);
             }
         }
-        toml::Value::Integer(_)
-        | toml::Value::Float(_)
-        | toml::Value::Boolean(_)
-        | toml::Value::Datetime(_) => {}
+        toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) | toml::Value::Datetime(_) => {}
     }
 }
 
@@ -97,9 +85,7 @@ pub(crate) fn resolve_string(text: &str, sources: &Sources<'_>) -> Result<String
         out.push_str(&rest[..start]);
         let after = &rest[start..];
         let Some(end) = after.find('}') else {
-            errors.push(format!(
-                "vault reference `{after}` is missing its closing `}}`"
-            ));
+            errors.push(format!("vault reference `{after}` is missing its closing `}}`"));
             rest = "";
             break;
         };
@@ -132,43 +118,29 @@ fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, S
                      (letters, digits, `-` and `_`)"
                 )
             })?;
-            (sources.env)(&name).ok_or_else(|| {
-                format!("vault reference {reference}: environment variable {name} is not set")
-            })
+            (sources.env)(&name)
+                .ok_or_else(|| format!("vault reference {reference}: environment variable {name} is not set"))
         }
         "file" => {
             if rest.is_empty() {
                 return Err(format!("vault reference {reference}: no file path"));
             }
             let path = sources.base_dir.join(rest);
-            let bytes = std::fs::read(&path).map_err(|e| {
-                format!(
-                    "vault reference {reference}: cannot read file {}: {e}",
-                    path.display()
-                )
-            })?;
-            let text = String::from_utf8(bytes).map_err(|_| {
-                format!(
-                    "vault reference {reference}: file {} is not valid UTF-8",
-                    path.display()
-                )
-            })?;
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("vault reference {reference}: cannot read file {}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("vault reference {reference}: file {} is not valid UTF-8", path.display()))?;
             // Files written by editors and `echo` end in a newline that is not part
             // of the secret.
             Ok(text.trim_end_matches(['\n', '\r']).to_string())
         }
-        other => Err(format!(
-            "vault reference {reference}: vault {other} is not supported (env, file)"
-        )),
+        other => Err(format!("vault reference {reference}: vault {other} is not supported (env, file)")),
     }
 }
 
 /// Kong's env vault: `openai-key` reads `OPENAI_KEY`.
 fn env_var_name(name: &str) -> Option<String> {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     valid.then(|| name.to_ascii_uppercase().replace('-', "_"))
 }
 
@@ -185,56 +157,35 @@ mod tests {
     }
 
     fn sources(dir: &Path) -> Sources<'_> {
-        Sources {
-            env: &env,
-            base_dir: dir,
-        }
+        Sources { env: &env, base_dir: dir }
     }
 
     #[test]
     fn resolves_embedded_and_repeated_env_refs() {
         let s = sources(Path::new("."));
-        assert_eq!(
-            resolve_string("Bearer {vault://env/openai-key}", &s),
-            Ok("Bearer sk-secret".to_string())
-        );
+        assert_eq!(resolve_string("Bearer {vault://env/openai-key}", &s), Ok("Bearer sk-secret".to_string()));
         assert_eq!(
             resolve_string("{vault://env/openai_key}:{vault://env/OPENAI-KEY}", &s),
             Ok("sk-secret:sk-secret".to_string())
         );
-        assert_eq!(
-            resolve_string("no refs {here}", &s),
-            Ok("no refs {here}".to_string())
-        );
+        assert_eq!(resolve_string("no refs {here}", &s), Ok("no refs {here}".to_string()));
     }
 
     #[test]
     fn resolved_values_are_not_rescanned() {
         let s = sources(Path::new("."));
-        assert_eq!(
-            resolve_string("{vault://env/other}", &s),
-            Ok("x{vault://env/openai-key}".to_string())
-        );
+        assert_eq!(resolve_string("{vault://env/other}", &s), Ok("x{vault://env/openai-key}".to_string()));
     }
 
     #[test]
     fn reports_each_bad_reference() {
         let s = sources(Path::new("."));
-        let errors = resolve_string(
-            "{vault://env/missing-one} {vault://aws/k} {vault://env/a b}",
-            &s,
-        )
-        .expect_err("three bad references");
+        let errors = resolve_string("{vault://env/missing-one} {vault://aws/k} {vault://env/a b}", &s)
+            .expect_err("three bad references");
         assert_eq!(errors.len(), 3);
         assert!(errors[0].contains("MISSING_ONE is not set"), "{errors:?}");
-        assert!(
-            errors[1].contains("vault aws is not supported (env, file)"),
-            "{errors:?}"
-        );
-        assert!(
-            errors[2].contains("not a valid environment variable name"),
-            "{errors:?}"
-        );
+        assert!(errors[1].contains("vault aws is not supported (env, file)"), "{errors:?}");
+        assert!(errors[2].contains("not a valid environment variable name"), "{errors:?}");
         let unterminated = resolve_string("{vault://env/x", &s).expect_err("unterminated");
         assert!(unterminated[0].contains("closing"), "{unterminated:?}");
     }
@@ -245,14 +196,8 @@ mod tests {
         std::fs::create_dir(dir.path().join("secrets")).expect("mkdir");
         std::fs::write(dir.path().join("secrets/key"), "file-secret\n").expect("write");
         let s = sources(dir.path());
-        assert_eq!(
-            resolve_string("{vault://file/secrets/key}", &s),
-            Ok("file-secret".to_string())
-        );
-        let absolute = format!(
-            "{{vault://file/{}}}",
-            dir.path().join("secrets/key").display()
-        );
+        assert_eq!(resolve_string("{vault://file/secrets/key}", &s), Ok("file-secret".to_string()));
+        let absolute = format!("{{vault://file/{}}}", dir.path().join("secrets/key").display());
         assert_eq!(resolve_string(&absolute, &s), Ok("file-secret".to_string()));
         let missing = resolve_string("{vault://file/secrets/nope}", &s).expect_err("missing");
         assert!(missing[0].contains("cannot read file"), "{missing:?}");
@@ -271,19 +216,14 @@ mod tests {
         )
         .expect("valid toml");
         let resolution = resolve_tree(&mut table, &sources(Path::new(".")));
-        assert!(resolution
-            .secret_paths
-            .contains("plugins[0].config.targets[0].auth.header_value"));
+        assert!(resolution.secret_paths.contains("plugins[0].config.targets[0].auth.header_value"));
         assert_eq!(
             resolution.errors,
             vec![VaultError {
                 path: "consumers[0].keyauth_credentials[0].key".to_string(),
-                message: "vault reference {vault://env/nope}: environment variable NOPE is not set"
-                    .to_string(),
+                message: "vault reference {vault://env/nope}: environment variable NOPE is not set".to_string(),
             }]
         );
-        assert!(resolution
-            .failed_paths
-            .contains("consumers[0].keyauth_credentials[0].key"));
+        assert!(resolution.failed_paths.contains("consumers[0].keyauth_credentials[0].key"));
     }
 }

@@ -20,21 +20,12 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 fn bench(c: &mut Criterion) {
     let limiter = LocalLimiter::new(Arc::new(SystemClock));
-    for (name, window_type) in [
-        ("fixed", WindowType::Fixed),
-        ("sliding", WindowType::Sliding),
-    ] {
+    for (name, window_type) in [("fixed", WindowType::Fixed), ("sliding", WindowType::Sliding)] {
         let spec = LimitSpec {
             window_type,
             windows: vec![
-                Window {
-                    size_secs: 60,
-                    limit: u64::MAX / 4,
-                },
-                Window {
-                    size_secs: 3600,
-                    limit: u64::MAX / 4,
-                },
+                Window { size_secs: 60, limit: u64::MAX / 4 },
+                Window { size_secs: 3600, limit: u64::MAX / 4 },
             ],
         };
         let key = format!("consumer-{name}");

@@ -27,9 +27,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start_ms: u64) -> Self {
-        Self {
-            now: AtomicU64::new(start_ms),
-        }
+        Self { now: AtomicU64::new(start_ms) }
     }
 
     pub fn set(&self, ms: u64) {

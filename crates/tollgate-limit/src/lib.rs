@@ -175,8 +175,7 @@ pub enum LimitError {
 pub trait Limiter: Send + Sync {
     /// Admit `cost` units (tokens, or 1 request) for `key` if it fits in every window;
     /// reserve it.
-    async fn reserve(&self, key: &str, spec: &LimitSpec, cost: u64)
-        -> Result<Decision, LimitError>;
+    async fn reserve(&self, key: &str, spec: &LimitSpec, cost: u64) -> Result<Decision, LimitError>;
     /// Replace a reservation by the real usage (may be lower or higher than reserved).
     async fn settle(
         &self,

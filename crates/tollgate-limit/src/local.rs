@@ -6,9 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use hashbrown::HashTable;
 
 use crate::window::{self, Summary, Usage, SLIDING_BUCKETS};
-use crate::{
-    Charge, Clock, Decision, LimitError, LimitSpec, Limiter, Reservation, WindowStatus, WindowType,
-};
+use crate::{Charge, Clock, Decision, LimitError, LimitSpec, Limiter, Reservation, WindowStatus, WindowType};
 
 /// Number of independently locked shards of the key map.
 const SHARDS: usize = 64;
@@ -66,14 +64,8 @@ struct WinState {
 }
 
 enum Counter {
-    Fixed {
-        start: u64,
-        used: u64,
-    },
-    Sliding {
-        width_ms: u64,
-        slots: Box<[Slot; RING]>,
-    },
+    Fixed { start: u64, used: u64 },
+    Sliding { width_ms: u64, slots: Box<[Slot; RING]> },
 }
 
 #[derive(Clone, Copy)]
@@ -83,29 +75,18 @@ struct Slot {
     count: u64,
 }
 
-const EMPTY_SLOT: Slot = Slot {
-    idx: u64::MAX,
-    count: 0,
-};
+const EMPTY_SLOT: Slot = Slot { idx: u64::MAX, count: 0 };
 
 impl WinState {
     fn new(window_type: WindowType, size_secs: u64, now: u64) -> Self {
         let size_ms = window::size_ms(size_secs);
         let counter = match window_type {
-            WindowType::Fixed => Counter::Fixed {
-                start: window::fixed_start(now, size_ms),
-                used: 0,
-            },
-            WindowType::Sliding => Counter::Sliding {
-                width_ms: window::width_ms(size_secs),
-                slots: Box::new([EMPTY_SLOT; RING]),
-            },
+            WindowType::Fixed => Counter::Fixed { start: window::fixed_start(now, size_ms), used: 0 },
+            WindowType::Sliding => {
+                Counter::Sliding { width_ms: window::width_ms(size_secs), slots: Box::new([EMPTY_SLOT; RING]) }
+            }
         };
-        Self {
-            size_secs,
-            size_ms,
-            counter,
-        }
+        Self { size_secs, size_ms, counter }
     }
 
     /// Moves a fixed window to the one containing `now` (never backwards).
@@ -144,8 +125,7 @@ impl WinState {
 
     /// Adds `delta` to `bucket` if it is still inside the window at `now`; clamps at 0.
     fn add(&mut self, bucket: u64, delta: i128, now: u64) {
-        let apply =
-            |count: u64| -> u64 { (count as i128 + delta).clamp(0, u64::MAX as i128) as u64 };
+        let apply = |count: u64| -> u64 { (count as i128 + delta).clamp(0, u64::MAX as i128) as u64 };
         match &mut self.counter {
             Counter::Fixed { start, used } => {
                 if *start == bucket && window::bucket_in_window(bucket, self.size_ms, now) {
@@ -161,10 +141,7 @@ impl WinState {
                 if slot.idx != bucket {
                     // The slot holds a bucket that has left the window (in-window buckets
                     // never share a slot): reuse it.
-                    *slot = Slot {
-                        idx: bucket,
-                        count: 0,
-                    };
+                    *slot = Slot { idx: bucket, count: 0 };
                 }
                 slot.count = apply(slot.count);
             }
@@ -187,10 +164,7 @@ impl LocalView<'_> {
 impl Usage for LocalView<'_> {
     fn summary(&self) -> Summary {
         match &self.ws.counter {
-            Counter::Fixed { start, used } => Summary {
-                used: *used,
-                anchor: Some(*start),
-            },
+            Counter::Fixed { start, used } => Summary { used: *used, anchor: Some(*start) },
             Counter::Sliding { width_ms, slots } => {
                 // One unordered pass without divisions: a slot counts iff it holds an
                 // index of the window (empty slots hold u64::MAX).
@@ -203,10 +177,7 @@ impl Usage for LocalView<'_> {
                         oldest = oldest.min(s.idx);
                     }
                 }
-                Summary {
-                    used,
-                    anchor: (oldest != u64::MAX).then(|| oldest * width_ms),
-                }
+                Summary { used, anchor: (oldest != u64::MAX).then(|| oldest * width_ms) }
             }
         }
     }
@@ -237,12 +208,7 @@ impl Usage for LocalView<'_> {
 
 impl KeyState {
     fn new(spec: &LimitSpec, now: u64) -> Self {
-        let mut st = Self {
-            window_type: spec.window_type,
-            windows: Vec::new(),
-            last_access_ms: now,
-            idle_ms: 0,
-        };
+        let mut st = Self { window_type: spec.window_type, windows: Vec::new(), last_access_ms: now, idle_ms: 0 };
         st.sync(spec, now);
         st
     }
@@ -252,11 +218,7 @@ impl KeyState {
     fn sync(&mut self, spec: &LimitSpec, now: u64) {
         let same = self.window_type == spec.window_type
             && self.windows.len() == spec.windows.len()
-            && self
-                .windows
-                .iter()
-                .zip(&spec.windows)
-                .all(|(s, w)| s.size_secs == w.size_secs);
+            && self.windows.iter().zip(&spec.windows).all(|(s, w)| s.size_secs == w.size_secs);
         if !same {
             let mut old = std::mem::take(&mut self.windows);
             if self.window_type != spec.window_type {
@@ -266,12 +228,10 @@ impl KeyState {
             self.windows = spec
                 .windows
                 .iter()
-                .map(
-                    |w| match old.iter().position(|s| s.size_secs == w.size_secs) {
-                        Some(p) => old.swap_remove(p),
-                        None => WinState::new(spec.window_type, w.size_secs, now),
-                    },
-                )
+                .map(|w| match old.iter().position(|s| s.size_secs == w.size_secs) {
+                    Some(p) => old.swap_remove(p),
+                    None => WinState::new(spec.window_type, w.size_secs, now),
+                })
                 .collect();
             self.idle_ms = self.windows.iter().map(|w| w.size_ms).max().unwrap_or(0);
         }
@@ -301,28 +261,19 @@ impl KeyState {
                 for (ws, s) in self.windows.iter_mut().zip(sums.iter_mut()) {
                     let (bucket, start) = ws.charge(now, charged);
                     *s = s.charged(spec.window_type, charged, start);
-                    charges.push(Charge {
-                        size_secs: ws.size_secs,
-                        bucket,
-                    });
+                    charges.push(Charge { size_secs: ws.size_secs, bucket });
                 }
                 Decision {
                     allowed: true,
                     windows: window::statuses(spec, now, |i| sums[i]),
                     retry_after_secs: None,
-                    reservation: Some(Reservation {
-                        charged,
-                        window_type: spec.window_type,
-                        charges,
-                    }),
+                    reservation: Some(Reservation { charged, window_type: spec.window_type, charges }),
                 }
             }
             None => Decision {
                 allowed: false,
                 windows: window::statuses(spec, now, |i| sums[i]),
-                retry_after_secs: Some(window::retry_after_secs(spec, now, cost, |i| {
-                    self.windows[i].view(now)
-                })),
+                retry_after_secs: Some(window::retry_after_secs(spec, now, cost, |i| self.windows[i].view(now))),
                 reservation: None,
             },
         }
@@ -336,10 +287,7 @@ impl KeyState {
             // The window at the same position, or else the first of the same size.
             let ws = match self.windows.get(i) {
                 Some(ws) if ws.size_secs == c.size_secs => Some(i),
-                _ => self
-                    .windows
-                    .iter()
-                    .position(|ws| ws.size_secs == c.size_secs),
+                _ => self.windows.iter().position(|ws| ws.size_secs == c.size_secs),
             };
             if let Some(p) = ws {
                 let ws = &mut self.windows[p];
@@ -353,14 +301,8 @@ impl KeyState {
 
 impl LocalLimiter {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let shards = (0..SHARDS)
-            .map(|_| Padded(Mutex::new(Shard::default())))
-            .collect();
-        Self {
-            clock,
-            hasher: foldhash::fast::RandomState::default(),
-            shards,
-        }
+        let shards = (0..SHARDS).map(|_| Padded(Mutex::new(Shard::default()))).collect();
+        Self { clock, hasher: foldhash::fast::RandomState::default(), shards }
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
@@ -381,10 +323,7 @@ impl LocalLimiter {
 
     /// Number of keys currently held.
     pub fn len(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).table.len())
-            .sum()
+        self.shards.iter().map(|s| s.0.lock().unwrap_or_else(|e| e.into_inner()).table.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -403,14 +342,8 @@ impl LocalLimiter {
         if let Some(e) = shard.table.find_mut(hash, |e| &*e.key == key) {
             return Ok(e.state.reserve(spec, cost, now));
         }
-        let entry = Entry {
-            key: Box::from(key),
-            state: KeyState::new(spec, now),
-        };
-        let e = shard
-            .table
-            .insert_unique(hash, entry, |e| self.hasher.hash_one(&*e.key))
-            .into_mut();
+        let entry = Entry { key: Box::from(key), state: KeyState::new(spec, now) };
+        let e = shard.table.insert_unique(hash, entry, |e| self.hasher.hash_one(&*e.key)).into_mut();
         Ok(e.state.reserve(spec, cost, now))
     }
 
@@ -438,12 +371,10 @@ impl LocalLimiter {
             .iter()
             .enumerate()
             .map(|(i, w)| {
-                let ws = st
-                    .filter(|st| st.window_type == spec.window_type)
-                    .and_then(|st| match st.windows.get(i) {
-                        Some(ws) if ws.size_secs == w.size_secs => Some(ws),
-                        _ => st.windows.iter().find(|ws| ws.size_secs == w.size_secs),
-                    });
+                let ws = st.filter(|st| st.window_type == spec.window_type).and_then(|st| match st.windows.get(i) {
+                    Some(ws) if ws.size_secs == w.size_secs => Some(ws),
+                    _ => st.windows.iter().find(|ws| ws.size_secs == w.size_secs),
+                });
                 let summary = match ws {
                     // A fixed window that has ended reads as the empty current one.
                     Some(ws) => match ws.counter {
@@ -468,11 +399,7 @@ pub(crate) fn unlimited(spec: &LimitSpec, cost: u64) -> Decision {
         allowed: true,
         windows: Vec::new(),
         retry_after_secs: None,
-        reservation: Some(Reservation {
-            charged: cost,
-            window_type: spec.window_type,
-            charges: Vec::new(),
-        }),
+        reservation: Some(Reservation { charged: cost, window_type: spec.window_type, charges: Vec::new() }),
     }
 }
 
@@ -484,20 +411,14 @@ impl Shard {
     }
 
     fn sweep(&mut self, now: u64) {
-        self.table
-            .retain(|e| now.saturating_sub(e.state.last_access_ms) <= e.state.idle_ms);
+        self.table.retain(|e| now.saturating_sub(e.state.last_access_ms) <= e.state.idle_ms);
         self.next_sweep_ms = now.saturating_add(SWEEP_INTERVAL_MS);
     }
 }
 
 #[async_trait::async_trait]
 impl Limiter for LocalLimiter {
-    async fn reserve(
-        &self,
-        key: &str,
-        spec: &LimitSpec,
-        cost: u64,
-    ) -> Result<Decision, LimitError> {
+    async fn reserve(&self, key: &str, spec: &LimitSpec, cost: u64) -> Result<Decision, LimitError> {
         self.reserve_now(key, spec, cost)
     }
 

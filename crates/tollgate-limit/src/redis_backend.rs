@@ -9,9 +9,7 @@ use redis::Script;
 use crate::local::unlimited;
 use crate::redis_conn::{Backend, Conn, RedisTopology, Settings};
 use crate::window::{self, Snapshot, Usage};
-use crate::{
-    Charge, Clock, Decision, LimitError, LimitSpec, Limiter, Reservation, WindowStatus, WindowType,
-};
+use crate::{Charge, Clock, Decision, LimitError, LimitSpec, Limiter, Reservation, WindowStatus, WindowType};
 
 /// Largest integer a Lua number (a double) holds exactly; limits and costs are capped to
 /// it on the way to Redis (about 9e15 tokens: unlimited in practice).
@@ -105,10 +103,7 @@ pub struct RedisLimiter {
 
 impl fmt::Debug for RedisLimiter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisLimiter")
-            .field("addr", &self.addr)
-            .field("prefix", &self.prefix)
-            .finish()
+        f.debug_struct("RedisLimiter").field("addr", &self.addr).field("prefix", &self.prefix).finish()
     }
 }
 
@@ -124,9 +119,7 @@ impl RedisLimiter {
     /// gateway start while Redis is briefly down. Must be called inside a Tokio runtime.
     pub fn connect_lazy(config: RedisConfig, clock: Arc<dyn Clock>) -> Result<Self, LimitError> {
         if config.timeout_ms == 0 {
-            return Err(LimitError::Config(
-                "timeout_ms must be greater than 0".into(),
-            ));
+            return Err(LimitError::Config("timeout_ms must be greater than 0".into()));
         }
         let password = config.password.clone().filter(|p| !p.is_empty());
         let mut secrets: Vec<String> = password.iter().cloned().collect();
@@ -148,9 +141,7 @@ impl RedisLimiter {
             }
             RedisTopology::Sentinel(t) => {
                 if t.master.is_empty() || t.nodes.is_empty() {
-                    return Err(LimitError::Config(
-                        "sentinel needs a master name and at least one node".into(),
-                    ));
+                    return Err(LimitError::Config("sentinel needs a master name and at least one node".into()));
                 }
                 secrets.extend(t.password.clone().filter(|p| !p.is_empty()));
                 let addr = format!("sentinel master {:?} via {}", t.master, join(&t.nodes));
@@ -167,8 +158,7 @@ impl RedisLimiter {
                 (addr, Backend::cluster(&settings, t))
             }
         };
-        let backend =
-            built.map_err(|e| LimitError::Backend(scrub(&format!("{addr}: {e}"), &secrets)))?;
+        let backend = built.map_err(|e| LimitError::Backend(scrub(&format!("{addr}: {e}"), &secrets)))?;
 
         Ok(Self {
             backend,
@@ -184,11 +174,9 @@ impl RedisLimiter {
 
     /// Checks that Redis answers.
     pub async fn ping(&self) -> Result<(), LimitError> {
-        self.bounded(
-            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
-        )
-        .await
-        .map(|_| ())
+        self.bounded(|mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(|_| ())
     }
 
     /// Runs one Redis call (getting the connection included: a Sentinel lookup) within
@@ -204,11 +192,7 @@ impl RedisLimiter {
         let res = match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => LimitError::Backend(scrub(&format!("{}: {e}", self.addr), &self.secrets)),
-            Err(_) => LimitError::Backend(format!(
-                "{}: no answer within {} ms",
-                self.addr,
-                self.timeout.as_millis()
-            )),
+            Err(_) => LimitError::Backend(format!("{}: no answer within {} ms", self.addr, self.timeout.as_millis())),
         };
         self.backend.failed();
         Err(res)
@@ -245,9 +229,7 @@ impl RedisLimiter {
         let base = self.base_key(key);
         let kind = spec.window_type;
         let mut inv = self.reserve_script.prepare_invoke();
-        inv.arg(now)
-            .arg(cost.min(LUA_MAX_INT))
-            .arg(spec.windows.len());
+        inv.arg(now).arg(cost.min(LUA_MAX_INT)).arg(spec.windows.len());
         let mut charges = Vec::with_capacity(spec.windows.len());
         for w in &spec.windows {
             let size = window::size_ms(w.size_secs);
@@ -257,19 +239,11 @@ impl RedisLimiter {
                 WindowType::Sliding => now / width,
             };
             inv.key(Self::window_key(&base, kind, w.size_secs, bucket));
-            inv.arg(kind_arg(kind))
-                .arg(size)
-                .arg(w.limit.min(LUA_MAX_INT))
-                .arg(bucket)
-                .arg(width);
-            charges.push(Charge {
-                size_secs: w.size_secs,
-                bucket,
-            });
+            inv.arg(kind_arg(kind)).arg(size).arg(w.limit.min(LUA_MAX_INT)).arg(bucket).arg(width);
+            charges.push(Charge { size_secs: w.size_secs, bucket });
         }
-        let (allowed, charged, lists): (i64, i64, Vec<Vec<i64>>) = self
-            .bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
-            .await?;
+        let (allowed, charged, lists): (i64, i64, Vec<Vec<i64>>) =
+            self.bounded(|mut conn| async move { inv.invoke_async(&mut conn).await }).await?;
         if lists.len() != spec.windows.len() {
             return Err(LimitError::Backend(format!(
                 "{}: reservation script answered {} windows, expected {}",
@@ -283,22 +257,12 @@ impl RedisLimiter {
             .map(|flat| {
                 let buckets: Vec<(u64, u64)> = flat
                     .chunks_exact(2)
-                    .map(|p| {
-                        (
-                            u64::try_from(p[0]).unwrap_or(0),
-                            u64::try_from(p[1]).unwrap_or(0),
-                        )
-                    })
+                    .map(|p| (u64::try_from(p[0]).unwrap_or(0), u64::try_from(p[1]).unwrap_or(0)))
                     .collect();
                 Snapshot::new(kind, buckets)
             })
             .collect();
-        Ok((
-            allowed == 1,
-            u64::try_from(charged).unwrap_or(0),
-            charges,
-            snaps,
-        ))
+        Ok((allowed == 1, u64::try_from(charged).unwrap_or(0), charges, snaps))
     }
 }
 
@@ -311,10 +275,7 @@ fn kind_arg(kind: WindowType) -> &'static str {
 
 /// Removes the passwords from an error message, whatever the error carried.
 fn scrub(msg: &str, secrets: &[String]) -> String {
-    secrets
-        .iter()
-        .filter(|p| !p.is_empty())
-        .fold(msg.to_string(), |m, p| m.replace(p.as_str(), "<redacted>"))
+    secrets.iter().filter(|p| !p.is_empty()).fold(msg.to_string(), |m, p| m.replace(p.as_str(), "<redacted>"))
 }
 
 fn join(nodes: &[(String, u16)]) -> String {
@@ -324,12 +285,7 @@ fn join(nodes: &[(String, u16)]) -> String {
 
 #[async_trait::async_trait]
 impl Limiter for RedisLimiter {
-    async fn reserve(
-        &self,
-        key: &str,
-        spec: &LimitSpec,
-        cost: u64,
-    ) -> Result<Decision, LimitError> {
+    async fn reserve(&self, key: &str, spec: &LimitSpec, cost: u64) -> Result<Decision, LimitError> {
         window::validate(spec)?;
         if spec.windows.is_empty() {
             return Ok(unlimited(spec, cost));
@@ -342,11 +298,7 @@ impl Limiter for RedisLimiter {
                 allowed: true,
                 windows,
                 retry_after_secs: None,
-                reservation: Some(Reservation {
-                    charged,
-                    window_type: spec.window_type,
-                    charges,
-                }),
+                reservation: Some(Reservation { charged, window_type: spec.window_type, charges }),
             }
         } else {
             Decision {
@@ -373,19 +325,12 @@ impl Limiter for RedisLimiter {
         let base = self.base_key(key);
         let kind = reservation.window_type;
         let mut inv = self.settle_script.prepare_invoke();
-        inv.arg(now)
-            .arg(delta.to_string())
-            .arg(reservation.charges.len());
+        inv.arg(now).arg(delta.to_string()).arg(reservation.charges.len());
         for c in &reservation.charges {
             inv.key(Self::window_key(&base, kind, c.size_secs, c.bucket));
-            inv.arg(kind_arg(kind))
-                .arg(window::size_ms(c.size_secs))
-                .arg(c.bucket)
-                .arg(window::width_ms(c.size_secs));
+            inv.arg(kind_arg(kind)).arg(window::size_ms(c.size_secs)).arg(c.bucket).arg(window::width_ms(c.size_secs));
         }
-        let _corrected: i64 = self
-            .bounded(|mut conn| async move { inv.invoke_async(&mut conn).await })
-            .await?;
+        let _corrected: i64 = self.bounded(|mut conn| async move { inv.invoke_async(&mut conn).await }).await?;
         Ok(())
     }
 
@@ -407,23 +352,14 @@ mod tests {
 
     #[test]
     fn scrub_removes_password() {
-        assert_eq!(
-            scrub("auth failed for s3cret!", &["s3cret".into()]),
-            "auth failed for <redacted>!"
-        );
-        assert_eq!(
-            scrub("a x b y", &["x".into(), "y".into()]),
-            "a <redacted> b <redacted>"
-        );
+        assert_eq!(scrub("auth failed for s3cret!", &["s3cret".into()]), "auth failed for <redacted>!");
+        assert_eq!(scrub("a x b y", &["x".into(), "y".into()]), "a <redacted> b <redacted>");
         assert_eq!(scrub("plain", &[]), "plain");
     }
 
     #[test]
     fn debug_redacts_password() {
-        let cfg = RedisConfig {
-            password: Some("hunter2".into()),
-            ..RedisConfig::default()
-        };
+        let cfg = RedisConfig { password: Some("hunter2".into()), ..RedisConfig::default() };
         let s = format!("{cfg:?}");
         assert!(!s.contains("hunter2"), "{s}");
         assert!(s.contains("<redacted>"));

@@ -10,8 +10,8 @@ use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
 use redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo,
-    RedisFuture, RedisResult, TlsMode, Value,
+    Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisConnectionInfo, RedisFuture, RedisResult,
+    TlsMode, Value,
 };
 
 /// Which Redis deployment to talk to. `Single` uses `RedisConfig::host`/`port`.
@@ -66,11 +66,7 @@ pub(crate) struct Settings {
 
 impl Settings {
     fn redis_info(&self) -> RedisConnectionInfo {
-        credentials(
-            self.database,
-            self.username.as_deref(),
-            self.password.as_deref(),
-        )
+        credentials(self.database, self.username.as_deref(), self.password.as_deref())
     }
 
     fn manager_config(&self) -> ConnectionManagerConfig {
@@ -86,27 +82,14 @@ impl Settings {
     fn addr(&self, host: &str, port: u16) -> ConnectionAddr {
         if self.ssl {
             install_crypto_provider();
-            ConnectionAddr::TcpTls {
-                host: host.to_string(),
-                port,
-                insecure: false,
-                tls_params: None,
-            }
+            ConnectionAddr::TcpTls { host: host.to_string(), port, insecure: false, tls_params: None }
         } else {
             ConnectionAddr::Tcp(host.to_string(), port)
         }
     }
 
-    fn info(
-        &self,
-        host: &str,
-        port: u16,
-        redis: RedisConnectionInfo,
-    ) -> RedisResult<ConnectionInfo> {
-        Ok(self
-            .addr(host, port)
-            .into_connection_info()?
-            .set_redis_settings(redis))
+    fn info(&self, host: &str, port: u16, redis: RedisConnectionInfo) -> RedisResult<ConnectionInfo> {
+        Ok(self.addr(host, port).into_connection_info()?.set_redis_settings(redis))
     }
 }
 
@@ -142,30 +125,18 @@ pub(crate) enum Backend {
 impl Backend {
     pub(crate) fn single(s: &Settings, host: &str, port: u16) -> RedisResult<Self> {
         let client = redis::Client::open(s.info(host, port, s.redis_info())?)?;
-        Ok(Backend::Single(ConnectionManager::new_lazy_with_config(
-            client,
-            s.manager_config(),
-        )?))
+        Ok(Backend::Single(ConnectionManager::new_lazy_with_config(client, s.manager_config())?))
     }
 
     pub(crate) fn sentinel(s: &Settings, t: &SentinelTopology) -> RedisResult<Self> {
         let sentinel_auth = credentials(0, t.username.as_deref(), t.password.as_deref());
-        let nodes = t
-            .nodes
-            .iter()
-            .map(|(h, p)| s.info(h, *p, sentinel_auth.clone()))
-            .collect::<RedisResult<Vec<_>>>()?;
-        let mut master_info =
-            SentinelNodeConnectionInfo::default().set_redis_connection_info(s.redis_info());
+        let nodes =
+            t.nodes.iter().map(|(h, p)| s.info(h, *p, sentinel_auth.clone())).collect::<RedisResult<Vec<_>>>()?;
+        let mut master_info = SentinelNodeConnectionInfo::default().set_redis_connection_info(s.redis_info());
         if s.ssl {
             master_info = master_info.set_tls_mode(TlsMode::Secure);
         }
-        let client = SentinelClient::build(
-            nodes,
-            &t.master,
-            Some(master_info),
-            SentinelServerType::Master,
-        )?;
+        let client = SentinelClient::build(nodes, &t.master, Some(master_info), SentinelServerType::Master)?;
         Ok(Backend::Sentinel(Box::new(SentinelMaster {
             client: tokio::sync::Mutex::new(client),
             current: Mutex::new(None),
@@ -194,12 +165,9 @@ impl Backend {
             b = b.tls(TlsMode::Secure);
         }
         let client = b.build()?;
-        let config = redis::cluster::ClusterConfig::new()
-            .set_connection_timeout(s.timeout)
-            .set_response_timeout(s.timeout);
-        Ok(Backend::Cluster(
-            client.get_pending_async_connection_with_config(config),
-        ))
+        let config =
+            redis::cluster::ClusterConfig::new().set_connection_timeout(s.timeout).set_response_timeout(s.timeout);
+        Ok(Backend::Cluster(client.get_pending_async_connection_with_config(config)))
     }
 
     /// A handle for one call.

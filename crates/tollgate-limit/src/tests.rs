@@ -16,13 +16,7 @@ fn setup() -> (Arc<ManualClock>, LocalLimiter) {
 }
 
 fn spec(window_type: WindowType, windows: &[(u64, u64)]) -> LimitSpec {
-    LimitSpec {
-        window_type,
-        windows: windows
-            .iter()
-            .map(|&(size_secs, limit)| Window { size_secs, limit })
-            .collect(),
-    }
+    LimitSpec { window_type, windows: windows.iter().map(|&(size_secs, limit)| Window { size_secs, limit }).collect() }
 }
 
 fn remaining(d: &Decision) -> Vec<u64> {
@@ -172,31 +166,14 @@ async fn settle_lower_and_higher() {
 
         clock.advance(5 * S);
         l.settle("k", &s, &r, 200).await.expect("settle");
-        assert_eq!(
-            l.peek("k", &s)
-                .await
-                .expect("peek")
-                .iter()
-                .map(|w| w.remaining)
-                .collect::<Vec<_>>(),
-            [800, 4800]
-        );
+        assert_eq!(l.peek("k", &s).await.expect("peek").iter().map(|w| w.remaining).collect::<Vec<_>>(), [800, 4800]);
 
         let d = take(&l, "k", &s, 500).await;
         assert_eq!(remaining(&d), [300, 4300]);
-        l.settle("k", &s, &d.reservation.expect("reserved"), 900)
-            .await
-            .expect("settle");
+        l.settle("k", &s, &d.reservation.expect("reserved"), 900).await.expect("settle");
         let p = l.peek("k", &s).await.expect("peek");
-        assert_eq!(
-            p.iter().map(|w| w.remaining).collect::<Vec<_>>(),
-            [0, 3900],
-            "{kind}: 1100 used"
-        );
-        assert!(
-            !take(&l, "k", &s, 1).await.allowed,
-            "over the limit after settling higher"
-        );
+        assert_eq!(p.iter().map(|w| w.remaining).collect::<Vec<_>>(), [0, 3900], "{kind}: 1100 used");
+        assert!(!take(&l, "k", &s, 1).await.allowed, "over the limit after settling higher");
 
         // Settling to 0 never drives a counter below zero.
         let (_c2, l2) = setup();
@@ -205,10 +182,7 @@ async fn settle_lower_and_higher() {
         l2.settle("k", &s, &r, 0).await.expect("settle");
         l2.settle("k", &s, &r, 0).await.expect("settle twice");
         let p = l2.peek("k", &s).await.expect("peek");
-        assert_eq!(
-            p.iter().map(|w| w.remaining).collect::<Vec<_>>(),
-            [1000, 5000]
-        );
+        assert_eq!(p.iter().map(|w| w.remaining).collect::<Vec<_>>(), [1000, 5000]);
     }
 }
 
@@ -224,11 +198,7 @@ async fn settle_after_the_window_has_moved_on_changes_nothing() {
         clock.set(T0 + 150 * S);
         l.settle("k", &s, &r, 2000).await.expect("settle");
         let p = l.peek("k", &s).await.expect("peek");
-        assert_eq!(
-            p.iter().map(|w| w.remaining).collect::<Vec<_>>(),
-            [1000, 8000],
-            "{kind}"
-        );
+        assert_eq!(p.iter().map(|w| w.remaining).collect::<Vec<_>>(), [1000, 8000], "{kind}");
     }
 }
 
@@ -289,24 +259,8 @@ async fn remaining_and_reset_values() {
     let fixed = spec(WindowType::Fixed, &[(60, 100), (3600, 1000)]);
     clock.set(T0 + 15_500);
     let p = l.peek("new", &fixed).await.expect("peek");
-    assert_eq!(
-        p[0],
-        WindowStatus {
-            size_secs: 60,
-            limit: 100,
-            remaining: 100,
-            reset_secs: 45
-        }
-    );
-    assert_eq!(
-        p[1],
-        WindowStatus {
-            size_secs: 3600,
-            limit: 1000,
-            remaining: 1000,
-            reset_secs: 3585
-        }
-    );
+    assert_eq!(p[0], WindowStatus { size_secs: 60, limit: 100, remaining: 100, reset_secs: 45 });
+    assert_eq!(p[1], WindowStatus { size_secs: 3600, limit: 1000, remaining: 1000, reset_secs: 3585 });
     let d = take(&l, "k", &fixed, 7).await;
     assert_eq!(remaining(&d), [93, 993]);
     assert_eq!(resets(&d.windows), [45, 3585]);
@@ -315,25 +269,13 @@ async fn remaining_and_reset_values() {
 
     let sliding = spec(WindowType::Sliding, &[(60, 100)]);
     clock.set(T0 + 10 * S);
-    assert_eq!(
-        resets(&l.peek("s", &sliding).await.expect("peek")),
-        [0],
-        "empty: nothing to reset"
-    );
+    assert_eq!(resets(&l.peek("s", &sliding).await.expect("peek")), [0], "empty: nothing to reset");
     take(&l, "s", &sliding, 5).await;
     clock.set(T0 + 30_500);
     take(&l, "s", &sliding, 5).await;
     let p = l.peek("s", &sliding).await.expect("peek");
     // The oldest bucket [10 s, 11 s) leaves at 70 s: 39.5 s from now, rounded up.
-    assert_eq!(
-        p[0],
-        WindowStatus {
-            size_secs: 60,
-            limit: 100,
-            remaining: 90,
-            reset_secs: 40
-        }
-    );
+    assert_eq!(p[0], WindowStatus { size_secs: 60, limit: 100, remaining: 90, reset_secs: 40 });
 }
 
 #[tokio::test]
@@ -352,13 +294,7 @@ async fn retry_after_is_at_least_one_second() {
 async fn changing_a_limit_keeps_the_count_changing_a_size_restarts_it() {
     let (_clock, l) = setup();
     take(&l, "k", &spec(WindowType::Sliding, &[(60, 100)]), 60).await;
-    let d = take(
-        &l,
-        "k",
-        &spec(WindowType::Sliding, &[(3600, 1000), (60, 200)]),
-        10,
-    )
-    .await;
+    let d = take(&l, "k", &spec(WindowType::Sliding, &[(3600, 1000), (60, 200)]), 10).await;
     assert_eq!(remaining(&d), [990, 130]);
     let d = take(&l, "k", &spec(WindowType::Fixed, &[(60, 200)]), 10).await;
     assert_eq!(remaining(&d), [190], "another window type counts afresh");
@@ -376,16 +312,9 @@ async fn keys_are_independent() {
 #[tokio::test]
 async fn invalid_specs_are_errors_and_no_windows_means_unlimited() {
     let (_clock, l) = setup();
-    let err = l
-        .reserve("k", &spec(WindowType::Fixed, &[(0, 10)]), 1)
-        .await;
+    let err = l.reserve("k", &spec(WindowType::Fixed, &[(0, 10)]), 1).await;
     assert!(matches!(err, Err(LimitError::InvalidSpec(_))), "{err:?}");
-    let err = l
-        .peek(
-            "k",
-            &spec(WindowType::Sliding, &[(MAX_WINDOW_SECS + 1, 10)]),
-        )
-        .await;
+    let err = l.peek("k", &spec(WindowType::Sliding, &[(MAX_WINDOW_SECS + 1, 10)])).await;
     assert!(matches!(err, Err(LimitError::InvalidSpec(_))), "{err:?}");
     let d = take(&l, "k", &spec(WindowType::Fixed, &[]), 1_000_000).await;
     assert!(d.allowed);
@@ -435,10 +364,7 @@ async fn concurrent_reservations_never_overshoot() {
                 let (l, s, barrier) = (l.clone(), s.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    l.reserve("shared", &s, 1000)
-                        .await
-                        .expect("reserve")
-                        .allowed
+                    l.reserve("shared", &s, 1000).await.expect("reserve").allowed
                 })
             })
             .collect();
@@ -477,9 +403,6 @@ async fn concurrent_tasks_on_many_keys() {
     }
     // 16,000 attempts on 50 keys of limit 100: each key admitted exactly 100.
     for i in 0..50 {
-        assert_eq!(
-            l.peek(&format!("k{i}"), &s).await.expect("peek")[0].remaining,
-            0
-        );
+        assert_eq!(l.peek(&format!("k{i}"), &s).await.expect("peek")[0].remaining, 0);
     }
 }

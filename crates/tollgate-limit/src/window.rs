@@ -28,9 +28,7 @@ pub fn sliding_bucket_width_secs(size_secs: u64) -> u64 {
 pub(crate) fn validate(spec: &LimitSpec) -> Result<(), LimitError> {
     for w in &spec.windows {
         if w.size_secs == 0 {
-            return Err(LimitError::InvalidSpec(
-                "window size must be at least 1 second".into(),
-            ));
+            return Err(LimitError::InvalidSpec("window size must be at least 1 second".into()));
         }
         if w.size_secs > MAX_WINDOW_SECS {
             return Err(LimitError::InvalidSpec(format!(
@@ -59,11 +57,7 @@ pub(crate) fn fixed_start(now: u64, size_ms: u64) -> u64 {
 /// It never spans more than [`SLIDING_BUCKETS`] indices.
 pub(crate) fn sliding_range(now: u64, size_ms: u64, width_ms: u64) -> (u64, u64) {
     let cur = now / width_ms;
-    let lo = if now >= size_ms {
-        (now - size_ms) / width_ms + 1
-    } else {
-        0
-    };
+    let lo = if now >= size_ms { (now - size_ms) / width_ms + 1 } else { 0 };
     (lo, cur)
 }
 
@@ -111,15 +105,10 @@ impl Summary {
     /// The summary after charging `units` into the bucket starting at `bucket_start`.
     pub(crate) fn charged(self, kind: WindowType, units: u64, bucket_start: u64) -> Self {
         let anchor = match kind {
-            WindowType::Sliding if units > 0 => {
-                Some(self.anchor.map_or(bucket_start, |a| a.min(bucket_start)))
-            }
+            WindowType::Sliding if units > 0 => Some(self.anchor.map_or(bucket_start, |a| a.min(bucket_start))),
             _ => self.anchor,
         };
-        Self {
-            used: self.used.saturating_add(units),
-            anchor,
-        }
+        Self { used: self.used.saturating_add(units), anchor }
     }
 }
 
@@ -142,28 +131,13 @@ pub(crate) fn status(kind: WindowType, w: &Window, now: u64, s: Summary) -> Wind
             let start = s.anchor.unwrap_or_else(|| fixed_start(now, size));
             ceil_secs(start.saturating_add(size).saturating_sub(now)).max(1)
         }
-        WindowType::Sliding => s.anchor.map_or(0, |a| {
-            ceil_secs(a.saturating_add(size).saturating_sub(now)).max(1)
-        }),
+        WindowType::Sliding => s.anchor.map_or(0, |a| ceil_secs(a.saturating_add(size).saturating_sub(now)).max(1)),
     };
-    WindowStatus {
-        size_secs: w.size_secs,
-        limit: w.limit,
-        remaining: w.limit.saturating_sub(s.used),
-        reset_secs,
-    }
+    WindowStatus { size_secs: w.size_secs, limit: w.limit, remaining: w.limit.saturating_sub(s.used), reset_secs }
 }
 
-pub(crate) fn statuses(
-    spec: &LimitSpec,
-    now: u64,
-    summary: impl Fn(usize) -> Summary,
-) -> Vec<WindowStatus> {
-    spec.windows
-        .iter()
-        .enumerate()
-        .map(|(i, w)| status(spec.window_type, w, now, summary(i)))
-        .collect()
+pub(crate) fn statuses(spec: &LimitSpec, now: u64, summary: impl Fn(usize) -> Summary) -> Vec<WindowStatus> {
+    spec.windows.iter().enumerate().map(|(i, w)| status(spec.window_type, w, now, summary(i))).collect()
 }
 
 /// Milliseconds until `used <= threshold` holds in this window, assuming no new charges.
@@ -174,10 +148,7 @@ fn wait_ms(kind: WindowType, size: u64, now: u64, threshold: u64, u: &impl Usage
     }
     match kind {
         WindowType::Fixed => {
-            let start = u
-                .buckets()
-                .next()
-                .map_or_else(|| fixed_start(now, size), |b| b.0);
+            let start = u.buckets().next().map_or_else(|| fixed_start(now, size), |b| b.0);
             start.saturating_add(size).saturating_sub(now)
         }
         WindowType::Sliding => {
@@ -195,34 +166,17 @@ fn wait_ms(kind: WindowType, size: u64, now: u64, threshold: u64, u: &impl Usage
 
 /// Seconds (>= 1) until a refused request of `cost` would be admitted, if nothing else
 /// is charged meanwhile.
-pub(crate) fn retry_after_secs<U: Usage>(
-    spec: &LimitSpec,
-    now: u64,
-    cost: u64,
-    view: impl Fn(usize) -> U,
-) -> u64 {
+pub(crate) fn retry_after_secs<U: Usage>(spec: &LimitSpec, now: u64, cost: u64, view: impl Fn(usize) -> U) -> u64 {
     let min = min_limit(spec);
     if min == 0 && cost > 0 {
         // Never admissible; point at the longest window so clients back off.
-        return spec
-            .windows
-            .iter()
-            .map(|w| w.size_secs)
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        return spec.windows.iter().map(|w| w.size_secs).max().unwrap_or(1).max(1);
     }
     let mut wait = 0;
     for (i, w) in spec.windows.iter().enumerate() {
         // Oversize requests are admitted only once every window is empty.
         let threshold = if cost <= min { w.limit - cost } else { 0 };
-        wait = wait.max(wait_ms(
-            spec.window_type,
-            size_ms(w.size_secs),
-            now,
-            threshold,
-            &view(i),
-        ));
+        wait = wait.max(wait_ms(spec.window_type, size_ms(w.size_secs), now, threshold, &view(i)));
     }
     ceil_secs(wait).max(1)
 }
@@ -237,10 +191,7 @@ pub(crate) struct Snapshot {
 
 impl Usage for &Snapshot {
     fn summary(&self) -> Summary {
-        Summary {
-            used: self.used,
-            anchor: self.anchor,
-        }
+        Summary { used: self.used, anchor: self.anchor }
     }
     fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.buckets.iter().copied()
@@ -250,19 +201,11 @@ impl Usage for &Snapshot {
 impl Snapshot {
     pub(crate) fn new(kind: WindowType, buckets: Vec<(u64, u64)>) -> Self {
         let (used, anchor) = match kind {
-            WindowType::Fixed => (
-                buckets.first().map_or(0, |b| b.1),
-                buckets.first().map(|b| b.0),
-            ),
-            WindowType::Sliding => (
-                buckets.iter().fold(0u64, |a, b| a.saturating_add(b.1)),
-                buckets.iter().find(|b| b.1 > 0).map(|b| b.0),
-            ),
+            WindowType::Fixed => (buckets.first().map_or(0, |b| b.1), buckets.first().map(|b| b.0)),
+            WindowType::Sliding => {
+                (buckets.iter().fold(0u64, |a, b| a.saturating_add(b.1)), buckets.iter().find(|b| b.1 > 0).map(|b| b.0))
+            }
         };
-        Self {
-            used,
-            anchor,
-            buckets,
-        }
+        Self { used, anchor, buckets }
     }
 }

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tollgate_limit::{
-    Decision, LimitError, LimitSpec, Limiter, ManualClock, RedisConfig, RedisLimiter, Window,
-    WindowType,
+    Decision, LimitError, LimitSpec, Limiter, ManualClock, RedisConfig, RedisLimiter, Window, WindowType,
 };
 
 const T0: u64 = 20_000 * 86_400_000;
@@ -31,31 +30,15 @@ impl RedisServer {
     }
 
     fn start_with_password(password: Option<&str>) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let mut server = Self {
-            port,
-            password: password.map(str::to_string),
-            child: None,
-        };
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
+        let mut server = Self { port, password: password.map(str::to_string), child: None };
         server.spawn();
         server
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args([
-            "--port",
-            &self.port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]);
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
         if let Some(p) = &self.password {
             cmd.args(["--requirepass", p]);
         }
@@ -102,11 +85,7 @@ impl RedisServer {
     /// open but answers nothing, the worst case for a client.
     fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("running").id().to_string();
-        let ok = Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok = Command::new("kill").args([sig, &pid]).status().map(|s| s.success()).unwrap_or(false);
         assert!(ok, "kill {sig} {pid}");
     }
 
@@ -127,9 +106,7 @@ impl RedisServer {
     }
 
     async fn limiter(&self, clock: &Arc<ManualClock>) -> RedisLimiter {
-        RedisLimiter::connect(self.config(), clock.clone())
-            .await
-            .expect("connect to redis")
+        RedisLimiter::connect(self.config(), clock.clone()).await.expect("connect to redis")
     }
 
     fn client(&self) -> redis::Client {
@@ -144,13 +121,7 @@ impl Drop for RedisServer {
 }
 
 fn spec(window_type: WindowType, windows: &[(u64, u64)]) -> LimitSpec {
-    LimitSpec {
-        window_type,
-        windows: windows
-            .iter()
-            .map(|&(size_secs, limit)| Window { size_secs, limit })
-            .collect(),
-    }
+    LimitSpec { window_type, windows: windows.iter().map(|&(size_secs, limit)| Window { size_secs, limit }).collect() }
 }
 
 fn remaining(d: &Decision) -> Vec<u64> {
@@ -162,12 +133,7 @@ async fn take(l: &RedisLimiter, key: &str, s: &LimitSpec, cost: u64) -> Decision
 }
 
 async fn peek_remaining(l: &RedisLimiter, key: &str, s: &LimitSpec) -> Vec<u64> {
-    l.peek(key, s)
-        .await
-        .expect("peek")
-        .iter()
-        .map(|w| w.remaining)
-        .collect()
+    l.peek(key, s).await.expect("peek").iter().map(|w| w.remaining).collect()
 }
 
 #[tokio::test]
@@ -196,21 +162,13 @@ async fn concurrent_reservations_across_replicas_never_overshoot() {
     let redis = RedisServer::start();
     for kind in [WindowType::Fixed, WindowType::Sliding] {
         let clock = Arc::new(ManualClock::new(T0 + 30 * S));
-        let replicas = [
-            Arc::new(redis.limiter(&clock).await),
-            Arc::new(redis.limiter(&clock).await),
-        ];
+        let replicas = [Arc::new(redis.limiter(&clock).await), Arc::new(redis.limiter(&clock).await)];
         let s = Arc::new(spec(kind, &[(60, 10_000), (86_400, 1_000_000)]));
         let key = Arc::new(format!("shared-{kind}"));
         let barrier = Arc::new(tokio::sync::Barrier::new(64));
         let tasks: Vec<_> = (0..64)
             .map(|i| {
-                let (l, s, key, barrier) = (
-                    replicas[i % 2].clone(),
-                    s.clone(),
-                    key.clone(),
-                    barrier.clone(),
-                );
+                let (l, s, key, barrier) = (replicas[i % 2].clone(), s.clone(), key.clone(), barrier.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
                     l.reserve(&key, &s, 1000).await.expect("reserve").allowed
@@ -290,10 +248,7 @@ async fn fixed_and_sliding_boundaries_match_the_local_backend() {
     assert_eq!(d.retry_after_secs, Some(58));
     assert_eq!(d.windows[0].reset_secs, 58);
     clock.set(T0 + 119 * S);
-    assert!(
-        take(&l, "s", &sliding, 100).await.allowed,
-        "the old bucket aged out"
-    );
+    assert!(take(&l, "s", &sliding, 100).await.allowed, "the old bucket aged out");
 
     // Bucket by bucket.
     let s = sliding;
@@ -334,24 +289,10 @@ async fn keys_are_hash_tagged_prefixed_and_expire() {
     let redis = RedisServer::start();
     let clock = Arc::new(ManualClock::new(T0 + 5 * S));
     let l = redis.limiter(&clock).await;
-    take(
-        &l,
-        "alice",
-        &spec(WindowType::Fixed, &[(60, 100), (3600, 1000)]),
-        1,
-    )
-    .await;
+    take(&l, "alice", &spec(WindowType::Fixed, &[(60, 100), (3600, 1000)]), 1).await;
     take(&l, "alice", &spec(WindowType::Sliding, &[(60, 100)]), 1).await;
-    let mut conn = redis
-        .client()
-        .get_multiplexed_async_connection()
-        .await
-        .expect("conn");
-    let mut keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .expect("keys");
+    let mut conn = redis.client().get_multiplexed_async_connection().await.expect("conn");
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.expect("keys");
     keys.sort();
     let start = (T0 / 1000).to_string();
     assert_eq!(
@@ -363,11 +304,7 @@ async fn keys_are_hash_tagged_prefixed_and_expire() {
         ]
     );
     for k in &keys {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(k)
-            .query_async(&mut conn)
-            .await
-            .expect("pttl");
+        let ttl: i64 = redis::cmd("PTTL").arg(k).query_async(&mut conn).await.expect("pttl");
         let size = if k.contains(":3600:") { 3600 } else { 60 };
         let width = if size == 3600 { 60 } else { 1 };
         assert!(ttl > 0 && ttl <= (size + width) * 1000, "{k}: ttl {ttl}");
@@ -388,10 +325,7 @@ async fn redis_down_fails_fast_and_the_same_limiter_reconnects() {
         let err = l.reserve("k", &s, 100).await.expect_err("redis is down");
         let elapsed = started.elapsed();
         assert!(matches!(err, LimitError::Backend(_)), "{err:?}");
-        assert!(
-            elapsed < Duration::from_millis(500 + 250),
-            "took {elapsed:?}"
-        );
+        assert!(elapsed < Duration::from_millis(500 + 250), "took {elapsed:?}");
         assert!(l.peek("k", &s).await.is_err());
     }
 
@@ -423,20 +357,11 @@ async fn a_hung_redis_is_bounded_by_the_timeout() {
 
     redis.signal("-STOP");
     let started = Instant::now();
-    let err = l
-        .reserve("k", &s, 100)
-        .await
-        .expect_err("redis answers nothing");
+    let err = l.reserve("k", &s, 100).await.expect_err("redis answers nothing");
     let elapsed = started.elapsed();
     redis.signal("-CONT");
-    assert!(
-        err.to_string().contains("500 ms") || err.to_string().contains("timed out"),
-        "{err}"
-    );
-    assert!(
-        elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(800),
-        "took {elapsed:?}"
-    );
+    assert!(err.to_string().contains("500 ms") || err.to_string().contains("timed out"), "{err}");
+    assert!(elapsed >= Duration::from_millis(450) && elapsed < Duration::from_millis(800), "took {elapsed:?}");
 
     // Once Redis answers again, so does the limiter (answers stay matched to requests).
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -460,31 +385,15 @@ async fn a_hung_redis_is_bounded_by_the_timeout() {
 
 #[tokio::test]
 async fn an_unreachable_redis_fails_connect_within_the_timeout() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let cfg = RedisConfig {
-        port,
-        timeout_ms: 300,
-        ..RedisConfig::default()
-    };
+    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+    let cfg = RedisConfig { port, timeout_ms: 300, ..RedisConfig::default() };
     let started = Instant::now();
-    let err = RedisLimiter::connect(cfg.clone(), Arc::new(ManualClock::new(T0)))
-        .await
-        .expect_err("nothing listens");
-    assert!(
-        started.elapsed() < Duration::from_millis(600),
-        "{:?}",
-        started.elapsed()
-    );
+    let err = RedisLimiter::connect(cfg.clone(), Arc::new(ManualClock::new(T0))).await.expect_err("nothing listens");
+    assert!(started.elapsed() < Duration::from_millis(600), "{:?}", started.elapsed());
     assert!(err.to_string().starts_with("redis: "), "{err}");
     // The lazy variant builds, then fails per call.
     let l = RedisLimiter::connect_lazy(cfg, Arc::new(ManualClock::new(T0))).expect("lazy");
-    assert!(l
-        .reserve("k", &spec(WindowType::Fixed, &[(60, 1)]), 1)
-        .await
-        .is_err());
+    assert!(l.reserve("k", &spec(WindowType::Fixed, &[(60, 1)]), 1).await.is_err());
 }
 
 #[tokio::test]
@@ -492,51 +401,26 @@ async fn passwords_work_and_never_appear_in_errors() {
     let redis = RedisServer::start_with_password(Some("pw-Zx81-secret"));
     let clock = Arc::new(ManualClock::new(T0));
     let l = redis.limiter(&clock).await;
-    assert!(
-        take(&l, "k", &spec(WindowType::Fixed, &[(60, 10)]), 1)
-            .await
-            .allowed
-    );
+    assert!(take(&l, "k", &spec(WindowType::Fixed, &[(60, 10)]), 1).await.allowed);
 
-    let wrong = RedisConfig {
-        password: Some("wrong-pw-Q7".into()),
-        ..redis.config()
-    };
-    let err = RedisLimiter::connect(wrong, clock.clone())
-        .await
-        .expect_err("wrong password");
+    let wrong = RedisConfig { password: Some("wrong-pw-Q7".into()), ..redis.config() };
+    let err = RedisLimiter::connect(wrong, clock.clone()).await.expect_err("wrong password");
     let msg = format!("{err} {err:?}");
-    assert!(
-        !msg.contains("wrong-pw-Q7") && !msg.contains("pw-Zx81-secret"),
-        "{msg}"
-    );
+    assert!(!msg.contains("wrong-pw-Q7") && !msg.contains("pw-Zx81-secret"), "{msg}");
     assert!(matches!(err, LimitError::Backend(_)));
 
-    let none = RedisConfig {
-        password: None,
-        ..redis.config()
-    };
+    let none = RedisConfig { password: None, ..redis.config() };
     let l = RedisLimiter::connect_lazy(none, clock).expect("lazy");
-    let err = l
-        .reserve("k", &spec(WindowType::Fixed, &[(60, 10)]), 1)
-        .await
-        .expect_err("no password");
+    let err = l.reserve("k", &spec(WindowType::Fixed, &[(60, 10)]), 1).await.expect_err("no password");
     assert!(!err.to_string().contains("pw-Zx81-secret"));
 }
 
 #[tokio::test]
 async fn ssl_against_a_plain_server_is_an_error_not_a_panic() {
     let redis = RedisServer::start();
-    let cfg = RedisConfig {
-        ssl: true,
-        ..redis.config()
-    };
+    let cfg = RedisConfig { ssl: true, ..redis.config() };
     let started = Instant::now();
     let res = RedisLimiter::connect(cfg, Arc::new(ManualClock::new(T0))).await;
     assert!(matches!(res, Err(LimitError::Backend(_))), "{res:?}");
-    assert!(
-        started.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
 }

@@ -100,10 +100,18 @@ fn responses_stream() -> Vec<u8> {
     event(&mut s, "response.output_item.added", "\"output_index\":0,\"item\":{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"in_progress\",\"role\":\"assistant\",\"content\":[]}");
     event(&mut s, "response.content_part.added", "\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"part\":{\"type\":\"output_text\",\"text\":\"\",\"annotations\":[]}");
     for _ in 0..CHUNKS {
-        event(&mut s, "response.output_text.delta", "\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"token \",\"logprobs\":[]");
+        event(
+            &mut s,
+            "response.output_text.delta",
+            "\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"delta\":\"token \",\"logprobs\":[]",
+        );
     }
     let text = "token ".repeat(CHUNKS);
-    event(&mut s, "response.output_text.done", &format!("\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"text\":\"{text}\",\"logprobs\":[]"));
+    event(
+        &mut s,
+        "response.output_text.done",
+        &format!("\"item_id\":\"msg_1\",\"output_index\":0,\"content_index\":0,\"text\":\"{text}\",\"logprobs\":[]"),
+    );
     let item = format!("{{\"id\":\"msg_1\",\"type\":\"message\",\"status\":\"completed\",\"role\":\"assistant\",\"content\":[{{\"type\":\"output_text\",\"text\":\"{text}\",\"annotations\":[]}}]}}");
     event(&mut s, "response.output_item.done", &format!("\"output_index\":0,\"item\":{item}"));
     let usage = "{\"input_tokens\":10,\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":1000,\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":1010}";
@@ -158,14 +166,8 @@ fn native_stream(p: Provider) -> Vec<u8> {
     s.into_bytes()
 }
 
-const PROVIDERS: [Provider; 6] = [
-    Provider::OpenAi,
-    Provider::Anthropic,
-    Provider::Gemini,
-    Provider::Bedrock,
-    Provider::Cohere,
-    Provider::Ollama,
-];
+const PROVIDERS: [Provider; 6] =
+    [Provider::OpenAi, Provider::Anthropic, Provider::Gemini, Provider::Bedrock, Provider::Cohere, Provider::Ollama];
 
 fn requests(c: &mut Criterion) {
     let body = request_64k();
@@ -228,7 +230,10 @@ fn streams(c: &mut Criterion) {
         });
     }
     g.finish();
-    for (group, ingress) in [("stream_1000_chunks_messages", Ingress::AnthropicMessages), ("stream_1000_chunks_responses", Ingress::OpenAiResponses)] {
+    for (group, ingress) in [
+        ("stream_1000_chunks_messages", Ingress::AnthropicMessages),
+        ("stream_1000_chunks_responses", Ingress::OpenAiResponses),
+    ] {
         let mut g = c.benchmark_group(group);
         // Every provider's stream rendered in the caller's format (for the
         // provider the caller speaks natively too: the translated path).

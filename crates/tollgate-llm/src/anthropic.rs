@@ -11,7 +11,8 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::chat::{
-    push_turn, CachePoint, Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice,
+    push_turn, CachePoint, Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall,
+    ToolChoice,
 };
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
@@ -182,7 +183,9 @@ fn messages(list: &[Message], cache_points: &[CachePoint]) -> Result<Vec<Value>,
             Message::Assistant { text, tool_calls, thinking } => {
                 ("assistant", assistant_blocks(i, text.as_deref(), tool_calls, thinking)?)
             }
-            Message::Tool { tool_call_id, content, is_error } => ("user", vec![tool_result(tool_call_id, content, *is_error)]),
+            Message::Tool { tool_call_id, content, is_error } => {
+                ("user", vec![tool_result(tool_call_id, content, *is_error)])
+            }
         };
         push_turn(&mut turns, role, blocks);
         if cache_points.contains(&CachePoint::Message(i)) {
@@ -195,9 +198,11 @@ fn messages(list: &[Message], cache_points: &[CachePoint]) -> Result<Vec<Value>,
 /// Puts `cache_control` on the last block of the conversation so far that
 /// can carry it (thinking blocks cannot).
 fn mark_last_block(turns: &mut [(&'static str, Vec<Value>)]) {
-    let block = turns.iter_mut().rev().flat_map(|(_, blocks)| blocks.iter_mut().rev()).find(|b| {
-        !matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking"))
-    });
+    let block = turns
+        .iter_mut()
+        .rev()
+        .flat_map(|(_, blocks)| blocks.iter_mut().rev())
+        .find(|b| !matches!(b.get("type").and_then(Value::as_str), Some("thinking" | "redacted_thinking")));
     if let Some(Value::Object(block)) = block {
         block.insert("cache_control".into(), cache_control());
     }
@@ -220,7 +225,9 @@ fn part_block(part: &Part) -> Option<Value> {
 /// A document as a `document` content block.
 fn document_block(d: &Document) -> Value {
     let source = match &d.source {
-        DocumentSource::Base64 { media_type, data } => json!({ "type": "base64", "media_type": media_type, "data": data }),
+        DocumentSource::Base64 { media_type, data } => {
+            json!({ "type": "base64", "media_type": media_type, "data": data })
+        }
         DocumentSource::Url(url) => json!({ "type": "url", "url": url }),
         DocumentSource::Text(text) => json!({ "type": "text", "media_type": "text/plain", "data": text }),
     };
@@ -236,7 +243,12 @@ fn document_block(d: &Document) -> Value {
 /// call. Only signed or redacted thinking is replayed: Anthropic refuses
 /// thinking it cannot verify. `i` is the message's index, to name it when its
 /// arguments are not JSON.
-fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall], thinking: &[Thinking]) -> Result<Vec<Value>, LlmError> {
+fn assistant_blocks(
+    i: usize,
+    text: Option<&str>,
+    calls: &[ToolCall],
+    thinking: &[Thinking],
+) -> Result<Vec<Value>, LlmError> {
     let mut blocks = Vec::with_capacity(thinking.len() + calls.len() + 1);
     for t in thinking {
         match (&t.redacted, &t.signature) {
@@ -698,7 +710,8 @@ mod tests {
 
     fn chat(body: &str) -> Chat {
         let req = ChatRequest::parse(body.as_bytes()).expect("parses");
-        Chat::from_request(&req, &ModelDefaults { name: Some(MODEL.into()), ..ModelDefaults::default() }).expect("valid")
+        Chat::from_request(&req, &ModelDefaults { name: Some(MODEL.into()), ..ModelDefaults::default() })
+            .expect("valid")
     }
 
     fn body(openai: &str) -> Value {
@@ -706,7 +719,13 @@ mod tests {
     }
 
     fn meta(wants_usage: bool) -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1700000000, model: MODEL.into(), client_wants_usage: wants_usage, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 1700000000,
+            model: MODEL.into(),
+            client_wants_usage: wants_usage,
+            ..AnswerMeta::default()
+        }
     }
 
     #[test]
@@ -719,7 +738,11 @@ mod tests {
             ));
             let e = request(&c, &ProviderOptions::default()).expect_err("bad arguments");
             assert_eq!(e.status, 400);
-            assert!(e.message.contains("messages[1].tool_calls[0].function.arguments") && e.message.contains(want), "{}", e.message);
+            assert!(
+                e.message.contains("messages[1].tool_calls[0].function.arguments") && e.message.contains(want),
+                "{}",
+                e.message
+            );
         }
     }
 
@@ -742,7 +765,11 @@ mod tests {
 
     #[test]
     fn stop_reasons_and_faults() {
-        for (reason, want) in [("stop_sequence", FinishReason::Stop), ("refusal", FinishReason::ContentFilter), ("pause_turn", FinishReason::Stop)] {
+        for (reason, want) in [
+            ("stop_sequence", FinishReason::Stop),
+            ("refusal", FinishReason::ContentFilter),
+            ("pause_turn", FinishReason::Stop),
+        ] {
             assert_eq!(finish_reason(reason), want);
         }
         for bad in [&b"<html>"[..], b"{}", br#"{"content":"x"}"#, br#"{"content":[{"type":"tool_use","input":{}}]}"#] {
@@ -761,7 +788,10 @@ mod tests {
         let mut out = Vec::new();
         d.decode(b": comment\n\nevent: x\ndata: {not json\n\ndata: {\"type\":\"message_stop\"}\n\n", &mut out);
         d.end(&mut out);
-        assert!(matches!(out.as_slice(), [Delta::Error(e)] if e.status == 502 && e.message.contains("not JSON")), "{out:?}");
+        assert!(
+            matches!(out.as_slice(), [Delta::Error(e)] if e.status == 502 && e.message.contains("not JSON")),
+            "{out:?}"
+        );
 
         // Cut mid-event: the tail is not JSON; cut between events: no Done.
         let cut = &STREAM_TEXT.as_bytes()[..STREAM_TEXT.len() - 10];
@@ -796,27 +826,42 @@ mod tests {
     fn reasoning_becomes_a_thinking_budget_within_max_tokens() {
         // https://docs.anthropic.com/en/docs/build-with-claude/extended-thinking
         use crate::chat::{Effort, Reasoning};
-        let mut c = chat(r#"{"messages":[{"role":"user","content":"Are there an infinite number of prime numbers such that n mod 4 == 3?"}],"max_tokens":16000}"#);
+        let mut c = chat(
+            r#"{"messages":[{"role":"user","content":"Are there an infinite number of prime numbers such that n mod 4 == 3?"}],"max_tokens":16000}"#,
+        );
         c.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(10000) });
         let v = translated(&c);
-        assert_eq!((v["max_tokens"].clone(), v["thinking"].clone()), (json!(16000), json!({"type": "enabled", "budget_tokens": 10000})));
+        assert_eq!(
+            (v["max_tokens"].clone(), v["thinking"].clone()),
+            (json!(16000), json!({"type": "enabled", "budget_tokens": 10000}))
+        );
         // A limit that leaves no room for the answer names both.
         c.max_tokens = Some(10000);
         let e = request(&c, &ProviderOptions::default()).expect_err("no room");
         assert_eq!(e.status, 400);
-        assert!(e.message.contains("'max_tokens' (10000)") && e.message.contains("'budget_tokens' (10000)"), "{}", e.message);
+        assert!(
+            e.message.contains("'max_tokens' (10000)") && e.message.contains("'budget_tokens' (10000)"),
+            "{}",
+            e.message
+        );
         // Only the default limit: it grows past the budget.
         c.max_tokens = None;
         assert_eq!(translated(&c)["max_tokens"], json!(10000 + DEFAULT_MAX_TOKENS));
         c.reasoning = Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None });
         let v = translated(&c);
-        assert_eq!((v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()), (json!(DEFAULT_MAX_TOKENS), json!(1024)));
+        assert_eq!(
+            (v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()),
+            (json!(DEFAULT_MAX_TOKENS), json!(1024))
+        );
         c.reasoning = Some(Reasoning { effort: None, budget_tokens: Some(500) });
         let e = request(&c, &ProviderOptions::default()).expect_err("below the minimum");
         assert!(e.message.contains("1024"), "{}", e.message);
         // From an OpenAI caller's reasoning_effort too.
         let v = body(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"high"}"#);
-        assert_eq!((v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()), (json!(16384 + DEFAULT_MAX_TOKENS), json!(16384)));
+        assert_eq!(
+            (v["max_tokens"].clone(), v["thinking"]["budget_tokens"].clone()),
+            (json!(16384 + DEFAULT_MAX_TOKENS), json!(16384))
+        );
     }
 
     #[test]
@@ -828,14 +873,26 @@ mod tests {
             Message::User { parts: vec![Part::Text("What's the weather in Paris?".into())] },
             Message::Assistant {
                 text: None,
-                tool_calls: vec![ToolCall { id: "toolu_01".into(), name: "get_weather".into(), arguments: "{\"location\":\"Paris\"}".into() }],
+                tool_calls: vec![ToolCall {
+                    id: "toolu_01".into(),
+                    name: "get_weather".into(),
+                    arguments: "{\"location\":\"Paris\"}".into(),
+                }],
                 thinking: vec![
-                    Thinking { text: "The user wants the weather.".into(), signature: Some("BDaL4VrbR2Oj0hO4".into()), redacted: None },
+                    Thinking {
+                        text: "The user wants the weather.".into(),
+                        signature: Some("BDaL4VrbR2Oj0hO4".into()),
+                        redacted: None,
+                    },
                     Thinking { text: String::new(), signature: None, redacted: Some("EmwKAhgBEgy3va3pzix".into()) },
                     Thinking { text: "unsigned, from another provider".into(), signature: None, redacted: None },
                 ],
             },
-            Message::Tool { tool_call_id: "toolu_01".into(), content: "ConnectionError: the weather service API is not available (HTTP 500)".into(), is_error: true },
+            Message::Tool {
+                tool_call_id: "toolu_01".into(),
+                content: "ConnectionError: the weather service API is not available (HTTP 500)".into(),
+                is_error: true,
+            },
         ]);
         assert_eq!(
             translated(&c)["messages"],
@@ -864,7 +921,11 @@ mod tests {
             // Merged into the same user turn as the message before: the mark
             // goes on this message's last block, not the turn's first.
             Message::User { parts: vec![Part::Text("Be thorough.".into()), Part::Text("Start now.".into())] },
-            Message::Assistant { text: Some("Themes: pride, prejudice.".into()), tool_calls: Vec::new(), thinking: Vec::new() },
+            Message::Assistant {
+                text: Some("Themes: pride, prejudice.".into()),
+                tool_calls: Vec::new(),
+                thinking: Vec::new(),
+            },
             Message::User { parts: vec![Part::Text("And class?".into())] },
         ]);
         c.tools = vec![

@@ -142,13 +142,25 @@ pub struct ToolCall {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Message {
     /// A `system` or `developer` message.
-    System { text: String },
-    User { parts: Vec<Part> },
+    System {
+        text: String,
+    },
+    User {
+        parts: Vec<Part>,
+    },
     /// `text` is `None` when the turn only calls tools; `thinking` is the
     /// reasoning it showed, for providers that want it replayed.
-    Assistant { text: Option<String>, tool_calls: Vec<ToolCall>, thinking: Vec<Thinking> },
+    Assistant {
+        text: Option<String>,
+        tool_calls: Vec<ToolCall>,
+        thinking: Vec<Thinking>,
+    },
     /// The result of a tool call; `is_error` when the tool failed.
-    Tool { tool_call_id: String, content: String, is_error: bool },
+    Tool {
+        tool_call_id: String,
+        content: String,
+        is_error: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -207,16 +219,29 @@ pub struct Chat {
 
 /// Request fields that never change the answer, dropped for providers that have
 /// no equivalent.
-const HARMLESS: &[&str] = &[
-    "user", "metadata", "store", "service_tier", "stream_options", "safety_identifier",
-    "prompt_cache_key",
-];
+const HARMLESS: &[&str] =
+    &["user", "metadata", "store", "service_tier", "stream_options", "safety_identifier", "prompt_cache_key"];
 
 /// Fields this form reads itself.
 const CARRIED: &[&str] = &[
-    "model", "messages", "tools", "tool_choice", "stop", "max_tokens", "max_completion_tokens",
-    "temperature", "top_p", "top_k", "seed", "presence_penalty", "frequency_penalty",
-    "response_format", "parallel_tool_calls", "stream", "n", "reasoning_effort",
+    "model",
+    "messages",
+    "tools",
+    "tool_choice",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "parallel_tool_calls",
+    "stream",
+    "n",
+    "reasoning_effort",
 ];
 
 impl Chat {
@@ -249,11 +274,7 @@ impl Chat {
         }
         let stream = req.is_stream();
         let client_wants_usage = stream
-            && body
-                .get("stream_options")
-                .and_then(|o| o.get("include_usage"))
-                .and_then(Value::as_bool)
-                == Some(true);
+            && body.get("stream_options").and_then(|o| o.get("include_usage")).and_then(Value::as_bool) == Some(true);
         Ok(Chat {
             model,
             messages: messages(&body)?,
@@ -304,7 +325,10 @@ impl Chat {
             ("seed", self.seed.is_some()),
             ("presence_penalty", self.presence_penalty.is_some()),
             ("frequency_penalty", self.frequency_penalty.is_some()),
-            ("response_format", matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }))),
+            (
+                "response_format",
+                matches!(self.response_format, Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. })),
+            ),
             ("tools", !self.tools.is_empty()),
             ("tool_choice", self.tool_choice.is_some()),
         ];
@@ -378,10 +402,7 @@ fn field(name: &str, what: &str) -> LlmError {
 fn opt_u64(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, LlmError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| field(name, "must be a non-negative integer")),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| field(name, "must be a non-negative integer")),
     }
 }
 
@@ -401,9 +422,9 @@ fn messages(body: &Map<String, Value>) -> Result<Vec<Message>, LlmError> {
         let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
         let content = m.get("content");
         out.push(match role {
-            "system" | "developer" => Message::System {
-                text: text_only(content).map_err(|w| at(&format!("content {w}")))?,
-            },
+            "system" | "developer" => {
+                Message::System { text: text_only(content).map_err(|w| at(&format!("content {w}")))? }
+            }
             "user" => Message::User { parts: parts(content).map_err(|w| at(&format!("content{w}")))? },
             "assistant" => {
                 let text = match content {
@@ -496,7 +517,9 @@ fn parts(content: Option<&Value>) -> Result<Vec<Part>, String> {
                         }
                         out.push(Part::Image(image(url).map_err(|w| format!("[{j}].image_url.url {w}"))?));
                     }
-                    Some("file") => out.push(Part::Document(file(p.get("file")).map_err(|w| format!("[{j}].file{w}"))?)),
+                    Some("file") => {
+                        out.push(Part::Document(file(p.get("file")).map_err(|w| format!("[{j}].file{w}"))?))
+                    }
                     Some(other) => {
                         return Err(format!(
                             "[{j}].type '{other}' is not supported here; use 'text', 'image_url' or 'file'"
@@ -575,9 +598,7 @@ fn reasoning_effort(v: Option<&Value>) -> Result<Option<Reasoning>, LlmError> {
 
 fn tools(body: &Map<String, Value>) -> Result<Vec<Tool>, LlmError> {
     if body.get("functions").is_some_and(|f| !f.is_null()) {
-        return Err(LlmError::invalid_request(
-            "'functions' is deprecated and only OpenAI accepts it; use 'tools'",
-        ));
+        return Err(LlmError::invalid_request("'functions' is deprecated and only OpenAI accepts it; use 'tools'"));
     }
     let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
@@ -612,7 +633,12 @@ fn tools(body: &Map<String, Value>) -> Result<Vec<Tool>, LlmError> {
 }
 
 fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, LlmError> {
-    let bad = || field("tool_choice", "must be 'auto', 'none', 'required' or {\"type\":\"function\",\"function\":{\"name\":...}}");
+    let bad = || {
+        field(
+            "tool_choice",
+            "must be 'auto', 'none', 'required' or {\"type\":\"function\",\"function\":{\"name\":...}}",
+        )
+    };
     Ok(match v {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(match s.as_str() {
@@ -622,11 +648,7 @@ fn tool_choice(v: Option<&Value>) -> Result<Option<ToolChoice>, LlmError> {
             _ => return Err(bad()),
         }),
         Some(o) => {
-            let name = o
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .ok_or_else(bad)?;
+            let name = o.get("function").and_then(|f| f.get("name")).and_then(Value::as_str).ok_or_else(bad)?;
             Some(ToolChoice::Function(name.to_string()))
         }
     })
@@ -638,7 +660,9 @@ fn stop(v: Option<&Value>) -> Result<Vec<String>, LlmError> {
         Some(Value::String(s)) => Ok(vec![s.clone()]),
         Some(Value::Array(a)) => a
             .iter()
-            .map(|s| s.as_str().map(str::to_string).ok_or_else(|| field("stop", "must be a string or an array of strings")))
+            .map(|s| {
+                s.as_str().map(str::to_string).ok_or_else(|| field("stop", "must be a string or an array of strings"))
+            })
             .collect(),
         Some(_) => Err(field("stop", "must be a string or an array of strings")),
     }
@@ -723,7 +747,8 @@ mod tests {
         let c = chat(r#"{"messages":[{"role":"user","content":"hi"}],"n":2,"user":"u1"}"#).expect("valid");
         let e = c.refuse_unsupported("anthropic", &[]).expect_err("n>1");
         assert!(e.message.contains("'n' is not supported by provider anthropic"), "{}", e.message);
-        let c = chat(r#"{"messages":[{"role":"user","content":"hi"}],"n":1,"logprobs":false,"seed":3}"#).expect("valid");
+        let c =
+            chat(r#"{"messages":[{"role":"user","content":"hi"}],"n":1,"logprobs":false,"seed":3}"#).expect("valid");
         assert!(c.refuse_unsupported("x", &["seed"]).is_ok());
         let e = c.refuse_unsupported("x", &[]).expect_err("seed");
         assert!(e.message.contains("'seed'"));
@@ -734,8 +759,14 @@ mod tests {
         for (body, want) in [
             (r#"{"messages":[{"role":"tool","content":"x"}]}"#, "messages[0].tool_call_id"),
             (r#"{"messages":[{"role":"user","content":[{"type":"audio"}]}]}"#, "messages[0].content[0].type 'audio'"),
-            (r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,xx"}}]}]}"#, "base64 data: URI"),
-            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#, "tools[0].function is required"),
+            (
+                r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png,xx"}}]}]}"#,
+                "base64 data: URI",
+            ),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function"}]}"#,
+                "tools[0].function is required",
+            ),
             (r#"{"messages":[{"role":"user","content":"x"}],"tool_choice":"always"}"#, "'tool_choice'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, "'max_tokens'"),
         ] {
@@ -754,7 +785,8 @@ mod tests {
         assert!(e.message.contains("'thinking' is not supported by provider cohere"), "{}", e.message);
         let c = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"none"}"#).expect("valid");
         assert_eq!(c.reasoning, None);
-        let e = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"extreme"}"#).expect_err("bad effort");
+        let e = chat(r#"{"messages":[{"role":"user","content":"hi"}],"reasoning_effort":"extreme"}"#)
+            .expect_err("bad effort");
         assert!(e.message.contains("'reasoning_effort' must be"), "{}", e.message);
     }
 
@@ -773,11 +805,17 @@ mod tests {
             Message::User {
                 parts: vec![
                     Part::Document(Document {
-                        source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0x".into() },
+                        source: DocumentSource::Base64 {
+                            media_type: "application/pdf".into(),
+                            data: "JVBERi0x".into()
+                        },
                         title: Some("draconomicon.pdf".into()),
                     }),
                     Part::Document(Document {
-                        source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0y".into() },
+                        source: DocumentSource::Base64 {
+                            media_type: "application/pdf".into(),
+                            data: "JVBERi0y".into()
+                        },
                         title: None,
                     }),
                     Part::Text("What is the first dragon in the book?".into()),
@@ -786,9 +824,15 @@ mod tests {
         );
         assert!(c.refuse_unsupported("x", &[]).is_err_and(|e| e.message.contains("'documents'")));
         for (part, want) in [
-            (r#"{"type":"file","file":{"file_id":"file-abc"}}"#, "messages[0].content[0].file.file_id names a file uploaded to OpenAI"),
+            (
+                r#"{"type":"file","file":{"file_id":"file-abc"}}"#,
+                "messages[0].content[0].file.file_id names a file uploaded to OpenAI",
+            ),
             (r#"{"type":"file","file":{}}"#, "messages[0].content[0].file.file_data is required"),
-            (r#"{"type":"file","file":{"file_data":"data:application/pdf,xx"}}"#, "messages[0].content[0].file.file_data must be a base64 data: URI"),
+            (
+                r#"{"type":"file","file":{"file_data":"data:application/pdf,xx"}}"#,
+                "messages[0].content[0].file.file_data must be a base64 data: URI",
+            ),
         ] {
             let e = chat(&format!(r#"{{"messages":[{{"role":"user","content":[{part}]}}]}}"#)).expect_err(part);
             assert!(e.message.contains(want), "{part}: {}", e.message);
@@ -797,8 +841,15 @@ mod tests {
 
     #[test]
     fn target_defaults_apply_and_the_request_wins() {
-        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#).expect("ok");
-        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(99), temperature: Some(1.0), top_p: None, top_k: Some(5) };
+        let req =
+            ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#).expect("ok");
+        let d = ModelDefaults {
+            name: Some("m".into()),
+            max_tokens: Some(99),
+            temperature: Some(1.0),
+            top_p: None,
+            top_k: Some(5),
+        };
         let c = Chat::from_request(&req, &d).expect("ok");
         assert_eq!((c.max_tokens, c.temperature, c.top_k), (Some(99), Some(0.2), Some(5)));
     }

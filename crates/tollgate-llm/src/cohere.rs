@@ -38,7 +38,14 @@ const PROVIDER: &str = "cohere";
 /// equivalent and is dropped; a `tool_choice` naming one function is refused
 /// below (v2 only knows REQUIRED and NONE).
 const SUPPORTED: &[&str] = &[
-    "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
+    "thinking",
+    "stop",
+    "top_k",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "tools",
     "tool_choice",
 ];
 
@@ -65,9 +72,8 @@ pub fn request(chat: &Chat, _opts: &ProviderOptions) -> Result<Map<String, Value
     if let Some(seed) = chat.seed {
         // Cohere's seed is unsigned; a negative one would be rejected upstream
         // with a less helpful message.
-        let seed = u64::try_from(seed).map_err(|_| {
-            LlmError::invalid_request("'seed' must be a non-negative integer for provider cohere")
-        })?;
+        let seed = u64::try_from(seed)
+            .map_err(|_| LlmError::invalid_request("'seed' must be a non-negative integer for provider cohere"))?;
         body.insert("seed".into(), Value::from(seed));
     }
     if !chat.stop.is_empty() {
@@ -480,10 +486,7 @@ const SKIPPED: &[&[u8]] =
 
 /// The `event:` name of an SSE event.
 fn event_name(event: &[u8]) -> Option<&[u8]> {
-    event
-        .split(|b| *b == b'\n')
-        .find_map(|line| line.strip_prefix(b"event:"))
-        .map(<[u8]>::trim_ascii)
+    event.split(|b| *b == b'\n').find_map(|line| line.strip_prefix(b"event:")).map(<[u8]>::trim_ascii)
 }
 
 /// The non-empty `text` of a content object.
@@ -529,8 +532,8 @@ impl Decoder for StreamDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stream::openai_events as events;
     use crate::stream::assert_split_invariant;
+    use crate::stream::openai_events as events;
     use crate::{ChatRequest, ModelDefaults};
 
     fn chat(body: &str) -> Result<Chat, LlmError> {
@@ -539,7 +542,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "command-a-03-2025".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 7,
+            model: "command-a-03-2025".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     // https://docs.cohere.com/reference/chat-stream, "Default" example.
@@ -549,7 +558,10 @@ mod tests {
     fn unsupported_fields_are_refused_by_name() {
         let opts = ProviderOptions::default();
         for (body, name) in [
-            (r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#, "'tool_choice'"),
+            (
+                r#"{"messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":{"type":"function","function":{"name":"f"}}}"#,
+                "'tool_choice'",
+            ),
             (r#"{"messages":[{"role":"user","content":"x"}],"logprobs":true}"#, "'logprobs'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"n":2}"#, "'n'"),
             (r#"{"messages":[{"role":"user","content":"x"}],"seed":-1}"#, "'seed'"),
@@ -567,11 +579,17 @@ mod tests {
     #[test]
     fn finish_reasons_and_faults() {
         // billed_units alone and the rest: tests/golden/answers/cohere/max_tokens.json.
-        for (reason, want) in [("STOP_SEQUENCE", FinishReason::Stop), ("TIMEOUT", FinishReason::Length), ("ERROR_TOXIC", FinishReason::ContentFilter)] {
-            let body = format!(r#"{{"id":"x","finish_reason":"{reason}","message":{{"role":"assistant","content":[]}}}}"#);
+        for (reason, want) in [
+            ("STOP_SEQUENCE", FinishReason::Stop),
+            ("TIMEOUT", FinishReason::Length),
+            ("ERROR_TOXIC", FinishReason::ContentFilter),
+        ] {
+            let body =
+                format!(r#"{{"id":"x","finish_reason":"{reason}","message":{{"role":"assistant","content":[]}}}}"#);
             assert_eq!(answer(body.as_bytes(), &meta()).expect("answer").finish_reason, Some(want));
         }
-        let e = answer(br#"{"id":"x","finish_reason":"ERROR","message":{"role":"assistant"}}"#, &meta()).expect_err("error");
+        let e = answer(br#"{"id":"x","finish_reason":"ERROR","message":{"role":"assistant"}}"#, &meta())
+            .expect_err("error");
         assert_eq!((e.status, e.kind), (502, "upstream_error"));
         assert!(e.message.contains("cohere"));
         for bad in [&b"<html>"[..], b"{}", b"[]", b"{\"message\":\"x\"}"] {

@@ -198,7 +198,13 @@ mod tests {
             thinking: Vec::new(),
             tool_calls: vec![ToolCall { id: "t1".into(), name: "f".into(), arguments: "{\"a\":1}".into() }],
             finish_reason: Some(FinishReason::ToolCalls),
-            usage: Some(Usage { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7, cached_tokens: 1, ..Default::default() }),
+            usage: Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                total_tokens: 7,
+                cached_tokens: 1,
+                ..Default::default()
+            }),
         };
         let v: Value = serde_json::from_slice(&c.to_openai()).expect("json");
         assert_eq!(v["object"], "chat.completion");

@@ -172,8 +172,8 @@ impl Request {
         if body.is_empty() {
             return Err(invalid("request body is empty; expected a JSON embeddings request"));
         }
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| invalid(format!("request body is not valid JSON: {e}")))?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| invalid(format!("request body is not valid JSON: {e}")))?;
         let Value::Object(body) = value else {
             return Err(invalid("request body must be a JSON object"));
         };
@@ -186,11 +186,9 @@ impl Request {
         let input = parse_input(body.get("input"))?;
         let dimensions = match body.get("dimensions") {
             None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .filter(|d| *d > 0)
-                    .ok_or_else(|| invalid("'dimensions' must be a positive integer"))?,
-            ),
+            Some(v) => {
+                Some(v.as_u64().filter(|d| *d > 0).ok_or_else(|| invalid("'dimensions' must be a positive integer"))?)
+            }
         };
         let base64 = match body.get("encoding_format") {
             None | Some(Value::Null) => false,
@@ -259,13 +257,9 @@ fn parse_input(v: Option<&Value>) -> Result<Input, LlmError> {
         "'input' must be a string, an array of strings, an array of integers (tokens) or an array of token arrays";
     let items = match v {
         None | Some(Value::Null) => {
-            return Err(invalid(
-                "'input' is required: a string, an array of strings or an array of token arrays",
-            ))
+            return Err(invalid("'input' is required: a string, an array of strings or an array of token arrays"))
         }
-        Some(Value::String(s)) if s.is_empty() => {
-            return Err(invalid("'input' must not be an empty string"))
-        }
+        Some(Value::String(s)) if s.is_empty() => return Err(invalid("'input' must not be an empty string")),
         Some(Value::String(s)) => return Ok(Input::Texts(vec![s.clone()])),
         Some(Value::Array(items)) => items,
         Some(_) => return Err(invalid(SHAPE)),
@@ -294,11 +288,7 @@ fn parse_input(v: Option<&Value>) -> Result<Input, LlmError> {
                         return Err(invalid(format!("'input[{i}]' must not be an empty token array")))
                     }
                     Value::Array(a) => arrays.push(token_array(a, &format!("input[{i}]"))?),
-                    _ => {
-                        return Err(invalid(format!(
-                            "'input[{i}]' must be a token array like 'input[0]'"
-                        )))
-                    }
+                    _ => return Err(invalid(format!("'input[{i}]' must be a token array like 'input[0]'"))),
                 }
             }
             Ok(Input::Tokens(arrays))
@@ -484,7 +474,12 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         } else {
             body
         };
-        return Ok(Answer { body, usage: facts.usage.map(Usage::from), model: facts.model, estimated_completion_tokens: None });
+        return Ok(Answer {
+            body,
+            usage: facts.usage.map(Usage::from),
+            model: facts.model,
+            estimated_completion_tokens: None,
+        });
     }
     let parsed = match provider {
         Provider::Gemini => gemini_answer(&body),
@@ -498,11 +493,7 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         return Err(LlmError::new(
             502,
             "upstream_error",
-            format!(
-                "provider {name} returned {} embeddings for {} inputs",
-                parsed.vectors.len(),
-                meta.inputs
-            ),
+            format!("provider {name} returned {} embeddings for {} inputs", parsed.vectors.len(), meta.inputs),
         ));
     }
     let prompt_tokens = parsed.prompt_tokens.unwrap_or(meta.estimated_prompt_tokens);
@@ -522,11 +513,17 @@ pub fn answer(provider: Provider, body: Bytes, meta: &EmbeddingsMeta) -> Result<
         model: &model,
         usage: OutUsage { prompt_tokens, total_tokens: prompt_tokens },
     };
-    let body = serde_json::to_vec(&list)
-        .map_err(|e| LlmError::new(500, "internal_error", format!("encoding answer: {e}")))?;
+    let body =
+        serde_json::to_vec(&list).map_err(|e| LlmError::new(500, "internal_error", format!("encoding answer: {e}")))?;
     Ok(Answer {
         body: Bytes::from(body),
-        usage: Some(Usage { prompt_tokens, completion_tokens: 0, total_tokens: prompt_tokens, cached_tokens: 0, ..Default::default() }),
+        usage: Some(Usage {
+            prompt_tokens,
+            completion_tokens: 0,
+            total_tokens: prompt_tokens,
+            cached_tokens: 0,
+            ..Default::default()
+        }),
         model: Some(model),
         estimated_completion_tokens: None,
     })
@@ -799,8 +796,13 @@ mod tests {
         let err = prep(Provider::OpenAi, "text-embedding-3-small", r#"{"model":"ada","input":"x"}"#)
             .expect_err("other model");
         assert!(err.message.contains("'ada' is not available"), "{}", err.message);
-        let open = prepare(Provider::OpenAiCompatible, br#"{"model":"bge","input":"x"}"#, &ModelDefaults::default(), &ProviderOptions::default())
-            .expect("open route");
+        let open = prepare(
+            Provider::OpenAiCompatible,
+            br#"{"model":"bge","input":"x"}"#,
+            &ModelDefaults::default(),
+            &ProviderOptions::default(),
+        )
+        .expect("open route");
         assert_eq!(open.model, "bge");
     }
 
@@ -848,7 +850,10 @@ mod tests {
         assert_eq!(default_url(Provider::Cohere, &opts).as_deref(), Some("https://api.cohere.com/v2/embed"));
         assert_eq!(default_url(Provider::Ollama, &opts).as_deref(), Some("http://localhost:11434/api/embed"));
         assert_eq!(default_url(Provider::Gemini, &opts).as_deref(), Some("https://generativelanguage.googleapis.com"));
-        assert_eq!(default_url(Provider::Bedrock, &opts).as_deref(), Some("https://bedrock-runtime.us-east-1.amazonaws.com"));
+        assert_eq!(
+            default_url(Provider::Bedrock, &opts).as_deref(),
+            Some("https://bedrock-runtime.us-east-1.amazonaws.com")
+        );
         assert_eq!(default_url(Provider::OpenAiCompatible, &opts), None);
         assert_eq!(default_url(Provider::Anthropic, &opts), None);
     }
@@ -897,8 +902,13 @@ mod tests {
             }),
             ..ProviderOptions::default()
         };
-        let c = prepare(Provider::Gemini, br#"{"input":"What is life?","dimensions":256}"#, &fixed("text-embedding-005"), &opts)
-            .expect("prepared");
+        let c = prepare(
+            Provider::Gemini,
+            br#"{"input":"What is life?","dimensions":256}"#,
+            &fixed("text-embedding-005"),
+            &opts,
+        )
+        .expect("prepared");
         assert_eq!(
             c.path.as_deref(),
             Some("/v1/projects/proj/locations/us-central1/publishers/google/models/text-embedding-005:predict")
@@ -920,7 +930,8 @@ mod tests {
             .expect("prepared");
         assert_eq!(c.path.as_deref(), Some("/model/amazon.titan-embed-text-v2%3A0/invoke"));
         assert_eq!(body_of(&c), json!({"inputText": "hello", "dimensions": 512}));
-        let body = r#"{"embedding":[0.1,-0.2,0.3],"inputTextTokenCount":2,"embeddingsByType":{"float":[0.1,-0.2,0.3]}}"#;
+        let body =
+            r#"{"embedding":[0.1,-0.2,0.3],"inputTextTokenCount":2,"embeddingsByType":{"float":[0.1,-0.2,0.3]}}"#;
         let a = answer(Provider::Bedrock, Bytes::from(body), &c.meta).expect("answer");
         let v = answer_json(&a);
         assert_eq!(v["data"][0]["embedding"], json!([0.1, -0.2, 0.3]));
@@ -941,7 +952,8 @@ mod tests {
     // https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-embed-v3.html
     #[test]
     fn bedrock_cohere_request_and_answer() {
-        let c = prep(Provider::Bedrock, "cohere.embed-english-v3", r#"{"input":["hello","goodbye"]}"#).expect("prepared");
+        let c =
+            prep(Provider::Bedrock, "cohere.embed-english-v3", r#"{"input":["hello","goodbye"]}"#).expect("prepared");
         assert_eq!(c.path.as_deref(), Some("/model/cohere.embed-english-v3/invoke"));
         assert_eq!(body_of(&c), json!({"texts": ["hello", "goodbye"], "input_type": "search_document"}));
         let body = r#"{"embeddings":[[0.1,0.2],[0.3,0.4]],"id":"6d8e1f2a","response_type":"embeddings_floats","texts":["hello","goodbye"]}"#;
@@ -954,9 +966,11 @@ mod tests {
         assert_eq!(body_of(&c)["output_dimension"], 256);
         let by_type = r#"{"id":"1","embeddings":{"float":[[0.5]]},"response_type":"embeddings_by_type","texts":["x"]}"#;
         assert!(answer(Provider::Bedrock, Bytes::from(by_type), &c.meta).is_ok());
-        let err = prep(Provider::Bedrock, "cohere.embed-english-v3", r#"{"input":"x","dimensions":256}"#).expect_err("v3");
+        let err =
+            prep(Provider::Bedrock, "cohere.embed-english-v3", r#"{"input":"x","dimensions":256}"#).expect_err("v3");
         assert!(err.message.contains("'dimensions'"));
-        let err = prep(Provider::Bedrock, "anthropic.claude-3-haiku-20240307-v1:0", r#"{"input":"x"}"#).expect_err("chat model");
+        let err = prep(Provider::Bedrock, "anthropic.claude-3-haiku-20240307-v1:0", r#"{"input":"x"}"#)
+            .expect_err("chat model");
         assert!(err.message.contains("amazon.titan-embed-text-*"), "{}", err.message);
     }
 
@@ -964,7 +978,8 @@ mod tests {
     // same reference's example (vectors shortened).
     #[test]
     fn cohere_request_and_answer() {
-        let c = prep(Provider::Cohere, "embed-v4.0", r#"{"input":["hello","goodbye"],"dimensions":1024}"#).expect("prepared");
+        let c = prep(Provider::Cohere, "embed-v4.0", r#"{"input":["hello","goodbye"],"dimensions":1024}"#)
+            .expect("prepared");
         assert_eq!(c.path, None);
         assert_eq!(
             body_of(&c),
@@ -986,7 +1001,8 @@ mod tests {
     // Request and answer from https://docs.ollama.com/api/embed (vector shortened).
     #[test]
     fn ollama_request_and_answer() {
-        let c = prep(Provider::Ollama, "all-minilm", r#"{"model":"all-minilm","input":"Why is the sky blue?"}"#).expect("prepared");
+        let c = prep(Provider::Ollama, "all-minilm", r#"{"model":"all-minilm","input":"Why is the sky blue?"}"#)
+            .expect("prepared");
         assert_eq!(body_of(&c), json!({"model": "all-minilm", "input": ["Why is the sky blue?"]}));
         let body = r#"{"model":"all-minilm","embeddings":[[0.010071029,-0.0017594862,0.05007221]],"total_duration":14143917,"load_duration":1019500,"prompt_eval_count":8}"#;
         let a = answer(Provider::Ollama, Bytes::from(body), &c.meta).expect("answer");
@@ -1041,7 +1057,11 @@ mod tests {
         }
         for p in [Provider::Gemini, Provider::Bedrock, Provider::Cohere, Provider::Ollama] {
             let err = prep(p, "cohere.embed-english-v3", r#"{"input":[[1,2]]}"#).expect_err("tokens");
-            assert!(err.message.contains("'input' as token arrays") && err.message.contains(p.name()), "{}", err.message);
+            assert!(
+                err.message.contains("'input' as token arrays") && err.message.contains(p.name()),
+                "{}",
+                err.message
+            );
         }
         let err = prep(Provider::Anthropic, "claude", r#"{"input":"x"}"#).expect_err("anthropic");
         assert!(err.message.contains("anthropic has no embeddings API"));
@@ -1054,8 +1074,15 @@ mod tests {
     fn unparseable_or_short_answers_are_502_naming_the_provider() {
         let m = meta("m", 2, false, 0);
         for p in [
-            Provider::OpenAi, Provider::Azure, Provider::Mistral, Provider::OpenAiCompatible,
-            Provider::Gemini, Provider::Bedrock, Provider::Cohere, Provider::Ollama, Provider::Anthropic,
+            Provider::OpenAi,
+            Provider::Azure,
+            Provider::Mistral,
+            Provider::OpenAiCompatible,
+            Provider::Gemini,
+            Provider::Bedrock,
+            Provider::Cohere,
+            Provider::Ollama,
+            Provider::Anthropic,
         ] {
             for body in [&b"<html>"[..], b"{}", br#"{"embeddings":"x"}"#, b"null"] {
                 let err = answer(p, Bytes::from_static(body), &m).expect_err("not embeddings");

@@ -16,21 +16,11 @@ pub struct LlmError {
 
 impl LlmError {
     pub fn invalid_request(message: impl Into<String>) -> Self {
-        LlmError {
-            status: 400,
-            message: message.into(),
-            kind: "invalid_request_error",
-            code: None,
-        }
+        LlmError { status: 400, message: message.into(), kind: "invalid_request_error", code: None }
     }
 
     pub fn new(status: u16, kind: &'static str, message: impl Into<String>) -> Self {
-        LlmError {
-            status,
-            message: message.into(),
-            kind,
-            code: None,
-        }
+        LlmError { status, message: message.into(), kind, code: None }
     }
 
     pub fn with_code(mut self, code: &'static str) -> Self {

@@ -19,7 +19,9 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{push_turn, Chat, DocumentSource, Effort, Image, Message, Part, ResponseFormat, Thinking, Tool, ToolCall, ToolChoice};
+use crate::chat::{
+    push_turn, Chat, DocumentSource, Effort, Image, Message, Part, ResponseFormat, Thinking, Tool, ToolCall, ToolChoice,
+};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::ProviderOptions;
 use crate::sse::{event_data, EventSplitter};
@@ -32,8 +34,16 @@ const PROVIDER: &str = "gemini";
 /// false` has none and is dropped (Gemini may always call several functions
 /// at once; see `Chat::refuse_unsupported`).
 const SUPPORTED: &[&str] = &[
-    "documents", "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format",
-    "tools", "tool_choice",
+    "documents",
+    "thinking",
+    "stop",
+    "top_k",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "tools",
+    "tool_choice",
 ];
 
 /// Separates a tool call id from the thought signature carried in it.
@@ -200,7 +210,13 @@ fn split_id(id: &str) -> (&str, Option<&str>) {
 /// A tool result. Gemini matches results to calls by function name, which the
 /// OpenAI form only gives on the assistant's call: the latest earlier call
 /// with this id names it.
-fn function_response(earlier: &[Message], i: usize, id: &str, content: &str, is_error: bool) -> Result<Value, LlmError> {
+fn function_response(
+    earlier: &[Message],
+    i: usize,
+    id: &str,
+    content: &str,
+    is_error: bool,
+) -> Result<Value, LlmError> {
     let name = earlier
         .iter()
         .rev()
@@ -471,8 +487,14 @@ impl PartReader {
 fn finish_reason(reason: &str, called_tools: bool) -> FinishReason {
     match reason {
         "MAX_TOKENS" => FinishReason::Length,
-        "SAFETY" | "RECITATION" | "BLOCKLIST" | "PROHIBITED_CONTENT" | "SPII" | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" | "IMAGE_RECITATION" => FinishReason::ContentFilter,
+        "SAFETY"
+        | "RECITATION"
+        | "BLOCKLIST"
+        | "PROHIBITED_CONTENT"
+        | "SPII"
+        | "IMAGE_SAFETY"
+        | "IMAGE_PROHIBITED_CONTENT"
+        | "IMAGE_RECITATION" => FinishReason::ContentFilter,
         _ if called_tools => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
     }
@@ -498,8 +520,9 @@ fn non_empty(s: Option<String>) -> Option<String> {
 /// A successful JSON answer, parsed. Only the first candidate is read (the
 /// request never asks for more).
 pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
-    let r: GenerateContentResponse = serde_json::from_slice(body)
-        .map_err(|e| upstream(format!("provider gemini returned an answer that is not a GenerateContentResponse: {e}")))?;
+    let r: GenerateContentResponse = serde_json::from_slice(body).map_err(|e| {
+        upstream(format!("provider gemini returned an answer that is not a GenerateContentResponse: {e}"))
+    })?;
     if let Some(error) = &r.error {
         return Err(upstream(error_message(error)));
     }
@@ -612,12 +635,9 @@ impl StreamDecoder {
                 Some(Said::Text(t)) => out.push(Delta::Text(t)),
                 Some(Said::Thought(t)) => out.push(Delta::Thinking(t)),
                 // A function call arrives whole in one event.
-                Some(Said::Call(c)) => out.push(Delta::ToolCall {
-                    index,
-                    id: Some(c.id),
-                    name: Some(c.name),
-                    arguments: c.arguments,
-                }),
+                Some(Said::Call(c)) => {
+                    out.push(Delta::ToolCall { index, id: Some(c.id), name: Some(c.name), arguments: c.arguments })
+                }
                 None => {}
             }
         }
@@ -697,7 +717,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 1_700_000_000, model: "gemini-2.5-flash".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 1_700_000_000,
+            model: "gemini-2.5-flash".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     fn decode_all(stream: &[u8]) -> Vec<Delta> {
@@ -710,8 +736,10 @@ mod tests {
 
     #[test]
     fn bad_tool_history_is_refused_by_name() {
-        let e = translate(r#"{"messages":[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"call_9","content":"r"}]}"#)
-            .expect_err("unknown id");
+        let e = translate(
+            r#"{"messages":[{"role":"user","content":"x"},{"role":"tool","tool_call_id":"call_9","content":"r"}]}"#,
+        )
+        .expect_err("unknown id");
         assert_eq!(e.status, 400);
         assert!(e.message.contains("messages[1].tool_call_id 'call_9'"), "{}", e.message);
         let e = translate(
@@ -719,7 +747,8 @@ mod tests {
         )
         .expect_err("array arguments");
         assert!(e.message.contains("messages[1].tool_calls[0].function.arguments"), "{}", e.message);
-        let e = translate(r#"{"messages":[{"role":"system","content":"only a system prompt"}]}"#).expect_err("no turns");
+        let e =
+            translate(r#"{"messages":[{"role":"system","content":"only a system prompt"}]}"#).expect_err("no turns");
         assert!(e.message.contains("'messages'"), "{}", e.message);
     }
 
@@ -768,7 +797,9 @@ mod tests {
             ("MAX_TOKENS", FinishReason::Length),
             ("OTHER", FinishReason::Stop),
         ] {
-            let body = format!(r#"{{"candidates":[{{"content":{{"parts":[{{"text":"a"}}],"role":"model"}},"finishReason":"{reason}"}}]}}"#);
+            let body = format!(
+                r#"{{"candidates":[{{"content":{{"parts":[{{"text":"a"}}],"role":"model"}},"finishReason":"{reason}"}}]}}"#
+            );
             let c = answer(body.as_bytes(), &meta()).expect("parsed");
             assert_eq!(c.finish_reason, Some(want), "{reason}");
             assert_eq!((c.id.as_str(), c.model.as_str()), ("chatcmpl-r1", "gemini-2.5-flash"));
@@ -780,7 +811,13 @@ mod tests {
 
     #[test]
     fn what_is_not_an_answer_is_a_502() {
-        for body in [&b"<html>"[..], b"{}", b"[]", br#"{"candidates":5}"#, br#"{"error":{"code":500,"message":"boom","status":"INTERNAL"}}"#] {
+        for body in [
+            &b"<html>"[..],
+            b"{}",
+            b"[]",
+            br#"{"candidates":5}"#,
+            br#"{"error":{"code":500,"message":"boom","status":"INTERNAL"}}"#,
+        ] {
             let e = answer(body, &meta()).expect_err("not an answer");
             assert_eq!((e.status, e.kind), (502, "upstream_error"));
             assert!(e.message.contains("gemini"), "{}", e.message);
@@ -801,7 +838,12 @@ mod tests {
         let deltas = decode_all(STREAM_TEXT.trim_end().as_bytes());
         assert_eq!(deltas.last(), Some(&Delta::Done));
         // Cut mid-event, or not Gemini's format: an error, and nothing after it.
-        for stream in [&STREAM_TEXT.as_bytes()[..STREAM_TEXT.len() - 20], b"data: {\"candidates\":\n\n", b"data: [DONE]\n\n", b"\xff\xfe\n\n"] {
+        for stream in [
+            &STREAM_TEXT.as_bytes()[..STREAM_TEXT.len() - 20],
+            b"data: {\"candidates\":\n\n",
+            b"data: [DONE]\n\n",
+            b"\xff\xfe\n\n",
+        ] {
             let deltas = decode_all(stream);
             match deltas.last() {
                 Some(Delta::Error(e)) => assert_eq!((e.status, e.kind), (502, "upstream_error")),

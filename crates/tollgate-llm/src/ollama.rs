@@ -38,7 +38,14 @@ const PROVIDER: &str = "ollama";
 /// equivalent and is dropped; `tool_choice` is accepted here only to refuse
 /// every value but `auto` by name below (Ollama always lets the model choose).
 const SUPPORTED: &[&str] = &[
-    "thinking", "stop", "top_k", "seed", "presence_penalty", "frequency_penalty", "response_format", "tools",
+    "thinking",
+    "stop",
+    "top_k",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "tools",
     "tool_choice",
 ];
 
@@ -294,11 +301,7 @@ fn finish_reason(v: &Value, called_tools: bool) -> FinishReason {
 fn usage(v: &Value) -> UsageUpdate {
     let prompt = v.get("prompt_eval_count").and_then(Value::as_u64);
     let completion = v.get("eval_count").and_then(Value::as_u64);
-    UsageUpdate {
-        prompt: prompt.or(completion.map(|_| 0)),
-        completion,
-        ..UsageUpdate::default()
-    }
+    UsageUpdate { prompt: prompt.or(completion.map(|_| 0)), completion, ..UsageUpdate::default() }
 }
 
 fn error_text(e: &Value) -> String {
@@ -437,7 +440,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "llama3.2".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 7,
+            model: "llama3.2".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     const STREAM_TEXT: &[u8] = include_bytes!("../tests/golden/answers/ollama/stream_text.ndjson");
@@ -446,9 +455,20 @@ mod tests {
     fn unsupported_fields_are_refused_by_name() {
         let tools = r#""tools":[{"type":"function","function":{"name":"f"}}]"#;
         for (body, name) in [
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"required"}}"#), "'tool_choice'"),
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#), "'tool_choice'"),
-            (format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":{{"type":"function","function":{{"name":"f"}}}}}}"#), "'tool_choice'"),
+            (
+                format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"required"}}"#),
+                "'tool_choice'",
+            ),
+            (
+                format!(r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":"none"}}"#),
+                "'tool_choice'",
+            ),
+            (
+                format!(
+                    r#"{{"messages":[{{"role":"user","content":"x"}}],{tools},"tool_choice":{{"type":"function","function":{{"name":"f"}}}}}}"#
+                ),
+                "'tool_choice'",
+            ),
             (r#"{"messages":[{"role":"user","content":"x"}],"logit_bias":{"1":2}}"#.to_string(), "'logit_bias'"),
         ] {
             let e = request(&chat(&body).expect("valid"), &ProviderOptions::default()).expect_err(&body);

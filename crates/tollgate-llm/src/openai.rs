@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use crate::chat::{Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice};
+use crate::chat::{
+    Chat, Document, DocumentSource, Image, Message, Part, ResponseFormat, Thinking, ToolCall, ToolChoice,
+};
 use crate::completion::{AnswerMeta, Completion, FinishReason};
 use crate::provider::{Provider, ProviderOptions};
 use crate::sse::{event_data, EventSplitter};
@@ -201,8 +203,16 @@ impl crate::stream::ChatStream for StreamTap {
 /// Optional fields OpenAI-format providers honour. `top_k` is not an OpenAI
 /// field and is refused.
 const SUPPORTED: &[&str] = &[
-    "documents", "thinking", "stop", "seed", "presence_penalty", "frequency_penalty", "response_format",
-    "parallel_tool_calls", "tools", "tool_choice",
+    "documents",
+    "thinking",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "response_format",
+    "parallel_tool_calls",
+    "tools",
+    "tool_choice",
 ];
 
 /// A chat-completions body for an OpenAI-format provider, built from the
@@ -369,7 +379,11 @@ fn document_part(i: usize, j: usize, d: &Document, provider: Provider) -> Result
         DocumentSource::Url(url) if mistral => mistral_document(url.clone(), d.title.as_deref()),
         DocumentSource::Base64 { media_type, data } => {
             let filename = d.title.clone().unwrap_or_else(|| {
-                if media_type == "application/pdf" { "document.pdf".into() } else { "document".into() }
+                if media_type == "application/pdf" {
+                    "document.pdf".into()
+                } else {
+                    "document".into()
+                }
             });
             json!({ "type": "file", "file": { "file_data": format!("data:{media_type};base64,{data}"), "filename": filename } })
         }
@@ -687,9 +701,10 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
         return Err(upstream("the provider returned a chat completion without choices".into()));
     };
     if let Some(reason) = choice.finish_reason.as_deref() {
-        c.finish_reason = Some(
-            finish_reason(reason).map_err(|()| upstream("the provider reported that the generation failed (finish_reason error)".into()))?,
-        );
+        c.finish_reason =
+            Some(finish_reason(reason).map_err(|()| {
+                upstream("the provider reported that the generation failed (finish_reason error)".into())
+            })?);
     }
     let Some(mut message) = choice.message.take() else {
         return Err(not_a_completion());
@@ -775,7 +790,10 @@ impl StreamDecoder {
                         self.finished = true;
                         out.push(Delta::Finish(reason));
                     }
-                    Err(()) => return self.fail("the provider reported that the generation failed (finish_reason error)".into(), out),
+                    Err(()) => {
+                        return self
+                            .fail("the provider reported that the generation failed (finish_reason error)".into(), out)
+                    }
                 }
             }
         }
@@ -892,7 +910,13 @@ mod tests {
         assert!(out.ends_with("data: [DONE]\n\n"));
         assert_eq!(
             tap.usage,
-            Some(Usage { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11, cached_tokens: 4, ..Default::default() })
+            Some(Usage {
+                prompt_tokens: 9,
+                completion_tokens: 2,
+                total_tokens: 11,
+                cached_tokens: 4,
+                ..Default::default()
+            })
         );
         assert_eq!(tap.model.as_deref(), Some("gpt-4o-2024-08-06"));
         assert!(tap.saw_done);
@@ -974,7 +998,13 @@ mod translation_tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "asked".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 7,
+            model: "asked".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     macro_rules! fixture {
@@ -1002,9 +1032,13 @@ mod translation_tests {
     #[test]
     fn answer_oddities_and_faults() {
         let c = answer(br#"{"choices":[{"message":{"reasoning":"think","tool_calls":[{"function":{"name":"f","arguments":{"a":1}}}]},"finish_reason":"tool_calls"}]}"#, &meta()).expect("parsed");
-        assert_eq!(c.tool_calls, vec![ToolCall { id: "call_0".into(), name: "f".into(), arguments: "{\"a\":1}".into() }]);
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall { id: "call_0".into(), name: "f".into(), arguments: "{\"a\":1}".into() }]
+        );
         assert_eq!(c.thinking[0].text, "think");
-        let e = answer(br#"{"choices":[{"message":{"content":""},"finish_reason":"error"}]}"#, &meta()).expect_err("failed generation");
+        let e = answer(br#"{"choices":[{"message":{"content":""},"finish_reason":"error"}]}"#, &meta())
+            .expect_err("failed generation");
         assert!(e.message.contains("generation failed"), "{}", e.message);
         for bad in [&b"<html>"[..], b"{}", b"[]", br#"{"choices":[]}"#, br#"{"choices":[{"delta":{}}]}"#] {
             assert_eq!(answer(bad, &meta()).expect_err("not a completion").status, 502);
@@ -1021,8 +1055,15 @@ mod translation_tests {
 
     #[test]
     fn what_is_not_a_chunk_ends_the_stream() {
-        for bad in [&b"data: <html>oops</html>\n\n"[..], b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n"] {
-            assert!(matches!(decode_all(bad).as_slice(), [Delta::Error(e)] if e.status == 502), "{:?}", decode_all(bad));
+        for bad in [
+            &b"data: <html>oops</html>\n\n"[..],
+            b"data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"error\"}]}\n\n",
+        ] {
+            assert!(
+                matches!(decode_all(bad).as_slice(), [Delta::Error(e)] if e.status == 502),
+                "{:?}",
+                decode_all(bad)
+            );
         }
     }
 

@@ -311,10 +311,7 @@ pub fn preserve(provider: Provider, body: &[u8], model: Option<&str>, opts: &Pro
     }
     let facts = serde_json::from_slice::<Facts>(body).ok();
     let stream = facts.as_ref().and_then(|f| f.stream).unwrap_or(false);
-    let model = model
-        .map(str::to_string)
-        .or_else(|| facts.and_then(|f| f.model))
-        .unwrap_or_default();
+    let model = model.map(str::to_string).or_else(|| facts.and_then(|f| f.model)).unwrap_or_default();
     Call {
         body: body.to_vec(),
         path: call_path(provider, &model, stream, opts),
@@ -389,7 +386,8 @@ pub fn answer_for(
         let estimated = c.usage.is_none().then(|| completion_tokens(&c));
         return Ok(Answer { body, usage: c.usage, model: Some(c.model), estimated_completion_tokens: estimated });
     }
-    let completion = completion(provider, &body, meta).map_err(|e| if e.status == 502 { e } else { not_a_completion() })?;
+    let completion =
+        completion(provider, &body, meta).map_err(|e| if e.status == 502 { e } else { not_a_completion() })?;
     let body = match ingress {
         Ingress::OpenAiChat => completion.to_openai(),
         Ingress::AnthropicMessages => crate::ingress::anthropic::render(&completion, meta),
@@ -444,7 +442,9 @@ pub fn stream_for(provider: Provider, ingress: Ingress, native: bool, meta: Answ
 fn rendered<D: Decoder + 'static>(decoder: D, ingress: Ingress, meta: AnswerMeta) -> Box<dyn ChatStream> {
     match ingress {
         Ingress::OpenAiChat => Box::new(Translator::new(decoder, ChunkWriter::new(), meta)),
-        Ingress::AnthropicMessages => Box::new(Translator::new(decoder, crate::ingress::anthropic::Writer::new(), meta)),
+        Ingress::AnthropicMessages => {
+            Box::new(Translator::new(decoder, crate::ingress::anthropic::Writer::new(), meta))
+        }
         Ingress::OpenAiResponses => Box::new(Translator::new(decoder, crate::ingress::responses::Writer::new(), meta)),
     }
 }
@@ -465,9 +465,7 @@ pub fn observe(provider: Provider, meta: AnswerMeta) -> Box<dyn ChatStream> {
 
 /// Usage and model of a native JSON answer (`preserve`), where it can be read.
 pub fn observe_answer(provider: Provider, body: &Bytes, meta: &AnswerMeta) -> (Option<Usage>, Option<String>) {
-    answer(provider, body.clone(), meta)
-        .map(|a| (a.usage, a.model))
-        .unwrap_or((None, None))
+    answer(provider, body.clone(), meta).map(|a| (a.usage, a.model)).unwrap_or((None, None))
 }
 
 /// A provider's error answer in OpenAI's shape, its status and message kept.
@@ -542,7 +540,10 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (br#"{"error":{"message":"Rate limit reached","type":"requests"}}"#, "Rate limit reached"),
             (br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, "Overloaded"),
-            (br#"{"error":{"code":400,"message":"API key not valid","status":"INVALID_ARGUMENT"}}"#, "API key not valid"),
+            (
+                br#"{"error":{"code":400,"message":"API key not valid","status":"INVALID_ARGUMENT"}}"#,
+                "API key not valid",
+            ),
             (br#"{"message":"The security token included in the request is invalid."}"#, "security token"),
             (br#"{"error":"model 'x' not found"}"#, "model 'x' not found"),
             (b"<html>bad gateway</html>", "provider anthropic answered 502: <html>bad gateway</html>"),

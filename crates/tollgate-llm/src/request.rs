@@ -86,39 +86,26 @@ impl ChatRequest {
     /// Parses and validates an OpenAI chat completion request body.
     pub fn parse(body: &[u8]) -> Result<Self, LlmError> {
         if body.is_empty() {
-            return Err(LlmError::invalid_request(
-                "request body is empty; expected a JSON chat completion request",
-            ));
+            return Err(LlmError::invalid_request("request body is empty; expected a JSON chat completion request"));
         }
-        let value: Value = serde_json::from_slice(body).map_err(|e| {
-            LlmError::invalid_request(format!("request body is not valid JSON: {e}"))
-        })?;
+        let value: Value = serde_json::from_slice(body)
+            .map_err(|e| LlmError::invalid_request(format!("request body is not valid JSON: {e}")))?;
         let Value::Object(body) = value else {
-            return Err(LlmError::invalid_request(
-                "request body must be a JSON object",
-            ));
+            return Err(LlmError::invalid_request("request body must be a JSON object"));
         };
         let messages = match body.get("messages") {
             None => {
-                return Err(LlmError::invalid_request(
-                    "'messages' is required: a non-empty array of chat messages",
-                ))
+                return Err(LlmError::invalid_request("'messages' is required: a non-empty array of chat messages"))
             }
             Some(Value::Array(m)) => m,
-            Some(_) => {
-                return Err(LlmError::invalid_request(
-                    "'messages' must be an array of chat messages",
-                ))
-            }
+            Some(_) => return Err(LlmError::invalid_request("'messages' must be an array of chat messages")),
         };
         if messages.is_empty() {
             return Err(LlmError::invalid_request("'messages' must not be empty"));
         }
         for (i, m) in messages.iter().enumerate() {
             let Some(obj) = m.as_object() else {
-                return Err(LlmError::invalid_request(format!(
-                    "messages[{i}] must be an object"
-                )));
+                return Err(LlmError::invalid_request(format!("messages[{i}] must be an object")));
             };
             match obj.get("role").and_then(Value::as_str) {
                 Some(r) if ROLES.contains(&r) => {}
@@ -128,11 +115,7 @@ impl ChatRequest {
                         ROLES.join(", ")
                     )))
                 }
-                None => {
-                    return Err(LlmError::invalid_request(format!(
-                        "messages[{i}].role is required"
-                    )))
-                }
+                None => return Err(LlmError::invalid_request(format!("messages[{i}].role is required"))),
             }
         }
         if let Some(s) = body.get("stream") {
@@ -159,10 +142,7 @@ impl ChatRequest {
 
     /// The completion limit the caller set (`max_completion_tokens` or `max_tokens`).
     pub fn max_completion_tokens(&self) -> Option<u64> {
-        self.body
-            .get("max_completion_tokens")
-            .or_else(|| self.body.get("max_tokens"))
-            .and_then(Value::as_u64)
+        self.body.get("max_completion_tokens").or_else(|| self.body.get("max_tokens")).and_then(Value::as_u64)
     }
 
     /// The model the caller named, if any.
@@ -195,13 +175,9 @@ impl ChatRequest {
         let stream = self.is_stream();
         let mut client_wants_usage = false;
         if stream {
-            let opts = body
-                .entry("stream_options")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let opts = body.entry("stream_options").or_insert_with(|| Value::Object(Map::new()));
             if !opts.is_object() {
-                return Err(LlmError::invalid_request(
-                    "'stream_options' must be an object",
-                ));
+                return Err(LlmError::invalid_request("'stream_options' must be an object"));
             }
             if let Value::Object(o) = opts {
                 client_wants_usage = o.get("include_usage").and_then(Value::as_bool) == Some(true);
@@ -213,12 +189,7 @@ impl ChatRequest {
         }
         let bytes = serde_json::to_vec(&Value::Object(body))
             .map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))?;
-        Ok(PreparedRequest {
-            body: bytes,
-            model,
-            stream,
-            client_wants_usage,
-        })
+        Ok(PreparedRequest { body: bytes, model, stream, client_wants_usage })
     }
 }
 
@@ -233,9 +204,7 @@ pub(crate) fn resolve_model(requested: Option<&str>, defaults: &ModelDefaults) -
         ))
         .with_code("model_not_found")),
         (None, Some(r)) if !r.is_empty() => Ok(r.to_string()),
-        (None, _) => Err(LlmError::invalid_request(
-            "'model' is required: this route does not fix a model",
-        )),
+        (None, _) => Err(LlmError::invalid_request("'model' is required: this route does not fix a model")),
     }
 }
 
@@ -314,10 +283,8 @@ mod tests {
 
     #[test]
     fn applies_model_and_defaults_without_overriding_the_request() {
-        let req = ChatRequest::parse(
-            br#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.1}"#,
-        )
-        .expect("valid");
+        let req =
+            ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"temperature":0.1}"#).expect("valid");
         let p = req.prepare_openai(&defaults(), &[]).expect("prepared");
         let v = prepared_json(&p);
         assert_eq!(v["model"], "gpt-4o");
@@ -328,20 +295,16 @@ mod tests {
 
     #[test]
     fn max_completion_tokens_counts_as_a_request_limit() {
-        let req = ChatRequest::parse(
-            br#"{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":5}"#,
-        )
-        .expect("valid");
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"max_completion_tokens":5}"#)
+            .expect("valid");
         let v = prepared_json(&req.prepare_openai(&defaults(), &[]).expect("prepared"));
         assert!(v.get("max_tokens").is_none());
     }
 
     #[test]
     fn another_model_is_refused_unless_the_target_leaves_it_open() {
-        let req = ChatRequest::parse(
-            br#"{"model":"gpt-3.5","messages":[{"role":"user","content":"hi"}]}"#,
-        )
-        .expect("valid");
+        let req =
+            ChatRequest::parse(br#"{"model":"gpt-3.5","messages":[{"role":"user","content":"hi"}]}"#).expect("valid");
         let err = req.prepare_openai(&defaults(), &[]).expect_err("refused");
         assert!(err.message.contains("'gpt-3.5' is not available"));
         let open = ModelDefaults::default();
@@ -351,10 +314,7 @@ mod tests {
 
     #[test]
     fn streams_always_ask_for_usage_and_remember_whether_the_client_did() {
-        let req = ChatRequest::parse(
-            br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#,
-        )
-        .expect("valid");
+        let req = ChatRequest::parse(br#"{"messages":[{"role":"user","content":"hi"}],"stream":true}"#).expect("valid");
         let p = req.prepare_openai(&defaults(), &[]).expect("prepared");
         assert!(p.stream && !p.client_wants_usage);
         assert_eq!(prepared_json(&p)["stream_options"]["include_usage"], true);

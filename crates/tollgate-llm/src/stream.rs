@@ -17,7 +17,10 @@ use crate::{LlmError, Usage};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Delta {
     /// The answer's id or model, when the provider names them (usually first).
-    Meta { id: Option<String>, model: Option<String> },
+    Meta {
+        id: Option<String>,
+        model: Option<String>,
+    },
     Text(String),
     /// Reasoning the model shows before it answers (Anthropic `thinking`,
     /// Gemini thought parts, Bedrock `reasoningContent`, `reasoning_content`
@@ -31,7 +34,12 @@ pub enum Delta {
     /// A tool call: its first delta carries `id` and `name`, later ones
     /// fragments of the JSON arguments. `index` counts tool calls in the answer
     /// from 0.
-    ToolCall { index: u32, id: Option<String>, name: Option<String>, arguments: String },
+    ToolCall {
+        index: u32,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
     Finish(FinishReason),
     /// Usage figures as the provider reports them; later figures replace
     /// earlier ones field by field.
@@ -463,12 +471,21 @@ pub(crate) fn openai_events(out: &[u8]) -> Vec<serde_json::Value> {
 
 /// Runs a whole stream through a fresh translator, fed in the given pieces.
 /// For tests of every adapter: the output must not depend on the pieces.
-pub fn translate_in_pieces<D: Decoder>(decoder: D, meta: AnswerMeta, pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>, bool) {
+pub fn translate_in_pieces<D: Decoder>(
+    decoder: D,
+    meta: AnswerMeta,
+    pieces: &[&[u8]],
+) -> (Vec<u8>, Option<Usage>, bool) {
     render_in_pieces(decoder, ChunkWriter::new(), meta, pieces)
 }
 
 /// The same, into any caller format.
-pub fn render_in_pieces<D: Decoder, R: Render>(decoder: D, render: R, meta: AnswerMeta, pieces: &[&[u8]]) -> (Vec<u8>, Option<Usage>, bool) {
+pub fn render_in_pieces<D: Decoder, R: Render>(
+    decoder: D,
+    render: R,
+    meta: AnswerMeta,
+    pieces: &[&[u8]],
+) -> (Vec<u8>, Option<Usage>, bool) {
     let mut t = Translator::new(decoder, render, meta);
     let mut out = Vec::new();
     for p in pieces {
@@ -497,7 +514,13 @@ mod tests {
     use crate::stream::openai_events as events;
 
     fn meta(wants_usage: bool) -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 9, model: "m".into(), client_wants_usage: wants_usage, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 9,
+            model: "m".into(),
+            client_wants_usage: wants_usage,
+            ..AnswerMeta::default()
+        }
     }
 
     /// Deltas written by hand.
@@ -505,8 +528,6 @@ mod tests {
     impl Decoder for NoDecoder {
         fn decode(&mut self, _: &[u8], _: &mut Vec<Delta>) {}
     }
-
-
 
     #[test]
     fn deltas_become_openai_chunks() {
@@ -551,7 +572,10 @@ mod tests {
         w.write(Delta::Done, &mut out);
         let text = String::from_utf8(out).expect("utf8");
         assert!(!text.contains("usage"));
-        assert!(text.ends_with("data: {\"error\":{\"code\":null,\"message\":\"boom\",\"type\":\"upstream_error\"}}\n\n"), "{text}");
+        assert!(
+            text.ends_with("data: {\"error\":{\"code\":null,\"message\":\"boom\",\"type\":\"upstream_error\"}}\n\n"),
+            "{text}"
+        );
         assert!(!text.contains("[DONE]"));
         assert_eq!(w.usage().map(|u| u.total_tokens), Some(2));
     }

@@ -50,18 +50,10 @@ impl From<OpenAiUsage> for Usage {
         Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
-            total_tokens: u
-                .total_tokens
-                .unwrap_or(u.prompt_tokens + u.completion_tokens),
-            cached_tokens: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
+            total_tokens: u.total_tokens.unwrap_or(u.prompt_tokens + u.completion_tokens),
+            cached_tokens: u.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             cache_write_tokens: 0,
-            reasoning_tokens: u
-                .completion_tokens_details
-                .and_then(|d| d.reasoning_tokens)
-                .unwrap_or(0),
+            reasoning_tokens: u.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
         }
     }
 }
@@ -69,8 +61,7 @@ impl From<OpenAiUsage> for Usage {
 impl Usage {
     /// Cost in dollars given prices per million input and output tokens.
     pub fn cost(&self, input_per_million: f64, output_per_million: f64) -> f64 {
-        (self.prompt_tokens as f64 * input_per_million
-            + self.completion_tokens as f64 * output_per_million)
+        (self.prompt_tokens as f64 * input_per_million + self.completion_tokens as f64 * output_per_million)
             / 1_000_000.0
     }
 }

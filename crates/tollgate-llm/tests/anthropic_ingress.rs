@@ -69,7 +69,8 @@ fn gemini_stream(stream: &str) -> (Vec<u8>, Option<Usage>, bool) {
     let bytes = stream.as_bytes();
     let whole = render_in_pieces(gemini::StreamDecoder::new(), Writer::new(), meta(), &[bytes]);
     for cut in 0..=bytes.len() {
-        let split = render_in_pieces(gemini::StreamDecoder::new(), Writer::new(), meta(), &[&bytes[..cut], &bytes[cut..]]);
+        let split =
+            render_in_pieces(gemini::StreamDecoder::new(), Writer::new(), meta(), &[&bytes[..cut], &bytes[cut..]]);
         assert_eq!(split, whole, "split at byte {cut} renders differently");
     }
     let ones: Vec<&[u8]> = bytes.chunks(1).collect();
@@ -119,7 +120,8 @@ fn gemini_function_calls_as_tool_use_blocks() {
     dump("stream_tools.sse", &out);
     assert!(completed);
     let ev = events(&out);
-    let starts: Vec<&Value> = ev.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| &d["content_block"]).collect();
+    let starts: Vec<&Value> =
+        ev.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| &d["content_block"]).collect();
     assert_eq!(starts.len(), 3, "{}", String::from_utf8_lossy(&out));
     assert_eq!(starts[0], &json!({"type": "text", "text": ""}));
     assert_eq!(starts[1]["type"], "tool_use");
@@ -171,10 +173,21 @@ fn a_thinking_stream_for_the_sdk() {
         Delta::RedactedThinking("EmwKAhgBEgy3va3pzix".into()),
         Delta::Text("Autumn moonlight—".into()),
         Delta::Text("\na worm digs silently".into()),
-        Delta::ToolCall { index: 0, id: Some("call_9".into()), name: Some("save".into()), arguments: "{\"poem\":".into() },
+        Delta::ToolCall {
+            index: 0,
+            id: Some("call_9".into()),
+            name: Some("save".into()),
+            arguments: "{\"poem\":".into(),
+        },
         Delta::ToolCall { index: 0, id: None, name: None, arguments: "\"haiku\"}".into() },
         Delta::Finish(FinishReason::ToolCalls),
-        Delta::Usage(UsageUpdate { prompt: Some(120), completion: Some(80), cached: Some(20), cache_write: Some(30), reasoning: Some(50) }),
+        Delta::Usage(UsageUpdate {
+            prompt: Some(120),
+            completion: Some(80),
+            cached: Some(20),
+            cache_write: Some(30),
+            reasoning: Some(50),
+        }),
         Delta::Done,
     ] {
         t.write(d, &mut out);
@@ -196,7 +209,8 @@ fn a_thinking_stream_for_the_sdk() {
 
 #[test]
 fn json_answers_as_message_objects() {
-    let a = answer_for(Provider::Gemini, Ingress::AnthropicMessages, false, GEMINI_ANSWER_CALLS.into(), &meta()).expect("answer");
+    let a = answer_for(Provider::Gemini, Ingress::AnthropicMessages, false, GEMINI_ANSWER_CALLS.into(), &meta())
+        .expect("answer");
     dump("answer_tools.json", &a.body);
     let v: Value = serde_json::from_slice(&a.body).expect("json");
     assert_eq!(v["type"], "message");
@@ -272,7 +286,10 @@ fn a_claude_code_request_reaches_gemini_translated_and_anthropic_untouched() {
     assert!(body.starts_with("{\"model\":\"claude-sonnet-4-5\",\"max_tokens\":32000,"), "{body}");
     assert_eq!(
         call.headers,
-        vec![("anthropic-version", "2023-06-01".to_string()), ("anthropic-beta", "interleaved-thinking-2025-05-14".to_string())]
+        vec![
+            ("anthropic-version", "2023-06-01".to_string()),
+            ("anthropic-beta", "interleaved-thinking-2025-05-14".to_string())
+        ]
     );
 }
 

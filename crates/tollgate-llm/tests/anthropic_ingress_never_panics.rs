@@ -38,7 +38,13 @@ fn mutate(base: &[u8], at: usize, cut: usize, bytes: &[u8]) -> Vec<u8> {
 fn exercise(body: &[u8]) {
     let defaults = [
         ModelDefaults::default(),
-        ModelDefaults { name: Some("claude-x".into()), max_tokens: Some(9), temperature: Some(0.5), top_p: Some(0.5), top_k: Some(2) },
+        ModelDefaults {
+            name: Some("claude-x".into()),
+            max_tokens: Some(9),
+            temperature: Some(0.5),
+            top_p: Some(0.5),
+            top_k: Some(2),
+        },
     ];
     for r in [MessagesRequest::parse(body), MessagesRequest::parse_count_tokens(body)] {
         let r = match r {
@@ -91,8 +97,14 @@ fn delta() -> impl Strategy<Value = Delta> {
             Just(FinishReason::ContentFilter)
         ]
         .prop_map(Delta::Finish),
-        (proptest::option::of(0u64..100), proptest::option::of(0u64..100), proptest::option::of(0u64..200))
-            .prop_map(|(prompt, completion, cached)| Delta::Usage(UsageUpdate { prompt, completion, cached, ..UsageUpdate::default() })),
+        (proptest::option::of(0u64..100), proptest::option::of(0u64..100), proptest::option::of(0u64..200)).prop_map(
+            |(prompt, completion, cached)| Delta::Usage(UsageUpdate {
+                prompt,
+                completion,
+                cached,
+                ..UsageUpdate::default()
+            })
+        ),
         Just(Delta::Done),
         (400u16..600).prop_map(|s| Delta::Error(LlmError::new(s, "x", "boom"))),
     ]

@@ -33,7 +33,11 @@ fn stream() -> Vec<u8> {
     [
         frame("event", "messageStart", r#"{"role":"assistant"}"#),
         frame("event", "contentBlockDelta", r#"{"contentBlockIndex":0,"delta":{"text":"Hi"}}"#),
-        frame("event", "contentBlockStart", r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#),
+        frame(
+            "event",
+            "contentBlockStart",
+            r#"{"contentBlockIndex":1,"start":{"toolUse":{"toolUseId":"t1","name":"f"}}}"#,
+        ),
         frame("event", "contentBlockDelta", r#"{"contentBlockIndex":1,"delta":{"toolUse":{"input":"{\"a\":1}"}}}"#),
         frame("event", "messageStop", r#"{"stopReason":"tool_use"}"#),
         frame("event", "metadata", r#"{"usage":{"inputTokens":3,"outputTokens":4,"totalTokens":7}}"#),
@@ -67,7 +71,13 @@ fn mutate(base: &[u8], at: usize, bytes: &[u8], cut: usize) -> Vec<u8> {
 }
 
 fn meta() -> AnswerMeta {
-    AnswerMeta { fallback_id: "chatcmpl-x".into(), created: 1, model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() }
+    AnswerMeta {
+        fallback_id: "chatcmpl-x".into(),
+        created: 1,
+        model: "m".into(),
+        client_wants_usage: true,
+        ..AnswerMeta::default()
+    }
 }
 
 /// Decodes `bytes` fed in pieces of the given sizes; checks the error rule.

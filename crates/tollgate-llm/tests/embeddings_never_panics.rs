@@ -9,12 +9,12 @@ use tollgate_llm::embeddings::{answer, prepare, EmbeddingsMeta};
 use tollgate_llm::provider::{ProviderOptions, VertexOptions};
 use tollgate_llm::{ModelDefaults, Provider};
 
-const PROVIDERS: &[&str] = &[
-    "openai", "azure", "anthropic", "gemini", "bedrock", "mistral", "cohere", "ollama", "openai-compatible",
-];
+const PROVIDERS: &[&str] =
+    &["openai", "azure", "anthropic", "gemini", "bedrock", "mistral", "cohere", "ollama", "openai-compatible"];
 
 /// Models that reach each translation (Bedrock picks one by model id).
-const MODELS: &[&str] = &["text-embedding-3-small", "amazon.titan-embed-text-v2:0", "cohere.embed-v4:0", "eu.cohere.embed-english-v3"];
+const MODELS: &[&str] =
+    &["text-embedding-3-small", "amazon.titan-embed-text-v2:0", "cohere.embed-v4:0", "eu.cohere.embed-english-v3"];
 
 /// Valid requests and answers of every shape, to mutate.
 const REQUESTS: &[&str] = &[

@@ -26,7 +26,13 @@ const STREAMS: &[&str] = &[
 const REQUEST: &str = r#"{"model":"gemini-2.5-flash","messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}}]},{"role":"assistant","tool_calls":[{"id":"c__thought__x","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c__thought__x","content":"{\"a\":1}"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto","stream":true}"#;
 
 fn meta() -> AnswerMeta {
-    AnswerMeta { fallback_id: "chatcmpl-x".into(), created: 1, model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() }
+    AnswerMeta {
+        fallback_id: "chatcmpl-x".into(),
+        created: 1,
+        model: "m".into(),
+        client_wants_usage: true,
+        ..AnswerMeta::default()
+    }
 }
 
 /// `base` with `bytes` inserted at `at` and `cut` bytes removed after them.

@@ -93,7 +93,9 @@ impl Golden {
         let shown = relative(path);
         match expected {
             None => self.failures.push(format!("{shown}: missing (run with UPDATE_GOLDEN=1 to write it)")),
-            Some(expected) => self.failures.push(format!("{shown}: differs from what the code produces\n{}", diff(&expected, actual))),
+            Some(expected) => {
+                self.failures.push(format!("{shown}: differs from what the code produces\n{}", diff(&expected, actual)))
+            }
         }
     }
 
@@ -116,7 +118,8 @@ impl Golden {
                 }
                 self.written.push(path);
             } else {
-                self.failures.push(format!("{}: stale, no case produces it (UPDATE_GOLDEN=1 removes it)", relative(&path)));
+                self.failures
+                    .push(format!("{}: stale, no case produces it (UPDATE_GOLDEN=1 removes it)", relative(&path)));
             }
         }
     }
@@ -256,7 +259,13 @@ impl CaseDefaults {
             Some(m) => m.clone(),
             None => Some(default_model(p).to_string()),
         };
-        ModelDefaults { name, max_tokens: self.max_tokens, temperature: self.temperature, top_p: self.top_p, top_k: self.top_k }
+        ModelDefaults {
+            name,
+            max_tokens: self.max_tokens,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+        }
     }
 
     fn options(&self) -> ProviderOptions {
@@ -268,11 +277,12 @@ impl CaseDefaults {
             o.azure_api_version = v.clone();
         }
         o.aws_region = self.options.aws_region.clone();
-        o.gemini_vertex = self.options.gemini_vertex.as_ref().map(|[api_endpoint, project_id, location_id]| VertexOptions {
-            api_endpoint: api_endpoint.clone(),
-            project_id: project_id.clone(),
-            location_id: location_id.clone(),
-        });
+        o.gemini_vertex =
+            self.options.gemini_vertex.as_ref().map(|[api_endpoint, project_id, location_id]| VertexOptions {
+                api_endpoint: api_endpoint.clone(),
+                project_id: project_id.clone(),
+                location_id: location_id.clone(),
+            });
         o
     }
 }
@@ -307,22 +317,24 @@ fn request_case(golden: &mut Golden, dir: &Path) {
     let expected = dir.join("expected");
     let mut produced = BTreeSet::new();
     for provider in Provider::ALL {
-        let (path, content) = match prepare_request(provider, &request, &defaults.model_defaults(provider), &opts, &extra) {
-            Ok(call) => {
-                let headers: Map<String, Value> = call.headers.iter().map(|(k, v)| ((*k).to_string(), Value::from(v.as_str()))).collect();
-                let v = json!({
-                    "native": call.native,
-                    "path": call.path,
-                    "headers": headers,
-                    "model": call.model,
-                    "stream": call.stream,
-                    "client_wants_usage": call.client_wants_usage,
-                    "body": json_or_text(&call.body),
-                });
-                (expected.join(format!("{}.json", provider.name())), pretty(&v))
-            }
-            Err(e) => (expected.join(format!("{}.error.json", provider.name())), pretty(&error_json(&e))),
-        };
+        let (path, content) =
+            match prepare_request(provider, &request, &defaults.model_defaults(provider), &opts, &extra) {
+                Ok(call) => {
+                    let headers: Map<String, Value> =
+                        call.headers.iter().map(|(k, v)| ((*k).to_string(), Value::from(v.as_str()))).collect();
+                    let v = json!({
+                        "native": call.native,
+                        "path": call.path,
+                        "headers": headers,
+                        "model": call.model,
+                        "stream": call.stream,
+                        "client_wants_usage": call.client_wants_usage,
+                        "body": json_or_text(&call.body),
+                    });
+                    (expected.join(format!("{}.json", provider.name())), pretty(&v))
+                }
+                Err(e) => (expected.join(format!("{}.error.json", provider.name())), pretty(&error_json(&e))),
+            };
         golden.check(&path, &content);
         produced.insert(path);
     }
@@ -391,7 +403,8 @@ fn native_ingress(provider: Provider) -> Option<Ingress> {
 fn encode_event_stream(description: &[u8], case: &str) -> Vec<u8> {
     use aws_smithy_eventstream::frame::write_message_to;
     use aws_smithy_types::event_stream::{Header, HeaderValue, Message};
-    let frames: Vec<Value> = serde_json::from_slice(description).unwrap_or_else(|e| panic!("{case}: frames are not JSON: {e}"));
+    let frames: Vec<Value> =
+        serde_json::from_slice(description).unwrap_or_else(|e| panic!("{case}: frames are not JSON: {e}"));
     let mut out = Vec::new();
     for f in frames {
         let string = |v: &str| HeaderValue::String(v.to_string().into());
@@ -430,7 +443,13 @@ fn relay(provider: Provider, ingress: Ingress, native: bool, pieces: &[&[u8]]) -
         out.extend_from_slice(&s.feed(p));
     }
     out.extend_from_slice(&s.finish());
-    Relayed { out, usage: s.usage(), model: s.model().map(str::to_string), events: s.events(), completed: s.completed() }
+    Relayed {
+        out,
+        usage: s.usage(),
+        model: s.model().map(str::to_string),
+        events: s.events(),
+        completed: s.completed(),
+    }
 }
 
 /// The stream relayed whole, after checking that any split of it relays the same.
@@ -543,7 +562,8 @@ fn answers_and_streams_for_every_caller() {
                 produced.insert(fixture);
                 continue;
             }
-            let (case, kind) = kind_of(&file).unwrap_or_else(|| panic!("answers/{name}/{file}: not .json, .sse, .ndjson or .eventstream.json"));
+            let (case, kind) = kind_of(&file)
+                .unwrap_or_else(|| panic!("answers/{name}/{file}: not .json, .sse, .ndjson or .eventstream.json"));
             let case = case.to_string();
             produced.insert(fixture.clone());
             produced.insert(answer_case(&mut golden, provider, &fixture, &case, kind));

@@ -27,7 +27,13 @@ const STREAMS: [&str; 3] = [
 const REQUEST: &str = r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AA=="}},{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBE"}}]},{"role":"assistant","tool_calls":[{"id":"t","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"t","content":"r"}],"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","stop":"x","reasoning_effort":"low","max_tokens":9,"stream":true}"#;
 
 fn meta() -> AnswerMeta {
-    AnswerMeta { fallback_id: "chatcmpl-1".into(), created: 1, model: "gpt".into(), client_wants_usage: true, ..AnswerMeta::default() }
+    AnswerMeta {
+        fallback_id: "chatcmpl-1".into(),
+        created: 1,
+        model: "gpt".into(),
+        client_wants_usage: true,
+        ..AnswerMeta::default()
+    }
 }
 
 fn mutate(base: &[u8], at: usize, cut: usize, bytes: &[u8]) -> Vec<u8> {

@@ -11,7 +11,9 @@ use proptest::prelude::*;
 use serde_json::Value;
 use tollgate_llm::completion::{AnswerMeta, FinishReason};
 use tollgate_llm::ingress::responses::{answer, render, NativeStream, ResponsesRequest, StreamDecoder, Writer};
-use tollgate_llm::stream::{render_in_pieces, ChatStream, Decoder, Delta, Render, StreamState, Translator, UsageUpdate};
+use tollgate_llm::stream::{
+    render_in_pieces, ChatStream, Decoder, Delta, Render, StreamState, Translator, UsageUpdate,
+};
 use tollgate_llm::{LlmError, ModelDefaults};
 
 const REQUEST: &[u8] = br#"{"model":"m","instructions":"be brief","input":[{"role":"user","content":[{"type":"input_text","text":"hi"},{"type":"input_image","image_url":"data:image/png;base64,AA=="}]},{"type":"function_call","call_id":"c","name":"f","arguments":"{}"},{"type":"function_call_output","call_id":"c","output":"ok"},{"type":"reasoning","id":"rs","summary":[{"type":"summary_text","text":"t"}]}],"tools":[{"type":"function","name":"f","parameters":{"type":"object"}}],"tool_choice":"auto","text":{"format":{"type":"json_schema","name":"x","schema":{}}},"reasoning":{"effort":"low"},"max_output_tokens":9,"stream":true}"#;
@@ -28,7 +30,13 @@ fn mutate(base: &[u8], at: usize, bytes: &[u8]) -> Vec<u8> {
 
 fn exercise(body: &[u8]) {
     if let Ok(req) = ResponsesRequest::parse(body) {
-        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(5), temperature: Some(1.0), top_p: Some(1.0), top_k: None };
+        let d = ModelDefaults {
+            name: Some("m".into()),
+            max_tokens: Some(5),
+            temperature: Some(1.0),
+            top_p: Some(1.0),
+            top_k: None,
+        };
         let _ = req.to_chat(&d);
         let _ = req.to_chat(&ModelDefaults::default());
         let _ = req.native_body(&d, &[("k", "v")]);
@@ -37,7 +45,13 @@ fn exercise(body: &[u8]) {
 }
 
 fn meta() -> AnswerMeta {
-    AnswerMeta { fallback_id: "chatcmpl-r".into(), request_id: "r".into(), created: 1, model: "m".into(), ..AnswerMeta::default() }
+    AnswerMeta {
+        fallback_id: "chatcmpl-r".into(),
+        request_id: "r".into(),
+        created: 1,
+        model: "m".into(),
+        ..AnswerMeta::default()
+    }
 }
 
 /// Deltas handed over as they are.
@@ -92,11 +106,19 @@ fn delta_strategy() -> impl Strategy<Value = Delta> {
 }
 
 fn text_of(d: &Delta) -> Option<&str> {
-    if let Delta::Text(t) = d { Some(t) } else { None }
+    if let Delta::Text(t) = d {
+        Some(t)
+    } else {
+        None
+    }
 }
 
 fn thinking_of(d: &Delta) -> Option<&str> {
-    if let Delta::Thinking(t) = d { Some(t) } else { None }
+    if let Delta::Thinking(t) = d {
+        Some(t)
+    } else {
+        None
+    }
 }
 
 fn concat(deltas: &[Delta], pick: fn(&Delta) -> Option<&str>) -> String {
@@ -221,7 +243,13 @@ fn a_translated_stream_reads_back_as_its_deltas() {
         Delta::ToolCall { index: 0, id: Some("call_1".into()), name: Some("f".into()), arguments: String::new() },
         Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"a\":1}".into() },
         // (the usage a Response reports comes before its finish)
-        Delta::Usage(UsageUpdate { prompt: Some(7), completion: Some(3), cached: Some(1), cache_write: Some(2), reasoning: Some(1) }),
+        Delta::Usage(UsageUpdate {
+            prompt: Some(7),
+            completion: Some(3),
+            cached: Some(1),
+            cache_write: Some(2),
+            reasoning: Some(1),
+        }),
         Delta::Finish(FinishReason::ToolCalls),
         Delta::Done,
     ];

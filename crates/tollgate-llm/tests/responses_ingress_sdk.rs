@@ -61,7 +61,13 @@ fn stream(deltas: Vec<Delta>) -> Vec<u8> {
 }
 
 fn usage(prompt: u64, completion: u64) -> Delta {
-    Delta::Usage(UsageUpdate { prompt: Some(prompt), completion: Some(completion), cached: Some(2), reasoning: Some(1), ..UsageUpdate::default() })
+    Delta::Usage(UsageUpdate {
+        prompt: Some(prompt),
+        completion: Some(completion),
+        cached: Some(2),
+        reasoning: Some(1),
+        ..UsageUpdate::default()
+    })
 }
 
 fn call(index: u32, id: Option<&str>, name: Option<&str>, arguments: &str) -> Delta {
@@ -74,13 +80,27 @@ fn completion(text: Option<&str>, thinking: &[&str], calls: &[(&str, &str, &str)
         created: 1_741_476_542,
         model: "claude-x".into(),
         text: text.map(str::to_string),
-        thinking: thinking.iter().map(|t| Thinking { text: (*t).into(), signature: Some("sig".into()), redacted: None }).collect(),
+        thinking: thinking
+            .iter()
+            .map(|t| Thinking { text: (*t).into(), signature: Some("sig".into()), redacted: None })
+            .collect(),
         tool_calls: calls
             .iter()
-            .map(|(id, name, arguments)| ToolCall { id: (*id).into(), name: (*name).into(), arguments: (*arguments).into() })
+            .map(|(id, name, arguments)| ToolCall {
+                id: (*id).into(),
+                name: (*name).into(),
+                arguments: (*arguments).into(),
+            })
             .collect(),
         finish_reason: Some(finish),
-        usage: Some(Usage { prompt_tokens: 30, completion_tokens: 12, total_tokens: 42, cached_tokens: 4, cache_write_tokens: 1, reasoning_tokens: 3 }),
+        usage: Some(Usage {
+            prompt_tokens: 30,
+            completion_tokens: 12,
+            total_tokens: 42,
+            cached_tokens: 4,
+            cache_write_tokens: 1,
+            reasoning_tokens: 3,
+        }),
     }
 }
 
@@ -119,9 +139,7 @@ const ANTHROPIC_STREAM: &str = concat!(
 
 /// (name, file, bytes, what the SDK must read from it).
 fn scenarios() -> Vec<(&'static str, &'static str, Vec<u8>, Value)> {
-    let expect = |text: &str, status: &str, calls: Value, reasoning: Value| {
-        json!({"text": text, "status": status, "calls": calls, "reasoning": reasoning})
-    };
+    let expect = |text: &str, status: &str, calls: Value, reasoning: Value| json!({"text": text, "status": status, "calls": calls, "reasoning": reasoning});
     let m = meta();
     let anthropic_json = answer_for(Provider::Anthropic, Ingress::OpenAiResponses, false, ANTHROPIC_ANSWER.into(), &m)
         .expect("an Anthropic answer renders")
@@ -135,7 +153,16 @@ fn scenarios() -> Vec<(&'static str, &'static str, Vec<u8>, Value)> {
         (
             "json_full",
             "json_full.json",
-            render(&completion(Some(TEXT), &["Sky check."], &[("toolu_1", "weather", "{\"city\":\"Paris\"}")], FinishReason::ToolCalls), &m).to_vec(),
+            render(
+                &completion(
+                    Some(TEXT),
+                    &["Sky check."],
+                    &[("toolu_1", "weather", "{\"city\":\"Paris\"}")],
+                    FinishReason::ToolCalls,
+                ),
+                &m,
+            )
+            .to_vec(),
             expect(TEXT, "completed", json!([["weather", "{\"city\":\"Paris\"}"]]), json!(["Sky check."])),
         ),
         (
@@ -147,7 +174,11 @@ fn scenarios() -> Vec<(&'static str, &'static str, Vec<u8>, Value)> {
         (
             "agent_calls",
             "agent_calls.json",
-            render(&completion(None, &[], &[("toolu_1", "weather", "{\"city\":\"Paris\"}")], FinishReason::ToolCalls), &m).to_vec(),
+            render(
+                &completion(None, &[], &[("toolu_1", "weather", "{\"city\":\"Paris\"}")], FinishReason::ToolCalls),
+                &m,
+            )
+            .to_vec(),
             expect("", "completed", json!([["weather", "{\"city\":\"Paris\"}"]]), json!([])),
         ),
         (
@@ -215,7 +246,10 @@ fn scenarios() -> Vec<(&'static str, &'static str, Vec<u8>, Value)> {
         (
             "stream_failed",
             "stream_failed.sse",
-            stream(vec![Delta::Text("It is".into()), Delta::Error(LlmError::new(502, "upstream_error", "provider x closed the stream"))]),
+            stream(vec![
+                Delta::Text("It is".into()),
+                Delta::Error(LlmError::new(502, "upstream_error", "provider x closed the stream")),
+            ]),
             expect("It is", "failed", json!([]), json!([])),
         ),
         (

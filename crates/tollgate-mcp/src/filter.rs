@@ -19,11 +19,7 @@ pub fn filter_tools(body: &[u8], permits: &dyn Fn(&str) -> bool) -> Option<Vec<u
 }
 
 fn filter_message(message: &mut Value, permits: &dyn Fn(&str) -> bool) -> bool {
-    let Some(tools) = message
-        .get_mut("result")
-        .and_then(|r| r.get_mut("tools"))
-        .and_then(Value::as_array_mut)
-    else {
+    let Some(tools) = message.get_mut("result").and_then(|r| r.get_mut("tools")).and_then(Value::as_array_mut) else {
         return false;
     };
     let before = tools.len();

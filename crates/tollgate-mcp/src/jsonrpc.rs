@@ -87,11 +87,8 @@ pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
 }
 
 fn message(v: &Value) -> Result<Message, InboundError> {
-    let invalid = |code, message: &str, id: Option<Value>| InboundError::Invalid {
-        code,
-        message: message.to_string(),
-        id,
-    };
+    let invalid =
+        |code, message: &str, id: Option<Value>| InboundError::Invalid { code, message: message.to_string(), id };
     let Value::Object(m) = v else {
         return Err(invalid(INVALID_REQUEST, "Invalid Request: a message must be a JSON object", None));
     };

@@ -54,9 +54,7 @@ impl Sealer {
         plain.extend_from_slice(&replica_len.to_be_bytes());
         plain.extend_from_slice(replica.as_bytes());
         plain.extend_from_slice(upstream_id.as_bytes());
-        self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(PREFIX), &mut plain)
-            .ok()?;
+        self.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(PREFIX), &mut plain).ok()?;
         let mut wire = nonce.to_vec();
         wire.extend_from_slice(&plain);
         Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(wire)))

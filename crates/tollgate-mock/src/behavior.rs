@@ -251,11 +251,7 @@ pub struct BehaviorState {
 impl BehaviorState {
     pub fn new(defaults: Behavior) -> Self {
         let defaults = Arc::new(defaults);
-        BehaviorState {
-            base: defaults.clone(),
-            defaults,
-            overrides: VecDeque::new(),
-        }
+        BehaviorState { base: defaults.clone(), defaults, overrides: VecDeque::new() }
     }
 
     /// Merge a patch: into the base when `times` is absent, else queue an
@@ -266,10 +262,7 @@ impl BehaviorState {
             Some(n) => {
                 let mut b = (*self.base).clone();
                 b.apply(patch);
-                self.overrides.push_back(PendingOverride {
-                    behavior: Arc::new(b),
-                    remaining: n,
-                });
+                self.overrides.push_back(PendingOverride { behavior: Arc::new(b), remaining: n });
             }
             None => Arc::make_mut(&mut self.base).apply(patch),
         }
@@ -337,8 +330,7 @@ mod tests {
     #[test]
     fn merge_keeps_absent_fields_and_clears_null() {
         let mut st = BehaviorState::new(Behavior::default());
-        st.apply(&patch(r#"{"status":500,"latency_ms":5,"retry_after":2}"#))
-            .expect("ok");
+        st.apply(&patch(r#"{"status":500,"latency_ms":5,"retry_after":2}"#)).expect("ok");
         let b = st.take_next();
         assert_eq!(b.status, Some(500));
         assert_eq!(b.latency_ms, 5);
@@ -355,8 +347,7 @@ mod tests {
     fn times_applies_n_requests_then_previous_returns() {
         let mut st = BehaviorState::new(Behavior::default());
         st.apply(&patch(r#"{"status":429,"times":2}"#)).expect("ok");
-        st.apply(&patch(r#"{"fault":"garbage","times":1}"#))
-            .expect("ok");
+        st.apply(&patch(r#"{"fault":"garbage","times":1}"#)).expect("ok");
         assert_eq!(st.take_next().status, Some(429));
         assert_eq!(st.take_next().status, Some(429));
         let third = st.take_next();
@@ -378,10 +369,7 @@ mod tests {
 
     #[test]
     fn reset_restores_defaults() {
-        let defaults = Behavior {
-            chunks: 2,
-            ..Behavior::default()
-        };
+        let defaults = Behavior { chunks: 2, ..Behavior::default() };
         let mut st = BehaviorState::new(defaults.clone());
         st.apply(&patch(r#"{"chunks":5}"#)).expect("ok");
         st.apply(&patch(r#"{"status":500,"times":3}"#)).expect("ok");
@@ -400,10 +388,7 @@ mod tests {
 
     #[test]
     fn error_status_only_from_400() {
-        let b = Behavior {
-            status: Some(200),
-            ..Behavior::default()
-        };
+        let b = Behavior { status: Some(200), ..Behavior::default() };
         assert_eq!(b.error_status(), None);
     }
 }

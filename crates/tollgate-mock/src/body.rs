@@ -31,10 +31,7 @@ pub enum MockBody {
     Full(Option<Bytes>),
     /// Chunked (or deliberately truncated) body. The guard, if any, tracks
     /// open/cancelled streams for `/_mock/stats`.
-    Stream {
-        inner: ChunkStream,
-        guard: Option<StreamGuard>,
-    },
+    Stream { inner: ChunkStream, guard: Option<StreamGuard> },
 }
 
 impl MockBody {
@@ -55,10 +52,7 @@ impl Body for MockBody {
     type Data = Bytes;
     type Error = Aborted;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Aborted>>> {
         match self.get_mut() {
             MockBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             MockBody::Stream { inner, guard } => {

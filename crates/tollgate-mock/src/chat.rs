@@ -82,9 +82,7 @@ impl Prompt {
 
 /// The name of the first function tool, which the mock calls when asked to.
 pub fn first_tool<'t>(tools: Option<&'t [Tool<'_>]>) -> Option<&'t str> {
-    tools
-        .and_then(|t| t.iter().find_map(|t| t.function.as_ref()))
-        .map(|f| f.name.as_ref())
+    tools.and_then(|t| t.iter().find_map(|t| t.function.as_ref())).map(|f| f.name.as_ref())
 }
 
 /// How much of the last user message is echoed back.
@@ -109,13 +107,8 @@ pub struct Reasoning {
 
 impl Reasoning {
     pub fn new(prompt: &Prompt, behavior: &Behavior) -> Self {
-        let text = format!(
-            "mock reasoning about: {}",
-            tokens::prefix_chars(&prompt.last_user, ECHO_CHARS)
-        );
-        let tokens = behavior
-            .reasoning_tokens
-            .unwrap_or_else(|| tokens::approx_tokens(text.chars().count()));
+        let text = format!("mock reasoning about: {}", tokens::prefix_chars(&prompt.last_user, ECHO_CHARS));
+        let tokens = behavior.reasoning_tokens.unwrap_or_else(|| tokens::approx_tokens(text.chars().count()));
         Reasoning { text, tokens }
     }
 
@@ -188,10 +181,7 @@ impl Prompt {
 }
 
 pub fn reply_text(last_user: &str) -> String {
-    format!(
-        "mock reply to: {}",
-        tokens::prefix_chars(last_user, ECHO_CHARS)
-    )
+    format!("mock reply to: {}", tokens::prefix_chars(last_user, ECHO_CHARS))
 }
 
 /// Content of the answer.
@@ -233,18 +223,10 @@ impl<'a> Answer<'a> {
     pub fn new(prompt: &Prompt, behavior: &Behavior, first_tool: Option<&'a str>) -> Self {
         let chunks = behavior.chunk_count();
         let (content, stop, completion_default) = match first_tool.filter(|_| behavior.tool_call) {
-            Some(name) => (
-                Content::ToolCall { name },
-                Stop::ToolUse,
-                TOOL_ARG_PIECES.len() as u64,
-            ),
+            Some(name) => (Content::ToolCall { name }, Stop::ToolUse, TOOL_ARG_PIECES.len() as u64),
             None => (
                 Content::Text(reply_text(&prompt.last_user)),
-                if behavior.hit_max_tokens {
-                    Stop::MaxTokens
-                } else {
-                    Stop::End
-                },
+                if behavior.hit_max_tokens { Stop::MaxTokens } else { Stop::End },
                 chunks as u64,
             ),
         };
@@ -327,10 +309,7 @@ impl Pacing {
 
 /// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -342,16 +321,10 @@ mod tests {
     fn prompt_counts_all_text_and_echoes_last_user_text() {
         let mut p = Prompt::default();
         p.add(&json!("be brief"));
-        p.add_message(
-            Some("user"),
-            &json!([{"type": "text", "text": "hello"}, {"text": "there"}]),
-        );
+        p.add_message(Some("user"), &json!([{"type": "text", "text": "hello"}, {"text": "there"}]));
         p.add_message(Some("assistant"), &json!("ok"));
         // A tool-result turn has no text: the echo stays on the last real question.
-        p.add_message(
-            Some("user"),
-            &json!([{"type": "tool_result", "content": "42"}]),
-        );
+        p.add_message(Some("user"), &json!([{"type": "tool_result", "content": "42"}]));
         assert_eq!(p.chars, 8 + 5 + 5 + 2);
         assert_eq!(p.last_user, "hello there");
         assert_eq!(p.tokens(), 5);
@@ -361,10 +334,7 @@ mod tests {
     fn answer_defaults_and_overrides() {
         let mut p = Prompt::default();
         p.add_message(Some("user"), &json!("hi"));
-        let b = Behavior {
-            chunks: 3,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ..Behavior::default() };
         let a = Answer::new(&p, &b, Some("f"));
         assert_eq!(a.content, Content::Text("mock reply to: hi".into()));
         assert_eq!((a.prompt_tokens, a.completion_tokens), (1, 3));
@@ -387,10 +357,7 @@ mod tests {
         assert_eq!(a.duration(true), Duration::from_millis(5 + 100 + 2 * 10));
         // tool_call without tools in the request: plain text.
         assert!(Answer::new(&p, &b, None).tool_name().is_none());
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
         assert_eq!(Answer::new(&p, &b, None).stop, Stop::MaxTokens);
     }
 
@@ -403,19 +370,13 @@ mod tests {
         assert_eq!(r.tokens, 7);
         assert_eq!(r.pieces().len(), REASONING_PIECES);
         assert_eq!(r.pieces().concat(), r.text);
-        let b = Behavior {
-            reasoning_tokens: Some(100),
-            ..Behavior::default()
-        };
+        let b = Behavior { reasoning_tokens: Some(100), ..Behavior::default() };
         assert_eq!(Reasoning::new(&p, &b).tokens, 100);
     }
 
     #[test]
     fn tool_pieces_make_the_arguments() {
         assert_eq!(TOOL_ARG_PIECES.concat(), TOOL_ARGS);
-        assert_eq!(
-            serde_json::from_str::<Value>(TOOL_ARGS).expect("json"),
-            tool_args_value()
-        );
+        assert_eq!(serde_json::from_str::<Value>(TOOL_ARGS).expect("json"), tool_args_value());
     }
 }

@@ -24,12 +24,7 @@ pub fn handle(state: &AppState, method: &Method, rest: &str, body: &[u8]) -> Rep
             } else {
                 match serde_json::from_slice(body) {
                     Ok(p) => p,
-                    Err(e) => {
-                        return control_error(
-                            StatusCode::BAD_REQUEST,
-                            &format!("invalid behavior: {e}"),
-                        )
-                    }
+                    Err(e) => return control_error(StatusCode::BAD_REQUEST, &format!("invalid behavior: {e}")),
                 }
             };
             let mut b = state.behavior();
@@ -38,9 +33,7 @@ pub fn handle(state: &AppState, method: &Method, rest: &str, body: &[u8]) -> Rep
                 Err(e) => control_error(StatusCode::BAD_REQUEST, &e),
             }
         }
-        (&Method::GET, "behavior") => {
-            Reply::json_value(StatusCode::OK, &state.behavior().snapshot())
-        }
+        (&Method::GET, "behavior") => Reply::json_value(StatusCode::OK, &state.behavior().snapshot()),
         (&Method::POST, "reset") => {
             state.reset();
             Reply::json(StatusCode::OK, &br#"{"ok":true}"#[..])
@@ -56,9 +49,6 @@ pub fn handle(state: &AppState, method: &Method, rest: &str, body: &[u8]) -> Rep
             Reply::json(StatusCode::OK, &br#"{"ok":true}"#[..])
         }
         (&Method::GET, "stats") => Reply::json_value(StatusCode::OK, &state.stats.snapshot()),
-        _ => control_error(
-            StatusCode::NOT_FOUND,
-            &format!("no control endpoint {method} /_mock/{rest}"),
-        ),
+        _ => control_error(StatusCode::NOT_FOUND, &format!("no control endpoint {method} /_mock/{rest}")),
     }
 }

@@ -88,9 +88,7 @@ pub fn dimensions(requested: Option<u64>, field: &str) -> Result<usize, String> 
     match requested {
         None => Ok(DEFAULT_DIMENSIONS),
         Some(d) if (1..=MAX_DIMENSIONS).contains(&d) => Ok(d as usize),
-        Some(d) => Err(format!(
-            "{field} must be between 1 and {MAX_DIMENSIONS}, got {d}"
-        )),
+        Some(d) => Err(format!("{field} must be between 1 and {MAX_DIMENSIONS}, got {d}")),
     }
 }
 

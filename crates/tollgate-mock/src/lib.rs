@@ -60,10 +60,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config {
-            defaults: Behavior::default(),
-            record: true,
-        }
+        Config { defaults: Behavior::default(), record: true }
     }
 }
 
@@ -79,11 +76,7 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> std::io
 pub async fn spawn(
     addr: SocketAddr,
     config: Config,
-) -> std::io::Result<(
-    SocketAddr,
-    Arc<AppState>,
-    tokio::task::JoinHandle<std::io::Result<()>>,
-)> {
+) -> std::io::Result<(SocketAddr, Arc<AppState>, tokio::task::JoinHandle<std::io::Result<()>>)> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let state = Arc::new(AppState::new(config));

@@ -9,11 +9,7 @@ use clap::Parser;
 use tollgate_mock::{Behavior, Config};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tollgate-mock",
-    version,
-    about = "Mock LLM provider (OpenAI and native provider wire formats)"
-)]
+#[command(name = "tollgate-mock", version, about = "Mock LLM provider (OpenAI and native provider wire formats)")]
 struct Cli {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, default_value = "127.0.0.1:9001")]
@@ -56,14 +52,9 @@ fn main() -> ExitCode {
     };
     // A current-thread runtime is the fastest for one core (no work stealing).
     let runtime = if cli.threads <= 1 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cli.threads)
-            .enable_all()
-            .build()
+        tokio::runtime::Builder::new_multi_thread().worker_threads(cli.threads).enable_all().build()
     };
     let runtime = match runtime {
         Ok(rt) => rt,

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::behavior::Behavior;
 use crate::chat::{
-    first_tool, unix_now, Answer, Content, Message, Prompt, Tool, Stop, DEFAULT_MODEL, TOOL_ARGS, TOOL_ARG_PIECES,
+    first_tool, unix_now, Answer, Content, Message, Prompt, Stop, Tool, DEFAULT_MODEL, TOOL_ARGS, TOOL_ARG_PIECES,
 };
 use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
@@ -36,25 +36,11 @@ struct ErrorBody<'a> {
 }
 
 pub fn error(status: StatusCode, message: &str, kind: &str, code: Option<&str>) -> Reply {
-    Reply::json_value(
-        status,
-        &ErrorEnvelope {
-            error: ErrorBody {
-                message,
-                kind,
-                code,
-            },
-        },
-    )
+    Reply::json_value(status, &ErrorEnvelope { error: ErrorBody { message, kind, code } })
 }
 
 pub fn invalid_request(message: &str) -> Reply {
-    error(
-        StatusCode::BAD_REQUEST,
-        message,
-        "invalid_request_error",
-        None,
-    )
+    error(StatusCode::BAD_REQUEST, message, "invalid_request_error", None)
 }
 
 /// Answer for a behaviour with `status >= 400`.
@@ -63,12 +49,7 @@ pub fn mock_error(status: StatusCode, behavior: &Behavior) -> Reply {
         Some(raw) => Reply::json(status, raw.clone()),
         None => {
             let code = status.as_u16().to_string();
-            error(
-                status,
-                &format!("mock error {code}"),
-                "mock_error",
-                Some(&code),
-            )
+            error(status, &format!("mock error {code}"), "mock_error", Some(&code))
         }
     }
 }
@@ -93,7 +74,6 @@ struct StreamOptions {
     #[serde(default)]
     include_usage: Option<bool>,
 }
-
 
 #[derive(Serialize)]
 struct Completion<'a> {
@@ -184,11 +164,7 @@ struct FunctionDelta<'a> {
 }
 
 /// `data: <json>\n\n` for one chunk.
-fn chunk_event(
-    head: &ChunkHead<'_>,
-    choices: &[ChunkChoice<'_>],
-    usage: Option<Option<Usage>>,
-) -> Bytes {
+fn chunk_event(head: &ChunkHead<'_>, choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>) -> Bytes {
     let chunk = Chunk {
         id: head.id,
         object: "chat.completion.chunk",
@@ -215,11 +191,7 @@ struct ChunkHead<'a> {
 }
 
 fn delta_choice<'a>(delta: Delta<'a>, finish_reason: Option<&'a str>) -> [ChunkChoice<'a>; 1] {
-    [ChunkChoice {
-        index: 0,
-        delta,
-        finish_reason,
-    }]
+    [ChunkChoice { index: 0, delta, finish_reason }]
 }
 
 /// Which provider's OpenAI dialect an endpoint speaks.
@@ -244,9 +216,7 @@ pub fn chat(
 ) -> Reply {
     let req: ChatRequest<'_> = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            return invalid_request(&format!("invalid JSON body: {e}"))
-        }
+        Err(e) if e.is_syntax() || e.is_eof() => return invalid_request(&format!("invalid JSON body: {e}")),
         Err(e) => return invalid_request(&format!("invalid request: {e}")),
     };
     if dialect == Dialect::Mistral && req.stream_options.is_some() {
@@ -260,11 +230,7 @@ pub fn chat(
     if let Err(message) = check_tool_messages(&req.messages) {
         return invalid_request(&message);
     }
-    let model = req
-        .model
-        .as_deref()
-        .or(default_model)
-        .unwrap_or(DEFAULT_MODEL);
+    let model = req.model.as_deref().or(default_model).unwrap_or(DEFAULT_MODEL);
     let first_tool = first_tool(req.tools.as_deref());
     let answer = Answer::new(&Prompt::of_messages(&req.messages), behavior, first_tool);
     let n = state.next_id();
@@ -272,11 +238,7 @@ pub fn chat(
     let created = unix_now();
 
     if req.stream.unwrap_or(false) {
-        let include_usage = req
-            .stream_options
-            .as_ref()
-            .and_then(|o| o.include_usage)
-            .unwrap_or(false);
+        let include_usage = req.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false);
         let head = ChunkHead {
             id: &id,
             created,
@@ -302,20 +264,13 @@ pub fn chat(
                 tool_calls: Some([ToolCall {
                     id: &call_id,
                     kind: "function",
-                    function: FunctionCall {
-                        name,
-                        arguments: TOOL_ARGS,
-                    },
+                    function: FunctionCall { name, arguments: TOOL_ARGS },
                 }]),
             };
             finish_reason = "tool_calls";
         }
         Content::Text(text) => {
-            message = AssistantMessage {
-                role: "assistant",
-                content: Some(text),
-                tool_calls: None,
-            };
+            message = AssistantMessage { role: "assistant", content: Some(text), tool_calls: None };
             finish_reason = finish_reason_of(answer.stop);
         }
     }
@@ -327,12 +282,7 @@ pub fn chat(
             object: "chat.completion",
             created,
             model,
-            choices: [Choice {
-                index: 0,
-                message,
-                finish_reason,
-                logprobs: None,
-            }],
+            choices: [Choice { index: 0, message, finish_reason, logprobs: None }],
             usage: (!behavior.omit_usage).then_some(usage),
         },
     )
@@ -351,10 +301,15 @@ fn check_tool_messages(messages: &[Message<'_>]) -> Result<(), String> {
                     return Err("Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.".into());
                 };
                 let Some(id) = m.tool_call_id.as_deref() else {
-                    return Err("Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.".into());
+                    return Err(
+                        "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'."
+                            .into(),
+                    );
                 };
                 if !ids.contains(&id) {
-                    return Err(format!("Invalid parameter: 'tool_call_id' of '{id}' not found in 'tool_calls' of previous message."));
+                    return Err(format!(
+                        "Invalid parameter: 'tool_call_id' of '{id}' not found in 'tool_calls' of previous message."
+                    ));
                 }
             }
             Some("assistant") => {
@@ -382,11 +337,7 @@ fn finish_reason_of(stop: Stop) -> &'static str {
 /// chunk, `[DONE]`.
 fn push_tail(events: &mut Vec<TimedEvent>, head: &ChunkHead<'_>, finish: &str, usage: Usage) {
     let finish_usage = if head.usage_on_finish { Some(Some(usage)) } else { head.usage_null };
-    events.push(TimedEvent::now(chunk_event(
-        head,
-        &delta_choice(Delta::default(), Some(finish)),
-        finish_usage,
-    )));
+    events.push(TimedEvent::now(chunk_event(head, &delta_choice(Delta::default(), Some(finish)), finish_usage)));
     if head.usage_null.is_some() {
         events.push(TimedEvent::now(chunk_event(head, &[], Some(Some(usage)))));
     }
@@ -402,14 +353,7 @@ fn stream_text(head: &ChunkHead<'_>, answer: &Answer<'_>) -> Reply {
         answer.pacing.ttft,
         chunk_event(
             head,
-            &delta_choice(
-                Delta {
-                    role: Some("assistant"),
-                    content: Some(Some("")),
-                    tool_calls: None,
-                },
-                None,
-            ),
+            &delta_choice(Delta { role: Some("assistant"), content: Some(Some("")), tool_calls: None }, None),
             head.usage_null,
         ),
     ));
@@ -418,13 +362,7 @@ fn stream_text(head: &ChunkHead<'_>, answer: &Answer<'_>) -> Reply {
             answer.pacing.chunk,
             chunk_event(
                 head,
-                &delta_choice(
-                    Delta {
-                        content: Some(Some(piece)),
-                        ..Delta::default()
-                    },
-                    None,
-                ),
+                &delta_choice(Delta { content: Some(Some(piece)), ..Delta::default() }, None),
                 head.usage_null,
             ),
         ));
@@ -448,10 +386,7 @@ fn stream_tool_call(head: &ChunkHead<'_>, answer: &Answer<'_>, name: &str, call_
                         index: 0,
                         id: Some(call_id),
                         kind: Some("function"),
-                        function: FunctionDelta {
-                            name: Some(name),
-                            arguments: "",
-                        },
+                        function: FunctionDelta { name: Some(name), arguments: "" },
                     }]),
                 },
                 None,
@@ -470,10 +405,7 @@ fn stream_tool_call(head: &ChunkHead<'_>, answer: &Answer<'_>, name: &str, call_
                             index: 0,
                             id: None,
                             kind: None,
-                            function: FunctionDelta {
-                                name: None,
-                                arguments: piece,
-                            },
+                            function: FunctionDelta { name: None, arguments: piece },
                         }]),
                         ..Delta::default()
                     },
@@ -551,23 +483,11 @@ fn openai_inputs(input: &Value) -> Option<Vec<(Vec<u8>, u64)>> {
 
 /// Fields Mistral's embeddings endpoint takes; any other is a 422, as
 /// Mistral refuses extra fields (https://docs.mistral.ai/api/endpoint/embeddings).
-const MISTRAL_FIELDS: &[&str] = &[
-    "model",
-    "input",
-    "output_dimension",
-    "output_dtype",
-    "encoding_format",
-    "metadata",
-];
+const MISTRAL_FIELDS: &[&str] = &["model", "input", "output_dimension", "output_dtype", "encoding_format", "metadata"];
 
 /// Mistral's own refusal of a request that does not fit its schema.
 fn unprocessable(message: &str) -> Reply {
-    error(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        message,
-        "invalid_request_error",
-        None,
-    )
+    error(StatusCode::UNPROCESSABLE_ENTITY, message, "invalid_request_error", None)
 }
 
 /// The inputs of a Mistral request: a string or an array of strings.
@@ -575,9 +495,7 @@ fn mistral_inputs(input: &Value) -> Option<Vec<(Vec<u8>, u64)>> {
     let text = |s: &str| (s.as_bytes().to_vec(), embedding::text_tokens(s));
     match input {
         Value::String(s) => Some(vec![text(s)]),
-        Value::Array(items) if !items.is_empty() => {
-            items.iter().map(|v| v.as_str().map(text)).collect()
-        }
+        Value::Array(items) if !items.is_empty() => items.iter().map(|v| v.as_str().map(text)).collect(),
         _ => None,
     }
 }
@@ -592,17 +510,10 @@ fn mistral_inputs(input: &Value) -> Option<Vec<(Vec<u8>, u64)>> {
 /// `base64`). Mistral takes text only, `output_dimension` instead of
 /// `dimensions`, refuses other fields with 422, and answers with an `id` and
 /// a zero `completion_tokens`.
-pub fn embeddings(
-    state: &AppState,
-    body: &[u8],
-    default_model: Option<&str>,
-    dialect: Dialect,
-) -> Reply {
+pub fn embeddings(state: &AppState, body: &[u8], default_model: Option<&str>, dialect: Dialect) -> Reply {
     let req: serde_json::Map<String, Value> = match serde_json::from_slice(body) {
         Ok(r) => r,
-        Err(e) if e.is_syntax() || e.is_eof() => {
-            return invalid_request(&format!("invalid JSON body: {e}"))
-        }
+        Err(e) if e.is_syntax() || e.is_eof() => return invalid_request(&format!("invalid JSON body: {e}")),
         Err(e) => return invalid_request(&format!("invalid request: {e}")),
     };
     let mistral = dialect == Dialect::Mistral;
@@ -619,26 +530,18 @@ pub fn embeddings(
             }
         }
     }
-    let model = req
-        .get("model")
-        .and_then(Value::as_str)
-        .or(default_model)
-        .unwrap_or(DEFAULT_MODEL);
+    let model = req.get("model").and_then(Value::as_str).or(default_model).unwrap_or(DEFAULT_MODEL);
     let input = req.get("input").unwrap_or(&Value::Null);
     let inputs = if mistral {
         match mistral_inputs(input) {
             Some(i) => i,
-            None => {
-                return unprocessable("input: Input should be a valid string or list of strings")
-            }
+            None => return unprocessable("input: Input should be a valid string or list of strings"),
         }
     } else {
         match openai_inputs(input) {
             Some(i) => i,
             None => {
-                return invalid_request(
-                    "input must be a non-empty string, array of strings, or array of token arrays",
-                )
+                return invalid_request("input must be a non-empty string, array of strings, or array of token arrays")
             }
         }
     };
@@ -658,11 +561,7 @@ pub fn embeddings(
         None | Some(Value::Null) => false,
         Some(f) if f == "float" => false,
         Some(f) if f == "base64" => true,
-        Some(f) => {
-            return invalid_request(&format!(
-                "encoding_format must be 'float' or 'base64', got {f}"
-            ))
-        }
+        Some(f) => return invalid_request(&format!("encoding_format must be 'float' or 'base64', got {f}")),
     };
     let tokens = inputs.iter().map(|(_, t)| t).sum::<u64>().max(1);
     let data = inputs
@@ -673,11 +572,7 @@ pub fn embeddings(
             EmbeddingItem {
                 object: "embedding",
                 index,
-                embedding: if base64 {
-                    Vector::Base64(embedding::base64_f32(&v))
-                } else {
-                    Vector::Float(v)
-                },
+                embedding: if base64 { Vector::Base64(embedding::base64_f32(&v)) } else { Vector::Float(v) },
             }
         })
         .collect();
@@ -714,11 +609,7 @@ mod tests {
     }
 
     fn events(r: &Reply) -> Vec<String> {
-        r.events()
-            .expect("expected stream")
-            .iter()
-            .map(|e| String::from_utf8_lossy(&e.data).into_owned())
-            .collect()
+        r.events().expect("expected stream").iter().map(|e| String::from_utf8_lossy(&e.data).into_owned()).collect()
     }
 
     fn chat(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
@@ -737,10 +628,7 @@ mod tests {
     }
 
     fn payload(event: &str) -> Value {
-        let json = event
-            .strip_prefix("data: ")
-            .and_then(|s| s.strip_suffix("\n\n"))
-            .expect("sse framing");
+        let json = event.strip_prefix("data: ").and_then(|s| s.strip_suffix("\n\n")).expect("sse framing");
         serde_json::from_str(json).expect("json")
     }
 
@@ -750,18 +638,13 @@ mod tests {
         let v = body_json(&chat(&state(), &Behavior::default(), body));
         assert_eq!(v["model"], "gpt-x");
         assert_eq!(v["object"], "chat.completion");
-        assert_eq!(
-            v["choices"][0]["message"]["content"],
-            "mock reply to: hello there"
-        );
+        assert_eq!(v["choices"][0]["message"]["content"], "mock reply to: hello there");
         assert_eq!(v["choices"][0]["finish_reason"], "stop");
         // 8 + 11 = 19 chars -> 5 tokens
         assert_eq!(v["usage"]["prompt_tokens"], 5);
         assert_eq!(v["usage"]["completion_tokens"], 8);
         assert_eq!(v["usage"]["total_tokens"], 13);
-        assert!(v["id"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("chatcmpl-mock-")));
+        assert!(v["id"].as_str().is_some_and(|s| s.starts_with("chatcmpl-mock-")));
     }
 
     #[test]
@@ -771,16 +654,10 @@ mod tests {
             "messages":[{"role":"user","content":[{"type":"text","text": long},{"type":"image_url","image_url":{"url":"u"}}]}]
         }))
         .expect("json");
-        let b = Behavior {
-            completion_tokens: Some(42),
-            ..Behavior::default()
-        };
+        let b = Behavior { completion_tokens: Some(42), ..Behavior::default() };
         let v = body_json(&chat(&state(), &b, &body));
         assert_eq!(v["model"], "mock-model");
-        assert_eq!(
-            v["choices"][0]["message"]["content"],
-            format!("mock reply to: {}", "x".repeat(60))
-        );
+        assert_eq!(v["choices"][0]["message"]["content"], format!("mock reply to: {}", "x".repeat(60)));
         assert_eq!(v["usage"]["prompt_tokens"], 25);
         assert_eq!(v["usage"]["completion_tokens"], 42);
     }
@@ -799,27 +676,16 @@ mod tests {
     #[test]
     fn stream_with_usage() {
         let body = br#"{"model":"m","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"abcd"}]}"#;
-        let b = Behavior {
-            chunks: 3,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ..Behavior::default() };
         let ev = events(&chat(&state(), &b, body));
         // role, 3 pieces, finish, usage, DONE
         assert_eq!(ev.len(), 7);
         let first = payload(&ev[0]);
-        assert_eq!(
-            first["choices"][0]["delta"],
-            serde_json::json!({"role":"assistant","content":""})
-        );
+        assert_eq!(first["choices"][0]["delta"], serde_json::json!({"role":"assistant","content":""}));
         assert!(first["usage"].is_null() && first.get("usage").is_some());
         let text: String = ev[1..4]
             .iter()
-            .map(|e| {
-                payload(e)["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .map(|e| payload(e)["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_owned())
             .collect();
         assert_eq!(text, "mock reply to: abcd");
         let fin = payload(&ev[4]);
@@ -827,10 +693,7 @@ mod tests {
         assert_eq!(fin["choices"][0]["delta"], serde_json::json!({}));
         let usage = payload(&ev[5]);
         assert_eq!(usage["choices"], serde_json::json!([]));
-        assert_eq!(
-            usage["usage"],
-            serde_json::json!({"prompt_tokens":1,"completion_tokens":3,"total_tokens":4})
-        );
+        assert_eq!(usage["usage"], serde_json::json!({"prompt_tokens":1,"completion_tokens":3,"total_tokens":4}));
         assert_eq!(ev[6], "data: [DONE]\n\n");
     }
 
@@ -848,29 +711,16 @@ mod tests {
     #[test]
     fn stream_delays() {
         let body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
-        let b = Behavior {
-            ttft_ms: 100,
-            chunk_delay_ms: 10,
-            chunks: 2,
-            ..Behavior::default()
-        };
+        let b = Behavior { ttft_ms: 100, chunk_delay_ms: 10, chunks: 2, ..Behavior::default() };
         let r = chat(&state(), &b, body);
-        let d: Vec<u64> = r
-            .events()
-            .expect("expected stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let d: Vec<u64> = r.events().expect("expected stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(d, vec![100, 10, 10, 0, 0]);
     }
 
     #[test]
     fn tool_call_answers() {
         let body = br#"{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"get_weather","parameters":{}}}]}"#;
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&chat(&state(), &b, body));
         assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
         let call = &v["choices"][0]["message"]["tool_calls"][0];
@@ -886,10 +736,7 @@ mod tests {
         let stream_body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f"}}]}"#;
         let ev = events(&chat(&state(), &b, stream_body));
         let first = payload(&ev[0]);
-        assert_eq!(
-            first["choices"][0]["delta"]["tool_calls"][0]["function"]["name"],
-            "f"
-        );
+        assert_eq!(first["choices"][0]["delta"]["tool_calls"][0]["function"]["name"], "f");
         let args: String = ev[1..3]
             .iter()
             .map(|e| {
@@ -931,44 +778,23 @@ mod tests {
 
     #[test]
     fn hit_max_tokens_ends_with_length() {
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
         let body = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
         let v = body_json(&chat(&state(), &b, body));
         assert_eq!(v["choices"][0]["finish_reason"], "length");
         let body = br#"{"stream":true,"messages":[{"role":"user","content":"hi"}]}"#;
         let ev = events(&chat(&state(), &b, body));
-        assert_eq!(
-            payload(&ev[ev.len() - 2])["choices"][0]["finish_reason"],
-            "length"
-        );
+        assert_eq!(payload(&ev[ev.len() - 2])["choices"][0]["finish_reason"], "length");
         // Azure: the deployment names the model when the body does not.
-        let r = super::chat(
-            &state(),
-            &Behavior::default(),
-            br#"{"messages":[]}"#,
-            Some("dep"),
-            Dialect::OpenAi,
-        );
+        let r = super::chat(&state(), &Behavior::default(), br#"{"messages":[]}"#, Some("dep"), Dialect::OpenAi);
         assert_eq!(body_json(&r)["model"], "dep");
     }
 
     #[test]
     fn mock_error_shapes() {
-        let v = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
-        assert_eq!(
-            v,
-            serde_json::json!({"error":{"message":"mock error 429","type":"mock_error","code":"429"}})
-        );
-        let b = Behavior {
-            error_body: Some("raw!".into()),
-            ..Behavior::default()
-        };
+        let v = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
+        assert_eq!(v, serde_json::json!({"error":{"message":"mock error 429","type":"mock_error","code":"429"}}));
+        let b = Behavior { error_body: Some("raw!".into()), ..Behavior::default() };
         let r = mock_error(StatusCode::BAD_GATEWAY, &b);
         let (status, body) = r.whole_body().expect("expected body");
         assert_eq!(&body[..], b"raw!");
@@ -1020,15 +846,9 @@ mod tests {
         let want = embedding::json_vector(&embedding::embedding_of(b"y"));
         assert_eq!(v["data"][1]["embedding"], want);
         let v = body_json(&embeddings(br#"{"input":"x","dimensions":20}"#));
-        assert_eq!(
-            v["data"][0]["embedding"],
-            embedding::json_vector(&embedding::vector(b"x", 20))
-        );
+        assert_eq!(v["data"][0]["embedding"], embedding::json_vector(&embedding::vector(b"x", 20)));
         let v = body_json(&embeddings(br#"{"input":"x","encoding_format":"base64"}"#));
-        assert_eq!(
-            v["data"][0]["embedding"],
-            embedding::base64_f32(&embedding::embedding_of(b"x"))
-        );
+        assert_eq!(v["data"][0]["embedding"], embedding::base64_f32(&embedding::embedding_of(b"x")));
     }
 
     #[test]
@@ -1037,18 +857,11 @@ mod tests {
         assert_eq!(body_json(&r)["model"], "emb-dep");
 
         let mistral = |body: &[u8]| super::embeddings(&state(), body, None, Dialect::Mistral);
-        let v = body_json(&mistral(
-            br#"{"model":"mistral-embed","input":["x","abcdefgh"],"output_dimension":16}"#,
-        ));
+        let v = body_json(&mistral(br#"{"model":"mistral-embed","input":["x","abcdefgh"],"output_dimension":16}"#));
         assert!(v["id"].as_str().is_some_and(|i| i.starts_with("embd-mock-")));
         assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(16));
-        assert_eq!(
-            v["usage"],
-            serde_json::json!({"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3})
-        );
-        let v = body_json(&mistral(
-            br#"{"model":"m","input":"x","encoding_format":"base64","output_dtype":"float"}"#,
-        ));
+        assert_eq!(v["usage"], serde_json::json!({"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}));
+        let v = body_json(&mistral(br#"{"model":"m","input":"x","encoding_format":"base64","output_dtype":"float"}"#));
         assert!(v["data"][0]["embedding"].is_string());
         for (body, status) in [
             (&br#"{"model":"m","input":"x","dimensions":8}"#[..], 422),

@@ -50,11 +50,7 @@ impl RecordedRequest {
                 .or_insert_with(|| value.into_owned());
         }
         let kept = body.len() < MAX_PARSED_BODY;
-        let parsed = if body.is_empty() || !kept {
-            None
-        } else {
-            serde_json::from_slice(body).ok()
-        };
+        let parsed = if body.is_empty() || !kept { None } else { serde_json::from_slice(body).ok() };
         RecordedRequest {
             method: parts.method.as_str().to_owned(),
             path: parts.uri.path().to_owned(),
@@ -152,9 +148,6 @@ mod tests {
 
     #[test]
     fn sha256_hex() {
-        assert_eq!(
-            hex_sha256(b""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(hex_sha256(b""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     }
 }

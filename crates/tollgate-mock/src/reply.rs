@@ -34,10 +34,7 @@ pub struct TimedEvent {
 impl TimedEvent {
     /// An event sent right after the previous one.
     pub fn now(data: Bytes) -> Self {
-        TimedEvent {
-            delay: Duration::ZERO,
-            data,
-        }
+        TimedEvent { delay: Duration::ZERO, data }
     }
 
     pub fn after(delay: Duration, data: Bytes) -> Self {
@@ -67,12 +64,7 @@ pub enum Reply {
 
 impl Reply {
     fn body(status: StatusCode, content_type: &'static str, body: Bytes) -> Self {
-        Reply::Body {
-            status,
-            content_type,
-            body,
-            headers: Vec::new(),
-        }
+        Reply::Body { status, content_type, body, headers: Vec::new() }
     }
 
     pub fn json(status: StatusCode, body: impl Into<Bytes>) -> Self {
@@ -95,11 +87,7 @@ impl Reply {
     /// Any other streamed body: NDJSON, a JSON array sent piecewise, AWS
     /// event-stream frames.
     pub fn stream(content_type: &'static str, events: Vec<TimedEvent>) -> Self {
-        Reply::Stream {
-            content_type,
-            events,
-            headers: Vec::new(),
-        }
+        Reply::Stream { content_type, events, headers: Vec::new() }
     }
 
     /// Adds a response header.
@@ -133,10 +121,7 @@ impl Reply {
     pub fn json_value<T: serde::Serialize>(status: StatusCode, value: &T) -> Self {
         match serde_json::to_vec(value) {
             Ok(v) => Reply::json(status, v),
-            Err(e) => Reply::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("mock: cannot serialize reply: {e}"),
-            ),
+            Err(e) => Reply::text(StatusCode::INTERNAL_SERVER_ERROR, format!("mock: cannot serialize reply: {e}")),
         }
     }
 
@@ -144,20 +129,14 @@ impl Reply {
     /// faults: half the body (or half the events), then an abort.
     pub fn into_response(self, stats: &Arc<Stats>, truncate: bool) -> Response<MockBody> {
         match self {
-            Reply::Body {
-                status,
-                content_type,
-                body,
-                headers,
-            } => {
+            Reply::Body { status, content_type, body, headers } => {
                 let mut resp = if truncate {
                     let full_len = body.len();
                     let half = body.slice(..full_len / 2);
                     let inner: ChunkStream = stream::iter([Ok(half)]).chain(abort_later()).boxed();
                     let mut resp = Response::new(MockBody::stream(inner, None));
                     // Announce the full length so the client knows the body is cut short.
-                    resp.headers_mut()
-                        .insert(CONTENT_LENGTH, HeaderValue::from(full_len));
+                    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(full_len));
                     resp
                 } else {
                     Response::new(MockBody::full(body))
@@ -168,17 +147,9 @@ impl Reply {
                 h.extend(headers);
                 resp
             }
-            Reply::Stream {
-                content_type,
-                events,
-                headers,
-            } => {
+            Reply::Stream { content_type, events, headers } => {
                 let guard = StreamGuard::new(stats.clone());
-                let take = if truncate {
-                    (events.len() / 2).max(1)
-                } else {
-                    events.len()
-                };
+                let take = if truncate { (events.len() / 2).max(1) } else { events.len() };
                 // `then` with a sleep makes each delayed event its own write:
                 // hyper flushes whenever the body is pending.
                 let events = stream::iter(events.into_iter().take(take)).then(|ev| async move {
@@ -187,11 +158,7 @@ impl Reply {
                     }
                     Ok(ev.data)
                 });
-                let inner: ChunkStream = if truncate {
-                    events.chain(abort_later()).boxed()
-                } else {
-                    events.boxed()
-                };
+                let inner: ChunkStream = if truncate { events.chain(abort_later()).boxed() } else { events.boxed() };
                 let mut resp = Response::new(MockBody::stream(inner, Some(guard)));
                 let h = resp.headers_mut();
                 h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -143,10 +143,7 @@ fn read_input<'r>(req: &'r Value, previous: Option<&StoredResponse>) -> Result<I
         Some(Value::Array(items)) => {
             for item in items {
                 let role = item.get("role").and_then(Value::as_str);
-                let kind = item
-                    .get("type")
-                    .and_then(Value::as_str)
-                    .or(role.map(|_| "message"));
+                let kind = item.get("type").and_then(Value::as_str).or(role.map(|_| "message"));
                 match kind {
                     Some("message") => {
                         if let Some(c) = item.get("content") {
@@ -158,8 +155,7 @@ fn read_input<'r>(req: &'r Value, previous: Option<&StoredResponse>) -> Result<I
                     }
                     Some("function_call_output") => {
                         let id = item.get("call_id").and_then(Value::as_str).unwrap_or("");
-                        let known = calls.contains(&id)
-                            || previous.is_some_and(|p| p.call_ids.iter().any(|c| c == id));
+                        let known = calls.contains(&id) || previous.is_some_and(|p| p.call_ids.iter().any(|c| c == id));
                         if !known {
                             return Err(invalid(
                                 &format!("No tool call found for function call output with call_id {id}."),
@@ -208,17 +204,11 @@ impl ReasoningAsk {
     fn of(req: &Value) -> Self {
         let r = field(req, "reasoning");
         let effort = r.and_then(|r| field(r, "effort")).and_then(Value::as_str);
-        let summary = r.is_some_and(|r| {
-            field(r, "summary").is_some() || field(r, "generate_summary").is_some()
-        });
+        let summary = r.is_some_and(|r| field(r, "summary").is_some() || field(r, "generate_summary").is_some());
         let encrypted = field(req, "include")
             .and_then(Value::as_array)
             .is_some_and(|i| i.iter().any(|v| v == "reasoning.encrypted_content"));
-        ReasoningAsk {
-            on: effort.is_some_and(|e| e != "none"),
-            summary,
-            encrypted,
-        }
+        ReasoningAsk { on: effort.is_some_and(|e| e != "none"), summary, encrypted }
     }
 }
 
@@ -282,16 +272,11 @@ impl Answered<'_> {
     /// The reasoning item, with its summary (empty while streaming it).
     fn reasoning_item(&self, done: bool) -> Option<Value> {
         let (r, ask) = self.reasoning.as_ref()?;
-        let summary = if ask.summary && done {
-            json!([{"type": "summary_text", "text": r.text}])
-        } else {
-            json!([])
-        };
+        let summary = if ask.summary && done { json!([{"type": "summary_text", "text": r.text}]) } else { json!([]) };
         let mut item = json!({"id": self.ids.reasoning, "type": "reasoning", "summary": summary});
         if ask.encrypted && done {
-            item["encrypted_content"] = json!(crate::b64::encode(
-                format!("tollgate-mock reasoning:{}", r.text).as_bytes()
-            ));
+            item["encrypted_content"] =
+                json!(crate::b64::encode(format!("tollgate-mock reasoning:{}", r.text).as_bytes()));
         }
         Some(item)
     }
@@ -309,11 +294,7 @@ impl Answered<'_> {
                     (true, true) => "incomplete",
                     (true, false) => "completed",
                 };
-                let content = if done {
-                    json!([Self::text_part(text)])
-                } else {
-                    json!([])
-                };
+                let content = if done { json!([Self::text_part(text)]) } else { json!([]) };
                 json!({
                     "id": self.ids.message, "type": "message", "status": status,
                     "role": "assistant", "content": content,
@@ -329,10 +310,7 @@ impl Answered<'_> {
     }
 
     fn output(&self) -> Vec<Value> {
-        self.reasoning_item(true)
-            .into_iter()
-            .chain([self.answer_item(true)])
-            .collect()
+        self.reasoning_item(true).into_iter().chain([self.answer_item(true)]).collect()
     }
 
     /// The Response object; `done: false` is its in-progress form (no output,
@@ -392,11 +370,7 @@ pub fn create(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
         Err(e) => return invalid(&format!("invalid JSON body: {e}"), None, None),
     };
     let Some(model) = field(&req, "model").and_then(Value::as_str) else {
-        return invalid(
-            "Missing required parameter: 'model'.",
-            Some("model"),
-            Some("missing_required_parameter"),
-        );
+        return invalid("Missing required parameter: 'model'.", Some("model"), Some("missing_required_parameter"));
     };
     if let Some(max) = field(&req, "max_output_tokens") {
         match max.as_u64() {
@@ -430,9 +404,7 @@ pub fn create(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
     };
     let answer = Answer::new(&input.prompt, behavior, first_function_tool(&req));
     let ask = ReasoningAsk::of(&req);
-    let reasoning = ask
-        .on
-        .then(|| (Reasoning::new(&input.prompt, behavior), ask));
+    let reasoning = ask.on.then(|| (Reasoning::new(&input.prompt, behavior), ask));
     let n = state.next_id();
     let a = Answered {
         req: &req,
@@ -450,12 +422,7 @@ pub fn create(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
             Content::ToolCall { .. } => (0, vec![a.ids.call.clone()]),
         };
         // Calls of the input stay answerable by the follow-up too.
-        let call_ids = input
-            .calls
-            .iter()
-            .map(|c| (*c).to_owned())
-            .chain(call_ids)
-            .collect();
+        let call_ids = input.calls.iter().map(|c| (*c).to_owned()).chain(call_ids).collect();
         state.store_response(
             a.ids.response.clone(),
             StoredResponse {
@@ -487,17 +454,12 @@ struct Events {
 impl Events {
     fn push(&mut self, delay: Duration, mut payload: Value) {
         let seq = self.events.len();
-        let kind = payload
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_owned();
+        let kind = payload.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
         if let Value::Object(o) = &mut payload {
             o.insert("sequence_number".into(), json!(seq));
         }
         let data = serde_json::to_vec(&payload).unwrap_or_else(|_| b"{}".to_vec());
-        self.events
-            .push(TimedEvent::after(delay, sse::named_event(&kind, &data)));
+        self.events.push(TimedEvent::after(delay, sse::named_event(&kind, &data)));
     }
 
     fn now(&mut self, payload: Value) {
@@ -514,13 +476,8 @@ fn object(v: Value) -> Map<String, Value> {
 
 fn stream(a: &Answered<'_>) -> Reply {
     let pacing = a.answer.pacing;
-    let mut ev = Events {
-        events: Vec::with_capacity(a.answer.pieces() + 16),
-    };
-    ev.push(
-        pacing.ttft,
-        json!({"type": "response.created", "response": a.response(false)}),
-    );
+    let mut ev = Events { events: Vec::with_capacity(a.answer.pieces() + 16) };
+    ev.push(pacing.ttft, json!({"type": "response.created", "response": a.response(false)}));
     ev.now(json!({"type": "response.in_progress", "response": a.response(false)}));
     let mut output_index = 0;
     if let (Some((r, ask)), Some(added)) = (&a.reasoning, a.reasoning_item(false)) {
@@ -537,27 +494,18 @@ fn stream(a: &Answered<'_>) -> Reply {
             ev.now(at(json!({"type": "response.reasoning_summary_part.added",
                 "part": {"type": "summary_text", "text": ""}})));
             for piece in r.pieces() {
-                ev.push(
-                    pacing.chunk,
-                    at(json!({"type": "response.reasoning_summary_text.delta", "delta": piece})),
-                );
+                ev.push(pacing.chunk, at(json!({"type": "response.reasoning_summary_text.delta", "delta": piece})));
             }
-            ev.now(at(
-                json!({"type": "response.reasoning_summary_text.done", "text": r.text}),
-            ));
+            ev.now(at(json!({"type": "response.reasoning_summary_text.done", "text": r.text})));
             ev.now(at(json!({"type": "response.reasoning_summary_part.done",
                 "part": {"type": "summary_text", "text": r.text}})));
         }
-        ev.now(
-            json!({"type": "response.output_item.done", "output_index": output_index,
-            "item": a.reasoning_item(true)}),
-        );
+        ev.now(json!({"type": "response.output_item.done", "output_index": output_index,
+            "item": a.reasoning_item(true)}));
         output_index += 1;
     }
-    ev.now(
-        json!({"type": "response.output_item.added", "output_index": output_index,
-        "item": a.answer_item(false)}),
-    );
+    ev.now(json!({"type": "response.output_item.added", "output_index": output_index,
+        "item": a.answer_item(false)}));
     match &a.answer.content {
         Content::Text(text) => {
             let at = |v: Value| {
@@ -567,18 +515,15 @@ fn stream(a: &Answered<'_>) -> Reply {
                 o.insert("content_index".into(), json!(0));
                 Value::Object(o)
             };
-            ev.now(at(
-                json!({"type": "response.content_part.added", "part": Answered::text_part("")}),
-            ));
+            ev.now(at(json!({"type": "response.content_part.added", "part": Answered::text_part("")})));
             for piece in a.answer.text_pieces() {
-                ev.push(pacing.chunk, at(json!({"type": "response.output_text.delta", "delta": piece, "logprobs": []})));
+                ev.push(
+                    pacing.chunk,
+                    at(json!({"type": "response.output_text.delta", "delta": piece, "logprobs": []})),
+                );
             }
-            ev.now(at(
-                json!({"type": "response.output_text.done", "text": text, "logprobs": []}),
-            ));
-            ev.now(at(
-                json!({"type": "response.content_part.done", "part": Answered::text_part(text)}),
-            ));
+            ev.now(at(json!({"type": "response.output_text.done", "text": text, "logprobs": []})));
+            ev.now(at(json!({"type": "response.content_part.done", "part": Answered::text_part(text)})));
         }
         Content::ToolCall { .. } => {
             let at = |v: Value| {
@@ -588,25 +533,14 @@ fn stream(a: &Answered<'_>) -> Reply {
                 Value::Object(o)
             };
             for piece in TOOL_ARG_PIECES {
-                ev.push(
-                    pacing.chunk,
-                    at(json!({"type": "response.function_call_arguments.delta", "delta": piece})),
-                );
+                ev.push(pacing.chunk, at(json!({"type": "response.function_call_arguments.delta", "delta": piece})));
             }
-            ev.now(at(
-                json!({"type": "response.function_call_arguments.done", "arguments": TOOL_ARGS}),
-            ));
+            ev.now(at(json!({"type": "response.function_call_arguments.done", "arguments": TOOL_ARGS})));
         }
     }
-    ev.now(
-        json!({"type": "response.output_item.done", "output_index": output_index,
-        "item": a.answer_item(true)}),
-    );
-    let last = if a.incomplete() {
-        "response.incomplete"
-    } else {
-        "response.completed"
-    };
+    ev.now(json!({"type": "response.output_item.done", "output_index": output_index,
+        "item": a.answer_item(true)}));
+    let last = if a.incomplete() { "response.incomplete" } else { "response.completed" };
     ev.now(json!({"type": last, "response": a.response(true)}));
     Reply::stream(EVENT_STREAM, ev.events)
 }
@@ -665,11 +599,7 @@ mod tests {
         assert_eq!(v["output"].as_array().map(Vec::len), Some(1));
         let msg = &v["output"][0];
         assert_eq!(
-            (
-                msg["type"].clone(),
-                msg["role"].clone(),
-                msg["status"].clone()
-            ),
+            (msg["type"].clone(), msg["role"].clone(), msg["status"].clone()),
             (json!("message"), json!("assistant"), json!("completed"))
         );
         assert!(msg["id"].as_str().is_some_and(|i| i.starts_with("msg_")));
@@ -709,10 +639,7 @@ mod tests {
                 {"role": "user", "content": [{"type": "input_text", "text": "second"}, {"type": "input_image", "image_url": "u"}]},
             ]}),
         );
-        assert_eq!(
-            v["output"][0]["content"][0]["text"],
-            "mock reply to: second"
-        );
+        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: second");
         // 4 + 5 + 2 + 6 = 17 chars -> 5 tokens.
         assert_eq!(v["usage"]["input_tokens"], 5);
     }
@@ -720,24 +647,15 @@ mod tests {
     #[test]
     fn function_call_and_its_output() {
         let st = state();
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let tools: Value = serde_json::from_str(&format!("[{TOOL}]")).expect("json");
-        let (_, v) = create_json(
-            &st,
-            &b,
-            json!({"model": "m", "input": "weather?", "tools": tools}),
-        );
+        let (_, v) = create_json(&st, &b, json!({"model": "m", "input": "weather?", "tools": tools}));
         let call = &v["output"][0];
         assert_eq!(call["type"], "function_call");
         assert_eq!(call["name"], "get_weather");
         assert_eq!(call["arguments"], TOOL_ARGS);
         assert_eq!(call["status"], "completed");
-        assert!(call["call_id"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("call_")));
+        assert!(call["call_id"].as_str().is_some_and(|c| c.starts_with("call_")));
         assert!(call["id"].as_str().is_some_and(|c| c.starts_with("fc_")));
         assert_eq!(v["usage"]["output_tokens"], 2);
         assert_eq!(v["tools"], tools);
@@ -754,10 +672,7 @@ mod tests {
             ]}),
         );
         assert_eq!(status, 200);
-        assert_eq!(
-            v["output"][0]["content"][0]["text"],
-            "mock reply to: weather?"
-        );
+        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: weather?");
         // An output for a call nobody made.
         let (status, v) = create_json(
             &st,
@@ -767,33 +682,19 @@ mod tests {
             ]}),
         );
         assert_eq!(status, 400);
-        assert_eq!(
-            v["error"]["message"],
-            "No tool call found for function call output with call_id call_nope."
-        );
+        assert_eq!(v["error"]["message"], "No tool call found for function call output with call_id call_nope.");
         assert_eq!(v["error"]["param"], "input");
         // Tools that are not functions are not called.
-        let (_, v) = create_json(
-            &st,
-            &b,
-            json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
-        );
+        let (_, v) = create_json(&st, &b, json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}));
         assert_eq!(v["output"][0]["type"], "message");
     }
 
     #[test]
     fn previous_response_id_must_name_a_stored_response() {
         let st = state();
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let tools: Value = serde_json::from_str(&format!("[{TOOL}]")).expect("json");
-        let (_, first) = create_json(
-            &st,
-            &b,
-            json!({"model": "m", "input": "abcdefgh", "tools": tools}),
-        );
+        let (_, first) = create_json(&st, &b, json!({"model": "m", "input": "abcdefgh", "tools": tools}));
         let call_id = first["output"][0]["call_id"].clone();
         // The output of the previous response's call, with no other input.
         let (status, v) = create_json(
@@ -805,10 +706,7 @@ mod tests {
         );
         assert_eq!(status, 200);
         assert_eq!(v["previous_response_id"], first["id"]);
-        assert_eq!(
-            v["output"][0]["content"][0]["text"],
-            "mock reply to: abcdefgh"
-        );
+        assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: abcdefgh");
         // The previous conversation counts: 8 + 4 chars -> 3 tokens.
         assert_eq!(v["usage"]["input_tokens"], 3);
 
@@ -824,11 +722,7 @@ mod tests {
             "type": "invalid_request_error", "param": "previous_response_id", "code": "previous_response_not_found"}})
         );
         // store: false responses cannot be continued.
-        let (_, unstored) = create_json(
-            &st,
-            &Behavior::default(),
-            json!({"model": "m", "input": "x", "store": false}),
-        );
+        let (_, unstored) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": "x", "store": false}));
         assert_eq!(unstored["store"], false);
         let (status, _) = create_json(
             &st,
@@ -854,20 +748,14 @@ mod tests {
             json!({"model": "o", "input": "why",
             "reasoning": {"effort": "low"}}),
         );
-        assert_eq!(
-            v["output"][0],
-            json!({"id": v["output"][0]["id"], "type": "reasoning", "summary": []})
-        );
+        assert_eq!(v["output"][0], json!({"id": v["output"][0]["id"], "type": "reasoning", "summary": []}));
         assert_eq!(v["output"][1]["type"], "message");
         // 25-character reasoning text -> 7 tokens, on top of the 8 answer tokens.
         assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 7);
         assert_eq!(v["usage"]["output_tokens"], 15);
         assert_eq!(v["reasoning"], json!({"effort": "low", "summary": null}));
 
-        let b = Behavior {
-            reasoning_tokens: Some(50),
-            ..Behavior::default()
-        };
+        let b = Behavior { reasoning_tokens: Some(50), ..Behavior::default() };
         let (_, v) = create_json(
             &st,
             &b,
@@ -875,13 +763,8 @@ mod tests {
             "reasoning": {"effort": "high", "summary": "auto"}, "include": ["reasoning.encrypted_content"]}),
         );
         let r = &v["output"][0];
-        assert_eq!(
-            r["summary"],
-            json!([{"type": "summary_text", "text": "mock reasoning about: why"}])
-        );
-        assert!(r["encrypted_content"]
-            .as_str()
-            .is_some_and(|e| !e.is_empty()));
+        assert_eq!(r["summary"], json!([{"type": "summary_text", "text": "mock reasoning about: why"}]));
+        assert!(r["encrypted_content"].as_str().is_some_and(|e| !e.is_empty()));
         assert_eq!(v["usage"]["output_tokens_details"]["reasoning_tokens"], 50);
         assert_eq!(v["usage"]["output_tokens"], 58);
 
@@ -897,20 +780,10 @@ mod tests {
 
     #[test]
     fn hit_max_tokens_is_incomplete() {
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
-        let (_, v) = create_json(
-            &state(),
-            &b,
-            json!({"model": "m", "input": "x", "max_output_tokens": 16}),
-        );
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
+        let (_, v) = create_json(&state(), &b, json!({"model": "m", "input": "x", "max_output_tokens": 16}));
         assert_eq!(v["status"], "incomplete");
-        assert_eq!(
-            v["incomplete_details"],
-            json!({"reason": "max_output_tokens"})
-        );
+        assert_eq!(v["incomplete_details"], json!({"reason": "max_output_tokens"}));
         assert_eq!(v["output"][0]["status"], "incomplete");
         assert!(v["completed_at"].is_null());
     }
@@ -922,11 +795,8 @@ mod tests {
         assert_eq!(status, 400);
         assert_eq!(v["error"]["code"], "missing_required_parameter");
         assert_eq!(v["error"]["param"], "model");
-        let (status, v) = create_json(
-            &st,
-            &Behavior::default(),
-            json!({"model": "m", "input": "x", "max_output_tokens": 8}),
-        );
+        let (status, v) =
+            create_json(&st, &Behavior::default(), json!({"model": "m", "input": "x", "max_output_tokens": 8}));
         assert_eq!(status, 400);
         assert_eq!(v["error"]["param"], "max_output_tokens");
         let (status, _) = create_json(&st, &Behavior::default(), json!({"model": "m", "input": 3}));
@@ -934,10 +804,7 @@ mod tests {
         let (status, v) = body_json(&create(&st, &Behavior::default(), b"{nope"));
         assert_eq!(status, 400);
         assert_eq!(v["error"]["type"], "invalid_request_error");
-        let (status, v) = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
+        let (status, v) = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
         assert_eq!(status, 429);
         assert_eq!(
             v,
@@ -957,23 +824,9 @@ mod tests {
 
     #[test]
     fn text_stream_events_in_order() {
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 40,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
-        let r = create(
-            &state(),
-            &b,
-            br#"{"model":"m","input":"abcd","stream":true}"#,
-        );
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let b = Behavior { chunks: 3, ttft_ms: 40, chunk_delay_ms: 5, ..Behavior::default() };
+        let r = create(&state(), &b, br#"{"model":"m","input":"abcd","stream":true}"#);
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, [40, 0, 0, 0, 5, 5, 5, 0, 0, 0, 0]);
         let ev = events(&r);
         assert_eq!(
@@ -994,11 +847,7 @@ mod tests {
         );
         let created = &ev[0].1["response"];
         assert_eq!(
-            (
-                created["status"].clone(),
-                created["output"].clone(),
-                created["usage"].clone()
-            ),
+            (created["status"].clone(), created["output"].clone(), created["usage"].clone()),
             (json!("in_progress"), json!([]), Value::Null)
         );
         let item_id = ev[2].1["item"]["id"].clone();
@@ -1008,18 +857,11 @@ mod tests {
         );
         for (_, v) in &ev[3..9] {
             assert_eq!(
-                (
-                    v["item_id"].clone(),
-                    v["output_index"].clone(),
-                    v["content_index"].clone()
-                ),
+                (v["item_id"].clone(), v["output_index"].clone(), v["content_index"].clone()),
                 (item_id.clone(), json!(0), json!(0))
             );
         }
-        let text: String = ev[4..7]
-            .iter()
-            .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned())
-            .collect();
+        let text: String = ev[4..7].iter().map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned()).collect();
         assert_eq!(text, "mock reply to: abcd");
         assert_eq!(ev[7].1["text"], "mock reply to: abcd");
         assert_eq!(ev[8].1["part"]["text"], "mock reply to: abcd");
@@ -1033,10 +875,7 @@ mod tests {
 
     #[test]
     fn function_call_and_reasoning_stream_events() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let body = format!(
             r#"{{"model":"m","input":"w","stream":true,"tools":[{TOOL}],"reasoning":{{"effort":"medium","summary":"detailed"}}}}"#
         );
@@ -1062,23 +901,14 @@ mod tests {
             ]
         );
         assert_eq!(ev[2].1["item"]["summary"], json!([]));
-        let summary: String = ev[4..6]
-            .iter()
-            .map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned())
-            .collect();
+        let summary: String = ev[4..6].iter().map(|(_, v)| v["delta"].as_str().unwrap_or("").to_owned()).collect();
         assert_eq!(summary, "mock reasoning about: w");
-        assert_eq!(
-            ev[7].1["part"],
-            json!({"type": "summary_text", "text": summary})
-        );
+        assert_eq!(ev[7].1["part"], json!({"type": "summary_text", "text": summary}));
         assert_eq!(ev[8].1["item"]["summary"][0]["text"], summary.as_str());
         let added = &ev[9].1;
         assert_eq!(added["output_index"], 1);
         assert_eq!(
-            (
-                added["item"]["arguments"].clone(),
-                added["item"]["name"].clone()
-            ),
+            (added["item"]["arguments"].clone(), added["item"]["name"].clone()),
             (json!(""), json!("get_weather"))
         );
         let args: String = ev[10..12]
@@ -1097,21 +927,11 @@ mod tests {
 
     #[test]
     fn incomplete_stream_ends_with_response_incomplete() {
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
-        let ev = events(&create(
-            &state(),
-            &b,
-            br#"{"model":"m","input":"x","stream":true}"#,
-        ));
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
+        let ev = events(&create(&state(), &b, br#"{"model":"m","input":"x","stream":true}"#));
         let (name, last) = ev.last().expect("events");
         assert_eq!(name, "response.incomplete");
-        assert_eq!(
-            last["response"]["incomplete_details"]["reason"],
-            "max_output_tokens"
-        );
+        assert_eq!(last["response"]["incomplete_details"]["reason"], "max_output_tokens");
         assert_eq!(ev[ev.len() - 2].1["item"]["status"], "incomplete");
     }
 }

@@ -51,10 +51,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) -> io::Result<()
         // SSE events are small writes that must leave immediately.
         let _ = stream.set_nodelay(true);
         let reset = Arc::new(AtomicBool::new(false));
-        let io = TokioIo::new(ConnIo {
-            tcp: stream,
-            reset: reset.clone(),
-        });
+        let io = TokioIo::new(ConnIo { tcp: stream, reset: reset.clone() });
         let state = state.clone();
         let builder = builder.clone();
         tokio::spawn(async move {
@@ -84,16 +81,10 @@ impl std::error::Error for ResetConnection {}
 enum Endpoint<'a> {
     /// OpenAI and Mistral `/v1/chat/completions`; Azure OpenAI
     /// `/openai/deployments/{deployment}/chat/completions`.
-    OpenAiChat {
-        deployment: Option<&'a str>,
-        dialect: openai::Dialect,
-    },
+    OpenAiChat { deployment: Option<&'a str>, dialect: openai::Dialect },
     /// OpenAI and Mistral `/v1/embeddings`; Azure OpenAI
     /// `/openai/deployments/{deployment}/embeddings`.
-    OpenAiEmbeddings {
-        deployment: Option<&'a str>,
-        dialect: openai::Dialect,
-    },
+    OpenAiEmbeddings { deployment: Option<&'a str>, dialect: openai::Dialect },
     /// Anthropic `/v1/messages`.
     AnthropicMessages,
     /// Anthropic `/v1/messages/count_tokens`.
@@ -102,27 +93,15 @@ enum Endpoint<'a> {
     OpenAiResponses,
     /// Gemini `/v1beta/models/{model}:generateContent` or
     /// `:streamGenerateContent`, and the same under a Vertex AI path.
-    Gemini {
-        model: &'a str,
-        stream: bool,
-    },
+    Gemini { model: &'a str, stream: bool },
     /// Gemini `/v1beta/models/{model}:batchEmbedContents`.
-    GeminiEmbed {
-        model: &'a str,
-    },
+    GeminiEmbed { model: &'a str },
     /// Vertex AI `.../publishers/google/models/{model}:predict` (text embeddings).
-    VertexPredict {
-        model: &'a str,
-    },
+    VertexPredict { model: &'a str },
     /// Bedrock `/model/{modelId}/converse` or `/converse-stream`.
-    BedrockConverse {
-        model_id: &'a str,
-        stream: bool,
-    },
+    BedrockConverse { model_id: &'a str, stream: bool },
     /// Bedrock `/model/{modelId}/invoke` (embeddings models).
-    BedrockInvoke {
-        model_id: &'a str,
-    },
+    BedrockInvoke { model_id: &'a str },
     /// Cohere `/v2/chat`.
     CohereChat,
     /// Cohere `/v2/embed`.
@@ -135,20 +114,13 @@ enum Endpoint<'a> {
 
 /// The Azure deployment named by a path prefix (`.../deployments/{d}`).
 fn deployment(prefix: &str) -> Option<&str> {
-    prefix
-        .rsplit_once("/deployments/")
-        .map(|(_, d)| d)
-        .filter(|d| !d.is_empty() && !d.contains('/'))
+    prefix.rsplit_once("/deployments/").map(|(_, d)| d).filter(|d| !d.is_empty() && !d.contains('/'))
 }
 
 fn route(path: &str) -> Option<Endpoint<'_>> {
     // Suffix matches, so prefixed paths (`/openai/v1/chat/completions`, a
     // gateway's base path) work too.
-    let dialect = if path.starts_with("/mistral/") {
-        openai::Dialect::Mistral
-    } else {
-        openai::Dialect::OpenAi
-    };
+    let dialect = if path.starts_with("/mistral/") { openai::Dialect::Mistral } else { openai::Dialect::OpenAi };
     if let Some(rest) = path.strip_suffix("/chat/completions") {
         let deployment = deployment(rest);
         return Some(Endpoint::OpenAiChat { deployment, dialect });
@@ -213,15 +185,11 @@ impl Endpoint<'_> {
                 openai::error(status, message, "invalid_request_error", None)
             }
             Endpoint::OpenAiResponses => responses::error(status, message, None, None),
-            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => {
-                anthropic::error(status, message)
+            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => anthropic::error(status, message),
+            Endpoint::Gemini { .. } | Endpoint::GeminiEmbed { .. } | Endpoint::VertexPredict { .. } => {
+                gemini::error(status, message)
             }
-            Endpoint::Gemini { .. }
-            | Endpoint::GeminiEmbed { .. }
-            | Endpoint::VertexPredict { .. } => gemini::error(status, message),
-            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => {
-                bedrock::error(status, message)
-            }
+            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => bedrock::error(status, message),
             Endpoint::CohereChat | Endpoint::CohereEmbed => cohere::error(status, message),
             Endpoint::OllamaChat | Endpoint::OllamaEmbed => ollama::error(status, message),
         }
@@ -230,48 +198,28 @@ impl Endpoint<'_> {
     /// The answer to a behaviour with an error status.
     fn mock_error(self, status: StatusCode, behavior: &Behavior) -> Reply {
         match self {
-            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => {
-                openai::mock_error(status, behavior)
-            }
+            Endpoint::OpenAiChat { .. } | Endpoint::OpenAiEmbeddings { .. } => openai::mock_error(status, behavior),
             Endpoint::OpenAiResponses => responses::mock_error(status, behavior),
-            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => {
-                anthropic::mock_error(status, behavior)
+            Endpoint::AnthropicMessages | Endpoint::AnthropicCountTokens => anthropic::mock_error(status, behavior),
+            Endpoint::Gemini { .. } | Endpoint::GeminiEmbed { .. } | Endpoint::VertexPredict { .. } => {
+                gemini::mock_error(status, behavior)
             }
-            Endpoint::Gemini { .. }
-            | Endpoint::GeminiEmbed { .. }
-            | Endpoint::VertexPredict { .. } => gemini::mock_error(status, behavior),
-            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => {
-                bedrock::mock_error(status, behavior)
-            }
+            Endpoint::BedrockConverse { .. } | Endpoint::BedrockInvoke { .. } => bedrock::mock_error(status, behavior),
             Endpoint::CohereChat | Endpoint::CohereEmbed => cohere::mock_error(status, behavior),
             Endpoint::OllamaChat | Endpoint::OllamaEmbed => ollama::mock_error(status, behavior),
         }
     }
 
-    fn answer(
-        self,
-        state: &AppState,
-        behavior: &Behavior,
-        query: Option<&str>,
-        body: &[u8],
-    ) -> Reply {
+    fn answer(self, state: &AppState, behavior: &Behavior, query: Option<&str>, body: &[u8]) -> Reply {
         match self {
-            Endpoint::OpenAiChat { deployment, dialect } => {
-                openai::chat(state, behavior, body, deployment, dialect)
-            }
-            Endpoint::OpenAiEmbeddings { deployment, dialect } => {
-                openai::embeddings(state, body, deployment, dialect)
-            }
+            Endpoint::OpenAiChat { deployment, dialect } => openai::chat(state, behavior, body, deployment, dialect),
+            Endpoint::OpenAiEmbeddings { deployment, dialect } => openai::embeddings(state, body, deployment, dialect),
             Endpoint::OpenAiResponses => responses::create(state, behavior, body),
             Endpoint::AnthropicMessages => anthropic::messages(state, behavior, body),
             Endpoint::AnthropicCountTokens => anthropic::count_tokens(body),
-            Endpoint::Gemini { model, stream } => gemini::generate(
-                state,
-                behavior,
-                body,
-                model,
-                gemini::Framing::of(stream, query),
-            ),
+            Endpoint::Gemini { model, stream } => {
+                gemini::generate(state, behavior, body, model, gemini::Framing::of(stream, query))
+            }
             Endpoint::GeminiEmbed { model } => gemini::batch_embed(state, body, model),
             Endpoint::VertexPredict { model } => gemini::predict(state, body, model),
             Endpoint::BedrockConverse { model_id, stream } => {
@@ -311,8 +259,7 @@ async fn handle(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            return Ok(error_reply(endpoint, status, "cannot read request body")
-                .into_response(stats, false));
+            return Ok(error_reply(endpoint, status, "cannot read request body").into_response(stats, false));
         }
     };
 
@@ -342,10 +289,7 @@ async fn handle(
     };
     if parts.method != Method::POST {
         return Ok(endpoint
-            .error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                &format!("mock: {path} requires POST"),
-            )
+            .error(StatusCode::METHOD_NOT_ALLOWED, &format!("mock: {path} requires POST"))
             .into_response(stats, false));
     }
 
@@ -376,20 +320,14 @@ async fn handle(
         }
     };
 
-    let error_status = behavior
-        .error_status()
-        .and_then(|s| StatusCode::from_u16(s).ok());
+    let error_status = behavior.error_status().and_then(|s| StatusCode::from_u16(s).ok());
     let reply = match error_status {
         Some(status) => endpoint.mock_error(status, &behavior),
         None => endpoint.answer(&state, &behavior, parts.uri.query(), &body),
     };
     let mut resp = reply.into_response(stats, truncate);
     if error_status.is_some() {
-        if let Some(v) = behavior
-            .retry_after
-            .as_deref()
-            .and_then(|v| HeaderValue::from_str(v).ok())
-        {
+        if let Some(v) = behavior.retry_after.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
             resp.headers_mut().insert(RETRY_AFTER, v);
         }
     }
@@ -412,21 +350,13 @@ impl Drop for ConnIo {
 }
 
 impl AsyncRead for ConnIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ConnIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().tcp).poll_write(cx, buf)
     }
 
@@ -462,18 +392,11 @@ mod tests {
         assert_eq!(route("/openai/v1/chat/completions"), chat);
         assert_eq!(
             route("/openai/deployments/gpt-4o/chat/completions"),
-            Some(Endpoint::OpenAiChat {
-                deployment: Some("gpt-4o"),
-                dialect: openai::Dialect::OpenAi,
-            })
+            Some(Endpoint::OpenAiChat { deployment: Some("gpt-4o"), dialect: openai::Dialect::OpenAi })
         );
-        let embeddings =
-            |deployment, dialect| Some(Endpoint::OpenAiEmbeddings { deployment, dialect });
+        let embeddings = |deployment, dialect| Some(Endpoint::OpenAiEmbeddings { deployment, dialect });
         assert_eq!(route("/v1/embeddings"), embeddings(None, openai::Dialect::OpenAi));
-        assert_eq!(
-            route("/openai/deployments/emb/embeddings"),
-            embeddings(Some("emb"), openai::Dialect::OpenAi)
-        );
+        assert_eq!(route("/openai/deployments/emb/embeddings"), embeddings(Some("emb"), openai::Dialect::OpenAi));
         assert_eq!(route("/mistral/v1/embeddings"), embeddings(None, openai::Dialect::Mistral));
         assert_eq!(route("/v1/models"), None);
         assert_eq!(route("/v1/responses"), Some(Endpoint::OpenAiResponses));
@@ -483,34 +406,22 @@ mod tests {
     #[test]
     fn routes_native_formats() {
         assert_eq!(route("/v1/messages"), Some(Endpoint::AnthropicMessages));
-        assert_eq!(
-            route("/anthropic/v1/messages/count_tokens"),
-            Some(Endpoint::AnthropicCountTokens)
-        );
+        assert_eq!(route("/anthropic/v1/messages/count_tokens"), Some(Endpoint::AnthropicCountTokens));
         assert_eq!(route("/v2/chat"), Some(Endpoint::CohereChat));
         assert_eq!(route("/api/chat"), Some(Endpoint::OllamaChat));
         assert_eq!(
             route("/v1beta/models/gemini-2.0-flash:generateContent"),
-            Some(Endpoint::Gemini {
-                model: "gemini-2.0-flash",
-                stream: false
-            })
+            Some(Endpoint::Gemini { model: "gemini-2.0-flash", stream: false })
         );
         assert_eq!(
             route("/v1/projects/p/locations/us-central1/publishers/google/models/gemini-1.5-pro:streamGenerateContent"),
-            Some(Endpoint::Gemini {
-                model: "gemini-1.5-pro",
-                stream: true
-            })
+            Some(Endpoint::Gemini { model: "gemini-1.5-pro", stream: true })
         );
         assert_eq!(route("/v1beta/models/g:countTokens"), None);
         assert_eq!(route("/v1beta/models/:generateContent"), None);
         assert_eq!(
             route("/model/anthropic.claude-v2%3A1/converse"),
-            Some(Endpoint::BedrockConverse {
-                model_id: "anthropic.claude-v2%3A1",
-                stream: false
-            })
+            Some(Endpoint::BedrockConverse { model_id: "anthropic.claude-v2%3A1", stream: false })
         );
         assert_eq!(
             route("/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A1%3Ainference-profile%2Fx/converse-stream"),

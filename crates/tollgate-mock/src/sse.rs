@@ -52,9 +52,6 @@ mod tests {
 
     #[test]
     fn named_event_format() {
-        assert_eq!(
-            &named_event("ping", b"{}")[..],
-            b"event: ping\ndata: {}\n\n"
-        );
+        assert_eq!(&named_event("ping", b"{}")[..], b"event: ping\ndata: {}\n\n");
     }
 }

@@ -49,10 +49,7 @@ pub struct Bounded<K, V> {
 
 impl<K: Hash + Eq + Clone, V> Bounded<K, V> {
     fn new() -> Self {
-        Bounded {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        }
+        Bounded { map: HashMap::new(), order: VecDeque::new() }
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
@@ -180,10 +177,7 @@ pub struct StreamGuard {
 impl StreamGuard {
     pub fn new(stats: Arc<Stats>) -> Self {
         stats.open_streams.fetch_add(1, Ordering::Relaxed);
-        StreamGuard {
-            stats,
-            finished: false,
-        }
+        StreamGuard { stats, finished: false }
     }
 
     /// The stream reached its end (or a deliberate fault ended it).
@@ -215,14 +209,8 @@ mod tests {
         assert_eq!(b.map.len(), MAX_REMEMBERED);
 
         let st = AppState::new(Config::default());
-        assert_eq!(
-            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[1; 32]]),
-            None
-        );
-        assert_eq!(
-            st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[2; 32]]),
-            Some(0)
-        );
+        assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[1; 32]]), None);
+        assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[[2; 32]]), Some(0));
         assert_eq!(st.prompt_cache_lookup(&[[1; 32], [2; 32]], &[]), Some(1));
         st.store_response("r".into(), StoredResponse::default());
         assert!(st.stored_response("r").is_some());

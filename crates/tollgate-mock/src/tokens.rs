@@ -23,11 +23,7 @@ pub struct Usage {
 
 impl Usage {
     pub fn new(prompt_tokens: u64, completion_tokens: u64) -> Self {
-        Usage {
-            prompt_tokens,
-            completion_tokens,
-            total_tokens: prompt_tokens + completion_tokens,
-        }
+        Usage { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens }
     }
 }
 
@@ -37,11 +33,7 @@ pub fn split_even(text: &str, n: usize) -> Vec<&str> {
     let n = n.max(1);
     // Byte offset of every char start plus the end, so piece i covers chars
     // [i*len/n, (i+1)*len/n).
-    let bounds: Vec<usize> = text
-        .char_indices()
-        .map(|(i, _)| i)
-        .chain(std::iter::once(text.len()))
-        .collect();
+    let bounds: Vec<usize> = text.char_indices().map(|(i, _)| i).chain(std::iter::once(text.len())).collect();
     let len = bounds.len() - 1;
     (0..n)
         .map(|i| {

@@ -39,48 +39,27 @@ fn chat_body(stream: bool, include_usage: bool) -> Value {
 
 /// The `data:` payloads of an SSE body.
 fn sse_payloads(body: &str) -> Vec<&str> {
-    body.split("\n\n")
-        .filter(|e| !e.is_empty())
-        .map(|e| e.strip_prefix("data: ").expect("data event"))
-        .collect()
+    body.split("\n\n").filter(|e| !e.is_empty()).map(|e| e.strip_prefix("data: ").expect("data event")).collect()
 }
 
 #[tokio::test]
 async fn json_answer_with_usage() {
     let m = start().await;
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.headers["content-type"], "application/json");
-    assert_eq!(
-        a.headers["content-length"],
-        a.body.len().to_string().as_str()
-    );
+    assert_eq!(a.headers["content-length"], a.body.len().to_string().as_str());
     let v = a.json();
     assert_eq!(v["object"], "chat.completion");
     assert_eq!(v["model"], "gpt-test");
-    assert_eq!(
-        v["choices"][0]["message"]["content"],
-        "mock reply to: What is the capital of France?"
-    );
+    assert_eq!(v["choices"][0]["message"]["content"], "mock reply to: What is the capital of France?");
     // 14 + 30 = 44 chars -> 11 tokens; 8 chunks by default.
-    assert_eq!(
-        v["usage"],
-        json!({"prompt_tokens": 11, "completion_tokens": 8, "total_tokens": 19})
-    );
+    assert_eq!(v["usage"], json!({"prompt_tokens": 11, "completion_tokens": 8, "total_tokens": 19}));
 
     // Azure-like path and invalid JSON.
-    let a = m
-        .post(
-            "/openai/deployments/gpt/chat/completions",
-            chat_body(false, false),
-        )
-        .await;
+    let a = m.post("/openai/deployments/gpt/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
-    let bad = m
-        .send(Method::POST, "/v1/chat/completions", None, &[])
-        .await;
+    let bad = m.send(Method::POST, "/v1/chat/completions", None, &[]).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.json()["error"]["type"], "invalid_request_error");
     assert_eq!(m.stats().await["requests"], 3);
@@ -107,10 +86,7 @@ async fn stream_with_include_usage_ends_with_usage_and_done() {
         .iter()
         .map(|e| {
             let v: Value = serde_json::from_str(e).expect("json");
-            v["choices"][0]["delta"]["content"]
-                .as_str()
-                .expect("content")
-                .to_owned()
+            v["choices"][0]["delta"]["content"].as_str().expect("content").to_owned()
         })
         .collect();
     assert_eq!(content, "mock reply to: What is the capital of France?");
@@ -133,8 +109,7 @@ async fn stream_without_include_usage_has_no_usage() {
 #[tokio::test]
 async fn stream_timing_follows_ttft_and_chunk_delay() {
     let m = start().await;
-    m.behave(json!({"ttft_ms": 150, "chunk_delay_ms": 30, "chunks": 3}))
-        .await;
+    m.behave(json!({"ttft_ms": 150, "chunk_delay_ms": 30, "chunks": 3})).await;
     let req = Request::post(format!("http://{}/v1/chat/completions", m.addr))
         .body(Full::new(Bytes::from(chat_body(true, false).to_string())))
         .expect("request");
@@ -157,38 +132,24 @@ async fn stream_timing_follows_ttft_and_chunk_delay() {
 #[tokio::test]
 async fn status_override_with_times_then_normal() {
     let m = start().await;
-    m.behave(json!({"status": 429, "retry_after": "2", "times": 1}))
-        .await;
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    m.behave(json!({"status": 429, "retry_after": "2", "times": 1})).await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(a.headers["retry-after"], "2");
-    assert_eq!(
-        a.json(),
-        json!({"error": {"message": "mock error 429", "type": "mock_error", "code": "429"}})
-    );
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    assert_eq!(a.json(), json!({"error": {"message": "mock error 429", "type": "mock_error", "code": "429"}}));
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.headers.get("retry-after").is_none());
 
     // Raw error body, permanent until reset.
-    m.behave(json!({"status": 503, "error_body": "upstream sad"}))
-        .await;
+    m.behave(json!({"status": 503, "error_body": "upstream sad"})).await;
     for _ in 0..2 {
         let a = m.post("/v1/chat/completions", chat_body(true, false)).await;
         assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(a.text(), "upstream sad");
     }
-    assert_eq!(
-        m.post("/_mock/reset", json!({})).await.status,
-        StatusCode::OK
-    );
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    assert_eq!(m.post("/_mock/reset", json!({})).await.status, StatusCode::OK);
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
 
     // Typos in a behaviour are refused.
@@ -204,22 +165,14 @@ async fn requests_are_recorded_with_headers_and_body() {
         Method::POST,
         "/v1/chat/completions?api-version=1",
         Some(body.clone()),
-        &[
-            ("authorization", "Bearer sk-test"),
-            ("x-multi", "a"),
-            ("x-multi", "b"),
-        ],
+        &[("authorization", "Bearer sk-test"), ("x-multi", "a"), ("x-multi", "b")],
     )
     .await;
     m.get("/_mock/stats").await;
     m.get("/health").await;
     let recs = m.get("/_mock/requests").await.json();
     let recs = recs.as_array().expect("array");
-    assert_eq!(
-        recs.len(),
-        1,
-        "control and health requests are not recorded: {recs:?}"
-    );
+    assert_eq!(recs.len(), 1, "control and health requests are not recorded: {recs:?}");
     let r = &recs[0];
     assert_eq!(r["method"], "POST");
     assert_eq!(r["path"], "/v1/chat/completions");
@@ -247,10 +200,7 @@ async fn records_keep_the_exact_body_bytes_and_every_header() {
             &[
                 ("x-api-key", "sk-ant-test"),
                 ("anthropic-version", "2023-06-01"),
-                (
-                    "anthropic-beta",
-                    "prompt-caching-2024-07-31,token-counting-2024-11-01",
-                ),
+                ("anthropic-beta", "prompt-caching-2024-07-31,token-counting-2024-11-01"),
                 ("authorization", "Bearer other"),
             ],
         )
@@ -260,17 +210,11 @@ async fn records_keep_the_exact_body_bytes_and_every_header() {
     let r = &recs[0];
     assert_eq!(r["body_base64"], tollgate_mock::b64::encode(BODY).as_str());
     assert_eq!(r["body_len"], BODY.len());
-    assert_eq!(
-        r["body_sha256"],
-        tollgate_mock::record::hex_sha256(BODY).as_str()
-    );
+    assert_eq!(r["body_sha256"], tollgate_mock::record::hex_sha256(BODY).as_str());
     assert_eq!(r["body"]["messages"][0]["content"], "hé");
     assert_eq!(r["headers"]["x-api-key"], "sk-ant-test");
     assert_eq!(r["headers"]["anthropic-version"], "2023-06-01");
-    assert_eq!(
-        r["headers"]["anthropic-beta"],
-        "prompt-caching-2024-07-31,token-counting-2024-11-01"
-    );
+    assert_eq!(r["headers"]["anthropic-beta"], "prompt-caching-2024-07-31,token-counting-2024-11-01");
     assert_eq!(r["headers"]["authorization"], "Bearer other");
 }
 
@@ -287,10 +231,7 @@ async fn chat_tool_messages_must_answer_a_call_of_the_assistant_turn() {
     };
     let a = m.post("/v1/chat/completions", body("call_1")).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert_eq!(
-        a.json()["choices"][0]["message"]["content"],
-        "mock reply to: What is 1+1?"
-    );
+    assert_eq!(a.json()["choices"][0]["message"]["content"], "mock reply to: What is 1+1?");
     let a = m.post("/v1/chat/completions", body("call_2")).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     let v = a.json();
@@ -349,10 +290,7 @@ async fn responses_json_and_stream() {
     let v = a.json();
     assert_eq!(v["object"], "response");
     assert_eq!(v["status"], "completed");
-    assert_eq!(
-        v["output"][0]["content"][0]["text"],
-        "mock reply to: What is the capital of France?"
-    );
+    assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: What is the capital of France?");
     // 14 + 30 = 44 chars -> 11 tokens; 8 chunks by default.
     assert_eq!(v["usage"]["input_tokens"], 11);
     assert_eq!(v["usage"]["output_tokens"], 8);
@@ -362,17 +300,11 @@ async fn responses_json_and_stream() {
     m.behave(json!({"chunks": 4})).await;
     let a = m.post("/openai/v1/responses", responses_body(true)).await;
     assert_eq!(a.status, StatusCode::OK);
-    assert!(a.headers["content-type"]
-        .to_str()
-        .is_ok_and(|t| t.starts_with("text/event-stream")));
+    assert!(a.headers["content-type"].to_str().is_ok_and(|t| t.starts_with("text/event-stream")));
     let ev = named_events(&a.text());
     let names = sequenced(&ev);
-    let mut want = vec![
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-    ];
+    let mut want =
+        vec!["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"];
     want.extend(["response.output_text.delta"; 4]);
     want.extend([
         "response.output_text.done",
@@ -426,10 +358,7 @@ async fn responses_function_call_continues_with_previous_response_id() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.text());
     let v = a.json();
     assert_eq!(v["previous_response_id"], first["id"]);
-    assert_eq!(
-        v["output"][0]["content"][0]["text"],
-        "mock reply to: What is the capital of France?"
-    );
+    assert_eq!(v["output"][0]["content"][0]["text"], "mock reply to: What is the capital of France?");
 
     let mut unknown = follow_up;
     unknown["previous_response_id"] = json!("resp_from_the_real_openai");
@@ -446,13 +375,9 @@ async fn responses_incomplete_errors_and_faults() {
     assert_eq!(v["status"], "incomplete");
     assert_eq!(v["incomplete_details"]["reason"], "max_output_tokens");
     let ev = named_events(&m.post("/v1/responses", responses_body(true)).await.text());
-    assert_eq!(
-        ev.last().map(|(n, _)| n.as_str()),
-        Some("response.incomplete")
-    );
+    assert_eq!(ev.last().map(|(n, _)| n.as_str()), Some("response.incomplete"));
 
-    m.behave(json!({"status": 429, "retry_after": 2, "times": 1}))
-        .await;
+    m.behave(json!({"status": 429, "retry_after": 2, "times": 1})).await;
     let a = m.post("/v1/responses", responses_body(true)).await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(a.headers["retry-after"], "2");
@@ -461,8 +386,7 @@ async fn responses_incomplete_errors_and_faults() {
         json!({"error": {"message": "mock error 429", "type": "mock_error", "param": null, "code": "429"}})
     );
 
-    m.behave(json!({"fault": "reset_mid_stream", "chunk_delay_ms": 2, "times": 1}))
-        .await;
+    m.behave(json!({"fault": "reset_mid_stream", "chunk_delay_ms": 2, "times": 1})).await;
     let (got, _) = m.raw_to("/v1/responses", &responses_body(true)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.contains("response.created"), "{text}");
@@ -479,25 +403,14 @@ async fn responses_incomplete_errors_and_faults() {
 #[tokio::test]
 async fn embeddings_and_health() {
     let m = start().await;
-    let a = m
-        .post(
-            "/v1/embeddings",
-            json!({"model": "emb", "input": ["hello", "world!!!"]}),
-        )
-        .await;
+    let a = m.post("/v1/embeddings", json!({"model": "emb", "input": ["hello", "world!!!"]})).await;
     assert_eq!(a.status, StatusCode::OK);
     let v = a.json();
     assert_eq!(v["object"], "list");
     assert_eq!(v["data"][1]["index"], 1);
     assert_eq!(v["data"][0]["embedding"].as_array().map(Vec::len), Some(8));
     assert_eq!(v["usage"], json!({"prompt_tokens": 4, "total_tokens": 4}));
-    let again = m
-        .post(
-            "/v1/embeddings",
-            json!({"model": "emb", "input": ["hello", "world!!!"]}),
-        )
-        .await
-        .json();
+    let again = m.post("/v1/embeddings", json!({"model": "emb", "input": ["hello", "world!!!"]})).await.json();
     assert_eq!(again["data"], v["data"], "deterministic");
 
     let h = m.get("/health").await;
@@ -508,20 +421,13 @@ async fn embeddings_and_health() {
 #[tokio::test]
 async fn fault_reset_before_headers() {
     let m = start().await;
-    m.behave(json!({"fault": "reset_before_headers", "times": 1}))
-        .await;
+    m.behave(json!({"fault": "reset_before_headers", "times": 1})).await;
     let (got, err) = m.raw(&chat_body(false, false)).await;
-    assert!(
-        got.is_empty(),
-        "nothing must be answered: {:?}",
-        String::from_utf8_lossy(&got)
-    );
+    assert!(got.is_empty(), "nothing must be answered: {:?}", String::from_utf8_lossy(&got));
     let err = err.expect("connection must be reset, not closed cleanly");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
     // The override was one-shot.
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
 }
 
@@ -538,18 +444,13 @@ async fn fault_reset_mid_body() {
         .find_map(|l| l.strip_prefix("content-length: "))
         .and_then(|v| v.trim().parse().ok())
         .expect("content-length");
-    assert!(
-        !body.is_empty() && body.len() < len,
-        "got {} of {len}",
-        body.len()
-    );
+    assert!(!body.is_empty() && body.len() < len, "got {} of {len}", body.len());
 }
 
 #[tokio::test]
 async fn fault_reset_mid_stream() {
     let m = start().await;
-    m.behave(json!({"fault": "reset_mid_stream", "chunk_delay_ms": 5}))
-        .await;
+    m.behave(json!({"fault": "reset_mid_stream", "chunk_delay_ms": 5})).await;
     let (got, _err) = m.raw(&chat_body(true, false)).await;
     let text = String::from_utf8_lossy(&got);
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
@@ -559,10 +460,7 @@ async fn fault_reset_mid_stream() {
     assert!(!text.ends_with("0\r\n\r\n"), "no terminating chunk: {text}");
     let s = m.stats().await;
     assert_eq!(s["open_streams"], 0);
-    assert_eq!(
-        s["cancelled_streams"], 0,
-        "a deliberate fault is not a client cancel"
-    );
+    assert_eq!(s["cancelled_streams"], 0, "a deliberate fault is not a client cancel");
 }
 
 #[tokio::test]
@@ -571,27 +469,17 @@ async fn fault_bodies() {
     m.behave(json!({"fault": "garbage", "times": 1})).await;
     m.behave(json!({"fault": "empty_body", "times": 1})).await;
     m.behave(json!({"fault": "html", "times": 1})).await;
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert_eq!(a.headers["content-type"], "application/json");
     assert!(serde_json::from_slice::<Value>(&a.body).is_err());
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
     assert!(a.body.is_empty());
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::BAD_GATEWAY);
-    assert!(a.headers["content-type"]
-        .to_str()
-        .is_ok_and(|v| v.starts_with("text/html")));
-    let a = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await;
+    assert!(a.headers["content-type"].to_str().is_ok_and(|v| v.starts_with("text/html")));
+    let a = m.post("/v1/chat/completions", chat_body(false, false)).await;
     assert_eq!(a.status, StatusCode::OK);
 }
 
@@ -601,11 +489,8 @@ async fn client_going_away_counts_as_cancelled_stream() {
     m.behave(json!({"chunk_delay_ms": 200})).await;
     let mut tcp = TcpStream::connect(m.addr).await.expect("connect");
     let body = chat_body(true, false).to_string();
-    let req = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-length: {}\r\n\r\n{}",
-        body.len(),
-        body
-    );
+    let req =
+        format!("POST /v1/chat/completions HTTP/1.1\r\nhost: mock\r\ncontent-length: {}\r\n\r\n{}", body.len(), body);
     tcp.write_all(req.as_bytes()).await.expect("write");
     let mut buf = [0u8; 1024];
     let n = tcp.read(&mut buf).await.expect("read");
@@ -618,10 +503,7 @@ async fn client_going_away_counts_as_cancelled_stream() {
         if s["cancelled_streams"] == 1 && s["open_streams"] == 0 {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "stream not seen as cancelled: {s}"
-        );
+        assert!(Instant::now() < deadline, "stream not seen as cancelled: {s}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Shared state is reachable in-process too.
@@ -639,34 +521,20 @@ async fn binary_prints_listening_line() {
         .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::io::BufReader::new(stdout).read_line(&mut line),
-    )
-    .await
-    .expect("startup line in time")
-    .expect("read");
-    let addr: SocketAddr = line
-        .trim_end()
-        .strip_prefix("tollgate-mock listening on ")
-        .expect("line format")
-        .parse()
-        .expect("address");
+    tokio::time::timeout(Duration::from_secs(10), tokio::io::BufReader::new(stdout).read_line(&mut line))
+        .await
+        .expect("startup line in time")
+        .expect("read");
+    let addr: SocketAddr =
+        line.trim_end().strip_prefix("tollgate-mock listening on ").expect("line format").parse().expect("address");
     assert_ne!(addr.port(), 0);
     let m = Mock {
         addr,
         state: Arc::new(AppState::new(Config::default())),
         client: Client::builder(TokioExecutor::new()).build_http(),
     };
-    let v = m
-        .post("/v1/chat/completions", chat_body(false, false))
-        .await
-        .json();
+    let v = m.post("/v1/chat/completions", chat_body(false, false)).await.json();
     assert_eq!(v["usage"]["completion_tokens"], 2, "CLI default applied");
-    assert_eq!(
-        m.get("/_mock/requests").await.json(),
-        json!([]),
-        "--no-record"
-    );
+    assert_eq!(m.get("/_mock/requests").await.json(), json!([]), "--no-record");
     child.kill().await.expect("kill");
 }

@@ -23,10 +23,8 @@ impl TraceParent {
         let parent_id = parse_hex::<8>(fields.next()?)?;
         let flags = parse_hex::<1>(fields.next()?)?;
         let rest = fields.next();
-        let ok = version[0] != 0xff
-            && (rest.is_none() || version[0] != 0)
-            && trace_id != [0; 16]
-            && parent_id != [0; 8];
+        let ok =
+            version[0] != 0xff && (rest.is_none() || version[0] != 0) && trace_id != [0; 16] && parent_id != [0; 8];
         ok.then_some(TraceParent {
             trace_id: TraceId(trace_id),
             parent_id: SpanId(parent_id),
@@ -36,12 +34,7 @@ impl TraceParent {
 
     /// The version-00 header value.
     pub fn header(&self) -> String {
-        format!(
-            "00-{}-{}-{}",
-            self.trace_id,
-            self.parent_id,
-            if self.sampled { "01" } else { "00" }
-        )
+        format!("00-{}-{}-{}", self.trace_id, self.parent_id, if self.sampled { "01" } else { "00" })
     }
 }
 

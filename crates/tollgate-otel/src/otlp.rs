@@ -38,22 +38,9 @@ fn span(s: &Span) -> Value {
     }
     out.insert("name".into(), s.name.as_str().into());
     out.insert("kind".into(), (s.kind as i64).into());
-    out.insert(
-        "startTimeUnixNano".into(),
-        s.start_unix_nanos.to_string().into(),
-    );
-    out.insert(
-        "endTimeUnixNano".into(),
-        s.end_unix_nanos.to_string().into(),
-    );
-    out.insert(
-        "attributes".into(),
-        s.attributes
-            .iter()
-            .map(|(k, v)| attribute(k, v))
-            .collect::<Vec<_>>()
-            .into(),
-    );
+    out.insert("startTimeUnixNano".into(), s.start_unix_nanos.to_string().into());
+    out.insert("endTimeUnixNano".into(), s.end_unix_nanos.to_string().into());
+    out.insert("attributes".into(), s.attributes.iter().map(|(k, v)| attribute(k, v)).collect::<Vec<_>>().into());
     out.insert(
         "status".into(),
         match &s.status {
@@ -106,10 +93,7 @@ mod tests {
         };
         s.attr("gen_ai.usage.input_tokens", 12u64)
             .attr("gen_ai.request.temperature", 0.5)
-            .attr(
-                "gen_ai.response.finish_reasons",
-                AttrValue::StrArray(vec!["stop".into()]),
-            )
+            .attr("gen_ai.response.finish_reasons", AttrValue::StrArray(vec!["stop".into()]))
             .attr_opt::<bool>("absent", None);
         let resource = vec![("service.name".to_string(), AttrValue::from("tollgate"))];
         let v: Value = serde_json::from_slice(&encode(&resource, &[s])).expect("json");
@@ -129,9 +113,6 @@ mod tests {
         assert_eq!(attrs.len(), 3);
         assert_eq!(attrs[0]["value"], json!({"intValue": "12"}));
         assert_eq!(attrs[1]["value"], json!({"doubleValue": 0.5}));
-        assert_eq!(
-            attrs[2]["value"]["arrayValue"]["values"][0],
-            json!({"stringValue": "stop"})
-        );
+        assert_eq!(attrs[2]["value"]["arrayValue"]["values"][0], json!({"stringValue": "stop"}));
     }
 }

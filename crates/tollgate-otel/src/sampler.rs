@@ -15,15 +15,8 @@ pub struct Sampler {
 impl Sampler {
     /// `rate` in `[0, 1]` (values outside are clamped).
     pub fn ratio(rate: f64) -> Self {
-        let rate = if rate.is_nan() {
-            0.0
-        } else {
-            rate.clamp(0.0, 1.0)
-        };
-        Sampler {
-            bound: (rate * u64::MAX as f64) as u64,
-            always: rate >= 1.0,
-        }
+        let rate = if rate.is_nan() { 0.0 } else { rate.clamp(0.0, 1.0) };
+        Sampler { bound: (rate * u64::MAX as f64) as u64, always: rate >= 1.0 }
     }
 
     /// Whether a trace is recorded, given the caller's context if any.
@@ -43,19 +36,13 @@ mod tests {
     #[test]
     fn follows_the_parent_and_samples_new_traces_by_ratio() {
         let id = TraceId::random();
-        let parent = |sampled| TraceParent {
-            trace_id: id,
-            parent_id: SpanId::random(),
-            sampled,
-        };
+        let parent = |sampled| TraceParent { trace_id: id, parent_id: SpanId::random(), sampled };
         assert!(Sampler::ratio(0.0).sampled(Some(&parent(true)), &id));
         assert!(!Sampler::ratio(1.0).sampled(Some(&parent(false)), &id));
         assert!(Sampler::ratio(1.0).sampled(None, &id));
         assert!(!Sampler::ratio(0.0).sampled(None, &id));
         let half = Sampler::ratio(0.5);
-        let kept = (0..10_000)
-            .filter(|_| half.sampled(None, &TraceId::random()))
-            .count();
+        let kept = (0..10_000).filter(|_| half.sampled(None, &TraceId::random())).count();
         assert!((4_500..5_500).contains(&kept), "{kept} of 10000 at 0.5");
     }
 }

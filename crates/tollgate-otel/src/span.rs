@@ -85,11 +85,7 @@ impl Span {
     }
 
     /// Adds an attribute when there is a value.
-    pub fn attr_opt<V: Into<AttrValue>>(
-        &mut self,
-        key: &'static str,
-        value: Option<V>,
-    ) -> &mut Self {
+    pub fn attr_opt<V: Into<AttrValue>>(&mut self, key: &'static str, value: Option<V>) -> &mut Self {
         if let Some(v) = value {
             self.attributes.push((key, v.into()));
         }
@@ -99,7 +95,5 @@ impl Span {
 
 /// Nanoseconds since the Unix epoch of a wall-clock time (0 before 1970).
 pub fn unix_nanos(t: std::time::SystemTime) -> u64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)).unwrap_or(0)
 }

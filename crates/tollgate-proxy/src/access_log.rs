@@ -2,8 +2,8 @@
 //! that a slow terminal or disk never stalls a request.
 
 use std::io::Write;
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::Arc;
 
 /// Lines waiting for the writer; past this, lines are dropped and counted
@@ -34,49 +34,42 @@ impl AccessLog {
                 })
             }
             "stdout" => Box::new(std::io::stdout()),
-            path => Box::new(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?,
-            ),
+            path => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(path)?),
         };
         let (tx, rx) = sync_channel::<String>(QUEUE);
         let written = Arc::new(AtomicU64::new(0));
         let done = written.clone();
-        std::thread::Builder::new()
-            .name("access-log".into())
-            .spawn(move || {
-                let mut buf = Vec::with_capacity(64 * 1024);
-                while let Ok(line) = rx.recv() {
-                    let mut n = 1;
+        std::thread::Builder::new().name("access-log".into()).spawn(move || {
+            let mut buf = Vec::with_capacity(64 * 1024);
+            while let Ok(line) = rx.recv() {
+                let mut n = 1;
+                buf.extend_from_slice(line.as_bytes());
+                buf.push(b'\n');
+                // Batch whatever else is already queued into one write.
+                let mut drained = true;
+                while let Ok(line) = rx.try_recv() {
+                    n += 1;
                     buf.extend_from_slice(line.as_bytes());
                     buf.push(b'\n');
-                    // Batch whatever else is already queued into one write.
-                    let mut drained = true;
-                    while let Ok(line) = rx.try_recv() {
-                        n += 1;
-                        buf.extend_from_slice(line.as_bytes());
-                        buf.push(b'\n');
-                        if buf.len() > 60 * 1024 {
-                            drained = false;
-                            break;
-                        }
-                    }
-                    let _ = out.write_all(&buf);
-                    let _ = out.flush();
-                    buf.clear();
-                    done.fetch_add(n, Ordering::Release);
-                    // With the queue drained, let lines gather for a moment
-                    // rather than park on it: a parked writer must be woken
-                    // by every request (a futex call each, and a context
-                    // switch per line), which cost a tenth of the process's
-                    // CPU under load. Lines reach the log at most this late.
-                    if drained {
-                        std::thread::sleep(GATHER);
+                    if buf.len() > 60 * 1024 {
+                        drained = false;
+                        break;
                     }
                 }
-            })?;
+                let _ = out.write_all(&buf);
+                let _ = out.flush();
+                buf.clear();
+                done.fetch_add(n, Ordering::Release);
+                // With the queue drained, let lines gather for a moment
+                // rather than park on it: a parked writer must be woken
+                // by every request (a futex call each, and a context
+                // switch per line), which cost a tenth of the process's
+                // CPU under load. Lines reach the log at most this late.
+                if drained {
+                    std::thread::sleep(GATHER);
+                }
+            }
+        })?;
         Ok(AccessLog { tx: Some(tx), dropped: AtomicU64::new(0), queued: AtomicU64::new(0), written })
     }
 

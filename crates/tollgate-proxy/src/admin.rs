@@ -67,12 +67,8 @@ fn target_metrics(snap: &Snapshot) -> Vec<u8> {
     let mut ewma = String::new();
     for ai in snap.ai_proxies() {
         for st in ai.balancer.stats() {
-            let labels = format!(
-                "scope=\"{}\",target=\"{}\",index=\"{}\"",
-                escape(&ai.scope),
-                escape(&st.id),
-                st.index
-            );
+            let labels =
+                format!("scope=\"{}\",target=\"{}\",index=\"{}\"", escape(&ai.scope), escape(&st.id), st.index);
             let _ = writeln!(healthy, "ai_target_healthy{{{labels}}} {}", u8::from(st.healthy));
             if let Some(up) = st.active_healthy {
                 let _ = writeln!(active, "ai_target_active_healthy{{{labels}}} {}", u8::from(up));
@@ -84,7 +80,8 @@ fn target_metrics(snap: &Snapshot) -> Vec<u8> {
                     ("timeout", p.timeouts),
                     ("http_failure", p.http_failures),
                 ] {
-                    let _ = writeln!(probes, "ai_target_active_health_checks_total{{{labels},result=\"{result}\"}} {n}");
+                    let _ =
+                        writeln!(probes, "ai_target_active_health_checks_total{{{labels},result=\"{result}\"}} {n}");
                 }
             }
             let _ = writeln!(open, "ai_target_circuit_open{{{labels}}} {}", u8::from(st.circuit_open));
@@ -97,12 +94,32 @@ fn target_metrics(snap: &Snapshot) -> Vec<u8> {
     }
     let mut out = String::new();
     for (name, kind, help, body) in [
-        ("ai_target_healthy", "gauge", "1 while the target can be picked (circuit closed, not cooling down, passing its active health check)", healthy),
-        ("ai_target_active_healthy", "gauge", "1 while the target passes its active health check (targets with healthchecks.active only)", active),
-        ("ai_target_active_health_checks_total", "counter", "Active health probes of the target's endpoint by result (success, tcp_failure, timeout, http_failure)", probes),
+        (
+            "ai_target_healthy",
+            "gauge",
+            "1 while the target can be picked (circuit closed, not cooling down, passing its active health check)",
+            healthy,
+        ),
+        (
+            "ai_target_active_healthy",
+            "gauge",
+            "1 while the target passes its active health check (targets with healthchecks.active only)",
+            active,
+        ),
+        (
+            "ai_target_active_health_checks_total",
+            "counter",
+            "Active health probes of the target's endpoint by result (success, tcp_failure, timeout, http_failure)",
+            probes,
+        ),
         ("ai_target_circuit_open", "gauge", "1 while the target's circuit breaker is open", open),
         ("ai_target_in_flight", "gauge", "Requests in flight to the target", in_flight),
-        ("ai_target_selections_total", "counter", "Times the balancer picked the target since the config was loaded", selections),
+        (
+            "ai_target_selections_total",
+            "counter",
+            "Times the balancer picked the target since the config was loaded",
+            selections,
+        ),
         ("ai_target_latency_ewma_ms", "gauge", "Peak EWMA of the target's latency (lowest-latency balancing)", ewma),
     ] {
         if body.is_empty() {

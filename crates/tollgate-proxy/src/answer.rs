@@ -13,7 +13,12 @@ use crate::respond::{refusal, send, PResult};
 
 /// Answers `err` in the request's error shape (`ctx.shape`), adding
 /// `headers` to the request's own.
-pub async fn error(session: &mut Session, ctx: &mut RequestCtx, err: &LlmError, headers: &[(&str, &str)]) -> PResult<()> {
+pub async fn error(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    err: &LlmError,
+    headers: &[(&str, &str)],
+) -> PResult<()> {
     let (status, body) = ctx.shape.render(err);
     ctx.status = status;
     ctx.note_error(&err.message);

@@ -14,9 +14,9 @@ pub enum BodyError {
 impl BodyError {
     pub fn message(&self) -> String {
         match self {
-            BodyError::TooLarge { limit } => format!(
-                "request body is larger than the limit of {limit} bytes (server.max_request_body_size)"
-            ),
+            BodyError::TooLarge { limit } => {
+                format!("request body is larger than the limit of {limit} bytes (server.max_request_body_size)")
+            }
             BodyError::Read(e) => format!("could not read the request body: {e}"),
         }
     }
@@ -39,16 +39,10 @@ pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, 
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge { limit });
     }
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get("expect")
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let expects_continue =
+        session.req_header().headers.get("expect").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if expects_continue {
-        session
-            .write_continue_response()
-            .await
-            .map_err(|e| BodyError::Read(e.to_string()))?;
+        session.write_continue_response().await.map_err(|e| BodyError::Read(e.to_string()))?;
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     loop {

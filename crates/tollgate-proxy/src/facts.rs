@@ -95,4 +95,3 @@ pub struct McpFacts {
     pub upstream_status: Option<u16>,
     pub latency: Option<Duration>,
 }
-

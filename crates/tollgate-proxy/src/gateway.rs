@@ -55,10 +55,7 @@ pub struct ReloadStatus {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl GatewayState {
@@ -239,7 +236,13 @@ impl ProxyHttp for Gateway {
 }
 
 /// An LLM route: its ai-proxy plugin (a consumer's own wins) and token limit.
-async fn serve_llm(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, a: Admitted<'_>) -> PResult<()> {
+async fn serve_llm(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    a: Admitted<'_>,
+) -> PResult<()> {
     let (route, service) = (Some(a.routed.route), Some(a.routed.service));
     let Some(PluginRt::AiProxy(ai)) = snap.plugin(Slot::AiProxy, route, service, ctx.consumer) else {
         let err = LlmError::new(500, "configuration_error", "this route has no ai-proxy plugin");
@@ -262,10 +265,7 @@ async fn serve_llm(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);
 static REQUEST_PREFIX: once_cell::sync::Lazy<u32> = once_cell::sync::Lazy::new(|| {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     t ^ std::process::id().rotate_left(16)
 });
 
@@ -273,11 +273,7 @@ static REQUEST_PREFIX: once_cell::sync::Lazy<u32> = once_cell::sync::Lazy::new(|
 /// in lower-case hex), with its `tracestate`; anything else is dropped.
 fn trace_context(headers: &http::HeaderMap) -> Option<(TraceParent, Option<String>)> {
     let parent = TraceParent::parse(headers.get("traceparent")?.to_str().ok()?)?;
-    let state = headers
-        .get("tracestate")
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| s.len() <= 512)
-        .map(str::to_string);
+    let state = headers.get("tracestate").and_then(|v| v.to_str().ok()).filter(|s| s.len() <= 512).map(str::to_string);
     Some((parent, state))
 }
 

@@ -67,7 +67,9 @@ pub fn active_checks(
     let mut endpoints: Vec<(&Endpoint, &UpstreamTls)> = Vec::new();
     let mut probe_of = Vec::with_capacity(targets.len());
     for &(ep, tls) in targets {
-        let same = |(e, _): &(&Endpoint, &UpstreamTls)| (e.host.as_str(), e.port, e.tls) == (ep.host.as_str(), ep.port, ep.tls);
+        let same = |(e, _): &(&Endpoint, &UpstreamTls)| {
+            (e.host.as_str(), e.port, e.tls) == (ep.host.as_str(), ep.port, ep.tls)
+        };
         let p = match endpoints.iter().position(same) {
             Some(p) => p,
             None => {
@@ -79,13 +81,7 @@ pub fn active_checks(
     }
     let probes = endpoints
         .iter()
-        .map(|&(ep, tls)| {
-            Ok(Probe {
-                host: ep.host.clone(),
-                port: ep.port,
-                check: probe(h, ep, tls, timeout)?,
-            })
-        })
+        .map(|&(ep, tls)| Ok(Probe { host: ep.host.clone(), port: ep.port, check: probe(h, ep, tls, timeout)? }))
         .collect::<Result<Vec<_>, HealthCheckError>>()?;
     Ok(Some(ActiveChecks {
         interval,
@@ -129,8 +125,7 @@ fn probe(
     let e = HealthCheckError::Request;
     let mut req = RequestHeader::build("GET", h.http_path.as_bytes(), None).map_err(e)?;
     req.insert_header("host", ep.authority.as_str()).map_err(e)?;
-    req.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"), " health-check"))
-        .map_err(e)?;
+    req.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"), " health-check")).map_err(e)?;
     for (name, values) in &h.headers {
         for value in values {
             req.append_header(name.clone(), value.as_str()).map_err(e)?;
@@ -164,10 +159,8 @@ struct Schedule {
     wake: tokio::sync::Notify,
 }
 
-static SCHEDULE: Lazy<Schedule> = Lazy::new(|| Schedule {
-    pending: Mutex::new(Vec::new()),
-    wake: tokio::sync::Notify::new(),
-});
+static SCHEDULE: Lazy<Schedule> =
+    Lazy::new(|| Schedule { pending: Mutex::new(Vec::new()), wake: tokio::sync::Notify::new() });
 
 /// Starts `balancer`'s active checks (if it has any) once [`HealthChecker`] runs.
 /// Call once per freshly built balancer.
@@ -227,7 +220,13 @@ mod tests {
             timeout: 1.0,
             http_path: "/health".into(),
             healthy: ActiveHealthy { interval: 0.05, successes: 1, ..ActiveHealthy::default() },
-            unhealthy: ActiveUnhealthy { interval: 0.05, http_failures: 1, tcp_failures: 1, timeouts: 1, ..ActiveUnhealthy::default() },
+            unhealthy: ActiveUnhealthy {
+                interval: 0.05,
+                http_failures: 1,
+                tcp_failures: 1,
+                timeouts: 1,
+                ..ActiveUnhealthy::default()
+            },
             ..ActiveHealthcheck::default()
         }
     }
@@ -305,10 +304,8 @@ mod tests {
     #[tokio::test]
     async fn tcp_probes_fail_on_a_closed_port() {
         // Bind and drop: the port is (almost certainly) closed afterwards.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("port");
+        let port =
+            std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("port");
         let ep = Endpoint::parse(&format!("http://127.0.0.1:{port}/")).expect("url");
         let tls = UpstreamTls::default();
         let checks = active_checks(&config("tcp"), &[(&ep, &tls)]).expect("ok").expect("on");

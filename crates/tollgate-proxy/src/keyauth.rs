@@ -224,12 +224,12 @@ mod tests {
     fn header_then_query_then_body() {
         let none = |_: &str| -> Option<&[u8]> { None };
         let hdr = |n: &str| -> Option<&[u8]> { (n == "x-api-key").then_some(&b"h"[..]) };
-        let body: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(r#"{"apikey":"b"}"#).expect("json");
+        let body: serde_json::Map<String, serde_json::Value> = serde_json::from_str(r#"{"apikey":"b"}"#).expect("json");
         let c = conf();
         let k = KeyFinder::new(&c).find(&KeySources { header: &hdr, query: Some("apikey=q"), body: Some(&body) });
         assert_eq!(k.map(|k| k.key), Some(b"h".to_vec()));
-        let k = KeyFinder::new(&c).find(&KeySources { header: &none, query: Some("a=1&apikey=q%2B1"), body: Some(&body) });
+        let k =
+            KeyFinder::new(&c).find(&KeySources { header: &none, query: Some("a=1&apikey=q%2B1"), body: Some(&body) });
         assert_eq!(k, Some(FoundKey { key: b"q+1".to_vec(), location: KeyLocation::Query("apikey".into()) }));
         let k = KeyFinder::new(&c).find(&KeySources { header: &none, query: None, body: Some(&body) });
         assert_eq!(k.map(|k| k.location), Some(KeyLocation::Body("apikey".into())));
@@ -239,17 +239,27 @@ mod tests {
 
     #[test]
     fn sdk_credentials_are_read_from_authorization_and_x_api_key() {
-        let c = KeyAuthConfig { key_names: vec!["apikey".into(), "x-api-key".into(), "authorization".into()], ..conf() };
+        let c =
+            KeyAuthConfig { key_names: vec!["apikey".into(), "x-api-key".into(), "authorization".into()], ..conf() };
         let bearer = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer  sk-gw-1 "[..]) };
         let k = KeyFinder::new(&c).find(&KeySources { header: &bearer, query: None, body: None });
-        assert_eq!(k, Some(FoundKey { key: b"sk-gw-1".to_vec(), location: KeyLocation::Header("authorization".into()) }));
+        assert_eq!(
+            k,
+            Some(FoundKey { key: b"sk-gw-1".to_vec(), location: KeyLocation::Header("authorization".into()) })
+        );
         let lower = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"bearer k2"[..]) };
-        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &lower, query: None, body: None }).map(|k| k.key), Some(b"k2".to_vec()));
+        assert_eq!(
+            KeyFinder::new(&c).find(&KeySources { header: &lower, query: None, body: None }).map(|k| k.key),
+            Some(b"k2".to_vec())
+        );
         let empty = |n: &str| -> Option<&[u8]> { (n == "authorization").then_some(&b"Bearer "[..]) };
         assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &empty, query: None, body: None }), None);
         // Another header name keeps its value whole.
         let x = |n: &str| -> Option<&[u8]> { (n == "x-api-key").then_some(&b"Bearer k3"[..]) };
-        assert_eq!(KeyFinder::new(&c).find(&KeySources { header: &x, query: None, body: None }).map(|k| k.key), Some(b"Bearer k3".to_vec()));
+        assert_eq!(
+            KeyFinder::new(&c).find(&KeySources { header: &x, query: None, body: None }).map(|k| k.key),
+            Some(b"Bearer k3".to_vec())
+        );
     }
 
     #[test]

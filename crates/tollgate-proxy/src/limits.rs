@@ -5,16 +5,12 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tollgate_config::schema::{
-    AiRateLimitingConfig, RateLimitingConfig, RedisSettings,
-};
-use tollgate_limit::{
-    ClusterTopology, Clock, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig,
-    RedisLimiter, RedisTopology, SentinelTopology,
-    Reservation, SystemClock, Window, WindowStatus, WindowType,
-};
 use tokio::sync::OnceCell;
-
+use tollgate_config::schema::{AiRateLimitingConfig, RateLimitingConfig, RedisSettings};
+use tollgate_limit::{
+    Clock, ClusterTopology, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig, RedisLimiter,
+    RedisTopology, Reservation, SentinelTopology, SystemClock, Window, WindowStatus, WindowType,
+};
 
 use crate::facts::LlmFacts;
 use crate::metrics::METRICS;
@@ -36,11 +32,7 @@ struct RedisKey(RedisSettings);
 
 impl LimiterRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        LimiterRegistry {
-            local: Arc::new(LocalLimiter::new(clock.clone())),
-            clock,
-            redis: Mutex::new(HashMap::new()),
-        }
+        LimiterRegistry { local: Arc::new(LocalLimiter::new(clock.clone())), clock, redis: Mutex::new(HashMap::new()) }
     }
 
     pub fn system() -> Self {
@@ -54,9 +46,7 @@ impl LimiterRegistry {
                 let Ok(mut map) = self.redis.lock() else {
                     return self.local.clone();
                 };
-                map.entry(key)
-                    .or_insert_with(|| Arc::new(LazyRedis::new(r, self.clock.clone())))
-                    .clone()
+                map.entry(key).or_insert_with(|| Arc::new(LazyRedis::new(r, self.clock.clone()))).clone()
             }
             _ => self.local.clone(),
         }
@@ -74,10 +64,7 @@ impl LimiterRegistry {
                     .window_size
                     .iter()
                     .zip(&p.limit)
-                    .map(|(&size_secs, &limit)| Window {
-                        size_secs,
-                        limit: ((limit as f64) * scale) as u64,
-                    })
+                    .map(|(&size_secs, &limit)| Window { size_secs, limit: ((limit as f64) * scale) as u64 })
                     .collect();
                 (p.name.clone(), LimitSpec { window_type, windows })
             })
@@ -311,9 +298,7 @@ impl LazyRedis {
     }
 
     async fn get(&self) -> Result<&RedisLimiter, LimitError> {
-        self.cell
-            .get_or_try_init(|| RedisLimiter::connect(self.config.clone(), self.clock.clone()))
-            .await
+        self.cell.get_or_try_init(|| RedisLimiter::connect(self.config.clone(), self.clock.clone())).await
     }
 }
 
@@ -394,8 +379,15 @@ pub struct HeldLimit {
 pub enum Admission {
     /// No limit applies to this provider.
     Unlimited,
-    Admitted { held: Option<HeldLimit>, headers: Vec<(String, String)> },
-    Refused { status: u16, message: String, headers: Vec<(String, String)> },
+    Admitted {
+        held: Option<HeldLimit>,
+        headers: Vec<(String, String)>,
+    },
+    Refused {
+        status: u16,
+        message: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl TokenLimitRt {
@@ -432,13 +424,11 @@ impl TokenLimitRt {
         let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
         let started = std::time::Instant::now();
         let decision = self.limiter.reserve(&key, spec, cost).await;
-        METRICS
-            .rate_limit_check
-            .with_label_values(&[&c.strategy])
-            .observe(started.elapsed().as_secs_f64() * 1000.0);
+        METRICS.rate_limit_check.with_label_values(&[&c.strategy]).observe(started.elapsed().as_secs_f64() * 1000.0);
         match decision {
             Ok(d) => {
-                let headers = if c.hide_client_headers { Vec::new() } else { headers(provider, &d.windows, self.strategy) };
+                let headers =
+                    if c.hide_client_headers { Vec::new() } else { headers(provider, &d.windows, self.strategy) };
                 if d.allowed {
                     let held = d.reservation.map(|reservation| HeldLimit {
                         limiter: self.limiter.clone(),

@@ -7,9 +7,8 @@ use std::sync::Mutex;
 
 use once_cell::sync::Lazy;
 use prometheus::{
-    register_counter_vec_with_registry, register_histogram_vec_with_registry,
-    register_int_counter_vec_with_registry, CounterVec, Encoder, HistogramVec, IntCounterVec,
-    Registry, TextEncoder,
+    register_counter_vec_with_registry, register_histogram_vec_with_registry, register_int_counter_vec_with_registry,
+    CounterVec, Encoder, HistogramVec, IntCounterVec, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -38,11 +37,29 @@ pub struct Metrics {
 
 /// MCP methods that get their own label; anything else a client sends is `other`.
 const MCP_METHODS: &[&str] = &[
-    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
-    "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "prompts/list",
-    "prompts/get", "completion/complete", "logging/setLevel", "server/discover",
-    "notifications/initialized", "notifications/cancelled", "notifications/progress",
-    "notifications/roots/list_changed", "batch", "response", "GET", "DELETE", "POST",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "server/discover",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "batch",
+    "response",
+    "GET",
+    "DELETE",
+    "POST",
 ];
 
 /// Tool names come from request bodies; past this many distinct ones the label is `other`.
@@ -52,16 +69,16 @@ const MAX_TOOL_LABELS: usize = 128;
 /// label collapses to `other`.
 const MAX_MODEL_LABELS: usize = 64;
 
-const LATENCY_BUCKETS_MS: &[f64] = &[
-    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
-    30000.0, 60000.0,
-];
+const LATENCY_BUCKETS_MS: &[f64] =
+    &[1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0, 60000.0];
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(Metrics::new);
 
 /// HTTP requests and LLM calls: their metrics, registered on `r`.
 #[allow(clippy::expect_used)] // static metric definitions: a failure is a programming error
-fn request_metrics(r: &Registry) -> (IntCounterVec, HistogramVec, IntCounterVec, IntCounterVec, CounterVec, HistogramVec, HistogramVec, HistogramVec) {
+fn request_metrics(
+    r: &Registry,
+) -> (IntCounterVec, HistogramVec, IntCounterVec, IntCounterVec, CounterVec, HistogramVec, HistogramVec, HistogramVec) {
     let http_requests = register_int_counter_vec_with_registry!(
         "http_requests_total",
         "HTTP requests answered, by service, route, consumer and status code",
@@ -169,7 +186,9 @@ fn limit_metrics(r: &Registry) -> (IntCounterVec, IntCounterVec, IntCounterVec, 
 
 /// MCP calls, the build and span export: their metrics, registered on `r`.
 #[allow(clippy::expect_used)] // static metric definitions: a failure is a programming error
-fn mcp_and_process_metrics(r: &Registry) -> (IntCounterVec, HistogramVec, IntCounterVec, prometheus::IntGaugeVec, IntCounterVec) {
+fn mcp_and_process_metrics(
+    r: &Registry,
+) -> (IntCounterVec, HistogramVec, IntCounterVec, prometheus::IntGaugeVec, IntCounterVec) {
     let mcp_requests = register_int_counter_vec_with_registry!(
         "ai_mcp_requests_total",
         "MCP requests by JSON-RPC method, tool and the gateway's decision",
@@ -216,8 +235,10 @@ fn mcp_and_process_metrics(r: &Registry) -> (IntCounterVec, HistogramVec, IntCou
 impl Metrics {
     fn new() -> Self {
         let registry = Registry::new();
-        let (http_requests, http_latency, llm_requests, llm_tokens, llm_cost, llm_latency, llm_ttft, llm_tpot) = request_metrics(&registry);
-        let (config_reloads, rate_limit_refusals, rate_limit_backend_errors, rate_limit_check, target_failovers) = limit_metrics(&registry);
+        let (http_requests, http_latency, llm_requests, llm_tokens, llm_cost, llm_latency, llm_ttft, llm_tpot) =
+            request_metrics(&registry);
+        let (config_reloads, rate_limit_refusals, rate_limit_backend_errors, rate_limit_check, target_failovers) =
+            limit_metrics(&registry);
         let (mcp_requests, mcp_latency, mcp_errors, build_info, otlp_spans) = mcp_and_process_metrics(&registry);
         Metrics {
             http_requests,
@@ -255,7 +276,11 @@ impl Metrics {
     }
 
     pub fn mcp_method_label(method: &str) -> &str {
-        if MCP_METHODS.contains(&method) { method } else { "other" }
+        if MCP_METHODS.contains(&method) {
+            method
+        } else {
+            "other"
+        }
     }
 
     pub fn render(&self) -> Vec<u8> {

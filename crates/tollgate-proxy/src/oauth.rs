@@ -10,8 +10,8 @@ use once_cell::sync::Lazy;
 use tollgate_auth::{AuthError, Claims, Jwks, Validator};
 use tollgate_config::schema::McpOauthConfig;
 
-use crate::upstream::fetch::Fetch;
 use crate::survivors::Survivors;
+use crate::upstream::fetch::Fetch;
 use crate::upstream::{Endpoint, FetchError, InvalidUrl};
 
 /// An `oauth` block naming a URL that is not one.
@@ -70,11 +70,8 @@ impl OauthRt {
         let resource = Endpoint::parse(&c.resource).map_err(OauthConfigError::Resource)?;
         let path = tollgate_auth::metadata_path(resource.path_and_query.split('?').next().unwrap_or("/"));
         let scheme = if resource.tls { "https" } else { "http" };
-        let servers = if c.authorization_servers.is_empty() {
-            vec![c.issuer.clone()]
-        } else {
-            c.authorization_servers.clone()
-        };
+        let servers =
+            if c.authorization_servers.is_empty() { vec![c.issuer.clone()] } else { c.authorization_servers.clone() };
         let doc = tollgate_auth::protected_resource_metadata(&c.resource, &servers, &c.scopes_supported);
         let mut validator = Validator::new(c.issuer.clone(), c.audiences.clone());
         validator.leeway_secs = c.leeway_seconds;

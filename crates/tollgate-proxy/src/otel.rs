@@ -19,9 +19,9 @@ use tollgate_otel::span::unix_nanos;
 use tollgate_otel::{otlp, AttrValue, Span, SpanId, SpanKind, Status, TraceId, TraceParent};
 
 use crate::facts::{LlmFacts, McpFacts};
-use crate::upstream::fetch::Fetch;
-use crate::metrics::METRICS;
 use crate::llm::target::LlmTarget;
+use crate::metrics::METRICS;
+use crate::upstream::fetch::Fetch;
 use crate::upstream::{Endpoint, InvalidUrl};
 
 /// The plugin's settings, compiled once per config load.
@@ -52,11 +52,8 @@ impl std::fmt::Debug for OtelRt {
 
 impl OtelRt {
     pub fn compile(c: &OpenTelemetryConfig) -> Result<Self, InvalidUrl> {
-        let mut resource: Vec<(String, AttrValue)> = c
-            .resource_attributes
-            .iter()
-            .map(|(k, v)| (k.clone(), AttrValue::from(v.as_str())))
-            .collect();
+        let mut resource: Vec<(String, AttrValue)> =
+            c.resource_attributes.iter().map(|(k, v)| (k.clone(), AttrValue::from(v.as_str()))).collect();
         if !c.resource_attributes.contains_key("service.name") {
             resource.push(("service.name".into(), "tollgate".into()));
         }
@@ -221,8 +218,7 @@ impl RequestSpan {
                 .attr("tollgate.mcp.decision", m.decision)
                 .attr_opt("tollgate.mcp.replica", m.replica.clone());
             if let Some(tool) = &m.tool {
-                span.attr("gen_ai.tool.name", tool.as_str())
-                    .attr("gen_ai.operation.name", "execute_tool");
+                span.attr("gen_ai.tool.name", tool.as_str()).attr("gen_ai.operation.name", "execute_tool");
             }
         }
         if let Some(err) = request.error {

@@ -7,17 +7,23 @@ use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, Session};
 
+use crate::answer::refuse_body;
 use crate::body::{declared_length, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::keyauth::remove_query_param;
-use crate::answer::refuse_body;
 use crate::pipeline::{Admitted, Refusal, Stop, Verdict};
 use crate::respond::{kong_error_body, send};
 use crate::snapshot::Snapshot;
 use crate::upstream::Upstreams;
 
 /// Plans a passthrough request; `Ok` hands it to Pingora.
-pub async fn plan(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, a: &Admitted<'_>) -> Verdict {
+pub async fn plan(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    a: &Admitted<'_>,
+) -> Verdict {
     // The body streams through Pingora, so the limit is checked from
     // Content-Length here and counted in request_body_filter.
     if declared_length(session).is_some_and(|n| n > snap.max_body) {
@@ -40,7 +46,8 @@ pub async fn plan(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, 
     let rest = if r.strip_path { &path[a.routed.prefix_len..] } else { path };
     let base = ep.path_and_query.split('?').next().unwrap_or("/");
     let mut upstream_path = join_paths(base, rest);
-    if let Some(q) = query_without_key(req.uri.query(), a.credentials.hidden_query.as_deref()).filter(|q| !q.is_empty()) {
+    if let Some(q) = query_without_key(req.uri.query(), a.credentials.hidden_query.as_deref()).filter(|q| !q.is_empty())
+    {
         upstream_path.push('?');
         upstream_path.push_str(&q);
     }
@@ -116,12 +123,12 @@ pub fn peer(plan: &PassthroughPlan) -> HttpPeer {
 
 /// The request header as it goes upstream: the planned path, Host, the
 /// caller's key removed, the request id and trace context.
-pub fn upstream_request(plan: &PassthroughPlan, upstream: &mut RequestHeader, ctx: &RequestCtx) -> pingora_error::Result<()> {
-    upstream.set_uri(
-        plan.path
-            .parse()
-            .map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream path"))?,
-    );
+pub fn upstream_request(
+    plan: &PassthroughPlan,
+    upstream: &mut RequestHeader,
+    ctx: &RequestCtx,
+) -> pingora_error::Result<()> {
+    upstream.set_uri(plan.path.parse().map_err(|_| Error::explain(ErrorType::InvalidHTTPHeader, "upstream path"))?);
     if !plan.preserve_host {
         upstream.insert_header("host", plan.authority.as_str())?;
     }

@@ -82,7 +82,8 @@ mod tests {
 
     #[test]
     fn json_members_are_redacted_at_any_depth() {
-        let text = r#"{"messages":[{"role":"user","content":"hi","ssn":"123-45-6789"}],"meta":{"api_token":{"a":1}},"n":1}"#;
+        let text =
+            r#"{"messages":[{"role":"user","content":"hi","ssn":"123-45-6789"}],"meta":{"api_token":{"a":1}},"n":1}"#;
         let out = payload(text, &fields());
         assert!(!out.contains("123-45-6789") && !out.contains("\"a\":1"), "{out}");
         let v: Value = serde_json::from_str(&out).expect("json");

@@ -25,10 +25,9 @@ impl ErrorShape {
         match self {
             ErrorShape::Kong => (err.status, kong_error_body(&err.message)),
             ErrorShape::OpenAi => (err.status, err.body()),
-            ErrorShape::Anthropic => (
-                tollgate_llm::ingress::anthropic::error_status(err),
-                tollgate_llm::ingress::anthropic::error_body(err),
-            ),
+            ErrorShape::Anthropic => {
+                (tollgate_llm::ingress::anthropic::error_status(err), tollgate_llm::ingress::anthropic::error_body(err))
+            }
         }
     }
 }

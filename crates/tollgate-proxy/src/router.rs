@@ -71,13 +71,7 @@ impl Router {
             let prefix_len = if r.paths.is_empty() {
                 0
             } else {
-                match r
-                    .paths
-                    .iter()
-                    .filter(|p| path_has_prefix(path, p))
-                    .map(|p| p.len())
-                    .max()
-                {
+                match r.paths.iter().filter(|p| path_has_prefix(path, p)).map(|p| p.len()).max() {
                     Some(l) => l,
                     None => continue,
                 }

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use once_cell::sync::Lazy;
 use std::sync::Arc;
 
-use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, TargetInfo};
+use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_config::Config;
 
 use crate::health::HealthCheckError;
@@ -190,14 +190,8 @@ impl AiProxyRt {
             .map(|c| FailoverCriterion::parse(c).ok_or_else(|| BalancerError::UnknownCriterion(c.clone())))
             .collect::<Result<Vec<_>, _>>()?;
         let api = targets.first().map(|t| t.api).ok_or(BalancerError::NoTarget)?;
-        let infos = targets
-            .iter()
-            .map(|t| TargetInfo {
-                id: t.label.clone(),
-                weight: t.weight,
-                description: None,
-            })
-            .collect();
+        let infos =
+            targets.iter().map(|t| TargetInfo { id: t.label.clone(), weight: t.weight, description: None }).collect();
         let breaker = BreakerConfig {
             max_fails: config.max_fails,
             fail_timeout: std::time::Duration::from_millis(config.fail_timeout),
@@ -378,11 +372,7 @@ impl Snapshot {
                 for k in &c.keyauth_credentials {
                     keys.insert(&k.key, i);
                 }
-                ConsumerRt {
-                    name: c.reference().to_string(),
-                    custom_id: c.custom_id.clone(),
-                    groups: c.groups.clone(),
-                }
+                ConsumerRt { name: c.reference().to_string(), custom_id: c.custom_id.clone(), groups: c.groups.clone() }
             })
             .collect();
         let router = Router::new(&config.routes, |s| names.services.get(s).copied());
@@ -447,17 +437,13 @@ fn compile_services(config: &Config) -> Result<Vec<ServiceRt>, CompileError> {
     for s in &config.services {
         let upstream = match &s.url {
             Some(u) => Some(
-                Endpoint::parse(u)
-                    .map_err(|source| CompileError::ServiceUrl { service: s.name.clone(), source })?,
+                Endpoint::parse(u).map_err(|source| CompileError::ServiceUrl { service: s.name.clone(), source })?,
             ),
             None => None,
         };
         let ms = |v: Option<u64>| v.map(std::time::Duration::from_millis);
-        let timeouts = PeerTimeouts {
-            connect: ms(s.connect_timeout),
-            read: ms(s.read_timeout),
-            write: ms(s.write_timeout),
-        };
+        let timeouts =
+            PeerTimeouts { connect: ms(s.connect_timeout), read: ms(s.read_timeout), write: ms(s.write_timeout) };
         let base = config.source.parent().unwrap_or(std::path::Path::new(""));
         let tls = UpstreamTls::load(s, base)
             .map_err(|source| CompileError::ServiceTls { service: s.name.clone(), source })?;
@@ -493,7 +479,10 @@ impl Compiling<'_, '_> {
         let scoped = match &p.config {
             PluginConfig::KeyAuth(c) => {
                 let anonymous = self.anonymous("key-auth", &c.anonymous)?;
-                (Slot::KeyAuth, PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), finder: KeyFinder::new(c), anonymous }))
+                (
+                    Slot::KeyAuth,
+                    PluginRt::KeyAuth(KeyAuthRt { config: c.clone(), finder: KeyFinder::new(c), anonymous }),
+                )
             }
             PluginConfig::MtlsAuth(c) => {
                 let anonymous = self.anonymous("mtls-auth", &c.anonymous)?;
@@ -513,10 +502,9 @@ impl Compiling<'_, '_> {
             PluginConfig::AiRateLimiting(c) => {
                 (Slot::TokenLimit, PluginRt::TokenLimit(limiters.compile(c, scope_of(p))))
             }
-            PluginConfig::RateLimiting(c) => (
-                Slot::RequestLimit,
-                PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))),
-            ),
+            PluginConfig::RateLimiting(c) => {
+                (Slot::RequestLimit, PluginRt::RequestLimit(limiters.compile_requests(c, scope_of(p))))
+            }
             PluginConfig::AiMcpProxy(c) => {
                 let rt = McpRt::compile(c, scope_of(p), limiters)?;
                 // Without replicas of its own the plugin proxies to its
@@ -573,7 +561,8 @@ fn semantic_proxy(
             description: None,
         };
         let threshold = a.vectordb.as_ref().map(|v| v.threshold).unwrap_or(0.75);
-        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, "openai", tls)?), threshold, &descriptions));
+        rt.semantic =
+            Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, "openai", tls)?), threshold, &descriptions));
     }
     Ok(rt)
 }
@@ -638,8 +627,6 @@ impl Snapshot {
         ];
         // A missing part (no consumer yet) makes some entries repeat a less
         // specific one; looking them up twice is harmless.
-        order
-            .iter()
-            .find_map(|&(r2, s2, c2)| self.scopes.get(&(slot, r2, s2, c2)).map(|&i| &self.plugins[i]))
+        order.iter().find_map(|&(r2, s2, c2)| self.scopes.get(&(slot, r2, s2, c2)).map(|&i| &self.plugins[i]))
     }
 }

@@ -28,11 +28,7 @@ impl<T> Survivors<T> {
 
     /// The live value under `key` (`false`), or a fresh one from `build` (`true`),
     /// so the caller can start what a new value needs (a balancer's health checks).
-    pub fn get_or_try_build<E>(
-        &self,
-        key: &str,
-        build: impl FnOnce() -> Result<T, E>,
-    ) -> Result<(Arc<T>, bool), E> {
+    pub fn get_or_try_build<E>(&self, key: &str, build: impl FnOnce() -> Result<T, E>) -> Result<(Arc<T>, bool), E> {
         let Ok(mut alive) = self.alive.lock() else {
             return Ok((Arc::new(build()?), true));
         };

@@ -39,12 +39,7 @@ impl<T: Clone> SniTable<T> {
     /// entry without SNIs, else the first entry; `None` when there is no entry.
     /// A name listed twice keeps its first entry (the validator refuses that anyway).
     pub fn new(entries: &[(Vec<String>, T)]) -> Option<Self> {
-        let default = entries
-            .iter()
-            .find(|(snis, _)| snis.is_empty())
-            .or_else(|| entries.first())?
-            .1
-            .clone();
+        let default = entries.iter().find(|(snis, _)| snis.is_empty()).or_else(|| entries.first())?.1.clone();
         let mut exact = HashMap::new();
         let mut wildcard = HashMap::new();
         for (snis, value) in entries {
@@ -57,11 +52,7 @@ impl<T: Clone> SniTable<T> {
                 map.entry(key).or_insert_with(|| value.clone());
             }
         }
-        Some(SniTable {
-            exact,
-            wildcard,
-            default,
-        })
+        Some(SniTable { exact, wildcard, default })
     }
 }
 
@@ -112,9 +103,7 @@ pub struct SniResolver {
 
 impl SniResolver {
     pub fn new(set: CertSet) -> Arc<Self> {
-        Arc::new(SniResolver {
-            current: ArcSwap::from_pointee(set),
-        })
+        Arc::new(SniResolver { current: ArcSwap::from_pointee(set) })
     }
 
     pub fn install(&self, set: CertSet) {
@@ -186,9 +175,7 @@ pub fn load_certificates(config: &Config) -> Result<Option<CertSet>, ConfigError
     for (i, entry) in entries.iter().enumerate() {
         match load_entry(entry, base) {
             Ok(key) => loaded.push((entry.snis.clone(), Arc::new(key))),
-            Err(Problem { field, message }) => {
-                errors.push((format!("server.tls_certificates[{i}].{field}"), message))
-            }
+            Err(Problem { field, message }) => errors.push((format!("server.tls_certificates[{i}].{field}"), message)),
         }
     }
     if !errors.is_empty() {
@@ -212,9 +199,7 @@ pub fn load_client_verifier(config: &Config) -> Result<ClientCa, ConfigErrors> {
     let fail = |message: String| positioned(&config.source, vec![("server.client_ca".to_string(), message)]);
     let mut roots = RootCertStore::empty();
     for cert in read_chain(&path).map_err(|e| fail(e.to_string()))? {
-        roots
-            .add(cert)
-            .map_err(|e| fail(format!("a certificate in {} is not a usable CA: {e}", path.display())))?;
+        roots.add(cert).map_err(|e| fail(format!("a certificate in {} is not a usable CA: {e}", path.display())))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
@@ -222,9 +207,8 @@ pub fn load_client_verifier(config: &Config) -> Result<ClientCa, ConfigErrors> {
         ClientVerify::Required => builder,
         ClientVerify::Optional => builder.allow_unauthenticated(),
     };
-    let verifier: Arc<dyn ClientCertVerifier> = builder
-        .build()
-        .map_err(|e| fail(format!("cannot verify client certificates with {}: {e}", path.display())))?;
+    let verifier: Arc<dyn ClientCertVerifier> =
+        builder.build().map_err(|e| fail(format!("cannot verify client certificates with {}: {e}", path.display())))?;
     Ok(ClientCa(verifier))
 }
 
@@ -243,30 +227,19 @@ fn load_entry(entry: &TlsCertificate, base: &Path) -> Result<CertifiedKey, Probl
     let key_path = base.join(&entry.key);
     let chain = read_chain(&cert_path).map_err(|m| problem("cert", m))?;
     let key = read_key(&key_path).map_err(|m| problem("key", m))?;
-    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| {
-        problem(
-            "key",
-            format!("unsupported private key in {}: {e}", key_path.display()),
-        )
-    })?;
+    let signing_key = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| problem("key", format!("unsupported private key in {}: {e}", key_path.display())))?;
     let certified = CertifiedKey::new(chain, signing_key);
     match certified.keys_match() {
         // Unknown: the key type cannot tell its public key; rustls accepts it too.
         Ok(()) | Err(TlsError::InconsistentKeys(InconsistentKeys::Unknown)) => Ok(certified),
         Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => Err(problem(
             "key",
-            format!(
-                "the key in {} does not match the certificate in {}",
-                key_path.display(),
-                cert_path.display()
-            ),
+            format!("the key in {} does not match the certificate in {}", key_path.display(), cert_path.display()),
         )),
         Err(e) => Err(problem(
             "cert",
-            format!(
-                "the first certificate in {} is not a valid X.509 certificate: {e}",
-                cert_path.display()
-            ),
+            format!("the first certificate in {} is not a valid X.509 certificate: {e}", cert_path.display()),
         )),
     }
 }
@@ -292,10 +265,9 @@ pub(crate) fn read_chain(path: &PathBuf) -> Result<Vec<CertificateDer<'static>>,
 pub(crate) fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>, String> {
     let bytes = read_file(path, "key")?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| match e {
-        pem::Error::NoItemsFound => format!(
-            "no private key in {} (expected a PEM PKCS#8, RSA or EC private key)",
-            path.display()
-        ),
+        pem::Error::NoItemsFound => {
+            format!("no private key in {} (expected a PEM PKCS#8, RSA or EC private key)", path.display())
+        }
         e => format!("{} is not valid PEM: {e}", path.display()),
     })
 }
@@ -303,24 +275,13 @@ pub(crate) fn read_key(path: &PathBuf) -> Result<PrivateKeyDer<'static>, String>
 /// Errors at the line of their field, as the config loader reports its own. The
 /// file is read again only for positions; if that fails they have none.
 fn positioned(source: &Path, errors: Vec<(String, String)>) -> ConfigErrors {
-    let spans = std::fs::read_to_string(source)
-        .ok()
-        .map(|text| SpanIndex::new(&text));
+    let spans = std::fs::read_to_string(source).ok().map(|text| SpanIndex::new(&text));
     ConfigErrors(
         errors
             .into_iter()
             .map(|(path, message)| {
-                let (line, column) = spans
-                    .as_ref()
-                    .and_then(|s| s.locate(&path))
-                    .unwrap_or((0, 0));
-                ConfigError {
-                    file: source.to_path_buf(),
-                    line,
-                    column,
-                    path,
-                    message,
-                }
+                let (line, column) = spans.as_ref().and_then(|s| s.locate(&path)).unwrap_or((0, 0));
+                ConfigError { file: source.to_path_buf(), line, column, path, message }
             })
             .collect(),
     )
@@ -354,16 +315,8 @@ mod tests {
     fn wildcard_covers_exactly_one_label() {
         let t = table();
         assert_eq!(*t.pick(Some("www.example.com")), "wild");
-        assert_eq!(
-            *t.pick(Some("example.com")),
-            "fallback",
-            "the bare parent is not covered"
-        );
-        assert_eq!(
-            *t.pick(Some("a.b.example.com")),
-            "fallback",
-            "two labels deep is not covered"
-        );
+        assert_eq!(*t.pick(Some("example.com")), "fallback", "the bare parent is not covered");
+        assert_eq!(*t.pick(Some("a.b.example.com")), "fallback", "two labels deep is not covered");
         assert_eq!(*t.pick(Some("wwwexample.com")), "fallback");
     }
 
@@ -390,25 +343,13 @@ mod tests {
         assert_eq!(*t.pick(Some("API.Example.COM")), "api");
         assert_eq!(*t.pick(Some("WWW.EXAMPLE.COM")), "wild");
         assert_eq!(*t.pick(Some("api.example.com.")), "api");
-        assert_eq!(
-            *t.pick(Some("OTHER.TEST")),
-            "wild",
-            "config names are normalized too"
-        );
+        assert_eq!(*t.pick(Some("OTHER.TEST")), "wild", "config names are normalized too");
     }
 
     #[test]
     fn a_name_listed_twice_keeps_its_first_entry() {
-        let entries = [
-            (names(&["a.test"]), "first"),
-            (names(&["A.TEST"]), "second"),
-        ];
-        assert_eq!(
-            *SniTable::new(&entries)
-                .expect("entries")
-                .pick(Some("a.test")),
-            "first"
-        );
+        let entries = [(names(&["a.test"]), "first"), (names(&["A.TEST"]), "second")];
+        assert_eq!(*SniTable::new(&entries).expect("entries").pick(Some("a.test")), "first");
     }
 
     /// Key material made by the `openssl` CLI (scripts/setup.sh --test installs it).
@@ -426,18 +367,13 @@ mod tests {
         let key = format!("{name}.key");
         let cert = format!("{name}.crt");
         let subject = format!("/CN={name}");
-        let mut args = vec![
-            "req", "-x509", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key, "-out",
-            &cert,
-        ];
+        let mut args = vec!["req", "-x509", "-nodes", "-days", "2", "-subj", &subject, "-keyout", &key, "-out", &cert];
         args.extend_from_slice(key_args);
         openssl(dir, &args);
     }
 
     fn config_with(dir: &Path, certs: &str) -> Config {
-        let text = format!(
-            "[server]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_certificates = [\n{certs}\n]\n"
-        );
+        let text = format!("[server]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_certificates = [\n{certs}\n]\n");
         let path = dir.join("tollgate.toml");
         std::fs::write(&path, &text).expect("write config");
         tollgate_config::load_file(&path).unwrap_or_else(|e| panic!("{e}"))
@@ -447,11 +383,7 @@ mod tests {
     fn loads_rsa_and_ec_keys_relative_to_the_config_and_picks_by_sni() {
         let dir = tempfile::tempdir().expect("tempdir");
         self_signed(dir.path(), "rsa", &["-newkey", "rsa:2048"]);
-        self_signed(
-            dir.path(),
-            "ec",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        );
+        self_signed(dir.path(), "ec", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
         let config = config_with(
             dir.path(),
             "{ cert = \"rsa.crt\", key = \"rsa.key\" },\n{ cert = \"ec.crt\", key = \"ec.key\", snis = [\"ec.test\"] }",
@@ -468,16 +400,8 @@ mod tests {
     #[test]
     fn bad_files_are_named_by_field_and_line() {
         let dir = tempfile::tempdir().expect("tempdir");
-        self_signed(
-            dir.path(),
-            "one",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        );
-        self_signed(
-            dir.path(),
-            "two",
-            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
-        );
+        self_signed(dir.path(), "one", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
+        self_signed(dir.path(), "two", &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]);
         std::fs::write(dir.path().join("empty.pem"), "just text\n").expect("write");
         let config = config_with(
             dir.path(),
@@ -501,25 +425,9 @@ mod tests {
             "{errors}"
         );
         let messages: Vec<&str> = errors.0.iter().map(|e| e.message.as_str()).collect();
-        assert!(
-            messages[0].contains("does not match the certificate"),
-            "{}",
-            messages[0]
-        );
-        assert!(
-            messages[1].starts_with("cannot read certificate file"),
-            "{}",
-            messages[1]
-        );
-        assert!(
-            messages[2].starts_with("no certificate in"),
-            "{}",
-            messages[2]
-        );
-        assert!(
-            messages[3].starts_with("no private key in"),
-            "{}",
-            messages[3]
-        );
+        assert!(messages[0].contains("does not match the certificate"), "{}", messages[0]);
+        assert!(messages[1].starts_with("cannot read certificate file"), "{}", messages[1]);
+        assert!(messages[2].starts_with("no certificate in"), "{}", messages[2]);
+        assert!(messages[3].starts_with("no private key in"), "{}", messages[3]);
     }
 }

@@ -51,7 +51,8 @@ fn references(module: &str, text: &str, known: &BTreeMap<String, String>) -> BTr
     let mut out = BTreeSet::new();
     let here: Vec<&str> = if module.is_empty() { Vec::new() } else { module.split("::").collect() };
     let code = code(text);
-    let words: Vec<&str> = code.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '{' || c == ',')).collect();
+    let words: Vec<&str> =
+        code.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':' || c == '{' || c == ',')).collect();
     for w in words {
         let (base, rest): (Vec<&str>, &str) = if let Some(r) = w.strip_prefix("crate::") {
             (Vec::new(), r)

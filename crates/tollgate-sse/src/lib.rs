@@ -36,8 +36,7 @@ impl EventSplitter {
             // `\n\n` or `\n\r\n` ends the event.
             let end = if self.buf.get(nl + 1) == Some(&b'\n') {
                 Some(nl + 2)
-            } else if self.buf.get(nl + 1) == Some(&b'\r') && self.buf.get(nl + 2) == Some(&b'\n')
-            {
+            } else if self.buf.get(nl + 1) == Some(&b'\r') && self.buf.get(nl + 2) == Some(&b'\n') {
                 Some(nl + 3)
             } else {
                 None
@@ -208,9 +207,6 @@ mod tests {
     fn data_lines_are_extracted() {
         assert_eq!(event_data(b"data: {\"a\":1}\n\n").as_deref(), Some(&b"{\"a\":1}"[..]));
         assert_eq!(event_data(b": comment\n\n"), None);
-        assert_eq!(
-            event_data(b"event: x\ndata: a\ndata:b\n\n").as_deref(),
-            Some(&b"a\nb"[..])
-        );
+        assert_eq!(event_data(b"event: x\ndata: a\ndata:b\n\n").as_deref(), Some(&b"a\nb"[..]));
     }
 }

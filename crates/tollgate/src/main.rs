@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::apps::HttpServerOptions;
+use pingora_core::listeners::{L4BufferSettings, ListenerConfig};
 use pingora_core::server::configuration::{Opt, ServerConf};
 use pingora_core::server::Server;
 use pingora_core::services::background::background_service;
@@ -17,11 +17,11 @@ use tollgate_proxy::access_log::AccessLog;
 /// full pipeline's CPU per request (bench/README.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tollgate_proxy::admin::AdminApp;
-use tollgate_proxy::limits::LimiterRegistry;
 use pingora_proxy::HttpProxy;
 use tollgate_config::ServerConfig;
+use tollgate_proxy::admin::AdminApp;
 use tollgate_proxy::client_tls::ClientCa;
+use tollgate_proxy::limits::LimiterRegistry;
 use tollgate_proxy::tls::{self, CertSet};
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
@@ -111,10 +111,7 @@ fn health(admin: &str) -> ExitCode {
     use std::net::{TcpStream, ToSocketAddrs};
     use std::time::Duration;
     let probe = || -> std::io::Result<bool> {
-        let addr = admin
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
+        let addr = admin.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
         s.set_read_timeout(Some(Duration::from_secs(2)))?;
         s.write_all(b"GET /health HTTP/1.1\r\nHost: health\r\nConnection: close\r\n\r\n")?;
@@ -138,9 +135,7 @@ fn health(admin: &str) -> ExitCode {
 fn check(path: &std::path::Path) -> ExitCode {
     match build(path, &LimiterRegistry::system()) {
         Ok(Candidate { snap, certs, .. }) => {
-            let tls = certs
-                .map(|c| format!(", {} TLS certificates", c.count))
-                .unwrap_or_default();
+            let tls = certs.map(|c| format!(", {} TLS certificates", c.count)).unwrap_or_default();
             println!("{}: OK: {}{tls}", path.display(), snap.config.summary());
             ExitCode::SUCCESS
         }

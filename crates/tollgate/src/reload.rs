@@ -71,7 +71,9 @@ impl Reloader {
                 edge.certs.install(certs);
             }
             (Some(_), None) => {
-                tracing::warn!("the new config lists no tls_certificates; the TLS listeners keep serving the previous ones")
+                tracing::warn!(
+                    "the new config lists no tls_certificates; the TLS listeners keep serving the previous ones"
+                )
             }
             (None, _) => {}
         }
@@ -217,12 +219,7 @@ impl FileState {
         // Change detection, not security: std's SipHash is enough.
         let mut hasher = DefaultHasher::new();
         hasher.write(&bytes);
-        Some(FileState {
-            target,
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            hash: hasher.finish(),
-        })
+        Some(FileState { target, modified: meta.modified().ok(), len: meta.len(), hash: hasher.finish() })
     }
 }
 
@@ -289,11 +286,7 @@ mod tests {
         assert_eq!(before, Fingerprint::of(vec![path.clone()]));
         std::os::unix::fs::symlink("v2", d.join("..data_tmp")).expect("link");
         std::fs::rename(d.join("..data_tmp"), d.join("..data")).expect("swap");
-        assert_ne!(
-            before,
-            Fingerprint::of(vec![path]),
-            "same bytes, new target"
-        );
+        assert_ne!(before, Fingerprint::of(vec![path]), "same bytes, new target");
     }
 
     #[test]
@@ -305,14 +298,8 @@ mod tests {
         let old = Fingerprint::of(vec![a.clone()]);
         std::fs::write(&a, "changed").expect("write");
         let carried = old.carried_to(vec![a.clone(), b.clone()]);
-        assert_ne!(
-            carried,
-            Fingerprint::of(vec![a.clone(), b.clone()]),
-            "a's old state is kept"
-        );
+        assert_ne!(carried, Fingerprint::of(vec![a.clone(), b.clone()]), "a's old state is kept");
         assert_eq!(carried.0[1], Fingerprint::of(vec![b]).0[0]);
-        assert!(Fingerprint::of(vec![dir.path().join("missing")]).0[0]
-            .1
-            .is_none());
+        assert!(Fingerprint::of(vec![dir.path().join("missing")]).0[0].1.is_none());
     }
 }

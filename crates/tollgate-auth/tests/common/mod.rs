@@ -42,11 +42,7 @@ pub fn good_claims() -> Value {
 
 /// `header.payload` for the given JSON values.
 pub fn signing_input(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    )
+    format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()))
 }
 
 pub struct EcKey {
@@ -60,10 +56,7 @@ impl EcKey {
         let alg = &signature::ECDSA_P256_SHA256_FIXED_SIGNING;
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).expect("generate P-256 key");
         let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).expect("load P-256 key");
-        Self {
-            pair,
-            kid: kid.to_owned(),
-        }
+        Self { pair, kid: kid.to_owned() }
     }
 
     /// The public key as a JWK: uncompressed point `04 || x || y` split into x and y.
@@ -82,19 +75,12 @@ impl EcKey {
     }
 
     pub fn sign(&self, input: &str) -> Vec<u8> {
-        self.pair
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .expect("ES256 sign")
-            .as_ref()
-            .to_vec()
+        self.pair.sign(&SystemRandom::new(), input.as_bytes()).expect("ES256 sign").as_ref().to_vec()
     }
 
     /// A signed ES256 token with this key's `kid`.
     pub fn token(&self, claims: &Value) -> String {
-        self.token_with_header(
-            &json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}),
-            claims,
-        )
+        self.token_with_header(&json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid}), claims)
     }
 
     pub fn token_with_header(&self, header: &Value, claims: &Value) -> String {
@@ -109,10 +95,7 @@ pub fn jwks_of(keys: &[Value]) -> Jwks {
 }
 
 pub fn rsa_pair() -> RsaKeyPair {
-    let body: String = RSA_PEM
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let body: String = RSA_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
     let der = STANDARD.decode(body).expect("PEM base64");
     RsaKeyPair::from_pkcs8(&der).expect("PKCS#8 RSA key")
 }
@@ -138,7 +121,6 @@ pub fn rsa_token(alg: &str, header: &Value, claims: &Value) -> String {
     let pair = rsa_pair();
     let input = signing_input(header, claims);
     let mut sig = vec![0u8; pair.public().modulus_len()];
-    pair.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig)
-        .expect("RSA sign");
+    pair.sign(padding, &SystemRandom::new(), input.as_bytes(), &mut sig).expect("RSA sign");
     format!("{input}.{}", b64(&sig))
 }

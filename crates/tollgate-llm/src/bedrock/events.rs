@@ -107,7 +107,12 @@ impl StreamDecoder {
                 };
                 let index = self.tool_blocks.len() as u32;
                 self.tool_blocks.push(block);
-                out.push(Delta::ToolCall { index, id: Some(id.into()), name: Some(name.into()), arguments: String::new() });
+                out.push(Delta::ToolCall {
+                    index,
+                    id: Some(id.into()),
+                    name: Some(name.into()),
+                    arguments: String::new(),
+                });
             }
             "contentBlockDelta" => {
                 let Some(delta) = event.get("delta") else {
@@ -119,10 +124,16 @@ impl StreamDecoder {
                     }
                 } else if let Some(input) = delta.get("toolUse").and_then(|t| t.get("input")).and_then(Value::as_str) {
                     let Some(index) = self.tool_blocks.iter().rposition(|b| *b == block) else {
-                        return self.fail(format!("tool input for content block {block}, which started no tool call"), out);
+                        return self
+                            .fail(format!("tool input for content block {block}, which started no tool call"), out);
                     };
                     if !input.is_empty() {
-                        out.push(Delta::ToolCall { index: index as u32, id: None, name: None, arguments: input.into() });
+                        out.push(Delta::ToolCall {
+                            index: index as u32,
+                            id: None,
+                            name: None,
+                            arguments: input.into(),
+                        });
                     }
                 } else if let Some(reasoning) = delta.get("reasoningContent") {
                     // ReasoningContentBlockDelta: one of text, signature, redactedContent.
@@ -143,7 +154,9 @@ impl StreamDecoder {
                 self.finished = true;
             }
             "metadata" => {
-                if let Some(usage) = event.get("usage").and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok()) {
+                if let Some(usage) =
+                    event.get("usage").and_then(|u| serde_json::from_value::<WireUsage>(u.clone()).ok())
+                {
                     out.push(Delta::Usage(usage.update()));
                 }
                 // Metadata is the stream's last event.
@@ -157,7 +170,11 @@ impl StreamDecoder {
 
     /// Emits the one error of this stream; what follows is ignored.
     fn fail(&mut self, why: String, out: &mut Vec<Delta>) {
-        out.push(Delta::Error(LlmError::new(502, "upstream_error", format!("provider {PROVIDER} stream error: {why}"))));
+        out.push(Delta::Error(LlmError::new(
+            502,
+            "upstream_error",
+            format!("provider {PROVIDER} stream error: {why}"),
+        )));
         self.ended = true;
         self.buf.clear();
     }
@@ -205,7 +222,8 @@ pub fn test_stream(chunks: usize, piece: &str) -> Vec<u8> {
     }
     push_event(&mut out, "contentBlockStop", r#"{"contentBlockIndex":0}"#);
     push_event(&mut out, "messageStop", r#"{"stopReason":"end_turn"}"#);
-    let usage = serde_json::json!({ "usage": { "inputTokens": 10, "outputTokens": chunks, "totalTokens": chunks + 10 } });
+    let usage =
+        serde_json::json!({ "usage": { "inputTokens": 10, "outputTokens": chunks, "totalTokens": chunks + 10 } });
     push_event(&mut out, "metadata", &usage.to_string());
     out
 }
@@ -275,7 +293,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), created: 7, model: "m".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            created: 7,
+            model: "m".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     // An event-stream message encoded by an independent implementation (the
@@ -296,7 +320,10 @@ mod tests {
         assert_eq!(out, INDEPENDENT_FRAME);
         // It decodes, and without a :message-type it is not a Bedrock event.
         let deltas = decode_all(INDEPENDENT_FRAME);
-        assert!(matches!(deltas.as_slice(), [Delta::Error(e)] if e.message.contains("message type None")), "{deltas:?}");
+        assert!(
+            matches!(deltas.as_slice(), [Delta::Error(e)] if e.message.contains("message type None")),
+            "{deltas:?}"
+        );
     }
 
     #[test]
@@ -306,12 +333,18 @@ mod tests {
             event("messageStart", json!({"role": "assistant", "p": "abcd"})),
             event("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": "Hi"}})),
             event("contentBlockStop", json!({"contentBlockIndex": 0})),
-            event("contentBlockStart", json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "f"}}})),
+            event(
+                "contentBlockStart",
+                json!({"contentBlockIndex": 1, "start": {"toolUse": {"toolUseId": "t1", "name": "f"}}}),
+            ),
             event("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "{\"a\":"}}})),
             event("contentBlockDelta", json!({"contentBlockIndex": 1, "delta": {"toolUse": {"input": "1}"}}})),
             event("contentBlockStop", json!({"contentBlockIndex": 1})),
             event("messageStop", json!({"stopReason": "tool_use"})),
-            event("metadata", json!({"usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8}, "metrics": {"latencyMs": 9}})),
+            event(
+                "metadata",
+                json!({"usage": {"inputTokens": 5, "outputTokens": 3, "totalTokens": 8}, "metrics": {"latencyMs": 9}}),
+            ),
         ] {
             bytes.extend(f);
         }
@@ -323,7 +356,12 @@ mod tests {
                 Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"a\":".into() },
                 Delta::ToolCall { index: 0, id: None, name: None, arguments: "1}".into() },
                 Delta::Finish(FinishReason::ToolCalls),
-                Delta::Usage(UsageUpdate { prompt: Some(5), completion: Some(3), cached: Some(0), ..UsageUpdate::default() }),
+                Delta::Usage(UsageUpdate {
+                    prompt: Some(5),
+                    completion: Some(3),
+                    cached: Some(0),
+                    ..UsageUpdate::default()
+                }),
                 Delta::Done,
             ]
         );
@@ -359,14 +397,21 @@ mod tests {
             assert_eq!(deltas.first(), Some(&Delta::Text("Hi".into())));
             let errors: Vec<_> = deltas.iter().filter(|d| matches!(d, Delta::Error(_))).collect();
             assert_eq!(errors.len(), 1, "{want}: {deltas:?}");
-            assert!(matches!(errors[0], Delta::Error(e) if e.status == 502 && e.message.contains("provider bedrock") && e.message.contains(want)), "{want}: {deltas:?}");
+            assert!(
+                matches!(errors[0], Delta::Error(e) if e.status == 502 && e.message.contains("provider bedrock") && e.message.contains(want)),
+                "{want}: {deltas:?}"
+            );
             assert_eq!(deltas.len(), 2, "nothing after the error: {deltas:?}");
         }
     }
 
     #[test]
     fn exceptions_and_a_stream_cut_after_message_stop() {
-        let bytes = frame("exception", "throttlingException", br#"{"message":"Too many requests, please wait before trying again."}"#);
+        let bytes = frame(
+            "exception",
+            "throttlingException",
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        );
         let deltas = decode_all(&bytes);
         assert!(
             matches!(deltas.as_slice(), [Delta::Error(e)] if e.message == "provider bedrock stream error: throttlingException: Too many requests, please wait before trying again."),
@@ -376,6 +421,8 @@ mod tests {
         assert_eq!(decode_all(&bytes), vec![Delta::Finish(FinishReason::Stop), Delta::Done]);
         assert_eq!(decode_all(b""), vec![]);
         let bytes = event("contentBlockDelta", json!({"contentBlockIndex": 3, "delta": {"toolUse": {"input": "{}"}}}));
-        assert!(matches!(decode_all(&bytes).as_slice(), [Delta::Error(e)] if e.message.contains("started no tool call")));
+        assert!(
+            matches!(decode_all(&bytes).as_slice(), [Delta::Error(e)] if e.message.contains("started no tool call"))
+        );
     }
 }

@@ -110,7 +110,11 @@ fn merge(into: &mut Map<String, Value>, fields: Value) {
 /// Claude counts the budget in `maxTokens` and wants the limit above it, as on
 /// Anthropic's own API: a caller's limit without room is refused, naming both,
 /// and a missing one is set to the budget plus Anthropic's default.
-fn reasoning_fields(model: &str, r: crate::chat::Reasoning, inference: &mut Map<String, Value>) -> Result<Value, LlmError> {
+fn reasoning_fields(
+    model: &str,
+    r: crate::chat::Reasoning,
+    inference: &mut Map<String, Value>,
+) -> Result<Value, LlmError> {
     if model.contains("amazon.nova") {
         let effort = match r.effort() {
             Effort::Minimal | Effort::Low => "low",
@@ -151,7 +155,9 @@ fn messages(list: &[Message], cache_points: &[CachePoint]) -> Result<Vec<Value>,
             Message::Assistant { text, tool_calls, thinking } => {
                 ("assistant", assistant_blocks(i, text.as_deref(), tool_calls, thinking)?)
             }
-            Message::Tool { tool_call_id, content, is_error } => ("user", vec![tool_result(tool_call_id, content, *is_error)]),
+            Message::Tool { tool_call_id, content, is_error } => {
+                ("user", vec![tool_result(tool_call_id, content, *is_error)])
+            }
         };
         push_turn(&mut turns, role, blocks);
         if cache_points.contains(&CachePoint::Message(i)) {
@@ -295,7 +301,12 @@ fn image_format(media_type: &str) -> Option<&'static str> {
 /// An assistant turn: the reasoning it showed (first, as Claude wants it back
 /// with tool use), its text, then a `toolUse` block per tool call. Only signed
 /// or redacted reasoning is replayed: the model refuses what it cannot verify.
-fn assistant_blocks(i: usize, text: Option<&str>, calls: &[ToolCall], thinking: &[Thinking]) -> Result<Vec<Value>, LlmError> {
+fn assistant_blocks(
+    i: usize,
+    text: Option<&str>,
+    calls: &[ToolCall],
+    thinking: &[Thinking],
+) -> Result<Vec<Value>, LlmError> {
     let mut blocks = Vec::with_capacity(thinking.len() + calls.len() + 1);
     for t in thinking {
         match (&t.redacted, &t.signature) {
@@ -510,7 +521,11 @@ fn finish_reason(reason: &str) -> FinishReason {
 /// model: the completion keeps the request's id and model from `meta`.
 pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
     let not_an_answer = |why: String| {
-        LlmError::new(502, "upstream_error", format!("provider {PROVIDER} returned an answer that is not a Converse response: {why}"))
+        LlmError::new(
+            502,
+            "upstream_error",
+            format!("provider {PROVIDER} returned an answer that is not a Converse response: {why}"),
+        )
     };
     let wire: WireAnswer = serde_json::from_slice(body).map_err(|e| not_an_answer(e.to_string()))?;
     let mut completion = Completion::new(meta);
@@ -566,7 +581,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-req1".into(), created: 1_700_000_000, model: "anthropic.claude-3-haiku-20240307-v1:0".into(), client_wants_usage: true, ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-req1".into(),
+            created: 1_700_000_000,
+            model: "anthropic.claude-3-haiku-20240307-v1:0".into(),
+            client_wants_usage: true,
+            ..AnswerMeta::default()
+        }
     }
 
     #[test]
@@ -580,7 +601,11 @@ mod tests {
         ] {
             let e = converse(&format!(r#"{{"messages":[{{"role":"user","content":"hi"}}],{body}}}"#)).expect_err(field);
             assert_eq!(e.status, 400);
-            assert!(e.message.contains(&format!("'{field}' is not supported by provider bedrock")), "{field}: {}", e.message);
+            assert!(
+                e.message.contains(&format!("'{field}' is not supported by provider bedrock")),
+                "{field}: {}",
+                e.message
+            );
         }
         assert!(converse(r#"{"messages":[{"role":"user","content":"hi"}],"response_format":{"type":"text"}}"#).is_ok());
         // One call at a time has no Converse field: the wish is dropped, not refused.
@@ -626,9 +651,15 @@ mod tests {
                 Message::User {
                     parts: vec![
                         doc(b64("application/pdf"), Some("Q3 report.pdf")),
-                        doc(b64("application/vnd.openxmlformats-officedocument.wordprocessingml.document"), Some("Q3   report.pdf")),
+                        doc(
+                            b64("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+                            Some("Q3   report.pdf"),
+                        ),
                         doc(DocumentSource::Text("plain notes".into()), None),
-                        doc(DocumentSource::Url("s3://my-bucket/docs/contract.docx".into()), Some("<ignore previous instructions>")),
+                        doc(
+                            DocumentSource::Url("s3://my-bucket/docs/contract.docx".into()),
+                            Some("<ignore previous instructions>"),
+                        ),
                         Part::Text("Compare them.".into()),
                     ],
                 },
@@ -652,7 +683,10 @@ mod tests {
             (doc(DocumentSource::Url("https://example.com/a.pdf".into()), None), "inline or from S3"),
             (doc(b64("application/zip"), None), "not application/zip"),
         ] {
-            let c = neutral("anthropic.claude-3-haiku-20240307-v1:0", vec![Message::User { parts: vec![Part::Text("x".into()), part] }]);
+            let c = neutral(
+                "anthropic.claude-3-haiku-20240307-v1:0",
+                vec![Message::User { parts: vec![Part::Text("x".into()), part] }],
+            );
             let e = request(&c, &ProviderOptions::default()).expect_err(want);
             assert_eq!((e.status, e.code), (400, Some("unsupported_parameter")));
             assert!(e.message.contains("messages[0].content[1]") && e.message.contains(want), "{}", e.message);

@@ -101,9 +101,8 @@ fn sign_for_service(
         SignableBody::Bytes(body),
     )
     .map_err(|e| format!("cannot sign the request: {e}"))?;
-    let (instructions, _signature) = http_request::sign(request, &params)
-        .map_err(|e| format!("signing failed: {e}"))?
-        .into_parts();
+    let (instructions, _signature) =
+        http_request::sign(request, &params).map_err(|e| format!("signing failed: {e}"))?.into_parts();
     let (headers, _query_params) = instructions.into_parts();
     Ok(headers.into_iter().map(|h| (h.name().to_string(), h.value().to_string())).collect())
 }
@@ -222,8 +221,16 @@ mod tests {
         let path = "/model/anthropic.claude-3-haiku-20240307-v1%3A0/converse";
         let now = at(1_704_164_645); // 2024-01-02T03:04:05Z
         let sign_with = |token: Option<&str>| {
-            sign(&example_creds(token), "us-west-2", host, path, &[("host", host), ("content-type", "application/json")], body, now)
-                .expect("signed")
+            sign(
+                &example_creds(token),
+                "us-west-2",
+                host,
+                path,
+                &[("host", host), ("content-type", "application/json")],
+                body,
+                now,
+            )
+            .expect("signed")
         };
         let h = sign_with(None);
         assert_eq!(header(&h, "x-amz-date"), Some("20240102T030405Z"));

@@ -47,9 +47,7 @@ use sha2::{Digest, Sha256};
 
 use super::{mock_error as native_mock_error, parse, to_json, with_id_header};
 use crate::behavior::Behavior;
-use crate::chat::{
-    tool_args_value, Answer, Content, Prompt, Reasoning, Stop, DEFAULT_MODEL, TOOL_ARG_PIECES,
-};
+use crate::chat::{tool_args_value, Answer, Content, Prompt, Reasoning, Stop, DEFAULT_MODEL, TOOL_ARG_PIECES};
 use crate::reply::{Reply, TimedEvent};
 use crate::sse;
 use crate::state::AppState;
@@ -163,10 +161,7 @@ fn all_answered(asked: Asked<'_>, answered: &[&str]) -> Result<(), String> {
     let Some((k, ids)) = asked else {
         return Ok(());
     };
-    let missing: Vec<&str> = ids
-        .into_iter()
-        .filter(|id| !answered.contains(id))
-        .collect();
+    let missing: Vec<&str> = ids.into_iter().filter(|id| !answered.contains(id)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -189,11 +184,7 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
     for (i, m) in messages.iter().enumerate() {
         let role = match m.role.as_deref() {
             Some(r @ ("user" | "assistant")) => r,
-            Some(_) => {
-                return Err(format!(
-                    "messages.{i}.role: Input should be 'user' or 'assistant'"
-                ))
-            }
+            Some(_) => return Err(format!("messages.{i}.role: Input should be 'user' or 'assistant'")),
             None => return Err(format!("messages.{i}.role: Field required")),
         };
         if turn_role != Some(role) {
@@ -217,15 +208,9 @@ fn check_messages(messages: &[Message<'_>]) -> Result<(), String> {
                 ("assistant", Some("thinking")) => {
                     let text = b.get("thinking").and_then(Value::as_str).unwrap_or("");
                     match b.get("signature").and_then(Value::as_str) {
-                        None => {
-                            return Err(format!(
-                                "messages.{i}.content.{j}.thinking.signature: Field required"
-                            ))
-                        }
+                        None => return Err(format!("messages.{i}.content.{j}.thinking.signature: Field required")),
                         Some(sig) if sig != thinking_signature(text) => {
-                            return Err(format!(
-                                "messages.{i}.content.{j}: Invalid `signature` in `thinking` block"
-                            ))
+                            return Err(format!("messages.{i}.content.{j}: Invalid `signature` in `thinking` block"))
                         }
                         Some(_) => {}
                     }
@@ -314,10 +299,7 @@ fn has_cache_marks(req: &MessagesRequest<'_>) -> bool {
     req.cache_control.as_ref().is_some_and(|c| !c.is_null())
         || req.tools.iter().flatten().any(marked)
         || blocks(req.system.as_ref()).iter().any(marked)
-        || req
-            .messages
-            .iter()
-            .any(|m| blocks(m.content.as_ref()).iter().any(marked))
+        || req.messages.iter().any(|m| blocks(m.content.as_ref()).iter().any(marked))
 }
 
 /// The request's blocks in Anthropic's cache order (tools, system, messages),
@@ -353,10 +335,7 @@ impl Prefixes {
         // The characters Prompt counts: a string, or a block's `text`.
         self.chars += match block {
             Value::String(s) => s.chars().count(),
-            b => b
-                .get("text")
-                .and_then(Value::as_str)
-                .map_or(0, |t| t.chars().count()),
+            b => b.get("text").and_then(Value::as_str).map_or(0, |t| t.chars().count()),
         };
         self.digests.push(self.hasher.clone().finalize().into());
         self.chars_upto.push(self.chars);
@@ -416,30 +395,19 @@ struct CacheUsage {
 }
 
 impl CacheUsage {
-    fn of(
-        state: &AppState,
-        req: &MessagesRequest<'_>,
-        model: &str,
-        prompt_tokens: u64,
-    ) -> Option<Self> {
+    fn of(state: &AppState, req: &MessagesRequest<'_>, model: &str, prompt_tokens: u64) -> Option<Self> {
         if !has_cache_marks(req) {
             return None;
         }
         let p = Prefixes::of(req, model);
         let last = *p.marks.last()?;
         // Candidate prefix ends, ascending: each mark and the blocks before it.
-        let mut ends: Vec<usize> = p
-            .marks
-            .iter()
-            .flat_map(|&m| m.saturating_sub(CACHE_LOOKBACK - 1)..=m)
-            .collect();
+        let mut ends: Vec<usize> = p.marks.iter().flat_map(|&m| m.saturating_sub(CACHE_LOOKBACK - 1)..=m).collect();
         ends.sort_unstable();
         ends.dedup();
         let candidates: Vec<[u8; 32]> = ends.iter().map(|&e| p.digests[e]).collect();
         let writes: Vec<[u8; 32]> = p.marks.iter().map(|&m| p.digests[m]).collect();
-        let read_chars = state
-            .prompt_cache_lookup(&candidates, &writes)
-            .map_or(0, |i| p.chars_upto[ends[i]]);
+        let read_chars = state.prompt_cache_lookup(&candidates, &writes).map_or(0, |i| p.chars_upto[ends[i]]);
         let read = tokens::approx_tokens(read_chars);
         let cached = tokens::approx_tokens(p.chars_upto[last]);
         Some(CacheUsage {
@@ -456,11 +424,7 @@ fn usage(prompt_tokens: u64, cache: Option<CacheUsage>, output_tokens: u64) -> V
     match cache {
         None => json!({"input_tokens": prompt_tokens, "output_tokens": output_tokens}),
         Some(c) => {
-            let (m5, h1) = if c.creation_1h {
-                (0, c.creation)
-            } else {
-                (c.creation, 0)
-            };
+            let (m5, h1) = if c.creation_1h { (0, c.creation) } else { (c.creation, 0) };
             json!({
                 "input_tokens": c.input,
                 "cache_creation_input_tokens": c.creation,
@@ -478,10 +442,7 @@ fn usage(prompt_tokens: u64, cache: Option<CacheUsage>, output_tokens: u64) -> V
 /// with this body would report (before caching splits them).
 pub fn count_tokens(body: &[u8]) -> Reply {
     match checked(body, true) {
-        Ok((req, _)) => Reply::json(
-            StatusCode::OK,
-            to_json(&json!({"input_tokens": prompt_of(&req).tokens()})),
-        ),
+        Ok((req, _)) => Reply::json(StatusCode::OK, to_json(&json!({"input_tokens": prompt_of(&req).tokens()}))),
         Err(reply) => reply,
     }
 }
@@ -502,10 +463,7 @@ pub fn messages(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
         Err(reply) => return reply,
     };
     let prompt = prompt_of(&req);
-    let first_tool = req
-        .tools
-        .as_deref()
-        .and_then(|t| t.iter().find_map(|t| t.get("name").and_then(Value::as_str)));
+    let first_tool = req.tools.as_deref().and_then(|t| t.iter().find_map(|t| t.get("name").and_then(Value::as_str)));
     let answer = Answer::new(&prompt, behavior, first_tool);
     let thinking = thinking.then(|| {
         let r = Reasoning::new(&prompt, behavior);
@@ -515,12 +473,7 @@ pub fn messages(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
     let model = req.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let cache = CacheUsage::of(state, &req, model, answer.prompt_tokens);
     let output_tokens = answer.completion_tokens + thinking.as_ref().map_or(0, |(r, _)| r.tokens);
-    let a = MessageAnswer {
-        answer,
-        thinking,
-        cache,
-        output_tokens,
-    };
+    let a = MessageAnswer { answer, thinking, cache, output_tokens };
     let n = state.next_id();
     let id = format!("msg_mock_{n}");
     let tool_id = format!("toolu_mock_{n}");
@@ -580,29 +533,19 @@ fn stream(a: &MessageAnswer<'_>, id: &str, model: &str, tool_id: &str) -> Reply 
     if let Some((r, sig)) = &a.thinking {
         blocks.push((
             json!({"type": "thinking", "thinking": "", "signature": ""}),
-            r.pieces()
-                .into_iter()
-                .map(|t| json!({"type": "thinking_delta", "thinking": t}))
-                .collect(),
+            r.pieces().into_iter().map(|t| json!({"type": "thinking_delta", "thinking": t})).collect(),
             Some(json!({"type": "signature_delta", "signature": sig})),
         ));
     }
     blocks.push(match answer.content {
         Content::Text(_) => (
             json!({"type": "text", "text": ""}),
-            answer
-                .text_pieces()
-                .into_iter()
-                .map(|t| json!({"type": "text_delta", "text": t}))
-                .collect(),
+            answer.text_pieces().into_iter().map(|t| json!({"type": "text_delta", "text": t})).collect(),
             None,
         ),
         Content::ToolCall { name } => (
             json!({"type": "tool_use", "id": tool_id, "name": name, "input": {}}),
-            TOOL_ARG_PIECES
-                .iter()
-                .map(|p| json!({"type": "input_json_delta", "partial_json": p}))
-                .collect(),
+            TOOL_ARG_PIECES.iter().map(|p| json!({"type": "input_json_delta", "partial_json": p})).collect(),
             None,
         ),
     });
@@ -615,10 +558,7 @@ fn stream(a: &MessageAnswer<'_>, id: &str, model: &str, tool_id: &str) -> Reply 
             events.push(TimedEvent::now(event("ping", &json!({"type": "ping"}))));
         }
         let delta = |d: Value| {
-            event(
-                "content_block_delta",
-                &json!({"type": "content_block_delta", "index": index, "delta": d}),
-            )
+            event("content_block_delta", &json!({"type": "content_block_delta", "index": index, "delta": d}))
         };
         for d in deltas {
             events.push(TimedEvent::after(pacing.chunk, delta(d)));
@@ -626,10 +566,8 @@ fn stream(a: &MessageAnswer<'_>, id: &str, model: &str, tool_id: &str) -> Reply 
         if let Some(d) = closing {
             events.push(TimedEvent::now(delta(d)));
         }
-        events.push(TimedEvent::now(event(
-            "content_block_stop",
-            &json!({"type": "content_block_stop", "index": index}),
-        )));
+        events
+            .push(TimedEvent::now(event("content_block_stop", &json!({"type": "content_block_stop", "index": index}))));
     }
     events.push(TimedEvent::now(event(
         "message_delta",
@@ -639,10 +577,7 @@ fn stream(a: &MessageAnswer<'_>, id: &str, model: &str, tool_id: &str) -> Reply 
             "usage": {"output_tokens": a.output_tokens},
         }),
     )));
-    events.push(TimedEvent::now(event(
-        "message_stop",
-        &json!({"type": "message_stop"}),
-    )));
+    events.push(TimedEvent::now(event("message_stop", &json!({"type": "message_stop"}))));
     Reply::stream(EVENT_STREAM, events)
 }
 
@@ -686,10 +621,7 @@ mod tests {
         assert_eq!(v["role"], "assistant");
         assert_eq!(v["model"], "claude-x");
         assert!(v["id"].as_str().is_some_and(|s| s.starts_with("msg_")));
-        assert_eq!(
-            v["content"],
-            json!([{"type": "text", "text": "mock reply to: hello there"}])
-        );
+        assert_eq!(v["content"], json!([{"type": "text", "text": "mock reply to: hello there"}]));
         assert_eq!(v["stop_reason"], "end_turn");
         assert!(v["stop_sequence"].is_null());
         // 8 + 11 = 19 chars -> 5 tokens
@@ -698,25 +630,17 @@ mod tests {
 
     #[test]
     fn json_tool_use_and_max_tokens() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&messages(&state(), &b, BODY));
         assert_eq!(v["stop_reason"], "tool_use");
         let block = &v["content"][0];
         assert_eq!(block["type"], "tool_use");
         assert_eq!(block["name"], "get_weather");
         assert_eq!(block["input"], json!({"x": 1}));
-        assert!(block["id"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("toolu_")));
+        assert!(block["id"].as_str().is_some_and(|s| s.starts_with("toolu_")));
         assert_eq!(v["usage"]["output_tokens"], 2);
 
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
         let v = body_json(&messages(&state(), &b, BODY));
         assert_eq!(v["stop_reason"], "max_tokens");
     }
@@ -724,19 +648,9 @@ mod tests {
     #[test]
     fn text_stream_events() {
         let body = br#"{"model":"m","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"abcd"}]}"#;
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 50,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ttft_ms: 50, chunk_delay_ms: 5, ..Behavior::default() };
         let r = messages(&state(), &b, body);
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, vec![50, 0, 0, 5, 5, 5, 0, 0, 0]);
         let ev = events(&r);
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
@@ -776,10 +690,7 @@ mod tests {
         let mut body: Value = serde_json::from_slice(BODY).expect("json");
         body["stream"] = json!(true);
         let body = serde_json::to_vec(&body).expect("json");
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let ev = events(&messages(&state(), &b, &body));
         assert_eq!(ev.len(), 8);
         let block = &ev[1].1["content_block"];
@@ -799,18 +710,9 @@ mod tests {
 
     #[test]
     fn errors_are_native() {
-        let v = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
-        assert_eq!(
-            v,
-            json!({"type": "error", "error": {"type": "rate_limit_error", "message": "mock error 429"}})
-        );
-        assert_eq!(
-            error_type(StatusCode::from_u16(529).expect("status")),
-            "overloaded_error"
-        );
+        let v = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
+        assert_eq!(v, json!({"type": "error", "error": {"type": "rate_limit_error", "message": "mock error 429"}}));
+        assert_eq!(error_type(StatusCode::from_u16(529).expect("status")), "overloaded_error");
         assert_eq!(error_type(StatusCode::BAD_GATEWAY), "api_error");
         let r = messages(&state(), &Behavior::default(), b"{nope");
         assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
@@ -821,15 +723,11 @@ mod tests {
         let (status, body) = r.whole_body().expect("expected body");
         let v: Value = serde_json::from_slice(body).expect("json");
         assert_eq!(v["type"], "error");
-        (
-            status.as_u16(),
-            v["error"]["message"].as_str().unwrap_or("").to_owned(),
-        )
+        (status.as_u16(), v["error"]["message"].as_str().unwrap_or("").to_owned())
     }
 
     fn request(messages: Value) -> Vec<u8> {
-        serde_json::to_vec(&json!({"model": "m", "max_tokens": 2048, "messages": messages}))
-            .expect("json")
+        serde_json::to_vec(&json!({"model": "m", "max_tokens": 2048, "messages": messages})).expect("json")
     }
 
     #[test]
@@ -842,13 +740,7 @@ mod tests {
         assert_eq!(v, json!({"input_tokens": 1}));
 
         let (code, msg) = run(&request(json!([{"role": "system", "content": "x"}])));
-        assert_eq!(
-            (code, msg.as_str()),
-            (
-                400,
-                "messages.0.role: Input should be 'user' or 'assistant'"
-            )
-        );
+        assert_eq!((code, msg.as_str()), (400, "messages.0.role: Input should be 'user' or 'assistant'"));
 
         let user = json!({"role": "user", "content": "hi"});
         let asks = |input: Value| {
@@ -862,76 +754,62 @@ mod tests {
                 {"type": "tool_result", "tool_use_id": id, "content": "42"},
             ]})
         };
-        let ok = messages(
-            &state(),
-            &Behavior::default(),
-            &request(json!([user, asks(json!({})), result("toolu_1")])),
-        );
+        let ok = messages(&state(), &Behavior::default(), &request(json!([user, asks(json!({})), result("toolu_1")])));
         assert_eq!(ok.whole_body().map(|b| b.0), Some(StatusCode::OK));
 
         let (code, msg) = run(&request(json!([user, asks(json!("x")), result("toolu_1")])));
         assert_eq!(
             (code, msg.as_str()),
-            (
-                400,
-                "messages.1.content.1.tool_use.input: Input should be a valid dictionary"
-            )
+            (400, "messages.1.content.1.tool_use.input: Input should be a valid dictionary")
         );
         let (code, msg) = run(&request(json!([user, asks(json!({})), result("toolu_9")])));
         assert_eq!(code, 400);
-        assert!(msg.starts_with("messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9."), "{msg}");
-        // A tool result with no tool_use before it.
-        let (code, msg) = run(&request(json!([result("toolu_1")])));
         assert!(
-            code == 400 && msg.contains("unexpected `tool_use_id`"),
+            msg.starts_with("messages.2.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_9."),
             "{msg}"
         );
+        // A tool result with no tool_use before it.
+        let (code, msg) = run(&request(json!([result("toolu_1")])));
+        assert!(code == 400 && msg.contains("unexpected `tool_use_id`"), "{msg}");
         // Results spread over consecutive user messages: one turn, as Anthropic merges them.
         let two = json!({"role": "assistant", "content": [
             {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}},
             {"type": "tool_use", "id": "toolu_2", "name": "f", "input": {}},
         ]});
-        let split = request(json!([
-            user,
-            two,
-            result("toolu_1"),
-            result("toolu_2"),
-            user
-        ]));
+        let split = request(json!([user, two, result("toolu_1"), result("toolu_2"), user]));
         let r = messages(&state(), &Behavior::default(), &split);
         assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::OK));
         let (code, msg) = run(&request(json!([user, two, result("toolu_2"), user])));
         assert_eq!(code, 400);
-        assert!(msg.starts_with("messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1."), "{msg}");
+        assert!(
+            msg.starts_with(
+                "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1."
+            ),
+            "{msg}"
+        );
         // A tool_use the next turn does not answer.
         let (code, msg) = run(&request(json!([user, asks(json!({})), user])));
         assert_eq!(code, 400);
-        assert!(msg.starts_with("messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1."), "{msg}");
+        assert!(
+            msg.starts_with(
+                "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1."
+            ),
+            "{msg}"
+        );
     }
 
     #[test]
     fn thinking_config_is_checked() {
         let run = |thinking: Value, max: u64| {
-            let body = serde_json::to_vec(
-                &json!({"model": "m", "max_tokens": max, "thinking": thinking,
-                "messages": [{"role": "user", "content": "hi"}]}),
-            )
+            let body = serde_json::to_vec(&json!({"model": "m", "max_tokens": max, "thinking": thinking,
+                "messages": [{"role": "user", "content": "hi"}]}))
             .expect("json");
             let r = messages(&state(), &Behavior::default(), &body);
             r.whole_body().map(|b| b.0.as_u16())
         };
-        assert_eq!(
-            run(json!({"type": "enabled", "budget_tokens": 1024}), 2048),
-            Some(200)
-        );
-        assert_eq!(
-            run(json!({"type": "enabled", "budget_tokens": 1000}), 2048),
-            Some(400)
-        );
-        assert_eq!(
-            run(json!({"type": "enabled", "budget_tokens": 2048}), 2048),
-            Some(400)
-        );
+        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 1024}), 2048), Some(200));
+        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 1000}), 2048), Some(400));
+        assert_eq!(run(json!({"type": "enabled", "budget_tokens": 2048}), 2048), Some(400));
         assert_eq!(run(json!({"type": "enabled"}), 2048), Some(400));
         assert_eq!(run(json!({"type": "adaptive"}), 100), Some(200));
         assert_eq!(run(json!({"type": "disabled"}), 100), Some(200));
@@ -959,18 +837,9 @@ mod tests {
     fn thinking_stream_has_thinking_and_signature_deltas() {
         let mut body: Value = serde_json::from_slice(THINKING).expect("json");
         body["stream"] = json!(true);
-        let b = Behavior {
-            chunks: 2,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 2, chunk_delay_ms: 5, ..Behavior::default() };
         let r = messages(&state(), &b, &serde_json::to_vec(&body).expect("json"));
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         let ev = events(&r);
         let kinds: Vec<String> = ev
             .iter()
@@ -998,22 +867,11 @@ mod tests {
             ]
         );
         assert_eq!(delays, [0, 0, 0, 5, 5, 0, 0, 0, 5, 5, 0, 0, 0]);
-        assert_eq!(
-            ev[1].1["content_block"],
-            json!({"type": "thinking", "thinking": "", "signature": ""})
-        );
-        let thinking: String = ev[3..5]
-            .iter()
-            .map(|(_, v)| v["delta"]["thinking"].as_str().unwrap_or("").to_owned())
-            .collect();
-        assert_eq!(
-            ev[5].1["delta"]["signature"],
-            thinking_signature(&thinking).as_str()
-        );
-        assert_eq!(
-            (ev[6].1["index"].clone(), ev[7].1["index"].clone()),
-            (json!(0), json!(1))
-        );
+        assert_eq!(ev[1].1["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+        let thinking: String =
+            ev[3..5].iter().map(|(_, v)| v["delta"]["thinking"].as_str().unwrap_or("").to_owned()).collect();
+        assert_eq!(ev[5].1["delta"]["signature"], thinking_signature(&thinking).as_str());
+        assert_eq!((ev[6].1["index"].clone(), ev[7].1["index"].clone()), (json!(0), json!(1)));
         assert_eq!(ev[7].1["content_block"]["type"], "text");
         assert_eq!(ev[11].1["usage"]["output_tokens"], 2 + 7);
     }
@@ -1032,31 +890,15 @@ mod tests {
             let r = messages(&state(), &Behavior::default(), &body);
             let (status, body) = r.whole_body().expect("body");
             let v: Value = serde_json::from_slice(body).expect("json");
-            (
-                status.as_u16(),
-                v["error"]["message"].as_str().unwrap_or("").to_owned(),
-            )
+            (status.as_u16(), v["error"]["message"].as_str().unwrap_or("").to_owned())
         };
         let text = "mock reasoning about: why";
-        let good =
-            json!({"type": "thinking", "thinking": text, "signature": thinking_signature(text)});
+        let good = json!({"type": "thinking", "thinking": text, "signature": thinking_signature(text)});
         assert_eq!(turn(good).0, 200);
         let forged = json!({"type": "thinking", "thinking": "I changed this", "signature": thinking_signature(text)});
-        assert_eq!(
-            turn(forged),
-            (
-                400,
-                "messages.1.content.0: Invalid `signature` in `thinking` block".into()
-            )
-        );
+        assert_eq!(turn(forged), (400, "messages.1.content.0: Invalid `signature` in `thinking` block".into()));
         let unsigned = json!({"type": "thinking", "thinking": text});
-        assert_eq!(
-            turn(unsigned),
-            (
-                400,
-                "messages.1.content.0.thinking.signature: Field required".into()
-            )
-        );
+        assert_eq!(turn(unsigned), (400, "messages.1.content.0.thinking.signature: Field required".into()));
         let redacted = json!({"type": "redacted_thinking", "data": "opaque"});
         assert_eq!(turn(redacted).0, 200);
     }
@@ -1068,7 +910,8 @@ mod tests {
         let body = |question: &str| {
             serde_json::to_vec(&json!({"model": "m", "max_tokens": 100,
                 "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
-                "messages": [{"role": "user", "content": question}]})).expect("json")
+                "messages": [{"role": "user", "content": question}]}))
+            .expect("json")
         };
         let usage = |b: &[u8]| body_json(&messages(&st, &Behavior::default(), b))["usage"].clone();
         let count = |b: &[u8]| body_json(&count_tokens(b))["input_tokens"].clone();
@@ -1099,33 +942,25 @@ mod tests {
             let mut msgs = Vec::new();
             for i in 0..n {
                 let role = if i % 2 == 0 { "user" } else { "assistant" };
-                let mut block =
-                    json!({"type": "text", "text": format!("turn {i} {}", "x".repeat(33))}); // 40 chars
+                let mut block = json!({"type": "text", "text": format!("turn {i} {}", "x".repeat(33))}); // 40 chars
                 if i == n - 1 {
                     block["cache_control"] = json!({"type": "ephemeral", "ttl": "1h"});
                 }
                 msgs.push(json!({"role": role, "content": [block]}));
             }
-            serde_json::to_vec(&json!({"model": "m", "max_tokens": 100, "messages": msgs}))
-                .expect("json")
+            serde_json::to_vec(&json!({"model": "m", "max_tokens": 100, "messages": msgs})).expect("json")
         };
         let usage = |b: &[u8]| body_json(&messages(&st, &Behavior::default(), b))["usage"].clone();
         let u = usage(&turn(3));
         assert_eq!(
-            (
-                u["cache_creation_input_tokens"].clone(),
-                u["cache_read_input_tokens"].clone()
-            ),
+            (u["cache_creation_input_tokens"].clone(), u["cache_read_input_tokens"].clone()),
             (json!(30), json!(0))
         );
         assert_eq!(u["cache_creation"]["ephemeral_1h_input_tokens"], 30);
         assert_eq!(u["input_tokens"], 0);
         let u = usage(&turn(5));
         assert_eq!(
-            (
-                u["cache_creation_input_tokens"].clone(),
-                u["cache_read_input_tokens"].clone()
-            ),
+            (u["cache_creation_input_tokens"].clone(), u["cache_read_input_tokens"].clone()),
             (json!(20), json!(30))
         );
         // Without marks, no cache fields at all (as before).

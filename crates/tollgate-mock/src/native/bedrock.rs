@@ -37,9 +37,7 @@ use serde_json::{json, Value};
 use aws_smithy_eventstream::frame::write_message_to;
 use aws_smithy_types::event_stream::{Header, HeaderValue as FrameValue, Message};
 
-use super::{
-    mock_error as native_mock_error, parse, percent_decode, to_json, unknown_key, with_id_header,
-};
+use super::{mock_error as native_mock_error, parse, percent_decode, to_json, unknown_key, with_id_header};
 use crate::behavior::Behavior;
 use crate::chat::{tool_args_value, Answer, Content, Prompt, Stop, TOOL_ARG_PIECES};
 use crate::embedding;
@@ -68,18 +66,12 @@ fn exception(status: StatusCode) -> &'static str {
 }
 
 fn with_error_type(reply: Reply, status: StatusCode) -> Reply {
-    reply.with_header(
-        HeaderName::from_static("x-amzn-errortype"),
-        HeaderValue::from_static(exception(status)),
-    )
+    reply.with_header(HeaderName::from_static("x-amzn-errortype"), HeaderValue::from_static(exception(status)))
 }
 
 /// `{"message": ...}` and `x-amzn-ErrorType: <Exception>`.
 pub fn error(status: StatusCode, message: &str) -> Reply {
-    with_error_type(
-        Reply::json(status, to_json(&json!({"message": message}))),
-        status,
-    )
+    with_error_type(Reply::json(status, to_json(&json!({"message": message}))), status)
 }
 
 /// Like the other formats, plus `x-amzn-ErrorType` even with a raw `error_body`.
@@ -141,19 +133,10 @@ fn stop_reason(stop: Stop) -> &'static str {
 
 /// `POST /model/{model_id}/converse` (`stream` false) or `/converse-stream`.
 /// `model_id` is the raw (percent-encoded) path segment.
-pub fn converse(
-    state: &AppState,
-    behavior: &Behavior,
-    body: &[u8],
-    model_id: &str,
-    stream: bool,
-) -> Reply {
+pub fn converse(state: &AppState, behavior: &Behavior, body: &[u8], model_id: &str, stream: bool) -> Reply {
     let model_id = percent_decode(model_id);
     if model_id.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "The provided model identifier is invalid.",
-        );
+        return error(StatusCode::BAD_REQUEST, "The provided model identifier is invalid.");
     }
     let req: ConverseRequest = match parse(body, error) {
         Ok(r) => r,
@@ -166,12 +149,10 @@ pub fn converse(
     for m in &req.messages {
         prompt.add_message(m.role.as_deref(), &m.content);
     }
-    let first_tool = req.tool_config.as_ref().and_then(|c| {
-        c.tools
-            .iter()
-            .find_map(|t| t.tool_spec.as_ref())
-            .map(|s| s.name.as_str())
-    });
+    let first_tool = req
+        .tool_config
+        .as_ref()
+        .and_then(|c| c.tools.iter().find_map(|t| t.tool_spec.as_ref()).map(|s| s.name.as_str()));
     let answer = Answer::new(&prompt, behavior, first_tool);
     let n = state.next_id();
     let tool_use_id = format!("tooluse_mock_{n}");
@@ -201,11 +182,7 @@ pub fn converse(
             })),
         )
     };
-    with_id_header(
-        reply,
-        "x-amzn-requestid",
-        &format!("00000000-0000-4000-8000-{n:012x}"),
-    )
+    with_id_header(reply, "x-amzn-requestid", &format!("00000000-0000-4000-8000-{n:012x}"))
 }
 
 /// One event-stream frame carrying the event `event_type` with a JSON payload.
@@ -213,18 +190,9 @@ pub fn frame(event_type: &'static str, payload: &Value) -> Bytes {
     let json = to_json(payload);
     let mut buf = Vec::with_capacity(json.len() + 128);
     let message = Message::new(json)
-        .add_header(Header::new(
-            ":event-type",
-            FrameValue::String(event_type.into()),
-        ))
-        .add_header(Header::new(
-            ":content-type",
-            FrameValue::String("application/json".into()),
-        ))
-        .add_header(Header::new(
-            ":message-type",
-            FrameValue::String("event".into()),
-        ));
+        .add_header(Header::new(":event-type", FrameValue::String(event_type.into())))
+        .add_header(Header::new(":content-type", FrameValue::String("application/json".into())))
+        .add_header(Header::new(":message-type", FrameValue::String("event".into())));
     // Fails only for oversized headers, which ours are not; an empty frame
     // would then make the client report a framing error, which is fair.
     let _ = write_message_to(&message, &mut buf);
@@ -240,19 +208,13 @@ fn padded(event_type: &'static str, mut payload: Value) -> Bytes {
 fn converse_stream(answer: &Answer<'_>, tool_use_id: &str, usage: Value, latency_ms: u64) -> Reply {
     let pacing = answer.pacing;
     let mut events = Vec::with_capacity(answer.pieces() + 5);
-    events.push(TimedEvent::after(
-        pacing.ttft,
-        padded("messageStart", json!({"role": "assistant"})),
-    ));
+    events.push(TimedEvent::after(pacing.ttft, padded("messageStart", json!({"role": "assistant"}))));
     match answer.content {
         Content::Text(_) => {
             for piece in answer.text_pieces() {
                 events.push(TimedEvent::after(
                     pacing.chunk,
-                    padded(
-                        "contentBlockDelta",
-                        json!({"contentBlockIndex": 0, "delta": {"text": piece}}),
-                    ),
+                    padded("contentBlockDelta", json!({"contentBlockIndex": 0, "delta": {"text": piece}})),
                 ));
             }
         }
@@ -274,18 +236,9 @@ fn converse_stream(answer: &Answer<'_>, tool_use_id: &str, usage: Value, latency
             }
         }
     }
-    events.push(TimedEvent::now(padded(
-        "contentBlockStop",
-        json!({"contentBlockIndex": 0}),
-    )));
-    events.push(TimedEvent::now(padded(
-        "messageStop",
-        json!({"stopReason": stop_reason(answer.stop)}),
-    )));
-    events.push(TimedEvent::now(padded(
-        "metadata",
-        json!({"usage": usage, "metrics": {"latencyMs": latency_ms}}),
-    )));
+    events.push(TimedEvent::now(padded("contentBlockStop", json!({"contentBlockIndex": 0}))));
+    events.push(TimedEvent::now(padded("messageStop", json!({"stopReason": stop_reason(answer.stop)}))));
+    events.push(TimedEvent::now(padded("metadata", json!({"usage": usage, "metrics": {"latencyMs": latency_ms}}))));
     Reply::stream(EVENT_STREAM, events)
 }
 
@@ -317,13 +270,9 @@ fn embed_family(model_id: &str) -> Option<EmbedFamily> {
         _ => id,
     };
     if id.starts_with("amazon.titan-embed-text") {
-        Some(EmbedFamily::Titan {
-            v2: id.starts_with("amazon.titan-embed-text-v2"),
-        })
+        Some(EmbedFamily::Titan { v2: id.starts_with("amazon.titan-embed-text-v2") })
     } else if id.starts_with("cohere.embed-") {
-        Some(EmbedFamily::Cohere {
-            v4: id.starts_with("cohere.embed-v4"),
-        })
+        Some(EmbedFamily::Cohere { v4: id.starts_with("cohere.embed-v4") })
     } else {
         None
     }
@@ -341,10 +290,7 @@ fn malformed(detail: &str) -> Reply {
 fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
     let requested = match v {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| malformed(&format!("#/{field}: expected type: Integer")))?,
-        ),
+        Some(v) => Some(v.as_u64().ok_or_else(|| malformed(&format!("#/{field}: expected type: Integer")))?),
     };
     embedding::dimensions(requested, field).map_err(|m| malformed(&format!("#/{field}: {m}")))
 }
@@ -354,10 +300,7 @@ fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
 pub fn invoke(state: &AppState, body: &[u8], model_id: &str) -> Reply {
     let model_id = percent_decode(model_id);
     if model_id.trim().is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "The provided model identifier is invalid.",
-        );
+        return error(StatusCode::BAD_REQUEST, "The provided model identifier is invalid.");
     }
     let Some(family) = embed_family(&model_id) else {
         return error(
@@ -380,29 +323,16 @@ pub fn invoke(state: &AppState, body: &[u8], model_id: &str) -> Reply {
         Ok(a) => a,
         Err(reply) => return reply,
     };
-    let reply = with_id_header(
-        reply,
-        "x-amzn-bedrock-input-token-count",
-        &tokens.to_string(),
-    );
-    with_id_header(
-        reply,
-        "x-amzn-requestid",
-        &format!("00000000-0000-4000-8000-{n:012x}"),
-    )
+    let reply = with_id_header(reply, "x-amzn-bedrock-input-token-count", &tokens.to_string());
+    with_id_header(reply, "x-amzn-requestid", &format!("00000000-0000-4000-8000-{n:012x}"))
 }
 
 /// Titan Text Embeddings: one text per call.
 fn titan(req: &Value, v2: bool) -> Result<(Reply, u64), Reply> {
-    let allowed: &[&str] = if v2 {
-        &["inputText", "dimensions", "normalize", "embeddingTypes"]
-    } else {
-        &["inputText"]
-    };
+    let allowed: &[&str] =
+        if v2 { &["inputText", "dimensions", "normalize", "embeddingTypes"] } else { &["inputText"] };
     if let Some(k) = unknown_key(req, allowed) {
-        return Err(malformed(&format!(
-            "#: extraneous key [{k}] is not permitted"
-        )));
+        return Err(malformed(&format!("#: extraneous key [{k}] is not permitted")));
     }
     let text = match req.get("inputText") {
         None => return Err(malformed("#: required key [inputText] not found")),
@@ -432,11 +362,7 @@ fn titan(req: &Value, v2: bool) -> Result<(Reply, u64), Reply> {
                     let bits: Vec<u8> = vector.iter().map(|v| u8::from(*v > 0.0)).collect();
                     by_type.insert("binary".into(), json!(bits));
                 }
-                other => {
-                    return Err(malformed(&format!(
-                        "#/embeddingTypes: {other} is not a valid enum value"
-                    )))
-                }
+                other => return Err(malformed(&format!("#/embeddingTypes: {other} is not a valid enum value"))),
             }
         }
         answer["embeddingsByType"] = Value::Object(by_type);
@@ -447,29 +373,12 @@ fn titan(req: &Value, v2: bool) -> Result<(Reply, u64), Reply> {
 /// Cohere Embed: up to 96 texts per call.
 fn cohere_embed(req: &Value, v4: bool, n: u64) -> Result<(Reply, u64), Reply> {
     let allowed: &[&str] = if v4 {
-        &[
-            "texts",
-            "images",
-            "inputs",
-            "input_type",
-            "truncate",
-            "embedding_types",
-            "output_dimension",
-            "max_tokens",
-        ]
+        &["texts", "images", "inputs", "input_type", "truncate", "embedding_types", "output_dimension", "max_tokens"]
     } else {
-        &[
-            "texts",
-            "images",
-            "input_type",
-            "truncate",
-            "embedding_types",
-        ]
+        &["texts", "images", "input_type", "truncate", "embedding_types"]
     };
     if let Some(k) = unknown_key(req, allowed) {
-        return Err(malformed(&format!(
-            "#: extraneous key [{k}] is not permitted"
-        )));
+        return Err(malformed(&format!("#: extraneous key [{k}] is not permitted")));
     }
     if !req.get("input_type").is_some_and(Value::is_string) {
         return Err(malformed("#: required key [input_type] not found"));
@@ -486,25 +395,16 @@ fn cohere_embed(req: &Value, v4: bool, n: u64) -> Result<(Reply, u64), Reply> {
         None => return Err(malformed("#: required key [texts] not found")),
     };
     if texts.len() > COHERE_MAX_TEXTS {
-        return Err(malformed(&format!(
-            "#/texts: expected maxItems: {COHERE_MAX_TEXTS}, actual: {}",
-            texts.len()
-        )));
+        return Err(malformed(&format!("#/texts: expected maxItems: {COHERE_MAX_TEXTS}, actual: {}", texts.len())));
     }
     let by_type = match req.get("embedding_types") {
         None | Some(Value::Null) => v4,
         Some(Value::Array(t)) if t.iter().all(|t| t == "float") => true,
-        Some(_) => {
-            return Err(malformed(
-                "mock: embedding_types other than float are not supported",
-            ))
-        }
+        Some(_) => return Err(malformed("mock: embedding_types other than float are not supported")),
     };
     let n_dims = dims(req.get("output_dimension"), "output_dimension")?;
-    let vectors: Vec<Value> = texts
-        .iter()
-        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), n_dims)))
-        .collect();
+    let vectors: Vec<Value> =
+        texts.iter().map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), n_dims))).collect();
     let (embeddings, response_type) = if by_type {
         (json!({"float": vectors}), "embeddings_by_type")
     } else {
@@ -516,10 +416,7 @@ fn cohere_embed(req: &Value, v4: bool, n: u64) -> Result<(Reply, u64), Reply> {
         "response_type": response_type,
         "texts": texts,
     });
-    Ok((
-        Reply::json(StatusCode::OK, to_json(&answer)),
-        embedding::total_tokens(texts),
-    ))
+    Ok((Reply::json(StatusCode::OK, to_json(&answer)), embedding::total_tokens(texts)))
 }
 
 #[cfg(test)]
@@ -573,10 +470,7 @@ mod tests {
 
     #[test]
     fn json_text_answer() {
-        let b = Behavior {
-            latency_ms: 7,
-            ..Behavior::default()
-        };
+        let b = Behavior { latency_ms: 7, ..Behavior::default() };
         let r = converse(&state(), &b, BODY, MODEL, false);
         let v = body_json(&r);
         assert_eq!(
@@ -584,19 +478,13 @@ mod tests {
             json!({"message": {"role": "assistant", "content": [{"text": "mock reply to: hello there"}]}})
         );
         assert_eq!(v["stopReason"], "end_turn");
-        assert_eq!(
-            v["usage"],
-            json!({"inputTokens": 5, "outputTokens": 8, "totalTokens": 13})
-        );
+        assert_eq!(v["usage"], json!({"inputTokens": 5, "outputTokens": 8, "totalTokens": 13}));
         assert_eq!(v["metrics"], json!({"latencyMs": 7}));
     }
 
     #[test]
     fn json_tool_use() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&converse(&state(), &b, BODY, MODEL, false));
         assert_eq!(v["stopReason"], "tool_use");
         let tool = &v["output"]["message"]["content"][0]["toolUse"];
@@ -607,19 +495,9 @@ mod tests {
 
     #[test]
     fn text_stream_frames() {
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 40,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ttft_ms: 40, chunk_delay_ms: 5, ..Behavior::default() };
         let r = converse(&state(), &b, BODY, MODEL, true);
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, vec![40, 5, 5, 5, 0, 0, 0]);
         let f = frames(&r);
         let kinds: Vec<&str> = f.iter().map(|(k, _)| k.as_str()).collect();
@@ -645,31 +523,18 @@ mod tests {
             .collect();
         assert_eq!(text, "mock reply to: hello there");
         assert_eq!(f[5].1["stopReason"], "end_turn");
-        assert_eq!(
-            f[6].1["usage"],
-            json!({"inputTokens": 5, "outputTokens": 3, "totalTokens": 8})
-        );
+        assert_eq!(f[6].1["usage"], json!({"inputTokens": 5, "outputTokens": 3, "totalTokens": 8}));
         assert_eq!(f[6].1["metrics"]["latencyMs"], 40 + 3 * 5);
     }
 
     #[test]
     fn tool_stream_frames() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let f = frames(&converse(&state(), &b, BODY, MODEL, true));
         assert_eq!(f[1].0, "contentBlockStart");
         assert_eq!(f[1].1["start"]["toolUse"]["name"], "get_weather");
-        let input: String = f[2..4]
-            .iter()
-            .map(|(_, v)| {
-                v["delta"]["toolUse"]["input"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
-            .collect();
+        let input: String =
+            f[2..4].iter().map(|(_, v)| v["delta"]["toolUse"]["input"].as_str().unwrap_or("").to_owned()).collect();
         assert_eq!(input, r#"{"x":1}"#);
         assert_eq!(f[4].0, "contentBlockStop");
         assert_eq!(f[5].1["stopReason"], "tool_use");
@@ -677,30 +542,17 @@ mod tests {
     }
 
     fn header<'a>(r: &'a Reply, name: &str) -> Option<&'a HeaderValue> {
-        let Reply::Body { headers, .. } = r else {
-            panic!("expected body")
-        };
+        let Reply::Body { headers, .. } = r else { panic!("expected body") };
         headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
     #[test]
     fn embed_families_by_model_id() {
+        assert_eq!(embed_family("amazon.titan-embed-text-v2:0"), Some(EmbedFamily::Titan { v2: true }));
+        assert_eq!(embed_family("amazon.titan-embed-text-v1"), Some(EmbedFamily::Titan { v2: false }));
+        assert_eq!(embed_family("us.cohere.embed-v4:0"), Some(EmbedFamily::Cohere { v4: true }));
         assert_eq!(
-            embed_family("amazon.titan-embed-text-v2:0"),
-            Some(EmbedFamily::Titan { v2: true })
-        );
-        assert_eq!(
-            embed_family("amazon.titan-embed-text-v1"),
-            Some(EmbedFamily::Titan { v2: false })
-        );
-        assert_eq!(
-            embed_family("us.cohere.embed-v4:0"),
-            Some(EmbedFamily::Cohere { v4: true })
-        );
-        assert_eq!(
-            embed_family(
-                "arn:aws:bedrock:us-east-1:1:inference-profile/eu.cohere.embed-english-v3"
-            ),
+            embed_family("arn:aws:bedrock:us-east-1:1:inference-profile/eu.cohere.embed-english-v3"),
             Some(EmbedFamily::Cohere { v4: false })
         );
         assert_eq!(embed_family("anthropic.claude-3-haiku-20240307-v1:0"), None);
@@ -713,33 +565,20 @@ mod tests {
             br#"{"inputText":"abcdefgh","dimensions":16,"normalize":true}"#,
             "amazon.titan-embed-text-v2%3A0",
         );
-        assert_eq!(
-            header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()),
-            Some(&b"2"[..])
-        );
+        assert_eq!(header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()), Some(&b"2"[..]));
         assert!(header(&r, "x-amzn-requestid").is_some());
         let v = body_json(&r);
         let want = embedding::json_vector(&embedding::vector(b"abcdefgh", 16));
-        assert_eq!(
-            v,
-            json!({"embedding": want, "inputTextTokenCount": 2, "embeddingsByType": {"float": want}})
-        );
+        assert_eq!(v, json!({"embedding": want, "inputTextTokenCount": 2, "embeddingsByType": {"float": want}}));
         let v = body_json(&invoke(
             &state(),
             br#"{"inputText":"x","embeddingTypes":["binary"]}"#,
             "amazon.titan-embed-text-v2:0",
         ));
         assert!(v["embeddingsByType"].get("float").is_none());
-        assert_eq!(
-            v["embeddingsByType"]["binary"].as_array().map(Vec::len),
-            Some(8)
-        );
+        assert_eq!(v["embeddingsByType"]["binary"].as_array().map(Vec::len), Some(8));
         // v1: only inputText, no embeddingsByType.
-        let v = body_json(&invoke(
-            &state(),
-            br#"{"inputText":"x"}"#,
-            "amazon.titan-embed-text-v1",
-        ));
+        let v = body_json(&invoke(&state(), br#"{"inputText":"x"}"#, "amazon.titan-embed-text-v1"));
         assert!(v.get("embeddingsByType").is_none());
         for (body, model, want) in [
             (
@@ -747,33 +586,14 @@ mod tests {
                 "amazon.titan-embed-text-v1",
                 "extraneous key [dimensions]",
             ),
-            (
-                br#"{"texts":["x"]}"#,
-                "amazon.titan-embed-text-v2:0",
-                "extraneous key [texts]",
-            ),
-            (
-                br#"{}"#,
-                "amazon.titan-embed-text-v2:0",
-                "required key [inputText]",
-            ),
-            (
-                br#"{"inputText":""}"#,
-                "amazon.titan-embed-text-v2:0",
-                "minLength",
-            ),
-            (
-                br#"{"inputText":"x"}"#,
-                "anthropic.claude-v2",
-                "Titan Text Embeddings",
-            ),
+            (br#"{"texts":["x"]}"#, "amazon.titan-embed-text-v2:0", "extraneous key [texts]"),
+            (br#"{}"#, "amazon.titan-embed-text-v2:0", "required key [inputText]"),
+            (br#"{"inputText":""}"#, "amazon.titan-embed-text-v2:0", "minLength"),
+            (br#"{"inputText":"x"}"#, "anthropic.claude-v2", "Titan Text Embeddings"),
         ] {
             let r = invoke(&state(), body, model);
             assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
-            assert_eq!(
-                header(&r, "x-amzn-errortype").map(|v| v.as_bytes()),
-                Some(&b"ValidationException"[..])
-            );
+            assert_eq!(header(&r, "x-amzn-errortype").map(|v| v.as_bytes()), Some(&b"ValidationException"[..]));
             let m = body_json(&r)["message"].as_str().unwrap_or("").to_owned();
             assert!(m.contains(want), "{m}");
         }
@@ -786,16 +606,10 @@ mod tests {
             br#"{"texts":["x","abcdefgh"],"input_type":"search_document"}"#,
             "cohere.embed-english-v3",
         );
-        assert_eq!(
-            header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()),
-            Some(&b"3"[..])
-        );
+        assert_eq!(header(&r, "x-amzn-bedrock-input-token-count").map(|v| v.as_bytes()), Some(&b"3"[..]));
         let v = body_json(&r);
         assert_eq!(v["response_type"], "embeddings_floats");
-        assert_eq!(
-            v["embeddings"][0],
-            embedding::json_vector(&embedding::embedding_of(b"x"))
-        );
+        assert_eq!(v["embeddings"][0], embedding::json_vector(&embedding::embedding_of(b"x")));
         assert_eq!(v["texts"], json!(["x", "abcdefgh"]));
         let v = body_json(&invoke(
             &state(),
@@ -803,38 +617,24 @@ mod tests {
             "cohere.embed-multilingual-v3",
         ));
         assert_eq!(v["response_type"], "embeddings_by_type");
-        assert_eq!(
-            v["embeddings"]["float"][0],
-            embedding::json_vector(&embedding::embedding_of(b"x"))
-        );
+        assert_eq!(v["embeddings"]["float"][0], embedding::json_vector(&embedding::embedding_of(b"x")));
         let v = body_json(&invoke(
             &state(),
             br#"{"texts":["x"],"input_type":"search_document","output_dimension":256}"#,
             "cohere.embed-v4%3A0",
         ));
         assert_eq!(v["response_type"], "embeddings_by_type");
-        assert_eq!(
-            v["embeddings"]["float"][0].as_array().map(Vec::len),
-            Some(256)
-        );
+        assert_eq!(v["embeddings"]["float"][0].as_array().map(Vec::len), Some(256));
         let many = json!({"texts": vec!["t"; 97], "input_type": "search_document"}).to_string();
         for (body, model, want) in [
-            (
-                r#"{"texts":["x"]}"#,
-                "cohere.embed-english-v3",
-                "required key [input_type]",
-            ),
+            (r#"{"texts":["x"]}"#, "cohere.embed-english-v3", "required key [input_type]"),
             (
                 r#"{"texts":["x"],"input_type":"search_document","output_dimension":256}"#,
                 "cohere.embed-english-v3",
                 "extraneous key [output_dimension]",
             ),
             (many.as_str(), "cohere.embed-english-v3", "maxItems: 96"),
-            (
-                r#"{"input_type":"search_document"}"#,
-                "cohere.embed-english-v3",
-                "required key [texts]",
-            ),
+            (r#"{"input_type":"search_document"}"#, "cohere.embed-english-v3", "required key [texts]"),
         ] {
             let r = invoke(&state(), body.as_bytes(), model);
             assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
@@ -846,25 +646,15 @@ mod tests {
     #[test]
     fn errors_are_native() {
         let r = mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default());
-        let Reply::Body { headers, .. } = &r else {
-            panic!("expected body")
-        };
+        let Reply::Body { headers, .. } = &r else { panic!("expected body") };
         assert_eq!(
             headers[0],
-            (
-                HeaderName::from_static("x-amzn-errortype"),
-                HeaderValue::from_static("ThrottlingException")
-            )
+            (HeaderName::from_static("x-amzn-errortype"), HeaderValue::from_static("ThrottlingException"))
         );
         assert_eq!(body_json(&r), json!({"message": "mock error 429"}));
-        let raw = Behavior {
-            error_body: Some("{}".into()),
-            ..Behavior::default()
-        };
+        let raw = Behavior { error_body: Some("{}".into()), ..Behavior::default() };
         let r = mock_error(StatusCode::SERVICE_UNAVAILABLE, &raw);
-        let Reply::Body { headers, body, .. } = &r else {
-            panic!("expected body")
-        };
+        let Reply::Body { headers, body, .. } = &r else { panic!("expected body") };
         assert_eq!(&body[..], b"{}");
         assert_eq!(headers[0].1, "ServiceUnavailableException");
         let r = converse(&state(), &Behavior::default(), BODY, "", false);

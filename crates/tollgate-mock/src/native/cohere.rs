@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 
 use super::{mock_error as native_mock_error, parse, to_json};
 use crate::behavior::Behavior;
-use crate::chat::{first_tool, Answer, Content, Message, Prompt, Tool, Stop, TOOL_ARGS, TOOL_ARG_PIECES};
+use crate::chat::{first_tool, Answer, Content, Message, Prompt, Stop, Tool, TOOL_ARGS, TOOL_ARG_PIECES};
 use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::sse;
@@ -51,7 +51,6 @@ struct ChatRequest<'a> {
     #[serde(default, borrow)]
     tools: Option<Vec<Tool<'a>>>,
 }
-
 
 fn finish_reason(stop: Stop) -> &'static str {
     match stop {
@@ -156,9 +155,7 @@ fn stream(answer: &Answer<'_>, id: &str, call_id: &str) -> Reply {
                     })),
                 ));
             }
-            events.push(TimedEvent::now(event(
-                &json!({"type": "content-end", "index": 0}),
-            )));
+            events.push(TimedEvent::now(event(&json!({"type": "content-end", "index": 0}))));
         }
         Content::ToolCall { name } => {
             events.push(TimedEvent::now(event(&json!({
@@ -184,9 +181,7 @@ fn stream(answer: &Answer<'_>, id: &str, call_id: &str) -> Reply {
                     })),
                 ));
             }
-            events.push(TimedEvent::now(event(
-                &json!({"type": "tool-call-end", "index": 0}),
-            )));
+            events.push(TimedEvent::now(event(&json!({"type": "tool-call-end", "index": 0}))));
         }
     }
     events.push(TimedEvent::now(event(&json!({
@@ -250,10 +245,8 @@ pub fn embed(state: &AppState, body: &[u8]) -> Reply {
         Ok(d) => d,
         Err(message) => return bad_request(&format!("invalid request: {message}")),
     };
-    let vectors: Vec<Value> = texts
-        .iter()
-        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims)))
-        .collect();
+    let vectors: Vec<Value> =
+        texts.iter().map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims))).collect();
     let tokens = embedding::total_tokens(texts.iter().map(|t| t.as_ref()));
     Reply::json(
         StatusCode::OK,
@@ -317,19 +310,13 @@ mod tests {
         );
         assert_eq!(v["finish_reason"], "COMPLETE");
         let counts = json!({"input_tokens": 5, "output_tokens": 8});
-        assert_eq!(
-            v["usage"],
-            json!({"billed_units": counts, "tokens": counts})
-        );
+        assert_eq!(v["usage"], json!({"billed_units": counts, "tokens": counts}));
         assert_eq!(v["id"].as_str().map(str::len), Some(36));
     }
 
     #[test]
     fn json_tool_call_and_max_tokens() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&chat(&state(), &b, BODY));
         assert_eq!(v["finish_reason"], "TOOL_CALL");
         let call = &v["message"]["tool_calls"][0];
@@ -337,31 +324,15 @@ mod tests {
         assert_eq!(call["function"]["name"], "get_weather");
         assert_eq!(call["function"]["arguments"], r#"{"x":1}"#);
         assert!(v["message"]["tool_plan"].is_string());
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
-        assert_eq!(
-            body_json(&chat(&state(), &b, BODY))["finish_reason"],
-            "MAX_TOKENS"
-        );
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
+        assert_eq!(body_json(&chat(&state(), &b, BODY))["finish_reason"], "MAX_TOKENS");
     }
 
     #[test]
     fn text_stream_events() {
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 30,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ttft_ms: 30, chunk_delay_ms: 5, ..Behavior::default() };
         let r = chat(&state(), &b, &with_stream(BODY));
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, vec![30, 0, 5, 5, 5, 0, 0]);
         let ev = events(&r);
         for (name, v) in &ev {
@@ -382,27 +353,16 @@ mod tests {
         );
         let text: String = ev[2..5]
             .iter()
-            .map(|(_, v)| {
-                v["delta"]["message"]["content"]["text"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .map(|(_, v)| v["delta"]["message"]["content"]["text"].as_str().unwrap_or("").to_owned())
             .collect();
         assert_eq!(text, "mock reply to: hello there");
         assert_eq!(ev[6].1["delta"]["finish_reason"], "COMPLETE");
-        assert_eq!(
-            ev[6].1["delta"]["usage"]["billed_units"]["output_tokens"],
-            3
-        );
+        assert_eq!(ev[6].1["delta"]["usage"]["billed_units"]["output_tokens"], 3);
     }
 
     #[test]
     fn tool_stream_events() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let ev = events(&chat(&state(), &b, &with_stream(BODY)));
         let names: Vec<&str> = ev.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
@@ -423,10 +383,7 @@ mod tests {
         let args: String = ev[3..5]
             .iter()
             .map(|(_, v)| {
-                v["delta"]["message"]["tool_calls"]["function"]["arguments"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
+                v["delta"]["message"]["tool_calls"]["function"]["arguments"].as_str().unwrap_or("").to_owned()
             })
             .collect();
         assert_eq!(args, r#"{"x":1}"#);
@@ -447,8 +404,7 @@ mod tests {
         assert_eq!(v["response_type"], "embeddings_by_type");
         assert_eq!(v["id"].as_str().map(str::len), Some(36));
 
-        let many = json!({"model": "m", "input_type": "search_document", "texts": vec!["t"; 97]})
-            .to_string();
+        let many = json!({"model": "m", "input_type": "search_document", "texts": vec!["t"; 97]}).to_string();
         for body in [
             &br#"{"model":"m","texts":["x"]}"#[..],
             br#"{"input_type":"search_document","texts":["x"]}"#,
@@ -464,10 +420,7 @@ mod tests {
 
     #[test]
     fn errors_are_native() {
-        let v = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
+        let v = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
         assert_eq!(v, json!({"message": "mock error 429"}));
         let r = chat(&state(), &Behavior::default(), br#"{"model":"m"}"#);
         assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));

@@ -172,13 +172,7 @@ fn response(head: &Head<'_>, parts: Value, last: Option<&Answer<'_>>) -> Value {
 }
 
 /// `POST .../models/{model}:generateContent` or `:streamGenerateContent`.
-pub fn generate(
-    state: &AppState,
-    behavior: &Behavior,
-    body: &[u8],
-    model: &str,
-    framing: Framing,
-) -> Reply {
+pub fn generate(state: &AppState, behavior: &Behavior, body: &[u8], model: &str, framing: Framing) -> Reply {
     let req: GenerateRequest<'_> = match parse(body, error) {
         Ok(r) => r,
         Err(reply) => return reply,
@@ -191,30 +185,19 @@ pub fn generate(
         prompt.add_message(c.role.as_deref(), &c.parts);
     }
     let first_tool = req.tools.as_deref().and_then(|tools| {
-        tools
-            .iter()
-            .flat_map(|t| t.function_declarations.iter().flatten())
-            .map(|f| f.name.as_ref())
-            .next()
+        tools.iter().flat_map(|t| t.function_declarations.iter().flatten()).map(|f| f.name.as_ref()).next()
     });
     let answer = Answer::new(&prompt, behavior, first_tool);
     let response_id = format!("mock-{}", state.next_id());
-    let head = Head {
-        model,
-        response_id: &response_id,
-    };
+    let head = Head { model, response_id: &response_id };
 
-    let function_call =
-        |name: &str| json!([{"functionCall": {"name": name, "args": tool_args_value()}}]);
+    let function_call = |name: &str| json!([{"functionCall": {"name": name, "args": tool_args_value()}}]);
     if framing == Framing::Whole {
         let parts = match &answer.content {
             Content::Text(text) => json!([{"text": text}]),
             Content::ToolCall { name } => function_call(name),
         };
-        return Reply::json(
-            StatusCode::OK,
-            to_json(&response(&head, parts, Some(&answer))),
-        );
+        return Reply::json(StatusCode::OK, to_json(&response(&head, parts, Some(&answer))));
     }
 
     // Pacing (see `crate::chat`): no opening event, so the first piece comes
@@ -229,20 +212,15 @@ pub fn generate(
                 .into_iter()
                 .enumerate()
                 .map(|(i, t)| {
-                    let delay = if i == 0 {
-                        pacing.ttft + pacing.chunk
-                    } else {
-                        pacing.chunk
-                    };
+                    let delay = if i == 0 { pacing.ttft + pacing.chunk } else { pacing.chunk };
                     let r = response(&head, json!([{"text": t}]), (i == last).then_some(&answer));
                     (delay, r)
                 })
                 .collect()
         }
-        Content::ToolCall { name } => vec![(
-            pacing.stream_total(answer.pieces()),
-            response(&head, function_call(name), Some(&answer)),
-        )],
+        Content::ToolCall { name } => {
+            vec![(pacing.stream_total(answer.pieces()), response(&head, function_call(name), Some(&answer)))]
+        }
     };
     let count = responses.len();
     let events = responses
@@ -282,23 +260,12 @@ pub const BATCH_MAX: usize = 100;
 /// Instances in one Vertex AI `predict` call (one for gemini-embedding models).
 pub const PREDICT_MAX: usize = 250;
 
-const EMBED_REQUEST_FIELDS: &[&str] = &[
-    "model",
-    "content",
-    "taskType",
-    "task_type",
-    "title",
-    "outputDimensionality",
-    "output_dimensionality",
-];
+const EMBED_REQUEST_FIELDS: &[&str] =
+    &["model", "content", "taskType", "task_type", "title", "outputDimensionality", "output_dimensionality"];
 
 /// Google's refusal of a field its schema does not have.
 fn unknown_name(name: &str, at: &str) -> Reply {
-    let at = if at.is_empty() {
-        String::new()
-    } else {
-        format!(" at '{at}'")
-    };
+    let at = if at.is_empty() { String::new() } else { format!(" at '{at}'") };
     error(
         StatusCode::BAD_REQUEST,
         &format!("Invalid JSON payload received. Unknown name \"{name}\"{at}: Cannot find field."),
@@ -313,10 +280,7 @@ fn invalid(message: &str) -> Reply {
 fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
     let requested = match v {
         None | Some(Value::Null) => None,
-        Some(v) => Some(
-            v.as_u64()
-                .ok_or_else(|| invalid(&format!("{field}: expected an integer")))?,
-        ),
+        Some(v) => Some(v.as_u64().ok_or_else(|| invalid(&format!("{field}: expected an integer")))?),
     };
     embedding::dimensions(requested, field).map_err(|m| invalid(&m))
 }
@@ -324,18 +288,12 @@ fn dims(v: Option<&Value>, field: &str) -> Result<usize, Reply> {
 /// The text of an embed request's `content`: its text parts, concatenated.
 fn content_text(content: Option<&Value>, at: &str) -> Result<String, Reply> {
     let Some(content) = content else {
-        return Err(invalid(&format!(
-            "* BatchEmbedContentsRequest.{at}.content: content is required"
-        )));
+        return Err(invalid(&format!("* BatchEmbedContentsRequest.{at}.content: content is required")));
     };
     if let Some(k) = unknown_key(content, &["parts", "role"]) {
         return Err(unknown_name(k, &format!("{at}.content")));
     }
-    let parts = content
-        .get("parts")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let parts = content.get("parts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
     if parts.is_empty() {
         return Err(invalid(&format!(
             "* BatchEmbedContentsRequest.{at}.content.parts: contents.parts must not be empty"
@@ -345,11 +303,7 @@ fn content_text(content: Option<&Value>, at: &str) -> Result<String, Reply> {
     for p in parts {
         match p.get("text").and_then(Value::as_str) {
             Some(t) => text.push_str(t),
-            None => {
-                return Err(invalid(&format!(
-                    "mock: only text parts can be embedded ({at})"
-                )))
-            }
+            None => return Err(invalid(&format!("mock: only text parts can be embedded ({at})"))),
         }
     }
     Ok(text)
@@ -366,11 +320,7 @@ pub fn batch_embed(state: &AppState, body: &[u8], model: &str) -> Reply {
     }
     let requests = match req.get("requests").and_then(Value::as_array) {
         Some(r) if !r.is_empty() => r,
-        _ => {
-            return invalid(
-                "* BatchEmbedContentsRequest.requests: at least one request is required",
-            )
-        }
+        _ => return invalid("* BatchEmbedContentsRequest.requests: at least one request is required"),
     };
     if requests.len() > BATCH_MAX {
         return invalid(&format!(
@@ -394,18 +344,13 @@ pub fn batch_embed(state: &AppState, body: &[u8], model: &str) -> Reply {
             Ok(t) => t,
             Err(reply) => return reply,
         };
-        let field = if r.get("output_dimensionality").is_some() {
-            "output_dimensionality"
-        } else {
-            "outputDimensionality"
-        };
+        let field =
+            if r.get("output_dimensionality").is_some() { "output_dimensionality" } else { "outputDimensionality" };
         let n = match dims(r.get(field), field) {
             Ok(n) => n,
             Err(reply) => return reply,
         };
-        embeddings.push(
-            json!({"values": embedding::json_vector(&embedding::vector(text.as_bytes(), n))}),
-        );
+        embeddings.push(json!({"values": embedding::json_vector(&embedding::vector(text.as_bytes(), n))}));
     }
     let _ = state.next_id();
     Reply::json(StatusCode::OK, to_json(&json!({"embeddings": embeddings})))
@@ -426,11 +371,7 @@ pub fn predict(state: &AppState, body: &[u8], model: &str) -> Reply {
         Some(i) if !i.is_empty() => i,
         _ => return invalid("instances: at least one instance is required"),
     };
-    let max = if model.starts_with("gemini-embedding") {
-        1
-    } else {
-        PREDICT_MAX
-    };
+    let max = if model.starts_with("gemini-embedding") { 1 } else { PREDICT_MAX };
     if instances.len() > max {
         return invalid(&format!(
             "mock: {model} takes at most {max} instance(s) per predict request, got {}",
@@ -438,12 +379,7 @@ pub fn predict(state: &AppState, body: &[u8], model: &str) -> Reply {
         ));
     }
     let parameters = req.get("parameters").unwrap_or(&Value::Null);
-    const PARAMETERS: &[&str] = &[
-        "autoTruncate",
-        "auto_truncate",
-        "outputDimensionality",
-        "output_dimensionality",
-    ];
+    const PARAMETERS: &[&str] = &["autoTruncate", "auto_truncate", "outputDimensionality", "output_dimensionality"];
     if let Some(k) = unknown_key(parameters, PARAMETERS) {
         return unknown_name(k, "parameters");
     }
@@ -501,10 +437,8 @@ mod tests {
             .iter()
             .map(|e| {
                 let text = std::str::from_utf8(&e.data).expect("utf8");
-                let json = text
-                    .strip_prefix("data: ")
-                    .and_then(|t| t.strip_suffix("\r\n\r\n"))
-                    .expect("CRLF sse framing");
+                let json =
+                    text.strip_prefix("data: ").and_then(|t| t.strip_suffix("\r\n\r\n")).expect("CRLF sse framing");
                 serde_json::from_str(json).expect("json")
             })
             .collect()
@@ -522,20 +456,11 @@ mod tests {
 
     #[test]
     fn json_text_answer() {
-        let r = generate(
-            &state(),
-            &Behavior::default(),
-            BODY,
-            "gemini-x",
-            Framing::Whole,
-        );
+        let r = generate(&state(), &Behavior::default(), BODY, "gemini-x", Framing::Whole);
         let v = body_json(&r);
         let c = &v["candidates"][0];
         assert_eq!(c["content"]["role"], "model");
-        assert_eq!(
-            c["content"]["parts"],
-            json!([{"text": "mock reply to: hello there"}])
-        );
+        assert_eq!(c["content"]["parts"], json!([{"text": "mock reply to: hello there"}]));
         assert_eq!(c["finishReason"], "STOP");
         assert_eq!(c["index"], 0);
         assert_eq!(
@@ -548,50 +473,29 @@ mod tests {
 
     #[test]
     fn json_function_call_and_max_tokens() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&generate(&state(), &b, BODY, "g", Framing::Whole));
         assert_eq!(
             v["candidates"][0]["content"]["parts"],
             json!([{"functionCall": {"name": "get_weather", "args": {"x": 1}}}])
         );
         assert_eq!(v["usageMetadata"]["candidatesTokenCount"], 2);
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
         let v = body_json(&generate(&state(), &b, BODY, "g", Framing::Whole));
         assert_eq!(v["candidates"][0]["finishReason"], "MAX_TOKENS");
     }
 
     #[test]
     fn sse_stream() {
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 50,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ttft_ms: 50, chunk_delay_ms: 5, ..Behavior::default() };
         let r = generate(&state(), &b, BODY, "g", Framing::Sse);
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, vec![55, 5, 5]);
         let p = sse_payloads(&r);
         assert_eq!(p.len(), 3);
         let text: String = p
             .iter()
-            .map(|v| {
-                v["candidates"][0]["content"]["parts"][0]["text"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .map(|v| v["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap_or("").to_owned())
             .collect();
         assert_eq!(text, "mock reply to: hello there");
         assert!(p[0]["candidates"][0].get("finishReason").is_none());
@@ -602,46 +506,28 @@ mod tests {
 
     #[test]
     fn function_call_stream_is_one_response() {
-        let b = Behavior {
-            tool_call: true,
-            ttft_ms: 20,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ttft_ms: 20, chunk_delay_ms: 5, ..Behavior::default() };
         let r = generate(&state(), &b, BODY, "g", Framing::Sse);
         assert_eq!(r.events().expect("stream")[0].delay.as_millis(), 30);
         let p = sse_payloads(&r);
         assert_eq!(p.len(), 1);
-        assert_eq!(
-            p[0]["candidates"][0]["content"]["parts"][0]["functionCall"]["name"],
-            "get_weather"
-        );
+        assert_eq!(p[0]["candidates"][0]["content"]["parts"][0]["functionCall"]["name"], "get_weather");
         assert_eq!(p[0]["usageMetadata"]["totalTokenCount"], 7);
     }
 
     #[test]
     fn json_array_stream() {
-        let b = Behavior {
-            chunks: 2,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 2, ..Behavior::default() };
         let r = generate(&state(), &b, BODY, "g", Framing::JsonArray);
-        let body: Vec<u8> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .flat_map(|e| e.data.to_vec())
-            .collect();
+        let body: Vec<u8> = r.events().expect("stream").iter().flat_map(|e| e.data.to_vec()).collect();
         let v: Value = serde_json::from_slice(&body).expect("a JSON array");
         assert_eq!(v.as_array().map(Vec::len), Some(2));
         assert_eq!(v[1]["candidates"][0]["finishReason"], "STOP");
     }
 
     fn embed_body(model: &str, texts: &[&str]) -> Vec<u8> {
-        let requests: Vec<Value> = texts
-            .iter()
-            .map(|t| json!({"model": model, "content": {"parts": [{"text": t}]}}))
-            .collect();
+        let requests: Vec<Value> =
+            texts.iter().map(|t| json!({"model": model, "content": {"parts": [{"text": t}]}})).collect();
         serde_json::to_vec(&json!({"requests": requests})).expect("json")
     }
 
@@ -659,10 +545,7 @@ mod tests {
         );
         let body = json!({"requests": [{"model": "models/g", "content": {"parts": [{"text": "x"}]}, "outputDimensionality": 24, "taskType": "RETRIEVAL_DOCUMENT"}]});
         let v = body_json(&batch_embed(&state(), body.to_string().as_bytes(), "g"));
-        assert_eq!(
-            v["embeddings"][0]["values"].as_array().map(Vec::len),
-            Some(24)
-        );
+        assert_eq!(v["embeddings"][0]["values"].as_array().map(Vec::len), Some(24));
     }
 
     #[test]
@@ -674,21 +557,15 @@ mod tests {
             v["error"]["message"].as_str().unwrap_or("").to_owned()
         };
         let part = json!({"parts": [{"text": "x"}]});
-        let m =
-            status(&json!({"requests": [{"model": "models/g", "content": part, "dimensions": 8}]}));
-        assert!(
-            m.contains("Unknown name \"dimensions\" at 'requests[0]'"),
-            "{m}"
-        );
+        let m = status(&json!({"requests": [{"model": "models/g", "content": part, "dimensions": 8}]}));
+        assert!(m.contains("Unknown name \"dimensions\" at 'requests[0]'"), "{m}");
         let m = status(&json!({"requests": [{"model": "models/other", "content": part}]}));
         assert!(m.contains("models/g"), "{m}");
         let m = status(&json!({"requests": [{"model": "models/g", "content": {"parts": []}}]}));
         assert!(m.contains("must not be empty"), "{m}");
         let m = status(&json!({"requests": []}));
         assert!(m.contains("at least one"), "{m}");
-        let many: Vec<Value> = (0..101)
-            .map(|_| json!({"model": "models/g", "content": part}))
-            .collect();
+        let many: Vec<Value> = (0..101).map(|_| json!({"model": "models/g", "content": part})).collect();
         assert!(status(&json!({"requests": many})).contains("at most 100"));
         assert!(status(&json!({"input": "x"})).contains("Unknown name \"input\""));
     }
@@ -696,63 +573,28 @@ mod tests {
     #[test]
     fn vertex_predict_answers_with_token_counts() {
         let body = json!({"instances": [{"content": "abcdefgh"}, {"content": "y", "task_type": "RETRIEVAL_DOCUMENT"}], "parameters": {"outputDimensionality": 16}});
-        let v = body_json(&predict(
-            &state(),
-            body.to_string().as_bytes(),
-            "text-embedding-005",
-        ));
+        let v = body_json(&predict(&state(), body.to_string().as_bytes(), "text-embedding-005"));
         let p = &v["predictions"];
         assert_eq!(p.as_array().map(Vec::len), Some(2));
-        assert_eq!(
-            p[0]["embeddings"]["statistics"],
-            json!({"truncated": false, "token_count": 2})
-        );
-        assert_eq!(
-            p[1]["embeddings"]["values"],
-            embedding::json_vector(&embedding::vector(b"y", 16))
-        );
+        assert_eq!(p[0]["embeddings"]["statistics"], json!({"truncated": false, "token_count": 2}));
+        assert_eq!(p[1]["embeddings"]["values"], embedding::json_vector(&embedding::vector(b"y", 16)));
         assert_eq!(v["metadata"]["billableCharacterCount"], 9);
 
         let one = |n: usize, model: &str| {
             let instances: Vec<Value> = (0..n).map(|_| json!({"content": "x"})).collect();
-            predict(
-                &state(),
-                json!({"instances": instances}).to_string().as_bytes(),
-                model,
-            )
+            predict(&state(), json!({"instances": instances}).to_string().as_bytes(), model)
         };
-        assert_eq!(
-            one(2, "gemini-embedding-001").whole_body().map(|b| b.0),
-            Some(StatusCode::BAD_REQUEST)
-        );
-        assert_eq!(
-            one(1, "gemini-embedding-001").whole_body().map(|b| b.0),
-            Some(StatusCode::OK)
-        );
-        assert_eq!(
-            one(251, "text-embedding-005").whole_body().map(|b| b.0),
-            Some(StatusCode::BAD_REQUEST)
-        );
-        let r = predict(
-            &state(),
-            br#"{"instances":[{"content":"x"}],"parameters":{"dimensions":8}}"#,
-            "m",
-        );
-        assert!(body_json(&r)["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("at 'parameters'")));
+        assert_eq!(one(2, "gemini-embedding-001").whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+        assert_eq!(one(1, "gemini-embedding-001").whole_body().map(|b| b.0), Some(StatusCode::OK));
+        assert_eq!(one(251, "text-embedding-005").whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
+        let r = predict(&state(), br#"{"instances":[{"content":"x"}],"parameters":{"dimensions":8}}"#, "m");
+        assert!(body_json(&r)["error"]["message"].as_str().is_some_and(|m| m.contains("at 'parameters'")));
     }
 
     #[test]
     fn errors_are_native() {
-        let v = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
-        assert_eq!(
-            v,
-            json!({"error": {"code": 429, "message": "mock error 429", "status": "RESOURCE_EXHAUSTED"}})
-        );
+        let v = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
+        assert_eq!(v, json!({"error": {"code": 429, "message": "mock error 429", "status": "RESOURCE_EXHAUSTED"}}));
         assert_eq!(status_name(StatusCode::SERVICE_UNAVAILABLE), "UNAVAILABLE");
         let r = generate(&state(), &Behavior::default(), b"[", "g", Framing::Whole);
         assert_eq!(body_json(&r)["error"]["status"], "INVALID_ARGUMENT");

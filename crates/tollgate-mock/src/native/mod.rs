@@ -38,16 +38,9 @@ use crate::behavior::Behavior;
 use crate::reply::Reply;
 
 /// Parses a request body, or answers 400 in the provider's error shape.
-fn parse<'a, T: Deserialize<'a>>(
-    body: &'a [u8],
-    error: fn(StatusCode, &str) -> Reply,
-) -> Result<T, Reply> {
+fn parse<'a, T: Deserialize<'a>>(body: &'a [u8], error: fn(StatusCode, &str) -> Reply) -> Result<T, Reply> {
     serde_json::from_slice(body).map_err(|e| {
-        let what = if e.is_syntax() || e.is_eof() {
-            "invalid JSON body"
-        } else {
-            "invalid request"
-        };
+        let what = if e.is_syntax() || e.is_eof() { "invalid JSON body" } else { "invalid request" };
         error(StatusCode::BAD_REQUEST, &format!("{what}: {e}"))
     })
 }
@@ -55,27 +48,18 @@ fn parse<'a, T: Deserialize<'a>>(
 /// The first key of a JSON object that is not in `allowed`, for providers
 /// that refuse fields they do not know (Google's and Bedrock's schemas).
 fn unknown_key<'a>(v: &'a serde_json::Value, allowed: &[&str]) -> Option<&'a str> {
-    v.as_object()?
-        .keys()
-        .map(String::as_str)
-        .find(|k| !allowed.contains(k))
+    v.as_object()?.keys().map(String::as_str).find(|k| !allowed.contains(k))
 }
 
 /// Compact JSON of one of our answer types. Serializing these plain structs
 /// cannot fail; an empty object keeps a stream well-formed if it ever did.
 fn to_json<T: Serialize>(value: &T) -> Bytes {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .unwrap_or_else(|_| Bytes::from_static(b"{}"))
+    serde_json::to_vec(value).map(Bytes::from).unwrap_or_else(|_| Bytes::from_static(b"{}"))
 }
 
 /// Answer for a behaviour with `status >= 400`: `error_body` verbatim, else
 /// the provider's error shape with the message `mock error <status>`.
-fn mock_error(
-    status: StatusCode,
-    behavior: &Behavior,
-    error: fn(StatusCode, &str) -> Reply,
-) -> Reply {
+fn mock_error(status: StatusCode, behavior: &Behavior, error: fn(StatusCode, &str) -> Reply) -> Reply {
     match &behavior.error_body {
         Some(raw) => Reply::json(status, raw.clone()),
         None => error(status, &format!("mock error {}", status.as_u16())),

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 
 use super::{mock_error as native_mock_error, parse, to_json};
 use crate::behavior::Behavior;
-use crate::chat::{first_tool, tool_args_value, Answer, Content, Message, Prompt, Tool, Stop, DEFAULT_MODEL};
+use crate::chat::{first_tool, tool_args_value, Answer, Content, Message, Prompt, Stop, Tool, DEFAULT_MODEL};
 use crate::embedding;
 use crate::reply::{Reply, TimedEvent};
 use crate::state::AppState;
@@ -56,7 +56,6 @@ struct ChatRequest<'a> {
     #[serde(default, borrow)]
     tools: Option<Vec<Tool<'a>>>,
 }
-
 
 fn done_reason(stop: Stop) -> &'static str {
     match stop {
@@ -154,25 +153,19 @@ pub fn chat(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
     // Pacing (see `crate::chat`): no opening line, so the first piece comes
     // after ttft + chunk_delay; a tool call comes whole when its last argument
     // piece would have.
-    let partial = |message: Value| {
-        line(&json!({"model": model, "created_at": created_at, "message": message, "done": false}))
-    };
+    let partial =
+        |message: Value| line(&json!({"model": model, "created_at": created_at, "message": message, "done": false}));
     let mut events = Vec::with_capacity(answer.pieces() + 1);
     match answer.content {
         Content::Text(_) => {
             for (i, piece) in answer.text_pieces().into_iter().enumerate() {
-                let delay = if i == 0 {
-                    pacing.ttft + pacing.chunk
-                } else {
-                    pacing.chunk
-                };
+                let delay = if i == 0 { pacing.ttft + pacing.chunk } else { pacing.chunk };
                 events.push(TimedEvent::after(delay, partial(message(piece))));
             }
         }
-        Content::ToolCall { name } => events.push(TimedEvent::after(
-            pacing.stream_total(answer.pieces()),
-            partial(tool_message(name)),
-        )),
+        Content::ToolCall { name } => {
+            events.push(TimedEvent::after(pacing.stream_total(answer.pieces()), partial(tool_message(name))))
+        }
     }
     events.push(TimedEvent::now(line(&last(message("")))));
     Reply::stream(NDJSON, events)
@@ -213,10 +206,8 @@ pub fn embed(state: &AppState, behavior: &Behavior, body: &[u8]) -> Reply {
         Ok(d) => d,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
-    let embeddings: Vec<Value> = texts
-        .iter()
-        .map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims)))
-        .collect();
+    let embeddings: Vec<Value> =
+        texts.iter().map(|t| embedding::json_vector(&embedding::vector(t.as_bytes(), dims))).collect();
     let _ = state.next_id();
     Reply::json(
         StatusCode::OK,
@@ -274,10 +265,7 @@ mod tests {
         let r = chat(&state(), &Behavior::default(), BODY);
         let v = body_json(&r);
         assert_eq!(v["model"], "llama3.2");
-        assert_eq!(
-            v["message"],
-            json!({"role": "assistant", "content": "mock reply to: hello there"})
-        );
+        assert_eq!(v["message"], json!({"role": "assistant", "content": "mock reply to: hello there"}));
         assert_eq!(v["done"], true);
         assert_eq!(v["done_reason"], "stop");
         assert_eq!(v["prompt_eval_count"], 5);
@@ -285,45 +273,21 @@ mod tests {
         assert!(v["total_duration"].is_u64());
         assert!(v["created_at"].as_str().is_some_and(|s| s.ends_with('Z')));
 
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let v = body_json(&chat(&state(), &b, BODY));
-        assert_eq!(
-            v["message"]["tool_calls"],
-            json!([{"function": {"name": "get_weather", "arguments": {"x": 1}}}])
-        );
+        assert_eq!(v["message"]["tool_calls"], json!([{"function": {"name": "get_weather", "arguments": {"x": 1}}}]));
         assert_eq!(v["eval_count"], 2);
-        let b = Behavior {
-            hit_max_tokens: true,
-            ..Behavior::default()
-        };
-        assert_eq!(
-            body_json(&chat(&state(), &b, BODY))["done_reason"],
-            "length"
-        );
+        let b = Behavior { hit_max_tokens: true, ..Behavior::default() };
+        assert_eq!(body_json(&chat(&state(), &b, BODY))["done_reason"], "length");
     }
 
     #[test]
     fn streams_by_default() {
-        let b = Behavior {
-            chunks: 3,
-            ttft_ms: 30,
-            chunk_delay_ms: 5,
-            ..Behavior::default()
-        };
+        let b = Behavior { chunks: 3, ttft_ms: 30, chunk_delay_ms: 5, ..Behavior::default() };
         let r = chat(&state(), &b, STREAM_BODY);
-        let Reply::Stream { content_type, .. } = &r else {
-            panic!("expected stream")
-        };
+        let Reply::Stream { content_type, .. } = &r else { panic!("expected stream") };
         assert_eq!(*content_type, NDJSON);
-        let delays: Vec<u64> = r
-            .events()
-            .expect("stream")
-            .iter()
-            .map(|e| e.delay.as_millis() as u64)
-            .collect();
+        let delays: Vec<u64> = r.events().expect("stream").iter().map(|e| e.delay.as_millis() as u64).collect();
         assert_eq!(delays, vec![35, 5, 5, 0]);
         let l = lines(&r);
         let text: String = l[..3]
@@ -345,17 +309,11 @@ mod tests {
 
     #[test]
     fn tool_call_stream() {
-        let b = Behavior {
-            tool_call: true,
-            ..Behavior::default()
-        };
+        let b = Behavior { tool_call: true, ..Behavior::default() };
         let l = lines(&chat(&state(), &b, STREAM_BODY));
         assert_eq!(l.len(), 2);
         assert_eq!(l[0]["done"], false);
-        assert_eq!(
-            l[0]["message"]["tool_calls"][0]["function"]["arguments"],
-            json!({"x": 1})
-        );
+        assert_eq!(l[0]["message"]["tool_calls"][0]["function"]["arguments"], json!({"x": 1}));
         assert_eq!(l[1]["done"], true);
         assert_eq!(l[1]["eval_count"], 2);
     }
@@ -369,26 +327,12 @@ mod tests {
         ));
         assert_eq!(v["model"], "all-minilm");
         assert_eq!(v["embeddings"].as_array().map(Vec::len), Some(2));
-        assert_eq!(
-            v["embeddings"][0],
-            crate::embedding::json_vector(&crate::embedding::vector(b"x", 16))
-        );
+        assert_eq!(v["embeddings"][0], crate::embedding::json_vector(&crate::embedding::vector(b"x", 16)));
         assert_eq!(v["prompt_eval_count"], 3);
         assert!(v["total_duration"].is_u64() && v["load_duration"].is_u64());
-        let v = body_json(&embed(
-            &state(),
-            &Behavior::default(),
-            br#"{"model":"m","input":"x"}"#,
-        ));
-        assert_eq!(
-            v["embeddings"][0],
-            crate::embedding::json_vector(&crate::embedding::embedding_of(b"x"))
-        );
-        for body in [
-            &br#"{"input":"x"}"#[..],
-            br#"{"model":"m","input":[[1,2]]}"#,
-            br#"{"model":"m","input":3}"#,
-        ] {
+        let v = body_json(&embed(&state(), &Behavior::default(), br#"{"model":"m","input":"x"}"#));
+        assert_eq!(v["embeddings"][0], crate::embedding::json_vector(&crate::embedding::embedding_of(b"x")));
+        for body in [&br#"{"input":"x"}"#[..], br#"{"model":"m","input":[[1,2]]}"#, br#"{"model":"m","input":3}"#] {
             let r = embed(&state(), &Behavior::default(), body);
             assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));
             assert!(body_json(&r)["error"].is_string());
@@ -397,10 +341,7 @@ mod tests {
 
     #[test]
     fn errors_are_native() {
-        let v = body_json(&mock_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &Behavior::default(),
-        ));
+        let v = body_json(&mock_error(StatusCode::TOO_MANY_REQUESTS, &Behavior::default()));
         assert_eq!(v, json!({"error": "mock error 429"}));
         let r = chat(&state(), &Behavior::default(), b"nope");
         assert_eq!(r.whole_body().map(|b| b.0), Some(StatusCode::BAD_REQUEST));

@@ -27,14 +27,8 @@ pub struct Mock {
 }
 
 pub async fn start() -> Mock {
-    let (addr, state, _task) = tollgate_mock::spawn(([127, 0, 0, 1], 0).into(), Config::default())
-        .await
-        .expect("bind");
-    Mock {
-        addr,
-        state,
-        client: Client::builder(TokioExecutor::new()).build_http(),
-    }
+    let (addr, state, _task) = tollgate_mock::spawn(([127, 0, 0, 1], 0).into(), Config::default()).await.expect("bind");
+    Mock { addr, state, client: Client::builder(TokioExecutor::new()).build_http() }
 }
 
 pub struct Answer {
@@ -53,34 +47,18 @@ impl Answer {
 }
 
 impl Mock {
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Answer {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("http://{}{}", self.addr, path));
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+        let mut req = Request::builder().method(method).uri(format!("http://{}{}", self.addr, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = req
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .expect("request");
+        let req = req.header("content-type", "application/json").body(Full::new(Bytes::from(body))).expect("request");
         self.request(req).await
     }
 
     /// POST of exactly these body bytes.
-    pub async fn post_bytes(
-        &self,
-        path: &str,
-        body: &'static [u8],
-        headers: &[(&str, &str)],
-    ) -> Answer {
+    pub async fn post_bytes(&self, path: &str, body: &'static [u8], headers: &[(&str, &str)]) -> Answer {
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("http://{}{}", self.addr, path))
@@ -88,22 +66,14 @@ impl Mock {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        self.request(
-            req.body(Full::new(Bytes::from_static(body)))
-                .expect("request"),
-        )
-        .await
+        self.request(req.body(Full::new(Bytes::from_static(body))).expect("request")).await
     }
 
     async fn request(&self, req: Request<Full<Bytes>>) -> Answer {
         let resp = self.client.request(req).await.expect("response");
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Answer {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        }
+        Answer { status: parts.status, headers: parts.headers, body }
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Answer {
@@ -144,10 +114,7 @@ impl Mock {
         let mut buf = [0u8; 4096];
         loop {
             match tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf)).await {
-                Err(_) => panic!(
-                    "mock did not close the connection; got {:?}",
-                    String::from_utf8_lossy(&out)
-                ),
+                Err(_) => panic!("mock did not close the connection; got {:?}", String::from_utf8_lossy(&out)),
                 Ok(Ok(0)) => return (out, None),
                 Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
                 Ok(Err(e)) => return (out, Some(e)),

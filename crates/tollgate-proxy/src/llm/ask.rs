@@ -28,7 +28,12 @@ pub(crate) struct CallerHeaders {
 
 impl Ask {
     /// Parses `body` as `api` asks, without the caller's own key (`key_in_body`).
-    pub(crate) fn parse(api: Api, body: &[u8], body_key: Option<&str>, headers: CallerHeaders) -> Result<Ask, LlmError> {
+    pub(crate) fn parse(
+        api: Api,
+        body: &[u8],
+        body_key: Option<&str>,
+        headers: CallerHeaders,
+    ) -> Result<Ask, LlmError> {
         Ok(match api {
             Api::Preserve => Ask::Preserve(without_field(body, body_key)),
             Api::Embeddings => Ask::Embeddings(without_field(body, body_key)),
@@ -129,8 +134,9 @@ fn with_body_credential(body: Vec<u8>, credential: &Credential) -> Result<Vec<u8
     let Credential::Body { name, value } = credential else {
         return Ok(body);
     };
-    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body)
-        .map_err(|_| LlmError::invalid_request("the request body must be a JSON object to carry the provider credential"))?;
+    let mut v: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&body).map_err(|_| {
+        LlmError::invalid_request("the request body must be a JSON object to carry the provider credential")
+    })?;
     v.insert(name.clone(), serde_json::Value::String(value.clone()));
     serde_json::to_vec(&v).map_err(|e| LlmError::new(500, "internal_error", format!("encoding request: {e}")))
 }

@@ -9,8 +9,8 @@ use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_proxy::Session;
 use tollgate_llm::completion::AnswerMeta;
-use tollgate_llm::ingress::Ingress;
 use tollgate_llm::embeddings::{self, EmbeddingsMeta};
+use tollgate_llm::ingress::Ingress;
 use tollgate_llm::provider::{self, Call};
 use tollgate_llm::{LlmError, Usage};
 
@@ -119,7 +119,11 @@ impl Attempt<'_> {
     }
 
     /// Sends the call and reads the answer's head; a failure is the outcome.
-    async fn send(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<(HttpSession, HttpPeer, Head), Outcome> {
+    async fn send(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+    ) -> Result<(HttpSession, HttpPeer, Head), Outcome> {
         let Attempt { ups, ai, target, call, .. } = *self;
         let timeouts = Timeouts {
             connect: Duration::from_millis(ai.config.connect_timeout),
@@ -221,7 +225,10 @@ impl Attempt<'_> {
                 f.latency = Some(latency);
             }
             let ct = if head.content_type.is_empty() { "application/octet-stream" } else { head.content_type.as_str() };
-            return Outcome::answered(Health::Success, self.relay_answer(session, ctx, head.status, ct, body, None).await);
+            return Outcome::answered(
+                Health::Success,
+                self.relay_answer(session, ctx, head.status, ct, body, None).await,
+            );
         }
         let translated = match embeddings_meta {
             Some(e) => embeddings::answer(target.kind, body, e),
@@ -231,7 +238,8 @@ impl Attempt<'_> {
             Ok(a) => a,
             Err(err) => {
                 // A 200 that is not an answer: the provider is broken.
-                if self.fails_over_on(FailoverCriterion::InvalidHeader) || self.fails_over_on(FailoverCriterion::Error) {
+                if self.fails_over_on(FailoverCriterion::InvalidHeader) || self.fails_over_on(FailoverCriterion::Error)
+                {
                     return Outcome::fail_over(Health::Failure, FailoverCriterion::Error);
                 }
                 return Outcome::answered(Health::Failure, answer::error(session, ctx, &err, &[]).await);
@@ -244,7 +252,12 @@ impl Attempt<'_> {
                 f.usage_estimated = true;
                 let prompt = ask.prompt_estimate(embeddings_meta);
                 let completion = answer.estimated_completion_tokens.unwrap_or(0);
-                Some(Usage { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, ..Usage::default() })
+                Some(Usage {
+                    prompt_tokens: prompt,
+                    completion_tokens: completion,
+                    total_tokens: prompt + completion,
+                    ..Usage::default()
+                })
             });
             f.response_model = answer.model;
             f.latency = Some(latency);
@@ -275,7 +288,13 @@ impl Attempt<'_> {
     /// (Messages to Anthropic, Responses to OpenAI) gets its error as it was
     /// sent, as they read it; other callers get it in their shape, the
     /// provider's message kept.
-    async fn refused(&self, session: &mut Session, ctx: &mut RequestCtx, head: &Head, body: bytes::Bytes) -> PResult<()> {
+    async fn refused(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        head: &Head,
+        body: bytes::Bytes,
+    ) -> PResult<()> {
         let Attempt { target, call, ask, .. } = *self;
         let status = head.status;
         let retry_after = head.retry_after.as_deref();
@@ -303,7 +322,11 @@ struct Head {
 impl Head {
     fn of(resp: &pingora_http::ResponseHeader) -> Head {
         let header = |name: &str| resp.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        Head { status: resp.status.as_u16(), content_type: header("content-type").unwrap_or_default(), retry_after: header("retry-after") }
+        Head {
+            status: resp.status.as_u16(),
+            content_type: header("content-type").unwrap_or_default(),
+            retry_after: header("retry-after"),
+        }
     }
 
     fn ok(&self) -> bool {

@@ -36,11 +36,7 @@ pub async fn send_request(
     t: &Timeouts,
 ) -> Result<(HttpSession, HttpPeer), UpstreamError> {
     let ep = &target.endpoint;
-    let addr = ups
-        .resolver
-        .resolve(&ep.host, ep.port)
-        .await
-        .map_err(|e| UpstreamError::Resolve(e.to_string()))?;
+    let addr = ups.resolver.resolve(&ep.host, ep.port).await.map_err(|e| UpstreamError::Resolve(e.to_string()))?;
     let mut peer = peer_for(addr, ep, t);
     target.tls.apply(&mut peer);
 
@@ -50,10 +46,8 @@ pub async fn send_request(
         Some(ts) => Some(ts.token().await.map_err(|e| UpstreamError::Auth(e.to_string()))?),
         None => None,
     };
-    let session = send_on(ups, &peer, body, t, &|| {
-        build_header(target, prepared, body.len(), ids, bearer.as_deref())
-    })
-    .await?;
+    let session =
+        send_on(ups, &peer, body, t, &|| build_header(target, prepared, body.len(), ids, bearer.as_deref())).await?;
     Ok((session, peer))
 }
 
@@ -75,11 +69,7 @@ fn build_header(
     let path = match &target.credential {
         Credential::Query { name, value } => {
             let sep = if base.contains('?') { '&' } else { '?' };
-            format!(
-                "{base}{sep}{}={}",
-                percent_encode(name),
-                percent_encode(value)
-            )
+            format!("{base}{sep}{}={}", percent_encode(name), percent_encode(value))
         }
         _ => base,
     };
@@ -88,16 +78,12 @@ fn build_header(
     h.insert_header("host", ep.authority.as_str()).map_err(e)?;
     h.insert_header("content-type", "application/json").map_err(e)?;
     h.insert_header("content-length", body_len.to_string()).map_err(e)?;
-    h.insert_header(
-        "accept",
-        if prepared.stream { target.kind.stream_accept() } else { "application/json" },
-    )
-    .map_err(e)?;
+    h.insert_header("accept", if prepared.stream { target.kind.stream_accept() } else { "application/json" })
+        .map_err(e)?;
     for (name, value) in &prepared.headers {
         h.insert_header(*name, value.as_str()).map_err(e)?;
     }
-    h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION")))
-        .map_err(e)?;
+    h.insert_header("user-agent", concat!("tollgate/", env!("CARGO_PKG_VERSION"))).map_err(e)?;
     h.insert_header("x-request-id", ids.request_id).map_err(e)?;
     if let Some(parent) = &ids.traceparent {
         h.insert_header("traceparent", parent.as_str()).map_err(e)?;
@@ -109,7 +95,8 @@ fn build_header(
         h.insert_header(name.clone(), value.clone()).map_err(e)?;
     }
     if let Some(token) = bearer {
-        let mut value = http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|err| HeaderError(err.to_string()))?;
+        let mut value =
+            http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|err| HeaderError(err.to_string()))?;
         value.set_sensitive(true);
         h.insert_header("authorization", value).map_err(e)?;
     }
@@ -145,7 +132,6 @@ fn percent_encode(s: &str) -> String {
     }
     out
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -81,7 +81,13 @@ pub(crate) async fn serve(
 }
 
 /// Runs one attempt inside its trace span, feeding the balancer what it learned.
-async fn run_attempt(session: &mut Session, ctx: &mut RequestCtx, ai: &AiProxyRt, idx: usize, attempt: Attempt<'_>) -> Next {
+async fn run_attempt(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    ai: &AiProxyRt,
+    idx: usize,
+    attempt: Attempt<'_>,
+) -> Next {
     let target = attempt.target;
     if let Some(span) = ctx.span.as_mut() {
         span.start_call();

@@ -174,30 +174,20 @@ impl ServiceAccount {
             }
         }
         let required = |value: Option<String>, name: &'static str| {
-            value
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(KeyError::Missing(name))
+            value.filter(|v| !v.trim().is_empty()).ok_or(KeyError::Missing(name))
         };
         let client_email = required(file.client_email, "client_email")?;
         let pem = required(file.private_key, "private_key")?;
         let der = PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| KeyError::NotPkcs8Pem)?;
         let key = RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).map_err(KeyError::NotRsa)?;
         let private_key_id = file.private_key_id.filter(|v| !v.is_empty());
-        let token_uri = file
-            .token_uri
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
+        let token_uri =
+            file.token_uri.filter(|v| !v.trim().is_empty()).unwrap_or_else(|| DEFAULT_TOKEN_URI.to_string());
         let endpoint = Endpoint::parse(&token_uri).map_err(KeyError::TokenUri)?;
         if !endpoint.tls && !is_loopback(&endpoint.host) {
             return Err(KeyError::PlainHttp(token_uri));
         }
-        Ok(ServiceAccount {
-            client_email,
-            private_key_id,
-            token_uri,
-            endpoint,
-            key,
-        })
+        Ok(ServiceAccount { client_email, private_key_id, token_uri, endpoint, key })
     }
 
     pub fn client_email(&self) -> &str {
@@ -211,11 +201,7 @@ impl ServiceAccount {
     /// The signed JWT asking for a cloud-platform token, issued at `now`.
     pub fn assertion(&self, now: SystemTime) -> Result<String, GrantError> {
         let iat = unix_secs(now);
-        let header = JwtHeader {
-            alg: "RS256",
-            typ: "JWT",
-            kid: self.private_key_id.as_deref(),
-        };
+        let header = JwtHeader { alg: "RS256", typ: "JWT", kid: self.private_key_id.as_deref() };
         let claims = JwtClaims {
             iss: &self.client_email,
             scope: CLOUD_PLATFORM_SCOPE,
@@ -229,12 +215,7 @@ impl ServiceAccount {
         jwt.push_str(&URL_SAFE_NO_PAD.encode(to_json(&claims)?));
         let mut signature = vec![0u8; self.key.public().modulus_len()];
         self.key
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &SystemRandom::new(),
-                jwt.as_bytes(),
-                &mut signature,
-            )
+            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), jwt.as_bytes(), &mut signature)
             .map_err(|_| GrantError::Sign)?;
         jwt.push('.');
         jwt.push_str(&URL_SAFE_NO_PAD.encode(signature));
@@ -247,14 +228,11 @@ fn to_json<T: Serialize>(part: &T) -> Result<Vec<u8>, GrantError> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn unix_secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The token request body.
@@ -299,11 +277,7 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, GrantError> {
     let answer: Option<TokenAnswer> = serde_json::from_slice(body).ok();
     if status != 200 {
         let detail = match &answer {
-            Some(TokenAnswer {
-                error: Some(error),
-                error_description,
-                ..
-            }) => match error_description {
+            Some(TokenAnswer { error: Some(error), error_description, .. }) => match error_description {
                 Some(d) => format!("{error}: {d}"),
                 None => error.clone(),
             },
@@ -319,10 +293,7 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, GrantError> {
             return Err(GrantError::NotBearer(kind.clone()));
         }
     }
-    let token = answer
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or(GrantError::NoAccessToken)?;
+    let token = answer.access_token.filter(|t| !t.is_empty()).ok_or(GrantError::NoAccessToken)?;
     // The token goes into an Authorization header: refuse what could not.
     if !token.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(GrantError::InvalidAccessToken);
@@ -337,20 +308,13 @@ fn parse_answer(status: u16, body: &[u8]) -> Result<Granted, GrantError> {
     if secs == 0 {
         return Err(GrantError::Expired);
     }
-    Ok(Granted {
-        token: token.into(),
-        expires_in: Duration::from_secs(secs.min(MAX_EXPIRES_IN)),
-    })
+    Ok(Granted { token: token.into(), expires_in: Duration::from_secs(secs.min(MAX_EXPIRES_IN)) })
 }
 
 /// At most `max` characters of `body`, control characters replaced.
 fn printable_prefix(body: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(body);
-    let mut out: String = text
-        .chars()
-        .take(max)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let mut out: String = text.chars().take(max).map(|c| if c.is_control() { ' ' } else { c }).collect();
     if text.chars().count() > max {
         out.push('…');
     }
@@ -391,11 +355,7 @@ impl Cached {
         let early = REFRESH_EARLY.min(lifetime / 2);
         // A clock at the end of time leaves the token due at once, not a panic.
         let after = |d: Duration| asked_at.checked_add(d).unwrap_or(asked_at);
-        Cached {
-            token: granted.token,
-            refresh_at: after(lifetime - early),
-            expires_at: after(lifetime),
-        }
+        Cached { token: granted.token, refresh_at: after(lifetime - early), expires_at: after(lifetime) }
     }
 
     fn fresh(&self, now: SystemTime) -> bool {
@@ -404,8 +364,7 @@ impl Cached {
 
     /// Still valid long enough to be used while a refresh is due.
     fn usable(&self, now: SystemTime) -> bool {
-        now.checked_add(MIN_REMAINING)
-            .is_some_and(|t| t < self.expires_at)
+        now.checked_add(MIN_REMAINING).is_some_and(|t| t < self.expires_at)
     }
 }
 
@@ -430,9 +389,7 @@ pub struct TokenSource {
 
 impl fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenSource")
-            .field("account", &self.account)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenSource").field("account", &self.account).finish_non_exhaustive()
     }
 }
 
@@ -444,13 +401,7 @@ impl TokenSource {
 
     /// A token source fetching through `fetch`.
     pub fn with_fetch(account: ServiceAccount, clock: Clock, fetch: Arc<dyn TokenFetch>) -> Self {
-        TokenSource {
-            account,
-            clock,
-            fetch,
-            state: Mutex::new(State::default()),
-            refresh: tokio::sync::Mutex::new(()),
-        }
+        TokenSource { account, clock, fetch, state: Mutex::new(State::default()), refresh: tokio::sync::Mutex::new(()) }
     }
 
     pub fn account(&self) -> &ServiceAccount {
@@ -528,11 +479,7 @@ impl TokenSource {
 
     fn usable_token(&self) -> Option<Arc<str>> {
         let now = (self.clock)();
-        self.state()
-            .cached
-            .as_ref()
-            .filter(|c| c.usable(now))
-            .map(|c| c.token.clone())
+        self.state().cached.as_ref().filter(|c| c.usable(now)).map(|c| c.token.clone())
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -617,10 +564,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     fn manual_clock() -> (Clock, Arc<AtomicU64>) {
         let secs = Arc::new(AtomicU64::new(T0));
         let s = secs.clone();
-        (
-            Arc::new(move || UNIX_EPOCH + Duration::from_secs(s.load(Ordering::SeqCst))),
-            secs,
-        )
+        (Arc::new(move || UNIX_EPOCH + Duration::from_secs(s.load(Ordering::SeqCst))), secs)
     }
 
     /// Verifies `jwt` against the test public key; its header and claims.
@@ -629,24 +573,13 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         assert_eq!(parts.len(), 3, "a JWS has three parts: {jwt}");
         let b64 = |p: &str| URL_SAFE_NO_PAD.decode(p).unwrap();
         let public_der = base64::engine::general_purpose::STANDARD
-            .decode(
-                TEST_ONLY_PUBLIC_KEY
-                    .lines()
-                    .filter(|l| !l.starts_with("-----"))
-                    .collect::<String>(),
-            )
+            .decode(TEST_ONLY_PUBLIC_KEY.lines().filter(|l| !l.starts_with("-----")).collect::<String>())
             .unwrap();
         let signed = format!("{}.{}", parts[0], parts[1]);
-        ring::signature::UnparsedPublicKey::new(
-            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-            &public_der,
-        )
-        .verify(signed.as_bytes(), &b64(parts[2]))
-        .expect("the signature verifies with the test public key");
-        (
-            serde_json::from_slice(&b64(parts[0])).unwrap(),
-            serde_json::from_slice(&b64(parts[1])).unwrap(),
-        )
+        ring::signature::UnparsedPublicKey::new(&ring::signature::RSA_PKCS1_2048_8192_SHA256, &public_der)
+            .verify(signed.as_bytes(), &b64(parts[2]))
+            .expect("the signature verifies with the test public key");
+        (serde_json::from_slice(&b64(parts[0])).unwrap(), serde_json::from_slice(&b64(parts[1])).unwrap())
     }
 
     /// Reads the assertion out of a token request body.
@@ -660,10 +593,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
                 _ => panic!("unexpected form field {pair}"),
             }
         }
-        assert_eq!(
-            grant.as_deref(),
-            Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer")
-        );
+        assert_eq!(grant.as_deref(), Some("urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"));
         assertion.unwrap()
     }
 
@@ -685,16 +615,8 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     }
 
     impl FakeFetch {
-        fn new(
-            delay: Duration,
-            answer: impl Fn(usize, &str) -> Answer + Send + Sync + 'static,
-        ) -> Arc<Self> {
-            Arc::new(FakeFetch {
-                calls: AtomicUsize::new(0),
-                delay,
-                gate: None,
-                answer: Box::new(answer),
-            })
+        fn new(delay: Duration, answer: impl Fn(usize, &str) -> Answer + Send + Sync + 'static) -> Arc<Self> {
+            Arc::new(FakeFetch { calls: AtomicUsize::new(0), delay, gate: None, answer: Box::new(answer) })
         }
 
         /// A fake whose fetches answer only as `release` lets them.
@@ -720,11 +642,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
 
     #[async_trait]
     impl TokenFetch for FakeFetch {
-        async fn post_form(
-            &self,
-            endpoint: &Endpoint,
-            form: String,
-        ) -> Result<(u16, Bytes), FetchError> {
+        async fn post_form(&self, endpoint: &Endpoint, form: String) -> Result<(u16, Bytes), FetchError> {
             assert_eq!(endpoint.host, "oauth2.googleapis.com");
             let n = self.calls.fetch_add(1, Ordering::SeqCst);
             decode(&assertion_of(&form));
@@ -741,9 +659,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     fn ok_answer(token: &str, expires_in: u64) -> Answer {
         Ok((
             200,
-            Bytes::from(format!(
-                r#"{{"access_token":"{token}","expires_in":{expires_in},"token_type":"Bearer"}}"#
-            )),
+            Bytes::from(format!(r#"{{"access_token":"{token}","expires_in":{expires_in},"token_type":"Bearer"}}"#)),
         ))
     }
 
@@ -752,10 +668,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         let account = account();
         let now = UNIX_EPOCH + Duration::from_secs(T0);
         let (header, claims) = decode(&account.assertion(now).unwrap());
-        assert_eq!(
-            header,
-            serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "0123456789abcdef"})
-        );
+        assert_eq!(header, serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "0123456789abcdef"}));
         assert_eq!(
             claims,
             serde_json::json!({
@@ -782,20 +695,13 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     #[test]
     fn debug_hides_the_private_key() {
         let shown = format!("{:?}", account());
-        assert!(
-            shown.contains(EMAIL) && shown.contains("<redacted>"),
-            "{shown}"
-        );
-        assert!(
-            !shown.contains("MIIE") && !shown.contains("PRIVATE KEY"),
-            "{shown}"
-        );
+        assert!(shown.contains(EMAIL) && shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains("MIIE") && !shown.contains("PRIVATE KEY"), "{shown}");
     }
 
     #[test]
     fn from_json_errors() {
-        let base: serde_json::Value =
-            serde_json::from_str(&key_json(Some(DEFAULT_TOKEN_URI))).unwrap();
+        let base: serde_json::Value = serde_json::from_str(&key_json(Some(DEFAULT_TOKEN_URI))).unwrap();
         let without = |field: &str| {
             let mut v = base.clone();
             v.as_object_mut().unwrap().remove(field);
@@ -809,17 +715,13 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         assert!(without("client_email").contains("no 'client_email'"));
         assert!(without("private_key").contains("no 'private_key'"));
         assert!(with("client_email", " ").contains("no 'client_email'"));
-        assert!(with("type", "authorized_user")
-            .contains("'authorized_user', expected 'service_account'"));
+        assert!(with("type", "authorized_user").contains("'authorized_user', expected 'service_account'"));
         assert!(with("private_key", "not a pem").contains("not a PKCS#8 PEM"));
         let garbage = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
         assert!(with("private_key", garbage).contains("not a usable RSA key"));
         assert!(with("token_uri", "ftp://x/token").contains("'token_uri'"));
         assert!(with("token_uri", "http://oauth2.googleapis.com/token").contains("must be https"));
-        assert!(ServiceAccount::from_json("{")
-            .unwrap_err()
-            .to_string()
-            .contains("not valid JSON"));
+        assert!(ServiceAccount::from_json("{").unwrap_err().to_string().contains("not valid JSON"));
         assert!(ServiceAccount::from_json(&key_json(Some("http://127.0.0.1:9/token"))).is_ok());
         // No error repeats the key.
         for e in [with("private_key", garbage), without("client_email")] {
@@ -829,55 +731,28 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
 
     #[test]
     fn token_answers() {
-        let ok = parse_answer(
-            200,
-            br#"{"access_token":"ya29.a","expires_in":"3599","token_type":"bearer"}"#,
-        )
-        .unwrap();
-        assert_eq!(
-            (&*ok.token, ok.expires_in),
-            ("ya29.a", Duration::from_secs(3599))
-        );
-        let e = parse_answer(
-            400,
-            br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
-        )
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            e,
-            "token endpoint answered HTTP 400: invalid_grant: Invalid JWT Signature."
-        );
+        let ok = parse_answer(200, br#"{"access_token":"ya29.a","expires_in":"3599","token_type":"bearer"}"#).unwrap();
+        assert_eq!((&*ok.token, ok.expires_in), ("ya29.a", Duration::from_secs(3599)));
+        let e = parse_answer(400, br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "token endpoint answered HTTP 400: invalid_grant: Invalid JWT Signature.");
         assert!(parse_answer(502, b"<html>\nbad gateway</html>")
             .unwrap_err()
             .to_string()
             .contains("HTTP 502: <html> bad gateway"));
-        assert!(parse_answer(200, b"{}")
+        assert!(parse_answer(200, b"{}").unwrap_err().to_string().contains("no access_token"));
+        assert!(parse_answer(200, br#"{"access_token":"a b"}"#).unwrap_err().to_string().contains("header value"));
+        assert!(parse_answer(200, br#"{"access_token":"a","token_type":"MAC"}"#)
             .unwrap_err()
             .to_string()
-            .contains("no access_token"));
-        assert!(parse_answer(200, br#"{"access_token":"a b"}"#)
-            .unwrap_err()
-            .to_string()
-            .contains("header value"));
-        assert!(
-            parse_answer(200, br#"{"access_token":"a","token_type":"MAC"}"#)
-                .unwrap_err()
-                .to_string()
-                .contains("'MAC'")
-        );
+            .contains("'MAC'"));
         assert!(parse_answer(200, br#"{"access_token":"a","expires_in":0}"#)
             .unwrap_err()
             .to_string()
             .contains("expires_in 0"));
-        let huge = parse_answer(
-            200,
-            br#"{"access_token":"a","expires_in":18446744073709551615}"#,
-        );
-        assert_eq!(
-            huge.unwrap().expires_in,
-            Duration::from_secs(MAX_EXPIRES_IN)
-        );
+        let huge = parse_answer(200, br#"{"access_token":"a","expires_in":18446744073709551615}"#);
+        assert_eq!(huge.unwrap().expires_in, Duration::from_secs(MAX_EXPIRES_IN));
         assert!(parse_answer(200, b"oops").unwrap_err().to_string().contains("non-JSON"));
     }
 
@@ -912,9 +787,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn one_refresh_for_twenty_concurrent_callers() {
         let (clock, _) = manual_clock();
-        let fetch = FakeFetch::new(Duration::from_millis(250), |n, _| {
-            ok_answer(&format!("tok{n}"), 3600)
-        });
+        let fetch = FakeFetch::new(Duration::from_millis(250), |n, _| ok_answer(&format!("tok{n}"), 3600));
         let source = Arc::new(TokenSource::with_fetch(account(), clock, fetch.clone()));
         let callers: Vec<_> = (0..20)
             .map(|_| {
@@ -944,18 +817,9 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
             .collect();
         for c in callers {
             let e = c.await.unwrap().unwrap_err().to_string();
-            assert!(
-                e.contains(EMAIL)
-                    && e.contains(DEFAULT_TOKEN_URI)
-                    && e.contains("connection refused"),
-                "{e}"
-            );
+            assert!(e.contains(EMAIL) && e.contains(DEFAULT_TOKEN_URI) && e.contains("connection refused"), "{e}");
         }
-        assert_eq!(
-            fetch.calls(),
-            1,
-            "the waiters share the failure instead of stampeding"
-        );
+        assert_eq!(fetch.calls(), 1, "the waiters share the failure instead of stampeding");
         // The next request tries again.
         assert_eq!(&*source.token().await.unwrap(), "tok-after-retry");
         assert_eq!(fetch.calls(), 2);
@@ -967,9 +831,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         let fetch = FakeFetch::new(Duration::ZERO, |n, _| match n {
             0 => Ok((
                 400,
-                Bytes::from_static(
-                    br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
-                ),
+                Bytes::from_static(br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#),
             )),
             1 => ok_answer("tok1", 3600),
             2 => failed("connection reset"),
@@ -977,10 +839,7 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
         });
         let source = TokenSource::with_fetch(account(), clock, fetch.clone());
         let e = source.token().await.unwrap_err().to_string();
-        assert!(
-            e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."),
-            "{e}"
-        );
+        assert!(e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."), "{e}");
         assert_eq!(&*source.token().await.unwrap(), "tok1");
         // In the refresh window the refresh fails: the still-valid token serves.
         secs.store(T0 + 3400, Ordering::SeqCst);
@@ -1051,22 +910,12 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
                         break i + 4;
                     }
                 };
-                let head = String::from_utf8(buf[..head_end].to_vec())
-                    .unwrap()
-                    .to_ascii_lowercase();
+                let head = String::from_utf8(buf[..head_end].to_vec()).unwrap().to_ascii_lowercase();
                 assert!(head.starts_with("post /token http/1.1\r\n"), "{head}");
-                assert!(
-                    head.contains("\r\ncontent-type: application/x-www-form-urlencoded\r\n"),
-                    "{head}"
-                );
+                assert!(head.contains("\r\ncontent-type: application/x-www-form-urlencoded\r\n"), "{head}");
                 assert!(head.contains(&format!("\r\nhost: {addr}\r\n")), "{head}");
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .unwrap()
-                    .trim()
-                    .parse()
-                    .unwrap();
+                let len: usize =
+                    head.lines().find_map(|l| l.strip_prefix("content-length: ")).unwrap().trim().parse().unwrap();
                 while buf.len() < head_end + len {
                     let n = conn.read(&mut chunk).await.unwrap();
                     assert!(n > 0, "body ended early");
@@ -1090,11 +939,8 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
 
     #[tokio::test]
     async fn end_to_end_against_a_local_token_endpoint() {
-        let (uri, seen) = token_server(
-            200,
-            r#"{"access_token":"ya29.local-test","expires_in":3599,"token_type":"Bearer"}"#,
-        )
-        .await;
+        let (uri, seen) =
+            token_server(200, r#"{"access_token":"ya29.local-test","expires_in":3599,"token_type":"Bearer"}"#).await;
         let account = ServiceAccount::from_json(&key_json(Some(&uri))).unwrap();
         let source = TokenSource::new(account, Arc::new(SystemTime::now));
         assert_eq!(&*source.token().await.unwrap(), "ya29.local-test");
@@ -1104,35 +950,21 @@ quDIu7XodIJRasnBCwaKOpadvTgK5LynLwIDAQAB
 
     #[tokio::test]
     async fn end_to_end_errors() {
-        let (uri, seen) = token_server(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
-        )
-        .await;
-        let source = TokenSource::new(
-            ServiceAccount::from_json(&key_json(Some(&uri))).unwrap(),
-            Arc::new(SystemTime::now),
-        );
+        let (uri, seen) =
+            token_server(400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#).await;
+        let source =
+            TokenSource::new(ServiceAccount::from_json(&key_json(Some(&uri))).unwrap(), Arc::new(SystemTime::now));
         let e = source.token().await.unwrap_err().to_string();
-        assert!(
-            e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."),
-            "{e}"
-        );
+        assert!(e.contains("HTTP 400: invalid_grant: Invalid JWT Signature."), "{e}");
         assert!(source.token().await.is_err());
-        assert_eq!(
-            seen.load(Ordering::SeqCst),
-            2,
-            "each call after a failure retries"
-        );
+        assert_eq!(seen.load(Ordering::SeqCst), 2, "each call after a failure retries");
 
         // Nothing listens: an error, not a panic.
         let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let dead = format!("http://{}/token", closed.local_addr().unwrap());
         drop(closed);
-        let source = TokenSource::new(
-            ServiceAccount::from_json(&key_json(Some(&dead))).unwrap(),
-            Arc::new(SystemTime::now),
-        );
+        let source =
+            TokenSource::new(ServiceAccount::from_json(&key_json(Some(&dead))).unwrap(), Arc::new(SystemTime::now));
         let e = source.token().await.unwrap_err().to_string();
         assert!(e.contains("could not be reached"), "{e}");
     }

@@ -38,7 +38,6 @@ use crate::respond::{as_refs, send, PResult};
 use crate::snapshot::AiProxyRt;
 use crate::upstream::{read_all, release, Timeouts, Upstreams};
 
-
 /// What a request on an LLM route asks, by its method and the end of its path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
@@ -240,7 +239,11 @@ async fn count_tokens(
     let answer = match read_all(&mut upstream).await {
         Ok(b) => b,
         Err(msg) => {
-            let err = LlmError::new(502, "upstream_error", format!("provider {} broke off its answer: {msg}", target.provider));
+            let err = LlmError::new(
+                502,
+                "upstream_error",
+                format!("provider {} broke off its answer: {msg}", target.provider),
+            );
             return answer::error(session, ctx, &err, &[]).await;
         }
     };

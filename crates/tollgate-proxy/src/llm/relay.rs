@@ -129,7 +129,12 @@ fn broken(target: &LlmTarget, what: &str) -> LlmError {
 }
 
 /// The stream's response header: the client learns the answer has started.
-async fn start_stream(session: &mut Session, ctx: &mut RequestCtx, target: &LlmTarget, content_type: &str) -> PResult<()> {
+async fn start_stream(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    target: &LlmTarget,
+    content_type: &str,
+) -> PResult<()> {
     let mut resp = ResponseHeader::build(200, Some(6))?;
     resp.insert_header("content-type", content_type)?;
     resp.insert_header("cache-control", "no-cache")?;

@@ -116,7 +116,12 @@ fn last_chat_user_text(request: &ChatRequest) -> Option<String> {
 }
 
 /// Embeds `texts` with the embeddings target, through its provider's adapter.
-async fn embed(ups: &Upstreams, target: &LlmTarget, texts: &[String], request_id: &str) -> Result<Vec<Vec<f32>>, String> {
+async fn embed(
+    ups: &Upstreams,
+    target: &LlmTarget,
+    texts: &[String],
+    request_id: &str,
+) -> Result<Vec<Vec<f32>>, String> {
     let body = serde_json::to_vec(&serde_json::json!({ "input": texts })).map_err(|e| e.to_string())?;
     let prepared = embeddings::prepare(target.kind, &body, &target.model, &target.options).map_err(|e| e.message)?;
     let call = Call {

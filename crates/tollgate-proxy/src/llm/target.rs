@@ -58,9 +58,7 @@ impl Api {
             ("openai", "llm/v1/chat") => Api::Generate(Ingress::OpenAiChat),
             ("openai", "llm/v1/responses") => Api::Generate(Ingress::OpenAiResponses),
             ("anthropic", "llm/v1/chat") => Api::Generate(Ingress::AnthropicMessages),
-            (f, t) => {
-                return Err(TargetError::NotServed { llm_format: f.to_string(), route_type: t.to_string() })
-            }
+            (f, t) => return Err(TargetError::NotServed { llm_format: f.to_string(), route_type: t.to_string() }),
         })
     }
 
@@ -88,10 +86,8 @@ impl Credential {
             return Ok(Credential::None);
         };
         if let (Some(n), Some(v)) = (&a.header_name, &a.header_value) {
-            let name = http::HeaderName::from_bytes(n.as_bytes())
-                .map_err(|_| TargetError::HeaderName(n.clone()))?;
-            let mut value = http::HeaderValue::from_str(v)
-                .map_err(|_| TargetError::HeaderValue)?;
+            let name = http::HeaderName::from_bytes(n.as_bytes()).map_err(|_| TargetError::HeaderName(n.clone()))?;
+            let mut value = http::HeaderValue::from_str(v).map_err(|_| TargetError::HeaderValue)?;
             value.set_sensitive(true);
             return Ok(Credential::Header { name, value });
         }
@@ -189,11 +185,7 @@ impl LlmTarget {
             top_k: o.top_k,
         };
         Ok(LlmTarget {
-            label: format!(
-                "{}/{}",
-                spec.model.provider,
-                spec.model.name.as_deref().unwrap_or("*")
-            ),
+            label: format!("{}/{}", spec.model.provider, spec.model.name.as_deref().unwrap_or("*")),
             provider: spec.model.provider.clone(),
             kind,
             options,

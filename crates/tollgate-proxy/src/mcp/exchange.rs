@@ -4,7 +4,6 @@
 //! found from its sealed id, and the answer (JSON or SSE) is relayed as it
 //! arrives, with `tools/list` results filtered and session ids sealed.
 
-
 use bytes::Bytes;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
@@ -65,7 +64,12 @@ async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, cal
 
 /// Everything decided before the server is asked: the method, the body
 /// (read whole and, for a POST, parsed and judged) and the replica.
-async fn prepare(session: &mut Session, ctx: &mut RequestCtx, call: &McpCall<'_>, method: &str) -> Step<(Bytes, Option<Inbound>, Target)> {
+async fn prepare(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    method: &str,
+) -> Step<(Bytes, Option<Inbound>, Target)> {
     // MCP's transports use these three; anything else could carry a body the
     // gateway does not judge.
     if !matches!(method, "POST" | "GET" | "DELETE") {
@@ -76,7 +80,8 @@ async fn prepare(session: &mut Session, ctx: &mut RequestCtx, call: &McpCall<'_>
     let inbound = if method == "POST" { Some(parse(h, ctx, &body)?) } else { None };
     // The replica: the session's own, else the next one.
     let header_session = h.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok());
-    let target = find_target(call.mcp, call.mcp.replicas(call.service_upstream), header_session, call.query.as_deref())?;
+    let target =
+        find_target(call.mcp, call.mcp.replicas(call.service_upstream), header_session, call.query.as_deref())?;
     if let Some(f) = ctx.mcp.as_mut() {
         f.replica = Some(target.replica.label.clone());
     }
@@ -231,7 +236,10 @@ acl = {{ allow = ["admin"] }}
         let (a, ctx) = exchange(&snap, &post_json("/tools", &[ALICE], body)).await;
         assert_eq!(a.status, 200);
         let result = &a.json()["result"];
-        assert_eq!((result["isError"].as_bool(), &result["content"][0]["text"]), (Some(true), &"Unknown tool: delete_user".into()));
+        assert_eq!(
+            (result["isError"].as_bool(), &result["content"][0]["text"]),
+            (Some(true), &"Unknown tool: delete_user".into())
+        );
         assert_eq!(decision(&ctx), "denied");
         assert_eq!(ctx.mcp.as_ref().and_then(|f| f.upstream_status), None, "the server was not asked");
     }
@@ -269,7 +277,8 @@ acl = {{ allow = ["admin"] }}
         let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
         let (a, ctx) = exchange(&snap, &post_json("/tools", &[ALICE], body)).await;
         assert_eq!(a.status, 200);
-        let names: Vec<_> = a.json()["result"]["tools"].as_array().into_iter().flatten().map(|t| t["name"].clone()).collect();
+        let names: Vec<_> =
+            a.json()["result"]["tools"].as_array().into_iter().flatten().map(|t| t["name"].clone()).collect();
         assert_eq!(names, ["echo"]);
         assert_eq!(a.header("content-length"), Some(a.body.len().to_string().as_str()));
         assert_eq!(a.header("x-request-id"), Some("req-1"));

@@ -31,10 +31,7 @@ pub(super) fn header_mismatch(h: &RequestHeader, inbound: &Inbound) -> Option<St
 
 /// Revision 2026-07-28 made `resultType` a required field of results.
 pub(super) fn typed_results(h: &RequestHeader) -> bool {
-    h.headers
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v >= "2026-07-28")
+    h.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).is_some_and(|v| v >= "2026-07-28")
 }
 
 /// A body the gateway answers itself, with JSON-RPC answers for its requests.
@@ -47,7 +44,13 @@ pub(super) struct Refusal {
 /// Refuses a body that calls a tool the caller may not use, or one past its
 /// limit. MCP clients read JSON-RPC answers, so both are HTTP 200 with an
 /// answer per request (a limit adds Retry-After).
-pub(super) async fn calls(mcp: &McpRt, inbound: &Inbound, subjects: &[String], who: &str, typed: bool) -> Option<Refusal> {
+pub(super) async fn calls(
+    mcp: &McpRt,
+    inbound: &Inbound,
+    subjects: &[String],
+    who: &str,
+    typed: bool,
+) -> Option<Refusal> {
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
     if let Some(refusal) = denied(mcp, inbound, &subjects, typed) {
         return Some(refusal);

@@ -98,11 +98,7 @@ pub enum ToolAdmission {
 
 impl McpRt {
     pub fn compile(c: &AiMcpProxyConfig, scope: String, limiters: &LimiterRegistry) -> Result<Self, McpConfigError> {
-        let default = c
-            .default_acl
-            .iter()
-            .find(|a| a.scope == "tools")
-            .map(|a| Rule::new(&a.allow, &a.deny));
+        let default = c.default_acl.iter().find(|a| a.scope == "tools").map(|a| Rule::new(&a.allow, &a.deny));
         let per_tool = c
             .tools
             .iter()
@@ -125,10 +121,10 @@ impl McpRt {
         };
         let upstream_auth = match &c.upstream_auth {
             Some(a) => {
-                let name = http::HeaderName::from_bytes(a.header_name.as_bytes())
-                    .map_err(|_| McpConfigError::HeaderName)?;
-                let mut value = http::HeaderValue::from_str(&a.header_value)
-                    .map_err(|_| McpConfigError::HeaderValue)?;
+                let name =
+                    http::HeaderName::from_bytes(a.header_name.as_bytes()).map_err(|_| McpConfigError::HeaderName)?;
+                let mut value =
+                    http::HeaderValue::from_str(&a.header_value).map_err(|_| McpConfigError::HeaderValue)?;
                 value.set_sensitive(true);
                 Some((name, value))
             }
@@ -168,9 +164,7 @@ impl McpRt {
         if !self.replicas.is_empty() {
             return self.replicas.clone();
         }
-        service
-            .map(|e| vec![Replica { label: "service".into(), endpoint: e.clone() }])
-            .unwrap_or_default()
+        service.map(|e| vec![Replica { label: "service".into(), endpoint: e.clone() }]).unwrap_or_default()
     }
 
     /// A replica for a request that starts a session (or has none).
@@ -209,18 +203,18 @@ impl McpRt {
             Ok(d) if d.allowed => ToolAdmission::Admitted,
             Ok(d) => {
                 // The window that refused: the first one with nothing left.
-                let (limit, window_secs) = d
-                    .windows
-                    .iter()
-                    .find(|w| w.remaining == 0)
-                    .map(|w| (w.limit, w.size_secs))
-                    .unwrap_or((0, 0));
+                let (limit, window_secs) =
+                    d.windows.iter().find(|w| w.remaining == 0).map(|w| (w.limit, w.size_secs)).unwrap_or((0, 0));
                 ToolAdmission::Refused { retry_after_secs: d.retry_after_secs.unwrap_or(1), limit, window_secs }
             }
-            Err(e) => match backend_unavailable("MCP tool", "mcp_tool_limit", self.config.tool_limits.fault_tolerant, &e) {
-                Admission::Refused { .. } => ToolAdmission::Refused { retry_after_secs: 1, limit: 0, window_secs: 0 },
-                _ => ToolAdmission::Admitted,
-            },
+            Err(e) => {
+                match backend_unavailable("MCP tool", "mcp_tool_limit", self.config.tool_limits.fault_tolerant, &e) {
+                    Admission::Refused { .. } => {
+                        ToolAdmission::Refused { retry_after_secs: 1, limit: 0, window_secs: 0 }
+                    }
+                    _ => ToolAdmission::Admitted,
+                }
+            }
         }
     }
 }

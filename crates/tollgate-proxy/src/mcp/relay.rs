@@ -61,7 +61,13 @@ impl<'a> Relay<'a> {
 
     /// Relays the answer; `Ok(true)` when it was read to its end (the
     /// connection may be pooled).
-    pub async fn run(&self, session: &mut Session, ctx: &mut RequestCtx, upstream: &mut HttpSession, lists_tools: bool) -> PResult<bool> {
+    pub async fn run(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        upstream: &mut HttpSession,
+        lists_tools: bool,
+    ) -> PResult<bool> {
         let Some((resp, body)) = self.head(session, ctx, upstream, lists_tools).await? else {
             return Ok(false);
         };
@@ -88,12 +94,8 @@ impl<'a> Relay<'a> {
             return answer::error(session, ctx, 502, INVALID_ANSWER).await.map(|_| None);
         };
         let status = head.status.as_u16();
-        let content_type = head
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        let content_type =
+            head.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let sse = content_type.starts_with("text/event-stream");
         let buffer_json = !sse && self.filter && lists_tools && content_type.starts_with("application/json");
         let mut resp = ResponseHeader::build(status, Some(head.headers.len() + 2))?;
@@ -105,7 +107,9 @@ impl<'a> Relay<'a> {
         if let Some(id) = head.headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()) {
             match self.mcp.seal(&self.replica.label, id) {
                 Some(sealed) => resp.insert_header(SESSION_HEADER, sealed)?,
-                None => return answer::error(session, ctx, 500, "could not seal the MCP session id").await.map(|_| None),
+                None => {
+                    return answer::error(session, ctx, 500, "could not seal the MCP session id").await.map(|_| None)
+                }
             }
         }
         resp.insert_header("x-request-id", ctx.request_id.as_str())?;
@@ -128,7 +132,13 @@ impl<'a> Relay<'a> {
     }
 
     /// A JSON tool list, read whole and filtered.
-    async fn tool_list(&self, session: &mut Session, ctx: &mut RequestCtx, upstream: &mut HttpSession, mut resp: ResponseHeader) -> PResult<bool> {
+    async fn tool_list(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        upstream: &mut HttpSession,
+        mut resp: ResponseHeader,
+    ) -> PResult<bool> {
         let body = match crate::upstream::read_all(upstream).await {
             Ok(b) if b.len() <= MAX_LIST_ANSWER => b,
             _ => return answer::error(session, ctx, 502, INVALID_ANSWER).await.map(|_| false),
@@ -143,7 +153,13 @@ impl<'a> Relay<'a> {
     /// Passes the body on as it arrives, with the gateway's own answers to a
     /// legacy session in between, until the server ends it or the client
     /// leaves; `Ok(true)` when it was read to its end.
-    async fn pump(&self, session: &mut Session, ctx: &mut RequestCtx, upstream: &mut HttpSession, sse: bool) -> PResult<bool> {
+    async fn pump(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        upstream: &mut HttpSession,
+        sse: bool,
+    ) -> PResult<bool> {
         let mut events = sse.then(sse::EventSplitter::default);
         let mut legacy: Option<LegacyStream> = None;
         loop {
@@ -201,7 +217,12 @@ impl<'a> Relay<'a> {
     /// or (SSE) its complete events rewritten; `None` once an unfinished
     /// event grows past `MAX_EVENT`. A legacy `endpoint` event registers its
     /// session's stream, for the gateway's own answers.
-    fn outgoing(&self, events: Option<&mut sse::EventSplitter>, legacy: &mut Option<LegacyStream>, bytes: Bytes) -> Option<Bytes> {
+    fn outgoing(
+        &self,
+        events: Option<&mut sse::EventSplitter>,
+        legacy: &mut Option<LegacyStream>,
+        bytes: Bytes,
+    ) -> Option<Bytes> {
         let Some(split) = events else {
             return Some(bytes);
         };

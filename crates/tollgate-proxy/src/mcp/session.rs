@@ -43,7 +43,12 @@ impl Target {
 
 /// The replica of the session the client names (`header`, else the
 /// query's `session_id`), or the next replica for a request without one.
-pub(super) fn find_target(mcp: &McpRt, mut replicas: Vec<Replica>, header: Option<&str>, query: Option<&str>) -> Step<Target> {
+pub(super) fn find_target(
+    mcp: &McpRt,
+    mut replicas: Vec<Replica>,
+    header: Option<&str>,
+    query: Option<&str>,
+) -> Step<Target> {
     let legacy_session = query.and_then(|q| legacy::query_param(q, "session_id"));
     let Some(sealed) = header.or(legacy_session) else {
         let Some(ix) = mcp.pick_new(&replicas) else {

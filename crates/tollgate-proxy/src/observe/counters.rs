@@ -24,9 +24,7 @@ fn llm(m: &Metrics, f: &LlmFacts, consumer: &str) {
     let model = m.model_label(f.response_model.as_deref().unwrap_or(&f.request_model));
     let mode = if f.stream { "stream" } else { "non-stream" };
     let upstream_code = f.upstream_status.map(|s| s.to_string()).unwrap_or_default();
-    m.llm_requests
-        .with_label_values(&[&f.provider, model, consumer, mode, &upstream_code, f.request_format])
-        .inc();
+    m.llm_requests.with_label_values(&[&f.provider, model, consumer, mode, &upstream_code, f.request_format]).inc();
     if let Some(u) = f.usage {
         for (kind, n) in [
             ("prompt_tokens", u.prompt_tokens),
@@ -40,23 +38,17 @@ fn llm(m: &Metrics, f: &LlmFacts, consumer: &str) {
             if n == 0 && !matches!(kind, "prompt_tokens" | "completion_tokens" | "total_tokens") {
                 continue;
             }
-            m.llm_tokens
-                .with_label_values(&[&f.provider, model, consumer, kind, f.request_format])
-                .inc_by(n);
+            m.llm_tokens.with_label_values(&[&f.provider, model, consumer, kind, f.request_format]).inc_by(n);
         }
     }
     if let Some(c) = f.cost() {
         m.llm_cost.with_label_values(&[&f.provider, model, consumer]).inc_by(c);
     }
     if let Some(l) = f.latency {
-        m.llm_latency
-            .with_label_values(&[&f.provider, model, consumer, mode])
-            .observe(l.as_secs_f64() * 1000.0);
+        m.llm_latency.with_label_values(&[&f.provider, model, consumer, mode]).observe(l.as_secs_f64() * 1000.0);
     }
     if let Some(t) = f.ttft {
-        m.llm_ttft
-            .with_label_values(&[&f.provider, model, consumer])
-            .observe(t.as_secs_f64() * 1000.0);
+        m.llm_ttft.with_label_values(&[&f.provider, model, consumer]).observe(t.as_secs_f64() * 1000.0);
     }
     if let Some(tpot) = f.time_per_output_token_ms() {
         m.llm_tpot.with_label_values(&[&f.provider, model, consumer]).observe(tpot);

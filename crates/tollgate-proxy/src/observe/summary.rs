@@ -40,8 +40,5 @@ fn status(session: &Session, e: Option<&Error>, ctx: &RequestCtx) -> u16 {
     if ctx.status != 0 {
         return ctx.status;
     }
-    session
-        .response_written()
-        .map(|r| r.status.as_u16())
-        .unwrap_or(if e.is_some() { 502 } else { 0 })
+    session.response_written().map(|r| r.status.as_u16()).unwrap_or(if e.is_some() { 502 } else { 0 })
 }

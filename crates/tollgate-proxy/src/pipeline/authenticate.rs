@@ -29,7 +29,12 @@ pub struct Credentials {
     pub token_subject: Option<String>,
 }
 
-pub async fn run(session: &mut Session, ctx: &mut RequestCtx, snap: &Snapshot, routed: &Routed<'_>) -> Verdict<Credentials> {
+pub async fn run(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    snap: &Snapshot,
+    routed: &Routed<'_>,
+) -> Verdict<Credentials> {
     let mut creds = Credentials::default();
     mtls_auth(session, ctx, snap, routed)?;
     key_auth(session, ctx, snap, routed, &mut creds).await?;
@@ -114,9 +119,7 @@ fn mtls_auth(session: &Session, ctx: &mut RequestCtx, snap: &Snapshot, routed: &
         (Some(id), None, _) if m.config.skip_consumer_lookup => ctx.credential_id = Some(id.fingerprint.clone()),
         (_, _, Some(anon)) => ctx.consumer = Some(anon),
         (None, _, None) => return Err(Refusal::new(401, "No required TLS certificate was sent").into()),
-        (Some(_), None, None) => {
-            return Err(Refusal::new(401, "No consumer matches the TLS client certificate").into())
-        }
+        (Some(_), None, None) => return Err(Refusal::new(401, "No consumer matches the TLS client certificate").into()),
     }
     Ok(())
 }
@@ -174,10 +177,7 @@ mod tests {
     use std::sync::Arc;
 
     /// Routes the request, then authenticates it.
-    async fn authenticate(
-        snap: &Arc<Snapshot>,
-        raw: &str,
-    ) -> (Verdict<Credentials>, RequestCtx, Session, Client) {
+    async fn authenticate(snap: &Arc<Snapshot>, raw: &str) -> (Verdict<Credentials>, RequestCtx, Session, Client) {
         let (mut s, client) = request(raw).await;
         let mut ctx = ctx(snap);
         let routed = find(&s, &mut ctx, snap).unwrap_or_else(|_| panic!("routed"));
@@ -349,7 +349,10 @@ mod tests {
     async fn a_valid_bearer_jwt_names_its_consumer_by_its_subject() {
         let issuer = jwt::Issuer::new();
         let jwks = issuer.jwks();
-        let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{jwks}", jwks.len());
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{jwks}",
+            jwks.len()
+        );
         let jwks_uri = format!("http://{}/jwks.json", serve_fixed(answer).await);
         let snap = snapshot(&config(&oauth_mcp(&jwks_uri)));
         let token = issuer.token("alice", "http://gw.test/secure");
@@ -387,7 +390,8 @@ mod tests {
             pub fn new() -> Self {
                 let rng = SystemRandom::new();
                 let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).expect("key");
-                let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("key");
+                let key =
+                    EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).expect("key");
                 Issuer { key, rng }
             }
 

@@ -6,7 +6,8 @@ use crate::ctx::RequestCtx;
 use crate::snapshot::{PluginRt, Slot, Snapshot};
 
 pub fn acl(ctx: &RequestCtx, snap: &Snapshot, routed: &Routed<'_>) -> Verdict {
-    let Some(PluginRt::Acl(acl)) = snap.plugin(Slot::Acl, Some(routed.route), Some(routed.service), ctx.consumer) else {
+    let Some(PluginRt::Acl(acl)) = snap.plugin(Slot::Acl, Some(routed.route), Some(routed.service), ctx.consumer)
+    else {
         return Ok(());
     };
     let groups: &[String] = ctx.consumer.map(|c| snap.consumers[c].groups.as_slice()).unwrap_or(&[]);

@@ -43,7 +43,11 @@ mod tests {
 
     /// One request to the passthrough route from `client`, as `consumer`:
     /// the verdict and the headers the answer will carry.
-    async fn once(snap: &std::sync::Arc<Snapshot>, client: &str, consumer: Option<&str>) -> (Verdict, Vec<(String, String)>) {
+    async fn once(
+        snap: &std::sync::Arc<Snapshot>,
+        client: &str,
+        consumer: Option<&str>,
+    ) -> (Verdict, Vec<(String, String)>) {
         let (s, _client) = request_from(client, &get("/pt", &[])).await;
         let mut ctx = ctx(snap);
         let routed = find(&s, &mut ctx, snap).unwrap_or_else(|_| panic!("routed"));

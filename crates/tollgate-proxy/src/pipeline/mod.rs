@@ -60,7 +60,6 @@ pub async fn answer_stop(session: &mut Session, ctx: &mut RequestCtx, stop: Stop
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -83,7 +82,9 @@ mod tests {
     }
 
     fn unauthorized() -> Stop {
-        Refusal::new(401, "No API key found in request").with_header("www-authenticate", "Key realm=\"tollgate\"").into()
+        Refusal::new(401, "No API key found in request")
+            .with_header("www-authenticate", "Key realm=\"tollgate\"")
+            .into()
     }
 
     #[tokio::test]
@@ -181,7 +182,10 @@ mod tests {
         assert!(a.routed.is_llm());
         assert_eq!(a.credentials.hide_header.as_deref(), Some("apikey"));
         assert_eq!(ctx.consumer_name(), Some("alice"));
-        assert!(ctx.response_headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("x-ratelimit-remaining-minute") && v == "0"));
+        assert!(ctx
+            .response_headers
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case("x-ratelimit-remaining-minute") && v == "0"));
     }
 
     #[tokio::test]

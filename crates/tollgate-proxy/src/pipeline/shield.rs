@@ -16,7 +16,8 @@ pub fn check(ip_rate: &Rate, session: &Session, snap: &Snapshot) -> Verdict {
         return Ok(());
     };
     if ip_rate.observe(&ip, 1) > limit as isize {
-        let r = Refusal::new(429, "API rate limit exceeded (server.ip_requests_per_second)").with_header("retry-after", "1");
+        let r = Refusal::new(429, "API rate limit exceeded (server.ip_requests_per_second)")
+            .with_header("retry-after", "1");
         return Err(r.into());
     }
     Ok(())

@@ -28,17 +28,15 @@ impl Endpoint {
         let default_port = if u.tls { 443 } else { 80 };
         // The Host header names the port only when it is not the scheme's default.
         let authority = if u.port == default_port {
-            if u.host.contains(':') { format!("[{}]", u.host) } else { u.host.clone() }
+            if u.host.contains(':') {
+                format!("[{}]", u.host)
+            } else {
+                u.host.clone()
+            }
         } else {
             u.authority()
         };
-        Ok(Endpoint {
-            tls: u.tls,
-            host: u.host,
-            port: u.port,
-            path_and_query: u.path_and_query,
-            authority,
-        })
+        Ok(Endpoint { tls: u.tls, host: u.host, port: u.port, path_and_query: u.path_and_query, authority })
     }
 }
 

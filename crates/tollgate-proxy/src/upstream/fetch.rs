@@ -48,9 +48,7 @@ static FETCH_UPSTREAMS: LazyLock<Upstreams> = LazyLock::new(Upstreams::new);
 
 impl Fetch {
     pub fn shared() -> Self {
-        Fetch {
-            upstreams: &FETCH_UPSTREAMS,
-        }
+        Fetch { upstreams: &FETCH_UPSTREAMS }
     }
 }
 
@@ -122,10 +120,7 @@ impl Fetch {
                 UpstreamError::Connect(reason) => FetchError::Connect { authority: ep.authority.clone(), reason },
                 source => FetchError::Exchange { authority: ep.authority.clone(), source },
             })?;
-            let status = session
-                .response_header()
-                .map(|h| h.status.as_u16())
-                .ok_or(FetchError::NoHeader)?;
+            let status = session.response_header().map(|h| h.status.as_u16()).ok_or(FetchError::NoHeader)?;
             let answer = read_body(&mut session, MAX_ANSWER_BYTES).await?;
             Ok((status, answer))
         };
@@ -135,4 +130,3 @@ impl Fetch {
         }
     }
 }
-

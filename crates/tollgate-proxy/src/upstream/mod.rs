@@ -37,10 +37,7 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new() -> Self {
-        Upstreams {
-            connector: Connector::new(None),
-            resolver: Resolver::default(),
-        }
+        Upstreams { connector: Connector::new(None), resolver: Resolver::default() }
     }
 }
 
@@ -119,11 +116,7 @@ pub async fn send_on(
     loop {
         attempts += 1;
         let header = header().map_err(|e| UpstreamError::Exchange { msg: e.0, invalid_header: false })?;
-        let (session, reused) = ups
-            .connector
-            .get_http_session(peer)
-            .await
-            .map_err(|e| classify_connect(&e))?;
+        let (session, reused) = ups.connector.get_http_session(peer).await.map_err(|e| classify_connect(&e))?;
         match exchange_head(session, peer, header, body, t).await {
             Ok(session) => return Ok(session),
             // A pooled connection the upstream closed meanwhile fails while the
@@ -202,10 +195,7 @@ async fn exchange_head(
     // session; without these a silent provider would hold the request forever.
     session.set_read_timeout(Some(t.read));
     session.set_write_timeout(Some(t.write));
-    session
-        .read_response_header()
-        .await
-        .map_err(|e| Phase::Read(classify_io(&e)))?;
+    session.read_response_header().await.map_err(|e| Phase::Read(classify_io(&e)))?;
     Ok(session)
 }
 

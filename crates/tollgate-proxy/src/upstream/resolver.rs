@@ -30,9 +30,7 @@ impl Resolver {
         let addr = tokio::net::lookup_host((host, port))
             .await?
             .next()
-            .ok_or_else(|| {
-                std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address"))
-            })?;
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{host} has no address")))?;
         if let Ok(mut cache) = self.cache.lock() {
             cache.insert(key, (addr, Instant::now()));
         }

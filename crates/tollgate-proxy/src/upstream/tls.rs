@@ -78,8 +78,11 @@ impl UpstreamTls {
                 let chain = read_chain(&path).map_err(|reason| TlsLoadError::CaFile { index: i, reason })?;
                 for der in chain {
                     digest.update(&der);
-                    let ca = wrapped(der.to_vec())
-                        .map_err(|source| TlsLoadError::CaCertificate { index: i, path: path.clone(), source })?;
+                    let ca = wrapped(der.to_vec()).map_err(|source| TlsLoadError::CaCertificate {
+                        index: i,
+                        path: path.clone(),
+                        source,
+                    })?;
                     all.push(ca);
                 }
             }

@@ -249,7 +249,8 @@ mod tests {
         ModelDefaults { name: Some(model.into()), ..ModelDefaults::default() }
     }
 
-    const HELLO: &str = r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#;
+    const HELLO: &str =
+        r#"{"model":"claude-sonnet-4-5","max_tokens":1024,"messages":[{"role":"user","content":"Hello"}]}"#;
 
     #[test]
     fn a_full_request_parses_and_reports_its_facts() {
@@ -362,7 +363,13 @@ mod tests {
         let r = MessagesRequest::parse_count_tokens(body).expect("valid");
         assert_eq!(r.max_tokens(), None);
         // ...and get no option defaults on their way to Anthropic.
-        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(9), temperature: Some(0.5), top_p: None, top_k: None };
+        let d = ModelDefaults {
+            name: Some("m".into()),
+            max_tokens: Some(9),
+            temperature: Some(0.5),
+            top_p: None,
+            top_k: None,
+        };
         assert_eq!(r.native_body(&d, &[]).expect("ok").0, body.to_vec());
     }
 
@@ -382,7 +389,13 @@ mod tests {
     fn native_body_sets_the_pinned_model_defaults_and_extras_only() {
         let body = r#"{"max_tokens":1024,"messages":[{"role":"user","content":"hi"}],"temperature":0.2}"#;
         let r = MessagesRequest::parse(body.as_bytes()).expect("valid");
-        let d = ModelDefaults { name: Some("claude-x".into()), max_tokens: Some(50), temperature: Some(0.9), top_p: Some(0.5), top_k: Some(3) };
+        let d = ModelDefaults {
+            name: Some("claude-x".into()),
+            max_tokens: Some(50),
+            temperature: Some(0.9),
+            top_p: Some(0.5),
+            top_k: Some(3),
+        };
         let (out, model) = r.native_body(&d, &[("api_key", "k\"1")]).expect("ok");
         assert_eq!(model, "claude-x");
         let text = String::from_utf8(out).expect("utf8");
@@ -403,7 +416,9 @@ mod tests {
 
     #[test]
     fn removing_a_field_updates_bytes_and_facts() {
-        let mut r = MessagesRequest::parse(br#"{"api_key":"k","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#).expect("ok");
+        let mut r =
+            MessagesRequest::parse(br#"{"api_key":"k","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#)
+                .expect("ok");
         r.remove_field("api_key");
         assert!(!String::from_utf8_lossy(r.body()).contains("api_key"));
         let before = r.body().to_vec();

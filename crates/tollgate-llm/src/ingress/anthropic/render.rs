@@ -130,7 +130,8 @@ pub fn render(c: &Completion, meta: &AnswerMeta) -> Bytes {
         content.push(WireBlock::Text { text });
     }
     for (i, call) in c.tool_calls.iter().enumerate() {
-        let id = if call.id.is_empty() { Cow::Owned(tool_id(&meta.request_id, i)) } else { Cow::Borrowed(call.id.as_str()) };
+        let id =
+            if call.id.is_empty() { Cow::Owned(tool_id(&meta.request_id, i)) } else { Cow::Borrowed(call.id.as_str()) };
         content.push(WireBlock::ToolUse { id, name: &call.name, input: Input::of(&call.arguments) });
     }
     let wire = WireMessage {
@@ -163,7 +164,9 @@ enum Open {
     None,
     Text,
     /// `signed` once its signature was sent: more thinking starts a new block.
-    Thinking { signed: bool },
+    Thinking {
+        signed: bool,
+    },
     /// A tool call, by its index among the answer's calls.
     Tool(u32),
 }
@@ -276,7 +279,15 @@ impl Writer {
         self.next.saturating_sub(1)
     }
 
-    fn tool_call(&mut self, index: u32, id: Option<&str>, name: Option<&str>, arguments: &str, state: &mut StreamState, out: &mut Vec<u8>) {
+    fn tool_call(
+        &mut self,
+        index: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+        state: &mut StreamState,
+        out: &mut Vec<u8>,
+    ) {
         if self.open == Open::Tool(index) {
             if !arguments.is_empty() {
                 self.delta_here(out, arguments);
@@ -325,7 +336,10 @@ impl Writer {
         let u = state.usage_so_far();
         if u.prompt.is_some() {
             let (input, write, read) = input_figures(&u);
-            let _ = write!(out, "\"input_tokens\":{input},\"cache_creation_input_tokens\":{write},\"cache_read_input_tokens\":{read},");
+            let _ = write!(
+                out,
+                "\"input_tokens\":{input},\"cache_creation_input_tokens\":{write},\"cache_read_input_tokens\":{read},"
+            );
         }
         let _ = write!(out, "\"output_tokens\":{}}}}}\n\n", u.completion.unwrap_or(0));
         out.extend_from_slice(b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
@@ -347,7 +361,9 @@ impl Render for Writer {
                     return;
                 }
                 if self.open != Open::Text {
-                    self.open(Open::Text, state, out, |out| out.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}"));
+                    self.open(Open::Text, state, out, |out| {
+                        out.extend_from_slice(b"{\"type\":\"text\",\"text\":\"\"}")
+                    });
                 }
                 self.delta_here(out, t);
             }
@@ -435,7 +451,14 @@ mod tests {
             thinking: Vec::new(),
             tool_calls: Vec::new(),
             finish_reason: Some(FinishReason::Stop),
-            usage: Some(Usage { prompt_tokens: 100, completion_tokens: 7, total_tokens: 107, cached_tokens: 60, cache_write_tokens: 10, reasoning_tokens: 0 }),
+            usage: Some(Usage {
+                prompt_tokens: 100,
+                completion_tokens: 7,
+                total_tokens: 107,
+                cached_tokens: 60,
+                cache_write_tokens: 10,
+                reasoning_tokens: 0,
+            }),
         }
     }
 
@@ -482,7 +505,10 @@ mod tests {
         );
         // A plain stop after tool calls is a tool_use turn.
         assert_eq!(v["stop_reason"], "tool_use");
-        assert_eq!(v["usage"], json!({"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}));
+        assert_eq!(
+            v["usage"],
+            json!({"input_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0})
+        );
         for (reason, want) in [
             (Some(FinishReason::Length), "max_tokens"),
             (Some(FinishReason::ContentFilter), "refusal"),
@@ -540,7 +566,12 @@ mod tests {
             Delta::Text("Hel".into()),
             Delta::Text("lo \u{1F600}".into()),
             Delta::Finish(FinishReason::Stop),
-            Delta::Usage(UsageUpdate { prompt: Some(25), completion: Some(15), cached: Some(5), ..UsageUpdate::default() }),
+            Delta::Usage(UsageUpdate {
+                prompt: Some(25),
+                completion: Some(15),
+                cached: Some(5),
+                ..UsageUpdate::default()
+            }),
             Delta::Done,
             Delta::Text("after the end".into()),
         ]);
@@ -580,7 +611,12 @@ mod tests {
             Delta::Thinking("More.".into()),
             Delta::RedactedThinking("opaque".into()),
             Delta::Text("Checking.".into()),
-            Delta::ToolCall { index: 0, id: Some("call_a".into()), name: Some("weather".into()), arguments: String::new() },
+            Delta::ToolCall {
+                index: 0,
+                id: Some("call_a".into()),
+                name: Some("weather".into()),
+                arguments: String::new(),
+            },
             Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"city\":".into() },
             Delta::ToolCall { index: 0, id: None, name: None, arguments: "\"Paris\"}".into() },
             Delta::ToolCall { index: 1, id: None, name: Some("time".into()), arguments: "{}".into() },
@@ -592,13 +628,29 @@ mod tests {
             names(&ev),
             [
                 "message_start",
-                "content_block_start", "ping", "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_delta", "content_block_stop",
-                "content_block_start", "content_block_delta", "content_block_stop",
-                "message_delta", "message_stop",
+                "content_block_start",
+                "ping",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop",
             ]
         );
         // Input figures known before the first block are in message_start.
@@ -610,13 +662,22 @@ mod tests {
         assert_eq!((ev[7].1["index"].clone(), ev[8].1["delta"]["thinking"].clone()), (json!(1), json!("More.")));
         assert_eq!(ev[10].1["content_block"], json!({"type": "redacted_thinking", "data": "opaque"}));
         assert_eq!(ev[13].1["delta"], json!({"type": "text_delta", "text": "Checking."}));
-        assert_eq!(ev[15].1, json!({"type": "content_block_start", "index": 4,
-            "content_block": {"type": "tool_use", "id": "call_a", "name": "weather", "input": {}}}));
+        assert_eq!(
+            ev[15].1,
+            json!({"type": "content_block_start", "index": 4,
+            "content_block": {"type": "tool_use", "id": "call_a", "name": "weather", "input": {}}})
+        );
         assert_eq!(ev[16].1["delta"], json!({"type": "input_json_delta", "partial_json": "{\"city\":"}));
-        assert_eq!(ev[19].1["content_block"], json!({"type": "tool_use", "id": "toolu_r1_1", "name": "time", "input": {}}));
+        assert_eq!(
+            ev[19].1["content_block"],
+            json!({"type": "tool_use", "id": "toolu_r1_1", "name": "time", "input": {}})
+        );
         assert_eq!(ev[20].1["index"], 5);
         assert_eq!(ev[22].1["delta"]["stop_reason"], "tool_use");
-        assert_eq!(ev[22].1["usage"], json!({"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0}));
+        assert_eq!(
+            ev[22].1["usage"],
+            json!({"input_tokens": 40, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 0})
+        );
     }
 
     #[test]

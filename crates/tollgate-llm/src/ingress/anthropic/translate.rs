@@ -9,16 +9,28 @@ use serde_json::{Map, Value};
 
 use super::validate::{At, EFFORTS};
 use crate::chat::{
-    CachePoint, Chat, Document, DocumentSource, Effort, Image, Message, Part, Reasoning, ResponseFormat, Thinking, Tool,
-    ToolCall, ToolChoice,
+    CachePoint, Chat, Document, DocumentSource, Effort, Image, Message, Part, Reasoning, ResponseFormat, Thinking,
+    Tool, ToolCall, ToolChoice,
 };
 use crate::request::resolve_model;
 use crate::{LlmError, ModelDefaults};
 
 /// Top-level fields the neutral form carries.
 const CARRIED: &[&str] = &[
-    "model", "messages", "max_tokens", "system", "stream", "tools", "tool_choice", "stop_sequences", "temperature",
-    "top_p", "top_k", "thinking", "output_config", "cache_control",
+    "model",
+    "messages",
+    "max_tokens",
+    "system",
+    "stream",
+    "tools",
+    "tool_choice",
+    "stop_sequences",
+    "temperature",
+    "top_p",
+    "top_k",
+    "thinking",
+    "output_config",
+    "cache_control",
 ];
 
 /// Top-level fields that never change the answer: dropped for other providers.
@@ -28,7 +40,13 @@ const CARRIED: &[&str] = &[
 /// the whole conversation the caller sent. `container` is not: it names a
 /// code-execution sandbox that only Anthropic's server tools use.
 const HARMLESS: &[&str] = &[
-    "metadata", "service_tier", "inference_geo", "speed", "diagnostics", "user_profile_id", "workspace_id",
+    "metadata",
+    "service_tier",
+    "inference_geo",
+    "speed",
+    "diagnostics",
+    "user_profile_id",
+    "workspace_id",
     "context_management",
 ];
 
@@ -143,7 +161,12 @@ fn system(v: Option<&Value>) -> Option<(String, bool)> {
 }
 
 /// One caller message, as one or more neutral messages.
-fn conversation_turn(at: &At<'_>, m: &Value, out: &mut Vec<Message>, cache: &mut Vec<CachePoint>) -> Result<(), LlmError> {
+fn conversation_turn(
+    at: &At<'_>,
+    m: &Value,
+    out: &mut Vec<Message>,
+    cache: &mut Vec<CachePoint>,
+) -> Result<(), LlmError> {
     let role = m.get("role").and_then(Value::as_str).unwrap_or_default();
     let content = m.get("content");
     if let Some(Value::String(s)) = content {
@@ -245,7 +268,10 @@ fn file_source(at: &At<'_>) -> LlmError {
 fn image(at: &At<'_>, b: &Value) -> Result<Image, LlmError> {
     let source = b.get("source").unwrap_or(&Value::Null);
     Ok(match str_of(source, "type") {
-        "base64" => Image::Base64 { media_type: str_of(source, "media_type").to_string(), data: str_of(source, "data").to_string() },
+        "base64" => Image::Base64 {
+            media_type: str_of(source, "media_type").to_string(),
+            data: str_of(source, "data").to_string(),
+        },
         "url" => Image::Url(str_of(source, "url").to_string()),
         _ => return Err(file_source(at)),
     })
@@ -269,11 +295,9 @@ fn document(at: &At<'_>, b: &Value) -> Result<Document, LlmError> {
                 for (k, inner) in blocks.iter().enumerate() {
                     match block_type(inner) {
                         "text" => texts.push(str_of(inner, "text")),
-                        _ => {
-                            return Err(cat.idx(k).key("type").error(
-                                "only text blocks can be translated in a document's content; send images as image blocks",
-                            ))
-                        }
+                        _ => return Err(cat.idx(k).key("type").error(
+                            "only text blocks can be translated in a document's content; send images as image blocks",
+                        )),
                     }
                 }
                 DocumentSource::Text(texts.join("\n\n"))
@@ -312,7 +336,12 @@ fn tool_result_content(at: &At<'_>, b: &Value, carried: &mut Vec<Part>) -> Resul
     }
 }
 
-fn assistant_turn(at: &At<'_>, blocks: &[Value], out: &mut Vec<Message>, cache: &mut Vec<CachePoint>) -> Result<(), LlmError> {
+fn assistant_turn(
+    at: &At<'_>,
+    blocks: &[Value],
+    out: &mut Vec<Message>,
+    cache: &mut Vec<CachePoint>,
+) -> Result<(), LlmError> {
     let mut text: Option<String> = None;
     let mut tool_calls = Vec::new();
     let mut thinking = Vec::new();
@@ -593,7 +622,10 @@ mod tests {
                         Part::Image(Image::Base64 { media_type: "image/png".into(), data: "iVBOR".into() }),
                         Part::Image(Image::Url("https://x/cat.jpg".into())),
                         Part::Document(Document {
-                            source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBER".into() },
+                            source: DocumentSource::Base64 {
+                                media_type: "application/pdf".into(),
+                                data: "JVBER".into()
+                            },
                             title: Some("paper.pdf".into()),
                         }),
                         Part::Document(Document { source: DocumentSource::Text("plain words".into()), title: None }),
@@ -638,7 +670,9 @@ mod tests {
             &c.messages[1..],
             &[
                 Message::Tool { tool_call_id: "t1".into(), content: "screenshot:".into(), is_error: false },
-                Message::User { parts: vec![Part::Image(Image::Base64 { media_type: "image/jpeg".into(), data: "/9j/".into() })] },
+                Message::User {
+                    parts: vec![Part::Image(Image::Base64 { media_type: "image/jpeg".into(), data: "/9j/".into() })]
+                },
             ]
         );
         // The mark of the tool result goes where its image landed.
@@ -664,7 +698,14 @@ mod tests {
             c.cache_points,
             vec![CachePoint::Tools, CachePoint::Message(1), CachePoint::Message(2), CachePoint::Message(3)]
         );
-        assert_eq!(c.tools[1], Tool { name: "b".into(), description: Some("B".into()), parameters: serde_json::json!({"type": "object", "properties": {}}) });
+        assert_eq!(
+            c.tools[1],
+            Tool {
+                name: "b".into(),
+                description: Some("B".into()),
+                parameters: serde_json::json!({"type": "object", "properties": {}})
+            }
+        );
         // A top-level mark caches the whole conversation.
         let c = chat(r#"{"max_tokens": 10, "cache_control": {"type": "ephemeral"}, "messages": [{"role": "user", "content": "q"}]}"#)
             .expect("translated");
@@ -673,7 +714,13 @@ mod tests {
 
     #[test]
     fn options_tool_choice_thinking_and_defaults() {
-        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(99), temperature: Some(0.5), top_p: Some(0.8), top_k: Some(7) };
+        let d = ModelDefaults {
+            name: Some("m".into()),
+            max_tokens: Some(99),
+            temperature: Some(0.5),
+            top_p: Some(0.8),
+            top_k: Some(7),
+        };
         let c = chat_with(
             r#"{"max_tokens": 10, "messages": [{"role": "user", "content": "q"}], "temperature": 0.1, "stream": true,
                "stop_sequences": ["END", "STOP"], "metadata": {"user_id": "u"}, "service_tier": "auto",
@@ -688,7 +735,9 @@ mod tests {
         assert_eq!(c.parallel_tool_calls, Some(false));
         assert!(c.stream && c.client_wants_usage && c.reasoning.is_none() && c.uncarried.is_empty());
         for (choice, want) in [("auto", ToolChoice::Auto), ("any", ToolChoice::Required), ("none", ToolChoice::None)] {
-            let body = format!(r#"{{"max_tokens": 1, "messages": [{{"role": "user", "content": "q"}}], "tool_choice": {{"type": "{choice}"}}}}"#);
+            let body = format!(
+                r#"{{"max_tokens": 1, "messages": [{{"role": "user", "content": "q"}}], "tool_choice": {{"type": "{choice}"}}}}"#
+            );
             let c = chat(&body).expect("translated");
             assert_eq!((c.tool_choice, c.parallel_tool_calls), (Some(want), None));
         }
@@ -702,28 +751,49 @@ mod tests {
         .expect("translated");
         assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::High), budget_tokens: Some(2048) }));
         assert_eq!((c.temperature, c.top_p, c.top_k), (None, None, None));
-        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "adaptive"}}"#).expect("ok");
+        let c = chat(
+            r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "adaptive"}}"#,
+        )
+        .expect("ok");
         assert_eq!(c.reasoning, Some(Reasoning { effort: None, budget_tokens: None }));
-        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "disabled"}}"#).expect("ok");
+        let c = chat(
+            r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "thinking": {"type": "disabled"}}"#,
+        )
+        .expect("ok");
         assert_eq!(c.reasoning, None);
-        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "output_config": {"effort": "low",
-            "format": {"type": "json_schema", "schema": {"type": "object"}}}}"#)
+        let c = chat(
+            r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "output_config": {"effort": "low",
+            "format": {"type": "json_schema", "schema": {"type": "object"}}}}"#,
+        )
         .expect("ok");
         assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None }));
-        assert_eq!(c.response_format, Some(ResponseFormat::JsonSchema { name: "response".into(), schema: serde_json::json!({"type": "object"}), strict: true }));
+        assert_eq!(
+            c.response_format,
+            Some(ResponseFormat::JsonSchema {
+                name: "response".into(),
+                schema: serde_json::json!({"type": "object"}),
+                strict: true
+            })
+        );
     }
 
     #[test]
     fn unknown_fields_are_uncarried_and_the_model_is_resolved() {
-        let c = chat(r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "container": "c", "speed": "fast",
+        let c = chat(
+            r#"{"max_tokens": 1, "messages": [{"role": "user", "content": "q"}], "container": "c", "speed": "fast",
             "output_config": {"task_budget": 5}, "unknown": null,
-            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}"#)
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]}}"#,
+        )
         .expect("ok");
         assert_eq!(c.uncarried, vec!["container".to_string(), "output_config.task_budget".to_string()]);
-        let e = chat(r#"{"model": "other", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#).expect_err("pinned");
+        let e = chat(r#"{"model": "other", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#)
+            .expect_err("pinned");
         assert_eq!(e.code, Some("model_not_found"));
-        let c = chat_with(r#"{"model": "mine", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#, &ModelDefaults::default())
-            .expect("open route");
+        let c = chat_with(
+            r#"{"model": "mine", "max_tokens": 1, "messages": [{"role": "user", "content": "q"}]}"#,
+            &ModelDefaults::default(),
+        )
+        .expect("open route");
         assert_eq!(c.model, "mine");
     }
 
@@ -769,7 +839,8 @@ mod tests {
                "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}]}"#,
         )
         .expect("valid");
-        let without = MessagesRequest::parse(br#"{"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}"#).expect("valid");
+        let without = MessagesRequest::parse(br#"{"max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}"#)
+            .expect("valid");
         assert!(with_tools.prompt_estimate() > without.prompt_estimate() + TOOLS_PREAMBLE);
     }
 }

@@ -276,14 +276,16 @@ pub(crate) fn block(at: &At<'_>, b: &Value) -> Result<(), LlmError> {
                         }
                     }
                     None | Some(Value::Null) => return Err(sat.key("content").error(REQUIRED)),
-                    Some(_) => return Err(sat.key("content").error("Input should be a valid string or a list of content blocks")),
+                    Some(_) => {
+                        return Err(sat
+                            .key("content")
+                            .error("Input should be a valid string or a list of content blocks"))
+                    }
                 },
                 "file" => {
                     string(&sat, source, "file_id")?;
                 }
-                _ => {
-                    return Err(sat.key("type").error("Input should be 'base64', 'text', 'url', 'content' or 'file'"))
-                }
+                _ => return Err(sat.key("type").error("Input should be 'base64', 'text', 'url', 'content' or 'file'")),
             }
             opt_string(at, b, "title")?;
             opt_string(at, b, "context")?;

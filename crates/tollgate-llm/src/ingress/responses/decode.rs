@@ -46,7 +46,8 @@ pub fn answer(body: &[u8], meta: &AnswerMeta) -> Result<Completion, LlmError> {
             Some("message") => {
                 let m = message.get_or_insert_with(String::new);
                 for part in item.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-                    let key = if part.get("type").and_then(Value::as_str) == Some("refusal") { "refusal" } else { "text" };
+                    let key =
+                        if part.get("type").and_then(Value::as_str) == Some("refusal") { "refusal" } else { "text" };
                     m.push_str(part.get(key).and_then(Value::as_str).unwrap_or_default());
                 }
             }
@@ -185,7 +186,8 @@ impl StreamDecoder {
             return;
         }
         let Ok(e) = serde_json::from_slice::<WireEvent>(data) else {
-            return self.fail(out, upstream("provider openai sent a Responses stream event that is not JSON with a type"));
+            return self
+                .fail(out, upstream("provider openai sent a Responses stream event that is not JSON with a type"));
         };
         if let Some(n) = e.sequence_number {
             self.last_seq = Some(self.last_seq.map_or(n, |last| last.max(n)));
@@ -254,7 +256,12 @@ impl StreamDecoder {
         let index = self.calls.len() as u32;
         self.calls.push((at, index));
         let text = |name| item.get(name).and_then(Value::as_str).map(str::to_string);
-        out.push(Delta::ToolCall { index, id: text("call_id"), name: text("name"), arguments: text("arguments").unwrap_or_default() });
+        out.push(Delta::ToolCall {
+            index,
+            id: text("call_id"),
+            name: text("name"),
+            arguments: text("arguments").unwrap_or_default(),
+        });
     }
 
     fn fail(&mut self, out: &mut Vec<Delta>, error: LlmError) {
@@ -412,7 +419,13 @@ mod tests {
     use crate::stream::{render_in_pieces, Render, StreamState};
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), request_id: "r1".into(), created: 9, model: "gpt-4.1".into(), ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            request_id: "r1".into(),
+            created: 9,
+            model: "gpt-4.1".into(),
+            ..AnswerMeta::default()
+        }
     }
 
     /// Records the deltas, so decoding can be checked split by split.
@@ -428,7 +441,8 @@ mod tests {
     fn decode_all(stream: &[u8]) -> Vec<u8> {
         let whole = render_in_pieces(StreamDecoder::new(), Record::default(), meta(), &[stream]);
         for cut in 0..=stream.len() {
-            let split = render_in_pieces(StreamDecoder::new(), Record::default(), meta(), &[&stream[..cut], &stream[cut..]]);
+            let split =
+                render_in_pieces(StreamDecoder::new(), Record::default(), meta(), &[&stream[..cut], &stream[cut..]]);
             assert_eq!(split, whole, "split at {cut}");
         }
         let ones: Vec<&[u8]> = stream.chunks(1).collect();
@@ -453,21 +467,36 @@ mod tests {
         assert_eq!(c.created, 1_741_476_542);
         assert_eq!(c.text.as_deref(), Some("Hi there"));
         assert_eq!(c.thinking, vec![Thinking { text: "Think.\n\nMore.".into(), signature: None, redacted: None }]);
-        assert_eq!(c.tool_calls, vec![ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{\"a\":1}".into() }]);
+        assert_eq!(
+            c.tool_calls,
+            vec![ToolCall { id: "call_1".into(), name: "f".into(), arguments: "{\"a\":1}".into() }]
+        );
         assert_eq!(c.finish_reason, Some(FinishReason::ToolCalls));
         assert_eq!(
             c.usage,
-            Some(Usage { prompt_tokens: 36, completion_tokens: 87, total_tokens: 123, cached_tokens: 4, cache_write_tokens: 0, reasoning_tokens: 10 })
+            Some(Usage {
+                prompt_tokens: 36,
+                completion_tokens: 87,
+                total_tokens: 123,
+                cached_tokens: 4,
+                cache_write_tokens: 0,
+                reasoning_tokens: 10
+            })
         );
     }
 
     #[test]
     fn answers_of_other_shapes_read_leniently() {
-        let c = answer(br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[],"usage":"odd"}"#, &meta()).expect("lenient");
+        let c = answer(
+            br#"{"status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"output":[],"usage":"odd"}"#,
+            &meta(),
+        )
+        .expect("lenient");
         assert_eq!((c.id.as_str(), c.model.as_str()), ("chatcmpl-r1", "gpt-4.1"));
         assert_eq!(c.finish_reason, Some(FinishReason::Length));
         assert_eq!((c.text, c.usage), (None, None));
-        let c = answer(br#"{"status":"incomplete","incomplete_details":{"reason":"content_filter"}}"#, &meta()).expect("lenient");
+        let c = answer(br#"{"status":"incomplete","incomplete_details":{"reason":"content_filter"}}"#, &meta())
+            .expect("lenient");
         assert_eq!(c.finish_reason, Some(FinishReason::ContentFilter));
         assert!(answer(b"<html>", &meta()).is_err());
         assert!(answer(b"[]", &meta()).is_err());
@@ -508,10 +537,21 @@ mod tests {
                 Delta::Meta { id: Some("resp_1".into()), model: Some("gpt-4.1-2025-04-14".into()) },
                 Delta::Thinking("Hmm".into()),
                 Delta::Text("Hi \"x\"".into()),
-                Delta::ToolCall { index: 0, id: Some("call_1".into()), name: Some("f".into()), arguments: String::new() },
+                Delta::ToolCall {
+                    index: 0,
+                    id: Some("call_1".into()),
+                    name: Some("f".into()),
+                    arguments: String::new()
+                },
                 Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"a\":1}".into() },
                 Delta::ToolCall { index: 1, id: Some("call_2".into()), name: Some("g".into()), arguments: "{}".into() },
-                Delta::Usage(UsageUpdate { prompt: Some(12), completion: Some(7), cached: Some(2), cache_write: None, reasoning: Some(3) }),
+                Delta::Usage(UsageUpdate {
+                    prompt: Some(12),
+                    completion: Some(7),
+                    cached: Some(2),
+                    cache_write: None,
+                    reasoning: Some(3)
+                }),
                 Delta::Finish(FinishReason::ToolCalls),
                 Delta::Done,
             ]
@@ -553,7 +593,10 @@ mod tests {
             out.extend_from_slice(&s.finish());
             assert_eq!(out, stream, "relayed byte for byte (cut {cut})");
             assert!(s.completed());
-            assert_eq!(s.usage().map(|u| (u.prompt_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens)), Some((12, 19, 2, 3)));
+            assert_eq!(
+                s.usage().map(|u| (u.prompt_tokens, u.total_tokens, u.cached_tokens, u.reasoning_tokens)),
+                Some((12, 19, 2, 3))
+            );
             assert_eq!(s.model(), Some("gpt-4.1-2025-04-14"));
             assert_eq!(s.events(), 5);
         }

@@ -168,7 +168,8 @@ impl Writer {
         let index = match self.open {
             Some(i) if matches!(self.items[i], Item::Message { .. }) => i,
             _ => {
-                let item = Item::Message { id: self.ids.next(Kind::Message), text: String::new(), status: Status::InProgress };
+                let item =
+                    Item::Message { id: self.ids.next(Kind::Message), text: String::new(), status: Status::InProgress };
                 self.open(item, out)
             }
         };
@@ -246,7 +247,14 @@ impl Writer {
         let (status, incomplete) = final_status(state.finish);
         self.event(out, if incomplete.is_some() { "response.incomplete" } else { "response.completed" });
         out.extend_from_slice(b",\"response\":");
-        let head = Head { id: &self.id, created: state.meta.created, status, model: state.answer_model(), error: None, incomplete };
+        let head = Head {
+            id: &self.id,
+            created: state.meta.created,
+            status,
+            model: state.answer_model(),
+            error: None,
+            incomplete,
+        };
         let usage = state.usage();
         write_response(out, &head, |out| write_items(out, &self.items), usage.as_ref(), &self.echo);
         end(out);
@@ -335,7 +343,13 @@ mod tests {
     }
 
     fn meta() -> AnswerMeta {
-        AnswerMeta { fallback_id: "chatcmpl-r1".into(), request_id: "r1".into(), created: 9, model: "m".into(), ..AnswerMeta::default() }
+        AnswerMeta {
+            fallback_id: "chatcmpl-r1".into(),
+            request_id: "r1".into(),
+            created: 9,
+            model: "m".into(),
+            ..AnswerMeta::default()
+        }
     }
 
     /// Each event as (SSE event name, JSON data).
@@ -402,7 +416,10 @@ mod tests {
         assert_eq!(created["status"], "in_progress");
         assert_eq!(created["model"], "claude-x");
         assert_eq!(created["output"], serde_json::json!([]));
-        assert_eq!(ev[2].1["item"], serde_json::json!({"id":"msg_r1","type":"message","status":"in_progress","content":[],"role":"assistant"}));
+        assert_eq!(
+            ev[2].1["item"],
+            serde_json::json!({"id":"msg_r1","type":"message","status":"in_progress","content":[],"role":"assistant"})
+        );
         assert_eq!(
             ev[4].1,
             serde_json::json!({"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_r1","output_index":0,"content_index":0,"delta":"Hel","logprobs":[]})
@@ -426,7 +443,12 @@ mod tests {
             Delta::Thinking("think.".into()),
             Delta::ThinkingSignature("sig".into()),
             Delta::Text("Checking.".into()),
-            Delta::ToolCall { index: 0, id: Some("toolu_1".into()), name: Some("weather".into()), arguments: String::new() },
+            Delta::ToolCall {
+                index: 0,
+                id: Some("toolu_1".into()),
+                name: Some("weather".into()),
+                arguments: String::new(),
+            },
             Delta::ToolCall { index: 0, id: None, name: None, arguments: "{\"city\":".into() },
             Delta::ToolCall { index: 0, id: None, name: None, arguments: "\"Paris\"}".into() },
             Delta::ToolCall { index: 1, id: None, name: Some("time".into()), arguments: "{}".into() },
@@ -464,7 +486,10 @@ mod tests {
             ]
         );
         assert_eq!(ev[6].1["text"], "Let me think.");
-        assert_eq!(ev[8].1["item"], serde_json::json!({"id":"rs_r1","type":"reasoning","summary":[{"type":"summary_text","text":"Let me think."}]}));
+        assert_eq!(
+            ev[8].1["item"],
+            serde_json::json!({"id":"rs_r1","type":"reasoning","summary":[{"type":"summary_text","text":"Let me think."}]})
+        );
         assert_eq!(ev[11].1["output_index"], 1);
         assert_eq!(
             ev[15].1["item"],

@@ -44,9 +44,22 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Item {
     /// Reasoning shown as a summary (one `summary_text` part).
-    Reasoning { id: String, text: String },
-    Message { id: String, text: String, status: Status },
-    Call { id: String, call_id: String, name: String, arguments: String, status: Status },
+    Reasoning {
+        id: String,
+        text: String,
+    },
+    Message {
+        id: String,
+        text: String,
+        status: Status,
+    },
+    Call {
+        id: String,
+        call_id: String,
+        name: String,
+        arguments: String,
+        status: Status,
+    },
 }
 
 /// Item ids made from the Response's: `msg_<base>`, then `msg_<base>_1`...
@@ -142,12 +155,16 @@ pub(super) fn write_added_item(out: &mut Vec<u8>, item: &Item) {
         Item::Message { id, .. } => {
             out.extend_from_slice(b"{\"id\":");
             json_str(out, id);
-            out.extend_from_slice(b",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}");
+            out.extend_from_slice(
+                b",\"type\":\"message\",\"status\":\"in_progress\",\"content\":[],\"role\":\"assistant\"}",
+            );
         }
         Item::Call { id, call_id, name, .. } => {
             out.extend_from_slice(b"{\"id\":");
             json_str(out, id);
-            out.extend_from_slice(b",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":\"\",\"call_id\":");
+            out.extend_from_slice(
+                b",\"type\":\"function_call\",\"status\":\"in_progress\",\"arguments\":\"\",\"call_id\":",
+            );
             json_str(out, call_id);
             out.extend_from_slice(b",\"name\":");
             json_str(out, name);
@@ -359,7 +376,11 @@ mod tests {
             model: "claude-x-2025".into(),
             text: Some("It is \"sunny\".".into()),
             thinking: vec![Thinking { text: "check the sky".into(), signature: Some("sig".into()), redacted: None }],
-            tool_calls: vec![ToolCall { id: "toolu_1".into(), name: "weather".into(), arguments: "{\"city\":\"Paris\"}".into() }],
+            tool_calls: vec![ToolCall {
+                id: "toolu_1".into(),
+                name: "weather".into(),
+                arguments: "{\"city\":\"Paris\"}".into(),
+            }],
             finish_reason: Some(FinishReason::ToolCalls),
             usage: Some(Usage {
                 prompt_tokens: 20,
@@ -421,7 +442,10 @@ mod tests {
         assert_eq!(v["metadata"]["k"], "v");
         assert_eq!(v["reasoning"]["effort"], "low");
         assert_eq!(v["parallel_tool_calls"], false);
-        assert_eq!((v["user"].as_str(), v["truncation"].as_str(), v["store"].as_bool()), (Some("u1"), Some("auto"), Some(false)));
+        assert_eq!(
+            (v["user"].as_str(), v["truncation"].as_str(), v["store"].as_bool()),
+            (Some("u1"), Some("auto"), Some(false))
+        );
     }
 
     #[test]

@@ -140,10 +140,7 @@ impl ResponsesRequest {
     /// The request fields a Response object repeats, as the caller set them
     /// (the renderers supply the API's defaults for the others).
     pub fn echo(&self) -> Map<String, Value> {
-        ECHOED
-            .iter()
-            .filter_map(|k| self.json.get(*k).map(|v| ((*k).to_string(), v.clone())))
-            .collect()
+        ECHOED.iter().filter_map(|k| self.json.get(*k).map(|v| ((*k).to_string(), v.clone()))).collect()
     }
 
     /// The body for an OpenAI target: the caller's bytes with the model (and
@@ -235,7 +232,15 @@ pub(super) fn item_type(i: usize, item: &Map<String, Value>) -> Result<&str, Llm
 }
 
 fn check(b: &Map<String, Value>) -> Result<(), LlmError> {
-    for name in ["model", "instructions", "previous_response_id", "user", "safety_identifier", "prompt_cache_key", "service_tier"] {
+    for name in [
+        "model",
+        "instructions",
+        "previous_response_id",
+        "user",
+        "safety_identifier",
+        "prompt_cache_key",
+        "service_tier",
+    ] {
         check_type(b, name, Value::is_string, "a string")?;
     }
     for name in ["stream", "store", "parallel_tool_calls", "background"] {
@@ -481,9 +486,7 @@ fn check_text(v: Option<&Value>) -> Result<(), LlmError> {
             }
             Ok(())
         }
-        other => Err(bad(format!(
-            "text.format.type '{other}' is not one of 'text', 'json_object', 'json_schema'"
-        ))),
+        other => Err(bad(format!("text.format.type '{other}' is not one of 'text', 'json_object', 'json_schema'"))),
     }
 }
 
@@ -553,11 +556,20 @@ mod tests {
             (r#"{"input":[{"role":"tool","content":"x"}]}"#, "input[0].role must be one of"),
             (r#"{"input":[{"role":"user"}]}"#, "input[0].content is required"),
             (r#"{"input":[{"role":"user","content":[{"text":"x"}]}]}"#, "input[0].content[0].type is required"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_text"}]}]}"#, "input[0].content[0].text is required"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_image"}]}]}"#, "input[0].content[0] needs an image_url"),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_text"}]}]}"#,
+                "input[0].content[0].text is required",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_image"}]}]}"#,
+                "input[0].content[0] needs an image_url",
+            ),
             (r#"{"input":[{"role":"user","content":[{"type":"input_file"}]}]}"#, "input[0].content[0] needs file_data"),
             (r#"{"input":[{"type":"function_call","call_id":"c","name":"f"}]}"#, "input[0].arguments is required"),
-            (r#"{"input":[{"type":"function_call","call_id":"c","name":"f","arguments":{}}]}"#, "input[0].arguments must be a string"),
+            (
+                r#"{"input":[{"type":"function_call","call_id":"c","name":"f","arguments":{}}]}"#,
+                "input[0].arguments must be a string",
+            ),
             (r#"{"input":[{"type":"function_call_output","call_id":"c"}]}"#, "input[0].output is required"),
             (r#"{"input":[{"type":"reasoning","summary":[{"type":"summary_text"}]}]}"#, "input[0].summary[0].text"),
             (r#"{"input":[{"type":"item_reference"}]}"#, "input[0].id is required"),
@@ -615,11 +627,14 @@ mod tests {
         // An open target takes the caller's model; a pinned one refuses another.
         let r = parse(r#"{"model":"o3","input":"hi"}"#).expect("valid");
         assert_eq!(r.native_body(&ModelDefaults::default(), &[]).expect("open").1, "o3");
-        let e = r.native_body(&ModelDefaults { name: Some("gpt-4.1".into()), ..ModelDefaults::default() }, &[]).expect_err("pinned");
+        let e = r
+            .native_body(&ModelDefaults { name: Some("gpt-4.1".into()), ..ModelDefaults::default() }, &[])
+            .expect_err("pinned");
         assert!(e.message.contains("'o3' is not available"), "{}", e.message);
         // The model replaced in place, the rest kept.
         let r = parse(r#"{"input":"hi","model":""}"#).expect("valid");
-        let (out, _) = r.native_body(&ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() }, &[]).expect("native");
+        let (out, _) =
+            r.native_body(&ModelDefaults { name: Some("m".into()), ..ModelDefaults::default() }, &[]).expect("native");
         assert_eq!(out, br#"{"input":"hi","model":"m"}"#);
     }
 
@@ -636,7 +651,8 @@ mod tests {
 
     #[test]
     fn echo_keeps_what_a_response_repeats() {
-        let r = parse(r#"{"input":"hi","instructions":"be brief","temperature":0.3,"stream":true,"tools":[]}"#).expect("valid");
+        let r = parse(r#"{"input":"hi","instructions":"be brief","temperature":0.3,"stream":true,"tools":[]}"#)
+            .expect("valid");
         let e = r.echo();
         assert_eq!(e.get("instructions"), Some(&Value::from("be brief")));
         assert_eq!(e.get("temperature"), Some(&Value::from(0.3)));

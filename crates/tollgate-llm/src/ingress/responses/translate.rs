@@ -246,12 +246,8 @@ fn messages(b: &Map<String, Value>) -> Result<(Vec<Message>, Vec<CachePoint>), L
 
 /// The texts of summary or reasoning parts, joined; `None` when there are none.
 fn joined_texts(v: Option<&Value>) -> Option<String> {
-    let texts: Vec<&str> = v?
-        .as_array()?
-        .iter()
-        .filter_map(|p| p.get("text").and_then(Value::as_str))
-        .filter(|t| !t.is_empty())
-        .collect();
+    let texts: Vec<&str> =
+        v?.as_array()?.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).filter(|t| !t.is_empty()).collect();
     if texts.is_empty() {
         None
     } else {
@@ -415,9 +411,9 @@ fn tool_choice(v: Option<&Value>, tools: &mut Vec<Tool>) -> Result<Option<ToolCh
             _ => ToolChoice::Auto,
         }),
         Some(o) => match o.get("type").and_then(Value::as_str).unwrap_or_default() {
-            "function" => Some(ToolChoice::Function(
-                o.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-            )),
+            "function" => {
+                Some(ToolChoice::Function(o.get("name").and_then(Value::as_str).unwrap_or_default().to_string()))
+            }
             "allowed_tools" => {
                 let allowed = o.get("tools").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
                 let mut names = Vec::with_capacity(allowed.len());
@@ -526,14 +522,20 @@ mod tests {
                         Part::Image(Image::Base64 { media_type: "image/png".into(), data: "iVBORw0KGgo=".into() }),
                         Part::Image(Image::Url("https://example.com/cat.jpg".into())),
                         Part::Document(Document {
-                            source: DocumentSource::Base64 { media_type: "application/pdf".into(), data: "JVBERi0=".into() },
+                            source: DocumentSource::Base64 {
+                                media_type: "application/pdf".into(),
+                                data: "JVBERi0=".into()
+                            },
                             title: Some("a.pdf".into()),
                         }),
                         Part::Document(Document {
                             source: DocumentSource::Base64 { media_type: "text/plain".into(), data: "aGVsbG8=".into() },
                             title: Some("notes.txt".into()),
                         }),
-                        Part::Document(Document { source: DocumentSource::Url("https://example.com/b.pdf".into()), title: None }),
+                        Part::Document(Document {
+                            source: DocumentSource::Url("https://example.com/b.pdf".into()),
+                            title: None
+                        }),
                     ]
                 },
                 Message::Assistant {
@@ -609,7 +611,11 @@ mod tests {
             c.messages[3],
             Message::Assistant {
                 text: None,
-                tool_calls: vec![ToolCall { id: "call_1".into(), name: "shell".into(), arguments: "{\"command\":[\"ls\"]}".into() }],
+                tool_calls: vec![ToolCall {
+                    id: "call_1".into(),
+                    name: "shell".into(),
+                    arguments: "{\"command\":[\"ls\"]}".into()
+                }],
                 thinking: vec![Thinking { text: "**Listing**".into(), signature: None, redacted: None }],
             }
         );
@@ -632,14 +638,21 @@ mod tests {
                 "top_logprobs":0,"service_tier":"auto","prompt_cache_key":"k","safety_identifier":"s"}"#,
         )
         .expect("valid");
-        assert_eq!((c.max_tokens, c.temperature, c.top_p, c.parallel_tool_calls), (Some(50), Some(0.2), Some(0.9), Some(false)));
+        assert_eq!(
+            (c.max_tokens, c.temperature, c.top_p, c.parallel_tool_calls),
+            (Some(50), Some(0.2), Some(0.9), Some(false))
+        );
         assert_eq!(c.tools.len(), 2);
         assert_eq!(c.tools[0].description.as_deref(), Some("Look."));
         assert_eq!(c.tools[1].parameters, serde_json::json!({"type":"object","properties":{}}));
         assert_eq!(c.tool_choice, Some(ToolChoice::Function("look".into())));
         assert_eq!(
             c.response_format,
-            Some(ResponseFormat::JsonSchema { name: "out".into(), schema: serde_json::json!({"type":"object"}), strict: true })
+            Some(ResponseFormat::JsonSchema {
+                name: "out".into(),
+                schema: serde_json::json!({"type":"object"}),
+                strict: true
+            })
         );
         assert_eq!(c.reasoning, Some(Reasoning { effort: Some(Effort::Low), budget_tokens: None }));
         assert!(c.uncarried.is_empty(), "{:?}", c.uncarried);
@@ -656,7 +669,13 @@ mod tests {
     #[test]
     fn target_defaults_fill_what_the_request_leaves_out() {
         let req = ResponsesRequest::parse(br#"{"input":"hi","temperature":0.2}"#).expect("valid");
-        let d = ModelDefaults { name: Some("m".into()), max_tokens: Some(99), temperature: Some(1.0), top_p: Some(0.5), top_k: Some(5) };
+        let d = ModelDefaults {
+            name: Some("m".into()),
+            max_tokens: Some(99),
+            temperature: Some(1.0),
+            top_p: Some(0.5),
+            top_k: Some(5),
+        };
         let c = req.to_chat(&d).expect("ok");
         assert_eq!((c.max_tokens, c.temperature, c.top_p, c.top_k), (Some(99), Some(0.2), Some(0.5), Some(5)));
     }
@@ -693,17 +712,41 @@ mod tests {
             (r#"{"prompt":{"id":"pmpt_1"}}"#, "'prompt'"),
             (r#"{"input":[{"type":"item_reference","id":"msg_1"}]}"#, "input[0] is an item_reference"),
             (r#"{"input":[{"id":"msg_1"}]}"#, "input[0] is an item_reference"),
-            (r#"{"input":"hi","tools":[{"type":"function","name":"f"},{"type":"web_search"}]}"#, "tools[1].type 'web_search' runs only on OpenAI's servers"),
+            (
+                r#"{"input":"hi","tools":[{"type":"function","name":"f"},{"type":"web_search"}]}"#,
+                "tools[1].type 'web_search' runs only on OpenAI's servers",
+            ),
             (r#"{"input":"hi","tools":[{"type":"custom","name":"apply_patch"}]}"#, "tools[0].type 'custom'"),
             (r#"{"input":"hi","tool_choice":{"type":"file_search"}}"#, "tool_choice.type 'file_search'"),
-            (r#"{"input":[{"type":"web_search_call","id":"ws_1","status":"completed"}]}"#, "input[0].type 'web_search_call'"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]}"#, "input[0].content[0].file_id"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}"#, "input[0].content[0].file_id"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#, "input[0].content[0].type 'input_audio'"),
-            (r#"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png,xx"}]}]}"#, "base64 data: URI"),
-            (r#"{"input":[{"role":"system","content":[{"type":"input_image","image_url":"https://x"}]}]}"#, "input[0].content[0].type 'input_image' cannot be translated here"),
+            (
+                r#"{"input":[{"type":"web_search_call","id":"ws_1","status":"completed"}]}"#,
+                "input[0].type 'web_search_call'",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-1"}]}]}"#,
+                "input[0].content[0].file_id",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-1"}]}]}"#,
+                "input[0].content[0].file_id",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_audio","input_audio":{}}]}]}"#,
+                "input[0].content[0].type 'input_audio'",
+            ),
+            (
+                r#"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png,xx"}]}]}"#,
+                "base64 data: URI",
+            ),
+            (
+                r#"{"input":[{"role":"system","content":[{"type":"input_image","image_url":"https://x"}]}]}"#,
+                "input[0].content[0].type 'input_image' cannot be translated here",
+            ),
             (r#"{"input":[{"type":"function_call_output","output":"x"}]}"#, "input[0].call_id is required"),
-            (r#"{"input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_image","image_url":"https://x"}]}]}"#, "input[0].output holds an image"),
+            (
+                r#"{"input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_image","image_url":"https://x"}]}]}"#,
+                "input[0].output holds an image",
+            ),
             (r#"{"input":[]}"#, "at least one item"),
             (r#"{"model":"gpt-4.1","input":"hi"}"#, "'gpt-4.1' is not available"),
         ] {
@@ -715,7 +758,8 @@ mod tests {
 
     #[test]
     fn unknown_answer_changing_fields_are_left_for_the_adapter_to_refuse() {
-        let c = chat(r#"{"input":"hi","top_logprobs":5,"context_management":[{"type":"compaction"}],"moderation":{}}"#).expect("valid");
+        let c = chat(r#"{"input":"hi","top_logprobs":5,"context_management":[{"type":"compaction"}],"moderation":{}}"#)
+            .expect("valid");
         let mut uncarried = c.uncarried.clone();
         uncarried.sort();
         assert_eq!(uncarried, ["context_management", "top_logprobs"]);
