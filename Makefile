@@ -5,7 +5,7 @@ BIN := target/release
 VENV := .venv
 VENV_MCP1 := .venv-mcp1
 
-.PHONY: run test build setup setup-test check bench bench-smoke clean-venv soak
+.PHONY: run test build setup setup-test check lint bench bench-smoke clean-venv soak
 
 setup:
 	@scripts/setup.sh
@@ -40,6 +40,12 @@ test: setup-test build $(VENV)/.installed $(VENV_MCP1)/.installed
 		$(CARGO) test --release --workspace
 	$(VENV)/bin/python crates/tollgate-llm/tests/anthropic_ingress_sdk_check.py $(SDK_DUMP)
 	TOLLGATE_BIN_DIR=$(BIN) TOLLGATE_MCP1_PYTHON=$(CURDIR)/$(VENV_MCP1)/bin/python $(VENV)/bin/pytest -q tests/e2e
+
+# Lints CI holds the tree to: clippy with every warning an error (unwrap and
+# expect denied outside tests, by the workspace's [lints]), and rustfmt.
+lint: setup
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all -- --check
 
 # A long run under mixed traffic, faults and reloads (README "Soak").
 SOAK_MINUTES ?= 10
