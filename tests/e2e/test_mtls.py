@@ -3,7 +3,9 @@ listeners, and Kong's mtls-auth plugin naming the consumer from the verified
 certificate (a subject alternative name, else the common name). Certificates come
 from throwaway CAs made at test time with the `openssl` CLI."""
 
+import json
 import signal
+import socket
 import ssl
 import subprocess
 from pathlib import Path
@@ -45,7 +47,8 @@ service = "llm"
 """
 
 
-def mtls_config(mock, tls_port: int, verify: str = "optional", plugin: str = MTLS_AUTH) -> str:
+def mtls_config(mock, tls_port: int, verify: str = "optional", plugin: str = MTLS_AUTH,
+                consumers: str = CONSUMERS) -> str:
     server = f"""[server]
 listen = ["127.0.0.1:@PORT@"]
 admin_listen = "127.0.0.1:@ADMIN_PORT@"
@@ -54,7 +57,7 @@ tls_certificates = [{{ cert = "certs/default.crt", key = "certs/default.key" }}]
 client_ca = "certs/ca.crt"
 client_verify = "{verify}"
 """
-    return llm_config(mock, server=server, key_auth=None, consumers=CONSUMERS, extra=plugin)
+    return llm_config(mock, server=server, key_auth=None, consumers=consumers, extra=plugin)
 
 
 @pytest.fixture
@@ -116,6 +119,69 @@ def test_certificates_name_consumers_and_others_are_refused(mock, pki, rogue, ga
     lines = gw.access_log(wait_for=5)
     assert [(l["consumer"], l["status"]) for l in lines] == [
         ("alice", 200), ("build-bot", 200), ("", 401), ("", 401), ("", 401)]
+
+
+def raw_post(ctx: ssl.SSLContext, port: int, session=None) -> tuple[int, ssl.SSLSession, bool]:
+    """One request on a fresh connection, optionally resuming `session`: the
+    answer's status, the TLS session to resume next time, and whether this one
+    was resumed (a resumed handshake carries no certificate)."""
+    body = json.dumps(chat()).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost", session=session) as tls:
+            tls.sendall(b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            return int(answer.split(b" ", 2)[1]), tls.session, tls.session_reused
+
+
+def test_a_resumed_session_is_checked_against_the_ca_in_force(mock, pki, rogue, gateway_factory):
+    """A resumed TLS session brings back its first handshake's certificate
+    unverified: after the CA is replaced, it must no longer name a consumer."""
+    port = free_port()
+    gw = gateway_factory(mtls_config(mock, port))
+    ctx = pki.context()
+    ctx.load_cert_chain(str(pki.dir / "alice.crt"), str(pki.dir / "alice.key"))
+    status, session, _ = raw_post(ctx, port)
+    assert status == 200
+    status, session, reused = raw_post(ctx, port, session)
+    assert reused and status == 200, "the same CA accepts a resumed session's certificate"
+
+    (pki.dir / "clients-ca.crt").write_text(rogue.ca.read_text())
+    gw.config_path.write_text(gw.config_path.read_text().replace("certs/ca.crt", "certs/clients-ca.crt"))
+    gw.proc.send_signal(signal.SIGHUP)
+    assert poll(lambda: reload_count(gw, "success") == 1)
+    status, _, reused = raw_post(ctx, port, session)
+    assert reused and status == 401
+
+
+def test_key_auth_with_anonymous_accepts_a_caller_the_certificate_named(mock, pki, gateway_factory):
+    """Kong's logical OR: with key-auth's `anonymous` set, a certificate alone
+    authenticates; without a certificate, a key or the anonymous consumer."""
+    port = free_port()
+    key_auth = """
+[[plugins]]
+name = "key-auth"
+service = "llm"
+[plugins.config]
+anonymous = "guest"
+"""
+    consumers = CONSUMERS + """
+[[consumers]]
+username = "guest"
+
+[[consumers]]
+username = "carol"
+keyauth_credentials = [{ key = "carol-key" }]
+"""
+    mtls_auth = MTLS_AUTH + '[plugins.config]\nanonymous = "guest"\n'
+    gw = gateway_factory(mtls_config(mock, port, plugin=mtls_auth + key_auth, consumers=consumers))
+    assert post(pki, port, (pki.dir / "alice.crt", pki.dir / "alice.key")).status_code == 200
+    with client(pki, None) as c:
+        assert c.post(f"https://localhost:{port}/chat", json=chat(), headers={"apikey": "carol-key"}).status_code == 200
+        assert c.post(f"https://localhost:{port}/chat", json=chat()).status_code == 200
+    assert [l["consumer"] for l in gw.access_log(wait_for=3)] == ["alice", "carol", "guest"]
 
 
 def test_required_verification_ends_handshakes_without_a_certificate(mock, pki, gateway_factory):

@@ -136,12 +136,70 @@ impl ClientIdentity {
 
 /// Reads the client certificate once per connection, after the handshake,
 /// into the connection's TLS digest, where every request on it finds it.
-pub struct IdentityCallback;
+///
+/// The chain is checked again against the verifier in force: a resumed TLS
+/// session brings back the certificate of its first handshake without
+/// verifying it, and the CA may have been replaced since (a rotation, a
+/// revoked intermediate), so only a chain the current CA accepts is an identity.
+pub struct IdentityCallback {
+    pub verifier: Arc<ClientVerifier>,
+}
 
 #[async_trait]
 impl TlsAccept for IdentityCallback {
     async fn handshake_complete_callback(&self, tls: &TlsRef) -> Option<Arc<dyn Any + Send + Sync>> {
-        let identity = ClientIdentity::of(tls.peer_certificate_der()?)?;
+        let (leaf, intermediates) = tls.peer_cert_chain_der()?.split_first()?;
+        self.verifier.verify_client_cert(leaf, intermediates, UnixTime::now()).ok()?;
+        let identity = ClientIdentity::of(leaf.as_ref())?;
         Some(Arc::new(identity))
     }
 }
+
+/// The verifier without `client_ca`: asks for no certificate and accepts none.
+/// (rustls' `NoClientAuth` panics when asked to verify, which a handshake that
+/// began before a reload removed the CA could make it do.)
+#[derive(Debug)]
+pub(crate) struct NoClientCerts;
+
+impl ClientCertVerifier for NoClientCerts {
+    fn offer_client_auth(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        Err(TlsError::General(NO_CLIENT_CA.into()))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::General(NO_CLIENT_CA.into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::General(NO_CLIENT_CA.into()))
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        Vec::new()
+    }
+}
+
+const NO_CLIENT_CA: &str = "client certificates are not accepted: no server.client_ca";

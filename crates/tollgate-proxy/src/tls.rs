@@ -14,14 +14,14 @@ use arc_swap::ArcSwap;
 use pingora_core::listeners::tls::TlsSettings;
 use pingora_core::protocols::ALPN;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{ClientHello, NoClientAuth, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{Error as TlsError, InconsistentKeys, RootCertStore};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tollgate_config::spans::SpanIndex;
 
-use crate::client_tls::{ClientCa, ClientVerifier, IdentityCallback};
+use crate::client_tls::{ClientCa, ClientVerifier, IdentityCallback, NoClientCerts};
 use tollgate_config::{ClientVerify, Config, ConfigError, ConfigErrors, TlsCertificate};
 
 /// Server names to values: exact names first, then `*.` wildcards one label deep,
@@ -150,7 +150,7 @@ pub fn listener_settings(
     clients: Arc<ClientVerifier>,
     http2: bool,
 ) -> pingora_core::Result<TlsSettings> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(IdentityCallback))?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(IdentityCallback { verifier: clients.clone() }))?;
     settings.set_cert_resolver(resolver);
     settings.set_client_cert_verifier(clients);
     if http2 {
@@ -193,7 +193,7 @@ pub fn load_certificates(config: &Config) -> Result<Option<CertSet>, ConfigError
 /// certificate through unless verification is `required`.
 pub fn load_client_verifier(config: &Config) -> Result<ClientCa, ConfigErrors> {
     let Some(ca) = &config.server.client_ca else {
-        return Ok(ClientCa(Arc::new(NoClientAuth)));
+        return Ok(ClientCa(Arc::new(NoClientCerts)));
     };
     let path = config.source.parent().unwrap_or(Path::new("")).join(ca);
     let fail = |message: String| positioned(&config.source, vec![("server.client_ca".to_string(), message)]);

@@ -52,6 +52,11 @@ async fn key_auth(
     let Some(PluginRt::KeyAuth(ka)) = snap.plugin(Slot::KeyAuth, Some(routed.route), Some(routed.service), None) else {
         return Ok(());
     };
+    // Kong's logical OR: with `anonymous` set, a caller another plugin
+    // (mtls-auth) already authenticated is not asked for a key as well.
+    if ka.anonymous.is_some() && ctx.credential_id.is_some() {
+        return Ok(());
+    }
     // LLM routes build the upstream request from scratch; MCP routes forward
     // the caller's credential only when told to.
     let hides_credential = match routed.kind {
