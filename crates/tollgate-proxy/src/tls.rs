@@ -137,28 +137,21 @@ impl EdgeTls {
         EdgeTls { certs: SniResolver::new(certs), clients: ClientVerifier::new(clients) }
     }
 
-    /// Pingora settings for one TLS listener; `http2` offers ALPN `h2` first.
+    /// Pingora settings for one TLS listener: certificates by SNI, client
+    /// certificates asked for as the config says, and the identity of a
+    /// verified one read after the handshake; `http2` offers ALPN `h2` first.
     pub fn listener_settings(&self, http2: bool) -> pingora_core::Result<TlsSettings> {
-        listener_settings(self.certs.clone(), self.clients.clone(), http2)
+        let identity = IdentityCallback { verifier: self.clients.clone() };
+        let mut settings = TlsSettings::with_callbacks(Box::new(identity))?;
+        settings.set_cert_resolver(self.certs.clone());
+        settings.set_client_cert_verifier(self.clients.clone());
+        if http2 {
+            settings.enable_h2();
+        } else {
+            settings.set_alpn(ALPN::H1);
+        }
+        Ok(settings)
     }
-}
-
-/// Pingora settings for a TLS listener served by `resolver`, asking for client
-/// certificates as `clients` says; `http2` offers ALPN `h2` before `http/1.1`.
-pub fn listener_settings(
-    resolver: Arc<SniResolver>,
-    clients: Arc<ClientVerifier>,
-    http2: bool,
-) -> pingora_core::Result<TlsSettings> {
-    let mut settings = TlsSettings::with_callbacks(Box::new(IdentityCallback { verifier: clients.clone() }))?;
-    settings.set_cert_resolver(resolver);
-    settings.set_client_cert_verifier(clients);
-    if http2 {
-        settings.enable_h2();
-    } else {
-        settings.set_alpn(ALPN::H1);
-    }
-    Ok(settings)
 }
 
 /// Loads `server.tls_certificates` (relative paths from the config file's

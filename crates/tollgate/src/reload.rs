@@ -85,6 +85,11 @@ impl Reloader {
     /// Reloads on a blocking thread: parsing, reading certificates and building
     /// are synchronous, and the fingerprint is taken before the file is read so a
     /// change made meanwhile is seen by the next poll.
+    /// SIGHUP reloads whatever the files hold now.
+    async fn reload_on_hangup(&self) -> Fingerprint {
+        self.reload_now("SIGHUP", Fingerprint::of(self.watched())).await
+    }
+
     async fn reload_now(&self, trigger: &'static str, before: Fingerprint) -> Fingerprint {
         let r = self.clone();
         let _ = tokio::task::spawn_blocking(move || r.reload(trigger)).await;
@@ -115,8 +120,7 @@ impl BackgroundService for Reloader {
         };
         let mut seen = self.initial.clone();
         if crate::early_hup::hand_over() {
-            let before = Fingerprint::of(self.watched());
-            seen = self.reload_now("SIGHUP", before).await;
+            seen = self.reload_on_hangup().await;
         }
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -125,10 +129,7 @@ impl BackgroundService for Reloader {
         }
         loop {
             tokio::select! {
-                _ = hup.recv() => {
-                    let before = Fingerprint::of(self.watched());
-                    seen = self.reload_now("SIGHUP", before).await;
-                }
+                _ = hup.recv() => seen = self.reload_on_hangup().await,
                 _ = poll.tick() => {
                     // Read on every tick, so `watch` turned on or off by a reload
                     // takes effect at once.
