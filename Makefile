@@ -44,6 +44,8 @@ test: setup-test build $(VENV)/.installed $(VENV_MCP1)/.installed
 # Lints CI holds the tree to: clippy with every warning an error (unwrap and
 # expect denied outside tests, by the workspace's [lints]), and rustfmt.
 lint: setup
+	@$(CARGO) clippy --version >/dev/null 2>&1 || rustup component add clippy
+	@$(CARGO) fmt --version >/dev/null 2>&1 || rustup component add rustfmt
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all -- --check
 
