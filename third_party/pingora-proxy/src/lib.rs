@@ -329,13 +329,13 @@ where
     {
         // phase 1 read request header
 
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
-            }
+        // A shutdown closes a connection that is waiting for a request (to stop more requests
+        // from coming in), but not one whose request header has started to arrive: that
+        // request is read to its end and served.
+        let res = {
+            let shutdown = self.await_shutdown();
+            tokio::pin!(shutdown);
+            downstream_session.read_request_unless(shutdown).await
         };
         match res {
             Ok(true) => {
@@ -347,13 +347,19 @@ where
             }
             Err(mut e) => {
                 e.as_down();
-                if matches!(e.etype, InvalidHTTPHeader) {
+                let status = match e.etype {
+                    InvalidHTTPHeader => 400,
+                    // the header did not arrive in time (the header or the read timeout)
+                    ReadTimedout => 408,
+                    _ => 0,
+                };
+                if status != 0 {
                     debug!(
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
                     downstream_session
-                        .respond_error(400)
+                        .respond_error(status)
                         .await
                         .unwrap_or_else(|e| {
                             error!("failed to send error response to downstream: {e}");
@@ -365,6 +371,8 @@ where
                         downstream_session.session_type()
                     );
                 }
+                self.inner
+                    .request_header_failed(&downstream_session, &e, status);
                 downstream_session.shutdown().await;
                 return None;
             }

@@ -106,6 +106,12 @@ pub trait ProxyHttp {
         Ok(false)
     }
 
+    /// Called when a request header could not be read: it was malformed (`InvalidHTTPHeader`,
+    /// answered with `status` 400), it did not arrive in time (`ReadTimedout`, answered with
+    /// 408), or the connection failed while it was arriving (`status` 0: no answer). No other
+    /// phase of this trait runs for such a request, so this is where it can be logged.
+    fn request_header_failed(&self, _session: &HttpSession, _error: &Error, _status: u16) {}
+
     /// Handle the incoming request before any downstream module is executed.
     ///
     /// This function is similar to [Self::request_filter()] but executes before any other logic,

@@ -89,6 +89,12 @@ pub struct HttpServerOptions {
     ///
     /// Default: `None`
     pub h2_idle_timeout: Option<Duration>,
+
+    /// A deadline for each HTTP/1 request header as a whole, counted from its first byte (from
+    /// the connection's start for its first request); past it the proxy answers 408. See
+    /// [`crate::protocols::http::v1::server::HttpSession::set_header_timeout`]. `None`: only
+    /// the keep-alive and read timeouts, which restart with every read, bound the header.
+    pub h1_header_timeout: Option<Duration>,
 }
 
 /// Settings persisted across HTTP/1.x keepalive requests on the same downstream connection.
@@ -356,6 +362,10 @@ where
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
+            let header_timeout = self
+                .server_options()
+                .and_then(|opts| opts.h1_header_timeout);
+            session.set_header_timeout(header_timeout, true);
 
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
@@ -363,6 +373,7 @@ where
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
                 }
+                session.set_header_timeout(header_timeout, false);
 
                 result = self.process_new_http(session, shutdown).await;
             }

@@ -28,6 +28,8 @@ use http::{header::AsHeaderName, HeaderMap};
 use pingora_error::{Error, Result};
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 /// A reusable HTTP/1.x stream and bytes already read for the next request.
@@ -124,6 +126,30 @@ impl Session {
                 Ok(read.is_some())
             }
             Self::Custom(_) => Ok(true),
+        }
+    }
+
+    /// [`Self::read_request`], but an HTTP/1 session gives up with `Ok(false)` when `stop`
+    /// resolves before the header's first byte has arrived, and reads a header that has started
+    /// to its end whatever `stop` does. The other kinds of session have their request already.
+    pub async fn read_request_unless(
+        &mut self,
+        stop: Pin<&mut (dyn Future<Output = ()> + Send)>,
+    ) -> Result<bool> {
+        match self {
+            Self::H1(s) => Ok(s.read_request_unless(Some(stop)).await?.is_some()),
+            _ => self.read_request().await,
+        }
+    }
+
+    /// Sets the HTTP/1 header deadline; see [`SessionV1::set_header_timeout`]. `from_now`
+    /// starts it at once (a new connection's first request) instead of at the first byte.
+    pub fn set_header_timeout(&mut self, timeout: Option<Duration>, from_now: bool) {
+        if let Self::H1(s) = self {
+            s.set_header_timeout(timeout);
+            if from_now {
+                s.start_header_timeout();
+            }
         }
     }
 

@@ -29,7 +29,9 @@ use pingora_timeout::timeout;
 use regex::bytes::Regex;
 use std::any::Any;
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{BodyReader, BodyWriter};
@@ -102,6 +104,12 @@ pub struct HttpSession {
     /// timeouts:
     keepalive_timeout: KeepaliveStatus,
     read_timeout: Option<Duration>,
+    /// The whole request header must arrive within this long of its first byte
+    /// (see `set_header_timeout`).
+    header_timeout: Option<Duration>,
+    /// The header's deadline when it was started before the first byte (a new
+    /// connection's first request, see `start_header_timeout`).
+    header_deadline: Option<Instant>,
     write_timeout: Option<Duration>,
     /// How long to wait to make downstream session reusable, if body needs to be drained.
     total_drain_timeout: Option<Duration>,
@@ -187,6 +195,8 @@ impl HttpSession {
             response_written: None,
             request_header: None,
             read_timeout: Some(Duration::from_secs(60)),
+            header_timeout: None,
+            header_deadline: None,
             write_timeout: None,
             total_drain_timeout: None,
             body_bytes_sent: 0,
@@ -272,10 +282,60 @@ impl HttpSession {
         }
     }
 
+    /// One read of the request header: bounded by the header's `deadline` and, before the first
+    /// byte (`already_read == 0`), by `stop`. A deadline that passes before any byte closes the
+    /// connection quietly, as an idle one; after some bytes it is a `ReadTimedout` error.
+    async fn read_header_bytes(
+        &mut self,
+        buf: &mut BytesMut,
+        already_read: usize,
+        deadline: Option<Instant>,
+        stop: Option<Pin<&mut (dyn Future<Output = ()> + Send)>>,
+    ) -> Result<Option<usize>> {
+        let limit = self.header_timeout;
+        let read = self.read_request_buf(buf, already_read);
+        let bounded = async move {
+            let Some(deadline) = deadline else {
+                return read.await;
+            };
+            match timeout(deadline.saturating_duration_since(Instant::now()), read).await {
+                Ok(read) => read,
+                Err(_) if already_read == 0 => Ok(None),
+                Err(_) => Error::e_explain(
+                    ReadTimedout,
+                    format!(
+                        "request header not complete within the header timeout ({limit:?}), \
+                         {already_read} bytes read"
+                    ),
+                ),
+            }
+        };
+        match stop {
+            Some(stop) if already_read == 0 => tokio::select! {
+                biased;
+                read = bounded => read,
+                _ = stop => Ok(None),
+            },
+            _ => bounded.await,
+        }
+    }
+
     /// Read the request header. Return `Ok(Some(n))` where the read and parsing are successful.
     /// Return `Ok(None)` when the client closed the connection without sending any data, which
     /// is common on a reused connection.
     pub async fn read_request(&mut self) -> Result<Option<usize>> {
+        self.read_request_unless(None).await
+    }
+
+    /// [`Self::read_request`], but gives up with `Ok(None)` when `stop` resolves before the
+    /// header's first byte has arrived. Once a byte has arrived, the header is read to its end
+    /// (within the header and read timeouts) whatever `stop` does: a shutdown that races with
+    /// a client must not close a connection whose request has already started, or the client
+    /// sees its request cut off without an answer.
+    pub async fn read_request_unless(
+        &mut self,
+        mut stop: Option<Pin<&mut (dyn Future<Output = ()> + Send)>>,
+    ) -> Result<Option<usize>> {
         const MAX_ERR_BUF_LEN: usize = 2048;
 
         self.buf.clear();
@@ -304,6 +364,7 @@ impl HttpSession {
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
+        let mut deadline = self.header_deadline.take();
         loop {
             if already_read > MAX_HEADER_SIZE {
                 /* NOTE: this check only blocks second read. The first large read is allowed
@@ -323,8 +384,14 @@ impl HttpSession {
             // this request and is waiting for our response).
             if skip_next_read {
                 skip_next_read = false;
-            } else if let Some(n) = self.read_request_buf(&mut buf, already_read).await? {
+            } else if let Some(n) = self
+                .read_header_bytes(&mut buf, already_read, deadline, stop.take())
+                .await?
+            {
                 already_read += n;
+                if deadline.is_none() {
+                    deadline = self.header_timeout.map(|t| Instant::now() + t);
+                }
             } else {
                 return Ok(None);
             }
@@ -1326,6 +1393,21 @@ impl HttpSession {
         } else {
             self.set_keepalive(keepalive);
         }
+    }
+
+    /// Sets a deadline for each request header as a whole: unless all of it has arrived within
+    /// `timeout` of its first byte, reading it fails with `ReadTimedout` (a proxy answers 408).
+    /// Unlike the read timeout, it does not restart with every read, so a client that sends its
+    /// header a byte at a time cannot hold the connection open (slowloris).
+    pub fn set_header_timeout(&mut self, timeout: Option<Duration>) {
+        self.header_timeout = timeout;
+    }
+
+    /// Starts the header deadline now instead of at the header's first byte: for the first
+    /// request of a new connection, so that a client that connects and sends nothing is closed
+    /// at the deadline too.
+    pub fn start_header_timeout(&mut self) {
+        self.header_deadline = self.header_timeout.map(|t| Instant::now() + t);
     }
 
     /// Sets the downstream read timeout. This will trigger if we're unable
