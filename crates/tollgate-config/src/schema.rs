@@ -28,6 +28,8 @@ pub struct FileConfig {
 }
 
 pub const DEFAULT_MAX_REQUEST_BODY_SIZE: usize = 8 * 1024 * 1024;
+/// `server.client_body_timeout`'s default, in milliseconds.
+pub const DEFAULT_CLIENT_BODY_TIMEOUT_MS: u64 = 60_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +46,20 @@ pub struct ServerConfig {
     /// Largest request body accepted, in bytes (default 8 MiB).
     #[serde(default = "ServerConfig::default_max_body")]
     pub max_request_body_size: usize,
+    /// Milliseconds within which a request header must arrive whole, counted
+    /// from its first byte (from the connection's start for its first
+    /// request): past it the caller gets 408 and the access log a line
+    /// (nginx's `client_header_timeout`, default 10,000). Takes a restart.
+    #[serde(default = "ServerConfig::default_client_header_timeout")]
+    pub client_header_timeout: u64,
+    /// Milliseconds within which a request body must arrive whole, counted
+    /// from the end of its header: past it, 408 (default 60,000).
+    #[serde(default = "ServerConfig::default_client_body_timeout")]
+    pub client_body_timeout: u64,
+    /// Connections one client IP may hold open on the proxy listeners; one
+    /// more is closed at once. 0 (default): no cap.
+    #[serde(default)]
+    pub max_connections_per_ip: u32,
     /// Seconds that SIGTERM waits for in-flight requests (default 30).
     #[serde(default = "ServerConfig::default_grace")]
     pub grace_period_seconds: u64,
@@ -126,6 +142,12 @@ impl ServerConfig {
     fn default_grace() -> u64 {
         30
     }
+    fn default_client_header_timeout() -> u64 {
+        10_000
+    }
+    fn default_client_body_timeout() -> u64 {
+        DEFAULT_CLIENT_BODY_TIMEOUT_MS
+    }
     fn default_access_log() -> String {
         "stdout".to_string()
     }
@@ -141,6 +163,9 @@ impl Default for ServerConfig {
             admin_listen: Self::default_admin_listen(),
             threads: 0,
             max_request_body_size: Self::default_max_body(),
+            client_header_timeout: Self::default_client_header_timeout(),
+            client_body_timeout: Self::default_client_body_timeout(),
+            max_connections_per_ip: 0,
             grace_period_seconds: Self::default_grace(),
             access_log: Self::default_access_log(),
             ip_requests_per_second: None,

@@ -243,6 +243,13 @@ fn check_server(server: &ServerConfig, r: &mut Report<'_>) {
     if server.max_request_body_size < 1 {
         r.error("server.max_request_body_size", "must be at least 1 (bytes)");
     }
+    for (name, ms) in
+        [("client_header_timeout", server.client_header_timeout), ("client_body_timeout", server.client_body_timeout)]
+    {
+        if ms == 0 {
+            r.error(format!("server.{name}"), "must be at least 1 (milliseconds)");
+        }
+    }
     check_tls_certificates(server, r);
     check_client_ca(server, r);
 }

@@ -39,6 +39,7 @@ const DISCARD_TIME: Duration = Duration::from_secs(5);
 pub async fn refuse_body(session: &mut Session, ctx: &mut RequestCtx, e: BodyError) -> PResult<()> {
     let status = match e {
         BodyError::TooLarge { .. } => 413,
+        BodyError::TimedOut { .. } => 408,
         BodyError::Read(_) => 400,
     };
     error(session, ctx, &refusal(status, &e.message()), &[]).await?;

@@ -4,11 +4,36 @@
 use bytes::{Bytes, BytesMut};
 use pingora_proxy::Session;
 use std::time::{Duration, Instant};
+use tollgate_config::DEFAULT_CLIENT_BODY_TIMEOUT_MS;
+
+use crate::ctx::RequestCtx;
 
 #[derive(Debug)]
 pub enum BodyError {
-    TooLarge { limit: usize },
+    TooLarge {
+        limit: usize,
+    },
+    /// The whole body did not arrive within `server.client_body_timeout`.
+    TimedOut {
+        limit_ms: u64,
+    },
     Read(String),
+}
+
+/// When a request's body must have arrived whole: `server.client_body_timeout`
+/// after the request began, which is when its header had been read.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyDeadline {
+    pub at: Instant,
+    pub limit_ms: u64,
+}
+
+impl BodyDeadline {
+    pub fn of(ctx: &RequestCtx) -> Self {
+        let limit_ms =
+            ctx.snap.as_ref().map_or(DEFAULT_CLIENT_BODY_TIMEOUT_MS, |s| s.config.server.client_body_timeout);
+        BodyDeadline { at: ctx.start + Duration::from_millis(limit_ms), limit_ms }
+    }
 }
 
 impl BodyError {
@@ -16,6 +41,9 @@ impl BodyError {
         match self {
             BodyError::TooLarge { limit } => {
                 format!("request body is larger than the limit of {limit} bytes (server.max_request_body_size)")
+            }
+            BodyError::TimedOut { limit_ms } => {
+                format!("request body not received within {limit_ms} ms (server.client_body_timeout)")
             }
             BodyError::Read(e) => format!("could not read the request body: {e}"),
         }
@@ -33,8 +61,9 @@ pub fn declared_length(session: &Session) -> Option<usize> {
 }
 
 /// Reads the whole body, or fails as soon as it is known to exceed `limit`
-/// (from Content-Length before reading anything, else while reading).
-pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, BodyError> {
+/// (from Content-Length before reading anything, else while reading) or when
+/// it has not arrived whole by the `deadline`.
+pub async fn read_bounded(session: &mut Session, limit: usize, deadline: BodyDeadline) -> Result<Bytes, BodyError> {
     let declared = declared_length(session);
     if declared.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge { limit });
@@ -46,7 +75,10 @@ pub async fn read_bounded(session: &mut Session, limit: usize) -> Result<Bytes, 
     }
     let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     loop {
-        match session.read_request_body().await {
+        let Ok(read) = tokio::time::timeout_at(deadline.at.into(), session.read_request_body()).await else {
+            return Err(BodyError::TimedOut { limit_ms: deadline.limit_ms });
+        };
+        match read {
             Ok(Some(chunk)) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(BodyError::TooLarge { limit });

@@ -6,6 +6,7 @@ use std::time::Instant;
 use pingora_proxy::Session;
 use tollgate_otel::TraceParent;
 
+use crate::body::BodyDeadline;
 pub use crate::facts::{LlmFacts, McpFacts, Payloads, PAYLOAD_LOG_LIMIT};
 use crate::limits::{HeldLimit, Identity};
 use crate::otel::RequestSpan;
@@ -46,6 +47,8 @@ pub struct RequestCtx {
     pub passthrough: Option<PassthroughPlan>,
     /// Request body bytes seen on a passthrough route, against the limit.
     pub body_bytes: usize,
+    /// When a passthrough route's streaming body must have arrived whole.
+    pub body_deadline: Option<BodyDeadline>,
     /// A token reservation to settle when the answer ends.
     pub held_limit: Option<HeldLimit>,
     /// Headers every answer to this request carries (rate-limit state).
@@ -77,6 +80,7 @@ impl RequestCtx {
             mcp: None,
             passthrough: None,
             body_bytes: 0,
+            body_deadline: None,
             held_limit: None,
             response_headers: Vec::new(),
             credential_id: None,

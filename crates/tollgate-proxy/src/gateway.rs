@@ -18,6 +18,7 @@ use tollgate_otel::TraceParent;
 
 use crate::access_log::AccessLog;
 use crate::answer;
+use crate::connections::OpenConnections;
 use crate::ctx::RequestCtx;
 use crate::limits::LimiterRegistry;
 use crate::llm;
@@ -43,6 +44,9 @@ pub struct GatewayState {
     pub ip_rate: pingora_limits::rate::Rate,
     /// Requests between early_request_filter and logging: what SIGTERM waits for.
     pub in_flight: std::sync::atomic::AtomicUsize,
+    /// Client connections open, per IP: the cap, and what SIGTERM waits for
+    /// (a connection whose request header has started is served first).
+    pub connections: OpenConnections,
 }
 
 /// What /status says about the config in force and the last reload.
@@ -64,6 +68,7 @@ impl GatewayState {
             limiters,
             ip_rate: pingora_limits::rate::Rate::new(Duration::from_secs(1)),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
+            connections: OpenConnections::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(),
             access_log,
@@ -108,6 +113,10 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> Self::CTX {
         Box::new(RequestCtx::new())
+    }
+
+    fn request_header_failed(&self, session: &pingora_core::protocols::http::ServerSession, e: &Error, status: u16) {
+        observe::header_failed(&self.state.access_log, session.client_addr(), e, status);
     }
 
     async fn early_request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> PResult<()> {
@@ -159,7 +168,7 @@ impl ProxyHttp for Gateway {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         _end_of_stream: bool,
         ctx: &mut Self::CTX,
@@ -168,7 +177,7 @@ impl ProxyHttp for Gateway {
         Self::CTX: Send + Sync,
     {
         match body.as_ref() {
-            Some(chunk) => passthrough::count_body(ctx, chunk),
+            Some(chunk) => passthrough::count_body(session, ctx, chunk),
             None => Ok(()),
         }
     }

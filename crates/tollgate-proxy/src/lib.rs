@@ -26,6 +26,7 @@ pub mod admin;
 pub mod answer;
 pub mod body;
 pub mod client_tls;
+pub mod connections;
 pub mod ctx;
 pub mod facts;
 pub mod gateway;

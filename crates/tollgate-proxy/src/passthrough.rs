@@ -2,13 +2,15 @@
 //! request goes, and Pingora's own proxy loop carries it, body streaming
 //! through; these are the hooks of that loop.
 
+use std::time::Instant;
+
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_error::{Error, ErrorType};
 use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, Session};
 
 use crate::answer::refuse_body;
-use crate::body::{declared_length, BodyError};
+use crate::body::{declared_length, BodyDeadline, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::keyauth::remove_query_param;
 use crate::pipeline::{Admitted, Refusal, Stop, Verdict};
@@ -62,7 +64,22 @@ pub async fn plan(
         timeouts: service.timeouts,
         upstream_tls: service.tls.clone(),
     });
+    start_body_deadline(session, ctx);
     Ok(())
+}
+
+/// The body streams through Pingora, which bounds each read of it by the
+/// session's read timeout: that timeout is set to what is left of the body's
+/// deadline now and again at each chunk (`count_body`), so the whole body is
+/// bounded, not each read. An upgraded connection (WebSocket) carries a
+/// stream, not a body, and keeps Pingora's own timeouts.
+fn start_body_deadline(session: &mut Session, ctx: &mut RequestCtx) {
+    if session.is_upgrade_req() {
+        return;
+    }
+    let deadline = BodyDeadline::of(ctx);
+    session.set_read_timeout(Some(deadline.at.saturating_duration_since(Instant::now())));
+    ctx.body_deadline = Some(deadline);
 }
 
 /// The query without the parameter that carried the caller's key.
@@ -73,8 +90,17 @@ pub fn query_without_key(query: Option<&str>, hidden: Option<&str>) -> Option<St
     }
 }
 
-/// Counts a streaming body against the limit.
-pub fn count_body(ctx: &mut RequestCtx, chunk: &[u8]) -> pingora_error::Result<()> {
+/// Counts a streaming body against the limit and its deadline.
+pub fn count_body(session: &mut Session, ctx: &mut RequestCtx, chunk: &[u8]) -> pingora_error::Result<()> {
+    if let Some(deadline) = ctx.body_deadline {
+        let left = deadline.at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let msg = BodyError::TimedOut { limit_ms: deadline.limit_ms }.message();
+            ctx.note_error(&msg);
+            return Error::e_explain(ErrorType::HTTPStatus(408), msg);
+        }
+        session.set_read_timeout(Some(left));
+    }
     let Some(snap) = ctx.snap.as_ref() else {
         return Ok(());
     };
@@ -92,6 +118,12 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
     use pingora_error::ErrorSource;
     let (code, message) = match e.etype() {
         ErrorType::HTTPStatus(413) => (413, ctx.error.clone().unwrap_or_else(|| "Request body too large".to_string())),
+        ErrorType::HTTPStatus(408) => (408, ctx.error.clone().unwrap_or_else(|| "Request timeout".to_string())),
+        // A read of the caller's body timed out: the body's deadline passed.
+        ErrorType::ReadTimedout if matches!(e.esource(), ErrorSource::Downstream) => {
+            let limit_ms = ctx.body_deadline.map_or(0, |d| d.limit_ms);
+            (408, BodyError::TimedOut { limit_ms }.message())
+        }
         ErrorType::HTTPStatus(code) => (*code, "An unexpected error occurred".to_string()),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
             (504, "The upstream server is timing out".to_string())

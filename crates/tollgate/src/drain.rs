@@ -1,7 +1,7 @@
 //! SIGTERM: Pingora stops accepting and then waits out the whole grace period,
 //! even when nothing is left to serve. This watcher ends the process as soon as
-//! the last in-flight request (streams included) has finished; Pingora's grace
-//! period remains the upper bound.
+//! the last in-flight request (streams included) has finished and the last
+//! client connection has closed; Pingora's grace period remains the upper bound.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,7 +28,9 @@ impl BackgroundService for Drainer {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut idle_polls = 0;
         while idle_polls < 2 {
-            if self.state.in_flight.load(Ordering::Acquire) == 0 {
+            // Open connections count too: one whose request header has started
+            // is read to its end and served; idle ones close at shutdown.
+            if self.state.in_flight.load(Ordering::Acquire) == 0 && self.state.connections.total() == 0 {
                 idle_polls += 1;
             } else {
                 idle_polls = 0;

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use pingora_core::apps::HttpServerOptions;
@@ -21,6 +22,7 @@ use pingora_proxy::HttpProxy;
 use tollgate_config::ServerConfig;
 use tollgate_proxy::admin::AdminApp;
 use tollgate_proxy::client_tls::ClientCa;
+use tollgate_proxy::connections::ConnectionGate;
 use tollgate_proxy::limits::LimiterRegistry;
 use tollgate_proxy::tls::{self, CertSet};
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
@@ -109,7 +111,6 @@ fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Candidate
 fn health(admin: &str) -> ExitCode {
     use std::io::{Read, Write};
     use std::net::{TcpStream, ToSocketAddrs};
-    use std::time::Duration;
     let probe = || -> std::io::Result<bool> {
         let addr = admin.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
         let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
@@ -148,21 +149,29 @@ fn check(path: &std::path::Path) -> ExitCode {
 
 /// h2c on the plain listeners, and the TLS listeners with their certificate
 /// resolver, which reloads then update (the listeners themselves stay as bound).
-fn add_http2_and_tls(
-    proxy: &mut Service<HttpProxy<Gateway>>,
+/// The proxy service: Pingora's HTTP proxy running tollgate's phases, behind
+/// the per-IP connection cap.
+type ProxyService = Service<ConnectionGate<HttpProxy<Gateway>>>;
+
+fn proxy_service(conf: &Arc<ServerConf>, state: &Arc<GatewayState>, server: &ServerConfig) -> ProxyService {
+    let mut app = HttpProxy::new(Gateway { state: state.clone() }, conf.clone());
+    app.handle_init_modules();
+    let mut options = HttpServerOptions::default(); // non-exhaustive
+                                                    // Pingora peeks for the HTTP/2 preface on plain connections only;
+                                                    // HTTP/1.1 clients are served as before.
+    options.h2c = server.h2c;
+    options.h1_header_timeout = Some(Duration::from_millis(server.client_header_timeout));
+    app.server_options = Some(options);
+    let gate = ConnectionGate { app: Arc::new(app), state: state.clone() };
+    Service::new("tollgate proxy".to_string(), gate)
+}
+
+fn add_tls(
+    proxy: &mut ProxyService,
     server: &ServerConfig,
     certs: Option<CertSet>,
     clients: ClientCa,
 ) -> Result<Option<tls::EdgeTls>, String> {
-    if server.h2c {
-        if let Some(app) = proxy.app_logic_mut() {
-            // Pingora peeks for the HTTP/2 preface on plain connections only;
-            // HTTP/1.1 clients are served as before.
-            let mut options = HttpServerOptions::default(); // non-exhaustive
-            options.h2c = true;
-            app.server_options = Some(options);
-        }
-    }
     if server.tls_listen.is_empty() {
         return Ok(None);
     }
@@ -216,15 +225,11 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     server.bootstrap();
 
     let state = Arc::new(GatewayState::new(snap, access_log, limiters));
-    let mut proxy = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway { state: state.clone() },
-        "tollgate proxy",
-    );
+    let mut proxy = proxy_service(&server.configuration, &state, &server_conf);
     for addr in &server_conf.listen {
         proxy.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(CLIENT_BUFFERS));
     }
-    let edge_tls = match add_http2_and_tls(&mut proxy, &server_conf, certs, clients) {
+    let edge_tls = match add_tls(&mut proxy, &server_conf, certs, clients) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");

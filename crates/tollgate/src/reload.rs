@@ -233,6 +233,7 @@ pub struct Listeners {
     http2: bool,
     h2c: bool,
     threads: usize,
+    client_header_timeout: u64,
 }
 
 impl Listeners {
@@ -244,6 +245,7 @@ impl Listeners {
             http2: server.http2,
             h2c: server.h2c,
             threads: server.threads,
+            client_header_timeout: server.client_header_timeout,
         }
     }
 
@@ -258,6 +260,7 @@ impl Listeners {
             ("http2", self.http2 != new.http2),
             ("h2c", self.h2c != new.h2c),
             ("threads", self.threads != new.threads),
+            ("client_header_timeout", self.client_header_timeout != new.client_header_timeout),
         ] {
             if differs {
                 changed.push(name);

@@ -17,7 +17,7 @@ use super::judge;
 use super::relay::Relay;
 use super::session::{find_target, inject_legacy, Target, SESSION_HEADER};
 use super::McpRt;
-use crate::body::{read_bounded, BodyError};
+use crate::body::{read_bounded, BodyDeadline, BodyError};
 use crate::ctx::{McpFacts, RequestCtx};
 use crate::pipeline::Admitted;
 use crate::respond::PResult;
@@ -75,7 +75,7 @@ async fn prepare(
     if !matches!(method, "POST" | "GET" | "DELETE") {
         return Err(Stop { decision: "invalid", answer: Answer::MethodNotAllowed, cause: None });
     }
-    let body = read_body(session, call.mcp).await?;
+    let body = read_body(session, call.mcp, BodyDeadline::of(ctx)).await?;
     let h = session.req_header();
     let inbound = if method == "POST" { Some(parse(h, ctx, &body)?) } else { None };
     // The replica: the session's own, else the next one.
@@ -92,13 +92,14 @@ async fn prepare(
 }
 
 /// The whole body, within the plugin's limit.
-async fn read_body(session: &mut Session, mcp: &McpRt) -> Step<Bytes> {
-    read_bounded(session, mcp.config.max_request_body_size).await.map_err(|e| {
+async fn read_body(session: &mut Session, mcp: &McpRt, deadline: BodyDeadline) -> Step<Bytes> {
+    read_bounded(session, mcp.config.max_request_body_size, deadline).await.map_err(|e| {
         let (status, msg) = match e {
             BodyError::TooLarge { limit } => (
                 413,
                 format!("request body is larger than the limit of {limit} bytes (ai-mcp-proxy max_request_body_size)"),
             ),
+            BodyError::TimedOut { .. } => (408, e.message()),
             BodyError::Read(_) => (400, e.message()),
         };
         Stop::error("invalid", status, msg)

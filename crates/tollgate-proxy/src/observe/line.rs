@@ -34,6 +34,30 @@ pub(super) fn write(log: &AccessLog, session: &Session, ctx: &RequestCtx, s: &Su
     }
 }
 
+/// The line for a request whose header never arrived whole or well-formed:
+/// no request phase ran, so it has a client and an answer and nothing else.
+pub(super) fn write_unread(log: &AccessLog, client_ip: Option<String>, status: u16, error: &str) {
+    let line = Line {
+        time: rfc3339_now(),
+        request_id: "",
+        client_ip,
+        method: "",
+        path: "",
+        status,
+        latency_ms: 0.0,
+        route: "",
+        service: "",
+        consumer: "",
+        error: Some(error),
+        ai: None,
+        mcp: None,
+    };
+    match serde_json::to_string(&line) {
+        Ok(text) => log.write(text),
+        Err(err) => tracing::warn!(error = %err, "access log line not written"),
+    }
+}
+
 /// The `ai` section: what the provider did, and with `log_statistics` its
 /// models, usage, cost and latencies; the payloads when they are logged.
 fn ai_line<'a>(f: &'a LlmFacts, redact_fields: &[String]) -> AiLine<'a> {
