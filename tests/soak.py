@@ -14,6 +14,9 @@ Traffic, all at once (a handful of client threads, so the load is bounded):
   - bad input: malformed JSON (400), an oversized body (413), a wrong key (401);
   - MCP through ai-mcp-proxy (the Python SDK's server): tools/list, an allowed
     call, a denied call;
+  - slow clients (slowloris) from a second loopback IP: 80 connections at a
+    time sending a header byte every 0.3 s; the per-IP cap (64) closes the
+    rest at once and each kept one gets 408 at the 2 s header deadline;
   - a SIGHUP every 15 s, every other one with an invalid file (rejected).
 Writes a report to bench/results/soak-<time>.md; exits 1 on any unexpected
 answer or if RSS grew more than 15 % (+4 MiB) between the end of the warm-up
@@ -26,6 +29,7 @@ import argparse
 import datetime as dt
 import json
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -41,6 +45,10 @@ from conftest import ROOT, Gateway, Mock, chat  # noqa: E402
 from test_mcp import McpServer, stateless_call, stateless_headers  # noqa: E402
 
 KEY = "soak-key"
+# Slow clients come from another loopback IP (all of 127/8 is lo on Linux).
+SLOW_IP = "127.0.0.2"
+SLOW_CONNECTIONS = 80
+SLOW_CAP = 64
 FAULTS = [{"fault": "reset_before_headers"}, {"status": 503}, {"fault": "html"}, {}]
 
 
@@ -51,6 +59,8 @@ listen = ["127.0.0.1:@PORT@"]
 admin_listen = "127.0.0.1:@ADMIN_PORT@"
 max_request_body_size = 65536
 access_log = "{access_log}"
+client_header_timeout = 2000
+max_connections_per_ip = {SLOW_CAP}
 
 [[services]]
 name = "llm"
@@ -153,6 +163,50 @@ class Soak:
                     break
         return r.status_code == 200, str(r.status_code)
 
+    def slowloris(self) -> None:
+        """Rounds of SLOW_CONNECTIONS slow connections, until the soak ends."""
+        header = b"POST /chat HTTP/1.1\r\nHost: soak\r\nx-slow: " + b"a" * 200
+        while not self.stop.is_set():
+            ok, detail = self.slow_round(header)
+            self.record("slowloris", ok, detail)
+
+    def slow_round(self, header: bytes) -> tuple[bool, str]:
+        socks = []
+        for _ in range(SLOW_CONNECTIONS):
+            try:
+                socks.append(socket.create_connection(("127.0.0.1", self.gw.port), timeout=5,
+                                                      source_address=(SLOW_IP, 0)))
+            except OSError as e:
+                return False, f"connect: {e!r}"
+        for s in socks:
+            s.setblocking(False)
+        ends: Counter = Counter()
+        pending, sent = list(socks), 0
+        deadline = time.monotonic() + 6  # three times the header deadline
+        while pending and time.monotonic() < deadline:
+            still = []
+            for s in pending:
+                try:
+                    data = s.recv(4096)
+                    ends["408" if data.startswith(b"HTTP/1.1 408") else "closed" if not data else "other"] += 1
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    ends["closed"] += 1
+                    continue
+                try:
+                    s.send(header[sent : sent + 1])
+                    still.append(s)
+                except OSError:
+                    ends["closed"] += 1
+            pending, sent = still, sent + 1
+            time.sleep(0.3)
+        for s in socks:
+            s.close()
+        ok = not pending and ends["other"] == 0 and 0 < ends["408"] <= SLOW_CAP
+        return ok, f"{dict(ends)}, {len(pending)} still open after 6 s"
+
     def bad_input(self, c):
         h = {"apikey": KEY, "content-type": "application/json"}
         a = c.post("/chat", content=b'{"messages": [', headers=h).status_code
@@ -197,6 +251,7 @@ def main() -> int:
     kinds = [("chat_json", soak.chat_json), ("chat_json", soak.chat_json), ("chat_stream", soak.chat_stream),
              ("abandoned_stream", soak.abandoned_stream), ("bad_input", soak.bad_input), ("mcp", soak.mcp)]
     threads = [threading.Thread(target=soak.loop, args=k, daemon=True) for k in kinds]
+    threads.append(threading.Thread(target=soak.slowloris, daemon=True))
     started = time.monotonic()
     for t in threads:
         t.start()
