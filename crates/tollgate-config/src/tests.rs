@@ -546,14 +546,19 @@ fn server_checks() {
     let text = SEED
         .replace(
             "listen = [\"0.0.0.0:8000\"]",
-            "listen = [\"0.0.0.0:8000\", \"localhost:80\"]\nmax_request_body_size = 0",
+            "listen = [\"0.0.0.0:8000\", \"localhost:80\"]\nmax_request_body_size = 0\nclient_header_timeout = 0",
         )
         .replace("admin_listen = \"127.0.0.1:8100\"", "admin_listen = \"8100\"");
     let errors = errors(&text);
     let got: Vec<(&str, usize)> = errors.iter().map(|e| (e.path.as_str(), e.line)).collect();
     assert_eq!(
         got,
-        [("server.listen[1]", 2), ("server.max_request_body_size", 3), ("server.admin_listen", 4),],
+        [
+            ("server.listen[1]", 2),
+            ("server.max_request_body_size", 3),
+            ("server.client_header_timeout", 4),
+            ("server.admin_listen", 5),
+        ],
         "{errors:#?}"
     );
 }

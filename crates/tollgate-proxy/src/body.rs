@@ -4,9 +4,6 @@
 use bytes::{Bytes, BytesMut};
 use pingora_proxy::Session;
 use std::time::{Duration, Instant};
-use tollgate_config::DEFAULT_CLIENT_BODY_TIMEOUT_MS;
-
-use crate::ctx::RequestCtx;
 
 #[derive(Debug)]
 pub enum BodyError {
@@ -20,8 +17,7 @@ pub enum BodyError {
     Read(String),
 }
 
-/// When a request's body must have arrived whole: `server.client_body_timeout`
-/// after the request began, which is when its header had been read.
+/// When a request's body must have arrived whole (`RequestCtx::body_deadline`).
 #[derive(Debug, Clone, Copy)]
 pub struct BodyDeadline {
     pub at: Instant,
@@ -29,10 +25,8 @@ pub struct BodyDeadline {
 }
 
 impl BodyDeadline {
-    pub fn of(ctx: &RequestCtx) -> Self {
-        let limit_ms =
-            ctx.snap.as_ref().map_or(DEFAULT_CLIENT_BODY_TIMEOUT_MS, |s| s.config.server.client_body_timeout);
-        BodyDeadline { at: ctx.start + Duration::from_millis(limit_ms), limit_ms }
+    pub fn new(start: Instant, limit_ms: u64) -> Self {
+        BodyDeadline { at: start + Duration::from_millis(limit_ms), limit_ms }
     }
 }
 

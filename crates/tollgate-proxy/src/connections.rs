@@ -16,7 +16,6 @@ use pingora_core::server::ShutdownWatch;
 use prometheus::{register_int_counter_with_registry, register_int_gauge_with_registry, IntCounter, IntGauge};
 use rustc_hash::FxHashMap;
 
-use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
 
 /// Connections open now, in total and per client IP.
@@ -120,15 +119,17 @@ pub static EDGE: Lazy<EdgeMetrics> = Lazy::new(|| {
 /// the app serves it.
 pub struct ConnectionGate<A> {
     pub app: Arc<A>,
-    pub state: Arc<GatewayState>,
+    pub open: Arc<OpenConnections>,
+    /// The cap in force (the config's, which a reload may change).
+    pub cap: Box<dyn Fn() -> u32 + Send + Sync>,
 }
 
 #[async_trait]
 impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGate<A> {
     async fn process_new(self: &Arc<Self>, stream: Stream, shutdown: &ShutdownWatch) -> Option<Stream> {
         let ip = stream.get_socket_digest().and_then(|d| d.peer_addr().and_then(|a| a.as_inet()).map(|a| a.ip()));
-        let cap = self.state.snapshot.load().config.server.max_connections_per_ip;
-        let Some(_held) = self.state.connections.open(ip, cap) else {
+        let cap = (self.cap)();
+        let Some(_held) = self.open.open(ip, cap) else {
             EDGE.refused.inc();
             tracing::debug!(client_ip = ?ip, cap, "connection refused: server.max_connections_per_ip");
             return None;

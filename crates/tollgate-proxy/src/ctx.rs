@@ -6,6 +6,8 @@ use std::time::Instant;
 use pingora_proxy::Session;
 use tollgate_otel::TraceParent;
 
+use tollgate_config::DEFAULT_CLIENT_BODY_TIMEOUT_MS;
+
 use crate::body::BodyDeadline;
 pub use crate::facts::{LlmFacts, McpFacts, Payloads, PAYLOAD_LOG_LIMIT};
 use crate::limits::{HeldLimit, Identity};
@@ -88,6 +90,14 @@ impl RequestCtx {
             trace: None,
             span: None,
         }
+    }
+
+    /// When this request's body must have arrived whole: `server.client_body_timeout`
+    /// after the request began, which is when its header had been read.
+    pub fn body_deadline(&self) -> BodyDeadline {
+        let limit_ms =
+            self.snap.as_ref().map_or(DEFAULT_CLIENT_BODY_TIMEOUT_MS, |s| s.config.server.client_body_timeout);
+        BodyDeadline::new(self.start, limit_ms)
     }
 
     /// The authenticated consumer's name, if any.

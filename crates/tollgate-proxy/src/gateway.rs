@@ -46,7 +46,7 @@ pub struct GatewayState {
     pub in_flight: std::sync::atomic::AtomicUsize,
     /// Client connections open, per IP: the cap, and what SIGTERM waits for
     /// (a connection whose request header has started is served first).
-    pub connections: OpenConnections,
+    pub connections: Arc<OpenConnections>,
 }
 
 /// What /status says about the config in force and the last reload.
@@ -68,7 +68,7 @@ impl GatewayState {
             limiters,
             ip_rate: pingora_limits::rate::Rate::new(Duration::from_secs(1)),
             in_flight: std::sync::atomic::AtomicUsize::new(0),
-            connections: OpenConnections::default(),
+            connections: Arc::default(),
             snapshot: ArcSwap::from_pointee(snapshot),
             upstreams: Upstreams::new(),
             access_log,

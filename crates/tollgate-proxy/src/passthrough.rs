@@ -10,7 +10,7 @@ use pingora_http::RequestHeader;
 use pingora_proxy::{FailToProxy, Session};
 
 use crate::answer::refuse_body;
-use crate::body::{declared_length, BodyDeadline, BodyError};
+use crate::body::{declared_length, BodyError};
 use crate::ctx::{PassthroughPlan, RequestCtx};
 use crate::keyauth::remove_query_param;
 use crate::pipeline::{Admitted, Refusal, Stop, Verdict};
@@ -77,7 +77,7 @@ fn start_body_deadline(session: &mut Session, ctx: &mut RequestCtx) {
     if session.is_upgrade_req() {
         return;
     }
-    let deadline = BodyDeadline::of(ctx);
+    let deadline = ctx.body_deadline();
     session.set_read_timeout(Some(deadline.at.saturating_duration_since(Instant::now())));
     ctx.body_deadline = Some(deadline);
 }

@@ -162,7 +162,12 @@ fn proxy_service(conf: &Arc<ServerConf>, state: &Arc<GatewayState>, server: &Ser
     options.h2c = server.h2c;
     options.h1_header_timeout = Some(Duration::from_millis(server.client_header_timeout));
     app.server_options = Some(options);
-    let gate = ConnectionGate { app: Arc::new(app), state: state.clone() };
+    let config = state.clone();
+    let gate = ConnectionGate {
+        app: Arc::new(app),
+        open: state.connections.clone(),
+        cap: Box::new(move || config.snapshot.load().config.server.max_connections_per_ip),
+    };
     Service::new("tollgate proxy".to_string(), gate)
 }
 

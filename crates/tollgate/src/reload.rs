@@ -294,6 +294,21 @@ mod tests {
     }
 
     #[test]
+    fn only_fields_read_at_start_are_reported_as_waiting_for_a_restart() {
+        let before = ServerConfig::default();
+        let bound = Listeners::of(&before);
+        let mut after = before.clone();
+        // Read per connection or per request: a reload applies them.
+        after.max_connections_per_ip = 8;
+        after.client_body_timeout = 5_000;
+        assert!(bound.changed_in(&after).is_empty());
+        // Pingora's server options are built once, when the listeners are.
+        after.client_header_timeout = 2_000;
+        after.h2c = true;
+        assert_eq!(bound.changed_in(&after), ["h2c", "client_header_timeout"]);
+    }
+
+    #[test]
     fn carried_fingerprints_keep_old_states_and_add_new_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));

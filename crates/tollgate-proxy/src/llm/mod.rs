@@ -27,7 +27,7 @@ use tollgate_llm::provider::Call;
 use tollgate_llm::{LlmError, ModelDefaults, Provider};
 
 use crate::answer;
-use crate::body::{read_bounded, BodyDeadline};
+use crate::body::read_bounded;
 use crate::ctx::RequestCtx;
 use crate::limits::TokenLimitRt;
 use crate::llm::ask::{Ask, CallerHeaders};
@@ -105,7 +105,7 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
     }
     let body = match req.body {
         Some(b) => b,
-        None => match read_bounded(session, req.max_body, BodyDeadline::of(ctx)).await {
+        None => match read_bounded(session, req.max_body, ctx.body_deadline()).await {
             Ok(b) => b,
             Err(e) => return crate::answer::refuse_body(session, ctx, e).await,
         },

@@ -75,7 +75,7 @@ async fn prepare(
     if !matches!(method, "POST" | "GET" | "DELETE") {
         return Err(Stop { decision: "invalid", answer: Answer::MethodNotAllowed, cause: None });
     }
-    let body = read_body(session, call.mcp, BodyDeadline::of(ctx)).await?;
+    let body = read_body(session, call.mcp, ctx.body_deadline()).await?;
     let h = session.req_header();
     let inbound = if method == "POST" { Some(parse(h, ctx, &body)?) } else { None };
     // The replica: the session's own, else the next one.

@@ -162,7 +162,7 @@ async fn bearer(
 
 /// Reads the body as a step: a refusal answers for itself.
 async fn read_body(session: &mut Session, ctx: &mut RequestCtx, limit: usize) -> Verdict<Bytes> {
-    match crate::body::read_bounded(session, limit, crate::body::BodyDeadline::of(ctx)).await {
+    match crate::body::read_bounded(session, limit, ctx.body_deadline()).await {
         Ok(b) => Ok(b),
         Err(e) => {
             // The refusal closes the connection: answered here, whatever the step.
