@@ -461,6 +461,8 @@ impl HeldLimit {
     /// provider answered nothing usable).
     pub async fn settle(self, facts: Option<&LlmFacts>) {
         let actual = match facts.and_then(|f| f.usage.map(|u| (u, f))) {
+            // Dollars at the cache's own prices for cache reads and writes.
+            Some((u, f)) if self.strategy == TokenStrategy::Cost => (u.priced(&f.prices()) * COST_SCALE).ceil() as u64,
             Some((u, f)) => {
                 let costs = Costs { input: f.input_cost, output: f.output_cost };
                 self.strategy.units(u.prompt_tokens, u.completion_tokens, costs)

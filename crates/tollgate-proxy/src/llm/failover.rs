@@ -133,6 +133,8 @@ fn facts(ai: &AiProxyRt, target: &LlmTarget, call: &Call, ask: &Ask, failed: &[S
         log_statistics: target.log_statistics,
         input_cost: target.input_cost,
         output_cost: target.output_cost,
+        cache_read_cost: target.cache_read_cost,
+        cache_write_cost: target.cache_write_cost,
         failed_attempts: failed.to_vec(),
         payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
         ..LlmFacts::default()
