@@ -28,6 +28,8 @@ pub struct LlmFacts {
     pub output_cost: Option<f64>,
     pub cache_read_cost: Option<f64>,
     pub cache_write_cost: Option<f64>,
+    /// `ai-semantic-cache`'s verdict (`hit`, `miss`, `bypass`, `refresh`), empty without the plugin.
+    pub cache_status: &'static str,
     /// `logging.log_payloads`: the caller's request and the answer sent back,
     /// each cut at `PAYLOAD_LOG_LIMIT` bytes.
     pub payloads: Option<Payloads>,

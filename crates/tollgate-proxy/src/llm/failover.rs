@@ -51,7 +51,7 @@ pub(crate) async fn serve(
             // never a reason to try another target.
             Err(e) => return answer::error(session, ctx, &e, &[]).await,
         };
-        ctx.llm = Some(facts(ai, &target, &call, &ask, &failed));
+        ctx.llm = Some(LlmFacts { cache_status: ctx.cache_status, ..facts(ai, &target, &call, &ask, &failed) });
         // The token budget is reserved once, against the first target's
         // provider; the real usage settles it whichever target answers.
         if tried.len() == 1 {
