@@ -8,6 +8,9 @@
 //! semantic mode embeds its last messages and looks for the nearest prompt
 //! of its namespace (after the exact key with `exact_caching`).
 
+use std::future::Future;
+use std::pin::Pin;
+
 use pingora_proxy::Session;
 use tollgate_cache::{exact_key, prompt_text, Admissibility, CachedAnswer, Clock, SystemClock};
 use tollgate_llm::chat::Chat;
@@ -17,6 +20,7 @@ use tollgate_llm::LlmError;
 use crate::answer;
 use crate::cache::pending::Pending;
 use crate::cache::rt::CacheRt;
+use crate::cache::store::Call;
 use crate::ctx::RequestCtx;
 use crate::limits::TokenLimitRt;
 use crate::llm::semantic::embed;
@@ -63,7 +67,9 @@ pub(crate) async fn serve(
     match find(ups, ctx, rt, &chat, &namespace, refresh).await {
         Ok(Found::Hit { answer, key }) => {
             mark(ctx, "hit");
-            Some(crate::cache::hit::serve(session, ctx, ai, request, &chat, answer, &key, limit).await)
+            let hit: Pin<Box<dyn Future<Output = PResult<()>> + Send + '_>> =
+                Box::pin(crate::cache::hit::serve(session, ctx, ai, request, &chat, answer, &key, limit));
+            Some(hit.await)
         }
         Ok(Found::Miss { key, vector }) => {
             mark(ctx, if refresh { "refresh" } else { "miss" });
@@ -156,7 +162,10 @@ async fn find(
     let (Some(embedder), Some(text)) = (&rt.embedder, prompt_text(chat, rt.text_options())) else {
         return Ok(Found::Miss { key, vector: None });
     };
-    let vector = embed(ups, embedder, &[text], &ctx.request_id).await?.into_iter().next();
+    // Boxed: the embeddings call's future is deep (the upstream exchange).
+    let texts = [text];
+    let embedding: Call<'_, Vec<Vec<f32>>> = Box::pin(embed(ups, embedder, &texts, &ctx.request_id));
+    let vector = embedding.await?.into_iter().next();
     let Some(vector) = vector else {
         return Err("the embeddings model returned no vector".into());
     };

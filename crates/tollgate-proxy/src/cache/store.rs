@@ -3,6 +3,8 @@
 //! Both hold the same bytes: a `CachedAnswer` as JSON, with the semantic
 //! vector beside it.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -25,9 +27,18 @@ fn vectors_key(namespace: &str) -> String {
     format!("{VECTORS_PREFIX}{hex}")
 }
 
+/// A boxed future: the Redis client's futures are deep, and the request
+/// path's future must stay within rustc's layout depth (as the limiters'
+/// `async_trait` calls do).
+pub type Call<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+
 impl Store {
     /// The live answer under `key`.
-    pub async fn get(&self, key: &str, now_ms: u64) -> Result<Option<CachedAnswer>, String> {
+    pub fn get<'a>(&'a self, key: &'a str, now_ms: u64) -> Call<'a, Option<CachedAnswer>> {
+        Box::pin(self.get_inner(key, now_ms))
+    }
+
+    async fn get_inner(&self, key: &str, now_ms: u64) -> Result<Option<CachedAnswer>, String> {
         let bytes = match self {
             Store::Memory(m) => m.get(key).map(|(v, _)| v.to_vec()),
             Store::Redis(r) => {
@@ -39,7 +50,17 @@ impl Store {
     }
 
     /// Stores `answer` under `key` until it expires, with its vector in its namespace.
-    pub async fn put(
+    pub fn put<'a>(
+        &'a self,
+        key: &'a str,
+        answer: &'a CachedAnswer,
+        ttl_ms: u64,
+        vector: Option<&'a (String, Vec<f32>)>,
+    ) -> Call<'a, ()> {
+        Box::pin(self.put_inner(key, answer, ttl_ms, vector))
+    }
+
+    async fn put_inner(
         &self,
         key: &str,
         answer: &CachedAnswer,
@@ -68,7 +89,17 @@ impl Store {
     /// `threshold` or above. In Redis the namespace's vectors are read whole
     /// (a linear scan, as in memory); vectors whose entry expired are dropped
     /// when a search meets them.
-    pub async fn nearest(
+    pub fn nearest<'a>(
+        &'a self,
+        namespace: &'a str,
+        query: &'a [f32],
+        threshold: f64,
+        now_ms: u64,
+    ) -> Call<'a, Option<(CachedAnswer, String)>> {
+        Box::pin(self.nearest_inner(namespace, query, threshold, now_ms))
+    }
+
+    async fn nearest_inner(
         &self,
         namespace: &str,
         query: &[f32],

@@ -123,7 +123,9 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
     };
     if let (Ask::Generate(request), true) = (&ask, crate::cache::lookup::applies(ctx)) {
         // Boxed: only routes with the cache pay for its future.
-        if let Some(answered) = Box::pin(crate::cache::lookup::serve(ups, session, ctx, ai, request, req.limit)).await {
+        let lookup: std::pin::Pin<Box<dyn std::future::Future<Output = Option<PResult<()>>> + Send + '_>> =
+            Box::pin(crate::cache::lookup::serve(ups, session, ctx, ai, request, req.limit));
+        if let Some(answered) = lookup.await {
             return answered;
         }
     }
