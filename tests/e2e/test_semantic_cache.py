@@ -232,7 +232,7 @@ def embeddings():
     e.httpd.shutdown()
 
 
-def semantic(embeddings, threshold: float = 0.9) -> str:
+def semantic(embeddings) -> str:
     return f"""message_countback = 1
 ignore_system_prompts = true
 [plugins.config.embeddings]
