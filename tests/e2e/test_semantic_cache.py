@@ -396,3 +396,17 @@ def test_configured_cache_prices_replace_the_defaults(mock, gateway_factory):
         expected = (plain * 3.0 + u["cached_tokens"] * 1.5 + w * 6.0 + u["completion_tokens"] * 15.0) / 1e6
         assert line["ai"]["cost"] == pytest.approx(expected, rel=1e-9)
     assert gw.access_log()[1]["ai"]["usage"]["cached_tokens"] > 0
+
+
+def test_semantic_hits_are_shared_through_redis(mock, gateway_factory, embeddings, redis):
+    vectordb = f'strategy = "redis"\nthreshold = 0.9\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
+    a = gateway_factory(config(mock, settings=semantic(embeddings), vectordb=vectordb), name="a")
+    b = gateway_factory(config(mock, settings=semantic(embeddings), vectordb=vectordb), name="b")
+    first = ask(a, "What is the capital of France?")
+    assert status(first) == "Miss"
+    time.sleep(0.3)
+    para = ask(b, "Which city is France's capitol?")
+    assert status(para) == "Hit"
+    assert para.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
+    assert status(ask(b, "Write a haiku about autumn")) == "Miss"
+    assert provider_calls(mock) == 2
