@@ -5,6 +5,7 @@
 //! every secret is resolved, or every error found, so `tollgate check` and reload can
 //! show them all at once.
 
+pub mod cache;
 pub mod error;
 mod healthchecks;
 pub mod http_url;

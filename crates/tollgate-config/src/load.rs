@@ -178,6 +178,7 @@ impl PluginConfig {
             "rate-limiting" => typed(&entry.config).map(PluginConfig::RateLimiting),
             "ai-mcp-proxy" => typed(&entry.config).map(PluginConfig::AiMcpProxy),
             "opentelemetry" => typed(&entry.config).map(PluginConfig::OpenTelemetry),
+            "ai-semantic-cache" => typed(&entry.config).map(PluginConfig::AiSemanticCache),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
@@ -197,6 +198,7 @@ impl PluginConfig {
             PluginConfig::RateLimiting(_) => "rate-limiting",
             PluginConfig::AiMcpProxy(_) => "ai-mcp-proxy",
             PluginConfig::OpenTelemetry(_) => "opentelemetry",
+            PluginConfig::AiSemanticCache(_) => "ai-semantic-cache",
         }
     }
 }

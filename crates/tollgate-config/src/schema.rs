@@ -308,6 +308,7 @@ pub enum PluginConfig {
     RateLimiting(RateLimitingConfig),
     AiMcpProxy(AiMcpProxyConfig),
     OpenTelemetry(OpenTelemetryConfig),
+    AiSemanticCache(crate::cache::AiSemanticCacheConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -320,6 +321,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "rate-limiting",
     "ai-mcp-proxy",
     "opentelemetry",
+    "ai-semantic-cache",
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -783,6 +785,14 @@ pub struct ModelOptions {
     /// Dollars per million output tokens.
     #[serde(default)]
     pub output_cost: Option<f64>,
+    /// Dollars per million prompt tokens read from the provider's cache
+    /// (default: a tenth of `input_cost`, Anthropic's ratio).
+    #[serde(default)]
+    pub cache_read_cost: Option<f64>,
+    /// Dollars per million prompt tokens written to the provider's cache
+    /// (default: 1.25 times `input_cost`, Anthropic's 5-minute write price).
+    #[serde(default)]
+    pub cache_write_cost: Option<f64>,
     /// Overrides the provider's default endpoint, e.g. `http://127.0.0.1:9001/v1/chat/completions`.
     /// For gemini and bedrock, whose paths name the model, it is the base URL
     /// (scheme, host, port, optional path prefix) the call's path is appended to.

@@ -627,6 +627,7 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::RateLimiting(c) => check_rate_limiting(&base, c, r),
         PluginConfig::AiMcpProxy(c) => check_ai_mcp_proxy(&base, c, r),
         PluginConfig::OpenTelemetry(c) => check_opentelemetry(&base, c, r),
+        PluginConfig::AiSemanticCache(c) => crate::cache::check(&base, c, r),
     }
 }
 
@@ -817,7 +818,7 @@ fn check_rate_limiting(base: &str, c: &RateLimitingConfig, r: &mut Report<'_>) {
 /// A `redis` table: timeout, and exactly one topology (single node, Sentinel, Cluster).
 /// A non-default `host`/`port` counts as choosing the single node (the defaults cannot
 /// be told apart from unset ones).
-fn check_redis(base: &str, redis: &crate::schema::RedisSettings, r: &mut Report<'_>) {
+pub(crate) fn check_redis(base: &str, redis: &crate::schema::RedisSettings, r: &mut Report<'_>) {
     if redis.timeout == 0 {
         r.error(format!("{base}.timeout"), "must be at least 1 (milliseconds)");
     }
@@ -1125,7 +1126,13 @@ fn check_target(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     if let Some(v) = o.top_p.filter(|v| !(0.0..=1.0).contains(v)) {
         r.error(format!("{options}.top_p"), format!("top_p {v} must be in 0..=1"));
     }
-    for (field, value) in [("input_cost", o.input_cost), ("output_cost", o.output_cost)] {
+    let costs = [
+        ("input_cost", o.input_cost),
+        ("output_cost", o.output_cost),
+        ("cache_read_cost", o.cache_read_cost),
+        ("cache_write_cost", o.cache_write_cost),
+    ];
+    for (field, value) in costs {
         if let Some(v) = value.filter(|v| !(v.is_finite() && *v >= 0.0)) {
             r.error(format!("{options}.{field}"), format!("{field} {v} must be a non-negative number"));
         }
@@ -1313,7 +1320,7 @@ fn check_provider_options(base: &str, t: &TargetSpec, r: &mut Report<'_>) {
     }
 }
 
-fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
+pub(crate) fn check_auth(base: &str, a: &AuthConfig, r: &mut Report<'_>) {
     if a.header_name.is_some() != a.header_value.is_some() {
         r.error(base.to_string(), "header_name and header_value must be set together");
     }

@@ -73,6 +73,7 @@ mod clock;
 mod local;
 mod redis_backend;
 mod redis_conn;
+mod redis_kv;
 mod window;
 
 use std::fmt;

@@ -181,7 +181,7 @@ impl RedisLimiter {
 
     /// Runs one Redis call (getting the connection included: a Sentinel lookup) within
     /// `timeout_ms`, mapping errors to password-free messages.
-    async fn bounded<T, F>(&self, call: impl FnOnce(Conn) -> F) -> Result<T, LimitError>
+    pub(crate) async fn bounded<T, F>(&self, call: impl FnOnce(Conn) -> F) -> Result<T, LimitError>
     where
         F: std::future::Future<Output = redis::RedisResult<T>>,
     {

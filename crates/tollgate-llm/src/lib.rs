@@ -26,4 +26,4 @@ pub mod usage;
 pub use error::LlmError;
 pub use provider::Provider;
 pub use request::{ChatRequest, ModelDefaults, PreparedRequest};
-pub use usage::Usage;
+pub use usage::{Prices, Usage};

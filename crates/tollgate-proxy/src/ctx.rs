@@ -64,6 +64,10 @@ pub struct RequestCtx {
     pub trace: Option<(TraceParent, Option<String>)>,
     /// This request's trace, when the opentelemetry plugin is on.
     pub span: Option<RequestSpan>,
+    /// ai-semantic-cache: where a miss's answer is stored once complete.
+    pub cache: Option<Box<crate::cache::pending::Pending>>,
+    /// ai-semantic-cache's verdict (`hit`, `miss`, `bypass`, `refresh`; empty without it).
+    pub cache_status: &'static str,
 }
 
 impl RequestCtx {
@@ -89,6 +93,8 @@ impl RequestCtx {
             counted: false,
             trace: None,
             span: None,
+            cache: None,
+            cache_status: "",
         }
     }
 

@@ -26,6 +26,10 @@ pub struct LlmFacts {
     pub log_statistics: bool,
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    pub cache_read_cost: Option<f64>,
+    pub cache_write_cost: Option<f64>,
+    /// `ai-semantic-cache`'s verdict (`hit`, `miss`, `bypass`, `refresh`), empty without the plugin.
+    pub cache_status: &'static str,
     /// `logging.log_payloads`: the caller's request and the answer sent back,
     /// each cut at `PAYLOAD_LOG_LIMIT` bytes.
     pub payloads: Option<Payloads>,
@@ -70,7 +74,17 @@ impl LlmFacts {
         if self.input_cost.is_none() && self.output_cost.is_none() {
             return None;
         }
-        Some(u.cost(self.input_cost.unwrap_or(0.0), self.output_cost.unwrap_or(0.0)))
+        Some(u.priced(&self.prices()))
+    }
+
+    /// The target's prices, for cost and cost-based limits.
+    pub fn prices(&self) -> tollgate_llm::Prices {
+        tollgate_llm::Prices {
+            input: self.input_cost.unwrap_or(0.0),
+            output: self.output_cost.unwrap_or(0.0),
+            cache_read: self.cache_read_cost,
+            cache_write: self.cache_write_cost,
+        }
     }
 
     /// Provider latency per completion token, in milliseconds (none without

@@ -41,15 +41,20 @@ impl LimiterRegistry {
 
     pub(crate) fn limiter(&self, strategy: &str, redis: &Option<RedisSettings>) -> Arc<dyn Limiter> {
         match (strategy, redis) {
-            ("redis", Some(r)) => {
-                let key = RedisKey(r.clone());
-                let Ok(mut map) = self.redis.lock() else {
-                    return self.local.clone();
-                };
-                map.entry(key).or_insert_with(|| Arc::new(LazyRedis::new(r, self.clock.clone()))).clone()
-            }
+            ("redis", Some(r)) => match self.redis_client(r) {
+                Some(client) => client,
+                None => self.local.clone(),
+            },
             _ => self.local.clone(),
         }
+    }
+
+    /// The one Redis client of these settings, shared by every plugin that
+    /// names them (limits, the answer cache).
+    pub(crate) fn redis_client(&self, r: &RedisSettings) -> Option<Arc<LazyRedis>> {
+        let mut map = self.redis.lock().ok()?;
+        let client = map.entry(RedisKey(r.clone())).or_insert_with(|| Arc::new(LazyRedis::new(r, self.clock.clone())));
+        Some(client.clone())
     }
 
     pub fn compile(&self, c: &AiRateLimitingConfig, scope: String) -> TokenLimitRt {
@@ -297,7 +302,7 @@ impl LazyRedis {
         }
     }
 
-    async fn get(&self) -> Result<&RedisLimiter, LimitError> {
+    pub(crate) async fn get(&self) -> Result<&RedisLimiter, LimitError> {
         self.cell.get_or_try_init(|| RedisLimiter::connect(self.config.clone(), self.clock.clone())).await
     }
 }
@@ -456,11 +461,35 @@ impl TokenLimitRt {
     }
 }
 
+impl TokenLimitRt {
+    /// The rate-limit headers of `provider`'s budget as it stands, charging
+    /// nothing (a cached answer); none when the plugin does not limit it,
+    /// hides its headers, or its backend does not answer.
+    pub async fn peek_headers(&self, provider: &str, who: &Identity) -> Vec<(String, String)> {
+        let Some((_, spec)) = self.spec_for(provider) else {
+            return Vec::new();
+        };
+        let c = &self.config;
+        if c.hide_client_headers {
+            return Vec::new();
+        }
+        let ident = who.pick(self.identifier);
+        let sizes: Vec<String> = spec.windows.iter().map(|w| w.size_secs.to_string()).collect();
+        let key = format!("{}|{}|{}|{}|{}", self.scope, provider, c.identifier, ident, sizes.join(","));
+        match self.limiter.peek(&key, spec).await {
+            Ok(windows) => headers(provider, &windows, self.strategy),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
 impl HeldLimit {
     /// Replaces the reservation with what the answer really used (zero when the
     /// provider answered nothing usable).
     pub async fn settle(self, facts: Option<&LlmFacts>) {
         let actual = match facts.and_then(|f| f.usage.map(|u| (u, f))) {
+            // Dollars at the cache's own prices for cache reads and writes.
+            Some((u, f)) if self.strategy == TokenStrategy::Cost => (u.priced(&f.prices()) * COST_SCALE).ceil() as u64,
             Some((u, f)) => {
                 let costs = Costs { input: f.input_cost, output: f.output_cost };
                 self.strategy.units(u.prompt_tokens, u.completion_tokens, costs)

@@ -96,15 +96,15 @@ fn request_metrics(
     .expect("metric");
     let llm_requests = register_int_counter_vec_with_registry!(
         "ai_llm_requests_total",
-        "LLM requests sent to providers, by the API the caller spoke (request_format)",
-        &["ai_provider", "ai_model", "consumer", "request_mode", "code", "request_format"],
+        "LLM requests sent to providers, by the API the caller spoke (request_format) and ai-semantic-cache's verdict (cache_status: hit, miss, bypass, refresh; empty without the plugin)",
+        &["ai_provider", "ai_model", "consumer", "request_mode", "code", "request_format", "cache_status"],
         r
     )
     .expect("metric");
     let llm_tokens = register_int_counter_vec_with_registry!(
         "ai_llm_tokens_total",
-        "Tokens reported by providers, by token_type and the API the caller spoke",
-        &["ai_provider", "ai_model", "consumer", "token_type", "request_format"],
+        "Tokens reported by providers, by token_type, the API the caller spoke and cache_status (hit: tokens of cached answers, which no provider spent)",
+        &["ai_provider", "ai_model", "consumer", "token_type", "request_format", "cache_status"],
         r
     )
     .expect("metric");

@@ -10,6 +10,7 @@ use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, Targe
 use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_config::Config;
 
+use crate::cache::rt::CacheRt;
 use crate::health::HealthCheckError;
 use crate::keyauth::{KeyFinder, KeyIndex};
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
@@ -242,6 +243,7 @@ pub enum PluginRt {
     TokenLimit(TokenLimitRt),
     RequestLimit(RequestLimitRt),
     Mcp(Box<McpRt>),
+    Cache(Box<CacheRt>),
 }
 
 #[derive(Debug)]
@@ -268,6 +270,7 @@ pub enum Slot {
     TokenLimit,
     RequestLimit,
     Mcp,
+    Cache,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -295,7 +298,7 @@ pub struct Snapshot {
     pub otel: Option<Arc<OtelRt>>,
 }
 
-const SLOTS: usize = 7;
+const SLOTS: usize = 8;
 
 /// The config's services, consumers and routes by name, for plugins to name them.
 struct Names<'c> {
@@ -515,6 +518,9 @@ impl Compiling<'_, '_> {
                     }
                 }
                 (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
+            }
+            PluginConfig::AiSemanticCache(c) => {
+                (Slot::Cache, PluginRt::Cache(Box::new(CacheRt::compile(c, scope_of(p), limiters, &tls)?)))
             }
             // Process-wide, in no slot (validation keeps it global).
             PluginConfig::OpenTelemetry(c) => return Ok(Compiled::Otel(Arc::new(OtelRt::compile(c)?))),

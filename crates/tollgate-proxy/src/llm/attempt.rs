@@ -181,6 +181,7 @@ impl Attempt<'_> {
             // A native stream keeps the provider's content type.
             (stream, if call.native { head.content_type.as_str() } else { "text/event-stream" })
         };
+        let stream = crate::cache::tee::tee(ctx, head.status, stream, target);
         let prompt = || ask.prompt_estimate(None);
         let relay = StreamRelay { target, prompt_estimate: &prompt, content_type, sent_at };
         let (r, completed) = relay_stream(session, ctx, upstream, stream, relay).await;
@@ -262,6 +263,7 @@ impl Attempt<'_> {
             f.response_model = answer.model;
             f.latency = Some(latency);
         }
+        crate::cache::tee::store_json(ctx, head.status, &answer.body, target);
         let r = self.relay_answer(session, ctx, head.status, "application/json", answer.body, None).await;
         Outcome::answered(Health::Success, r)
     }

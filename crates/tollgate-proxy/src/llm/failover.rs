@@ -51,7 +51,7 @@ pub(crate) async fn serve(
             // never a reason to try another target.
             Err(e) => return answer::error(session, ctx, &e, &[]).await,
         };
-        ctx.llm = Some(facts(ai, &target, &call, &ask, &failed));
+        ctx.llm = Some(LlmFacts { cache_status: ctx.cache_status, ..facts(ai, &target, &call, &ask, &failed) });
         // The token budget is reserved once, against the first target's
         // provider; the real usage settles it whichever target answers.
         if tried.len() == 1 {
@@ -133,6 +133,8 @@ fn facts(ai: &AiProxyRt, target: &LlmTarget, call: &Call, ask: &Ask, failed: &[S
         log_statistics: target.log_statistics,
         input_cost: target.input_cost,
         output_cost: target.output_cost,
+        cache_read_cost: target.cache_read_cost,
+        cache_write_cost: target.cache_write_cost,
         failed_attempts: failed.to_vec(),
         payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
         ..LlmFacts::default()

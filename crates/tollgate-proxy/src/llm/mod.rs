@@ -121,6 +121,14 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
         Ok(a) => a,
         Err(e) => return answer::error(session, ctx, &e, &[]).await,
     };
+    if let (Ask::Generate(request), true) = (&ask, crate::cache::lookup::applies(ctx)) {
+        // Boxed: only routes with the cache pay for its future.
+        let lookup: std::pin::Pin<Box<dyn std::future::Future<Output = Option<PResult<()>>> + Send + '_>> =
+            Box::pin(crate::cache::lookup::serve(ups, session, ctx, ai, request, req.limit));
+        if let Some(answered) = lookup.await {
+            return answered;
+        }
+    }
     failover::serve(ups, session, ctx, ai, req.limit, ask).await
 }
 

@@ -116,7 +116,7 @@ fn last_chat_user_text(request: &ChatRequest) -> Option<String> {
 }
 
 /// Embeds `texts` with the embeddings target, through its provider's adapter.
-async fn embed(
+pub(crate) async fn embed(
     ups: &Upstreams,
     target: &LlmTarget,
     texts: &[String],

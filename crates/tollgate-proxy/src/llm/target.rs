@@ -131,6 +131,8 @@ pub struct LlmTarget {
     pub credential: Credential,
     pub input_cost: Option<f64>,
     pub output_cost: Option<f64>,
+    pub cache_read_cost: Option<f64>,
+    pub cache_write_cost: Option<f64>,
     /// Balancer weight (1 when unset).
     pub weight: u32,
     pub log_statistics: bool,
@@ -198,6 +200,8 @@ impl LlmTarget {
             input_cost: o.input_cost,
             weight: spec.weight.unwrap_or(1),
             output_cost: o.output_cost,
+            cache_read_cost: o.cache_read_cost,
+            cache_write_cost: o.cache_write_cost,
             log_statistics: spec.logging.log_statistics,
             log_payloads: spec.logging.log_payloads,
             tls: tls.clone(),

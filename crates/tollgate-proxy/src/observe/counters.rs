@@ -24,7 +24,8 @@ fn llm(m: &Metrics, f: &LlmFacts, consumer: &str) {
     let model = m.model_label(f.response_model.as_deref().unwrap_or(&f.request_model));
     let mode = if f.stream { "stream" } else { "non-stream" };
     let upstream_code = f.upstream_status.map(|s| s.to_string()).unwrap_or_default();
-    m.llm_requests.with_label_values(&[&f.provider, model, consumer, mode, &upstream_code, f.request_format]).inc();
+    let labels = [f.provider.as_str(), model, consumer, mode, upstream_code.as_str(), f.request_format, f.cache_status];
+    m.llm_requests.with_label_values(&labels).inc();
     if let Some(u) = f.usage {
         for (kind, n) in [
             ("prompt_tokens", u.prompt_tokens),
@@ -38,7 +39,8 @@ fn llm(m: &Metrics, f: &LlmFacts, consumer: &str) {
             if n == 0 && !matches!(kind, "prompt_tokens" | "completion_tokens" | "total_tokens") {
                 continue;
             }
-            m.llm_tokens.with_label_values(&[&f.provider, model, consumer, kind, f.request_format]).inc_by(n);
+            let labels = [f.provider.as_str(), model, consumer, kind, f.request_format, f.cache_status];
+            m.llm_tokens.with_label_values(&labels).inc_by(n);
         }
     }
     if let Some(c) = f.cost() {

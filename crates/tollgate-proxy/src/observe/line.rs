@@ -71,6 +71,7 @@ fn ai_line<'a>(f: &'a LlmFacts, redact_fields: &[String]) -> AiLine<'a> {
         upstream_status: f.upstream_status,
         failed_attempts: &f.failed_attempts,
         client_cancelled: f.client_cancelled,
+        cache_status: f.cache_status,
         request_model: stats.then_some(f.request_model.as_str()),
         response_model: stats.then_some(f.response_model.as_deref()),
         usage: f.usage.filter(|_| stats).map(|u| UsageLine {
@@ -142,6 +143,9 @@ struct AiLine<'a> {
     failed_attempts: &'a [String],
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     client_cancelled: bool,
+    /// ai-semantic-cache's verdict, when the plugin is on the route.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    cache_status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_model: Option<&'a str>,
     /// `Some(None)`: statistics are on and the provider named no model (null).
