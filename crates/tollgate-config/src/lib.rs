@@ -6,6 +6,7 @@
 //! show them all at once.
 
 pub mod error;
+pub mod guard;
 mod healthchecks;
 pub mod http_url;
 mod load;
@@ -18,6 +19,7 @@ mod vault;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
+pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig};
 pub use http_url::HttpUrl;
 pub use load::{load_file, load_str};
 pub use schema::*;

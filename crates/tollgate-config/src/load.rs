@@ -178,6 +178,9 @@ impl PluginConfig {
             "rate-limiting" => typed(&entry.config).map(PluginConfig::RateLimiting),
             "ai-mcp-proxy" => typed(&entry.config).map(PluginConfig::AiMcpProxy),
             "opentelemetry" => typed(&entry.config).map(PluginConfig::OpenTelemetry),
+            "ai-prompt-guard" => typed(&entry.config).map(PluginConfig::PromptGuard),
+            "ai-sanitizer" => typed(&entry.config).map(PluginConfig::Sanitizer),
+            "ai-custom-guardrail" => typed(&entry.config).map(PluginConfig::CustomGuardrail),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
@@ -197,6 +200,9 @@ impl PluginConfig {
             PluginConfig::RateLimiting(_) => "rate-limiting",
             PluginConfig::AiMcpProxy(_) => "ai-mcp-proxy",
             PluginConfig::OpenTelemetry(_) => "opentelemetry",
+            PluginConfig::PromptGuard(_) => "ai-prompt-guard",
+            PluginConfig::Sanitizer(_) => "ai-sanitizer",
+            PluginConfig::CustomGuardrail(_) => "ai-custom-guardrail",
         }
     }
 }

@@ -283,6 +283,9 @@ pub enum PluginConfig {
     RateLimiting(RateLimitingConfig),
     AiMcpProxy(AiMcpProxyConfig),
     OpenTelemetry(OpenTelemetryConfig),
+    PromptGuard(crate::guard::AiPromptGuardConfig),
+    Sanitizer(crate::guard::AiSanitizerConfig),
+    CustomGuardrail(crate::guard::AiCustomGuardrailConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -295,6 +298,9 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "rate-limiting",
     "ai-mcp-proxy",
     "opentelemetry",
+    "ai-prompt-guard",
+    "ai-sanitizer",
+    "ai-custom-guardrail",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

@@ -133,7 +133,8 @@ mod tests {
     #[test]
     fn every_caller_format_is_judged() {
         let g = guard(&[], &["forbidden"], PromptGuardOptions::default());
-        let messages = json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a forbidden ask"}]}]});
+        let messages =
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "a forbidden ask"}]}]});
         assert_eq!(g.check(Format::AnthropicMessages, &mut messages.clone()), Err(Refused::Denied));
         assert_eq!(g.check(Format::OpenAiResponses, &mut json!({"input": "forbidden"})), Err(Refused::Denied));
         assert_eq!(g.check(Format::OpenAiResponses, &mut json!({"input": "fine"})), Ok(()));

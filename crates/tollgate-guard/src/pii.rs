@@ -126,10 +126,9 @@ impl Recognisers {
                 i = end;
                 continue;
             }
-            i += 1;
-            while i < b.len() && is_word(b[i]) {
-                i += 1;
-            }
+            // Nothing starts here: skip the word, or a whole run of grouped
+            // digits, so no later part of it is taken for a shorter entity.
+            i = if c.is_ascii_alphabetic() { run(b, i, is_word) } else { numeric_run(b, i) }.max(i + 1);
         }
     }
 
@@ -191,6 +190,19 @@ fn is_word(c: u8) -> bool {
 /// Whether the entity ending at `end` ends a word.
 fn ends_word(b: &[u8], end: usize) -> bool {
     b.get(end).is_none_or(|&c| !is_word(c))
+}
+
+/// The end of a run of digits and the separators between them (`+1 (555) 123-4567`).
+fn numeric_run(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() {
+        let c = b[i];
+        let sep_then_digit = b"+ -.()".contains(&c) && b.get(i + 1).is_some_and(|d| d.is_ascii_digit() || *d == b'(');
+        if !(c.is_ascii_digit() || sep_then_digit || (c == b')' && b.get(i + 1) == Some(&b' '))) {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 fn run(b: &[u8], mut i: usize, ok: impl Fn(u8) -> bool) -> usize {

@@ -169,7 +169,11 @@ mod tests {
         ]});
         assert_eq!(
             texts(Format::AnthropicMessages, body),
-            vec![(Role::System, None, "sys".into()), (Role::Other, Some(0), "out".into()), (Role::User, Some(0), "q".into())]
+            vec![
+                (Role::System, None, "sys".into()),
+                (Role::Other, Some(0), "out".into()),
+                (Role::User, Some(0), "q".into())
+            ]
         );
     }
 
@@ -181,9 +185,16 @@ mod tests {
         ]});
         assert_eq!(
             texts(Format::OpenAiResponses, body),
-            vec![(Role::System, None, "sys".into()), (Role::User, Some(0), "q".into()), (Role::Other, Some(1), "res".into())]
+            vec![
+                (Role::System, None, "sys".into()),
+                (Role::User, Some(0), "q".into()),
+                (Role::Other, Some(1), "res".into())
+            ]
         );
-        assert_eq!(texts(Format::OpenAiResponses, json!({"input": "hello"})), vec![(Role::User, Some(0), "hello".into())]);
+        assert_eq!(
+            texts(Format::OpenAiResponses, json!({"input": "hello"})),
+            vec![(Role::User, Some(0), "hello".into())]
+        );
     }
 
     #[test]

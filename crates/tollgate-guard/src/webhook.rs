@@ -19,7 +19,9 @@ use crate::prompt::Role;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Allow,
-    Deny { reason: Option<String> },
+    Deny {
+        reason: Option<String>,
+    },
     /// The new texts, one per text sent.
     Modify(Vec<String>),
 }
@@ -50,7 +52,10 @@ pub fn parse_verdict(status: u16, body: &[u8], sent: usize) -> Result<Verdict, S
                 return Err(format!("modify with {} messages for {sent} sent", messages.len()));
             }
             let texts = messages.iter().map(|m| m.get("content").and_then(Value::as_str).map(str::to_string));
-            texts.collect::<Option<Vec<_>>>().map(Verdict::Modify).ok_or_else(|| "modify with a non-text content".into())
+            texts
+                .collect::<Option<Vec<_>>>()
+                .map(Verdict::Modify)
+                .ok_or_else(|| "modify with a non-text content".into())
         }
         other => Err(format!("answered an unknown action {other:?}")),
     }
@@ -64,7 +69,10 @@ mod tests {
     fn the_request_lists_texts_with_roles() {
         let b = request_body("request", "openai_chat", &[(Role::User, "hi".into())]);
         let v: Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!(v, json!({"phase": "request", "format": "openai_chat", "messages": [{"role": "user", "content": "hi"}]}));
+        assert_eq!(
+            v,
+            json!({"phase": "request", "format": "openai_chat", "messages": [{"role": "user", "content": "hi"}]})
+        );
     }
 
     #[test]

@@ -95,3 +95,8 @@ fn nothing_in_plain_prose_or_placeholders() {
     let text = "The quick brown fox jumps over the lazy dog. <EMAIL_1> met <PHONE_2> in 2024-01-15 at 10:30.";
     assert!(one(text).is_empty(), "{:?}", one(text));
 }
+
+#[test]
+fn a_card_number_failing_luhn_is_nothing_else_either() {
+    assert_eq!(one("order 4111 1111 1111 1112"), vec![]);
+}
