@@ -238,7 +238,7 @@ mod tests {
         let e = errors("ai-prompt-guard", "allow_patterns = [\"(\\\\w{100}){100}\"]");
         assert!(e[0].contains("allow_patterns[0]") && e[0].contains("more than"), "{e:?}");
         assert!(errors("ai-prompt-guard", "")[0].contains("needs allow_patterns or deny_patterns"));
-        let eleven = vec!["\"a\""; 11].join(", ");
+        let eleven = ["\"a\""; 11].join(", ");
         assert!(errors("ai-prompt-guard", &format!("deny_patterns = [{eleven}]"))[0].contains("at most 10"));
     }
 

@@ -3,6 +3,8 @@
 //! deny and allow patterns) and masked by the sanitizer (every built-in
 //! recogniser and one custom pattern), then an answer restored.
 //! `cargo bench -p tollgate-guard`.
+// Bench code: a failed expect is a broken fixture.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::{json, Value};

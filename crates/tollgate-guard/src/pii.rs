@@ -355,7 +355,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         .enumerate()
         .map(|(k, &d)| {
             let d = u32::from(d);
-            if k % 2 == 1 {
+            if !k.is_multiple_of(2) {
                 let x = d * 2;
                 if x > 9 {
                     x - 9
@@ -367,7 +367,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// A phone number: `+` and 8-15 digits, or 10-15 digits with at least two

@@ -59,6 +59,8 @@ pub struct RequestCtx {
     pub trace: Option<(TraceParent, Option<String>)>,
     /// This request's trace, when the opentelemetry plugin is on.
     pub span: Option<RequestSpan>,
+    /// What the guardrail plugins did (and the placeholders to restore).
+    pub guard: Option<crate::guard::facts::GuardFacts>,
 }
 
 impl RequestCtx {
@@ -83,6 +85,7 @@ impl RequestCtx {
             counted: false,
             trace: None,
             span: None,
+            guard: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! ```text
 //! gateway            ProxyHttp: phases delegate to the modules below
 //! llm/  mcp/exchange  passthrough                   what a route serves, after the pipeline
+//! guard/             guardrails on LLM requests (prompt guard, sanitizer, webhook), before any provider
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
 //! limits  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
 //! snapshot  router  keyauth  survivors                       the compiled config
@@ -29,6 +30,7 @@ pub mod client_tls;
 pub mod ctx;
 pub mod facts;
 pub mod gateway;
+pub mod guard;
 pub mod health;
 pub mod keyauth;
 pub mod limits;

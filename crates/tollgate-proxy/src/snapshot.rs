@@ -10,6 +10,7 @@ use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, Targe
 use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_config::Config;
 
+use crate::guard::rt::GuardRt;
 use crate::health::HealthCheckError;
 use crate::keyauth::{KeyFinder, KeyIndex};
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
@@ -52,6 +53,8 @@ pub enum CompileError {
     Balancer(#[from] BalancerError),
     #[error("the semantic algorithm needs an embeddings model")]
     NoEmbeddings,
+    #[error(transparent)]
+    Guard(#[from] crate::guard::rt::GuardCompileError),
 }
 
 /// An LLM plugin's balancing that cannot be built.
@@ -242,6 +245,7 @@ pub enum PluginRt {
     TokenLimit(TokenLimitRt),
     RequestLimit(RequestLimitRt),
     Mcp(Box<McpRt>),
+    Guard(Box<crate::guard::rt::GuardRt>),
 }
 
 #[derive(Debug)]
@@ -268,6 +272,9 @@ pub enum Slot {
     TokenLimit,
     RequestLimit,
     Mcp,
+    PromptGuard,
+    Sanitizer,
+    CustomGuardrail,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -295,7 +302,7 @@ pub struct Snapshot {
     pub otel: Option<Arc<OtelRt>>,
 }
 
-const SLOTS: usize = 7;
+const SLOTS: usize = 10;
 
 /// The config's services, consumers and routes by name, for plugins to name them.
 struct Names<'c> {
@@ -515,6 +522,11 @@ impl Compiling<'_, '_> {
                     }
                 }
                 (Slot::Mcp, PluginRt::Mcp(Box::new(rt)))
+            }
+            PluginConfig::PromptGuard(c) => (Slot::PromptGuard, PluginRt::Guard(Box::new(GuardRt::prompt(c)?))),
+            PluginConfig::Sanitizer(c) => (Slot::Sanitizer, PluginRt::Guard(Box::new(GuardRt::sanitizer(c)?))),
+            PluginConfig::CustomGuardrail(c) => {
+                (Slot::CustomGuardrail, PluginRt::Guard(Box::new(GuardRt::webhook(c)?)))
             }
             // Process-wide, in no slot (validation keeps it global).
             PluginConfig::OpenTelemetry(c) => return Ok(Compiled::Otel(Arc::new(OtelRt::compile(c)?))),

@@ -178,6 +178,7 @@ impl Attempt<'_> {
             (provider::observe(target.kind, meta), head.content_type.as_str())
         } else {
             let stream = provider::stream_for(target.kind, call.ingress, call.native, meta);
+            let stream = crate::guard::restoring(ctx, call.ingress, stream);
             // A native stream keeps the provider's content type.
             (stream, if call.native { head.content_type.as_str() } else { "text/event-stream" })
         };
@@ -262,7 +263,8 @@ impl Attempt<'_> {
             f.response_model = answer.model;
             f.latency = Some(latency);
         }
-        let r = self.relay_answer(session, ctx, head.status, "application/json", answer.body, None).await;
+        let body = crate::guard::restore_answer(ctx, answer.body);
+        let r = self.relay_answer(session, ctx, head.status, "application/json", body, None).await;
         Outcome::answered(Health::Success, r)
     }
 
