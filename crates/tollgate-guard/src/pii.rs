@@ -6,6 +6,7 @@
 //! 32+ characters mixing cases and digits with high entropy. Custom patterns
 //! run after, with the `regex` engine.
 
+use memchr::memchr;
 use regex::Regex;
 
 use crate::patterns::{compile_one, PatternError};
@@ -111,42 +112,68 @@ impl Recognisers {
         }
     }
 
-    /// The built-in recognisers, word start by word start.
+    /// The built-in recognisers, word start by word start: one table lookup
+    /// per byte to find the next word, and only the recognisers its first
+    /// byte (and what ends it) allow; an email needs an `@` in the text, an
+    /// IPv6 address a `:` after its first word.
     fn scan(&self, b: &[u8], out: &mut Vec<Found>) {
+        if !may_hold_entity(b) {
+            return;
+        }
+        let text = Present { at: self.email && memchr(b'@', b).is_some(), colon: self.ip && memchr(b':', b).is_some() };
         let mut i = 0;
         while i < b.len() {
             let c = b[i];
-            let starts = c.is_ascii_alphanumeric() || c == b'+' || c == b'(';
-            if !starts || (i > 0 && is_word(b[i - 1])) {
+            if CLASS[c as usize] & START == 0 || (i > 0 && is_word(b[i - 1])) {
                 i += 1;
                 continue;
             }
-            if let Some((end, kind)) = self.at(b, i) {
+            let word_end = run(b, i, is_word);
+            // The common case, a plain lower-case word: nothing can start in it.
+            if c.is_ascii_lowercase() && !text.at && !self.may_start_lowercase(b, i, word_end, text) {
+                i = word_end;
+                continue;
+            }
+            if let Some((end, kind)) = self.at(b, i, word_end, text) {
                 out.push(Found { start: i, end, kind });
                 i = end;
                 continue;
             }
             // Nothing starts here: skip the word, or a whole run of grouped
             // digits, so no later part of it is taken for a shorter entity.
-            i = if c.is_ascii_alphabetic() { run(b, i, is_word) } else { numeric_run(b, i) }.max(i + 1);
+            i = if c.is_ascii_alphabetic() { word_end } else { numeric_run(b, i) }.max(i + 1);
         }
     }
 
-    /// The entity starting at `i`, if one does: its end and kind.
-    fn at(&self, b: &[u8], i: usize) -> Option<(usize, Kind)> {
+    /// Whether an entity (a key with a lower-case prefix, an IPv6 address, a
+    /// random token) may start at the lower-case word `i..word_end`.
+    fn may_start_lowercase(&self, b: &[u8], i: usize, word_end: usize, text: Present) -> bool {
+        let next = b.get(word_end).copied();
+        (self.secret && (matches!(b[i], b's' | b'g' | b'x') || word_end - i >= 32 || next == Some(b'-')))
+            || (text.colon && next == Some(b':'))
+    }
+
+    /// The entity starting at `i` (whose word ends at `word_end`), if one does.
+    fn at(&self, b: &[u8], i: usize, word_end: usize, text: Present) -> Option<(usize, Kind)> {
         let c = b[i];
-        if self.email && c.is_ascii_alphanumeric() {
+        let next = b.get(word_end).copied();
+        if text.at && c.is_ascii_alphanumeric() {
             if let Some(end) = email_at(b, i) {
                 return Some((end, Kind::Email));
             }
         }
-        if self.secret && c.is_ascii_alphabetic() {
+        if self.secret && b"sAgxG".contains(&c) {
             if let Some(end) = prefixed_secret_at(b, i) {
                 return Some((end, Kind::Secret));
             }
         }
-        if self.ip {
-            if let Some(end) = ipv4_at(b, i).or_else(|| ipv6_at(b, i)) {
+        if self.ip && c.is_ascii_digit() {
+            if let Some(end) = ipv4_at(b, i) {
+                return Some((end, Kind::Ip));
+            }
+        }
+        if text.colon && c.is_ascii_hexdigit() && next == Some(b':') {
+            if let Some(end) = ipv6_at(b, i) {
                 return Some((end, Kind::Ip));
             }
         }
@@ -155,7 +182,7 @@ impl Recognisers {
                 return Some((end, Kind::CreditCard));
             }
         }
-        if self.phone {
+        if self.phone && (c.is_ascii_digit() || c == b'+' || c == b'(') {
             if let Some(end) = phone_at(b, i) {
                 return Some((end, Kind::Phone));
             }
@@ -165,11 +192,63 @@ impl Recognisers {
                 return Some((end, Kind::Iban));
             }
         }
-        if self.secret && c.is_ascii_alphanumeric() {
+        if self.secret && (word_end - i >= 32 || next == Some(b'-')) {
             return random_token_at(b, i).map(|end| (end, Kind::Secret));
         }
         None
     }
+}
+
+/// Whether `b` has a byte some built-in entity needs: a digit (phone,
+/// card, IBAN, IPv4, and every bare random token), `@` (email), `:`
+/// (IPv6), `-` or `_` (prefixed keys such as `sk-`, `ghp_`), or one of the
+/// digit-free key prefixes (`AKIA`, `ASIA`, `AIza`). Most prose has none of
+/// these in some of its texts, which then cost one vectorised pass instead of
+/// the scan.
+fn may_hold_entity(b: &[u8]) -> bool {
+    let chunk_has = |ch: &[u8]| {
+        ch.iter().fold(false, |a, &c| {
+            a | (c.wrapping_sub(b'0') < 10) | (c == b'@') | (c == b':') | (c == b'-') | (c == b'_')
+        })
+    };
+    b.chunks(64).any(chunk_has)
+        || memchr::memmem::find(b, b"AKIA").is_some()
+        || memchr::memmem::find(b, b"ASIA").is_some()
+        || memchr::memmem::find(b, b"AIza").is_some()
+}
+
+/// What a text holds that some recognisers need.
+#[derive(Clone, Copy)]
+struct Present {
+    at: bool,
+    colon: bool,
+}
+
+/// Byte classes: word bytes, bytes an entity may start with, bytes of an
+/// email's local part.
+const WORD: u8 = 1;
+const START: u8 = 2;
+const LOCAL: u8 = 4;
+static CLASS: [u8; 256] = classes();
+
+const fn classes() -> [u8; 256] {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let alnum = b.is_ascii_alphanumeric();
+        if alnum || b == b'_' {
+            t[c] |= WORD;
+        }
+        if alnum || b == b'+' || b == b'(' {
+            t[c] |= START;
+        }
+        if alnum || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-') {
+            t[c] |= LOCAL;
+        }
+        c += 1;
+    }
+    t
 }
 
 /// A custom pattern's name as a placeholder label: `[A-Z0-9_]`.
@@ -184,7 +263,7 @@ fn label_of(name: &str) -> String {
 }
 
 fn is_word(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_'
+    CLASS[c as usize] & WORD != 0
 }
 
 /// Whether the entity ending at `end` ends a word.
@@ -214,7 +293,7 @@ fn run(b: &[u8], mut i: usize, ok: impl Fn(u8) -> bool) -> usize {
 
 /// `local@domain.tld`: the local part from `i`, a dotted domain, a TLD of 2+ letters.
 fn email_at(b: &[u8], i: usize) -> Option<usize> {
-    let at = run(b, i, |c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c));
+    let at = run(b, i, |c| CLASS[c as usize] & LOCAL != 0);
     if at == i || b.get(at) != Some(&b'@') || at - i > 64 {
         return None;
     }

@@ -100,3 +100,10 @@ fn nothing_in_plain_prose_or_placeholders() {
 fn a_card_number_failing_luhn_is_nothing_else_either() {
     assert_eq!(one("order 4111 1111 1111 1112"), vec![]);
 }
+
+#[test]
+fn digit_free_keys_are_still_found_past_the_prefilter() {
+    assert_eq!(one("use AKIAABCDEFGHIJKLMNOP please"), vec![("AKIAABCDEFGHIJKLMNOP".into(), Kind::Secret)]);
+    assert!(!may_hold_entity(b"plain prose, nothing else."));
+    assert!(may_hold_entity(b"version 2"));
+}
