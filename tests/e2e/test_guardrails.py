@@ -367,3 +367,12 @@ upstream_url = "%s/v1/responses"
     (seen,) = mock.requests()
     assert seen["body"]["input"] == "I am <EMAIL_1>"
     assert EMAIL in json.dumps(r.json()) and "<EMAIL_1>" not in json.dumps(r.json())
+    # Streamed: the output_text deltas carry the placeholder split across events.
+    mock.behave(chunks=30)
+    with gw.http.stream("POST", "/openai/v1/responses", json={"input": f"I am {EMAIL}", "stream": True},
+                        headers=AUTH) as s:
+        assert s.status_code == 200
+        events = [json.loads(e) for e in sse_events(s.iter_lines())]
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert deltas == f"mock reply to: I am {EMAIL}"
+    assert not any("EMAIL_" in json.dumps(e) for e in events)
