@@ -149,8 +149,10 @@ impl Recognisers {
     /// random token) may start at the lower-case word `i..word_end`.
     fn may_start_lowercase(&self, b: &[u8], i: usize, word_end: usize, text: Present) -> bool {
         let next = b.get(word_end).copied();
-        (self.secret && (matches!(b[i], b's' | b'g' | b'x') || word_end - i >= 32 || next == Some(b'-')))
-            || (text.colon && next == Some(b':'))
+        let rest = &b[i..];
+        let key_prefix =
+            rest.starts_with(b"sk-") || rest.starts_with(b"gh") || rest.starts_with(b"gl") || rest.starts_with(b"xox");
+        (self.secret && (key_prefix || word_end - i >= 32 || next == Some(b'-'))) || (text.colon && next == Some(b':'))
     }
 
     /// The entity starting at `i` (whose word ends at `word_end`), if one does.
