@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod error;
+pub mod guard;
 mod healthchecks;
 pub mod http_url;
 mod load;
@@ -19,6 +20,7 @@ mod vault;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
+pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig};
 pub use http_url::HttpUrl;
 pub use load::{load_file, load_str};
 pub use schema::*;

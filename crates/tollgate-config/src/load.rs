@@ -179,6 +179,9 @@ impl PluginConfig {
             "ai-mcp-proxy" => typed(&entry.config).map(PluginConfig::AiMcpProxy),
             "opentelemetry" => typed(&entry.config).map(PluginConfig::OpenTelemetry),
             "ai-semantic-cache" => typed(&entry.config).map(PluginConfig::AiSemanticCache),
+            "ai-prompt-guard" => typed(&entry.config).map(PluginConfig::PromptGuard),
+            "ai-sanitizer" => typed(&entry.config).map(PluginConfig::Sanitizer),
+            "ai-custom-guardrail" => typed(&entry.config).map(PluginConfig::CustomGuardrail),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
@@ -199,6 +202,9 @@ impl PluginConfig {
             PluginConfig::AiMcpProxy(_) => "ai-mcp-proxy",
             PluginConfig::OpenTelemetry(_) => "opentelemetry",
             PluginConfig::AiSemanticCache(_) => "ai-semantic-cache",
+            PluginConfig::PromptGuard(_) => "ai-prompt-guard",
+            PluginConfig::Sanitizer(_) => "ai-sanitizer",
+            PluginConfig::CustomGuardrail(_) => "ai-custom-guardrail",
         }
     }
 }

@@ -309,6 +309,9 @@ pub enum PluginConfig {
     AiMcpProxy(AiMcpProxyConfig),
     OpenTelemetry(OpenTelemetryConfig),
     AiSemanticCache(crate::cache::AiSemanticCacheConfig),
+    PromptGuard(crate::guard::AiPromptGuardConfig),
+    Sanitizer(crate::guard::AiSanitizerConfig),
+    CustomGuardrail(crate::guard::AiCustomGuardrailConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -322,6 +325,9 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "ai-mcp-proxy",
     "opentelemetry",
     "ai-semantic-cache",
+    "ai-prompt-guard",
+    "ai-sanitizer",
+    "ai-custom-guardrail",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

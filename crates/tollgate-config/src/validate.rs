@@ -628,6 +628,9 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::AiMcpProxy(c) => check_ai_mcp_proxy(&base, c, r),
         PluginConfig::OpenTelemetry(c) => check_opentelemetry(&base, c, r),
         PluginConfig::AiSemanticCache(c) => crate::cache::check(&base, c, r),
+        PluginConfig::PromptGuard(c) => crate::guard::check_prompt_guard(&base, c, r),
+        PluginConfig::Sanitizer(c) => crate::guard::check_sanitizer(&base, c, r),
+        PluginConfig::CustomGuardrail(c) => crate::guard::check_custom_guardrail(&base, c, r),
     }
 }
 

@@ -68,6 +68,8 @@ pub struct RequestCtx {
     pub cache: Option<Box<crate::cache::pending::Pending>>,
     /// ai-semantic-cache's verdict (`hit`, `miss`, `bypass`, `refresh`; empty without it).
     pub cache_status: &'static str,
+    /// What the guardrail plugins did (and the placeholders to restore).
+    pub guard: Option<crate::guard::facts::GuardFacts>,
 }
 
 impl RequestCtx {
@@ -95,6 +97,7 @@ impl RequestCtx {
             span: None,
             cache: None,
             cache_status: "",
+            guard: None,
         }
     }
 

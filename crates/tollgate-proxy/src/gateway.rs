@@ -20,6 +20,7 @@ use crate::access_log::AccessLog;
 use crate::answer;
 use crate::connections::OpenConnections;
 use crate::ctx::RequestCtx;
+use crate::guard::rt::{Chain, GuardRt};
 use crate::limits::LimiterRegistry;
 use crate::llm;
 use crate::mcp::exchange::serve_route as serve_mcp;
@@ -268,8 +269,31 @@ async fn serve_llm(
         body: a.credentials.body,
         body_key: a.credentials.body_key,
         max_body: snap.max_body,
+        guards: guards(snap, route, service, ctx.consumer),
     };
     llm::serve(ups, session, ctx, request).await
+}
+
+/// The guardrail plugins of a request (each resolved by Kong's precedence).
+fn guards(snap: &Snapshot, route: Option<usize>, service: Option<usize>, consumer: Option<usize>) -> Chain<'_> {
+    let get = |slot| match snap.plugin(slot, route, service, consumer) {
+        Some(PluginRt::Guard(g)) => Some(&**g),
+        _ => None,
+    };
+    Chain {
+        prompt: match get(Slot::PromptGuard) {
+            Some(GuardRt::Prompt(p)) => Some(p),
+            _ => None,
+        },
+        sanitizer: match get(Slot::Sanitizer) {
+            Some(GuardRt::Sanitizer(s)) => Some(s),
+            _ => None,
+        },
+        webhook: match get(Slot::CustomGuardrail) {
+            Some(GuardRt::Webhook(w)) => Some(w),
+            _ => None,
+        },
+    }
 }
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(0);

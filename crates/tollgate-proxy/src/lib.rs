@@ -5,6 +5,7 @@
 //! ```text
 //! gateway            ProxyHttp: phases delegate to the modules below
 //! llm/  mcp/exchange  passthrough                   what a route serves, after the pipeline
+//! guard/             guardrails on LLM requests (prompt guard, sanitizer, webhook), before any provider
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
 //! limits  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
 //! cache/             ai-semantic-cache: lookup and hits above the snapshot, its runtime and store below
@@ -32,6 +33,7 @@ pub mod connections;
 pub mod ctx;
 pub mod facts;
 pub mod gateway;
+pub mod guard;
 pub mod health;
 pub mod keyauth;
 pub mod limits;

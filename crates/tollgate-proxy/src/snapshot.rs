@@ -11,6 +11,7 @@ use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConf
 use tollgate_config::Config;
 
 use crate::cache::rt::CacheRt;
+use crate::guard::rt::GuardRt;
 use crate::health::HealthCheckError;
 use crate::keyauth::{KeyFinder, KeyIndex};
 use crate::limits::{LimiterRegistry, RequestLimitRt, TokenLimitRt};
@@ -53,6 +54,8 @@ pub enum CompileError {
     Balancer(#[from] BalancerError),
     #[error("the semantic algorithm needs an embeddings model")]
     NoEmbeddings,
+    #[error(transparent)]
+    Guard(#[from] crate::guard::rt::GuardCompileError),
 }
 
 /// An LLM plugin's balancing that cannot be built.
@@ -244,6 +247,7 @@ pub enum PluginRt {
     RequestLimit(RequestLimitRt),
     Mcp(Box<McpRt>),
     Cache(Box<CacheRt>),
+    Guard(Box<GuardRt>),
 }
 
 #[derive(Debug)]
@@ -271,6 +275,9 @@ pub enum Slot {
     RequestLimit,
     Mcp,
     Cache,
+    PromptGuard,
+    Sanitizer,
+    CustomGuardrail,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -298,7 +305,7 @@ pub struct Snapshot {
     pub otel: Option<Arc<OtelRt>>,
 }
 
-const SLOTS: usize = 8;
+const SLOTS: usize = 11;
 
 /// The config's services, consumers and routes by name, for plugins to name them.
 struct Names<'c> {
@@ -521,6 +528,11 @@ impl Compiling<'_, '_> {
             }
             PluginConfig::AiSemanticCache(c) => {
                 (Slot::Cache, PluginRt::Cache(Box::new(CacheRt::compile(c, scope_of(p), limiters, &tls)?)))
+            }
+            PluginConfig::PromptGuard(c) => (Slot::PromptGuard, PluginRt::Guard(Box::new(GuardRt::prompt(c)?))),
+            PluginConfig::Sanitizer(c) => (Slot::Sanitizer, PluginRt::Guard(Box::new(GuardRt::sanitizer(c)?))),
+            PluginConfig::CustomGuardrail(c) => {
+                (Slot::CustomGuardrail, PluginRt::Guard(Box::new(GuardRt::webhook(c)?)))
             }
             // Process-wide, in no slot (validation keeps it global).
             PluginConfig::OpenTelemetry(c) => return Ok(Compiled::Otel(Arc::new(OtelRt::compile(c)?))),

@@ -16,6 +16,7 @@ use tollgate_llm::completion::AnswerMeta;
 use tollgate_llm::ingress::Request;
 
 use crate::ctx::{LlmFacts, RequestCtx};
+use crate::guard::restore_answer;
 use crate::limits::TokenLimitRt;
 use crate::respond::{as_refs, send, PResult};
 use crate::snapshot::AiProxyRt;
@@ -68,10 +69,11 @@ pub(crate) async fn serve(
     headers.extend(ctx.response_headers.iter().cloned());
     ctx.status = 200;
     let ingress = request.ingress();
+    // Stored with the sanitizer's placeholders: restored with this request's originals.
     if chat.stream {
-        return stream(session, answer.stream(ingress, &meta), &headers).await;
+        return stream(session, restore_answer(ctx, answer.stream(ingress, &meta)), &headers).await;
     }
-    send(session, 200, "application/json", answer.json(ingress, &meta), &as_refs(&headers)).await
+    send(session, 200, "application/json", restore_answer(ctx, answer.json(ingress, &meta)), &as_refs(&headers)).await
 }
 
 /// The whole stream at once, framed as live streams are.

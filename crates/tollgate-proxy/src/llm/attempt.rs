@@ -181,7 +181,11 @@ impl Attempt<'_> {
             // A native stream keeps the provider's content type.
             (stream, if call.native { head.content_type.as_str() } else { "text/event-stream" })
         };
+        // The cache keeps the stream as the provider wrote it (placeholders,
+        // not the caller's PII); what the caller reads is restored.
         let stream = crate::cache::tee::tee(ctx, head.status, stream, target);
+        let stream =
+            if matches!(ask, Ask::Preserve(_)) { stream } else { crate::guard::restoring(ctx, call.ingress, stream) };
         let prompt = || ask.prompt_estimate(None);
         let relay = StreamRelay { target, prompt_estimate: &prompt, content_type, sent_at };
         let (r, completed) = relay_stream(session, ctx, upstream, stream, relay).await;
@@ -263,8 +267,11 @@ impl Attempt<'_> {
             f.response_model = answer.model;
             f.latency = Some(latency);
         }
+        // The cache keeps the answer as the provider wrote it (placeholders, not
+        // the caller's PII); a hit is restored for the request that asks.
         crate::cache::tee::store_json(ctx, head.status, &answer.body, target);
-        let r = self.relay_answer(session, ctx, head.status, "application/json", answer.body, None).await;
+        let body = crate::guard::restore_answer(ctx, answer.body);
+        let r = self.relay_answer(session, ctx, head.status, "application/json", body, None).await;
         Outcome::answered(Health::Success, r)
     }
 

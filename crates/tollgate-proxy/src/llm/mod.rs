@@ -80,6 +80,8 @@ pub struct LlmRequest<'a> {
     /// The body field that held the caller's key, removed before any provider sees it.
     pub body_key: Option<String>,
     pub max_body: usize,
+    /// The guardrail plugins the request runs before any provider sees it.
+    pub guards: crate::guard::rt::Chain<'a>,
 }
 
 /// Serves one request on an LLM route. Every outcome is answered to the
@@ -117,6 +119,13 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
     if op == Operation::CountTokens {
         return count_tokens(ups, session, ctx, ai, &body, headers).await;
     }
+    let body = match ai.api {
+        Api::Generate(ingress) => match crate::guard::run(&req.guards, ctx, ingress, body).await {
+            Ok(b) => b,
+            Err(e) => return answer::error(session, ctx, &e, &[]).await,
+        },
+        _ => body,
+    };
     let ask = match Ask::parse(ai.api, &body, req.body_key.as_deref(), headers) {
         Ok(a) => a,
         Err(e) => return answer::error(session, ctx, &e, &[]).await,

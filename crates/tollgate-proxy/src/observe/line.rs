@@ -27,6 +27,7 @@ pub(super) fn write(log: &AccessLog, session: &Session, ctx: &RequestCtx, s: &Su
         error: s.error,
         ai: ctx.llm.as_ref().map(|f| ai_line(f, redact_fields)),
         mcp: ctx.mcp.as_ref().map(mcp_line),
+        guard: ctx.guard.as_ref(),
     };
     match serde_json::to_string(&line) {
         Ok(text) => log.write(text),
@@ -51,6 +52,7 @@ pub(super) fn write_unread(log: &AccessLog, client_ip: Option<String>, status: u
         error: Some(error),
         ai: None,
         mcp: None,
+        guard: None,
     };
     match serde_json::to_string(&line) {
         Ok(text) => log.write(text),
@@ -129,6 +131,9 @@ struct Line<'a> {
     ai: Option<AiLine<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mcp: Option<McpLine<'a>>,
+    /// What the guardrail plugins did: `refused_by`, `masked`, `webhook`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guard: Option<&'a crate::guard::facts::GuardFacts>,
 }
 
 /// The `ai` section; the statistics appear only with `logging.log_statistics`.

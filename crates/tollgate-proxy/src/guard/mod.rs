@@ -1,0 +1,187 @@
+//! Guardrails on LLM routes: Kong's ai-prompt-guard, a built-in
+//! ai-sanitizer and a webhook (ai-custom-guardrail). They run on the
+//! caller's request once its body is read and before it is parsed for any
+//! provider, so nothing they refuse reaches a provider or is charged
+//! against a token budget, whatever the caller's format and whichever
+//! target serves it. Order: prompt guard, sanitizer, webhook (so the
+//! webhook never sees what the sanitizer masked). Answers get their
+//! placeholders back (`recover_redacted`) through `restore_answer` and
+//! `restoring`.
+//!
+//! The pure logic (patterns, recognisers, masking, restoring) is the
+//! `tollgate-guard` crate; this module wires it to requests, the webhook
+//! call, metrics and the access log.
+
+pub mod facts;
+mod metrics;
+pub mod rt;
+mod stream;
+mod webhook;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tollgate_guard::prompt::for_each_text;
+use tollgate_guard::webhook::Verdict;
+use tollgate_guard::{Format, Role, Vault};
+use tollgate_llm::ingress::Ingress;
+use tollgate_llm::LlmError;
+
+use crate::ctx::RequestCtx;
+use facts::GuardFacts;
+use rt::{Chain, SanitizerRt, WebhookRt};
+
+pub use stream::restoring;
+
+const PROMPT_GUARD: &str = "ai-prompt-guard";
+const SANITIZER: &str = "ai-sanitizer";
+const WEBHOOK: &str = "ai-custom-guardrail";
+
+/// Runs `chain` on `body` (the caller's request in `ingress`): the body to
+/// go on with (rewritten when a guard masked or modified it), or the
+/// refusal to answer (400, naming the plugin, never a pattern).
+pub async fn run(chain: &Chain<'_>, ctx: &mut RequestCtx, ingress: Ingress, body: Bytes) -> Result<Bytes, LlmError> {
+    if chain.is_empty() {
+        return Ok(body);
+    }
+    // A body that is not JSON is the parser's to refuse, with its own message.
+    let Ok(mut value) = serde_json::from_slice::<Value>(&body) else {
+        return Ok(body);
+    };
+    let format = format_of(ingress);
+    let route = route_name(ctx);
+    let mut facts = GuardFacts::default();
+    let verdict = judge(chain, &mut value, format, &route, &mut facts).await;
+    let changed = facts.masked > 0 || facts.webhook == Some("modify");
+    ctx.guard = Some(facts);
+    match verdict {
+        Err(plugin) => {
+            if let Some(f) = ctx.guard.as_mut() {
+                f.refused_by = Some(plugin);
+            }
+            Err(refusal(plugin))
+        }
+        Ok(()) if changed => {
+            serde_json::to_vec(&value).map(Bytes::from).map_err(|e| LlmError::new(500, "internal_error", e.to_string()))
+        }
+        Ok(()) => Ok(body),
+    }
+}
+
+/// The guards in order; `Err` names the plugin that refused.
+async fn judge(
+    chain: &Chain<'_>,
+    value: &mut Value,
+    format: Format,
+    route: &str,
+    facts: &mut GuardFacts,
+) -> Result<(), &'static str> {
+    if let Some(g) = chain.prompt {
+        let refused = g.check(format, value).is_err();
+        metrics::record(PROMPT_GUARD, route, if refused { "deny" } else { "allow" });
+        if refused {
+            return Err(PROMPT_GUARD);
+        }
+    }
+    if let Some(s) = chain.sanitizer {
+        sanitize(s, value, format, route, facts)?;
+    }
+    if let Some(w) = chain.webhook {
+        ask_webhook(w, value, format, route, facts).await?;
+    }
+    Ok(())
+}
+
+fn sanitize(
+    s: &SanitizerRt,
+    value: &mut Value,
+    format: Format,
+    route: &str,
+    facts: &mut GuardFacts,
+) -> Result<(), &'static str> {
+    if s.block {
+        let found = s.sanitizer.detect(format, value).entities;
+        metrics::record(SANITIZER, route, if found > 0 { "block" } else { "clean" });
+        return if found > 0 { Err(SANITIZER) } else { Ok(()) };
+    }
+    let mut vault = Vault::default();
+    facts.masked = s.sanitizer.mask(format, value, &mut vault).entities;
+    metrics::record(SANITIZER, route, if facts.masked > 0 { "mask" } else { "clean" });
+    if s.restore && !vault.is_empty() {
+        facts.restore = Some(Arc::new(vault));
+    }
+    Ok(())
+}
+
+async fn ask_webhook(
+    w: &WebhookRt,
+    value: &mut Value,
+    format: Format,
+    route: &str,
+    facts: &mut GuardFacts,
+) -> Result<(), &'static str> {
+    let mut texts: Vec<(Role, String)> = Vec::new();
+    for_each_text(format, value, &mut |slot, t| texts.push((slot.role, t.clone())));
+    let outcome = match webhook::call(w, format_label(format), &texts).await {
+        Ok(Verdict::Allow) => ("allow", Ok(())),
+        Ok(Verdict::Deny { .. }) => ("deny", Err(WEBHOOK)),
+        Ok(Verdict::Modify(_)) if !w.allow_masking => ("deny", Err(WEBHOOK)),
+        Ok(Verdict::Modify(new)) => {
+            let mut new = new.into_iter();
+            for_each_text(format, value, &mut |_, t| {
+                if let Some(n) = new.next() {
+                    *t = n;
+                }
+            });
+            ("modify", Ok(()))
+        }
+        Err(why) => {
+            tracing::warn!(url = %w.endpoint.authority, reason = %why, fail_open = w.fail_open, "guardrail webhook failed");
+            if w.fail_open {
+                ("error_open", Ok(()))
+            } else {
+                ("error_closed", Err(WEBHOOK))
+            }
+        }
+    };
+    facts.webhook = Some(outcome.0);
+    metrics::record(WEBHOOK, route, outcome.0);
+    outcome.1
+}
+
+/// A JSON answer with its placeholders restored (`recover_redacted`).
+pub fn restore_answer(ctx: &RequestCtx, body: Bytes) -> Bytes {
+    let Some(vault) = ctx.guard.as_ref().and_then(|g| g.restore.as_ref()) else {
+        return body;
+    };
+    match std::str::from_utf8(&body).map(|s| vault.restore_json(s)) {
+        Ok(std::borrow::Cow::Owned(s)) => Bytes::from(s),
+        _ => body,
+    }
+}
+
+fn refusal(plugin: &str) -> LlmError {
+    LlmError::new(400, "invalid_request_error", format!("the request was refused by a guardrail ({plugin})"))
+        .with_code("guardrail_refused")
+}
+
+pub(crate) fn format_of(ingress: Ingress) -> Format {
+    match ingress {
+        Ingress::OpenAiChat => Format::OpenAiChat,
+        Ingress::AnthropicMessages => Format::AnthropicMessages,
+        Ingress::OpenAiResponses => Format::OpenAiResponses,
+    }
+}
+
+fn format_label(format: Format) -> &'static str {
+    match format {
+        Format::OpenAiChat => "openai_chat",
+        Format::AnthropicMessages => "anthropic_messages",
+        Format::OpenAiResponses => "openai_responses",
+    }
+}
+
+fn route_name(ctx: &RequestCtx) -> String {
+    ctx.snap.as_deref().zip(ctx.route).map(|(s, r)| s.router.routes[r].name.clone()).unwrap_or_default()
+}
