@@ -44,7 +44,7 @@ impl CacheRt {
             _ => None,
         };
         let store = match redis {
-            Some(client) => Store::Redis(client),
+            Some(client) => Store::Redis(client, c.max_entries),
             None => {
                 let key = format!("{scope}|{}", c.max_entries);
                 Store::Memory(MEMORY.get_or_build(&key, || MemoryStore::new(c.max_entries, Arc::new(SystemClock))))
