@@ -522,3 +522,18 @@ def test_redis_down_with_stop_on_failure_refuses(mock, gateway_factory):
     assert status(r) == "Bypass"
     assert r.json()["error"]["code"] == "cache_unavailable", r.text
     assert provider_calls(mock) == 0
+
+
+def test_replicas_with_other_targets_do_not_share_entries(mock, gateway_factory, redis):
+    """Same route names, same Redis: another upstream is another namespace;
+    a price is not part of the target, so a repriced replica still shares."""
+    vectordb = f'strategy = "redis"\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
+    a = gateway_factory(config(mock, vectordb=vectordb), name="a")
+    other = config(mock, vectordb=vectordb, upstream_url=f"{mock.url}/v1/chat/completions?deployment=b")
+    b = gateway_factory(other, name="b")
+    repriced = gateway_factory(config(mock, vectordb=vectordb, options="input_cost = 9.0"), name="c")
+    assert status(ask(a, "Whose answer?")) == "Miss"
+    assert stored(redis, "tollgate:cache:e:*")
+    assert status(ask(b, "Whose answer?")) == "Miss", "another upstream"
+    assert status(ask(repriced, "Whose answer?")) == "Hit"
+    assert provider_calls(mock) == 2
