@@ -14,8 +14,8 @@ import anthropic
 import openai
 import pytest
 
-from configs import ALICE_KEY, BOB_KEY, PROVIDER_KEY, llm_config
-from conftest import chat
+from configs import ALICE_KEY, BOB_KEY, PROVIDER_KEY, llm_config, poll
+from conftest import chat, free_port
 from test_token_limits import Redis
 
 CLAUDE = "claude-sonnet-4-5-20250929"
@@ -53,6 +53,34 @@ def status(r) -> str:
     return r.headers.get("x-cache-status")
 
 
+def redis_call(port: int, *args: str):
+    """One Redis command over RESP (no client library): an int, a string or a list of them."""
+    import socket
+
+    wire = f"*{len(args)}\r\n" + "".join(f"${len(a.encode())}\r\n{a}\r\n" for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+        sock.sendall(wire.encode())
+        f = sock.makefile("rb")
+
+        def read():
+            line = f.readline().rstrip(b"\r\n")
+            kind, rest = line[:1], line[1:]
+            if kind == b":":
+                return int(rest)
+            if kind == b"$":
+                return None if int(rest) < 0 else f.read(int(rest) + 2)[:-2].decode(errors="replace")
+            if kind == b"*":
+                return [read() for _ in range(int(rest))]
+            return rest.decode()
+
+        return read()
+
+
+def stored(redis, pattern: str, at_least: int = 1) -> bool:
+    """Waits until Redis holds `at_least` keys matching `pattern` (stores run in the background)."""
+    return bool(poll(lambda: len(redis_call(redis.port, "KEYS", pattern)) >= at_least))
+
+
 # ---------- exact mode: JSON and streams ----------
 
 def test_a_second_identical_request_is_a_hit_no_provider_sees(mock, gateway_factory):
@@ -76,6 +104,7 @@ def test_a_second_identical_request_is_a_hit_no_provider_sees(mock, gateway_fact
     hits = [l for l in m.splitlines() if l.startswith("ai_llm_requests_total{") and 'cache_status="hit"' in l]
     misses = [l for l in m.splitlines() if l.startswith("ai_llm_requests_total{") and 'cache_status="miss"' in l]
     assert hits and hits[0].endswith(" 1"), m
+    assert 'code="200"' in hits[0], "a hit is the provider's 200 served again"
     assert sum(int(float(l.rsplit(" ", 1)[1])) for l in misses) == 2
     log = gw.access_log(wait_for=3)
     assert [l["ai"]["cache_status"] for l in log] == ["miss", "hit", "miss"]
@@ -169,8 +198,8 @@ def test_a_miss_on_one_replica_is_a_hit_on_another_through_redis(mock, gateway_f
     b = gateway_factory(config(mock, vectordb=vectordb), name="b")
     first = ask(a, "Shared question")
     assert status(first) == "Miss"
-    # Redis is written in the background: give it a moment.
-    time.sleep(0.3)
+    # Redis is written in the background: wait for the entry.
+    assert stored(redis, "tollgate:cache:e:*")
     second = ask(b, "Shared question")
     assert status(second) == "Hit"
     assert second.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
@@ -191,6 +220,7 @@ class Embeddings:
         "capital": [1.0, 0.0, 0.0],
         "capitol": [0.97, 0.24, 0.0],  # a paraphrase: cosine 0.97
         "haiku": [0.0, 0.0, 1.0],
+        "nothing": [0.0, 0.0, 0.0],  # near nothing (no cosine): always a new entry
     }
 
     def __init__(self):
@@ -240,8 +270,8 @@ auth = {{ header_name = "Authorization", header_value = "Bearer {PROVIDER_KEY}" 
 model = {{ provider = "openai", name = "text-embedding-3-small", options = {{ upstream_url = "{embeddings.url}" }} }}"""
 
 
-def test_a_paraphrase_above_the_threshold_is_a_hit_an_unrelated_prompt_a_miss(mock, gateway_factory, embeddings):
-    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.9'))
+def test_a_paraphrase_within_the_distance_is_a_hit_an_unrelated_prompt_a_miss(mock, gateway_factory, embeddings):
+    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.1'))
     first = ask(gw, "What is the capital of France?")
     assert status(first) == "Miss"
     para = ask(gw, "Which city is France's capitol?")
@@ -255,8 +285,8 @@ def test_a_paraphrase_above_the_threshold_is_a_hit_an_unrelated_prompt_a_miss(mo
                                ["Write a haiku about autumn"]]
 
 
-def test_below_the_threshold_a_paraphrase_is_a_miss(mock, gateway_factory, embeddings):
-    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.99'))
+def test_beyond_the_distance_a_paraphrase_is_a_miss(mock, gateway_factory, embeddings):
+    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.01'))
     assert status(ask(gw, "What is the capital of France?")) == "Miss"
     assert status(ask(gw, "Which city is France's capitol?")) == "Miss"
     assert provider_calls(mock) == 2
@@ -399,14 +429,111 @@ def test_configured_cache_prices_replace_the_defaults(mock, gateway_factory):
 
 
 def test_semantic_hits_are_shared_through_redis(mock, gateway_factory, embeddings, redis):
-    vectordb = f'strategy = "redis"\nthreshold = 0.9\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
+    vectordb = f'strategy = "redis"\nthreshold = 0.1\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
     a = gateway_factory(config(mock, settings=semantic(embeddings), vectordb=vectordb), name="a")
     b = gateway_factory(config(mock, settings=semantic(embeddings), vectordb=vectordb), name="b")
     first = ask(a, "What is the capital of France?")
     assert status(first) == "Miss"
-    time.sleep(0.3)
+    # The entry, then its index (a vectors hash and an expiry ZSET).
+    assert stored(redis, "tollgate:cache:v2:*", at_least=2)
     para = ask(b, "Which city is France's capitol?")
     assert status(para) == "Hit"
     assert para.json()["choices"][0]["message"]["content"] == first.json()["choices"][0]["message"]["content"]
     assert status(ask(b, "Write a haiku about autumn")) == "Miss"
+    assert provider_calls(mock) == 2
+
+
+# ---------- what semantic entries are kept apart ----------
+
+def test_a_semantic_hit_stays_with_its_consumer(mock, gateway_factory, embeddings):
+    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.1'))
+    assert status(ask(gw, "What is the capital of France?")) == "Miss"
+    assert status(ask(gw, "Which city is France's capitol?", key=BOB_KEY)) == "Miss", "bob's own namespace"
+    assert status(ask(gw, "Which city is France's capitol?")) == "Hit"
+    assert provider_calls(mock) == 2
+
+
+def test_a_semantic_request_with_tools_does_not_hit_an_answer_stored_without(mock, gateway_factory, embeddings):
+    gw = gateway_factory(config(mock, settings=semantic(embeddings), vectordb='strategy = "memory"\nthreshold = 0.1'))
+    assert status(ask(gw, "What is the capital of France?")) == "Miss"
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    assert status(ask(gw, "Which city is France's capitol?", tools=tools)) == "Miss"
+    schema = {"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}
+    assert status(ask(gw, "Which city is France's capitol?", response_format=schema)) == "Miss"
+    assert provider_calls(mock) == 3
+    # Each is found again with its own tools or format.
+    assert status(ask(gw, "capitol city of France, please", tools=tools)) == "Hit"
+    assert provider_calls(mock) == 3
+
+
+def test_a_stream_without_usage_stores_the_providers_usage(mock, gateway_factory):
+    gw = gateway_factory(config(mock))
+    body = chat("Count for me", temperature=0, stream=True)
+    r = gw.http.post("/chat", json=body, headers={"apikey": ALICE_KEY})
+    assert status(r) == "Miss" and '"usage"' not in r.text.replace('"usage":null', ""), "the caller asked for none"
+    hit = ask(gw, "Count for me")
+    assert status(hit) == "Hit"
+    u = hit.json().get("usage") or {}
+    assert u.get("prompt_tokens", 0) > 0 and u.get("completion_tokens", 0) > 0, hit.json()
+    assert provider_calls(mock) == 1
+
+
+# ---------- Redis: bounded index, Redis down ----------
+
+def test_the_redis_index_drops_expired_vectors_and_keeps_max_entries(mock, gateway_factory, embeddings, redis):
+    vectordb = f'strategy = "redis"\nthreshold = 0.1\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
+    cfg = config(mock, settings=semantic(embeddings), vectordb=vectordb)
+    gw = gateway_factory(cfg.replace("cache_control = true", "cache_control = true\nmax_entries = 3\ncache_ttl = 2"))
+
+    def sizes():
+        keys = sorted(redis_call(redis.port, "KEYS", "tollgate:cache:v2:*"))
+        return [redis_call(redis.port, "HLEN" if k.endswith(":v") else "ZCARD", k) for k in keys]
+
+    def store(n: int, expect: int):
+        assert status(ask(gw, f"nothing {n}")) == "Miss"
+        assert poll(lambda: sizes() == [expect, expect]), (n, sizes())
+
+    store(1, 1)
+    time.sleep(1.2)
+    store(2, 2)
+    time.sleep(1.0)
+    store(3, 2)  # the first expired: deleted by this store, not kept until the whole index expires
+    store(4, 3)
+    store(5, 3)  # max_entries: the soonest to expire goes
+
+
+def redis_down(mock, extra_settings: str = "") -> str:
+    vectordb = f'strategy = "redis"\nredis = {{ host = "127.0.0.1", port = {free_port()}, timeout = 300 }}'
+    return config(mock, settings=extra_settings, vectordb=vectordb)
+
+
+def test_redis_down_serves_uncached(mock, gateway_factory):
+    gw = gateway_factory(redis_down(mock))
+    for _ in range(2):
+        r = ask(gw)
+        assert status(r) == "Bypass" and r.json()["choices"][0]["message"]["content"]
+    assert provider_calls(mock) == 2
+
+
+def test_redis_down_with_stop_on_failure_refuses(mock, gateway_factory):
+    gw = gateway_factory(redis_down(mock, "stop_on_failure = true"))
+    r = gw.http.post("/chat", json=chat("What is 1+1?", temperature=0), headers={"apikey": ALICE_KEY})
+    assert r.status_code == 500, r.text
+    assert status(r) == "Bypass"
+    assert r.json()["error"]["code"] == "cache_unavailable", r.text
+    assert provider_calls(mock) == 0
+
+
+def test_replicas_with_other_targets_do_not_share_entries(mock, gateway_factory, redis):
+    """Same route names, same Redis: another upstream is another namespace;
+    a price is not part of the target, so a repriced replica still shares."""
+    vectordb = f'strategy = "redis"\nredis = {{ host = "127.0.0.1", port = {redis.port}, timeout = 500 }}'
+    a = gateway_factory(config(mock, vectordb=vectordb), name="a")
+    other = config(mock, vectordb=vectordb, upstream_url=f"{mock.url}/v1/chat/completions?deployment=b")
+    b = gateway_factory(other, name="b")
+    repriced = gateway_factory(config(mock, vectordb=vectordb, options="input_cost = 9.0"), name="c")
+    assert status(ask(a, "Whose answer?")) == "Miss"
+    assert stored(redis, "tollgate:cache:e:*")
+    assert status(ask(b, "Whose answer?")) == "Miss", "another upstream"
+    assert status(ask(repriced, "Whose answer?")) == "Hit"
     assert provider_calls(mock) == 2

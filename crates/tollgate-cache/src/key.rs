@@ -9,34 +9,52 @@ use tollgate_llm::chat::{Chat, Message, Part};
 
 /// Bumped when the key's input or the entry's format changes, so replicas
 /// of different versions never read each other's entries.
-const KEY_VERSION: &str = "v1";
+const KEY_VERSION: &str = "v2";
 
 /// The exact key of `chat` in `namespace` (the plugin and, per consumer,
 /// the consumer): lower-case hex SHA-256.
 pub fn exact_key(namespace: &str, chat: &Chat) -> String {
-    let mut h = Sha256::new();
-    for part in [KEY_VERSION, namespace] {
-        h.update(part.as_bytes());
-        h.update([0u8]);
-    }
-    // The neutral form's Debug rendering is a deterministic, complete
-    // serialisation of these fields (every field the answer depends on), and
-    // replicas sharing a store run the same build (KEY_VERSION guards the rest).
-    let normal = (
-        &chat.model,
-        &chat.messages,
+    digest(namespace, &(&chat.model, &chat.messages, settings(chat)))
+}
+
+/// What semantic mode does not embed but the answer depends on: the tools,
+/// tool choice, response format, stop, sampling fields and token limit, and
+/// the system prompts unless `ignore_system` (Kong's `ignore_system_prompts`).
+/// Part of the semantic namespace, so a request with tools or a JSON schema
+/// never finds an answer stored without them.
+pub fn semantic_context(chat: &Chat, ignore_system: bool) -> String {
+    let systems: Vec<&Message> =
+        chat.messages.iter().filter(|m| !ignore_system && matches!(m, Message::System { .. })).collect();
+    digest("semantic", &(systems, settings(chat)))
+}
+
+/// Every field but the model and the messages that the answer depends on.
+fn settings(chat: &Chat) -> impl std::fmt::Debug + '_ {
+    (
         &chat.tools,
         &chat.tool_choice,
         &chat.stop,
         (chat.max_tokens, chat.temperature, chat.top_p, chat.top_k, chat.seed),
         (chat.presence_penalty, chat.frequency_penalty, &chat.response_format, chat.parallel_tool_calls),
         &chat.reasoning,
-    );
+    )
+}
+
+/// SHA-256 of `namespace` and `normal`, in hex. The neutral form's Debug
+/// rendering is a deterministic, complete serialisation of its fields, and
+/// replicas sharing a store run the same build (KEY_VERSION guards the rest).
+fn digest(namespace: &str, normal: &dyn std::fmt::Debug) -> String {
+    let mut h = Sha256::new();
+    for part in [KEY_VERSION, namespace] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
     h.update(format!("{normal:?}").as_bytes());
     hex(&h.finalize())
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex of `bytes` (the one encoder of keys and digests).
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -155,6 +173,33 @@ mod tests {
         assert_ne!(k, exact_key("ns", &with(r#","stop":["x"]"#)));
         let tools = r#","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#;
         assert_ne!(k, exact_key("ns", &with(tools)));
+        let choice = r#","tool_choice":"required""#;
+        assert_ne!(exact_key("ns", &with(tools)), exact_key("ns", &with(&format!("{tools}{choice}"))), "tool_choice");
+        assert_ne!(k, exact_key("ns", &with(r#","response_format":{"type":"json_object"}"#)), "response_format");
+        assert_ne!(k, exact_key("ns", &with(r#","seed":7"#)), "seed");
+        let warm = r#"{"model":"m","temperature":0.5,"messages":[{"role":"user","content":"hi"}]}"#;
+        assert_ne!(k, exact_key("ns", &chat(warm)), "temperature");
+        let system = r#"{"model":"m","temperature":0,"messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":"hi"}]}"#;
+        assert_ne!(k, exact_key("ns", &chat(system)), "system prompt");
+    }
+
+    #[test]
+    fn the_semantic_context_is_what_the_embedded_text_leaves_out() {
+        let plain = semantic_context(&with(""), false);
+        assert_eq!(plain, semantic_context(&with(r#","stream":true"#), false));
+        let tools = r#","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]"#;
+        for extra in [tools, r#","response_format":{"type":"json_object"}"#, r#","max_tokens":5"#, r#","seed":7"#] {
+            assert_ne!(plain, semantic_context(&with(extra), false), "{extra}");
+        }
+        let system = chat(
+            r#"{"model":"m","temperature":0,"messages":[{"role":"system","content":"be brief"},
+            {"role":"user","content":"hi"}]}"#,
+        );
+        assert_ne!(plain, semantic_context(&system, false), "the system prompt counts");
+        assert_eq!(plain, semantic_context(&system, true), "unless ignored");
+        let other_question = chat(r#"{"model":"m","temperature":0,"messages":[{"role":"user","content":"yo"}]}"#);
+        assert_eq!(plain, semantic_context(&other_question, false), "the embedded text is not part of it");
     }
 
     #[test]

@@ -20,6 +20,6 @@ pub mod vector;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{CachedAnswer, Collector};
-pub use key::{exact_key, prompt_text, Admissibility, TextOptions};
+pub use key::{exact_key, hex, prompt_text, semantic_context, Admissibility, TextOptions};
 pub use store::MemoryStore;
 pub use vector::cosine;

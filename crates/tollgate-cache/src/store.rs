@@ -98,16 +98,16 @@ impl MemoryStore {
         }
     }
 
-    /// The key of the live entry in `namespace` whose vector is most similar
-    /// to `query`, at `threshold` or above, with the similarity.
-    pub fn nearest(&self, namespace: &str, query: &[f32], threshold: f64) -> Option<(String, f64)> {
+    /// The key of the live entry in `namespace` whose vector is closest to
+    /// `query`, within `max_distance` (cosine distance), with the distance.
+    pub fn nearest(&self, namespace: &str, query: &[f32], max_distance: f64) -> Option<(String, f64)> {
         let now = self.clock.now_ms();
         let g = self.inner.lock().ok()?;
         let candidates = g.entries.iter().filter(|(_, e)| e.expires_ms > now).filter_map(|(k, e)| {
             let (ns, v) = e.vector.as_ref()?;
             (ns == namespace).then_some((k.as_str(), v.as_slice()))
         });
-        vector::nearest(query, candidates, threshold).map(|(k, s)| (k.to_string(), s))
+        vector::nearest(query, candidates, max_distance).map(|(k, s)| (k.to_string(), s))
     }
 }
 
@@ -169,8 +169,8 @@ mod tests {
         s.put("x", b"1".to_vec(), 1_000, Some(("alice".into(), vec![1.0, 0.0])));
         s.put("y", b"2".to_vec(), 5_000, Some(("alice".into(), vec![0.6, 0.8])));
         s.put("z", b"3".to_vec(), 5_000, Some(("bob".into(), vec![1.0, 0.0])));
-        assert_eq!(s.nearest("alice", &[0.99, 0.1], 0.9).map(|x| x.0), Some("x".to_string()));
-        assert_eq!(s.nearest("alice", &[0.0, 1.0], 0.9), None);
+        assert_eq!(s.nearest("alice", &[0.99, 0.1], 0.1).map(|x| x.0), Some("x".to_string()));
+        assert_eq!(s.nearest("alice", &[0.0, 1.0], 0.1), None);
         assert_eq!(s.nearest("carol", &[1.0, 0.0], 0.5), None);
         clock.advance(1_000);
         assert_eq!(s.nearest("alice", &[0.99, 0.1], 0.5).map(|x| x.0), Some("y".to_string()));

@@ -15,16 +15,18 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (na.sqrt() * nb.sqrt())
 }
 
-/// The best of `candidates` at or above `threshold`: its id and similarity.
-pub fn nearest<'a, I>(query: &[f32], candidates: I, threshold: f64) -> Option<(&'a str, f64)>
+/// The best of `candidates` within `max_distance` of `query`: its id and
+/// cosine distance (1 − similarity). A distance, as Kong's `vectordb.threshold`
+/// is with `distance_metric = "cosine"` (its examples use 0.1).
+pub fn nearest<'a, I>(query: &[f32], candidates: I, max_distance: f64) -> Option<(&'a str, f64)>
 where
     I: IntoIterator<Item = (&'a str, &'a [f32])>,
 {
     candidates
         .into_iter()
-        .map(|(id, v)| (id, cosine(query, v)))
-        .filter(|(_, s)| s.is_finite() && *s >= threshold)
-        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(id, v)| (id, 1.0 - cosine(query, v)))
+        .filter(|(_, d)| d.is_finite() && *d <= max_distance)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
 }
 
 /// A vector as little-endian f32 bytes (compact in Redis).
@@ -48,20 +50,24 @@ mod tests {
     fn cosine_similarity() {
         assert!((cosine(&[1.0, 0.0], &[2.0, 0.0]) - 1.0).abs() < 1e-9);
         assert!(cosine(&[1.0, 0.0], &[0.0, 1.0]).abs() < 1e-9);
+        assert!((cosine(&[1.0, 1.0], &[-1.0, -1.0]) + 1.0).abs() < 1e-9);
         assert!(cosine(&[1.0], &[1.0, 2.0]).is_nan());
         assert!(cosine(&[0.0, 0.0], &[1.0, 2.0]).is_nan());
     }
 
     #[test]
-    fn nearest_takes_the_best_above_the_threshold() {
+    fn nearest_takes_the_closest_within_the_distance() {
         let a = [1.0f32, 0.0];
         let b = [0.8f32, 0.6];
         let c = [0.0f32, 1.0];
         let all = [("a", &a[..]), ("b", &b[..]), ("c", &c[..])];
         let q = [0.9f32, 0.44];
         assert_eq!(nearest(&q, all, 0.5).map(|x| x.0), Some("b"));
-        assert_eq!(nearest(&[0.0, 1.0], all, 0.99).map(|x| x.0), Some("c"));
+        assert_eq!(nearest(&[0.0, 1.0], all, 0.01).map(|x| x.0), Some("c"));
         assert_eq!(nearest(&[-1.0, 0.0], all, 0.1), None);
+        // b is 0.2 from a (cos 0.8): a 0.1 distance misses it, 0.25 finds it.
+        assert_eq!(nearest(&a, [("b", &b[..])], 0.1), None);
+        assert_eq!(nearest(&a, [("b", &b[..])], 0.25).map(|x| x.0), Some("b"));
     }
 
     #[test]

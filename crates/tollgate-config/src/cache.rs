@@ -61,7 +61,8 @@ pub struct CacheVectorDb {
     /// `memory` (this process) or `redis` (shared by every replica).
     #[serde(default = "CacheVectorDb::default_strategy")]
     pub strategy: String,
-    /// Least cosine similarity for a semantic hit.
+    /// Greatest cosine distance (1 − similarity) of a semantic hit, as in
+    /// Kong, whose examples set `0.1` with `distance_metric = "cosine"`.
     #[serde(default = "CacheVectorDb::default_threshold")]
     pub threshold: f64,
     /// Accepted for Kong compatibility; vectors take the model's size.
@@ -91,7 +92,7 @@ impl CacheVectorDb {
         "memory".to_string()
     }
     fn default_threshold() -> f64 {
-        0.9
+        0.1
     }
     fn default_metric() -> String {
         "cosine".to_string()
@@ -152,10 +153,10 @@ pub(crate) fn check(base: &str, c: &AiSemanticCacheConfig, r: &mut Report<'_>) {
             format!("distance_metric {} is not implemented (implemented: cosine)", r.show(&path, &v.distance_metric));
         r.error(path, message);
     }
-    if !(-1.0..=1.0).contains(&v.threshold) {
+    if !(0.0..=2.0).contains(&v.threshold) {
         r.error(
             format!("{vpath}.threshold"),
-            format!("threshold {} must be a cosine similarity in -1..=1", v.threshold),
+            format!("threshold {} must be a cosine distance (1 - similarity) in 0..=2", v.threshold),
         );
     }
     if let Some(e) = &c.embeddings {
@@ -192,11 +193,11 @@ mod tests {
         let PluginConfig::AiSemanticCache(p) = &c.plugins[0].config else { panic!("typed") };
         assert!(p.cache_control && !p.semantic() && !p.exact_caching);
         assert_eq!((p.cache_ttl, p.message_countback, p.scope.as_str()), (300, 1, "consumer"));
-        assert_eq!((p.vectordb.strategy.as_str(), p.vectordb.threshold), ("memory", 0.9));
+        assert_eq!((p.vectordb.strategy.as_str(), p.vectordb.threshold), ("memory", 0.1));
         let c = load(
             "[plugins.config]\ncache_ttl = 5\nexact_caching = true\nmessage_countback = 3\n\
              [plugins.config.embeddings]\nmodel = { provider = \"openai\", name = \"text-embedding-3-small\" }\n\
-             [plugins.config.vectordb]\nstrategy = \"redis\"\nthreshold = 0.8\ndimensions = 1536\nredis = { host = \"r\" }\n",
+             [plugins.config.vectordb]\nstrategy = \"redis\"\nthreshold = 0.2\ndimensions = 1536\nredis = { host = \"r\" }\n",
         )
         .unwrap_or_else(|e| panic!("{e:?}"));
         let PluginConfig::AiSemanticCache(p) = &c.plugins[0].config else { panic!("typed") };
@@ -208,7 +209,7 @@ mod tests {
     fn bad_values_are_errors_naming_their_field() {
         let e = load(
             "[plugins.config]\ncache_ttl = 0\nscope = \"everyone\"\n[plugins.config.vectordb]\nstrategy = \"redis\"\n\
-             threshold = 2.0\ndistance_metric = \"euclidean\"\n",
+             threshold = 2.5\ndistance_metric = \"euclidean\"\n",
         )
         .err()
         .unwrap_or_default()

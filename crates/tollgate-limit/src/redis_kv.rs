@@ -3,6 +3,10 @@
 //! Redis server, whatever uses it. Keys are used as given (no limiter
 //! prefix); every call is bounded by the connection's timeout.
 
+use std::sync::LazyLock;
+
+use redis::Script;
+
 use crate::{LimitError, RedisLimiter};
 
 impl RedisLimiter {
@@ -18,24 +22,42 @@ impl RedisLimiter {
         self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
     }
 
-    /// `HSET key field value` then `PEXPIRE key ttl_ms`: the hash lives as
-    /// long as its latest field needs.
-    pub async fn kv_hset_px(&self, key: &str, field: &str, value: &[u8], ttl_ms: u64) -> Result<(), LimitError> {
+    /// Adds `field` (an entry key) and its vector to a semantic index: the
+    /// hash `index.0` holds the vectors, the ZSET `index.1` their expiry, so
+    /// expired fields are deleted and the index is cut to `max_entries` (the
+    /// soonest to expire first) in the same script. Both keys must share a
+    /// Cluster slot (a hash tag).
+    pub async fn kv_index_put(
+        &self,
+        index: (&str, &str),
+        field: &str,
+        vector: &[u8],
+        (expires_ms, now_ms): (u64, u64),
+        max_entries: usize,
+    ) -> Result<(), LimitError> {
+        let mut inv = INDEX_PUT.prepare_invoke();
+        inv.key(index.0).key(index.1).arg(field).arg(vector).arg(expires_ms).arg(now_ms);
+        let ttl = expires_ms.saturating_sub(now_ms).max(1);
+        inv.arg(max_entries.max(1)).arg(ttl);
+        self.bounded(|mut conn| async move { inv.invoke_async::<i64>(&mut conn).await }).await.map(|_| ())
+    }
+
+    /// The live fields of a semantic index and their vectors; expired ones
+    /// are deleted first, so they never hide a live match.
+    pub async fn kv_index_live(&self, index: (&str, &str), now_ms: u64) -> Result<Vec<(String, Vec<u8>)>, LimitError> {
+        let mut inv = INDEX_LIVE.prepare_invoke();
+        inv.key(index.0).key(index.1).arg(now_ms);
+        self.bounded(|mut conn| async move { inv.invoke_async::<Vec<(String, Vec<u8>)>>(&mut conn).await }).await
+    }
+
+    /// Removes `field` from a semantic index (its entry is gone).
+    pub async fn kv_index_drop(&self, index: (&str, &str), field: &str) -> Result<(), LimitError> {
         let mut pipe = redis::pipe();
-        pipe.cmd("HSET").arg(key).arg(field).arg(value).ignore();
-        pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms.max(1)).ignore();
+        pipe.cmd("HDEL").arg(index.0).arg(field).ignore();
+        pipe.cmd("ZREM").arg(index.1).arg(field).ignore();
         self.bounded(|mut conn| async move { pipe.query_async::<()>(&mut conn).await }).await
     }
-
-    /// `HGETALL key`.
-    pub async fn kv_hgetall(&self, key: &str) -> Result<Vec<(String, Vec<u8>)>, LimitError> {
-        let cmd = redis::cmd("HGETALL").arg(key).clone();
-        self.bounded(|mut conn| async move { cmd.query_async::<Vec<(String, Vec<u8>)>>(&mut conn).await }).await
-    }
-
-    /// `HDEL key field`.
-    pub async fn kv_hdel(&self, key: &str, field: &str) -> Result<(), LimitError> {
-        let cmd = redis::cmd("HDEL").arg(key).arg(field).clone();
-        self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
-    }
 }
+
+static INDEX_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/index_put.lua")));
+static INDEX_LIVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/index_live.lua")));

@@ -54,6 +54,9 @@ pub(crate) async fn serve(
         usage: answer.usage.map(|u| u.usage()),
         log_statistics: ai.targets.iter().any(|t| t.log_statistics),
         cache_status: "hit",
+        // The answer is the 200 the provider once gave: the `code` label of
+        // `ai_llm_requests_total` says so rather than staying empty.
+        upstream_status: Some(200),
         ..LlmFacts::default()
     });
     let mut headers = vec![

@@ -12,14 +12,14 @@ use std::future::Future;
 use std::pin::Pin;
 
 use pingora_proxy::Session;
-use tollgate_cache::{exact_key, prompt_text, Admissibility, CachedAnswer, Clock, SystemClock};
+use tollgate_cache::{exact_key, prompt_text, semantic_context, Admissibility, CachedAnswer, Clock, SystemClock};
 use tollgate_llm::chat::Chat;
 use tollgate_llm::ingress::Request;
 use tollgate_llm::LlmError;
 
 use crate::answer;
 use crate::cache::pending::Pending;
-use crate::cache::rt::CacheRt;
+use crate::cache::rt::{targets_digest, CacheRt};
 use crate::cache::store::Call;
 use crate::ctx::RequestCtx;
 use crate::limits::TokenLimitRt;
@@ -63,7 +63,7 @@ pub(crate) async fn serve(
             return None;
         }
     };
-    let namespace = namespace(ctx, rt, &chat.model);
+    let namespace = namespace(ctx, rt, ai, &chat.model);
     match find(ups, ctx, rt, &chat, &namespace, refresh).await {
         Ok(Found::Hit { answer, key }) => {
             mark(ctx, "hit");
@@ -133,12 +133,22 @@ fn decide(session: &Session, rt: &CacheRt, ai: &AiProxyRt, request: &Request) ->
     }
 }
 
-/// Entries are searched within the plugin, the route, the model and,
-/// unless shared, the consumer.
-fn namespace(ctx: &RequestCtx, rt: &CacheRt, model: &str) -> String {
+/// Entries are searched within the plugin, the route, its targets, the
+/// model and, unless shared, the consumer.
+fn namespace(ctx: &RequestCtx, rt: &CacheRt, ai: &AiProxyRt, model: &str) -> String {
     let route = ctx.snap.as_ref().zip(ctx.route).map(|(s, r)| s.config.routes[r].name.as_str()).unwrap_or("");
     let consumer = if rt.config.scope == "shared" { "*" } else { ctx.consumer_name().unwrap_or("-") };
-    format!("{}|route={route}|model={model}|consumer={consumer}", rt.scope)
+    let targets = targets_digest(&ai.targets);
+    format!("{}|route={route}|targets={targets}|model={model}|consumer={consumer}", rt.scope)
+}
+
+/// Semantic mode searches a narrower namespace: the embeddings model (its
+/// vectors compare only with its own) and what the embedded text leaves out
+/// (tools, response format, sampling fields, the system prompt unless
+/// ignored), so a near prompt with other tools or format is never a hit.
+fn semantic_namespace(namespace: &str, rt: &CacheRt, chat: &Chat) -> String {
+    let context = semantic_context(chat, rt.config.ignore_system_prompts);
+    format!("{namespace}|embed={}|context={}", rt.embedder_id, &context[..16])
 }
 
 /// The exact key, then (semantic mode) the nearest prompt; a refresh reads
@@ -169,10 +179,11 @@ async fn find(
     let Some(vector) = vector else {
         return Err("the embeddings model returned no vector".into());
     };
+    let space = semantic_namespace(namespace, rt, chat);
     if !refresh {
-        if let Some((answer, key)) = rt.store.nearest(namespace, &vector, rt.config.vectordb.threshold, now).await? {
+        if let Some((answer, key)) = rt.store.nearest(&space, &vector, rt.config.vectordb.threshold, now).await? {
             return Ok(Found::Hit { answer, key });
         }
     }
-    Ok(Found::Miss { key, vector: Some((namespace.to_string(), vector)) })
+    Ok(Found::Miss { key, vector: Some((space, vector)) })
 }

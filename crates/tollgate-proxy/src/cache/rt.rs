@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use once_cell::sync::Lazy;
+use sha2::{Digest, Sha256};
 use tollgate_cache::{MemoryStore, SystemClock, TextOptions};
 use tollgate_config::cache::AiSemanticCacheConfig;
 
@@ -21,6 +22,9 @@ pub struct CacheRt {
     pub store: Arc<Store>,
     /// Semantic mode: the model that embeds prompts.
     pub embedder: Option<Arc<LlmTarget>>,
+    /// A digest of the embeddings target: vectors of another model (or
+    /// endpoint) are not comparable, so they live in another namespace.
+    pub embedder_id: String,
 }
 
 impl std::fmt::Debug for CacheRt {
@@ -44,7 +48,7 @@ impl CacheRt {
             _ => None,
         };
         let store = match redis {
-            Some(client) => Store::Redis(client),
+            Some(client) => Store::Redis(client, c.max_entries),
             None => {
                 let key = format!("{scope}|{}", c.max_entries);
                 Store::Memory(MEMORY.get_or_build(&key, || MemoryStore::new(c.max_entries, Arc::new(SystemClock))))
@@ -65,7 +69,8 @@ impl CacheRt {
             }
             None => None,
         };
-        Ok(CacheRt { config: c.clone(), scope, store: Arc::new(store), embedder })
+        let embedder_id = targets_digest(embedder.as_slice());
+        Ok(CacheRt { config: c.clone(), scope, store: Arc::new(store), embedder, embedder_id })
     }
 
     pub fn text_options(&self) -> TextOptions {
@@ -81,4 +86,20 @@ impl CacheRt {
     pub fn ttl_ms(&self) -> u64 {
         self.config.cache_ttl.saturating_mul(1000)
     }
+}
+
+/// A short digest of what answers or embeds for a route: each target's
+/// provider, model and its defaults, provider options and endpoint. Part of
+/// the namespace, so a changed provider, model or upstream never serves the
+/// old one's entries, and two deployments whose routes share names but not
+/// targets never share entries in one Redis. Prices and weights are left
+/// out: they do not change an answer.
+pub fn targets_digest(targets: &[Arc<LlmTarget>]) -> String {
+    let mut h = Sha256::new();
+    for t in targets {
+        let identity = (&t.provider, &t.model, &t.options, &t.endpoint, t.api);
+        h.update(format!("{identity:?}").as_bytes());
+        h.update([0u8]);
+    }
+    tollgate_cache::hex(&h.finalize()[..8])
 }

@@ -8,23 +8,27 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
-use tollgate_cache::{vector, CachedAnswer, MemoryStore};
+use tollgate_cache::{vector, CachedAnswer, Clock, MemoryStore, SystemClock};
 
 use crate::limits::LazyRedis;
 
 pub enum Store {
     Memory(Arc<MemoryStore>),
-    Redis(Arc<LazyRedis>),
+    /// Redis, and the most vectors a namespace's index keeps (`max_entries`).
+    Redis(Arc<LazyRedis>, usize),
 }
 
 const ENTRY_PREFIX: &str = "tollgate:cache:e:";
-const VECTORS_PREFIX: &str = "tollgate:cache:v:";
+/// `v2`: the index became a hash of vectors and a ZSET of expiries; the
+/// hashes of `v1` (no ZSET) expire on their own.
+const INDEX_PREFIX: &str = "tollgate:cache:v2:";
 
-/// A namespace's vector hash in Redis: short and free of the scope's characters.
-fn vectors_key(namespace: &str) -> String {
+/// A namespace's index in Redis (vectors hash, expiry ZSET): short, free of
+/// the scope's characters, and one hash tag so both share a Cluster slot.
+fn index_keys(namespace: &str) -> (String, String) {
     let digest = Sha256::digest(namespace.as_bytes());
-    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{VECTORS_PREFIX}{hex}")
+    let tag = tollgate_cache::hex(&digest[..16]);
+    (format!("{INDEX_PREFIX}{{{tag}}}:v"), format!("{INDEX_PREFIX}{{{tag}}}:x"))
 }
 
 /// A boxed future: the Redis client's futures are deep, and the request
@@ -41,7 +45,7 @@ impl Store {
     async fn get_inner(&self, key: &str, now_ms: u64) -> Result<Option<CachedAnswer>, String> {
         let bytes = match self {
             Store::Memory(m) => m.get(key).map(|(v, _)| v.to_vec()),
-            Store::Redis(r) => {
+            Store::Redis(r, _) => {
                 let client = r.get().await.map_err(|e| e.to_string())?;
                 client.kv_get(&format!("{ENTRY_PREFIX}{key}")).await.map_err(|e| e.to_string())?
             }
@@ -73,57 +77,62 @@ impl Store {
                 m.put(key, bytes, ttl_ms, vector.cloned());
                 Ok(())
             }
-            Store::Redis(r) => {
+            Store::Redis(r, max_entries) => {
                 let client = r.get().await.map_err(|e| e.to_string())?;
                 client.kv_set_px(&format!("{ENTRY_PREFIX}{key}"), &bytes, ttl_ms).await.map_err(|e| e.to_string())?;
                 if let Some((ns, v)) = vector {
-                    let hash = vectors_key(ns);
-                    client.kv_hset_px(&hash, key, &vector::to_bytes(v), ttl_ms).await.map_err(|e| e.to_string())?;
+                    let (h, z) = index_keys(ns);
+                    let when = (answer.expires_ms, SystemClock.now_ms());
+                    let bytes = vector::to_bytes(v);
+                    let put = client.kv_index_put((&h, &z), key, &bytes, when, *max_entries);
+                    put.await.map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
         }
     }
 
-    /// The key of the entry in `namespace` most similar to `query`, at
-    /// `threshold` or above. In Redis the namespace's vectors are read whole
-    /// (a linear scan, as in memory); vectors whose entry expired are dropped
-    /// when a search meets them.
+    /// The key of the entry in `namespace` closest to `query`, within
+    /// `max_distance` (cosine distance). In Redis the namespace's live vectors
+    /// are read whole (a linear scan, as in memory) after its expired ones are
+    /// deleted; a vector whose entry Redis evicted early is dropped when it wins.
     pub fn nearest<'a>(
         &'a self,
         namespace: &'a str,
         query: &'a [f32],
-        threshold: f64,
+        max_distance: f64,
         now_ms: u64,
     ) -> Call<'a, Option<(CachedAnswer, String)>> {
-        Box::pin(self.nearest_inner(namespace, query, threshold, now_ms))
+        Box::pin(self.nearest_inner(namespace, query, max_distance, now_ms))
     }
 
     async fn nearest_inner(
         &self,
         namespace: &str,
         query: &[f32],
-        threshold: f64,
+        max_distance: f64,
         now_ms: u64,
     ) -> Result<Option<(CachedAnswer, String)>, String> {
         let key = match self {
-            Store::Memory(m) => m.nearest(namespace, query, threshold).map(|(k, _)| k),
-            Store::Redis(r) => {
+            Store::Memory(m) => m.nearest(namespace, query, max_distance).map(|(k, _)| k),
+            Store::Redis(r, _) => {
                 let client = r.get().await.map_err(|e| e.to_string())?;
-                let all = client.kv_hgetall(&vectors_key(namespace)).await.map_err(|e| e.to_string())?;
+                let (h, z) = index_keys(namespace);
+                let all = client.kv_index_live((&h, &z), now_ms).await.map_err(|e| e.to_string())?;
                 let decoded: Vec<(String, Vec<f32>)> =
                     all.into_iter().filter_map(|(k, b)| vector::from_bytes(&b).map(|v| (k, v))).collect();
                 let candidates = decoded.iter().map(|(k, v)| (k.as_str(), v.as_slice()));
-                vector::nearest(query, candidates, threshold).map(|(k, _)| k.to_string())
+                vector::nearest(query, candidates, max_distance).map(|(k, _)| k.to_string())
             }
         };
         let Some(key) = key else { return Ok(None) };
         match self.get(&key, now_ms).await? {
             Some(answer) => Ok(Some((answer, key))),
             None => {
-                if let Store::Redis(r) = self {
+                if let Store::Redis(r, _) = self {
                     if let Ok(client) = r.get().await {
-                        let _ = client.kv_hdel(&vectors_key(namespace), &key).await;
+                        let (h, z) = index_keys(namespace);
+                        let _ = client.kv_index_drop((&h, &z), &key).await;
                     }
                 }
                 Ok(None)

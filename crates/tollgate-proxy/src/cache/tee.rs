@@ -65,7 +65,12 @@ impl ChatStream for Tee {
         let rest = self.inner.finish();
         if let Some(mut c) = self.collector.take() {
             c.feed(&rest);
-            let answer = if self.inner.completed() { c.finish() } else { None };
+            let mut answer = if self.inner.completed() { c.finish() } else { None };
+            // The provider's own count: the caller's bytes carry usage only
+            // when it asked (`include_usage`), and a hit must have it anyway.
+            if let (Some(a), Some(u)) = (answer.as_mut(), self.inner.usage()) {
+                a.usage = Some(u.into());
+            }
             if let (Some(answer), Some(pending)) = (answer, self.pending.take()) {
                 pending.save(answer, &self.provider, &self.label);
             }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::OnceCell;
+use tollgate_cache::cosine;
 use tollgate_llm::chat::{Message, Part};
 use tollgate_llm::ingress::Request;
 use tollgate_llm::provider::Call;
@@ -157,32 +158,9 @@ pub(crate) async fn embed(
         .collect()
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    if a.len() != b.len() || a.is_empty() {
-        return f64::NAN;
-    }
-    let (mut dot, mut na, mut nb) = (0f64, 0f64, 0f64);
-    for (x, y) in a.iter().zip(b) {
-        let (x, y) = (f64::from(*x), f64::from(*y));
-        dot += x * y;
-        na += x * x;
-        nb += y * y;
-    }
-    dot / (na.sqrt() * nb.sqrt())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cosine_similarity() {
-        assert!((cosine(&[1.0, 0.0], &[1.0, 0.0]) - 1.0).abs() < 1e-9);
-        assert!(cosine(&[1.0, 0.0], &[0.0, 1.0]).abs() < 1e-9);
-        assert!((cosine(&[1.0, 1.0], &[-1.0, -1.0]) + 1.0).abs() < 1e-9);
-        assert!(cosine(&[1.0], &[1.0, 2.0]).is_nan());
-        assert!(cosine(&[0.0, 0.0], &[1.0, 2.0]).is_nan());
-    }
 
     #[test]
     fn the_last_user_message_is_what_is_embedded() {
