@@ -13,11 +13,11 @@ use pingora_load_balancing::discovery::Static;
 use pingora_load_balancing::selection::BackendSelection;
 use pingora_load_balancing::{Backend, Backends, HealthRegistry};
 
-use crate::clock::Clock;
 use crate::health::{ActiveChecks, InvalidChecks, ProbeCheck};
 use crate::pool::Pool;
 use crate::selector::{target_backend, Selector, TargetIndex};
 use crate::target::{Avail, TargetState};
+use crate::Clock;
 use crate::{
     duration_ms, millis, Algorithm, BreakerConfig, LatencyStrategy, Success, TargetInfo, LATENCY_TAU, USAGE_TAU,
 };

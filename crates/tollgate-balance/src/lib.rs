@@ -105,7 +105,6 @@
 //!   ([`ActiveChecks::failures`]); the config layer refuses thresholds that differ.
 
 mod balancer;
-mod clock;
 pub mod health;
 mod pool;
 mod ring;
@@ -124,11 +123,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 pub use balancer::{Balancer, Pick, ProbeCounts, TargetStats};
-pub use clock::{Clock, ManualClock, MonotonicClock};
 pub use health::{ActiveChecks, InvalidChecks, LiteralResolver, Probe, Resolve};
 pub use pool::Pool;
 pub use ring::{MAX_POINTS, POINTS_PER_UNIT};
 pub use selector::{target_backend, Candidates, Selector, TargetIndex};
+pub use tollgate_clock::{Clock, ManualClock, MonotonicClock};
 
 /// Time constant of the lowest-latency peak EWMA: a faster sample `dt` after the
 /// previous one moves the estimate by `1 - exp(-dt / tau)` of the difference.

@@ -7,10 +7,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::clock::Clock;
 use crate::ring::Ring;
 use crate::target::{Avail, TargetState};
 use crate::wrr::SmoothWrr;
+use crate::Clock;
 use crate::{duration_ms, Algorithm, LatencyStrategy, UsageStrategy, EXPLORE_EVERY, USAGE_TAU};
 
 /// Per-target state and the algorithm that chooses among the targets. `Send + Sync`;

@@ -24,10 +24,10 @@ use pingora_core::protocols::l4::socket::SocketAddr as PeerAddr;
 use pingora_load_balancing::selection::{BackendIter, BackendSelection};
 use pingora_load_balancing::{Backend, Extensions};
 
-use crate::clock::MonotonicClock;
 use crate::pool::Pool;
 use crate::ring::hash32;
 use crate::Algorithm;
+use crate::MonotonicClock;
 
 /// The index of a backend's target in its balancer's target list (in `Backend::ext`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,17 +9,16 @@
 //! entry    the provider-neutral cached answer; collecting it from an answer, replaying it
 //! store    the memory store: TTL, least-recently-used eviction, nearest vector
 //! vector   cosine similarity and the vectors' wire form
-//! clock    the injectable clock
+//! (the injectable clock is tollgate-clock's, re-exported)
 //! ```
 
-pub mod clock;
 pub mod entry;
 pub mod key;
 pub mod store;
 pub mod vector;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use entry::{CachedAnswer, Collector};
 pub use key::{exact_key, hex, prompt_text, semantic_context, Admissibility, TextOptions};
 pub use store::MemoryStore;
+pub use tollgate_clock::{Clock, ManualClock, SystemClock};
 pub use vector::cosine;

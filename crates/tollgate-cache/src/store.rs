@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use crate::clock::Clock;
 use crate::vector;
+use crate::Clock;
 
 struct Entry {
     value: Arc<Vec<u8>>,
@@ -114,7 +114,7 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use crate::ManualClock;
 
     fn store(max: usize) -> (MemoryStore, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(1_000));

@@ -69,7 +69,6 @@
 //! # }).unwrap();
 //! ```
 
-mod clock;
 mod local;
 mod redis_backend;
 mod redis_conn;
@@ -78,10 +77,10 @@ mod window;
 
 use std::fmt;
 
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use local::LocalLimiter;
 pub use redis_backend::{RedisConfig, RedisLimiter};
 pub use redis_conn::{ClusterTopology, RedisTopology, SentinelTopology};
+pub use tollgate_clock::{Clock, ManualClock, SystemClock};
 pub use window::{sliding_bucket_width_secs, MAX_WINDOW_SECS, SLIDING_BUCKETS};
 
 /// How a window counts usage over time.
