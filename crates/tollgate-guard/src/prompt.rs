@@ -98,6 +98,19 @@ pub fn turns(format: Format, body: &Value) -> usize {
     }
 }
 
+/// The last turn holding a text whose role `judged` accepts: where a guard
+/// that judges "the last turn" starts. Picking the last message of any role
+/// would let a trailing assistant or tool message hide the user's ask.
+pub fn last_turn(format: Format, body: &mut Value, judged: &dyn Fn(Role) -> bool) -> Option<usize> {
+    let mut last = None;
+    for_each_text(format, body, &mut |slot, _| {
+        if judged(slot.role) && slot.turn.is_some() {
+            last = last.max(slot.turn);
+        }
+    });
+    last
+}
+
 /// One message or input item: its `content` (or a function call's `output`).
 fn message_texts(m: &mut Value, turn: usize, f: &mut dyn FnMut(Slot, &mut String)) {
     let Some(obj) = m.as_object_mut() else { return };
