@@ -172,6 +172,24 @@ def test_pii_is_masked_toward_the_provider_and_restored_in_the_json_answer(mock,
     assert guard_metric(gw, "ai-sanitizer", "chat", "mask") == 1
 
 
+def test_pii_in_tool_call_arguments_and_tool_results_is_masked_toward_the_provider(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock, extra=plugin("ai-sanitizer", MASK)))
+    body = {"messages": [
+        {"role": "user", "content": "mail my friend"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {
+            "name": "send", "arguments": json.dumps({"to": EMAIL, "body": "hi"})}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": f"sent to {EMAIL}"}]},
+        {"role": "user", "content": "thanks"}]}
+    r = gw.http.post("/chat", json=body, headers=AUTH)
+    assert r.status_code == 200, r.text
+    (seen,) = mock.requests()
+    assert EMAIL not in json.dumps(seen["body"]), seen["body"]
+    sent = seen["body"]["messages"]
+    call = next(m for m in sent if m.get("tool_calls"))
+    # The arguments stay a JSON string whose value is masked.
+    assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {"to": "<EMAIL_1>", "body": "hi"}
+
+
 def test_without_recover_redacted_the_answer_keeps_placeholders(mock, gateway_factory):
     gw = gateway_factory(llm_config(mock, extra=plugin("ai-sanitizer", 'anonymize = ["email"]')))
     r = gw.http.post("/chat", json=chat(EMAIL), headers=AUTH)

@@ -109,6 +109,16 @@ mod tests {
     }
 
     #[test]
+    fn tool_call_arguments_are_masked_and_stay_json() {
+        let mut body = json!({"messages": [{"role": "assistant", "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"to\": \"a@x.io\"}"}}]}]});
+        let mut vault = Vault::default();
+        assert_eq!(sanitizer(true).mask(Format::OpenAiChat, &mut body, &mut vault).entities, 1);
+        let args = body["messages"][0]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(args).unwrap(), json!({"to": "<EMAIL_1>"}));
+    }
+
+    #[test]
     fn detect_counts_without_changing() {
         let mut body = json!({"messages": [{"role": "user", "content": "a@x.io"}]});
         assert_eq!(sanitizer(true).detect(Format::AnthropicMessages, &mut body).entities, 1);
