@@ -207,6 +207,24 @@ def test_pii_in_tool_call_arguments_and_tool_results_is_masked_toward_the_provid
     assert json.loads(call["tool_calls"][0]["function"]["arguments"]) == {"to": "<EMAIL_1>", "body": "hi"}
 
 
+def test_log_payloads_keep_the_answer_masked_like_the_request(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock, logging="log_statistics = true, log_payloads = true",
+                                    extra=plugin("ai-sanitizer", MASK)))
+    r = gw.http.post("/chat", json=chat(f"mail {EMAIL}"), headers=AUTH)
+    assert EMAIL in r.text
+    with gw.http.stream("POST", "/chat", json=chat(f"mail {EMAIL}", stream=True), headers=AUTH) as s:
+        streamed = "".join(s.iter_text())
+    assert EMAIL in streamed
+    plain, stream = gw.access_log(wait_for=2)
+    for entry in (plain, stream):
+        assert EMAIL not in json.dumps(entry), entry
+    assert "<EMAIL_1>" in plain["ai"]["payload"]["response"]
+    events = sse_events(stream["ai"]["payload"]["response"].splitlines())
+    deltas = [json.loads(e)["choices"][0]["delta"].get("content") or "" for e in events[:-1]
+              if json.loads(e).get("choices")]
+    assert "<EMAIL_1>" in "".join(deltas)
+
+
 def test_without_recover_redacted_the_answer_keeps_placeholders(mock, gateway_factory):
     gw = gateway_factory(llm_config(mock, extra=plugin("ai-sanitizer", 'anonymize = ["email"]')))
     r = gw.http.post("/chat", json=chat(EMAIL), headers=AUTH)

@@ -29,6 +29,7 @@ pub fn restoring(ctx: &RequestCtx, ingress: Ingress, stream: Box<dyn ChatStream>
             split: EventSplitter::new(),
             restorer: StreamRestorer::default(),
             template: None,
+            unrestored: Bytes::new(),
         }),
         None => stream,
     }
@@ -42,6 +43,8 @@ struct Restoring {
     restorer: StreamRestorer,
     /// The last text-delta event, to carry held-back text when the deltas end.
     template: Option<(Bytes, Value)>,
+    /// The last feed's bytes as the provider wrote them, for the access log.
+    unrestored: Bytes,
 }
 
 /// The text of a delta event in `format`.
@@ -168,7 +171,12 @@ fn memchr_lt(b: &[u8]) -> bool {
 impl ChatStream for Restoring {
     fn feed(&mut self, input: &[u8]) -> Bytes {
         let out = self.inner.feed(input);
+        self.unrestored = out.clone();
         self.process(&out, false)
+    }
+
+    fn unrestored(&mut self) -> Option<Bytes> {
+        Some(std::mem::take(&mut self.unrestored))
     }
 
     fn finish(&mut self) -> Bytes {
@@ -272,6 +280,15 @@ mod tests {
         out.extend_from_slice(&s.finish());
         assert_eq!(texts(&out).concat(), "mail a@x.io now");
         assert!(String::from_utf8_lossy(&out).ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn the_unrestored_bytes_are_kept_for_the_log() {
+        let mut s = restoring(&ctx_with_vault(), Ingress::OpenAiChat, Box::new(Echo));
+        let input = chunk("mail <EMAIL_1> now");
+        let out = s.feed(input.as_bytes());
+        assert_eq!(texts(&out).concat(), "mail a@x.io now");
+        assert_eq!(s.unrestored().as_deref(), Some(input.as_bytes()));
     }
 
     #[test]
