@@ -405,7 +405,8 @@ fn ipv6_at(b: &[u8], i: usize) -> Option<usize> {
     s.parse::<std::net::Ipv6Addr>().ok().map(|_| end)
 }
 
-/// 13 to 19 digits, optionally grouped by single spaces or dashes, passing Luhn.
+/// 13 to 19 digits, optionally grouped by single spaces or dashes, with a
+/// card brand's leading digit and length, passing Luhn.
 fn card_at(b: &[u8], i: usize) -> Option<usize> {
     let mut digits = [0u8; 19];
     let (mut n, mut j, mut end) = (0, i, i);
@@ -425,7 +426,21 @@ fn card_at(b: &[u8], i: usize) -> Option<usize> {
             break;
         }
     }
-    ((13..=19).contains(&n) && ends_word(b, end) && luhn(&digits[..n])).then_some(end)
+    (brand_length(digits[0], n) && ends_word(b, end) && luhn(&digits[..n])).then_some(end)
+}
+
+/// Whether a number starting with `first` may be a card of `n` digits: Visa
+/// (4: 13, 16, 19), Mastercard (2, 5: 16), Amex, Diners and JCB (3: 14-16, 19),
+/// Discover and UnionPay (6: 16-19). Without it, one in ten 13-digit
+/// millisecond timestamps (they start with 1) would pass Luhn and be masked.
+fn brand_length(first: u8, n: usize) -> bool {
+    match first {
+        4 => matches!(n, 13 | 16 | 19),
+        2 | 5 => n == 16,
+        3 => matches!(n, 14..=16 | 19),
+        6 => (16..=19).contains(&n),
+        _ => false,
+    }
 }
 
 /// The Luhn checksum of a card number.

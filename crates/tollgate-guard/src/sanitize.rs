@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use crate::mask::{mask, Vault};
 use crate::pii::Recognisers;
-use crate::prompt::{for_each_text, turns, Format};
+use crate::prompt::{for_each_text, last_turn, turns, Format, Role};
 
 #[derive(Debug, Clone)]
 pub struct Sanitizer {
@@ -25,11 +25,11 @@ pub struct Sanitized {
 impl Sanitizer {
     /// Masks every entity of `body`'s texts, recording placeholders in `vault`.
     pub fn mask(&self, format: Format, body: &mut Value, vault: &mut Vault) -> Sanitized {
-        let last = turns(format, body).checked_sub(1);
+        let last = self.first_turn(format, body);
         let mut scratch = Vec::new();
         let mut entities = 0;
         for_each_text(format, body, &mut |slot, text| {
-            if self.whole_history || slot.turn == last {
+            if self.whole_history || matches!((slot.turn, last), (Some(t), Some(f)) if t >= f) {
                 entities += mask(&self.recognisers, text, vault, &mut scratch).entities;
             }
         });
@@ -38,16 +38,25 @@ impl Sanitizer {
 
     /// Counts the entities of `body`'s texts without changing them (to block).
     pub fn detect(&self, format: Format, body: &mut Value) -> Sanitized {
-        let last = turns(format, body).checked_sub(1);
+        let last = self.first_turn(format, body);
         let mut scratch = Vec::new();
         let mut entities = 0;
         for_each_text(format, body, &mut |slot, text| {
-            if self.whole_history || slot.turn == last {
+            if self.whole_history || matches!((slot.turn, last), (Some(t), Some(f)) if t >= f) {
                 self.recognisers.find(text, &mut scratch);
                 entities += scratch.len();
             }
         });
         Sanitized { entities }
+    }
+
+    /// Where "the last turn" starts: the last user turn, so a trailing
+    /// assistant or tool message neither hides it nor is left unmasked.
+    fn first_turn(&self, format: Format, body: &mut Value) -> Option<usize> {
+        if self.whole_history {
+            return None;
+        }
+        last_turn(format, body, &|r| r == Role::User).or_else(|| turns(format, body).checked_sub(1))
     }
 }
 
@@ -83,6 +92,30 @@ mod tests {
         sanitizer(false).mask(Format::OpenAiResponses, &mut body, &mut vault);
         assert_eq!(body["input"][0]["content"], "old a@x.io");
         assert_eq!(body["input"][1]["content"], "new <EMAIL_1>");
+    }
+
+    #[test]
+    fn the_last_turn_is_the_last_user_turn_and_what_follows() {
+        let mut body = json!({"messages": [
+            {"role": "user", "content": "old a@x.io"}, {"role": "user", "content": "new b@x.io"},
+            {"role": "assistant", "content": "Sure c@x.io"}
+        ]});
+        let mut vault = Vault::default();
+        assert_eq!(sanitizer(false).mask(Format::AnthropicMessages, &mut body, &mut vault).entities, 2);
+        assert_eq!(body["messages"][0]["content"], "old a@x.io");
+        assert_eq!(body["messages"][1]["content"], "new <EMAIL_1>");
+        assert_eq!(body["messages"][2]["content"], "Sure <EMAIL_2>");
+        assert_eq!(sanitizer(false).detect(Format::AnthropicMessages, &mut body.clone()).entities, 0);
+    }
+
+    #[test]
+    fn tool_call_arguments_are_masked_and_stay_json() {
+        let mut body = json!({"messages": [{"role": "assistant", "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{\"to\": \"a@x.io\"}"}}]}]});
+        let mut vault = Vault::default();
+        assert_eq!(sanitizer(true).mask(Format::OpenAiChat, &mut body, &mut vault).entities, 1);
+        let args = body["messages"][0]["tool_calls"][0]["function"]["arguments"].as_str().unwrap();
+        assert_eq!(serde_json::from_str::<Value>(args).unwrap(), json!({"to": "<EMAIL_1>"}));
     }
 
     #[test]

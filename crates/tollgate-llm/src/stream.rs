@@ -99,6 +99,12 @@ pub trait ChatStream: Send {
     /// The provider broke off: the caller's error event that ends the stream
     /// (empty where the caller's format has none to add).
     fn fail(&mut self, error: LlmError) -> Bytes;
+    /// The last `feed`'s output before a wrapper rewrote it for the caller
+    /// (placeholders restored), when one did: what `log_payloads` keeps, so
+    /// the access log never holds PII the sanitizer hid from the provider.
+    fn unrestored(&mut self) -> Option<Bytes> {
+        None
+    }
 }
 
 /// What is known of a stream so far, whatever format the caller reads it in.

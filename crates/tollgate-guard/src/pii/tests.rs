@@ -32,6 +32,16 @@ fn credit_cards_must_pass_luhn() {
 }
 
 #[test]
+fn a_millisecond_timestamp_passing_luhn_is_not_a_card() {
+    assert!(luhn(&[1, 7, 6, 4, 7, 8, 0, 0, 0, 0, 0, 0, 6]));
+    assert_eq!(one("at 1764780000006 ms"), vec![]);
+    assert!(one("a 16-digit Visa shape starting 1: 1111111111111117").is_empty());
+    for card in ["378282246310005", "30569309025904", "6011111111111117", "4222222222222", "3530111333300000"] {
+        assert_eq!(one(card), vec![(card.into(), Kind::CreditCard)], "{card}");
+    }
+}
+
+#[test]
 fn ibans_must_pass_mod_97() {
     assert_eq!(one("IBAN DE89370400440532013000."), vec![("DE89370400440532013000".into(), Kind::Iban)]);
     assert_eq!(

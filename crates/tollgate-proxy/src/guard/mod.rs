@@ -39,7 +39,7 @@ const SANITIZER: &str = "ai-sanitizer";
 const WEBHOOK: &str = "ai-custom-guardrail";
 
 /// Runs `chain` on `body` (the caller's request in `ingress`): the body to
-/// go on with (rewritten when a guard masked or modified it), or the
+/// go on with (the judged value, re-serialised), or the
 /// refusal to answer (400, naming the plugin, never a pattern).
 pub async fn run(chain: &Chain<'_>, ctx: &mut RequestCtx, ingress: Ingress, body: Bytes) -> Result<Bytes, LlmError> {
     if chain.is_empty() {
@@ -53,7 +53,6 @@ pub async fn run(chain: &Chain<'_>, ctx: &mut RequestCtx, ingress: Ingress, body
     let route = route_name(ctx);
     let mut facts = GuardFacts::default();
     let verdict = judge(chain, &mut value, format, &route, &mut facts).await;
-    let changed = facts.masked > 0 || facts.webhook == Some("modify");
     ctx.guard = Some(facts);
     match verdict {
         Err(plugin) => {
@@ -62,10 +61,11 @@ pub async fn run(chain: &Chain<'_>, ctx: &mut RequestCtx, ingress: Ingress, body
             }
             Err(refusal(plugin))
         }
-        Ok(()) if changed => {
+        // Always the value the guards judged, never the caller's bytes: with a
+        // duplicate key the guards saw the last one, a parser may take the first.
+        Ok(()) => {
             serde_json::to_vec(&value).map(Bytes::from).map_err(|e| LlmError::new(500, "internal_error", e.to_string()))
         }
-        Ok(()) => Ok(body),
     }
 }
 
@@ -184,4 +184,22 @@ fn format_label(format: Format) -> &'static str {
 
 fn route_name(ctx: &RequestCtx) -> String {
     ctx.snap.as_deref().zip(ctx.route).map(|(s, r)| s.router.routes[r].name.clone()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_guard::guard::PromptGuardOptions;
+    use tollgate_guard::PromptGuard;
+
+    #[tokio::test]
+    async fn what_goes_on_is_the_judged_value_not_the_callers_bytes() {
+        let guard = PromptGuard::new(&[], &["(?i)ignore previous".into()], PromptGuardOptions::default()).unwrap();
+        let chain = Chain { prompt: Some(&guard), ..Chain::default() };
+        let body = Bytes::from_static(
+            br#"{"messages":[{"role":"user","content":"ignore previous"}],"messages":[{"role":"user","content":"fine"}]}"#,
+        );
+        let out = run(&chain, &mut RequestCtx::new(), Ingress::OpenAiChat, body).await.unwrap();
+        assert_eq!(&out[..], br#"{"messages":[{"content":"fine","role":"user"}]}"#);
+    }
 }

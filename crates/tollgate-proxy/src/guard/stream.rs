@@ -1,9 +1,11 @@
 //! Restoring placeholders in a relayed stream, in the caller's format: the
 //! text deltas (chat chunks' `delta.content`, Messages' `text_delta`,
 //! Responses' `output_text.delta`) go through a `StreamRestorer`, which
-//! holds back only a tail that could still grow into a placeholder; every
-//! other event gets whole placeholders restored. Events without `<` pass
-//! as they are, unparsed.
+//! holds back only a tail that could still grow into a placeholder, across
+//! pings, keep-alives and chunks without text, until the text ends
+//! (`content_block_stop`, a `finish_reason`, `output_text.done`, `[DONE]`,
+//! an error, the end of the stream); every other event gets whole
+//! placeholders restored. Events without `<` pass as they are, unparsed.
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ pub fn restoring(ctx: &RequestCtx, ingress: Ingress, stream: Box<dyn ChatStream>
             split: EventSplitter::new(),
             restorer: StreamRestorer::default(),
             template: None,
+            unrestored: Bytes::new(),
         }),
         None => stream,
     }
@@ -40,6 +43,8 @@ struct Restoring {
     restorer: StreamRestorer,
     /// The last text-delta event, to carry held-back text when the deltas end.
     template: Option<(Bytes, Value)>,
+    /// The last feed's bytes as the provider wrote them, for the access log.
+    unrestored: Bytes,
 }
 
 /// The text of a delta event in `format`.
@@ -88,9 +93,14 @@ impl Restoring {
             out.extend_from_slice(&ev);
             return;
         }
-        let parsed = event_data(&ev).and_then(|d| serde_json::from_slice::<Value>(&d).ok());
+        let data = event_data(&ev);
+        let parsed = data.as_ref().and_then(|d| serde_json::from_slice::<Value>(d).ok());
         let Some(mut v) = parsed else {
-            self.flush(out);
+            // `[DONE]` (or other non-JSON data) ends the text; a comment or
+            // keep-alive does not, so the held tail stays held across it.
+            if data.is_some() {
+                self.flush(out);
+            }
             out.extend_from_slice(&ev);
             return;
         };
@@ -101,7 +111,9 @@ impl Restoring {
             self.template = Some((ev, v));
             return;
         }
-        self.flush(out);
+        if ends_text(self.format, &v) {
+            self.flush(out);
+        }
         match std::str::from_utf8(&ev) {
             Ok(s) => out.extend_from_slice(self.vault.restore_json(s).as_bytes()),
             Err(_) => out.extend_from_slice(&ev),
@@ -122,6 +134,36 @@ impl Restoring {
     }
 }
 
+/// Whether `v` (an event that is not a text delta) ends the text deltas, so
+/// a held tail must go out before it. Others (Anthropic's `ping`, chat chunks
+/// without content, tool call deltas) pass while the tail stays held: a
+/// placeholder split around them still comes out whole.
+fn ends_text(format: Format, v: &Value) -> bool {
+    if v.get("error").is_some() {
+        return true;
+    }
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or("");
+    match format {
+        Format::OpenAiChat => {
+            let choice = v.get("choices").and_then(|c| c.get(0));
+            choice.is_none_or(|c| c.get("finish_reason").is_some_and(|f| !f.is_null()))
+        }
+        Format::AnthropicMessages => {
+            matches!(kind, "content_block_stop" | "message_delta" | "message_stop" | "error")
+        }
+        Format::OpenAiResponses => matches!(
+            kind,
+            "response.output_text.done"
+                | "response.content_part.done"
+                | "response.output_item.done"
+                | "response.completed"
+                | "response.failed"
+                | "response.incomplete"
+                | "error"
+        ),
+    }
+}
+
 fn memchr_lt(b: &[u8]) -> bool {
     b.contains(&b'<')
 }
@@ -129,7 +171,12 @@ fn memchr_lt(b: &[u8]) -> bool {
 impl ChatStream for Restoring {
     fn feed(&mut self, input: &[u8]) -> Bytes {
         let out = self.inner.feed(input);
+        self.unrestored = out.clone();
         self.process(&out, false)
+    }
+
+    fn unrestored(&mut self) -> Option<Bytes> {
+        Some(std::mem::take(&mut self.unrestored))
     }
 
     fn finish(&mut self) -> Bytes {
@@ -236,15 +283,67 @@ mod tests {
     }
 
     #[test]
-    fn a_held_tail_is_released_before_the_next_other_event() {
+    fn the_unrestored_bytes_are_kept_for_the_log() {
+        let mut s = restoring(&ctx_with_vault(), Ingress::OpenAiChat, Box::new(Echo));
+        let input = chunk("mail <EMAIL_1> now");
+        let out = s.feed(input.as_bytes());
+        assert_eq!(texts(&out).concat(), "mail a@x.io now");
+        assert_eq!(s.unrestored().as_deref(), Some(input.as_bytes()));
+    }
+
+    #[test]
+    fn a_held_tail_is_released_before_an_ending_event() {
         let mut s = restoring(&ctx_with_vault(), Ingress::OpenAiChat, Box::new(Echo));
         let out = s.feed(format!("{}data: [DONE]\n\n", chunk("a <EMAIL")).as_bytes());
+        assert_eq!(texts(&out), vec!["a ", "<EMAIL"]);
+        let mut s = restoring(&ctx_with_vault(), Ingress::OpenAiChat, Box::new(Echo));
+        let finish = format!(
+            "data: {}\n\n",
+            serde_json::json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        );
+        let out = s.feed(format!("{}{finish}", chunk("a <EMAIL")).as_bytes());
         assert_eq!(texts(&out), vec!["a ", "<EMAIL"]);
     }
 
     #[test]
+    fn a_placeholder_split_around_a_keep_alive_or_an_empty_chunk_is_restored() {
+        let mut s = restoring(&ctx_with_vault(), Ingress::OpenAiChat, Box::new(Echo));
+        let empty = format!("data: {}\n\n", serde_json::json!({"choices": [{"index": 0, "delta": {}}]}));
+        let input =
+            [chunk("mail <EM"), ": keep-alive\n\n".into(), empty, chunk("AIL_1> now"), "data: [DONE]\n\n".into()];
+        let mut out = Vec::new();
+        for piece in input {
+            out.extend_from_slice(&s.feed(piece.as_bytes()));
+        }
+        out.extend_from_slice(&s.finish());
+        assert_eq!(texts(&out).concat(), "mail a@x.io now");
+        assert!(!String::from_utf8_lossy(&out).contains("<EM"));
+    }
+
+    #[test]
+    fn a_placeholder_split_around_an_anthropic_ping_is_restored() {
+        let mut s = restoring(&ctx_with_vault(), Ingress::AnthropicMessages, Box::new(Echo));
+        let delta = |t: &str| {
+            let v = serde_json::json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}});
+            format!("event: content_block_delta\ndata: {v}\n\n")
+        };
+        let ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n".to_string();
+        let stop = "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n".to_string();
+        let mut out = Vec::new();
+        for piece in [delta("to <EMA"), ping, delta("IL_1>"), stop] {
+            out.extend_from_slice(&s.feed(piece.as_bytes()));
+        }
+        let out = String::from_utf8_lossy(&out).to_string();
+        assert!(out.contains("a@x.io") && !out.contains("<EMA"), "{out}");
+        assert!(out.ends_with("event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n"));
+    }
+
+    #[test]
     fn without_a_vault_the_stream_is_left_alone() {
-        let s = restoring(&RequestCtx::new(), Ingress::OpenAiChat, Box::new(Echo));
-        assert!(s.completed());
+        let mut s = restoring(&RequestCtx::new(), Ingress::OpenAiChat, Box::new(Echo));
+        let input = format!("{}: keep-alive\n\n{}", chunk("mail <EMAIL_1> now <EM"), chunk("AIL_1>"));
+        let mut out = s.feed(input.as_bytes()).to_vec();
+        out.extend_from_slice(&s.finish());
+        assert_eq!(out, input.as_bytes());
     }
 }

@@ -270,8 +270,10 @@ impl Attempt<'_> {
         // The cache keeps the answer as the provider wrote it (placeholders, not
         // the caller's PII); a hit is restored for the request that asks.
         crate::cache::tee::store_json(ctx, head.status, &answer.body, target);
+        // Logged before restoring: the access log never holds the PII the sanitizer hid.
+        log_response(ctx, &answer.body);
         let body = crate::guard::restore_answer(ctx, answer.body);
-        let r = self.relay_answer(session, ctx, head.status, "application/json", body, None).await;
+        let r = self.send_answer(session, ctx, head.status, "application/json", body, None).await;
         Outcome::answered(Health::Success, r)
     }
 
@@ -286,8 +288,21 @@ impl Attempt<'_> {
         body: bytes::Bytes,
         retry_after: Option<&str>,
     ) -> PResult<()> {
-        ctx.status = status;
         log_response(ctx, &body);
+        self.send_answer(session, ctx, status, content_type, body, retry_after).await
+    }
+
+    /// Sends an answer already logged.
+    async fn send_answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        content_type: &str,
+        body: bytes::Bytes,
+        retry_after: Option<&str>,
+    ) -> PResult<()> {
+        ctx.status = status;
         let headers = answer_headers(ctx, &self.target.label, retry_after);
         send(session, status, content_type, body, &as_refs(&headers)).await
     }

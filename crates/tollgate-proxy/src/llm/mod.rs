@@ -116,9 +116,7 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
         anthropic_version: header(session, "anthropic-version"),
         anthropic_beta: header(session, "anthropic-beta"),
     };
-    if op == Operation::CountTokens {
-        return count_tokens(ups, session, ctx, ai, &body, headers).await;
-    }
+    // Guards run before count_tokens too: it sends the prompt to an Anthropic target.
     let body = match ai.api {
         Api::Generate(ingress) => match crate::guard::run(&req.guards, ctx, ingress, body).await {
             Ok(b) => b,
@@ -126,6 +124,9 @@ pub async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx,
         },
         _ => body,
     };
+    if op == Operation::CountTokens {
+        return count_tokens(ups, session, ctx, ai, &body, headers).await;
+    }
     let ask = match Ask::parse(ai.api, &body, req.body_key.as_deref(), headers) {
         Ok(a) => a,
         Err(e) => return answer::error(session, ctx, &e, &[]).await,

@@ -48,8 +48,10 @@ pub(crate) async fn relay_stream(
             chunk = upstream.read_response_body() => match chunk {
                 Ok(Some(bytes)) => {
                     let out = stream.feed(&bytes);
+                    // Logged as the provider wrote it: the caller's PII stays out of the log.
+                    let logged = stream.unrestored();
+                    log_response(ctx, logged.as_deref().unwrap_or(&out));
                     if !out.is_empty() {
-                        log_response(ctx, &out);
                         first_event.get_or_insert_with(Instant::now);
                         if let Err(e) = session.write_response_body(Some(out), false).await {
                             ctx.note_error("client went away mid-stream");
