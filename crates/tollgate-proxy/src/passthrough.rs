@@ -119,10 +119,14 @@ pub async fn fail_to_proxy(session: &mut Session, e: &Error, ctx: &mut RequestCt
     let (code, message) = match e.etype() {
         ErrorType::HTTPStatus(413) => (413, ctx.error.clone().unwrap_or_else(|| "Request body too large".to_string())),
         ErrorType::HTTPStatus(408) => (408, ctx.error.clone().unwrap_or_else(|| "Request timeout".to_string())),
-        // A read of the caller's body timed out: the body's deadline passed.
+        // A read of the caller's body timed out: the body's deadline passed
+        // (or, on an upgraded connection, Pingora's own read timeout).
         ErrorType::ReadTimedout if matches!(e.esource(), ErrorSource::Downstream) => {
-            let limit_ms = ctx.body_deadline.map_or(0, |d| d.limit_ms);
-            (408, BodyError::TimedOut { limit_ms }.message())
+            let message = match ctx.body_deadline {
+                Some(d) => BodyError::TimedOut { limit_ms: d.limit_ms }.message(),
+                None => "Request timeout".to_string(),
+            };
+            (408, message)
         }
         ErrorType::HTTPStatus(code) => (*code, "An unexpected error occurred".to_string()),
         ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
