@@ -569,18 +569,8 @@ fn semantic_proxy(
     let mut rt = AiProxyRt::new(scope, targets, a.balancer.clone())?;
     if a.balancer.algorithm == "semantic" {
         let e = a.embeddings.as_ref().ok_or(CompileError::NoEmbeddings)?;
-        let spec = tollgate_config::TargetSpec {
-            route_type: "llm/v1/embeddings".into(),
-            llm_format: None,
-            auth: e.auth.clone(),
-            model: e.model.clone(),
-            logging: Default::default(),
-            weight: None,
-            description: None,
-        };
         let threshold = a.vectordb.as_ref().map(|v| v.threshold).unwrap_or(0.75);
-        rt.semantic =
-            Some(SemanticRt::new(Arc::new(LlmTarget::compile(&spec, "openai", tls)?), threshold, &descriptions));
+        rt.semantic = Some(SemanticRt::new(Arc::new(LlmTarget::embeddings(e, tls)?), threshold, &descriptions));
     }
     Ok(rt)
 }

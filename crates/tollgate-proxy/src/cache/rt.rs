@@ -55,18 +55,7 @@ impl CacheRt {
             }
         };
         let embedder = match &c.embeddings {
-            Some(e) => {
-                let spec = tollgate_config::TargetSpec {
-                    route_type: "llm/v1/embeddings".into(),
-                    llm_format: None,
-                    auth: e.auth.clone(),
-                    model: e.model.clone(),
-                    logging: Default::default(),
-                    weight: None,
-                    description: None,
-                };
-                Some(Arc::new(LlmTarget::compile(&spec, "openai", tls)?))
-            }
+            Some(e) => Some(Arc::new(LlmTarget::embeddings(e, tls)?)),
             None => None,
         };
         let embedder_id = targets_digest(embedder.as_slice());

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tollgate_config::schema::{AuthConfig, ModelOptions, TargetSpec};
+use tollgate_config::schema::{AuthConfig, EmbeddingsModelConfig, ModelOptions, TargetSpec};
 use tollgate_llm::bedrock::AwsCredentials;
 use tollgate_llm::ingress::Ingress;
 use tollgate_llm::provider::{ProviderOptions, VertexOptions};
@@ -143,6 +143,21 @@ pub struct LlmTarget {
 }
 
 impl LlmTarget {
+    /// The embeddings endpoint an `embeddings` block names (the semantic
+    /// balancer's and the semantic cache's), spoken to in OpenAI's format.
+    pub fn embeddings(e: &EmbeddingsModelConfig, tls: &UpstreamTls) -> Result<Self, TargetError> {
+        let spec = TargetSpec {
+            route_type: "llm/v1/embeddings".into(),
+            llm_format: None,
+            auth: e.auth.clone(),
+            model: e.model.clone(),
+            logging: Default::default(),
+            weight: None,
+            description: None,
+        };
+        Self::compile(&spec, "openai", tls)
+    }
+
     /// A target of a plugin whose callers speak `llm_format`.
     pub fn compile(spec: &TargetSpec, llm_format: &str, tls: &UpstreamTls) -> Result<Self, TargetError> {
         let o = &spec.model.options;
