@@ -19,10 +19,10 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# The /proc and wrk helpers of the main benchmark, not copies of them.
+from run import ROOT, cpu_ticks, free_port, parse_wrk
 KEY = "bench-client-key"
 
 HIT_LUA = """
@@ -41,12 +41,6 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["apikey"] = "%s"}, body)
 end
 """ % KEY
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def config(mock_url: str, port: int, admin: int, cache: bool) -> str:
@@ -94,11 +88,6 @@ upstream_url = "{mock_url}/v1/chat/completions"
 {plugin}"""
 
 
-def ticks(pid: int) -> int:
-    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(f[11]) + int(f[12])
-
-
 def wait_port(port: int) -> None:
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -112,20 +101,19 @@ def wait_port(port: int) -> None:
 
 def wrk(url: str, script: Path, duration: int, conns: int) -> int:
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "-s", str(script), url],
+        ["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout
-    m = re.search(r"(\d+) requests in", out)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non2xx:
+    run = parse_wrk(out)
+    if run["non2xx"]:
         raise RuntimeError(f"errors in the run:\n{out}")
-    return int(m.group(1)) if m else 0
+    return run["requests"]
 
 
 def measure(gw_pid: int, mock_pid: int, url: str, script: Path, duration: int, conns: int) -> dict:
-    g0, m0, t0 = ticks(gw_pid), ticks(mock_pid), time.monotonic()
+    g0, m0, t0 = cpu_ticks([gw_pid]), cpu_ticks([mock_pid]), time.monotonic()
     n = wrk(url, script, duration, conns)
-    g1, m1, t1 = ticks(gw_pid), ticks(mock_pid), time.monotonic()
+    g1, m1, t1 = cpu_ticks([gw_pid]), cpu_ticks([mock_pid]), time.monotonic()
     hz = os.sysconf("SC_CLK_TCK")
     return {
         "requests": n,
