@@ -6,46 +6,14 @@
 // Bench code: a failed expect is a broken fixture.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod fixture;
+
 use criterion::{criterion_group, criterion_main, Criterion};
+use fixture::{guard, request, sanitizer, PROSE};
 use serde_json::{json, Value};
 use std::hint::black_box;
-use tollgate_guard::guard::PromptGuardOptions;
 use tollgate_guard::pii::BUILT_IN;
-use tollgate_guard::{Format, PromptGuard, Recognisers, Sanitizer, StreamRestorer, Vault};
-
-/// Prose with the digits and dashes real prompts have (so no text skips the
-/// recognisers' scan by having none).
-const PROSE: &str = "The Q3 2025 report covers revenue (up 4.2%), churn and the migration of the \
-billing service to the new cluster on 14 March. Please summarise the top-3 risks, list the open \
-questions for the team and suggest next steps, keeping the tone neutral and the answer under 200 words. ";
-
-/// A chat request of about 4 KB: a system prompt, six turns, PII in two of them.
-fn request() -> Value {
-    let mut messages = vec![json!({"role": "system", "content": PROSE.repeat(3)})];
-    for i in 0..6 {
-        let role = if i % 2 == 0 { "user" } else { "assistant" };
-        messages.push(json!({"role": role, "content": PROSE.repeat(2)}));
-    }
-    messages.push(json!({"role": "user", "content": format!(
-        "{PROSE} Contact jane.doe@example.com or +1 415 555 2671; card 4111 1111 1111 1111, \
-         IBAN DE89 3704 0044 0532 0130 00, server 10.0.0.12, key sk-proj-abcdefghijklmnopqrstuvwxyz0123."
-    )}));
-    json!({"model": "gpt-4o", "messages": messages})
-}
-
-fn guard() -> PromptGuard {
-    let deny = ["(?i)ignore (all )?previous instructions", r"\bDROP\s+TABLE\b", "(?i)jailbreak"];
-    let allow = ["(?i)report|summar", "(?i)question"];
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    PromptGuard::new(&s(&allow), &s(&deny), PromptGuardOptions { whole_history: true, match_all_roles: false })
-        .expect("patterns")
-}
-
-fn sanitizer() -> Sanitizer {
-    let kinds: Vec<_> = BUILT_IN.iter().map(|(_, k)| *k).collect();
-    let custom = vec![("employee".to_string(), r"EMP-\d{6}".to_string())];
-    Sanitizer { recognisers: Recognisers::new(&kinds, &custom).expect("patterns"), whole_history: true }
-}
+use tollgate_guard::{Format, Recognisers, StreamRestorer, Vault};
 
 fn bench(c: &mut Criterion) {
     let body = request();

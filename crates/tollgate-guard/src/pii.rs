@@ -112,17 +112,43 @@ impl Recognisers {
         }
     }
 
-    /// The built-in recognisers, word start by word start: one table lookup
-    /// per byte to find the next word, and only the recognisers its first
-    /// byte (and what ends it) allow; an email needs an `@` in the text, an
-    /// IPv6 address a `:` after its first word.
+    /// The built-in recognisers. Every entity holds a digit, `+`, `@`, `:`,
+    /// `-` or `_` within its first whitespace-delimited token, or starts with one of
+    /// the digit-free key prefixes (`AKIA`, `ASIA`, `AIza`); so the text is
+    /// searched 64 bytes at a time for those marks, and only the tokens that
+    /// hold one are scanned word by word. Prose has a few such tokens per
+    /// sentence; the rest costs a branch-free pass.
     fn scan(&self, b: &[u8], out: &mut Vec<Found>) {
-        if !may_hold_entity(b) {
+        let text = Present { at: self.email && memchr(b'@', b).is_some(), colon: self.ip && memchr(b':', b).is_some() };
+        if self.secret && has_letter_key_prefix(b) {
+            self.scan_words(b, 0, b.len(), text, out);
             return;
         }
-        let text = Present { at: self.email && memchr(b'@', b).is_some(), colon: self.ip && memchr(b':', b).is_some() };
-        let mut i = 0;
-        while i < b.len() {
+        let mut cursor = 0;
+        for (n, chunk) in b.chunks(64).enumerate() {
+            let base = n * 64;
+            if base + chunk.len() <= cursor {
+                continue;
+            }
+            let mut marks = marks_of(chunk);
+            while marks != 0 {
+                let p = base + marks.trailing_zeros() as usize;
+                marks &= marks - 1;
+                if p >= cursor {
+                    let start = token_start(b, p, cursor);
+                    cursor = self.scan_words(b, start, token_end(b, p), text, out);
+                }
+            }
+        }
+    }
+
+    /// Word start by word start from `i` until `to` (an entity or a run of
+    /// grouped digits may carry on past it): one table lookup per byte to find
+    /// the next word, and only the recognisers its first byte (and what ends
+    /// it) allow; an email needs an `@` in the text, an IPv6 address a `:`
+    /// after its first word. Returns where it stopped.
+    fn scan_words(&self, b: &[u8], mut i: usize, to: usize, text: Present, out: &mut Vec<Found>) -> usize {
+        while i < to {
             let c = b[i];
             if CLASS[c as usize] & START == 0 || (i > 0 && is_word(b[i - 1])) {
                 i += 1;
@@ -143,6 +169,7 @@ impl Recognisers {
             // digits, so no later part of it is taken for a shorter entity.
             i = if c.is_ascii_alphabetic() { word_end } else { numeric_run(b, i) }.max(i + 1);
         }
+        i
     }
 
     /// Whether an entity (a key with a lower-case prefix, an IPv6 address, a
@@ -179,12 +206,14 @@ impl Recognisers {
                 return Some((end, Kind::Ip));
             }
         }
-        if self.card && c.is_ascii_digit() {
+        // A card has 13+ digits and a phone 8+: most numbers in prose have fewer.
+        let long_number = c == b'+' || ((self.card || self.phone) && digits_ahead(b, i) >= 8);
+        if self.card && long_number && c.is_ascii_digit() {
             if let Some(end) = card_at(b, i) {
                 return Some((end, Kind::CreditCard));
             }
         }
-        if self.phone && (c.is_ascii_digit() || c == b'+' || c == b'(') {
+        if self.phone && long_number && (c.is_ascii_digit() || c == b'+' || c == b'(') {
             if let Some(end) = phone_at(b, i) {
                 return Some((end, Kind::Phone));
             }
@@ -201,22 +230,50 @@ impl Recognisers {
     }
 }
 
-/// Whether `b` has a byte some built-in entity needs: a digit (phone,
-/// card, IBAN, IPv4, and every bare random token), `@` (email), `:`
-/// (IPv6), `-` or `_` (prefixed keys such as `sk-`, `ghp_`), or one of the
-/// digit-free key prefixes (`AKIA`, `ASIA`, `AIza`). Most prose has none of
-/// these in some of its texts, which then cost one vectorised pass instead of
-/// the scan.
-fn may_hold_entity(b: &[u8]) -> bool {
-    let chunk_has = |ch: &[u8]| {
-        ch.iter().fold(false, |a, &c| {
-            a | (c.wrapping_sub(b'0') < 10) | (c == b'@') | (c == b':') | (c == b'-') | (c == b'_')
-        })
-    };
-    b.chunks(64).any(chunk_has)
-        || memchr::memmem::find(b, b"AKIA").is_some()
-        || memchr::memmem::find(b, b"ASIA").is_some()
-        || memchr::memmem::find(b, b"AIza").is_some()
+/// Bit k set when `chunk[k]` (of at most 64 bytes) is a mark some entity's
+/// first token holds: a digit (phone, card, IBAN, IPv4, every random token),
+/// `+` (a phone may go on `+ (555) ...`), `@` (email), `:` (IPv6), `-` or `_`
+/// (prefixed keys such as `sk-`, `ghp_`). The flags are computed a byte each,
+/// which the compiler vectorises, then packed eight at a time by one
+/// multiplication (each 0/1 byte lands on its own bit of the top byte).
+fn marks_of(chunk: &[u8]) -> u64 {
+    let mut flags = [0u8; 64];
+    for (f, &c) in flags.iter_mut().zip(chunk) {
+        let mark = (c.wrapping_sub(b'0') < 10) | (c == b'@') | (c == b':') | (c == b'-') | (c == b'_') | (c == b'+');
+        *f = u8::from(mark);
+    }
+    flags.chunks_exact(8).enumerate().fold(0u64, |m, (k, eight)| {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(eight);
+        let packed = u64::from_le_bytes(bytes).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+        m | (packed << (8 * k))
+    })
+}
+
+/// Whether `b` holds a key prefix without a mark (`AKIA`, `ASIA`, `AIza`):
+/// then the whole text is scanned word by word.
+fn has_letter_key_prefix(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'A', b).any(|i| {
+        let rest = &b[i + 1..];
+        rest.starts_with(b"KIA") || rest.starts_with(b"SIA") || rest.starts_with(b"Iza")
+    })
+}
+
+/// Tokens are delimited by ASCII whitespace, which no entity's first token holds.
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\t' | b'\r')
+}
+
+/// The start of the token holding `p`, not before `floor` (what was scanned).
+fn token_start(b: &[u8], mut p: usize, floor: usize) -> usize {
+    while p > floor && !is_space(b[p - 1]) {
+        p -= 1;
+    }
+    p
+}
+
+fn token_end(b: &[u8], p: usize) -> usize {
+    run(b, p, |c| !is_space(c))
 }
 
 /// What a text holds that some recognisers need.
@@ -271,6 +328,23 @@ fn is_word(c: u8) -> bool {
 /// Whether the entity ending at `end` ends a word.
 fn ends_word(b: &[u8], end: usize) -> bool {
     b.get(end).is_none_or(|&c| !is_word(c))
+}
+
+/// The digits from `i` on, through any separators a card or a phone number
+/// may hold (` -.()`), up to 8: enough to tell that neither can start at `i`.
+fn digits_ahead(b: &[u8], i: usize) -> usize {
+    let mut digits = 0;
+    for &c in &b[i..] {
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits == 8 {
+                break;
+            }
+        } else if !b" -.()".contains(&c) {
+            break;
+        }
+    }
+    digits
 }
 
 /// The end of a run of digits and the separators between them (`+1 (555) 123-4567`).

@@ -114,6 +114,71 @@ fn a_card_number_failing_luhn_is_nothing_else_either() {
 #[test]
 fn digit_free_keys_are_still_found_past_the_prefilter() {
     assert_eq!(one("use AKIAABCDEFGHIJKLMNOP please"), vec![("AKIAABCDEFGHIJKLMNOP".into(), Kind::Secret)]);
-    assert!(!may_hold_entity(b"plain prose, nothing else."));
-    assert!(may_hold_entity(b"version 2"));
+    assert_eq!(
+        one("an AIzaSyA-abcdefghijklmnopqrstuvwxyz_ABCD key"),
+        vec![("AIzaSyA-abcdefghijklmnopqrstuvwxyz_ABCD".into(), Kind::Secret)]
+    );
+    assert_eq!(marks_of(b"plain prose, nothing else."), 0);
+    assert_eq!(marks_of(b"version 2, a@b: x-y_z"), 1 << 8 | 1 << 12 | 1 << 14 | 1 << 17 | 1 << 19);
+}
+
+/// Fragments that make entities, near-misses and prose when joined.
+const FRAGMENTS: &[&str] = &[
+    "the",
+    "Report",
+    "top-3",
+    "4.2%",
+    "(up",
+    "2025",
+    "jane.doe@example.com",
+    "a@b",
+    "+1 415 555 2671",
+    "(555) 123-4567",
+    "4111 1111 1111 1111",
+    "4111-1111-1111-1112",
+    "DE89 3704 0044 0532 0130 00",
+    "GB82 WEST 1234 5698 7654 32",
+    "10.0.0.12",
+    "1.2.3.4.5",
+    "2001:db8::ff00:42:8329",
+    "10:30",
+    "sk-proj-abcdefghijklmnopqrstuvwxyz0123",
+    "ghp_abcdefghijklmnopqrstuvwxyz0123456789",
+    "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dF3hJ",
+    "x_y",
+    "é",
+    ",",
+    ".",
+    "\n",
+    "  ",
+    "-",
+    "(",
+    "+",
+    "@",
+    ":",
+];
+
+/// The marks-first scan finds exactly what scanning every word finds.
+#[test]
+fn scanning_marked_tokens_only_finds_what_scanning_every_word_finds() {
+    let r = all();
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..20_000 {
+        let mut text = String::new();
+        for _ in 0..(seed % 24) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            text.push_str(FRAGMENTS[(seed % FRAGMENTS.len() as u64) as usize]);
+            if seed & 0x300 != 0 {
+                text.push(' ');
+            }
+        }
+        let b = text.as_bytes();
+        let present = Present { at: memchr(b'@', b).is_some(), colon: memchr(b':', b).is_some() };
+        let (mut fast, mut full) = (Vec::new(), Vec::new());
+        r.scan(b, &mut fast);
+        r.scan_words(b, 0, b.len(), present, &mut full);
+        assert_eq!(fast, full, "{text:?}");
+    }
 }
