@@ -278,6 +278,85 @@ def test_block_if_detected_refuses(mock, gateway_factory):
     assert guard_metric(gw, "ai-sanitizer", "chat", "block") == 1
 
 
+# ---------- ai-sanitizer on answers (sanitization_mode OUTPUT / BOTH) ----------
+
+OUTPUT = 'anonymize = ["email", "creditcard"]\nsanitization_mode = "OUTPUT"'
+
+
+def test_output_mode_masks_the_pii_a_provider_writes_in_json_and_split_across_a_stream(mock, gateway_factory):
+    gw = gateway_factory(llm_config(mock, extra=plugin("ai-sanitizer", OUTPUT)))
+    r = gw.http.post("/chat", json=chat(f"{EMAIL} card {CARD}"), headers=AUTH)
+    assert r.status_code == 200, r.text
+    (seen,) = mock.requests()
+    assert seen["body"]["messages"][1]["content"] == f"{EMAIL} card {CARD}", "OUTPUT leaves the request alone"
+    assert r.json()["choices"][0]["message"]["content"] == "mock reply to: <EMAIL_1> card <CREDIT_CARD_1>"
+    # Streamed in pieces shorter than either entity: no piece of one reaches the caller.
+    mock.behave(chunks=40)
+    with gw.http.stream("POST", "/chat", json=chat(f"{EMAIL} card {CARD}", stream=True), headers=AUTH) as s:
+        assert s.status_code == 200
+        events = sse_events(s.iter_lines())
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join((c["choices"][0]["delta"].get("content") or "") for c in chunks if c.get("choices"))
+    assert text == "mock reply to: <EMAIL_1> card <CREDIT_CARD_1>"
+    assert not any("jane" in e or "1111" in e for e in events), events
+    plain, streamed = gw.access_log(wait_for=2)
+    assert plain["guard"]["masked_answer"] == 2 and streamed["guard"]["masked_answer"] == 2
+    assert guard_metric(gw, "ai-sanitizer", "chat", "mask_answer") == 1
+
+
+def test_output_mode_masks_every_event_of_a_responses_stream(mock, gateway_factory):
+    """The Responses stream repeats the text whole in its `done` and `completed` events."""
+    route = """
+[[services]]
+name = "resp"
+
+[[routes]]
+name = "resp"
+service = "resp"
+paths = ["/openai"]
+
+[[plugins]]
+name = "ai-proxy"
+service = "resp"
+[plugins.config]
+route_type = "llm/v1/responses"
+auth = { header_name = "Authorization", header_value = "Bearer %s" }
+[plugins.config.model]
+provider = "openai"
+name = "gpt-4o"
+[plugins.config.model.options]
+upstream_url = "%s/v1/responses"
+""" % (PROVIDER_KEY, mock.url)
+    scope = 'route = "resp"'
+    gw = gateway_factory(llm_config(mock, extra=plugin("key-auth", "", scope=scope)) + route
+                         + plugin("ai-sanitizer", OUTPUT, scope=scope))
+    mock.behave(chunks=25)
+    with gw.http.stream("POST", "/openai/v1/responses", json={"input": f"I am {EMAIL}", "stream": True},
+                        headers=AUTH) as s:
+        assert s.status_code == 200
+        raw = "".join(s.iter_text())
+    events = [json.loads(e) for e in sse_events(raw.splitlines())]
+    assert EMAIL not in raw and "jane" not in raw, raw
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    assert deltas == "mock reply to: I am <EMAIL_1>"
+    done = next(e for e in events if e["type"] == "response.completed")
+    assert "<EMAIL_1>" in json.dumps(done)
+    r = gw.http.post("/openai/v1/responses", json={"input": f"I am {EMAIL}"}, headers=AUTH)
+    assert EMAIL not in r.text and "<EMAIL_1>" in r.text
+
+
+def test_both_modes_mask_the_request_and_give_the_caller_back_only_its_own_pii(mock, gateway_factory):
+    both = MASK + '\nsanitization_mode = "BOTH"'
+    gw = gateway_factory(llm_config(mock, extra=plugin("ai-sanitizer", both)))
+    r = gw.http.post("/chat", json=chat(f"{EMAIL} card {CARD}"), headers=AUTH)
+    assert r.status_code == 200, r.text
+    (seen,) = mock.requests()
+    assert seen["body"]["messages"][1]["content"] == "<EMAIL_1> card <CREDIT_CARD_1>"
+    # The echoed placeholders are the caller's own entities: restored, not masked again.
+    assert r.json()["choices"][0]["message"]["content"] == f"mock reply to: {EMAIL} card {CARD}"
+
+
 # ---------- the webhook guardrail ----------
 
 
@@ -467,3 +546,33 @@ def test_behind_the_sanitizer_the_cache_holds_no_pii_and_a_hit_is_restored_for_i
     text = "".join(e["choices"][0]["delta"].get("content") or "" for e in events if e.get("choices"))
     assert text == f"mock reply to: mail {third} now"
     assert len(mock.requests()) == 1, "a hit reached the provider"
+
+
+# ---------- the webhook guardrail on answers (guarding_mode OUTPUT / BOTH) ----------
+
+def test_webhook_on_answers_judges_the_answer_and_can_withhold_it(mock, gateway_factory, webhook):
+    gw = gateway_factory(webhook_config(mock, webhook, 'guarding_mode = "OUTPUT"'))
+    ok = gw.http.post("/chat", json=chat("What is 1+1?"), headers=AUTH)
+    assert ok.status_code == 200, ok.text
+    (call,) = webhook.received
+    assert call["body"]["phase"] == "response"
+    assert call["body"]["messages"] == [{"role": "assistant", "content": "mock reply to: What is 1+1?"}]
+    webhook.verdict = {"action": "deny", "reason": "leaks"}
+    r = gw.http.post("/chat", json=chat("What is 2+2?"), headers=AUTH)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["code"] == "guardrail_refused" and "withheld" in err["message"]
+    assert "mock reply" not in r.text
+    assert len(mock.requests()) == 2, "the provider answered; the caller did not get it"
+    log = gw.access_log(wait_for=2)
+    assert log[0]["guard"]["webhook_answer"] == "allow" and log[1]["guard"]["webhook_answer"] == "deny"
+
+
+def test_webhook_on_answers_refuses_a_stream_rather_than_let_it_past(mock, gateway_factory, webhook):
+    gw = gateway_factory(webhook_config(mock, webhook, 'guarding_mode = "BOTH"'))
+    r = gw.http.post("/chat", json=chat("What is 1+1?", stream=True), headers=AUTH)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == "guardrail_refused" and '"stream": false' in r.json()["error"]["message"]
+    assert mock.requests() == [] and webhook.received == []
+    assert gw.http.post("/chat", json=chat("What is 1+1?"), headers=AUTH).status_code == 200
+    assert [c["body"]["phase"] for c in webhook.received] == ["request", "response"]

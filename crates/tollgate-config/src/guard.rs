@@ -67,9 +67,9 @@ pub struct AiSanitizerConfig {
     /// `placeholder` (Kong's `synthetic` is not implemented).
     #[serde(default = "AiSanitizerConfig::default_redact_type")]
     pub redact_type: String,
-    /// `INPUT` (Kong's `OUTPUT` and `BOTH` are not implemented).
-    #[serde(default = "AiSanitizerConfig::default_mode")]
-    pub sanitization_mode: String,
+    /// What is sanitized: the request (`INPUT`), the answer (`OUTPUT`) or both.
+    #[serde(default)]
+    pub sanitization_mode: GuardedSide,
     /// Sanitize every turn (true, Kong's default) or only the last one.
     #[serde(default = "default_true")]
     pub allow_all_conversation_history: bool,
@@ -82,8 +82,25 @@ impl AiSanitizerConfig {
     fn default_redact_type() -> String {
         "placeholder".into()
     }
-    fn default_mode() -> String {
-        "INPUT".into()
+}
+
+/// Kong's `sanitization_mode` and `guarding_mode`: which side of the
+/// exchange a guardrail sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum GuardedSide {
+    #[default]
+    Input,
+    Output,
+    Both,
+}
+
+impl GuardedSide {
+    pub fn input(self) -> bool {
+        self != GuardedSide::Output
+    }
+    pub fn output(self) -> bool {
+        self != GuardedSide::Input
     }
 }
 
@@ -110,9 +127,9 @@ pub struct AiCustomGuardrailConfig {
     /// Honour a `modify` verdict (Kong's name); without it a `modify` refuses.
     #[serde(default)]
     pub allow_masking: bool,
-    /// `INPUT` (Kong's `OUTPUT` and `BOTH` are not implemented).
-    #[serde(default = "AiSanitizerConfig::default_mode")]
-    pub guarding_mode: String,
+    /// What the service judges: the request (`INPUT`), the answer (`OUTPUT`) or both.
+    #[serde(default)]
+    pub guarding_mode: GuardedSide,
 }
 
 impl AiCustomGuardrailConfig {
@@ -173,8 +190,14 @@ pub(crate) fn check_sanitizer(base: &str, c: &AiSanitizerConfig, r: &mut Report<
     if c.redact_type != "placeholder" {
         r.error(format!("{base}.redact_type"), "only \"placeholder\" is implemented (not Kong's \"synthetic\")");
     }
-    if c.sanitization_mode != "INPUT" {
-        r.error(format!("{base}.sanitization_mode"), "only \"INPUT\" is implemented (not OUTPUT or BOTH)");
+    if c.sanitization_mode == GuardedSide::Output && c.block_if_detected {
+        r.error(
+            format!("{base}.block_if_detected"),
+            "blocks requests with PII; with sanitization_mode = \"OUTPUT\" answers are masked, not blocked",
+        );
+    }
+    if c.sanitization_mode == GuardedSide::Output && c.recover_redacted {
+        r.error(format!("{base}.recover_redacted"), "restores what INPUT masking hid; OUTPUT alone masks no request");
     }
     if c.block_if_detected && c.recover_redacted {
         r.error(format!("{base}.recover_redacted"), "nothing to recover when block_if_detected refuses PII");
@@ -194,9 +217,6 @@ pub(crate) fn check_custom_guardrail(base: &str, c: &AiCustomGuardrailConfig, r:
     }
     if c.timeout == 0 || c.timeout > 60_000 {
         r.error(format!("{base}.timeout"), "must be between 1 and 60000 (milliseconds)");
-    }
-    if c.guarding_mode != "INPUT" {
-        r.error(format!("{base}.guarding_mode"), "only \"INPUT\" is implemented (not OUTPUT or BOTH)");
     }
 }
 
@@ -250,7 +270,12 @@ mod tests {
         assert!(s.allow_all_conversation_history && !s.recover_redacted && !s.block_if_detected);
         assert!(errors("ai-sanitizer", "anonymize = [\"ssn\"]")[0].contains("not implemented"));
         assert!(errors("ai-sanitizer", "anonymize = [\"emails\"]")[0].contains("unknown"));
-        assert!(errors("ai-sanitizer", "sanitization_mode = \"OUTPUT\"")[0].contains("only \"INPUT\""));
+        assert!(errors("ai-sanitizer", "sanitization_mode = \"OUTPUT\"").is_empty());
+        assert!(errors("ai-sanitizer", "sanitization_mode = \"OUTPUT\"\nrecover_redacted = true")[0]
+            .contains("OUTPUT alone"));
+        assert!(errors("ai-sanitizer", "sanitization_mode = \"OUTPUT\"\nblock_if_detected = true")[0]
+            .contains("masked, not blocked"));
+        assert!(errors("ai-sanitizer", "sanitization_mode = \"SIDEWAYS\"")[0].contains("`INPUT`, `OUTPUT`"));
         assert!(errors("ai-sanitizer", "redact_type = \"synthetic\"")[0].contains("placeholder"));
         let bad = "custom_patterns = [{ name = \"x\", regex = \"(\" }]";
         assert!(errors("ai-sanitizer", bad)[0].contains("custom_patterns[0]"));
@@ -267,6 +292,6 @@ mod tests {
         assert_eq!((w.timeout, w.fail_open, w.allow_masking), (1000, false, false));
         assert!(errors("ai-custom-guardrail", "url = \"ftp://x\"")[0].contains("url"));
         assert!(errors("ai-custom-guardrail", "url = \"http://x\"\ntimeout = 0")[0].contains("timeout"));
-        assert!(errors("ai-custom-guardrail", "url = \"http://x\"\nguarding_mode = \"BOTH\"")[0].contains("INPUT"));
+        assert!(errors("ai-custom-guardrail", "url = \"http://x\"\nguarding_mode = \"BOTH\"").is_empty());
     }
 }

@@ -20,7 +20,7 @@ mod vault;
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
-pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig};
+pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig, GuardedSide};
 pub use http_url::HttpUrl;
 pub use load::{load_file, load_str};
 pub use schema::*;

@@ -12,8 +12,10 @@
 //!   restoration in JSON answers; [`restore`]: the same across a stream whose
 //!   placeholders may be split between events;
 //! - [`sanitize`]: the sanitizer on a request: mask, or detect to block;
+//! - [`answer`]: the sanitizer on an answer, whole or streamed;
 //! - [`webhook`]: what the webhook guardrail sends and how its verdict reads.
 
+pub mod answer;
 pub mod guard;
 pub mod mask;
 pub mod patterns;
@@ -23,6 +25,7 @@ pub mod restore;
 pub mod sanitize;
 pub mod webhook;
 
+pub use answer::StreamMasker;
 pub use guard::{PromptGuard, PromptGuardOptions};
 pub use mask::{Masked, Vault};
 pub use patterns::{PatternError, Patterns};

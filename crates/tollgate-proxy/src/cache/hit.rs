@@ -16,7 +16,7 @@ use tollgate_llm::completion::AnswerMeta;
 use tollgate_llm::ingress::Request;
 
 use crate::ctx::{LlmFacts, RequestCtx};
-use crate::guard::restore_answer;
+use crate::guard::{judge_answer, mask_answer, restore_answer, stream_for_caller};
 use crate::limits::TokenLimitRt;
 use crate::respond::{as_refs, send, PResult};
 use crate::snapshot::AiProxyRt;
@@ -72,11 +72,16 @@ pub(crate) async fn serve(
     headers.extend(ctx.response_headers.iter().cloned());
     ctx.status = 200;
     let ingress = request.ingress();
-    // Stored with the sanitizer's placeholders: restored with this request's originals.
+    // Stored as the provider wrote it (the request's placeholders, the
+    // answer unmasked): the answer-side guards apply as to a live answer.
     if chat.stream {
-        return stream(session, restore_answer(ctx, answer.stream(ingress, &meta)), &headers).await;
+        return stream(session, stream_for_caller(ctx, ingress, answer.stream(ingress, &meta)), &headers).await;
     }
-    send(session, 200, "application/json", restore_answer(ctx, answer.json(ingress, &meta)), &as_refs(&headers)).await
+    let body = match judge_answer(ctx, ingress, mask_answer(ctx, answer.json(ingress, &meta))).await {
+        Ok(b) => b,
+        Err(e) => return crate::answer::error(session, ctx, &e, &[]).await,
+    };
+    send(session, 200, "application/json", restore_answer(ctx, body), &as_refs(&headers)).await
 }
 
 /// The whole stream at once, framed as live streams are.

@@ -4,14 +4,16 @@
 //! provider, so nothing they refuse reaches a provider or is charged
 //! against a token budget, whatever the caller's format and whichever
 //! target serves it. Order: prompt guard, sanitizer, webhook (so the
-//! webhook never sees what the sanitizer masked). Answers get their
-//! placeholders back (`recover_redacted`) through `restore_answer` and
-//! `restoring`.
+//! webhook never sees what the sanitizer masked). On the answer side
+//! (`answer.rs`, `stream.rs`), the sanitizer masks what the provider wrote
+//! and the webhook judges it when their mode says OUTPUT or BOTH, and the
+//! request's placeholders come back (`recover_redacted`).
 //!
 //! The pure logic (patterns, recognisers, masking, restoring) is the
 //! `tollgate-guard` crate; this module wires it to requests, the webhook
 //! call, metrics and the access log.
 
+mod answer;
 pub mod facts;
 mod metrics;
 pub mod rt;
@@ -29,10 +31,11 @@ use tollgate_llm::ingress::Ingress;
 use tollgate_llm::LlmError;
 
 use crate::ctx::RequestCtx;
-use facts::GuardFacts;
+use facts::{AnswerGuards, GuardFacts};
 use rt::{Chain, SanitizerRt, WebhookRt};
 
-pub use stream::restoring;
+pub use answer::{judge_answer, mask_answer, restore_answer};
+pub use stream::{restoring, stream_for_caller};
 
 const PROMPT_GUARD: &str = "ai-prompt-guard";
 const SANITIZER: &str = "ai-sanitizer";
@@ -52,7 +55,17 @@ pub async fn run(chain: &Chain<'_>, ctx: &mut RequestCtx, ingress: Ingress, body
     let format = format_of(ingress);
     let route = route_name(ctx);
     let mut facts = GuardFacts::default();
+    if streams_past_answer_webhook(chain, &value) {
+        ctx.guard = Some(GuardFacts { refused_by: Some(WEBHOOK), ..facts });
+        return Err(LlmError::invalid_request(
+            "this route's ai-custom-guardrail judges whole answers (guarding_mode OUTPUT or BOTH), \
+             which a stream would deliver before the verdict: send \"stream\": false",
+        )
+        .with_code("guardrail_refused"));
+    }
     let verdict = judge(chain, &mut value, format, &route, &mut facts).await;
+    facts.answer.sanitizer = chain.sanitizer.filter(|s| s.output).map(|s| s.sanitizer.clone());
+    facts.answer.webhook = chain.webhook.filter(|w| w.output).cloned();
     ctx.guard = Some(facts);
     match verdict {
         Err(plugin) => {
@@ -84,13 +97,20 @@ async fn judge(
             return Err(PROMPT_GUARD);
         }
     }
-    if let Some(s) = chain.sanitizer {
+    if let Some(s) = chain.sanitizer.filter(|s| s.input) {
         sanitize(s, value, format, route, facts)?;
     }
-    if let Some(w) = chain.webhook {
+    if let Some(w) = chain.webhook.filter(|w| w.input) {
         ask_webhook(w, value, format, route, facts).await?;
     }
     Ok(())
+}
+
+/// A streamed request on a route whose webhook judges answers: refused, as
+/// a stream's text reaches the caller before the whole answer can be judged
+/// (failing closed, so `"stream": true` is no way around the guardrail).
+fn streams_past_answer_webhook(chain: &Chain<'_>, request: &Value) -> bool {
+    chain.webhook.is_some_and(|w| w.output) && request.get("stream").and_then(Value::as_bool) == Some(true)
 }
 
 fn sanitize(
@@ -108,8 +128,15 @@ fn sanitize(
     let mut vault = Vault::default();
     facts.masked = s.sanitizer.mask(format, value, &mut vault).entities;
     metrics::record(SANITIZER, route, if facts.masked > 0 { "mask" } else { "clean" });
-    if s.restore && !vault.is_empty() {
-        facts.restore = Some(Arc::new(vault));
+    if vault.is_empty() {
+        return Ok(());
+    }
+    let vault = Arc::new(vault);
+    if s.output {
+        facts.answer = AnswerGuards { vault: Some(vault.clone()), ..AnswerGuards::default() };
+    }
+    if s.restore {
+        facts.restore = Some(vault);
     }
     Ok(())
 }
@@ -123,7 +150,7 @@ async fn ask_webhook(
 ) -> Result<(), &'static str> {
     let mut texts: Vec<(Role, String)> = Vec::new();
     for_each_text(format, value, &mut |slot, t| texts.push((slot.role, t.clone())));
-    let outcome = match webhook::call(w, format_label(format), &texts).await {
+    let outcome = match webhook::call(w, "request", format_label(format), &texts).await {
         Ok(Verdict::Allow) => ("allow", Ok(())),
         Ok(Verdict::Deny { .. }) => ("deny", Err(WEBHOOK)),
         Ok(Verdict::Modify(_)) if !w.allow_masking => ("deny", Err(WEBHOOK)),
@@ -150,17 +177,6 @@ async fn ask_webhook(
     outcome.1
 }
 
-/// A JSON answer with its placeholders restored (`recover_redacted`).
-pub fn restore_answer(ctx: &RequestCtx, body: Bytes) -> Bytes {
-    let Some(vault) = ctx.guard.as_ref().and_then(|g| g.restore.as_ref()) else {
-        return body;
-    };
-    match std::str::from_utf8(&body).map(|s| vault.restore_json(s)) {
-        Ok(std::borrow::Cow::Owned(s)) => Bytes::from(s),
-        _ => body,
-    }
-}
-
 fn refusal(plugin: &str) -> LlmError {
     LlmError::new(400, "invalid_request_error", format!("the request was refused by a guardrail ({plugin})"))
         .with_code("guardrail_refused")
@@ -174,7 +190,7 @@ pub(crate) fn format_of(ingress: Ingress) -> Format {
     }
 }
 
-fn format_label(format: Format) -> &'static str {
+pub(super) fn format_label(format: Format) -> &'static str {
     match format {
         Format::OpenAiChat => "openai_chat",
         Format::AnthropicMessages => "anthropic_messages",
@@ -182,7 +198,7 @@ fn format_label(format: Format) -> &'static str {
     }
 }
 
-fn route_name(ctx: &RequestCtx) -> String {
+pub(super) fn route_name(ctx: &RequestCtx) -> String {
     ctx.snap.as_deref().zip(ctx.route).map(|(s, r)| s.router.routes[r].name.clone()).unwrap_or_default()
 }
 

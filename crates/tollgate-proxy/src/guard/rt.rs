@@ -1,6 +1,7 @@
 //! The guardrail plugins compiled: patterns built once per (re)load, the
 //! webhook's endpoint parsed; and the chain of them a request resolves.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tollgate_config::guard::ANONYMIZE;
@@ -26,14 +27,20 @@ pub enum GuardCompileError {
 pub enum GuardRt {
     Prompt(PromptGuard),
     Sanitizer(SanitizerRt),
-    Webhook(WebhookRt),
+    /// Shared with the answers it judges (`guarding_mode` OUTPUT or BOTH).
+    Webhook(Arc<WebhookRt>),
 }
 
 #[derive(Debug)]
 pub struct SanitizerRt {
-    pub sanitizer: Sanitizer,
+    /// Shared with the answers it masks (`sanitization_mode` OUTPUT or BOTH).
+    pub sanitizer: Arc<Sanitizer>,
     pub block: bool,
     pub restore: bool,
+    /// Masks (or blocks) requests.
+    pub input: bool,
+    /// Masks answers.
+    pub output: bool,
 }
 
 #[derive(Debug)]
@@ -43,6 +50,10 @@ pub struct WebhookRt {
     pub timeout: Duration,
     pub fail_open: bool,
     pub allow_masking: bool,
+    /// Judges requests.
+    pub input: bool,
+    /// Judges answers.
+    pub output: bool,
 }
 
 /// The guardrails one request runs, in order: prompt guard, sanitizer, webhook.
@@ -50,7 +61,7 @@ pub struct WebhookRt {
 pub struct Chain<'a> {
     pub prompt: Option<&'a PromptGuard>,
     pub sanitizer: Option<&'a SanitizerRt>,
-    pub webhook: Option<&'a WebhookRt>,
+    pub webhook: Option<&'a Arc<WebhookRt>>,
 }
 
 impl Chain<'_> {
@@ -89,19 +100,23 @@ impl GuardRt {
         };
         let recognisers = Recognisers::new(&kinds, &custom).map_err(GuardCompileError::Sanitizer)?;
         Ok(GuardRt::Sanitizer(SanitizerRt {
-            sanitizer: Sanitizer { recognisers, whole_history: c.allow_all_conversation_history },
+            sanitizer: Arc::new(Sanitizer { recognisers, whole_history: c.allow_all_conversation_history }),
             block: c.block_if_detected,
             restore: c.recover_redacted && !c.block_if_detected,
+            input: c.sanitization_mode.input(),
+            output: c.sanitization_mode.output(),
         }))
     }
 
     pub fn webhook(c: &AiCustomGuardrailConfig) -> Result<GuardRt, GuardCompileError> {
-        Ok(GuardRt::Webhook(WebhookRt {
+        Ok(GuardRt::Webhook(Arc::new(WebhookRt {
             endpoint: Endpoint::parse(&c.url)?,
             headers: c.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             timeout: Duration::from_millis(c.timeout.max(1)),
             fail_open: c.fail_open,
             allow_masking: c.allow_masking,
-        }))
+            input: c.guarding_mode.input(),
+            output: c.guarding_mode.output(),
+        })))
     }
 }

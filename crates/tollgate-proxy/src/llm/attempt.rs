@@ -270,11 +270,28 @@ impl Attempt<'_> {
         // The cache keeps the answer as the provider wrote it (placeholders, not
         // the caller's PII); a hit is restored for the request that asks.
         crate::cache::tee::store_json(ctx, head.status, &answer.body, target);
-        // Logged before restoring: the access log never holds the PII the sanitizer hid.
-        log_response(ctx, &answer.body);
-        let body = crate::guard::restore_answer(ctx, answer.body);
-        let r = self.send_answer(session, ctx, head.status, "application/json", body, None).await;
-        Outcome::answered(Health::Success, r)
+        Outcome::answered(Health::Success, self.send_guarded(session, ctx, head.status, answer.body).await)
+    }
+
+    /// A translated JSON answer through the answer-side guardrails: masked
+    /// (`sanitization_mode` OUTPUT or BOTH), judged by the webhook
+    /// (`guarding_mode` OUTPUT or BOTH), logged before restoring (the access
+    /// log never holds the PII the sanitizer hid), restored, sent.
+    async fn send_guarded(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        status: u16,
+        body: bytes::Bytes,
+    ) -> PResult<()> {
+        let body = crate::guard::mask_answer(ctx, body);
+        let body = match crate::guard::judge_answer(ctx, self.call.ingress, body).await {
+            Ok(b) => b,
+            Err(e) => return answer::error(session, ctx, &e, &[]).await,
+        };
+        log_response(ctx, &body);
+        let body = crate::guard::restore_answer(ctx, body);
+        self.send_answer(session, ctx, status, "application/json", body, None).await
     }
 
     /// Sends an answer from the provider (as it came or translated), logged
