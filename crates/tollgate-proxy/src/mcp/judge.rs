@@ -29,11 +29,6 @@ pub(super) fn header_mismatch(h: &RequestHeader, inbound: &Inbound) -> Option<St
     None
 }
 
-/// Revision 2026-07-28 made `resultType` a required field of results.
-pub(super) fn typed_results(h: &RequestHeader) -> bool {
-    h.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).is_some_and(|v| v >= "2026-07-28")
-}
-
 /// A body the gateway answers itself, with JSON-RPC answers for its requests.
 pub(super) struct Refusal {
     pub decision: &'static str,
@@ -49,10 +44,9 @@ pub(super) async fn calls(
     inbound: &Inbound,
     subjects: &[String],
     who: &str,
-    typed: bool,
 ) -> Option<Refusal> {
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
-    if let Some(refusal) = denied(mcp, inbound, &subjects, typed) {
+    if let Some(refusal) = denied(mcp, inbound, &subjects) {
         return Some(refusal);
     }
     for m in inbound.tool_calls() {
@@ -80,7 +74,7 @@ pub(super) async fn calls(
 
 /// A body calling a tool the ACL keeps from `subjects`: the denied calls are
 /// answered as unknown tools, the rest of the batch is not processed.
-fn denied(mcp: &McpRt, inbound: &Inbound, subjects: &[&str], typed: bool) -> Option<Refusal> {
+fn denied(mcp: &McpRt, inbound: &Inbound, subjects: &[&str]) -> Option<Refusal> {
     let denied = |m: &jsonrpc::Message| m.tool.as_deref().is_some_and(|t| !mcp.permits(t, subjects));
     if !inbound.tool_calls().any(denied) {
         return None;
@@ -91,7 +85,7 @@ fn denied(mcp: &McpRt, inbound: &Inbound, subjects: &[&str], typed: bool) -> Opt
         .filter_map(|m| {
             let id = m.id.as_ref()?;
             Some(if denied(m) {
-                unknown_tool(id, m.tool.as_deref().unwrap_or(""), typed)
+                unknown_tool(id, m.tool.as_deref().unwrap_or(""))
             } else {
                 jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "Request not processed: its batch was refused")
             })
@@ -107,15 +101,10 @@ fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
     }
 }
 
-/// What MCP servers (the Python SDK's among them) answer for a tool they do
-/// not have: a tool result flagged as an error, so a denied tool cannot be
-/// told apart from a missing one.
-fn unknown_tool(id: &Value, tool: &str, typed: bool) -> Value {
-    let mut result = serde_json::Map::new();
-    result.insert("content".into(), serde_json::json!([{"type": "text", "text": format!("Unknown tool: {tool}")}]));
-    result.insert("isError".into(), Value::Bool(true));
-    if typed {
-        result.insert("resultType".into(), Value::String("complete".into()));
-    }
-    jsonrpc::result_value(id, result)
+/// What the MCP specification answers for a tool the server does not have: a
+/// JSON-RPC error `-32602`, built from the name alone, so a denied tool and a
+/// missing one get the same bytes. (An `isError` result, which the Python SDK's
+/// servers send, reads to some clients as a tool that ran.)
+fn unknown_tool(id: &Value, tool: &str) -> Value {
+    jsonrpc::error_value(id, jsonrpc::INVALID_PARAMS, &format!("Unknown tool: {tool}"))
 }
