@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from configs import ALICE_KEY, BOB_KEY, poll
-from test_mcp import MCP1_PYTHON, mcp_config, mcp_servers, run_client, stateless_call, stateless_headers  # noqa: F401
+from test_mcp import (MCP1_PYTHON, jsonrpc_answer, mcp_config, mcp_servers, run_client,  # noqa: F401
+                      stateless_call, stateless_headers)
 
 DENY_DELETE_EVERYTHING = """
 [[plugins.config.tools]]
@@ -70,3 +71,93 @@ def test_a_denied_tool_gets_the_same_json_rpc_error_whether_it_exists_or_not(mcp
     m = re.search(r'ai_mcp_requests_total\{decision="denied",method="tools/call",tool="delete_everything"\} (\d+)',
                   gw_has.metrics())
     assert m and int(m.group(1)) == calls
+
+
+RESOURCE_AND_PROMPT_ACLS = """
+resources = [
+  { uri = "config://app", acl = { allow = ["admin"] } },
+  { uri = "config://secret", acl = { deny = ["developer"] } },
+  { uri = "users://{user_id}/profile", acl = { allow = ["admin"] } },
+]
+prompts = [{ name = "greet", acl = { deny = ["bob"] } }]
+"""
+
+
+def session(url: str, key: str):
+    """A stateful 2025-11-25 session: a function that posts one request in it
+    and returns its JSON-RPC answer."""
+    h = {"apikey": key, "accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+            "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}}
+    r = httpx.post(url, json=init, headers=h, timeout=10)
+    assert r.status_code == 200, r.text
+    h = {**h, "mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+    assert httpx.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=h,
+                      timeout=10).status_code == 202
+
+    def post(method: str, params: dict | None = None) -> dict:
+        r = httpx.post(url, json={"jsonrpc": "2.0", "id": 7, "method": method, "params": params or {}}, headers=h,
+                       timeout=10)
+        assert r.status_code == 200, r.text
+        return jsonrpc_answer(r)
+    return post
+
+
+def test_resources_and_prompts_are_filtered_and_a_denied_one_looks_absent(mcp_servers, gateway_factory):
+    server = mcp_servers("r1")
+    gw = gateway_factory(mcp_config(server.url, plugin_extra=RESOURCE_AND_PROMPT_ACLS))
+    alice, bob = session(gw.url + "/mcp", ALICE_KEY), session(gw.url + "/mcp", BOB_KEY)
+
+    # Lists: alice (admin) sees everything, bob (developer) what his groups may use.
+    assert [r["uri"] for r in alice("resources/list")["result"]["resources"]] == ["config://app"]
+    assert bob("resources/list")["result"]["resources"] == []
+    assert [t["uriTemplate"] for t in alice("resources/templates/list")["result"]["resourceTemplates"]] == [
+        "users://{user_id}/profile"]
+    assert bob("resources/templates/list")["result"]["resourceTemplates"] == []
+    assert [p["name"] for p in alice("prompts/list")["result"]["prompts"]] == ["greet"]
+    assert bob("prompts/list")["result"]["prompts"] == []
+
+    # A denied resource is answered exactly as the server answers one it does
+    # not have: config://secret does not exist, alice's read reaches the server.
+    absent = alice("resources/read", {"uri": "config://secret"})
+    assert absent["error"]["code"] == -32602, absent
+    assert bob("resources/read", {"uri": "config://secret"}) == absent
+    denied = bob("resources/read", {"uri": "config://app"})
+    assert denied == {"jsonrpc": "2.0", "id": 7, "error": {
+        "code": -32602, "message": "Unknown resource: config://app", "data": {"uri": "config://app"}}}
+    assert alice("resources/read", {"uri": "config://app"})["result"]["contents"][0]["text"] == "app-config"
+    # Subscribing is judged like reading: alice's reaches the server (which has no subscriptions).
+    assert bob("resources/subscribe", {"uri": "config://app"})["error"]["message"] == "Unknown resource: config://app"
+    assert alice("resources/subscribe", {"uri": "config://app"})["error"]["code"] == -32601
+    # A prompt: the specification's -32602 for an unknown name.
+    assert bob("prompts/get", {"name": "greet", "arguments": {"name": "Ada"}}) == {
+        "jsonrpc": "2.0", "id": 7, "error": {"code": -32602, "message": "Unknown prompt: greet"}}
+    got = alice("prompts/get", {"name": "greet", "arguments": {"name": "Ada"}})
+    assert got["result"]["messages"][0]["content"]["text"] == "Hello, Ada!"
+    # Nothing else changed: bob's tools are his as before.
+    assert bob("tools/call", {"name": "echo", "arguments": {"text": "x"}})["result"]["content"][0]["text"] == "[r1] x"
+
+    def denials():
+        found = [l["mcp"]["method"] for l in gw.access_log() if l.get("mcp", {}).get("decision") == "denied"]
+        return found if len(found) >= 4 else None
+    assert sorted(poll(denials) or []) == ["prompts/get", "resources/read", "resources/read", "resources/subscribe"]
+
+
+@pytest.mark.parametrize("sdk,mode,path", [("2.x", "streamable", "/mcp"), ("2.x", "2026-07-28", "/mcp"),
+                                           ("2.x", "legacy", "/legacy/sse"), ("1.x", "streamable", "/mcp"),
+                                           ("1.x", "legacy", "/legacy/sse")])
+def test_sdk_clients_see_filtered_lists_and_errors_for_denied_resources_and_prompts(
+        mcp_servers, gateway_factory, sdk, mode, path):
+    if sdk == "1.x" and not MCP1_PYTHON:
+        pytest.skip("TOLLGATE_MCP1_PYTHON names no mcp 1.x venv (make test sets it)")
+    server = mcp_servers("r1")
+    gw = gateway_factory(mcp_config(server.url, plugin_extra=RESOURCE_AND_PROMPT_ACLS))
+    python = MCP1_PYTHON if sdk == "1.x" else sys.executable
+    bob = run_client(gw.url + path, mode, key=BOB_KEY, python=python, scenario="primitives")
+    assert (bob["resources"], bob["templates"], bob["prompts"]) == ([], [], [])
+    assert bob["read"]["error"] == {"code": -32602, "message": "Unknown resource: config://app"}
+    assert bob["prompt"]["error"] == {"code": -32602, "message": "Unknown prompt: greet"}
+    alice = run_client(gw.url + path, mode, key=ALICE_KEY, python=python, scenario="primitives")
+    assert (alice["resources"], alice["templates"], alice["prompts"]) == (
+        ["config://app"], ["users://{user_id}/profile"], ["greet"])
+    assert alice["read"]["error"] is None and alice["prompt"]["error"] is None

@@ -1103,12 +1103,21 @@ pub struct AiMcpProxyConfig {
     /// What names a consumer in ACL lists: `username` (default) or `custom_id`.
     #[serde(default = "AiMcpProxyConfig::default_consumer_identifier")]
     pub consumer_identifier: String,
-    /// ACL for every tool without its own (`scope = "tools"`).
+    /// Default ACLs, one per scope (`tools`, `resources`, `prompts`), for
+    /// every entry without its own.
     #[serde(default)]
     pub default_acl: Vec<McpScopedAcl>,
     /// Per-tool ACLs and call limits, by the tool's exact name.
     #[serde(default)]
     pub tools: Vec<McpToolConfig>,
+    /// Per-resource ACLs, by the resource's exact URI (a template's
+    /// `uriTemplate` for its `resources/templates/list` entry). Kong has
+    /// tools only; this is its tool shape for resources.
+    #[serde(default)]
+    pub resources: Vec<McpResourceConfig>,
+    /// Per-prompt ACLs, by the prompt's exact name (Kong's tool shape).
+    #[serde(default)]
+    pub prompts: Vec<McpPromptConfig>,
     /// Replicas of the MCP server, each an `http(s)://host:port/path` URL;
     /// empty means the service's `url`.
     #[serde(default)]
@@ -1193,6 +1202,22 @@ pub struct McpToolConfig {
     pub acl: Option<McpAcl>,
     #[serde(default)]
     pub limit: Option<McpCallLimit>,
+}
+
+/// A resource's own ACL; replaces `default_acl` (scope `resources`) for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpResourceConfig {
+    pub uri: String,
+    pub acl: McpAcl,
+}
+
+/// A prompt's own ACL; replaces `default_acl` (scope `prompts`) for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpPromptConfig {
+    pub name: String,
+    pub acl: McpAcl,
 }
 
 /// Calls per window per consumer (per client IP when anonymous).

@@ -903,7 +903,9 @@ route = "chat"
 [plugins.config]
 mode = "conversion-only"
 consumer_identifier = "consumer_id"
-default_acl = [{{ scope = "resources" }}]
+default_acl = [{{ scope = "files" }}, {{ scope = "prompts" }}, {{ scope = "prompts" }}]
+resources = [{{ uri = "config://a", acl = {{ deny = ["x"] }} }}, {{ uri = "config://a", acl = {{}} }}]
+prompts = [{{ name = "", acl = {{}} }}]
 targets = ["http://127.0.0.1:9101/mcp", "ftp://x"]
 [[plugins.config.tools]]
 name = "a"
@@ -918,10 +920,13 @@ name = "a"
     let mut expected = vec![
         (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener)".to_string()),
         (format!("{t}.consumer_identifier"), "consumer_identifier `consumer_id` is not implemented yet (implemented: username, custom_id)".to_string()),
-        (format!("{t}.default_acl[0].scope"), "scope `resources` is not implemented yet (implemented: tools)".to_string()),
+        (format!("{t}.default_acl[0].scope"), "unknown scope `files`; expected one of tools, resources, prompts".to_string()),
+        (format!("{t}.default_acl[2].scope"), "scope `prompts` has a default ACL already: one per scope".to_string()),
+        (format!("{t}.resources[1].uri"), "`config://a` is listed twice in resources".to_string()),
+        (format!("{t}.prompts[0].name"), "name must not be empty".to_string()),
         (format!("{t}.tools[0].limit.window_size"), "window_size and limit must be non-empty lists of the same length".to_string()),
         (format!("{t}.tools[0].limit.window_size"), "a window must be at least 1 second".to_string()),
-        (format!("{t}.tools[1].name"), "this tool is listed twice".to_string()),
+        (format!("{t}.tools[1].name"), "`a` is listed twice in tools".to_string()),
         (format!("{t}.session_secret"), "several targets need a session_secret: it seals each session's replica into its id, so every gateway replica routes the session to the MCP server that created it".to_string()),
     ];
     expected.sort();

@@ -688,20 +688,10 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
     if c.stream_read_timeout == 0 {
         r.error(format!("{base}.stream_read_timeout"), "must be at least 1 (milliseconds)");
     }
-    for (j, acl) in c.default_acl.iter().enumerate() {
-        let path = format!("{base}.default_acl[{j}].scope");
-        check_choice(r, &path, "scope", &acl.scope, MCP_ACL_SCOPES, &["tools"]);
-    }
-    let mut names = HashSet::new();
+    check_mcp_acl_entries(base, c, r);
     for (j, t) in c.tools.iter().enumerate() {
-        let path = format!("{base}.tools[{j}]");
-        if t.name.is_empty() {
-            r.error(format!("{path}.name"), "a tool name must not be empty");
-        } else if !names.insert(t.name.as_str()) {
-            r.error(format!("{path}.name"), "this tool is listed twice");
-        }
         if let Some(l) = &t.limit {
-            check_call_limit(&format!("{path}.limit"), l, r);
+            check_call_limit(&format!("{base}.tools[{j}].limit"), l, r);
         }
     }
     if let Some(l) = &c.default_tool_limit {
@@ -772,6 +762,35 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
         }
         if o.consumer_claim.is_empty() {
             r.error(format!("{path}.consumer_claim"), "must not be empty");
+        }
+    }
+}
+
+/// One default ACL per scope, and every tool, resource and prompt entry
+/// named once and not by an empty string.
+fn check_mcp_acl_entries(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
+    let mut scopes = HashSet::new();
+    for (j, acl) in c.default_acl.iter().enumerate() {
+        let path = format!("{base}.default_acl[{j}].scope");
+        check_choice(r, &path, "scope", &acl.scope, MCP_ACL_SCOPES, MCP_ACL_SCOPES);
+        if !scopes.insert(acl.scope.as_str()) {
+            r.error(path, format!("scope `{}` has a default ACL already: one per scope", acl.scope));
+        }
+    }
+    let lists: [(&str, &str, Vec<&str>); 3] = [
+        ("tools", "name", c.tools.iter().map(|t| t.name.as_str()).collect()),
+        ("resources", "uri", c.resources.iter().map(|t| t.uri.as_str()).collect()),
+        ("prompts", "name", c.prompts.iter().map(|t| t.name.as_str()).collect()),
+    ];
+    for (list, field, names) in lists {
+        let mut seen = HashSet::new();
+        for (j, name) in names.into_iter().enumerate() {
+            let path = format!("{base}.{list}[{j}].{field}");
+            if name.is_empty() {
+                r.error(path, format!("{field} must not be empty"));
+            } else if !seen.insert(name) {
+                r.error(path, format!("`{name}` is listed twice in {list}"));
+            }
         }
     }
 }

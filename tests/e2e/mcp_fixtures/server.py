@@ -93,6 +93,10 @@ def build(replica: str, page_size: int | None, extra_tools: list[str] = ()) -> M
     def app_config() -> str:
         return "app-config"
 
+    @mcp.resource("users://{user_id}/profile")
+    def user_profile(user_id: str) -> str:
+        return f"profile of {user_id}"
+
     @mcp.prompt()
     def greet(name: str) -> str:
         """Greet someone."""

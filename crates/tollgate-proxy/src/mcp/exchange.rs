@@ -51,8 +51,8 @@ async fn serve(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, cal
         Ok(sent) => sent,
         Err(stop) => return answer::stop(session, ctx, stop).await,
     };
-    let lists_tools = inbound.as_ref().is_some_and(Inbound::lists_tools);
-    let complete = Relay::new(&call, &target.replica).run(session, ctx, &mut upstream, lists_tools).await;
+    let lists = inbound.as_ref().is_some_and(Inbound::lists_primitives);
+    let complete = Relay::new(&call, &target.replica).run(session, ctx, &mut upstream, lists).await;
     if let Some(f) = ctx.mcp.as_mut() {
         f.latency = Some(at.elapsed());
     }

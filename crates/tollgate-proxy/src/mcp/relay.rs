@@ -1,5 +1,5 @@
 //! The server's answer relayed as it arrives (JSON or SSE): session ids
-//! sealed, `tools/list` results filtered by the caller's tool ACL, the legacy
+//! sealed, list results (tools, resources, prompts) filtered by the caller's ACL, the legacy
 //! transport's `endpoint` event mapped back to the client's path, and the
 //! gateway's own answers to a legacy session written into its stream.
 
@@ -19,7 +19,7 @@ use crate::ctx::RequestCtx;
 use crate::passthrough::join_paths;
 use crate::respond::PResult;
 
-/// Largest JSON answer buffered to filter a tool list, and largest SSE event
+/// Largest JSON answer buffered to filter a list, and largest SSE event
 /// held while waiting for its end (16 MiB each).
 const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
 const MAX_EVENT: usize = 16 * 1024 * 1024;
@@ -40,8 +40,8 @@ pub(super) struct Relay<'a> {
 
 /// How the answer's body goes to the client.
 enum Body {
-    /// A JSON tool list, read whole to be filtered.
-    ToolList,
+    /// A JSON list (tools, resources, prompts), read whole to be filtered.
+    List,
     /// Passed on as it arrives; SSE events whole, so they can be rewritten.
     Stream { sse: bool },
 }
@@ -66,13 +66,13 @@ impl<'a> Relay<'a> {
         session: &mut Session,
         ctx: &mut RequestCtx,
         upstream: &mut HttpSession,
-        lists_tools: bool,
+        lists: bool,
     ) -> PResult<bool> {
-        let Some((resp, body)) = self.head(session, ctx, upstream, lists_tools).await? else {
+        let Some((resp, body)) = self.head(session, ctx, upstream, lists).await? else {
             return Ok(false);
         };
         match body {
-            Body::ToolList => self.tool_list(session, ctx, upstream, resp).await,
+            Body::List => self.list(session, ctx, upstream, resp).await,
             Body::Stream { sse } => {
                 session.write_response_header(Box::new(resp), false).await?;
                 self.pump(session, ctx, upstream, sse).await
@@ -88,7 +88,7 @@ impl<'a> Relay<'a> {
         session: &mut Session,
         ctx: &mut RequestCtx,
         upstream: &HttpSession,
-        lists_tools: bool,
+        lists: bool,
     ) -> PResult<Option<(ResponseHeader, Body)>> {
         let Some(head) = upstream.response_header() else {
             return answer::error(session, ctx, 502, INVALID_ANSWER).await.map(|_| None);
@@ -97,7 +97,7 @@ impl<'a> Relay<'a> {
         let content_type =
             head.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let sse = content_type.starts_with("text/event-stream");
-        let buffer_json = !sse && self.filter && lists_tools && content_type.starts_with("application/json");
+        let buffer_json = !sse && self.filter && lists && content_type.starts_with("application/json");
         let mut resp = ResponseHeader::build(status, Some(head.headers.len() + 2))?;
         for (name, value) in head.headers.iter() {
             if !NOT_FORWARDED.contains(&name.as_str()) {
@@ -121,7 +121,7 @@ impl<'a> Relay<'a> {
         }
         ctx.status = status;
         if buffer_json {
-            return Ok(Some((resp, Body::ToolList)));
+            return Ok(Some((resp, Body::List)));
         }
         match (head.headers.get("content-length"), sse) {
             (Some(l), false) => resp.insert_header("content-length", l.clone())?,
@@ -131,8 +131,8 @@ impl<'a> Relay<'a> {
         Ok(Some((resp, Body::Stream { sse })))
     }
 
-    /// A JSON tool list, read whole and filtered.
-    async fn tool_list(
+    /// A JSON list, read whole and filtered.
+    async fn list(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -234,7 +234,7 @@ impl<'a> Relay<'a> {
         Some(out)
     }
 
-    /// Events out, each as it came unless it lists tools (filtered) or is the
+    /// Events out, each as it came unless it is a list (filtered) or is the
     /// legacy transport's `endpoint` (path and session id rewritten; the
     /// server's session id is returned).
     fn rewrite_events(&self, events: Vec<Bytes>) -> (Bytes, Option<String>) {
@@ -265,11 +265,11 @@ impl<'a> Relay<'a> {
         (Bytes::from(out), legacy_id)
     }
 
-    /// A `tools/list` result without the tools the caller may not call;
-    /// `None` when the body is not one.
+    /// A list result without the tools, resources and prompts the caller
+    /// may not use; `None` when the body is not one.
     fn filtered(&self, body: &[u8]) -> Option<Vec<u8>> {
         let subjects: Vec<&str> = self.subjects.iter().map(String::as_str).collect();
-        filter::filter_tools(body, &|tool| self.mcp.permits(tool, &subjects))
+        filter::filter_lists(body, &|p, name| self.mcp.permits_primitive(p, name, &subjects))
     }
 
     /// The client's path for an upstream path: the replica's base removed,
