@@ -1147,6 +1147,33 @@ pub struct AiMcpProxyConfig {
     /// OAuth 2.1 resource-server mode: bearer JWTs checked against a JWKS.
     #[serde(default)]
     pub oauth: Option<McpOauthConfig>,
+    /// `Last-Event-ID` resumption on any gateway replica: sessions' SSE
+    /// events logged in Redis.
+    #[serde(default)]
+    pub event_log: Option<McpEventLogConfig>,
+}
+
+/// Where and for how long a session's SSE events stay resumable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpEventLogConfig {
+    pub redis: RedisSettings,
+    /// Seconds a stream's events stay in the log after its last one, and
+    /// how long a replica keeps logging a stream whose client left.
+    #[serde(default = "McpEventLogConfig::default_ttl")]
+    pub ttl: u64,
+    /// Most events one stream's log keeps (the oldest go first).
+    #[serde(default = "McpEventLogConfig::default_max_events")]
+    pub max_events: usize,
+}
+
+impl McpEventLogConfig {
+    fn default_ttl() -> u64 {
+        300
+    }
+    fn default_max_events() -> usize {
+        1000
+    }
 }
 
 impl AiMcpProxyConfig {

@@ -1215,3 +1215,30 @@ unhealthy = { interval = 10, tcp_failures = 2, timeouts = 3 }"#,
     assert_eq!(e.path, format!("{h}.active.unhealthy"));
     assert_eq!(e.message, "set tcp_failures, timeouts, http_failures (failed probes in a row that take a target out) while active checks are on");
 }
+
+#[test]
+fn mcp_event_log_defaults_and_limits() {
+    let plugin = |log: &str| {
+        format!("{SEED}\n[[plugins]]\nname = \"ai-mcp-proxy\"\nroute = \"chat\"\n[plugins.config]\nevent_log = {log}\n")
+    };
+    let config = load(&plugin("{ redis = { host = \"127.0.0.1\" } }")).expect("loads");
+    let PluginConfig::AiMcpProxy(c) = &config.plugins[4].config else {
+        panic!("not typed as ai-mcp-proxy");
+    };
+    let log = c.event_log.as_ref().expect("an event log");
+    assert_eq!((log.ttl, log.max_events, log.redis.port), (300, 1000, 6379));
+    let mut got: Vec<(String, String)> = errors(&plugin("{ redis = { host = \"\" }, ttl = 0, max_events = 100001 }"))
+        .iter()
+        .map(|e| (e.path.clone(), e.message.clone()))
+        .collect();
+    got.sort();
+    let p = "plugins[4].config.event_log";
+    assert_eq!(
+        got,
+        vec![
+            (format!("{p}.max_events"), "must be between 1 and 100000".to_string()),
+            (format!("{p}.redis.host"), "must not be empty".to_string()),
+            (format!("{p}.ttl"), "must be between 1 and 86400 (seconds)".to_string()),
+        ]
+    );
+}

@@ -16,8 +16,8 @@ use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
     AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
-    McpCallLimit, MtlsAuthConfig, OpenTelemetryConfig, PluginConfig, PluginEntry, RateLimitingConfig, Route,
-    ServerConfig, Service, TargetSpec,
+    McpCallLimit, McpEventLogConfig, MtlsAuthConfig, OpenTelemetryConfig, PluginConfig, PluginEntry,
+    RateLimitingConfig, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
 
@@ -745,6 +745,9 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
             r.error(path, message);
         }
     }
+    if let Some(e) = &c.event_log {
+        check_event_log(&format!("{base}.event_log"), e, r);
+    }
     if let Some(o) = &c.oauth {
         let path = format!("{base}.oauth");
         if o.issuer.is_empty() {
@@ -764,6 +767,20 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
             r.error(format!("{path}.consumer_claim"), "must not be empty");
         }
     }
+}
+
+/// Longest an event stays resumable (a day), and most events a stream's log keeps.
+const MAX_EVENT_LOG_TTL: u64 = 86_400;
+const MAX_EVENT_LOG_EVENTS: usize = 100_000;
+
+fn check_event_log(path: &str, e: &McpEventLogConfig, r: &mut Report<'_>) {
+    if !(1..=MAX_EVENT_LOG_TTL).contains(&e.ttl) {
+        r.error(format!("{path}.ttl"), format!("must be between 1 and {MAX_EVENT_LOG_TTL} (seconds)"));
+    }
+    if !(1..=MAX_EVENT_LOG_EVENTS).contains(&e.max_events) {
+        r.error(format!("{path}.max_events"), format!("must be between 1 and {MAX_EVENT_LOG_EVENTS}"));
+    }
+    check_redis(&format!("{path}.redis"), &e.redis, r);
 }
 
 /// One default ACL per scope, and every tool, resource and prompt entry

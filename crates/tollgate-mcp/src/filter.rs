@@ -115,7 +115,8 @@ mod tests {
             serde_json::from_slice(&filter_lists(templates.to_string().as_bytes(), &permits).unwrap()).unwrap();
         assert_eq!(v["result"]["resourceTemplates"], json!([{"uriTemplate":"users://{id}","name":"u"}]));
         let prompts = json!({"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"greet"},{"name":"admin_prompt"}]}});
-        let v: Value = serde_json::from_slice(&filter_lists(prompts.to_string().as_bytes(), &permits).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_slice(&filter_lists(prompts.to_string().as_bytes(), &permits).unwrap()).unwrap();
         assert_eq!(v["result"]["prompts"], json!([{"name":"greet"}]));
         // A tools-only filter leaves the other lists alone.
         assert!(filter_tools(prompts.to_string().as_bytes(), &|_| false).is_none());

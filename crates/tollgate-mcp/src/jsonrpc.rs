@@ -257,7 +257,10 @@ mod tests {
         );
         assert_eq!(unknown(&json!(2), Primitive::Prompt, "p")["error"]["message"], "Unknown prompt: p");
         let r = unknown(&json!(3), Primitive::Resource, "config://s");
-        assert_eq!(r["error"], json!({"code":-32602,"message":"Unknown resource: config://s","data":{"uri":"config://s"}}));
+        assert_eq!(
+            r["error"],
+            json!({"code":-32602,"message":"Unknown resource: config://s","data":{"uri":"config://s"}})
+        );
     }
 
     #[test]

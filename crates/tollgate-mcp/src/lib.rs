@@ -6,10 +6,13 @@
 //! - [`acl`]: which consumer may use which tool, resource and prompt;
 //! - [`filter`]: list results cut down to what a caller may use;
 //! - [`session`]: session ids sealed with the replica that created them;
+//! - [`events`]: the gateway's SSE event ids and event-log entries, for
+//!   `Last-Event-ID` resumption on any replica;
 //! - [`legacy`]: the HTTP+SSE transport's `endpoint` event, rewritten to the
 //!   gateway's path and a sealed session id.
 
 pub mod acl;
+pub mod events;
 pub mod filter;
 pub mod jsonrpc;
 pub mod legacy;

@@ -44,12 +44,7 @@ pub(super) struct Refusal {
 /// Refuses a body that addresses a tool, resource or prompt the caller may
 /// not use, or calls a tool past its limit. MCP clients read JSON-RPC answers, so both are HTTP 200 with an
 /// answer per request (a limit adds Retry-After).
-pub(super) async fn calls(
-    mcp: &McpRt,
-    inbound: &Inbound,
-    subjects: &[String],
-    who: &str,
-) -> Option<Refusal> {
+pub(super) async fn calls(mcp: &McpRt, inbound: &Inbound, subjects: &[String], who: &str) -> Option<Refusal> {
     let subjects: Vec<&str> = subjects.iter().map(String::as_str).collect();
     if let Some(refusal) = denied(mcp, inbound, &subjects) {
         return Some(refusal);
@@ -92,7 +87,9 @@ fn denied(mcp: &McpRt, inbound: &Inbound, subjects: &[&str]) -> Option<Refusal> 
             let id = m.id.as_ref()?;
             Some(match refused(m) {
                 Some((primitive, name)) => jsonrpc::unknown(id, primitive, name),
-                None => jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "Request not processed: its batch was refused"),
+                None => {
+                    jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "Request not processed: its batch was refused")
+                }
             })
         })
         .collect();
@@ -110,4 +107,3 @@ fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
         (_, all) => Value::Array(all).to_string().into_bytes(),
     }
 }
-

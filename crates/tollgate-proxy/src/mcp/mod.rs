@@ -11,7 +11,8 @@
 //!            legacy SSE streams the gateway answers into
 //! forward    the request to the server: path, headers, connection
 //! relay      the server's answer relayed: session ids sealed, lists
-//!            filtered, legacy endpoints rewritten
+//!            filtered, legacy endpoints rewritten, SSE events logged
+//! resume     the event log in Redis: streams resumed on any replica
 //! answer     the answers the gateway writes itself
 //! ```
 //!
@@ -24,6 +25,7 @@ pub mod exchange;
 mod forward;
 mod judge;
 mod relay;
+mod resume;
 mod session;
 
 use std::collections::HashMap;
@@ -37,6 +39,7 @@ use tollgate_mcp::{Acls, Primitive, PrimitiveAcl, Rule, Sealer};
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
 use crate::oauth::{OauthConfigError, OauthRt};
 use crate::upstream::{Endpoint, InvalidUrl};
+use resume::EventLog;
 
 /// An ai-mcp-proxy config the gateway cannot build.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,8 @@ pub struct McpRt {
     pub upstream_auth: Option<(http::HeaderName, http::HeaderValue)>,
     /// OAuth resource-server mode.
     pub oauth: Option<OauthRt>,
+    /// Where sessions' SSE events are logged for `Last-Event-ID` resumption.
+    event_log: Option<EventLog>,
 }
 
 impl std::fmt::Debug for McpRt {
@@ -150,6 +155,7 @@ impl McpRt {
             limiter: limiters.limiter(&c.tool_limits.strategy, &c.tool_limits.redis),
             upstream_auth,
             oauth: c.oauth.as_ref().map(OauthRt::compile).transpose()?,
+            event_log: c.event_log.as_ref().and_then(|e| EventLog::compile(e, &scope, limiters)),
             // `consumer_id` names consumers by their name here, as `username` does.
             consumer_identifier: match c.consumer_identifier.as_str() {
                 "custom_id" => ConsumerIdentifier::CustomId,
