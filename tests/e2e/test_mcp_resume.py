@@ -104,6 +104,13 @@ def test_a_stream_cut_off_on_one_replica_resumes_on_the_other_with_exactly_the_m
         assert [what(e) for e in events(resume(gw_b, h, ids[0]).text.splitlines() + [""])][:2] == [
             "progress 2", "progress 3"]
 
+        # Resuming after the last event of a finished stream gets a fresh
+        # stream from the server, not an empty one from the log (not counted
+        # as resumed below).
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw_b.url + "/mcp",
+                                                    headers={**h, "last-event-id": missed[-1]["id"]}) as r:
+            assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+
         # Another session cannot read this one's stream: its GET goes to the
         # server without the gateway's id (which the server could not know),
         # and the server opens a fresh stream.

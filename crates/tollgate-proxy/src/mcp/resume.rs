@@ -167,6 +167,23 @@ impl<'a> StreamLog<'a> {
     }
 }
 
+/// Whether a log has nothing to send after event `after`: it does not exist,
+/// or its stream is over and the client has seen all of it. Such a GET goes
+/// to the server for a fresh stream (a client that reconnects whenever its
+/// stream ends would otherwise be answered an empty stream until the log
+/// expires).
+fn nothing_left(entries: &[Vec<u8>], after: u64) -> bool {
+    let parsed = entries.iter().filter_map(|e| events::parse_entry(e));
+    let (mut ended, mut unsent) = (false, false);
+    for entry in parsed {
+        match entry {
+            Entry::End => ended = true,
+            Entry::Event { seq, .. } => unsent |= seq > after,
+        }
+    }
+    entries.is_empty() || (ended && !unsent)
+}
+
 /// A GET resuming a stream of this session from the log.
 pub(super) struct Resumption<'a> {
     log: &'a EventLog,
@@ -184,7 +201,7 @@ impl<'a> Resumption<'a> {
         let id = EventId::parse(last_event_id)?;
         let key = log.key(replica, session, &id.stream);
         match log.read(&key).await {
-            Ok(entries) if !entries.is_empty() => Some(Resumption { log, key, after: id.seq, entries }),
+            Ok(entries) if !nothing_left(&entries, id.seq) => Some(Resumption { log, key, after: id.seq, entries }),
             Ok(_) => None,
             Err(e) => {
                 failed("read", &e);
@@ -253,5 +270,21 @@ impl<'a> Resumption<'a> {
             }
         }
         (out, ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_stream_the_client_has_seen_is_not_resumed() {
+        let log = vec![events::entry(1, b"data: a\n\n"), events::entry(2, b"data: b\n\n")];
+        assert!(nothing_left(&[], 0), "no log");
+        assert!(!nothing_left(&log, 2), "still open: the rest may come");
+        let mut ended = log.clone();
+        ended.push(events::END.to_vec());
+        assert!(!nothing_left(&ended, 1), "event 2 is still to send");
+        assert!(nothing_left(&ended, 2), "seen to its end");
     }
 }
