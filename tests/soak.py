@@ -227,7 +227,7 @@ class Soak:
             names = [t["name"] for t in listed.json().get("result", {}).get("tools", [])]
             ok = ("echo" in names and "delete_user" not in names
                   and echo.json().get("result", {}).get("isError") is False
-                  and denied.json().get("result", {}).get("isError") is True)
+                  and denied.json().get("error", {}).get("code") == -32602)
         except ValueError:
             ok = False
         return ok, detail

@@ -1103,12 +1103,21 @@ pub struct AiMcpProxyConfig {
     /// What names a consumer in ACL lists: `username` (default) or `custom_id`.
     #[serde(default = "AiMcpProxyConfig::default_consumer_identifier")]
     pub consumer_identifier: String,
-    /// ACL for every tool without its own (`scope = "tools"`).
+    /// Default ACLs, one per scope (`tools`, `resources`, `prompts`), for
+    /// every entry without its own.
     #[serde(default)]
     pub default_acl: Vec<McpScopedAcl>,
     /// Per-tool ACLs and call limits, by the tool's exact name.
     #[serde(default)]
     pub tools: Vec<McpToolConfig>,
+    /// Per-resource ACLs, by the resource's exact URI (a template's
+    /// `uriTemplate` for its `resources/templates/list` entry). Kong has
+    /// tools only; this is its tool shape for resources.
+    #[serde(default)]
+    pub resources: Vec<McpResourceConfig>,
+    /// Per-prompt ACLs, by the prompt's exact name (Kong's tool shape).
+    #[serde(default)]
+    pub prompts: Vec<McpPromptConfig>,
     /// Replicas of the MCP server, each an `http(s)://host:port/path` URL;
     /// empty means the service's `url`.
     #[serde(default)]
@@ -1138,6 +1147,33 @@ pub struct AiMcpProxyConfig {
     /// OAuth 2.1 resource-server mode: bearer JWTs checked against a JWKS.
     #[serde(default)]
     pub oauth: Option<McpOauthConfig>,
+    /// `Last-Event-ID` resumption on any gateway replica: sessions' SSE
+    /// events logged in Redis.
+    #[serde(default)]
+    pub event_log: Option<McpEventLogConfig>,
+}
+
+/// Where and for how long a session's SSE events stay resumable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpEventLogConfig {
+    pub redis: RedisSettings,
+    /// Seconds a stream's events stay in the log after its last one, and
+    /// how long a replica keeps logging a stream whose client left.
+    #[serde(default = "McpEventLogConfig::default_ttl")]
+    pub ttl: u64,
+    /// Most events one stream's log keeps (the oldest go first).
+    #[serde(default = "McpEventLogConfig::default_max_events")]
+    pub max_events: usize,
+}
+
+impl McpEventLogConfig {
+    fn default_ttl() -> u64 {
+        300
+    }
+    fn default_max_events() -> usize {
+        1000
+    }
 }
 
 impl AiMcpProxyConfig {
@@ -1193,6 +1229,22 @@ pub struct McpToolConfig {
     pub acl: Option<McpAcl>,
     #[serde(default)]
     pub limit: Option<McpCallLimit>,
+}
+
+/// A resource's own ACL; replaces `default_acl` (scope `resources`) for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpResourceConfig {
+    pub uri: String,
+    pub acl: McpAcl,
+}
+
+/// A prompt's own ACL; replaces `default_acl` (scope `prompts`) for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpPromptConfig {
+    pub name: String,
+    pub acl: McpAcl,
 }
 
 /// Calls per window per consumer (per client IP when anonymous).

@@ -903,7 +903,9 @@ route = "chat"
 [plugins.config]
 mode = "conversion-only"
 consumer_identifier = "consumer_id"
-default_acl = [{{ scope = "resources" }}]
+default_acl = [{{ scope = "files" }}, {{ scope = "prompts" }}, {{ scope = "prompts" }}]
+resources = [{{ uri = "config://a", acl = {{ deny = ["x"] }} }}, {{ uri = "config://a", acl = {{}} }}]
+prompts = [{{ name = "", acl = {{}} }}]
 targets = ["http://127.0.0.1:9101/mcp", "ftp://x"]
 [[plugins.config.tools]]
 name = "a"
@@ -918,10 +920,13 @@ name = "a"
     let mut expected = vec![
         (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener)".to_string()),
         (format!("{t}.consumer_identifier"), "consumer_identifier `consumer_id` is not implemented yet (implemented: username, custom_id)".to_string()),
-        (format!("{t}.default_acl[0].scope"), "scope `resources` is not implemented yet (implemented: tools)".to_string()),
+        (format!("{t}.default_acl[0].scope"), "unknown scope `files`; expected one of tools, resources, prompts".to_string()),
+        (format!("{t}.default_acl[2].scope"), "scope `prompts` has a default ACL already: one per scope".to_string()),
+        (format!("{t}.resources[1].uri"), "`config://a` is listed twice in resources".to_string()),
+        (format!("{t}.prompts[0].name"), "name must not be empty".to_string()),
         (format!("{t}.tools[0].limit.window_size"), "window_size and limit must be non-empty lists of the same length".to_string()),
         (format!("{t}.tools[0].limit.window_size"), "a window must be at least 1 second".to_string()),
-        (format!("{t}.tools[1].name"), "this tool is listed twice".to_string()),
+        (format!("{t}.tools[1].name"), "`a` is listed twice in tools".to_string()),
         (format!("{t}.session_secret"), "several targets need a session_secret: it seals each session's replica into its id, so every gateway replica routes the session to the MCP server that created it".to_string()),
     ];
     expected.sort();
@@ -1209,4 +1214,31 @@ unhealthy = { interval = 10, tcp_failures = 2, timeouts = 3 }"#,
     let e = single_error(&text);
     assert_eq!(e.path, format!("{h}.active.unhealthy"));
     assert_eq!(e.message, "set tcp_failures, timeouts, http_failures (failed probes in a row that take a target out) while active checks are on");
+}
+
+#[test]
+fn mcp_event_log_defaults_and_limits() {
+    let plugin = |log: &str| {
+        format!("{SEED}\n[[plugins]]\nname = \"ai-mcp-proxy\"\nroute = \"chat\"\n[plugins.config]\nevent_log = {log}\n")
+    };
+    let config = load(&plugin("{ redis = { host = \"127.0.0.1\" } }")).expect("loads");
+    let PluginConfig::AiMcpProxy(c) = &config.plugins[4].config else {
+        panic!("not typed as ai-mcp-proxy");
+    };
+    let log = c.event_log.as_ref().expect("an event log");
+    assert_eq!((log.ttl, log.max_events, log.redis.port), (300, 1000, 6379));
+    let mut got: Vec<(String, String)> = errors(&plugin("{ redis = { host = \"\" }, ttl = 0, max_events = 100001 }"))
+        .iter()
+        .map(|e| (e.path.clone(), e.message.clone()))
+        .collect();
+    got.sort();
+    let p = "plugins[4].config.event_log";
+    assert_eq!(
+        got,
+        vec![
+            (format!("{p}.max_events"), "must be between 1 and 100000".to_string()),
+            (format!("{p}.redis.host"), "must not be empty".to_string()),
+            (format!("{p}.ttl"), "must be between 1 and 86400 (seconds)".to_string()),
+        ]
+    );
 }

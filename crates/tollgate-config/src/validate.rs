@@ -16,8 +16,8 @@ use crate::error::Report;
 use crate::http_url::HttpUrl;
 use crate::schema::{
     AclConfig, AiMcpProxyConfig, AiProxyAdvancedConfig, AiRateLimitingConfig, AuthConfig, Consumer, KeyAuthConfig,
-    McpCallLimit, MtlsAuthConfig, OpenTelemetryConfig, PluginConfig, PluginEntry, RateLimitingConfig, Route,
-    ServerConfig, Service, TargetSpec,
+    McpCallLimit, McpEventLogConfig, MtlsAuthConfig, OpenTelemetryConfig, PluginConfig, PluginEntry,
+    RateLimitingConfig, Route, ServerConfig, Service, TargetSpec,
 };
 use crate::typing::{raw_str, Section, Slot, TypedFile};
 
@@ -688,20 +688,10 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
     if c.stream_read_timeout == 0 {
         r.error(format!("{base}.stream_read_timeout"), "must be at least 1 (milliseconds)");
     }
-    for (j, acl) in c.default_acl.iter().enumerate() {
-        let path = format!("{base}.default_acl[{j}].scope");
-        check_choice(r, &path, "scope", &acl.scope, MCP_ACL_SCOPES, &["tools"]);
-    }
-    let mut names = HashSet::new();
+    check_mcp_acl_entries(base, c, r);
     for (j, t) in c.tools.iter().enumerate() {
-        let path = format!("{base}.tools[{j}]");
-        if t.name.is_empty() {
-            r.error(format!("{path}.name"), "a tool name must not be empty");
-        } else if !names.insert(t.name.as_str()) {
-            r.error(format!("{path}.name"), "this tool is listed twice");
-        }
         if let Some(l) = &t.limit {
-            check_call_limit(&format!("{path}.limit"), l, r);
+            check_call_limit(&format!("{base}.tools[{j}].limit"), l, r);
         }
     }
     if let Some(l) = &c.default_tool_limit {
@@ -755,6 +745,9 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
             r.error(path, message);
         }
     }
+    if let Some(e) = &c.event_log {
+        check_event_log(&format!("{base}.event_log"), e, r);
+    }
     if let Some(o) = &c.oauth {
         let path = format!("{base}.oauth");
         if o.issuer.is_empty() {
@@ -772,6 +765,49 @@ fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
         }
         if o.consumer_claim.is_empty() {
             r.error(format!("{path}.consumer_claim"), "must not be empty");
+        }
+    }
+}
+
+/// Longest an event stays resumable (a day), and most events a stream's log keeps.
+const MAX_EVENT_LOG_TTL: u64 = 86_400;
+const MAX_EVENT_LOG_EVENTS: usize = 100_000;
+
+fn check_event_log(path: &str, e: &McpEventLogConfig, r: &mut Report<'_>) {
+    if !(1..=MAX_EVENT_LOG_TTL).contains(&e.ttl) {
+        r.error(format!("{path}.ttl"), format!("must be between 1 and {MAX_EVENT_LOG_TTL} (seconds)"));
+    }
+    if !(1..=MAX_EVENT_LOG_EVENTS).contains(&e.max_events) {
+        r.error(format!("{path}.max_events"), format!("must be between 1 and {MAX_EVENT_LOG_EVENTS}"));
+    }
+    check_redis(&format!("{path}.redis"), &e.redis, r);
+}
+
+/// One default ACL per scope, and every tool, resource and prompt entry
+/// named once and not by an empty string.
+fn check_mcp_acl_entries(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
+    let mut scopes = HashSet::new();
+    for (j, acl) in c.default_acl.iter().enumerate() {
+        let path = format!("{base}.default_acl[{j}].scope");
+        check_choice(r, &path, "scope", &acl.scope, MCP_ACL_SCOPES, MCP_ACL_SCOPES);
+        if !scopes.insert(acl.scope.as_str()) {
+            r.error(path, format!("scope `{}` has a default ACL already: one per scope", acl.scope));
+        }
+    }
+    let lists: [(&str, &str, Vec<&str>); 3] = [
+        ("tools", "name", c.tools.iter().map(|t| t.name.as_str()).collect()),
+        ("resources", "uri", c.resources.iter().map(|t| t.uri.as_str()).collect()),
+        ("prompts", "name", c.prompts.iter().map(|t| t.name.as_str()).collect()),
+    ];
+    for (list, field, names) in lists {
+        let mut seen = HashSet::new();
+        for (j, name) in names.into_iter().enumerate() {
+            let path = format!("{base}.{list}[{j}].{field}");
+            if name.is_empty() {
+                r.error(path, format!("{field} must not be empty"));
+            } else if !seen.insert(name) {
+                r.error(path, format!("`{name}` is listed twice in {list}"));
+            }
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Plain key-value calls on the limiter's Redis connection, for other
-//! gateway state that replicas share (the answer cache): one client per
+//! gateway state that replicas share (the answer cache, MCP's event log): one client per
 //! Redis server, whatever uses it. Keys are used as given (no limiter
 //! prefix); every call is bounded by the connection's timeout.
 
@@ -20,6 +20,29 @@ impl RedisLimiter {
     pub async fn kv_set_px(&self, key: &str, value: &[u8], ttl_ms: u64) -> Result<(), LimitError> {
         let cmd = redis::cmd("SET").arg(key).arg(value).arg("PX").arg(ttl_ms.max(1)).clone();
         self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
+    /// Appends `entries` to the list `key`, keeps its last `max_len`, and
+    /// sets its expiry to `ttl_ms`: one atomic round trip (MCP's event log).
+    pub async fn kv_list_push(
+        &self,
+        key: &str,
+        entries: &[Vec<u8>],
+        max_len: usize,
+        ttl_ms: u64,
+    ) -> Result<(), LimitError> {
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        pipe.cmd("RPUSH").arg(key).arg(entries).ignore();
+        pipe.cmd("LTRIM").arg(key).arg(-i64::try_from(max_len.max(1)).unwrap_or(i64::MAX)).arg(-1).ignore();
+        pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms.max(1)).ignore();
+        self.bounded(|mut conn| async move { pipe.query_async::<()>(&mut conn).await }).await
+    }
+
+    /// Every entry of the list `key` (none when it does not exist).
+    pub async fn kv_list_all(&self, key: &str) -> Result<Vec<Vec<u8>>, LimitError> {
+        let cmd = redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone();
+        self.bounded(|mut conn| async move { cmd.query_async::<Vec<Vec<u8>>>(&mut conn).await }).await
     }
 
     /// Adds `field` (an entry key) and its vector to a semantic index: the

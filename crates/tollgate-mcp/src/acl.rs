@@ -1,10 +1,48 @@
-//! Per-tool access control. Subjects are the caller's consumer name and its
+//! Access control for MCP primitives: tools (by name), resources (by URI)
+//! and prompts (by name). Subjects are the caller's consumer name and its
 //! consumer groups (or a token's claim value in OAuth mode).
 //!
-//! A tool's own ACL replaces the default's allow list, while a deny in either
-//! still applies: deny always wins, at every level.
+//! Each primitive has Kong's tool-ACL shape: a default rule (`default_acl`
+//! with its scope) and rules of single entries. An entry's own ACL replaces
+//! the default's allow list, while a deny in either still applies: deny
+//! always wins, at every level.
 
 use std::collections::{HashMap, HashSet};
+
+/// The MCP primitives an ACL governs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Primitive {
+    Tool,
+    Resource,
+    Prompt,
+}
+
+impl Primitive {
+    /// The primitive a request method addresses, and the `params` field that
+    /// names it; `None` for methods that address none (lists, initialize...).
+    pub fn addressed_by(method: &str) -> Option<(Primitive, &'static str)> {
+        match method {
+            "tools/call" => Some((Primitive::Tool, "name")),
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some((Primitive::Resource, "uri")),
+            "prompts/get" => Some((Primitive::Prompt, "name")),
+            _ => None,
+        }
+    }
+
+    /// Whether answers to `method` are lists of primitives, to be filtered.
+    pub fn is_list_method(method: &str) -> bool {
+        matches!(method, "tools/list" | "resources/list" | "resources/templates/list" | "prompts/list")
+    }
+
+    /// The `default_acl` scope that names this primitive.
+    pub fn scope(self) -> &'static str {
+        match self {
+            Primitive::Tool => "tools",
+            Primitive::Resource => "resources",
+            Primitive::Prompt => "prompts",
+        }
+    }
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Rule {
@@ -26,29 +64,70 @@ impl Rule {
     }
 }
 
+/// The ACL of one primitive: its default rule and the rules of single
+/// entries, by name (tools, prompts) or URI (resources).
 #[derive(Debug, Clone, Default)]
-pub struct ToolAcl {
+pub struct PrimitiveAcl {
     default: Option<Rule>,
-    per_tool: HashMap<String, Rule>,
+    per_entry: HashMap<String, Rule>,
 }
 
-impl ToolAcl {
-    pub fn new(default: Option<Rule>, per_tool: HashMap<String, Rule>) -> Self {
-        ToolAcl { default, per_tool }
+/// The tools' ACL, under the name the passthrough code has always used.
+pub type ToolAcl = PrimitiveAcl;
+
+impl PrimitiveAcl {
+    pub fn new(default: Option<Rule>, per_entry: HashMap<String, Rule>) -> Self {
+        PrimitiveAcl { default, per_entry }
     }
 
-    /// No rule at all: every tool is open and nothing needs filtering.
+    /// No rule at all: every entry is open and nothing needs filtering.
     pub fn is_open(&self) -> bool {
-        self.default.is_none() && self.per_tool.is_empty()
+        self.default.is_none() && self.per_entry.is_empty()
     }
 
-    pub fn permits(&self, tool: &str, subjects: &[&str]) -> bool {
-        let own = self.per_tool.get(tool);
+    pub fn permits(&self, name: &str, subjects: &[&str]) -> bool {
+        let own = self.per_entry.get(name);
         if own.is_some_and(|r| r.denies(subjects)) || self.default.as_ref().is_some_and(|r| r.denies(subjects)) {
             return false;
         }
         match own.or(self.default.as_ref()) {
             Some(rule) => rule.allows(subjects),
+            None => true,
+        }
+    }
+}
+
+/// The ACLs of all three primitives.
+#[derive(Debug, Clone, Default)]
+pub struct Acls {
+    pub tools: PrimitiveAcl,
+    pub resources: PrimitiveAcl,
+    pub prompts: PrimitiveAcl,
+}
+
+impl Acls {
+    pub fn of(&self, p: Primitive) -> &PrimitiveAcl {
+        match p {
+            Primitive::Tool => &self.tools,
+            Primitive::Resource => &self.resources,
+            Primitive::Prompt => &self.prompts,
+        }
+    }
+
+    /// No rule for any primitive: nothing is judged or filtered.
+    pub fn is_open(&self) -> bool {
+        self.tools.is_open() && self.resources.is_open() && self.prompts.is_open()
+    }
+
+    pub fn permits(&self, p: Primitive, name: &str, subjects: &[&str]) -> bool {
+        self.of(p).permits(name, subjects)
+    }
+
+    /// Whether `subjects` may send `method` naming `name` (a tool or prompt
+    /// name, a resource URI); methods that address no primitive are permitted.
+    pub fn permits_method(&self, method: &str, name: &str, subjects: &[&str]) -> bool {
+        match Primitive::addressed_by(method) {
+            Some((p, _)) => self.permits(p, name, subjects),
             None => true,
         }
     }
@@ -100,5 +179,29 @@ mod tests {
         let a = ToolAcl::default();
         assert!(a.is_open());
         assert!(a.permits("anything", &[]));
+        assert!(Acls::default().is_open());
+    }
+
+    #[test]
+    fn each_primitive_is_judged_by_its_own_acl_and_method() {
+        let mut resources = HashMap::new();
+        resources.insert("config://secrets".to_string(), Rule::new(&s(&["admin"]), &[]));
+        let acls = Acls {
+            tools: acl(),
+            resources: PrimitiveAcl::new(None, resources),
+            prompts: PrimitiveAcl::new(Some(Rule::new(&[], &s(&["bob"]))), HashMap::new()),
+        };
+        let bob = ["bob", "developer"];
+        assert!(!acls.is_open());
+        assert!(!acls.permits_method("resources/read", "config://secrets", &bob));
+        assert!(!acls.permits_method("resources/subscribe", "config://secrets", &bob));
+        assert!(acls.permits_method("resources/read", "config://app", &bob), "no default for resources");
+        assert!(acls.permits_method("resources/read", "config://secrets", &["alice", "admin"]));
+        assert!(!acls.permits_method("prompts/get", "greet", &bob));
+        assert!(acls.permits_method("prompts/get", "greet", &["alice"]));
+        assert!(!acls.permits_method("tools/call", "delete_user", &bob));
+        assert!(acls.permits_method("prompts/list", "", &bob), "lists address nothing: filtered, not refused");
+        assert_eq!(Primitive::addressed_by("resources/unsubscribe"), Some((Primitive::Resource, "uri")));
+        assert!(Primitive::is_list_method("resources/templates/list") && !Primitive::is_list_method("tools/call"));
     }
 }

@@ -2,6 +2,8 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::acl::Primitive;
+
 /// One JSON-RPC message a client sent: a request, a notification, or a
 /// response to a server's request (sampling, elicitation), which has no method.
 #[derive(Debug, Clone, PartialEq)]
@@ -11,11 +13,21 @@ pub struct Message {
     pub method: Option<String>,
     /// `params.name` of a `tools/call`.
     pub tool: Option<String>,
+    /// What a method that addresses one primitive names: `params.name` of a
+    /// `tools/call` or `prompts/get`, `params.uri` of a `resources/read`,
+    /// `resources/subscribe` or `resources/unsubscribe`.
+    pub name: Option<String>,
 }
 
 impl Message {
     pub fn is_tool_call(&self) -> bool {
         self.method.as_deref() == Some("tools/call")
+    }
+
+    /// The primitive this message addresses, and its name or URI.
+    pub fn addressed(&self) -> Option<(Primitive, &str)> {
+        let (p, _) = Primitive::addressed_by(self.method.as_deref()?)?;
+        Some((p, self.name.as_deref()?))
     }
 }
 
@@ -30,6 +42,11 @@ impl Inbound {
     /// Whether any message lists tools: its answer is then filtered.
     pub fn lists_tools(&self) -> bool {
         self.messages.iter().any(|m| m.method.as_deref() == Some("tools/list"))
+    }
+
+    /// Whether any message lists tools, resources, templates or prompts.
+    pub fn lists_primitives(&self) -> bool {
+        self.messages.iter().any(|m| m.method.as_deref().is_some_and(Primitive::is_list_method))
     }
 
     pub fn tool_calls(&self) -> impl Iterator<Item = &Message> {
@@ -66,8 +83,10 @@ pub const INVALID_PARAMS: i64 = -32602;
 pub const HEADER_MISMATCH: i64 = -32020;
 
 /// Reads a POST body. Every message must be a JSON object with `jsonrpc: "2.0"`;
-/// a `tools/call` must name its tool in `params.name`: the gateway decides on
-/// that name and never on a header alone.
+/// a method that addresses a primitive must name it (`tools/call` and
+/// `prompts/get` in `params.name`, `resources/read`, `resources/subscribe` and
+/// `resources/unsubscribe` in `params.uri`): the gateway decides on that name
+/// and never on a header alone.
 pub fn parse(body: &[u8]) -> Result<Inbound, InboundError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| InboundError::Parse(e.to_string()))?;
     match value {
@@ -101,15 +120,18 @@ fn message(v: &Value) -> Result<Message, InboundError> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid(INVALID_REQUEST, "Invalid Request: method must be a string", id)),
     };
-    let tool = if method.as_deref() == Some("tools/call") {
-        match m.get("params").and_then(Value::as_object).and_then(|p| p.get("name")) {
+    let name = match method.as_deref().and_then(Primitive::addressed_by) {
+        Some((_, field)) => match m.get("params").and_then(Value::as_object).and_then(|p| p.get(field)) {
             Some(Value::String(name)) => Some(name.clone()),
-            _ => return Err(invalid(INVALID_PARAMS, "Invalid params: tools/call needs params.name", id)),
-        }
-    } else {
-        None
+            _ => {
+                let method = method.as_deref().unwrap_or_default();
+                return Err(invalid(INVALID_PARAMS, &format!("Invalid params: {method} needs params.{field}"), id));
+            }
+        },
+        None => None,
     };
-    Ok(Message { id, method, tool })
+    let tool = name.clone().filter(|_| method.as_deref() == Some("tools/call"));
+    Ok(Message { id, method, tool, name })
 }
 
 /// A JSON-RPC error answer.
@@ -119,6 +141,38 @@ pub fn error_value(id: &Value, code: i64, message: &str) -> Value {
 
 pub fn error_body(id: &Value, code: i64, message: &str) -> Vec<u8> {
     error_value(id, code, message).to_string().into_bytes()
+}
+
+/// Methods whose name (or URI) MCP 2026-07-28 mirrors in the `Mcp-Name` header.
+pub fn mirrors_name(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
+/// An `Mcp-Name` header's value: as sent, or decoded when the client wrapped
+/// a value that is not visible ASCII as `=?base64?...?=`; `None` when that
+/// wrapping does not decode to UTF-8.
+pub fn mcp_name_header(raw: &str) -> Option<String> {
+    use base64::Engine;
+    match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(payload) => {
+            let bytes = base64::engine::general_purpose::STANDARD.decode(payload).ok()?;
+            String::from_utf8(bytes).ok()
+        }
+        None => Some(raw.to_string()),
+    }
+}
+
+/// What the MCP specification answers for a tool, resource or prompt the
+/// server does not have: a JSON-RPC error `-32602` built from the name alone
+/// (a resource's also carries its URI in `data`, as the Python SDK's servers
+/// send it), so one the caller may not use looks exactly like a missing one.
+pub fn unknown(id: &Value, primitive: Primitive, name: &str) -> Value {
+    match primitive {
+        Primitive::Tool => error_value(id, INVALID_PARAMS, &format!("Unknown tool: {name}")),
+        Primitive::Prompt => error_value(id, INVALID_PARAMS, &format!("Unknown prompt: {name}")),
+        Primitive::Resource => json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": INVALID_PARAMS, "message": format!("Unknown resource: {name}"), "data": {"uri": name}}}),
+    }
 }
 
 /// A successful JSON-RPC answer carrying `result`.
@@ -169,6 +223,44 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn resources_and_prompts_are_addressed_by_uri_and_name() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"config://app"}},
+                        {"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"greet"}},
+                        {"jsonrpc":"2.0","id":3,"method":"prompts/list"}]"#;
+        let i = parse(body).unwrap();
+        assert_eq!(i.messages[0].addressed(), Some((Primitive::Resource, "config://app")));
+        assert_eq!(i.messages[1].addressed(), Some((Primitive::Prompt, "greet")));
+        assert_eq!((i.messages[1].tool.as_deref(), i.messages[2].addressed()), (None, None));
+        assert!(i.lists_primitives() && !i.lists_tools());
+        let e = parse(br#"{"jsonrpc":"2.0","id":4,"method":"resources/subscribe","params":{}}"#).unwrap_err();
+        let v: Value = serde_json::from_slice(&e.body()).unwrap();
+        assert_eq!((v["error"]["code"].as_i64(), v["id"].as_i64()), (Some(INVALID_PARAMS), Some(4)));
+        assert_eq!(v["error"]["message"], "Invalid params: resources/subscribe needs params.uri");
+    }
+
+    #[test]
+    fn mcp_name_headers_are_read_plain_or_base64() {
+        assert_eq!(mcp_name_header("echo").as_deref(), Some("echo"));
+        assert_eq!(mcp_name_header("=?base64?w6ljaG8=?=").as_deref(), Some("\u{e9}cho"));
+        assert_eq!(mcp_name_header("=?base64?!!?="), None);
+        assert!(mirrors_name("resources/read") && !mirrors_name("resources/subscribe"));
+    }
+
+    #[test]
+    fn unknown_primitives_are_answered_from_the_name_alone() {
+        assert_eq!(
+            unknown(&json!(1), Primitive::Tool, "x"),
+            json!({"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Unknown tool: x"}})
+        );
+        assert_eq!(unknown(&json!(2), Primitive::Prompt, "p")["error"]["message"], "Unknown prompt: p");
+        let r = unknown(&json!(3), Primitive::Resource, "config://s");
+        assert_eq!(
+            r["error"],
+            json!({"code":-32602,"message":"Unknown resource: config://s","data":{"uri":"config://s"}})
+        );
     }
 
     #[test]

@@ -3,18 +3,21 @@
 //!
 //! - [`jsonrpc`]: what a client's POST asks for (methods, tool names), and
 //!   JSON-RPC error answers the gateway writes itself;
-//! - [`acl`]: which consumer may use which tool;
-//! - [`filter`]: `tools/list` results cut down to the tools a caller may use;
+//! - [`acl`]: which consumer may use which tool, resource and prompt;
+//! - [`filter`]: list results cut down to what a caller may use;
 //! - [`session`]: session ids sealed with the replica that created them;
+//! - [`events`]: the gateway's SSE event ids and event-log entries, for
+//!   `Last-Event-ID` resumption on any replica;
 //! - [`legacy`]: the HTTP+SSE transport's `endpoint` event, rewritten to the
 //!   gateway's path and a sealed session id.
 
 pub mod acl;
+pub mod events;
 pub mod filter;
 pub mod jsonrpc;
 pub mod legacy;
 pub mod session;
 
-pub use acl::{Rule, ToolAcl};
+pub use acl::{Acls, Primitive, PrimitiveAcl, Rule, ToolAcl};
 pub use jsonrpc::{Inbound, InboundError, Message};
 pub use session::Sealer;

@@ -312,3 +312,30 @@ fn bounded_label<'a>(seen: &Mutex<HashSet<String>>, value: &'a str, max: usize) 
 pub fn record_failover(target: &str, reason: &str) {
     METRICS.target_failovers.with_label_values(&[target, reason]).inc();
 }
+
+/// `Last-Event-ID` resumption of MCP streams from the shared event log.
+pub struct McpEventLogMetrics {
+    /// Streams a GET with `Last-Event-ID` was served from the log.
+    pub resumed: prometheus::IntCounter,
+    /// Event-log calls that failed (Redis down or slow), by `op`: `append`
+    /// (the stream went on without resumable ids) or `read` (the GET went to
+    /// the server as without a log).
+    pub errors: IntCounterVec,
+}
+
+#[allow(clippy::expect_used)] // static metric definitions: a failure is a programming error
+pub static MCP_EVENT_LOG: Lazy<McpEventLogMetrics> = Lazy::new(|| McpEventLogMetrics {
+    resumed: prometheus::register_int_counter_with_registry!(
+        "ai_mcp_resumed_streams_total",
+        "MCP SSE streams resumed (Last-Event-ID) from the shared event log",
+        METRICS.registry
+    )
+    .expect("metric"),
+    errors: register_int_counter_vec_with_registry!(
+        "ai_mcp_event_log_errors_total",
+        "MCP event-log calls that failed, by op (append, read): the stream degraded to this replica alone",
+        &["op"],
+        METRICS.registry
+    )
+    .expect("metric"),
+});

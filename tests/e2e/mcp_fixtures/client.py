@@ -1,7 +1,7 @@
 """MCP client driver for tollgate's end-to-end tests, built on the real Python MCP SDK.
 
-    python client.py --url URL --mode MODE [--header K=V ...] [--scenario full|call|list]
-                     [--tool NAME --args JSON] [--trace FILE] [--timeout SECONDS]
+    python client.py --url URL --mode MODE [--header K=V ...] [--scenario full|call|list|primitives]
+                     [--tool NAME --args JSON] [--uri URI --prompt NAME] [--trace FILE] [--timeout SECONDS]
 
 MODE with mcp 2.x:
   auto        Streamable HTTP; probes `server/discover` and speaks 2026-07-28 if the
@@ -206,7 +206,30 @@ async def scenario_list(d: Driver) -> dict:
     return {"tools": await d.list_all_tools()}
 
 
-SCENARIOS = {"full": scenario_full, "call": scenario_call, "list": scenario_list}
+async def scenario_primitives(d: Driver) -> dict:
+    """Lists resources, resource templates and prompts, then reads --uri and gets
+    --prompt; a JSON-RPC error of either is an outcome, as in `call`."""
+    resources = await d.session.list_resources()
+    templates = await d.session.list_resource_templates()
+    prompts = await d.session.list_prompts()
+
+    async def outcome(request) -> dict:
+        try:
+            await request
+            return {"error": None}
+        except RpcError as e:
+            return {"error": {"code": e.error.code, "message": e.error.message}}
+
+    return {
+        "resources": [str(r.uri) for r in resources.resources],
+        "templates": [_get(t, "uri_template", "uriTemplate") for t in _get(templates, "resource_templates", "resourceTemplates")],
+        "prompts": [p.name for p in prompts.prompts],
+        "read": await outcome(d.session.read_resource(d.args.uri)),
+        "prompt": await outcome(d.session.get_prompt(d.args.prompt, {"name": "Ada"})),
+    }
+
+
+SCENARIOS = {"full": scenario_full, "call": scenario_call, "list": scenario_list, "primitives": scenario_primitives}
 
 
 async def run(args: argparse.Namespace) -> dict:
@@ -231,6 +254,8 @@ def main() -> None:
     ap.add_argument("--scenario", default="full", choices=sorted(SCENARIOS))
     ap.add_argument("--tool", default="echo")
     ap.add_argument("--args", default="{}", help="tool arguments as a JSON object")
+    ap.add_argument("--uri", default="config://app", help="the resource the primitives scenario reads")
+    ap.add_argument("--prompt", default="greet", help="the prompt the primitives scenario gets")
     ap.add_argument("--trace", help="append one JSON line per HTTP request to this file")
     ap.add_argument("--timeout", type=float, default=30.0)
     args = ap.parse_args()

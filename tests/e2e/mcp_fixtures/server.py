@@ -1,6 +1,6 @@
 """MCP upstream for tollgate's end-to-end tests, built on the real Python MCP SDK.
 
-    python server.py --port PORT --replica NAME [--page-size N]
+    python server.py --port PORT --replica NAME [--page-size N] [--extra-tool NAME ...]
 
 One port serves, on 127.0.0.1 only:
   /mcp          Streamable HTTP, stateful (Mcp-Session-Id, POST, GET stream, DELETE);
@@ -47,7 +47,7 @@ except ImportError:  # mcp 1.x
 HOST = "127.0.0.1"
 
 
-def build(replica: str, page_size: int | None) -> MCPServer:
+def build(replica: str, page_size: int | None, extra_tools: list[str] = ()) -> MCPServer:
     # 1.x's FastMCP decides DNS-rebinding protection from `host` at construction;
     # 2.x decides it in the app builders (host= below). Same defaults either way.
     mcp = MCPServer(f"fixture-{replica}", log_level="WARNING", **({} if SDK2 else {"host": HOST}))
@@ -81,6 +81,10 @@ def build(replica: str, page_size: int | None) -> MCPServer:
             await asyncio.sleep(0.05)
         return f"counted {n}"
 
+    # Tools some tests need to exist on one upstream and not on another.
+    for name in extra_tools:
+        mcp.tool(name=name, description=f"Extra tool {name}.")(lambda: "ran")
+
     # Filler tools so that --page-size 2 spreads tools/list over several pages.
     for letter in "abcde":
         mcp.tool(name=f"tool_{letter}", description=f"Trivial tool {letter}.")(lambda: "ok")
@@ -88,6 +92,10 @@ def build(replica: str, page_size: int | None) -> MCPServer:
     @mcp.resource("config://app")
     def app_config() -> str:
         return "app-config"
+
+    @mcp.resource("users://{user_id}/profile")
+    def user_profile(user_id: str) -> str:
+        return f"profile of {user_id}"
 
     @mcp.prompt()
     def greet(name: str) -> str:
@@ -195,8 +203,9 @@ def main() -> None:
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--replica", default="r1")
     ap.add_argument("--page-size", type=int, default=None)
+    ap.add_argument("--extra-tool", action="append", default=[], help="one more tool of this name")
     args = ap.parse_args()
-    app = build_app(build(args.replica, args.page_size))
+    app = build_app(build(args.replica, args.page_size, args.extra_tool))
     try:
         asyncio.run(serve(app, args.port))
     except KeyboardInterrupt:

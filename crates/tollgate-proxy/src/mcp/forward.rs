@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use pingora_core::protocols::http::client::HttpSession;
 use pingora_core::upstreams::peer::HttpPeer;
 use pingora_http::RequestHeader;
+use tollgate_mcp::events::EventId;
 
 use super::answer::{Step, Stop};
 use super::call::McpCall;
@@ -117,6 +118,11 @@ fn upstream_header(
             continue;
         }
         if oauth && n == "authorization" {
+            continue;
+        }
+        // The gateway's own event ids mean nothing to the server: a stream
+        // the event log could not resume starts afresh there.
+        if n == "last-event-id" && value.to_str().ok().and_then(EventId::parse).is_some() {
             continue;
         }
         h.append_header(name.clone(), value.clone()).map_err(e)?;

@@ -5,12 +5,14 @@
 //! ```text
 //! exchange   serve_route: the request as routed, then the exchange's steps
 //! call       one MCP request as routed: its caller, path and credential
-//! judge      the JSON-RPC body judged: header mismatches, tool ACL, tool limits
+//! judge      the JSON-RPC body judged: header mismatches, tool, resource and
+//!            prompt ACLs, tool limits
 //! session    the replica and server session a sealed session id names;
 //!            legacy SSE streams the gateway answers into
 //! forward    the request to the server: path, headers, connection
-//! relay      the server's answer relayed: session ids sealed, tool lists
-//!            filtered, legacy endpoints rewritten
+//! relay      the server's answer relayed: session ids sealed, lists
+//!            filtered, legacy endpoints rewritten, SSE events logged
+//! resume     the event log in Redis: streams resumed on any replica
 //! answer     the answers the gateway writes itself
 //! ```
 //!
@@ -23,19 +25,21 @@ pub mod exchange;
 mod forward;
 mod judge;
 mod relay;
+mod resume;
 mod session;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tollgate_config::schema::{AiMcpProxyConfig, McpCallLimit};
+use tollgate_config::schema::{AiMcpProxyConfig, McpAcl, McpCallLimit};
 use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
-use tollgate_mcp::{Rule, Sealer, ToolAcl};
+use tollgate_mcp::{Acls, Primitive, PrimitiveAcl, Rule, Sealer};
 
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
 use crate::oauth::{OauthConfigError, OauthRt};
 use crate::upstream::{Endpoint, InvalidUrl};
+use resume::EventLog;
 
 /// An ai-mcp-proxy config the gateway cannot build.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +74,7 @@ pub struct McpRt {
     pub consumer_identifier: ConsumerIdentifier,
     /// Where the plugin sits, namespacing its limit counters.
     scope: String,
-    acl: ToolAcl,
+    acls: Acls,
     /// Empty: the service's own `url` is the one replica.
     replicas: Vec<Replica>,
     sealer: Option<Sealer>,
@@ -82,11 +86,28 @@ pub struct McpRt {
     pub upstream_auth: Option<(http::HeaderName, http::HeaderValue)>,
     /// OAuth resource-server mode.
     pub oauth: Option<OauthRt>,
+    /// Where sessions' SSE events are logged for `Last-Event-ID` resumption.
+    event_log: Option<EventLog>,
 }
 
 impl std::fmt::Debug for McpRt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("McpRt").field("scope", &self.scope).field("replicas", &self.replicas).finish_non_exhaustive()
+    }
+}
+
+/// The ACLs of tools, resources and prompts: each scope's `default_acl`
+/// entry, and the entries' own.
+fn compile_acls(c: &AiMcpProxyConfig) -> Acls {
+    let rule = |a: &McpAcl| Rule::new(&a.allow, &a.deny);
+    let primitive = |p: Primitive, own: Vec<(&String, &McpAcl)>| {
+        let default = c.default_acl.iter().find(|a| a.scope == p.scope()).map(|a| Rule::new(&a.allow, &a.deny));
+        PrimitiveAcl::new(default, own.into_iter().map(|(name, a)| (name.clone(), rule(a))).collect())
+    };
+    Acls {
+        tools: primitive(Primitive::Tool, c.tools.iter().filter_map(|t| Some((&t.name, t.acl.as_ref()?))).collect()),
+        resources: primitive(Primitive::Resource, c.resources.iter().map(|r| (&r.uri, &r.acl)).collect()),
+        prompts: primitive(Primitive::Prompt, c.prompts.iter().map(|p| (&p.name, &p.acl)).collect()),
     }
 }
 
@@ -98,12 +119,6 @@ pub enum ToolAdmission {
 
 impl McpRt {
     pub fn compile(c: &AiMcpProxyConfig, scope: String, limiters: &LimiterRegistry) -> Result<Self, McpConfigError> {
-        let default = c.default_acl.iter().find(|a| a.scope == "tools").map(|a| Rule::new(&a.allow, &a.deny));
-        let per_tool = c
-            .tools
-            .iter()
-            .filter_map(|t| t.acl.as_ref().map(|a| (t.name.clone(), Rule::new(&a.allow, &a.deny))))
-            .collect();
         let replicas = c
             .targets
             .iter()
@@ -131,7 +146,7 @@ impl McpRt {
             None => None,
         };
         Ok(McpRt {
-            acl: ToolAcl::new(default, per_tool),
+            acls: compile_acls(c),
             replicas,
             sealer: c.session_secret.as_ref().map(|s| Sealer::new(s.as_bytes())),
             next: AtomicUsize::new(0),
@@ -140,6 +155,7 @@ impl McpRt {
             limiter: limiters.limiter(&c.tool_limits.strategy, &c.tool_limits.redis),
             upstream_auth,
             oauth: c.oauth.as_ref().map(OauthRt::compile).transpose()?,
+            event_log: c.event_log.as_ref().and_then(|e| EventLog::compile(e, &scope, limiters)),
             // `consumer_id` names consumers by their name here, as `username` does.
             consumer_identifier: match c.consumer_identifier.as_str() {
                 "custom_id" => ConsumerIdentifier::CustomId,
@@ -151,12 +167,18 @@ impl McpRt {
     }
 
     pub fn permits(&self, tool: &str, subjects: &[&str]) -> bool {
-        self.acl.permits(tool, subjects)
+        self.acls.permits(Primitive::Tool, tool, subjects)
     }
 
-    /// Whether `tools/list` answers need filtering at all.
+    /// Whether `subjects` may use the tool, resource or prompt `name`.
+    pub fn permits_primitive(&self, primitive: Primitive, name: &str, subjects: &[&str]) -> bool {
+        self.acls.permits(primitive, name, subjects)
+    }
+
+    /// Whether list answers (tools, resources, templates, prompts) need
+    /// filtering at all.
     pub fn filters_lists(&self) -> bool {
-        !self.acl.is_open()
+        !self.acls.is_open()
     }
 
     /// The replicas, or the service's upstream as the only one.

@@ -1,5 +1,5 @@
 //! The server's answer relayed as it arrives (JSON or SSE): session ids
-//! sealed, `tools/list` results filtered by the caller's tool ACL, the legacy
+//! sealed, list results (tools, resources, prompts) filtered by the caller's ACL, the legacy
 //! transport's `endpoint` event mapped back to the client's path, and the
 //! gateway's own answers to a legacy session written into its stream.
 
@@ -13,13 +13,14 @@ use tollgate_sse as sse;
 use super::answer;
 use super::call::McpCall;
 use super::forward::{base_path, NOT_FORWARDED};
+use super::resume::StreamLog;
 use super::session::{LegacyStream, SESSION_HEADER};
 use super::{McpRt, Replica};
 use crate::ctx::RequestCtx;
 use crate::passthrough::join_paths;
 use crate::respond::PResult;
 
-/// Largest JSON answer buffered to filter a tool list, and largest SSE event
+/// Largest JSON answer buffered to filter a list, and largest SSE event
 /// held while waiting for its end (16 MiB each).
 const MAX_LIST_ANSWER: usize = 16 * 1024 * 1024;
 const MAX_EVENT: usize = 16 * 1024 * 1024;
@@ -36,12 +37,15 @@ pub(super) struct Relay<'a> {
     client_prefix: &'a str,
     strip_path: bool,
     base: &'a str,
+    /// The server's session id, when the client named it in the header: its
+    /// SSE streams are logged for resumption when the plugin has an event log.
+    session_id: Option<&'a str>,
 }
 
 /// How the answer's body goes to the client.
 enum Body {
-    /// A JSON tool list, read whole to be filtered.
-    ToolList,
+    /// A JSON list (tools, resources, prompts), read whole to be filtered.
+    List,
     /// Passed on as it arrives; SSE events whole, so they can be rewritten.
     Stream { sse: bool },
 }
@@ -56,7 +60,21 @@ impl<'a> Relay<'a> {
             client_prefix: &call.path[..call.prefix_len],
             strip_path: call.strip_path,
             base: base_path(&replica.endpoint),
+            session_id: None,
         }
+    }
+
+    /// Logs the answer's SSE events under this server session, when the
+    /// plugin has an event log.
+    pub fn in_session(mut self, session_id: Option<&'a str>) -> Self {
+        self.session_id = session_id;
+        self
+    }
+
+    /// The log of an SSE answer, when there is one to keep.
+    fn stream_log(&self, sse: bool) -> Option<StreamLog<'a>> {
+        let log = self.mcp.event_log.as_ref().filter(|_| sse)?;
+        StreamLog::start(log, &self.replica.label, self.session_id?)
     }
 
     /// Relays the answer; `Ok(true)` when it was read to its end (the
@@ -66,13 +84,13 @@ impl<'a> Relay<'a> {
         session: &mut Session,
         ctx: &mut RequestCtx,
         upstream: &mut HttpSession,
-        lists_tools: bool,
+        lists: bool,
     ) -> PResult<bool> {
-        let Some((resp, body)) = self.head(session, ctx, upstream, lists_tools).await? else {
+        let Some((resp, body)) = self.head(session, ctx, upstream, lists).await? else {
             return Ok(false);
         };
         match body {
-            Body::ToolList => self.tool_list(session, ctx, upstream, resp).await,
+            Body::List => self.list(session, ctx, upstream, resp).await,
             Body::Stream { sse } => {
                 session.write_response_header(Box::new(resp), false).await?;
                 self.pump(session, ctx, upstream, sse).await
@@ -88,7 +106,7 @@ impl<'a> Relay<'a> {
         session: &mut Session,
         ctx: &mut RequestCtx,
         upstream: &HttpSession,
-        lists_tools: bool,
+        lists: bool,
     ) -> PResult<Option<(ResponseHeader, Body)>> {
         let Some(head) = upstream.response_header() else {
             return answer::error(session, ctx, 502, INVALID_ANSWER).await.map(|_| None);
@@ -97,7 +115,7 @@ impl<'a> Relay<'a> {
         let content_type =
             head.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         let sse = content_type.starts_with("text/event-stream");
-        let buffer_json = !sse && self.filter && lists_tools && content_type.starts_with("application/json");
+        let buffer_json = !sse && self.filter && lists && content_type.starts_with("application/json");
         let mut resp = ResponseHeader::build(status, Some(head.headers.len() + 2))?;
         for (name, value) in head.headers.iter() {
             if !NOT_FORWARDED.contains(&name.as_str()) {
@@ -121,7 +139,7 @@ impl<'a> Relay<'a> {
         }
         ctx.status = status;
         if buffer_json {
-            return Ok(Some((resp, Body::ToolList)));
+            return Ok(Some((resp, Body::List)));
         }
         match (head.headers.get("content-length"), sse) {
             (Some(l), false) => resp.insert_header("content-length", l.clone())?,
@@ -131,8 +149,8 @@ impl<'a> Relay<'a> {
         Ok(Some((resp, Body::Stream { sse })))
     }
 
-    /// A JSON tool list, read whole and filtered.
-    async fn tool_list(
+    /// A JSON list, read whole and filtered.
+    async fn list(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
@@ -162,6 +180,7 @@ impl<'a> Relay<'a> {
     ) -> PResult<bool> {
         let mut events = sse.then(sse::EventSplitter::default);
         let mut legacy: Option<LegacyStream> = None;
+        let mut log = self.stream_log(sse);
         loop {
             tokio::select! {
                 // The answer's own progress first: once it is complete the
@@ -178,28 +197,19 @@ impl<'a> Relay<'a> {
                         write_chunk(session, ctx, event).await?;
                     }
                 }
-                chunk = upstream.read_response_body() => match chunk {
-                    Ok(Some(bytes)) => {
-                        let Some(out) = self.outgoing(events.as_mut(), &mut legacy, bytes) else {
-                            ctx.note_error("MCP server sent an SSE event over 16 MiB");
-                            session.write_response_body(None, true).await?;
-                            return Ok(false);
-                        };
-                        if !out.is_empty() {
-                            write_chunk(session, ctx, out).await?;
+                chunk = upstream.read_response_body() => {
+                    let step = self.relay_chunk(session, ctx, chunk, (&mut events, &mut legacy), log.as_mut()).await;
+                    match step {
+                        Ok(Some(complete)) => {
+                            if let Some(l) = log.as_mut() {
+                                l.end().await;
+                            }
+                            return Ok(complete);
                         }
+                        Ok(None) => {}
+                        Err(e) => return self.client_left(ctx, upstream, events.as_mut(), log, Err(e)).await,
                     }
-                    Ok(None) => {
-                        let rest = events.as_mut().map(|s| s.take_rest()).filter(|r| !r.is_empty());
-                        session.write_response_body(rest, true).await?;
-                        return Ok(true);
-                    }
-                    Err(e) => {
-                        ctx.note_error(&format!("MCP server's answer broke off: {e}"));
-                        session.write_response_body(None, true).await?;
-                        return Ok(false);
-                    }
-                },
+                }
                 _ = session.read_body_or_idle(true) => {
                     // The client hung up (dropping the upstream connection
                     // tells the server the stream is gone), or sent bytes of
@@ -207,10 +217,90 @@ impl<'a> Relay<'a> {
                     // way this connection cannot carry another request.
                     session.set_keepalive(None);
                     ctx.note_error("client went away mid-stream");
-                    return Ok(false);
+                    return self.client_left(ctx, upstream, events.as_mut(), log, Ok(false)).await;
                 }
             }
         }
+    }
+
+    /// One read of the server's body passed on: `Some(read to its end)` once
+    /// the answer is over, `None` to go on.
+    async fn relay_chunk(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        chunk: pingora_core::Result<Option<Bytes>>,
+        (events, legacy): (&mut Option<sse::EventSplitter>, &mut Option<LegacyStream>),
+        log: Option<&mut StreamLog<'_>>,
+    ) -> PResult<Option<bool>> {
+        match chunk {
+            Ok(Some(bytes)) => {
+                let Some(list) = self.outgoing(events.as_mut(), legacy, bytes) else {
+                    ctx.note_error("MCP server sent an SSE event over 16 MiB");
+                    session.write_response_body(None, true).await?;
+                    return Ok(Some(false));
+                };
+                let list = match log {
+                    Some(l) => l.record(list).await,
+                    None => list,
+                };
+                // One piece (any non-SSE chunk) goes out without a copy.
+                let out = match <[Bytes; 1]>::try_from(list) {
+                    Ok([one]) => one,
+                    Err(list) => Bytes::from(list.concat()),
+                };
+                if !out.is_empty() {
+                    write_chunk(session, ctx, out).await?;
+                }
+                Ok(None)
+            }
+            Ok(None) => {
+                let rest = events.as_mut().map(|s| s.take_rest()).filter(|r| !r.is_empty());
+                session.write_response_body(rest, true).await?;
+                Ok(Some(true))
+            }
+            Err(e) => {
+                ctx.note_error(&format!("MCP server's answer broke off: {e}"));
+                session.write_response_body(None, true).await?;
+                Ok(Some(false))
+            }
+        }
+    }
+
+    /// The client is gone (`result` says how the relay ends). With a live
+    /// event log the server's stream is read into the log for its drain time,
+    /// so a resuming client misses nothing; without one the connection is
+    /// dropped, which tells the server the stream is gone.
+    async fn client_left(
+        &self,
+        ctx: &mut RequestCtx,
+        upstream: &mut HttpSession,
+        events: Option<&mut sse::EventSplitter>,
+        log: Option<StreamLog<'_>>,
+        result: PResult<bool>,
+    ) -> PResult<bool> {
+        let (Some(mut log), Some(split), Some(event_log)) = (log, events, self.mcp.event_log.as_ref()) else {
+            return result;
+        };
+        if !log.live() {
+            return result;
+        }
+        ctx.note_error("client went away mid-stream; the stream is logged for resumption");
+        let deadline = tokio::time::Instant::now() + event_log.drain_for();
+        let mut legacy = None;
+        while log.live() {
+            match tokio::time::timeout_at(deadline, upstream.read_response_body()).await {
+                Ok(Ok(Some(bytes))) => match self.outgoing(Some(&mut *split), &mut legacy, bytes) {
+                    Some(list) => {
+                        log.record(list).await;
+                    }
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        log.end().await;
+        Ok(false)
     }
 
     /// What a chunk of the server's body becomes for the client: as it came,
@@ -222,9 +312,9 @@ impl<'a> Relay<'a> {
         events: Option<&mut sse::EventSplitter>,
         legacy: &mut Option<LegacyStream>,
         bytes: Bytes,
-    ) -> Option<Bytes> {
+    ) -> Option<Vec<Bytes>> {
         let Some(split) = events else {
-            return Some(bytes);
+            return Some(vec![bytes]);
         };
         let list = next_events(split, &bytes)?;
         let (out, legacy_id) = self.rewrite_events(list);
@@ -234,11 +324,11 @@ impl<'a> Relay<'a> {
         Some(out)
     }
 
-    /// Events out, each as it came unless it lists tools (filtered) or is the
+    /// Events out, each as it came unless it is a list (filtered) or is the
     /// legacy transport's `endpoint` (path and session id rewritten; the
     /// server's session id is returned).
-    fn rewrite_events(&self, events: Vec<Bytes>) -> (Bytes, Option<String>) {
-        let mut out = Vec::with_capacity(events.iter().map(Bytes::len).sum());
+    fn rewrite_events(&self, events: Vec<Bytes>) -> (Vec<Bytes>, Option<String>) {
+        let mut out = Vec::with_capacity(events.len());
         let mut legacy_id = None;
         for event in events {
             if sse::event_name(&event) == b"endpoint" {
@@ -250,26 +340,26 @@ impl<'a> Relay<'a> {
                     let map = |p: &str| self.client_path(p);
                     let seal = |id: &str| self.mcp.seal(&self.replica.label, id);
                     let new = legacy::rewrite_endpoint(&data, &map, &seal);
-                    out.extend_from_slice(&sse::with_data(&event, new.as_bytes()));
+                    out.push(sse::with_data(&event, new.as_bytes()));
                     continue;
                 }
             }
             if self.filter {
                 if let Some(new) = sse::event_data(&event).and_then(|d| self.filtered(&d)) {
-                    out.extend_from_slice(&sse::with_data(&event, &new));
+                    out.push(sse::with_data(&event, &new));
                     continue;
                 }
             }
-            out.extend_from_slice(&event);
+            out.push(event);
         }
-        (Bytes::from(out), legacy_id)
+        (out, legacy_id)
     }
 
-    /// A `tools/list` result without the tools the caller may not call;
-    /// `None` when the body is not one.
+    /// A list result without the tools, resources and prompts the caller
+    /// may not use; `None` when the body is not one.
     fn filtered(&self, body: &[u8]) -> Option<Vec<u8>> {
         let subjects: Vec<&str> = self.subjects.iter().map(String::as_str).collect();
-        filter::filter_tools(body, &|tool| self.mcp.permits(tool, &subjects))
+        filter::filter_lists(body, &|p, name| self.mcp.permits_primitive(p, name, &subjects))
     }
 
     /// The client's path for an upstream path: the replica's base removed,

@@ -1,0 +1,290 @@
+//! `Last-Event-ID` resumption across gateway replicas, from an event log in
+//! Redis (`event_log`). The replica relaying a session's SSE stream gives
+//! each event an id of its own (`tollgate_mcp::events`) and appends it to the
+//! stream's log before the client sees it; when the client goes away it
+//! keeps reading the server's stream into the log for `event_log.ttl`. A GET
+//! naming one of those ids, on any replica, is answered from the log: the
+//! events after it, then the rest as they are logged, until the stream ends.
+//!
+//! Redis down: the stream goes on without resumable ids, a resuming GET goes
+//! to the server as it would without a log (this replica's behaviour alone),
+//! and both are counted (`ai_mcp_event_log_errors_total`) and logged.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use ring::rand::{SecureRandom, SystemRandom};
+use sha2::{Digest, Sha256};
+use tollgate_config::schema::McpEventLogConfig;
+use tollgate_mcp::events::{self, Entry, EventId};
+use tollgate_sse as sse;
+
+use crate::cache::store::Call;
+use crate::ctx::RequestCtx;
+use crate::limits::{LazyRedis, LimiterRegistry};
+use crate::metrics::MCP_EVENT_LOG;
+use crate::respond::PResult;
+
+/// How often a resumed stream looks for events its owner logged since.
+const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+
+/// The shared event log of one ai-mcp-proxy plugin.
+pub struct EventLog {
+    redis: Arc<LazyRedis>,
+    ttl: Duration,
+    max_events: usize,
+    /// Where the plugin sits: one plugin's streams are never another's.
+    scope: String,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").field("scope", &self.scope).finish_non_exhaustive()
+    }
+}
+
+impl EventLog {
+    pub fn compile(c: &McpEventLogConfig, scope: &str, limiters: &LimiterRegistry) -> Option<Self> {
+        Some(EventLog {
+            redis: limiters.redis_client(&c.redis)?,
+            ttl: Duration::from_secs(c.ttl),
+            max_events: c.max_events,
+            scope: scope.to_string(),
+        })
+    }
+
+    /// How long a replica keeps logging a stream its client left.
+    pub fn drain_for(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The log of `stream` in a session (the replica and the server's session
+    /// id): a client reaches only its own session's streams.
+    fn key(&self, replica: &str, session: &str, stream: &str) -> String {
+        let mut h = Sha256::new();
+        for part in [self.scope.as_str(), replica, session] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        let digest = h.finalize();
+        format!("tollgate:mcp:ev:{{{}.{stream}}}", tollgate_cache::hex(&digest[..16]))
+    }
+
+    // Boxed, as the answer cache's Redis calls are: the Redis client's
+    // futures are deep, and the request path's must stay within rustc's
+    // layout depth.
+    fn append<'c>(&'c self, key: &'c str, entries: &'c [Vec<u8>]) -> Call<'c, ()> {
+        Box::pin(async move {
+            let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
+            let client = self.redis.get().await.map_err(|e| e.to_string())?;
+            client.kv_list_push(key, entries, self.max_events, ttl_ms).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn read<'c>(&'c self, key: &'c str) -> Call<'c, Vec<Vec<u8>>> {
+        Box::pin(async move {
+            let client = self.redis.get().await.map_err(|e| e.to_string())?;
+            client.kv_list_all(key).await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+fn failed(op: &'static str, cause: &str) {
+    MCP_EVENT_LOG.errors.with_label_values(&[op]).inc();
+    tracing::warn!(op, cause, "MCP event log unavailable: streams are resumable on this replica only");
+}
+
+/// One relayed stream's log: the ids it gives and the events it appends.
+pub(super) struct StreamLog<'a> {
+    log: &'a EventLog,
+    key: String,
+    stream: String,
+    next: u64,
+    /// An append failed: the rest of the stream goes as it would without a log.
+    broken: bool,
+}
+
+impl<'a> StreamLog<'a> {
+    /// A new stream of the server session `session` on `replica`.
+    pub fn start(log: &'a EventLog, replica: &str, session: &str) -> Option<Self> {
+        let mut raw = [0u8; 16];
+        SystemRandom::new().fill(&mut raw).ok()?;
+        let stream = tollgate_cache::hex(&raw);
+        Some(StreamLog { key: log.key(replica, session, &stream), log, stream, next: 1, broken: false })
+    }
+
+    /// Whether events still go into the log.
+    pub fn live(&self) -> bool {
+        !self.broken
+    }
+
+    /// The events with the gateway's ids, once they are in the log; as they
+    /// came when the log cannot be written (counted, and then not tried again
+    /// for this stream). Events without data (comments) get no id.
+    pub async fn record(&mut self, list: Vec<Bytes>) -> Vec<Bytes> {
+        if self.broken {
+            return list;
+        }
+        let mut stamped = Vec::with_capacity(list.len());
+        let mut entries = Vec::new();
+        let mut seq = self.next;
+        for event in &list {
+            if sse::event_data(event).is_none() {
+                stamped.push(event.clone());
+                continue;
+            }
+            let with_id = events::with_id(event, &EventId { stream: self.stream.clone(), seq }.render());
+            entries.push(events::entry(seq, &with_id));
+            stamped.push(with_id);
+            seq += 1;
+        }
+        if entries.is_empty() {
+            return list;
+        }
+        match self.log.append(&self.key, &entries).await {
+            Ok(()) => {
+                self.next = seq;
+                stamped
+            }
+            Err(e) => {
+                self.broken = true;
+                failed("append", &e);
+                list
+            }
+        }
+    }
+
+    /// Marks the stream over, so a replica following its log stops.
+    pub async fn end(&mut self) {
+        if !self.broken {
+            if let Err(e) = self.log.append(&self.key, &[events::END.to_vec()]).await {
+                failed("append", &e);
+            }
+        }
+    }
+}
+
+/// Whether a log has nothing to send after event `after`: it does not exist,
+/// or its stream is over and the client has seen all of it. Such a GET goes
+/// to the server for a fresh stream (a client that reconnects whenever its
+/// stream ends would otherwise be answered an empty stream until the log
+/// expires).
+fn nothing_left(entries: &[Vec<u8>], after: u64) -> bool {
+    let parsed = entries.iter().filter_map(|e| events::parse_entry(e));
+    let (mut ended, mut unsent) = (false, false);
+    for entry in parsed {
+        match entry {
+            Entry::End => ended = true,
+            Entry::Event { seq, .. } => unsent |= seq > after,
+        }
+    }
+    entries.is_empty() || (ended && !unsent)
+}
+
+/// A GET resuming a stream of this session from the log.
+pub(super) struct Resumption<'a> {
+    log: &'a EventLog,
+    key: String,
+    after: u64,
+    /// The log's entries read first, holding at least the event resumed after.
+    entries: Vec<Vec<u8>>,
+}
+
+impl<'a> Resumption<'a> {
+    /// The log of the stream `last_event_id` names, when it is one of this
+    /// gateway's ids and the log still has it; `None` sends the GET to the
+    /// server as before.
+    pub async fn find(log: &'a EventLog, replica: &str, session: &str, last_event_id: &str) -> Option<Self> {
+        let id = EventId::parse(last_event_id)?;
+        let key = log.key(replica, session, &id.stream);
+        match log.read(&key).await {
+            Ok(entries) if !nothing_left(&entries, id.seq) => Some(Resumption { log, key, after: id.seq, entries }),
+            Ok(_) => None,
+            Err(e) => {
+                failed("read", &e);
+                None
+            }
+        }
+    }
+
+    /// Answers the GET: the events after the resumed one, then those logged
+    /// since, until the stream's end, the log's expiry, `idle` without an
+    /// event, or the client leaving.
+    pub async fn serve(mut self, session: &mut Session, ctx: &mut RequestCtx, idle: Duration) -> PResult<()> {
+        MCP_EVENT_LOG.resumed.inc();
+        ctx.status = 200;
+        let mut resp = ResponseHeader::build(200, Some(4))?;
+        resp.insert_header("content-type", "text/event-stream")?;
+        resp.insert_header("cache-control", "no-cache")?;
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        if !session.is_http2() {
+            resp.insert_header("transfer-encoding", "chunked")?;
+        }
+        session.write_response_header(Box::new(resp), false).await?;
+        let mut last_event = Instant::now();
+        loop {
+            let (out, ended) = self.unsent();
+            if !out.is_empty() {
+                last_event = Instant::now();
+                session.write_response_body(Some(Bytes::from(out)), false).await?;
+            }
+            if ended || last_event.elapsed() >= idle {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                _ = session.read_body_or_idle(true) => {
+                    session.set_keepalive(None);
+                    ctx.note_error("client went away mid-stream");
+                    return Ok(());
+                }
+            }
+            match self.log.read(&self.key).await {
+                Ok(entries) if !entries.is_empty() => self.entries = entries,
+                // Expired, or Redis is gone: the client resumes again.
+                Ok(_) => break,
+                Err(e) => {
+                    failed("read", &e);
+                    break;
+                }
+            }
+        }
+        session.write_response_body(None, true).await
+    }
+
+    /// The events read but not sent yet, and whether the stream has ended.
+    fn unsent(&mut self) -> (Vec<u8>, bool) {
+        let mut out = Vec::new();
+        let mut ended = false;
+        for entry in self.entries.drain(..) {
+            match events::parse_entry(&entry) {
+                Some(Entry::Event { seq, event }) if seq > self.after => {
+                    out.extend_from_slice(event);
+                    self.after = seq;
+                }
+                Some(Entry::End) => ended = true,
+                _ => {}
+            }
+        }
+        (out, ended)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_stream_the_client_has_seen_is_not_resumed() {
+        let log = vec![events::entry(1, b"data: a\n\n"), events::entry(2, b"data: b\n\n")];
+        assert!(nothing_left(&[], 0), "no log");
+        assert!(!nothing_left(&log, 2), "still open: the rest may come");
+        let mut ended = log.clone();
+        ended.push(events::END.to_vec());
+        assert!(!nothing_left(&ended, 1), "event 2 is still to send");
+        assert!(nothing_left(&ended, 2), "seen to its end");
+    }
+}
