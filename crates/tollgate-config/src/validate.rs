@@ -666,14 +666,17 @@ fn check_opentelemetry(base: &str, c: &OpenTelemetryConfig, r: &mut Report<'_>) 
     }
 }
 
-const MCP_MODES: &[&str] = &["passthrough-listener", "conversion-listener", "conversion-only", "listener"];
+const MCP_MODES: &[&str] = crate::mcp_tools::McpMode::NAMES;
+const MCP_MODES_IMPLEMENTED: &[&str] = &["passthrough-listener", "conversion-listener"];
 const MCP_CONSUMER_IDENTIFIERS: &[&str] = &["username", "custom_id", "consumer_id"];
 const MCP_ACL_SCOPES: &[&str] = &["tools", "resources", "prompts"];
 /// Shortest session_secret accepted: it keys the AEAD that seals session ids.
 const MIN_SESSION_SECRET: usize = 16;
 
 fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
-    check_choice(r, &format!("{base}.mode"), "mode", &c.mode, MCP_MODES, &["passthrough-listener"]);
+    check_choice(r, &format!("{base}.mode"), "mode", &c.mode, MCP_MODES, MCP_MODES_IMPLEMENTED);
+    crate::mcp_tools::check(base, c, r);
+    crate::mcp_tools::check_listener(base, c, r);
     check_choice(
         r,
         &format!("{base}.consumer_identifier"),

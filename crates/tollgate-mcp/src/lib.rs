@@ -6,6 +6,8 @@
 //! - [`acl`]: which consumer may use which tool;
 //! - [`filter`]: `tools/list` results cut down to the tools a caller may use;
 //! - [`session`]: session ids sealed with the replica that created them;
+//! - [`server`]: tollgate's own MCP server (conversion modes): its protocol side
+//!   and REST tools;
 //! - [`legacy`]: the HTTP+SSE transport's `endpoint` event, rewritten to the
 //!   gateway's path and a sealed session id.
 
@@ -13,6 +15,7 @@ pub mod acl;
 pub mod filter;
 pub mod jsonrpc;
 pub mod legacy;
+pub mod server;
 pub mod session;
 
 pub use acl::{Rule, ToolAcl};

@@ -110,7 +110,7 @@ fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
 /// What MCP servers (the Python SDK's among them) answer for a tool they do
 /// not have: a tool result flagged as an error, so a denied tool cannot be
 /// told apart from a missing one.
-fn unknown_tool(id: &Value, tool: &str, typed: bool) -> Value {
+pub(super) fn unknown_tool(id: &Value, tool: &str, typed: bool) -> Value {
     let mut result = serde_json::Map::new();
     result.insert("content".into(), serde_json::json!([{"type": "text", "text": format!("Unknown tool: {tool}")}]));
     result.insert("isError".into(), Value::Bool(true));

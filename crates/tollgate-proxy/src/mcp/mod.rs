@@ -12,6 +12,8 @@
 //! relay      the server's answer relayed: session ids sealed, tool lists
 //!            filtered, legacy endpoints rewritten
 //! answer     the answers the gateway writes itself
+//! own/       the gateway's own MCP server (conversion-listener): REST tools
+//! tools      the conversion tools compiled from the config
 //! ```
 //!
 //! This file sits below the snapshot (which holds `McpRt`); the exchange's
@@ -22,15 +24,19 @@ mod call;
 pub mod exchange;
 mod forward;
 mod judge;
+mod own;
 mod relay;
 mod session;
+mod tools;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tollgate_config::mcp_tools::McpMode;
 use tollgate_config::schema::{AiMcpProxyConfig, McpCallLimit};
 use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
+use tollgate_mcp::server::rest::RestTool;
 use tollgate_mcp::{Rule, Sealer, ToolAcl};
 
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
@@ -82,6 +88,9 @@ pub struct McpRt {
     pub upstream_auth: Option<(http::HeaderName, http::HeaderValue)>,
     /// OAuth resource-server mode.
     pub oauth: Option<OauthRt>,
+    pub mode: McpMode,
+    /// Conversion modes: the tools the gateway's own server offers.
+    pub rest_tools: Vec<RestTool>,
 }
 
 impl std::fmt::Debug for McpRt {
@@ -146,6 +155,8 @@ impl McpRt {
                 _ => ConsumerIdentifier::Username,
             },
             scope,
+            mode: c.mode_kind(),
+            rest_tools: tools::rest_tools(c),
             config: c.clone(),
         })
     }
