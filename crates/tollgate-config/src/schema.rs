@@ -1095,7 +1095,8 @@ impl RateLimitingConfig {
 #[serde(deny_unknown_fields)]
 pub struct AiMcpProxyConfig {
     /// `passthrough-listener` (proxy an existing MCP server) or
-    /// `conversion-listener` (REST tools); typed by `mode_kind`.
+    /// `conversion-listener` (REST tools) or `listener` (several MCP servers
+    /// behind one); typed by `mode_kind`.
     #[serde(default = "AiMcpProxyConfig::default_mode")]
     pub mode: String,
     /// Largest JSON-RPC request body inspected and forwarded, in bytes (1 MiB).

@@ -916,7 +916,7 @@ name = "a"
     got.sort();
     let t = "plugins[4].config";
     let mut expected = vec![
-        (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener, conversion-listener)".to_string()),
+        (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener, conversion-listener, listener)".to_string()),
         (format!("{t}.consumer_identifier"), "consumer_identifier `consumer_id` is not implemented yet (implemented: username, custom_id)".to_string()),
         (format!("{t}.default_acl[0].scope"), "scope `resources` is not implemented yet (implemented: tools)".to_string()),
         (format!("{t}.tools[0].limit.window_size"), "window_size and limit must be non-empty lists of the same length".to_string()),

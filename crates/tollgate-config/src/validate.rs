@@ -667,7 +667,7 @@ fn check_opentelemetry(base: &str, c: &OpenTelemetryConfig, r: &mut Report<'_>) 
 }
 
 const MCP_MODES: &[&str] = crate::mcp_tools::McpMode::NAMES;
-const MCP_MODES_IMPLEMENTED: &[&str] = &["passthrough-listener", "conversion-listener"];
+const MCP_MODES_IMPLEMENTED: &[&str] = &["passthrough-listener", "conversion-listener", "listener"];
 const MCP_CONSUMER_IDENTIFIERS: &[&str] = &["username", "custom_id", "consumer_id"];
 const MCP_ACL_SCOPES: &[&str] = &["tools", "resources", "prompts"];
 /// Shortest session_secret accepted: it keys the AEAD that seals session ids.
@@ -1385,9 +1385,13 @@ fn check_upstreams(file: &TypedFile, names: &Names<'_>, r: &mut Report<'_>) {
         if service.url.is_some() {
             continue;
         }
+        // An ai-mcp-proxy listener's upstreams are its own `servers`.
+        let listens = |p: &crate::schema::PluginEntry| {
+            p.name == "ai-mcp-proxy" && p.config.get("mode").and_then(|m| m.as_str()) == Some("listener")
+        };
         let has_ai = file.plugins.typed().any(|(_, p)| {
             p.enabled
-                && matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced")
+                && (matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced") || listens(p))
                 && p.consumer.is_none()
                 && p.service.as_deref().is_none_or(|name| name == service.name)
                 && p.route.as_deref().is_none_or(|name| name == route.name)

@@ -8,6 +8,7 @@
 //! so the transport's GET stream is refused with 405, as Streamable HTTP
 //! allows.
 
+pub mod federate;
 pub mod rest;
 
 use serde_json::{json, Map, Value};

@@ -15,6 +15,7 @@ use super::answer::{self, Answer, Step, Stop};
 use super::call::McpCall;
 use super::forward::{self, Outgoing, Sent};
 use super::judge;
+use super::listener;
 use super::own;
 use super::relay::Relay;
 use super::session::{find_target, inject_legacy, Target, SESSION_HEADER};
@@ -37,7 +38,8 @@ pub(crate) async fn serve_route(
     let call = McpCall::new(session, ctx, snap, mcp, a);
     match mcp.mode {
         McpMode::PassthroughListener => {}
-        _ => return own::serve(ups, session, ctx, call).await,
+        McpMode::Listener => return listener::serve(ups, session, ctx, call).await,
+        McpMode::ConversionListener | McpMode::ConversionOnly => return own::serve(ups, session, ctx, call).await,
     }
     serve(ups, session, ctx, call).await
 }

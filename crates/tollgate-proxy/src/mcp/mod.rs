@@ -14,6 +14,8 @@
 //! answer     the answers the gateway writes itself
 //! own/       the gateway's own MCP server (conversion-listener): REST tools
 //! tools      the conversion tools compiled from the config
+//! listener/  the gateway's own MCP server in front of several (listener)
+//! servers    the listener's MCP servers compiled from the config
 //! ```
 //!
 //! This file sits below the snapshot (which holds `McpRt`); the exchange's
@@ -24,8 +26,10 @@ mod call;
 pub mod exchange;
 mod forward;
 mod judge;
+mod listener;
 mod own;
 mod relay;
+mod servers;
 mod session;
 mod tools;
 
@@ -91,6 +95,8 @@ pub struct McpRt {
     pub mode: McpMode,
     /// Conversion modes: the tools the gateway's own server offers.
     pub rest_tools: Vec<RestTool>,
+    /// Listener mode: the MCP servers aggregated.
+    pub servers: Vec<servers::ListenerServer>,
 }
 
 impl std::fmt::Debug for McpRt {
@@ -157,6 +163,7 @@ impl McpRt {
             scope,
             mode: c.mode_kind(),
             rest_tools: tools::rest_tools(c),
+            servers: servers::listener_servers(c)?,
             config: c.clone(),
         })
     }

@@ -43,11 +43,10 @@ pub(in crate::mcp) async fn serve(
     if method != "POST" {
         return post_only(session, ctx).await;
     }
-    let messages = match read(session, ctx, &call).await {
-        Ok(m) => m,
+    let (batch, messages) = match read(session, ctx, &call).await {
+        Ok(read) => read,
         Err(stop) => return answer::stop(session, ctx, stop).await,
     };
-    let (batch, messages) = messages;
     let mut out = Answers::default();
     for m in &messages {
         out.push(answer(ups, ctx, &call, m).await);

@@ -1,0 +1,151 @@
+//! A call's answer from its server, relayed to the client as it arrives:
+//! JSON as it came, or SSE event by event (progress notifications pass as
+//! they are, the server's own requests get an id tagged with the server, so
+//! the client's answer finds its way back).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use pingora_core::protocols::http::client::HttpSession;
+use pingora_http::ResponseHeader;
+use pingora_proxy::Session;
+use serde_json::{json, Map, Value};
+use tollgate_mcp::server::{self, federate};
+use tollgate_sse as sse;
+
+use super::reply::{json_answer, Failed};
+use super::session::Sessions;
+use super::upstream::{self, Sent};
+use crate::ctx::RequestCtx;
+use crate::mcp::call::McpCall;
+use crate::mcp::servers::ListenerServer;
+use crate::upstream::{release, Upstreams};
+
+/// Largest SSE event held while waiting for its end.
+const MAX_EVENT: usize = 16 * 1024 * 1024;
+
+/// Sends the (renamed) call to `server` and relays its answer.
+pub(super) async fn call(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    server: &ListenerServer,
+    sessions: &Sessions,
+    message: &Value,
+) -> Result<(), Failed> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let body = message.to_string().into_bytes();
+    let Some(mut post) = sessions.post(&server.name, &body) else {
+        return unreachable(session, ctx, &id, "no session with the tool's server").await;
+    };
+    post.streaming = true;
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.replica = Some(server.name.clone());
+    }
+    let at = Instant::now();
+    let sent = upstream::send(ups, call, server, &post).await;
+    let Ok(Sent { mut upstream, peer }) = sent.map_err(|e| ctx.note_error(&format!("MCP server {e}"))) else {
+        return unreachable(session, ctx, &id, "the tool's server could not be reached").await;
+    };
+    let complete = relay(session, ctx, &server.name, &mut upstream).await;
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.latency = Some(at.elapsed());
+    }
+    if let Ok(true) = complete {
+        release(ups, upstream, &peer).await;
+    }
+    complete.map(|_| ()).map_err(Failed::Write)
+}
+
+/// A tool error for a call whose server is gone: the model reads it.
+async fn unreachable(session: &mut Session, ctx: &mut RequestCtx, id: &Value, why: &str) -> Result<(), Failed> {
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.decision = "error";
+    }
+    let mut result = Map::new();
+    result.insert("content".into(), json!([{"type": "text", "text": why}]));
+    result.insert("isError".into(), Value::Bool(true));
+    json_answer(session, ctx, server::call_result(id, result), None).await
+}
+
+/// The answer passed on; `Ok(true)` when it was read to its end.
+async fn relay(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    server: &str,
+    upstream: &mut HttpSession,
+) -> pingora_error::Result<bool> {
+    let Some(head) = upstream.response_header() else {
+        return Ok(false);
+    };
+    let status = head.status.as_u16();
+    let content_type = head.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let is_sse = content_type.starts_with("text/event-stream");
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("content-type", content_type.to_string())?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if is_sse {
+        resp.insert_header("cache-control", "no-cache")?;
+    }
+    if !session.is_http2() {
+        resp.insert_header("transfer-encoding", "chunked")?;
+    }
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.upstream_status = Some(status);
+    }
+    ctx.status = status;
+    session.write_response_header(Box::new(resp), false).await?;
+    pump(session, ctx, server, upstream, is_sse).await
+}
+
+async fn pump(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    server: &str,
+    upstream: &mut HttpSession,
+    is_sse: bool,
+) -> pingora_error::Result<bool> {
+    let mut events = is_sse.then(sse::EventSplitter::default);
+    loop {
+        match upstream.read_response_body().await {
+            Ok(Some(bytes)) => {
+                let out = match events.as_mut() {
+                    Some(split) => retag(split, server, &bytes),
+                    None => Some(bytes),
+                };
+                let Some(out) = out else {
+                    ctx.note_error("MCP server sent an SSE event over 16 MiB");
+                    session.write_response_body(None, true).await?;
+                    return Ok(false);
+                };
+                if !out.is_empty() {
+                    session.write_response_body(Some(out), false).await?;
+                }
+            }
+            Ok(None) => {
+                session.write_response_body(None, true).await?;
+                return Ok(true);
+            }
+            Err(e) => {
+                ctx.note_error(&format!("MCP server's answer broke off: {e}"));
+                session.write_response_body(None, true).await?;
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// The complete events of a chunk, the server's requests among them with
+/// tagged ids; `None` once an unfinished event grows past `MAX_EVENT`.
+fn retag(split: &mut sse::EventSplitter, server: &str, chunk: &[u8]) -> Option<Bytes> {
+    split.push(chunk);
+    let mut out = Vec::new();
+    while let Some(event) = split.next_event() {
+        match sse::event_data(&event).and_then(|d| federate::tag_server_request(server, &d)) {
+            Some(data) => out.extend_from_slice(&sse::with_data(&event, &data)),
+            None => out.extend_from_slice(&event),
+        }
+    }
+    (split.buffered() <= MAX_EVENT).then(|| Bytes::from(out))
+}

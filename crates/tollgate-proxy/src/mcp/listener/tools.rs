@@ -1,0 +1,161 @@
+//! The servers' tools: a session opened with each, their lists merged
+//! (names prefixed as `tool_prefix` says) and filtered by the caller's tool
+//! ACL, and a call judged on the merged name, then sent to its server under
+//! the server's name and relayed.
+
+use pingora_proxy::Session;
+use serde_json::{json, Value};
+use tollgate_config::mcp_tools::ToolPrefix;
+use tollgate_mcp::jsonrpc::{self, Inbound, Message, INVALID_PARAMS};
+use tollgate_mcp::server::{self, federate};
+
+use super::relay;
+use super::reply::{json_answer, Failed};
+use super::session::Sessions;
+use super::upstream::{self, Post};
+use crate::ctx::RequestCtx;
+use crate::mcp::call::McpCall;
+use crate::mcp::judge;
+use crate::mcp::servers::ListenerServer;
+use crate::upstream::Upstreams;
+
+/// Pages of one server's tool list followed at most.
+const MAX_PAGES: usize = 50;
+
+/// `initialize` with one server, then `notifications/initialized`: the
+/// server's session id ("" when it keeps none).
+pub(super) async fn open_server(
+    ups: &Upstreams,
+    call: &McpCall<'_>,
+    server: &ListenerServer,
+    params: &Value,
+) -> Result<String, String> {
+    let id = json!("tollgate-initialize");
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
+    let post = Post { method: "POST", session: None, version: None, body: body.as_bytes(), streaming: false };
+    let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
+    let response = reply.response.unwrap_or_default();
+    if response.get("error").is_some() {
+        return Err(format!("initialize failed: {}", response["error"]));
+    }
+    let version = response.pointer("/result/protocolVersion").and_then(Value::as_str);
+    let session = reply.session.unwrap_or_default();
+    let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    let sid = Some(session.as_str()).filter(|s| !s.is_empty());
+    let post = Post { method: "POST", session: sid, version, body: done.as_bytes(), streaming: false };
+    upstream::exchange(ups, call, server, &post, None).await?;
+    Ok(session)
+}
+
+/// Every server's tools now, merged; a server that does not answer adds none.
+async fn merged(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, sessions: &Sessions) -> Merged {
+    let mut lists = Vec::new();
+    for (i, server) in call.mcp.servers.iter().enumerate() {
+        if sessions.of(&server.name).is_none() {
+            continue;
+        }
+        match list_server(ups, call, server, sessions).await {
+            Ok(items) => lists.push((i, server.name.as_str(), items)),
+            Err(e) => ctx.note_error(&format!("MCP server {} did not list its tools: {e}", server.name)),
+        }
+    }
+    let always = call.mcp.config.tool_prefix == ToolPrefix::Always;
+    let (tools, owners) = federate::merge_named(&lists, always);
+    Merged { tools, owners }
+}
+
+struct Merged {
+    tools: Vec<Value>,
+    owners: Vec<federate::Owned>,
+}
+
+async fn list_server(
+    ups: &Upstreams,
+    call: &McpCall<'_>,
+    server: &ListenerServer,
+    sessions: &Sessions,
+) -> Result<Vec<Value>, String> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for page in 0..MAX_PAGES {
+        let id = json!(format!("tollgate-list-{page}"));
+        let params = match &cursor {
+            Some(c) => json!({"cursor": c}),
+            None => json!({}),
+        };
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params}).to_string();
+        let post = sessions.post(&server.name, body.as_bytes()).ok_or("no session")?;
+        let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
+        let answer = reply.response.unwrap_or_default();
+        let (page_items, next) = federate::list_items(&answer, "tools").ok_or("its answer holds no tool list")?;
+        items.extend(page_items);
+        cursor = next;
+        if cursor.is_none() {
+            return Ok(items);
+        }
+    }
+    Err(format!("its tool list runs past {MAX_PAGES} pages"))
+}
+
+/// `tools/list`: the merged tools the caller may use, in one page.
+pub(super) async fn list(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    sessions: &Sessions,
+    id: &Value,
+) -> Result<(), Failed> {
+    let merged = merged(ups, ctx, call, sessions).await;
+    let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
+    let permitted = |t: &Value| t.get("name").and_then(Value::as_str).is_some_and(|n| call.mcp.permits(n, &subjects));
+    let tools = merged.tools.into_iter().filter(permitted).collect();
+    json_answer(session, ctx, server::tools_list_result(id, tools), None).await
+}
+
+/// `tools/call`: judged on the merged name (ACL, limit, as in passthrough),
+/// then sent to the tool's server under its own name.
+pub(super) async fn call(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    sessions: &Sessions,
+    message: &Value,
+) -> Result<(), Failed> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let Some(name) = message.pointer("/params/name").and_then(Value::as_str) else {
+        let e = jsonrpc::error_value(&id, INVALID_PARAMS, "Invalid params: tools/call needs params.name");
+        return json_answer(session, ctx, e, None).await;
+    };
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.tool = Some(name.to_string());
+    }
+    let merged = merged(ups, ctx, call, sessions).await;
+    let owner = merged.owners.iter().find(|o| o.exposed == name);
+    let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
+    if owner.is_none() && call.mcp.permits(name, &subjects) {
+        answer_note(ctx, "unknown_tool");
+        return json_answer(session, ctx, judge::unknown_tool(&id, name, false), None).await;
+    }
+    let one = Message { id: Some(id.clone()), method: Some("tools/call".into()), tool: Some(name.to_string()) };
+    let inbound = Inbound { messages: vec![one], batch: false };
+    if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who, false).await {
+        answer_note(ctx, refusal.decision);
+        let value = serde_json::from_slice(&refusal.body).unwrap_or(Value::Null);
+        return json_answer(session, ctx, value, None).await;
+    }
+    let Some(owner) = owner else {
+        return json_answer(session, ctx, judge::unknown_tool(&id, name, false), None).await;
+    };
+    let server = &call.mcp.servers[owner.server];
+    let mut forwarded = message.clone();
+    forwarded["params"]["name"] = Value::String(owner.original.clone());
+    relay::call(ups, session, ctx, call, server, sessions, &forwarded).await
+}
+
+fn answer_note(ctx: &mut RequestCtx, decision: &'static str) {
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.decision = decision;
+    }
+}

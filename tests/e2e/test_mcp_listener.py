@@ -1,0 +1,140 @@
+"""ai-mcp-proxy `listener`: one MCP endpoint of the gateway's own in front of
+three upstream MCP servers (the fixture server, Python MCP SDK 2.3.0, as r1,
+r2, r3). The SDK (2.x and 1.x) sees one server with all their tools, calls
+each, receives progress notifications, and loses only the tools of a server
+that is stopped. Tool ACLs apply to the merged names.
+"""
+
+import sys
+
+import httpx
+import pytest
+
+from configs import ALICE_KEY, BOB_KEY, poll
+from test_mcp import ALL_TOOLS, MCP1_PYTHON, consumers, mcp_servers, run_client  # noqa: F401 (a fixture)
+
+SESSION_SECRET = "a-listener-session-secret"
+SERVERS = ["r1", "r2", "r3"]
+
+
+def listener_config(servers: dict, tool_prefix: str = "on_collision") -> str:
+    """Route /hub with key-auth in front of `servers` (name -> fixture); r2's
+    delete_user for admins (alice) only."""
+    entries = "".join(
+        f'\n[[plugins.config.servers]]\nname = "{name}"\nurl = "{s.url}/mcp"\n' for name, s in servers.items()
+    )
+    return f"""
+[[services]]
+name = "hub"
+
+[[routes]]
+name = "hub"
+service = "hub"
+paths = ["/hub"]
+{consumers()}
+[[plugins]]
+name = "key-auth"
+service = "hub"
+
+[[plugins]]
+name = "ai-mcp-proxy"
+service = "hub"
+[plugins.config]
+mode = "listener"
+session_secret = "{SESSION_SECRET}"
+tool_prefix = "{tool_prefix}"
+default_acl = [{{ scope = "tools", allow = ["admin", "developer"] }}]
+{entries}
+[[plugins.config.tools]]
+name = "r2_delete_user"
+acl = {{ allow = ["admin"] }}
+"""
+
+
+def merged(names=SERVERS) -> list[str]:
+    # Every fixture server has the same ten tools: every name collides.
+    return sorted(f"{s}_{t}" for s in names for t in ALL_TOOLS)
+
+
+CLIENTS = [("2.x", "streamable"), ("2.x", "auto"), ("1.x", "streamable")]
+
+
+@pytest.mark.parametrize("sdk,mode", CLIENTS, ids=[f"{s}-{m}" for s, m in CLIENTS])
+def test_one_endpoint_serves_the_tools_of_three_servers(mcp_servers, gateway_factory, sdk, mode):
+    if sdk == "1.x" and not MCP1_PYTHON:
+        pytest.skip("TOLLGATE_MCP1_PYTHON names no mcp 1.x venv (make test sets it)")
+    python = MCP1_PYTHON if sdk == "1.x" else sys.executable
+    servers = {name: mcp_servers(name, page_size=4) for name in SERVERS}
+    gw = gateway_factory(listener_config(servers))
+    url = gw.url + "/hub"
+
+    def client(key=BOB_KEY, **kw):
+        return run_client(url, mode, key=key, python=python, **kw)
+
+    assert sorted(client(ALICE_KEY, scenario="list")["tools"]) == merged()
+    assert sorted(client(scenario="list")["tools"]) == [t for t in merged() if t != "r2_delete_user"]
+    # Each call reaches its own server, under the server's name for the tool.
+    for name in SERVERS:
+        out = client(scenario="call", tool=f"{name}_echo", args={"text": "hi"})
+        assert (out["result"], out["is_error"]) == (f"[{name}] hi", False), out
+    counted = client(scenario="call", tool="r3_count", args={"n": 3}, progress=True)
+    assert (counted["result"], counted["progress"]) == ("counted 3", 3), counted
+
+    denied = client(scenario="call", tool="r2_delete_user", args={"user_id": "1"})
+    absent = client(scenario="call", tool="r9_echo", args={"text": "hi"})
+    shown = lambda out: (out["error"] or {}).get("message") or out["result"]  # noqa: E731
+    assert (shown(denied), shown(absent)) == ("Unknown tool: r2_delete_user", "Unknown tool: r9_echo")
+    allowed = client(ALICE_KEY, scenario="call", tool="r2_delete_user", args={"user_id": "1"})
+    assert (allowed["result"], allowed["is_error"]) == ("deleted 1", False), allowed
+
+
+def test_a_stopped_server_takes_only_its_own_tools_away(mcp_servers, gateway_factory):
+    servers = {name: mcp_servers(name) for name in SERVERS}
+    gw = gateway_factory(listener_config(servers))
+    url = gw.url + "/hub"
+    assert len(run_client(url, "streamable", key=ALICE_KEY, scenario="list")["tools"]) == 30
+    servers["r2"].stop()
+    assert sorted(run_client(url, "streamable", key=ALICE_KEY, scenario="list")["tools"]) == merged(["r1", "r3"])
+    out = run_client(url, "streamable", key=BOB_KEY, scenario="call", tool="r3_add", args={"a": 2, "b": 3})
+    assert (out["result"], out["is_error"]) == ("5", False), out
+    gone = run_client(url, "streamable", key=BOB_KEY, scenario="call", tool="r2_echo", args={"text": "x"})
+    assert gone["is_error"] and "Unknown tool: r2_echo" in ((gone["error"] or {}).get("message") or gone["result"])
+
+    def logged():
+        lines = [l for l in gw.access_log() if l.get("mcp", {}).get("tool") == "r3_add"]
+        return lines or None
+    (line,) = poll(logged) or [None]
+    assert line["mcp"]["replica"] == "r3" and line["consumer"] == "bob"
+
+
+def test_names_are_prefixed_only_when_they_collide_unless_always(mcp_servers, gateway_factory):
+    one = {"solo": mcp_servers("solo")}
+    gw = gateway_factory(listener_config(one))
+    assert sorted(run_client(gw.url + "/hub", "streamable", key=ALICE_KEY, scenario="list")["tools"]) == sorted(ALL_TOOLS)
+    out = run_client(gw.url + "/hub", "streamable", key=BOB_KEY, scenario="call", tool="echo", args={"text": "a"})
+    assert out["result"] == "[solo] a"
+    always = gateway_factory(listener_config(one, tool_prefix="always"), name="always")
+    tools = run_client(always.url + "/hub", "streamable", key=ALICE_KEY, scenario="list")["tools"]
+    assert sorted(tools) == sorted(f"solo_{t}" for t in ALL_TOOLS)
+
+
+def test_sessions_are_sealed_and_the_transport_is_answered(mcp_servers, gateway_factory):
+    servers = {name: mcp_servers(name) for name in SERVERS[:2]}
+    gw = gateway_factory(listener_config(servers))
+    h = {"apikey": BOB_KEY, "accept": "application/json, text/event-stream"}
+    tools_list = {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}
+    assert gw.http.post("/hub", json=tools_list, headers=h).status_code == 400, "a session is needed"
+    forged = gw.http.post("/hub", json=tools_list, headers={**h, "mcp-session-id": "tg1.forged"})
+    assert forged.status_code == 404
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    r = gw.http.post("/hub", json=init, headers=h)
+    assert r.status_code == 200 and r.json()["result"]["protocolVersion"] == "2025-06-18"
+    sid = r.headers["mcp-session-id"]
+    # The servers' own session ids are not readable in the client's.
+    assert "r1" not in sid and len(sid) > 40
+    listed = gw.http.post("/hub", json=tools_list, headers={**h, "mcp-session-id": sid})
+    assert len(listed.json()["result"]["tools"]) == 19
+    assert gw.http.get("/hub", headers={**h, "mcp-session-id": sid}).status_code == 405
+    assert gw.http.delete("/hub", headers={**h, "mcp-session-id": sid}).status_code == 200
+    assert httpx.post(gw.url + "/hub", json=init, timeout=10).status_code == 401
