@@ -111,8 +111,10 @@ def test_names_are_prefixed_only_when_they_collide_unless_always(mcp_servers, ga
     one = {"solo": mcp_servers("solo")}
     gw = gateway_factory(listener_config(one))
     assert sorted(run_client(gw.url + "/hub", "streamable", key=ALICE_KEY, scenario="list")["tools"]) == sorted(ALL_TOOLS)
-    out = run_client(gw.url + "/hub", "streamable", key=BOB_KEY, scenario="call", tool="echo", args={"text": "a"})
-    assert out["result"] == "[solo] a"
+    # The SDK's whole scenario through one server: tools, progress, a resource, a prompt.
+    full = run_client(gw.url + "/hub", "streamable", key=BOB_KEY)
+    assert (full["echo"], full["count"], full["progress"]) == ("[solo] hello", "counted 3", 3), full
+    assert (full["resource"], full["prompt"]) == ("app-config", "Hello, Ada!"), full
     always = gateway_factory(listener_config(one, tool_prefix="always"), name="always")
     tools = run_client(always.url + "/hub", "streamable", key=ALICE_KEY, scenario="list")["tools"]
     assert sorted(tools) == sorted(f"solo_{t}" for t in ALL_TOOLS)
@@ -135,6 +137,15 @@ def test_sessions_are_sealed_and_the_transport_is_answered(mcp_servers, gateway_
     assert "r1" not in sid and len(sid) > 40
     listed = gw.http.post("/hub", json=tools_list, headers={**h, "mcp-session-id": sid})
     assert len(listed.json()["result"]["tools"]) == 19
+    def ask(method, params=None):
+        body = {"jsonrpc": "2.0", "id": 3, "method": method, "params": params or {}}
+        return gw.http.post("/hub", json=body, headers={**h, "mcp-session-id": sid})
+    # Prompts merge by name like tools; a resource both servers have is the first one's.
+    assert sorted(p["name"] for p in ask("prompts/list").json()["result"]["prompts"]) == ["r1_greet", "r2_greet"]
+    assert [r["uri"] for r in ask("resources/list").json()["result"]["resources"]] == ["config://app"]
+    assert "app-config" in ask("resources/read", {"uri": "config://app"}).text
+    assert "Hello, Bo!" in ask("prompts/get", {"name": "r2_greet", "arguments": {"name": "Bo"}}).text
+    assert ask("resources/read", {"uri": "nope://x"}).json()["error"]["code"] == -32002
     assert gw.http.get("/hub", headers={**h, "mcp-session-id": sid}).status_code == 405
     assert gw.http.delete("/hub", headers={**h, "mcp-session-id": sid}).status_code == 200
     assert httpx.post(gw.url + "/hub", json=init, timeout=10).status_code == 401

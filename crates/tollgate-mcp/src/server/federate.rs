@@ -55,6 +55,24 @@ pub fn merge_named(lists: &[(usize, &str, Vec<Value>)], always: bool) -> (Vec<Va
     (merged, owners)
 }
 
+/// Merges items identified by `key` (resources by `uri`, templates by
+/// `uriTemplate`), unrenamed: the first server to list one owns it.
+pub fn merge_by_key(lists: &[(usize, &str, Vec<Value>)], key: &str) -> (Vec<Value>, Vec<Owned>) {
+    let mut merged = Vec::new();
+    let mut owners: Vec<Owned> = Vec::new();
+    for (server, _, items) in lists {
+        for item in items {
+            let Some(id) = item.get(key).and_then(Value::as_str) else { continue };
+            if owners.iter().any(|o| o.exposed == id) {
+                continue;
+            }
+            merged.push(item.clone());
+            owners.push(Owned { exposed: id.to_string(), server: *server, original: id.to_string() });
+        }
+    }
+    (merged, owners)
+}
+
 /// The items of a list result (`result.tools`, `result.prompts`, ...), and
 /// its `nextCursor`.
 pub fn list_items(answer: &Value, key: &str) -> Option<(Vec<Value>, Option<String>)> {
@@ -121,6 +139,15 @@ mod tests {
         let (merged, _) = merge_named(&lists, true);
         assert_eq!(merged[1]["name"], "a_add");
         assert_eq!(merged[1]["inputSchema"], json!({"type": "object"}), "the rest of the tool is kept");
+    }
+
+    #[test]
+    fn resources_keep_their_uris_and_the_first_server_owns_a_shared_one() {
+        let r = |uri: &str| json!({"uri": uri, "name": "n"});
+        let lists = vec![(0, "a", vec![r("config://app"), r("a://x")]), (1, "b", vec![r("config://app"), json!({})])];
+        let (merged, owners) = merge_by_key(&lists, "uri");
+        assert_eq!(merged, vec![r("config://app"), r("a://x")]);
+        assert_eq!(owners[0].server, 0);
     }
 
     #[test]

@@ -98,11 +98,11 @@ pub fn negotiate(asked: &str) -> &'static str {
     PROTOCOL_VERSIONS.iter().find(|v| **v == asked).copied().unwrap_or(LATEST_PROTOCOL_VERSION)
 }
 
-/// The answer to `initialize`: a server with tools only.
-pub fn initialize_result(id: &Value, version: &str, server_name: &str) -> Value {
+/// The answer to `initialize`, offering `capabilities`.
+pub fn initialize_result(id: &Value, version: &str, server_name: &str, capabilities: Value) -> Value {
     let mut result = Map::new();
     result.insert("protocolVersion".into(), json!(version));
-    result.insert("capabilities".into(), json!({"tools": {"listChanged": false}}));
+    result.insert("capabilities".into(), capabilities);
     result.insert(
         "serverInfo".into(),
         json!({"name": server_name, "title": server_name, "version": env!("CARGO_PKG_VERSION")}),

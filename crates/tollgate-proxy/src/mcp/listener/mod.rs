@@ -12,15 +12,15 @@
 //! mod       the request dispatched
 //! session   the client's session: the servers' sessions sealed into its id
 //! reply     the listener's own answers
-//! tools     tools merged, listed and called
+//! catalog   tools, prompts and resources merged, listed, called and read
 //! relay     a server's answer to a call, relayed to the client
 //! upstream  one request to one server
 //! ```
 
+mod catalog;
 mod relay;
 mod reply;
 mod session;
-mod tools;
 mod upstream;
 
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use tollgate_mcp::jsonrpc::{self, INVALID_REQUEST};
 use tollgate_mcp::server::{self, federate};
 
+use self::catalog::Kind;
 use self::reply::{accepted, json_answer, Failed};
 use self::session::{open, Sessions, LABEL};
 use self::upstream::Post;
@@ -79,8 +80,21 @@ async fn post(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, call
     let id = message.get("id").cloned();
     match (method.as_deref(), id) {
         (Some("ping"), Some(id)) => json_answer(session, ctx, server::ping_result(&id), None).await,
-        (Some("tools/list"), Some(id)) => tools::list(ups, session, ctx, call, &sessions, &id).await,
-        (Some("tools/call"), Some(_)) => tools::call(ups, session, ctx, call, &sessions, &message).await,
+        (Some("tools/list"), Some(id)) => catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Tools).await,
+        (Some("prompts/list"), Some(id)) => catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Prompts).await,
+        (Some("resources/list"), Some(id)) => {
+            catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Resources).await
+        }
+        (Some("resources/templates/list"), Some(id)) => {
+            catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Templates).await
+        }
+        (Some("tools/call"), Some(_)) => catalog::call(ups, session, ctx, call, &sessions, &message).await,
+        (Some("prompts/get"), Some(_)) => {
+            catalog::get(ups, session, ctx, call, &sessions, &message, Kind::Prompts).await
+        }
+        (Some("resources/read"), Some(_)) => {
+            catalog::get(ups, session, ctx, call, &sessions, &message, Kind::Resources).await
+        }
         (Some(_), None) => notify_all(ups, session, ctx, call, &sessions, &body).await,
         (None, Some(id)) => answer_server(ups, session, ctx, call, &sessions, &message, &id).await,
         (Some(other), Some(id)) => {
@@ -105,7 +119,7 @@ async fn initialize(
     let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
     let mut by_server = Vec::new();
     for server in &call.mcp.servers {
-        match tools::open_server(ups, call, server, &params).await {
+        match catalog::open_server(ups, call, server, &params).await {
             Ok(id) => by_server.push((server.name.clone(), id)),
             Err(e) => ctx.note_error(&format!("MCP server {} did not initialize: {e}", server.name)),
         }
@@ -113,7 +127,8 @@ async fn initialize(
     let Some(sealed) = call.mcp.seal(LABEL, &federate::encode_sessions(&by_server)) else {
         return Err(Stop::error("error", 500, "could not seal the MCP session id").into());
     };
-    let result = server::initialize_result(&id, server::negotiate(asked), SERVER_NAME);
+    let capabilities = json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false}, "resources": {}});
+    let result = server::initialize_result(&id, server::negotiate(asked), SERVER_NAME, capabilities);
     json_answer(session, ctx, result, Some(&sealed)).await
 }
 

@@ -94,7 +94,10 @@ impl From<Value> for Answered {
 
 async fn answer(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, message: &Value) -> Answered {
     match server::read(message) {
-        Request::Initialize { id, version } => server::initialize_result(&id, &version, SERVER_NAME).into(),
+        Request::Initialize { id, version } => {
+            let capabilities = serde_json::json!({"tools": {"listChanged": false}});
+            server::initialize_result(&id, &version, SERVER_NAME, capabilities).into()
+        }
         Request::Ping { id } => server::ping_result(&id).into(),
         Request::ListTools { id } => {
             let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();

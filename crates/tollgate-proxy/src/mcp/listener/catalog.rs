@@ -1,13 +1,13 @@
-//! The servers' tools: a session opened with each, their lists merged
-//! (names prefixed as `tool_prefix` says) and filtered by the caller's tool
-//! ACL, and a call judged on the merged name, then sent to its server under
-//! the server's name and relayed.
+//! What the servers offer: a session opened with each, their tools,
+//! prompts and resources merged (names prefixed as `tool_prefix` says),
+//! tools filtered by the caller's tool ACL, and a call judged on the merged
+//! name, then sent to its server under the server's name and relayed.
 
 use pingora_proxy::Session;
 use serde_json::{json, Value};
 use tollgate_config::mcp_tools::ToolPrefix;
 use tollgate_mcp::jsonrpc::{self, Inbound, Message, INVALID_PARAMS};
-use tollgate_mcp::server::{self, federate};
+use tollgate_mcp::server::federate;
 
 use super::relay;
 use super::reply::{json_answer, Failed};
@@ -47,25 +47,65 @@ pub(super) async fn open_server(
     Ok(session)
 }
 
-/// Every server's tools now, merged; a server that does not answer adds none.
-async fn merged(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, sessions: &Sessions) -> Merged {
+/// What the servers offer, each kind listed by its own method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Tools,
+    Prompts,
+    Resources,
+    Templates,
+}
+
+impl Kind {
+    fn method(self) -> &'static str {
+        match self {
+            Kind::Tools => "tools/list",
+            Kind::Prompts => "prompts/list",
+            Kind::Resources => "resources/list",
+            Kind::Templates => "resources/templates/list",
+        }
+    }
+
+    /// The result's field holding the items.
+    fn key(self) -> &'static str {
+        match self {
+            Kind::Tools => "tools",
+            Kind::Prompts => "prompts",
+            Kind::Resources => "resources",
+            Kind::Templates => "resourceTemplates",
+        }
+    }
+}
+
+/// Every server's items of `kind` now, merged: tools and prompts by name
+/// (prefixed as `tool_prefix` says), resources by URI (the first server to
+/// list one owns it). A server that does not answer adds none.
+async fn merged(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, sessions: &Sessions, kind: Kind) -> Merged {
     let mut lists = Vec::new();
     for (i, server) in call.mcp.servers.iter().enumerate() {
         if sessions.of(&server.name).is_none() {
             continue;
         }
-        match list_server(ups, call, server, sessions).await {
+        match list_server(ups, call, server, sessions, kind).await {
             Ok(items) => lists.push((i, server.name.as_str(), items)),
-            Err(e) => ctx.note_error(&format!("MCP server {} did not list its tools: {e}", server.name)),
+            // A server without prompts or resources answers -32601: only tools are worth a log line.
+            Err(e) if kind == Kind::Tools => {
+                ctx.note_error(&format!("MCP server {} did not list its tools: {e}", server.name))
+            }
+            Err(_) => {}
         }
     }
     let always = call.mcp.config.tool_prefix == ToolPrefix::Always;
-    let (tools, owners) = federate::merge_named(&lists, always);
-    Merged { tools, owners }
+    let (items, owners) = match kind {
+        Kind::Tools | Kind::Prompts => federate::merge_named(&lists, always),
+        Kind::Resources => federate::merge_by_key(&lists, "uri"),
+        Kind::Templates => federate::merge_by_key(&lists, "uriTemplate"),
+    };
+    Merged { items, owners }
 }
 
 struct Merged {
-    tools: Vec<Value>,
+    items: Vec<Value>,
     owners: Vec<federate::Owned>,
 }
 
@@ -74,6 +114,7 @@ async fn list_server(
     call: &McpCall<'_>,
     server: &ListenerServer,
     sessions: &Sessions,
+    kind: Kind,
 ) -> Result<Vec<Value>, String> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
@@ -83,21 +124,22 @@ async fn list_server(
             Some(c) => json!({"cursor": c}),
             None => json!({}),
         };
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params}).to_string();
+        let body = json!({"jsonrpc": "2.0", "id": id, "method": kind.method(), "params": params}).to_string();
         let post = sessions.post(&server.name, body.as_bytes()).ok_or("no session")?;
         let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
         let answer = reply.response.unwrap_or_default();
-        let (page_items, next) = federate::list_items(&answer, "tools").ok_or("its answer holds no tool list")?;
+        let (page_items, next) = federate::list_items(&answer, kind.key()).ok_or("its answer holds no list")?;
         items.extend(page_items);
         cursor = next;
         if cursor.is_none() {
             return Ok(items);
         }
     }
-    Err(format!("its tool list runs past {MAX_PAGES} pages"))
+    Err(format!("its list runs past {MAX_PAGES} pages"))
 }
 
-/// `tools/list`: the merged tools the caller may use, in one page.
+/// A list request: the merged items, in one page; tools only those the
+/// caller may use.
 pub(super) async fn list(
     ups: &Upstreams,
     session: &mut Session,
@@ -105,13 +147,47 @@ pub(super) async fn list(
     call: &McpCall<'_>,
     sessions: &Sessions,
     id: &Value,
+    kind: Kind,
 ) -> Result<(), Failed> {
-    let merged = merged(ups, ctx, call, sessions).await;
+    let merged = merged(ups, ctx, call, sessions, kind).await;
     let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
     let permitted = |t: &Value| t.get("name").and_then(Value::as_str).is_some_and(|n| call.mcp.permits(n, &subjects));
-    let tools = merged.tools.into_iter().filter(permitted).collect();
-    json_answer(session, ctx, server::tools_list_result(id, tools), None).await
+    let items: Vec<Value> = merged.items.into_iter().filter(|t| kind != Kind::Tools || permitted(t)).collect();
+    let mut result = serde_json::Map::new();
+    result.insert(kind.key().into(), Value::Array(items));
+    json_answer(session, ctx, jsonrpc::result_value(id, result), None).await
 }
+
+/// `prompts/get` (by merged name) and `resources/read` (by URI): sent to
+/// the server that listed it, the prompt under the server's own name.
+pub(super) async fn get(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    sessions: &Sessions,
+    message: &Value,
+    kind: Kind,
+) -> Result<(), Failed> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    let field = if kind == Kind::Prompts { "name" } else { "uri" };
+    let wanted = message.get("params").and_then(|p| p.get(field)).and_then(Value::as_str).unwrap_or("");
+    let merged = merged(ups, ctx, call, sessions, kind).await;
+    let Some(owner) = merged.owners.iter().find(|o| o.exposed == wanted) else {
+        let (code, what) = if kind == Kind::Prompts {
+            (INVALID_PARAMS, "Unknown prompt")
+        } else {
+            (RESOURCE_NOT_FOUND, "Resource not found")
+        };
+        return json_answer(session, ctx, jsonrpc::error_value(&id, code, &format!("{what}: {wanted}")), None).await;
+    };
+    let mut forwarded = message.clone();
+    forwarded["params"][field] = Value::String(owner.original.clone());
+    relay::call(ups, session, ctx, call, &call.mcp.servers[owner.server], sessions, &forwarded).await
+}
+
+/// MCP's error code for a resource no server has.
+const RESOURCE_NOT_FOUND: i64 = -32002;
 
 /// `tools/call`: judged on the merged name (ACL, limit, as in passthrough),
 /// then sent to the tool's server under its own name.
@@ -131,7 +207,7 @@ pub(super) async fn call(
     if let Some(f) = ctx.mcp.as_mut() {
         f.tool = Some(name.to_string());
     }
-    let merged = merged(ups, ctx, call, sessions).await;
+    let merged = merged(ups, ctx, call, sessions, Kind::Tools).await;
     let owner = merged.owners.iter().find(|o| o.exposed == name);
     let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
     if owner.is_none() && call.mcp.permits(name, &subjects) {
