@@ -56,7 +56,7 @@ def merged(names=SERVERS) -> list[str]:
     return sorted(f"{s}_{t}" for s in names for t in ALL_TOOLS)
 
 
-CLIENTS = [("2.x", "streamable"), ("2.x", "auto"), ("1.x", "streamable")]
+CLIENTS = [("2.x", "streamable"), ("2.x", "auto"), ("2.x", "2026-07-28"), ("1.x", "streamable")]
 
 
 @pytest.mark.parametrize("sdk,mode", CLIENTS, ids=[f"{s}-{m}" for s, m in CLIENTS])

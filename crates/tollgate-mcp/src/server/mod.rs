@@ -110,6 +110,31 @@ pub fn initialize_result(id: &Value, version: &str, server_name: &str, capabilit
     jsonrpc::result_value(id, result)
 }
 
+/// Revision 2026-07-28's stateless `server/discover`, offering `capabilities`.
+pub fn discover_result(id: &Value, server_name: &str, capabilities: Value) -> Value {
+    let mut result = Map::new();
+    result.insert("supportedVersions".into(), json!([STATELESS_PROTOCOL_VERSION]));
+    result.insert("capabilities".into(), capabilities);
+    result.insert("cacheScope".into(), json!("private"));
+    result.insert("ttlMs".into(), json!(0));
+    result.insert(
+        "_meta".into(),
+        json!({"io.modelcontextprotocol/serverInfo": {"name": server_name, "version": env!("CARGO_PKG_VERSION")}}),
+    );
+    typed(jsonrpc::result_value(id, result))
+}
+
+/// The stateless revision: no `initialize`, no sessions, routing headers.
+pub const STATELESS_PROTOCOL_VERSION: &str = "2026-07-28";
+
+/// A result as revision 2026-07-28 wants it: with `resultType`.
+pub fn typed(mut answer: Value) -> Value {
+    if let Some(result) = answer.get_mut("result").and_then(Value::as_object_mut) {
+        result.insert("resultType".into(), json!("complete"));
+    }
+    answer
+}
+
 pub fn ping_result(id: &Value) -> Value {
     jsonrpc::result_value(id, Map::new())
 }
@@ -156,6 +181,17 @@ mod tests {
         let bad = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":[1]}});
         let Request::Error(e) = read(&bad) else { panic!() };
         assert_eq!((e["id"].clone(), e["error"]["code"].clone()), (json!(2), json!(INVALID_PARAMS)));
+    }
+
+    #[test]
+    fn stateless_results_are_typed_and_discover_names_the_revision() {
+        let d = discover_result(&json!(1), "tollgate", json!({"tools": {}}));
+        assert_eq!(d["result"]["supportedVersions"], json!([STATELESS_PROTOCOL_VERSION]));
+        assert_eq!(d["result"]["resultType"], "complete");
+        assert_eq!(d["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "tollgate");
+        assert_eq!(typed(ping_result(&json!(2)))["result"]["resultType"], "complete");
+        let error = jsonrpc::error_value(&json!(3), -1, "x");
+        assert_eq!(typed(error.clone()), error, "errors carry no resultType");
     }
 
     #[test]

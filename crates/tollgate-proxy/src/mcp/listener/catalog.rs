@@ -7,12 +7,12 @@ use pingora_proxy::Session;
 use serde_json::{json, Value};
 use tollgate_config::mcp_tools::ToolPrefix;
 use tollgate_mcp::jsonrpc::{self, Inbound, Message, INVALID_PARAMS};
-use tollgate_mcp::server::federate;
+use tollgate_mcp::server::{self, federate};
 
 use super::relay;
 use super::reply::{json_answer, Failed};
 use super::session::Sessions;
-use super::upstream::{self, Post};
+use super::upstream::{self, Post, Routing};
 use crate::ctx::RequestCtx;
 use crate::mcp::call::McpCall;
 use crate::mcp::judge;
@@ -32,7 +32,8 @@ pub(super) async fn open_server(
 ) -> Result<String, String> {
     let id = json!("tollgate-initialize");
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
-    let post = Post { method: "POST", session: None, version: None, body: body.as_bytes(), streaming: false };
+    let post =
+        Post { method: "POST", session: None, version: None, body: body.as_bytes(), streaming: false, routing: None };
     let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
     let response = reply.response.unwrap_or_default();
     if response.get("error").is_some() {
@@ -42,7 +43,7 @@ pub(super) async fn open_server(
     let session = reply.session.unwrap_or_default();
     let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     let sid = Some(session.as_str()).filter(|s| !s.is_empty());
-    let post = Post { method: "POST", session: sid, version, body: done.as_bytes(), streaming: false };
+    let post = Post { method: "POST", session: sid, version, body: done.as_bytes(), streaming: false, routing: None };
     upstream::exchange(ups, call, server, &post, None).await?;
     Ok(session)
 }
@@ -120,12 +121,16 @@ async fn list_server(
     let mut cursor: Option<String> = None;
     for page in 0..MAX_PAGES {
         let id = json!(format!("tollgate-list-{page}"));
-        let params = match &cursor {
+        let mut params = match &cursor {
             Some(c) => json!({"cursor": c}),
             None => json!({}),
         };
+        if let Some(meta) = &sessions.meta {
+            params["_meta"] = meta.clone();
+        }
         let body = json!({"jsonrpc": "2.0", "id": id, "method": kind.method(), "params": params}).to_string();
-        let post = sessions.post(&server.name, body.as_bytes()).ok_or("no session")?;
+        let routing = Routing { method: kind.method(), name: None };
+        let post = sessions.post(&server.name, body.as_bytes(), routing).ok_or("no session")?;
         let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
         let answer = reply.response.unwrap_or_default();
         let (page_items, next) = federate::list_items(&answer, kind.key()).ok_or("its answer holds no list")?;
@@ -155,7 +160,14 @@ pub(super) async fn list(
     let items: Vec<Value> = merged.items.into_iter().filter(|t| kind != Kind::Tools || permitted(t)).collect();
     let mut result = serde_json::Map::new();
     result.insert(kind.key().into(), Value::Array(items));
-    json_answer(session, ctx, jsonrpc::result_value(id, result), None).await
+    if sessions.stateless {
+        // 2026-07-28 list results say how long a client may cache them: the
+        // merged lists change with the servers, so not at all.
+        result.insert("cacheScope".into(), json!("private"));
+        result.insert("ttlMs".into(), json!(0));
+    }
+    let answer = jsonrpc::result_value(id, result);
+    json_answer(session, ctx, if sessions.stateless { server::typed(answer) } else { answer }, None).await
 }
 
 /// `prompts/get` (by merged name) and `resources/read` (by URI): sent to
@@ -212,17 +224,17 @@ pub(super) async fn call(
     let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
     if owner.is_none() && call.mcp.permits(name, &subjects) {
         answer_note(ctx, "unknown_tool");
-        return json_answer(session, ctx, judge::unknown_tool(&id, name, false), None).await;
+        return json_answer(session, ctx, judge::unknown_tool(&id, name, sessions.stateless), None).await;
     }
     let one = Message { id: Some(id.clone()), method: Some("tools/call".into()), tool: Some(name.to_string()) };
     let inbound = Inbound { messages: vec![one], batch: false };
-    if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who, false).await {
+    if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who, sessions.stateless).await {
         answer_note(ctx, refusal.decision);
         let value = serde_json::from_slice(&refusal.body).unwrap_or(Value::Null);
         return json_answer(session, ctx, value, None).await;
     }
     let Some(owner) = owner else {
-        return json_answer(session, ctx, judge::unknown_tool(&id, name, false), None).await;
+        return json_answer(session, ctx, judge::unknown_tool(&id, name, sessions.stateless), None).await;
     };
     let server = &call.mcp.servers[owner.server];
     let mut forwarded = message.clone();

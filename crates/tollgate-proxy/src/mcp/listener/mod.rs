@@ -31,8 +31,9 @@ use tollgate_mcp::server::{self, federate};
 
 use self::catalog::Kind;
 use self::reply::{accepted, json_answer, Failed};
+use self::session as session_of;
 use self::session::{open, Sessions, LABEL};
-use self::upstream::Post;
+use self::upstream::{Post, Routing};
 use crate::ctx::{McpFacts, RequestCtx};
 use crate::mcp::answer::{self, Stop};
 use crate::mcp::call::McpCall;
@@ -73,30 +74,55 @@ async fn post(ups: &Upstreams, session: &mut Session, ctx: &mut RequestCtx, call
     if let Some(f) = ctx.mcp.as_mut() {
         f.method = method.clone().unwrap_or_else(|| "response".into());
     }
-    if method.as_deref() == Some("initialize") {
+    let stateless = session_of::stateless_version(session);
+    if method.as_deref() == Some("initialize") && stateless.is_none() {
         return initialize(ups, session, ctx, call, &message).await;
     }
-    let sessions = open(session, call)?;
+    let sessions = match &stateless {
+        Some(version) => session_of::stateless(call, version, &message),
+        None => open(session, call)?,
+    };
+    dispatch(ups, session, ctx, call, &sessions, &message, &body).await
+}
+
+/// What the gateway offers: the servers' tools, prompts and resources.
+fn capabilities() -> Value {
+    json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false}, "resources": {}})
+}
+
+/// A request of an open session (or a 2026-07-28 one), by its method.
+async fn dispatch(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    sessions: &Sessions,
+    message: &Value,
+    body: &[u8],
+) -> Result<(), Failed> {
+    let method = message.get("method").and_then(Value::as_str);
     let id = message.get("id").cloned();
-    match (method.as_deref(), id) {
-        (Some("ping"), Some(id)) => json_answer(session, ctx, server::ping_result(&id), None).await,
-        (Some("tools/list"), Some(id)) => catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Tools).await,
-        (Some("prompts/list"), Some(id)) => catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Prompts).await,
+    let typed = |v: Value| if sessions.stateless { server::typed(v) } else { v };
+    match (method, id) {
+        (Some("ping"), Some(id)) => json_answer(session, ctx, typed(server::ping_result(&id)), None).await,
+        (Some("server/discover"), Some(id)) if sessions.stateless => {
+            json_answer(session, ctx, server::discover_result(&id, SERVER_NAME, capabilities()), None).await
+        }
+        (Some("tools/list"), Some(id)) => catalog::list(ups, session, ctx, call, sessions, &id, Kind::Tools).await,
+        (Some("prompts/list"), Some(id)) => catalog::list(ups, session, ctx, call, sessions, &id, Kind::Prompts).await,
         (Some("resources/list"), Some(id)) => {
-            catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Resources).await
+            catalog::list(ups, session, ctx, call, sessions, &id, Kind::Resources).await
         }
         (Some("resources/templates/list"), Some(id)) => {
-            catalog::list(ups, session, ctx, call, &sessions, &id, Kind::Templates).await
+            catalog::list(ups, session, ctx, call, sessions, &id, Kind::Templates).await
         }
-        (Some("tools/call"), Some(_)) => catalog::call(ups, session, ctx, call, &sessions, &message).await,
-        (Some("prompts/get"), Some(_)) => {
-            catalog::get(ups, session, ctx, call, &sessions, &message, Kind::Prompts).await
-        }
+        (Some("tools/call"), Some(_)) => catalog::call(ups, session, ctx, call, sessions, message).await,
+        (Some("prompts/get"), Some(_)) => catalog::get(ups, session, ctx, call, sessions, message, Kind::Prompts).await,
         (Some("resources/read"), Some(_)) => {
-            catalog::get(ups, session, ctx, call, &sessions, &message, Kind::Resources).await
+            catalog::get(ups, session, ctx, call, sessions, message, Kind::Resources).await
         }
-        (Some(_), None) => notify_all(ups, session, ctx, call, &sessions, &body).await,
-        (None, Some(id)) => answer_server(ups, session, ctx, call, &sessions, &message, &id).await,
+        (Some(_), None) => notify_all(ups, session, ctx, call, sessions, body).await,
+        (None, Some(id)) => answer_server(ups, session, ctx, call, sessions, message, &id).await,
         (Some(other), Some(id)) => {
             let e = jsonrpc::error_value(&id, -32601, &format!("Method not found: {other}"));
             json_answer(session, ctx, e, None).await
@@ -127,8 +153,7 @@ async fn initialize(
     let Some(sealed) = call.mcp.seal(LABEL, &federate::encode_sessions(&by_server)) else {
         return Err(Stop::error("error", 500, "could not seal the MCP session id").into());
     };
-    let capabilities = json!({"tools": {"listChanged": false}, "prompts": {"listChanged": false}, "resources": {}});
-    let result = server::initialize_result(&id, server::negotiate(asked), SERVER_NAME, capabilities);
+    let result = server::initialize_result(&id, server::negotiate(asked), SERVER_NAME, capabilities());
     json_answer(session, ctx, result, Some(&sealed)).await
 }
 
@@ -142,9 +167,11 @@ async fn notify_all(
     sessions: &Sessions,
     body: &[u8],
 ) -> Result<(), Failed> {
-    let initialized = ctx.mcp.as_ref().is_some_and(|f| f.method == "notifications/initialized");
+    let method = ctx.mcp.as_ref().map(|f| f.method.clone()).unwrap_or_default();
+    let initialized = method == "notifications/initialized";
     for server in call.mcp.servers.iter().filter(|_| !initialized) {
-        if let Some(post) = sessions.post(&server.name, body) {
+        let routing = Routing { method: &method, name: None };
+        if let Some(post) = sessions.post(&server.name, body, routing) {
             let _ = upstream::exchange(ups, call, server, &post, None).await;
         }
     }
@@ -169,7 +196,8 @@ async fn answer_server(
     message["id"] = original;
     let body = message.to_string().into_bytes();
     let server = call.mcp.servers.iter().find(|s| s.name == name);
-    if let (Some(server), Some(post)) = (server, sessions.post(&name, &body)) {
+    let routing = Routing { method: "", name: None };
+    if let (Some(server), Some(post)) = (server, sessions.post(&name, &body, routing)) {
         if let Err(e) = upstream::exchange(ups, call, server, &post, None).await {
             ctx.note_error(&format!("MCP server {name} did not take the client's answer: {e}"));
         }
@@ -187,7 +215,8 @@ async fn delete(
     let sessions = open(session, call)?;
     for server in &call.mcp.servers {
         if let Some(Some(id)) = sessions.of(&server.name) {
-            let post = Post { method: "DELETE", session: Some(id), version: None, body: b"", streaming: false };
+            let post =
+                Post { method: "DELETE", session: Some(id), version: None, body: b"", streaming: false, routing: None };
             let _ = upstream::exchange(ups, call, server, &post, None).await;
         }
     }

@@ -15,7 +15,7 @@ use tollgate_sse as sse;
 
 use super::reply::{json_answer, Failed};
 use super::session::Sessions;
-use super::upstream::{self, Sent};
+use super::upstream::{self, Routing, Sent};
 use crate::ctx::RequestCtx;
 use crate::mcp::call::McpCall;
 use crate::mcp::servers::ListenerServer;
@@ -36,7 +36,10 @@ pub(super) async fn call(
 ) -> Result<(), Failed> {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let body = message.to_string().into_bytes();
-    let Some(mut post) = sessions.post(&server.name, &body) else {
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    let params = message.get("params");
+    let name = params.and_then(|p| p.get("name").or_else(|| p.get("uri"))).and_then(Value::as_str);
+    let Some(mut post) = sessions.post(&server.name, &body, Routing { method, name }) else {
         return unreachable(session, ctx, &id, "no session with the tool's server").await;
     };
     post.streaming = true;

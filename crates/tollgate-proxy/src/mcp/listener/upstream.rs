@@ -37,6 +37,14 @@ pub(super) struct Post<'a> {
     pub body: &'a [u8],
     /// Relayed calls wait as long as a stream may stay silent.
     pub streaming: bool,
+    /// Protocol 2026-07-28's routing headers: `Mcp-Method`, `Mcp-Name`.
+    pub routing: Option<Routing<'a>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Routing<'a> {
+    pub method: &'a str,
+    pub name: Option<&'a str>,
 }
 
 pub(super) async fn send(
@@ -75,6 +83,12 @@ fn header(call: &McpCall<'_>, server: &ListenerServer, post: &Post<'_>) -> Resul
     }
     if let Some(v) = post.version {
         h.insert_header("mcp-protocol-version", v).map_err(e)?;
+    }
+    if let Some(r) = post.routing.filter(|r| !r.method.is_empty()) {
+        h.insert_header("mcp-method", r.method).map_err(e)?;
+        if let Some(name) = r.name {
+            h.insert_header("mcp-name", name).map_err(e)?;
+        }
     }
     if let Some(t) = &call.traceparent {
         h.insert_header("traceparent", t.as_str()).map_err(e)?;
