@@ -149,3 +149,24 @@ def test_sessions_are_sealed_and_the_transport_is_answered(mcp_servers, gateway_
     assert gw.http.get("/hub", headers={**h, "mcp-session-id": sid}).status_code == 405
     assert gw.http.delete("/hub", headers={**h, "mcp-session-id": sid}).status_code == 200
     assert httpx.post(gw.url + "/hub", json=init, timeout=10).status_code == 401
+
+
+def test_a_client_that_leaves_mid_call_ends_the_relay(mcp_servers, gateway_factory):
+    gw = gateway_factory(listener_config({"r1": mcp_servers("r1")}))
+    h = {"apikey": BOB_KEY, "accept": "application/json, text/event-stream"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    h["mcp-session-id"] = gw.http.post("/hub", json=init, headers=h).headers["mcp-session-id"]
+    count = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+             "params": {"name": "count", "arguments": {"n": 100}, "_meta": {"progressToken": "p"}}}
+    with httpx.Client(base_url=gw.url, timeout=10) as c, c.stream("POST", "/hub", json=count, headers=h) as r:
+        assert r.headers["content-type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if "notifications/progress" in line:
+                break  # one progress event arrived; hang up 5 s before the call would end
+
+    def logged():
+        lines = [l for l in gw.access_log() if l.get("mcp", {}).get("tool") == "count"]
+        return lines or None
+    (line,) = poll(logged, timeout=3) or [None]
+    assert "client went away" in line.get("error", ""), line

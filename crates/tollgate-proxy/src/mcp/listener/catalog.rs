@@ -82,12 +82,13 @@ impl Kind {
 /// (prefixed as `tool_prefix` says), resources by URI (the first server to
 /// list one owns it). A server that does not answer adds none.
 async fn merged(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, sessions: &Sessions, kind: Kind) -> Merged {
+    let asked: Vec<(usize, &ListenerServer)> =
+        call.mcp.servers.iter().enumerate().filter(|(_, s)| sessions.of(&s.name).is_some()).collect();
+    // Every server at once: a list costs the slowest server's latency, not the sum.
+    let answers = futures::future::join_all(asked.iter().map(|(_, s)| list_server(ups, call, s, sessions, kind))).await;
     let mut lists = Vec::new();
-    for (i, server) in call.mcp.servers.iter().enumerate() {
-        if sessions.of(&server.name).is_none() {
-            continue;
-        }
-        match list_server(ups, call, server, sessions, kind).await {
+    for ((i, server), answer) in asked.into_iter().zip(answers) {
+        match answer {
             Ok(items) => lists.push((i, server.name.as_str(), items)),
             // A server without prompts or resources answers -32601: only tools are worth a log line.
             Err(e) if kind == Kind::Tools => {

@@ -143,9 +143,12 @@ async fn initialize(
     let id = message.get("id").cloned().unwrap_or(Value::Null);
     let params = message.get("params").cloned().unwrap_or_else(|| json!({}));
     let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
+    // Every server at once: a slow one costs the client its own latency, not the sum.
+    let opened =
+        futures::future::join_all(call.mcp.servers.iter().map(|s| catalog::open_server(ups, call, s, &params)));
     let mut by_server = Vec::new();
-    for server in &call.mcp.servers {
-        match catalog::open_server(ups, call, server, &params).await {
+    for (server, result) in call.mcp.servers.iter().zip(opened.await) {
+        match result {
             Ok(id) => by_server.push((server.name.clone(), id)),
             Err(e) => ctx.note_error(&format!("MCP server {} did not initialize: {e}", server.name)),
         }

@@ -111,28 +111,39 @@ async fn pump(
 ) -> pingora_error::Result<bool> {
     let mut events = is_sse.then(sse::EventSplitter::default);
     loop {
-        match upstream.read_response_body().await {
-            Ok(Some(bytes)) => {
-                let out = match events.as_mut() {
-                    Some(split) => retag(split, server, &bytes),
-                    None => Some(bytes),
-                };
-                let Some(out) = out else {
-                    ctx.note_error("MCP server sent an SSE event over 16 MiB");
+        tokio::select! {
+            // The answer's own progress first (as the passthrough relay does).
+            biased;
+            chunk = upstream.read_response_body() => match chunk {
+                Ok(Some(bytes)) => {
+                    let out = match events.as_mut() {
+                        Some(split) => retag(split, server, &bytes),
+                        None => Some(bytes),
+                    };
+                    let Some(out) = out else {
+                        ctx.note_error("MCP server sent an SSE event over 16 MiB");
+                        session.write_response_body(None, true).await?;
+                        return Ok(false);
+                    };
+                    if !out.is_empty() {
+                        session.write_response_body(Some(out), false).await?;
+                    }
+                }
+                Ok(None) => {
+                    session.write_response_body(None, true).await?;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    ctx.note_error(&format!("MCP server's answer broke off: {e}"));
                     session.write_response_body(None, true).await?;
                     return Ok(false);
-                };
-                if !out.is_empty() {
-                    session.write_response_body(Some(out), false).await?;
                 }
-            }
-            Ok(None) => {
-                session.write_response_body(None, true).await?;
-                return Ok(true);
-            }
-            Err(e) => {
-                ctx.note_error(&format!("MCP server's answer broke off: {e}"));
-                session.write_response_body(None, true).await?;
+            },
+            _ = session.read_body_or_idle(true) => {
+                // The client left (or sent a next request mid-answer): dropping
+                // the server's connection tells it the call's stream is gone.
+                session.set_keepalive(None);
+                ctx.note_error("client went away mid-stream");
                 return Ok(false);
             }
         }
