@@ -128,7 +128,7 @@ path = "/health"
 """
 
 
-CLIENTS = [("2.x", "streamable"), ("2.x", "auto"), ("1.x", "streamable")]
+CLIENTS = [("2.x", "streamable"), ("2.x", "auto"), ("2.x", "2026-07-28"), ("1.x", "streamable")]
 
 
 @pytest.mark.parametrize("sdk,mode", CLIENTS, ids=[f"{s}-{m}" for s, m in CLIENTS])

@@ -31,6 +31,10 @@ pub enum Request {
     Ping {
         id: Value,
     },
+    /// Revision 2026-07-28's stateless handshake.
+    Discover {
+        id: Value,
+    },
     ListTools {
         id: Value,
     },
@@ -71,6 +75,7 @@ pub fn read(message: &Value) -> Request {
             Request::Initialize { id, version: negotiate(asked).to_string() }
         }
         "ping" => Request::Ping { id },
+        "server/discover" => Request::Discover { id },
         "tools/list" => Request::ListTools { id },
         "tools/call" => {
             let name = params.and_then(|p| p.get("name")).and_then(Value::as_str);
@@ -140,9 +145,16 @@ pub fn ping_result(id: &Value) -> Value {
 }
 
 /// All the tools in one page (the lists are the config's, never long).
-pub fn tools_list_result(id: &Value, tools: Vec<Value>) -> Value {
+/// At 2026-07-28 (`typed_result`) with `resultType`, and not to be cached
+/// (a caller's list follows the ACL of the moment).
+pub fn tools_list_result(id: &Value, tools: Vec<Value>, typed_result: bool) -> Value {
     let mut result = Map::new();
     result.insert("tools".into(), Value::Array(tools));
+    if typed_result {
+        result.insert("cacheScope".into(), json!("private"));
+        result.insert("ttlMs".into(), json!(0));
+        return typed(jsonrpc::result_value(id, result));
+    }
     jsonrpc::result_value(id, result)
 }
 
@@ -176,6 +188,8 @@ mod tests {
 
     #[test]
     fn unknown_methods_and_bad_calls_are_errors() {
+        let discover = json!({"jsonrpc":"2.0","id":2,"method":"server/discover"});
+        assert_eq!(read(&discover), Request::Discover { id: json!(2) });
         let Request::Error(e) = read(&json!({"jsonrpc":"2.0","id":2,"method":"resources/list"})) else { panic!() };
         assert_eq!(e["error"]["code"], METHOD_NOT_FOUND);
         let bad = json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x","arguments":[1]}});

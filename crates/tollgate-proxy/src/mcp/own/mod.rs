@@ -47,9 +47,11 @@ pub(in crate::mcp) async fn serve(
         Ok(read) => read,
         Err(stop) => return answer::stop(session, ctx, stop).await,
     };
+    // Revision 2026-07-28 wants `resultType` in every result.
+    let typed = judge::typed_results(session.req_header());
     let mut out = Answers::default();
     for m in &messages {
-        out.push(answer(ups, ctx, &call, m).await);
+        out.push(answer(ups, ctx, &call, m, typed).await);
     }
     write(session, ctx, out, batch).await
 }
@@ -92,19 +94,25 @@ impl From<Value> for Answered {
     }
 }
 
-async fn answer(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, message: &Value) -> Answered {
+async fn answer(ups: &Upstreams, ctx: &mut RequestCtx, call: &McpCall<'_>, message: &Value, typed: bool) -> Answered {
+    let capabilities = serde_json::json!({"tools": {"listChanged": false}});
+    let typed_if = |v: Value| if typed { server::typed(v) } else { v };
     match server::read(message) {
         Request::Initialize { id, version } => {
-            let capabilities = serde_json::json!({"tools": {"listChanged": false}});
             server::initialize_result(&id, &version, SERVER_NAME, capabilities).into()
         }
-        Request::Ping { id } => server::ping_result(&id).into(),
+        Request::Discover { id } => server::discover_result(&id, SERVER_NAME, capabilities).into(),
+        Request::Ping { id } => typed_if(server::ping_result(&id)).into(),
         Request::ListTools { id } => {
             let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
             let tools = call.mcp.rest_tools.iter().filter(|t| call.mcp.permits(&t.name, &subjects));
-            server::tools_list_result(&id, tools.map(|t| t.descriptor()).collect()).into()
+            server::tools_list_result(&id, tools.map(|t| t.descriptor()).collect(), typed).into()
         }
-        Request::CallTool { id, name, arguments } => call_tool(ups, ctx, call, id, &name, &arguments).await,
+        Request::CallTool { id, name, arguments } => {
+            let mut answered = call_tool(ups, ctx, call, id, &name, &arguments, typed).await;
+            answered.value = answered.value.map(typed_if);
+            answered
+        }
         Request::NoAnswer => Answered { value: None, retry_after: None },
         Request::Error(e) => e.into(),
     }
@@ -120,6 +128,7 @@ async fn call_tool(
     id: Value,
     name: &str,
     arguments: &serde_json::Map<String, Value>,
+    typed: bool,
 ) -> Answered {
     note(ctx, |f| f.tool = Some(name.to_string()));
     let subjects: Vec<&str> = call.subjects.iter().map(String::as_str).collect();
@@ -128,17 +137,17 @@ async fn call_tool(
     // caller cannot tell the two apart.
     if tool.is_none() && call.mcp.permits(name, &subjects) {
         note(ctx, |f| f.decision = "unknown_tool");
-        return judge::unknown_tool(&id, name, false).into();
+        return judge::unknown_tool(&id, name, typed).into();
     }
     let one = Message { id: Some(id.clone()), method: Some("tools/call".into()), tool: Some(name.to_string()) };
     let inbound = Inbound { messages: vec![one], batch: false };
-    if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who, false).await {
+    if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who, typed).await {
         note(ctx, |f| f.decision = refusal.decision);
         let value = serde_json::from_slice(&refusal.body).ok();
         return Answered { value, retry_after: refusal.retry_after };
     }
     let Some(tool) = tool else {
-        return judge::unknown_tool(&id, name, false).into();
+        return judge::unknown_tool(&id, name, typed).into();
     };
     let request = match tool.request(arguments) {
         Ok(r) => r,
