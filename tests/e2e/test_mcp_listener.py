@@ -1,6 +1,6 @@
 """ai-mcp-proxy `listener`: one MCP endpoint of the gateway's own in front of
 three upstream MCP servers (the fixture server, Python MCP SDK 2.3.0, as r1,
-r2, r3). The SDK (2.x and 1.x) sees one server with all their tools, calls
+r2, r3; Streamable HTTP, and one test with a legacy HTTP+SSE server). The SDK (2.x and 1.x) sees one server with all their tools, calls
 each, receives progress notifications, and loses only the tools of a server
 that is stopped. Tool ACLs apply to the merged names.
 """
@@ -17,12 +17,15 @@ SESSION_SECRET = "a-listener-session-secret"
 SERVERS = ["r1", "r2", "r3"]
 
 
-def listener_config(servers: dict, tool_prefix: str = "on_collision") -> str:
-    """Route /hub with key-auth in front of `servers` (name -> fixture); r2's
-    delete_user for admins (alice) only."""
-    entries = "".join(
-        f'\n[[plugins.config.servers]]\nname = "{name}"\nurl = "{s.url}/mcp"\n' for name, s in servers.items()
-    )
+def listener_config(servers: dict, tool_prefix: str = "on_collision", legacy: frozenset = frozenset()) -> str:
+    """Route /hub with key-auth in front of `servers` (name -> fixture; those
+    in `legacy` on the HTTP+SSE transport); r2's delete_user for admins
+    (alice) only."""
+    def entry(name, s):
+        if name in legacy:
+            return f'\n[[plugins.config.servers]]\nname = "{name}"\nurl = "{s.url}/sse"\ntransport = "sse"\n'
+        return f'\n[[plugins.config.servers]]\nname = "{name}"\nurl = "{s.url}/mcp"\n'
+    entries = "".join(entry(name, s) for name, s in servers.items())
     return f"""
 [[services]]
 name = "hub"
@@ -170,3 +173,26 @@ def test_a_client_that_leaves_mid_call_ends_the_relay(mcp_servers, gateway_facto
         return lines or None
     (line,) = poll(logged, timeout=3) or [None]
     assert "client went away" in line.get("error", ""), line
+
+
+@pytest.mark.parametrize("sdk", ["2.x", "1.x"])
+def test_a_legacy_sse_server_serves_beside_a_streamable_one(mcp_servers, gateway_factory, sdk):
+    if sdk == "1.x" and not MCP1_PYTHON:
+        pytest.skip("TOLLGATE_MCP1_PYTHON names no mcp 1.x venv (make test sets it)")
+    python = MCP1_PYTHON if sdk == "1.x" else sys.executable
+    servers = {"new": mcp_servers("new"), "old": mcp_servers("old")}
+    gw = gateway_factory(listener_config(servers, legacy=frozenset({"old"})))
+    url = gw.url + "/hub"
+
+    def client(key=BOB_KEY, **kw):
+        return run_client(url, "streamable", key=key, python=python, **kw)
+
+    assert sorted(client(ALICE_KEY, scenario="list")["tools"]) == merged(["new", "old"])
+    for name in ("new", "old"):
+        out = client(scenario="call", tool=f"{name}_echo", args={"text": "hi"})
+        assert (out["result"], out["is_error"]) == (f"[{name}] hi", False), out
+    counted = client(scenario="call", tool="old_count", args={"n": 3}, progress=True)
+    assert (counted["result"], counted["progress"]) == ("counted 3", 3), counted
+    # The ACL names merged names: only r2_delete_user is for admins, old's is open.
+    opened = client(scenario="call", tool="old_delete_user", args={"user_id": "1"})
+    assert (opened["result"], opened["is_error"]) == ("deleted 1", False), opened

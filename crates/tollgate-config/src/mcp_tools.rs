@@ -154,6 +154,20 @@ pub struct McpListenerServer {
     /// A credential injected towards this server (else the plugin's `upstream_auth`).
     #[serde(default)]
     pub upstream_auth: Option<crate::schema::McpUpstreamAuth>,
+    /// How the server speaks MCP.
+    #[serde(default)]
+    pub transport: McpServerTransport,
+}
+
+/// A listener server's transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum McpServerTransport {
+    #[default]
+    #[serde(rename = "streamable-http")]
+    StreamableHttp,
+    /// The legacy HTTP+SSE transport (2024-11-05): `url` is its SSE endpoint.
+    #[serde(rename = "sse")]
+    Sse,
 }
 
 /// `listener` mode: when a tool's name gets its server's name before it

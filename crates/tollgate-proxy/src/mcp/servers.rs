@@ -1,6 +1,7 @@
 //! `listener` mode: the MCP servers behind the route's own, compiled from
 //! the plugin's `servers[]`.
 
+use tollgate_config::mcp_tools::McpServerTransport;
 use tollgate_config::schema::{AiMcpProxyConfig, McpUpstreamAuth};
 
 use super::McpConfigError;
@@ -14,6 +15,8 @@ pub struct ListenerServer {
     pub endpoint: Endpoint,
     /// Its own credential, else the plugin's `upstream_auth`.
     pub auth: Option<(http::HeaderName, http::HeaderValue)>,
+    /// The legacy HTTP+SSE transport: `endpoint` is its SSE stream.
+    pub legacy: bool,
 }
 
 pub(super) fn listener_servers(c: &AiMcpProxyConfig) -> Result<Vec<ListenerServer>, McpConfigError> {
@@ -21,7 +24,8 @@ pub(super) fn listener_servers(c: &AiMcpProxyConfig) -> Result<Vec<ListenerServe
         .iter()
         .map(|s| {
             let auth = s.upstream_auth.as_ref().or(c.upstream_auth.as_ref()).map(auth_header).transpose()?;
-            Ok(ListenerServer { name: s.name.clone(), endpoint: Endpoint::parse(&s.url)?, auth })
+            let legacy = s.transport == McpServerTransport::Sse;
+            Ok(ListenerServer { name: s.name.clone(), endpoint: Endpoint::parse(&s.url)?, auth, legacy })
         })
         .collect()
 }

@@ -9,6 +9,7 @@ use tollgate_config::mcp_tools::ToolPrefix;
 use tollgate_mcp::jsonrpc::{self, Inbound, Message, INVALID_PARAMS};
 use tollgate_mcp::server::{self, federate};
 
+use super::legacy;
 use super::relay;
 use super::reply::{json_answer, Failed};
 use super::session::Sessions;
@@ -22,6 +23,25 @@ use crate::upstream::Upstreams;
 /// Pages of one server's tool list followed at most.
 const MAX_PAGES: usize = 50;
 
+/// One request of the gateway's own to a server, on either transport: its answer.
+async fn ask(
+    ups: &Upstreams,
+    call: &McpCall<'_>,
+    server: &ListenerServer,
+    sessions: &Sessions,
+    message: &Value,
+    method: &str,
+) -> Result<Value, String> {
+    let session = sessions.of(&server.name).ok_or("no session")?;
+    if server.legacy {
+        return legacy::request(ups, call, server, session.unwrap_or_default(), message).await;
+    }
+    let body = message.to_string();
+    let post = sessions.post(&server.name, body.as_bytes(), Routing { method, name: None }).ok_or("no session")?;
+    let reply = upstream::exchange(ups, call, server, &post, message.get("id")).await?;
+    Ok(reply.response.unwrap_or_default())
+}
+
 /// `initialize` with one server, then `notifications/initialized`: the
 /// server's session id ("" when it keeps none).
 pub(super) async fn open_server(
@@ -30,10 +50,20 @@ pub(super) async fn open_server(
     server: &ListenerServer,
     params: &Value,
 ) -> Result<String, String> {
+    if server.legacy {
+        return legacy::open(ups, call, server, params).await;
+    }
     let id = json!("tollgate-initialize");
     let body = json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": params}).to_string();
-    let post =
-        Post { method: "POST", session: None, version: None, body: body.as_bytes(), streaming: false, routing: None };
+    let post = Post {
+        method: "POST",
+        session: None,
+        version: None,
+        body: body.as_bytes(),
+        streaming: false,
+        routing: None,
+        path: None,
+    };
     let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
     let response = reply.response.unwrap_or_default();
     if response.get("error").is_some() {
@@ -43,7 +73,15 @@ pub(super) async fn open_server(
     let session = reply.session.unwrap_or_default();
     let done = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     let sid = Some(session.as_str()).filter(|s| !s.is_empty());
-    let post = Post { method: "POST", session: sid, version, body: done.as_bytes(), streaming: false, routing: None };
+    let post = Post {
+        method: "POST",
+        session: sid,
+        version,
+        body: done.as_bytes(),
+        streaming: false,
+        routing: None,
+        path: None,
+    };
     upstream::exchange(ups, call, server, &post, None).await?;
     Ok(session)
 }
@@ -129,11 +167,8 @@ async fn list_server(
         if let Some(meta) = &sessions.meta {
             params["_meta"] = meta.clone();
         }
-        let body = json!({"jsonrpc": "2.0", "id": id, "method": kind.method(), "params": params}).to_string();
-        let routing = Routing { method: kind.method(), name: None };
-        let post = sessions.post(&server.name, body.as_bytes(), routing).ok_or("no session")?;
-        let reply = upstream::exchange(ups, call, server, &post, Some(&id)).await?;
-        let answer = reply.response.unwrap_or_default();
+        let message = json!({"jsonrpc": "2.0", "id": id, "method": kind.method(), "params": params});
+        let answer = ask(ups, call, server, sessions, &message, kind.method()).await?;
         let (page_items, next) = federate::list_items(&answer, kind.key()).ok_or("its answer holds no list")?;
         items.extend(page_items);
         cursor = next;

@@ -15,9 +15,11 @@
 //! catalog   tools, prompts and resources merged, listed, called and read
 //! relay     a server's answer to a call, relayed to the client
 //! upstream  one request to one server
+//! legacy    legacy HTTP+SSE servers: their streams held in this process
 //! ```
 
 mod catalog;
+mod legacy;
 mod relay;
 mod reply;
 mod session;
@@ -173,6 +175,11 @@ async fn notify_all(
     let method = ctx.mcp.as_ref().map(|f| f.method.clone()).unwrap_or_default();
     let initialized = method == "notifications/initialized";
     for server in call.mcp.servers.iter().filter(|_| !initialized) {
+        if let (true, Some(Some(id))) = (server.legacy, sessions.of(&server.name)) {
+            let message: Value = serde_json::from_slice(body).unwrap_or_default();
+            let _ = legacy::notify(ups, call, server, id, &message).await;
+            continue;
+        }
         let routing = Routing { method: &method, name: None };
         if let Some(post) = sessions.post(&server.name, body, routing) {
             let _ = upstream::exchange(ups, call, server, &post, None).await;
@@ -200,6 +207,10 @@ async fn answer_server(
     let body = message.to_string().into_bytes();
     let server = call.mcp.servers.iter().find(|s| s.name == name);
     let routing = Routing { method: "", name: None };
+    if let (Some(server), Some(Some(sid))) = (server.filter(|s| s.legacy), sessions.of(&name)) {
+        let _ = legacy::notify(ups, call, server, sid, &message).await;
+        return accepted(session, ctx).await;
+    }
     if let (Some(server), Some(post)) = (server, sessions.post(&name, &body, routing)) {
         if let Err(e) = upstream::exchange(ups, call, server, &post, None).await {
             ctx.note_error(&format!("MCP server {name} did not take the client's answer: {e}"));
@@ -217,9 +228,18 @@ async fn delete(
 ) -> Result<(), Failed> {
     let sessions = open(session, call)?;
     for server in &call.mcp.servers {
-        if let Some(Some(id)) = sessions.of(&server.name) {
-            let post =
-                Post { method: "DELETE", session: Some(id), version: None, body: b"", streaming: false, routing: None };
+        if let (true, Some(Some(id))) = (server.legacy, sessions.of(&server.name)) {
+            legacy::close(id);
+        } else if let Some(Some(id)) = sessions.of(&server.name) {
+            let post = Post {
+                method: "DELETE",
+                session: Some(id),
+                version: None,
+                body: b"",
+                streaming: false,
+                routing: None,
+                path: None,
+            };
             let _ = upstream::exchange(ups, call, server, &post, None).await;
         }
     }

@@ -13,6 +13,7 @@ use serde_json::{json, Map, Value};
 use tollgate_mcp::server::{self, federate};
 use tollgate_sse as sse;
 
+use super::legacy;
 use super::reply::{json_answer, Failed};
 use super::session::Sessions;
 use super::upstream::{self, Routing, Sent};
@@ -35,6 +36,10 @@ pub(super) async fn call(
     message: &Value,
 ) -> Result<(), Failed> {
     let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if server.legacy {
+        let sid = sessions.of(&server.name).flatten().unwrap_or_default();
+        return legacy_call(ups, session, ctx, call, server, sid, message).await;
+    }
     let body = message.to_string().into_bytes();
     let method = message.get("method").and_then(Value::as_str).unwrap_or("");
     let params = message.get("params");
@@ -59,6 +64,66 @@ pub(super) async fn call(
         release(ups, upstream, &peer).await;
     }
     complete.map(|_| ()).map_err(Failed::Write)
+}
+
+/// A call to a legacy server: POSTed to its endpoint, and what its stream
+/// says about the call (progress, the server's requests, the answer)
+/// relayed to the client as SSE until the answer.
+async fn legacy_call(
+    ups: &Upstreams,
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    call: &McpCall<'_>,
+    server: &ListenerServer,
+    sid: &str,
+    message: &Value,
+) -> Result<(), Failed> {
+    let id = message.get("id").cloned().unwrap_or(Value::Null);
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.replica = Some(server.name.clone());
+    }
+    let at = Instant::now();
+    let sent = legacy::send(ups, call, server, sid, message).await;
+    let Ok(mut waiting) = sent.map_err(|e| ctx.note_error(&format!("MCP server {}: {e}", server.name))) else {
+        return unreachable(session, ctx, &id, "the tool's server could not be reached").await;
+    };
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if !session.is_http2() {
+        resp.insert_header("transfer-encoding", "chunked")?;
+    }
+    ctx.status = 200;
+    session.write_response_header(Box::new(resp), false).await?;
+    loop {
+        tokio::select! {
+            biased;
+            next = waiting.rx.recv() => {
+                let Some(mut m) = next else {
+                    ctx.note_error("MCP server's stream ended before its answer");
+                    break;
+                };
+                let answer = m.get("method").is_none() && m.get("id") == Some(&id);
+                if let (Some(_), Some(sid)) = (m.get("method"), m.get("id").cloned()) {
+                    m["id"] = federate::tag_id(&server.name, &sid);
+                }
+                session.write_response_body(Some(legacy::event(&m)), false).await?;
+                if answer {
+                    break;
+                }
+            }
+            _ = session.read_body_or_idle(true) => {
+                session.set_keepalive(None);
+                ctx.note_error("client went away mid-stream");
+                return Ok(());
+            }
+        }
+    }
+    if let Some(f) = ctx.mcp.as_mut() {
+        f.latency = Some(at.elapsed());
+    }
+    Ok(session.write_response_body(None, true).await?)
 }
 
 /// A tool error for a call whose server is gone: the model reads it.

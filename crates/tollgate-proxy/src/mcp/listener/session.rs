@@ -39,7 +39,15 @@ impl Sessions {
     pub fn post<'a>(&'a self, server: &str, body: &'a [u8], routing: Routing<'a>) -> Option<Post<'a>> {
         let session = self.of(server)?;
         let routing = self.stateless.then_some(routing);
-        Some(Post { method: "POST", session, version: self.version.as_deref(), body, streaming: false, routing })
+        Some(Post {
+            method: "POST",
+            session,
+            version: self.version.as_deref(),
+            body,
+            streaming: false,
+            routing,
+            path: None,
+        })
     }
 }
 
@@ -62,7 +70,8 @@ pub(super) fn open(session: &Session, call: &McpCall<'_>) -> Step<Sessions> {
 /// A 2026-07-28 request: every server, without sessions.
 pub(super) fn stateless(call: &McpCall<'_>, version: &str, message: &Value) -> Sessions {
     Sessions {
-        by_server: call.mcp.servers.iter().map(|s| (s.name.clone(), String::new())).collect(),
+        // A legacy server needs a session (its stream): not for these requests.
+        by_server: call.mcp.servers.iter().filter(|s| !s.legacy).map(|s| (s.name.clone(), String::new())).collect(),
         version: Some(version.to_string()),
         stateless: true,
         meta: message.pointer("/params/_meta").cloned(),

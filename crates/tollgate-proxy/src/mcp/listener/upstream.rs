@@ -39,6 +39,8 @@ pub(super) struct Post<'a> {
     pub streaming: bool,
     /// Protocol 2026-07-28's routing headers: `Mcp-Method`, `Mcp-Name`.
     pub routing: Option<Routing<'a>>,
+    /// Another path than the server's URL's (a legacy server's messages).
+    pub path: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,7 +73,8 @@ pub(super) async fn send(
 fn header(call: &McpCall<'_>, server: &ListenerServer, post: &Post<'_>) -> Result<RequestHeader, HeaderError> {
     let e = HeaderError::from;
     let ep = &server.endpoint;
-    let mut h = RequestHeader::build(post.method, ep.path_and_query.as_bytes(), Some(8)).map_err(e)?;
+    let path = post.path.unwrap_or(&ep.path_and_query);
+    let mut h = RequestHeader::build(post.method, path.as_bytes(), Some(8)).map_err(e)?;
     h.insert_header("host", ep.authority.as_str()).map_err(e)?;
     h.insert_header("accept", "application/json, text/event-stream").map_err(e)?;
     if post.method == "POST" {
