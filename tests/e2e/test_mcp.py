@@ -122,9 +122,9 @@ acl = {{ allow = ["admin"] }}
 
 def run_client(url: str, mode: str, *, key: str | None = None, python: str = sys.executable,
                scenario: str = "full", tool: str = "echo", args: dict | None = None,
-               headers: dict | None = None) -> dict:
+               headers: dict | None = None, progress: bool = False) -> dict:
     cmd = [python, str(FIXTURES / "client.py"), "--url", url, "--mode", mode, "--scenario", scenario,
-           "--tool", tool, "--args", json.dumps(args or {}), "--timeout", "20"]
+           "--tool", tool, "--args", json.dumps(args or {}), "--timeout", "20"] + (["--progress"] if progress else [])
     for k, v in ({"apikey": key} if key else {}).items() | (headers or {}).items():
         cmd += ["--header", f"{k}={v}"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)

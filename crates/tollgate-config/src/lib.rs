@@ -11,6 +11,8 @@ pub mod guard;
 mod healthchecks;
 pub mod http_url;
 mod load;
+pub mod mcp_tools;
+mod openapi;
 pub mod schema;
 pub mod spans;
 mod typing;

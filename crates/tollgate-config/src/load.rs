@@ -93,7 +93,7 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
     report.set_vault_paths(resolution.failed_paths, resolution.secret_paths);
 
     let file = typing::type_file(&tree, Some(&unresolved), &mut report);
-    let plugin_configs: Vec<Option<PluginConfig>> = file
+    let mut plugin_configs: Vec<Option<PluginConfig>> = file
         .plugins
         .slots
         .iter()
@@ -113,6 +113,9 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
             }
         })
         .collect();
+
+    // OpenAPI documents become tools before their tools are checked.
+    crate::openapi::expand(&mut plugin_configs, base_dir, &mut report);
 
     // Pass 5: meaning.
     validate::validate(&file, &plugin_configs, &mut report);

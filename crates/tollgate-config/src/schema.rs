@@ -1094,7 +1094,9 @@ impl RateLimitingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AiMcpProxyConfig {
-    /// Only `passthrough-listener` (proxy an existing MCP server).
+    /// `passthrough-listener` (proxy an existing MCP server) or
+    /// `conversion-listener` (REST tools) or `listener` (several MCP servers
+    /// behind one); typed by `mode_kind`.
     #[serde(default = "AiMcpProxyConfig::default_mode")]
     pub mode: String,
     /// Largest JSON-RPC request body inspected and forwarded, in bytes (1 MiB).
@@ -1151,6 +1153,16 @@ pub struct AiMcpProxyConfig {
     /// events logged in Redis.
     #[serde(default)]
     pub event_log: Option<McpEventLogConfig>,
+    /// Conversion modes: an OpenAPI 3 document (JSON) whose operations
+    /// become tools (`mcp_tools`, `openapi`).
+    #[serde(default)]
+    pub openapi_spec: Option<String>,
+    /// `listener` mode: the MCP servers aggregated behind the route.
+    #[serde(default)]
+    pub servers: Vec<crate::mcp_tools::McpListenerServer>,
+    /// `listener` mode: when tool names get their server's name as a prefix.
+    #[serde(default)]
+    pub tool_prefix: crate::mcp_tools::ToolPrefix,
 }
 
 /// Where and for how long a session's SSE events stay resumable.
@@ -1229,6 +1241,18 @@ pub struct McpToolConfig {
     pub acl: Option<McpAcl>,
     #[serde(default)]
     pub limit: Option<McpCallLimit>,
+    /// Conversion modes: what the tool does, for the model.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Conversion modes: the HTTP endpoint of the route's service the tool calls.
+    #[serde(default)]
+    pub method: Option<crate::mcp_tools::ToolMethod>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub parameters: Vec<crate::mcp_tools::McpToolParameter>,
+    #[serde(default)]
+    pub request_body: Option<crate::mcp_tools::McpToolRequestBody>,
 }
 
 /// A resource's own ACL; replaces `default_acl` (scope `resources`) for it.

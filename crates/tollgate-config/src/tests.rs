@@ -918,7 +918,7 @@ name = "a"
     got.sort();
     let t = "plugins[4].config";
     let mut expected = vec![
-        (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener)".to_string()),
+        (format!("{t}.mode"), "mode `conversion-only` is not implemented yet (implemented: passthrough-listener, conversion-listener, listener)".to_string()),
         (format!("{t}.consumer_identifier"), "consumer_identifier `consumer_id` is not implemented yet (implemented: username, custom_id)".to_string()),
         (format!("{t}.default_acl[0].scope"), "unknown scope `files`; expected one of tools, resources, prompts".to_string()),
         (format!("{t}.default_acl[2].scope"), "scope `prompts` has a default ACL already: one per scope".to_string()),

@@ -666,14 +666,17 @@ fn check_opentelemetry(base: &str, c: &OpenTelemetryConfig, r: &mut Report<'_>) 
     }
 }
 
-const MCP_MODES: &[&str] = &["passthrough-listener", "conversion-listener", "conversion-only", "listener"];
+const MCP_MODES: &[&str] = crate::mcp_tools::McpMode::NAMES;
+const MCP_MODES_IMPLEMENTED: &[&str] = &["passthrough-listener", "conversion-listener", "listener"];
 const MCP_CONSUMER_IDENTIFIERS: &[&str] = &["username", "custom_id", "consumer_id"];
 const MCP_ACL_SCOPES: &[&str] = &["tools", "resources", "prompts"];
 /// Shortest session_secret accepted: it keys the AEAD that seals session ids.
 const MIN_SESSION_SECRET: usize = 16;
 
 fn check_ai_mcp_proxy(base: &str, c: &AiMcpProxyConfig, r: &mut Report<'_>) {
-    check_choice(r, &format!("{base}.mode"), "mode", &c.mode, MCP_MODES, &["passthrough-listener"]);
+    check_choice(r, &format!("{base}.mode"), "mode", &c.mode, MCP_MODES, MCP_MODES_IMPLEMENTED);
+    crate::mcp_tools::check(base, c, r);
+    crate::mcp_tools::check_listener(base, c, r);
     check_choice(
         r,
         &format!("{base}.consumer_identifier"),
@@ -1418,9 +1421,13 @@ fn check_upstreams(file: &TypedFile, names: &Names<'_>, r: &mut Report<'_>) {
         if service.url.is_some() {
             continue;
         }
+        // An ai-mcp-proxy listener's upstreams are its own `servers`.
+        let listens = |p: &crate::schema::PluginEntry| {
+            p.name == "ai-mcp-proxy" && p.config.get("mode").and_then(|m| m.as_str()) == Some("listener")
+        };
         let has_ai = file.plugins.typed().any(|(_, p)| {
             p.enabled
-                && matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced")
+                && (matches!(p.name.as_str(), "ai-proxy" | "ai-proxy-advanced") || listens(p))
                 && p.consumer.is_none()
                 && p.service.as_deref().is_none_or(|name| name == service.name)
                 && p.route.as_deref().is_none_or(|name| name == route.name)

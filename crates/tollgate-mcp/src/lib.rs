@@ -8,6 +8,8 @@
 //! - [`session`]: session ids sealed with the replica that created them;
 //! - [`events`]: the gateway's SSE event ids and event-log entries, for
 //!   `Last-Event-ID` resumption on any replica;
+//! - [`server`]: tollgate's own MCP server (conversion modes): its protocol side
+//!   and REST tools;
 //! - [`legacy`]: the HTTP+SSE transport's `endpoint` event, rewritten to the
 //!   gateway's path and a sealed session id.
 
@@ -16,6 +18,7 @@ pub mod events;
 pub mod filter;
 pub mod jsonrpc;
 pub mod legacy;
+pub mod server;
 pub mod session;
 
 pub use acl::{Acls, Primitive, PrimitiveAcl, Rule, ToolAcl};

@@ -519,7 +519,7 @@ impl Compiling<'_, '_> {
                 let rt = McpRt::compile(c, scope_of(p), limiters)?;
                 // Without replicas of its own the plugin proxies to its
                 // service's url: a service-scoped plugin must have one.
-                if c.targets.is_empty() {
+                if c.targets.is_empty() && c.servers.is_empty() {
                     if let Some(s) = service.filter(|&s| self.services[s].upstream.is_none()) {
                         return Err(CompileError::McpWithoutUpstream(self.services[s].name.clone()));
                     }

@@ -187,8 +187,13 @@ async def scenario_full(d: Driver) -> dict:
 
 
 async def scenario_call(d: Driver) -> dict:
+    progress: list[float] = []
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
     try:
-        result = await d.call(d.args.tool, json.loads(d.args.args))
+        result = await d.call(d.args.tool, json.loads(d.args.args), on_progress if d.args.progress else None)
     except RpcError as e:
         error = {"code": e.error.code, "message": e.error.message}
         return {"result": None, "structured": None, "is_error": True, "error": error, "session_id": d.session_id}
@@ -199,6 +204,7 @@ async def scenario_call(d: Driver) -> dict:
         "is_error": is_error,
         "error": None,
         "session_id": d.session_id,
+        "progress": len(progress),
     }
 
 
@@ -257,6 +263,7 @@ def main() -> None:
     ap.add_argument("--uri", default="config://app", help="the resource the primitives scenario reads")
     ap.add_argument("--prompt", default="greet", help="the prompt the primitives scenario gets")
     ap.add_argument("--trace", help="append one JSON line per HTTP request to this file")
+    ap.add_argument("--progress", action="store_true", help="`call` asks for progress and counts the notifications")
     ap.add_argument("--timeout", type=float, default=30.0)
     args = ap.parse_args()
     # The SDK logs a warning when a tool is called without being listed first (the

@@ -1,9 +1,12 @@
 //! One MCP request as routed: what the pipeline learned of its caller (ACL
 //! subjects, whom limits count), and where and how it goes upstream.
 
+use bytes::Bytes;
 use pingora_proxy::Session;
 
+use super::answer::{Step, Stop};
 use super::{ConsumerIdentifier, McpRt};
+use crate::body::{read_bounded, BodyDeadline, BodyError};
 use crate::ctx::RequestCtx;
 use crate::passthrough::query_without_key;
 use crate::pipeline::Admitted;
@@ -57,6 +60,23 @@ impl<'a> McpCall<'a> {
             who: who(session, consumer, token_subject),
             traceparent: ctx.span.as_ref().map(|s| s.outgoing().header()),
         }
+    }
+
+    /// The whole body, within the plugin's limit.
+    pub async fn read_body(&self, session: &mut Session, deadline: BodyDeadline) -> Step<Bytes> {
+        read_bounded(session, self.mcp.config.max_request_body_size, deadline).await.map_err(|e| {
+            let (status, msg) = match e {
+                BodyError::TooLarge { limit } => (
+                    413,
+                    format!(
+                        "request body is larger than the limit of {limit} bytes (ai-mcp-proxy max_request_body_size)"
+                    ),
+                ),
+                BodyError::TimedOut { .. } => (408, e.message()),
+                BodyError::Read(_) => (400, e.message()),
+            };
+            Stop::error("invalid", status, msg)
+        })
     }
 }
 

@@ -11,17 +11,19 @@ use bytes::Bytes;
 use pingora_http::RequestHeader;
 use pingora_proxy::Session;
 use serde_json::Value;
+use tollgate_config::mcp_tools::McpMode;
 use tollgate_mcp::jsonrpc::{self, Inbound, HEADER_MISMATCH};
 
 use super::answer::{self, Answer, Step, Stop};
 use super::call::McpCall;
 use super::forward::{self, Outgoing, Sent};
 use super::judge;
+use super::listener;
+use super::own;
 use super::relay::Relay;
 use super::resume::Resumption;
 use super::session::{find_target, inject_legacy, Target, SESSION_HEADER};
 use super::McpRt;
-use crate::body::{read_bounded, BodyDeadline, BodyError};
 use crate::ctx::{McpFacts, RequestCtx};
 use crate::pipeline::Admitted;
 use crate::respond::PResult;
@@ -38,6 +40,11 @@ pub(crate) async fn serve_route(
     a: &Admitted<'_>,
 ) -> PResult<()> {
     let call = McpCall::new(session, ctx, snap, mcp, a);
+    match mcp.mode {
+        McpMode::PassthroughListener => {}
+        McpMode::Listener => return listener::serve(ups, session, ctx, call).await,
+        McpMode::ConversionListener | McpMode::ConversionOnly => return own::serve(ups, session, ctx, call).await,
+    }
     serve(ups, session, ctx, call).await
 }
 
@@ -100,7 +107,7 @@ async fn prepare(
     if !matches!(method, "POST" | "GET" | "DELETE") {
         return Err(Stop { decision: "invalid", answer: Answer::MethodNotAllowed, cause: None });
     }
-    let body = read_body(session, call.mcp, ctx.body_deadline()).await?;
+    let body = call.read_body(session, ctx.body_deadline()).await?;
     let h = session.req_header();
     let inbound = if method == "POST" { Some(parse(h, ctx, &body)?) } else { None };
     // The replica: the session's own, else the next one.
@@ -114,21 +121,6 @@ async fn prepare(
         judge_calls(call, inbound, &target).await?;
     }
     Ok((body, inbound, target))
-}
-
-/// The whole body, within the plugin's limit.
-async fn read_body(session: &mut Session, mcp: &McpRt, deadline: BodyDeadline) -> Step<Bytes> {
-    read_bounded(session, mcp.config.max_request_body_size, deadline).await.map_err(|e| {
-        let (status, msg) = match e {
-            BodyError::TooLarge { limit } => (
-                413,
-                format!("request body is larger than the limit of {limit} bytes (ai-mcp-proxy max_request_body_size)"),
-            ),
-            BodyError::TimedOut { .. } => (408, e.message()),
-            BodyError::Read(_) => (400, e.message()),
-        };
-        Stop::error("invalid", status, msg)
-    })
 }
 
 /// A POST's JSON-RPC messages, noted in the request's facts, and refused

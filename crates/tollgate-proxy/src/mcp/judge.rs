@@ -34,6 +34,11 @@ pub(super) fn header_mismatch(h: &RequestHeader, inbound: &Inbound) -> Option<St
     None
 }
 
+/// Whether the client reads MCP 2026-07-28's typed results (`resultType`).
+pub(super) fn typed_results(h: &RequestHeader) -> bool {
+    h.headers.get("mcp-protocol-version").and_then(|v| v.to_str().ok()).is_some_and(|v| v >= "2026-07-28")
+}
+
 /// A body the gateway answers itself, with JSON-RPC answers for its requests.
 pub(super) struct Refusal {
     pub decision: &'static str,
@@ -106,4 +111,11 @@ fn batch_or_single(inbound: &Inbound, answers: Vec<Value>) -> Vec<u8> {
         (false, mut one) if one.len() == 1 => one.remove(0).to_string().into_bytes(),
         (_, all) => Value::Array(all).to_string().into_bytes(),
     }
+}
+
+/// The answer to a call of a tool the caller may not use or that does not
+/// exist, in the gateway's own servers (conversion, listener): the JSON-RPC
+/// error a denied passthrough call gets, so the two cannot be told apart.
+pub(super) fn unknown_tool(id: &Value, tool: &str) -> Value {
+    jsonrpc::unknown(id, Primitive::Tool, tool)
 }

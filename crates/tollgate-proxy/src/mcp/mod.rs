@@ -14,6 +14,10 @@
 //!            filtered, legacy endpoints rewritten, SSE events logged
 //! resume     the event log in Redis: streams resumed on any replica
 //! answer     the answers the gateway writes itself
+//! own/       the gateway's own MCP server (conversion-listener): REST tools
+//! tools      the conversion tools compiled from the config
+//! listener/  the gateway's own MCP server in front of several (listener)
+//! servers    the listener's MCP servers compiled from the config
 //! ```
 //!
 //! This file sits below the snapshot (which holds `McpRt`); the exchange's
@@ -24,16 +28,22 @@ mod call;
 pub mod exchange;
 mod forward;
 mod judge;
+mod listener;
+mod own;
 mod relay;
 mod resume;
+mod servers;
 mod session;
+mod tools;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tollgate_config::mcp_tools::McpMode;
 use tollgate_config::schema::{AiMcpProxyConfig, McpAcl, McpCallLimit};
 use tollgate_limit::{LimitSpec, Limiter, Window, WindowType};
+use tollgate_mcp::server::rest::RestTool;
 use tollgate_mcp::{Acls, Primitive, PrimitiveAcl, Rule, Sealer};
 
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
@@ -88,6 +98,11 @@ pub struct McpRt {
     pub oauth: Option<OauthRt>,
     /// Where sessions' SSE events are logged for `Last-Event-ID` resumption.
     event_log: Option<EventLog>,
+    pub mode: McpMode,
+    /// Conversion modes: the tools the gateway's own server offers.
+    pub rest_tools: Vec<RestTool>,
+    /// Listener mode: the MCP servers aggregated.
+    pub servers: Vec<servers::ListenerServer>,
 }
 
 impl std::fmt::Debug for McpRt {
@@ -162,6 +177,9 @@ impl McpRt {
                 _ => ConsumerIdentifier::Username,
             },
             scope,
+            mode: c.mode_kind(),
+            rest_tools: tools::rest_tools(c),
+            servers: servers::listener_servers(c)?,
             config: c.clone(),
         })
     }
