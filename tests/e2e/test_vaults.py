@@ -6,6 +6,7 @@ no reload, and a vault outage keeps the last good value and shows on /status and
 /metrics."""
 
 import re
+import signal
 import subprocess
 
 import pytest
@@ -223,3 +224,33 @@ def test_bad_vaults_are_refused_at_load_with_the_field_named(mock, tmp_path, fak
         assert out.returncode == 1, out.stdout
         assert field in out.stderr and message in out.stderr, out.stderr
         assert token not in out.stderr
+
+
+def test_a_reload_fetches_anew_and_survives_a_vault_outage(mock, gateway_factory, fake_vault):
+    token = fake_vault.add_token()
+    fake_vault.put("secret", "llm/openai", {"token": "sk-before-reload"})
+    # ttl 0: never refreshed in the background; a reload is what picks a rotation up.
+    vaults = hcv_vault(fake_vault, kv="v2", namespace="team-ai", token=token)
+    gw = gateway_factory(config(mock, "Bearer {vault://ai/llm/openai/token}", vaults))
+    fake_vault.put("secret", "llm/openai", {"token": "sk-after-reload"})
+
+    def reload_and_ask():
+        gw.proc.send_signal(signal.SIGHUP)
+        assert poll(lambda: "config reloaded" in gw.stderr(), timeout=8), gw.stderr()
+        mock.reset()
+        assert ask(gw).status_code == 200
+
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["Bearer sk-before-reload"], "no refresh with ttl 0"
+    reload_and_ask()
+    assert provider_keys(mock) == ["Bearer sk-after-reload"]
+    fake_vault.stop()
+    gw.proc.send_signal(signal.SIGHUP)
+    assert poll(lambda: gw.stderr().count("config reloaded") == 2, timeout=8), gw.stderr()
+    assert "using the last good value" in gw.stderr()
+    status = gw.http.get(f"{gw.admin_url}/status").json()
+    assert status["reload"]["last_reload_ok"] is True, status["reload"]
+    assert status["vaults"][0]["serving_last_good_value"] == ["llm/openai"]
+    mock.reset()
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["Bearer sk-after-reload"]

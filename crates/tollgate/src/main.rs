@@ -108,16 +108,23 @@ pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Candi
 
 /// Builds the text of a config loaded before (see `Candidate::text`).
 pub(crate) fn load_text(path: &std::path::Path, text: String, state: &GatewayState) -> Result<Candidate, String> {
-    build_text(path, text, &state.limiters)
+    build_text(path, text, &state.limiters, false)
 }
 
 fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Candidate, String> {
     let text = tollgate_config::read_config_file(path).map_err(|e| e.to_string())?;
-    build_text(path, text, limiters)
+    build_text(path, text, limiters, true)
 }
 
-fn build_text(path: &std::path::Path, text: String, limiters: &LimiterRegistry) -> Result<Candidate, String> {
-    let secrets = VaultStore::shared().recorder();
+/// `fresh`: fetch remote secrets anew (start, reload) rather than use the
+/// cached ones (a rebuild after a vault refresh).
+fn build_text(
+    path: &std::path::Path,
+    text: String,
+    limiters: &LimiterRegistry,
+    fresh: bool,
+) -> Result<Candidate, String> {
+    let secrets = VaultStore::shared().recorder(fresh);
     let env = |name: &str| std::env::var(name).ok();
     let config = tollgate_config::load_str_with(&text, path, &env, &secrets).map_err(|e| e.to_string())?;
     let vault_secrets = secrets.used();

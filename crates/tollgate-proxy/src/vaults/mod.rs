@@ -81,22 +81,54 @@ impl VaultStore {
     }
 
     /// A `RemoteSecrets` for one load, which notes the secrets it uses.
-    pub fn recorder(&self) -> Recorder<'_> {
-        Recorder { store: self, used: Mutex::default() }
+    /// `fresh` fetches each secret anew (a start or a reload: the operator
+    /// asked for what the vaults hold now); otherwise cached values are used
+    /// (a rebuild after a refresh, which fetched what was due).
+    pub fn recorder(&self, fresh: bool) -> Recorder<'_> {
+        Recorder { store: self, fresh, used: Mutex::default() }
     }
 
     /// The cached value, or a fetch now (a secret seen for the first time, or
     /// whose vault's config changed, or expired past `resurrect_ttl`).
     pub fn get(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
-        let key = key_of(vault, address);
-        if let Ok(entries) = self.entries.lock() {
-            if let Some(value) = entries.get(&key).filter(|e| e.vault == *vault).and_then(|e| e.value.clone()) {
-                return Ok(value);
-            }
+        match self.cached(vault, address) {
+            Some(value) => Ok(value),
+            None => self.fetch_now(vault, address),
         }
+    }
+
+    /// A fetch now, as a reload asks: when the vault fails, the last good
+    /// value while it is still within `resurrect_ttl` (the failure logged).
+    pub fn get_fresh(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+        self.fetch_now(vault, address).or_else(|e| match self.cached(vault, address) {
+            Some(value) => {
+                tracing::warn!(
+                    vault = %vault.prefix,
+                    resource = %address.resource,
+                    "vault fetch failed, using the last good value: {e}"
+                );
+                Ok(value)
+            }
+            None => Err(e),
+        })
+    }
+
+    fn cached(&self, vault: &Vault, address: &SecretAddress) -> Option<String> {
+        let entries = self.entries.lock().ok()?;
+        entries.get(&key_of(vault, address)).filter(|e| e.vault == *vault).and_then(|e| e.value.clone())
+    }
+
+    fn fetch_now(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+        let key = key_of(vault, address);
         let result = self.fetcher.fetch(vault, address);
         let now = self.clock.now_ms();
         self.count(vault, &result, now);
+        if let (Err(e), Ok(mut entries)) = (&result, self.entries.lock()) {
+            // A failure only marks the entry; its last good value stays.
+            if let Some(entry) = entries.get_mut(&key).filter(|e| e.vault == *vault) {
+                entry.error = Some(e.clone());
+            }
+        }
         let value = result?;
         let ttl = vault.ttls().ttl;
         let entry = Entry {
@@ -202,6 +234,7 @@ fn apply(entry: &mut Entry, result: Result<String, String>, now: u64) -> bool {
 /// secrets of a config no longer in force can be forgotten.
 pub struct Recorder<'a> {
     store: &'a VaultStore,
+    fresh: bool,
     used: Mutex<HashSet<SecretKey>>,
 }
 
@@ -213,10 +246,13 @@ impl Recorder<'_> {
 
 impl RemoteSecrets for Recorder<'_> {
     fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
-        if let Ok(mut used) = self.used.lock() {
-            used.insert(key_of(vault, address));
+        // A secret referenced twice in one file is fetched once.
+        let first_use = self.used.lock().map(|mut used| used.insert(key_of(vault, address))).unwrap_or(true);
+        if self.fresh && first_use {
+            self.store.get_fresh(vault, address)
+        } else {
+            self.store.get(vault, address)
         }
-        self.store.get(vault, address)
     }
 }
 

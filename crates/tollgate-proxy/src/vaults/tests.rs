@@ -109,7 +109,7 @@ fn an_outage_keeps_the_last_good_value_until_resurrect_ttl_ends() {
 #[test]
 fn a_changed_vault_config_fetches_again_and_unused_secrets_are_forgotten() {
     let (_, fake, store) = store("v1");
-    let recorder = store.recorder();
+    let recorder = store.recorder(false);
     recorder.fetch(&hcv(10, 0, 60), &address()).expect("fetched");
     let used = recorder.used();
     assert_eq!(used.len(), 1);
@@ -120,4 +120,27 @@ fn a_changed_vault_config_fetches_again_and_unused_secrets_are_forgotten() {
     store.retain(&HashSet::new());
     assert_eq!(store.status(), serde_json::json!([]));
     assert!(store.render_metrics().is_empty());
+}
+
+#[test]
+fn a_reload_fetches_anew_and_falls_back_to_the_last_good_value() {
+    let (_, fake, store) = store("v1");
+    let vault = hcv(0, 0, 60);
+    let load = |fresh| {
+        let recorder = store.recorder(fresh);
+        let first = recorder.fetch(&vault, &address());
+        let again = recorder.fetch(&vault, &address());
+        assert_eq!(first, again);
+        first
+    };
+    assert_eq!(load(true).as_deref(), Ok("v1"));
+    set(&fake, Some("v2"));
+    assert_eq!(load(false).as_deref(), Ok("v1"), "a rebuild uses the cache");
+    assert_eq!(load(true).as_deref(), Ok("v2"), "a reload sees the rotation, ttl 0 or not");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "one fetch per reload, however often referenced");
+    set(&fake, None);
+    assert_eq!(load(true).as_deref(), Ok("v2"), "the vault is down: the last good value");
+    assert_eq!(store.status()[0]["serving_last_good_value"][0], "openai");
+    store.retain(&HashSet::new());
+    assert!(load(true).is_err(), "nothing to fall back to");
 }
