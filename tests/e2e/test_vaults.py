@@ -5,6 +5,7 @@ Kubernetes logins, namespaces) through a loopback fake of its HTTP API
 no reload, and a vault outage keeps the last good value and shows on /status and
 /metrics."""
 
+import os
 import re
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pytest
 
 from configs import poll
 from conftest import bin_dir, chat
+from fixtures.fake_secrets_manager import FakeSecretsManager
 from fixtures.fake_vault import FakeVault
 
 CLIENT_KEY = "vault-client-key"
@@ -212,7 +214,7 @@ def test_bad_vaults_are_refused_at_load_with_the_field_named(mock, tmp_path, fak
     token = fake_vault.add_token()
     path = tmp_path / "bad.toml"
     cases = [
-        ('[[vaults]]\nname = "aws"\nprefix = "ai"\nconfig.region = "us-east-1"', "vaults[0].name", "not supported yet"),
+        ('[[vaults]]\nname = "azure"\nprefix = "ai"', "vaults[0].name", "not supported yet"),
         ('[[vaults]]\nname = "env"\nprefix = "env"', "vaults[0].prefix", "reserved"),
         (hcv_vault(fake_vault, auth_method="approle"), "vaults[0].config.approle_role_id", "required"),
         (hcv_vault(fake_vault, kv="v2", namespace="team-ai", token=token), "plugins[1].config.auth.header_value", "secret not found"),
@@ -254,3 +256,59 @@ def test_a_reload_fetches_anew_and_survives_a_vault_outage(mock, gateway_factory
     mock.reset()
     assert ask(gw).status_code == 200
     assert provider_keys(mock) == ["Bearer sk-after-reload"]
+
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "AKIDVAULTTEST", "AWS_SECRET_ACCESS_KEY": "aws-vault-secret-key", "AWS_REGION": "eu-west-1"}
+
+
+@pytest.fixture
+def secrets_manager():
+    s = FakeSecretsManager(AWS_ENV["AWS_ACCESS_KEY_ID"], AWS_ENV["AWS_SECRET_ACCESS_KEY"], "eu-west-1")
+    yield s
+    s.stop()
+
+
+def aws_vault(sm: FakeSecretsManager, ttl: int = 0) -> str:
+    return f'[[vaults]]\nname = "aws"\nprefix = "ai"\n[vaults.config]\nendpoint_url = "{sm.url}"\nttl = {ttl}'
+
+
+def test_aws_secrets_are_read_signed_and_refreshed(mock, gateway_factory, secrets_manager):
+    secrets_manager.put("llm/openai", '{"token": "sk-aws-1"}')
+    gw = gateway_factory(config(mock, "Bearer {vault://ai/llm/openai/token}", aws_vault(secrets_manager, ttl=1)), env=AWS_ENV)
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["Bearer sk-aws-1"]
+    first = secrets_manager.requests[0]
+    assert first["headers"]["x-amz-target"] == "secretsmanager.GetSecretValue"
+    assert "/eu-west-1/secretsmanager/aws4_request" in first["headers"]["authorization"]
+    secrets_manager.put("llm/openai", '{"token": "sk-aws-2"}')
+
+    def rotated():
+        mock.reset()
+        assert ask(gw).status_code == 200
+        return provider_keys(mock) == ["Bearer sk-aws-2"]
+
+    assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+    assert "aws-vault-secret-key" not in gw.stderr() and "sk-aws" not in gw.stderr()
+
+
+def test_aws_version_two_reads_the_previous_stage(mock, gateway_factory, secrets_manager):
+    secrets_manager.put("openai-token", "sk-old")
+    secrets_manager.put("openai-token", "sk-new")
+    gw = gateway_factory(config(mock, "{vault://ai/openai-token?version=2}", aws_vault(secrets_manager)), env=AWS_ENV)
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["sk-old"]
+    assert b'"VersionStage":"AWSPREVIOUS"' in secrets_manager.requests[0]["body"]
+
+
+def test_a_wrong_aws_key_is_refused_by_the_signature_check(mock, tmp_path, secrets_manager):
+    secrets_manager.put("openai-token", "sk-x")
+    path = tmp_path / "aws.toml"
+    path.write_text(config(mock, "{vault://ai/openai-token}", aws_vault(secrets_manager)))
+    env = {**os.environ, **AWS_ENV, "AWS_SECRET_ACCESS_KEY": "not-the-key"}
+    out = subprocess.run([str(bin_dir() / "tollgate"), "check", "-c", str(path)], capture_output=True, text=True, timeout=30, env=env)
+    assert out.returncode == 1
+    assert "InvalidSignatureException: signature does not match" in out.stderr, out.stderr
+    assert "not-the-key" not in out.stderr
+    env["AWS_SECRET_ACCESS_KEY"] = AWS_ENV["AWS_SECRET_ACCESS_KEY"]
+    ok = subprocess.run([str(bin_dir() / "tollgate"), "check", "-c", str(path)], capture_output=True, text=True, timeout=30, env=env)
+    assert ok.returncode == 0, ok.stderr

@@ -197,12 +197,35 @@ fn default_approle_auth_path() -> String {
     "approle".to_string()
 }
 
+/// `name = "aws"`: AWS Secrets Manager's GetSecretValue, signed with SigV4
+/// with the credentials of the environment (`AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`). `{vault://p/openai/token}`
+/// reads field `token` of the JSON secret `openai`; `?version=2` reads the
+/// `AWSPREVIOUS` stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsVaultConfig {
+    /// Else `AWS_REGION` or `AWS_DEFAULT_REGION` from the environment.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Else `https://secretsmanager.<region>.amazonaws.com`.
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub neg_ttl: u64,
+    #[serde(default = "default_resurrect_ttl")]
+    pub resurrect_ttl: u64,
+}
+
 /// A vault's `config`, typed by its `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VaultConfig {
     Env(EnvVaultConfig),
     File(FileVaultConfig),
     Hcv(Box<HcvVaultConfig>),
+    Aws(AwsVaultConfig),
 }
 
 /// One `[[vaults]]` entry.
@@ -221,6 +244,7 @@ impl Vault {
             VaultConfig::Env(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
             VaultConfig::File(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
             VaultConfig::Hcv(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
+            VaultConfig::Aws(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
         };
         SecretTtls { ttl, neg_ttl, resurrect_ttl }
     }
@@ -276,11 +300,12 @@ fn type_vault(item: &toml::Value, base: &str, resolved: bool, r: &mut Report<'_>
         VaultKind::Env => type_collect(&config_value).map(VaultConfig::Env),
         VaultKind::File => type_collect(&config_value).map(VaultConfig::File),
         VaultKind::Hcv => type_collect(&config_value).map(|c| VaultConfig::Hcv(Box::new(c))),
+        VaultKind::Aws => type_collect(&config_value).map(VaultConfig::Aws),
         other => {
             if !resolved {
                 r.error(
                     format!("{base}.name"),
-                    format!("vault `{}` is not supported yet (supported: env, file, hcv)", other.as_str()),
+                    format!("vault `{}` is not supported yet (supported: env, file, hcv, aws)", other.as_str()),
                 );
             }
             return None;
@@ -332,6 +357,11 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
             }
             VaultConfig::File(_) => {}
             VaultConfig::Hcv(c) => validate_hcv(c, &format!("{base}.config"), r),
+            VaultConfig::Aws(c) => {
+                if c.endpoint_url.as_deref().is_some_and(|u| crate::HttpUrl::parse(u).is_err()) {
+                    r.error(format!("{base}.config.endpoint_url"), "must be an http(s) URL");
+                }
+            }
         }
     }
 }

@@ -143,7 +143,8 @@ fn hcv_references_go_to_the_remote_with_the_vaults_own_references_resolved() {
 #[test]
 fn bad_vaults_are_reported_at_their_fields() {
     let cases = [
-        ("[[vaults]]\nname = \"aws\"\nprefix = \"a\"", "vaults[0].name", "not supported yet"),
+        ("[[vaults]]\nname = \"gcp\"\nprefix = \"a\"", "vaults[0].name", "not supported yet"),
+        ("[[vaults]]\nname = \"aws\"\nprefix = \"a\"\nconfig.endpoint_url = \"ftp://x\"", "vaults[0].config.endpoint_url", "URL"),
         ("[[vaults]]\nname = \"vault9\"\nprefix = \"a\"", "vaults[0].name", "unknown variant"),
         ("[[vaults]]\nname = \"env\"\nprefix = \"file\"", "vaults[0].prefix", "reserved"),
         ("[[vaults]]\nname = \"env\"\nprefix = \"Bad_Prefix\"", "vaults[0].prefix", "lower-case"),

@@ -1,4 +1,4 @@
-//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"`): fetched when a
+//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"` or `"aws"`): fetched when a
 //! config is loaded, kept, and fetched again in the background when their
 //! `ttl` is due, so that a rotated secret reaches new requests without a reload
 //! (the caller rebuilds the snapshot from the kept config text when
@@ -13,6 +13,7 @@
 //! this store's own, through `Runtime::block_on`. Callers are therefore
 //! plain threads (startup, `spawn_blocking`), never async tasks.
 
+pub mod aws;
 pub mod hcv;
 mod report;
 
@@ -288,6 +289,11 @@ impl SecretFetcher for HttpFetcher {
             VaultConfig::Hcv(c) => {
                 let fetch = Fetch::shared();
                 runtime.block_on(hcv::read(&fetch, &self.logins, &self.clock, &vault.prefix, c, address))
+            }
+            VaultConfig::Aws(c) => {
+                let fetch = Fetch::shared();
+                let env = |name: &str| std::env::var(name).ok();
+                runtime.block_on(aws::read(&fetch, c, address, &env, std::time::SystemTime::now()))
             }
             _ => Err(format!("vault `{}` is not a remote vault", vault.prefix)),
         }
