@@ -5,6 +5,7 @@ Kubernetes logins, namespaces) through a loopback fake of its HTTP API
 no reload, and a vault outage keeps the last good value and shows on /status and
 /metrics."""
 
+import json
 import os
 import re
 import signal
@@ -14,6 +15,7 @@ import pytest
 
 from configs import poll
 from conftest import bin_dir, chat
+from fixtures.fake_gcp_secret_manager import FakeGcpSecretManager
 from fixtures.fake_secrets_manager import FakeSecretsManager
 from fixtures.fake_vault import FakeVault
 
@@ -312,3 +314,30 @@ def test_a_wrong_aws_key_is_refused_by_the_signature_check(mock, tmp_path, secre
     env["AWS_SECRET_ACCESS_KEY"] = AWS_ENV["AWS_SECRET_ACCESS_KEY"]
     ok = subprocess.run([str(bin_dir() / "tollgate"), "check", "-c", str(path)], capture_output=True, text=True, timeout=30, env=env)
     assert ok.returncode == 0, ok.stderr
+
+
+def test_gcp_secrets_are_read_with_a_service_account_token_and_refreshed(mock, gateway_factory, tmp_path):
+    email = "tollgate@proj-1.iam.gserviceaccount.com"
+    gcp = FakeGcpSecretManager("proj-1", email)
+    try:
+        key = tmp_path / "key.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(key)], check=True, capture_output=True)
+        account = {"type": "service_account", "project_id": "proj-1", "private_key_id": "kid-1", "private_key": key.read_text(), "client_email": email, "token_uri": gcp.token_uri}
+        gcp.add_version("openai", '{"token": "sk-gcp-1"}')
+        vaults = f'[[vaults]]\nname = "gcp"\nprefix = "ai"\n[vaults.config]\nproject_id = "proj-1"\nendpoint_url = "{gcp.url}"\nttl = 1'
+        gw = gateway_factory(config(mock, "Bearer {vault://ai/openai/token}", vaults), env={"GCP_SERVICE_ACCOUNT": json.dumps(account)})
+        assert ask(gw).status_code == 200
+        assert provider_keys(mock) == ["Bearer sk-gcp-1"]
+        assert [r["path"] for r in gcp.requests[:2]] == ["/token", "/v1/projects/proj-1/secrets/openai/versions/latest:access"]
+        gcp.add_version("openai", '{"token": "sk-gcp-2"}')
+
+        def rotated():
+            mock.reset()
+            assert ask(gw).status_code == 200
+            return provider_keys(mock) == ["Bearer sk-gcp-2"]
+
+        assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+        assert len([r for r in gcp.requests if r["path"] == "/token"]) == 1, "the token is reused"
+        assert "PRIVATE KEY" not in gw.stderr() and "ya29." not in gw.stderr() and "sk-gcp" not in gw.stderr()
+    finally:
+        gcp.stop()

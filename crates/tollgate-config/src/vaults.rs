@@ -219,6 +219,26 @@ pub struct AwsVaultConfig {
     pub resurrect_ttl: u64,
 }
 
+/// `name = "gcp"`: Google Secret Manager's access API, with a token traded
+/// for the service account in `GCP_SERVICE_ACCOUNT` (Kong's way).
+/// `{vault://p/openai/token}` reads field `token` of secret `openai`'s latest
+/// version; `?version=N` reads version N.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GcpVaultConfig {
+    pub project_id: String,
+    /// Not Kong's: where Secret Manager is, else `https://secretmanager.googleapis.com`
+    /// (a private endpoint, or a test's).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub ttl: u64,
+    #[serde(default)]
+    pub neg_ttl: u64,
+    #[serde(default = "default_resurrect_ttl")]
+    pub resurrect_ttl: u64,
+}
+
 /// A vault's `config`, typed by its `name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VaultConfig {
@@ -226,6 +246,7 @@ pub enum VaultConfig {
     File(FileVaultConfig),
     Hcv(Box<HcvVaultConfig>),
     Aws(AwsVaultConfig),
+    Gcp(GcpVaultConfig),
 }
 
 /// One `[[vaults]]` entry.
@@ -245,6 +266,7 @@ impl Vault {
             VaultConfig::File(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
             VaultConfig::Hcv(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
             VaultConfig::Aws(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
+            VaultConfig::Gcp(c) => (c.ttl, c.neg_ttl, c.resurrect_ttl),
         };
         SecretTtls { ttl, neg_ttl, resurrect_ttl }
     }
@@ -301,11 +323,12 @@ fn type_vault(item: &toml::Value, base: &str, resolved: bool, r: &mut Report<'_>
         VaultKind::File => type_collect(&config_value).map(VaultConfig::File),
         VaultKind::Hcv => type_collect(&config_value).map(|c| VaultConfig::Hcv(Box::new(c))),
         VaultKind::Aws => type_collect(&config_value).map(VaultConfig::Aws),
+        VaultKind::Gcp => type_collect(&config_value).map(VaultConfig::Gcp),
         other => {
             if !resolved {
                 r.error(
                     format!("{base}.name"),
-                    format!("vault `{}` is not supported yet (supported: env, file, hcv, aws)", other.as_str()),
+                    format!("vault `{}` is not supported yet (supported: env, file, hcv, aws, gcp)", other.as_str()),
                 );
             }
             return None;
@@ -357,12 +380,20 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
             }
             VaultConfig::File(_) => {}
             VaultConfig::Hcv(c) => validate_hcv(c, &format!("{base}.config"), r),
-            VaultConfig::Aws(c) => {
-                if c.endpoint_url.as_deref().is_some_and(|u| crate::HttpUrl::parse(u).is_err()) {
-                    r.error(format!("{base}.config.endpoint_url"), "must be an http(s) URL");
+            VaultConfig::Aws(c) => check_url(c.endpoint_url.as_deref(), &base, r),
+            VaultConfig::Gcp(c) => {
+                check_url(c.endpoint_url.as_deref(), &base, r);
+                if c.project_id.is_empty() || c.project_id.contains(['/', '?', '#']) {
+                    r.error(format!("{base}.config.project_id"), "must be a GCP project id");
                 }
             }
         }
+    }
+}
+
+fn check_url(url: Option<&str>, base: &str, r: &mut Report<'_>) {
+    if url.is_some_and(|u| crate::HttpUrl::parse(u).is_err()) {
+        r.error(format!("{base}.config.endpoint_url"), "must be an http(s) URL");
     }
 }
 

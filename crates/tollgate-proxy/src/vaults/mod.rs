@@ -1,4 +1,4 @@
-//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"` or `"aws"`): fetched when a
+//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"`, `"aws"` or `"gcp"`): fetched when a
 //! config is loaded, kept, and fetched again in the background when their
 //! `ttl` is due, so that a rotated secret reaches new requests without a reload
 //! (the caller rebuilds the snapshot from the kept config text when
@@ -14,6 +14,7 @@
 //! plain threads (startup, `spawn_blocking`), never async tasks.
 
 pub mod aws;
+pub mod gcp;
 pub mod hcv;
 mod report;
 
@@ -261,6 +262,7 @@ impl RemoteSecrets for Recorder<'_> {
 pub struct HttpFetcher {
     runtime: Result<tokio::runtime::Runtime, String>,
     logins: hcv::Logins,
+    gcp_tokens: gcp::Tokens,
     clock: SystemClock,
 }
 
@@ -272,7 +274,7 @@ impl HttpFetcher {
             .enable_all()
             .build()
             .map_err(|e| format!("the vault client could not start: {e}"));
-        HttpFetcher { runtime, logins: hcv::Logins::default(), clock: SystemClock }
+        HttpFetcher { runtime, logins: hcv::Logins::default(), gcp_tokens: gcp::Tokens::default(), clock: SystemClock }
     }
 }
 
@@ -294,6 +296,11 @@ impl SecretFetcher for HttpFetcher {
                 let fetch = Fetch::shared();
                 let env = |name: &str| std::env::var(name).ok();
                 runtime.block_on(aws::read(&fetch, c, address, &env, std::time::SystemTime::now()))
+            }
+            VaultConfig::Gcp(c) => {
+                let fetch = Fetch::shared();
+                let env = |name: &str| std::env::var(name).ok();
+                runtime.block_on(gcp::read(&fetch, &self.gcp_tokens, c, address, &env))
             }
             _ => Err(format!("vault `{}` is not a remote vault", vault.prefix)),
         }
