@@ -15,6 +15,7 @@ import pytest
 
 from configs import poll
 from conftest import bin_dir, chat
+from fixtures.fake_azure_key_vault import FakeAzureKeyVault
 from fixtures.fake_gcp_secret_manager import FakeGcpSecretManager
 from fixtures.fake_secrets_manager import FakeSecretsManager
 from fixtures.fake_vault import FakeVault
@@ -216,7 +217,7 @@ def test_bad_vaults_are_refused_at_load_with_the_field_named(mock, tmp_path, fak
     token = fake_vault.add_token()
     path = tmp_path / "bad.toml"
     cases = [
-        ('[[vaults]]\nname = "azure"\nprefix = "ai"', "vaults[0].name", "not supported yet"),
+        ('[[vaults]]\nname = "azure"\nprefix = "ai"', "vaults[0].config", "missing field `vault_uri`"),
         ('[[vaults]]\nname = "env"\nprefix = "env"', "vaults[0].prefix", "reserved"),
         (hcv_vault(fake_vault, auth_method="approle"), "vaults[0].config.approle_role_id", "required"),
         (hcv_vault(fake_vault, kv="v2", namespace="team-ai", token=token), "plugins[1].config.auth.header_value", "secret not found"),
@@ -341,3 +342,29 @@ def test_gcp_secrets_are_read_with_a_service_account_token_and_refreshed(mock, g
         assert "PRIVATE KEY" not in gw.stderr() and "ya29." not in gw.stderr() and "sk-gcp" not in gw.stderr()
     finally:
         gcp.stop()
+
+
+def test_azure_secrets_are_read_with_a_client_credentials_token_and_refreshed(mock, gateway_factory):
+    kv = FakeAzureKeyVault("tenant-1", "client-1", "azure-client-secret")
+    try:
+        kv.set_secret("openai-token", "sk-azure-1")
+        vaults = f'[[vaults]]\nname = "azure"\nprefix = "ai"\n[vaults.config]\nvault_uri = "{kv.url}"\ntenant_id = "tenant-1"\nttl = 1'
+        env = {"AZURE_CLIENT_ID": "client-1", "AZURE_CLIENT_SECRET": "azure-client-secret", "AZURE_AUTHORITY_HOST": kv.url}
+        gw = gateway_factory(config(mock, "Bearer {vault://ai/openai-token}", vaults), env=env)
+        assert ask(gw).status_code == 200
+        assert provider_keys(mock) == ["Bearer sk-azure-1"]
+        login, read = kv.requests[:2]
+        assert login["path"] == "/tenant-1/oauth2/v2.0/token" and login["form"]["client_id"] == "client-1"
+        assert read["path"] == "/secrets/openai-token" and read["query"] == "api-version=7.4"
+        kv.set_secret("openai-token", "sk-azure-2")
+
+        def rotated():
+            mock.reset()
+            assert ask(gw).status_code == 200
+            return provider_keys(mock) == ["Bearer sk-azure-2"]
+
+        assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+        assert len([r for r in kv.requests if r["method"] == "POST"]) == 1, "the token is reused"
+        assert "azure-client-secret" not in gw.stderr() and "sk-azure" not in gw.stderr()
+    finally:
+        kv.stop()

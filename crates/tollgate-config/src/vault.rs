@@ -220,7 +220,9 @@ fn resolve_through(vault: &Vault, rest: &str, sources: &Sources<'_>) -> Result<S
             let text = String::from_utf8(bytes).map_err(|_| format!("file {} is not valid UTF-8", path.display()))?;
             text.trim_end_matches(['\n', '\r']).to_string()
         }
-        VaultConfig::Hcv(_) | VaultConfig::Aws(_) | VaultConfig::Gcp(_) => sources.remote.fetch(vault, &address)?,
+        VaultConfig::Hcv(_) | VaultConfig::Aws(_) | VaultConfig::Gcp(_) | VaultConfig::Azure(_) => {
+            sources.remote.fetch(vault, &address)?
+        }
     };
     match &address.key {
         None => Ok(secret),

@@ -143,7 +143,12 @@ fn hcv_references_go_to_the_remote_with_the_vaults_own_references_resolved() {
 #[test]
 fn bad_vaults_are_reported_at_their_fields() {
     let cases = [
-        ("[[vaults]]\nname = \"azure\"\nprefix = \"a\"", "vaults[0].name", "not supported yet"),
+        ("[[vaults]]\nname = \"azure\"\nprefix = \"a\"\nconfig.vault_uri = \"x\"", "vaults[0].config.vault_uri", "https URL"),
+        (
+            "[[vaults]]\nname = \"azure\"\nprefix = \"a\"\nconfig = { vault_uri = \"https://v.vault.azure.net\", type = \"keys\" }",
+            "vaults[0].config.type",
+            "only `secrets`",
+        ),
         ("[[vaults]]\nname = \"gcp\"\nprefix = \"a\"", "vaults[0].config", "missing field `project_id`"),
         ("[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig.project_id = \"a/b\"", "vaults[0].config.project_id", "project id"),
         ("[[vaults]]\nname = \"aws\"\nprefix = \"a\"\nconfig.endpoint_url = \"ftp://x\"", "vaults[0].config.endpoint_url", "URL"),

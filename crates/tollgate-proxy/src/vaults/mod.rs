@@ -1,4 +1,4 @@
-//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"`, `"aws"` or `"gcp"`): fetched when a
+//! Secrets of remote vaults (`[[vaults]]` with `name = "hcv"`, `"aws"`, `"gcp"` or `"azure"`): fetched when a
 //! config is loaded, kept, and fetched again in the background when their
 //! `ttl` is due, so that a rotated secret reaches new requests without a reload
 //! (the caller rebuilds the snapshot from the kept config text when
@@ -14,6 +14,7 @@
 //! plain threads (startup, `spawn_blocking`), never async tasks.
 
 pub mod aws;
+pub mod azure;
 pub mod gcp;
 pub mod hcv;
 mod report;
@@ -263,6 +264,7 @@ pub struct HttpFetcher {
     runtime: Result<tokio::runtime::Runtime, String>,
     logins: hcv::Logins,
     gcp_tokens: gcp::Tokens,
+    azure_tokens: azure::Tokens,
     clock: SystemClock,
 }
 
@@ -274,7 +276,13 @@ impl HttpFetcher {
             .enable_all()
             .build()
             .map_err(|e| format!("the vault client could not start: {e}"));
-        HttpFetcher { runtime, logins: hcv::Logins::default(), gcp_tokens: gcp::Tokens::default(), clock: SystemClock }
+        HttpFetcher {
+            runtime,
+            logins: hcv::Logins::default(),
+            gcp_tokens: gcp::Tokens::default(),
+            azure_tokens: azure::Tokens::default(),
+            clock: SystemClock,
+        }
     }
 }
 
@@ -301,6 +309,11 @@ impl SecretFetcher for HttpFetcher {
                 let fetch = Fetch::shared();
                 let env = |name: &str| std::env::var(name).ok();
                 runtime.block_on(gcp::read(&fetch, &self.gcp_tokens, c, address, &env))
+            }
+            VaultConfig::Azure(c) => {
+                let fetch = Fetch::shared();
+                let env = |name: &str| std::env::var(name).ok();
+                runtime.block_on(azure::read(&fetch, &self.azure_tokens, &self.clock, c, address, &env))
             }
             _ => Err(format!("vault `{}` is not a remote vault", vault.prefix)),
         }
