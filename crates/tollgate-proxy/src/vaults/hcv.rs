@@ -138,11 +138,14 @@ async fn token(
     prefix: &str,
     c: &HcvVaultConfig,
 ) -> Result<String, String> {
+    if c.auth_method == HcvAuthMethod::Token {
+        return c.token.clone().ok_or_else(|| "no token configured".to_string());
+    }
+    if let Some(token) = logins.cached(prefix, c, clock.now_ms()) {
+        return Ok(token);
+    }
     let body = match c.auth_method {
-        HcvAuthMethod::Token => return c.token.clone().ok_or_else(|| "no token configured".to_string()),
-        _ if logins.cached(prefix, c, clock.now_ms()).is_some() => {
-            return logins.cached(prefix, c, clock.now_ms()).ok_or_else(|| "login expired".to_string())
-        }
+        HcvAuthMethod::Token => return Err("no token configured".to_string()),
         HcvAuthMethod::Approle => approle_body(fetch, c).await?,
         HcvAuthMethod::Kubernetes => kubernetes_body(c)?,
     };
