@@ -18,15 +18,18 @@ pub mod spans;
 mod typing;
 mod validate;
 mod vault;
+pub mod vaults;
 
 use std::path::PathBuf;
 
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
 pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig, GuardedSide};
 pub use http_url::HttpUrl;
-pub use load::{load_file, load_str};
+pub use load::{load_file, load_file_with, load_str, load_str_with, read_config_file};
 pub use schema::*;
 pub use validate::{IMPLEMENTED_PROVIDERS, PROVIDERS};
+pub use vault::{pick_key, prefixed_env_name, NoRemoteSecrets, RemoteSecrets, SecretAddress};
+pub use vaults::{Vault, VaultConfig, VaultKind};
 
 /// A loaded, vault-resolved and validated config file.
 ///
@@ -45,6 +48,8 @@ pub struct Config {
     pub consumers: Vec<Consumer>,
     /// In file order, disabled ones included (`enabled` says so).
     pub plugins: Vec<Plugin>,
+    /// `[[vaults]]`, in file order.
+    pub vaults: Vec<Vault>,
 }
 
 /// A plugin with its config typed by name.

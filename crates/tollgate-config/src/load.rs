@@ -23,26 +23,46 @@ use crate::error::{ConfigError, ConfigErrors, PluginConfigError, Report};
 use crate::schema::{PluginConfig, PluginEntry, PLUGIN_NAMES};
 use crate::spans::SpanIndex;
 use crate::typing::{self, join, TypeError};
-use crate::vault::{self, Sources};
+use crate::vault::{self, NoRemoteSecrets, RemoteSecrets, Sources};
+use crate::vaults::{load_vaults, validate_vaults, Vault};
 use crate::{validate, Config, Plugin};
 
 /// Reads, resolves and validates the config file at `path`. Vault `env` references
 /// read the process environment; `file` references are relative to the file's folder.
 pub fn load_file(path: &Path) -> Result<Config, ConfigErrors> {
+    load_file_with(path, &NoRemoteSecrets)
+}
+
+/// Like `load_file`, with `remote` fetching the secrets of remote vaults (`hcv`).
+pub fn load_file_with(path: &Path, remote: &dyn RemoteSecrets) -> Result<Config, ConfigErrors> {
+    let text = read_config_file(path)?;
+    load_str_with(&text, path, &|name| std::env::var(name).ok(), remote)
+}
+
+/// The config file's text, or an error for the whole file.
+pub fn read_config_file(path: &Path) -> Result<String, ConfigErrors> {
     let whole_file = |message: String| {
         ConfigErrors(vec![ConfigError { file: path.to_path_buf(), line: 0, column: 0, path: String::new(), message }])
     };
     let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read config file: {e}")))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!("config file is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()))
-    })?;
-    load_str(&text, path, &|name| std::env::var(name).ok())
+    String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("config file is not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to())))
 }
 
 /// Like `load_file`, from text: `source_name` is used in errors, as `Config::source`,
 /// and (its parent folder) as the base of relative `file` vault references; `env`
 /// looks up environment variables.
 pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigErrors> {
+    load_str_with(text, source_name, env, &NoRemoteSecrets)
+}
+
+/// Like `load_str`, with `remote` fetching the secrets of remote vaults (`hcv`).
+pub fn load_str_with(
+    text: &str,
+    source_name: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    remote: &dyn RemoteSecrets,
+) -> Result<Config, ConfigErrors> {
     let spans = SpanIndex::new(text);
     let mut report = Report::new(source_name, &spans);
 
@@ -58,6 +78,12 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
             return Err(ConfigErrors(report.finish()));
         }
     };
+
+    // Pass 1b: vault entities, which the other references go through.
+    let base_dir = source_name.parent().unwrap_or(Path::new(""));
+    let builtin = Sources { env, base_dir, vaults: &[], remote };
+    let (vault_slots, vault_resolution) = load_vaults(tree.remove("vaults"), &builtin, &mut report);
+    let vaults: Vec<Vault> = vault_slots.iter().flatten().cloned().collect();
 
     // Pass 2: structure, entry by entry.
     let unresolved = typing::type_file(&tree, None, &mut report);
@@ -85,11 +111,12 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
         .collect();
 
     // Pass 4: secrets.
-    let base_dir = source_name.parent().unwrap_or(Path::new(""));
-    let resolution = vault::resolve_tree(&mut tree, &Sources { env, base_dir });
+    let mut resolution = vault::resolve_tree(&mut tree, &Sources { env, base_dir, vaults: &vaults, remote });
     for e in resolution.errors {
         report.error(e.path, e.message);
     }
+    resolution.failed_paths.extend(vault_resolution.failed_paths);
+    resolution.secret_paths.extend(vault_resolution.secret_paths);
     report.set_vault_paths(resolution.failed_paths, resolution.secret_paths);
 
     let file = typing::type_file(&tree, Some(&unresolved), &mut report);
@@ -119,6 +146,7 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
 
     // Pass 5: meaning.
     validate::validate(&file, &plugin_configs, &mut report);
+    validate_vaults(&vault_slots, &mut report);
     if report.has_errors() {
         return Err(ConfigErrors(report.finish()));
     }
@@ -153,6 +181,7 @@ pub fn load_str(text: &str, source_name: &Path, env: &dyn Fn(&str) -> Option<Str
         routes,
         consumers,
         plugins,
+        vaults,
     })
 }
 

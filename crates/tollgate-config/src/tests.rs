@@ -355,12 +355,15 @@ fn missing_vault_env_names_reference_variable_and_line() {
 }
 
 #[test]
-fn unsupported_vault_is_an_error() {
+fn a_prefix_without_a_vault_entity_is_an_error() {
     let text = SEED.replace("key = \"secret-chat-key\"", "key = \"{vault://aws/chat-key}\"");
     let e = single_error(&text);
     assert_eq!(e.path, "consumers[0].keyauth_credentials[0].key");
     assert_eq!(e.line, line_of(&text, "vault://aws"));
-    assert_eq!(e.message, "vault reference {vault://aws/chat-key}: vault aws is not supported (env, file)");
+    assert_eq!(
+        e.message,
+        "vault reference {vault://aws/chat-key}: no [[vaults]] entry has prefix `aws` (built-in prefixes: env, file)"
+    );
 }
 
 #[test]

@@ -1,12 +1,20 @@
-//! Vault references: secrets written as `{vault://env/NAME}` or `{vault://file/PATH}`.
+//! Vault references: secrets written as `{vault://env/NAME}` or `{vault://file/PATH}`
+//! (the built-in prefixes), or `{vault://<prefix>/<resource>[/<key>][?version=N]}`
+//! through a `[[vaults]]` entity (`vaults.rs`).
 //!
 //! They are resolved on the raw TOML tree before typing, so a reference works in any
 //! string of the file and its errors can name the field path. Resolved values are
 //! never put into error messages: the caller gets the paths of strings that hold a
 //! secret so later checks can avoid echoing them.
+//!
+//! Remote stores (`hcv`) are reached through `RemoteSecrets`, which the caller
+//! passes: this crate does no network I/O, and the gateway answers from its cache
+//! (which it refreshes by TTL) with its one HTTP client.
 
 use std::collections::HashSet;
 use std::path::Path;
+
+use crate::vaults::{Vault, VaultConfig};
 
 const PREFIX: &str = "{vault://";
 
@@ -32,6 +40,61 @@ pub(crate) struct Resolution {
 pub(crate) struct Sources<'a> {
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub base_dir: &'a Path,
+    /// The `[[vaults]]` entities that typed.
+    pub vaults: &'a [Vault],
+    pub remote: &'a dyn RemoteSecrets,
+}
+
+/// Where a secret is inside a vault: `{vault://<prefix>/<resource>[/<key>][?version=N]}`.
+/// As in Kong, with two or more path segments the last one is the `key` (a field
+/// of the secret, read as a JSON object); a trailing `/` means no key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretAddress {
+    pub resource: String,
+    pub key: Option<String>,
+    pub version: Option<u32>,
+}
+
+impl SecretAddress {
+    /// Parses what follows `{vault://<prefix>/` (without the closing `}`).
+    pub fn parse(rest: &str) -> Result<SecretAddress, String> {
+        let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut version = None;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some(("version", n)) => {
+                    let n = n.parse::<u32>().ok().filter(|n| *n > 0);
+                    version = Some(n.ok_or("`version` must be a positive integer")?);
+                }
+                _ => return Err(format!("unknown query parameter `{pair}` (only `version`)")),
+            }
+        }
+        let (resource, key) = match path.rsplit_once('/') {
+            None => (path, None),
+            Some((resource, "")) => (resource, None),
+            Some((resource, key)) => (resource, Some(key.to_string())),
+        };
+        if resource.is_empty() {
+            return Err("no secret named after the prefix".to_string());
+        }
+        Ok(SecretAddress { resource: resource.to_string(), key, version })
+    }
+}
+
+/// Fetches a secret from a remote store: the whole secret (for `hcv`, its data as
+/// a JSON object), before any `key` is picked out of it. Errors name the vault and
+/// the resource, never a secret.
+pub trait RemoteSecrets {
+    fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String>;
+}
+
+/// For loads that reach no remote store (`tollgate check` without network, tests).
+pub struct NoRemoteSecrets;
+
+impl RemoteSecrets for NoRemoteSecrets {
+    fn fetch(&self, vault: &Vault, _: &SecretAddress) -> Result<String, String> {
+        Err(format!("vault `{}` ({}) cannot be reached from here", vault.prefix, vault.name.as_str()))
+    }
 }
 
 /// Replaces every vault reference in every string of `root`, in place.
@@ -110,6 +173,9 @@ pub(crate) fn resolve_string(text: &str, sources: &Sources<'_>) -> Result<String
 fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, String> {
     let inner = &reference[PREFIX.len()..reference.len() - 1];
     let (vault, rest) = inner.split_once('/').unwrap_or((inner, ""));
+    if let Some(entity) = sources.vaults.iter().find(|v| v.prefix == vault) {
+        return resolve_through(entity, rest, sources).map_err(|e| format!("vault reference {reference}: {e}"));
+    }
     match vault {
         "env" => {
             let name = env_var_name(rest).ok_or_else(|| {
@@ -134,7 +200,56 @@ fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, S
             // of the secret.
             Ok(text.trim_end_matches(['\n', '\r']).to_string())
         }
-        other => Err(format!("vault reference {reference}: vault {other} is not supported (env, file)")),
+        other => Err(format!(
+            "vault reference {reference}: no [[vaults]] entry has prefix `{other}` (built-in prefixes: env, file)"
+        )),
+    }
+}
+
+/// A reference through a `[[vaults]]` entity: fetch the secret, then pick its key.
+fn resolve_through(vault: &Vault, rest: &str, sources: &Sources<'_>) -> Result<String, String> {
+    let address = SecretAddress::parse(rest)?;
+    let secret = match &vault.config {
+        VaultConfig::Env(c) => {
+            let name = prefixed_env_name(c.prefix.as_deref(), &address);
+            (sources.env)(&name).ok_or_else(|| format!("environment variable {name} is not set"))?
+        }
+        VaultConfig::File(c) => {
+            let path = sources.base_dir.join(c.prefix.as_deref().unwrap_or("")).join(&address.resource);
+            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read file {}: {e}", path.display()))?;
+            let text = String::from_utf8(bytes).map_err(|_| format!("file {} is not valid UTF-8", path.display()))?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        }
+        VaultConfig::Hcv(_) | VaultConfig::Aws(_) | VaultConfig::Gcp(_) | VaultConfig::Azure(_) => {
+            sources.remote.fetch(vault, &address)?
+        }
+    };
+    match &address.key {
+        None => Ok(secret),
+        Some(key) => pick_key(&secret, key).ok_or_else(|| {
+            format!("secret `{}` has no field `{key}` (a key reads a field of a JSON object)", address.resource)
+        }),
+    }
+}
+
+/// Kong's env vault: prefix and resource joined, `-` turned into `_`, upper-cased;
+/// version 2 is the variable with `_PREVIOUS` appended.
+pub fn prefixed_env_name(prefix: Option<&str>, address: &SecretAddress) -> String {
+    let mut name = format!("{}{}", prefix.unwrap_or(""), address.resource).replace('-', "_").to_ascii_uppercase();
+    if address.version == Some(2) {
+        name.push_str("_PREVIOUS");
+    }
+    name
+}
+
+/// A field of a secret that is a JSON object; strings as they are, numbers and
+/// booleans as written.
+pub fn pick_key(secret: &str, key: &str) -> Option<String> {
+    let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(secret).ok()?;
+    match object.get(key)? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_)) => Some(v.to_string()),
+        _ => None,
     }
 }
 
@@ -157,7 +272,7 @@ mod tests {
     }
 
     fn sources(dir: &Path) -> Sources<'_> {
-        Sources { env: &env, base_dir: dir }
+        Sources { env: &env, base_dir: dir, vaults: &[], remote: &NoRemoteSecrets }
     }
 
     #[test]
@@ -184,7 +299,7 @@ mod tests {
             .expect_err("three bad references");
         assert_eq!(errors.len(), 3);
         assert!(errors[0].contains("MISSING_ONE is not set"), "{errors:?}");
-        assert!(errors[1].contains("vault aws is not supported (env, file)"), "{errors:?}");
+        assert!(errors[1].contains("no [[vaults]] entry has prefix `aws`"), "{errors:?}");
         assert!(errors[2].contains("not a valid environment variable name"), "{errors:?}");
         let unterminated = resolve_string("{vault://env/x", &s).expect_err("unterminated");
         assert!(unterminated[0].contains("closing"), "{unterminated:?}");

@@ -10,6 +10,7 @@ use pingora_core::protocols::http::ServerSession;
 use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
+use crate::vaults::VaultStore;
 
 pub struct AdminApp {
     pub state: Arc<GatewayState>,
@@ -24,6 +25,7 @@ impl ServeHttp for AdminApp {
             "/metrics" => {
                 let mut body = METRICS.render();
                 body.extend_from_slice(&target_metrics(&self.state.snapshot.load()));
+                body.extend_from_slice(&VaultStore::shared().render_metrics());
                 reply(200, "text/plain; version=0.0.4", body)
             }
             "/health" => reply(200, "application/json", br#"{"status":"ok"}"#.to_vec()),
@@ -45,6 +47,7 @@ impl ServeHttp for AdminApp {
                         .unwrap_or(0),
                     "access_log_dropped": self.state.access_log.dropped.load(std::sync::atomic::Ordering::Relaxed),
                     "targets": target_status(&snap),
+                    "vaults": VaultStore::shared().status(),
                 });
                 reply(200, "application/json", body.to_string().into_bytes())
             }

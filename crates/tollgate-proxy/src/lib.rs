@@ -11,6 +11,7 @@
 //! cache/             ai-semantic-cache: lookup and hits above the snapshot, its runtime and store below
 //! snapshot  router  keyauth  survivors                       the compiled config
 //! answer  ctx  respond  body  redact  tls  client_tls  admin             per-request state and answers
+//! vaults/            remote vaults' secrets: fetched at load, cached, refreshed by TTL
 //! upstream/          the one HTTP client: connector, pools, DNS, peers, TLS, fetch
 //! ```
 //!
@@ -52,6 +53,7 @@ pub mod snapshot;
 pub mod survivors;
 pub mod tls;
 pub mod upstream;
+pub mod vaults;
 
 pub use gateway::{Gateway, GatewayState};
 pub use snapshot::Snapshot;

@@ -1,5 +1,6 @@
 //! `tollgate run -c FILE` starts the gateway; `tollgate check -c FILE` validates.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tollgate_proxy::client_tls::ClientCa;
 use tollgate_proxy::connections::ConnectionGate;
 use tollgate_proxy::limits::LimiterRegistry;
 use tollgate_proxy::tls::{self, CertSet};
+use tollgate_proxy::vaults::{SecretKey, VaultStore};
 use tollgate_proxy::{Gateway, GatewayState, Snapshot};
 
 #[derive(Parser)]
@@ -83,6 +85,7 @@ fn main() -> ExitCode {
 mod drain;
 mod early_hup;
 mod reload;
+mod vault_refresh;
 
 /// A config built and checked, not yet in force: installing it cannot fail.
 pub(crate) struct Candidate {
@@ -91,6 +94,11 @@ pub(crate) struct Candidate {
     pub certs: Option<CertSet>,
     /// `server.client_ca` and `client_verify`, loaded.
     pub clients: ClientCa,
+    /// The file's text as loaded: a vault refresh builds it again with the new
+    /// secrets, leaving edits made since (not yet reloaded) out.
+    pub text: String,
+    /// The remote vaults' secrets it uses.
+    pub vault_secrets: HashSet<SecretKey>,
 }
 
 /// Loads and builds a config. `state` is the running gateway on a reload.
@@ -98,14 +106,34 @@ pub(crate) fn load(path: &std::path::Path, state: &GatewayState) -> Result<Candi
     build(path, &state.limiters)
 }
 
+/// Builds the text of a config loaded before (see `Candidate::text`).
+pub(crate) fn load_text(path: &std::path::Path, text: String, state: &GatewayState) -> Result<Candidate, String> {
+    build_text(path, text, &state.limiters, false)
+}
+
 fn build(path: &std::path::Path, limiters: &LimiterRegistry) -> Result<Candidate, String> {
-    let config = tollgate_config::load_file(path).map_err(|e| e.to_string())?;
+    let text = tollgate_config::read_config_file(path).map_err(|e| e.to_string())?;
+    build_text(path, text, limiters, true)
+}
+
+/// `fresh`: fetch remote secrets anew (start, reload) rather than use the
+/// cached ones (a rebuild after a vault refresh).
+fn build_text(
+    path: &std::path::Path,
+    text: String,
+    limiters: &LimiterRegistry,
+    fresh: bool,
+) -> Result<Candidate, String> {
+    let secrets = VaultStore::shared().recorder(fresh);
+    let env = |name: &str| std::env::var(name).ok();
+    let config = tollgate_config::load_str_with(&text, path, &env, &secrets).map_err(|e| e.to_string())?;
+    let vault_secrets = secrets.used();
     // Certificate files are read here, not in the (pure) validator, so `check`
     // and every reload report a bad one before anything reaches Pingora.
     let certs = tls::load_certificates(&config).map_err(|e| e.to_string())?;
     let clients = tls::load_client_verifier(&config).map_err(|e| e.to_string())?;
     let snap = Snapshot::build(config, limiters).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(Candidate { snap, certs, clients })
+    Ok(Candidate { snap, certs, clients, text, vault_secrets })
 }
 
 fn health(admin: &str) -> ExitCode {
@@ -194,7 +222,7 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
     let limiters = LimiterRegistry::system();
     // Before the file is read, so that `watch` sees any change made meanwhile.
     let initial = reload::Fingerprint::of(vec![path.to_path_buf()]);
-    let Candidate { snap, certs, clients } = match build(path, &limiters) {
+    let Candidate { snap, certs, clients, text, .. } = match build(path, &limiters) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");
@@ -246,20 +274,25 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
         AdminApp { state: state.clone(), started_at: std::time::SystemTime::now() },
     );
     admin.add_tcp(&server_conf.admin_listen);
-    let reloader = background_service(
-        "config reload",
-        reload::Reloader {
-            path: path.to_path_buf(),
-            state: state.clone(),
-            tls: edge_tls,
-            bound: reload::Listeners::of(&server_conf),
-            initial,
-        },
-    );
+    let reloader = reload::Reloader {
+        path: path.to_path_buf(),
+        state: state.clone(),
+        tls: edge_tls,
+        bound: reload::Listeners::of(&server_conf),
+        initial,
+        kept: Arc::new(std::sync::Mutex::new(text)),
+        serial: Arc::default(),
+    };
+    // Secrets with a ttl are fetched again in the background; a changed one
+    // rebuilds the config in force, as a reload does.
+    let vault_refresh =
+        background_service("vault refresh", vault_refresh::VaultRefresher { reloader: reloader.clone() });
+    let reloader = background_service("config reload", reloader);
     admin.threads = Some(1);
     server.add_service(proxy);
     server.add_service(admin);
     server.add_service(reloader);
+    server.add_service(vault_refresh);
     server.add_service(background_service("drain", drain::Drainer { state: state.clone() }));
     // Active health checks of every balancer that has them, initial and reloaded.
     server.add_service(background_service("health checks", tollgate_proxy::health::HealthChecker));

@@ -7,7 +7,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -16,6 +16,7 @@ use pingora_core::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 use tollgate_config::ServerConfig;
 use tollgate_proxy::tls::EdgeTls;
+use tollgate_proxy::vaults::VaultStore;
 use tollgate_proxy::GatewayState;
 
 use crate::Candidate;
@@ -38,12 +39,30 @@ pub struct Reloader {
     pub bound: Listeners,
     /// The watched files as they were when the running config was read.
     pub initial: Fingerprint,
+    /// The text of the config in force, which a vault refresh builds again.
+    pub kept: Arc<Mutex<String>>,
+    /// One build at a time: a SIGHUP and a vault refresh must not install
+    /// their results in the wrong order.
+    pub serial: Arc<Mutex<()>>,
 }
 
 impl Reloader {
     /// Builds a candidate from the file and installs it, or records why not.
     pub fn reload(&self, trigger: &str) {
-        match crate::load(&self.path, &self.state) {
+        let _one_at_a_time = self.serial.lock();
+        self.try_install(crate::load(&self.path, &self.state), trigger);
+    }
+
+    /// Builds the config in force again from its kept text (its remote
+    /// secrets changed): edits to the file since are not picked up.
+    pub fn rebuild_kept(&self, trigger: &str) {
+        let _one_at_a_time = self.serial.lock();
+        let text = self.kept.lock().map(|t| t.clone()).unwrap_or_default();
+        self.try_install(crate::load_text(&self.path, text, &self.state), trigger);
+    }
+
+    fn try_install(&self, candidate: Result<Candidate, String>, trigger: &str) {
+        match candidate {
             Ok(candidate) => self.install(candidate, trigger),
             Err(e) => {
                 tracing::error!(config = %self.path.display(), trigger, "config reload rejected, keeping the running config: {e}");
@@ -53,7 +72,11 @@ impl Reloader {
     }
 
     fn install(&self, candidate: Candidate, trigger: &str) {
-        let Candidate { snap, certs, clients } = candidate;
+        let Candidate { snap, certs, clients, text, vault_secrets } = candidate;
+        if let Ok(mut kept) = self.kept.lock() {
+            *kept = text;
+        }
+        VaultStore::shared().retain(&vault_secrets);
         let changed = self.bound.changed_in(&snap.config.server);
         if !changed.is_empty() {
             tracing::warn!(

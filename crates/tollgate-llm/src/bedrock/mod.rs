@@ -24,7 +24,7 @@ use crate::stream::UsageUpdate;
 use crate::{LlmError, Usage};
 
 pub use events::{test_stream, StreamDecoder};
-pub use sign::{sign, AwsCredentials};
+pub use sign::{sign, sign_for_service, AwsCredentials};
 
 const PROVIDER: &str = "bedrock";
 

@@ -54,9 +54,10 @@ pub fn sign(
     sign_for_service(SERVICE, creds, region, host, path_and_query, headers, body, now)
 }
 
-/// `sign` for any service: the AWS test vectors use the service "service".
+/// `sign` for any service: the AWS test vectors use the service "service",
+/// the Secrets Manager vault "secretsmanager".
 #[allow(clippy::too_many_arguments)]
-fn sign_for_service(
+pub fn sign_for_service(
     service: &str,
     creds: &AwsCredentials,
     region: &str,

@@ -64,6 +64,11 @@ impl Fetch {
         self.exchange(ep, "GET", None, &[], FETCH_TIMEOUT).await
     }
 
+    /// GETs `ep` with `headers` (a secret from a vault, behind its token).
+    pub async fn get_with(&self, ep: &Endpoint, headers: &[(String, String)]) -> Result<(u16, Bytes), FetchError> {
+        self.exchange(ep, "GET", None, headers, FETCH_TIMEOUT).await
+    }
+
     /// POSTs `body` as `content_type` with `headers` (an export to a
     /// collector), all of it within `limit`: the answer's status and body.
     pub async fn post(

@@ -1,0 +1,146 @@
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tollgate_clock::ManualClock;
+use tollgate_config::vaults::{HcvVaultConfig, VaultKind};
+
+use super::*;
+
+/// A vault whose value and availability the test sets.
+#[derive(Default)]
+struct FakeVault {
+    value: Mutex<Option<String>>,
+    calls: AtomicUsize,
+}
+
+impl SecretFetcher for Arc<FakeVault> {
+    fn fetch(&self, _: &Vault, _: &SecretAddress) -> Result<String, String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.value.lock().expect("lock").clone().ok_or_else(|| "127.0.0.1:1 could not be reached".to_string())
+    }
+}
+
+fn hcv(ttl: u64, neg_ttl: u64, resurrect_ttl: u64) -> Vault {
+    let config: HcvVaultConfig = serde_json::from_value(serde_json::json!({
+        "token": "t", "ttl": ttl, "neg_ttl": neg_ttl, "resurrect_ttl": resurrect_ttl
+    }))
+    .expect("config");
+    Vault {
+        name: VaultKind::Hcv,
+        prefix: "ai".into(),
+        description: None,
+        tags: vec![],
+        config: VaultConfig::Hcv(Box::new(config)),
+    }
+}
+
+fn address() -> SecretAddress {
+    SecretAddress { resource: "openai".into(), key: Some("token".into()), version: None }
+}
+
+fn store(value: &str) -> (Arc<ManualClock>, Arc<FakeVault>, VaultStore) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let fake = Arc::new(FakeVault::default());
+    *fake.value.lock().expect("lock") = Some(value.to_string());
+    let store = VaultStore::new(clock.clone(), Box::new(fake.clone()));
+    (clock, fake, store)
+}
+
+fn set(fake: &FakeVault, value: Option<&str>) {
+    *fake.value.lock().expect("lock") = value.map(str::to_string);
+}
+
+#[test]
+fn a_secret_is_fetched_once_and_refreshed_when_its_ttl_is_due() {
+    let (clock, fake, store) = store("v1");
+    let vault = hcv(10, 0, 60);
+    assert_eq!(store.get(&vault, &address()).as_deref(), Ok("v1"));
+    assert_eq!(store.get(&vault, &address()).as_deref(), Ok("v1"));
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1, "the second load is served from the cache");
+    set(&fake, Some("v2"));
+    clock.advance(9_999);
+    assert!(!store.refresh_due(), "not due before the ttl");
+    clock.advance(1);
+    assert!(store.refresh_due(), "a rotated value is a change");
+    assert_eq!(store.get(&vault, &address()).as_deref(), Ok("v2"));
+    clock.advance(10_000);
+    assert!(!store.refresh_due(), "the same value again is no change");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn ttl_zero_never_refreshes() {
+    let (clock, fake, store) = store("v1");
+    store.get(&hcv(0, 0, 60), &address()).expect("fetched");
+    clock.advance(1_000_000_000);
+    assert!(!store.refresh_due());
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_outage_keeps_the_last_good_value_until_resurrect_ttl_ends() {
+    let (clock, fake, store) = store("v1");
+    let vault = hcv(10, 3, 60);
+    store.get(&vault, &address()).expect("fetched");
+    set(&fake, None);
+    clock.advance(10_000);
+    assert!(!store.refresh_due());
+    assert_eq!(store.get(&vault, &address()).as_deref(), Ok("v1"), "the last good value");
+    let status = store.status();
+    assert_eq!(status[0]["errors_total"], 1);
+    assert_eq!(status[0]["serving_last_good_value"][0], "openai");
+    assert!(status[0]["last_error"].as_str().expect("error").contains("could not be reached"));
+    let metrics = String::from_utf8(store.render_metrics()).expect("utf8");
+    assert!(metrics.contains("tollgate_vault_errors_total{vault=\"ai\",name=\"hcv\"} 1"), "{metrics}");
+    clock.advance(2_999);
+    assert!(!store.refresh_due(), "neg_ttl not over");
+    clock.advance(1);
+    store.refresh_due();
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 3, "retried after neg_ttl");
+    // ttl + resurrect_ttl after the last success, the value is dropped.
+    clock.set(1_000_000 + 70_000);
+    store.refresh_due();
+    assert_eq!(store.status()[0]["expired"][0], "openai");
+    assert!(store.get(&vault, &address()).is_err(), "fetched again, and the vault is still down");
+    set(&fake, Some("v2"));
+    assert_eq!(store.get(&vault, &address()).as_deref(), Ok("v2"));
+    assert_eq!(store.status()[0]["failing"], false);
+}
+
+#[test]
+fn a_changed_vault_config_fetches_again_and_unused_secrets_are_forgotten() {
+    let (_, fake, store) = store("v1");
+    let recorder = store.recorder(false);
+    recorder.fetch(&hcv(10, 0, 60), &address()).expect("fetched");
+    let used = recorder.used();
+    assert_eq!(used.len(), 1);
+    store.get(&hcv(20, 0, 60), &address()).expect("fetched");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "another config is another vault");
+    store.retain(&used);
+    assert_eq!(store.status()[0]["secrets"], 1);
+    store.retain(&HashSet::new());
+    assert_eq!(store.status(), serde_json::json!([]));
+    assert!(store.render_metrics().is_empty());
+}
+
+#[test]
+fn a_reload_fetches_anew_and_falls_back_to_the_last_good_value() {
+    let (_, fake, store) = store("v1");
+    let vault = hcv(0, 0, 60);
+    let load = |fresh| {
+        let recorder = store.recorder(fresh);
+        let first = recorder.fetch(&vault, &address());
+        let again = recorder.fetch(&vault, &address());
+        assert_eq!(first, again);
+        first
+    };
+    assert_eq!(load(true).as_deref(), Ok("v1"));
+    set(&fake, Some("v2"));
+    assert_eq!(load(false).as_deref(), Ok("v1"), "a rebuild uses the cache");
+    assert_eq!(load(true).as_deref(), Ok("v2"), "a reload sees the rotation, ttl 0 or not");
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 2, "one fetch per reload, however often referenced");
+    set(&fake, None);
+    assert_eq!(load(true).as_deref(), Ok("v2"), "the vault is down: the last good value");
+    assert_eq!(store.status()[0]["serving_last_good_value"][0], "openai");
+    store.retain(&HashSet::new());
+    assert!(load(true).is_err(), "nothing to fall back to");
+}
