@@ -182,6 +182,7 @@ impl PluginConfig {
             "ai-prompt-guard" => typed(&entry.config).map(PluginConfig::PromptGuard),
             "ai-sanitizer" => typed(&entry.config).map(PluginConfig::Sanitizer),
             "ai-custom-guardrail" => typed(&entry.config).map(PluginConfig::CustomGuardrail),
+            "ai-budget" => typed(&entry.config).map(PluginConfig::AiBudget),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
@@ -205,6 +206,7 @@ impl PluginConfig {
             PluginConfig::PromptGuard(_) => "ai-prompt-guard",
             PluginConfig::Sanitizer(_) => "ai-sanitizer",
             PluginConfig::CustomGuardrail(_) => "ai-custom-guardrail",
+            PluginConfig::AiBudget(_) => "ai-budget",
         }
     }
 }

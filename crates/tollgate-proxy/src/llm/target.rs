@@ -143,6 +143,20 @@ pub struct LlmTarget {
 }
 
 impl LlmTarget {
+    /// What `model` costs at this target: its own prices when it sets an
+    /// input or output cost, else the shipped table's for its provider.
+    pub fn prices(&self, model: &str) -> Option<tollgate_llm::Prices> {
+        if self.input_cost.is_none() && self.output_cost.is_none() {
+            return tollgate_llm::prices::shipped(&self.provider, model);
+        }
+        Some(tollgate_llm::Prices {
+            input: self.input_cost.unwrap_or(0.0),
+            output: self.output_cost.unwrap_or(0.0),
+            cache_read: self.cache_read_cost,
+            cache_write: self.cache_write_cost,
+        })
+    }
+
     /// The embeddings endpoint an `embeddings` block names (the semantic
     /// balancer's and the semantic cache's), spoken to in OpenAI's format.
     pub fn embeddings(e: &EmbeddingsModelConfig, tls: &UpstreamTls) -> Result<Self, TargetError> {
