@@ -25,7 +25,7 @@ def redis():
 
 
 def budget_plugin(strategy: str = "local", redis_port: int | None = None, *, error_code: int = 429,
-                  hard: float = 0.01, soft: float | None = None) -> str:
+                  hard: float = 0.01, soft: float | None = None, fault_tolerant: bool = True) -> str:
     redis = f'redis = {{ host = "127.0.0.1", port = {redis_port}, timeout = 500 }}\n' if redis_port else ""
     soft_line = f"soft_limit = {soft}\n" if soft is not None else ""
     return f"""
@@ -34,6 +34,7 @@ name = "ai-budget"
 [plugins.config]
 strategy = "{strategy}"
 error_code = {error_code}
+fault_tolerant = {str(fault_tolerant).lower()}
 {redis}
 [[plugins.config.budgets]]
 consumer = "alice"
@@ -154,6 +155,25 @@ def test_a_burst_cannot_overspend_by_more_than_what_is_in_flight(mock, gateway_f
     assert total <= 0.01 + max(cost_of(r.json()["usage"]) for r in ok), total
     gw.access_log(wait_for=20)
     assert spend(gw)["budgets"][0]["spend"] == pytest.approx(total, abs=1e-8)
+
+
+@pytest.mark.parametrize("fault_tolerant", [True, False])
+def test_redis_down_is_handled_as_the_token_limiter_does(mock, gateway_factory, redis, fault_tolerant):
+    """Redis unreachable: `fault_tolerant` serves without budgets (counted in
+    ai_rate_limit_backend_errors_total), otherwise 503; /spend says 503."""
+    gw = gateway_factory(llm_config(mock, extra=budget_plugin("redis", redis.port, fault_tolerant=fault_tolerant)))
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY}).status_code == 200
+    redis.stop()
+    r = gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY})
+    if fault_tolerant:
+        assert r.status_code == 200, r.text
+        assert "x-ai-budget-limit" not in r.headers
+    else:
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "budget_unavailable"
+    assert 'ai_rate_limit_backend_errors_total{operation="redis"} 1' in gw.metrics()
+    s = httpx.get(f"{gw.admin_url}/spend", timeout=10)
+    assert s.status_code == 503 and "budget store unavailable" in s.json()["message"], s.text
 
 
 def test_the_shipped_table_prices_a_target_without_prices(mock, gateway_factory):
