@@ -6,10 +6,11 @@ pricing a target that sets no price."""
 
 from concurrent.futures import ThreadPoolExecutor
 
+import anthropic
 import httpx
 import pytest
 
-from configs import ALICE_KEY, BOB_KEY, llm_config
+from configs import ALICE_KEY, BOB_KEY, PROVIDER_KEY, llm_config
 from conftest import chat
 from test_token_limits import Redis
 
@@ -155,6 +156,28 @@ def test_a_burst_cannot_overspend_by_more_than_what_is_in_flight(mock, gateway_f
     assert total <= 0.01 + max(cost_of(r.json()["usage"]) for r in ok), total
     gw.access_log(wait_for=20)
     assert spend(gw)["budgets"][0]["spend"] == pytest.approx(total, abs=1e-8)
+
+
+def test_an_anthropic_caller_is_refused_in_anthropics_shape(mock, gateway_factory):
+    """Claude Sonnet 4.5 priced from the table ($3 in, $15 out per million):
+    the first answer uses up a $0.000001 budget, and the Anthropic SDK reads
+    the second's refusal as Anthropic's own rate-limit error."""
+    claude = "claude-sonnet-4-5-20250929"
+    gw = gateway_factory(llm_config(
+        mock, provider="anthropic", model_name=claude, llm_format="anthropic", upstream_url=f"{mock.url}/v1/messages",
+        auth=f'header_name = "x-api-key", header_value = "{PROVIDER_KEY}"', path="/anthropic",
+        key_auth='key_names = ["apikey", "x-api-key", "authorization"]', extra=budget_plugin(hard=0.000001)))
+    client = anthropic.Anthropic(base_url=gw.url + "/anthropic", api_key=ALICE_KEY, max_retries=0, timeout=30)
+    ask = dict(model=claude, max_tokens=64, messages=[{"role": "user", "content": "Name a colour"}])
+    first = client.messages.with_raw_response.create(**ask)
+    assert first.headers["x-ai-budget-name"] == "consumer:alice:day"
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(**ask)
+    body = refused.value.body
+    assert body["type"] == "error" and 'budget "consumer:alice:day" is used up' in body["error"]["message"], body
+    (day,) = spend(gw)["budgets"]
+    u = first.parse().usage
+    assert day["spend"] == pytest.approx((u.input_tokens * 3.0 + u.output_tokens * 15.0) / 1e6, abs=1e-9)
 
 
 @pytest.mark.parametrize("fault_tolerant", [True, False])
