@@ -58,10 +58,13 @@ pub trait BudgetStore: Send + Sync {
     async fn spend(&self, keys: &[BudgetKey]) -> Result<Vec<Spend>, LimitError>;
 }
 
+/// Each key's counter and when it may be forgotten (unix ms).
+type Counters = HashMap<String, (Spend, u64)>;
+
 /// Budgets in this process.
 pub struct LocalBudgets {
     clock: Arc<dyn Clock>,
-    counters: Mutex<HashMap<String, (Spend, u64)>>,
+    counters: Mutex<Counters>,
 }
 
 impl LocalBudgets {
@@ -69,7 +72,7 @@ impl LocalBudgets {
         LocalBudgets { clock, counters: Mutex::new(HashMap::new()) }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, (Spend, u64)>>, LimitError> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Counters>, LimitError> {
         self.counters.lock().map_err(|_| LimitError::Backend("local budget counters poisoned".into()))
     }
 }
@@ -83,7 +86,7 @@ impl BudgetStore for LocalBudgets {
         if keys.iter().any(|k| !map.contains_key(&k.key)) {
             map.retain(|_, (_, expires)| *expires > now);
         }
-        let current = |k: &BudgetKey, map: &HashMap<String, (Spend, u64)>| map.get(&k.key).map(|e| e.0);
+        let current = |k: &BudgetKey, map: &Counters| map.get(&k.key).map(|e| e.0);
         let spend: Vec<Spend> = keys.iter().map(|k| current(k, &map).unwrap_or_default()).collect();
         let refused_by = keys.iter().zip(&spend).position(|(k, s)| exhausted(k, s));
         if refused_by.is_some() {

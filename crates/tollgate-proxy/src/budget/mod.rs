@@ -7,31 +7,21 @@
 mod metrics;
 mod notice;
 pub mod report;
+mod spec;
 mod store;
 
 use std::sync::Arc;
 
-use jiff::tz::TimeZone;
-use tollgate_config::{AiBudgetConfig, BudgetPeriod, BudgetStrategy, BudgetSubject};
+use tollgate_config::{AiBudgetConfig, BudgetStrategy};
 use tollgate_limit::budget::{BudgetKey, BudgetStore, Spend};
-use tollgate_limit::calendar::{self, Period, Span};
+use tollgate_limit::calendar::Span;
 use tollgate_limit::Clock;
+
+pub use spec::Payer;
+use spec::{nanos, Budget};
 
 use crate::facts::LlmFacts;
 use crate::limits::{backend_unavailable, Admission, LimiterRegistry};
-
-/// Spend is counted in nanodollars: integers add exactly on every replica.
-const NANOS: f64 = 1_000_000_000.0;
-
-/// Dollars in nanodollars, rounded.
-pub(crate) fn nanos(dollars: f64) -> u64 {
-    (dollars.max(0.0) * NANOS).round() as u64
-}
-
-/// Nanodollars in dollars.
-pub(crate) fn dollars(nanos: u64) -> f64 {
-    nanos as f64 / NANOS
-}
 
 /// One ai-budget plugin, compiled.
 pub struct BudgetRt {
@@ -47,48 +37,6 @@ impl std::fmt::Debug for BudgetRt {
     }
 }
 
-/// One budget of the plugin.
-pub(crate) struct Budget {
-    pub name: String,
-    pub subject: BudgetSubject,
-    pub period: Period,
-    pub timezone: String,
-    tz: TimeZone,
-    pub soft: Option<u64>,
-    pub hard: Option<u64>,
-}
-
-impl Budget {
-    /// The calendar period that contains `now_ms`.
-    pub fn span(&self, now_ms: u64) -> Span {
-        calendar::span_at(now_ms, self.period, &self.tz)
-    }
-
-    /// This budget's counter for the period `span`: a new key each period.
-    fn key(&self, span: Span) -> BudgetKey {
-        BudgetKey {
-            key: format!("{}|{}", self.name, span.start_ms),
-            hard_limit: self.hard,
-            // Kept an hour past its end, so a late settle still finds it.
-            expires_at_ms: span.end_ms + 3_600_000,
-        }
-    }
-
-    fn counts(&self, payer: &Payer<'_>) -> bool {
-        match &self.subject {
-            BudgetSubject::Consumer(c) => c == payer.name || payer.custom_id == Some(c.as_str()),
-            BudgetSubject::Group(g) => payer.groups.iter().any(|x| x == g),
-        }
-    }
-}
-
-/// The consumer a request is charged to.
-pub struct Payer<'a> {
-    pub name: &'a str,
-    pub custom_id: Option<&'a str>,
-    pub groups: &'a [String],
-}
-
 /// A hold in the budgets of one request, settled when the answer ends.
 pub struct HeldBudget {
     store: Arc<dyn BudgetStore>,
@@ -97,25 +45,9 @@ pub struct HeldBudget {
 }
 
 impl BudgetRt {
-    /// Compiles the plugin; zones were validated at load, so an unknown one
-    /// (impossible here) reads as UTC rather than failing the reload.
+    /// Compiles the plugin, its counters in the registry's stores.
     pub fn compile(c: &AiBudgetConfig, registry: &LimiterRegistry) -> Self {
-        let budgets = c
-            .budgets
-            .iter()
-            .map(|b| Budget {
-                name: b.display_name(),
-                subject: b.subject(),
-                period: match b.period {
-                    BudgetPeriod::Day => Period::Day,
-                    BudgetPeriod::Month => Period::Month,
-                },
-                timezone: b.timezone.clone(),
-                tz: calendar::zone(&b.timezone).unwrap_or(TimeZone::UTC),
-                soft: b.soft_limit.map(nanos),
-                hard: b.hard_limit.map(nanos),
-            })
-            .collect();
+        let budgets = c.budgets.iter().map(Budget::compile).collect();
         let store = match (c.strategy, &c.redis) {
             (BudgetStrategy::Redis, Some(r)) => store::redis(registry, r),
             _ => registry.local_budgets(),

@@ -6,7 +6,8 @@ use tollgate_config::AiBudgetConfig;
 use tollgate_limit::budget::Spend;
 use tollgate_limit::calendar::{Period, Span};
 
-use super::{dollars, metrics, Budget};
+use super::metrics;
+use super::spec::{dollars, Budget};
 
 /// A budget as a request found it.
 pub(super) struct State<'a> {

@@ -7,7 +7,8 @@
 use serde_json::{json, Value};
 use tollgate_config::BudgetSubject;
 
-use super::{dollars, notice, BudgetRt};
+use super::spec::dollars;
+use super::{notice, BudgetRt};
 
 /// Which budgets a `/spend` call asks for.
 pub enum SpendFilter {
