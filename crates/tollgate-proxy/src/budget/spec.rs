@@ -77,3 +77,44 @@ pub struct Payer<'a> {
     pub custom_id: Option<&'a str>,
     pub groups: &'a [String],
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn budget(consumer: Option<&str>, group: Option<&str>) -> Budget {
+        Budget::compile(&BudgetConfig {
+            name: None,
+            consumer: consumer.map(str::to_string),
+            consumer_group: group.map(str::to_string),
+            period: BudgetPeriod::Day,
+            timezone: "Europe/Paris".into(),
+            soft_limit: None,
+            hard_limit: Some(0.01),
+        })
+    }
+
+    #[test]
+    fn a_budget_counts_its_consumer_by_either_name_or_its_groups_members() {
+        let groups = ["dev".to_string()];
+        let alice = Payer { name: "alice", custom_id: Some("alice-id"), groups: &groups };
+        let bob = Payer { name: "bob", custom_id: None, groups: &[] };
+        assert!(budget(Some("alice"), None).counts(&alice));
+        assert!(budget(Some("alice-id"), None).counts(&alice));
+        assert!(!budget(Some("alice"), None).counts(&bob));
+        assert!(budget(None, Some("dev")).counts(&alice));
+        assert!(!budget(None, Some("dev")).counts(&bob));
+    }
+
+    #[test]
+    fn each_period_has_its_own_counter_and_limits_are_in_nanodollars() {
+        let b = budget(Some("alice"), None);
+        assert_eq!((b.name.as_str(), b.hard), ("consumer:alice:day", Some(10_000_000)));
+        // 2026-12-03T12:13Z and a day later: two Paris days, two keys.
+        let today = b.span(1_796_300_000_000);
+        let tomorrow = b.span(1_796_300_000_000 + 86_400_000);
+        assert_ne!(b.key(today).key, b.key(tomorrow).key);
+        assert_eq!(b.key(today).expires_at_ms, today.end_ms + 3_600_000);
+        assert_eq!((nanos(0.0000000014), nanos(-1.0), dollars(2_500)), (1, 0, 0.0000025));
+    }
+}
