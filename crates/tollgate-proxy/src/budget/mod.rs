@@ -65,7 +65,7 @@ impl BudgetRt {
             return (Admission::Unlimited, None);
         }
         let keys: Vec<BudgetKey> = mine.iter().map(|(b, s)| b.key(*s)).collect();
-        let held = nanos(estimate);
+        let held = hold_cap(mine.iter().map(|(b, _)| *b)).min(nanos(estimate));
         let decision = match self.store.reserve(&keys, held).await {
             Ok(d) => d,
             Err(e) => return (backend_unavailable("budget", self.strategy(), self.config.fault_tolerant, &e), None),
@@ -112,14 +112,65 @@ impl BudgetRt {
     }
 }
 
+/// The most one request holds: the largest hard limit among its budgets
+/// (a hold past it refuses nobody more), never more than the largest
+/// limit a budget may have, so every counter stays an exact integer.
+fn hold_cap<'a>(budgets: impl Iterator<Item = &'a Budget>) -> u64 {
+    let most = nanos(tollgate_config::budget::MAX_BUDGET_DOLLARS);
+    budgets.filter_map(|b| b.hard).max().unwrap_or(most).min(most)
+}
+
 impl HeldBudget {
     /// Releases the hold and charges what the answer cost: the access log's
     /// `cost` (zero when nothing was priced or nothing answered).
     pub async fn settle(self, facts: Option<&LlmFacts>) {
-        let actual = facts.and_then(LlmFacts::cost).map_or(0, nanos);
+        // An answer reported as costing more than any budget (an absurd usage
+        // figure) counts as the largest limit: Redis adds only 64-bit integers.
+        let most = nanos(tollgate_config::budget::MAX_BUDGET_DOLLARS);
+        let actual = facts.and_then(LlmFacts::cost).map_or(0, nanos).min(most);
         if let Err(e) = self.store.settle(&self.keys, self.held, actual).await {
             crate::metrics::METRICS.rate_limit_backend_errors.with_label_values(&["budget_settle"]).inc();
             tracing::warn!("budget settle failed, this answer's cost is not counted: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tollgate_limit::budget::LocalBudgets;
+    use tollgate_limit::ManualClock;
+
+    use super::*;
+
+    /// A plugin with `budgets` (JSON), on local counters.
+    pub(super) fn plugin(budgets: serde_json::Value, store: Option<Arc<dyn BudgetStore>>) -> BudgetRt {
+        let config: AiBudgetConfig =
+            serde_json::from_value(serde_json::json!({ "budgets": budgets })).unwrap_or_else(|e| panic!("{e}"));
+        let clock = Arc::new(ManualClock::new(1_796_300_000_000));
+        let store = store.unwrap_or_else(|| Arc::new(LocalBudgets::new(clock.clone())));
+        BudgetRt { budgets: config.budgets.iter().map(Budget::compile).collect(), config, store, clock }
+    }
+
+    pub(super) const ALICE: Payer<'static> = Payer { name: "alice", custom_id: None, groups: &[] };
+
+    #[tokio::test]
+    async fn an_absurd_estimate_holds_no_more_than_the_hard_limit_and_headers_do_not_overflow() {
+        let rt = plugin(serde_json::json!([{ "consumer": "alice", "period": "day", "hard_limit": 1.0 }]), None);
+        let (admission, held) = rt.admit(&ALICE, 1e30).await;
+        assert!(matches!(admission, Admission::Admitted { .. }));
+        assert_eq!(held.as_ref().map(|h| h.held), Some(1_000_000_000));
+        // A second request is refused (the budget is held up), not overflowed.
+        let (admission, _) = rt.admit(&ALICE, 1e30).await;
+        assert!(matches!(admission, Admission::Refused { .. }));
+        let states = [notice::State {
+            budget: &rt.budgets[0],
+            span: rt.budgets[0].span(0),
+            spend: Spend { spent: u64::MAX, held: u64::MAX },
+            now: 0,
+        }];
+        let headers = notice::headers(&states, 0, &rt.config, "alice");
+        assert!(headers.iter().any(|(k, v)| k == "x-ai-budget-remaining" && v == "0"), "{headers:?}");
     }
 }

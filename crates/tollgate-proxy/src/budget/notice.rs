@@ -33,7 +33,7 @@ pub(super) fn headers(
     let mut out = Vec::new();
     let tightest = states
         .iter()
-        .filter_map(|s| s.budget.hard.map(|hard| (s, hard.saturating_sub(s.spend.spent + s.spend.held))))
+        .filter_map(|s| s.budget.hard.map(|hard| (s, hard.saturating_sub(s.spend.spent.saturating_add(s.spend.held)))))
         .min_by_key(|(_, remaining)| *remaining);
     if let (Some((s, remaining)), false) = (tightest, c.hide_client_headers) {
         out.push(("x-ai-budget-name".to_string(), s.budget.name.clone()));

@@ -27,9 +27,8 @@ pub(super) async fn admit(
     let payer = Payer { name: &consumer.name, custom_id: consumer.custom_id.as_deref(), groups: &consumer.groups };
     let estimate = match target.prices(model) {
         Some(p) => {
-            let completion =
-                max_completion_tokens.or(target.model.max_tokens).unwrap_or(rt.config.max_reserved_completion_tokens);
-            (prompt_estimate() as f64 * p.input + completion as f64 * p.output) / 1_000_000.0
+            let asked = max_completion_tokens.or(target.model.max_tokens);
+            estimate_dollars(prompt_estimate(), completion_tokens(asked, rt.config.max_reserved_completion_tokens), &p)
         }
         // Nothing prices this model: it is charged nothing, so it holds nothing.
         None => 0.0,
@@ -51,5 +50,34 @@ pub(super) async fn admit(
             };
             Some(LlmError::new(status, kind, message).with_code(code))
         }
+    }
+}
+
+/// No model answers with more tokens than this; a caller's `max_tokens`
+/// beyond it (`1e19`) would otherwise make the hold unrepresentable.
+const MAX_COMPLETION_TOKENS: u64 = 1_000_000;
+
+/// The completion tokens a hold counts: what the request or target asks
+/// for, else the plugin's default, never more than any model can answer.
+fn completion_tokens(asked: Option<u64>, default: u64) -> u64 {
+    asked.unwrap_or(default).min(MAX_COMPLETION_TOKENS.max(default))
+}
+
+/// What a request may cost, in dollars.
+fn estimate_dollars(prompt_tokens: u64, completion_tokens: u64, p: &tollgate_llm::Prices) -> f64 {
+    (prompt_tokens as f64 * p.input + completion_tokens as f64 * p.output) / 1_000_000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_max_tokens_holds_at_most_a_million_completion_tokens() {
+        let p = tollgate_llm::Prices { input: 2.5, output: 10.0, cache_read: None, cache_write: None };
+        assert_eq!(completion_tokens(Some(10_000_000_000_000_000_000), 1024), 1_000_000);
+        assert_eq!(completion_tokens(Some(500), 1024), 500);
+        assert_eq!(completion_tokens(None, 1024), 1024);
+        assert_eq!(estimate_dollars(1000, completion_tokens(Some(u64::MAX), 1024), &p), 10.0025);
     }
 }
