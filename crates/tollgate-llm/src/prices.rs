@@ -30,8 +30,10 @@ static TABLE: LazyLock<Table> = LazyLock::new(|| toml::from_str(include_str!("pr
 /// The shipped prices of `model` at `provider` (tollgate's provider names;
 /// `azure` serves OpenAI's models at OpenAI's list prices). The model name is
 /// matched without case, exactly, or else by the longest known name it
-/// starts with followed by `-`, `@` or `:` (a dated or versioned name such as
-/// `gpt-4o-2024-08-06` or `gemini-2.5-pro-preview-05-06`).
+/// starts with when the rest only dates or versions it (`gpt-4o-2024-08-06`,
+/// `gemini-2.5-pro-preview-05-06`, `mistral-large-latest`, `...@001`): a
+/// rest that names another model (`o1-mini`, `gpt-4o-realtime-preview`)
+/// is not its stem's price.
 pub fn shipped(provider: &str, model: &str) -> Option<Prices> {
     let section = match provider {
         "azure" => "openai",
@@ -41,11 +43,44 @@ pub fn shipped(provider: &str, model: &str) -> Option<Prices> {
     let model = model.to_ascii_lowercase();
     let row = rows.get(&model).or_else(|| {
         rows.iter()
-            .filter(|(name, _)| model.strip_prefix(name.as_str()).is_some_and(|rest| rest.starts_with(['-', '@', ':'])))
+            .filter(|(name, _)| model.strip_prefix(name.as_str()).is_some_and(only_dates_or_versions))
             .max_by_key(|(name, _)| name.len())
             .map(|(_, row)| row)
     })?;
     Some(Prices { input: row.input, output: row.output, cache_read: row.cache_read, cache_write: row.cache_write })
+}
+
+/// Whether what follows a known name only dates or versions it: `@...` or
+/// `:...`, else `-` and a date (`YYYY-MM-DD`, `MM-DD`, `MMDD`, `YYYYMMDD`,
+/// perhaps after `preview`), `latest`, or `vN`, a date and a `vN` together.
+fn only_dates_or_versions(rest: &str) -> bool {
+    if rest.starts_with(['@', ':']) {
+        return true;
+    }
+    let Some(rest) = rest.strip_prefix('-') else { return false };
+    // What follows `:` or `@` versions what precedes it (`-20240620-v1:0`).
+    let rest = rest.split([':', '@']).next().unwrap_or(rest);
+    let mut parts: Vec<&str> = rest.split('-').collect();
+    if parts.len() > 1 && parts.last().is_some_and(|p| is_version(p)) {
+        parts.pop();
+    }
+    if parts.len() > 1 && parts[0] == "preview" {
+        parts.remove(0);
+    }
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    match parts.as_slice() {
+        ["latest"] => true,
+        [v] if is_version(v) => true,
+        [d] => digits(d, 4) || digits(d, 8),
+        [m, d] => digits(m, 2) && digits(d, 2),
+        [y, m, d] => digits(y, 4) && digits(m, 2) && digits(d, 2),
+        _ => false,
+    }
+}
+
+/// `v1`, `v2`...
+fn is_version(s: &str) -> bool {
+    s.strip_prefix('v').is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// How many models the shipped table prices, per provider (for tests and docs).
@@ -93,5 +128,21 @@ mod tests {
         assert!(shipped("openai", "gpt-4oz").is_none());
         assert!(shipped("ollama", "llama3").is_none());
         assert!(shipped("openai", "no-such-model").is_none());
+    }
+
+    #[test]
+    fn a_stem_prices_only_dated_or_versioned_names_of_its_own_model() {
+        // Other models that merely start with a known name are not priced as it.
+        for other in ["o1-mini", "gpt-4-0125-preview", "gpt-4o-realtime-preview", "gpt-3.5-turbo-instruct"] {
+            let stem = shipped("openai", other).map(|p| p.input);
+            assert!(stem.is_none(), "{other} priced at {stem:?}");
+        }
+        assert_eq!(shipped("openai", "o1-2099-01-01").map(|p| p.input), Some(15.0));
+        assert_eq!(shipped("openai", "gpt-4-0314").map(|p| p.input), Some(30.0));
+        assert_eq!(shipped("openai", "gpt-4o-20990101").map(|p| p.input), Some(2.5));
+        assert_eq!(shipped("gemini", "gemini-2.5-pro-preview-05-06").map(|p| p.input), Some(1.25));
+        assert!(shipped("gemini", "gemini-2.5-pro-exp").is_none());
+        assert!(shipped("gemini", "gemini-2.5-pro-preview").is_none());
+        assert_eq!(shipped("gemini", "gemini-2.5-pro@001").map(|p| p.input), Some(1.25));
     }
 }
