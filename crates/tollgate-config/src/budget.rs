@@ -35,7 +35,19 @@ pub struct AiBudgetConfig {
     /// target sets `max_tokens`.
     #[serde(default = "AiBudgetConfig::default_reservation")]
     pub max_reserved_completion_tokens: u64,
+    /// A model neither the target nor the shipped table prices: refuse it
+    /// while a budget counts the caller, or serve it free (uncounted).
+    #[serde(default)]
+    pub unpriced: Unpriced,
     pub budgets: Vec<BudgetConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Unpriced {
+    #[default]
+    Refuse,
+    Free,
 }
 
 /// One budget: whose spend it counts, over which period, up to what.
@@ -239,6 +251,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e:?}"));
         let PluginConfig::AiBudget(p) = &c.plugins[0].config else { panic!("typed") };
         assert_eq!((p.strategy, p.error_code, p.fault_tolerant), (BudgetStrategy::Local, 429, true));
+        assert_eq!(p.unpriced, Unpriced::Refuse);
         assert_eq!(p.budgets[0].display_name(), "consumer:alice:day");
         assert_eq!(p.budgets[0].timezone, "UTC");
         assert_eq!(p.budgets[1].display_name(), "consumer_group:dev:month");

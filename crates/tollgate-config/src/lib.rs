@@ -20,7 +20,7 @@ mod vault;
 
 use std::path::PathBuf;
 
-pub use budget::{AiBudgetConfig, BudgetConfig, BudgetPeriod, BudgetStrategy, BudgetSubject};
+pub use budget::{AiBudgetConfig, BudgetConfig, BudgetPeriod, BudgetStrategy, BudgetSubject, Unpriced};
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
 pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig};
 pub use http_url::HttpUrl;

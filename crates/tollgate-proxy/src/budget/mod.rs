@@ -12,7 +12,7 @@ mod store;
 
 use std::sync::Arc;
 
-use tollgate_config::{AiBudgetConfig, BudgetStrategy};
+use tollgate_config::{AiBudgetConfig, BudgetStrategy, Unpriced};
 use tollgate_limit::budget::{BudgetKey, BudgetStore, Spend};
 use tollgate_limit::calendar::Span;
 use tollgate_limit::Clock;
@@ -86,6 +86,20 @@ impl BudgetRt {
         (Admission::Admitted { held: None, headers }, Some(hold))
     }
 
+    /// Why a request for `model`, which nothing prices, is refused: a
+    /// budget counts `payer` and `unpriced = "refuse"` (an unpriced answer
+    /// would cost nothing and pass every hard limit).
+    pub fn unpriced_refusal(&self, payer: &Payer<'_>, model: &str) -> Option<String> {
+        if self.config.unpriced == Unpriced::Free || !self.budgets.iter().any(|b| b.counts(payer)) {
+            return None;
+        }
+        Some(format!(
+            "model {model:?} has no price: the target sets no input_cost/output_cost and the shipped price \
+             table does not list it, so ai-budget cannot count it against your budget; set the target's prices, \
+             or ai-budget's unpriced = \"free\" to serve such models uncounted"
+        ))
+    }
+
     /// `local` or `redis`, for metrics and `/spend`.
     pub(crate) fn strategy(&self) -> &'static str {
         match self.config.strategy {
@@ -120,6 +134,16 @@ fn hold_cap<'a>(budgets: impl Iterator<Item = &'a Budget>) -> u64 {
     budgets.filter_map(|b| b.hard).max().unwrap_or(most).min(most)
 }
 
+/// The access log's cost, else the answer's usage at the shipped price of
+/// the model the provider says answered (an alias the table does not know
+/// may resolve to a model it does).
+fn charged_cost(f: &LlmFacts) -> Option<f64> {
+    f.cost().or_else(|| {
+        let prices = tollgate_llm::prices::shipped(&f.provider, f.response_model.as_deref()?)?;
+        Some(f.usage?.priced(&prices))
+    })
+}
+
 impl HeldBudget {
     /// Releases the hold and charges what the answer cost: the access log's
     /// `cost` (zero when nothing was priced or nothing answered).
@@ -127,7 +151,7 @@ impl HeldBudget {
         // An answer reported as costing more than any budget (an absurd usage
         // figure) counts as the largest limit: Redis adds only 64-bit integers.
         let most = nanos(tollgate_config::budget::MAX_BUDGET_DOLLARS);
-        let actual = facts.and_then(LlmFacts::cost).map_or(0, nanos).min(most);
+        let actual = facts.and_then(charged_cost).map_or(0, nanos).min(most);
         if let Err(e) = self.store.settle(&self.keys, self.held, actual).await {
             crate::metrics::METRICS.rate_limit_backend_errors.with_label_values(&["budget_settle"]).inc();
             tracing::warn!("budget settle failed, this answer's cost is not counted: {e}");
@@ -151,6 +175,34 @@ mod tests {
         let clock = Arc::new(ManualClock::new(1_796_300_000_000));
         let store = store.unwrap_or_else(|| Arc::new(LocalBudgets::new(clock.clone())));
         BudgetRt { budgets: config.budgets.iter().map(Budget::compile).collect(), config, store, clock }
+    }
+
+    #[test]
+    fn unpriced_models_are_refused_only_when_a_budget_counts_the_caller_and_the_plugin_says_so() {
+        let budgets = serde_json::json!([{ "consumer": "alice", "period": "day", "hard_limit": 1.0 }]);
+        let rt = plugin(budgets.clone(), None);
+        let refusal = rt.unpriced_refusal(&ALICE, "my-llama").unwrap_or_default();
+        assert!(refusal.contains("model \"my-llama\" has no price") && refusal.contains("unpriced = \"free\""));
+        let bob = Payer { name: "bob", custom_id: None, groups: &[] };
+        assert_eq!(rt.unpriced_refusal(&bob, "my-llama"), None);
+        let mut free = plugin(budgets, None);
+        free.config.unpriced = Unpriced::Free;
+        assert_eq!(free.unpriced_refusal(&ALICE, "my-llama"), None);
+    }
+
+    #[test]
+    fn an_answer_is_charged_at_the_price_of_the_model_that_answered_when_the_asked_one_has_none() {
+        let usage = tollgate_llm::Usage { prompt_tokens: 1000, completion_tokens: 100, ..Default::default() };
+        let facts = LlmFacts {
+            provider: "openai".into(),
+            request_model: "my-alias".into(),
+            response_model: Some("gpt-4o-2024-08-06".into()),
+            usage: Some(usage),
+            ..Default::default()
+        };
+        assert_eq!(charged_cost(&facts).map(nanos), Some(nanos(0.0035)));
+        let unknown = LlmFacts { response_model: Some("my-alias".into()), ..facts };
+        assert_eq!(charged_cost(&unknown), None);
     }
 
     pub(super) const ALICE: Payer<'static> = Payer { name: "alice", custom_id: None, groups: &[] };

@@ -30,8 +30,13 @@ pub(super) async fn admit(
             let asked = max_completion_tokens.or(target.model.max_tokens);
             estimate_dollars(prompt_estimate(), completion_tokens(asked, rt.config.max_reserved_completion_tokens), &p)
         }
-        // Nothing prices this model: it is charged nothing, so it holds nothing.
-        None => 0.0,
+        None => {
+            if let Some(message) = rt.unpriced_refusal(&payer, model) {
+                return Some(LlmError::new(400, "invalid_request_error", message).with_code("model_not_priced"));
+            }
+            // `unpriced = "free"`: it is charged nothing, so it holds nothing.
+            0.0
+        }
     };
     let (admission, held) = rt.admit(&payer, estimate).await;
     ctx.held_budget = held;
