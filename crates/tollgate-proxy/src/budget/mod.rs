@@ -68,7 +68,14 @@ impl BudgetRt {
         let held = hold_cap(mine.iter().map(|(b, _)| *b)).min(nanos(estimate));
         let decision = match self.store.reserve(&keys, held).await {
             Ok(d) => d,
-            Err(e) => return (backend_unavailable("budget", self.strategy(), self.config.fault_tolerant, &e), None),
+            Err(e) => {
+                let admission = backend_unavailable("budget", self.strategy(), self.config.fault_tolerant, &e);
+                // Served without a hold (`fault_tolerant`): the answer's real cost
+                // is still added at settle, if the store is back by then.
+                let served = !matches!(admission, Admission::Refused { .. });
+                let hold = served.then(|| HeldBudget { store: self.store.clone(), keys, held: 0 });
+                return (admission, hold);
+            }
         };
         let states: Vec<notice::State<'_>> = mine
             .iter()
@@ -164,7 +171,7 @@ mod tests {
     use std::sync::Arc;
 
     use tollgate_limit::budget::LocalBudgets;
-    use tollgate_limit::ManualClock;
+    use tollgate_limit::{LimitError, ManualClock};
 
     use super::*;
 
@@ -203,6 +210,48 @@ mod tests {
         assert_eq!(charged_cost(&facts).map(nanos), Some(nanos(0.0035)));
         let unknown = LlmFacts { response_model: Some("my-alias".into()), ..facts };
         assert_eq!(charged_cost(&unknown), None);
+    }
+
+    /// A store whose reservations fail (Redis timing out) and whose settles land.
+    #[derive(Default)]
+    struct FlakyStore(std::sync::Mutex<Vec<(u64, u64)>>);
+
+    #[async_trait::async_trait]
+    impl BudgetStore for FlakyStore {
+        async fn reserve(&self, _: &[BudgetKey], _: u64) -> Result<tollgate_limit::budget::BudgetDecision, LimitError> {
+            Err(LimitError::Backend("timed out".into()))
+        }
+        async fn settle(&self, _: &[BudgetKey], held: u64, actual: u64) -> Result<(), LimitError> {
+            self.0.lock().unwrap_or_else(|e| panic!("{e}")).push((held, actual));
+            Ok(())
+        }
+        async fn spend(&self, _: &[BudgetKey]) -> Result<Vec<Spend>, LimitError> {
+            Err(LimitError::Backend("timed out".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_served_through_a_store_outage_is_still_charged() {
+        let store = Arc::new(FlakyStore::default());
+        let budgets = serde_json::json!([{ "consumer": "alice", "period": "day", "hard_limit": 1.0 }]);
+        let rt = plugin(budgets.clone(), Some(store.clone()));
+        let (admission, held) = rt.admit(&ALICE, 0.5).await;
+        assert!(matches!(admission, Admission::Admitted { .. }));
+        let usage = tollgate_llm::Usage { prompt_tokens: 1000, completion_tokens: 100, ..Default::default() };
+        let facts = LlmFacts {
+            provider: "openai".into(),
+            input_cost: Some(1.0),
+            output_cost: Some(10.0),
+            usage: Some(usage),
+            ..Default::default()
+        };
+        held.unwrap_or_else(|| panic!("a hold of nothing")).settle(Some(&facts)).await;
+        assert_eq!(*store.0.lock().unwrap_or_else(|e| panic!("{e}")), vec![(0, 2_000_000)]);
+        // Not fault tolerant: refused with 503, nothing to settle.
+        let mut strict = plugin(budgets, Some(store));
+        strict.config.fault_tolerant = false;
+        let (admission, held) = strict.admit(&ALICE, 0.5).await;
+        assert!(matches!(admission, Admission::Refused { status: 503, .. }) && held.is_none());
     }
 
     pub(super) const ALICE: Payer<'static> = Payer { name: "alice", custom_id: None, groups: &[] };
