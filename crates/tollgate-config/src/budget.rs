@@ -5,7 +5,7 @@
 //! this mirrors LiteLLM's `max_budget` with `budget_duration`, on calendar
 //! periods instead of durations from the key's creation.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -194,6 +194,32 @@ fn check_budget(path: &str, b: &BudgetConfig, r: &mut Report<'_>) {
     }
 }
 
+/// A budget's name is its counter's key (and how `/spend` shows it): two
+/// ai-budget plugins (global and on a route) listing budgets of one name
+/// would share one counter, so the second is refused.
+pub(crate) fn check_names_unique(plugins: &[Option<crate::PluginConfig>], r: &mut Report<'_>) {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (i, config) in plugins.iter().enumerate() {
+        let Some(crate::PluginConfig::AiBudget(c)) = config else { continue };
+        for (j, b) in c.budgets.iter().enumerate() {
+            let name = b.display_name();
+            match seen.get(&name) {
+                Some(&first) if first != i => r.error(
+                    format!("plugins[{i}].config.budgets[{j}].name"),
+                    format!(
+                        "budget {name:?} is also in plugins[{first}]: budget names are counters and must be \
+                         unique across ai-budget plugins; give one a name"
+                    ),
+                ),
+                Some(_) => {}
+                None => {
+                    seen.insert(name, i);
+                }
+            }
+        }
+    }
+}
+
 /// Budgets name consumers and groups that exist: a misspelt name would
 /// silently limit nobody.
 pub(crate) fn check_subjects(file: &TypedFile, plugins: &[Option<crate::PluginConfig>], r: &mut Report<'_>) {
@@ -294,5 +320,25 @@ mod tests {
              [[plugins.config.budgets]]\nconsumer = \"alice\"\nperiod = \"day\"\nhard_limit = 2\n",
         );
         assert!(e.contains("budget \"consumer:alice:day\" is listed twice"), "{e}");
+    }
+
+    #[test]
+    fn two_plugins_cannot_share_a_budget_name() {
+        let e = errors(
+            "[[plugins.config.budgets]]\nconsumer = \"alice\"\nperiod = \"day\"\nhard_limit = 1\n\
+             [[plugins]]\nname = \"ai-budget\"\nconsumer = \"alice\"\n[plugins.config]\n\
+             [[plugins.config.budgets]]\nconsumer = \"alice\"\nperiod = \"day\"\nhard_limit = 2\n",
+        );
+        assert!(
+            e.contains("plugins[1].config.budgets[0].name: budget \"consumer:alice:day\" is also in plugins[0]"),
+            "{e}"
+        );
+        let e = errors(
+            "[[plugins.config.budgets]]\nconsumer = \"alice\"\nperiod = \"day\"\nhard_limit = 1\n\
+             [[plugins]]\nname = \"ai-budget\"\nconsumer = \"alice\"\n[plugins.config]\n\
+             [[plugins.config.budgets]]\nname = \"alice-route\"\nconsumer = \"alice\"\nperiod = \"day\"\n\
+             hard_limit = 2\n",
+        );
+        assert_eq!(e, "");
     }
 }

@@ -90,6 +90,7 @@ pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &m
     check_key_in_body(file, plugins, r);
     check_mtls_has_client_ca(file, plugins, r);
     crate::budget::check_subjects(file, plugins, r);
+    crate::budget::check_names_unique(plugins, r);
 }
 
 /// mtls-auth reads the certificate the TLS listeners verified: without
