@@ -129,6 +129,8 @@ def test_a_daily_budget_on_two_replicas_sharing_redis(mock, gateway_factory, red
     group = spend(a, "group=contractors")["budgets"]
     bob_costs = logged_costs(a, consumer="bob")
     assert len(group) == 1 and group[0]["spend"] == pytest.approx(sum(bob_costs), abs=1e-8) and bob_costs
+    # A consumer's own view includes the budgets of their groups (bob is a contractor).
+    assert [x["budget"] for x in spend(a, "consumer=bob")["budgets"]] == ["consumer_group:contractors:month"]
     assert {x["budget"] for x in spend(a, "")["budgets"]} == {"consumer:alice:day", "consumer_group:contractors:month"}
     assert httpx.get(f"{a.admin_url}/spend?consumer=nobody", timeout=5).status_code == 404
     assert httpx.get(f"{a.admin_url}/spend?tenant=x", timeout=5).status_code == 400

@@ -8,6 +8,7 @@ use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
 use crate::budget::report::{self, SpendFilter};
+use crate::budget::Payer;
 use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
@@ -67,9 +68,17 @@ async fn spend(snap: &Snapshot, query: Option<&str>) -> (u16, serde_json::Value)
         Ok(f) => f,
         Err(message) => return (400, serde_json::json!({ "message": message })),
     };
+    // `consumer=NAME` names a consumer by username or custom_id.
+    let consumer = match &filter {
+        SpendFilter::Consumer(c) => {
+            snap.consumers.iter().find(|k| k.name == *c || k.custom_id.as_deref() == Some(c.as_str()))
+        }
+        _ => None,
+    };
+    let payer = consumer.map(|k| Payer { name: &k.name, custom_id: k.custom_id.as_deref(), groups: &k.groups });
     let mut budgets = Vec::new();
     for rt in snap.budgets() {
-        match report::budgets(rt, &filter).await {
+        match report::budgets(rt, &filter, payer.as_ref()).await {
             Ok(found) => budgets.extend(found),
             Err(e) => return (503, serde_json::json!({ "message": format!("budget store unavailable: {e}") })),
         }

@@ -167,7 +167,7 @@ impl HeldBudget {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use tollgate_limit::budget::LocalBudgets;
@@ -176,7 +176,7 @@ mod tests {
     use super::*;
 
     /// A plugin with `budgets` (JSON), on local counters.
-    pub(super) fn plugin(budgets: serde_json::Value, store: Option<Arc<dyn BudgetStore>>) -> BudgetRt {
+    pub(crate) fn plugin(budgets: serde_json::Value, store: Option<Arc<dyn BudgetStore>>) -> BudgetRt {
         let config: AiBudgetConfig =
             serde_json::from_value(serde_json::json!({ "budgets": budgets })).unwrap_or_else(|e| panic!("{e}"));
         let clock = Arc::new(ManualClock::new(1_796_300_000_000));

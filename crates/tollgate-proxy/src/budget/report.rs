@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 use tollgate_config::BudgetSubject;
 
-use super::spec::dollars;
+use super::spec::{dollars, Budget, Payer};
 use super::{notice, BudgetRt};
 
 /// Which budgets a `/spend` call asks for.
@@ -33,9 +33,13 @@ impl SpendFilter {
         Ok(filter)
     }
 
-    fn admits(&self, subject: &BudgetSubject) -> bool {
-        match (self, subject) {
+    /// `consumer` is the consumer `consumer=NAME` names, when one does: then
+    /// every budget that counts them is shown (their groups' too, and those
+    /// naming them by custom_id), else the budgets naming NAME itself.
+    fn admits(&self, b: &Budget, consumer: Option<&Payer<'_>>) -> bool {
+        match (self, &b.subject) {
             (SpendFilter::All, _) => true,
+            (SpendFilter::Consumer(_), _) if consumer.is_some() => consumer.is_some_and(|p| b.counts(p)),
             (SpendFilter::Consumer(want), BudgetSubject::Consumer(c)) => want == c,
             (SpendFilter::Group(want), BudgetSubject::Group(g)) => want == g,
             _ => false,
@@ -43,13 +47,14 @@ impl SpendFilter {
     }
 }
 
-/// The plugin's budgets that `filter` asks for, as JSON objects.
-pub async fn budgets(rt: &BudgetRt, filter: &SpendFilter) -> Result<Vec<Value>, String> {
+/// The plugin's budgets that `filter` asks for, as JSON objects; `consumer`
+/// is whom a `consumer=NAME` filter names (see [`SpendFilter::admits`]).
+pub async fn budgets(rt: &BudgetRt, filter: &SpendFilter, consumer: Option<&Payer<'_>>) -> Result<Vec<Value>, String> {
     let now = rt.now_ms();
     let spend = rt.spend_now().await.map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (b, (span, s)) in rt.budgets().iter().zip(spend) {
-        if !filter.admits(&b.subject) {
+        if !filter.admits(b, consumer) {
             continue;
         }
         let (kind, who) = match &b.subject {
@@ -98,4 +103,33 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::budget::tests::plugin;
+
+    #[test]
+    fn a_consumer_filter_shows_every_budget_that_counts_them() {
+        let rt = plugin(
+            serde_json::json!([
+                { "consumer": "alice", "period": "day", "hard_limit": 1.0 },
+                { "consumer": "alice-id", "period": "month", "hard_limit": 5.0 },
+                { "consumer_group": "dev", "period": "month", "hard_limit": 50.0 },
+                { "consumer_group": "ops", "period": "month", "hard_limit": 50.0 },
+                { "consumer": "bob", "period": "day", "hard_limit": 1.0 },
+            ]),
+            None,
+        );
+        let groups = ["dev".to_string()];
+        let alice = Payer { name: "alice", custom_id: Some("alice-id"), groups: &groups };
+        let filter = SpendFilter::Consumer("alice-id".into());
+        let shown: Vec<&str> =
+            rt.budgets().iter().filter(|b| filter.admits(b, Some(&alice))).map(|b| b.name.as_str()).collect();
+        assert_eq!(shown, ["consumer:alice:day", "consumer:alice-id:month", "consumer_group:dev:month"]);
+        // A name no consumer has still finds the budgets naming it.
+        let filter = SpendFilter::Consumer("bob".into());
+        assert_eq!(rt.budgets().iter().filter(|b| filter.admits(b, None)).count(), 1);
+    }
 }
