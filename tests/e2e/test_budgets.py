@@ -4,6 +4,7 @@ limit's warning; a streamed answer charged; `/spend` on the admin listener
 reporting what the access logs' costs add up to; and the shipped price table
 pricing a target that sets no price."""
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
@@ -69,6 +70,15 @@ def spend(gw, query: str = "consumer=alice") -> dict:
     return r.json()
 
 
+def settled(gw, query: str = "consumer=alice", timeout: float = 10.0) -> None:
+    """Waits until no request holds money in the budgets (the last answer's
+    settle, which runs after the client has its answer, has landed)."""
+    deadline = time.monotonic() + timeout
+    while any(b["in_flight"] for b in spend(gw, query)["budgets"]):
+        assert time.monotonic() < deadline, spend(gw, query)
+        time.sleep(0.02)
+
+
 def streamed(gw, key: str) -> tuple[int, str]:
     with gw.http.stream("POST", "/chat", json=chat(stream=True), headers={"apikey": key}) as r:
         return r.status_code, "".join(r.iter_text())
@@ -86,6 +96,8 @@ def test_a_daily_budget_on_two_replicas_sharing_redis(mock, gateway_factory, red
     b = gateway_factory(config, name="b")
     served = []
     for i, gw in enumerate([a, b, a, b]):
+        # The warning reads the settled spend: the previous answer must have settled.
+        settled(gw)
         if i == 1:
             status, body = streamed(gw, ALICE_KEY)
             assert status == 200 and "[DONE]" in body, body
