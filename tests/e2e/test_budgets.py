@@ -4,6 +4,7 @@ limit's warning; a streamed answer charged; `/spend` on the admin listener
 reporting what the access logs' costs add up to; and the shipped price table
 pricing a target that sets no price."""
 
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -225,3 +226,25 @@ def test_the_shipped_table_prices_a_target_without_prices(mock, gateway_factory)
     (line,) = own.access_log(wait_for=1)
     u = r.json()["usage"]
     assert line["ai"]["cost"] == pytest.approx((u["prompt_tokens"] * 1.0 + u["completion_tokens"] * 2.0) / 1e6)
+
+
+def test_a_hold_its_replica_never_settled_is_released_at_its_deadline(mock, gateway_factory, redis):
+    """A replica killed mid-request leaves its hold in Redis: the hold's own
+    deadline releases it, so the budget is not locked for the rest of the day."""
+    gw = gateway_factory(llm_config(mock, extra=budget_plugin("redis", redis.port, hard=1.0)))
+    assert gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY}).status_code == 200
+    settled(gw)
+
+    def cli(*args: str) -> str:
+        out = subprocess.run(["redis-cli", "-p", str(redis.port), *args], capture_output=True, text=True, check=True)
+        return out.stdout.strip()
+
+    (counter,) = [k for k in cli("--scan", "--pattern", "tollgate:{budget}:consumer:alice:day|*").split()
+                  if not k.endswith(":holds")]
+    # A dead replica's hold of $2 (past the $1 limit), its deadline already passed.
+    cli("HINCRBY", counter, "held", str(2_000_000_000))
+    cli("ZADD", counter + ":holds", "1", "dead-replica.1:2000000000")
+    r = gw.http.post("/chat", json=chat(), headers={"apikey": ALICE_KEY})
+    assert r.status_code == 200, r.text
+    settled(gw)
+    assert cli("ZCARD", counter + ":holds") == "0"

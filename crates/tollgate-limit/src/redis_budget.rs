@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-use crate::budget::{BudgetDecision, BudgetKey, Spend};
+use crate::budget::{BudgetDecision, BudgetKey, Hold, Spend};
 use crate::{LimitError, RedisLimiter};
 
 /// The hash tag every budget key shares (Cluster: one slot).
@@ -17,14 +17,25 @@ fn redis_key(k: &BudgetKey) -> String {
     format!("{PREFIX}{}", k.key)
 }
 
+/// The ZSET of the counter's holds by deadline (same hash tag).
+fn holds_key(k: &BudgetKey) -> String {
+    format!("{PREFIX}{}:holds", k.key)
+}
+
 /// [`crate::budget::BudgetStore`]'s operations, named apart from [`crate::Limiter`]'s.
 impl RedisLimiter {
-    /// Holds `estimate` in every key unless one is used up (see `BudgetStore::reserve`).
-    pub async fn budget_reserve(&self, keys: &[BudgetKey], estimate: u64) -> Result<BudgetDecision, LimitError> {
+    /// Holds `hold` in every key unless one is used up (see `BudgetStore::reserve`);
+    /// `now_ms` (the caller's clock) releases holds past their deadline.
+    pub async fn budget_reserve(
+        &self,
+        keys: &[BudgetKey],
+        hold: &Hold,
+        now_ms: u64,
+    ) -> Result<BudgetDecision, LimitError> {
         let mut inv = RESERVE.prepare_invoke();
-        inv.arg(estimate).arg(keys.len());
+        inv.arg(hold.amount).arg(keys.len()).arg(now_ms).arg(&hold.id).arg(hold.deadline_ms);
         for k in keys {
-            inv.key(redis_key(k));
+            inv.key(redis_key(k)).key(holds_key(k));
             let limit = k.hard_limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
             inv.arg(limit).arg(k.expires_at_ms);
         }
@@ -43,11 +54,11 @@ impl RedisLimiter {
     }
 
     /// Releases a hold and adds the real cost (see `BudgetStore::settle`).
-    pub async fn budget_settle(&self, keys: &[BudgetKey], held: u64, actual: u64) -> Result<(), LimitError> {
+    pub async fn budget_settle(&self, keys: &[BudgetKey], hold: &Hold, actual: u64) -> Result<(), LimitError> {
         let mut inv = SETTLE.prepare_invoke();
-        inv.arg(held).arg(actual);
+        inv.arg(&hold.id).arg(hold.amount).arg(actual);
         for k in keys {
-            inv.key(redis_key(k)).arg(k.expires_at_ms);
+            inv.key(redis_key(k)).key(holds_key(k)).arg(k.expires_at_ms);
         }
         self.bounded(|mut conn| async move { inv.invoke_async::<i64>(&mut conn).await }).await.map(|_| ())
     }

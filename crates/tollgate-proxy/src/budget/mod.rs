@@ -13,7 +13,7 @@ mod store;
 use std::sync::Arc;
 
 use tollgate_config::{AiBudgetConfig, BudgetStrategy, Unpriced};
-use tollgate_limit::budget::{BudgetKey, BudgetStore, Spend};
+use tollgate_limit::budget::{BudgetKey, BudgetStore, Hold, Spend};
 use tollgate_limit::calendar::Span;
 use tollgate_limit::Clock;
 
@@ -41,8 +41,14 @@ impl std::fmt::Debug for BudgetRt {
 pub struct HeldBudget {
     store: Arc<dyn BudgetStore>,
     keys: Vec<BudgetKey>,
-    held: u64,
+    hold: Hold,
 }
+
+/// How long a hold lasts if its request never settles it (its replica was
+/// killed, the settle timed out): longer than a request, even a long
+/// stream, should run, short enough that a lost hold does not lock the
+/// budget for the rest of its period.
+const HOLD_DEADLINE_MS: u64 = 15 * 60 * 1000;
 
 impl BudgetRt {
     /// Compiles the plugin, its counters in the registry's stores.
@@ -66,14 +72,16 @@ impl BudgetRt {
         }
         let keys: Vec<BudgetKey> = mine.iter().map(|(b, s)| b.key(*s)).collect();
         let held = hold_cap(mine.iter().map(|(b, _)| *b)).min(nanos(estimate));
-        let decision = match self.store.reserve(&keys, held).await {
+        let hold = Hold::new(held, now.saturating_add(HOLD_DEADLINE_MS));
+        let decision = match self.store.reserve(&keys, &hold).await {
             Ok(d) => d,
             Err(e) => {
                 let admission = backend_unavailable("budget", self.strategy(), self.config.fault_tolerant, &e);
                 // Served without a hold (`fault_tolerant`): the answer's real cost
                 // is still added at settle, if the store is back by then.
                 let served = !matches!(admission, Admission::Refused { .. });
-                let hold = served.then(|| HeldBudget { store: self.store.clone(), keys, held: 0 });
+                let nothing = Hold { amount: 0, ..hold };
+                let hold = served.then(|| HeldBudget { store: self.store.clone(), keys, hold: nothing });
                 return (admission, hold);
             }
         };
@@ -89,8 +97,7 @@ impl BudgetRt {
             return (Admission::Refused { status: self.config.error_code, message, headers }, None);
         }
         let headers = notice::headers(&states, held, &self.config, payer.name);
-        let hold = HeldBudget { store: self.store.clone(), keys, held };
-        (Admission::Admitted { held: None, headers }, Some(hold))
+        (Admission::Admitted { held: None, headers }, Some(HeldBudget { store: self.store.clone(), keys, hold }))
     }
 
     /// Why a request for `model`, which nothing prices, is refused: a
@@ -159,7 +166,7 @@ impl HeldBudget {
         // figure) counts as the largest limit: Redis adds only 64-bit integers.
         let most = nanos(tollgate_config::budget::MAX_BUDGET_DOLLARS);
         let actual = facts.and_then(charged_cost).map_or(0, nanos).min(most);
-        if let Err(e) = self.store.settle(&self.keys, self.held, actual).await {
+        if let Err(e) = self.store.settle(&self.keys, &self.hold, actual).await {
             crate::metrics::METRICS.rate_limit_backend_errors.with_label_values(&["budget_settle"]).inc();
             tracing::warn!("budget settle failed, this answer's cost is not counted: {e}");
         }
@@ -218,11 +225,15 @@ pub(crate) mod tests {
 
     #[async_trait::async_trait]
     impl BudgetStore for FlakyStore {
-        async fn reserve(&self, _: &[BudgetKey], _: u64) -> Result<tollgate_limit::budget::BudgetDecision, LimitError> {
+        async fn reserve(
+            &self,
+            _: &[BudgetKey],
+            _: &Hold,
+        ) -> Result<tollgate_limit::budget::BudgetDecision, LimitError> {
             Err(LimitError::Backend("timed out".into()))
         }
-        async fn settle(&self, _: &[BudgetKey], held: u64, actual: u64) -> Result<(), LimitError> {
-            self.0.lock().unwrap_or_else(|e| panic!("{e}")).push((held, actual));
+        async fn settle(&self, _: &[BudgetKey], hold: &Hold, actual: u64) -> Result<(), LimitError> {
+            self.0.lock().unwrap_or_else(|e| panic!("{e}")).push((hold.amount, actual));
             Ok(())
         }
         async fn spend(&self, _: &[BudgetKey]) -> Result<Vec<Spend>, LimitError> {
@@ -261,7 +272,7 @@ pub(crate) mod tests {
         let rt = plugin(serde_json::json!([{ "consumer": "alice", "period": "day", "hard_limit": 1.0 }]), None);
         let (admission, held) = rt.admit(&ALICE, 1e30).await;
         assert!(matches!(admission, Admission::Admitted { .. }));
-        assert_eq!(held.as_ref().map(|h| h.held), Some(1_000_000_000));
+        assert_eq!(held.as_ref().map(|h| h.hold.amount), Some(1_000_000_000));
         // A second request is refused (the budget is held up), not overflowed.
         let (admission, _) = rt.admit(&ALICE, 1e30).await;
         assert!(matches!(admission, Admission::Refused { .. }));
