@@ -62,8 +62,9 @@ def test_metrics_count_requests_tokens_and_latency(mock, gateway_factory):
     assert value(m, "ai_llm_provider_latency_ms_bucket", le="+Inf") == 2
     # Refused requests never reached a provider: no LLM request was counted for them.
     assert value(m, "ai_llm_requests_total") == 2
-    # No prices configured, no cost.
-    assert value(m, "ai_llm_cost_total") is None
+    # No prices configured: gpt-4o is priced from the shipped table ($2.50 in, $10 out per million).
+    shipped = sum(u["prompt_tokens"] * 2.5 + u["completion_tokens"] * 10 for u in usages) / 1e6
+    assert abs(value(m, "ai_llm_cost_total", ai_model="gpt-4o", consumer="alice") - shipped) < 1e-12
     assert value(m, "ai_llm_time_per_output_token_ms_count", ai_provider="openai", consumer="alice") == 2
     assert value(m, "tollgate_build_info") == 1
 

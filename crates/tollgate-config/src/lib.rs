@@ -5,6 +5,7 @@
 //! every secret is resolved, or every error found, so `tollgate check` and reload can
 //! show them all at once.
 
+pub mod budget;
 pub mod cache;
 pub mod error;
 pub mod guard;
@@ -22,6 +23,7 @@ pub mod vaults;
 
 use std::path::PathBuf;
 
+pub use budget::{AiBudgetConfig, BudgetConfig, BudgetPeriod, BudgetStrategy, BudgetSubject, Unpriced};
 pub use error::{ConfigError, ConfigErrors, PluginConfigError};
 pub use guard::{AiCustomGuardrailConfig, AiPromptGuardConfig, AiSanitizerConfig, GuardedSide};
 pub use http_url::HttpUrl;

@@ -214,6 +214,7 @@ impl PluginConfig {
             "ai-prompt-guard" => typed(&entry.config).map(PluginConfig::PromptGuard),
             "ai-sanitizer" => typed(&entry.config).map(PluginConfig::Sanitizer),
             "ai-custom-guardrail" => typed(&entry.config).map(PluginConfig::CustomGuardrail),
+            "ai-budget" => typed(&entry.config).map(PluginConfig::AiBudget),
             other => Err(vec![PluginConfigError {
                 path: "name".to_string(),
                 message: format!("unknown plugin `{other}`; supported plugins: {}", PLUGIN_NAMES.join(", ")),
@@ -237,6 +238,7 @@ impl PluginConfig {
             PluginConfig::PromptGuard(_) => "ai-prompt-guard",
             PluginConfig::Sanitizer(_) => "ai-sanitizer",
             PluginConfig::CustomGuardrail(_) => "ai-custom-guardrail",
+            PluginConfig::AiBudget(_) => "ai-budget",
         }
     }
 }

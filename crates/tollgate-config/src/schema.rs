@@ -7,7 +7,7 @@
 
 use serde::Deserialize;
 
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }
 
@@ -312,6 +312,7 @@ pub enum PluginConfig {
     PromptGuard(crate::guard::AiPromptGuardConfig),
     Sanitizer(crate::guard::AiSanitizerConfig),
     CustomGuardrail(crate::guard::AiCustomGuardrailConfig),
+    AiBudget(crate::budget::AiBudgetConfig),
 }
 
 pub const PLUGIN_NAMES: &[&str] = &[
@@ -328,6 +329,7 @@ pub const PLUGIN_NAMES: &[&str] = &[
     "ai-prompt-guard",
     "ai-sanitizer",
     "ai-custom-guardrail",
+    "ai-budget",
 ];
 
 #[derive(Debug, Clone, Deserialize)]

@@ -239,7 +239,7 @@ fn unknown_plugins_list_the_supported_ones() {
     assert_eq!(errors[0].line, line_of(&text, "\"cors\""));
     assert_eq!(
         errors[0].message,
-        "unknown plugin `cors`; supported plugins: key-auth, mtls-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced, rate-limiting, ai-mcp-proxy, opentelemetry, ai-semantic-cache, ai-prompt-guard, ai-sanitizer, ai-custom-guardrail"
+        "unknown plugin `cors`; supported plugins: key-auth, mtls-auth, acl, ai-proxy, ai-proxy-advanced, ai-rate-limiting-advanced, rate-limiting, ai-mcp-proxy, opentelemetry, ai-semantic-cache, ai-prompt-guard, ai-sanitizer, ai-custom-guardrail, ai-budget"
     );
 }
 

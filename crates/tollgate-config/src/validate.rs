@@ -89,6 +89,8 @@ pub(crate) fn validate(file: &TypedFile, plugins: &[Option<PluginConfig>], r: &m
     check_upstreams(file, &names, r);
     check_key_in_body(file, plugins, r);
     check_mtls_has_client_ca(file, plugins, r);
+    crate::budget::check_subjects(file, plugins, r);
+    crate::budget::check_names_unique(plugins, r);
 }
 
 /// mtls-auth reads the certificate the TLS listeners verified: without
@@ -631,6 +633,7 @@ fn check_plugin_config(i: usize, config: &PluginConfig, names: &Names<'_>, r: &m
         PluginConfig::PromptGuard(c) => crate::guard::check_prompt_guard(&base, c, r),
         PluginConfig::Sanitizer(c) => crate::guard::check_sanitizer(&base, c, r),
         PluginConfig::CustomGuardrail(c) => crate::guard::check_custom_guardrail(&base, c, r),
+        PluginConfig::AiBudget(c) => crate::budget::check(&base, c, r),
     }
 }
 

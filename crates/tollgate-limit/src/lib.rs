@@ -69,8 +69,11 @@
 //! # }).unwrap();
 //! ```
 
+pub mod budget;
+pub mod calendar;
 mod local;
 mod redis_backend;
+mod redis_budget;
 mod redis_conn;
 mod redis_kv;
 mod window;

@@ -15,6 +15,7 @@ pub mod ingress;
 pub mod mistral;
 pub mod ollama;
 pub mod openai;
+pub mod prices;
 pub mod provider;
 pub mod request;
 /// SSE framing, shared with the MCP relay.

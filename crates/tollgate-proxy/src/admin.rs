@@ -1,4 +1,4 @@
-//! The admin listener: /metrics, /health, /ready, /status.
+//! The admin listener: /metrics, /health, /ready, /status, /spend.
 
 use std::sync::Arc;
 
@@ -7,6 +7,8 @@ use http::Response;
 use pingora_core::apps::http_app::ServeHttp;
 use pingora_core::protocols::http::ServerSession;
 
+use crate::budget::report::{self, SpendFilter};
+use crate::budget::Payer;
 use crate::gateway::GatewayState;
 use crate::metrics::METRICS;
 use crate::snapshot::Snapshot;
@@ -51,9 +53,48 @@ impl ServeHttp for AdminApp {
                 });
                 reply(200, "application/json", body.to_string().into_bytes())
             }
+            "/spend" => {
+                let query = session.req_header().uri.query().map(str::to_string);
+                let snap = self.state.snapshot.load_full();
+                let (status, body) = spend(&snap, query.as_deref()).await;
+                reply(status, "application/json", body.to_string().into_bytes())
+            }
             _ => reply(404, "application/json", br#"{"message":"not found"}"#.to_vec()),
         }
     }
+}
+
+/// `GET /spend[?consumer=NAME|group=NAME]`: the ai-budget plugins' budgets
+/// for the period in force, with what was spent and what is left.
+async fn spend(snap: &Snapshot, query: Option<&str>) -> (u16, serde_json::Value) {
+    let filter = match SpendFilter::from_query(query) {
+        Ok(f) => f,
+        Err(message) => return (400, serde_json::json!({ "message": message })),
+    };
+    // `consumer=NAME` names a consumer by username or custom_id.
+    let consumer = match &filter {
+        SpendFilter::Consumer(c) => {
+            snap.consumers.iter().find(|k| k.name == *c || k.custom_id.as_deref() == Some(c.as_str()))
+        }
+        _ => None,
+    };
+    let payer = consumer.map(|k| Payer { name: &k.name, custom_id: k.custom_id.as_deref(), groups: &k.groups });
+    let mut budgets = Vec::new();
+    for rt in snap.budgets() {
+        match report::budgets(rt, &filter, payer.as_ref()).await {
+            Ok(found) => budgets.extend(found),
+            Err(e) => return (503, serde_json::json!({ "message": format!("budget store unavailable: {e}") })),
+        }
+    }
+    let missing = match &filter {
+        SpendFilter::Consumer(c) if budgets.is_empty() => Some(format!("no budget counts consumer {c:?}")),
+        SpendFilter::Group(g) if budgets.is_empty() => Some(format!("no budget counts consumer group {g:?}")),
+        _ => None,
+    };
+    if let Some(message) = missing {
+        return (404, serde_json::json!({ "message": message }));
+    }
+    (200, serde_json::json!({ "budgets": budgets }))
 }
 
 /// Each LLM target's balancer state, in Prometheus' text format. Rendered at

@@ -9,6 +9,7 @@ use tollgate_otel::TraceParent;
 use tollgate_config::DEFAULT_CLIENT_BODY_TIMEOUT_MS;
 
 use crate::body::BodyDeadline;
+use crate::budget::HeldBudget;
 pub use crate::facts::{LlmFacts, McpFacts, Payloads, PAYLOAD_LOG_LIMIT};
 use crate::limits::{HeldLimit, Identity};
 use crate::otel::RequestSpan;
@@ -53,6 +54,8 @@ pub struct RequestCtx {
     pub body_deadline: Option<BodyDeadline>,
     /// A token reservation to settle when the answer ends.
     pub held_limit: Option<HeldLimit>,
+    /// An ai-budget hold to settle with the answer's cost when it ends.
+    pub held_budget: Option<HeldBudget>,
     /// Headers every answer to this request carries (rate-limit state).
     pub response_headers: Vec<(String, String)>,
     /// A short, non-secret id of the credential used (for `identifier = "credential"`).
@@ -90,6 +93,7 @@ impl RequestCtx {
             body_bytes: 0,
             body_deadline: None,
             held_limit: None,
+            held_budget: None,
             response_headers: Vec::new(),
             credential_id: None,
             counted: false,

@@ -238,6 +238,10 @@ impl ProxyHttp for Gateway {
             let ok = ctx.llm.as_ref().and_then(|f| f.upstream_status).is_some_and(|s| (200..300).contains(&s));
             held.settle(if ok { ctx.llm.as_ref() } else { None }).await;
         }
+        if let Some(held) = ctx.held_budget.take() {
+            // Charged what the access log's cost says, whatever the status.
+            held.settle(ctx.llm.as_ref()).await;
+        }
         observe::record(&self.state.access_log, session, e, ctx);
         if std::mem::take(&mut ctx.counted) {
             self.state.in_flight.fetch_sub(1, Ordering::AcqRel);

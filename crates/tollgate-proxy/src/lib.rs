@@ -7,7 +7,7 @@
 //! llm/  mcp/exchange  passthrough                   what a route serves, after the pipeline
 //! guard/             guardrails on LLM requests (prompt guard, sanitizer, webhook), before any provider
 //! pipeline/          request_filter's steps: shield, route, authenticate, authorize, limit
-//! limits  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
+//! limits  budget/  mcp  oauth  otel  observe/  metrics  access_log  health   per-concern runtime
 //! cache/             ai-semantic-cache: lookup and hits above the snapshot, its runtime and store below
 //! snapshot  router  keyauth  survivors                       the compiled config
 //! answer  ctx  respond  body  redact  tls  client_tls  admin             per-request state and answers
@@ -28,6 +28,7 @@ pub mod access_log;
 pub mod admin;
 pub mod answer;
 pub mod body;
+pub mod budget;
 pub mod cache;
 pub mod client_tls;
 pub mod connections;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 use tollgate_config::schema::{AiRateLimitingConfig, RateLimitingConfig, RedisSettings};
+use tollgate_limit::budget::{BudgetStore, LocalBudgets};
 use tollgate_limit::{
     Clock, ClusterTopology, Decision, LimitError, LimitSpec, Limiter, LocalLimiter, RedisConfig, RedisLimiter,
     RedisTopology, Reservation, SentinelTopology, SystemClock, Window, WindowStatus, WindowType,
@@ -20,6 +21,8 @@ use crate::metrics::METRICS;
 pub struct LimiterRegistry {
     clock: Arc<dyn Clock>,
     local: Arc<LocalLimiter>,
+    /// ai-budget's counters in this process (strategy `local`).
+    local_budgets: Arc<LocalBudgets>,
     redis: Mutex<HashMap<RedisKey, Arc<LazyRedis>>>,
 }
 
@@ -32,7 +35,22 @@ struct RedisKey(RedisSettings);
 
 impl LimiterRegistry {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        LimiterRegistry { local: Arc::new(LocalLimiter::new(clock.clone())), clock, redis: Mutex::new(HashMap::new()) }
+        LimiterRegistry {
+            local: Arc::new(LocalLimiter::new(clock.clone())),
+            local_budgets: Arc::new(LocalBudgets::new(clock.clone())),
+            clock,
+            redis: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The clock every limit and budget reads.
+    pub(crate) fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// ai-budget's local counters, shared by every snapshot.
+    pub(crate) fn local_budgets(&self) -> Arc<dyn BudgetStore> {
+        self.local_budgets.clone()
     }
 
     pub fn system() -> Self {

@@ -10,6 +10,7 @@ use tollgate_balance::{Algorithm, Balancer, BreakerConfig, MonotonicClock, Targe
 use tollgate_config::schema::{AclConfig, BalancerConfig, ConsumerBy, KeyAuthConfig, MtlsAuthConfig, PluginConfig};
 use tollgate_config::Config;
 
+use crate::budget::BudgetRt;
 use crate::cache::rt::CacheRt;
 use crate::guard::rt::GuardRt;
 use crate::health::HealthCheckError;
@@ -248,6 +249,7 @@ pub enum PluginRt {
     Mcp(Box<McpRt>),
     Cache(Box<CacheRt>),
     Guard(Box<GuardRt>),
+    Budget(Box<BudgetRt>),
 }
 
 #[derive(Debug)]
@@ -278,6 +280,7 @@ pub enum Slot {
     PromptGuard,
     Sanitizer,
     CustomGuardrail,
+    Budget,
 }
 
 type ScopeKey = (Slot, Option<usize>, Option<usize>, Option<usize>); // route, service, consumer
@@ -305,7 +308,7 @@ pub struct Snapshot {
     pub otel: Option<Arc<OtelRt>>,
 }
 
-const SLOTS: usize = 11;
+const SLOTS: usize = 12;
 
 /// The config's services, consumers and routes by name, for plugins to name them.
 struct Names<'c> {
@@ -534,6 +537,7 @@ impl Compiling<'_, '_> {
             PluginConfig::CustomGuardrail(c) => {
                 (Slot::CustomGuardrail, PluginRt::Guard(Box::new(GuardRt::webhook(c)?)))
             }
+            PluginConfig::AiBudget(c) => (Slot::Budget, PluginRt::Budget(Box::new(BudgetRt::compile(c, limiters)))),
             // Process-wide, in no slot (validation keeps it global).
             PluginConfig::OpenTelemetry(c) => return Ok(Compiled::Otel(Arc::new(OtelRt::compile(c)?))),
             PluginConfig::AiProxyAdvanced(a) => {
@@ -599,6 +603,14 @@ impl Snapshot {
             ConsumerBy::CustomId => &c.custom_id,
         };
         (field.as_deref() == Some(name)).then_some(i)
+    }
+
+    /// Every ai-budget plugin of this config (for `/spend`).
+    pub fn budgets(&self) -> impl Iterator<Item = &BudgetRt> {
+        self.plugins.iter().filter_map(|p| match p {
+            PluginRt::Budget(b) => Some(b.as_ref()),
+            _ => None,
+        })
     }
 
     /// Every ai-proxy and ai-proxy-advanced plugin of this config.

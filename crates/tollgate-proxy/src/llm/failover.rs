@@ -13,6 +13,7 @@ use crate::ctx::{LlmFacts, Payloads, RequestCtx};
 use crate::limits::{Admission, Costs, TokenLimitRt};
 use crate::llm::ask::Ask;
 use crate::llm::attempt::{Attempt, Health, Next};
+use crate::llm::spend;
 use crate::llm::target::LlmTarget;
 use crate::metrics;
 use crate::respond::PResult;
@@ -52,11 +53,17 @@ pub(crate) async fn serve(
             Err(e) => return answer::error(session, ctx, &e, &[]).await,
         };
         ctx.llm = Some(LlmFacts { cache_status: ctx.cache_status, ..facts(ai, &target, &call, &ask, &failed) });
-        // The token budget is reserved once, against the first target's
-        // provider; the real usage settles it whichever target answers.
+        // Token and spend budgets are reserved once, against the first
+        // target; the real usage settles them whichever target answers.
         if tried.len() == 1 {
-            let estimate = || ask.prompt_estimate(embeddings_meta.as_ref());
-            if let Some(refused) = admit(session, ctx, limit, &target, estimate, ask.max_completion_tokens()).await {
+            let mut prompt = None;
+            let mut estimate = || *prompt.get_or_insert_with(|| ask.prompt_estimate(embeddings_meta.as_ref()));
+            let cap = ask.max_completion_tokens();
+            let refused = match admit(session, ctx, limit, &target, &call.model, &mut estimate, cap).await {
+                None => spend::admit(ctx, &target, &call.model, &mut estimate, cap).await,
+                refused => refused,
+            };
+            if let Some(refused) = refused {
                 return answer::error(session, ctx, &refused, &[]).await;
             }
         }
@@ -124,6 +131,8 @@ async fn no_target_left(session: &mut Session, ctx: &mut RequestCtx, failed: Vec
 
 /// The facts of an attempt at `target`, before it runs.
 fn facts(ai: &AiProxyRt, target: &LlmTarget, call: &Call, ask: &Ask, failed: &[String]) -> LlmFacts {
+    // The target's own prices, else the shipped table's for the called model.
+    let prices = target.prices(&call.model);
     LlmFacts {
         provider: target.provider.clone(),
         target: target.label.clone(),
@@ -131,10 +140,10 @@ fn facts(ai: &AiProxyRt, target: &LlmTarget, call: &Call, ask: &Ask, failed: &[S
         request_format: ai.format_label(),
         stream: call.stream,
         log_statistics: target.log_statistics,
-        input_cost: target.input_cost,
-        output_cost: target.output_cost,
-        cache_read_cost: target.cache_read_cost,
-        cache_write_cost: target.cache_write_cost,
+        input_cost: prices.map(|p| p.input),
+        output_cost: prices.map(|p| p.output),
+        cache_read_cost: prices.and_then(|p| p.cache_read),
+        cache_write_cost: prices.and_then(|p| p.cache_write),
         failed_attempts: failed.to_vec(),
         payloads: target.log_payloads.then(|| Payloads::request(&ask.logged_body())),
         ..LlmFacts::default()
@@ -197,14 +206,16 @@ async fn admit(
     ctx: &mut RequestCtx,
     limit: Option<&TokenLimitRt>,
     target: &LlmTarget,
-    prompt_estimate: impl FnOnce() -> u64,
+    model: &str,
+    prompt_estimate: &mut (dyn FnMut() -> u64 + Send),
     max_completion_tokens: Option<u64>,
 ) -> Option<LlmError> {
     let limit = limit.filter(|l| l.applies_to(&target.provider))?;
     let prompt = prompt_estimate();
     let cap = max_completion_tokens.or(target.model.max_tokens);
     let who = ctx.identity(session, limit.header_name.as_ref());
-    let costs = Costs { input: target.input_cost, output: target.output_cost };
+    let prices = target.prices(model);
+    let costs = Costs { input: prices.map(|p| p.input), output: prices.map(|p| p.output) };
     match limit.admit(&target.provider, &who, prompt, cap, costs).await {
         Admission::Unlimited => None,
         Admission::Admitted { held, headers } => {

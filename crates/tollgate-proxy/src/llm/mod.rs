@@ -17,6 +17,7 @@ mod failover;
 pub mod gcp_auth;
 mod relay;
 pub mod semantic;
+mod spend;
 pub mod target;
 
 use bytes::Bytes;

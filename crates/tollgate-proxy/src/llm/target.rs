@@ -143,6 +143,19 @@ pub struct LlmTarget {
 }
 
 impl LlmTarget {
+    /// What `model` costs at this target: each of its own prices, else the
+    /// shipped table's for its provider, field by field (a target setting
+    /// only `input_cost` keeps the table's output price).
+    pub fn prices(&self, model: &str) -> Option<tollgate_llm::Prices> {
+        let own = OwnPrices {
+            input: self.input_cost,
+            output: self.output_cost,
+            cache_read: self.cache_read_cost,
+            cache_write: self.cache_write_cost,
+        };
+        own.over(tollgate_llm::prices::shipped(&self.provider, model))
+    }
+
     /// The embeddings endpoint an `embeddings` block names (the semantic
     /// balancer's and the semantic cache's), spoken to in OpenAI's format.
     pub fn embeddings(e: &EmbeddingsModelConfig, tls: &UpstreamTls) -> Result<Self, TargetError> {
@@ -255,5 +268,58 @@ fn provider_options(o: &ModelOptions) -> ProviderOptions {
             })
         }),
         aws_region: o.bedrock.as_ref().and_then(|b| b.aws_region.clone()),
+    }
+}
+
+/// The prices a target sets itself, each optional.
+struct OwnPrices {
+    input: Option<f64>,
+    output: Option<f64>,
+    cache_read: Option<f64>,
+    cache_write: Option<f64>,
+}
+
+impl OwnPrices {
+    /// These prices over the table's row; none when a target with no input
+    /// or output price meets a model the table does not know. A price
+    /// neither sets is 0 (input, output) or the usual ratio of the input
+    /// price (cache).
+    fn over(self, table: Option<tollgate_llm::Prices>) -> Option<tollgate_llm::Prices> {
+        if self.input.is_none() && self.output.is_none() && table.is_none() {
+            return None;
+        }
+        Some(tollgate_llm::Prices {
+            input: self.input.or(table.map(|t| t.input)).unwrap_or(0.0),
+            output: self.output.or(table.map(|t| t.output)).unwrap_or(0.0),
+            // The table's cache prices follow its input price: a target with
+            // its own input price gets the usual ratios of that instead.
+            cache_read: self.cache_read.or(table.filter(|_| self.input.is_none()).and_then(|t| t.cache_read)),
+            cache_write: self.cache_write.or(table.filter(|_| self.input.is_none()).and_then(|t| t.cache_write)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn own(input: Option<f64>, output: Option<f64>, cache_read: Option<f64>) -> OwnPrices {
+        OwnPrices { input, output, cache_read, cache_write: None }
+    }
+
+    #[test]
+    fn a_targets_own_prices_override_the_table_field_by_field() {
+        let table = tollgate_llm::prices::shipped("openai", "gpt-4o");
+        let p = own(Some(1.0), None, None).over(table).unwrap_or_else(|| panic!("priced"));
+        assert_eq!((p.input, p.output, p.cache_read), (1.0, 10.0, None));
+        let p = own(None, None, Some(0.5)).over(table).unwrap_or_else(|| panic!("priced"));
+        assert_eq!((p.input, p.output, p.cache_read), (2.5, 10.0, Some(0.5)));
+        // Opting out: both prices 0.
+        let p = own(Some(0.0), Some(0.0), None).over(table).unwrap_or_else(|| panic!("priced"));
+        assert_eq!((p.input, p.output, p.cache_read), (0.0, 0.0, None));
+        // A model the table does not know: the target's prices, else none.
+        let p = own(Some(1.0), None, None).over(None).unwrap_or_else(|| panic!("priced"));
+        assert_eq!((p.input, p.output), (1.0, 0.0));
+        assert!(own(None, None, Some(0.5)).over(None).is_none());
     }
 }
