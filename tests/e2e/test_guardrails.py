@@ -64,6 +64,31 @@ upstream_url = "%%s/v1/messages"
 """ % (PROVIDER_KEY, CLAUDE)
 
 
+def responses_route(mock) -> str:
+    """A Responses route `/openai` (service `resp`) to the mock's OpenAI endpoint."""
+    return """
+[[services]]
+name = "resp"
+
+[[routes]]
+name = "resp"
+service = "resp"
+paths = ["/openai"]
+
+[[plugins]]
+name = "ai-proxy"
+service = "resp"
+[plugins.config]
+route_type = "llm/v1/responses"
+auth = { header_name = "Authorization", header_value = "Bearer %s" }
+[plugins.config.model]
+provider = "openai"
+name = "gpt-4o"
+[plugins.config.model.options]
+upstream_url = "%s/v1/responses"
+""" % (PROVIDER_KEY, mock.url)
+
+
 def guard_metric(gw, plugin_name: str, route: str, result: str) -> float:
     """tollgate_guard_decisions_total for these labels (Prometheus sorts them by name)."""
     want = {"plugin": plugin_name, "route": route, "result": result}
@@ -307,27 +332,7 @@ def test_output_mode_masks_the_pii_a_provider_writes_in_json_and_split_across_a_
 
 def test_output_mode_masks_every_event_of_a_responses_stream(mock, gateway_factory):
     """The Responses stream repeats the text whole in its `done` and `completed` events."""
-    route = """
-[[services]]
-name = "resp"
-
-[[routes]]
-name = "resp"
-service = "resp"
-paths = ["/openai"]
-
-[[plugins]]
-name = "ai-proxy"
-service = "resp"
-[plugins.config]
-route_type = "llm/v1/responses"
-auth = { header_name = "Authorization", header_value = "Bearer %s" }
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "%s/v1/responses"
-""" % (PROVIDER_KEY, mock.url)
+    route = responses_route(mock)
     scope = 'route = "resp"'
     gw = gateway_factory(llm_config(mock, extra=plugin("key-auth", "", scope=scope)) + route
                          + plugin("ai-sanitizer", OUTPUT, scope=scope))
@@ -479,27 +484,7 @@ def test_guards_run_in_order_and_the_webhook_sees_masked_text(mock, gateway_fact
 
 
 def test_responses_callers_are_guarded_and_sanitized_too(mock, gateway_factory):
-    route = """
-[[services]]
-name = "resp"
-
-[[routes]]
-name = "resp"
-service = "resp"
-paths = ["/openai"]
-
-[[plugins]]
-name = "ai-proxy"
-service = "resp"
-[plugins.config]
-route_type = "llm/v1/responses"
-auth = { header_name = "Authorization", header_value = "Bearer %s" }
-[plugins.config.model]
-provider = "openai"
-name = "gpt-4o"
-[plugins.config.model.options]
-upstream_url = "%s/v1/responses"
-""" % (PROVIDER_KEY, mock.url)
+    route = responses_route(mock)
     scope = 'route = "resp"'
     config = llm_config(mock, extra=plugin("key-auth", "", scope=scope)) + route + plugin(
         "ai-prompt-guard", DENY, scope=scope) + plugin("ai-sanitizer", MASK, scope=scope)
