@@ -17,6 +17,7 @@ use tollgate_clock::Clock;
 use tollgate_config::vaults::AzureVaultConfig;
 use tollgate_config::SecretAddress;
 
+use super::encode_segment;
 use crate::upstream::fetch::Fetch;
 use crate::upstream::Endpoint;
 
@@ -51,15 +52,7 @@ fn credentials(c: &AzureVaultConfig, env: &dyn Fn(&str) -> Option<String>) -> Re
 }
 
 fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    pairs.iter().map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v))).collect::<Vec<_>>().join("&")
 }
 
 async fn token(
@@ -103,7 +96,11 @@ async fn token(
 
 /// The get-secret URL of `address`.
 pub fn secret_url(c: &AzureVaultConfig, address: &SecretAddress) -> String {
-    format!("{}/secrets/{}?api-version={API_VERSION}", c.vault_uri.trim_end_matches('/'), address.resource)
+    format!(
+        "{}/secrets/{}?api-version={API_VERSION}",
+        c.vault_uri.trim_end_matches('/'),
+        encode_segment(&address.resource)
+    )
 }
 
 pub async fn read(
@@ -152,6 +149,9 @@ mod tests {
         assert!(credentials(&c, &env).expect_err("no secret").contains("AZURE_CLIENT_SECRET"));
         let address = SecretAddress { resource: "openai".into(), key: None, version: None };
         assert_eq!(secret_url(&c, &address), "https://v.vault.azure.net/secrets/openai?api-version=7.4");
+        // A resource is one path segment of Azure's URL, whatever it holds.
+        let address = SecretAddress { resource: "a/b c".into(), key: None, version: None };
+        assert_eq!(secret_url(&c, &address), "https://v.vault.azure.net/secrets/a%2Fb%20c?api-version=7.4");
         assert_eq!(form_encode(&[("a b", "x/y+z")]), "a%20b=x%2Fy%2Bz");
     }
 }

@@ -34,6 +34,17 @@ fn key_of(vault: &Vault, address: &SecretAddress) -> SecretKey {
     (vault.prefix.clone(), address.resource.clone(), address.version)
 }
 
+/// `text` as one segment of a URL path or one form value: all but RFC 3986's
+/// unreserved characters percent-encoded (`/` too).
+pub(crate) fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Fetches one secret (the whole of it, before a key is picked), blocking.
 pub trait SecretFetcher: Send + Sync {
     fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String>;
