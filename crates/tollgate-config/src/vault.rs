@@ -42,6 +42,8 @@ pub(crate) struct Sources<'a> {
     pub base_dir: &'a Path,
     /// The `[[vaults]]` entities that typed.
     pub vaults: &'a [Vault],
+    /// Prefixes of `[[vaults]]` entries that did not validate: never contacted.
+    pub broken: &'a [String],
     pub remote: &'a dyn RemoteSecrets,
 }
 
@@ -193,8 +195,17 @@ pub(crate) fn resolve_string(text: &str, sources: &Sources<'_>) -> Result<String
 fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, String> {
     let inner = &reference[PREFIX.len()..reference.len() - 1];
     let (vault, rest) = inner.split_once('/').unwrap_or((inner, ""));
-    if let Some(entity) = sources.vaults.iter().find(|v| v.prefix == vault) {
-        return resolve_through(entity, rest, sources).map_err(|e| format!("vault reference {reference}: {e}"));
+    // The built-in prefixes come first: an entity can never take their place.
+    if !matches!(vault, "env" | "file") {
+        if let Some(entity) = sources.vaults.iter().find(|v| v.prefix == vault) {
+            return resolve_through(entity, rest, sources).map_err(|e| format!("vault reference {reference}: {e}"));
+        }
+        if sources.broken.iter().any(|p| p == vault) {
+            return Err(format!(
+                "vault reference {reference}: the [[vaults]] entry with prefix `{vault}` has errors, \
+                 so it is not contacted"
+            ));
+        }
     }
     match vault {
         "env" => {
@@ -292,7 +303,7 @@ mod tests {
     }
 
     fn sources(dir: &Path) -> Sources<'_> {
-        Sources { env: &env, base_dir: dir, vaults: &[], remote: &NoRemoteSecrets }
+        Sources { env: &env, base_dir: dir, vaults: &[], broken: &[], remote: &NoRemoteSecrets }
     }
 
     #[test]

@@ -187,3 +187,37 @@ fn bad_vaults_are_reported_at_their_fields() {
     let unknown = errors(&file("", "{vault://nope/x}"));
     assert!(unknown[0].1.contains("no [[vaults]] entry has prefix `nope`"), "{unknown:?}");
 }
+
+#[test]
+fn vaults_with_errors_are_never_contacted() {
+    let hcv = |prefix: &str, host: &str| {
+        format!("[[vaults]]\nname = \"hcv\"\nprefix = \"{prefix}\"\n[vaults.config]\nhost = \"{host}\"\ntoken = \"t\"\n")
+    };
+    let load = |vaults: &str, header: &str| {
+        let remote = Remote { asked: RefCell::default() };
+        let result = load_str_with(&file(vaults, header), Path::new("t.toml"), &env, &remote);
+        let ConfigErrors(e) = result.expect_err("a bad vault entry");
+        (e.into_iter().map(|e| (e.path, e.message)).collect::<Vec<_>>(), remote.asked.into_inner())
+    };
+    // A reserved prefix: the built-in `env` keeps it.
+    let (e, asked) = load(&hcv("env", "evil.example"), "{vault://env/llm/openai/token}");
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(e.iter().any(|(p, m)| p == "vaults[0].prefix" && m.contains("reserved")), "{e:?}");
+    assert!(e.iter().any(|(_, m)| m.contains("not a valid environment variable name")), "{e:?}");
+    // A bad host.
+    let (e, asked) = load(&hcv("hv", "evil.example/x"), "{vault://hv/llm/openai/token}");
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(e.iter().any(|(p, m)| p == "plugins[0].config.auth.header_value" && m.contains("has errors")), "{e:?}");
+    // A duplicate prefix: the second entry is never asked.
+    let vaults = format!("{}{}", hcv("hv", "good.example"), hcv("hv", "evil.example"));
+    let (e, asked) = load(&vaults, "{vault://hv/llm/openai/token}");
+    assert!(e.iter().any(|(p, m)| p == "vaults[1].prefix" && m.contains("already used")), "{e:?}");
+    let hosts: Vec<String> = asked
+        .iter()
+        .map(|(v, _)| match &v.config {
+            VaultConfig::Hcv(c) => c.host.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    assert!(hosts.iter().all(|h| h == "good.example"), "{hosts:?}");
+}
