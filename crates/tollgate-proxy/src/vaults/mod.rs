@@ -20,6 +20,7 @@ pub mod hcv;
 mod report;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use tollgate_clock::{Clock, SystemClock};
@@ -61,6 +62,9 @@ struct Entry {
     next_ms: Option<u64>,
     /// The last refresh's error, while it is failing.
     error: Option<String>,
+    /// Which fetch-at-load put this entry here: a refresh that started before a
+    /// newer one (a reload) must not put its older value over it.
+    generation: u64,
 }
 
 /// What /status and /metrics say about one vault.
@@ -78,6 +82,7 @@ pub struct VaultStore {
     clock: Arc<dyn Clock>,
     fetcher: Box<dyn SecretFetcher>,
     entries: Mutex<HashMap<SecretKey, Entry>>,
+    generations: AtomicU64,
     stats: Mutex<HashMap<String, VaultStats>>,
 }
 
@@ -87,7 +92,7 @@ static SHARED: LazyLock<VaultStore> =
 
 impl VaultStore {
     pub fn new(clock: Arc<dyn Clock>, fetcher: Box<dyn SecretFetcher>) -> Self {
-        VaultStore { clock, fetcher, entries: Mutex::default(), stats: Mutex::default() }
+        VaultStore { clock, fetcher, entries: Mutex::default(), generations: AtomicU64::new(0), stats: Mutex::default() }
     }
 
     pub fn shared() -> &'static VaultStore {
@@ -152,6 +157,7 @@ impl VaultStore {
             ok_ms: now,
             next_ms: (ttl > 0).then(|| now + ttl * 1000),
             error: None,
+            generation: self.generations.fetch_add(1, Ordering::Relaxed),
         };
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(key, entry);
@@ -163,22 +169,24 @@ impl VaultStore {
     /// (the config should be built again from its kept text).
     pub fn refresh_due(&self) -> bool {
         let now = self.clock.now_ms();
-        let due: Vec<(SecretKey, Vault, SecretAddress)> = match self.entries.lock() {
+        let due: Vec<(SecretKey, Vault, SecretAddress, u64)> = match self.entries.lock() {
             Ok(entries) => entries
                 .iter()
                 .filter(|(_, e)| e.next_ms.is_some_and(|next| next <= now))
-                .map(|(k, e)| (k.clone(), e.vault.clone(), e.address.clone()))
+                .map(|(k, e)| (k.clone(), e.vault.clone(), e.address.clone(), e.generation))
                 .collect(),
             Err(_) => return false,
         };
         let mut changed = false;
-        for (key, vault, address) in due {
+        for (key, vault, address, generation) in due {
             // Outside the lock: a fetch waits on the network.
             let result = self.fetcher.fetch(&vault, &address);
             let now = self.clock.now_ms();
             self.count(&vault, &result, now);
             if let Ok(mut entries) = self.entries.lock() {
-                if let Some(entry) = entries.get_mut(&key) {
+                // A reload may have fetched (or changed the vault) meanwhile: its
+                // value is the newer one.
+                if let Some(entry) = entries.get_mut(&key).filter(|e| e.generation == generation) {
                     changed |= apply(entry, result, now);
                 }
             }

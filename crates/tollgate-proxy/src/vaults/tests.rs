@@ -144,3 +144,42 @@ fn a_reload_fetches_anew_and_falls_back_to_the_last_good_value() {
     store.retain(&HashSet::new());
     assert!(load(true).is_err(), "nothing to fall back to");
 }
+
+/// Answers `old` to the refresh, after a reload (run from inside that fetch,
+/// as a SIGHUP landing while the refresh waits on the network) fetched `new`.
+struct RacingFetcher {
+    store: std::sync::OnceLock<std::sync::Weak<VaultStore>>,
+    reload_vault: Vault,
+    calls: AtomicUsize,
+}
+
+impl SecretFetcher for Arc<RacingFetcher> {
+    fn fetch(&self, _: &Vault, address: &SecretAddress) -> Result<String, String> {
+        match self.calls.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok("first".into()),
+            1 => {
+                let store = self.store.get().and_then(std::sync::Weak::upgrade).expect("store");
+                assert_eq!(store.get_fresh(&self.reload_vault, address).as_deref(), Ok("new"));
+                Ok("old".into())
+            }
+            _ => Ok("new".into()),
+        }
+    }
+}
+
+#[test]
+fn a_refresh_never_puts_an_older_value_over_a_reload() {
+    for reload_vault in [hcv(10, 0, 60), hcv(20, 0, 60)] {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let fetcher = Arc::new(RacingFetcher { store: Default::default(), reload_vault, calls: AtomicUsize::new(0) });
+        let store = Arc::new(VaultStore::new(clock.clone(), Box::new(fetcher.clone())));
+        fetcher.store.set(Arc::downgrade(&store)).expect("set once");
+        let vault = hcv(10, 0, 60);
+        assert_eq!(store.get(&vault, &address()).as_deref(), Ok("first"));
+        clock.advance(10_000);
+        store.refresh_due();
+        let reloaded = fetcher.reload_vault.clone();
+        assert_eq!(store.get(&reloaded, &address()).as_deref(), Ok("new"), "the reload's value stays");
+        assert_eq!(fetcher.calls.load(Ordering::SeqCst), 3);
+    }
+}
