@@ -175,10 +175,38 @@ fn bad_vaults_are_reported_at_their_fields() {
             "UNSET_VAR is not set",
         ),
         ("[vaults]\nname = \"env\"", "vaults", "array of tables"),
+        // Plain http only to loopback: a token or a secret would cross the network in clear.
+        (
+            "[[vaults]]\nname = \"azure\"\nprefix = \"a\"\nconfig.vault_uri = \"http://v.vault.azure.net\"",
+            "vaults[0].config.vault_uri",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", endpoint_url = \"http://sm.example\" }",
+            "vaults[0].config.endpoint_url",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"aws\"\nprefix = \"a\"\nconfig.endpoint_url = \"http://sm.example\"",
+            "vaults[0].config.endpoint_url",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"vault.example\", token = \"t\" }",
+            "vaults[0].config.protocol",
+            "must be `https`",
+        ),
     ];
     for (vaults, path, message) in cases {
         let found = errors(&file(vaults, "x"));
         assert!(found.iter().any(|(p, m)| p == path && m.contains(message)), "{vaults}: {found:?}");
+    }
+    for fine in [
+        "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"::1\", token = \"t\" }",
+        "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"vault.example\", protocol = \"https\", token = \"t\" }",
+        "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", endpoint_url = \"http://localhost:9\" }",
+    ] {
+        assert!(load_str(&file(fine, "x"), Path::new("t.toml"), &env).is_ok(), "{fine}");
     }
     let twice = "[[vaults]]\nname = \"env\"\nprefix = \"ai\"\n[[vaults]]\nname = \"env\"\nprefix = \"ai\"";
     assert!(errors(&file(twice, "x"))

@@ -55,6 +55,17 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
     pairs.iter().map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v))).collect::<Vec<_>>().join("&")
 }
 
+/// Where the client secret is sent: https, or plain http on loopback (a test's).
+fn authority(env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let Some(authority) = env("AZURE_AUTHORITY_HOST") else {
+        return Ok("https://login.microsoftonline.com".to_string());
+    };
+    match tollgate_config::HttpUrl::parse(&authority) {
+        Ok(url) if url.is_private() => Ok(authority),
+        _ => Err("AZURE_AUTHORITY_HOST must be an https URL (plain http only to a loopback address)".to_string()),
+    }
+}
+
 async fn token(
     fetch: &Fetch,
     tokens: &Tokens,
@@ -70,7 +81,7 @@ async fn token(
     {
         return Ok(token);
     }
-    let authority = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| "https://login.microsoftonline.com".to_string());
+    let authority = authority(env)?;
     let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
     let ep = Endpoint::parse(&url).map_err(|e| e.to_string())?;
     let form = form_encode(&[
@@ -128,6 +139,16 @@ pub async fn read(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_authority_is_https_or_loopback() {
+        let with = |value: &'static str| move |name: &str| (name == "AZURE_AUTHORITY_HOST").then(|| value.to_string());
+        assert_eq!(authority(&|_: &str| None).as_deref(), Ok("https://login.microsoftonline.com"));
+        assert!(authority(&with("https://login.example")).is_ok());
+        assert!(authority(&with("http://127.0.0.1:9")).is_ok());
+        let error = authority(&with("http://login.example")).expect_err("plain http");
+        assert!(error.contains("loopback"), "{error}");
+    }
 
     #[test]
     fn credentials_come_from_the_config_or_the_prefixed_environment() {
