@@ -55,6 +55,11 @@ pub struct SecretTtls {
     pub resurrect_ttl: u64,
 }
 
+/// The longest `ttl` and `neg_ttl`: one year, in seconds.
+pub const MAX_TTL: u64 = 365 * 24 * 3600;
+/// The longest `resurrect_ttl`: Kong's default, 1e8 seconds.
+pub const MAX_RESURRECT_TTL: u64 = DEFAULT_RESURRECT_TTL;
+
 fn default_resurrect_ttl() -> u64 {
     DEFAULT_RESURRECT_TTL
 }
@@ -400,6 +405,7 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
             r.error(format!("{base}.prefix"), format!("prefix `{}` is already used at line {line}", vault.prefix));
         }
         seen.push((&vault.prefix, i));
+        check_ttls(vault.ttls(), &format!("{base}.config"), r);
         match &vault.config {
             VaultConfig::Env(c) => {
                 let bad = c.prefix.as_deref().is_some_and(|p| {
@@ -429,6 +435,15 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
                     r.error(format!("{base}.config.project_id"), "must be a GCP project id");
                 }
             }
+        }
+    }
+}
+
+fn check_ttls(ttls: SecretTtls, base: &str, r: &mut Report<'_>) {
+    let limits = [("ttl", ttls.ttl, MAX_TTL), ("neg_ttl", ttls.neg_ttl, MAX_TTL)];
+    for (field, value, limit) in limits.into_iter().chain([("resurrect_ttl", ttls.resurrect_ttl, MAX_RESURRECT_TTL)]) {
+        if value > limit {
+            r.error(format!("{base}.{field}"), format!("must be at most {limit} seconds (found {value})"));
         }
     }
 }

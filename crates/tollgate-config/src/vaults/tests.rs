@@ -175,6 +175,13 @@ fn bad_vaults_are_reported_at_their_fields() {
             "UNSET_VAR is not set",
         ),
         ("[vaults]\nname = \"env\"", "vaults", "array of tables"),
+        ("[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { token = \"t\", ttl = 31536001 }", "vaults[0].config.ttl", "at most 31536000 seconds"),
+        ("[[vaults]]\nname = \"env\"\nprefix = \"a\"\nconfig.neg_ttl = 99999999999", "vaults[0].config.neg_ttl", "at most 31536000"),
+        (
+            "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", resurrect_ttl = 100000001 }",
+            "vaults[0].config.resurrect_ttl",
+            "at most 100000000 seconds",
+        ),
         // Plain http only to loopback: a token or a secret would cross the network in clear.
         (
             "[[vaults]]\nname = \"azure\"\nprefix = \"a\"\nconfig.vault_uri = \"http://v.vault.azure.net\"",

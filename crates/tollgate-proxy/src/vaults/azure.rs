@@ -77,7 +77,7 @@ async fn token(
     let key = (tenant.clone(), client.clone());
     let now = clock.now_ms();
     if let Some((token, _)) =
-        tokens.cached.lock().ok().and_then(|t| t.get(&key).cloned()).filter(|(_, end)| now + EARLY_MS < *end)
+        tokens.cached.lock().ok().and_then(|t| t.get(&key).cloned()).filter(|(_, end)| now.saturating_add(EARLY_MS) < *end)
     {
         return Ok(token);
     }
@@ -100,7 +100,7 @@ async fn token(
         answer.get("access_token").and_then(Value::as_str).ok_or("the token answer has no access_token")?.to_string();
     let lifetime = answer.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
     if let Ok(mut cached) = tokens.cached.lock() {
-        cached.insert(key, (token.clone(), now + lifetime * 1000));
+        cached.insert(key, (token.clone(), super::after_secs(now, lifetime)));
     }
     Ok(token)
 }

@@ -42,7 +42,7 @@ impl Logins {
     fn cached(&self, prefix: &str, c: &HcvVaultConfig, now_ms: u64) -> Option<String> {
         let tokens = self.tokens.lock().ok()?;
         let login = tokens.get(prefix)?;
-        let fresh = login.expires_ms.is_none_or(|end| now_ms + LEASE_MARGIN_MS < end);
+        let fresh = login.expires_ms.is_none_or(|end| now_ms.saturating_add(LEASE_MARGIN_MS) < end);
         (login.config == *c && fresh).then(|| login.token.clone())
     }
 
@@ -161,7 +161,7 @@ async fn token(
         .ok_or_else(|| format!("POST /v1/{path}: no `auth.client_token` in the answer"))?
         .to_string();
     let lease = auth.get("lease_duration").and_then(Value::as_u64).filter(|s| *s > 0);
-    let expires_ms = lease.map(|s| clock.now_ms() + s * 1000);
+    let expires_ms = lease.map(|s| super::after_secs(clock.now_ms(), s));
     if let Ok(mut tokens) = logins.tokens.lock() {
         tokens.insert(prefix.to_string(), Login { config: c.clone(), token: token.clone(), expires_ms });
     }

@@ -35,6 +35,12 @@ fn key_of(vault: &Vault, address: &SecretAddress) -> SecretKey {
     (vault.prefix.clone(), address.resource.clone(), address.version)
 }
 
+/// `secs` seconds after `now_ms`. Durations come from configs and from vaults'
+/// answers (a lease, a token's lifetime), so they saturate rather than overflow.
+pub(crate) fn after_secs(now_ms: u64, secs: u64) -> u64 {
+    now_ms.saturating_add(secs.saturating_mul(1000))
+}
+
 /// `text` as one segment of a URL path or one form value: all but RFC 3986's
 /// unreserved characters percent-encoded (`/` too).
 pub(crate) fn encode_segment(text: &str) -> String {
@@ -155,7 +161,7 @@ impl VaultStore {
             address: address.clone(),
             value: Some(value.clone()),
             ok_ms: now,
-            next_ms: (ttl > 0).then(|| now + ttl * 1000),
+            next_ms: (ttl > 0).then(|| after_secs(now, ttl)),
             error: None,
             generation: self.generations.fetch_add(1, Ordering::Relaxed),
         };
@@ -230,13 +236,13 @@ fn apply(entry: &mut Entry, result: Result<String, String>, now: u64) -> bool {
             entry.value = Some(value);
             entry.ok_ms = now;
             entry.error = None;
-            entry.next_ms = Some(now + ttls.ttl.max(1) * 1000);
+            entry.next_ms = Some(after_secs(now, ttls.ttl.max(1)));
             changed
         }
         Err(e) => {
             let retry = if ttls.neg_ttl > 0 { ttls.neg_ttl } else { ttls.ttl.max(1) };
-            entry.next_ms = Some(now + retry * 1000);
-            let expired = now >= entry.ok_ms.saturating_add(ttls.ttl.saturating_add(ttls.resurrect_ttl) * 1000);
+            entry.next_ms = Some(after_secs(now, retry));
+            let expired = now >= after_secs(entry.ok_ms, ttls.ttl.saturating_add(ttls.resurrect_ttl));
             tracing::warn!(
                 vault = %entry.vault.prefix,
                 resource = %entry.address.resource,

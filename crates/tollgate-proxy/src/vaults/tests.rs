@@ -68,6 +68,28 @@ fn a_secret_is_fetched_once_and_refreshed_when_its_ttl_is_due() {
 }
 
 #[test]
+fn huge_ttls_saturate_instead_of_overflowing() {
+    let (clock, fake, never) = store("v1");
+    let vault = hcv(u64::MAX, u64::MAX, u64::MAX);
+    assert_eq!(never.get(&vault, &address()).as_deref(), Ok("v1"));
+    clock.advance(1_000_000_000);
+    assert!(!never.refresh_due(), "due at the end of time");
+    assert_eq!(after_secs(5, u64::MAX / 10), u64::MAX);
+    assert_eq!(after_secs(5, 2), 2_005);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+
+    let (clock, fake, failing) = store("v1");
+    let vault = hcv(1, u64::MAX, u64::MAX);
+    failing.get(&vault, &address()).expect("fetched");
+    set(&fake, None);
+    clock.advance(1_000);
+    assert!(!failing.refresh_due(), "a failure is no change");
+    clock.advance(1_000_000_000);
+    assert!(!failing.refresh_due(), "the retry is at the end of time");
+    assert_eq!(failing.get(&vault, &address()).as_deref(), Ok("v1"), "resurrect_ttl has not run out");
+}
+
+#[test]
 fn ttl_zero_never_refreshes() {
     let (clock, fake, store) = store("v1");
     store.get(&hcv(0, 0, 60), &address()).expect("fetched");
