@@ -368,3 +368,37 @@ def test_azure_secrets_are_read_with_a_client_credentials_token_and_refreshed(mo
         assert "azure-client-secret" not in gw.stderr() and "sk-azure" not in gw.stderr()
     finally:
         kv.stop()
+
+
+def test_a_rotation_whose_rebuild_failed_is_installed_once_a_rebuild_succeeds(
+    mock, gateway_factory, fake_vault, tmp_path
+):
+    token = fake_vault.add_token()
+    fake_vault.put("secret", "llm/openai", {"token": "sk-before"})
+    (tmp_path / "bob-key").write_text("bob-client-key\n")
+    vaults = hcv_vault(fake_vault, kv="v2", namespace="team-ai", token=token, ttl=1)
+    bob = '\n[[consumers]]\nusername = "bob"\nkeyauth_credentials = [{ key = "{vault://file/bob-key}" }]\n'
+    gw = gateway_factory(config(mock, "Bearer {vault://ai/llm/openai/token}", vaults) + bob)
+    assert ask(gw).status_code == 200
+
+    # The secret rotates while the rebuild cannot succeed (a file it reads is gone).
+    (tmp_path / "bob-key").unlink()
+    fake_vault.put("secret", "llm/openai", {"token": "sk-after"})
+
+    def rebuild_failed():
+        return gw.http.get(f"{gw.admin_url}/status").json()["reload"]["last_reload_ok"] is False
+
+    assert poll(rebuild_failed, timeout=8, interval=0.2), "the rebuild fails without the file"
+    mock.reset()
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["Bearer sk-before"], "the running config stays"
+
+    (tmp_path / "bob-key").write_text("bob-client-key\n")
+
+    def rotated():
+        mock.reset()
+        assert ask(gw).status_code == 200
+        return provider_keys(mock) == ["Bearer sk-after"]
+
+    assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+    assert gw.http.get(f"{gw.admin_url}/status").json()["reload"]["last_reload_ok"] is True
