@@ -166,9 +166,9 @@ impl<'a> Report<'a> {
 
     /// Whether an error was recorded at `path` or inside it.
     pub(crate) fn has_errors_under(&self, path: &str) -> bool {
-        self.errors.iter().any(|e| {
-            e.path.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
-        })
+        self.errors
+            .iter()
+            .any(|e| e.path.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '['])))
     }
 
     pub(crate) fn has_errors(&self) -> bool {

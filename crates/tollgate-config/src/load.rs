@@ -115,7 +115,8 @@ pub fn load_str_with(
         .collect();
 
     // Pass 4: secrets.
-    let mut resolution = vault::resolve_tree(&mut tree, &Sources { env, base_dir, vaults: &vaults, broken: &broken, remote });
+    let mut resolution =
+        vault::resolve_tree(&mut tree, &Sources { env, base_dir, vaults: &vaults, broken: &broken, remote });
     for e in resolution.errors {
         report.error(e.path, e.message);
     }

@@ -90,8 +90,7 @@ impl SecretAddress {
 /// one trailing `/` (no key) is allowed.
 fn check_path(path: &str) -> Result<(), String> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    if let Some(c) = path.chars().find(|c| matches!(c, '#' | '%' | '?' | '\\') || c.is_whitespace() || c.is_control())
-    {
+    if let Some(c) = path.chars().find(|c| matches!(c, '#' | '%' | '?' | '\\') || c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "the secret path may not contain {c:?} (only `?version=N` may follow it; no `#`, `%`, `\\`, whitespace \
              or control characters)"

@@ -226,7 +226,9 @@ fn bad_vaults_are_reported_at_their_fields() {
 #[test]
 fn vaults_with_errors_are_never_contacted() {
     let hcv = |prefix: &str, host: &str| {
-        format!("[[vaults]]\nname = \"hcv\"\nprefix = \"{prefix}\"\n[vaults.config]\nhost = \"{host}\"\ntoken = \"t\"\n")
+        format!(
+            "[[vaults]]\nname = \"hcv\"\nprefix = \"{prefix}\"\n[vaults.config]\nhost = \"{host}\"\ntoken = \"t\"\n"
+        )
     };
     let load = |vaults: &str, header: &str| {
         let remote = Remote { asked: RefCell::default() };

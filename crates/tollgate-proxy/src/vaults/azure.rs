@@ -76,8 +76,12 @@ async fn token(
     let [tenant, client, secret] = credentials(c, env)?;
     let key = (tenant.clone(), client.clone());
     let now = clock.now_ms();
-    if let Some((token, _)) =
-        tokens.cached.lock().ok().and_then(|t| t.get(&key).cloned()).filter(|(_, end)| now.saturating_add(EARLY_MS) < *end)
+    if let Some((token, _)) = tokens
+        .cached
+        .lock()
+        .ok()
+        .and_then(|t| t.get(&key).cloned())
+        .filter(|(_, end)| now.saturating_add(EARLY_MS) < *end)
     {
         return Ok(token);
     }

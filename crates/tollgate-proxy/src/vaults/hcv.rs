@@ -200,9 +200,10 @@ async fn unwrap_secret_id(
     c: &HcvVaultConfig,
     wrapping: String,
 ) -> Result<String, String> {
-    let known = logins.unwrapped.lock().ok().and_then(|u| {
-        u.get(prefix).filter(|u| u.config == *c && u.wrapping == wrapping).map(|u| u.secret_id.clone())
-    });
+    let known =
+        logins.unwrapped.lock().ok().and_then(|u| {
+            u.get(prefix).filter(|u| u.config == *c && u.wrapping == wrapping).map(|u| u.secret_id.clone())
+        });
     if let Some(secret_id) = known {
         return Ok(secret_id);
     }
