@@ -205,3 +205,44 @@ fn a_refresh_never_puts_an_older_value_over_a_reload() {
         assert_eq!(fetcher.calls.load(Ordering::SeqCst), 3);
     }
 }
+
+/// A vault taking 20 s per answer on the test's clock, answering `<resource>-<n>`
+/// for its nth fetch, or timing out when given less than that.
+struct SlowVault {
+    clock: Arc<ManualClock>,
+    calls: AtomicUsize,
+}
+
+impl SecretFetcher for Arc<SlowVault> {
+    fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+        self.fetch_within(vault, address, Duration::MAX)
+    }
+
+    fn fetch_within(&self, _: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst);
+        if limit < Duration::from_secs(20) {
+            self.clock.advance(limit.as_millis() as u64);
+            return Err("no answer within the deadline".into());
+        }
+        self.clock.advance(20_000);
+        Ok(format!("{}-{n}", address.resource))
+    }
+}
+
+#[test]
+fn a_load_waits_on_slow_vaults_for_one_deadline_in_all() {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let slow = Arc::new(SlowVault { clock: clock.clone(), calls: AtomicUsize::new(0) });
+    let store = VaultStore::new(clock.clone(), Box::new(slow.clone()));
+    let vault = hcv(0, 0, 60);
+    let at = |resource: &str| SecretAddress { resource: resource.into(), key: None, version: None };
+    assert_eq!(store.get(&vault, &at("a")).as_deref(), Ok("a-0"));
+    assert_eq!(store.get(&vault, &at("b")).as_deref(), Ok("b-1"));
+
+    let reload = store.recorder(true);
+    assert_eq!(reload.fetch(&vault, &at("a")).as_deref(), Ok("a-2"), "20 of the 30 s");
+    assert_eq!(reload.fetch(&vault, &at("b")).as_deref(), Ok("b-1"), "10 s left: the last good value");
+    let error = reload.fetch(&vault, &at("c")).expect_err("no time left, nothing cached");
+    assert!(error.contains("30 s"), "{error}");
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 4, "c was not fetched once the deadline passed");
+}
