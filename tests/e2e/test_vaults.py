@@ -186,6 +186,38 @@ def test_a_response_wrapped_secret_id_is_unwrapped_first(mock, gateway_factory, 
     assert [r["path"] for r in fake_vault.requests][:2] == ["/v1/sys/wrapping/unwrap", "/v1/auth/approle/login"]
 
 
+def test_a_wrapped_secret_id_is_unwrapped_once_and_used_for_every_later_login(mock, gateway_factory, fake_vault):
+    fake_vault.approles["gateway-role"] = "real-secret-id"
+    # 31 s: the gateway logs in again 30 s before a lease ends, so at every refresh.
+    fake_vault.lease_duration = 31
+    wrapping = fake_vault.wrap_secret_id("real-secret-id")
+    fake_vault.put("secret", "openai", {"token": "sk-first"})
+    vaults = hcv_vault(
+        fake_vault,
+        kv="v2",
+        namespace="team-ai",
+        auth_method="approle",
+        approle_role_id="gateway-role",
+        approle_secret_id=wrapping,
+        ttl=1,
+    ) + "\napprole_response_wrapping = true"
+    gw = gateway_factory(config(mock, "Bearer {vault://ai/openai/token}", vaults))
+    assert ask(gw).status_code == 200
+    fake_vault.put("secret", "openai", {"token": "sk-rotated"})
+
+    def rotated():
+        mock.reset()
+        assert ask(gw).status_code == 200
+        return provider_keys(mock) == ["Bearer sk-rotated"]
+
+    assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+    paths = [r["path"] for r in fake_vault.requests]
+    assert paths.count("/v1/sys/wrapping/unwrap") == 1, paths
+    logins = [r for r in fake_vault.requests if r["path"] == "/v1/auth/approle/login"]
+    assert len(logins) >= 2 and all(r["body"]["secret_id"] == "real-secret-id" for r in logins)
+    assert "real-secret-id" not in gw.stderr() and wrapping not in gw.stderr()
+
+
 def test_kubernetes_login_sends_the_service_account_jwt(mock, gateway_factory, fake_vault, tmp_path):
     fake_vault.kube_roles["tollgate"] = "eyJhbGciOiJSUzI1NiJ9.sa.sig"
     fake_vault.auth_paths["kubernetes"] = "k8s-prod"
@@ -368,3 +400,37 @@ def test_azure_secrets_are_read_with_a_client_credentials_token_and_refreshed(mo
         assert "azure-client-secret" not in gw.stderr() and "sk-azure" not in gw.stderr()
     finally:
         kv.stop()
+
+
+def test_a_rotation_whose_rebuild_failed_is_installed_once_a_rebuild_succeeds(
+    mock, gateway_factory, fake_vault, tmp_path
+):
+    token = fake_vault.add_token()
+    fake_vault.put("secret", "llm/openai", {"token": "sk-before"})
+    (tmp_path / "bob-key").write_text("bob-client-key\n")
+    vaults = hcv_vault(fake_vault, kv="v2", namespace="team-ai", token=token, ttl=1)
+    bob = '\n[[consumers]]\nusername = "bob"\nkeyauth_credentials = [{ key = "{vault://file/bob-key}" }]\n'
+    gw = gateway_factory(config(mock, "Bearer {vault://ai/llm/openai/token}", vaults) + bob)
+    assert ask(gw).status_code == 200
+
+    # The secret rotates while the rebuild cannot succeed (a file it reads is gone).
+    (tmp_path / "bob-key").unlink()
+    fake_vault.put("secret", "llm/openai", {"token": "sk-after"})
+
+    def rebuild_failed():
+        return gw.http.get(f"{gw.admin_url}/status").json()["reload"]["last_reload_ok"] is False
+
+    assert poll(rebuild_failed, timeout=8, interval=0.2), "the rebuild fails without the file"
+    mock.reset()
+    assert ask(gw).status_code == 200
+    assert provider_keys(mock) == ["Bearer sk-before"], "the running config stays"
+
+    (tmp_path / "bob-key").write_text("bob-client-key\n")
+
+    def rotated():
+        mock.reset()
+        assert ask(gw).status_code == 200
+        return provider_keys(mock) == ["Bearer sk-after"]
+
+    assert poll(rotated, timeout=8, interval=0.2), provider_keys(mock)
+    assert gw.http.get(f"{gw.admin_url}/status").json()["reload"]["last_reload_ok"] is True

@@ -164,6 +164,13 @@ impl<'a> Report<'a> {
         self.spans.locate(path).map(|(line, _)| line).unwrap_or(1)
     }
 
+    /// Whether an error was recorded at `path` or inside it.
+    pub(crate) fn has_errors_under(&self, path: &str) -> bool {
+        self.errors
+            .iter()
+            .any(|e| e.path.strip_prefix(path).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '['])))
+    }
+
     pub(crate) fn has_errors(&self) -> bool {
         !self.errors.is_empty()
     }

@@ -53,6 +53,17 @@ impl HttpUrl {
         Ok(HttpUrl { tls, host, port, path_and_query })
     }
 
+    /// Whether `host` (a name or an IP, IPv6 without brackets) is this machine's
+    /// loopback, where plain http is acceptable (a test's fake, a local agent).
+    pub fn is_loopback_host(host: &str) -> bool {
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    }
+
+    /// `https`, or plain http to a loopback host: what may carry credentials.
+    pub fn is_private(&self) -> bool {
+        self.tls || Self::is_loopback_host(&self.host)
+    }
+
     /// `host:port` as used in a `Host` header or a peer address (IPv6 bracketed).
     pub fn authority(&self) -> String {
         if self.host.contains(':') {

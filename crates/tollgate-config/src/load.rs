@@ -81,9 +81,13 @@ pub fn load_str_with(
 
     // Pass 1b: vault entities, which the other references go through.
     let base_dir = source_name.parent().unwrap_or(Path::new(""));
-    let builtin = Sources { env, base_dir, vaults: &[], remote };
+    let builtin = Sources { env, base_dir, vaults: &[], broken: &[], remote };
     let (vault_slots, vault_resolution) = load_vaults(tree.remove("vaults"), &builtin, &mut report);
-    let vaults: Vec<Vault> = vault_slots.iter().flatten().cloned().collect();
+    // Validated before any remote vault is contacted, so that a bad entry (a
+    // reserved or duplicate prefix, a bad host) never receives its token.
+    report.set_vault_paths(vault_resolution.failed_paths.clone(), vault_resolution.secret_paths.clone());
+    validate_vaults(&vault_slots, &mut report);
+    let (vaults, broken) = usable_vaults(&vault_slots, &report);
 
     // Pass 2: structure, entry by entry.
     let unresolved = typing::type_file(&tree, None, &mut report);
@@ -111,7 +115,8 @@ pub fn load_str_with(
         .collect();
 
     // Pass 4: secrets.
-    let mut resolution = vault::resolve_tree(&mut tree, &Sources { env, base_dir, vaults: &vaults, remote });
+    let mut resolution =
+        vault::resolve_tree(&mut tree, &Sources { env, base_dir, vaults: &vaults, broken: &broken, remote });
     for e in resolution.errors {
         report.error(e.path, e.message);
     }
@@ -146,7 +151,6 @@ pub fn load_str_with(
 
     // Pass 5: meaning.
     validate::validate(&file, &plugin_configs, &mut report);
-    validate_vaults(&vault_slots, &mut report);
     if report.has_errors() {
         return Err(ConfigErrors(report.finish()));
     }
@@ -254,4 +258,18 @@ fn typed<T: DeserializeOwned>(config: &toml::Table) -> Result<T, Vec<PluginConfi
 
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The `[[vaults]]` entries without errors, and the prefixes of those with.
+fn usable_vaults(slots: &[Option<Vault>], report: &Report<'_>) -> (Vec<Vault>, Vec<String>) {
+    let (mut usable, mut broken) = (Vec::new(), Vec::new());
+    for (i, slot) in slots.iter().enumerate() {
+        let Some(vault) = slot else { continue };
+        if report.has_errors_under(&format!("vaults[{i}]")) {
+            broken.push(vault.prefix.clone());
+        } else {
+            usable.push(vault.clone());
+        }
+    }
+    (usable, broken)
 }

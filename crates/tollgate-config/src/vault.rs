@@ -42,6 +42,8 @@ pub(crate) struct Sources<'a> {
     pub base_dir: &'a Path,
     /// The `[[vaults]]` entities that typed.
     pub vaults: &'a [Vault],
+    /// Prefixes of `[[vaults]]` entries that did not validate: never contacted.
+    pub broken: &'a [String],
     pub remote: &'a dyn RemoteSecrets,
 }
 
@@ -69,6 +71,7 @@ impl SecretAddress {
                 _ => return Err(format!("unknown query parameter `{pair}` (only `version`)")),
             }
         }
+        check_path(path)?;
         let (resource, key) = match path.rsplit_once('/') {
             None => (path, None),
             Some((resource, "")) => (resource, None),
@@ -78,6 +81,24 @@ impl SecretAddress {
             return Err("no secret named after the prefix".to_string());
         }
         Ok(SecretAddress { resource: resource.to_string(), key, version })
+    }
+}
+
+/// The secret's path goes into a vault's URL (`/v1/<mount>/<path>`), so a segment
+/// that walks up (`..`), or a character that ends or re-encodes a path, could reach
+/// another endpoint of the vault with the gateway's token. Only plain segments pass;
+/// one trailing `/` (no key) is allowed.
+fn check_path(path: &str) -> Result<(), String> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if let Some(c) = path.chars().find(|c| matches!(c, '#' | '%' | '?' | '\\') || c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "the secret path may not contain {c:?} (only `?version=N` may follow it; no `#`, `%`, `\\`, whitespace \
+             or control characters)"
+        ));
+    }
+    match path.split('/').find(|segment| segment.is_empty() || *segment == "." || *segment == "..") {
+        Some(segment) => Err(format!("the secret path may not have an empty, `.` or `..` segment (found `{segment}`)")),
+        None => Ok(()),
     }
 }
 
@@ -173,8 +194,17 @@ pub(crate) fn resolve_string(text: &str, sources: &Sources<'_>) -> Result<String
 fn resolve_reference(reference: &str, sources: &Sources<'_>) -> Result<String, String> {
     let inner = &reference[PREFIX.len()..reference.len() - 1];
     let (vault, rest) = inner.split_once('/').unwrap_or((inner, ""));
-    if let Some(entity) = sources.vaults.iter().find(|v| v.prefix == vault) {
-        return resolve_through(entity, rest, sources).map_err(|e| format!("vault reference {reference}: {e}"));
+    // The built-in prefixes come first: an entity can never take their place.
+    if !matches!(vault, "env" | "file") {
+        if let Some(entity) = sources.vaults.iter().find(|v| v.prefix == vault) {
+            return resolve_through(entity, rest, sources).map_err(|e| format!("vault reference {reference}: {e}"));
+        }
+        if sources.broken.iter().any(|p| p == vault) {
+            return Err(format!(
+                "vault reference {reference}: the [[vaults]] entry with prefix `{vault}` has errors, \
+                 so it is not contacted"
+            ));
+        }
     }
     match vault {
         "env" => {
@@ -272,7 +302,7 @@ mod tests {
     }
 
     fn sources(dir: &Path) -> Sources<'_> {
-        Sources { env: &env, base_dir: dir, vaults: &[], remote: &NoRemoteSecrets }
+        Sources { env: &env, base_dir: dir, vaults: &[], broken: &[], remote: &NoRemoteSecrets }
     }
 
     #[test]
@@ -303,6 +333,37 @@ mod tests {
         assert!(errors[2].contains("not a valid environment variable name"), "{errors:?}");
         let unterminated = resolve_string("{vault://env/x", &s).expect_err("unterminated");
         assert!(unterminated[0].contains("closing"), "{unterminated:?}");
+    }
+
+    #[test]
+    fn secret_paths_that_leave_their_place_are_refused() {
+        for bad in [
+            "../../auth/token/lookup-self/id",
+            "a/./b",
+            "a//b",
+            "/a",
+            "a/..",
+            "a#b",
+            "a%2e%2e/b",
+            "a b",
+            "a\tb",
+            "a\u{7}b",
+            "a\\..\\b",
+            "a?version=1?x=2",
+            "a/b?c",
+        ] {
+            assert!(SecretAddress::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+        let error = SecretAddress::parse("../x").expect_err("dot-dot");
+        assert!(error.contains("`..`"), "{error}");
+        assert_eq!(
+            SecretAddress::parse("team/openai/key?version=2"),
+            Ok(SecretAddress { resource: "team/openai".into(), key: Some("key".into()), version: Some(2) })
+        );
+        assert_eq!(
+            SecretAddress::parse("team/openai/"),
+            Ok(SecretAddress { resource: "team/openai".into(), key: None, version: None })
+        );
     }
 
     #[test]

@@ -55,6 +55,11 @@ pub struct SecretTtls {
     pub resurrect_ttl: u64,
 }
 
+/// The longest `ttl` and `neg_ttl`: one year, in seconds.
+pub const MAX_TTL: u64 = 365 * 24 * 3600;
+/// The longest `resurrect_ttl`: Kong's default, 1e8 seconds.
+pub const MAX_RESURRECT_TTL: u64 = DEFAULT_RESURRECT_TTL;
+
 fn default_resurrect_ttl() -> u64 {
     DEFAULT_RESURRECT_TTL
 }
@@ -400,6 +405,7 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
             r.error(format!("{base}.prefix"), format!("prefix `{}` is already used at line {line}", vault.prefix));
         }
         seen.push((&vault.prefix, i));
+        check_ttls(vault.ttls(), &format!("{base}.config"), r);
         match &vault.config {
             VaultConfig::Env(c) => {
                 let bad = c.prefix.as_deref().is_some_and(|p| {
@@ -413,8 +419,11 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
             VaultConfig::Hcv(c) => validate_hcv(c, &format!("{base}.config"), r),
             VaultConfig::Aws(c) => check_url(c.endpoint_url.as_deref(), &base, r),
             VaultConfig::Azure(c) => {
-                if crate::HttpUrl::parse(&c.vault_uri).is_err() {
-                    r.error(format!("{base}.config.vault_uri"), "must be the vault's https URL");
+                if !crate::HttpUrl::parse(&c.vault_uri).is_ok_and(|u| u.is_private()) {
+                    r.error(
+                        format!("{base}.config.vault_uri"),
+                        format!("must be the vault's https URL ({HTTPS_RULE})"),
+                    );
                 }
                 if c.kind != "secrets" {
                     r.error(format!("{base}.config.type"), "only `secrets` is supported");
@@ -430,9 +439,21 @@ pub(crate) fn validate_vaults(vaults: &[Option<Vault>], r: &mut Report<'_>) {
     }
 }
 
+fn check_ttls(ttls: SecretTtls, base: &str, r: &mut Report<'_>) {
+    let limits = [("ttl", ttls.ttl, MAX_TTL), ("neg_ttl", ttls.neg_ttl, MAX_TTL)];
+    for (field, value, limit) in limits.into_iter().chain([("resurrect_ttl", ttls.resurrect_ttl, MAX_RESURRECT_TTL)]) {
+        if value > limit {
+            r.error(format!("{base}.{field}"), format!("must be at most {limit} seconds (found {value})"));
+        }
+    }
+}
+
+/// Credentials and secrets cross these connections.
+const HTTPS_RULE: &str = "plain http only to a loopback address";
+
 fn check_url(url: Option<&str>, base: &str, r: &mut Report<'_>) {
-    if url.is_some_and(|u| crate::HttpUrl::parse(u).is_err()) {
-        r.error(format!("{base}.config.endpoint_url"), "must be an http(s) URL");
+    if url.is_some_and(|u| !crate::HttpUrl::parse(u).is_ok_and(|u| u.is_private())) {
+        r.error(format!("{base}.config.endpoint_url"), format!("must be an https URL ({HTTPS_RULE})"));
     }
 }
 
@@ -442,6 +463,9 @@ fn validate_hcv(c: &HcvVaultConfig, base: &str, r: &mut Report<'_>) {
     }
     if c.port == 0 {
         r.error(format!("{base}.port"), "must be between 1 and 65535");
+    }
+    if c.protocol == HcvProtocol::Http && !crate::HttpUrl::is_loopback_host(&c.host) {
+        r.error(format!("{base}.protocol"), format!("must be `https` for host `{}` ({HTTPS_RULE})", c.host));
     }
     if c.mount.trim_matches('/').is_empty() {
         r.error(format!("{base}.mount"), "must name the KV engine's mount path");

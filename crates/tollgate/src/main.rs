@@ -282,6 +282,7 @@ fn run(path: &std::path::Path, upgrade: bool) -> ExitCode {
         initial,
         kept: Arc::new(std::sync::Mutex::new(text)),
         serial: Arc::default(),
+        rebuild_pending: Arc::default(),
     };
     // Secrets with a ttl are fetched again in the background; a changed one
     // rebuilds the config in force, as a reload does.

@@ -7,6 +7,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -44,13 +45,17 @@ pub struct Reloader {
     /// One build at a time: a SIGHUP and a vault refresh must not install
     /// their results in the wrong order.
     pub serial: Arc<Mutex<()>>,
+    /// A vault secret changed and no build with it has been installed yet: set
+    /// by the refresher, cleared only by an install that succeeds (a rebuild or
+    /// a reload), so a failed rebuild is tried again rather than forgotten.
+    pub rebuild_pending: Arc<AtomicBool>,
 }
 
 impl Reloader {
     /// Builds a candidate from the file and installs it, or records why not.
     pub fn reload(&self, trigger: &str) {
         let _one_at_a_time = self.serial.lock();
-        self.try_install(crate::load(&self.path, &self.state), trigger);
+        self.try_install(|| crate::load(&self.path, &self.state), trigger);
     }
 
     /// Builds the config in force again from its kept text (its remote
@@ -58,13 +63,18 @@ impl Reloader {
     pub fn rebuild_kept(&self, trigger: &str) {
         let _one_at_a_time = self.serial.lock();
         let text = self.kept.lock().map(|t| t.clone()).unwrap_or_default();
-        self.try_install(crate::load_text(&self.path, text, &self.state), trigger);
+        self.try_install(|| crate::load_text(&self.path, text, &self.state), trigger);
     }
 
-    fn try_install(&self, candidate: Result<Candidate, String>, trigger: &str) {
-        match candidate {
+    /// Called with `serial` held.
+    fn try_install(&self, load: impl FnOnce() -> Result<Candidate, String>, trigger: &str) {
+        // Taken before the build, which reads the store: a secret changing
+        // during it sets the flag again for the next tick.
+        let pending = self.rebuild_pending.swap(false, Ordering::SeqCst);
+        match load() {
             Ok(candidate) => self.install(candidate, trigger),
             Err(e) => {
+                self.rebuild_pending.fetch_or(pending, Ordering::SeqCst);
                 tracing::error!(config = %self.path.display(), trigger, "config reload rejected, keeping the running config: {e}");
                 self.state.reload_failed(e);
             }

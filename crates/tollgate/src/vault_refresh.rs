@@ -3,6 +3,7 @@
 //! the snapshot as a reload does: new requests use the new secret, requests in
 //! flight finish on the snapshot they started with.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,6 +32,12 @@ impl BackgroundService for VaultRefresher {
                     let reloader = self.reloader.clone();
                     let _ = tokio::task::spawn_blocking(move || {
                         if VaultStore::shared().refresh_due() {
+                            reloader.rebuild_pending.store(true, Ordering::SeqCst);
+                        }
+                        // Until a build with the new value is installed: the
+                        // store holds it already, so no later refresh would
+                        // report it as a change again.
+                        if reloader.rebuild_pending.load(Ordering::SeqCst) {
                             reloader.rebuild_kept("vault refresh");
                         }
                     })

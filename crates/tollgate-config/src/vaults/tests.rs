@@ -175,10 +175,45 @@ fn bad_vaults_are_reported_at_their_fields() {
             "UNSET_VAR is not set",
         ),
         ("[vaults]\nname = \"env\"", "vaults", "array of tables"),
+        ("[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { token = \"t\", ttl = 31536001 }", "vaults[0].config.ttl", "at most 31536000 seconds"),
+        ("[[vaults]]\nname = \"env\"\nprefix = \"a\"\nconfig.neg_ttl = 99999999999", "vaults[0].config.neg_ttl", "at most 31536000"),
+        (
+            "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", resurrect_ttl = 100000001 }",
+            "vaults[0].config.resurrect_ttl",
+            "at most 100000000 seconds",
+        ),
+        // Plain http only to loopback: a token or a secret would cross the network in clear.
+        (
+            "[[vaults]]\nname = \"azure\"\nprefix = \"a\"\nconfig.vault_uri = \"http://v.vault.azure.net\"",
+            "vaults[0].config.vault_uri",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", endpoint_url = \"http://sm.example\" }",
+            "vaults[0].config.endpoint_url",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"aws\"\nprefix = \"a\"\nconfig.endpoint_url = \"http://sm.example\"",
+            "vaults[0].config.endpoint_url",
+            "loopback",
+        ),
+        (
+            "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"vault.example\", token = \"t\" }",
+            "vaults[0].config.protocol",
+            "must be `https`",
+        ),
     ];
     for (vaults, path, message) in cases {
         let found = errors(&file(vaults, "x"));
         assert!(found.iter().any(|(p, m)| p == path && m.contains(message)), "{vaults}: {found:?}");
+    }
+    for fine in [
+        "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"::1\", token = \"t\" }",
+        "[[vaults]]\nname = \"hcv\"\nprefix = \"a\"\nconfig = { host = \"vault.example\", protocol = \"https\", token = \"t\" }",
+        "[[vaults]]\nname = \"gcp\"\nprefix = \"a\"\nconfig = { project_id = \"p\", endpoint_url = \"http://localhost:9\" }",
+    ] {
+        assert!(load_str(&file(fine, "x"), Path::new("t.toml"), &env).is_ok(), "{fine}");
     }
     let twice = "[[vaults]]\nname = \"env\"\nprefix = \"ai\"\n[[vaults]]\nname = \"env\"\nprefix = \"ai\"";
     assert!(errors(&file(twice, "x"))
@@ -186,4 +221,40 @@ fn bad_vaults_are_reported_at_their_fields() {
         .any(|(p, m)| p == "vaults[1].prefix" && m.contains("already used at line 3")));
     let unknown = errors(&file("", "{vault://nope/x}"));
     assert!(unknown[0].1.contains("no [[vaults]] entry has prefix `nope`"), "{unknown:?}");
+}
+
+#[test]
+fn vaults_with_errors_are_never_contacted() {
+    let hcv = |prefix: &str, host: &str| {
+        format!(
+            "[[vaults]]\nname = \"hcv\"\nprefix = \"{prefix}\"\n[vaults.config]\nhost = \"{host}\"\ntoken = \"t\"\n"
+        )
+    };
+    let load = |vaults: &str, header: &str| {
+        let remote = Remote { asked: RefCell::default() };
+        let result = load_str_with(&file(vaults, header), Path::new("t.toml"), &env, &remote);
+        let ConfigErrors(e) = result.expect_err("a bad vault entry");
+        (e.into_iter().map(|e| (e.path, e.message)).collect::<Vec<_>>(), remote.asked.into_inner())
+    };
+    // A reserved prefix: the built-in `env` keeps it.
+    let (e, asked) = load(&hcv("env", "evil.example"), "{vault://env/llm/openai/token}");
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(e.iter().any(|(p, m)| p == "vaults[0].prefix" && m.contains("reserved")), "{e:?}");
+    assert!(e.iter().any(|(_, m)| m.contains("not a valid environment variable name")), "{e:?}");
+    // A bad host.
+    let (e, asked) = load(&hcv("hv", "evil.example/x"), "{vault://hv/llm/openai/token}");
+    assert!(asked.is_empty(), "{asked:?}");
+    assert!(e.iter().any(|(p, m)| p == "plugins[0].config.auth.header_value" && m.contains("has errors")), "{e:?}");
+    // A duplicate prefix: the second entry is never asked.
+    let vaults = format!("{}{}", hcv("hv", "good.example"), hcv("hv", "evil.example"));
+    let (e, asked) = load(&vaults, "{vault://hv/llm/openai/token}");
+    assert!(e.iter().any(|(p, m)| p == "vaults[1].prefix" && m.contains("already used")), "{e:?}");
+    let hosts: Vec<String> = asked
+        .iter()
+        .map(|(v, _)| match &v.config {
+            VaultConfig::Hcv(c) => c.host.clone(),
+            _ => String::new(),
+        })
+        .collect();
+    assert!(hosts.iter().all(|h| h == "good.example"), "{hosts:?}");
 }

@@ -17,6 +17,7 @@ use tollgate_clock::Clock;
 use tollgate_config::vaults::AzureVaultConfig;
 use tollgate_config::SecretAddress;
 
+use super::encode_segment;
 use crate::upstream::fetch::Fetch;
 use crate::upstream::Endpoint;
 
@@ -51,15 +52,18 @@ fn credentials(c: &AzureVaultConfig, env: &dyn Fn(&str) -> Option<String>) -> Re
 }
 
 fn form_encode(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect::<String>()
+    pairs.iter().map(|(k, v)| format!("{}={}", encode_segment(k), encode_segment(v))).collect::<Vec<_>>().join("&")
+}
+
+/// Where the client secret is sent: https, or plain http on loopback (a test's).
+fn authority(env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let Some(authority) = env("AZURE_AUTHORITY_HOST") else {
+        return Ok("https://login.microsoftonline.com".to_string());
     };
-    pairs.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")
+    match tollgate_config::HttpUrl::parse(&authority) {
+        Ok(url) if url.is_private() => Ok(authority),
+        _ => Err("AZURE_AUTHORITY_HOST must be an https URL (plain http only to a loopback address)".to_string()),
+    }
 }
 
 async fn token(
@@ -72,12 +76,16 @@ async fn token(
     let [tenant, client, secret] = credentials(c, env)?;
     let key = (tenant.clone(), client.clone());
     let now = clock.now_ms();
-    if let Some((token, _)) =
-        tokens.cached.lock().ok().and_then(|t| t.get(&key).cloned()).filter(|(_, end)| now + EARLY_MS < *end)
+    if let Some((token, _)) = tokens
+        .cached
+        .lock()
+        .ok()
+        .and_then(|t| t.get(&key).cloned())
+        .filter(|(_, end)| now.saturating_add(EARLY_MS) < *end)
     {
         return Ok(token);
     }
-    let authority = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| "https://login.microsoftonline.com".to_string());
+    let authority = authority(env)?;
     let url = format!("{}/{tenant}/oauth2/v2.0/token", authority.trim_end_matches('/'));
     let ep = Endpoint::parse(&url).map_err(|e| e.to_string())?;
     let form = form_encode(&[
@@ -96,14 +104,18 @@ async fn token(
         answer.get("access_token").and_then(Value::as_str).ok_or("the token answer has no access_token")?.to_string();
     let lifetime = answer.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
     if let Ok(mut cached) = tokens.cached.lock() {
-        cached.insert(key, (token.clone(), now + lifetime * 1000));
+        cached.insert(key, (token.clone(), super::after_secs(now, lifetime)));
     }
     Ok(token)
 }
 
 /// The get-secret URL of `address`.
 pub fn secret_url(c: &AzureVaultConfig, address: &SecretAddress) -> String {
-    format!("{}/secrets/{}?api-version={API_VERSION}", c.vault_uri.trim_end_matches('/'), address.resource)
+    format!(
+        "{}/secrets/{}?api-version={API_VERSION}",
+        c.vault_uri.trim_end_matches('/'),
+        encode_segment(&address.resource)
+    )
 }
 
 pub async fn read(
@@ -133,6 +145,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_authority_is_https_or_loopback() {
+        let with = |value: &'static str| move |name: &str| (name == "AZURE_AUTHORITY_HOST").then(|| value.to_string());
+        assert_eq!(authority(&|_: &str| None).as_deref(), Ok("https://login.microsoftonline.com"));
+        assert!(authority(&with("https://login.example")).is_ok());
+        assert!(authority(&with("http://127.0.0.1:9")).is_ok());
+        let error = authority(&with("http://login.example")).expect_err("plain http");
+        assert!(error.contains("loopback"), "{error}");
+    }
+
+    #[test]
     fn credentials_come_from_the_config_or_the_prefixed_environment() {
         let env = |name: &str| match name {
             "KV_TENANT_ID" => Some("t-env".to_string()),
@@ -152,6 +174,9 @@ mod tests {
         assert!(credentials(&c, &env).expect_err("no secret").contains("AZURE_CLIENT_SECRET"));
         let address = SecretAddress { resource: "openai".into(), key: None, version: None };
         assert_eq!(secret_url(&c, &address), "https://v.vault.azure.net/secrets/openai?api-version=7.4");
+        // A resource is one path segment of Azure's URL, whatever it holds.
+        let address = SecretAddress { resource: "a/b c".into(), key: None, version: None };
+        assert_eq!(secret_url(&c, &address), "https://v.vault.azure.net/secrets/a%2Fb%20c?api-version=7.4");
         assert_eq!(form_encode(&[("a b", "x/y+z")]), "a%20b=x%2Fy%2Bz");
     }
 }

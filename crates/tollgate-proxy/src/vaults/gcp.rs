@@ -15,6 +15,7 @@ use serde_json::Value;
 use tollgate_config::vaults::GcpVaultConfig;
 use tollgate_config::SecretAddress;
 
+use super::encode_segment;
 use crate::llm::gcp_auth::{ServiceAccount, TokenSource};
 use crate::upstream::fetch::Fetch;
 use crate::upstream::Endpoint;
@@ -44,7 +45,9 @@ impl Tokens {
 pub fn access_url(c: &GcpVaultConfig, address: &SecretAddress) -> String {
     let base = c.endpoint_url.as_deref().unwrap_or(DEFAULT_ENDPOINT).trim_end_matches('/');
     let version = address.version.map(|v| v.to_string()).unwrap_or_else(|| "latest".to_string());
-    format!("{base}/v1/projects/{}/secrets/{}/versions/{version}:access", c.project_id, address.resource)
+    // Each name is one segment of Google's URL, whatever it holds.
+    let (project, secret) = (encode_segment(&c.project_id), encode_segment(&address.resource));
+    format!("{base}/v1/projects/{project}/secrets/{secret}/versions/{version}:access")
 }
 
 pub async fn read(
@@ -90,5 +93,7 @@ mod tests {
             access_url(&c, &address(Some(3))),
             "http://127.0.0.1:9/v1/projects/proj-1/secrets/openai/versions/3:access"
         );
+        let address = SecretAddress { resource: "a/b".into(), key: None, version: None };
+        assert!(access_url(&c, &address).ends_with("/secrets/a%2Fb/versions/latest:access"));
     }
 }

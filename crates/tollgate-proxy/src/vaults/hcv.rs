@@ -32,17 +32,26 @@ struct Login {
     expires_ms: Option<u64>,
 }
 
-/// Logged-in tokens, per vault prefix.
+/// A response-wrapped secret id, unwrapped: a wrapping token can be unwrapped
+/// only once, so the real secret id is kept for every later login.
+struct Unwrapped {
+    config: HcvVaultConfig,
+    wrapping: String,
+    secret_id: String,
+}
+
+/// Logged-in tokens, and unwrapped secret ids, per vault prefix.
 #[derive(Default)]
 pub struct Logins {
     tokens: Mutex<HashMap<String, Login>>,
+    unwrapped: Mutex<HashMap<String, Unwrapped>>,
 }
 
 impl Logins {
     fn cached(&self, prefix: &str, c: &HcvVaultConfig, now_ms: u64) -> Option<String> {
         let tokens = self.tokens.lock().ok()?;
         let login = tokens.get(prefix)?;
-        let fresh = login.expires_ms.is_none_or(|end| now_ms + LEASE_MARGIN_MS < end);
+        let fresh = login.expires_ms.is_none_or(|end| now_ms.saturating_add(LEASE_MARGIN_MS) < end);
         (login.config == *c && fresh).then(|| login.token.clone())
     }
 
@@ -146,7 +155,7 @@ async fn token(
     }
     let body = match c.auth_method {
         HcvAuthMethod::Token => return Err("no token configured".to_string()),
-        HcvAuthMethod::Approle => approle_body(fetch, c).await?,
+        HcvAuthMethod::Approle => approle_body(fetch, logins, prefix, c).await?,
         HcvAuthMethod::Kubernetes => kubernetes_body(c)?,
     };
     let path = match c.auth_method {
@@ -161,14 +170,14 @@ async fn token(
         .ok_or_else(|| format!("POST /v1/{path}: no `auth.client_token` in the answer"))?
         .to_string();
     let lease = auth.get("lease_duration").and_then(Value::as_u64).filter(|s| *s > 0);
-    let expires_ms = lease.map(|s| clock.now_ms() + s * 1000);
+    let expires_ms = lease.map(|s| super::after_secs(clock.now_ms(), s));
     if let Ok(mut tokens) = logins.tokens.lock() {
         tokens.insert(prefix.to_string(), Login { config: c.clone(), token: token.clone(), expires_ms });
     }
     Ok(token)
 }
 
-async fn approle_body(fetch: &Fetch, c: &HcvVaultConfig) -> Result<Value, String> {
+async fn approle_body(fetch: &Fetch, logins: &Logins, prefix: &str, c: &HcvVaultConfig) -> Result<Value, String> {
     let role_id = c.approle_role_id.clone().ok_or("no approle_role_id configured")?;
     let mut secret_id = match (&c.approle_secret_id, &c.approle_secret_id_file) {
         (Some(id), _) => id.clone(),
@@ -176,17 +185,40 @@ async fn approle_body(fetch: &Fetch, c: &HcvVaultConfig) -> Result<Value, String
         (None, None) => return Err("no approle_secret_id or approle_secret_id_file configured".to_string()),
     };
     if c.approle_response_wrapping {
-        // The secret id is a wrapping token: the real one is in what it unwraps to.
-        let wrapping = [("x-vault-token".to_string(), secret_id)];
-        let answer = post_json(fetch, c, "sys/wrapping/unwrap", &json!({}), &wrapping).await?;
-        secret_id = answer
-            .get("data")
-            .and_then(|d| d.get("secret_id"))
-            .and_then(Value::as_str)
-            .ok_or("POST /v1/sys/wrapping/unwrap: no `data.secret_id` in the answer")?
-            .to_string();
+        secret_id = unwrap_secret_id(fetch, logins, prefix, c, secret_id).await?;
     }
     Ok(json!({ "role_id": role_id, "secret_id": secret_id }))
+}
+
+/// The secret id a wrapping token stands for: unwrapped once (Vault refuses a
+/// second unwrap), then kept while the vault's config and the wrapping token
+/// stay the same (a new one in the file is unwrapped anew).
+async fn unwrap_secret_id(
+    fetch: &Fetch,
+    logins: &Logins,
+    prefix: &str,
+    c: &HcvVaultConfig,
+    wrapping: String,
+) -> Result<String, String> {
+    let known =
+        logins.unwrapped.lock().ok().and_then(|u| {
+            u.get(prefix).filter(|u| u.config == *c && u.wrapping == wrapping).map(|u| u.secret_id.clone())
+        });
+    if let Some(secret_id) = known {
+        return Ok(secret_id);
+    }
+    let headers = [("x-vault-token".to_string(), wrapping.clone())];
+    let answer = post_json(fetch, c, "sys/wrapping/unwrap", &json!({}), &headers).await?;
+    let secret_id = answer
+        .get("data")
+        .and_then(|d| d.get("secret_id"))
+        .and_then(Value::as_str)
+        .ok_or("POST /v1/sys/wrapping/unwrap: no `data.secret_id` in the answer")?
+        .to_string();
+    if let Ok(mut unwrapped) = logins.unwrapped.lock() {
+        unwrapped.insert(prefix.to_string(), Unwrapped { config: c.clone(), wrapping, secret_id: secret_id.clone() });
+    }
+    Ok(secret_id)
 }
 
 fn kubernetes_body(c: &HcvVaultConfig) -> Result<Value, String> {

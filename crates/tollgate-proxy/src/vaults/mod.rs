@@ -20,7 +20,9 @@ pub mod hcv;
 mod report;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use tollgate_clock::{Clock, SystemClock};
 use tollgate_config::{RemoteSecrets, SecretAddress, Vault, VaultConfig};
@@ -34,9 +36,37 @@ fn key_of(vault: &Vault, address: &SecretAddress) -> SecretKey {
     (vault.prefix.clone(), address.resource.clone(), address.version)
 }
 
+/// `secs` seconds after `now_ms`. Durations come from configs and from vaults'
+/// answers (a lease, a token's lifetime), so they saturate rather than overflow.
+pub(crate) fn after_secs(now_ms: u64, secs: u64) -> u64 {
+    now_ms.saturating_add(secs.saturating_mul(1000))
+}
+
+/// `text` as one segment of a URL path or one form value: all but RFC 3986's
+/// unreserved characters percent-encoded (`/` too).
+pub(crate) fn encode_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// How long one load (a start, a reload, a rebuild) waits on vaults in all:
+/// past it, secrets not yet fetched use their last good value, so a slow vault
+/// cannot hold a start or a reload up for one request timeout per secret.
+pub const LOAD_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Fetches one secret (the whole of it, before a key is picked), blocking.
 pub trait SecretFetcher: Send + Sync {
     fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String>;
+
+    /// `fetch`, given up after `limit`.
+    fn fetch_within(&self, vault: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
+        let _ = limit;
+        self.fetch(vault, address)
+    }
 }
 
 /// One cached secret. Times are the store clock's milliseconds.
@@ -50,6 +80,9 @@ struct Entry {
     next_ms: Option<u64>,
     /// The last refresh's error, while it is failing.
     error: Option<String>,
+    /// Which fetch-at-load put this entry here: a refresh that started before a
+    /// newer one (a reload) must not put its older value over it.
+    generation: u64,
 }
 
 /// What /status and /metrics say about one vault.
@@ -67,6 +100,7 @@ pub struct VaultStore {
     clock: Arc<dyn Clock>,
     fetcher: Box<dyn SecretFetcher>,
     entries: Mutex<HashMap<SecretKey, Entry>>,
+    generations: AtomicU64,
     stats: Mutex<HashMap<String, VaultStats>>,
 }
 
@@ -76,7 +110,13 @@ static SHARED: LazyLock<VaultStore> =
 
 impl VaultStore {
     pub fn new(clock: Arc<dyn Clock>, fetcher: Box<dyn SecretFetcher>) -> Self {
-        VaultStore { clock, fetcher, entries: Mutex::default(), stats: Mutex::default() }
+        VaultStore {
+            clock,
+            fetcher,
+            entries: Mutex::default(),
+            generations: AtomicU64::new(0),
+            stats: Mutex::default(),
+        }
     }
 
     pub fn shared() -> &'static VaultStore {
@@ -88,22 +128,31 @@ impl VaultStore {
     /// asked for what the vaults hold now); otherwise cached values are used
     /// (a rebuild after a refresh, which fetched what was due).
     pub fn recorder(&self, fresh: bool) -> Recorder<'_> {
-        Recorder { store: self, fresh, used: Mutex::default() }
+        let deadline_ms = self.clock.now_ms().saturating_add(LOAD_DEADLINE.as_millis() as u64);
+        Recorder { store: self, fresh, deadline_ms, used: Mutex::default() }
     }
 
     /// The cached value, or a fetch now (a secret seen for the first time, or
     /// whose vault's config changed, or expired past `resurrect_ttl`).
     pub fn get(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+        self.get_within(vault, address, LOAD_DEADLINE)
+    }
+
+    fn get_within(&self, vault: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
         match self.cached(vault, address) {
             Some(value) => Ok(value),
-            None => self.fetch_now(vault, address),
+            None => self.fetch_now(vault, address, limit),
         }
     }
 
     /// A fetch now, as a reload asks: when the vault fails, the last good
     /// value while it is still within `resurrect_ttl` (the failure logged).
     pub fn get_fresh(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
-        self.fetch_now(vault, address).or_else(|e| match self.cached(vault, address) {
+        self.get_fresh_within(vault, address, LOAD_DEADLINE)
+    }
+
+    fn get_fresh_within(&self, vault: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
+        self.fetch_now(vault, address, limit).or_else(|e| match self.cached(vault, address) {
             Some(value) => {
                 tracing::warn!(
                     vault = %vault.prefix,
@@ -121,9 +170,9 @@ impl VaultStore {
         entries.get(&key_of(vault, address)).filter(|e| e.vault == *vault).and_then(|e| e.value.clone())
     }
 
-    fn fetch_now(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+    fn fetch_now(&self, vault: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
         let key = key_of(vault, address);
-        let result = self.fetcher.fetch(vault, address);
+        let result = self.fetcher.fetch_within(vault, address, limit);
         let now = self.clock.now_ms();
         self.count(vault, &result, now);
         if let (Err(e), Ok(mut entries)) = (&result, self.entries.lock()) {
@@ -139,8 +188,9 @@ impl VaultStore {
             address: address.clone(),
             value: Some(value.clone()),
             ok_ms: now,
-            next_ms: (ttl > 0).then(|| now + ttl * 1000),
+            next_ms: (ttl > 0).then(|| after_secs(now, ttl)),
             error: None,
+            generation: self.generations.fetch_add(1, Ordering::Relaxed),
         };
         if let Ok(mut entries) = self.entries.lock() {
             entries.insert(key, entry);
@@ -152,22 +202,24 @@ impl VaultStore {
     /// (the config should be built again from its kept text).
     pub fn refresh_due(&self) -> bool {
         let now = self.clock.now_ms();
-        let due: Vec<(SecretKey, Vault, SecretAddress)> = match self.entries.lock() {
+        let due: Vec<(SecretKey, Vault, SecretAddress, u64)> = match self.entries.lock() {
             Ok(entries) => entries
                 .iter()
                 .filter(|(_, e)| e.next_ms.is_some_and(|next| next <= now))
-                .map(|(k, e)| (k.clone(), e.vault.clone(), e.address.clone()))
+                .map(|(k, e)| (k.clone(), e.vault.clone(), e.address.clone(), e.generation))
                 .collect(),
             Err(_) => return false,
         };
         let mut changed = false;
-        for (key, vault, address) in due {
+        for (key, vault, address, generation) in due {
             // Outside the lock: a fetch waits on the network.
-            let result = self.fetcher.fetch(&vault, &address);
+            let result = self.fetcher.fetch_within(&vault, &address, LOAD_DEADLINE);
             let now = self.clock.now_ms();
             self.count(&vault, &result, now);
             if let Ok(mut entries) = self.entries.lock() {
-                if let Some(entry) = entries.get_mut(&key) {
+                // A reload may have fetched (or changed the vault) meanwhile: its
+                // value is the newer one.
+                if let Some(entry) = entries.get_mut(&key).filter(|e| e.generation == generation) {
                     changed |= apply(entry, result, now);
                 }
             }
@@ -211,13 +263,13 @@ fn apply(entry: &mut Entry, result: Result<String, String>, now: u64) -> bool {
             entry.value = Some(value);
             entry.ok_ms = now;
             entry.error = None;
-            entry.next_ms = Some(now + ttls.ttl.max(1) * 1000);
+            entry.next_ms = Some(after_secs(now, ttls.ttl.max(1)));
             changed
         }
         Err(e) => {
             let retry = if ttls.neg_ttl > 0 { ttls.neg_ttl } else { ttls.ttl.max(1) };
-            entry.next_ms = Some(now + retry * 1000);
-            let expired = now >= entry.ok_ms.saturating_add(ttls.ttl.saturating_add(ttls.resurrect_ttl) * 1000);
+            entry.next_ms = Some(after_secs(now, retry));
+            let expired = now >= after_secs(entry.ok_ms, ttls.ttl.saturating_add(ttls.resurrect_ttl));
             tracing::warn!(
                 vault = %entry.vault.prefix,
                 resource = %entry.address.resource,
@@ -238,6 +290,8 @@ fn apply(entry: &mut Entry, result: Result<String, String>, now: u64) -> bool {
 pub struct Recorder<'a> {
     store: &'a VaultStore,
     fresh: bool,
+    /// Store-clock milliseconds at which this load stops waiting on vaults.
+    deadline_ms: u64,
     used: Mutex<HashSet<SecretKey>>,
 }
 
@@ -251,10 +305,22 @@ impl RemoteSecrets for Recorder<'_> {
     fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
         // A secret referenced twice in one file is fetched once.
         let first_use = self.used.lock().map(|mut used| used.insert(key_of(vault, address))).unwrap_or(true);
+        let left = Duration::from_millis(self.deadline_ms.saturating_sub(self.store.clock.now_ms()));
+        if left.is_zero() {
+            return self.store.cached(vault, address).ok_or_else(|| {
+                format!(
+                    "vault `{}`: this load's {} s for vault fetches ran out before {} was fetched, \
+                     and there is no last good value",
+                    vault.prefix,
+                    LOAD_DEADLINE.as_secs(),
+                    address.resource
+                )
+            });
+        }
         if self.fresh && first_use {
-            self.store.get_fresh(vault, address)
+            self.store.get_fresh_within(vault, address, left)
         } else {
-            self.store.get(vault, address)
+            self.store.get_within(vault, address, left)
         }
     }
 }
@@ -292,28 +358,42 @@ impl Default for HttpFetcher {
     }
 }
 
+/// `read`, or an error once `limit` has passed.
+async fn within(
+    limit: Duration,
+    read: impl std::future::Future<Output = Result<String, String>>,
+) -> Result<String, String> {
+    tokio::time::timeout(limit, read)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} ms (the load's deadline for vaults)", limit.as_millis())))
+}
+
 impl SecretFetcher for HttpFetcher {
     fn fetch(&self, vault: &Vault, address: &SecretAddress) -> Result<String, String> {
+        self.fetch_within(vault, address, LOAD_DEADLINE)
+    }
+
+    fn fetch_within(&self, vault: &Vault, address: &SecretAddress, limit: Duration) -> Result<String, String> {
         let runtime = self.runtime.as_ref().map_err(Clone::clone)?;
         match &vault.config {
             VaultConfig::Hcv(c) => {
                 let fetch = Fetch::shared();
-                runtime.block_on(hcv::read(&fetch, &self.logins, &self.clock, &vault.prefix, c, address))
+                runtime.block_on(within(limit, hcv::read(&fetch, &self.logins, &self.clock, &vault.prefix, c, address)))
             }
             VaultConfig::Aws(c) => {
                 let fetch = Fetch::shared();
                 let env = |name: &str| std::env::var(name).ok();
-                runtime.block_on(aws::read(&fetch, c, address, &env, std::time::SystemTime::now()))
+                runtime.block_on(within(limit, aws::read(&fetch, c, address, &env, std::time::SystemTime::now())))
             }
             VaultConfig::Gcp(c) => {
                 let fetch = Fetch::shared();
                 let env = |name: &str| std::env::var(name).ok();
-                runtime.block_on(gcp::read(&fetch, &self.gcp_tokens, c, address, &env))
+                runtime.block_on(within(limit, gcp::read(&fetch, &self.gcp_tokens, c, address, &env)))
             }
             VaultConfig::Azure(c) => {
                 let fetch = Fetch::shared();
                 let env = |name: &str| std::env::var(name).ok();
-                runtime.block_on(azure::read(&fetch, &self.azure_tokens, &self.clock, c, address, &env))
+                runtime.block_on(within(limit, azure::read(&fetch, &self.azure_tokens, &self.clock, c, address, &env)))
             }
             _ => Err(format!("vault `{}` is not a remote vault", vault.prefix)),
         }
