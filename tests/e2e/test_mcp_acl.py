@@ -126,6 +126,13 @@ def test_resources_and_prompts_are_filtered_and_a_denied_one_looks_absent(mcp_se
     assert denied == {"jsonrpc": "2.0", "id": 7, "error": {
         "code": -32602, "message": "Unknown resource: config://app", "data": {"uri": "config://app"}}}
     assert alice("resources/read", {"uri": "config://app"})["result"]["contents"][0]["text"] == "app-config"
+    # Another spelling of the same URI (servers normalise it) is judged as the rule's.
+    assert bob("resources/read", {"uri": "CONFIG://app"})["error"]["message"] == "Unknown resource: CONFIG://app"
+    # A template's rule holds for every URI it expands to, not only its listing entry.
+    assert bob("resources/read", {"uri": "users://1/profile"})["error"] == {
+        "code": -32602, "message": "Unknown resource: users://1/profile", "data": {"uri": "users://1/profile"}}
+    got = alice("resources/read", {"uri": "users://1/profile"})
+    assert got["result"]["contents"][0]["text"] == "profile of 1", got
     # Subscribing is judged like reading: alice's reaches the server (which has no subscriptions).
     assert bob("resources/subscribe", {"uri": "config://app"})["error"]["message"] == "Unknown resource: config://app"
     assert alice("resources/subscribe", {"uri": "config://app"})["error"]["code"] == -32601
@@ -139,8 +146,8 @@ def test_resources_and_prompts_are_filtered_and_a_denied_one_looks_absent(mcp_se
 
     def denials():
         found = [l["mcp"]["method"] for l in gw.access_log() if l.get("mcp", {}).get("decision") == "denied"]
-        return found if len(found) >= 4 else None
-    assert sorted(poll(denials) or []) == ["prompts/get", "resources/read", "resources/read", "resources/subscribe"]
+        return found if len(found) >= 6 else None
+    assert sorted(poll(denials) or []) == ["prompts/get"] + ["resources/read"] * 4 + ["resources/subscribe"]
 
 
 @pytest.mark.parametrize("sdk,mode,path", [("2.x", "streamable", "/mcp"), ("2.x", "2026-07-28", "/mcp"),

@@ -112,7 +112,7 @@ impl PrimitiveAcl {
     }
 
     fn judge(&self, name: &str, subjects: &[&str]) -> bool {
-        let own = self.per_entry.get(name);
+        let own = self.per_entry.get(name).or_else(|| self.template_rule(name));
         if own.is_some_and(|r| r.denies(subjects)) || self.default.as_ref().is_some_and(|r| r.denies(subjects)) {
             return false;
         }
@@ -120,6 +120,26 @@ impl PrimitiveAcl {
             Some(rule) => rule.allows(subjects),
             None => true,
         }
+    }
+}
+
+impl PrimitiveAcl {
+    /// For a resource URI without a rule of its own: the rule of the most
+    /// specific URI template it matches (the most literal characters, then
+    /// the fewest variables, then the template's spelling, so the choice
+    /// never depends on the map's order).
+    fn template_rule(&self, name: &str) -> Option<&Rule> {
+        if !self.by_uri {
+            return None;
+        }
+        self.per_entry
+            .iter()
+            .filter(|(t, _)| uri::is_template(t) && uri::matches_template(t, name))
+            .max_by_key(|(t, _)| {
+                let vars = t.matches("{}").count();
+                (t.len() - 2 * vars, std::cmp::Reverse(vars), std::cmp::Reverse(t.as_str()))
+            })
+            .map(|(_, rule)| rule)
     }
 }
 
@@ -250,5 +270,23 @@ mod tests {
         assert!(acl.permits("config://app", &bob));
         assert!(!acl.permits(" config://secrets", &["admin"]), "a URI that does not parse is refused");
         assert!(PrimitiveAcl::by_uri(None, HashMap::new()).permits("not a uri", &bob), "no rules: open");
+    }
+
+    #[test]
+    fn reads_of_a_templates_uris_follow_the_templates_rule() {
+        let mut resources = HashMap::new();
+        resources.insert("users://{user_id}/profile".to_string(), Rule::new(&s(&["admin"]), &[]));
+        resources.insert("users://{user_id}/{page}".to_string(), Rule::new(&[], &s(&["eve"])));
+        resources.insert("users://me/profile".to_string(), Rule::new(&[], &[]));
+        let acl = PrimitiveAcl::by_uri(None, resources);
+        let bob = ["bob"];
+        assert!(!acl.permits("users://1/profile", &bob), "the template's allow list holds for its URIs");
+        assert!(!acl.permits("USERS://1/profile", &bob));
+        assert!(acl.permits("users://1/profile", &["admin"]));
+        assert!(!acl.permits("users://{id}/profile", &bob), "the listing entry itself");
+        assert!(acl.permits("users://me/profile", &bob), "an exact URI's rule beats a template's");
+        assert!(acl.permits("users://1/posts", &bob), "the more specific template wins, the other one applies");
+        assert!(!acl.permits("users://1/posts", &["eve"]));
+        assert!(acl.permits("users://1/profile/x", &bob), "a variable holds no `/`: no template matches");
     }
 }

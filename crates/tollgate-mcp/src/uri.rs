@@ -20,6 +20,35 @@ pub fn normalize_template(template: &str) -> Option<String> {
     normalize_with(template, true)
 }
 
+/// Whether `uri` is a template (has at least one `{var}`).
+pub fn is_template(normal: &str) -> bool {
+    normal.contains("{}")
+}
+
+/// Whether the normalised `uri` matches the normalised `template`: each `{}`
+/// stands for one or more characters other than `/` (RFC 6570 level 1
+/// simple expansion of a non-empty value).
+pub fn matches_template(template: &str, uri: &str) -> bool {
+    let mut parts = template.split("{}");
+    let Some(first) = parts.next() else { return false };
+    let Some(mut rest) = uri.strip_prefix(first) else { return false };
+    let literals: Vec<&str> = parts.collect();
+    for (i, literal) in literals.iter().enumerate() {
+        let last = i + 1 == literals.len();
+        // The variable's value: the shortest non-empty run without `/` that
+        // the literal after it follows (the last one must end the URI).
+        let found = (1..=rest.len()).filter(|&n| rest.is_char_boundary(n)).find(|&n| {
+            let (value, after) = rest.split_at(n);
+            !value.contains('/') && after.starts_with(literal) && (!last || after.len() == literal.len())
+        });
+        match found {
+            Some(n) => rest = &rest[n + literal.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
 fn normalize_with(uri: &str, template: bool) -> Option<String> {
     let uri = escape(uri, template)?;
     let colon = uri.find(':')?;
@@ -200,5 +229,23 @@ mod tests {
         ] {
             assert_eq!(n(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn templates_keep_their_variables_and_match_level_one() {
+        let t = normalize_template("Users://{user_id}/profile").unwrap();
+        assert_eq!(t, "users://{}/profile");
+        assert!(is_template(&t) && !is_template("users://1/profile"));
+        assert_eq!(normalize_template("users://{uid}/profile").unwrap(), t);
+        assert_eq!(normalize_template("users://{a"), None);
+        assert!(matches_template(&t, "users://1/profile"));
+        assert!(matches_template(&t, "users://alice-2/profile"));
+        assert!(!matches_template(&t, "users:///profile"), "a variable is one or more characters");
+        assert!(!matches_template(&t, "users://a/b/profile"), "a variable holds no `/`");
+        assert!(!matches_template(&t, "users://1/profile/x"));
+        let two = normalize_template("repo://{owner}/{name}").unwrap();
+        assert!(matches_template(&two, "repo://a/b") && !matches_template(&two, "repo://a/b/c"));
+        assert!(matches_template(&normalize_template("x://{a}-{b}").unwrap(), "x://p-q-r"));
+        assert!(matches_template("x://a", "x://a") && !matches_template("x://a", "x://ab"));
     }
 }
