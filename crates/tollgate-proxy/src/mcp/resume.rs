@@ -30,6 +30,9 @@ use crate::respond::PResult;
 
 /// How often a resumed stream looks for events its owner logged since.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+/// The most one read of a log returns (at least one event, however large):
+/// a resumed stream catches up in steps of this size.
+const READ_BYTES: usize = 256 * 1024;
 
 /// The shared event log of one ai-mcp-proxy plugin.
 pub struct EventLog {
@@ -84,11 +87,64 @@ impl EventLog {
         })
     }
 
-    fn read<'c>(&'c self, key: &'c str) -> Call<'c, Vec<Vec<u8>>> {
+    /// The log's first entry and its entries from index `from` on (at most
+    /// [`READ_BYTES`]); `None` when the log does not exist.
+    fn read_from<'c>(&'c self, key: &'c str, from: u64) -> Call<'c, Option<LogRead>> {
         Box::pin(async move {
             let client = self.redis.get().await.map_err(|e| e.to_string())?;
-            client.kv_list_all(key).await.map_err(|e| e.to_string())
+            client.kv_list_from(key, from, READ_BYTES).await.map_err(|e| e.to_string())
         })
+    }
+
+    /// The entries after the cursor's event, read from where it stands in
+    /// the log rather than from the log's start; `None` when the log is gone.
+    async fn read_after(&self, key: &str, cursor: &mut Cursor) -> Result<Option<Vec<Vec<u8>>>, String> {
+        // The log is trimmed from its front while it grows: when its first
+        // entry moved since the cursor last saw it, the index read from was
+        // wrong and is read again. Three tries; then nothing new this time.
+        for _ in 0..3 {
+            let Some((head, entries)) = self.read_from(key, cursor.index()).await? else {
+                return Ok(None);
+            };
+            if cursor.placed(&head) {
+                return Ok(Some(entries));
+            }
+        }
+        Ok(Some(Vec::new()))
+    }
+}
+
+/// A read of a log: its first entry, and the entries read.
+type LogRead = (Vec<u8>, Vec<Vec<u8>>);
+
+/// Where a resumed stream stands in its log: the last event sent, and the
+/// sequence number of the log's first entry when last read. Events are
+/// logged in order from 1, so event `after + 1` sits at `after + 1 - first`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Cursor {
+    after: u64,
+    first: u64,
+}
+
+impl Cursor {
+    fn new(after: u64) -> Self {
+        Cursor { after, first: 1 }
+    }
+
+    fn index(&self) -> u64 {
+        (self.after + 1).saturating_sub(self.first)
+    }
+
+    /// Whether the read that found `head` first was made at the right index;
+    /// if not, the cursor now knows where the log starts.
+    fn placed(&mut self, head: &[u8]) -> bool {
+        match events::parse_entry(head) {
+            Some(Entry::Event { seq, .. }) if seq != self.first => {
+                self.first = seq;
+                false
+            }
+            _ => true,
+        }
     }
 }
 
@@ -167,8 +223,8 @@ impl<'a> StreamLog<'a> {
     }
 }
 
-/// Whether a log has nothing to send after event `after`: it does not exist,
-/// or its stream is over and the client has seen all of it. Such a GET goes
+/// Whether a log whose entries after event `after` are `entries` has nothing
+/// to send: its stream is over and the client has seen all of it. Such a GET goes
 /// to the server for a fresh stream (a client that reconnects whenever its
 /// stream ends would otherwise be answered an empty stream until the log
 /// expires).
@@ -181,15 +237,15 @@ fn nothing_left(entries: &[Vec<u8>], after: u64) -> bool {
             Entry::Event { seq, .. } => unsent |= seq > after,
         }
     }
-    entries.is_empty() || (ended && !unsent)
+    ended && !unsent
 }
 
 /// A GET resuming a stream of this session from the log.
 pub(super) struct Resumption<'a> {
     log: &'a EventLog,
     key: String,
-    after: u64,
-    /// The log's entries read first, holding at least the event resumed after.
+    cursor: Cursor,
+    /// The log's entries read and not sent yet.
     entries: Vec<Vec<u8>>,
 }
 
@@ -200,8 +256,9 @@ impl<'a> Resumption<'a> {
     pub async fn find(log: &'a EventLog, replica: &str, session: &str, last_event_id: &str) -> Option<Self> {
         let id = EventId::parse(last_event_id)?;
         let key = log.key(replica, session, &id.stream);
-        match log.read(&key).await {
-            Ok(entries) if !nothing_left(&entries, id.seq) => Some(Resumption { log, key, after: id.seq, entries }),
+        let mut cursor = Cursor::new(id.seq);
+        match log.read_after(&key, &mut cursor).await {
+            Ok(Some(entries)) if !nothing_left(&entries, id.seq) => Some(Resumption { log, key, cursor, entries }),
             Ok(_) => None,
             Err(e) => {
                 failed("read", &e);
@@ -227,25 +284,29 @@ impl<'a> Resumption<'a> {
         let mut last_event = Instant::now();
         loop {
             let (out, ended) = self.unsent();
-            if !out.is_empty() {
+            let caught_up = out.is_empty();
+            if !caught_up {
                 last_event = Instant::now();
                 session.write_response_body(Some(Bytes::from(out)), false).await?;
             }
             if ended || last_event.elapsed() >= idle {
                 break;
             }
-            tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_EVERY) => {}
-                _ = session.read_body_or_idle(true) => {
-                    session.set_keepalive(None);
-                    ctx.note_error("client went away mid-stream");
-                    return Ok(());
+            // Behind the log (a read stops at READ_BYTES): read on at once.
+            if caught_up {
+                tokio::select! {
+                    _ = tokio::time::sleep(FOLLOW_EVERY) => {}
+                    _ = session.read_body_or_idle(true) => {
+                        session.set_keepalive(None);
+                        ctx.note_error("client went away mid-stream");
+                        return Ok(());
+                    }
                 }
             }
-            match self.log.read(&self.key).await {
-                Ok(entries) if !entries.is_empty() => self.entries = entries,
-                // Expired, or Redis is gone: the client resumes again.
-                Ok(_) => break,
+            match self.log.read_after(&self.key, &mut self.cursor).await {
+                Ok(Some(entries)) => self.entries = entries,
+                // Expired: the client resumes again.
+                Ok(None) => break,
                 Err(e) => {
                     failed("read", &e);
                     break;
@@ -261,9 +322,9 @@ impl<'a> Resumption<'a> {
         let mut ended = false;
         for entry in self.entries.drain(..) {
             match events::parse_entry(&entry) {
-                Some(Entry::Event { seq, event }) if seq > self.after => {
+                Some(Entry::Event { seq, event }) if seq > self.cursor.after => {
                     out.extend_from_slice(event);
-                    self.after = seq;
+                    self.cursor.after = seq;
                 }
                 Some(Entry::End) => ended = true,
                 _ => {}
@@ -280,11 +341,25 @@ mod tests {
     #[test]
     fn a_finished_stream_the_client_has_seen_is_not_resumed() {
         let log = vec![events::entry(1, b"data: a\n\n"), events::entry(2, b"data: b\n\n")];
-        assert!(nothing_left(&[], 0), "no log");
+        assert!(!nothing_left(&[], 2), "still open, nothing new yet: the rest may come");
         assert!(!nothing_left(&log, 2), "still open: the rest may come");
         let mut ended = log.clone();
         ended.push(events::END.to_vec());
         assert!(!nothing_left(&ended, 1), "event 2 is still to send");
         assert!(nothing_left(&ended, 2), "seen to its end");
+    }
+
+    #[test]
+    fn a_cursor_reads_from_its_place_and_follows_trimming() {
+        let mut c = Cursor::new(5);
+        assert_eq!(c.index(), 5, "event 6 of an untrimmed log is its sixth entry");
+        assert!(c.placed(&events::entry(1, b"data: a\n\n")));
+        // The log was cut to its events from 4 on: the read was at a wrong index.
+        assert!(!c.placed(&events::entry(4, b"data: d\n\n")));
+        assert_eq!((c.first, c.index()), (4, 2));
+        assert!(c.placed(&events::entry(4, b"data: d\n\n")));
+        c.after = 9;
+        assert_eq!(c.index(), 6);
+        assert!(c.placed(events::END), "a log holding only its end");
     }
 }
