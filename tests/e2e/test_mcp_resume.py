@@ -144,3 +144,24 @@ def test_with_redis_down_streams_work_as_on_one_replica_and_failures_are_counted
     metrics = gw.metrics()
     assert re.search(r'ai_mcp_event_log_errors_total\{op="append"\} [1-9]', metrics), metrics
     assert re.search(r'ai_mcp_event_log_errors_total\{op="read"\} [1-9]', metrics), metrics
+
+
+def test_a_log_trimmed_past_the_resumed_event_sends_the_get_to_the_server(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port).replace("ttl = 60", "ttl = 60, max_events = 2"))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        # The whole stream goes through A, whose log keeps only its last two entries.
+        r = httpx.post(gw_a.url + "/mcp", json=count_call(6), headers=h, timeout=15)
+        got = events(r.text.splitlines() + [""])
+        assert [what(e) for e in got][-1] == "counted 6"
+        # Events 2-6 are no longer in the log: resuming after event 1 from it
+        # would skip them silently, so the GET goes to the server for a fresh stream.
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw_b.url + "/mcp",
+                                                    headers={**h, "last-event-id": got[0]["id"]}) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
+    finally:
+        redis.stop()

@@ -97,7 +97,9 @@ impl EventLog {
     }
 
     /// The entries after the cursor's event, read from where it stands in
-    /// the log rather than from the log's start; `None` when the log is gone.
+    /// the log rather than from the log's start; `None` when the log is gone
+    /// or no longer holds the event after the cursor's (trimmed away: the
+    /// stream cannot be resumed from the log without a silent gap).
     async fn read_after(&self, key: &str, cursor: &mut Cursor) -> Result<Option<Vec<Vec<u8>>>, String> {
         // The log is trimmed from its front while it grows: when its first
         // entry moved since the cursor last saw it, the index read from was
@@ -107,7 +109,7 @@ impl EventLog {
                 return Ok(None);
             };
             if cursor.placed(&head) {
-                return Ok(Some(entries));
+                return Ok((!cursor.gapped()).then_some(entries));
             }
         }
         Ok(Some(Vec::new()))
@@ -131,6 +133,11 @@ impl Cursor {
         Cursor { after, first: 1 }
     }
 
+    /// Whether events after the cursor's were trimmed from the log unsent.
+    fn gapped(&self) -> bool {
+        self.first > self.after.saturating_add(1)
+    }
+
     fn index(&self) -> u64 {
         (self.after + 1).saturating_sub(self.first)
     }
@@ -139,6 +146,11 @@ impl Cursor {
     /// if not, the cursor now knows where the log starts.
     fn placed(&mut self, head: &[u8]) -> bool {
         match events::parse_entry(head) {
+            // A log holding only its end holds none of the stream's events.
+            Some(Entry::End) => {
+                self.first = u64::MAX;
+                true
+            }
             Some(Entry::Event { seq, .. }) if seq != self.first => {
                 self.first = seq;
                 false
@@ -251,7 +263,7 @@ pub(super) struct Resumption<'a> {
 
 impl<'a> Resumption<'a> {
     /// The log of the stream `last_event_id` names, when it is one of this
-    /// gateway's ids and the log still has it; `None` sends the GET to the
+    /// gateway's ids and the log still has every event after it; `None` sends the GET to the
     /// server as before.
     pub async fn find(log: &'a EventLog, replica: &str, session: &str, last_event_id: &str) -> Option<Self> {
         let id = EventId::parse(last_event_id)?;
@@ -305,7 +317,9 @@ impl<'a> Resumption<'a> {
             }
             match self.log.read_after(&self.key, &mut self.cursor).await {
                 Ok(Some(entries)) => self.entries = entries,
-                // Expired: the client resumes again.
+                // Expired, or trimmed past what was sent (the follower fell
+                // behind by max_events): the client's next GET goes to the
+                // server, as for a stream the log does not know.
                 Ok(None) => break,
                 Err(e) => {
                     failed("read", &e);
@@ -360,6 +374,17 @@ mod tests {
         assert!(c.placed(&events::entry(4, b"data: d\n\n")));
         c.after = 9;
         assert_eq!(c.index(), 6);
-        assert!(c.placed(events::END), "a log holding only its end");
+    }
+
+    #[test]
+    fn a_log_trimmed_past_the_cursor_cannot_resume_it() {
+        let mut c = Cursor::new(3);
+        assert!(!c.placed(&events::entry(5, b"data: e\n\n")));
+        assert!(c.placed(&events::entry(5, b"data: e\n\n")) && c.gapped(), "event 4 is gone");
+        let mut c = Cursor::new(4);
+        assert!(!c.placed(&events::entry(5, b"data: e\n\n")));
+        assert!(!c.gapped(), "event 5 is the log's first: no gap");
+        let mut c = Cursor::new(4);
+        assert!(c.placed(events::END) && c.gapped(), "a log holding only its end holds no events");
     }
 }
