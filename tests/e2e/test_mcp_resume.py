@@ -6,6 +6,7 @@ Redis down: streams work as on one replica, and the failures are counted.
 
 import json
 import re
+import subprocess
 
 import httpx
 
@@ -163,5 +164,44 @@ def test_a_log_trimmed_past_the_resumed_event_sends_the_get_to_the_server(mcp_se
                                                     headers={**h, "last-event-id": got[0]["id"]}) as s:
             assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
         assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
+    finally:
+        redis.stop()
+
+
+def redis_cli(redis, *args: str):
+    subprocess.run(["redis-cli", "-p", str(redis.port), *args], check=True, capture_output=True, timeout=10)
+
+
+def test_a_log_that_missed_an_event_is_not_resumed_from(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        seen = []
+        with httpx.Client(timeout=15) as c, c.stream("POST", gw_a.url + "/mcp", json=count_call(8), headers=h) as r:
+            current = {}
+            for line in r.iter_lines():
+                if line.startswith("id:"):
+                    current["id"] = line[3:].strip()
+                elif line.startswith("data:"):
+                    current["data"] = json.loads(line[5:])
+                elif line == "" and current:
+                    seen.append(current)
+                    current = {}
+                    if len(seen) == 2:
+                        # Redis refuses writes from here on (DEL still works):
+                        # the next append fails.
+                        redis_cli(redis, "CONFIG", "SET", "maxmemory", "1")
+        assert what(seen[-1]) == "counted 8" and "id" in seen[0] and "id" not in seen[-1], seen
+        redis_cli(redis, "CONFIG", "SET", "maxmemory", "0")
+        # The log lacks the events after the failed append and its end: the
+        # GET goes to the server for a fresh stream instead of replaying it.
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw_b.url + "/mcp",
+                                                    headers={**h, "last-event-id": seen[0]["id"]}) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
+        assert re.search(r'ai_mcp_event_log_errors_total\{op="append"\} 1$', gw_a.metrics(), re.M), gw_a.metrics()
     finally:
         redis.stop()

@@ -22,6 +22,12 @@ impl RedisLimiter {
         self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
     }
 
+    /// `DEL key`.
+    pub async fn kv_del(&self, key: &str) -> Result<(), LimitError> {
+        let cmd = redis::cmd("DEL").arg(key).clone();
+        self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
     /// Appends `entries` to the list `key`, keeps its last `max_len`, and
     /// sets its expiry to `ttl_ms`: one atomic round trip (MCP's event log).
     pub async fn kv_list_push(

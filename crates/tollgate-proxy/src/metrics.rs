@@ -333,7 +333,7 @@ pub static MCP_EVENT_LOG: Lazy<McpEventLogMetrics> = Lazy::new(|| McpEventLogMet
     .expect("metric"),
     errors: register_int_counter_vec_with_registry!(
         "ai_mcp_event_log_errors_total",
-        "MCP event-log calls that failed, by op (append, read): the stream degraded to this replica alone",
+        "MCP event-log calls that failed, by op (append, read, delete): the stream degraded to this replica alone",
         &["op"],
         METRICS.registry
     )

@@ -87,6 +87,15 @@ impl EventLog {
         })
     }
 
+    /// Deletes a stream's log, best effort (its failure is only counted):
+    /// a log missing events must not be resumed from.
+    fn forget<'c>(&'c self, key: &'c str) -> Call<'c, ()> {
+        Box::pin(async move {
+            let client = self.redis.get().await.map_err(|e| e.to_string())?;
+            client.kv_del(key).await.map_err(|e| e.to_string())
+        })
+    }
+
     /// The log's first entry and its entries from index `from` on (at most
     /// [`READ_BYTES`]); `None` when the log does not exist.
     fn read_from<'c>(&'c self, key: &'c str, from: u64) -> Call<'c, Option<LogRead>> {
@@ -220,6 +229,12 @@ impl<'a> StreamLog<'a> {
             Err(e) => {
                 self.broken = true;
                 failed("append", &e);
+                // The log now misses events and would never see its end: a
+                // resumer would replay what the client has, then wait for
+                // ever. Without the log, its GET goes to the server.
+                if let Err(e) = self.log.forget(&self.key).await {
+                    failed("delete", &e);
+                }
                 list
             }
         }
