@@ -7,6 +7,7 @@ Redis down: streams work as on one replica, and the failures are counted.
 import json
 import re
 import subprocess
+import time
 
 import httpx
 
@@ -203,5 +204,28 @@ def test_a_log_that_missed_an_event_is_not_resumed_from(mcp_servers, gateway_fac
             assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
         assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
         assert re.search(r'ai_mcp_event_log_errors_total\{op="append"\} 1$', gw_a.metrics(), re.M), gw_a.metrics()
+    finally:
+        redis.stop()
+
+
+def test_a_get_stream_left_before_any_event_is_let_go_at_once(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        gw = gateway_factory(mcp_config(server.url, plugin_extra=event_log(redis.port)))
+        h = open_session(gw.url + "/mcp")
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw.url + "/mcp", headers=h) as s:
+            assert s.status_code == 200
+        # No id was handed out, so nothing can resume that stream: the gateway
+        # does not hold the server's GET stream for the log's ttl (60 s), and
+        # the client's new GET stream is not refused by the server (409).
+        deadline, statuses = time.monotonic() + 5, []
+        while time.monotonic() < deadline:
+            with httpx.Client(timeout=5) as c, c.stream("GET", gw.url + "/mcp", headers=h) as s:
+                statuses.append(s.status_code)
+                if s.status_code == 200:
+                    break
+            time.sleep(0.2)
+        assert statuses[-1] == 200, statuses
     finally:
         redis.stop()

@@ -268,7 +268,8 @@ impl<'a> Relay<'a> {
     }
 
     /// The client is gone (`result` says how the relay ends). With a live
-    /// event log the server's stream is read into the log for its drain time,
+    /// event log that gave the client an id, the server's stream is read
+    /// into the log for its drain time,
     /// so a resuming client misses nothing; without one the connection is
     /// dropped, which tells the server the stream is gone.
     async fn client_left(
@@ -282,7 +283,10 @@ impl<'a> Relay<'a> {
         let (Some(mut log), Some(split), Some(event_log)) = (log, events, self.mcp.event_log.as_ref()) else {
             return result;
         };
-        if !log.live() {
+        // Nobody can resume a stream whose client got no id: hold the
+        // server's stream no longer (a client reconnecting without an id
+        // would get the server's 409 while it is held).
+        if !log.live() || !log.handed_out() {
             return result;
         }
         ctx.note_error("client went away mid-stream; the stream is logged for resumption");

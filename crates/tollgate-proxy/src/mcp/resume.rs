@@ -30,6 +30,10 @@ use crate::respond::PResult;
 
 /// How often a resumed stream looks for events its owner logged since.
 const FOLLOW_EVERY: Duration = Duration::from_millis(100);
+/// The longest a replica keeps reading a stream whose client left, whatever
+/// the log's ttl: the server's stream stays held that long, and the SDK's
+/// servers refuse (409) a second GET stream in a session while one is open.
+const MAX_DRAIN: Duration = Duration::from_secs(30);
 /// The most one read of a log returns (at least one event, however large):
 /// a resumed stream catches up in steps of this size.
 const READ_BYTES: usize = 256 * 1024;
@@ -61,7 +65,7 @@ impl EventLog {
 
     /// How long a replica keeps logging a stream its client left.
     pub fn drain_for(&self) -> Duration {
-        self.ttl
+        self.ttl.min(MAX_DRAIN)
     }
 
     /// The log of `stream` in a session (the replica and the server's session
@@ -196,6 +200,12 @@ impl<'a> StreamLog<'a> {
     /// Whether events still go into the log.
     pub fn live(&self) -> bool {
         !self.broken
+    }
+
+    /// Whether the client was given at least one id to resume from: until
+    /// then nobody can resume the stream, and there is nothing to drain for.
+    pub fn handed_out(&self) -> bool {
+        self.next > 1
     }
 
     /// The events with the gateway's ids, once they are in the log; as they
@@ -364,8 +374,36 @@ impl<'a> Resumption<'a> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A log on a Redis that refuses connections (port 1).
+    fn unreachable_log(ttl: u64) -> EventLog {
+        let c: McpEventLogConfig = serde_json::from_value(serde_json::json!({
+            "redis": {"host": "127.0.0.1", "port": 1, "timeout": 200}, "ttl": ttl, "max_events": 10}))
+        .unwrap();
+        EventLog::compile(&c, "t", &LimiterRegistry::system()).unwrap()
+    }
+
+    #[test]
+    fn a_left_stream_is_drained_for_at_most_thirty_seconds() {
+        assert_eq!(unreachable_log(300).drain_for(), Duration::from_secs(30));
+        assert_eq!(unreachable_log(10).drain_for(), Duration::from_secs(10));
+    }
+
+    #[tokio::test]
+    async fn no_id_is_handed_out_until_an_event_is_logged() {
+        let log = unreachable_log(60);
+        let mut stream = StreamLog::start(&log, "replica", "session").unwrap();
+        assert!(!stream.handed_out());
+        let comment = stream.record(vec![Bytes::from_static(b": keep-alive\n\n")]).await;
+        assert_eq!(comment, [Bytes::from_static(b": keep-alive\n\n")]);
+        assert!(!stream.handed_out() && stream.live(), "a comment gets no id");
+        let event = stream.record(vec![Bytes::from_static(b"data: x\n\n")]).await;
+        assert_eq!(event, [Bytes::from_static(b"data: x\n\n")], "not logged: no id");
+        assert!(!stream.handed_out() && !stream.live());
+    }
 
     #[test]
     fn a_finished_stream_the_client_has_seen_is_not_resumed() {
