@@ -229,3 +229,37 @@ def test_a_get_stream_left_before_any_event_is_let_go_at_once(mcp_servers, gatew
         assert statuses[-1] == 200, statuses
     finally:
         redis.stop()
+
+
+def test_a_quiet_stream_keeps_its_log_past_the_ttl(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port).replace("ttl = 60", "ttl = 1"))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        slow = count_call(2)
+        slow["params"]["arguments"]["pause"] = 2.5
+        with httpx.Client(timeout=15) as c, c.stream("POST", gw_a.url + "/mcp", json=slow, headers=h) as r:
+            # The line iterator is kept: dropping it would close the connection.
+            first, lines = {}, r.iter_lines()
+            for line in lines:
+                if line.startswith("id:"):
+                    first["id"] = line[3:].strip()
+                elif line == "" and first:
+                    break
+            # 2.5 s without an event on a live stream, ttl 1 s: its log must
+            # still be there, and B resumes from it while A still relays.
+            time.sleep(1.8)
+            got, deadline = [], time.monotonic() + 10
+            with httpx.Client(timeout=10) as c2, c2.stream("GET", gw_b.url + "/mcp",
+                                                           headers={**h, "last-event-id": first["id"]}) as s:
+                # Bounded: a GET the log cannot serve is a server stream that never ends.
+                for line in s.iter_lines():
+                    got.append(line)
+                    if time.monotonic() > deadline or "counted 2" in line:
+                        break
+            assert [what(e) for e in events(got + [""])] == ["progress 2", "counted 2"], got
+        assert re.search(r"^ai_mcp_resumed_streams_total 1$", gw_b.metrics(), re.M), gw_b.metrics()
+    finally:
+        redis.stop()

@@ -28,6 +28,12 @@ impl RedisLimiter {
         self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
     }
 
+    /// `PEXPIRE key ttl_ms` (nothing when the key does not exist).
+    pub async fn kv_pexpire(&self, key: &str, ttl_ms: u64) -> Result<(), LimitError> {
+        let cmd = redis::cmd("PEXPIRE").arg(key).arg(ttl_ms.max(1)).clone();
+        self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
     /// Appends `entries` to the list `key`, keeps its last `max_len`, and
     /// sets its expiry to `ttl_ms`: one atomic round trip (MCP's event log).
     pub async fn kv_list_push(

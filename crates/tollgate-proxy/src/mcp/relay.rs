@@ -210,6 +210,13 @@ impl<'a> Relay<'a> {
                         Err(e) => return self.client_left(ctx, upstream, events.as_mut(), log, Err(e)).await,
                     }
                 }
+                // A quiet stream: its log must outlive the quiet (the sleep
+                // restarts with every event, whose append restarts the expiry).
+                _ = quiet(log.as_ref()) => {
+                    if let Some(l) = log.as_mut() {
+                        l.refresh().await;
+                    }
+                }
                 _ = session.read_body_or_idle(true) => {
                     // The client hung up (dropping the upstream connection
                     // tells the server the stream is gone), or sent bytes of
@@ -382,6 +389,15 @@ impl<'a> Relay<'a> {
 }
 
 /// Writes a chunk of the answer; a failure is the client gone.
+/// Completes once a logged stream has gone [`StreamLog::refresh_every`]
+/// without an event; never without a log.
+async fn quiet(log: Option<&StreamLog<'_>>) {
+    match log {
+        Some(l) => tokio::time::sleep(l.refresh_every()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn write_chunk(session: &mut Session, ctx: &mut RequestCtx, chunk: Bytes) -> PResult<()> {
     let written = session.write_response_body(Some(chunk), false).await;
     if written.is_err() {

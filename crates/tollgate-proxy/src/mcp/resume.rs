@@ -85,9 +85,21 @@ impl EventLog {
     // layout depth.
     fn append<'c>(&'c self, key: &'c str, entries: &'c [Vec<u8>]) -> Call<'c, ()> {
         Box::pin(async move {
-            let ttl_ms = u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX);
             let client = self.redis.get().await.map_err(|e| e.to_string())?;
-            client.kv_list_push(key, entries, self.max_events, ttl_ms).await.map_err(|e| e.to_string())
+            client.kv_list_push(key, entries, self.max_events, self.ttl_ms()).await.map_err(|e| e.to_string())
+        })
+    }
+
+    fn ttl_ms(&self) -> u64 {
+        u64::try_from(self.ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Restarts the log's expiry: a stream still relayed keeps its log
+    /// however long it goes without an event.
+    fn touch<'c>(&'c self, key: &'c str) -> Call<'c, ()> {
+        Box::pin(async move {
+            let client = self.redis.get().await.map_err(|e| e.to_string())?;
+            client.kv_pexpire(key, self.ttl_ms()).await.map_err(|e| e.to_string())
         })
     }
 
@@ -200,6 +212,24 @@ impl<'a> StreamLog<'a> {
     /// Whether events still go into the log.
     pub fn live(&self) -> bool {
         !self.broken
+    }
+
+    /// How long the stream may go without an event before its log's expiry
+    /// is restarted ([`StreamLog::refresh`]): a third of the ttl, so a
+    /// refresh that fails once still leaves time for the next.
+    pub fn refresh_every(&self) -> Duration {
+        (self.log.ttl / 3).max(FOLLOW_EVERY)
+    }
+
+    /// Restarts the log's expiry while the stream is relayed without events
+    /// (each append restarts it too).
+    pub async fn refresh(&mut self) {
+        if self.broken || !self.handed_out() {
+            return;
+        }
+        if let Err(e) = self.log.touch(&self.key).await {
+            failed("expire", &e);
+        }
     }
 
     /// Whether the client was given at least one id to resume from: until
