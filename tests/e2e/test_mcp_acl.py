@@ -126,6 +126,13 @@ def test_resources_and_prompts_are_filtered_and_a_denied_one_looks_absent(mcp_se
     assert denied == {"jsonrpc": "2.0", "id": 7, "error": {
         "code": -32602, "message": "Unknown resource: config://app", "data": {"uri": "config://app"}}}
     assert alice("resources/read", {"uri": "config://app"})["result"]["contents"][0]["text"] == "app-config"
+    # Another spelling of the same URI (servers normalise it) is judged as the rule's.
+    assert bob("resources/read", {"uri": "CONFIG://app"})["error"]["message"] == "Unknown resource: CONFIG://app"
+    # A template's rule holds for every URI it expands to, not only its listing entry.
+    assert bob("resources/read", {"uri": "users://1/profile"})["error"] == {
+        "code": -32602, "message": "Unknown resource: users://1/profile", "data": {"uri": "users://1/profile"}}
+    got = alice("resources/read", {"uri": "users://1/profile"})
+    assert got["result"]["contents"][0]["text"] == "profile of 1", got
     # Subscribing is judged like reading: alice's reaches the server (which has no subscriptions).
     assert bob("resources/subscribe", {"uri": "config://app"})["error"]["message"] == "Unknown resource: config://app"
     assert alice("resources/subscribe", {"uri": "config://app"})["error"]["code"] == -32601
@@ -134,13 +141,23 @@ def test_resources_and_prompts_are_filtered_and_a_denied_one_looks_absent(mcp_se
         "jsonrpc": "2.0", "id": 7, "error": {"code": -32602, "message": "Unknown prompt: greet"}}
     got = alice("prompts/get", {"name": "greet", "arguments": {"name": "Ada"}})
     assert got["result"]["messages"][0]["content"]["text"] == "Hello, Ada!"
+    # Completions are judged by what they refer to, answered as for an unknown one.
+    complete = {"ref": {"type": "ref/prompt", "name": "greet"}, "argument": {"name": "name", "value": "A"}}
+    assert bob("completion/complete", complete) == {
+        "jsonrpc": "2.0", "id": 7, "error": {"code": -32602, "message": "Unknown prompt: greet"}}
+    assert "Unknown prompt" not in str(alice("completion/complete", complete))
+    template = {"ref": {"type": "ref/resource", "uri": "users://{user_id}/profile"},
+                "argument": {"name": "user_id", "value": "1"}}
+    assert bob("completion/complete", template)["error"]["message"] == "Unknown resource: users://{user_id}/profile"
+    assert "Unknown resource" not in str(alice("completion/complete", template))
     # Nothing else changed: bob's tools are his as before.
     assert bob("tools/call", {"name": "echo", "arguments": {"text": "x"}})["result"]["content"][0]["text"] == "[r1] x"
 
     def denials():
         found = [l["mcp"]["method"] for l in gw.access_log() if l.get("mcp", {}).get("decision") == "denied"]
-        return found if len(found) >= 4 else None
-    assert sorted(poll(denials) or []) == ["prompts/get", "resources/read", "resources/read", "resources/subscribe"]
+        return found if len(found) >= 8 else None
+    assert sorted(poll(denials) or []) == (["completion/complete"] * 2 + ["prompts/get"] + ["resources/read"] * 4
+                                           + ["resources/subscribe"])
 
 
 @pytest.mark.parametrize("sdk,mode,path", [("2.x", "streamable", "/mcp"), ("2.x", "2026-07-28", "/mcp"),

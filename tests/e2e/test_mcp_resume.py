@@ -6,6 +6,8 @@ Redis down: streams work as on one replica, and the failures are counted.
 
 import json
 import re
+import subprocess
+import time
 
 import httpx
 
@@ -144,3 +146,120 @@ def test_with_redis_down_streams_work_as_on_one_replica_and_failures_are_counted
     metrics = gw.metrics()
     assert re.search(r'ai_mcp_event_log_errors_total\{op="append"\} [1-9]', metrics), metrics
     assert re.search(r'ai_mcp_event_log_errors_total\{op="read"\} [1-9]', metrics), metrics
+
+
+def test_a_log_trimmed_past_the_resumed_event_sends_the_get_to_the_server(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port).replace("ttl = 60", "ttl = 60, max_events = 2"))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        # The whole stream goes through A, whose log keeps only its last two entries.
+        r = httpx.post(gw_a.url + "/mcp", json=count_call(6), headers=h, timeout=15)
+        got = events(r.text.splitlines() + [""])
+        assert [what(e) for e in got][-1] == "counted 6"
+        # Events 2-6 are no longer in the log: resuming after event 1 from it
+        # would skip them silently, so the GET goes to the server for a fresh stream.
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw_b.url + "/mcp",
+                                                    headers={**h, "last-event-id": got[0]["id"]}) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
+    finally:
+        redis.stop()
+
+
+def redis_cli(redis, *args: str):
+    subprocess.run(["redis-cli", "-p", str(redis.port), *args], check=True, capture_output=True, timeout=10)
+
+
+def test_a_log_that_missed_an_event_is_not_resumed_from(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        seen = []
+        with httpx.Client(timeout=15) as c, c.stream("POST", gw_a.url + "/mcp", json=count_call(8), headers=h) as r:
+            current = {}
+            for line in r.iter_lines():
+                if line.startswith("id:"):
+                    current["id"] = line[3:].strip()
+                elif line.startswith("data:"):
+                    current["data"] = json.loads(line[5:])
+                elif line == "" and current:
+                    seen.append(current)
+                    current = {}
+                    if len(seen) == 2:
+                        # Redis refuses writes from here on (DEL still works):
+                        # the next append fails.
+                        redis_cli(redis, "CONFIG", "SET", "maxmemory", "1")
+        assert what(seen[-1]) == "counted 8" and "id" in seen[0] and "id" not in seen[-1], seen
+        redis_cli(redis, "CONFIG", "SET", "maxmemory", "0")
+        # The log lacks the events after the failed append and its end: the
+        # GET goes to the server for a fresh stream instead of replaying it.
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw_b.url + "/mcp",
+                                                    headers={**h, "last-event-id": seen[0]["id"]}) as s:
+            assert s.status_code == 200 and s.headers["content-type"].startswith("text/event-stream")
+        assert not re.search(r"^ai_mcp_resumed_streams_total [1-9]", gw_b.metrics(), re.M), gw_b.metrics()
+        assert re.search(r'ai_mcp_event_log_errors_total\{op="append"\} 1$', gw_a.metrics(), re.M), gw_a.metrics()
+    finally:
+        redis.stop()
+
+
+def test_a_get_stream_left_before_any_event_is_let_go_at_once(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        gw = gateway_factory(mcp_config(server.url, plugin_extra=event_log(redis.port)))
+        h = open_session(gw.url + "/mcp")
+        with httpx.Client(timeout=5) as c, c.stream("GET", gw.url + "/mcp", headers=h) as s:
+            assert s.status_code == 200
+        # No id was handed out, so nothing can resume that stream: the gateway
+        # does not hold the server's GET stream for the log's ttl (60 s), and
+        # the client's new GET stream is not refused by the server (409).
+        deadline, statuses = time.monotonic() + 5, []
+        while time.monotonic() < deadline:
+            with httpx.Client(timeout=5) as c, c.stream("GET", gw.url + "/mcp", headers=h) as s:
+                statuses.append(s.status_code)
+                if s.status_code == 200:
+                    break
+            time.sleep(0.2)
+        assert statuses[-1] == 200, statuses
+    finally:
+        redis.stop()
+
+
+def test_a_quiet_stream_keeps_its_log_past_the_ttl(mcp_servers, gateway_factory):
+    redis = Redis()
+    try:
+        server = mcp_servers("r1")
+        config = mcp_config(server.url, plugin_extra=event_log(redis.port).replace("ttl = 60", "ttl = 1"))
+        gw_a, gw_b = gateway_factory(config, name="gw-a"), gateway_factory(config, name="gw-b")
+        h = open_session(gw_a.url + "/mcp")
+        slow = count_call(2)
+        slow["params"]["arguments"]["pause"] = 2.5
+        with httpx.Client(timeout=15) as c, c.stream("POST", gw_a.url + "/mcp", json=slow, headers=h) as r:
+            # The line iterator is kept: dropping it would close the connection.
+            first, lines = {}, r.iter_lines()
+            for line in lines:
+                if line.startswith("id:"):
+                    first["id"] = line[3:].strip()
+                elif line == "" and first:
+                    break
+            # 2.5 s without an event on a live stream, ttl 1 s: its log must
+            # still be there, and B resumes from it while A still relays.
+            time.sleep(1.8)
+            got, deadline = [], time.monotonic() + 10
+            with httpx.Client(timeout=10) as c2, c2.stream("GET", gw_b.url + "/mcp",
+                                                           headers={**h, "last-event-id": first["id"]}) as s:
+                # Bounded: a GET the log cannot serve is a server stream that never ends.
+                for line in s.iter_lines():
+                    got.append(line)
+                    if time.monotonic() > deadline or "counted 2" in line:
+                        break
+            assert [what(e) for e in events(got + [""])] == ["progress 2", "counted 2"], got
+        assert re.search(r"^ai_mcp_resumed_streams_total 1$", gw_b.metrics(), re.M), gw_b.metrics()
+    finally:
+        redis.stop()

@@ -22,6 +22,18 @@ impl RedisLimiter {
         self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
     }
 
+    /// `DEL key`.
+    pub async fn kv_del(&self, key: &str) -> Result<(), LimitError> {
+        let cmd = redis::cmd("DEL").arg(key).clone();
+        self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
+    /// `PEXPIRE key ttl_ms` (nothing when the key does not exist).
+    pub async fn kv_pexpire(&self, key: &str, ttl_ms: u64) -> Result<(), LimitError> {
+        let cmd = redis::cmd("PEXPIRE").arg(key).arg(ttl_ms.max(1)).clone();
+        self.bounded(|mut conn| async move { cmd.query_async::<()>(&mut conn).await }).await
+    }
+
     /// Appends `entries` to the list `key`, keeps its last `max_len`, and
     /// sets its expiry to `ttl_ms`: one atomic round trip (MCP's event log).
     pub async fn kv_list_push(
@@ -39,10 +51,25 @@ impl RedisLimiter {
         self.bounded(|mut conn| async move { pipe.query_async::<()>(&mut conn).await }).await
     }
 
-    /// Every entry of the list `key` (none when it does not exist).
-    pub async fn kv_list_all(&self, key: &str) -> Result<Vec<Vec<u8>>, LimitError> {
-        let cmd = redis::cmd("LRANGE").arg(key).arg(0).arg(-1).clone();
-        self.bounded(|mut conn| async move { cmd.query_async::<Vec<Vec<u8>>>(&mut conn).await }).await
+    /// The first entry of the list `key`, and its entries from index `from`
+    /// on, as many as fit in `max_bytes` (at least one, however large);
+    /// `None` when the list does not exist. One script call, so the first
+    /// entry says where the entries read sit even when the list is trimmed
+    /// from the front concurrently.
+    pub async fn kv_list_from(
+        &self,
+        key: &str,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>, LimitError> {
+        let mut inv = LIST_FROM.prepare_invoke();
+        inv.key(key).arg(from).arg(max_bytes.max(1));
+        let mut all = self.bounded(|mut conn| async move { inv.invoke_async::<Vec<Vec<u8>>>(&mut conn).await }).await?;
+        if all.is_empty() {
+            return Ok(None);
+        }
+        let head = all.remove(0);
+        Ok(Some((head, all)))
     }
 
     /// Adds `field` (an entry key) and its vector to a semantic index: the
@@ -84,3 +111,4 @@ impl RedisLimiter {
 
 static INDEX_PUT: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/index_put.lua")));
 static INDEX_LIVE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/index_live.lua")));
+static LIST_FROM: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("lua/list_from.lua")));

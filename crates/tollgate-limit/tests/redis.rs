@@ -424,3 +424,24 @@ async fn ssl_against_a_plain_server_is_an_error_not_a_panic() {
     assert!(matches!(res, Err(LimitError::Backend(_))), "{res:?}");
     assert!(started.elapsed() < Duration::from_millis(1000), "{:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn lists_are_read_from_an_index_within_a_byte_budget() {
+    let redis = RedisServer::start();
+    let l = redis.limiter(&Arc::new(ManualClock::new(T0))).await;
+    assert_eq!(l.kv_list_from("log", 0, 100).await.unwrap(), None, "no list");
+    let entries: Vec<Vec<u8>> = (0..200).map(|i| format!("{i:03}").into_bytes()).collect();
+    l.kv_list_push("log", &entries, 150, 60_000).await.unwrap();
+    let (head, got) = l.kv_list_from("log", 0, 9).await.unwrap().unwrap();
+    assert_eq!(head, b"050", "trimmed to the last 150");
+    assert_eq!(got, [b"050", b"051", b"052"], "three 3-byte entries fit in 9 bytes");
+    let (_, got) = l.kv_list_from("log", 147, 1000).await.unwrap().unwrap();
+    assert_eq!(got, [b"197", b"198", b"199"], "from an index to the end, across script chunks");
+    let (_, got) = l.kv_list_from("log", 10, 300).await.unwrap().unwrap();
+    assert_eq!((got.len(), got[0].as_slice(), got[99].as_slice()), (100, &b"060"[..], &b"159"[..]), "300 bytes");
+    let (_, got) = l.kv_list_from("log", 150, 1000).await.unwrap().unwrap();
+    assert!(got.is_empty(), "nothing after the last");
+    l.kv_list_push("log", &[vec![b'x'; 500]], 150, 60_000).await.unwrap();
+    let (_, got) = l.kv_list_from("log", 149, 10).await.unwrap().unwrap();
+    assert_eq!(got.len(), 1, "one entry over the budget is still read");
+}

@@ -9,6 +9,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::uri;
+
 /// The MCP primitives an ACL governs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Primitive {
@@ -70,6 +72,9 @@ impl Rule {
 pub struct PrimitiveAcl {
     default: Option<Rule>,
     per_entry: HashMap<String, Rule>,
+    /// Resources: entries are keyed, and names judged, in their normal form
+    /// ([`crate::uri`]), as the servers read them.
+    by_uri: bool,
 }
 
 /// The tools' ACL, under the name the passthrough code has always used.
@@ -77,7 +82,15 @@ pub type ToolAcl = PrimitiveAcl;
 
 impl PrimitiveAcl {
     pub fn new(default: Option<Rule>, per_entry: HashMap<String, Rule>) -> Self {
-        PrimitiveAcl { default, per_entry }
+        PrimitiveAcl { default, per_entry, by_uri: false }
+    }
+
+    /// The resources' ACL: entries keyed by URI (or URI template). An entry
+    /// whose URI does not parse keeps its spelling and so matches nothing.
+    pub fn by_uri(default: Option<Rule>, per_entry: HashMap<String, Rule>) -> Self {
+        let per_entry =
+            per_entry.into_iter().map(|(uri, rule)| (uri::normalize_template(&uri).unwrap_or(uri), rule)).collect();
+        PrimitiveAcl { default, per_entry, by_uri: true }
     }
 
     /// No rule at all: every entry is open and nothing needs filtering.
@@ -85,8 +98,21 @@ impl PrimitiveAcl {
         self.default.is_none() && self.per_entry.is_empty()
     }
 
+    /// Whether `subjects` may use `name`. A resource URI that does not parse
+    /// is refused whenever resources have rules: the gateway cannot tell
+    /// which resource a server would read for it.
     pub fn permits(&self, name: &str, subjects: &[&str]) -> bool {
-        let own = self.per_entry.get(name);
+        if !self.by_uri || self.is_open() {
+            return self.judge(name, subjects);
+        }
+        match uri::normalize_template(name) {
+            Some(normal) => self.judge(&normal, subjects),
+            None => false,
+        }
+    }
+
+    fn judge(&self, name: &str, subjects: &[&str]) -> bool {
+        let own = self.per_entry.get(name).or_else(|| self.template_rule(name));
         if own.is_some_and(|r| r.denies(subjects)) || self.default.as_ref().is_some_and(|r| r.denies(subjects)) {
             return false;
         }
@@ -94,6 +120,26 @@ impl PrimitiveAcl {
             Some(rule) => rule.allows(subjects),
             None => true,
         }
+    }
+}
+
+impl PrimitiveAcl {
+    /// For a resource URI without a rule of its own: the rule of the most
+    /// specific URI template it matches (the most literal characters, then
+    /// the fewest variables, then the template's spelling, so the choice
+    /// never depends on the map's order).
+    fn template_rule(&self, name: &str) -> Option<&Rule> {
+        if !self.by_uri {
+            return None;
+        }
+        self.per_entry
+            .iter()
+            .filter(|(t, _)| uri::is_template(t) && uri::matches_template(t, name))
+            .max_by_key(|(t, _)| {
+                let vars = t.matches("{}").count();
+                (t.len() - 2 * vars, std::cmp::Reverse(vars), std::cmp::Reverse(t.as_str()))
+            })
+            .map(|(_, rule)| rule)
     }
 }
 
@@ -188,7 +234,7 @@ mod tests {
         resources.insert("config://secrets".to_string(), Rule::new(&s(&["admin"]), &[]));
         let acls = Acls {
             tools: acl(),
-            resources: PrimitiveAcl::new(None, resources),
+            resources: PrimitiveAcl::by_uri(None, resources),
             prompts: PrimitiveAcl::new(Some(Rule::new(&[], &s(&["bob"]))), HashMap::new()),
         };
         let bob = ["bob", "developer"];
@@ -203,5 +249,44 @@ mod tests {
         assert!(acls.permits_method("prompts/list", "", &bob), "lists address nothing: filtered, not refused");
         assert_eq!(Primitive::addressed_by("resources/unsubscribe"), Some((Primitive::Resource, "uri")));
         assert!(Primitive::is_list_method("resources/templates/list") && !Primitive::is_list_method("tools/call"));
+    }
+
+    #[test]
+    fn resource_rules_hold_for_every_spelling_of_their_uri() {
+        let mut resources = HashMap::new();
+        resources.insert("config://secrets".to_string(), Rule::new(&s(&["admin"]), &[]));
+        resources.insert("HTTPS://Docs.Example:443/a/b".to_string(), Rule::new(&[], &s(&["bob"])));
+        let acl = PrimitiveAcl::by_uri(None, resources);
+        let bob = ["bob"];
+        for spelling in ["config://secrets", "CONFIG://secrets", "Config://SECRETS", "config://%73ecrets"] {
+            assert!(!acl.permits(spelling, &bob), "{spelling}");
+            assert!(acl.permits(spelling, &["admin"]), "{spelling}");
+        }
+        for spelling in
+            ["https://docs.example/a/b", "https://DOCS.example:443/a/./c/../b", "https://docs.example/a/%62"]
+        {
+            assert!(!acl.permits(spelling, &bob), "{spelling}");
+        }
+        assert!(acl.permits("config://app", &bob));
+        assert!(!acl.permits(" config://secrets", &["admin"]), "a URI that does not parse is refused");
+        assert!(PrimitiveAcl::by_uri(None, HashMap::new()).permits("not a uri", &bob), "no rules: open");
+    }
+
+    #[test]
+    fn reads_of_a_templates_uris_follow_the_templates_rule() {
+        let mut resources = HashMap::new();
+        resources.insert("users://{user_id}/profile".to_string(), Rule::new(&s(&["admin"]), &[]));
+        resources.insert("users://{user_id}/{page}".to_string(), Rule::new(&[], &s(&["eve"])));
+        resources.insert("users://me/profile".to_string(), Rule::new(&[], &[]));
+        let acl = PrimitiveAcl::by_uri(None, resources);
+        let bob = ["bob"];
+        assert!(!acl.permits("users://1/profile", &bob), "the template's allow list holds for its URIs");
+        assert!(!acl.permits("USERS://1/profile", &bob));
+        assert!(acl.permits("users://1/profile", &["admin"]));
+        assert!(!acl.permits("users://{id}/profile", &bob), "the listing entry itself");
+        assert!(acl.permits("users://me/profile", &bob), "an exact URI's rule beats a template's");
+        assert!(acl.permits("users://1/posts", &bob), "the more specific template wins, the other one applies");
+        assert!(!acl.permits("users://1/posts", &["eve"]));
+        assert!(acl.permits("users://1/profile/x", &bob), "a variable holds no `/`: no template matches");
     }
 }

@@ -15,8 +15,12 @@ pub struct Message {
     pub tool: Option<String>,
     /// What a method that addresses one primitive names: `params.name` of a
     /// `tools/call` or `prompts/get`, `params.uri` of a `resources/read`,
-    /// `resources/subscribe` or `resources/unsubscribe`.
+    /// `resources/subscribe` or `resources/unsubscribe`; the prompt's name
+    /// or the resource's URI a `completion/complete` refers to.
     pub name: Option<String>,
+    /// What a `completion/complete` completes an argument of (its
+    /// `params.ref`): a prompt or a resource (template).
+    pub completes: Option<Primitive>,
 }
 
 impl Message {
@@ -26,7 +30,10 @@ impl Message {
 
     /// The primitive this message addresses, and its name or URI.
     pub fn addressed(&self) -> Option<(Primitive, &str)> {
-        let (p, _) = Primitive::addressed_by(self.method.as_deref()?)?;
+        let p = match Primitive::addressed_by(self.method.as_deref()?) {
+            Some((p, _)) => p,
+            None => self.completes?,
+        };
         Some((p, self.name.as_deref()?))
     }
 }
@@ -120,6 +127,12 @@ fn message(v: &Value) -> Result<Message, InboundError> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid(INVALID_REQUEST, "Invalid Request: method must be a string", id)),
     };
+    if method.as_deref() == Some(COMPLETE) {
+        return match completion_ref(m.get("params")) {
+            Some((p, name)) => Ok(Message { id, method, tool: None, name: Some(name), completes: Some(p) }),
+            None => Err(invalid(INVALID_PARAMS, COMPLETE_NEEDS_REF, id)),
+        };
+    }
     let name = match method.as_deref().and_then(Primitive::addressed_by) {
         Some((_, field)) => match m.get("params").and_then(Value::as_object).and_then(|p| p.get(field)) {
             Some(Value::String(name)) => Some(name.clone()),
@@ -131,7 +144,25 @@ fn message(v: &Value) -> Result<Message, InboundError> {
         None => None,
     };
     let tool = name.clone().filter(|_| method.as_deref() == Some("tools/call"));
-    Ok(Message { id, method, tool, name })
+    Ok(Message { id, method, tool, name, completes: None })
+}
+
+const COMPLETE: &str = "completion/complete";
+const COMPLETE_NEEDS_REF: &str =
+    "Invalid params: completion/complete needs params.ref, a ref/prompt with a name or a ref/resource with a uri";
+
+/// What a `completion/complete` refers to: `params.ref` as `{type:
+/// "ref/prompt", name}` or `{type: "ref/resource", uri}`. It is judged by
+/// that prompt's or resource's ACL, so completions cannot probe (or use)
+/// what the caller may not.
+fn completion_ref(params: Option<&Value>) -> Option<(Primitive, String)> {
+    let r = params?.get("ref")?;
+    let (primitive, field) = match r.get("type")?.as_str()? {
+        "ref/prompt" => (Primitive::Prompt, "name"),
+        "ref/resource" => (Primitive::Resource, "uri"),
+        _ => return None,
+    };
+    Some((primitive, r.get(field)?.as_str()?.to_string()))
 }
 
 /// A JSON-RPC error answer.
@@ -271,6 +302,34 @@ mod tests {
         assert_eq!(v["id"], Value::Null);
         for body in [&b"[]"[..], b"5", br#"{"id":1,"method":"x"}"#, br#"{"jsonrpc":"2.0","method":1}"#] {
             assert!(matches!(parse(body), Err(InboundError::Invalid { code: INVALID_REQUEST, .. })), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn completions_address_the_prompt_or_resource_they_refer_to() {
+        let body = br#"[{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{
+                            "ref":{"type":"ref/prompt","name":"greet"},"argument":{"name":"name","value":"A"}}},
+                        {"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{
+                            "ref":{"type":"ref/resource","uri":"users://{user_id}/profile"},
+                            "argument":{"name":"user_id","value":"1"}}}]"#;
+        let i = parse(body).unwrap();
+        assert_eq!(i.messages[0].addressed(), Some((Primitive::Prompt, "greet")));
+        assert_eq!(i.messages[1].addressed(), Some((Primitive::Resource, "users://{user_id}/profile")));
+        assert_eq!(i.tool_calls().count(), 0);
+        for params in [
+            r#"{}"#,
+            r#"{"ref":{"type":"ref/prompt"}}"#,
+            r#"{"ref":{"type":"ref/resource","uri":5}}"#,
+            r#"{"ref":{"type":"ref/tool","name":"x"}}"#,
+        ] {
+            let body = format!(r#"{{"jsonrpc":"2.0","id":3,"method":"completion/complete","params":{params}}}"#);
+            match parse(body.as_bytes()) {
+                Err(InboundError::Invalid { code, message, .. }) => {
+                    assert_eq!(code, INVALID_PARAMS, "{params}");
+                    assert!(message.contains("params.ref"), "{message}");
+                }
+                other => panic!("{params}: {other:?}"),
+            }
         }
     }
 }

@@ -5,6 +5,7 @@
 //!   JSON-RPC error answers the gateway writes itself;
 //! - [`acl`]: which consumer may use which tool, resource and prompt;
 //! - [`filter`]: list results cut down to what a caller may use;
+//! - [`uri`]: resource URIs in their normal form, as ACLs judge them;
 //! - [`session`]: session ids sealed with the replica that created them;
 //! - [`events`]: the gateway's SSE event ids and event-log entries, for
 //!   `Last-Event-ID` resumption on any replica;
@@ -20,6 +21,7 @@ pub mod jsonrpc;
 pub mod legacy;
 pub mod server;
 pub mod session;
+pub mod uri;
 
 pub use acl::{Acls, Primitive, PrimitiveAcl, Rule, ToolAcl};
 pub use jsonrpc::{Inbound, InboundError, Message};

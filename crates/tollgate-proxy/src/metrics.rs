@@ -324,7 +324,8 @@ pub struct McpEventLogMetrics {
 }
 
 #[allow(clippy::expect_used)] // static metric definitions: a failure is a programming error
-pub static MCP_EVENT_LOG: Lazy<McpEventLogMetrics> = Lazy::new(|| McpEventLogMetrics {
+pub static MCP_EVENT_LOG: Lazy<McpEventLogMetrics> = Lazy::new(|| {
+    McpEventLogMetrics {
     resumed: prometheus::register_int_counter_with_registry!(
         "ai_mcp_resumed_streams_total",
         "MCP SSE streams resumed (Last-Event-ID) from the shared event log",
@@ -333,9 +334,10 @@ pub static MCP_EVENT_LOG: Lazy<McpEventLogMetrics> = Lazy::new(|| McpEventLogMet
     .expect("metric"),
     errors: register_int_counter_vec_with_registry!(
         "ai_mcp_event_log_errors_total",
-        "MCP event-log calls that failed, by op (append, read): the stream degraded to this replica alone",
+        "MCP event-log calls that failed, by op (append, read, delete, expire): the stream degraded to this replica alone",
         &["op"],
         METRICS.registry
     )
     .expect("metric"),
+}
 });

@@ -74,11 +74,11 @@ def build(replica: str, page_size: int | None, extra_tools: list[str] = ()) -> M
         return f"deleted {user_id}"
 
     @mcp.tool()
-    async def count(n: int, ctx: Context) -> str:
-        """Send n progress notifications (50 ms apart), then return 'counted n'."""
+    async def count(n: int, ctx: Context, pause: float = 0.05) -> str:
+        """Send n progress notifications (pause seconds apart, 50 ms by default), then return 'counted n'."""
         for i in range(1, n + 1):
             await ctx.report_progress(i, n, f"step {i}")
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause)
         return f"counted {n}"
 
     # Tools some tests need to exist on one upstream and not on another.

@@ -117,7 +117,12 @@ fn compile_acls(c: &AiMcpProxyConfig) -> Acls {
     let rule = |a: &McpAcl| Rule::new(&a.allow, &a.deny);
     let primitive = |p: Primitive, own: Vec<(&String, &McpAcl)>| {
         let default = c.default_acl.iter().find(|a| a.scope == p.scope()).map(|a| Rule::new(&a.allow, &a.deny));
-        PrimitiveAcl::new(default, own.into_iter().map(|(name, a)| (name.clone(), rule(a))).collect())
+        let own = own.into_iter().map(|(name, a)| (name.clone(), rule(a))).collect();
+        // Resources are judged by URI in its normal form, as servers read them.
+        match p {
+            Primitive::Resource => PrimitiveAcl::by_uri(default, own),
+            _ => PrimitiveAcl::new(default, own),
+        }
     };
     Acls {
         tools: primitive(Primitive::Tool, c.tools.iter().filter_map(|t| Some((&t.name, t.acl.as_ref()?))).collect()),

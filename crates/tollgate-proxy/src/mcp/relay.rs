@@ -210,6 +210,13 @@ impl<'a> Relay<'a> {
                         Err(e) => return self.client_left(ctx, upstream, events.as_mut(), log, Err(e)).await,
                     }
                 }
+                // A quiet stream: its log must outlive the quiet (the sleep
+                // restarts with every event, whose append restarts the expiry).
+                _ = quiet(log.as_ref()) => {
+                    if let Some(l) = log.as_mut() {
+                        l.refresh().await;
+                    }
+                }
                 _ = session.read_body_or_idle(true) => {
                     // The client hung up (dropping the upstream connection
                     // tells the server the stream is gone), or sent bytes of
@@ -268,7 +275,8 @@ impl<'a> Relay<'a> {
     }
 
     /// The client is gone (`result` says how the relay ends). With a live
-    /// event log the server's stream is read into the log for its drain time,
+    /// event log that gave the client an id, the server's stream is read
+    /// into the log for its drain time,
     /// so a resuming client misses nothing; without one the connection is
     /// dropped, which tells the server the stream is gone.
     async fn client_left(
@@ -282,7 +290,10 @@ impl<'a> Relay<'a> {
         let (Some(mut log), Some(split), Some(event_log)) = (log, events, self.mcp.event_log.as_ref()) else {
             return result;
         };
-        if !log.live() {
+        // Nobody can resume a stream whose client got no id: hold the
+        // server's stream no longer (a client reconnecting without an id
+        // would get the server's 409 while it is held).
+        if !log.live() || !log.handed_out() {
             return result;
         }
         ctx.note_error("client went away mid-stream; the stream is logged for resumption");
@@ -378,6 +389,15 @@ impl<'a> Relay<'a> {
 }
 
 /// Writes a chunk of the answer; a failure is the client gone.
+/// Completes once a logged stream has gone [`StreamLog::refresh_every`]
+/// without an event; never without a log.
+async fn quiet(log: Option<&StreamLog<'_>>) {
+    match log {
+        Some(l) => tokio::time::sleep(l.refresh_every()).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn write_chunk(session: &mut Session, ctx: &mut RequestCtx, chunk: Bytes) -> PResult<()> {
     let written = session.write_response_body(Some(chunk), false).await;
     if written.is_err() {
