@@ -24,6 +24,17 @@ pub struct Message {
 }
 
 impl Message {
+    /// A `tools/call` of `tool`, as the gateway's own servers judge one.
+    pub fn tool_call(id: Value, tool: &str) -> Message {
+        Message {
+            id: Some(id),
+            method: Some("tools/call".into()),
+            tool: Some(tool.to_string()),
+            name: Some(tool.to_string()),
+            completes: None,
+        }
+    }
+
     pub fn is_tool_call(&self) -> bool {
         self.method.as_deref() == Some("tools/call")
     }

@@ -275,12 +275,7 @@ pub(super) async fn call(
         answer_note(ctx, "denied");
         return json_answer(session, ctx, judge::unknown_tool(&id, name), None).await;
     }
-    let one = Message {
-        id: Some(id.clone()),
-        method: Some("tools/call".into()),
-        tool: Some(name.to_string()),
-        name: Some(name.to_string()),
-    };
+    let one = Message::tool_call(id.clone(), name);
     let inbound = Inbound { messages: vec![one], batch: false };
     if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who).await {
         answer_note(ctx, refusal.decision);

@@ -138,12 +138,7 @@ async fn call_tool(
         note(ctx, |f| f.decision = "unknown_tool");
         return judge::unknown_tool(&id, name).into();
     }
-    let one = Message {
-        id: Some(id.clone()),
-        method: Some("tools/call".into()),
-        tool: Some(name.to_string()),
-        name: Some(name.to_string()),
-    };
+    let one = Message::tool_call(id.clone(), name);
     let inbound = Inbound { messages: vec![one], batch: false };
     if let Some(refusal) = judge::calls(call.mcp, &inbound, &call.subjects, &call.who).await {
         note(ctx, |f| f.decision = refusal.decision);
