@@ -45,7 +45,9 @@ impl Sealer {
     }
 
     /// Seals (replica, upstream session id) into a client-visible session id
-    /// (visible ASCII, as MCP requires).
+    /// (visible ASCII, as MCP requires); `None` past `MAX_SEALED` characters,
+    /// which `open` would refuse (a client would then get 404 for every
+    /// request and initialize again and again).
     pub fn seal(&self, replica: &str, upstream_id: &str) -> Option<String> {
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).ok()?;
@@ -57,7 +59,8 @@ impl Sealer {
         self.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(PREFIX), &mut plain).ok()?;
         let mut wire = nonce.to_vec();
         wire.extend_from_slice(&plain);
-        Some(format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(wire)))
+        let sealed = format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(wire));
+        (sealed.len() <= MAX_SEALED).then_some(sealed)
     }
 
     /// (replica, upstream session id), or `None` for anything not sealed by
@@ -99,6 +102,13 @@ mod tests {
         assert!(!sealed.contains("4f1c2e"), "the server's id is not readable");
         assert_eq!(b.open(&sealed), Some(("http://10.0.0.2:8080/mcp".into(), "4f1c2e".into())));
         assert_ne!(a.seal("r", "id"), a.seal("r", "id"), "fresh nonce every time");
+    }
+
+    #[test]
+    fn an_id_too_long_to_open_is_not_sealed() {
+        let s = Sealer::new(b"k");
+        assert!(s.seal("r1", &"x".repeat(700)).is_some_and(|id| s.open(&id).is_some()));
+        assert_eq!(s.seal("r1", &"x".repeat(800)), None);
     }
 
     #[test]

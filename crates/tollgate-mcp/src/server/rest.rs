@@ -179,7 +179,31 @@ fn query_pairs(name: &str, v: &Value) -> Vec<String> {
     }
 }
 
+/// Headers a tool's parameter may not set: the ones that frame the request
+/// or route it, and the ones the gateway sets itself (credentials, content
+/// type); OpenAPI ignores `Accept`, `Content-Type` and `Authorization`
+/// header parameters too.
+const RESERVED_HEADERS: &[&str] = &[
+    "accept",
+    "authorization",
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 fn header_value(name: &str, v: &Value) -> Result<String, String> {
+    if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(format!("header parameter {name:?} is one the gateway sets itself; a tool cannot set it"));
+    }
     let s = scalar(v);
     if s.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
         return Err(format!("argument {name:?} holds control characters, which a header cannot carry"));
@@ -261,6 +285,20 @@ mod tests {
         assert_eq!(d["inputSchema"]["required"], json!(["user", "order", "body"]));
         assert_eq!(d["inputSchema"]["properties"]["notify"]["description"], "the notify");
         assert_eq!(d["annotations"]["destructiveHint"], true);
+    }
+
+    #[test]
+    fn a_header_parameter_cannot_set_framing_or_credential_headers() {
+        let mut t = tool();
+        t.params.push(Param {
+            name: "Content-Length".into(),
+            location: Location::Header,
+            required: false,
+            description: None,
+            schema: json!({"type": "string"}),
+        });
+        let e = t.request(&args(json!({"user": "a", "order": 1, "body": {}, "Content-Length": "0"}))).unwrap_err();
+        assert!(e.contains("\"Content-Length\"") && e.contains("gateway sets itself"), "{e}");
     }
 
     #[test]

@@ -126,7 +126,14 @@ impl<'a> Relay<'a> {
             match self.mcp.seal(&self.replica.label, id) {
                 Some(sealed) => resp.insert_header(SESSION_HEADER, sealed)?,
                 None => {
-                    return answer::error(session, ctx, 500, "could not seal the MCP session id").await.map(|_| None)
+                    return answer::error(
+                        session,
+                        ctx,
+                        500,
+                        "could not seal the MCP session id (sealed ids are at most 1024 characters)",
+                    )
+                    .await
+                    .map(|_| None)
                 }
             }
         }

@@ -156,7 +156,12 @@ async fn initialize(
         }
     }
     let Some(sealed) = call.mcp.seal(LABEL, &federate::encode_sessions(&by_server)) else {
-        return Err(Stop::error("error", 500, "could not seal the MCP session id").into());
+        return Err(Stop::error(
+            "error",
+            500,
+            "could not seal the MCP session id (sealed ids are at most 1024 characters)",
+        )
+        .into());
     };
     let result = server::initialize_result(&id, server::negotiate(asked), SERVER_NAME, capabilities());
     json_answer(session, ctx, result, Some(&sealed)).await
