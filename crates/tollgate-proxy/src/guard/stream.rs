@@ -187,12 +187,14 @@ impl Restoring {
             return;
         };
         if let Some(text) = delta_text(self.format, &mut v) {
-            let masked = match self.masking.as_mut() {
-                Some(m) => m.text(text, false),
-                None => std::mem::take(text),
-            };
-            *text = masked;
-            self.logged.extend_from_slice(&with_data(&ev, &serde_json::to_vec(&v).unwrap_or_default()));
+            // The log keeps the provider's bytes unless masking rewrote the text.
+            match self.masking.as_mut() {
+                Some(m) => {
+                    *text = m.text(text, false);
+                    self.logged.extend_from_slice(&with_data(&ev, &serde_json::to_vec(&v).unwrap_or_default()));
+                }
+                None => self.logged.extend_from_slice(&ev),
+            }
             if let Some(text) = delta_text(self.format, &mut v) {
                 *text = self.restorer.push(&self.vault, text);
             }
@@ -227,7 +229,9 @@ impl Restoring {
         let masked = self.masking.as_mut().map(|m| m.text("", true)).unwrap_or_default();
         let mut carry = self.restorer.push(&self.vault, &masked);
         carry.push_str(&self.restorer.flush());
-        if let Some(text) = delta_text(self.format, &mut v) {
+        // The restorer's held text was logged when it arrived; only the
+        // masker's tail is new to the log.
+        if let (false, Some(text)) = (masked.is_empty(), delta_text(self.format, &mut v)) {
             *text = masked;
             self.logged.extend_from_slice(&with_data(&ev, &serde_json::to_vec(&v).unwrap_or_default()));
         }
